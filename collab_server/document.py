@@ -1,0 +1,254 @@
+"""The per-document sequencer: the hub's half of server-ordered OT (sans-I/O).
+
+A :class:`Sequencer` holds one document's text at the last *committed*
+revision plus the ops sequenced since but not yet committed (*pending*).
+Feeding it a :class:`Submission` (an op with the revision it was made
+against) gives back one of:
+
+* :class:`Sequenced`: the op transformed past everything since its base,
+  with its new revision; it is pending until :meth:`Sequencer.commit`;
+* :class:`Duplicate`: the client already sent this (client id, seq); the
+  answer is the revision it got then (``None`` when only the store knows);
+* :class:`Refusal`: a coded refusal; nothing changed.
+
+Group commit: the shell takes :meth:`Sequencer.take_unsent` as one batch,
+stores it, then calls :meth:`commit` or, if another hub won the race,
+:meth:`rollback` (which hands back the original submissions to sequence
+again after :meth:`receive_committed` has caught up).  No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NewType, Union
+
+from . import ops
+from .errors import ErrorCode, InvalidState
+
+__all__ = [
+    "ClientId",
+    "Duplicate",
+    "Refusal",
+    "Rev",
+    "Sequenced",
+    "Sequencer",
+    "Submission",
+]
+
+Rev = NewType("Rev", int)
+ClientId = NewType("ClientId", str)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An op as a client sent it."""
+
+    client_id: ClientId
+    seq: int
+    base_rev: Rev
+    op: ops.Op
+    author: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    """An op in the document's order: applying it to revision ``rev - 1`` gives ``rev``."""
+
+    rev: Rev
+    op: ops.Op
+    client_id: ClientId
+    seq: int
+    author: str = ""
+    #: what the client sent, kept so a rolled-back op can be sequenced again
+    submission: Submission | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The (client id, seq) was seen before; ``rev`` is its revision if known here."""
+
+    client_id: ClientId
+    seq: int
+    rev: Rev | None
+    committed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: ErrorCode
+    submission: Submission
+
+
+Outcome = Union[Sequenced, Duplicate, Refusal]
+
+
+class Sequencer:
+    """Orders the ops of one document.  See the module docstring."""
+
+    def __init__(
+        self,
+        text: str,
+        rev: int,
+        *,
+        history: list[Sequenced] | None = None,
+        history_limit: int = 10_000,
+    ) -> None:
+        if history_limit < 1:
+            raise ValueError("history_limit must be positive")
+        self.committed_text = text
+        self.committed_rev = Rev(rev)
+        self.text = text
+        self.rev = Rev(rev)
+        self.history_limit = history_limit
+        # ops with rev in (rev - len(history), rev], oldest first, each with
+        # the document length before it
+        self._history: deque[tuple[Sequenced, int]] = deque()
+        self._pending: list[Sequenced] = []
+        self._unsent = 0  # index into _pending of the first op not yet taken
+        # client id -> (last seq, its rev); covers committed and pending ops
+        self._clients: dict[ClientId, tuple[int, Rev]] = {}
+        if history:
+            # rebuild lengths backwards from the current text
+            length = len(text)
+            rebuilt: list[tuple[Sequenced, int]] = []
+            for s in reversed(history):
+                length = _length_before(s.op, length)
+                rebuilt.append((s, length))
+            for s, before in reversed(rebuilt):
+                self._remember(s, before)
+            if history[-1].rev != rev:
+                raise InvalidState("history does not end at rev")
+
+    # -- queries ---------------------------------------------------------
+
+    @property
+    def oldest_base(self) -> Rev:
+        """The oldest base revision a submission may have."""
+        return Rev(self.rev - len(self._history))
+
+    @property
+    def pending(self) -> list[Sequenced]:
+        return list(self._pending)
+
+    def knows_client(self, client_id: ClientId) -> bool:
+        return client_id in self._clients
+
+    def ops_since(self, rev: int) -> list[Sequenced] | None:
+        """Committed ops after *rev*, or ``None`` if they are no longer kept here."""
+        if rev > self.committed_rev:
+            return None
+        first = self.rev - len(self._history)
+        if rev < first:
+            return None
+        out = [s for s, _ in list(self._history)[rev - first :] if s.rev <= self.committed_rev]
+        return out
+
+    # -- input -----------------------------------------------------------
+
+    def learn_client(self, client_id: ClientId, seq: int, rev: int | None) -> None:
+        """Tell the sequencer the last (seq, rev) the store holds for *client_id*."""
+        if client_id not in self._clients and seq > 0 and rev is not None:
+            self._clients[client_id] = (seq, Rev(rev))
+        elif client_id not in self._clients:
+            self._clients[client_id] = (0, Rev(0))
+
+    def submit(self, sub: Submission) -> Sequenced | Duplicate | Refusal:
+        """Sequence one submission (see the module docstring)."""
+        last = self._clients.get(sub.client_id)
+        if last is not None and sub.seq <= last[0]:
+            if sub.seq == last[0]:
+                return Duplicate(sub.client_id, sub.seq, last[1], last[1] <= self.committed_rev)
+            return Duplicate(sub.client_id, sub.seq, None, True)
+        if sub.base_rev > self.rev:
+            return Refusal(ErrorCode.FUTURE_REVISION, sub)
+        first = self.rev - len(self._history)
+        if sub.base_rev < first:
+            return Refusal(ErrorCode.REVISION_TOO_OLD, sub)
+        if sub.base_rev == self.rev:
+            length = len(self.text)
+        else:
+            length = self._history[sub.base_rev - first][1]
+        if ops.base_length(sub.op) > length:
+            return Refusal(ErrorCode.INVALID_OP, sub)
+        op = sub.op
+        if sub.base_rev < self.rev:
+            for s, _ in list(self._history)[sub.base_rev - first :]:
+                op, _ = ops.transform(op, s.op)
+        try:
+            text = ops.apply(self.text, op)
+        except ops.InvalidOp:  # pragma: no cover - base_length check above
+            return Refusal(ErrorCode.INVALID_OP, sub)
+        seq = Sequenced(Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub)
+        self._remember(seq, len(self.text))
+        self.text = text
+        self.rev = seq.rev
+        self._pending.append(seq)
+        return seq
+
+    def take_unsent(self) -> list[Sequenced]:
+        """The pending ops not yet handed to the store, in order."""
+        batch = self._pending[self._unsent :]
+        self._unsent = len(self._pending)
+        return batch
+
+    def commit(self, rev: int) -> list[Sequenced]:
+        """The store committed every pending op up to *rev*; returns them."""
+        n = rev - self.committed_rev
+        if n < 0 or n > self._unsent:
+            raise InvalidState("commit of a revision that was not taken")
+        done = self._pending[:n]
+        del self._pending[:n]
+        self._unsent -= n
+        if done:
+            self.committed_rev = Rev(rev)
+            if not self._pending:
+                self.committed_text = self.text
+            else:
+                text = self.committed_text
+                for s in done:
+                    text = ops.apply(text, s.op)
+                self.committed_text = text
+        return done
+
+    def rollback(self) -> list[Submission]:
+        """Drop every pending op; returns their submissions to sequence again."""
+        subs = [s.submission for s in self._pending if s.submission is not None]
+        n = len(self._pending)
+        for _ in range(n):
+            self._history.pop()
+        self._pending.clear()
+        self._unsent = 0
+        self.text = self.committed_text
+        self.rev = self.committed_rev
+        self._clients = {c: v for c, v in self._clients.items() if v[1] <= self.rev}
+        # clients whose last op was rolled back: forget them so the store is asked
+        return subs
+
+    def receive_committed(self, s: Sequenced) -> None:
+        """An op another hub committed (read back from the store)."""
+        if self._pending:
+            raise InvalidState("roll back pending ops before receiving committed ones")
+        if s.rev != self.rev + 1:
+            raise InvalidState("committed op out of order")
+        text = ops.apply(self.text, s.op)
+        self._remember(s, len(self.text))
+        self.text = self.committed_text = text
+        self.rev = self.committed_rev = s.rev
+
+    def _remember(self, s: Sequenced, length_before: int) -> None:
+        self._history.append((s, length_before))
+        if len(self._history) > self.history_limit:
+            self._history.popleft()
+        last = self._clients.get(s.client_id)
+        if last is None or s.seq > last[0]:
+            self._clients[s.client_id] = (s.seq, s.rev)
+
+
+def _length_before(op: ops.Op, length_after: int) -> int:
+    for c in op:
+        if type(c) is str:
+            length_after -= len(c)
+        elif c < 0:  # type: ignore[operator]
+            length_after -= c  # type: ignore[operator]
+    return length_after

@@ -1,0 +1,112 @@
+"""Errors, refusal codes and close codes.
+
+Exception tree::
+
+    CollabError                 root of everything pairls raises on purpose
+    ├── ProtocolError           a peer sent something the protocol forbids
+    ├── Forbidden               the peer's role does not allow the request
+    ├── InvalidState            misuse of an object by our own code
+    └── StoreError              the database refused or failed
+        └── RevisionConflict    another hub committed the revision first
+
+Peers never see exception text: they see an :class:`ErrorCode` (stable, in
+``docs/protocol.md``) and a fixed human message chosen here, or a close with
+one of the :class:`CloseCode` values.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class CollabError(Exception):
+    """Root of the pairls exception tree."""
+
+
+class ProtocolError(CollabError):
+    """A peer sent something the protocol forbids."""
+
+    def __init__(self, code: ErrorCode, detail: str | None = None) -> None:
+        super().__init__(detail or MESSAGES[code])
+        self.code = code
+        #: a short, fixed text that is safe to show the peer
+        self.detail = detail or MESSAGES[code]
+
+
+class Forbidden(ProtocolError):
+    """The peer's role (or lack of one) does not allow the request."""
+
+
+class InvalidState(CollabError):
+    """An object was used in a way its state does not allow (our bug)."""
+
+
+class StoreError(CollabError):
+    """The database refused or failed."""
+
+
+class RevisionConflict(StoreError):
+    """Another hub committed a revision this hub tried to commit."""
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable codes carried by ``error`` messages (docs/protocol.md)."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    NOT_HELLO = "not_hello"
+    NOT_IN_ROOM = "not_in_room"
+    ALREADY_IN_ROOM = "already_in_room"
+    NO_SUCH_ROOM = "no_such_room"
+    BAD_INVITE = "bad_invite"
+    FORBIDDEN = "forbidden"
+    NO_SUCH_DOCUMENT = "no_such_document"
+    DOCUMENT_EXISTS = "document_exists"
+    BAD_PATH = "bad_path"
+    NOT_OPEN = "not_open"
+    INVALID_OP = "invalid_op"
+    FUTURE_REVISION = "future_revision"
+    REVISION_TOO_OLD = "revision_too_old"
+    STALE_SEQ = "stale_seq"
+    RATE_LIMITED = "rate_limited"
+    TOO_LARGE = "too_large"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.BAD_JSON: "message is not valid JSON",
+    ErrorCode.BAD_MESSAGE: "message does not match the protocol schema",
+    ErrorCode.UNKNOWN_TYPE: "unknown message type",
+    ErrorCode.UNSUPPORTED_VERSION: "unsupported protocol version",
+    ErrorCode.NOT_HELLO: "the first message must be hello",
+    ErrorCode.NOT_IN_ROOM: "join a room first",
+    ErrorCode.ALREADY_IN_ROOM: "leave the current room first",
+    ErrorCode.NO_SUCH_ROOM: "no such room",
+    ErrorCode.BAD_INVITE: "invite is not valid for this room",
+    ErrorCode.FORBIDDEN: "your role does not allow this",
+    ErrorCode.NO_SUCH_DOCUMENT: "no such document",
+    ErrorCode.DOCUMENT_EXISTS: "document already exists",
+    ErrorCode.BAD_PATH: "path must be relative, without '..', at most 1024 characters",
+    ErrorCode.NOT_OPEN: "open the document first",
+    ErrorCode.INVALID_OP: "operation does not fit the document",
+    ErrorCode.FUTURE_REVISION: "base revision is newer than the document",
+    ErrorCode.REVISION_TOO_OLD: "base revision is older than the hub keeps; reopen the document",
+    ErrorCode.STALE_SEQ: "sequence number is older than the last one seen",
+    ErrorCode.RATE_LIMITED: "too many messages; slow down",
+    ErrorCode.TOO_LARGE: "message too large",
+    ErrorCode.UNAVAILABLE: "the hub cannot serve this right now; retry",
+    ErrorCode.INTERNAL: "internal error",
+}
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the hub uses (RFC 6455 section 7.4; 4000-4999 private)."""
+
+    GOING_AWAY = 1001  # hub shutting down: reconnect later
+    PROTOCOL_VIOLATION = 4400  # the peer broke the protocol (see the reason)
+    RATE_LIMIT = 4429  # the peer kept flooding after rate_limited errors
+    # 1009 (message too big) is sent by websockets itself above max_size.
+    MESSAGE_TOO_BIG = 1009
