@@ -1,0 +1,654 @@
+"""The PostgreSQL store: rooms, invites, members, documents, the op log (asyncpg).
+
+PostgreSQL is the system of record (DESIGN.md, decision 3): the hub
+acknowledges an op only after :meth:`Store.append` returned, i.e. after
+COMMIT.  Several hubs may share one database (decision 5): committing is a
+compare-and-set on ``documents.rev``, and every commit sends ``NOTIFY
+pairls_ops`` with ``"<hub_id> <doc_id> <new_rev>"`` so the other hubs read
+the new ops back with :meth:`Store.ops_since`.
+
+Group commit: concurrent :meth:`Store.append` calls (for different
+documents) are queued; a committer takes everything queued and commits it in
+one single-statement transaction (one round trip, one WAL flush), with up to
+``commit_concurrency`` such transactions in flight on separate connections.
+
+Text limits: PostgreSQL ``text`` cannot hold NUL (U+0000), and strings with
+lone surrogates (U+D800..U+DFFF) are not valid UTF-8.  Documents containing
+either cannot be stored, so :meth:`Store.append`, :meth:`Store.create_document`
+and :meth:`Store.save_snapshot` raise :class:`StoreError` for them and write
+nothing.  The hub should refuse such input up front (see :func:`storable`).
+
+Errors: every database failure surfaces as :class:`StoreError` (the asyncpg
+exception is chained as ``__cause__``); a lost compare-and-set as
+:class:`RevisionConflict`.  Document text, ops and secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import NamedTuple
+
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+from . import ops
+from .document import ClientId, Rev, Sequenced
+from .errors import InvalidState, RevisionConflict, StoreError
+
+__all__ = [
+    "DocumentRecord",
+    "LoadedDocument",
+    "Store",
+    "StoreStats",
+    "open_store",
+    "storable",
+]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "pairls_ops"
+ROLES = ("owner", "editor", "viewer")
+#: pg_advisory_lock key serialising migrations between hubs ("pairls" in ASCII)
+MIGRATION_LOCK = 0x7061_6972_6C73
+
+
+class DocumentRecord(NamedTuple):
+    id: int
+    room_id: str
+    path: str
+    rev: int
+
+
+class LoadedDocument(NamedTuple):
+    text: str
+    rev: int
+    #: the last ops up to ``rev``, oldest first
+    history: list[Sequenced]
+
+
+@dataclass
+class StoreStats:
+    """Counters for tests and metrics."""
+
+    #: group-commit transactions run (each holds one or more appends)
+    transactions: int = 0
+    #: append() calls committed
+    appends: int = 0
+    #: ops committed
+    ops: int = 0
+    #: appends refused with RevisionConflict
+    conflicts: int = 0
+    #: groups that failed as a whole and were retried document by document
+    split_retries: int = 0
+
+
+def storable(text: str) -> bool:
+    """True if *text* can be stored: no NUL and no lone surrogate."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# -- SQL ---------------------------------------------------------------------
+
+# One statement, hence one implicit transaction and one round trip, for a
+# whole group of appends: the compare-and-set on every document, the ops of
+# those whose CAS matched, and one NOTIFY per committed document.  Documents
+# whose CAS failed (another hub moved their head) are absent from the result
+# and get nothing written.
+_APPEND_SQL = """
+WITH cas AS (
+    UPDATE documents AS d SET rev = b.new_rev
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS b(id, expected, new_rev)
+    WHERE d.id = b.id AND d.rev = b.expected
+    RETURNING d.id, d.rev
+), ins AS (
+    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op)
+    SELECT o.document_id, o.rev, o.author, o.client_id, o.client_seq, o.op
+    FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[])
+        AS o(document_id, rev, author, client_id, client_seq, op)
+    JOIN cas ON cas.id = o.document_id
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify('pairls_ops', $10::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
+)
+SELECT array(SELECT id FROM cas) AS committed,
+       (SELECT count(*) FROM ins) AS inserted,
+       (SELECT count(*) FROM notified) AS notified
+"""
+
+_OPS_COLUMNS = "rev, op, client_id, client_seq, author"
+
+
+@dataclass(eq=False)
+class _Append:
+    doc_id: int
+    expected_rev: int
+    new_rev: int
+    batch: list[Sequenced]
+    encoded: list[str]
+    future: asyncio.Future[None]
+
+
+# -- opening -----------------------------------------------------------------
+
+
+async def open_store(
+    dsn: str,
+    *,
+    hub_id: str,
+    min_size: int = 2,
+    max_size: int = 10,
+    commit_concurrency: int = 2,
+) -> Store:
+    """Connect to *dsn*, apply pending migrations and return the :class:`Store`."""
+    if " " in hub_id or not hub_id:
+        raise ValueError("hub_id must be non-empty without spaces (it goes in NOTIFY payloads)")
+    if commit_concurrency < 1:
+        raise ValueError("commit_concurrency must be positive")
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max(max_size, commit_concurrency + 1),
+            server_settings={"application_name": f"pairls-hub {hub_id}", "jit": "off"},
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StoreError(f"cannot connect to PostgreSQL: {type(e).__name__}") from e
+    try:
+        async with _db_errors("migrate"), pool.acquire() as conn:
+            await migrate(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return Store(pool, dsn, hub_id, commit_concurrency)
+
+
+def _migrations() -> list[tuple[str, str]]:
+    """(version, sql) of every bundled migration, in order; version is the file name's stem."""
+    folder = resources.files(__package__).joinpath("migrations")
+    files = sorted(f.name for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(name[: -len(".sql")], folder.joinpath(name).read_text(encoding="utf-8")) for name in files]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply the bundled migrations not yet recorded in ``schema_migrations``; returns their versions.
+
+    Each runs in its own transaction; an advisory lock makes hubs starting
+    at the same time take turns.  Forward-only: nothing is ever dropped.
+    """
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        known = set()
+        for version, sql in _migrations():
+            known.add(version)
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            logger.info("applied migration %s", version)
+            applied_now.append(version)
+        if done - known:
+            logger.warning("database has migrations this hub does not know: %s", sorted(done - known))
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied_now
+
+
+@contextlib.asynccontextmanager
+async def _db_errors(what: str) -> AsyncIterator[None]:
+    """Turn database and connection failures into StoreError."""
+    try:
+        yield
+    except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
+        # the exception text names constraints, never values; its detail may hold values
+        raise StoreError(f"{what} failed: {type(e).__name__}: {e}") from e
+    except UnicodeEncodeError as e:
+        raise StoreError(f"{what} failed: text is not valid Unicode (lone surrogate)") from e
+
+
+def _encode_op(op: ops.Op) -> str:
+    for c in op:
+        if type(c) is str and "\x00" in c:
+            raise StoreError("ops containing NUL (U+0000) cannot be stored")
+    return json.dumps(op, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sequenced(row: asyncpg.Record) -> Sequenced:
+    return Sequenced(Rev(row[0]), json.loads(row[1]), ClientId(row[2]), row[3], row[4])
+
+
+# -- the store ---------------------------------------------------------------
+
+
+class Store:
+    """The hub's view of PostgreSQL.  Create it with :func:`open_store`."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, hub_id: str, commit_concurrency: int) -> None:
+        self.hub_id = hub_id
+        self.stats = StoreStats()
+        self._pool = pool
+        self._dsn = dsn
+        self._commit_concurrency = commit_concurrency
+        self._queue: list[_Append] = []
+        self._committers: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._callbacks: list[Callable[[str, int, int], None]] = []
+        self._on_reconnect: list[Callable[[], None]] = []
+
+    async def close(self) -> None:
+        """Wait for queued and in-flight commits, then close the listener and the pool."""
+        self._closing = True
+        while self._committers:
+            await asyncio.gather(*self._committers, return_exceptions=True)
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
+            self._listen_task = None
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 5)
+        try:
+            await asyncio.wait_for(self._pool.close(), 10)
+        except (TimeoutError, asyncpg.InterfaceError, OSError):
+            self._pool.terminate()
+
+    # -- rooms, invites, members ---------------------------------------------
+
+    async def create_room(self, room_id: str, name: str, invites: dict[str, bytes]) -> None:
+        """Create a room with one invite per role (role -> SHA-256 digest of its secret).
+
+        Raises StoreError if the room exists or a role is unknown.
+        """
+        for role in invites:
+            if role not in ROLES:
+                raise StoreError(f"unknown role {role!r}")
+        async with _db_errors("create_room"), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO rooms (id, name) VALUES ($1, $2)", room_id, name)
+            await conn.executemany(
+                "INSERT INTO invites (room_id, role, secret_hash) VALUES ($1, $2, $3)",
+                [(room_id, role, digest) for role, digest in invites.items()],
+            )
+
+    async def room_exists(self, room_id: str) -> bool:
+        async with _db_errors("room_exists"):
+            return bool(
+                await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)", room_id)
+            )
+
+    async def check_invite(self, room_id: str, secret_hash: bytes) -> str | None:
+        """The role the invite with this digest grants in *room_id*, or None."""
+        async with _db_errors("check_invite"):
+            role: str | None = await self._pool.fetchval(
+                "SELECT role FROM invites WHERE room_id = $1 AND secret_hash = $2", room_id, secret_hash
+            )
+            return role
+
+    async def add_member(self, room_id: str, client_id: str, name: str, role: str) -> None:
+        """Record that *client_id* joined (or rejoined) *room_id*; updates name, role, last_seen."""
+        async with _db_errors("add_member"):
+            await self._pool.execute(
+                "INSERT INTO members (room_id, client_id, name, role) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (room_id, client_id) DO UPDATE"
+                " SET name = excluded.name, role = excluded.role, last_seen = now()",
+                room_id,
+                client_id,
+                name,
+                role,
+            )
+
+    # -- documents ----------------------------------------------------------
+
+    async def list_documents(self, room_id: str) -> list[DocumentRecord]:
+        """The documents of a room, ordered by path (code point order)."""
+        async with _db_errors("list_documents"):
+            rows = await self._pool.fetch(
+                "SELECT id, room_id, path, rev FROM documents WHERE room_id = $1 ORDER BY path", room_id
+            )
+        return [DocumentRecord(*r) for r in rows]
+
+    async def get_document(self, room_id: str, path: str) -> DocumentRecord | None:
+        async with _db_errors("get_document"):
+            row = await self._pool.fetchrow(
+                "SELECT id, room_id, path, rev FROM documents WHERE room_id = $1 AND path = $2", room_id, path
+            )
+        return None if row is None else DocumentRecord(*row)
+
+    async def create_document(self, room_id: str, path: str, text: str = "") -> DocumentRecord | None:
+        """Create a document at rev 0 with *text*; None if the path is taken in the room."""
+        if "\x00" in text:
+            raise StoreError("text containing NUL (U+0000) cannot be stored")
+        async with _db_errors("create_document"):
+            row = await self._pool.fetchrow(
+                "WITH d AS ("
+                "  INSERT INTO documents (room_id, path) VALUES ($1, $2)"
+                "  ON CONFLICT (room_id, path) DO NOTHING RETURNING id, room_id, path, rev"
+                "), s AS ("
+                "  INSERT INTO snapshots (document_id, rev, text) SELECT id, 0, $3 FROM d"
+                ") SELECT id, room_id, path, rev FROM d",
+                room_id,
+                path,
+                text,
+            )
+        return None if row is None else DocumentRecord(*row)
+
+    async def load_document(self, doc_id: int, *, history: int = 1000) -> LoadedDocument:
+        """The document at its head: text, rev and the last *history* ops (oldest first)."""
+        async with _db_errors("load_document"), self._pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                head = await conn.fetchval("SELECT rev FROM documents WHERE id = $1", doc_id)
+                if head is None:
+                    raise StoreError(f"no document {doc_id}")
+                snap = await conn.fetchrow(
+                    "SELECT rev, text FROM snapshots WHERE document_id = $1 AND rev <= $2"
+                    " ORDER BY rev DESC LIMIT 1",
+                    doc_id,
+                    head,
+                )
+                snap_rev, text = (0, "") if snap is None else (snap[0], snap[1])
+                since = min(snap_rev, head - max(history, 0))
+                rows = await conn.fetch(
+                    f"SELECT {_OPS_COLUMNS} FROM ops WHERE document_id = $1 AND rev > $2 AND rev <= $3"
+                    " ORDER BY rev",
+                    doc_id,
+                    since,
+                    head,
+                )
+        seqs = [_sequenced(r) for r in rows]
+        if len(seqs) != head - max(since, 0):
+            raise StoreError(f"document {doc_id}: op log has gaps")
+        try:
+            for s in seqs:
+                if s.rev > snap_rev:
+                    text = ops.apply(text, s.op)
+        except ops.InvalidOp as e:
+            raise StoreError(f"document {doc_id}: stored op does not apply") from e
+        keep = [s for s in seqs if s.rev > head - history] if history > 0 else []
+        return LoadedDocument(text, head, keep)
+
+    async def ops_since(self, doc_id: int, rev: int, limit: int | None = None) -> list[Sequenced]:
+        """Committed ops with revision > *rev*, ascending, at most *limit*."""
+        async with _db_errors("ops_since"):
+            rows = await self._pool.fetch(
+                f"SELECT {_OPS_COLUMNS} FROM ops WHERE document_id = $1 AND rev > $2 ORDER BY rev LIMIT $3",
+                doc_id,
+                rev,
+                limit,
+            )
+        return [_sequenced(r) for r in rows]
+
+    async def last_client_seq(self, doc_id: int, client_id: str) -> tuple[int, int] | None:
+        """(highest seq, its rev) that *client_id* committed on the document, or None."""
+        async with _db_errors("last_client_seq"):
+            row = await self._pool.fetchrow(
+                "SELECT client_seq, rev FROM ops WHERE document_id = $1 AND client_id = $2"
+                " ORDER BY client_seq DESC LIMIT 1",
+                doc_id,
+                client_id,
+            )
+        return None if row is None else (row[0], row[1])
+
+    async def find_op(self, doc_id: int, client_id: str, seq: int) -> int | None:
+        """The revision of the op (client_id, seq), if committed."""
+        async with _db_errors("find_op"):
+            rev: int | None = await self._pool.fetchval(
+                "SELECT rev FROM ops WHERE document_id = $1 AND client_id = $2 AND client_seq = $3",
+                doc_id,
+                client_id,
+                seq,
+            )
+            return rev
+
+    async def save_snapshot(self, doc_id: int, rev: int, text: str) -> None:
+        """Store the document's *text* at *rev* (a no-op if that snapshot exists)."""
+        if "\x00" in text:
+            raise StoreError("text containing NUL (U+0000) cannot be stored")
+        async with _db_errors("save_snapshot"):
+            await self._pool.execute(
+                "INSERT INTO snapshots (document_id, rev, text) VALUES ($1, $2, $3)"
+                " ON CONFLICT (document_id, rev) DO NOTHING",
+                doc_id,
+                rev,
+                text,
+            )
+        logger.debug("snapshot of document %s at rev %s", doc_id, rev)
+
+    # -- appending (group commit) ------------------------------------------------
+
+    async def append(self, doc_id: int, expected_rev: int, batch: list[Sequenced]) -> None:
+        """Commit *batch* (revs expected_rev+1, ...) to the document; returns after COMMIT.
+
+        Raises :class:`RevisionConflict` if the document's head is not
+        *expected_rev* (another hub committed first) and :class:`StoreError`
+        for any other failure; either way nothing of *batch* was written.
+        At most one append per document may be in flight.
+        """
+        if not batch:
+            return
+        for i, s in enumerate(batch, expected_rev + 1):
+            if s.rev != i:
+                raise InvalidState("batch revisions must follow expected_rev without gaps")
+        if self._closing:
+            raise StoreError("store is closed")
+        encoded = [_encode_op(s.op) for s in batch]
+        loop = asyncio.get_running_loop()
+        item = _Append(doc_id, expected_rev, expected_rev + len(batch), batch, encoded, loop.create_future())
+        self._queue.append(item)
+        if len(self._committers) < self._commit_concurrency:
+            task = loop.create_task(self._committer())
+            self._committers.add(task)
+            task.add_done_callback(self._committers.discard)
+        # the commit goes on even if our caller is cancelled; only the wait stops
+        await asyncio.shield(item.future)
+
+    async def _committer(self) -> None:
+        while self._queue:
+            group = self._take_group()
+            try:
+                await self._commit_group(group)
+            except BaseException as e:  # noqa: BLE001 - fail the waiters, then re-raise cancellation
+                for item in group:
+                    if not item.future.done():
+                        item.future.set_exception(StoreError(f"commit failed: {type(e).__name__}"))
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                logger.exception("group commit failed")
+
+    def _take_group(self) -> list[_Append]:
+        """Everything queued, at most one append per document (the rest waits for the next group)."""
+        group: list[_Append] = []
+        later: list[_Append] = []
+        seen: set[int] = set()
+        for item in self._queue:
+            if item.doc_id in seen:
+                later.append(item)
+            else:
+                seen.add(item.doc_id)
+                group.append(item)
+        self._queue = later
+        return group
+
+    async def _commit_group(self, group: list[_Append]) -> None:
+        try:
+            committed = await self._run_append(group)
+        except StoreError as e:
+            if len(group) == 1:
+                await self._settle_single(group[0], e)
+                return
+            # Something in the group failed the whole transaction (a unique
+            # violation, say, or the connection dropped): nothing of it was
+            # written unless the COMMIT itself was lost.  Commit each document
+            # on its own so one bad document does not fail the others.
+            self.stats.split_retries += 1
+            logger.debug("group of %d appends failed (%s); retrying one by one", len(group), e)
+            for item in group:
+                try:
+                    done = await self._run_append([item])
+                except StoreError as e1:
+                    await self._settle_single(item, e1)
+                else:
+                    await self._settle([item], done, verify=True)
+            return
+        await self._settle(group, committed, verify=False)
+
+    async def _run_append(self, group: list[_Append]) -> set[int]:
+        """Run the group-commit statement; returns the ids of the documents committed."""
+        doc_ids, expected, new_revs = [], [], []
+        o_doc, o_rev, o_author, o_client, o_seq, o_op = [], [], [], [], [], []
+        for item in group:
+            doc_ids.append(item.doc_id)
+            expected.append(item.expected_rev)
+            new_revs.append(item.new_rev)
+            for s, text in zip(item.batch, item.encoded, strict=True):
+                o_doc.append(item.doc_id)
+                o_rev.append(s.rev)
+                o_author.append(s.author)
+                o_client.append(s.client_id)
+                o_seq.append(s.seq)
+                o_op.append(text)
+        self.stats.transactions += 1
+        async with _db_errors("append"):
+            row = await self._pool.fetchrow(
+                _APPEND_SQL,
+                doc_ids, expected, new_revs,
+                o_doc, o_rev, o_author, o_client, o_seq, o_op,
+                self.hub_id,
+            )  # fmt: skip
+        assert row is not None
+        return set(row["committed"])
+
+    async def _settle(self, group: list[_Append], committed: set[int], *, verify: bool) -> None:
+        for item in group:
+            if item.future.done():
+                continue
+            if item.doc_id in committed:
+                self.stats.appends += 1
+                self.stats.ops += len(item.batch)
+                item.future.set_result(None)
+            elif verify and await self._already_committed(item):
+                # the first attempt did commit; only its answer was lost
+                self.stats.appends += 1
+                self.stats.ops += len(item.batch)
+                item.future.set_result(None)
+            else:
+                self.stats.conflicts += 1
+                item.future.set_exception(
+                    RevisionConflict(f"document {item.doc_id} is not at revision {item.expected_rev}")
+                )
+        logger.debug("committed %d appends", sum(1 for i in group if i.doc_id in committed))
+
+    async def _settle_single(self, item: _Append, error: StoreError) -> None:
+        if item.future.done():
+            return
+        with contextlib.suppress(StoreError):
+            if await self._already_committed(item):
+                self.stats.appends += 1
+                self.stats.ops += len(item.batch)
+                item.future.set_result(None)
+                return
+        item.future.set_exception(error)
+
+    async def _already_committed(self, item: _Append) -> bool:
+        """True if exactly this batch is in the log (a COMMIT whose answer was lost)."""
+        async with _db_errors("append"):
+            rows = await self._pool.fetch(
+                "SELECT rev, client_id, client_seq FROM ops"
+                " WHERE document_id = $1 AND rev > $2 AND rev <= $3 ORDER BY rev",
+                item.doc_id,
+                item.expected_rev,
+                item.new_rev,
+            )
+        return [tuple(r) for r in rows] == [(s.rev, s.client_id, s.seq) for s in item.batch]
+
+    # -- notifications ---------------------------------------------------------
+
+    async def listen(
+        self,
+        callback: Callable[[str, int, int], None],
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        """Call ``callback(hub_id, doc_id, rev)`` for every commit by any hub, ours included.
+
+        The listener has its own connection.  If it is lost, it is re-opened
+        (with backoff) and *on_reconnect* is called: notifications sent
+        meanwhile are lost, so the caller should catch up with ops_since.
+        """
+        self._callbacks.append(callback)
+        if on_reconnect is not None:
+            self._on_reconnect.append(on_reconnect)
+        if self._listen_conn is None:
+            self._listen_conn = await self._connect_listener()
+
+    async def _connect_listener(self) -> asyncpg.Connection:
+        async with _db_errors("listen"):
+            conn = await asyncpg.connect(
+                self._dsn, server_settings={"application_name": f"pairls-hub {self.hub_id} listener"}
+            )
+            try:
+                await conn.add_listener(CHANNEL, self._notified)
+            except BaseException:
+                await conn.close()
+                raise
+        conn.add_termination_listener(self._listener_lost)
+        return conn
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            hub_id, doc_id, rev = payload.split(" ")
+            args = (hub_id, int(doc_id), int(rev))
+        except ValueError:
+            logger.warning("ignoring a malformed %s notification", CHANNEL)
+            return
+        for cb in list(self._callbacks):
+            try:
+                cb(*args)
+            except Exception:
+                logger.exception("listen callback failed")
+
+    def _listener_lost(self, conn: object) -> None:
+        if self._closing or conn is not self._listen_conn:
+            return
+        logger.warning("lost the %s listener connection; reconnecting", CHANNEL)
+        self._listen_conn = None
+        self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        delay = 0.1
+        while not self._closing:
+            try:
+                self._listen_conn = await self._connect_listener()
+            except StoreError as e:
+                logger.warning("listener reconnect failed (%s); retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            logger.info("%s listener reconnected", CHANNEL)
+            for cb in list(self._on_reconnect):
+                try:
+                    cb()
+                except Exception:
+                    logger.exception("on_reconnect callback failed")
+            return

@@ -1,0 +1,399 @@
+"""The PostgreSQL store against a real PostgreSQL (fixtures in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import asyncpg
+import pytest
+
+from collab_server import ops
+from collab_server.document import ClientId, Rev, Sequenced
+from collab_server.errors import RevisionConflict, StoreError
+from collab_server.store import DocumentRecord, Store, open_store, storable
+
+UNICODE = "naïve e\u0301 😀👩‍👩‍👧 \U0001f600\r\nline2\r\n\tend ␀ 𝔘𝔫𝔦 \u200d\ufeff"
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def batch(start_rev: int, op_list: list[ops.Op], client: str = "c1", first_seq: int = 1) -> list[Sequenced]:
+    """Sequenced ops with revs start_rev+1, ... and seqs first_seq, ..."""
+    return [
+        Sequenced(Rev(start_rev + i + 1), op, ClientId(client), first_seq + i, f"author-{client}")
+        for i, op in enumerate(op_list)
+    ]
+
+
+def typing(text: str, at: int = 0) -> list[ops.Op]:
+    """One insert per code point, as a user typing *text* at *at*."""
+    return [ops.insert(at + i, ch) for i, ch in enumerate(text)]
+
+
+async def make_doc(store: Store, room: str = "r1", path: str = "a.txt", text: str = "") -> DocumentRecord:
+    if not await store.room_exists(room):
+        await store.create_room(room, "Room", {})
+    doc = await store.create_document(room, path, text)
+    assert doc is not None
+    return doc
+
+
+# -- migrations --------------------------------------------------------------
+
+
+async def test_migrations_are_applied_once_and_reopening_is_harmless(database_url: str) -> None:
+    first, second = await asyncio.gather(
+        open_store(database_url, hub_id="h1"), open_store(database_url, hub_id="h2")
+    )
+    await first.close()
+    await second.close()
+    third = await open_store(database_url, hub_id="h3")
+    await third.close()
+    conn = await asyncpg.connect(database_url)
+    try:
+        versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        tables = {
+            r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    finally:
+        await conn.close()
+    assert versions == ["0001_init"]
+    assert {"rooms", "invites", "members", "documents", "ops", "snapshots"} <= tables
+
+
+async def test_reopening_keeps_data(database_url: str) -> None:
+    s = await open_store(database_url, hub_id="h1")
+    doc = await make_doc(s, text="kept")
+    await s.append(doc.id, 0, batch(0, [ops.insert(4, "!")]))
+    await s.close()
+    s = await open_store(database_url, hub_id="h1")
+    try:
+        loaded = await s.load_document(doc.id)
+        assert (loaded.text, loaded.rev) == ("kept!", 1)
+    finally:
+        await s.close()
+
+
+# -- rooms, invites, members ---------------------------------------------------
+
+
+async def test_invites_grant_their_role_only_in_their_room(store: Store) -> None:
+    await store.create_room("r1", "One", {"owner": digest("o"), "editor": digest("e"), "viewer": digest("v")})
+    await store.create_room("r2", "Two", {"editor": digest("e2")})
+    assert await store.room_exists("r1")
+    assert not await store.room_exists("nope")
+    assert await store.check_invite("r1", digest("o")) == "owner"
+    assert await store.check_invite("r1", digest("e")) == "editor"
+    assert await store.check_invite("r1", digest("v")) == "viewer"
+    assert await store.check_invite("r1", digest("e2")) is None
+    assert await store.check_invite("r2", digest("e")) is None
+    assert await store.check_invite("nope", digest("o")) is None
+
+
+async def test_creating_an_existing_room_or_unknown_role_raises_store_error(store: Store) -> None:
+    await store.create_room("r1", "One", {"owner": digest("o")})
+    with pytest.raises(StoreError):
+        await store.create_room("r1", "Again", {"owner": digest("x")})
+    with pytest.raises(StoreError):
+        await store.create_room("r2", "Bad", {"admin": digest("y")})
+    assert not await store.room_exists("r2")
+
+
+async def test_add_member_upserts_name_and_role(store: Store, database_url: str) -> None:
+    await store.create_room("r1", "One", {})
+    await store.add_member("r1", "c1", "Ada", "editor")
+    await store.add_member("r1", "c1", "Ada L.", "viewer")
+    await store.add_member("r1", "c2", "Bob", "owner")
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT client_id, name, role, last_seen >= joined_at FROM members ORDER BY client_id"
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("c1", "Ada L.", "viewer", True), ("c2", "Bob", "owner", True)]
+
+
+# -- documents ---------------------------------------------------------------
+
+
+async def test_documents_are_unique_per_room_and_listed_by_path(store: Store) -> None:
+    await store.create_room("r1", "One", {})
+    await store.create_room("r2", "Two", {})
+    b = await store.create_document("r1", "src/b.py")
+    a = await store.create_document("r1", "a.py", "print()\n")
+    assert a is not None and b is not None
+    assert a == DocumentRecord(a.id, "r1", "a.py", 0)
+    assert await store.create_document("r1", "a.py", "other") is None
+    other = await store.create_document("r2", "a.py")
+    assert other is not None and other.id not in (a.id, b.id)
+    assert [d.path for d in await store.list_documents("r1")] == ["a.py", "src/b.py"]
+    assert await store.get_document("r1", "a.py") == a
+    assert await store.get_document("r1", "missing.py") is None
+    assert (await store.load_document(a.id)).text == "print()\n"
+    await store.append(a.id, 0, batch(0, [ops.insert(0, "x")]))
+    got = await store.get_document("r1", "a.py")
+    assert got is not None and got.rev == 1
+
+
+async def test_document_in_unknown_room_raises_store_error(store: Store) -> None:
+    with pytest.raises(StoreError):
+        await store.create_document("nope", "a.txt")
+
+
+async def test_append_and_load_round_trip_unicode_exactly(store: Store) -> None:
+    doc = await make_doc(store, text="\r\n")
+    op_list = [*typing(UNICODE, 1), ops.insert(0, "\u0301\U0001f468\u200d"), [3, -2, "é"]]
+    expected = "\r\n"
+    for op in op_list:
+        expected = ops.apply(expected, op)
+    await store.append(doc.id, 0, batch(0, op_list))
+    loaded = await store.load_document(doc.id)
+    assert loaded.text == expected
+    assert loaded.rev == len(op_list)
+    assert [s.op for s in loaded.history] == op_list
+    # the snapshot path round-trips too
+    await store.save_snapshot(doc.id, loaded.rev, loaded.text)
+    assert (await store.load_document(doc.id)).text == expected
+
+
+async def test_history_is_the_last_ops_oldest_first_wherever_the_snapshot_is(store: Store) -> None:
+    doc = await make_doc(store)
+    await store.append(doc.id, 0, batch(0, typing("hello"), client="a"))
+    await store.save_snapshot(doc.id, 5, "hello")
+    await store.append(doc.id, 5, batch(5, typing(" world", 5), client="b", first_seq=1))
+    loaded = await store.load_document(doc.id, history=8)
+    assert loaded.text == "hello world"
+    assert loaded.rev == 11
+    assert [s.rev for s in loaded.history] == list(range(4, 12))
+    first = loaded.history[0]
+    assert first == Sequenced(Rev(4), ops.insert(3, "l"), ClientId("a"), 4, "author-a")
+    assert loaded.history[-1] == Sequenced(Rev(11), ops.insert(10, "d"), ClientId("b"), 6, "author-b")
+    assert (await store.load_document(doc.id, history=0)).history == []
+    assert len((await store.load_document(doc.id, history=1000)).history) == 11
+    # history shorter than the tail after the snapshot
+    short = await store.load_document(doc.id, history=2)
+    assert [s.rev for s in short.history] == [10, 11]
+    assert short.text == "hello world"
+
+
+async def test_snapshot_plus_tail_gives_the_head_text(store: Store) -> None:
+    doc = await make_doc(store, text="base")
+    await store.append(doc.id, 0, batch(0, [ops.insert(4, "!"), ops.delete(0, 1)]))
+    await store.save_snapshot(doc.id, 2, "ase!")
+    await store.append(doc.id, 2, batch(2, [ops.insert(0, "B"), ops.insert(5, "?")], first_seq=3))
+    loaded = await store.load_document(doc.id, history=0)
+    assert (loaded.text, loaded.rev) == ("Base!?", 4)
+    # a snapshot is taken as written: the log after it is what is applied
+    await store.save_snapshot(doc.id, 4, "Base!?")
+    await store.save_snapshot(doc.id, 4, "ignored: exists")
+    assert (await store.load_document(doc.id)).text == "Base!?"
+
+
+async def test_ops_since_returns_committed_ops_after_a_revision(store: Store) -> None:
+    doc = await make_doc(store)
+    sent = batch(0, typing("abcdef"))
+    await store.append(doc.id, 0, sent[:3])
+    await store.append(doc.id, 3, sent[3:])
+    assert await store.ops_since(doc.id, 0) == sent
+    assert await store.ops_since(doc.id, 4) == sent[4:]
+    assert await store.ops_since(doc.id, 1, limit=2) == sent[1:3]
+    assert await store.ops_since(doc.id, 6) == []
+
+
+async def test_last_client_seq_and_find_op(store: Store) -> None:
+    doc = await make_doc(store)
+    await store.append(doc.id, 0, batch(0, typing("ab"), client="a", first_seq=7))
+    await store.append(doc.id, 2, batch(2, typing("c", 2), client="b", first_seq=1))
+    assert await store.last_client_seq(doc.id, "a") == (8, 2)
+    assert await store.last_client_seq(doc.id, "b") == (1, 3)
+    assert await store.last_client_seq(doc.id, "z") is None
+    assert await store.find_op(doc.id, "a", 7) == 1
+    assert await store.find_op(doc.id, "b", 1) == 3
+    assert await store.find_op(doc.id, "a", 9) is None
+
+
+# -- append: conflicts and failures ------------------------------------------
+
+
+async def test_stale_expected_rev_raises_revision_conflict_and_writes_nothing(store: Store) -> None:
+    doc = await make_doc(store)
+    await store.append(doc.id, 0, batch(0, typing("ab"), client="a"))
+    with pytest.raises(RevisionConflict):
+        await store.append(doc.id, 1, batch(1, [ops.insert(0, "X")], client="b"))
+    with pytest.raises(RevisionConflict):
+        await store.append(doc.id, 3, batch(3, [ops.insert(0, "X")], client="b"))
+    loaded = await store.load_document(doc.id)
+    assert (loaded.text, loaded.rev) == ("ab", 2)
+    assert await store.last_client_seq(doc.id, "b") is None
+    assert store.stats.conflicts == 2
+
+
+async def test_duplicate_client_seq_fails_only_its_own_document_in_a_group(database_url: str) -> None:
+    store = await open_store(database_url, hub_id="h", commit_concurrency=1)
+    try:
+        bad = await make_doc(store, path="bad.txt")
+        good = await make_doc(store, path="good.txt")
+        await store.append(bad.id, 0, batch(0, [ops.insert(0, "a")], client="c", first_seq=1))
+        before = store.stats.transactions
+        results = await asyncio.gather(
+            # seq 1 again from the same client: violates UNIQUE (document_id, client_id, client_seq)
+            store.append(bad.id, 1, batch(1, [ops.insert(0, "b")], client="c", first_seq=1)),
+            store.append(good.id, 0, batch(0, [ops.insert(0, "g")], client="c", first_seq=1)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], StoreError) and not isinstance(results[0], RevisionConflict)
+        assert results[1] is None
+        assert store.stats.split_retries == 1
+        assert store.stats.transactions == before + 3  # the group, then each document alone
+        assert (await store.load_document(bad.id)).text == "a"
+        assert (await store.load_document(good.id)).text == "g"
+        assert (await store.get_document("r1", "bad.txt")) == DocumentRecord(bad.id, "r1", "bad.txt", 1)
+    finally:
+        await store.close()
+
+
+async def test_unstorable_text_is_refused_with_store_error(store: Store) -> None:
+    doc = await make_doc(store)
+    other = await make_doc(store, path="other.txt")
+    assert not storable("a\x00b") and not storable("\ud800") and storable(UNICODE)
+    with pytest.raises(StoreError):
+        await store.append(doc.id, 0, batch(0, [ops.insert(0, "a\x00b")]))
+    with pytest.raises(StoreError):
+        await store.create_document("r1", "nul.txt", "\x00")
+    with pytest.raises(StoreError):
+        await store.save_snapshot(doc.id, 0, "x\x00")
+    results = await asyncio.gather(
+        store.append(doc.id, 0, batch(0, [ops.insert(0, "lone \ud800")])),
+        store.append(other.id, 0, batch(0, [ops.insert(0, "fine")])),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreError)
+    assert results[1] is None
+    assert (await store.load_document(doc.id)).rev == 0
+    assert (await store.load_document(other.id)).text == "fine"
+    assert await store.get_document("r1", "nul.txt") is None
+
+
+async def test_lost_database_connection_raises_store_error(store: Store, database_url: str) -> None:
+    doc = await make_doc(store)
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    # the pool notices dead connections and reconnects; the store keeps working
+    for _ in range(3):
+        try:
+            await store.append(doc.id, 0, batch(0, [ops.insert(0, "x")]))
+            break
+        except StoreError:
+            pass
+    assert (await store.load_document(doc.id)).text == "x"
+
+
+# -- group commit --------------------------------------------------------------
+
+
+async def test_concurrent_appends_to_many_documents_share_few_transactions(store: Store) -> None:
+    docs = [await make_doc(store, path=f"f{i}.txt") for i in range(50)]
+    before = store.stats.transactions
+    await asyncio.gather(
+        *(store.append(d.id, 0, batch(0, typing(f"doc {i}"), client=f"c{i}")) for i, d in enumerate(docs))
+    )
+    used = store.stats.transactions - before
+    assert used <= 4, used
+    for i, d in enumerate(docs):
+        loaded = await store.load_document(d.id)
+        assert (loaded.text, loaded.rev) == (f"doc {i}", len(f"doc {i}"))
+    assert store.stats.appends == 50
+
+
+async def test_group_commit_sustains_a_stream_of_appends(store: Store) -> None:
+    docs = [await make_doc(store, path=f"f{i}.txt") for i in range(20)]
+    rounds = 25
+
+    async def writer(doc: DocumentRecord) -> None:
+        for r in range(rounds):
+            await store.append(doc.id, r, batch(r, [ops.insert(r, "x")], first_seq=r + 1))
+
+    before = store.stats.transactions
+    await asyncio.gather(*(writer(d) for d in docs))
+    assert store.stats.transactions - before < len(docs) * rounds / 2
+    for d in docs:
+        assert (await store.load_document(d.id)).text == "x" * rounds
+
+
+async def test_close_waits_for_in_flight_commits(database_url: str) -> None:
+    store = await open_store(database_url, hub_id="h")
+    docs = [await make_doc(store, path=f"f{i}.txt") for i in range(10)]
+    tasks = [asyncio.create_task(store.append(d.id, 0, batch(0, [ops.insert(0, "z")]))) for d in docs]
+    await asyncio.sleep(0)
+    await store.close()
+    await asyncio.gather(*tasks)
+    reopened = await open_store(database_url, hub_id="h")
+    try:
+        assert [(await reopened.load_document(d.id)).text for d in docs] == ["z"] * len(docs)
+    finally:
+        await reopened.close()
+    with pytest.raises(StoreError):
+        await reopened.append(docs[0].id, 1, batch(1, [ops.insert(0, "y")]))
+
+
+# -- notifications -------------------------------------------------------------
+
+
+async def wait_for(cond: object, seconds: float = 5.0) -> None:
+    assert callable(cond)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_commits_are_notified_to_every_listening_store(store: Store, database_url: str) -> None:
+    other = await open_store(database_url, hub_id="other-hub")
+    try:
+        seen: list[tuple[str, int, int]] = []
+        mine: list[tuple[str, int, int]] = []
+        await other.listen(lambda *a: seen.append(a))
+        await store.listen(lambda *a: mine.append(a))
+        doc = await make_doc(store)
+        doc2 = await make_doc(store, path="b.txt")
+        await asyncio.gather(
+            store.append(doc.id, 0, batch(0, typing("abc"))),
+            store.append(doc2.id, 0, batch(0, typing("x"))),
+        )
+        await wait_for(lambda: len(seen) == 2 and len(mine) == 2)
+        assert sorted(seen) == sorted([("test-hub", doc.id, 3), ("test-hub", doc2.id, 1)])
+        assert sorted(mine) == sorted(seen)
+        with pytest.raises(RevisionConflict):
+            await other.append(doc.id, 0, batch(0, [ops.insert(0, "late")], client="z"))
+        await other.append(doc.id, 3, batch(3, [ops.insert(0, ">")], client="z"))
+        await wait_for(lambda: ("other-hub", doc.id, 4) in mine)
+        assert len(mine) == 3  # nothing for the conflicting append
+    finally:
+        await other.close()
+
+
+async def test_listener_reconnects_after_losing_its_connection(store: Store, database_url: str) -> None:
+    seen: list[tuple[str, int, int]] = []
+    reconnected = asyncio.Event()
+    await store.listen(lambda *a: seen.append(a), on_reconnect=reconnected.set)
+    doc = await make_doc(store)
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%listener'"
+        )
+    finally:
+        await admin.close()
+    await asyncio.wait_for(reconnected.wait(), 10)
+    await store.append(doc.id, 0, batch(0, [ops.insert(0, "a")]))
+    await wait_for(lambda: ("test-hub", doc.id, 1) in seen)

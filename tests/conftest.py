@@ -1,0 +1,76 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+* ``pg_server`` (session): one embedded PostgreSQL in a temporary directory,
+  or the server named by ``DATABASE_URL`` if that is set (it must allow
+  CREATE DATABASE).
+* ``database_url`` (function): DSN of a new, empty database on it, dropped
+  after the test.
+* ``store`` (function): a :class:`collab_server.store.Store` opened (and
+  migrated) on ``database_url``, closed after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from collab_server.database import EmbeddedPostgres, start_embedded
+from collab_server.store import Store, open_store
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    #: DSN of a database to run CREATE/DROP DATABASE from
+    admin_dsn: str
+    #: the embedded server, or None when DATABASE_URL is used
+    embedded: EmbeddedPostgres | None = None
+
+    def dsn_for(self, database: str) -> str:
+        parts = urllib.parse.urlsplit(self.admin_dsn)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    server = start_embedded(tmp_path_factory.mktemp("postgres") / "data")
+    try:
+        yield PgServer(server.dsn, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
+    name = f"pairls_test_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield pg_server.dsn_for(name)
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = await open_store(database_url, hub_id="test-hub")
+    try:
+        yield s
+    finally:
+        await s.close()
