@@ -123,20 +123,7 @@ def start_embedded(data_dir: str | Path) -> EmbeddedPostgres:
     with _DirLock(data_dir):
         if not (data_dir / "PG_VERSION").exists():
             _initdb(data_dir, uid, gid)
-        running = _running_postmaster(data_dir)
-        if running is not None:
-            pid, socket_dir, port = running
-            logger.info("reusing the PostgreSQL server already running on %s (pid %d)", data_dir, pid)
-            server = EmbeddedPostgres(data_dir, socket_dir, port, pid, True, uid, gid)
-        else:
-            socket_dir = _socket_dir(data_dir, uid, gid)
-            _write_conf(data_dir, socket_dir, uid, gid)
-            _pg_ctl_start(data_dir, uid, gid)
-            running = _running_postmaster(data_dir)
-            if running is None:
-                raise RuntimeError(f"PostgreSQL did not start on {data_dir}; see {data_dir / 'log'}")
-            pid, socket_dir, port = running
-            server = EmbeddedPostgres(data_dir, socket_dir, port, pid, False, uid, gid)
+        server = _adopt_or_start(data_dir, uid, gid)
         _ensure_database(server)
     logger.info("embedded PostgreSQL ready in %.1fs (%s)", time.monotonic() - t0, data_dir)
     return server
@@ -351,6 +338,39 @@ def _running_postmaster(data_dir: Path) -> tuple[int, Path, int] | None:
         time.sleep(0.1)
 
 
+def _adopt_or_start(data_dir: Path, uid: int | None, gid: int | None) -> EmbeddedPostgres:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        running = _running_postmaster(data_dir)
+        if running is None:
+            socket_dir = _socket_dir(data_dir, uid, gid)
+            _write_conf(data_dir, socket_dir, uid, gid)
+            _pg_ctl_start(data_dir, uid, gid)
+            running = _running_postmaster(data_dir)
+            if running is None:
+                raise RuntimeError(f"PostgreSQL did not start on {data_dir}; see {data_dir / 'log'}")
+            return EmbeddedPostgres(data_dir, running[1], running[2], running[0], False, uid, gid)
+        pid, socket_dir, port = running
+        server = EmbeddedPostgres(data_dir, socket_dir, port, pid, True, uid, gid)
+        if _accepts_connections(server):
+            logger.info("reusing the PostgreSQL server already running on %s (pid %d)", data_dir, pid)
+            return server
+        # a server that was just killed can look alive for a moment
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"PostgreSQL on {data_dir} (pid {pid}) does not accept connections")
+        time.sleep(0.1)
+
+
+def _accepts_connections(server: EmbeddedPostgres) -> bool:
+    try:
+        _run_as(
+            [_bin("pg_isready"), "-q", "-t", "5", "-d", server.dsn_for("postgres")], None, None, timeout=10
+        )
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
 def _pg_ctl_start(data_dir: Path, uid: int | None, gid: int | None) -> None:
     args = [
         _bin("pg_ctl"),
@@ -414,11 +434,16 @@ def _stop(data_dir: Path, pid: int, uid: int | None, gid: int | None) -> None:
             psutil.Process(pid).kill()
         except psutil.NoSuchProcess:
             pass
-    # pg_ctl -w returns once postmaster.pid is gone; wait for the processes
-    # themselves too, and briefly for their parent (init) to reap them.
+    # pg_ctl -w returns once postmaster.pid is gone; wait for every process of
+    # the server to exit too.  An exited process whose parent (init, since
+    # pg_ctl daemonises the server) has not reaped it yet counts as gone.
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _is_postmaster(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _, alive = psutil.wait_procs(procs, timeout=5)
-    if alive:
-        logger.debug("%d stopped PostgreSQL processes not reaped yet", len(alive))
+    while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False

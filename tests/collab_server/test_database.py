@@ -1,0 +1,158 @@
+"""Starting and stopping the embedded PostgreSQL on a real data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from collab_server.database import EmbeddedPostgres, start_embedded
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """Live (non-zombie) postmasters whose command line names *data_dir*."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        if proc.info["name"] == "postgres" and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            if str(data_dir) in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+    return found
+
+
+def server_processes(server: EmbeddedPostgres) -> list[psutil.Process]:
+    """The postmaster and all its children (checkpointer, walwriter, backends...)."""
+    postmaster = psutil.Process(server.pid)
+    return [postmaster, *postmaster.children(recursive=True)]
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+async def fetch(dsn: str, sql: str) -> object:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "pgdata"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[EmbeddedPostgres]]:
+    """Servers a test started; stopped at teardown even if the test fails."""
+    started: list[EmbeddedPostgres] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+async def test_start_connect_stop_and_restart_keeps_data(
+    data_dir: Path, servers: list[EmbeddedPostgres]
+) -> None:
+    server = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(server)
+    assert not server.reused
+    assert await fetch(server.dsn, "SELECT current_database()") == "pairls"
+    assert await fetch(server.dsn, "SHOW fsync") == "on"
+    assert await fetch(server.dsn, "SHOW max_connections") == "200"
+    assert (
+        await fetch(
+            server.dsn, "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'pairls'"
+        )
+        == "UTF8"
+    )
+    await fetch(server.dsn, "CREATE TABLE kept AS SELECT 'survives 😀'::text AS v")
+    assert [p.pid for p in postgres_processes(data_dir)] == [server.pid]
+    procs = server_processes(server)
+    assert len(procs) > 3
+
+    await asyncio.to_thread(server.stop)
+    assert postgres_processes(data_dir) == []
+    assert alive(procs) == []
+    server.stop()  # idempotent
+
+    again = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(again)
+    assert not again.reused
+    assert await fetch(again.dsn, "SELECT v FROM kept") == "survives 😀"
+    await asyncio.to_thread(again.stop)
+    assert postgres_processes(data_dir) == []
+    assert (data_dir / "PG_VERSION").exists()
+
+
+async def test_a_server_left_running_by_a_killed_hub_is_reused(
+    data_dir: Path, servers: list[EmbeddedPostgres]
+) -> None:
+    first = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(first)
+    # the hub dies without stopping PostgreSQL: the next start adopts the server
+    second = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(second)
+    assert second.reused
+    assert second.pid == first.pid
+    assert second.dsn == first.dsn
+    assert await fetch(second.dsn, "SELECT 1") == 1
+    second.stop()
+    assert postgres_processes(data_dir) == []
+
+
+async def test_restart_after_postgres_was_killed(data_dir: Path, servers: list[EmbeddedPostgres]) -> None:
+    first = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(first)
+    await fetch(first.dsn, "CREATE TABLE t AS SELECT 42 AS v")
+    os.kill(first.pid, signal.SIGKILL)
+    second = await asyncio.to_thread(start_embedded, data_dir)
+    servers.append(second)
+    assert not second.reused and second.pid != first.pid
+    assert await fetch(second.dsn, "SELECT v FROM t") == 42  # crash recovery kept the committed table
+    second.stop()
+    assert postgres_processes(data_dir) == []
+
+
+async def test_concurrent_starts_on_one_directory_share_one_server(
+    data_dir: Path, servers: list[EmbeddedPostgres]
+) -> None:
+    a, b = await asyncio.gather(
+        asyncio.to_thread(start_embedded, data_dir), asyncio.to_thread(start_embedded, data_dir)
+    )
+    servers.extend([a, b])
+    assert a.pid == b.pid
+    assert sorted([a.reused, b.reused]) == [False, True]
+
+
+def test_a_non_empty_directory_without_a_cluster_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match="not empty"):
+        start_embedded(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+async def test_long_data_dir_paths_get_a_short_socket_dir(
+    tmp_path: Path, servers: list[EmbeddedPostgres]
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    t0 = time.monotonic()
+    server = await asyncio.to_thread(start_embedded, deep)
+    servers.append(server)
+    assert time.monotonic() - t0 < 60
+    assert len(str(server.socket_dir)) < 80
+    assert await fetch(server.dsn, "SELECT 1") == 1
