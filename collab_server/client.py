@@ -68,6 +68,10 @@ class DocumentClient:
     def apply_local(self, op: ops.Op) -> Outgoing | None:
         """The user changed the text by *op*; returns what to send now, if anything."""
         self.text = ops.apply(self.text, op)
+        # transform breaks ties by the shape of its first operand (an insert
+        # spelled after a delete at the same place loses to a concurrent
+        # insert there); the hub sees the canonical form, so must we
+        op = ops.normalize(op)
         if not op:
             return None
         if self.outstanding is None:

@@ -171,7 +171,8 @@ class Sequencer:
             length = self._history[sub.base_rev - first][1]
         if ops.base_length(sub.op) > length:
             return Refusal(ErrorCode.INVALID_OP, sub)
-        op = sub.op
+        # canonical form: transform's tie-breaking depends on it (see client.apply_local)
+        op = ops.normalize(sub.op)
         if sub.base_rev < self.rev:
             for s, _ in list(self._history)[sub.base_rev - first :]:
                 op, _ = ops.transform(op, s.op)
@@ -214,8 +215,8 @@ class Sequencer:
     def rollback(self) -> list[Submission]:
         """Drop every pending op; returns their submissions to sequence again."""
         subs = [s.submission for s in self._pending if s.submission is not None]
-        n = len(self._pending)
-        for _ in range(n):
+        # history_limit may already have dropped the oldest pending ops
+        for _ in range(min(len(self._pending), len(self._history))):
             self._history.pop()
         self._pending.clear()
         self._unsent = 0

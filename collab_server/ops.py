@@ -162,7 +162,7 @@ def apply(text: str, op: Op) -> str:
         if c0 <= len(text):  # type: ignore[operator]
             if type(c1) is str:
                 return text[:c0] + c1 + text[c0:]
-            if c0 - c1 <= len(text):  # type: ignore[operator]
+            elif c1 < 0 and c0 - c1 <= len(text):  # type: ignore[operator]
                 return text[:c0] + text[c0 - c1 :]  # type: ignore[operator]
     parts: list[str] = []
     i = 0
@@ -262,9 +262,9 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
     sides break the tie the same way.
     """
     if not b:
-        return list(a), []
+        return normalize(a), []
     if not a:
-        return [], list(b)
+        return [], normalize(b)
     a_out: Op = []
     b_out: Op = []
     ra = _Reader(a)
@@ -312,9 +312,9 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
 def compose(a: Op, b: Op) -> Op:
     """One operation with the effect of *a* followed by *b*."""
     if not a:
-        return list(b)
+        return normalize(b)
     if not b:
-        return list(a)
+        return normalize(a)
     out: Op = []
     ra = _Reader(a)
     rb = _Reader(b)

@@ -1,0 +1,137 @@
+"""The client's OT state machine (collab_server.client), fed events by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from collab_server import ops
+from collab_server.client import ClientState, DocumentClient, Outgoing
+from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
+from collab_server.errors import InvalidState
+
+
+def test_starts_synchronized() -> None:
+    c = DocumentClient("abc", 7, "me")
+    assert c.state is ClientState.SYNCHRONIZED
+    assert c.outstanding is None and c.buffer is None and c.next_seq == 1
+
+
+def test_local_edit_is_sent_and_awaits_ack() -> None:
+    c = DocumentClient("abc", 7, "me")
+    out = c.apply_local([3, "😀"])
+    assert out == Outgoing(1, 7, [3, "😀"])
+    assert c.state is ClientState.AWAITING_ACK and c.text == "abc😀"
+    assert c.receive_ack(8) is None
+    assert c.state is ClientState.SYNCHRONIZED and c.rev == 8 and c.next_seq == 2
+
+
+def test_empty_local_edit_sends_nothing() -> None:
+    c = DocumentClient("abc", 0, "me")
+    assert c.apply_local([]) is None
+    assert c.apply_local([3]) is None  # a bare retain is a no-op too
+    assert c.state is ClientState.SYNCHRONIZED
+
+
+def test_edits_while_awaiting_are_composed_into_the_buffer() -> None:
+    c = DocumentClient("", 0, "me")
+    c.apply_local(["a"])
+    assert c.apply_local([1, "b"]) is None
+    assert c.state is ClientState.AWAITING_WITH_BUFFER and c.buffer == [1, "b"]
+    assert c.apply_local([2, "c\r\n"]) is None
+    assert c.apply_local([1, -1]) is None
+    assert c.buffer == [1, "c\r\n"]  # "b" typed then deleted: gone from the one buffered op
+    assert c.text == "ac\r\n"
+    out = c.receive_ack(1)
+    assert out == Outgoing(2, 1, [1, "c\r\n"])  # the buffer, against the acked revision
+    assert c.state is ClientState.AWAITING_ACK and c.buffer is None
+    assert c.receive_ack(2) is None
+    assert c.state is ClientState.SYNCHRONIZED
+
+
+def test_ack_out_of_order_or_unexpected_raises() -> None:
+    c = DocumentClient("", 4, "me")
+    with pytest.raises(InvalidState):
+        c.receive_ack(5)  # nothing outstanding
+    c.apply_local(["x"])
+    with pytest.raises(InvalidState):
+        c.receive_ack(6)
+    with pytest.raises(InvalidState):
+        c.receive_ack(4)
+    with pytest.raises(InvalidState):
+        c.receive_op(7, ["y"], "other", 1)
+    assert c.state is ClientState.AWAITING_ACK and c.rev == 4
+
+
+def test_remote_op_while_synchronized_applies_as_is() -> None:
+    c = DocumentClient("ab", 0, "me")
+    op, out = c.receive_op(1, [1, "X"], "other", 1)
+    assert op == [1, "X"] and out is None and c.text == "aXb" and c.rev == 1
+
+
+def test_remote_op_is_transformed_past_outstanding_and_buffer() -> None:
+    c = DocumentClient("abcd", 0, "me")
+    c.apply_local([1, "1"])  # outstanding: a1bcd
+    c.apply_local([5, "2"])  # buffer: a1bcd2
+    op, out = c.receive_op(1, ["Z", -2], "other", 1)  # hub: "ab" -> "Z"
+    assert out is None
+    assert c.text == "Z1cd2"
+    assert op == ["Z", -1, 1, -1]
+    assert c.outstanding == Outgoing(1, 0, [1, "1"])  # same seq and base; op rebased
+    assert c.buffer == [4, "2"]
+    assert c.rev == 1
+    assert c.receive_ack(2) == Outgoing(2, 2, [4, "2"])
+
+
+def test_receive_op_of_own_outstanding_counts_as_ack() -> None:
+    c = DocumentClient("", 0, "me")
+    c.apply_local(["x"])
+    c.apply_local([1, "y"])
+    op, out = c.receive_op(1, ["x"], "me", 1)
+    assert op == []  # already in the local text
+    assert out == Outgoing(2, 1, [1, "y"])
+    assert c.text == "xy" and c.rev == 1
+    # same client id but another seq is somebody else's op (e.g. an older session)
+    op, out = c.receive_op(2, ["z"], "me", 99)
+    assert op == ["z"] and c.text == "zxy" and c.outstanding == Outgoing(2, 1, [2, "y"])
+
+
+def test_resend_keeps_seq_and_rebases_on_current_revision() -> None:
+    c = DocumentClient("abc", 0, "me")
+    assert c.resend() is None
+    c.apply_local([3, "!"])
+    # reconnected: catch up with what was committed meanwhile, then resend
+    c.receive_op(1, ["<"], "other", 1)
+    out = c.resend()
+    assert out == Outgoing(1, 1, [4, "!"])
+    assert c.outstanding == out and c.next_seq == 2
+    assert c.receive_ack(2) is None
+
+
+def test_next_seq_continues_a_previous_session() -> None:
+    c = DocumentClient("", 3, "me", next_seq=42)
+    assert c.apply_local(["x"]) == Outgoing(42, 3, ["x"])
+
+
+def test_non_canonical_local_edit_converges_with_the_hub() -> None:
+    # regression: an editor's replace spelled delete-then-insert was kept as
+    # is by the client but normalized (insert first) by the hub, and the two
+    # broke the tie with a concurrent insert differently: 'ab>SE' vs 'abSE>'
+    hub = Sequencer("abcd", 0)
+    other = hub.submit(Submission(ClientId("y"), 1, Rev(0), [2, ">"]))
+    assert isinstance(other, Sequenced)
+    c = DocumentClient("abcd", 0, "x")
+    out = c.apply_local([2, -2, "SE"])
+    assert out is not None and out.op == [2, "SE", -2]
+    mine = hub.submit(Submission(ClientId("x"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+    assert isinstance(mine, Sequenced)
+    c.receive_op(other.rev, other.op, "y", 1)
+    c.receive_ack(mine.rev)
+    assert c.text == hub.text == "abSE>"
+
+
+def test_sequencer_normalizes_submissions_too() -> None:
+    hub = Sequencer("abcd", 0)
+    hub.submit(Submission(ClientId("y"), 1, Rev(0), [2, ">"]))
+    mine = hub.submit(Submission(ClientId("x"), 1, Rev(0), [2, -2, "SE"]))
+    assert isinstance(mine, Sequenced)
+    assert hub.text == "abSE>"

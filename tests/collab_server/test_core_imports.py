@@ -1,0 +1,37 @@
+"""The OT core is sans-I/O: no event loop, network, database, clock or randomness."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parents[2] / "collab_server"
+FORBIDDEN = {"asyncio", "websockets", "asyncpg", "pygls", "lsprotocol", "time", "random", "socket"}
+
+
+def imported_modules(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
+            names.update(
+                a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            )
+    return names
+
+
+@pytest.mark.parametrize("name", ["ops.py", "document.py", "client.py", "errors.py"])
+def test_core_module_imports_nothing_with_io_clock_or_randomness(name: str) -> None:
+    tree = ast.parse((CORE / name).read_text(encoding="utf-8"), filename=name)
+    bad = {m for m in imported_modules(tree) if m.split(".")[0] in FORBIDDEN}
+    assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_the_check_sees_imports() -> None:
+    tree = ast.parse("import asyncio.events\nfrom time import monotonic\nimport os, random as r\n")
+    assert {m.split(".")[0] for m in imported_modules(tree)} >= {"asyncio", "time", "random"}

@@ -1,0 +1,309 @@
+"""The per-document sequencer (collab_server.document), fed events by hand."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ot_strategies import ops_on, texts
+
+from collab_server import ops
+from collab_server.client import DocumentClient, Outgoing
+from collab_server.document import (
+    ClientId,
+    Duplicate,
+    Refusal,
+    Rev,
+    Sequenced,
+    Sequencer,
+    Submission,
+)
+from collab_server.errors import ErrorCode, InvalidState
+
+A = ClientId("a")
+B = ClientId("b")
+C = ClientId("c")
+
+
+def sub(client: ClientId, seq: int, base: int, op: ops.Op) -> Submission:
+    return Submission(client, seq, Rev(base), op)
+
+
+def sequenced(outcome: object) -> Sequenced:
+    assert isinstance(outcome, Sequenced), outcome
+    return outcome
+
+
+def commit_all(s: Sequencer) -> list[Sequenced]:
+    s.take_unsent()
+    return s.commit(s.rev)
+
+
+def test_sequential_submits_advance_the_revision() -> None:
+    s = Sequencer("", 0)
+    r1 = sequenced(s.submit(sub(A, 1, 0, ["héllo"])))
+    r2 = sequenced(s.submit(sub(A, 2, 1, [5, " 😀"])))
+    r3 = sequenced(s.submit(sub(B, 1, 2, ["H", -1])))
+    assert [r1.rev, r2.rev, r3.rev] == [1, 2, 3]
+    assert r3.op == ["H", -1]
+    assert s.text == "Héllo 😀"
+    assert s.rev == 3
+    assert s.committed_rev == 0 and s.committed_text == ""
+    assert [x.rev for x in commit_all(s)] == [1, 2, 3]
+    assert s.committed_text == s.text and s.committed_rev == 3
+
+
+def test_concurrent_submits_from_two_clients_converge() -> None:
+    s = Sequencer("ab", 0)
+    ca = DocumentClient("ab", 0, A)
+    cb = DocumentClient("ab", 0, B)
+    out_a = ca.apply_local([1, "X"])
+    out_b = cb.apply_local([1, "Y", 1, "Z"])
+    assert out_a is not None and out_b is not None
+    ra = sequenced(s.submit(Submission(A, out_a.seq, Rev(out_a.base_rev), out_a.op)))
+    rb = sequenced(s.submit(Submission(B, out_b.seq, Rev(out_b.base_rev), out_b.op)))
+    commit_all(s)
+    # the hub acks the author and broadcasts to the other, in revision order
+    assert ca.receive_ack(ra.rev) is None
+    ca.receive_op(rb.rev, rb.op, B, rb.seq)
+    cb.receive_op(ra.rev, ra.op, A, ra.seq)
+    assert cb.receive_ack(rb.rev) is None
+    # b came second: its insert at the tied position goes first (incoming op wins ties)
+    assert s.text == ca.text == cb.text == "aYXbZ"
+
+
+def test_duplicate_submission_is_answered_with_its_original_revision() -> None:
+    s = Sequencer("", 0)
+    first = sequenced(s.submit(sub(A, 1, 0, ["x"])))
+    again = s.submit(sub(A, 1, 0, ["x"]))
+    assert again == Duplicate(A, 1, first.rev, False)
+    commit_all(s)
+    assert s.submit(sub(A, 1, 0, ["x"])) == Duplicate(A, 1, first.rev, True)
+    assert s.text == "x" and s.rev == 1
+
+
+def test_older_seq_is_a_duplicate_without_revision() -> None:
+    s = Sequencer("", 0)
+    s.submit(sub(A, 1, 0, ["x"]))
+    s.submit(sub(A, 2, 1, ["y"]))
+    assert s.submit(sub(A, 1, 0, ["x"])) == Duplicate(A, 1, None, True)
+    assert s.text == "yx"
+
+
+def test_future_base_revision_is_refused() -> None:
+    s = Sequencer("abc", 5)
+    r = s.submit(sub(A, 1, 6, ["x"]))
+    assert isinstance(r, Refusal) and r.code is ErrorCode.FUTURE_REVISION
+    assert s.text == "abc" and s.rev == 5 and not s.knows_client(A)
+
+
+def test_base_older_than_history_is_refused() -> None:
+    s = Sequencer("", 0, history_limit=2)
+    for i in range(3):
+        sequenced(s.submit(sub(B, i + 1, i, ["b"])))
+    assert s.oldest_base == 1
+    r = s.submit(sub(A, 1, 0, ["x"]))
+    assert isinstance(r, Refusal) and r.code is ErrorCode.REVISION_TOO_OLD
+    ok = sequenced(s.submit(sub(A, 1, 1, ["x"])))
+    assert ok.op == ["x"] and s.text == "xbbb"
+
+
+def test_history_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Sequencer("", 0, history_limit=0)
+
+
+@pytest.mark.parametrize("op", [[4], [-4], [3, "x", -1], [2, -1, 2]])
+def test_op_past_the_end_of_its_base_is_refused_and_changes_nothing(op: ops.Op) -> None:
+    s = Sequencer("abc", 0)
+    sequenced(s.submit(sub(B, 1, 0, [3, "defg"])))  # the current text is long enough
+    r = s.submit(sub(A, 1, 0, op))
+    assert isinstance(r, Refusal) and r.code is ErrorCode.INVALID_OP and r.submission.op == op
+    assert s.text == "abcdefg" and s.rev == 1 and len(s.pending) == 1
+    assert not s.knows_client(A)
+    # the refused seq was not recorded: the client can still use it
+    sequenced(s.submit(sub(A, 1, 0, [3, "!"])))
+
+
+def test_take_unsent_and_commit_in_batches() -> None:
+    s = Sequencer("", 0)
+    s.submit(sub(A, 1, 0, ["a"]))
+    s.submit(sub(A, 2, 1, [1, "b"]))
+    batch = s.take_unsent()
+    assert [x.rev for x in batch] == [1, 2]
+    assert s.take_unsent() == []
+    s.submit(sub(A, 3, 2, [2, "c"]))
+    with pytest.raises(InvalidState):
+        s.commit(3)  # rev 3 was not handed to the store yet
+    assert [x.rev for x in s.commit(1)] == [1]
+    assert s.committed_text == "a" and s.committed_rev == 1
+    assert s.ops_since(0) == [batch[0]]
+    assert [x.rev for x in s.commit(2)] == [2]
+    assert s.committed_text == "ab"
+    assert s.commit(2) == []
+    with pytest.raises(InvalidState):
+        s.commit(1)
+    assert [x.rev for x in s.take_unsent()] == [3]
+    s.commit(3)
+    assert s.committed_text == s.text == "abc" and s.pending == []
+
+
+def test_rollback_restores_committed_text_and_resubmits_correctly() -> None:
+    s = Sequencer("base", 0)
+    s.submit(sub(A, 1, 0, [4, "!"]))
+    commit_all(s)
+    a2 = sub(A, 2, 1, ["<"])
+    b1 = sub(B, 1, 1, [4, ">"])
+    s.submit(a2)
+    s.submit(b1)
+    s.take_unsent()
+    assert s.text == "<base>!"
+    # another hub won the race for revision 2
+    subs = s.rollback()
+    assert subs == [a2, b1]
+    assert s.text == s.committed_text == "base!" and s.rev == 1 and s.pending == []
+    with pytest.raises(InvalidState):
+        s.receive_committed(Sequenced(Rev(3), ["x"], C, 1))
+    foreign = Sequenced(Rev(2), [2, "SE", -2], C, 1)
+    s.receive_committed(foreign)
+    assert s.text == s.committed_text == "baSE!" and s.rev == s.committed_rev == 2
+    # the store is asked about clients whose last op was rolled back
+    assert not s.knows_client(A) and not s.knows_client(B)
+    s.learn_client(A, 1, 1)
+    s.learn_client(B, 0, None)
+    for x in subs:
+        sequenced(s.submit(x))
+    assert s.text == "<baSE>!"
+    assert [x.rev for x in commit_all(s)] == [3, 4]
+    assert s.ops_since(1) is not None and [x.rev for x in s.ops_since(1) or []] == [2, 3, 4]
+
+
+def test_receive_committed_refused_while_ops_are_pending() -> None:
+    s = Sequencer("", 0)
+    s.submit(sub(A, 1, 0, ["x"]))
+    with pytest.raises(InvalidState):
+        s.receive_committed(Sequenced(Rev(1), ["y"], B, 1))
+
+
+def test_rollback_with_more_pending_ops_than_history_keeps() -> None:
+    # regression: rollback popped one history entry per pending op, even
+    # those history_limit had already dropped (IndexError)
+    s = Sequencer("", 0, history_limit=2)
+    s.submit(sub(A, 1, 0, ["a"]))
+    commit_all(s)
+    for i in range(3):
+        s.submit(sub(B, i + 1, 1 + i, ["b"]))
+    assert len(s.rollback()) == 3
+    assert s.text == "a" and s.rev == 1
+    assert s.oldest_base <= 1
+    sequenced(s.submit(sub(B, 1, 1, ["b"])))
+    assert s.text == "ba"
+
+
+def test_ops_since() -> None:
+    s = Sequencer("", 0, history_limit=3)
+    for i in range(5):
+        s.submit(sub(A, i + 1, i, [i, str(i)]))
+    s.take_unsent()
+    s.commit(4)
+    assert s.ops_since(5) is None  # not committed yet
+    assert s.ops_since(4) == []
+    assert [x.rev for x in s.ops_since(2) or []] == [3, 4]
+    assert s.ops_since(1) is None  # fell out of the history
+    assert s.ops_since(-1) is None
+
+
+def test_history_from_constructor_allows_old_bases() -> None:
+    # revisions 1..3 made "abc" -> "aXbc" -> "aXb" -> "aXb😀"
+    history = [
+        Sequenced(Rev(1), [1, "X"], B, 1),
+        Sequenced(Rev(2), [3, -1], B, 2),
+        Sequenced(Rev(3), [3, "😀"], B, 3),
+    ]
+    s = Sequencer("aXb😀", 3, history=history)
+    assert s.oldest_base == 0
+    assert s.ops_since(1) == history[1:]
+    # against "abc" (rev 0): replace "c" by "C"; its insert wins the tie with rev 3's
+    r = sequenced(s.submit(sub(A, 1, 0, [2, "C", -1])))
+    assert s.text == "aXbC😀" and r.rev == 4 and r.op == [3, "C"]
+    # against rev 1 ("aXbc"): an op that fits rev 1 but not the shorter rev 2
+    r = sequenced(s.submit(sub(C, 1, 1, [1, -1])))
+    assert s.text == "abC😀" and r.op == [1, -1]
+    bad = s.submit(sub(A, 3, 2, [4, "?"]))
+    assert isinstance(bad, Refusal) and bad.code is ErrorCode.INVALID_OP
+    # the history also restores what each client last sent
+    assert s.submit(sub(B, 2, 0, ["x"])) == Duplicate(B, 2, None, True)
+    assert s.submit(sub(B, 3, 2, ["x"])) == Duplicate(B, 3, Rev(3), True)
+
+
+def test_history_must_end_at_rev() -> None:
+    with pytest.raises(InvalidState):
+        Sequencer("x", 2, history=[Sequenced(Rev(1), ["x"], B, 1)])
+
+
+def test_learn_client_answers_resent_ops_from_the_store() -> None:
+    s = Sequencer("abc", 10)
+    s.learn_client(A, 4, 9)
+    assert s.submit(sub(A, 4, 8, ["x"])) == Duplicate(A, 4, Rev(9), True)
+    assert s.submit(sub(A, 3, 8, ["x"])) == Duplicate(A, 3, None, True)
+    assert s.text == "abc"
+
+
+# -- many clients, random interleavings ------------------------------------
+
+
+@given(data=st.data())
+def test_random_clients_and_deliveries_converge(data: st.DataObject) -> None:
+    start = data.draw(texts(max_size=8), label="start")
+    n = data.draw(st.integers(2, 4), label="clients")
+    hub = Sequencer(start, 0, history_limit=1_000)
+    clients = [DocumentClient(start, 0, f"c{i}") for i in range(n)]
+    to_hub: list[list[Outgoing]] = [[] for _ in range(n)]  # per-client FIFO
+    to_client: list[list[Sequenced]] = [[] for _ in range(n)]  # per-client FIFO of hub messages
+
+    def send(i: int, out: Outgoing | None) -> None:
+        if out is not None:
+            to_hub[i].append(out)
+
+    def hub_receives(i: int) -> None:
+        out = to_hub[i].pop(0)
+        r = hub.submit(Submission(ClientId(f"c{i}"), out.seq, Rev(out.base_rev), out.op))
+        assert isinstance(r, Sequenced), r
+        hub.take_unsent()
+        hub.commit(r.rev)
+        for q in to_client:
+            q.append(r)
+
+    def client_receives(i: int) -> None:
+        r = to_client[i].pop(0)
+        c = clients[i]
+        if r.client_id == c.client_id:
+            send(i, c.receive_ack(r.rev))
+        else:
+            _, out = c.receive_op(r.rev, r.op, r.client_id, r.seq)
+            assert out is None
+
+    for _ in range(data.draw(st.integers(1, 40), label="steps")):
+        moves = [("edit", i) for i in range(n)]
+        moves += [("hub", i) for i in range(n) if to_hub[i]]
+        moves += [("recv", i) for i in range(n) if to_client[i]]
+        kind, i = data.draw(st.sampled_from(moves))
+        if kind == "edit":
+            op = data.draw(ops_on(clients[i].text, max_components=3))
+            send(i, clients[i].apply_local(op))
+        elif kind == "hub":
+            hub_receives(i)
+        else:
+            client_receives(i)
+    # drain: deliver everything, in any order the queues allow
+    while any(to_hub) or any(to_client):
+        for i in range(n):
+            while to_client[i]:
+                client_receives(i)
+            if to_hub[i]:
+                hub_receives(i)
+    for c in clients:
+        assert c.state.value == "synchronized"
+        assert c.text == hub.text
+        assert c.rev == hub.rev
+    assert hub.committed_text == hub.text
