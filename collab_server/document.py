@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NewType, Union
+from itertools import islice
+from typing import NewType
 
 from . import ops
 from .errors import ErrorCode, InvalidState
@@ -80,7 +81,7 @@ class Refusal:
     submission: Submission
 
 
-Outcome = Union[Sequenced, Duplicate, Refusal]
+Outcome = Sequenced | Duplicate | Refusal
 
 
 class Sequencer:
@@ -141,17 +142,18 @@ class Sequencer:
         first = self.rev - len(self._history)
         if rev < first:
             return None
-        out = [s for s, _ in list(self._history)[rev - first :] if s.rev <= self.committed_rev]
+        out = [s for s, _ in islice(self._history, rev - first, None) if s.rev <= self.committed_rev]
         return out
 
     # -- input -----------------------------------------------------------
 
     def learn_client(self, client_id: ClientId, seq: int, rev: int | None) -> None:
         """Tell the sequencer the last (seq, rev) the store holds for *client_id*."""
-        if client_id not in self._clients and seq > 0 and rev is not None:
-            self._clients[client_id] = (seq, Rev(rev))
-        elif client_id not in self._clients:
-            self._clients[client_id] = (0, Rev(0))
+        if client_id in self._clients:
+            return
+        if seq > 0 and rev is None:
+            raise InvalidState("a known seq needs its rev")
+        self._clients[client_id] = (seq, Rev(rev or 0))
 
     def submit(self, sub: Submission) -> Sequenced | Duplicate | Refusal:
         """Sequence one submission (see the module docstring)."""
@@ -174,7 +176,7 @@ class Sequencer:
         # canonical form: transform's tie-breaking depends on it (see client.apply_local)
         op = ops.normalize(sub.op)
         if sub.base_rev < self.rev:
-            for s, _ in list(self._history)[sub.base_rev - first :]:
+            for s, _ in islice(self._history, sub.base_rev - first, None):
                 op, _ = ops.transform(op, s.op)
         try:
             text = ops.apply(self.text, op)

@@ -106,6 +106,8 @@ class CloseCode(enum.IntEnum):
     """WebSocket close codes the hub uses (RFC 6455 section 7.4; 4000-4999 private)."""
 
     GOING_AWAY = 1001  # hub shutting down: reconnect later
+    INTERNAL_ERROR = 1011  # the hub failed; nothing the client did
+    REPLACED = 4409  # the same client id joined again on a newer connection
     PROTOCOL_VIOLATION = 4400  # the peer broke the protocol (see the reason)
     RATE_LIMIT = 4429  # the peer kept flooding after rate_limited errors
     # 1009 (message too big) is sent by websockets itself above max_size.

