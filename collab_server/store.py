@@ -215,14 +215,23 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def _db_errors(what: str) -> AsyncIterator[None]:
-    """Turn database and connection failures into StoreError."""
+    """Turn database and connection failures into StoreError.
+
+    The message never carries values: PostgreSQL's DETAIL and asyncpg's
+    argument errors quote them, and they may be document text.
+    """
     try:
         yield
-    except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
-        # the exception text names constraints, never values; its detail may hold values
-        raise StoreError(f"{what} failed: {type(e).__name__}: {e}") from e
-    except UnicodeEncodeError as e:
-        raise StoreError(f"{what} failed: text is not valid Unicode (lone surrogate)") from e
+    except (asyncpg.DataError, UnicodeEncodeError):
+        # a value that could not be encoded (a lone surrogate, say); the
+        # original exception quotes it, so it is not chained
+        raise StoreError(f"{what} failed: a value is not valid text") from None
+    except asyncpg.PostgresError as e:
+        constraint = getattr(e, "constraint_name", None)
+        extra = f" on {constraint}" if constraint else ""
+        raise StoreError(f"{what} failed: {type(e).__name__} ({e.sqlstate}){extra}") from e
+    except (TimeoutError, asyncpg.InterfaceError, OSError) as e:
+        raise StoreError(f"{what} failed: {type(e).__name__}") from e
 
 
 def _encode_op(op: ops.Op) -> str:

@@ -246,6 +246,7 @@ async def test_duplicate_client_seq_fails_only_its_own_document_in_a_group(datab
             return_exceptions=True,
         )
         assert isinstance(results[0], StoreError) and not isinstance(results[0], RevisionConflict)
+        assert isinstance(results[0].__cause__, asyncpg.UniqueViolationError)
         assert results[1] is None
         assert store.stats.split_retries == 1
         assert store.stats.transactions == before + 3  # the group, then each document alone
@@ -272,6 +273,7 @@ async def test_unstorable_text_is_refused_with_store_error(store: Store) -> None
         return_exceptions=True,
     )
     assert isinstance(results[0], StoreError)
+    assert "lone" not in str(results[0]) and results[0].__cause__ is None  # no text in errors
     assert results[1] is None
     assert (await store.load_document(doc.id)).rev == 0
     assert (await store.load_document(other.id)).text == "fine"
