@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -627,7 +628,7 @@ class Hub:
             self.background(old.ws.close(CloseCode.REPLACED, "replaced by a newer connection"))
         conn.room = room
         conn.role = role
-        conn.log.extra = {"participant": conn.id, "room": room_id[:8]}  # type: ignore[misc]
+        conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
         broadcast(
@@ -698,7 +699,7 @@ def _doc_list(docs: list[DocumentRecord]) -> list[dict[str, Any]]:
 def _refers_to(frame: str | bytes) -> dict[str, Any]:
     """The request id and op seq of a refused frame, if it has them, so the client can match the error."""
     try:
-        msg = wire.json.loads(frame)
+        msg = json.loads(frame)
     except (ValueError, RecursionError, TypeError):
         return {}
     if not isinstance(msg, dict):

@@ -91,7 +91,7 @@ def _push(out: Op, c: Component) -> None:
             if last < 0:  # type: ignore[operator]
                 # Insert and delete at the same place commute; keep insert first.
                 if len(out) >= 2 and type(out[-2]) is str:
-                    out[-2] = out[-2] + c  # type: ignore[operator]
+                    out[-2] = out[-2] + c
                 else:
                     out.insert(len(out) - 1, c)
                 return
@@ -108,7 +108,7 @@ def _push(out: Op, c: Component) -> None:
 
 
 def _trim(out: Op) -> None:
-    if out and type(out[-1]) is int and out[-1] > 0:  # type: ignore[operator]
+    if out and type(out[-1]) is int and out[-1] > 0:
         out.pop()
 
 
@@ -117,7 +117,7 @@ def base_length(op: Op) -> int:
     n = 0
     for c in op:
         if type(c) is int:
-            n += c if c > 0 else -c  # type: ignore[operator]
+            n += c if c > 0 else -c
     return n
 
 
@@ -157,9 +157,9 @@ def apply(text: str, op: Op) -> str:
             return c0 + text
         if c0 < 0 and -c0 <= len(text):  # type: ignore[operator]
             return text[-c0:]  # type: ignore[operator]
-    elif n == 2 and type(c0) is int and c0 > 0:  # type: ignore[operator]
+    elif n == 2 and type(c0) is int and c0 > 0:
         c1 = op[1]
-        if c0 <= len(text):  # type: ignore[operator]
+        if c0 <= len(text):
             if type(c1) is str:
                 return text[:c0] + c1 + text[c0:]
             elif c1 < 0 and c0 - c1 <= len(text):  # type: ignore[operator]
@@ -322,7 +322,7 @@ def compose(a: Op, b: Op) -> Op:
         ha = ra.head
         hb = rb.head
         # Deletes in a act on the original document: b never sees that text.
-        if type(ha) is int and ha < 0:  # type: ignore[operator]
+        if type(ha) is int and ha < 0:
             _push(out, ha)
             ra.next()
             continue
@@ -342,8 +342,8 @@ def compose(a: Op, b: Op) -> Op:
             rb.next()
             continue
         # ha is a retain or an insert (spans output of a); hb is a retain or delete.
-        la = len(ha) if type(ha) is str else ha  # type: ignore[arg-type]
-        n = min(la, _span(hb))  # type: ignore[type-var]
+        la = len(ha) if type(ha) is str else ha
+        n = min(la, _span(hb))
         ca = ra.take(n)  # type: ignore[arg-type]
         cb = rb.take(n)  # type: ignore[arg-type]
         if cb > 0:  # type: ignore[operator]
