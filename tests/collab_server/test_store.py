@@ -280,7 +280,7 @@ async def test_unstorable_text_is_refused_with_store_error(store: Store) -> None
     assert await store.get_document("r1", "nul.txt") is None
 
 
-async def test_lost_database_connection_raises_store_error(store: Store, database_url: str) -> None:
+async def test_store_recovers_when_its_connections_are_killed(store: Store, database_url: str) -> None:
     doc = await make_doc(store)
     admin = await asyncpg.connect(database_url)
     try:
