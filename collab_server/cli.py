@@ -64,7 +64,7 @@ async def serve(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or default_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL in %s", data_dir)
-        embedded = await asyncio.to_thread(start_embedded, data_dir)
+        embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
         dsn = embedded.dsn
     try:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))

@@ -137,6 +137,7 @@ class DocumentTask:
         self.inbox: deque[tuple[str, Connection | None, Any]] = deque()
         self.wake = asyncio.Event()
         self.remote_rev = 0
+        self.stale = False
         self.seq: Sequencer | None = None
         self.last_snapshot = 0
         self.stopping = False
@@ -155,6 +156,11 @@ class DocumentTask:
             self.remote_rev = rev
             self.wake.set()
 
+    def resync(self) -> None:
+        """Notifications may have been lost: read the log for anything new."""
+        self.stale = True
+        self.wake.set()
+
     async def stop(self) -> None:
         """Finish what is queued (ack or refuse it), then end."""
         self.stopping = True
@@ -172,12 +178,13 @@ class DocumentTask:
             )
             self.last_snapshot = loaded.rev
             while True:
-                if not self.inbox and self.remote_rev <= self.seq.committed_rev:
+                if not self.inbox and not self.stale and self.remote_rev <= self.seq.committed_rev:
                     if self.stopping:
                         return
                     self.wake.clear()
                     await self.wake.wait()
-                if self.remote_rev > self.seq.committed_rev:
+                if self.stale or self.remote_rev > self.seq.committed_rev:
+                    self.stale = False
                     await self._catch_up()
                 items, self.inbox = self.inbox, deque()
                 for kind, conn, payload in items:
@@ -364,7 +371,7 @@ class Hub:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def start(self, host: str, port: int) -> None:
-        await self.store.listen(self._notified)
+        await self.store.listen(self._notified, on_reconnect=self._resync_all)
         self.server = await serve(
             self._handle,
             host,
@@ -405,6 +412,10 @@ class Hub:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
+
+    def _resync_all(self) -> None:
+        for doc in self.docs_by_id.values():
+            doc.resync()
 
     def _notified(self, hub_id: str, doc_id: int, rev: int) -> None:
         if hub_id == self.store.hub_id:
