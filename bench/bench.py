@@ -215,9 +215,7 @@ async def connect(url: str, name: str = "bench") -> WS:
     host, port = _split(url)
     _, ws = await asyncio.get_running_loop().create_connection(lambda: WS(host, port), host, port)
     await ws.opened
-    await ws.request(
-        {"type": "hello", "protocol": 1, "name": name, "clientId": secrets.token_urlsafe(12)}
-    )
+    await ws.request({"type": "hello", "protocol": 1, "name": name, "clientId": secrets.token_urlsafe(12)})
     return ws
 
 
@@ -525,6 +523,15 @@ def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
     )
 
 
+def report_profile(path: Path) -> None:
+    if not path.exists():
+        print("  (py-spy wrote no profile)")
+        return
+    summary = summarize_profile(path)
+    Path(str(path) + ".summary.txt").write_text("\n".join(summary) + "\n")
+    print("\n".join("  | " + s for s in summary[:60]))
+
+
 def summarize_profile(path: Path, top: int = 25) -> list[str]:
     """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
     self_s: collections.Counter[str] = collections.Counter()
@@ -560,7 +567,7 @@ async def bench_throughput(
     op_json = small_ops(rng)
     typists: list[Typist] = []
     conns: list[WS] = []
-    for r in range(rooms):
+    for _ in range(rooms):
         cs, opened = await make_room(hub.url, per_room, path="doc.txt", text="x" * 1000)
         conns += cs
         for c in cs:
@@ -606,10 +613,8 @@ async def bench_throughput(
     env.stop_hub(hub)
     if spy is not None:
         spy.wait(60)
-        if profile is not None and profile.exists():
-            summary = summarize_profile(profile)
-            Path(str(profile) + ".summary.txt").write_text("\n".join(summary) + "\n")
-            print("\n".join("  | " + s for s in summary[:60]))
+        if profile is not None:
+            report_profile(profile)
     # baselines: what one PostgreSQL commit costs here
     for n in (1, 10):
         raw = await raw_insert_rate(env.dsn, 5.0, n)
@@ -693,7 +698,9 @@ async def ticker(period: float, phase: float, fn: Callable[[], None], stop: asyn
         fn()
 
 
-async def bench_latency(res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float) -> None:
+async def bench_latency(
+    res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float
+) -> None:
     print(f"3. latency ({rooms} rooms x 2 clients, {rate:g} ops/s per room)", flush=True)
     hub = env.hub()
     rng = random.Random(3)
@@ -701,7 +708,9 @@ async def bench_latency(res: Results, env: Env, *, rooms: int, rate: float, warm
     text = "".join(rng.choice("abcdefgh \n") for _ in range(1000))
     for _ in range(rooms):
         (typer, watcher), opened = await make_room(hub.url, 2, path="notes.md", text=text)
-        pairs.append(Pair(typer, watcher, "notes.md", opened["text"], opened["rev"], random.Random(rng.random())))
+        pairs.append(
+            Pair(typer, watcher, "notes.md", opened["text"], opened["rev"], random.Random(rng.random()))
+        )
     stop = asyncio.Event()
     period = 1 / rate
     tasks = [asyncio.create_task(ticker(period, rng.random() * period, p.edit, stop)) for p in pairs]
@@ -765,7 +774,9 @@ asyncio.run(main())
 
 
 async def websocket_echo(n: int, rate: float, *, warmup: float, window: float) -> list[float]:
-    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         host = "127.0.0.1"
@@ -824,9 +835,7 @@ async def load_trace_into_db(env: Env, trace: dict[str, Any], snapshot_every: in
     try:
         room_id = secrets.token_urlsafe(16)
         secret = secrets.token_urlsafe(32)
-        await store.create_room(
-            room_id, "paper", {"editor": hashlib.sha256(secret.encode()).digest()}
-        )
+        await store.create_room(room_id, "paper", {"editor": hashlib.sha256(secret.encode()).digest()})
         record = await store.create_document(room_id, "paper.tex", trace["startContent"])
         assert record is not None
         text = trace["startContent"]
@@ -884,7 +893,9 @@ async def bench_cold_open(res: Results, env: Env, trace: dict[str, Any], *, star
         "<= 50 ms",
         med <= 50,
     )
-    res.base("open of the same document already loaded in the hub", f"{statistics.median(warm):.1f} ms median")
+    res.base(
+        "open of the same document already loaded in the hub", f"{statistics.median(warm):.1f} ms median"
+    )
 
 
 # -- 5. memory ------------------------------------------------------------------------
@@ -947,7 +958,8 @@ def machine_notes(env: Env) -> list[str]:
         f"{platform.system()} {platform.release()}, {os.cpu_count()} logical CPUs ({cpu_model or 'unknown'}"
         + (f", {freq.current:.0f} MHz" if freq else "")
         + f"), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; shared and noisy machine",
-        f"Python {platform.python_version()}, websockets {websockets.__version__}, asyncpg {asyncpg.__version__}",
+        f"Python {platform.python_version()}, websockets {websockets.__version__}, "
+        f"asyncpg {asyncpg.__version__}",
         f"PostgreSQL: {pg}, fsync on, synchronous_commit on, on the same 2 cores as hub and clients",
     ]
 
@@ -1042,7 +1054,7 @@ async def run(args: argparse.Namespace) -> int:
     print()
     print(report)
     if args.out and only is None:
-        Path(args.out).write_text(report)
+        Path(args.out).write_text(report)  # noqa: ASYNC240 - the run is over
         print(f"(written to {args.out})")
     return 0
 
