@@ -117,7 +117,7 @@ class Peer:
         except Exception:
             pass
         finally:
-            rcvd = self.ws.close_rcvd
+            rcvd = self.ws.protocol.close_rcvd
             if not self.closed.done():
                 self.closed.set_result((rcvd.code if rcvd else None, rcvd.reason if rcvd else None))
             for fut in self._waiting.values():
@@ -146,12 +146,23 @@ class Peer:
         """After a reconnect: catch up from the doc's revision, then re-send what is unacknowledged."""
         self.docs[doc.path] = doc
         doc.peer = self
-        reply = await self.request({"type": "open", "path": doc.path, "since": doc.client.rev})
+        in_flight = doc.client.outstanding
+        # what follows `opened` on the wire applies after its ops: hold it until they are in
+        auto, doc.auto_deliver = doc.auto_deliver, False
+        try:
+            reply = await self.request({"type": "open", "path": doc.path, "since": doc.client.rev})
+        finally:
+            doc.auto_deliver = auto
         for entry in reply["ops"]:
             doc.catch_up(entry)
-        out = doc.client.resend()
-        if out is not None:
-            await doc.submit(out)
+        if auto:
+            doc.deliver_all()
+        out = doc.client.outstanding
+        if out is not None and in_flight is not None and out.seq == in_flight.seq:
+            # still unacknowledged; an op sent by catch_up (the buffer, after our
+            # own op in the list acked the one in flight) is new: sending it
+            # twice would get it acked twice
+            await doc.submit(doc.client.resend())  # type: ignore[arg-type]
 
 
 class SharedDoc:
