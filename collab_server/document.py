@@ -176,8 +176,11 @@ class Sequencer:
         # canonical form: transform's tie-breaking depends on it (see client.apply_local)
         op = ops.normalize(sub.op)
         if sub.base_rev < self.rev:
-            for s, _ in islice(self._history, sub.base_rev - first, None):
-                op, _ = ops.transform(op, s.op)
+            # index from the right: islice from the left walks the whole deque
+            # (up to history_limit entries) to reach the few newest ops
+            history = self._history
+            for i in range(sub.base_rev - self.rev, 0):
+                op, _ = ops.transform(op, history[i][0].op)
         try:
             text = ops.apply(self.text, op)
         except ops.InvalidOp:  # pragma: no cover - base_length check above

@@ -163,6 +163,7 @@ async def open_store(
             min_size=min_size,
             max_size=max(max_size, commit_concurrency + 1),
             server_settings={"application_name": f"pairls-hub {hub_id}", "jit": "off"},
+            reset=_keep_session,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
         raise StoreError(f"cannot connect to PostgreSQL: {type(e).__name__}") from e
@@ -173,6 +174,20 @@ async def open_store(
         await pool.close()
         raise
     return Store(pool, dsn, hub_id, commit_concurrency)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to reset.
+
+    asyncpg's default reset runs ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` on every release: one more round trip per query,
+    and ``Pool.fetchrow`` releases before it returns, so every group commit
+    (hence every ack) waited for it.  The store leaves no session state on
+    pooled connections: no SET, no cursors, LISTEN is on its own connection,
+    and the migration lock is unlocked in ``migrate`` (if that fails,
+    ``open_store`` closes the pool).  asyncpg still rolls back an open
+    transaction and drops listeners before calling this.
+    """
 
 
 def _migrations() -> list[tuple[str, str]]:
