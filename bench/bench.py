@@ -699,7 +699,7 @@ async def ticker(period: float, phase: float, fn: Callable[[], None], stop: asyn
 
 
 async def bench_latency(
-    res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float
+    res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float, profile: Path | None
 ) -> None:
     print(f"3. latency ({rooms} rooms x 2 clients, {rate:g} ops/s per room)", flush=True)
     hub = env.hub()
@@ -716,6 +716,7 @@ async def bench_latency(
     tasks = [asyncio.create_task(ticker(period, rng.random() * period, p.edit, stop)) for p in pairs]
     await asyncio.sleep(warmup)
     hub_p = psutil.Process(hub.proc.pid)
+    spy = start_profiler(hub.proc.pid, window, profile) if profile else None
     cpu0 = cpu_seconds([hub_p])
     edits0 = sum(p.edits for p in pairs)
     composed0 = sum(p.composed for p in pairs)
@@ -751,6 +752,9 @@ async def bench_latency(
         await p.typer.close()
         await p.watcher.close()
     env.stop_hub(hub)
+    if spy is not None and profile is not None:
+        spy.wait(60)
+        report_profile(profile)
     # baseline: a plain websocket echo server (same library and settings as the hub), same load shape
     echo = await websocket_echo(rooms, rate, warmup=2.0, window=min(window, 15.0))
     res.base(
@@ -1042,8 +1046,9 @@ async def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         if want("latency"):
             await bench_latency(
-                res, env, rooms=args.latency_rooms, rate=10.0, warmup=3.0, window=args.latency_window
-            )
+                res, env, rooms=args.latency_rooms, rate=10.0, warmup=3.0, window=args.latency_window,
+                profile=Path(args.profile + ".latency") if args.profile else None,
+            )  # fmt: skip
         if want("open"):
             await bench_cold_open(res, env, trace, starts=args.starts)
         if want("memory"):
@@ -1072,7 +1077,10 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--conns", type=int, default=2000)
     ap.add_argument("--mem-per-room", type=int, default=20)
-    ap.add_argument("--profile", help="py-spy the hub during scenario 2; collapsed stacks to this file")
+    ap.add_argument(
+        "--profile",
+        help="py-spy the hub during scenarios 2 and 3; collapsed stacks to this file (and .latency)",
+    )
     args = ap.parse_args()
     return asyncio.run(run(args))
 
