@@ -451,16 +451,16 @@ class Hub:
         try:
             hello = wire.decode(first)
         except ProtocolError as exc:
-            conn.error(exc.code, exc.detail)
-            await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
+            conn.error(exc.code, exc.detail, **_refers_to(first))
+            await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
         if hello["type"] != "hello":
-            conn.error(ErrorCode.NOT_HELLO)
-            await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
+            conn.error(ErrorCode.NOT_HELLO, **_refers_to(first))
+            await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
         if hello["protocol"] != wire.PROTOCOL_VERSION:
             conn.error(ErrorCode.UNSUPPORTED_VERSION, id=hello.get("id"))
-            await ws.close(CloseCode.PROTOCOL_VIOLATION, "unsupported protocol version")
+            await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "unsupported protocol version")
             return
         conn.client_id = ClientId(hello["clientId"])
         conn.name = hello["name"]
@@ -484,7 +484,7 @@ class Hub:
             if not conn.allow():
                 conn.strikes += 1
                 if conn.strikes > self.config.burst:
-                    await ws.close(CloseCode.RATE_LIMIT, "rate limit exceeded")
+                    await _close_and_drain(ws, CloseCode.RATE_LIMIT, "rate limit exceeded")
                     return
                 conn.error(ErrorCode.RATE_LIMITED, **_refers_to(frame))
                 continue
@@ -494,7 +494,7 @@ class Hub:
             except ProtocolError as exc:
                 conn.strikes += 1
                 if conn.strikes > self.config.max_strikes:
-                    await ws.close(CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
+                    await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
                     return
                 conn.error(exc.code, exc.detail, **_refers_to(frame))
             else:
@@ -707,6 +707,21 @@ def _doc_list(docs: list[DocumentRecord]) -> list[dict[str, Any]]:
     return [{"path": d.path, "rev": d.rev} for d in docs]
 
 
+async def _close_and_drain(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close *ws*, reading and dropping what the peer sent meanwhile.
+
+    The peer's answer to our close frame is queued behind the frames it had
+    already sent; once more than ``max_queue`` of them wait unread, reading
+    pauses and the handshake stalls until the close timeout (10 s), with a
+    flooding peer still connected.
+    """
+    closing = asyncio.ensure_future(ws.close(code, reason))
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+    await closing
+
+
 def _refers_to(frame: str | bytes) -> dict[str, Any]:
     """The request id and op seq of a refused frame, if it has them, so the client can match the error."""
     try:
@@ -716,10 +731,12 @@ def _refers_to(frame: str | bytes) -> dict[str, Any]:
     if not isinstance(msg, dict):
         return {}
     out: dict[str, Any] = {}
-    for key in ("id", "seq"):
-        v = msg.get(key)
-        if (type(v) is int and abs(v) <= wire.MAX_INT) or (type(v) is str and len(v) <= wire.MAX_ID):
-            out[key] = v
+    rid, seq = msg.get("id"), msg.get("seq")
+    if (type(rid) is int and abs(rid) <= wire.MAX_INT) or (type(rid) is str and len(rid) <= wire.MAX_ID):
+        out["id"] = rid
+    # seq is an integer or nothing: a string here is client input, never echoed
+    if type(seq) is int and abs(seq) <= wire.MAX_INT:
+        out["seq"] = seq
     if type(msg.get("path")) is str and wire.valid_path(msg["path"]):
         out["path"] = msg["path"]
     return out
