@@ -77,6 +77,8 @@ class Connection:
         self.room: Room | None = None
         self.role = ""
         self.docs: set[str] = set()
+        #: path -> the revision its `opened` reply was at; later ops reach it in order
+        self.opened_at: dict[str, int] = {}
         self.tokens = float(hub.config.burst)
         self.stamp = time.monotonic()
         self.strikes = 0
@@ -234,15 +236,24 @@ class DocumentTask:
         assert isinstance(out, Duplicate)
         if not out.committed:
             return  # acked when its batch commits, to the author's connection then
+        if conn is None:
+            # Our own submission again after a rollback: it was committed
+            # meanwhile (by another hub, or by us with the answer lost), so
+            # the catch-up that showed us so has published it, acking its
+            # author.  One op, one ack: a second one breaks the client.
+            return
         rev = out.rev
         if rev is None:
             rev = await self._retry(store.find_op, self.record.id, sub.client_id, sub.seq)
-        if reply_to is None:
-            return
         if rev is None:
-            reply_to.error(ErrorCode.STALE_SEQ, path=self.path, seq=sub.seq)
+            conn.error(ErrorCode.STALE_SEQ, path=self.path, seq=sub.seq)
+        elif rev > conn.opened_at.get(self.path, rev):
+            # committed after this connection opened the document, so it is
+            # in its stream, as an ack: the client re-sent it before that ack
+            # reached it (after a reconnect, to us or to another hub)
+            return
         else:
-            reply_to.send(wire.encode({"type": "ack", "path": self.path, "seq": sub.seq, "rev": rev}))
+            conn.send(wire.encode({"type": "ack", "path": self.path, "seq": sub.seq, "rev": rev}))
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
         seq = self.seq
@@ -266,6 +277,7 @@ class DocumentTask:
                 missed = [s for s in missed if s.rev <= seq.committed_rev]
             reply["ops"] = [self._op_entry(s, conn) for s in missed]
         self.subscribers.add(conn)
+        conn.opened_at[self.path] = seq.committed_rev
         conn.send(wire.encode(reply))
 
     @staticmethod
