@@ -1,0 +1,89 @@
+"""LSP positions <-> code point offsets, for each position encoding (sans-I/O).
+
+LSP 3.17 ("Position"): a position is a zero-based line and a character
+offset counted in the negotiated encoding: UTF-16 code units (the default,
+and what VS Code uses), UTF-8 bytes or UTF-32 code points.  Lines end at
+``\\n``, ``\\r\\n`` or ``\\r``.  A character past the end of its line means
+the end of the line; a line past the end of the document means its end.
+The hub counts code points (Python ``str`` indices), so every position is
+converted here, at the bridge's edge.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+__all__ = ["LineIndex", "UTF8", "UTF16", "UTF32", "encoded_length"]
+
+UTF8 = "utf-8"
+UTF16 = "utf-16"
+UTF32 = "utf-32"
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encoded_length(text: str, encoding: str) -> int:
+    """Length of *text* in units of *encoding*."""
+    if encoding == UTF32 or text.isascii():
+        return len(text)
+    if encoding == UTF16:
+        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _units_to_index(line: str, units: int, encoding: str) -> int:
+    """Code point index in *line* of the position *units* (clamped to the line)."""
+    if units <= 0:
+        return 0
+    if encoding == UTF32 or line.isascii():
+        return min(units, len(line))
+    count = 0
+    for i, ch in enumerate(line):
+        if encoding == UTF16:
+            count += 2 if ord(ch) > 0xFFFF else 1
+        else:
+            o = ord(ch)
+            count += 1 if o < 0x80 else 2 if o < 0x800 else 3 if o < 0x10000 else 4
+        if count > units:
+            return i  # inside a character: LSP says undefined; take its start
+        if count == units:
+            return i + 1
+    return len(line)
+
+
+class LineIndex:
+    """Line starts of one text; converts positions both ways."""
+
+    __slots__ = ("text", "starts")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0]
+        self.starts.extend(m.end() for m in _BREAK.finditer(text))
+
+    def line_text(self, line: int) -> str:
+        """Line *line* without its line break."""
+        start = self.starts[line]
+        end = self.starts[line + 1] if line + 1 < len(self.starts) else len(self.text)
+        while end > start and self.text[end - 1] in "\r\n":
+            end -= 1
+        return self.text[start:end]
+
+    def offset(self, line: int, character: int, encoding: str) -> int:
+        """Code point offset of an LSP position."""
+        if line < 0:
+            return 0
+        if line >= len(self.starts):
+            return len(self.text)
+        return self.starts[line] + _units_to_index(self.line_text(line), character, encoding)
+
+    def position(self, offset: int, encoding: str) -> tuple[int, int]:
+        """LSP (line, character) of a code point offset."""
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self.starts, offset) - 1
+        start = self.starts[line]
+        head = self.text[start:offset]
+        if head.endswith("\r"):  # between the \r and \n of a CRLF: the end of the line
+            head = head[:-1]
+        return line, encoded_length(head, encoding)
