@@ -605,7 +605,8 @@ async def bench_throughput(
         f"load generator (1 process) {cpu[1]:.2f}, PostgreSQL "
         + (f"{cpu[2]:.2f}" if pg else "n/a (external)")
         + f"; ~{(c1 - c0) / max(1, x1 - x0):.1f} ops per PostgreSQL transaction; "
-        f"client round trip {len(typists) / rate * 1e3:.1f} ms mean; "
+        f"hub CPU {cpu[0] / rate * 1e6:.0f} us per committed op (ack + 4 broadcasts + its share of the "
+        f"commit); client round trip {len(typists) / rate * 1e3:.1f} ms mean; "
         f"acks per client min/max {min(per_client)}/{max(per_client)}; errors {errors}"
     )
     for c in conns:
@@ -745,7 +746,8 @@ async def bench_latency(
     res.note(
         f"latency: {len(lat):,} samples over {dt:.0f} s, p90 {percentile(lat, 90):.2f} ms, "
         f"p99.9 {percentile(lat, 99.9):.2f} ms, max {max(lat):.2f} ms; {composed} of {edits} edits "
-        f"composed into a buffer (op in flight); hub CPU {cpu:.2f} cores; "
+        f"composed into a buffer (op in flight); hub CPU {cpu:.2f} cores "
+        f"({cpu / max(1, len(lat)) * dt * 1e6:.0f} us per op); "
         f"errors {sum(p.errors for p in pairs)}"
     )
     for p in pairs:
@@ -1020,10 +1022,25 @@ def render(res: Results, env: Env, args: argparse.Namespace, started: str) -> st
     out += ["", "## Machine", ""]
     out += [f"- {n}" for n in machine_notes(env)]
     out += [
+        f"- Load average at the end of the run: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        "(1/5/15 min); other engineers' test suites may run on the same cores at the same time.",
         "- The hub is one Python process (one core at most); PostgreSQL and the load generator "
         "share the same 2 cores, so the hub gets less than one full core under load.",
     ]
     return "\n".join(out) + "\n"
+
+
+KEEP_MARKER = "<!-- bench.py keeps everything below this line -->"
+
+
+def write_report(path: Path, report: str) -> None:
+    """Replace the measured part of *path*; hand-written notes after KEEP_MARKER stay."""
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        if KEEP_MARKER in old:
+            kept = "\n" + old[old.index(KEEP_MARKER) :]
+    path.write_text(report + kept)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -1059,7 +1076,7 @@ async def run(args: argparse.Namespace) -> int:
     print()
     print(report)
     if args.out and only is None:
-        Path(args.out).write_text(report)  # noqa: ASYNC240 - the run is over
+        write_report(Path(args.out), report)
         print(f"(written to {args.out})")
     return 0
 
