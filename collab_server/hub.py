@@ -556,7 +556,10 @@ class Hub:
         if doc is None or path not in conn.docs:
             raise ProtocolError(ErrorCode.NOT_OPEN)
         if self.closing:
-            raise ProtocolError(ErrorCode.UNAVAILABLE)
+            # Refused, but not the client's fault: raising would count a
+            # strike, and a burst in flight at shutdown would end in 4400.
+            conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path, seq=msg["seq"])
+            return
         doc.put("op", conn, Submission(conn.client_id, msg["seq"], Rev(msg["rev"]), msg["op"], conn.id))
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:

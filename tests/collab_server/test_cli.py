@@ -1,0 +1,235 @@
+"""``pairls-hub`` as a real subprocess: options, the listening line, embedded
+PostgreSQL lifecycle, signals, shutdown with clients connected, and logs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil  # type: ignore[import-untyped,unused-ignore]
+import pytest
+
+from tests.support.hubclient import HubError, Peer
+from tests.support.hubproc import HubProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+HUB_SCRIPT = Path(sys.executable).parent / "pairls-hub"
+LISTENING = re.compile(r"^listening on ws://127\.0\.0\.1:(\d+)$")
+
+
+async def stop(hub: HubProcess, sig: signal.Signals = signal.SIGTERM) -> int:
+    """Signal the hub and wait for it off the event loop (our peers must answer its close)."""
+    if hub.proc.poll() is None:
+        hub.proc.send_signal(sig)
+    return await asyncio.to_thread(hub.proc.wait, 60)
+
+
+async def start(hub: HubProcess) -> str:
+    return await asyncio.to_thread(hub.wait_ready, 120)
+
+
+def test_help_lists_the_options() -> None:
+    assert HUB_SCRIPT.exists()
+    out = subprocess.run([str(HUB_SCRIPT), "--help"], capture_output=True, text=True, timeout=60, check=True)
+    for flag in ("--host", "--port", "--data-dir", "--database-url", "--log-level"):
+        assert flag in out.stdout
+    mod = subprocess.run(
+        [sys.executable, "-m", "collab_server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert mod.stdout == out.stdout
+
+
+async def test_port_0_prints_one_listening_line_that_works(database_url: str) -> None:
+    hub = HubProcess(database_url=database_url)
+    try:
+        url = await start(hub)
+        p = await Peer(url, "Ada").connect()
+        assert (await p.request({"type": "ping"}))["type"] == "pong"
+        created = await p.create_room("r")
+        assert len(created["room"]) == 22
+        await p.close()
+        assert await stop(hub) == 0
+        matches = [m for m in map(LISTENING.match, hub.stdout) if m]
+        assert len(matches) == 1, hub.stdout
+        port = int(matches[0].group(1))
+        assert port > 0 and url == f"ws://127.0.0.1:{port}"
+    finally:
+        hub.kill()
+
+
+# -- embedded PostgreSQL ------------------------------------------------------
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """Live postgres processes whose command line names *data_dir* (the postmasters)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if "postgres" in (proc.info["name"] or "") and str(data_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def server_tree(data_dir: Path) -> list[psutil.Process]:
+    """The postmaster(s) on *data_dir* and all their children (whose cmdlines do not name it)."""
+    procs = postgres_processes(data_dir)
+    for p in list(procs):
+        try:
+            procs.extend(p.children(recursive=True))
+        except psutil.Error:
+            pass
+    return procs
+
+
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_embedded_postgres_starts_serves_and_stops(
+    tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    data = tmp_path / "hub"
+    room: dict[str, Any] = {}
+    text = ""
+    for run in range(2):  # the second run reuses the data dir
+        hub = HubProcess("--data-dir", str(data))  # no database URL: DATABASE_URL is dropped too
+        try:
+            url = await start(hub)
+            tree = server_tree(data)
+            assert tree, "no PostgreSQL process names the data dir"
+            p = await Peer(url, "Ada").connect()
+            if run == 0:
+                room = await p.create_room("kept")
+                await p.create_document("kept.txt", "first run\n")
+                doc = await p.open("kept.txt")
+                await doc.splice(0, 0, "edited ")
+                await doc.wait_synced()
+                text = doc.text
+            else:
+                await p.join(room["room"], room["ownerSecret"])
+                doc = await p.open("kept.txt")
+                assert (doc.text, doc.rev) == (text, 1)
+            await p.close()
+            assert await stop(hub, sig) == 0, hub.log
+        finally:
+            hub.kill()
+        assert not [p for p in tree if alive(p)], "PostgreSQL outlived the hub"
+        assert postgres_processes(data) == []
+        assert "Traceback" not in hub.log
+
+
+# -- shutdown with clients connected -------------------------------------------
+
+BURST = 600
+
+
+async def test_sigterm_with_clients_acks_or_refuses_every_op(database_url: str) -> None:
+    hub = HubProcess(database_url=database_url)
+    try:
+        url = await start(hub)
+        a = await Peer(url, "Ada").connect()
+        b = await Peer(url, "Bob").connect()
+        created = await a.create_room()
+        await a.create_document("d.txt", "")
+        await b.join(created["room"], created["editorSecret"])
+        bdoc = await b.open("d.txt")
+        # opened by hand: acks and errors land in a.events, one per seq
+        await a.request({"type": "open", "path": "d.txt"})
+        for seq in range(1, BURST + 1):
+            await a.send({"type": "op", "path": "d.txt", "rev": 0, "seq": seq, "op": [f"<{seq}>"]})
+        hub.proc.send_signal(signal.SIGTERM)
+        assert a.closed is not None and b.closed is not None
+        assert (await asyncio.wait_for(a.closed, 30))[0] == 1001
+        assert (await asyncio.wait_for(b.closed, 30))[0] == 1001
+        assert await asyncio.to_thread(hub.proc.wait, 60) == 0
+        acked = [m["seq"] for m in a.events["ack"]]
+        refused = [m["seq"] for m in a.events["error"]]
+        assert all(m["code"] == "unavailable" for m in a.events["error"]), a.events["error"]
+        assert len(set(acked)) == len(acked) and len(set(refused)) == len(refused)
+        assert not set(acked) & set(refused)
+        # never silently dropped: every op sent before the signal got an answer
+        assert sorted(acked + refused) == list(range(1, BURST + 1))
+        assert bdoc.rev <= len(acked)
+    finally:
+        hub.kill()
+
+    # the database holds exactly the acked ops
+    again = HubProcess(database_url=database_url)
+    try:
+        url = await start(again)
+        c = await Peer(url, "Cy").connect()
+        await c.join(created["room"], created["viewerSecret"])
+        reply = await c.request({"type": "open", "path": "d.txt"})
+        applied = [int(s) for s in re.findall(r"<(\d+)>", reply["text"])]
+        assert sorted(applied) == sorted(acked)
+        assert reply["rev"] == len(acked)
+        await c.close()
+        assert await stop(again) == 0
+    finally:
+        again.kill()
+    db = await asyncpg.connect(database_url)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM ops") == len(acked)
+    finally:
+        await db.close()
+
+
+# -- logs -------------------------------------------------------------------------
+
+
+async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
+    mark = "Lm" + uuid.uuid4().hex + "mL"
+    hub = HubProcess("--log-level", "INFO", database_url=database_url)
+    try:
+        url = await start(hub)
+        a = await Peer(url, f"n{mark[:20]}").connect()
+        b = await Peer(url, "Bob").connect()
+        created = await a.create_room(f"room {mark}")
+        await a.create_document("m.txt", f"text {mark}\n")
+        await b.join(created["room"], created["editorSecret"])
+        doc = await a.open("m.txt")
+        await doc.splice(0, 0, f"edit {mark}")
+        await doc.wait_synced()
+        await a.send({"type": "presence", "path": "m.txt", "rev": doc.rev, "ranges": [[0, 1]]})
+        # bad input that carries them too
+        await a.send_raw("{" + mark)
+        await a.send({"type": mark, "secret": created["ownerSecret"]})
+        with pytest.raises(HubError):
+            await b.request({"type": "open", "path": "../" + mark})
+        c = await Peer(url, "Cy").connect()
+        with pytest.raises(HubError):
+            wrong = created["viewerSecret"][:-1] + ("B" if created["viewerSecret"].endswith("A") else "A")
+            await c.join(created["room"], wrong)
+        await c.join(created["room"], created["viewerSecret"])
+        for p in (a, b, c):
+            await p.close()
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+    log = hub.log
+    assert "created a room" in log and "joined as editor" in log  # INFO lines are there
+    for secret in (mark, created["ownerSecret"], created["editorSecret"], created["viewerSecret"]):
+        assert secret not in log
+    assert mark[:20] not in log
