@@ -261,6 +261,9 @@ class DocumentTask:
         if conn.room is not self.room or self.path not in conn.docs:
             return  # left or closed before we got here
         since = msg.get("since")
+        if since is not None and since > seq.committed_rev:
+            # The client saw a newer revision, through another hub: read the log first.
+            await self._catch_up()
         reply: dict[str, Any] = {"type": "opened", "path": self.path, "rev": seq.committed_rev}
         if msg.get("id") is not None:
             reply["id"] = msg["id"]
