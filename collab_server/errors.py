@@ -49,7 +49,7 @@ class RevisionConflict(StoreError):
     """Another hub committed a revision this hub tried to commit."""
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Stable codes carried by ``error`` messages (docs/protocol.md)."""
 
     BAD_JSON = "bad_json"

@@ -82,6 +82,8 @@ class Connection:
         self.tokens = float(hub.config.burst)
         self.stamp = time.monotonic()
         self.strikes = 0
+        #: messages refused for the rate since the bucket was last full
+        self.limited = 0
         self.log = _ConnLog(logger, {"participant": self.id})
 
     def send(self, text: str) -> None:
@@ -105,6 +107,8 @@ class Connection:
         cfg = self.hub.config
         self.tokens = min(float(cfg.burst), self.tokens + (now - self.stamp) * cfg.rate)
         self.stamp = now
+        if self.tokens >= cfg.burst:
+            self.limited = 0  # the peer slowed down enough to earn a whole burst back
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -194,6 +198,8 @@ class DocumentTask:
                         await self._submit(payload, conn)
                     elif kind == "open":
                         await self._open(conn, payload)  # type: ignore[arg-type]
+                    elif kind == "digest":
+                        self._digest(conn, payload)  # type: ignore[arg-type]
                 await self._commit()
         except asyncio.CancelledError:
             self._refuse_remaining()
@@ -281,6 +287,20 @@ class DocumentTask:
             reply["ops"] = [self._op_entry(s, conn) for s in missed]
         self.subscribers.add(conn)
         conn.opened_at[self.path] = seq.committed_rev
+        conn.send(wire.encode(reply))
+
+    def _digest(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """The SHA-256 of the committed text, in the connection's stream order."""
+        seq = self.seq
+        assert seq is not None
+        digest = hashlib.sha256(seq.committed_text.encode("utf-8")).hexdigest()
+        reply = {
+            "type": "digest",
+            "id": msg.get("id"),
+            "path": self.path,
+            "rev": seq.committed_rev,
+            "sha256": digest,
+        }
         conn.send(wire.encode(reply))
 
     @staticmethod
@@ -497,8 +517,8 @@ class Hub:
         conn.log.info("connected")
         async for frame in ws:
             if not conn.allow():
-                conn.strikes += 1
-                if conn.strikes > self.config.burst:
+                conn.limited += 1
+                if conn.limited > self.config.burst:
                     await _close_and_drain(ws, CloseCode.RATE_LIMIT, "rate limit exceeded")
                     return
                 conn.error(ErrorCode.RATE_LIMITED, **_refers_to(frame))
@@ -523,6 +543,12 @@ class Hub:
             self._presence(conn, msg)
         elif kind == "open":
             await self._open(conn, msg)
+        elif kind == "digest":
+            room = self._room_of(conn)
+            doc = room.docs.get(msg["path"])
+            if doc is None or msg["path"] not in conn.docs:
+                raise ProtocolError(ErrorCode.NOT_OPEN)
+            doc.put("digest", conn, msg)
         elif kind == "close":
             self._close_doc(conn, msg["path"])
             conn.send(wire.encode({"type": "closed", "id": msg.get("id"), "path": msg["path"]}))

@@ -20,7 +20,7 @@ which the callers turn into a coded refusal.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "Component",
@@ -40,7 +40,7 @@ __all__ = [
     "transform_index",
 ]
 
-Component = Union[int, str]
+Component = int | str
 Op = list[Component]
 
 

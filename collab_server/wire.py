@@ -44,6 +44,7 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "create_document": {"path": (_STR, True), "text": (_STR, False)},
     "open": {"path": (_STR, True), "since": (_INT, False)},
     "close": {"path": (_STR, True)},
+    "digest": {"path": (_STR, True)},
     "op": {"path": (_STR, True), "rev": (_INT, True), "seq": (_INT, True), "op": (_LIST, True)},
     "presence": {"path": (_STR, True), "rev": (_INT, True), "ranges": (_LIST, True)},
     "ping": {},
@@ -180,6 +181,7 @@ _CHECKS = {
     "create_document": _check_create_document,
     "open": _check_open,
     "close": _check_path,
+    "digest": _check_path,
     "op": _check_op,
     "presence": _check_presence,
 }

@@ -70,3 +70,26 @@ async def test_viewer_edits_are_refused(url: str) -> None:
     assert info.value.code == "already_in_room"
     for p in (a, v, c):
         await p.close()
+
+
+async def test_digest_matches_the_text_in_stream_order(url: str) -> None:
+    import hashlib
+
+    a = await Peer(url, "Ada").connect()
+    created = await a.create_room()
+    await a.create_document("d.txt", "héllo 😀\r\n")
+    da = await a.open("d.txt")
+    await da.splice(0, 0, "x")
+    first = await a.request({"type": "digest", "path": "d.txt"})
+    assert first["rev"] in (0, 1)  # in stream order: before or after the op's ack
+    await da.wait_synced()
+    reply = await a.request({"type": "digest", "path": "d.txt"})
+    assert reply["rev"] == 1
+    assert reply["sha256"] == hashlib.sha256("xhéllo 😀\r\n".encode()).hexdigest()
+    b = await Peer(url, "Bob").connect()
+    await b.join(created["room"], created["editorSecret"])
+    with pytest.raises(HubError) as info:
+        await b.request({"type": "digest", "path": "d.txt"})
+    assert info.value.code == "not_open"
+    await a.close()
+    await b.close()
