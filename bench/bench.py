@@ -148,7 +148,12 @@ class WS(asyncio.Protocol):
             payload = bytes(buf[off:end])
             del buf[:end]
             if opcode == 1:
-                self.on_text(payload)
+                if payload.startswith(b"["):
+                    # several messages in one frame (docs/protocol.md): hand them over one by one
+                    for msg in json.loads(payload):
+                        self.on_text(json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode())
+                else:
+                    self.on_text(payload)
             elif opcode == 9:
                 self._frame(0xA, payload)
             elif opcode == 8:

@@ -189,6 +189,9 @@ class DocumentTask:
                         return
                     self.wake.clear()
                     await self.wake.wait()
+                    # Let the other connections' frames that arrived in the same
+                    # loop iteration join this batch (one commit, fewer frames).
+                    await asyncio.sleep(0)
                 if self.stale or self.remote_rev > self.seq.committed_rev:
                     self.stale = False
                     await self._catch_up()
@@ -375,16 +378,30 @@ class DocumentTask:
                 delay = min(delay * 2, 2.0)
 
     def _publish(self, done: Iterable[Sequenced]) -> None:
+        """Ack each op to its author and send it to the other subscribers, in revision order.
+
+        Everything one connection gets from one batch goes in one frame (a
+        JSON array when there are several messages): a batch of k ops costs
+        one write per connection instead of k.
+        """
+        out: dict[Connection, list[str]] = {}
         for s in done:
             author = self.room.by_client.get(s.client_id)
             if author is not None and author in self.subscribers:
-                author.send(wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev}))
+                ack = wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
+                out.setdefault(author, []).append(ack)
             else:
                 author = None
-            others = [c.ws for c in self.subscribers if c is not author]
-            if others:
-                msg = {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
-                broadcast(others, wire.encode(msg))
+            msg = ""
+            for conn in self.subscribers:
+                if conn is not author:
+                    if not msg:
+                        msg = wire.encode(
+                            {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
+                        )
+                    out.setdefault(conn, []).append(msg)
+        for conn, msgs in out.items():
+            conn.send(msgs[0] if len(msgs) == 1 else "[" + ",".join(msgs) + "]")
 
 
 class Hub:

@@ -97,22 +97,23 @@ class Peer:
         assert self.ws is not None and self.closed is not None
         try:
             async for frame in self.ws:
-                msg = json.loads(frame)
-                rid = msg.get("id")
-                if rid is not None and rid in self._waiting:
-                    fut = self._waiting.pop(rid)
-                    if not fut.done():
-                        fut.set_result(msg)
-                    continue
-                kind = msg.get("type")
-                doc = self.docs.get(msg.get("path", ""))
-                if doc is not None and kind in ("ack", "op"):
-                    doc.received(msg)
-                elif doc is not None and kind == "error" and msg.get("seq") is not None:
-                    doc.errors.append(msg)
-                    self.events["error"].append(msg)
-                else:
-                    self.events[kind].append(msg)
+                decoded = json.loads(frame)
+                for msg in decoded if isinstance(decoded, list) else [decoded]:
+                    rid = msg.get("id")
+                    if rid is not None and rid in self._waiting:
+                        fut = self._waiting.pop(rid)
+                        if not fut.done():
+                            fut.set_result(msg)
+                        continue
+                    kind = msg.get("type")
+                    doc = self.docs.get(msg.get("path", ""))
+                    if doc is not None and kind in ("ack", "op"):
+                        doc.received(msg)
+                    elif doc is not None and kind == "error" and msg.get("seq") is not None:
+                        doc.errors.append(msg)
+                        self.events["error"].append(msg)
+                    else:
+                        self.events[kind].append(msg)
                 self._event.set()
         except Exception:
             pass
