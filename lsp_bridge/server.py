@@ -283,8 +283,10 @@ def create_server() -> PairlsServer:
         ranges = getattr(params, "ranges", None) or (
             params.get("ranges") if isinstance(params, dict) else None
         )
-        doc = session.by_uri.get(uri) if isinstance(uri, str) else None
-        if doc is None or doc.sync is None or not isinstance(ranges, list):
+        if not isinstance(uri, str) or not isinstance(ranges, list):
+            return
+        doc = session.by_uri.get(uri)
+        if doc is None or doc.sync is None:
             return
         idx = LineIndex(doc.sync.view.text)
         out = []

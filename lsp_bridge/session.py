@@ -337,17 +337,18 @@ class Session:
                 "pairls: you joined as a viewer; your edits are not shared and were undone"
             )
             self._pump(doc)
-            return
+            return False
         if doc.client is None:
             for op in user_ops:
                 doc.early = ops.compose(doc.early, op)
-            return
+            return True
         for op in user_ops:
             out = doc.client.apply_local(op)
             if out is not None:
                 self._send_op(doc, out)
         self._pump(doc)
         self._schedule_check(doc)
+        return True
 
     def _send_op(self, doc: SharedDocument, out: Outgoing) -> None:
         if self.hub is not None:
