@@ -230,7 +230,10 @@ def create_server() -> PairlsServer:
         ls.hub_url = str(opts.get("hubUrl") or ls.hub_url)
         ls.display_name = str(opts.get("displayName") or ls.display_name)[:64]
         ls.auto_share = bool(opts.get("autoShare", True))
-        ls.encoding = str(ls.workspace.position_encoding or "utf-16")
+        # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
+        # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"
+        enc = ls.workspace.position_encoding or "utf-16"
+        ls.encoding = str(getattr(enc, "value", enc))
         ws = params.capabilities.workspace
         ls.can_refresh_inlay_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
         ls.require_session()
