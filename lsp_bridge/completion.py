@@ -38,7 +38,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from collab_server import ops
@@ -353,7 +354,8 @@ class Completions:
     ``start``..cursor with the label).  ``incomplete`` means more matched than
     were returned, or a source was left out: LSP ``isIncomplete``, so the
     editor asks again as the user types.  ``semantic`` says what jedi did:
-    ``"ok"``, ``"windowed"`` (ran on part of a large document), ``"skipped"``
+    ``"ok"``, ``"windowed"`` (ran on part of a large document), ``"cached"``
+    (the answer for an earlier keystroke in the same word), ``"skipped"``
     (over budget lately, or nothing to ask), ``"error"``, ``"unavailable"``
     (not installed), ``"off"`` (disabled, or not Python); ``semantic_seconds``
     is its time.
@@ -376,9 +378,15 @@ class SemanticResult:
 
 
 @dataclass(slots=True)
-class _Budget:
+class _JediState:
+    """Per document: jedi's window, the requests left to skip, the last answer."""
+
     lines: int
     skip: int = 0
+    start: int = -1  # the last answer was for the word starting here,
+    before: str = ""  # after this text,
+    prefix: str = ""  # with this much of it typed
+    names: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -432,7 +440,12 @@ class CompletionEngine:
     whenever a call takes longer than *jedi_budget_s*, doubled (up to
     *jedi_max_lines*) when one takes under a quarter of it.  A call over
     budget with the smallest window makes the next three requests for that
-    document skip jedi.  Semantic names are asked for only with a prefix or
+    document skip jedi.  The last answer is kept per document and reused
+    while the user types on in the same word (same start, same text before
+    it, the prefix extended): jedi runs about once per word, not once per
+    keystroke, which matters because its cost is mostly per call (loading
+    ``os``'s stubs takes 100-500 ms in every new ``jedi.Script``), not per
+    line of the document.  Semantic names are asked for only with a prefix or
     after a ``.`` (an empty prefix elsewhere would list every builtin).
 
     :meth:`complete` calls jedi inline; a server that does not want to block
@@ -452,6 +465,7 @@ class CompletionEngine:
         jedi_max_lines: int = 2000,
         jedi_min_lines: int = 200,
         jedi_root: str | None = None,
+        jedi_parsed_documents: int = 2,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.index = index
@@ -461,14 +475,21 @@ class CompletionEngine:
         self.jedi_max_lines = jedi_max_lines
         self.jedi_min_lines = min(jedi_min_lines, jedi_max_lines)
         self.jedi_root = jedi_root
+        self.jedi_parsed_documents = jedi_parsed_documents
+        self._parsed: list[Any] = []  # jedi's paths whose parse trees parso keeps, oldest first
         self._clock = clock
-        self._budgets: dict[str, _Budget] = {}
+        self._jedi_states: dict[str, _JediState] = {}
         self._jedi: Any = None
         self._project: Any = None
 
+    def jedi_window(self, path: str) -> int | None:
+        """How many lines of *path* jedi gets now (``None`` before jedi ran on it)."""
+        state = self._jedi_states.get(path)
+        return None if state is None else state.lines
+
     def forget(self, path: str) -> None:
-        """Drop per-document state (jedi's window) for a closed document."""
-        self._budgets.pop(path, None)
+        """Drop per-document state (jedi's window and last answer) for a closed document."""
+        self._jedi_states.pop(path, None)
 
     # -- the request
 
@@ -502,7 +523,7 @@ class CompletionEngine:
 
         if semantic is None:
             semantic = self.semantic(path, text, offset, language_id)
-        jedi_names = semantic.names if semantic.status in ("ok", "windowed") else []
+        jedi_names = semantic.names if semantic.status in ("ok", "windowed", "cached") else []
 
         found: dict[str, _Scored] = {}
         self._add_identifiers(found, path, text, start, end, offset, prefix)
@@ -613,11 +634,18 @@ class CompletionEngine:
         jedi = self._load_jedi()
         if jedi is None:
             return SemanticResult([], "unavailable")
-        budget = self._budgets.setdefault(path, _Budget(self.jedi_max_lines))
-        if budget.skip:
-            budget.skip -= 1
+        state = self._jedi_states.setdefault(path, _JediState(self.jedi_max_lines))
+        prefix = text[start:offset]
+        if (
+            state.start == start
+            and prefix.casefold().startswith(state.prefix.casefold())
+            and text[:start] == state.before
+        ):
+            return SemanticResult(state.names, "cached")
+        if state.skip:
+            state.skip -= 1
             return SemanticResult([], "skipped")
-        source, line, column, windowed = _jedi_source(text, offset, budget.lines)
+        source, line, column, windowed = _jedi_source(text, offset, state.lines)
         jedi_path = os.path.join(self.jedi_root, path) if self.jedi_root else path
         t0 = self._clock()
         try:
@@ -626,14 +654,47 @@ class CompletionEngine:
         except Exception:  # jedi's inference has internal errors on odd code; never fail a completion
             logger.warning("jedi failed to complete in %s", path, exc_info=True)
             return SemanticResult([], "error", self._clock() - t0)
+        finally:
+            self._keep_parsed(jedi_path)
         elapsed = self._clock() - t0
         if elapsed > self.jedi_budget_s:
-            if budget.lines <= self.jedi_min_lines:
-                budget.skip = 3
-            budget.lines = max(self.jedi_min_lines, budget.lines // 2)
+            if state.lines <= self.jedi_min_lines:
+                state.skip = 3
+            state.lines = max(self.jedi_min_lines, state.lines // 2)
         elif elapsed < self.jedi_budget_s / 4 and windowed:
-            budget.lines = min(self.jedi_max_lines, budget.lines * 2)
+            state.lines = min(self.jedi_max_lines, state.lines * 2)
+        state.start, state.before, state.prefix, state.names = start, text[:start], prefix, names
         return SemanticResult(names, "windowed" if windowed else "ok", elapsed)
+
+    def _keep_parsed(self, jedi_path: str) -> None:
+        """Let parso keep the parse trees of the last few documents only.
+
+        parso keeps every parsed file's tree in ``parso.cache.parser_cache``
+        (for its diff parser) until it holds 600 files: about 2.5 MB for a
+        2,000-line module, 50 MB for 20 open documents.  The trees of the
+        documents completed in most recently stay (typing in one document
+        re-parses only the changed lines); older ones are dropped, and
+        re-parsed if completed in again.  Stub and library trees stay: they
+        are shared by every document.
+        """
+        key = str(Path(jedi_path).absolute())  # as jedi.Script does
+        if key in self._parsed:
+            self._parsed.remove(key)
+        self._parsed.append(key)
+        if len(self._parsed) <= self.jedi_parsed_documents:
+            return
+        old, self._parsed = (
+            self._parsed[: -self.jedi_parsed_documents],
+            self._parsed[-self.jedi_parsed_documents :],
+        )
+        try:
+            import parso.cache
+        except ImportError:  # pragma: no cover - jedi depends on parso
+            return
+        stale = set(old)
+        for trees in parso.cache.parser_cache.values():
+            for tree_path in [p for p in trees if p is not None and os.fspath(p) in stale]:
+                del trees[tree_path]
 
     def _load_jedi(self) -> Any:
         if self._jedi is None:

@@ -329,22 +329,42 @@ class FakeClock:
 
 def test_jedi_window_shrinks_over_budget_then_skips_then_grows_back() -> None:
     pytest.importorskip("jedi")
-    text = big_module(4000) + "x = os.pa"
+    big = big_module(4000)
     clock = FakeClock([0.2, 0.2, 0.2, 0.001, 0.001])
     engine = CompletionEngine(
         IdentifierIndex(), jedi_budget_s=0.05, jedi_max_lines=800, jedi_min_lines=200, clock=clock
     )
-    assert engine.semantic("big.py", text, len(text)).status == "windowed"
-    assert engine._budgets["big.py"].lines == 400
-    engine.semantic("big.py", text, len(text))
-    assert engine._budgets["big.py"].lines == 200
-    engine.semantic("big.py", text, len(text))  # over budget at the smallest window
-    statuses = [engine.semantic("big.py", text, len(text)).status for _ in range(3)]
-    assert statuses == ["skipped"] * 3
-    assert engine.semantic("big.py", text, len(text)).status == "windowed"
-    assert engine._budgets["big.py"].lines == 400
+    texts = (f"{big}y_{i} = 1\nx = os.pa" for i in range(100))  # a new text each time: no cache
+
+    def status() -> str:
+        text = next(texts)
+        return engine.semantic("big.py", text, len(text)).status
+
+    assert status() == "windowed"
+    assert engine.jedi_window("big.py") == 400
+    status()
+    assert engine.jedi_window("big.py") == 200
+    status()  # over budget at the smallest window
+    assert [status() for _ in range(3)] == ["skipped"] * 3
+    assert status() == "windowed"
+    assert engine.jedi_window("big.py") == 400
     engine.forget("big.py")
-    assert "big.py" not in engine._budgets
+    assert engine.jedi_window("big.py") is None
+
+
+def test_jedi_answer_is_reused_while_typing_on_in_the_same_word() -> None:
+    pytest.importorskip("jedi")
+    engine = CompletionEngine(IdentifierIndex())
+    text = "import os\nos.p"
+    first = engine.semantic("a.py", text, len(text))
+    assert first.status == "ok"
+    again = engine.semantic("a.py", text + "at", len(text) + 2)
+    assert (again.status, again.names) == ("cached", first.names)
+    assert engine.semantic("a.py", "import os\nos.pat", len(text) + 1).status == "cached"
+    assert engine.semantic("a.py", "import oz\nos.pat", len(text) + 2).status == "ok"  # text before changed
+    assert engine.semantic("a.py", "import oz\nos.x", len(text)).status == "ok"  # another prefix
+    result = CompletionEngine(IdentifierIndex()).complete("a.py", text + "a", len(text) + 1, semantic=again)
+    assert "path" in labels(result) and "pipe" not in labels(result)
 
 
 def test_precomputed_semantic_result_is_used() -> None:
@@ -459,3 +479,17 @@ def test_the_engine_imports_no_lsp_or_event_loop() -> None:
         for alias in node.names
     }
     assert not imported & {"pygls", "lsprotocol", "asyncio", "websockets"}
+
+
+def test_parso_keeps_the_trees_of_the_last_documents_only() -> None:
+    pytest.importorskip("jedi")
+    import parso.cache
+
+    def parsed() -> set[str]:
+        return {Path(p).name for trees in parso.cache.parser_cache.values() for p in trees if p is not None}
+
+    engine = CompletionEngine(IdentifierIndex(), jedi_parsed_documents=2)
+    for name in ("kept_a.py", "kept_b.py", "kept_c.py"):
+        engine.semantic(name, "import os\nos.pa", 15)
+    assert {"kept_b.py", "kept_c.py"} <= parsed()
+    assert "kept_a.py" not in parsed()
