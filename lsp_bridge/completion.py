@@ -253,9 +253,9 @@ class IdentifierIndex:
     def _apply(self, path: str, delta: dict[str, int], author: str | None) -> None:
         counts = self._docs.setdefault(path, {})
         total, origin, key = self._total, self._origin, str.casefold
-        # Decrements first: a word that leaves and comes back in one update
-        # keeps its author.
-        for w, d in sorted(delta.items(), key=lambda item: item[1]):
+        # delta is net per word: one that leaves and comes back in the same
+        # update never reaches zero, and keeps its author.
+        for w, d in delta.items():
             if d == 0:
                 continue
             n = counts.get(w, 0) + d
@@ -302,13 +302,11 @@ class IdentifierIndex:
         return self._origin.get(word)
 
     def where(self, word: str, *, exclude: str | None = None) -> str | None:
-        """The document (other than *exclude*) with the most occurrences of *word*."""
-        best, best_n = None, 0
+        """A document other than *exclude* that has *word*: the first indexed."""
         for path, counts in self._docs.items():
-            n = counts.get(word, 0)
-            if n > best_n and path != exclude:
-                best, best_n = path, n
-        return best
+            if word in counts and path != exclude:
+                return path
+        return None
 
     def with_prefix(self, prefix: str) -> Iterator[str]:
         """Words whose case-folded form starts with *prefix*'s (every word for ``""``)."""
@@ -395,8 +393,9 @@ class _Scored:
     kind: Kind
     tier: int
     score: float
-    detail: str | None = None
+    detail: str | None = None  # jedi's type
     type: str | None = None
+    in_doc: bool | None = None  # for words of the room: whether this document has them
 
 
 # Proximity: lines scanned each side of the cursor, and how fast nearness
@@ -450,9 +449,12 @@ class CompletionEngine:
 
     :meth:`complete` calls jedi inline; a server that does not want to block
     its event loop runs :meth:`semantic` in a worker thread (one at a time:
-    jedi is not thread-safe) and passes the result to :meth:`complete`.
-    ``semantic`` touches only jedi and this engine's budget state, never the
-    index.
+    jedi is not thread-safe), waits at most *jedi_budget_s* for it
+    (``asyncio.wait_for`` on a shielded future), and passes the result, or
+    ``SemanticResult([], "skipped")`` if late, to :meth:`complete`.  A late
+    answer is not lost: it becomes the document's last answer, so the next
+    keystroke in the word gets it from the cache.  ``semantic`` touches only
+    jedi and this engine's jedi state, never the index.
     """
 
     def __init__(
@@ -526,7 +528,7 @@ class CompletionEngine:
         jedi_names = semantic.names if semantic.status in ("ok", "windowed", "cached") else []
 
         found: dict[str, _Scored] = {}
-        self._add_identifiers(found, path, text, start, end, offset, prefix)
+        self._add_identifiers(found, path, text, start, end, prefix)
         if member and jedi_names:
             for s in found.values():
                 s.tier += 3
@@ -547,7 +549,7 @@ class CompletionEngine:
         ranked = sorted(found.values(), key=lambda s: (s.tier, -s.score, s.label))
         width = len(str(len(ranked)))
         items = [
-            Candidate(s.label, s.kind, s.detail, f"{i:0{width}d}", round(s.score, 4), s.type)
+            Candidate(s.label, s.kind, self._detail(s, path), f"{i:0{width}d}", round(s.score, 4), s.type)
             for i, s in enumerate(ranked[:limit])
         ]
         incomplete = len(ranked) > limit or semantic.status == "skipped" or not prefix
@@ -564,8 +566,7 @@ class CompletionEngine:
         if new.kind != "identifier":
             old.kind = new.kind
             old.type = new.type or old.type
-            if new.kind == "semantic":  # jedi's type first, then who introduced it
-                old.detail = ", ".join(d for d in (new.detail, old.detail) if d)
+            old.detail = new.detail
         old.tier = min(old.tier, new.tier)
         old.score += new.score
 
@@ -576,7 +577,6 @@ class CompletionEngine:
         text: str,
         start: int,
         end: int,
-        offset: int,
         prefix: str,
     ) -> None:
         index = self.index
@@ -592,10 +592,12 @@ class CompletionEngine:
             words = index.top(path, 200)
         seen = set(words)
         words.extend(w for w in near if w not in seen and _tier(w, prefix) is not None)
+        doc_counts = index._docs.get(path, {})
+        room_counts = index._total
         for w, is_fuzzy in [(w, False) for w in words] + [(w, True) for w in fuzzy]:
             own = 1 if w == current else 0
-            here = index.count(path, w) - own
-            room = index.total(w) - own
+            here = doc_counts.get(w, 0) - own
+            room = room_counts.get(w, 0) - own
             d = near.get(w)
             if d is None and room <= 0:
                 continue  # only the word being typed
@@ -606,15 +608,18 @@ class CompletionEngine:
             in_doc = d is not None or here > 0
             score = 4.0 * nearness + (1.0 if in_doc else 0.0)
             score += 0.6 * math.log1p(max(here, 0)) + 0.4 * math.log1p(max(room, 0))
-            found[w] = _Scored(w, "identifier", tier, score, self._detail(w, path, in_doc))
+            found[w] = _Scored(w, "identifier", tier, score, in_doc=in_doc)
 
-    def _detail(self, word: str, path: str, in_doc: bool) -> str | None:
-        parts = []
-        author = self.index.origin(word)
+    def _detail(self, s: _Scored, path: str) -> str | None:
+        """jedi's type, then who introduced the word and where it is (if not here)."""
+        if s.in_doc is None or s.kind == "keyword":
+            return s.detail
+        parts = [s.detail] if s.detail else []
+        author = self.index.origin(s.label)
         if author is not None and author != self.me:
             parts.append(f"from {author} (peer)")
-        if not in_doc:
-            where = self.index.where(word, exclude=path)
+        if not s.in_doc:
+            where = self.index.where(s.label, exclude=path)
             if where is not None:
                 parts.append(f"in {where}")
         return ", ".join(parts) or None
