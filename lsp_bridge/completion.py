@@ -203,7 +203,10 @@ class IdentifierIndex:
         self._docs: dict[str, dict[str, int]] = {}
         self._total: dict[str, int] = {}
         self._origin: dict[str, str] = {}
-        self._sorted: list[str] = []  # every word of the room, by str.casefold
+        # Every word of the room, sorted by case-folded form, and those forms
+        # (the word itself when it folds to itself: no second copy).
+        self._sorted: list[str] = []
+        self._folded: list[str] = []
 
     # -- updates
 
@@ -252,7 +255,7 @@ class IdentifierIndex:
 
     def _apply(self, path: str, delta: dict[str, int], author: str | None) -> None:
         counts = self._docs.setdefault(path, {})
-        total, origin, key = self._total, self._origin, str.casefold
+        total, origin = self._total, self._origin
         # delta is net per word: one that leaves and comes back in the same
         # update never reaches zero, and keeps its author.
         for w, d in delta.items():
@@ -266,18 +269,22 @@ class IdentifierIndex:
             t = total.get(w, 0) + d
             if t > 0:
                 if w not in total:
-                    bisect.insort(self._sorted, w, key=key)
+                    k = w.casefold()
+                    k = w if k == w else k
+                    i = bisect.bisect_left(self._folded, k)
+                    self._folded.insert(i, k)
+                    self._sorted.insert(i, w)
                     if author is not None:
                         origin[w] = author
                 total[w] = t
             elif w in total:
                 del total[w]
                 origin.pop(w, None)
-                k = w.casefold()
-                i = bisect.bisect_left(self._sorted, k, key=key)
+                i = bisect.bisect_left(self._folded, w.casefold())
                 while self._sorted[i] != w:
                     i += 1
                 del self._sorted[i]
+                del self._folded[i]
 
     # -- queries
 
@@ -310,14 +317,10 @@ class IdentifierIndex:
 
     def with_prefix(self, prefix: str) -> Iterator[str]:
         """Words whose case-folded form starts with *prefix*'s (every word for ``""``)."""
-        folded = prefix.casefold()
-        words = self._sorted
-        i = bisect.bisect_left(words, folded, key=str.casefold)
-        while i < len(words):
-            w = words[i]
-            if not w.casefold().startswith(folded):
-                return
-            yield w
+        folded, keys, words = prefix.casefold(), self._folded, self._sorted
+        i = bisect.bisect_left(keys, folded)
+        while i < len(keys) and keys[i].startswith(folded):
+            yield words[i]
             i += 1
 
     def top(self, path: str, n: int) -> list[str]:
@@ -594,16 +597,17 @@ class CompletionEngine:
         words.extend(w for w in near if w not in seen and _tier(w, prefix) is not None)
         doc_counts = index._docs.get(path, {})
         room_counts = index._total
-        for w, is_fuzzy in [(w, False) for w in words] + [(w, True) for w in fuzzy]:
+        fuzzy_from = len(words)
+        words += fuzzy
+        for i, w in enumerate(words):
             own = 1 if w == current else 0
             here = doc_counts.get(w, 0) - own
             room = room_counts.get(w, 0) - own
             d = near.get(w)
             if d is None and room <= 0:
                 continue  # only the word being typed
-            tier = 2 if is_fuzzy else _tier(w, prefix)
-            if tier is None:
-                continue
+            # every word here matches the prefix case-insensitively at least
+            tier = 2 if i >= fuzzy_from else 0 if w.startswith(prefix) else 1
             nearness = 0.0 if d is None else 1.0 / (1.0 + d / _DECAY_LINES)
             in_doc = d is not None or here > 0
             score = 4.0 * nearness + (1.0 if in_doc else 0.0)
