@@ -55,18 +55,23 @@ class PairlsServer(LanguageServer):
         self.session: Session | None = None
         self.completion: Any = None
         self.can_refresh_inlay_hints = False
+        self.client_name = ""
 
     # -- the Editor interface of Session ---------------------------------------------
 
     async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
+        version = edit.version
+        if version == 0 and self.client_name == "Neovim":
+            # Neovim opens documents at version 0 and never checks an edit's version 0 against
+            # the buffer (only versions > 0): it would apply it over changes not yet reported.
+            # It checks 1, and a change since didOpen makes the buffer's version (b:changedtick) >= 3.
+            version = 1
         params = lsp.ApplyWorkspaceEditParams(
             label="pairls",
             edit=lsp.WorkspaceEdit(
                 document_changes=[
                     lsp.TextDocumentEdit(
-                        text_document=lsp.OptionalVersionedTextDocumentIdentifier(
-                            uri=uri, version=edit.version
-                        ),
+                        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
                         edits=[
                             lsp.TextEdit(
                                 range=lsp.Range(
@@ -236,6 +241,7 @@ def create_server() -> PairlsServer:
         ls.encoding = str(getattr(enc, "value", enc))
         ws = params.capabilities.workspace
         ls.can_refresh_inlay_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
+        ls.client_name = params.client_info.name if params.client_info else ""
         ls.require_session()
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
