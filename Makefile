@@ -6,8 +6,11 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 DATA_DIR ?= data
+# Debian packages the tests drive (real editors), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
+# installs those whose command is missing (as root; otherwise it says so and their tests skip).
+SYSDEPS_PKGS ?= neovim:nvim
 
-.PHONY: run test bench lint types fix clean venv
+.PHONY: run test bench lint types fix clean venv sysdeps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +20,28 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+sysdeps:
+	@missing=""; \
+	for spec in $(SYSDEPS_PKGS); do \
+		pkg=$${spec%%:*}; cmd=$${spec#*:}; \
+		command -v "$$cmd" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "sysdeps: not Debian; install$$missing yourself (the tests that need it are skipped)"; exit 0; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "sysdeps: missing$$missing; run 'sudo make sysdeps' (the tests that need it are skipped)"; exit 0; \
+	fi; \
+	echo "sysdeps: apt-get install$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || { \
+		apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; }
+
 run: venv
 	$(VENV)/bin/pairls-hub --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: venv
+test: venv sysdeps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: venv

@@ -1,0 +1,62 @@
+-- pairls for Neovim 0.7+ (built-in LSP client). Put this in init.lua or :luafile it.
+-- Every file buffer under the working directory is attached to one pairls-lsp;
+-- in a room, opened files are shared at their path relative to that directory.
+local pairls = {
+  name = 'pairls',
+  cmd = { vim.env.PAIRLS_LSP or 'pairls-lsp' },
+  root_dir = vim.fn.getcwd(),
+  flags = { debounce_text_changes = tonumber(vim.env.PAIRLS_DEBOUNCE_MS) or 150 },
+  init_options = {
+    hubUrl = vim.env.PAIRLS_HUB_URL or 'ws://127.0.0.1:8765',
+    displayName = vim.env.PAIRLS_NAME or vim.env.USER,
+    autoShare = true,
+  },
+}
+
+local client_id
+local function attach(bufnr)
+  if vim.bo[bufnr].buftype ~= '' or vim.api.nvim_buf_get_name(bufnr) == '' then return end
+  if vim.lsp.start then -- 0.8+
+    client_id = vim.lsp.start(pairls, { bufnr = bufnr })
+  else -- 0.7: one client, attached to each buffer
+    client_id = client_id or vim.lsp.start_client(pairls)
+    vim.lsp.buf_attach_client(bufnr, client_id)
+  end
+end
+vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
+  callback = function(ev) attach(ev.buf) end,
+})
+
+-- Room commands are workspace/executeCommand with one JSON object argument.
+local function command(name, arg, done)
+  attach(vim.api.nvim_get_current_buf())
+  local client = client_id and vim.lsp.get_client_by_id(client_id)
+  if not client then return vim.notify('pairls: open a file first', vim.log.levels.ERROR) end
+  client.request('workspace/executeCommand', { command = name, arguments = { arg or vim.empty_dict() } },
+    function(err, result)
+      if err then return vim.notify('pairls: ' .. err.message, vim.log.levels.ERROR) end
+      if done then done(result) else print(vim.inspect(result)) end
+    end, vim.api.nvim_get_current_buf())
+end
+
+vim.api.nvim_create_user_command('PairlsCreate', function(o)
+  command('pairls.createRoom', { name = o.args }, function(r)
+    vim.fn.setreg('"', r.invite)
+    if vim.fn.has('clipboard') == 1 then pcall(vim.fn.setreg, '+', r.invite) end
+    print('pairls: invite (copied): ' .. r.invite)
+  end)
+end, { nargs = '?' })
+vim.api.nvim_create_user_command('PairlsJoin', function(o)
+  command('pairls.joinRoom', { invite = o.args }, function(r)
+    print(('pairls: joined as %s, %d document(s)'):format(r.role, #r.documents))
+  end)
+end, { nargs = 1 })
+vim.api.nvim_create_user_command('PairlsLeave', function() command('pairls.leaveRoom') end, {})
+vim.api.nvim_create_user_command('PairlsStatus', function() command('pairls.status') end, {})
+vim.api.nvim_create_user_command('PairlsWho', function() command('pairls.participants') end, {})
+vim.api.nvim_create_user_command('PairlsOpen', function(o)
+  command('pairls.openDocument', { path = o.args }, function() end)
+end, { nargs = 1 })
+vim.api.nvim_create_user_command('PairlsFollow', function(o)
+  command('pairls.follow', o.args ~= '' and { participantId = o.args } or {}, function() end)
+end, { nargs = '?' })
