@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from . import __version__
+from .completion import Candidate, CompletionEngine, IdentifierIndex, SemanticResult, language_of
 from .editor_sync import ContentChange, EditToApply
 from .positions import LineIndex
 from .session import Participant, Session, SessionError
@@ -53,7 +55,13 @@ class PairlsServer(LanguageServer):
         self.auto_share = True
         self.encoding = "utf-16"
         self.session: Session | None = None
-        self.completion: Any = None
+        self.index = IdentifierIndex()
+        self.engine = CompletionEngine(self.index)
+        # jedi is not thread-safe and cannot be interrupted: one worker, waited on for a budget
+        self.jedi_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairls-jedi")
+        self.jedi_busy: asyncio.Future[SemanticResult] | None = None
+        #: unshared documents indexed at this version
+        self.indexed_versions: dict[str, int] = {}
         self.can_refresh_inlay_hints = False
         self.client_name = ""
 
@@ -124,6 +132,63 @@ class PairlsServer(LanguageServer):
         a = idx.position(anchor, self.encoding)
         h = idx.position(head, self.encoding)
         return {"start": {"line": a[0], "character": a[1]}, "end": {"line": h[0], "character": h[1]}}
+
+    def text_changed(self, path: str, old: str, op: Any, new: str, author: str | None) -> None:
+        self.index.apply_op(path, old, op, new, author)
+
+    def text_replaced(self, path: str, text: str | None) -> None:
+        if text is None:
+            self.index.remove(path)
+            self.engine.forget(path)
+        else:
+            self.index.update(path, text)
+
+    async def complete(self, params: lsp.CompletionParams) -> lsp.CompletionList:
+        uri = params.text_document.uri
+        session = self.session
+        doc = session.by_uri.get(uri) if session else None
+        language_id = None
+        tdoc = self.workspace.text_documents.get(uri)
+        if tdoc is not None:
+            language_id = tdoc.language_id
+        if doc is not None and doc.sync is not None:
+            path, text = doc.path, doc.sync.text
+        elif tdoc is not None:
+            # not shared: still complete from it and from the room
+            path = self.relative_path(uri) or uri
+            text = tdoc.source
+            if self.indexed_versions.get(path) != tdoc.version:
+                self.index.update(path, text, author=self.display_name)
+                self.indexed_versions[path] = tdoc.version or 0
+        else:
+            return lsp.CompletionList(is_incomplete=False, items=[])
+        idx = LineIndex(text)
+        offset = idx.offset(params.position.line, params.position.character, self.encoding)
+        semantic = await self._semantic(path, text, offset, language_id)
+        result = self.engine.complete(path, text, offset, language_id, semantic=semantic)
+        start = idx.position(result.start, self.encoding)
+        replace = lsp.Range(
+            start=lsp.Position(line=start[0], character=start[1]),
+            end=lsp.Position(line=params.position.line, character=params.position.character),
+        )
+        items = [_item(c, replace) for c in result.items]
+        return lsp.CompletionList(is_incomplete=result.incomplete, items=items)
+
+    async def _semantic(self, path: str, text: str, offset: int, language_id: str | None) -> SemanticResult:
+        if language_of(path, language_id) != "python" or not self.engine.jedi_enabled:
+            return SemanticResult([], "off")
+        if self.jedi_busy is not None and not self.jedi_busy.done():
+            return SemanticResult([], "skipped")  # the last one is still running
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self.jedi_pool, self.engine.semantic, path, text, offset, language_id)
+        self.jedi_busy = fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.engine.jedi_budget_s)
+        except TimeoutError:
+            return SemanticResult([], "skipped")  # its answer lands in the cache for the next keystroke
+        except Exception:
+            logger.exception("jedi failed")
+            return SemanticResult([], "error")
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -243,6 +308,7 @@ def create_server() -> PairlsServer:
         ls.can_refresh_inlay_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
         ls.client_name = params.client_info.name if params.client_info else ""
         ls.require_session()
+        ls.engine.me = ls.display_name
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -354,8 +420,8 @@ def create_server() -> PairlsServer:
         lsp.TEXT_DOCUMENT_COMPLETION,
         lsp.CompletionOptions(trigger_characters=["."], resolve_provider=False),
     )
-    def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.CompletionList:
-        return lsp.CompletionList(is_incomplete=False, items=[])
+    async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        return await ls.complete(params)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -455,6 +521,32 @@ def create_server() -> PairlsServer:
         return st
 
     return server
+
+
+_KINDS = {
+    "keyword": lsp.CompletionItemKind.Keyword,
+    "identifier": lsp.CompletionItemKind.Text,
+    "function": lsp.CompletionItemKind.Function,
+    "class": lsp.CompletionItemKind.Class,
+    "module": lsp.CompletionItemKind.Module,
+    "instance": lsp.CompletionItemKind.Variable,
+    "statement": lsp.CompletionItemKind.Variable,
+    "param": lsp.CompletionItemKind.Variable,
+    "property": lsp.CompletionItemKind.Property,
+    "path": lsp.CompletionItemKind.File,
+}
+
+
+def _item(c: Candidate, replace: lsp.Range) -> lsp.CompletionItem:
+    kind = _KINDS.get(c.type or c.kind, lsp.CompletionItemKind.Text)
+    return lsp.CompletionItem(
+        label=c.label,
+        kind=kind,
+        detail=c.detail,
+        sort_text=c.sort_text,
+        filter_text=c.label,
+        text_edit=lsp.TextEdit(range=replace, new_text=c.label),
+    )
 
 
 def _arg(args: tuple[Any, ...]) -> dict[str, Any]:

@@ -53,6 +53,14 @@ class Editor(Protocol):
 
     def cursors_changed(self, uri: str) -> None: ...
 
+    def text_changed(self, path: str, old: str, op: ops.Op, new: str, author: str | None) -> None:
+        """The room text of *path* changed by *op* (for the completion index)."""
+        ...
+
+    def text_replaced(self, path: str, text: str | None) -> None:
+        """The room text of *path* is now *text* (``None``: forget it)."""
+        ...
+
 
 @dataclass
 class SharedDocument:
@@ -172,6 +180,7 @@ class Session:
         self.viewer_invite = str(Invite(hub_url, reply["room"], reply["viewerSecret"]))
         self.invite = Invite(hub_url, reply["room"], reply["ownerSecret"])
         self._entered(reply)
+        self._follow_room_documents()
         return {"roomId": self.room_id, "invite": self.editor_invite, "viewerInvite": self.viewer_invite}
 
     async def join_room(self, invite_text: str) -> dict[str, Any]:
@@ -188,6 +197,7 @@ class Session:
         self.editor_invite = invite_text if reply["role"] != "viewer" else None
         self.viewer_invite = invite_text if reply["role"] == "viewer" else None
         self._entered(reply)
+        self._follow_room_documents()
         return {
             "roomId": self.room_id,
             "role": self.role,
@@ -203,6 +213,7 @@ class Session:
         for doc in self.docs.values():
             if doc.check_task is not None:
                 doc.check_task.cancel()
+            self.editor.text_replaced(doc.path, None)
         self.docs.clear()
         self.by_uri.clear()
         self.participants.clear()
@@ -244,6 +255,29 @@ class Session:
         self.editor.notify("pairls/status", self.status())
         self._participants_changed()
 
+    def _follow_room_documents(self) -> None:
+        """Keep every room document's text here, open in the editor or not (completions use all)."""
+        for path in list(self.room_documents):
+            if path not in self.docs:
+                asyncio.get_running_loop().create_task(self._background_open(path))
+
+    async def _background_open(self, path: str) -> None:
+        hub = self.hub
+        if hub is None or path in self.docs:
+            return
+        doc = SharedDocument(path)
+        self.docs[path] = doc
+        try:
+            opened = await hub.request({"type": "open", "path": path})
+        except (HubError, HubUnavailable):
+            if self.docs.get(path) is doc:
+                del self.docs[path]
+            return
+        if self.docs.get(path) is not doc:
+            return  # the editor opened it meanwhile (share took over)
+        doc.client = DocumentClient(opened["text"], opened["rev"], self.client_id)
+        self.editor.text_replaced(path, opened["text"])
+
     async def _connected(self) -> None:
         """(Re)connected: re-join the room and catch every open document up."""
         hub = self.hub
@@ -272,6 +306,16 @@ class Session:
         doc = self.docs.get(path)
         if doc is not None and doc.uri == uri and doc.sync is not None:
             return {"path": path, "rev": doc.client.rev if doc.client else 0}
+        if doc is not None and doc.uri is None and doc.client is not None:
+            # followed in the background until now: attach the editor; the room's text wins
+            doc.uri = uri
+            doc.sync = EditorSync(text, version, self.editor.encoding)
+            self.by_uri[uri] = doc
+            if text != doc.client.text:
+                doc.sync.reset(doc.client.text)
+            self._pump(doc)
+            self.editor.notify("pairls/status", self.status())
+            return {"path": path, "rev": doc.client.rev}
         doc = SharedDocument(path, uri)
         doc.sync = EditorSync(text, version, self.editor.encoding)
         self.docs[path] = doc
@@ -297,6 +341,7 @@ class Session:
             self._drop(doc)
             raise
         doc.client = DocumentClient(opened["text"], opened["rev"], self.client_id)
+        self.editor.text_replaced(path, opened["text"])
         sync = doc.sync
         if sync.text != opened["text"] or doc.early:
             # The room's text wins: bring the buffer to it (edits typed meanwhile included).
@@ -313,12 +358,12 @@ class Session:
             del self.by_uri[doc.uri]
 
     def unshare(self, uri: str) -> None:
-        doc = self.by_uri.get(uri)
+        """The editor closed *uri*: keep following the room's text, without an editor."""
+        doc = self.by_uri.pop(uri, None)
         if doc is None:
             return
-        self._drop(doc)
-        if self.hub is not None and self.hub.connected:
-            self.hub.send({"type": "close", "path": doc.path})
+        doc.uri = None
+        doc.sync = None
 
     def did_change(self, uri: str, version: int, changes: list[ContentChange]) -> bool:
         """The editor's changes; returns True if any of them was the user's (not our applied edit)."""
@@ -343,7 +388,9 @@ class Session:
                 doc.early = ops.compose(doc.early, op)
             return True
         for op in user_ops:
+            old = doc.client.text
             out = doc.client.apply_local(op)
+            self.editor.text_changed(doc.path, old, op, doc.client.text, self.name)
             if out is not None:
                 self._send_op(doc, out)
         self._pump(doc)
@@ -361,7 +408,8 @@ class Session:
         path = msg.get("path")
         doc = self.docs.get(path) if isinstance(path, str) else None
         if kind == "op" and doc is not None and doc.client is not None:
-            self._hub_op(doc, msg["rev"], msg["op"], None)
+            author = self.participants.get(msg.get("author", ""))
+            self._hub_op(doc, msg["rev"], msg["op"], None, author.name if author else None)
             self._schedule_check(doc)
         elif kind == "ack" and doc is not None and doc.client is not None:
             out = doc.client.receive_ack(msg["rev"])
@@ -382,12 +430,18 @@ class Session:
                 self._cursors_changed(gone.path)
         elif kind == "document_added" and isinstance(path, str):
             self.room_documents[path] = msg.get("rev", 0)
+            self._follow_room_documents()
         elif kind == "error":
             logger.warning("hub error: %s", msg.get("code"))
 
-    def _hub_op(self, doc: SharedDocument, rev: int, op: ops.Op, seq: int | None) -> None:
+    def _hub_op(
+        self, doc: SharedDocument, rev: int, op: ops.Op, seq: int | None, author: str | None = None
+    ) -> None:
         assert doc.client is not None
+        old = doc.client.text
         local, out = doc.client.receive_op(rev, op, self.client_id if seq is not None else None, seq)
+        if local:
+            self.editor.text_changed(doc.path, old, local, doc.client.text, author)
         if out is not None:
             self._send_op(doc, out)
         if doc.sync is not None and local:
@@ -462,6 +516,7 @@ class Session:
         logger.warning("healing %s (heal #%d): %s", doc.path, self.heals, reason)
         self.editor.log(f"pairls: healed {doc.path}: {reason}")
         doc.client = DocumentClient(opened["text"], opened["rev"], self.client_id, next_seq=_next_seq(doc))
+        self.editor.text_replaced(doc.path, opened["text"])
         if doc.sync is not None:
             doc.sync.reset(opened["text"])
             self._pump(doc)
