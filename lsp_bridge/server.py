@@ -314,6 +314,12 @@ def create_server() -> PairlsServer:
     def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
         td = params.text_document
         ls.begin_share(td.uri, td.text, td.version)
+        if ls.jedi_busy is None and language_of(td.uri, td.language_id) == "python":
+            # jedi's first answer takes ~1 s (loading stubs): pay it now, not at the first completion
+            warm = "import os\nos.pa"
+            ls.jedi_busy = asyncio.get_running_loop().run_in_executor(
+                ls.jedi_pool, ls.engine.semantic, "<warm-up>.py", warm, len(warm), "python"
+            )
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
