@@ -131,6 +131,9 @@ class Session:
             docs[path] = {
                 "rev": c.rev if c else None,
                 "pending": bool(c and c.outstanding is not None) or bool(d.sync and not d.sync.quiet),
+                "open": d.uri is not None,
+                # the shadow's hash, so a client (or a test) can compare without the text
+                "sha256": hashlib.sha256(c.text.encode("utf-8")).hexdigest() if c else None,
             }
         return {
             "connected": self.connected,
