@@ -272,8 +272,8 @@ class PairlsServer(LanguageServer):
                 start=lsp.Position(**r["start"]),
                 end=lsp.Position(**r["end"]),
             )
-        elif doc is None:
-            await self.ensure_local(p.path)
+        if doc is None or doc.uri is None:
+            await self.ensure_local(p.path)  # the editor can only show a file that exists
         await self.window_show_document_async(
             lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
         )
@@ -284,10 +284,16 @@ class PairlsServer(LanguageServer):
         assert session is not None and session.hub is not None
         local = self.local_path(path)
         if not local.exists():
-            opened = await session.hub.request({"type": "open", "path": path})
-            session.hub.send({"type": "close", "path": path})
+            doc = session.docs.get(path)
+            if doc is not None and doc.client is not None:
+                text = doc.client.text  # followed already: a close would end that subscription
+            else:
+                opened = await session.hub.request({"type": "open", "path": path})
+                text = opened["text"]
+                if path not in session.docs:
+                    session.hub.send({"type": "close", "path": path})
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_text(opened["text"], encoding="utf-8", newline="")
+            local.write_text(text, encoding="utf-8", newline="")
         return local
 
 
