@@ -1,0 +1,488 @@
+"""``pairls-lsp`` as its users run it: a subprocess over stdio, a hub subprocess, real PostgreSQL.
+
+Each editor is a :class:`~tests.support.lsp_editor.TestEditor` (pytest-lsp
+client with VS Code's, Neovim 0.7's or eglot's capabilities and boundary
+behaviour).  Every command of the contract is driven through
+``workspace/executeCommand``, with its errors; behaviours where the editor
+boundary matters (versions, encodings, debounce) run once per editor kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lsp_bridge.invite import parse_invite
+from tests.support.hubclient import Peer
+from tests.support.hubproc import HubProcess
+from tests.support.lsp_editor import KINDS, TestEditor, settle, sha256
+
+pytestmark = pytest.mark.timeout(180)
+
+MakeEditor = Callable[..., Awaitable[TestEditor]]
+
+
+async def _create_db(pg_server: Any) -> str:
+    name = f"pairls_lsp_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop_db(pg_server: Any, name: str) -> None:
+    admin = await asyncpg.connect(pg_server.admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def hub(pg_server: Any) -> AsyncIterator[HubProcess]:
+    """One hub for the module (each test makes its own rooms)."""
+    name = await _create_db(pg_server)
+    with HubProcess(database_url=pg_server.dsn_for(name)) as h:
+        yield h
+    await _drop_db(pg_server, name)
+
+
+@pytest.fixture
+async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEditor]:
+    started: list[TestEditor] = []
+
+    async def make(
+        kind: str, name: str, *, workspace: Path | None | str = "auto", hub_url: str | None = None, **kw: Any
+    ) -> TestEditor:
+        if workspace == "auto":
+            workspace = tmp_path / f"ws-{name}"
+            workspace.mkdir()
+        ed = TestEditor(kind, name, workspace, hub_url or hub.url, seed=len(started), **kw)  # type: ignore[arg-type]
+        started.append(ed)
+        return await ed.start()
+
+    yield make
+    await asyncio.gather(*(ed.stop() for ed in started))
+
+
+async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:
+    return await a.command("pairls.createRoom", {"name": name})
+
+
+async def _hub_text(url: str, invite: str, path: str) -> str:
+    inv = parse_invite(invite)
+    peer = await Peer(url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+        return (await peer.open(path)).text
+    finally:
+        await peer.close()
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]], tries: int = 200, delay: float = 0.05) -> Any:
+    """Ask *check* until it returns something truthy (bounded; asserts nothing about time)."""
+    for _ in range(tries):
+        got = await check()
+        if got:
+            return got
+        await asyncio.sleep(delay)
+    raise AssertionError("condition never held")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+async def test_create_join_status_participants_leave(make_editor: MakeEditor, hub: HubProcess) -> None:
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor("neovim", "Bob")
+    ua = a.uri("main.py")
+    a.open(ua, "print('hi')\n")
+    room = await _room(a)
+    assert set(room) == {"roomId", "invite", "viewerInvite"}
+    assert parse_invite(room["invite"]).room_id == room["roomId"]
+    assert room["invite"] != room["viewerInvite"]
+
+    st = await _eventually(
+        lambda: _status_with(a, "main.py"),
+    )
+    assert st["connected"] and st["roomId"] == room["roomId"] and st["role"] == "owner"
+    assert st["hubUrl"] == hub.url
+    doc = st["documents"]["main.py"]
+    assert doc["open"] and not doc["pending"] and doc["sha256"] == sha256("print('hi')\n")
+
+    joined = await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    assert joined["roomId"] == room["roomId"] and joined["role"] == "editor"
+    assert {"path": "main.py", "rev": doc["rev"]} in joined["documents"]
+    assert "Ada" in {p["name"] for p in joined["participants"]}
+
+    parts = await _eventually(lambda: _participants_named(a, {"Ada", "Bob"}))
+    for p in parts:
+        assert {"id", "name", "color", "role"} <= set(p)
+    assert {p["name"]: p["role"] for p in parts} == {"Ada": "owner", "Bob": "editor"}
+    assert len({p["color"] for p in parts}) == 2
+    await a.wait_note("pairls/participants", lambda n: len(n["participants"]) == 2)
+    # B follows every room document in the background: its status knows main.py, not open
+    stb = await _eventually(lambda: _status_with(b, "main.py"))
+    assert stb["documents"]["main.py"]["open"] is False
+    assert stb["documents"]["main.py"]["sha256"] == doc["sha256"]
+
+    assert await b.command("pairls.leaveRoom", {}) == {}
+    stb = await b.status()
+    assert stb["roomId"] is None and stb["documents"] == {}
+    await _eventually(lambda: _participants_named(a, {"Ada"}))
+    # joining again after leaving works
+    again = await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    assert again["roomId"] == room["roomId"]
+
+
+async def _status_with(ed: TestEditor, path: str) -> dict[str, Any] | None:
+    st = await ed.status()
+    d = st["documents"].get(path)
+    return st if d is not None and d["sha256"] is not None and not d["pending"] else None
+
+
+async def _participants_named(ed: TestEditor, names: set[str]) -> list[dict[str, Any]] | None:
+    parts = (await ed.command("pairls.participants", {}))["participants"]
+    return parts if {p["name"] for p in parts} == names else None
+
+
+async def test_join_errors_and_hub_down(make_editor: MakeEditor, hub: HubProcess) -> None:
+    a = await make_editor("vscode", "Ada")
+    with pytest.raises(Exception, match="not a pairls invite"):
+        await a.command("pairls.joinRoom", {"invite": "hello there"})
+    with pytest.raises(Exception, match="invite"):
+        await a.command("pairls.joinRoom", {})
+    room = await _room(a)
+    inv = parse_invite(room["invite"])
+    b = await make_editor("emacs", "Bob")
+    with pytest.raises(Exception, match="not valid for this room"):
+        await b.command("pairls.joinRoom", {"invite": f"{hub.url}/room/{inv.room_id}#wrongsecret"})
+    with pytest.raises(Exception, match="does not exist"):
+        await b.command("pairls.joinRoom", {"invite": f"{hub.url}/room/NoSuchRoom123#{inv.secret}"})
+    assert any("does not exist" in m.message for m in b.client.messages)
+    # still usable after the errors
+    assert (await b.command("pairls.joinRoom", {"invite": room["invite"]}))["role"] == "editor"
+    with pytest.raises(Exception, match="already in a room"):
+        await b.command("pairls.createRoom", {})
+    # commands that need a room
+    c = await make_editor("neovim", "Cy")
+    with pytest.raises(Exception, match="room first"):
+        await c.command("pairls.openDocument", {"path": "x.py"})
+    with pytest.raises(Exception, match="open the document"):
+        await c.command("pairls.shareDocument", {"uri": c.uri("nope.py")})
+    with pytest.raises(Exception, match="no such participant"):
+        await a.command("pairls.follow", {"participantId": "nobody"})
+    with pytest.raises(Exception, match="no such document"):
+        await a.command("pairls.openDocument", {"path": "nope.py"})
+
+    # a hub nobody listens on: a clear error, and the server stays alive
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = await make_editor("vscode", "Dee", hub_url=f"ws://127.0.0.1:{port}")
+    with pytest.raises(Exception, match="cannot reach the hub"):
+        await d.command("pairls.createRoom", {})
+    assert any("cannot reach the hub" in m.message for m in d.client.messages)
+    assert d.alive
+    st = await d.status()
+    assert st["connected"] is False and st["roomId"] is None
+
+
+async def test_share_document(make_editor: MakeEditor, hub: HubProcess) -> None:
+    a = await make_editor("vscode", "Ada", auto_share=False)
+    room = await _room(a)
+    u = a.uri("src/tool.py")
+    a.open(u, "x = 1\n")
+    assert (await a.status())["documents"] == {}  # autoShare off: nothing shared by itself
+    shared = await a.command("pairls.shareDocument", {"uri": u})
+    assert shared["path"] == "src/tool.py" and isinstance(shared["rev"], int)
+    assert await _hub_text(hub.url, room["invite"], "src/tool.py") == "x = 1\n"
+    # sharing again is harmless
+    assert (await a.command("pairls.shareDocument", {"uri": u}))["path"] == "src/tool.py"
+
+
+# -- typing through the editor boundary ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_typing_converges(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri("t.txt"), b.uri("t.txt")
+    a.open(ua, "one\r\ntwo 😀\nthree\n", "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "", "plaintext")
+    await settle([(a, ua), (b, ub)], "t.txt")
+    assert b.text(ub) == "one\r\ntwo 😀\nthree\n"
+    for i in range(12):
+        a.insert(ua, a.text(ua).index("two") + 4, f"<a{i}🎉>")
+        b.insert(ub, len(b.text(ub)), f"[b{i}é]")
+        if i % 4 == 0:
+            b.paste(ub, 0, [f"p{i}", "中文", ""], eol="\r\n")
+        await asyncio.sleep(0.01 * (i % 3))
+    await settle([(a, ua), (b, ub)], "t.txt")
+    text = a.text(ua)
+    assert b.text(ub) == text == await _hub_text(hub.url, room["invite"], "t.txt")
+    for i in range(12):
+        assert text.count(f"<a{i}🎉>") == 1 and text.count(f"[b{i}é]") == 1
+    st = await b.status()
+    assert st["heals"] == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_autoshare_room_text_wins(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("pkg/a.py")
+    a.open(ua, "room = 'text'\n")
+    room = await _room(a)
+    b = await make_editor(kind, "Bob")
+    ub = b.uri("pkg/a.py")
+    b.open(ub, "stale = 'local copy'\n")  # opened before joining
+    outside = b.workspace.parent / f"outside-{kind}.py"  # type: ignore[union-attr]
+    b.open(outside.as_uri(), "not shared\n")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    await settle([(a, ua), (b, ub)], "pkg/a.py")
+    assert b.text(ub) == "room = 'text'\n"
+    assert b.edits_received >= 1
+    st = await b.status()
+    assert set(st["documents"]) == {"pkg/a.py"}  # not the document outside the workspace
+    # a document opened later in the room: shared at its relative path, room text wins again
+    ua2 = a.uri("b.py")
+    a.open(ua2, "second = 2\n")
+    await _eventually(lambda: _status_with(b, "b.py"))
+    ub2 = b.uri("b.py")
+    b.open(ub2, "old\n")
+    await settle([(a, ua2), (b, ub2)], "b.py")
+    assert b.text(ub2) == "second = 2\n"
+    b.append(ub2, "third = 3\n")
+    await settle([(a, ua2), (b, ub2)], "b.py")
+    assert a.text(ua2) == "second = 2\nthird = 3\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_viewer_edit_restored(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("v.py")
+    a.open(ua, "keep = 1\n")
+    room = await _room(a)
+    b = await make_editor(kind, "Vic")
+    joined = await b.command("pairls.joinRoom", {"invite": room["viewerInvite"]})
+    assert joined["role"] == "viewer"
+    ub = b.uri("v.py")
+    b.open(ub, "keep = 1\n")
+    await settle([(a, ua), (b, ub)], "v.py")
+    b.insert(ub, 0, "# mine\n")
+    b.flush(ub)
+    await settle([(a, ua), (b, ub)], "v.py")
+    assert b.text(ub) == "keep = 1\n"
+    assert any("viewer" in m.message for m in b.client.messages)
+    assert await _hub_text(hub.url, room["invite"], "v.py") == "keep = 1\n"
+    # the viewer still sees the others' edits
+    a.append(ua, "more = 2\n")
+    await settle([(a, ua), (b, ub)], "v.py")
+    assert b.text(ub) == "keep = 1\nmore = 2\n"
+    with pytest.raises(Exception, match="viewer"):
+        b.open(b.uri("new.py"), "x\n")
+        await b.command("pairls.shareDocument", {"uri": b.uri("new.py")})
+
+
+# -- presence -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_cursors_and_inlay_hints(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("c.py")
+    text = "héllo = '😀😀'  # 中\nsecond_line = 2\n"
+    a.open(ua, text)
+    room = await _room(a)
+    b = await make_editor(kind, "Bob")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    ub = b.uri("c.py")
+    b.open(ub, text)
+    await settle([(a, ua), (b, ub)], "c.py")
+    offset = text.index("'  #") + 1  # after the two emoji
+    a.send_cursor(ua, offset)
+    want = b.position(ub, offset)
+    assert want.line == 0 and want.character == {"utf-16": 14, "utf-32": 12, "utf-8": 18}[b.encoding]
+
+    def has_ada(n: dict[str, Any]) -> bool:
+        return n["uri"] == ub and any(
+            c["name"] == "Ada"
+            and c["ranges"]
+            and c["ranges"][0]["end"] == {"line": 0, "character": want.character}
+            for c in n["cursors"]
+        )
+
+    note = await b.wait_note("pairls/cursors", has_ada)
+    cur = next(c for c in note["cursors"] if c["name"] == "Ada")
+    assert cur["color"].startswith("#") and cur["participantId"]
+    hints = await b.inlay_hints(ub)
+    assert [(h.position.line, h.position.character) for h in hints] == [(0, want.character)]
+    label = hints[0].label
+    assert "Ada" in (label if isinstance(label, str) else "".join(p.value for p in label))
+    if kind == "vscode":
+        assert b.inlay_refreshes >= 1  # only VS Code's capabilities offer refresh
+    # participants carries the path and the ranges in code points
+    parts = (await b.command("pairls.participants", {}))["participants"]
+    ada = next(p for p in parts if p["name"] == "Ada")
+    assert ada["path"] == "c.py" and ada["ranges"] == [[offset, offset]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_open_document_and_follow(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("lib/util.py")
+    a.open(ua, "def util():\n    return 42\n")
+    room = await _room(a)
+    b = await make_editor(kind, "Bob")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    res = await b.command("pairls.openDocument", {"path": "lib/util.py"})
+    local = b.workspace / "lib" / "util.py"  # type: ignore[operator]
+    assert res["uri"] == local.as_uri()
+    assert local.read_text() == "def util():\n    return 42\n"
+    assert b.client.shown_documents[-1].uri == res["uri"]
+    # the editor opened what it was shown (TestEditor does, as editors do): it is now shared
+    await settle([(a, ua), (b, res["uri"])], "lib/util.py")
+    a.append(ua, "# from Ada\n")  # still subscribed: Ada's edits reach Bob's editor
+    b.append(res["uri"], "# from Bob\n")
+    await settle([(a, ua), (b, res["uri"])], "lib/util.py")
+    assert b.text(res["uri"]).count("# from Ada\n") == 1 and a.text(ua).count("# from Bob\n") == 1
+
+    # follow: B is shown the file and place A is at, after A moves there
+    parts = (await b.command("pairls.participants", {}))["participants"]
+    ada = next(p for p in parts if p["name"] == "Ada")
+    assert await b.command("pairls.follow", {"participantId": ada["id"]}) == {}
+    ua2 = a.uri("other.py")
+    a.open(ua2, "x = 1\ny = 2\n")
+    await _eventually(lambda: _status_with(b, "other.py"))
+    shown = len(b.client.shown_documents)
+    a.send_cursor(ua2, len("x = 1\ny"))
+    want = (b.workspace / "other.py").as_uri()  # type: ignore[operator]
+    await _eventually(lambda: _shown(b, shown, want))
+    await settle([(a, ua2), (b, want)], "other.py")
+    assert b.text(want) == "x = 1\ny = 2\n"
+    # stop following: no more showDocument
+    assert await b.command("pairls.follow", {"participantId": None}) == {}
+    n = len(b.client.shown_documents)
+    a.send_cursor(ua, 3)
+    await b.wait_note("pairls/cursors", lambda m: m["uri"] == res["uri"] and m["cursors"])
+    assert len(b.client.shown_documents) == n
+
+
+async def _shown(ed: TestEditor, since: int, uri: str) -> bool:
+    return any(d.uri == uri for d in ed.client.shown_documents[since:])
+
+
+async def test_open_document_without_workspace(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("n.md")
+    a.open(ua, "# notes\n", "markdown")
+    room = await _room(a)
+    cache = tmp_path / "cache"
+    b = await make_editor("emacs", "Bob", workspace=None, env={"XDG_CACHE_HOME": str(cache)})
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    res = await b.command("pairls.openDocument", {"path": "n.md"})
+    local = cache / "pairls" / "rooms" / room["roomId"] / "n.md"
+    assert res["uri"] == local.as_uri() and local.read_text() == "# notes\n"
+    assert b.client.shown_documents[-1].uri == res["uri"]
+
+
+# -- completions ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_completions(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("comp.py")
+    a.open(ua, "")
+    room = await _room(a)
+    b = await make_editor(kind, "Bob")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    ub = b.uri("comp.py")
+    b.open(ub, "")
+    await settle([(a, ua), (b, ub)], "comp.py")
+    a.type(ua, 0, "frobnicate_widget = '😀'\n")
+    await settle([(a, ua), (b, ub)], "comp.py")
+    b.append(ub, "frob")
+    items = await b.complete(ub, len(b.text(ub)))
+    item = next(i for i in items if i.label == "frobnicate_widget")
+    assert "Ada" in (item.detail or "")
+    # the replace range starts where the word starts, in B's encoding
+    assert item.text_edit is not None and item.text_edit.range.start == b.position(ub, len(b.text(ub)) - 4)
+    b.append(ub, "\nwhi")
+    assert "while" in {i.label for i in await b.complete(ub, len(b.text(ub)))}
+    # keywords follow the language: a JavaScript document offers 'function'
+    uj = b.uri("x.js")
+    b.open(uj, "func", "javascript")
+    assert "function" in {i.label for i in await b.complete(uj, 4)}
+    # jedi (its first answer may be skipped under the budget: ask again, bounded)
+    b.append(ub, "\nimport os\nos.pa")
+
+    async def jedi() -> bool:
+        return "path" in {i.label for i in await b.complete(ub, len(b.text(ub)))}
+
+    await _eventually(jedi, tries=60, delay=0.25)
+
+
+# -- the hub goes away and comes back ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_hub_restart_keeps_offline_edits(pg_server: Any, tmp_path: Path, kind: str) -> None:
+    name = await _create_db(pg_server)
+    dsn = pg_server.dsn_for(name)
+    eds: list[TestEditor] = []
+    hub = HubProcess(database_url=dsn).__enter__()
+    hub2 = None
+    try:
+        port = int(hub.url.rsplit(":", 1)[1])
+        for who, k in (("Ada", "vscode"), ("Bob", kind)):
+            ws = tmp_path / who
+            ws.mkdir()
+            eds.append(await TestEditor(k, who, ws, hub.url, seed=len(eds)).start())
+        a, b = eds
+        ua, ub = a.uri("r.txt"), b.uri("r.txt")
+        a.open(ua, "start\n", "plaintext")
+        room = await _room(a)
+        await b.command("pairls.joinRoom", {"invite": room["invite"]})
+        b.open(ub, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "r.txt")
+
+        hub.terminate()
+        await a.wait_note("pairls/status", lambda n: n["connected"] is False and n["roomId"])
+        await b.wait_note("pairls/status", lambda n: n["connected"] is False and n["roomId"])
+        for i in range(8):  # typed while the hub is down
+            a.insert(ua, 0, f"A{i}😀 ")
+            b.append(ub, f"B{i}\r\n")
+            await asyncio.sleep(0.02)
+        b.flush(ub)
+        assert (await a.status())["connected"] is False
+        n_a = len(a.notes["pairls/status"])
+        hub2 = HubProcess("--port", str(port), database_url=dsn).__enter__()
+        assert hub2.url == hub.url
+        await settle([(a, ua), (b, ub)], "r.txt", timeout=90)
+        assert any(n["connected"] for n in a.notes["pairls/status"][n_a:])
+        text = a.text(ua)
+        assert text == b.text(ub) == await _hub_text(hub2.url, room["invite"], "r.txt")
+        for i in range(8):
+            assert text.count(f"A{i}😀 ") == 1 and text.count(f"B{i}\r\n") == 1, text
+        assert "start\n" in text
+    finally:
+        await asyncio.gather(*(e.stop() for e in eds))
+        for h in (hub, hub2):
+            if h is not None:
+                h.__exit__(None, None, None)
+        await _drop_db(pg_server, name)

@@ -1,0 +1,448 @@
+"""A test editor: pytest-lsp's LanguageClient driving a real ``python -m lsp_bridge`` subprocess.
+
+:class:`TestEditor` plays one editor at the LSP boundary the way VS Code,
+Neovim 0.7 or Emacs eglot do (DESIGN.md decision 2), with their real
+capability sets from pytest-lsp (``visual-studio-code``, ``neovim@v0.7.0``,
+``emacs``).  Each open document is one of the sans-I/O simulators of
+``tests/lsp_bridge/editors.py`` (a buffer, its version, changes not yet
+notified), so the boundary rules live in one place:
+
+* ``vscode``: refuses an edit whose version is not the buffer's
+  (``applied: false``); every change is its own didChange at once; utf-16.
+* ``neovim``: opens at version 0, then versions are ``b:changedtick`` (the
+  first change jumps to >= 3, later steps 1 or 2); skips an edit older than
+  the buffer yet answers ``applied: true``, never checks version 0; debounces
+  didChange (several changes in one notification), flushes before a request.
+* ``emacs`` (eglot): opens at version 0; answers an error on a stale version;
+  applies an edit as a minimal diff (possibly several changes); sends
+  didChange when idle, and before a request; offers utf-32, utf-8, utf-16.
+
+Positions use the encoding the server chose (``InitializeResult``
+``capabilities.positionEncoding``).  The typing API works in code points:
+:meth:`insert`, :meth:`delete`, :meth:`replace`, :meth:`paste`.
+:meth:`status`, :meth:`command`, :func:`settle` (quiescence: every editor
+flushed, nothing pending, the same revision and hash everywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as T
+from pygls.exceptions import JsonRpcException
+from pygls.protocol import default_converter
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+
+from lsp_bridge.editor_sync import ContentChange, EditToApply
+from tests.lsp_bridge.editors import Answer, Eglot, Neovim07, Notification, SimEditor, VSCode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+KINDS = ("vscode", "neovim", "emacs")
+
+_CAPS = {"vscode": "visual-studio-code", "neovim": "neovim@v0.7.0", "emacs": "emacs"}
+_INFO = {
+    "vscode": T.ClientInfo(name="Visual Studio Code", version="1.65.2"),
+    "neovim": T.ClientInfo(name="Neovim", version="0.7.0"),
+    "emacs": T.ClientInfo(name="Eglot", version="1.15"),
+}
+
+
+class _Nvim(Neovim07):
+    """Neovim 0.7 as it really versions a buffer: didOpen says 0, the first change jumps to >= 3."""
+
+    def _version_step(self) -> int:
+        if self.version == 0:
+            return self.rng.randint(3, 5)
+        return super()._version_step()
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    """A pygls params object of an unknown method (a namedtuple-like Object) as plain JSON data."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple) and not hasattr(obj, "_asdict"):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "_asdict"):
+        return {k: _plain(v) for k, v in obj._asdict().items()}
+    return obj
+
+
+class TestEditor:
+    """One editor and its own ``pairls-lsp`` subprocess.  See the module docstring."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        workspace: Path | None,
+        hub_url: str | None,
+        *,
+        seed: int = 0,
+        auto_share: bool = True,
+        env: dict[str, str] | None = None,
+        debounce: float = 0.08,
+    ) -> None:
+        assert kind in KINDS, kind
+        self.kind = kind
+        self.name = name
+        self.workspace = workspace
+        self.hub_url = hub_url
+        self.auto_share = auto_share
+        self.env = env
+        self.rng = random.Random(seed)
+        self.debounce = debounce
+        self.client = LanguageClient(converter_factory=default_converter)
+        # pytest-lsp's default handlers, except window/showDocument (ours opens the file too)
+        register_lsp_features(
+            self.client, {k: f for k, f in DEFAULT_CLIENT_FEATURES.items() if k != T.WINDOW_SHOW_DOCUMENT}
+        )
+        self.encoding = "utf-16"
+        self.buffers: dict[str, SimEditor] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: pairls/* notifications received, by method, in order
+        self.notes: dict[str, list[dict[str, Any]]] = {}
+        self.inlay_refreshes = 0
+        self.edits_received = 0
+        self.edits_refused = 0
+        self.edits_skipped = 0
+        self.auto_open_shown = True
+        self._note_event = asyncio.Event()
+        self._register()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _register(self) -> None:
+        c = self.client
+
+        @c.feature(T.WORKSPACE_APPLY_EDIT)
+        def apply_edit(ls: Any, params: T.ApplyWorkspaceEditParams) -> T.ApplyWorkspaceEditResult:
+            return self._apply_edit(params)
+
+        @c.feature(T.WORKSPACE_INLAY_HINT_REFRESH)
+        def inlay_refresh(ls: Any, params: Any) -> None:
+            self.inlay_refreshes += 1
+
+        @c.feature(T.WINDOW_SHOW_DOCUMENT)
+        def show_document(ls: Any, params: T.ShowDocumentParams) -> T.ShowDocumentResult:
+            c.shown_documents.append(params)
+            if self.auto_open_shown and params.uri not in self.buffers:
+                # a real editor opens the file it is asked to show
+                path = Path(params.uri.removeprefix("file://"))
+                if path.exists():
+                    self.open(params.uri, path.read_text(encoding="utf-8"))
+            return T.ShowDocumentResult(success=True)
+
+        for method in ("pairls/status", "pairls/participants", "pairls/cursors"):
+
+            def note(ls: Any, params: Any, method: str = method) -> None:
+                self.notes.setdefault(method, []).append(_plain(params))
+                self._note_event.set()
+
+            c.feature(method)(note)
+
+    async def start(self) -> TestEditor:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
+        await self.client.start_io(
+            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", env=env, cwd=str(ROOT)
+        )
+        caps = client_capabilities(_CAPS[self.kind])
+        if self.kind == "vscode":
+            # VS Code >= 1.67 renders inlay hints and honours refresh (the 1.65 capture predates it)
+            caps.workspace.inlay_hint = T.InlayHintWorkspaceClientCapabilities(refresh_support=True)
+            caps.text_document.inlay_hint = T.InlayHintClientCapabilities()
+        folders = None
+        root_uri = None
+        if self.workspace is not None:
+            root_uri = self.workspace.as_uri()
+            folders = [T.WorkspaceFolder(uri=root_uri, name=self.workspace.name)]
+        opts: dict[str, Any] = {"displayName": self.name, "autoShare": self.auto_share}
+        if self.hub_url is not None:
+            opts["hubUrl"] = self.hub_url
+        result = await self.client.initialize_session(
+            T.InitializeParams(
+                capabilities=caps,
+                client_info=_INFO[self.kind],
+                root_uri=root_uri,
+                workspace_folders=folders,
+                initialization_options=opts,
+            )
+        )
+        enc = result.capabilities.position_encoding or "utf-16"
+        self.encoding = str(getattr(enc, "value", enc))
+        return self
+
+    async def stop(self) -> None:
+        for t in self._timers.values():
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.shutdown_session(), 10)
+        with contextlib.suppress(Exception):
+            await self.client.stop()
+
+    @property
+    def alive(self) -> bool:
+        server = self.client._server
+        return server is not None and server.returncode is None
+
+    # -- documents ---------------------------------------------------------------------
+
+    def uri(self, rel: str) -> str:
+        assert self.workspace is not None
+        return (self.workspace / rel).as_uri()
+
+    def open(self, uri: str, text: str, language_id: str = "python") -> None:
+        version = 1 if self.kind == "vscode" else 0
+        cls = {"vscode": VSCode, "neovim": _Nvim, "emacs": Eglot}[self.kind]
+        self.buffers[uri] = cls(text, self.rng, encoding=self.encoding, version=version)
+        self.client.text_document_did_open(
+            T.DidOpenTextDocumentParams(
+                text_document=T.TextDocumentItem(uri=uri, language_id=language_id, version=version, text=text)
+            )
+        )
+
+    def close(self, uri: str) -> None:
+        self.flush(uri)
+        del self.buffers[uri]
+        self.client.text_document_did_close(
+            T.DidCloseTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=uri))
+        )
+
+    def text(self, uri: str) -> str:
+        return self.buffers[uri].text
+
+    # -- typing (code point offsets) ------------------------------------------------------
+
+    def replace(self, uri: str, start: int, end: int, new_text: str) -> None:
+        buf = self.buffers[uri]
+        buf.user_edit(start, end, new_text)
+        self._drain(uri)
+
+    def insert(self, uri: str, offset: int, text: str) -> None:
+        self.replace(uri, offset, offset, text)
+
+    def paste(self, uri: str, offset: int, lines: Iterable[str], eol: str = "\n") -> None:
+        self.replace(uri, offset, offset, eol.join(lines))
+
+    def delete(self, uri: str, start: int, end: int) -> None:
+        self.replace(uri, start, end, "")
+
+    def type(self, uri: str, offset: int, text: str) -> None:
+        """Type *text* one character at a time (one change each) at *offset*."""
+        for i, ch in enumerate(text):
+            self.insert(uri, offset + i, ch)
+
+    def append(self, uri: str, text: str) -> None:
+        self.insert(uri, len(self.text(uri)), text)
+
+    def position(self, uri: str, offset: int) -> T.Position:
+        from tests.lsp_bridge.editors import ref_position
+
+        line, char = ref_position(self.text(uri), offset, self.encoding)
+        return T.Position(line=line, character=char)
+
+    def flush(self, uri: str | None = None) -> None:
+        """Send every change not yet notified (the debounce ran out)."""
+        for u in [uri] if uri is not None else list(self.buffers):
+            buf = self.buffers.get(u)
+            if buf is None:
+                continue
+            t = self._timers.pop(u, None)
+            if t is not None:
+                t.cancel()
+            buf.flush()
+            self._send_notifications(u)
+
+    def _drain(self, uri: str) -> None:
+        self._send_notifications(uri)
+        buf = self.buffers[uri]
+        if buf.unsent:
+            if self.kind == "emacs":
+                # eglot: when idle, i.e. some time after the last change
+                old = self._timers.pop(uri, None)
+                if old is not None:
+                    old.cancel()
+            if uri not in self._timers:
+                delay = self.debounce * (0.5 + self.rng.random())
+                self._timers[uri] = asyncio.get_running_loop().call_later(delay, self.flush, uri)
+
+    def _send_notifications(self, uri: str) -> None:
+        buf = self.buffers[uri]
+        while buf.outbox and isinstance(buf.outbox[0], Notification):
+            n = buf.outbox.popleft()
+            assert isinstance(n, Notification)
+            self.client.text_document_did_change(
+                T.DidChangeTextDocumentParams(
+                    text_document=T.VersionedTextDocumentIdentifier(uri=uri, version=n.version),
+                    content_changes=[_lsp_change(c) for c in n.changes],
+                )
+            )
+
+    # -- workspace/applyEdit ------------------------------------------------------------------
+
+    def _apply_edit(self, params: T.ApplyWorkspaceEditParams) -> T.ApplyWorkspaceEditResult:
+        self.edits_received += 1
+        changes = params.edit.document_changes or []
+        assert len(changes) == 1, params
+        tde = changes[0]
+        assert isinstance(tde, T.TextDocumentEdit), tde
+        uri = tde.text_document.uri
+        version = tde.text_document.version
+        assert version is not None, "pairls must never send version null"
+        assert len(tde.edits) == 1, tde.edits
+        e = tde.edits[0]
+        assert isinstance(e, T.TextEdit)
+        edit = EditToApply(
+            version,
+            (e.range.start.line, e.range.start.character),
+            (e.range.end.line, e.range.end.character),
+            e.new_text,
+        )
+        buf = self.buffers.get(uri)
+        if buf is None:
+            return T.ApplyWorkspaceEditResult(applied=False, failure_reason="not open")
+        if self.kind == "neovim":
+            answer = self._nvim_apply(buf, edit)
+        else:
+            buf.receive_edit(edit)
+            self._send_notifications(uri)
+            answer = buf.outbox.popleft()  # type: ignore[assignment]
+        assert isinstance(answer, Answer)
+        self._send_notifications(uri)
+        if buf.unsent:
+            self._drain(uri)
+        if answer.error is not None:
+            self.edits_refused += 1
+            raise JsonRpcException(message=answer.error)
+        if not answer.applied:
+            self.edits_refused += 1
+        return T.ApplyWorkspaceEditResult(applied=answer.applied)
+
+    def _nvim_apply(self, buf: SimEditor, edit: EditToApply) -> Answer:
+        # vim.lsp.util.apply_text_document_edit (0.7): skip if version > 0 and the buffer is newer
+        if edit.version > 0 and buf.version > edit.version:
+            self.edits_skipped += 1
+            buf.messages.append("Buffer newer than edits.")
+            return Answer(True)
+        how = self.rng.choice((buf._apply_as_sent, buf._apply_minimal, buf._apply_lines))
+        how(edit)
+        if self.rng.random() < 0.25:
+            buf.flush()
+        return Answer(True)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    async def command(self, name: str, arg: dict[str, Any] | None = None) -> Any:
+        if self.kind != "vscode":
+            self.flush()  # Neovim and eglot send pending changes before a request
+        return _plain(
+            await self.client.workspace_execute_command_async(
+                T.ExecuteCommandParams(command=name, arguments=[arg or {}])
+            )
+        )
+
+    async def status(self) -> dict[str, Any]:
+        return await self.command("pairls.status")
+
+    async def complete(self, uri: str, offset: int) -> list[T.CompletionItem]:
+        self.flush(uri)
+        res = await self.client.text_document_completion_async(
+            T.CompletionParams(
+                text_document=T.TextDocumentIdentifier(uri=uri), position=self.position(uri, offset)
+            )
+        )
+        if res is None:
+            return []
+        return list(res.items if isinstance(res, T.CompletionList) else res)
+
+    async def inlay_hints(self, uri: str) -> list[T.InlayHint]:
+        self.flush(uri)
+        end = self.position(uri, len(self.text(uri)))
+        res = await self.client.text_document_inlay_hint_async(
+            T.InlayHintParams(
+                text_document=T.TextDocumentIdentifier(uri=uri),
+                range=T.Range(
+                    start=T.Position(line=0, character=0), end=T.Position(line=end.line + 1, character=0)
+                ),
+            )
+        )
+        return list(res or [])
+
+    def send_cursor(self, uri: str, offset: int) -> None:
+        p = self.position(uri, offset)
+        pos = {"line": p.line, "character": p.character}
+        self.client.protocol.notify("pairls/cursor", {"uri": uri, "ranges": [{"start": pos, "end": pos}]})
+
+    async def wait_note(self, method: str, pred: Any, timeout: float = 20) -> dict[str, Any]:
+        """The first ``pairls/*`` notification *method* whose params satisfy *pred* (past ones count)."""
+
+        async def wait() -> dict[str, Any]:
+            while True:
+                for n in self.notes.get(method, []):
+                    if pred(n):
+                        return n
+                self._note_event.clear()
+                await self._note_event.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+
+def _lsp_change(c: ContentChange) -> T.TextDocumentContentChangeEvent:
+    if c.range is None:
+        return T.TextDocumentContentChangeWholeDocument(text=c.text)
+    sl, sc, el, ec = c.range
+    return T.TextDocumentContentChangePartial(
+        range=T.Range(start=T.Position(line=sl, character=sc), end=T.Position(line=el, character=ec)),
+        text=c.text,
+    )
+
+
+async def settle(
+    editors: list[tuple[TestEditor, str]], path: str, *, timeout: float = 60, interval: float = 0.05
+) -> dict[str, Any]:
+    """Wait for quiescence of document *path*, open as ``(editor, uri)`` in each editor.
+
+    Quiet means: every editor flushed its changes, every server connected with
+    nothing pending for *path*, the same revision and shadow hash everywhere,
+    and each editor buffer's hash equal to it, twice in a row.  Returns the
+    last status of the first editor's document.  The *timeout* only bounds a
+    hang; it asserts nothing about speed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    stable = 0
+    last: list[Any] = []
+    while True:
+        for ed, uri in editors:
+            ed.flush(uri)
+        statuses = [await ed.status() for ed, _ in editors]
+        docs = [st["documents"].get(path) for st in statuses]
+        ok = all(st["connected"] for st in statuses) and all(d is not None and not d["pending"] for d in docs)
+        if ok:
+            revs = {d["rev"] for d in docs}
+            hashes = {d["sha256"] for d in docs} | {sha256(ed.text(uri)) for ed, uri in editors}
+            ok = (
+                len(revs) == 1 and len(hashes) == 1 and not any(ed.buffers[uri].unsent for ed, uri in editors)
+            )
+        last = [statuses, [(ed.name, ed.text(uri)) for ed, uri in editors]]
+        stable = stable + 1 if ok else 0
+        if stable >= 2:
+            return docs[0]
+        if loop.time() > deadline:
+            raise TimeoutError(f"no quiescence on {path}: {last!r}")
+        await asyncio.sleep(interval)
