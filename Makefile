@@ -8,7 +8,8 @@ PORT ?= 8765
 DATA_DIR ?= data
 # Debian packages the tests drive (real editors), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
 # installs those whose command is missing (as root; otherwise it says so and their tests skip).
-SYSDEPS_PKGS ?= neovim:nvim
+# elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
+SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
 .PHONY: run test bench lint types fix clean venv sysdeps
 

@@ -1,0 +1,188 @@
+;;; pairls.el --- pair programming in Emacs through eglot and pairls-lsp  -*- lexical-binding: t; -*-
+
+;; Put this file somewhere and add to your init file:
+;;
+;;   (setq pairls-hub-url "ws://HOST:8765")   ; or set PAIRLS_HUB_URL
+;;   (load "/path/to/pairls.el")
+;;
+;; Works with the eglot of Emacs 28 (Debian's elpa-eglot 1.9) and later.
+;; Every file buffer of a project (a VC checkout or a directory with a
+;; `.project' file) is managed by one pairls-lsp per project: M-x eglot (or
+;; `eglot-ensure') starts it.  M-x pairls-create-room puts the invite in the
+;; kill ring; your partner runs M-x pairls-join-room and yanks it.  In a room,
+;; every file you visit in the project is shared at its path relative to the
+;; project root; if the room already has that path, the room's text replaces
+;; yours.
+;;
+;; Eglot 1.9 runs one server per buffer: while pairls manages a mode, no other
+;; language server (pylsp, clangd...) does.
+
+;;; Code:
+
+(require 'eglot)
+(require 'jsonrpc)
+(require 'cl-lib)
+
+(defgroup pairls nil "Real-time pair programming through pairls-lsp." :group 'tools)
+
+(defcustom pairls-hub-url (getenv "PAIRLS_HUB_URL")
+  "The hub's websocket URL (ws://HOST:PORT); nil lets pairls-lsp use $PAIRLS_HUB_URL."
+  :type '(choice (const nil) string))
+
+(defcustom pairls-display-name (or (getenv "PAIRLS_NAME") user-full-name user-login-name)
+  "Your name as the other participants see it."
+  :type 'string)
+
+(defcustom pairls-auto-share t
+  "Non-nil: in a room, share every project file you visit."
+  :type 'boolean)
+
+(defcustom pairls-server-command (list (or (getenv "PAIRLS_LSP") "pairls-lsp"))
+  "The command that runs the language server (program and arguments)."
+  :type '(repeat string))
+
+(defcustom pairls-modes '(prog-mode text-mode)
+  "Major modes (and modes derived from them) whose buffers pairls manages."
+  :type '(repeat symbol))
+
+(defvar pairls-last-status nil
+  "The last `pairls/status' notification of the server (a plist).")
+
+(defvar pairls-last-invite nil "The invite of the room you created last.")
+
+;;; The eglot server class: our own, so that settings apply to pairls only.
+
+(defclass pairls-eglot-server (eglot-lsp-server) ()
+  :documentation "An eglot connection to pairls-lsp.")
+
+(cl-defmethod eglot-initialization-options ((_server pairls-eglot-server))
+  (append (and pairls-hub-url (list :hubUrl pairls-hub-url))
+          (list :displayName (or pairls-display-name "someone")
+                :autoShare (if pairls-auto-share t :json-false))))
+
+(cl-defmethod eglot-handle-request
+  ((_server pairls-eglot-server) (_method (eql 'workspace/applyEdit)) &rest _)
+  "Apply the partner's edits without asking (eglot asks by default)."
+  (let ((eglot-confirm-server-initiated-edits nil))
+    (cl-call-next-method)))
+
+(cl-defmethod eglot-handle-request
+  ((_server pairls-eglot-server) (_method (eql 'window/showDocument))
+   &key uri takeFocus selection &allow-other-keys)
+  "Open a room document, or follow a participant (eglot 1.9 has no showDocument)."
+  (let ((buf (find-file-noselect (eglot--uri-to-path uri))))
+    (if (eq takeFocus t) (pop-to-buffer buf) (display-buffer buf))
+    (when selection
+      (with-current-buffer buf
+        (goto-char (eglot--lsp-position-to-point (plist-get selection :start)))))
+    (list :success t)))
+
+(cl-defmethod eglot-handle-notification
+  ((_server pairls-eglot-server) (_method (eql 'pairls/status)) &rest status)
+  (setq pairls-last-status status)
+  (force-mode-line-update t))
+
+(cl-defmethod eglot-handle-notification
+  ((_server pairls-eglot-server) (_method (eql 'pairls/participants)) &rest _))
+
+(cl-defmethod eglot-handle-notification
+  ((_server pairls-eglot-server) (_method (eql 'pairls/cursors)) &rest _))
+
+(add-to-list 'eglot-server-programs
+             `(,pairls-modes . (pairls-eglot-server . ,(lambda (&rest _) pairls-server-command))))
+
+;;; Commands
+
+(defun pairls--current ()
+  (let ((s (eglot-current-server))) (and (cl-typep s 'pairls-eglot-server) s)))
+
+(defun pairls--server ()
+  "The pairls server of the current buffer, started if need be."
+  (or (pairls--current)
+      (progn
+        (unless buffer-file-name
+          (user-error "pairls: visit a file of your project first"))
+        (call-interactively #'eglot)
+        ;; eglot may go on connecting in the background (pairls-lsp takes a moment to start)
+        (with-timeout (15 nil)
+          (while (not (pairls--current)) (accept-process-output nil 0.05)))
+        (or (pairls--current)
+            (user-error "pairls: eglot did not start pairls-lsp for this buffer")))))
+
+(defun pairls-command (command &optional arg)
+  "Run the pairls-lsp COMMAND (e.g. \"pairls.status\") with ARG, a plist; return its result."
+  (condition-case err
+      (jsonrpc-request (pairls--server) :workspace/executeCommand
+                       (list :command command :arguments (vector (or arg eglot--{})))
+                       :timeout 30)
+    (jsonrpc-error
+     (user-error "pairls: %s" (or (alist-get 'jsonrpc-error-message (cdr err)) err)))))
+
+(defun pairls-create-room (&optional name)
+  "Create a room (optionally called NAME); the invite goes to the kill ring."
+  (interactive (list (read-string "Room name (optional): ")))
+  (let* ((r (pairls-command "pairls.createRoom" (list :name (or name ""))))
+         (invite (plist-get r :invite)))
+    (setq pairls-last-invite invite)
+    (kill-new invite)
+    (message "pairls: room created; invite (in the kill ring): %s" invite)
+    r))
+
+(defun pairls-join-room (invite)
+  "Join the room of INVITE (ws://HOST:PORT/room/ID#SECRET)."
+  (interactive (list (read-string "pairls invite: "
+                                  (let ((k (ignore-errors (current-kill 0 t))))
+                                    (and k (string-prefix-p "ws" k) (string-trim k))))))
+  (let ((r (pairls-command "pairls.joinRoom" (list :invite (string-trim invite)))))
+    (message "pairls: joined room %s as %s (%d document(s))"
+             (plist-get r :roomId) (plist-get r :role) (length (plist-get r :documents)))
+    r))
+
+(defun pairls-leave-room ()
+  "Leave the room."
+  (interactive)
+  (pairls-command "pairls.leaveRoom")
+  (message "pairls: left the room"))
+
+(defun pairls-share-buffer ()
+  "Share the current buffer (when `pairls-auto-share' is off)."
+  (interactive)
+  (pairls-command "pairls.shareDocument" (list :uri (eglot--path-to-uri buffer-file-name))))
+
+(defun pairls-open-document (path)
+  "Open the room's document PATH."
+  (interactive "sDocument path in the room: ")
+  (pairls-command "pairls.openDocument" (list :path path)))
+
+(defun pairls-status ()
+  "Show the connection, room and documents; return the status plist."
+  (interactive)
+  (let ((st (pairls-command "pairls.status")))
+    (when (called-interactively-p 'any)
+      (message "pairls: %s, room %s as %s; %s"
+               (if (eq (plist-get st :connected) t) "connected" "NOT connected")
+               (or (plist-get st :roomId) "-") (or (plist-get st :role) "-")
+               (let ((docs (plist-get st :documents)) out)
+                 (while docs
+                   (let ((d (cadr docs)))
+                     (push (format "%s rev %s%s" (substring (symbol-name (car docs)) 1)
+                                   (plist-get d :rev)
+                                   (if (eq (plist-get d :pending) t) " (sending)" ""))
+                           out))
+                   (setq docs (cddr docs)))
+                 (if out (string-join (nreverse out) ", ") "no document shared"))))
+    st))
+
+(defun pairls-participants ()
+  "List the room's participants."
+  (interactive)
+  (let ((ps (plist-get (pairls-command "pairls.participants") :participants)))
+    (message "pairls: %s"
+             (mapconcat (lambda (p) (format "%s (%s)%s" (plist-get p :name) (plist-get p :role)
+                                            (if (plist-get p :path)
+                                                (format " in %s" (plist-get p :path)) "")))
+                        ps ", "))
+    ps))
+
+(provide 'pairls)
+;;; pairls.el ends here

@@ -1,0 +1,452 @@
+"""Two real Emacs (eglot) instances pair-program through pairls-lsp and a real hub.
+
+Each Emacs is a daemon (``emacs --daemon=SOCKET``) with its own HOME, whose
+init file loads the user-facing config ``docs/editors/pairls.el``; each has
+its own workspace (a git checkout: eglot's project), its own ``pairls-lsp``;
+one hub subprocess on a real PostgreSQL.  A creates the room with
+``pairls-create-room`` (through ``emacsclient --eval``), B joins with
+``pairls-join-room``; B's stale local copy is replaced by the room's text.
+
+Then both type at once.  A edits through ``emacsclient --eval`` (goto-char,
+insert, newline, delete-region).  B types keystrokes into a terminal frame
+(``emacsclient -t`` on a pseudo-terminal), as a user does: real input, so
+eglot's didChange debounce (``eglot-send-changes-idle-time``, 0.5 s) runs
+as it does for a user and batches B's changes, and A's edits reach B's Emacs
+with a version older than its buffer: eglot refuses them with an error and the
+bridge must send them again.  (A daemon that only gets ``--eval`` never stops
+being idle, so its eglot sends didChange at once.)
+
+After quiescence (``pairls-status`` from each Emacs: nothing pending, same
+revision) both buffers must equal the hub's text and hold every typed
+character exactly once.  A probe (advice in the test's init file, not in
+pairls.el) records every edit eglot applied or refused and every didChange
+it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import json
+import os
+import pty
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lsp_bridge.invite import parse_invite
+from tests.support.hubclient import Peer
+from tests.support.hubproc import HubProcess
+
+EMACS = shutil.which("emacs")
+EMACSCLIENT = shutil.which("emacsclient")
+
+
+def _has_eglot() -> bool:
+    if EMACS is None or EMACSCLIENT is None:
+        return False
+    r = subprocess.run(
+        [EMACS, "--batch", "--eval", "(require 'eglot)"], capture_output=True, timeout=60, check=False
+    )
+    return r.returncode == 0
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not _has_eglot(), reason="emacs with eglot is not installed (make sysdeps)"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "docs" / "editors" / "pairls.el"
+LSP = str(Path(sys.executable).with_name("pairls-lsp"))
+PATH = "notes.txt"
+INITIAL = "first line\nsecond line\nthird line\n# end\n"
+
+# Test-only probe, loaded after pairls.el: what eglot did with each applyEdit and each didChange.
+PROBE_VALUE = (
+    "(list :edits (vconcat (reverse pairls-probe-edits)) :changes (vconcat (reverse pairls-probe-changes)))"
+)
+PROBE = r"""
+(defvar pairls-probe-edits nil)
+(defvar pairls-probe-changes nil)
+(advice-add 'eglot--apply-text-edits :around
+  (lambda (orig edits &optional version)
+    (let ((before eglot--versioned-identifier))
+      (condition-case err
+          (prog1 (funcall orig edits version)
+            (push (list :version version :buffer before :after eglot--versioned-identifier :ok t)
+                  pairls-probe-edits))
+        (error
+         (push (list :version version :buffer before :ok :json-false
+                     :error (error-message-string err))
+               pairls-probe-edits)
+         (signal (car err) (cdr err)))))))
+(advice-add 'jsonrpc-notify :before
+  (lambda (_conn method params)
+    (when (eq method :textDocument/didChange)
+      (push (list :version (plist-get (plist-get params :textDocument) :version)
+                  :changes (plist-get params :contentChanges))
+            pairls-probe-changes))))
+"""
+
+
+class Emacs:
+    """One Emacs daemon with its own HOME; ``eval`` runs a form through emacsclient."""
+
+    def __init__(self, name: str, home: Path, ws: Path, hub_url: str) -> None:
+        self.name = name
+        self.home = home
+        self.ws = ws
+        self.socket = home / "server"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PAIRLS_", "XDG_", "EMACS"))},
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TERM": "xterm-256color",
+            "PAIRLS_LSP": LSP,
+            "PAIRLS_HUB_URL": hub_url,
+            "PAIRLS_NAME": name,
+        }
+        self.pid: int | None = None
+        self._n = itertools.count()
+        self.tty: subprocess.Popen[bytes] | None = None
+        self.tty_fd: int | None = None
+
+    async def start(self) -> None:
+        init = self.home / ".emacs.d" / "init.el"
+        init.parent.mkdir(parents=True)
+        init.write_text(f"(load {json.dumps(str(CONFIG))})\n{PROBE}", encoding="utf-8")
+        assert EMACS is not None
+        proc = await asyncio.create_subprocess_exec(
+            EMACS,
+            f"--daemon={self.socket}",
+            cwd=self.ws,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode(errors="replace")
+        self.pid = int(await self.eval("(emacs-pid)"))
+
+    async def eval(self, form: str, timeout: float = 20) -> Any:
+        """Evaluate *form* in the daemon; its value comes back through a JSON file."""
+        out = self.home / f"eval-{next(self._n)}.json"
+        wrapped = (
+            f"(let ((value (progn {form})) (coding-system-for-write 'utf-8-unix))"
+            f" (with-temp-file {json.dumps(str(out))} (insert (json-encode value))) nil)"
+        )
+        assert EMACSCLIENT is not None
+        proc = await asyncio.create_subprocess_exec(
+            EMACSCLIENT,
+            "-s",
+            str(self.socket),
+            "--eval",
+            wrapped,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        if proc.returncode != 0 or b"*ERROR*" in stderr + stdout:
+            messages = await self.messages()
+            raise AssertionError(
+                f"{self.name}: {form} -> {(stderr + stdout).decode(errors='replace')}\n{messages}"
+            )
+        value = json.loads(out.read_text(encoding="utf-8"))
+        out.unlink()
+        return value
+
+    async def messages(self) -> str:
+        """The end of the daemon's *Messages* (for failures)."""
+        assert EMACSCLIENT is not None
+        proc = await asyncio.create_subprocess_exec(
+            EMACSCLIENT,
+            "-s",
+            str(self.socket),
+            "--eval",
+            '(with-current-buffer "*Messages*" (buffer-substring-no-properties'
+            " (max (point-min) (- (point-max) 3000)) (point-max)))",
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        return out.decode(errors="replace")
+
+    def in_buffer(self, body: str) -> str:
+        return f"(with-current-buffer (find-file-noselect {json.dumps(str(self.ws / PATH))}) {body})"
+
+    async def text(self) -> str:
+        return str(
+            await self.eval(self.in_buffer("(buffer-substring-no-properties (point-min) (point-max))"))
+        )
+
+    async def status(self) -> dict[str, Any]:
+        return await self.eval(self.in_buffer("(pairls-status)"))  # type: ignore[no-any-return]
+
+    # -- a terminal frame, typed into like a user ---------------------------------------------
+
+    def open_tty(self) -> None:
+        """``emacsclient -t FILE`` on a pseudo-terminal; its output is read and dropped."""
+        assert EMACSCLIENT is not None
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.tty = subprocess.Popen(
+            [EMACSCLIENT, "-t", "-s", str(self.socket), str(self.ws / PATH)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=self.env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.tty_fd = master
+        os.set_blocking(master, False)
+        asyncio.get_running_loop().add_reader(master, self._drain)
+
+    def _drain(self) -> None:
+        assert self.tty_fd is not None
+        try:
+            os.read(self.tty_fd, 65536)
+        except OSError:
+            asyncio.get_running_loop().remove_reader(self.tty_fd)
+
+    async def keys(self, keys: str) -> None:
+        assert self.tty_fd is not None
+        os.write(self.tty_fd, keys.encode("utf-8"))
+
+    async def close(self) -> None:
+        if self.tty is not None and self.tty_fd is not None:
+            with contextlib.suppress(Exception):
+                await self.eval("(dolist (f (frame-list)) (when (eq (framep f) t) (delete-frame f t)))", 5)
+            asyncio.get_running_loop().remove_reader(self.tty_fd)
+            try:
+                await asyncio.to_thread(self.tty.wait, 5)
+            except subprocess.TimeoutExpired:
+                self.tty.kill()
+                self.tty.wait()
+            os.close(self.tty_fd)
+        if self.pid is not None:
+            with contextlib.suppress(Exception):
+                await self.eval("(run-at-time 0 nil #'kill-emacs)", 5)
+            for _ in range(100):
+                if not _alive(self.pid):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                os.kill(self.pid, 9)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of a daemon we started (its parent exited) counts as gone
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+async def until(pred: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def hub(database_url: str) -> AsyncIterator[HubProcess]:
+    proc = HubProcess(database_url=database_url)
+    try:
+        await asyncio.to_thread(proc.wait_ready)
+        yield proc
+    finally:
+        await asyncio.to_thread(proc.__exit__, None, None, None)
+
+
+async def quiescent(a: Emacs, b: Emacs) -> bool:
+    sa, sb = await a.status(), await b.status()
+    da, db = (sa.get("documents") or {}).get(PATH), (sb.get("documents") or {}).get(PATH)
+    if not da or not db or da["pending"] or db["pending"] or da["rev"] != db["rev"]:
+        return False
+    return await a.text() == await b.text()
+
+
+def workspace(path: Path, text: str) -> Path:
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    (path / PATH).write_text(text, encoding="utf-8")
+    return path
+
+
+# A edits through emacsclient --eval: (form, text it inserts)
+A_STEPS = [
+    ('(goto-char (point-min)) (end-of-line) (insert " 😀 from Ada")', " 😀 from Ada"),
+    ("(newline)", "\n"),
+    ("(insert \"ada = 'é'\")", "ada = 'é'"),
+    (
+        '(goto-char (point-min)) (when (search-forward "third " nil t)'
+        " (delete-region (match-beginning 0) (match-end 0)))",
+        "",
+    ),
+    ('(goto-char (point-max)) (insert "(end ✓)") (newline)', "(end ✓)\n"),
+    *[(f'(goto-char (point-min)) (forward-line 2) (insert "A{i}·")', f"A{i}·") for i in range(6)],
+]
+
+# B types into its terminal frame: (keys, text they insert)
+B_KEYS = [
+    ("\x1b<", ""),  # M-<
+    ("B🎉 ", "B🎉 "),
+    ("\x0e\x05", ""),  # C-n C-e
+    (" <bob>", " <bob>"),
+    ("x\x7f", ""),  # a typo, and DEL
+    ("\x1b>", ""),  # M->
+    ("bob = 2 👩‍💻", "bob = 2 👩‍💻"),
+    ("\x0f", "\n"),  # C-o: open-line (a newline, no indentation)
+    ("\x1b<\x0e\x0e\x0e", ""),
+    ("«fin»", "«fin»"),
+    ("\x1b<", ""),
+    ("# ", "# "),
+]
+
+
+async def run_a(a: Emacs) -> None:
+    # B is already typing when A's first edit reaches it (its eglot has changes not yet sent)
+    await asyncio.sleep(0.3)
+    for form, _ in A_STEPS:
+        await a.eval(a.in_buffer(form))
+        await asyncio.sleep(0.08)
+
+
+async def run_b(b: Emacs) -> None:
+    for keys, _ in B_KEYS:
+        for ch in keys if not keys.startswith("\x1b") else [keys]:
+            await b.keys(ch)
+            await asyncio.sleep(0.03)
+
+
+async def test_two_emacs_type_at_once(
+    hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wa = workspace(tmp_path / "ada", INITIAL)
+    wb = workspace(tmp_path / "bob", "bob's stale copy\n")  # the room's text wins when B joins
+    a = Emacs("Ada", tmp_path / "home-ada", wa, hub.url)
+    b = Emacs("Bob", tmp_path / "home-bob", wb, hub.url)
+    a.home.mkdir()
+    b.home.mkdir()
+    try:
+        await asyncio.gather(a.start(), b.start())
+        # -- A creates the room from Emacs, B joins from Emacs -----------------------------------
+        invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "demo") :invite)'))
+        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        assert await a.eval("(current-kill 0 t)") == invite  # the invite is in the kill ring
+        assert (await a.status())["documents"][PATH]["pending"] is False
+        b.open_tty()
+        await until(
+            lambda: b.eval(f"(and (cdr (frame-list)) (get-file-buffer {json.dumps(str(wb / PATH))}) t)"),
+            10,
+            "B's terminal frame",
+        )
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})"))
+        assert joined["role"] == "editor"
+        try:
+            await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
+            await until(lambda: quiescent(a, b), 15, "quiet after join")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await diagnose(a, b)}") from None
+        encoding = await a.eval(
+            a.in_buffer(
+                "(list (plist-get (eglot--capabilities (eglot-current-server)) :positionEncoding)"
+                " (plist-get (eglot-client-capabilities (eglot-current-server)) :general))"
+            )
+        )
+
+        # -- both type at once ---------------------------------------------------------------------
+        await asyncio.gather(run_a(a), run_b(b))
+
+        # -- quiescence, then everyone agrees with the hub --------------------------------------
+        try:
+            await until(lambda: quiescent(a, b), 30, "both Emacs and the hub to agree", interval=0.25)
+        except AssertionError:
+            raise AssertionError(await diagnose(a, b)) from None
+        text_a, text_b = await a.text(), await b.text()
+        inv = parse_invite(invite)
+        peer = await Peer(hub.url, "checker").connect()
+        try:
+            await peer.join(inv.room_id, inv.secret)
+            hub_text = (await peer.open(PATH)).text
+        finally:
+            await peer.close()
+        probe = {e.name: await e.eval(PROBE_VALUE) for e in (a, b)}
+
+        refused = {n: [e for e in p["edits"] or [] if e["ok"] is not True] for n, p in probe.items()}
+        batched = {n: [c for c in p["changes"] or [] if len(c["changes"]) > 1] for n, p in probe.items()}
+        with capsys.disabled():
+            print(
+                f"\n[emacs e2e] positionEncoding (server, client general caps): {encoding};"
+                + "".join(
+                    f" {n}: {len(p['edits'] or [])} applyEdit ({len(refused[n])} refused as stale),"
+                    f" {len(p['changes'] or [])} didChange ({len(batched[n])} with several changes);"
+                    for n, p in probe.items()
+                )
+            )
+            if os.environ.get("PAIRLS_EMACS_PROBE"):
+                print(json.dumps(probe, ensure_ascii=False))
+
+        assert text_a == hub_text, (text_a, hub_text)
+        assert text_b == hub_text, (text_b, hub_text)
+        # nothing typed was lost or doubled
+        typed = "".join(t for _, t in A_STEPS) + "".join(t for _, t in B_KEYS)
+        expected = Counter(INITIAL + typed)
+        expected.subtract(Counter("third "))
+        assert Counter(hub_text) == +expected, hub_text
+        for fragment in (" 😀 from Ada", "ada = 'é'", "(end ✓)", "B🎉 ", " <bob>", "bob = 2 👩‍💻", "«fin»"):
+            assert hub_text.count(fragment) == 1, (fragment, hub_text)
+        assert "third " not in hub_text
+        # B typed while A's edits arrived: eglot refused at least one as stale (an error
+        # answer), and the bridge sent it again (the texts agree and nothing is lost).
+        assert refused["Bob"], probe["Bob"]["edits"]
+        assert all("require version" in e["error"] for e in refused["Bob"])
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def diagnose(a: Emacs, b: Emacs) -> str:
+    out = []
+    for e in (a, b):
+        out.append(f"{e.name} status: {await e.status()}")
+        out.append(f"{e.name} text: {await e.text()!r}")
+        out.append(f"{e.name} messages: {await e.messages()}")
+        out.append(
+            f"{e.name} probe: "
+            + json.dumps(
+                await e.eval(PROBE_VALUE),
+                ensure_ascii=False,
+            )
+        )
+    return "\n".join(out)
+
+
+async def _equals(e: Emacs, text: str) -> bool:
+    return await e.text() == text
