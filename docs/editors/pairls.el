@@ -26,7 +26,8 @@
 (defgroup pairls nil "Real-time pair programming through pairls-lsp." :group 'tools)
 
 (defcustom pairls-hub-url (getenv "PAIRLS_HUB_URL")
-  "The hub's websocket URL (ws://HOST:PORT); nil lets pairls-lsp use $PAIRLS_HUB_URL."
+  "The hub's websocket URL (ws://HOST:PORT).
+nil lets pairls-lsp use $PAIRLS_HUB_URL."
   :type '(choice (const nil) string))
 
 (defcustom pairls-display-name (or (getenv "PAIRLS_NAME") user-full-name user-login-name)
@@ -62,8 +63,11 @@
 
 (cl-defmethod eglot-handle-request
   ((_server pairls-eglot-server) (_method (eql 'workspace/applyEdit)) &rest _)
-  "Apply the partner's edits without asking (eglot asks by default)."
-  (let ((eglot-confirm-server-initiated-edits nil))
+  "Apply the partner's edits without asking and without a message.
+eglot 1.9 asks before every server-initiated edit by default."
+  (let ((eglot-confirm-server-initiated-edits nil)
+        (inhibit-message t)
+        (message-log-max nil))
     (cl-call-next-method)))
 
 (cl-defmethod eglot-handle-request
@@ -110,7 +114,8 @@
             (user-error "pairls: eglot did not start pairls-lsp for this buffer")))))
 
 (defun pairls-command (command &optional arg)
-  "Run the pairls-lsp COMMAND (e.g. \"pairls.status\") with ARG, a plist; return its result."
+  "Run the pairls-lsp COMMAND (e.g. \"pairls.status\") with ARG; return its result.
+ARG is a plist (the command's one JSON object argument)."
   (condition-case err
       (jsonrpc-request (pairls--server) :workspace/executeCommand
                        (list :command command :arguments (vector (or arg eglot--{})))

@@ -428,6 +428,9 @@ async def test_two_emacs_type_at_once(
         # answer), and the bridge sent it again (the texts agree and nothing is lost).
         assert refused["Bob"], probe["Bob"]["edits"]
         assert all("require version" in e["error"] for e in refused["Bob"])
+        # pairls.el applies pairls edits without a prompt and without eglot's message for each
+        for e in (a, b):
+            assert "Edit successful" not in await e.messages()
     finally:
         await asyncio.gather(a.close(), b.close())
 
