@@ -71,8 +71,12 @@ class SharedDocument:
     #: the editor's version when it was opened, and local edits made before the hub answered
     early: ops.Op = field(default_factory=list)
     applying: bool = False
+    #: set by every didChange: a refused edit waits for it before going again
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
     heals: int = 0
     check_task: asyncio.Task[None] | None = None
+    #: hub ops/acks that arrived ahead of their turn (during an open or a catch-up), by rev
+    held: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -280,6 +284,7 @@ class Session:
             return  # the editor opened it meanwhile (share took over)
         doc.client = DocumentClient(opened["text"], opened["rev"], self.client_id)
         self.editor.text_replaced(path, opened["text"])
+        self._deliver_held(doc)
 
     async def _connected(self) -> None:
         """(Re)connected: re-join the room and catch every open document up."""
@@ -293,7 +298,9 @@ class Session:
                 continue
             opened = await hub.request({"type": "open", "path": doc.path, "since": doc.client.rev})
             for entry in opened.get("ops", []):
-                self._hub_op(doc, entry["rev"], entry["op"], entry.get("seq"))
+                if entry["rev"] == doc.client.rev + 1:
+                    self._hub_op(doc, entry["rev"], entry["op"], entry.get("seq"))
+            self._deliver_held(doc)
             out = doc.client.resend()
             if out is not None:
                 self._send_op(doc, out)
@@ -350,6 +357,7 @@ class Session:
             # The room's text wins: bring the buffer to it (edits typed meanwhile included).
             sync.reset(opened["text"])
         doc.early = []
+        self._deliver_held(doc)
         self._pump(doc)
         self.editor.notify("pairls/status", self.status())
         return {"path": path, "rev": opened["rev"]}
@@ -374,6 +382,7 @@ class Session:
         if doc is None or doc.sync is None:
             return False
         user_ops = doc.sync.did_change(version, changes)
+        doc.changed.set()
         if not user_ops:
             self._pump(doc)
             return False
@@ -410,15 +419,9 @@ class Session:
         kind = msg.get("type")
         path = msg.get("path")
         doc = self.docs.get(path) if isinstance(path, str) else None
-        if kind == "op" and doc is not None and doc.client is not None:
-            author = self.participants.get(msg.get("author", ""))
-            self._hub_op(doc, msg["rev"], msg["op"], None, author.name if author else None)
-            self._schedule_check(doc)
-        elif kind == "ack" and doc is not None and doc.client is not None:
-            out = doc.client.receive_ack(msg["rev"])
-            if out is not None:
-                self._send_op(doc, out)
-            self._schedule_check(doc)
+        if kind in ("op", "ack") and doc is not None:
+            doc.held.append(msg)
+            self._deliver_held(doc)
         elif kind == "error" and doc is not None and msg.get("seq") is not None:
             self._op_refused(doc, msg)
         elif kind == "presence":
@@ -436,6 +439,34 @@ class Session:
             self._follow_room_documents()
         elif kind == "error":
             logger.warning("hub error: %s", msg.get("code"))
+
+    def _deliver_held(self, doc: SharedDocument) -> None:
+        """Apply held hub ops and acks in revision order.
+
+        The reply to an ``open`` (or its catch-up ops) and the live ops after
+        it arrive in order, but the live ones are dispatched before the
+        awaiting coroutine resumes: an op the client is not ready for waits
+        here for its turn, and one it has already seen is dropped.
+        """
+        client = doc.client
+        if client is None:
+            return  # the open is under way; it delivers them when done
+        while doc.held:
+            doc.held.sort(key=lambda m: m["rev"])
+            msg = doc.held[0]
+            if msg["rev"] > client.rev + 1:
+                return  # a gap: the catch-up is still to come
+            doc.held.pop(0)
+            if msg["rev"] <= client.rev:
+                continue  # seen already (in a catch-up, or a re-sent op's ack)
+            if msg["type"] == "ack":
+                out = client.receive_ack(msg["rev"])
+                if out is not None:
+                    self._send_op(doc, out)
+            else:
+                author = self.participants.get(msg.get("author", ""))
+                self._hub_op(doc, msg["rev"], msg["op"], None, author.name if author else None)
+            self._schedule_check(doc)
 
     def _hub_op(
         self, doc: SharedDocument, rev: int, op: ops.Op, seq: int | None, author: str | None = None
@@ -522,6 +553,8 @@ class Session:
         self.editor.text_replaced(doc.path, opened["text"])
         if doc.sync is not None:
             doc.sync.reset(opened["text"])
+        self._deliver_held(doc)
+        if doc.sync is not None:
             self._pump(doc)
 
     def check_editor_text(self, uri: str, editor_text: str) -> None:
@@ -550,6 +583,7 @@ class Session:
 
     async def _apply(self, doc: SharedDocument, edit: EditToApply) -> None:
         assert doc.sync is not None and doc.uri is not None
+        doc.changed.clear()
         try:
             applied = await self.editor.apply_edit(doc.uri, edit)
         except Exception as exc:  # eglot answers a stale edit with an error
@@ -558,8 +592,10 @@ class Session:
         doc.applying = False
         doc.sync.edit_answered(applied)
         if not applied:
-            # Refused: the user's changes are on their way; try again after them.
-            await asyncio.sleep(0.02)
+            # Refused: the user's changes are on their way (eglot sends them up
+            # to 0.5 s later); go again once they are here, not before.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(doc.changed.wait(), 1.0)
         self._pump(doc)
 
     # -- presence ------------------------------------------------------------------------------
