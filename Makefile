@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps
+.PHONY: run test bench lint types fix clean venv sysdeps soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ run: venv
 
 test: venv sysdeps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]
+SEEDS ?= 1000
+SEED_START ?= 0
+soak: venv
+	PAIRLS_CONVERGENCE_SEEDS=$(SEEDS) PAIRLS_CONVERGENCE_SEED_START=$(SEED_START) \
+		$(PY) -m pytest -q -s tests/e2e/test_lsp_convergence.py $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/bench.py
