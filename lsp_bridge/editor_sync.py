@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from collab_server import ops
 from collab_server.view import LaggingView
 
-from .positions import LineIndex
+from .positions import UTF8, UTF16, UTF32, LineIndex
 
 __all__ = ["ContentChange", "EditToApply", "EditorSync", "diff"]
 
@@ -77,6 +77,10 @@ class EditorSync:
     """See the module docstring."""
 
     def __init__(self, text: str, version: int, encoding: str) -> None:
+        if encoding not in (UTF8, UTF16, UTF32):
+            # positions.py would count any other name as UTF-8 and misplace every
+            # edit after a non-ASCII character (cf. 'PositionEncodingKind.Utf16')
+            raise ValueError(f"unknown position encoding {encoding!r}")
         self.view = LaggingView(text)
         self.version = version
         self.encoding = encoding
@@ -152,8 +156,16 @@ class EditorSync:
     def reset(self, text: str) -> None:
         """The hub's text is *text*: bring the editor to it with one minimal edit (a heal)."""
         self.view.pending.clear()
+        sent = self._sent
+        if sent is not None:
+            # An edit is still on its way to the editor, which may yet apply
+            # it: keep it recognisable (else its effect would pass for the
+            # user's typing and go to the hub a second time), then go on to *text*.
+            self.view.receive_remote(diff(self.view.text, sent.expected))
+            self._sent = _Sent(sent.version, sent.expected, len(self.view.pending))
+            self.view.receive_remote(diff(sent.expected, text))
+            return
         self.view.receive_remote(diff(self.view.text, text))
-        self._sent = None
 
     # -- to the editor --------------------------------------------------------
 
@@ -165,10 +177,14 @@ class EditorSync:
         op: ops.Op = []
         for _, remote in self.view.pending:
             op = ops.compose(op, remote)
-        if not op:
-            self.view.pending.clear()
-            return None
         expected = ops.apply(base, op)
+        if expected == base:
+            # The pending ops change nothing (e.g. "b" replaced by "b"): an
+            # editor that applies an edit as a diff would report no change,
+            # and we would wait for its effect forever.  Show them; send none.
+            while self.view.pending:
+                self.view.show_next()
+            return None
         start = op[0] if type(op[0]) is int and op[0] > 0 else 0
         end = ops.base_length(op)
         new_text = expected[start : len(expected) - (len(base) - end)]

@@ -1,0 +1,473 @@
+"""The editor boundary (lsp_bridge.editor_sync) against simulated editors (tests/lsp_bridge/editors.py).
+
+A :class:`Peer` wires one simulated editor to an :class:`EditorSync` and a
+:class:`DocumentClient` the way the language server does (lsp_bridge/session.py);
+a :class:`Hub` orders everything with a :class:`Sequencer`.  Every message
+waits in a queue until the test delivers it, so any interleaving can be played.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import deque
+from collections.abc import Callable
+
+import pytest
+
+from collab_server import ops
+from collab_server.client import ClientState, DocumentClient, Outgoing
+from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
+from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply
+from tests.lsp_bridge.editors import (
+    UTF8,
+    UTF16,
+    UTF32,
+    Answer,
+    Eglot,
+    Neovim07,
+    Notification,
+    SimEditor,
+    VSCode,
+    random_text,
+    random_user_edit,
+    splits_crlf,
+)
+
+HubMsg = tuple[str, int, ops.Op]
+
+
+class Peer:
+    """One participant: simulated editor <-> EditorSync + DocumentClient <-> hub queues."""
+
+    def __init__(self, name: str, editor: SimEditor, rev: int) -> None:
+        self.name = name
+        self.editor = editor
+        self.sync = EditorSync(editor.text, editor.version, editor.encoding)
+        self.client = DocumentClient(editor.text, rev, name)
+        self.to_hub: deque[Outgoing] = deque()
+        self.from_hub: deque[HubMsg] = deque()
+        self.to_editor: deque[EditToApply] = deque()
+        self.edits: list[EditToApply] = []
+
+    def __repr__(self) -> str:
+        return f"{self.name}:{self.editor!r}"
+
+    def pump(self) -> None:
+        edit = self.sync.edit_to_send()
+        if edit is not None:
+            self.edits.append(edit)
+            self.to_editor.append(edit)
+
+    def deliver_to_bridge(self) -> None:
+        """The bridge reads the editor's next message."""
+        msg = self.editor.outbox.popleft()
+        if isinstance(msg, Notification):
+            for op in self.sync.did_change(msg.version, msg.changes):
+                out = self.client.apply_local(op)
+                if out is not None:
+                    self.to_hub.append(out)
+        else:
+            assert isinstance(msg, Answer)
+            self.sync.edit_answered(msg.applied and msg.error is None)
+        self.pump()
+
+    def deliver_to_editor(self) -> None:
+        self.editor.receive_edit(self.to_editor.popleft())
+
+    def deliver_from_hub(self) -> None:
+        kind, rev, op = self.from_hub.popleft()
+        if kind == "ack":
+            out = self.client.receive_ack(rev)
+            if out is not None:
+                self.to_hub.append(out)
+        else:
+            local, out = self.client.receive_op(rev, op)
+            assert out is None
+            self.sync.receive_remote(local)
+            self.pump()
+
+    @property
+    def quiet(self) -> bool:
+        e = self.editor
+        return not (e.unsent or e.outbox or self.to_editor or self.to_hub or self.from_hub)
+
+
+class Hub:
+    def __init__(self, text: str) -> None:
+        self.seq = Sequencer(text, 0)
+        self.peers: list[Peer] = []
+
+    def join(self, name: str, editor: SimEditor) -> Peer:
+        assert editor.text == self.seq.text
+        peer = Peer(name, editor, self.seq.rev)
+        self.peers.append(peer)
+        return peer
+
+    def deliver_from(self, peer: Peer) -> None:
+        out = peer.to_hub.popleft()
+        res = self.seq.submit(Submission(ClientId(peer.name), out.seq, Rev(out.base_rev), ops.check(out.op)))
+        assert isinstance(res, Sequenced), res
+        self.seq.take_unsent()
+        self.seq.commit(res.rev)
+        for p in self.peers:
+            p.from_hub.append(("ack", res.rev, []) if p is peer else ("op", res.rev, res.op))
+
+    def remote(self, op: ops.Op, author: str = "ghost") -> None:
+        """An op from a participant with no editor here, committed at once."""
+        res = self.seq.submit(Submission(ClientId(author), self.seq.rev + 1, self.seq.rev, op))
+        assert isinstance(res, Sequenced)
+        self.seq.take_unsent()
+        self.seq.commit(res.rev)
+        for p in self.peers:
+            p.from_hub.append(("op", res.rev, res.op))
+
+    def settle(self, rng: random.Random | None = None, limit: int = 10_000) -> None:
+        """Deliver everything (in a random order with *rng*) until nothing moves."""
+        for _ in range(limit):
+            assert len(self.seq.text) < 4_000, "runaway text"
+            acts = self.actions()
+            if not acts:
+                return
+            (rng.choice(acts) if rng else acts[0])()
+        raise AssertionError(f"no quiescence after {limit} steps: {self.peers}")
+
+    def actions(self) -> list[Callable[[], None]]:
+        acts: list[Callable[[], None]] = []
+        for p in self.peers:
+            e = p.editor
+            if e.unsent:
+                acts.append(e.flush)
+            if e.outbox:
+                acts.append(p.deliver_to_bridge)
+            if p.to_editor:
+                acts.append(p.deliver_to_editor)
+            if p.to_hub:
+                acts.append(functools.partial(self.deliver_from, p))
+            if p.from_hub:
+                acts.append(p.deliver_from_hub)
+        return acts
+
+    def assert_converged(self) -> None:
+        for p in self.peers:
+            assert p.quiet, p
+            assert p.sync.quiet, p
+            assert p.client.state is ClientState.SYNCHRONIZED, p
+            assert p.editor.text == p.sync.text == p.client.text == self.seq.text, p
+            assert p.sync.version == p.editor.version, p
+
+
+# -- the randomized property ------------------------------------------------------------------
+
+
+def make_editor(kind: str, text: str, rng: random.Random) -> SimEditor:
+    if kind == "vscode":
+        return VSCode(text, rng)
+    if kind == "nvim":
+        return Neovim07(text, rng, encoding=rng.choice((UTF16, UTF8)))
+    assert kind == "eglot"
+    return Eglot(text, rng, encoding=rng.choice((UTF32, UTF16, UTF8)))
+
+
+def damage(text: str, start: int, end: int, intact: set[str]) -> None:
+    """The user's edit start..end of *text* touches these markers: they are no longer intact."""
+    for m in list(intact):
+        at = text.find(m)
+        if at < 0:
+            continue  # not shown in this editor yet: the user can not touch it
+        if (start == end and at < start < at + len(m)) or (start < at + len(m) and at < end):
+            intact.discard(m)
+
+
+def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: int = 40) -> dict[str, int]:
+    rng = random.Random(seed)
+    text = random_text(rng, 10)
+    hub = Hub(text)
+    kinds = [rng.choice(("vscode", "nvim", "eglot")) for _ in range(rng.randint(2, 4))]
+    for i, kind in enumerate(kinds):
+        hub.join(f"{kind}{i}", make_editor(kind, text, rng))
+    typed: list[str] = []
+    intact: set[str] = set()
+    left = user_edits
+    for _ in range(20_000):  # a session settles in a few hundred steps
+        # an edit taken for the user's and re-sent forever grows the text: fail fast
+        assert len(hub.seq.text) < 4_000, f"seed {seed}: runaway text"
+        acts = hub.actions()
+        if heals and acts and rng.random() < 0.02:
+            # a heal that finds the client right: reset the editor to its text,
+            # possibly with an applyEdit still on its way
+            p = rng.choice(hub.peers)
+            p.sync.reset(p.client.text)
+            p.pump()
+            continue
+        if left:
+            acts += [lambda: None] * len(acts)  # users are about as busy as the wires
+        if left and (not acts or rng.random() < 0.3):
+            left -= 1
+            i = rng.randrange(len(hub.peers))
+            editor = hub.peers[i].editor
+            marker = f"«{i}.{len(typed)}»"
+            avoid = []
+            for m in typed:
+                at = editor.text.find(m)
+                if at >= 0:
+                    avoid.append((at, at + len(m)))
+            start, end, new = random_user_edit(
+                rng, editor.text, marker=marker, deletes=deletes, avoid=None if deletes else avoid
+            )
+            if deletes:
+                damage(editor.text, start, end, intact)
+            editor.user_edit(start, end, new)
+            typed.append(marker)
+            intact.add(marker)
+            continue
+        if not acts:
+            break
+        rng.choice(acts)()
+    else:
+        raise AssertionError(f"seed {seed}: no quiescence: {hub.peers}")
+    hub.assert_converged()
+    final = hub.seq.text
+    if not deletes and not heals:
+        assert intact == set(typed)
+    if heals:
+        # a heal replaces the pending ops by one diff region: typing concurrent
+        # with it moves to the region's edge, which may split a marker, so
+        # markers may be broken, but never doubled
+        intact.clear()
+    for m in intact:
+        assert final.count(m) == 1, (seed, m, final)
+    for m in typed:
+        assert final.count(m) <= 1, (seed, m, final)
+    stats = {"seeds": 1}
+    for p in hub.peers:
+        for k, v in p.sync.stats.items():
+            stats[k] = stats.get(k, 0) + v
+        e = p.editor
+        stats["refused"] = stats.get("refused", 0) + e.edits_refused
+        stats["skipped"] = stats.get("skipped", 0) + e.edits_skipped
+        stats["split"] = stats.get("split", 0) + (e.edit_changes - e.edits_applied)
+    return stats
+
+
+def _total(results: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for r in results:
+        for k, v in r.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_random_sessions_insert_only_every_marker_once(block: int) -> None:
+    total = _total([run_session(seed, deletes=False) for seed in range(block * 100, block * 100 + 100)])
+    # the runs reached the hard cases, not just the happy path
+    assert total["confirmed"] > 0 and total["missed"] > 0
+    assert total["refused"] > 0 and total["skipped"] > 0 and total["split"] > 0
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_random_sessions_with_deletes_converge(block: int) -> None:
+    total = _total(
+        [run_session(seed, deletes=True) for seed in range(10_000 + block * 100, 10_000 + block * 100 + 100)]
+    )
+    assert total["confirmed"] > 0 and total["missed"] > 0
+
+
+# -- targeted cases ------------------------------------------------------------------------------
+
+
+def _pair(editor: SimEditor) -> tuple[Hub, Peer]:
+    hub = Hub(editor.text)
+    return hub, hub.join("me", editor)
+
+
+def _deliver_remote(hub: Hub, peer: Peer, op: ops.Op) -> EditToApply:
+    hub.remote(op)
+    peer.deliver_from_hub()
+    assert len(peer.to_editor) == 1
+    return peer.to_editor[0]
+
+
+def test_neovim_applied_our_edit_then_user_typed_in_the_same_batch() -> None:
+    nvim = Neovim07("hello\r\nworld", random.Random(1), version=10)
+    hub, me = _pair(nvim)
+    edit = _deliver_remote(hub, me, [5, " there"])
+    assert edit.version == 10 and edit.start == edit.end == (0, 5)
+    me.deliver_to_editor()
+    assert nvim.text == "hello there\r\nworld"
+    nvim.user_edit(len(nvim.text), len(nvim.text), "!")  # after our edit, same debounce window
+    nvim.flush()
+    assert nvim.outbox[0] == Answer(True) or len(nvim.outbox[0].changes) == 2  # type: ignore[union-attr]
+    hub.settle()
+    hub.assert_converged()
+    assert me.sync.stats == {"sent": 1, "confirmed": 1, "missed": 0}
+    assert hub.seq.text == "hello there\r\nworld!"
+
+
+def test_neovim_skips_a_stale_edit_and_it_goes_again() -> None:
+    nvim = Neovim07("abc", random.Random(2), version=3)
+    hub, me = _pair(nvim)
+    nvim.user_edit(0, 0, "X")  # typed, not yet notified (debounce)
+    _deliver_remote(hub, me, [3, "!"])
+    me.deliver_to_editor()
+    assert nvim.messages == ["Buffer newer than edits."] and nvim.text == "Xabc"
+    me.deliver_to_bridge()  # applied: true, but nothing happened
+    assert me.sync.edit_to_send() is None  # still waiting for its effect
+    nvim.flush()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "Xabc!"
+    assert me.sync.stats["missed"] == 1 and me.sync.stats["confirmed"] == 1
+
+
+def test_vscode_refused_edit_is_resent_transformed_past_the_users_change() -> None:
+    code = VSCode("a😀\r\nb", random.Random(3))
+    hub, me = _pair(code)
+    first = _deliver_remote(hub, me, [5, "Z"])  # after the b
+    assert first.version == 1 and first.start == first.end == (1, 1)
+    code.user_edit(0, 0, "🎉\n")  # the user typed; the edit is now stale
+    me.deliver_to_editor()
+    assert code.text == "🎉\na😀\r\nb" and list(code.outbox)[-1] == Answer(False)
+    me.deliver_to_bridge()  # the didChange: not our edit
+    assert me.to_hub  # the user's change is on its way
+    me.deliver_to_bridge()  # applied: false
+    assert len(me.to_editor) == 1
+    again = me.to_editor[0]
+    assert again.version == 2 and again.start == again.end == (2, 1) and again.new_text == "Z"
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "🎉\na😀\r\nbZ"
+    assert me.sync.stats == {"sent": 2, "confirmed": 1, "missed": 1}
+
+
+@pytest.mark.parametrize("enc", [UTF32, UTF16, UTF8])
+def test_eglot_splits_our_edit_into_several_changes(enc: str) -> None:
+    eglot = Eglot("one two three\nfour", random.Random(4), encoding=enc)
+    hub, me = _pair(eglot)
+    # two remote ops, far apart: one edit covering both, applied as a diff in hunks
+    hub.remote([0, "😀"])
+    hub.remote([12, "中", -3])
+    for _, rev, op in me.from_hub:  # both arrive before the bridge sends an edit
+        me.sync.receive_remote(me.client.receive_op(rev, op)[0])
+    me.from_hub.clear()
+    me.pump()
+    edit = me.to_editor[0]
+    assert edit.start == (0, 0) and edit.new_text.startswith("😀")
+    me.deliver_to_editor()
+    assert eglot.edit_changes >= 2  # several changes for one TextEdit
+    eglot.user_edit(0, 0, "A")  # and the user typed before the idle timer ran
+    eglot.flush()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "A😀one two thr中four"
+    assert me.sync.stats["confirmed"] == 1 and me.sync.stats["missed"] == 0
+
+
+def test_eglot_error_on_version_mismatch_counts_as_refused() -> None:
+    eglot = Eglot("abc", random.Random(5))
+    hub, me = _pair(eglot)
+    eglot.user_edit(3, 3, "d")
+    _deliver_remote(hub, me, ["<"])
+    me.deliver_to_editor()
+    assert eglot.outbox[0].error  # type: ignore[union-attr]
+    me.deliver_to_bridge()
+    eglot.flush()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "<abcd"
+
+
+def test_users_change_equal_to_our_edit_is_harmless() -> None:
+    # the user typed exactly what the remote op inserts, at the same place,
+    # before the editor saw our edit: the bridge takes it for our edit
+    nvim = Neovim07("ab", random.Random(6), version=5)
+    hub, me = _pair(nvim)
+    nvim.user_edit(1, 1, "X")
+    _deliver_remote(hub, me, [1, "X"])
+    me.deliver_to_editor()  # skipped: newer than edits
+    nvim.flush()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "aXb"
+    assert me.sync.stats == {"sent": 1, "confirmed": 1, "missed": 0}
+
+
+@pytest.mark.parametrize("make", [VSCode, Neovim07, Eglot])
+def test_remote_insert_between_cr_and_lf_widens_over_the_crlf(make: Callable[..., SimEditor]) -> None:
+    editor = make("ab\r\ncd", random.Random(7))
+    hub, me = _pair(editor)
+    edit = _deliver_remote(hub, me, [3, "X"])  # "ab\rX\ncd": the CRLF is split in two breaks
+    assert edit.start == (0, 2) and edit.end == (1, 0) and edit.new_text == "\rX\n"
+    me.deliver_to_editor()
+    hub.settle()
+    hub.assert_converged()
+    assert editor.text == "ab\rX\ncd"
+    assert me.sync.stats["confirmed"] == 1
+
+
+@pytest.mark.parametrize("make", [VSCode, Neovim07, Eglot])
+def test_remote_ops_that_cancel_out_do_not_wedge_the_editor(make: Callable[..., SimEditor]) -> None:
+    # a peer replaced "b" by "b" (select, retype): the edit changes nothing, an
+    # editor applying it as a diff reports no change at all; later remote ops
+    # must still reach the editor
+    editor = make("abc", random.Random(8))
+    hub, me = _pair(editor)
+    hub.remote([1, "b", -1])
+    me.deliver_from_hub()
+    hub.settle()
+    hub.remote([3, "!"])
+    hub.settle()
+    hub.assert_converged()
+    assert editor.text == "abc!"
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_random_sessions_with_heals_converge(block: int) -> None:
+    seeds = range(20_000 + block * 100, 20_000 + block * 100 + 100)
+    total = _total([run_session(seed, deletes=bool(seed % 2), heals=True) for seed in seeds])
+    assert total["confirmed"] > 0 and total["missed"] > 0
+
+
+def test_unknown_position_encoding_is_refused() -> None:
+    # not silently counted as UTF-8
+    with pytest.raises(ValueError):
+        EditorSync("", 1, "PositionEncodingKind.Utf16")
+
+
+def test_full_text_change_is_diffed() -> None:
+    sync = EditorSync("a\r\nb", 1, UTF16)
+    assert sync.did_change(2, [ContentChange(None, "a\r\nXb")]) == [[3, "X"]]
+    assert sync.text == "a\r\nXb"
+
+
+def test_insert_into_a_crlf_at_the_end_keeps_positions_addressable() -> None:
+    code = VSCode("x\r\n", random.Random(9))
+    hub, me = _pair(code)
+    edit = _deliver_remote(hub, me, [2, "😀"])
+    assert not splits_crlf(code.text, 2) or edit.start == (0, 1)
+    me.deliver_to_editor()
+    hub.settle()
+    hub.assert_converged()
+    assert code.text == "x\r😀\n"
+
+
+@pytest.mark.parametrize("make", [VSCode, Neovim07, Eglot])
+@pytest.mark.parametrize("user_first", [False, True])
+def test_reset_while_an_edit_is_in_flight_does_not_duplicate(
+    make: Callable[..., SimEditor], user_first: bool
+) -> None:
+    # a heal (reset to the hub's text) while the editor still has our last
+    # applyEdit: if the editor applies it, that is not the user's change
+    editor = make("abc", random.Random(10))
+    hub, me = _pair(editor)
+    _deliver_remote(hub, me, [3, "X"])
+    hub.remote([0, "<"])
+    local, _ = me.client.receive_op(*me.from_hub.popleft()[1:])
+    assert me.client.text == "<abcX"
+    me.sync.reset(me.client.text)
+    if user_first:
+        editor.user_edit(1, 1, "u")
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == ("<aubcX" if user_first else "<abcX")

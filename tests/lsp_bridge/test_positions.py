@@ -1,0 +1,113 @@
+"""LSP positions <-> code point offsets (lsp_bridge.positions), against a naive reference."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lsp_bridge.positions import UTF8, UTF16, UTF32, LineIndex, encoded_length
+from tests.lsp_bridge.editors import lines, ref_offset, ref_position, splits_crlf, units
+
+ENCODINGS = [UTF8, UTF16, UTF32]
+
+#: astral emoji, a ZWJ sequence, combining marks, CJK, 2-byte Latin, every line break
+PIECES = ["😀", "𝄞", "👩\u200d💻", "e\u0301", "\u0301", "中文", "é", "\r\n", "\r", "\n", "a", " "]
+texts = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.characters(exclude_categories=("Cs",))), max_size=14
+).map("".join)
+encodings = st.sampled_from(ENCODINGS)
+
+
+@given(texts, encodings)
+@example("a\r\nb", UTF16)
+@example("\r\r\n\n\r", UTF8)
+@example("😀\r\n𝄞", UTF16)
+def test_offset_position_offset_round_trip(text: str, enc: str) -> None:
+    idx = LineIndex(text)
+    for off in range(len(text) + 1):
+        pos = idx.position(off, enc)
+        assert pos == ref_position(text, off, enc)
+        if splits_crlf(text, off):
+            # LSP can not name the place between \r and \n: it is the end of the line
+            assert pos == idx.position(off - 1, enc)
+            assert idx.offset(*pos, enc) == off - 1
+        else:
+            assert idx.offset(*pos, enc) == off
+
+
+@given(texts, encodings)
+def test_every_position_matches_the_reference_and_clamps(text: str, enc: str) -> None:
+    idx = LineIndex(text)
+    ls = lines(text)
+    assert len(idx.starts) == len(ls)
+    for ln, (start, end, _) in enumerate(ls):
+        assert idx.line_text(ln) == text[start:end]
+        width = units(text[start:end], enc)
+        for ch in range(width + 3):
+            off = idx.offset(ln, ch, enc)
+            assert off == ref_offset(text, ln, ch, enc)
+            # past the end of the line: the end of the line (never its line break)
+            assert start <= off <= end
+            if ch >= width:
+                assert off == end
+    # a line past the end: the end of the document, whatever the character
+    for extra in range(3):
+        assert idx.offset(len(ls) + extra, 0, enc) == len(text)
+        assert idx.offset(len(ls) + extra, 99, enc) == len(text)
+
+
+@given(texts, encodings)
+def test_encoded_length_is_the_codecs(text: str, enc: str) -> None:
+    assert encoded_length(text, enc) == units(text, enc)
+
+
+@pytest.mark.parametrize(
+    ("enc", "char", "offset"),
+    [
+        # "a😀b": the emoji is 2 UTF-16 units, 4 UTF-8 bytes, 1 code point
+        (UTF16, 1, 1),
+        (UTF16, 2, 1),  # inside the surrogate pair: the emoji's start
+        (UTF16, 3, 2),
+        (UTF16, 4, 3),
+        (UTF8, 1, 1),
+        (UTF8, 2, 1),  # inside the UTF-8 sequence
+        (UTF8, 3, 1),
+        (UTF8, 4, 1),
+        (UTF8, 5, 2),
+        (UTF8, 6, 3),
+        (UTF32, 2, 2),
+        (UTF32, 9, 3),
+    ],
+)
+def test_position_inside_a_character_means_its_start(enc: str, char: int, offset: int) -> None:
+    assert LineIndex("a😀b").offset(0, char, enc) == offset
+
+
+def test_positions_of_a_mixed_document() -> None:
+    text = "é😀\r\n中\rx\n\r\n"
+    idx = LineIndex(text)
+    assert idx.starts == [0, 4, 6, 8, 10]
+    assert [idx.line_text(i) for i in range(5)] == ["é😀", "中", "x", "", ""]
+    assert idx.position(2, UTF16) == (0, 3)
+    assert idx.position(2, UTF8) == (0, 6)
+    assert idx.position(2, UTF32) == (0, 2)
+    # between \r and \n of the first line's CRLF: the end of line 0
+    assert idx.position(3, UTF16) == (0, 3)
+    assert idx.position(5, UTF8) == (1, 3)  # before the lone \r: the end of "中"
+    assert idx.position(6, UTF8) == (2, 0)  # after the lone \r: the next line
+    assert idx.position(len(text), UTF16) == (4, 0)
+    # clamping
+    assert idx.offset(1, 50, UTF16) == 5
+    assert idx.offset(0, 50, UTF8) == 2
+    assert idx.offset(4, 50, UTF32) == len(text)
+    assert idx.offset(7, 0, UTF32) == len(text)
+    assert idx.offset(-1, 3, UTF16) == 0
+
+
+def test_empty_document() -> None:
+    idx = LineIndex("")
+    for enc in ENCODINGS:
+        assert idx.position(0, enc) == (0, 0)
+        assert idx.offset(0, 5, enc) == 0
+        assert idx.offset(3, 5, enc) == 0
