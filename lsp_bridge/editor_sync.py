@@ -59,6 +59,14 @@ class _Sent:
     count: int
 
 
+def _same_but_eol(a: str, b: str) -> bool:
+    """Equal once CRLF is read as LF and a final newline is ignored."""
+    if "\r" in a or "\r" in b:
+        a = a.replace("\r\n", "\n")
+        b = b.replace("\r\n", "\n")
+    return a.removesuffix("\n") == b.removesuffix("\n")
+
+
 def diff(old: str, new: str) -> ops.Op:
     """A minimal single-region op turning *old* into *new* (common prefix and suffix kept)."""
     if old == new:
@@ -112,24 +120,36 @@ class EditorSync:
     def did_change(self, version: int, changes: list[ContentChange]) -> list[ops.Op]:
         """The editor reports *changes* reaching *version*; returns the user's edits as ops."""
         rest = changes
+        out: list[ops.Op] = []
         sent = self._sent
         if sent is not None and changes:
             self._sent = None
+            texts = []
             scratch = self.view.text
-            for k, change in enumerate(changes):
+            for change in changes:
                 scratch = ops.apply(scratch, self._change_op(scratch, change))
-                if scratch == sent.expected:
-                    for _ in range(sent.count):
-                        self.view.show_next()
-                    rest = changes[k + 1 :]
-                    self.stats["confirmed"] += 1
-                    break
+                texts.append(scratch)
+            # Our edit is the shortest prefix with exactly its effect; failing
+            # that, with its effect up to line endings (VS Code writes the
+            # document's EOL, Neovim keeps a final newline it cannot drop).
+            k = next((i for i, t in enumerate(texts) if t == sent.expected), None)
+            loose = k is None
+            if loose:
+                k = next((i for i, t in enumerate(texts) if _same_but_eol(t, sent.expected)), None)
+            if k is not None:
+                for _ in range(sent.count):
+                    self.view.show_next()
+                rest = changes[k + 1 :]
+                self.stats["confirmed"] += 1
+                if loose:
+                    # The editor wrote it its way: that difference is the editor's
+                    # (the user's) edit, sent once, so the room follows the buffer.
+                    out.append(self.view.local(diff(self.view.text, texts[k])))
             else:
                 # The first changes after our edit's version are not it: the
                 # editor refused or skipped it.  It stays pending and goes
                 # again, transformed past these changes.
                 self.stats["missed"] += 1
-        out: list[ops.Op] = []
         for change in rest:
             op = self._change_op(self.view.text, change)
             if op:
@@ -215,12 +235,32 @@ class EditorSync:
             self.version, idx.position(start, self.encoding), idx.position(end, self.encoding), new_text
         )
 
-    def edit_answered(self, applied: bool) -> None:
-        """The editor answered the last applyEdit (an error counts as ``applied=False``)."""
+    def edit_answered(self, applied: bool) -> list[ops.Op]:
+        """The editor answered the last applyEdit (an error counts as ``applied=False``).
+
+        Returns the user's edits to send, if any: when the editor says it
+        applied an edit whose effect it already shows up to line endings
+        (Neovim asked to drop the final newline it always keeps changes
+        nothing and reports nothing), the edit is taken as applied and the
+        difference is the editor's edit.
+        """
         self._awaiting_answer = False
-        if not applied and self._sent is not None:
+        sent = self._sent
+        if sent is None:
+            return []
+        if not applied:
             self._sent = None
             self.stats["missed"] += 1
+            return []
+        if sent.version == self.version and _same_but_eol(self.view.text, sent.expected):
+            self._sent = None
+            shown = self.view.text
+            for _ in range(sent.count):
+                self.view.show_next()
+            self.stats["confirmed"] += 1
+            op = diff(self.view.text, shown)
+            return [self.view.local(op)] if op else []
+        return []
 
     def abandon(self) -> None:
         """Stop waiting for the effect of an edit the editor said it applied (it never came)."""

@@ -399,15 +399,21 @@ class Session:
             for op in user_ops:
                 doc.early = ops.compose(doc.early, op)
             return True
+        self._user_ops(doc, user_ops)
+        self._pump(doc)
+        return True
+
+    def _user_ops(self, doc: SharedDocument, user_ops: list[ops.Op]) -> None:
+        """Edits the user made in the editor, as ops on the client's text: to the hub."""
+        if doc.client is None or not user_ops or self.role == "viewer":
+            return
         for op in user_ops:
             old = doc.client.text
             out = doc.client.apply_local(op)
             self.editor.text_changed(doc.path, old, op, doc.client.text, self.name)
             if out is not None:
                 self._send_op(doc, out)
-        self._pump(doc)
         self._schedule_check(doc)
-        return True
 
     def _send_op(self, doc: SharedDocument, out: Outgoing) -> None:
         if self.hub is not None:
@@ -590,7 +596,7 @@ class Session:
             logger.debug("applyEdit failed: %s", type(exc).__name__)
             applied = False
         doc.applying = False
-        doc.sync.edit_answered(applied)
+        self._user_ops(doc, doc.sync.edit_answered(applied))
         if not applied:
             # Refused: the user's changes are on their way (eglot sends them up
             # to 0.5 s later); go again once they are here, not before.

@@ -275,12 +275,6 @@ async def _equals(nv: Nvim, text: str) -> bool:
     return await nv.text() == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge bug: Neovim keeps the final newline the bridge's edit removes; the edit counts"
-    " as refused, its effect as the user's typing, and it is re-sent forever (the room's text"
-    " doubles again and again); see docs/editors/neovim-notes.md",
-)
 async def test_room_document_without_final_newline(hub: HubProcess, tmp_path: Path) -> None:
     """A document another editor made without a final newline, opened in Neovim ('eol' on).
 
