@@ -471,3 +471,30 @@ def test_reset_while_an_edit_is_in_flight_does_not_duplicate(
     hub.settle()
     hub.assert_converged()
     assert hub.seq.text == ("<aubcX" if user_first else "<abcX")
+
+
+def test_edit_written_with_the_documents_line_endings_counts_as_applied() -> None:
+    """VS Code writes an inserted "\\n" as the document's "\\r\\n": that is our edit, not a new one."""
+    sync = EditorSync("a\r\nb\r\n", 1, "utf-16")
+    sync.receive_remote([1, "x\ny"])
+    edit = sync.edit_to_send()
+    assert edit is not None
+    sync.edit_answered(True)
+    start, end = edit.start, edit.end
+    written = edit.new_text.replace("\r\n", "\n").replace("\n", "\r\n")
+    user = sync.did_change(2, [ContentChange((*start, *end), written)])
+    # the difference (one "\r") goes to the hub once, as the editor's edit; nothing is re-sent
+    assert user == [[2, "\r"]]
+    assert sync.text == "ax\r\ny\r\nb\r\n"
+    assert sync.quiet and sync.edit_to_send() is None
+
+
+def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
+    """Neovim cannot drop the final newline: it answers applied and reports nothing."""
+    sync = EditorSync("abc\n", 1, "utf-16")
+    sync.reset("abc")
+    assert sync.edit_to_send() is not None
+    user = sync.edit_answered(True)
+    assert user == [[3, "\n"]]
+    assert sync.text == "abc\n"
+    assert sync.quiet and sync.edit_to_send() is None
