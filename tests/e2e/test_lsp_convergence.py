@@ -20,7 +20,7 @@ through :class:`~tests.support.proxy.TcpProxy`.  Each seed, from its own
   shadow (``pairls.status`` sha256) == the hub's text (a fresh
   :class:`~tests.support.hubclient.Peer`), and every marker exactly once.
 
-Seeds: ``PAIRLS_CONVERGENCE_SEEDS`` (default 200: ~0.6 s each, ~2 min in all on a 2-core box),
+Seeds: ``PAIRLS_CONVERGENCE_SEEDS`` (default 300: ~0.6 s each, ~3 min in all on a 2-core box),
 from ``PAIRLS_CONVERGENCE_SEED_START`` (default 0).  Longer run:
 ``make soak SEEDS=1000``.  A failure names its seed; rerun it alone with
 ``PAIRLS_CONVERGENCE_SEED_START=<seed> PAIRLS_CONVERGENCE_SEEDS=1``.
@@ -47,7 +47,7 @@ from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import TestEditor, settle, sha256
 from tests.support.proxy import TcpProxy
 
-SEEDS = int(os.environ.get("PAIRLS_CONVERGENCE_SEEDS", "200"))
+SEEDS = int(os.environ.get("PAIRLS_CONVERGENCE_SEEDS", "300"))
 START = int(os.environ.get("PAIRLS_CONVERGENCE_SEED_START", "0"))
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(300, 20 * SEEDS))]
