@@ -42,7 +42,19 @@ sysdeps:
 run: venv
 	$(VENV)/bin/pairls-hub --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: venv sysdeps
+# The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed, then build,
+# unit tests and vscode-extension/pairls-<version>.vsix (`code --install-extension` that file).
+EXT := vscode-extension
+.PHONY: extension
+$(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "extension: npm not found; install Node.js 20+ and npm"; exit 1; }
+	cd $(EXT) && npm ci --no-audit --no-fund
+	touch $@
+
+extension: $(EXT)/node_modules/.ci-stamp
+	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
+
+test: venv sysdeps extension
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]

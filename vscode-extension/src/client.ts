@@ -1,0 +1,240 @@
+/**
+ * The pairls language server process and its LanguageClient: start, stop, restart, run a
+ * server command, pass its `pairls/*` notifications on. No sync logic: documents go to the
+ * server through the client's ordinary didOpen/didChange.
+ */
+import * as vscode from "vscode";
+import {
+  ExecuteCommandRequest,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  State,
+} from "vscode-languageclient/node";
+
+import {
+  type CursorsParams,
+  type InitializationOptions,
+  Notification,
+  type ParticipantsParams,
+  type Range,
+  type Status,
+} from "./protocol";
+import type { Found } from "./python";
+import type { ServerState } from "./status";
+
+export const CLIENT_ID = "pairls";
+export const CLIENT_NAME = "Pairls";
+
+export interface ServerConfig {
+  python: string;
+  initializationOptions: InitializationOptions;
+}
+
+/** The LanguageClient for `<python> -m lsp_bridge` over stdio. */
+export function createLanguageClient(config: ServerConfig, output: vscode.LogOutputChannel): LanguageClient {
+  const serverOptions: ServerOptions = {
+    // no `transport`: stdio is the default, and TransportKind.stdio would add `--stdio`
+    command: config.python,
+    args: ["-m", "lsp_bridge"],
+    options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
+  };
+  const clientOptions: LanguageClientOptions = {
+    // every file on disk; untitled buffers have no workspace path to share under
+    documentSelector: [{ scheme: "file" }],
+    initializationOptions: config.initializationOptions,
+    outputChannel: output,
+    traceOutputChannel: output,
+    middleware: {
+      // The server guesses where a plugin-less editor's cursor is from hover and highlight
+      // requests, and labels peers with inlay hints. This extension sends the real selections
+      // (pairls/cursor) and draws peers itself, so those would be wrong (hover follows the
+      // mouse) or twice over.
+      provideHover: () => undefined,
+      provideDocumentHighlights: () => undefined,
+      provideInlayHints: () => [],
+    },
+  };
+  return new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
+}
+
+export class NotRunning extends Error {
+  constructor() {
+    super("the Pairls language server is not running (Pairls: Restart Server)");
+  }
+}
+
+/** The server and its client across restarts; one per window. */
+export class ServerConnection implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private clientDisposables: vscode.Disposable[] = [];
+  /** start/stop run one at a time */
+  private queue: Promise<unknown> = Promise.resolve();
+  private state: ServerState = "stopped";
+
+  private readonly statusEmitter = new vscode.EventEmitter<Status>();
+  private readonly participantsEmitter = new vscode.EventEmitter<ParticipantsParams>();
+  private readonly cursorsEmitter = new vscode.EventEmitter<{ uri: vscode.Uri; params: CursorsParams }>();
+  private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
+  readonly onStatus = this.statusEmitter.event;
+  readonly onParticipants = this.participantsEmitter.event;
+  readonly onCursors = this.cursorsEmitter.event;
+  readonly onServerState = this.stateEmitter.event;
+
+  constructor(
+    private readonly output: vscode.LogOutputChannel,
+    private readonly findPython: () => Promise<Found>,
+    private readonly initializationOptions: () => InitializationOptions,
+    /** shown when no interpreter can run the server (the message says how to fix it) */
+    private readonly reportNoPython: (message: string) => void,
+  ) {}
+
+  get serverState(): ServerState {
+    return this.state;
+  }
+
+  get running(): boolean {
+    return this.client !== undefined && this.client.state === State.Running;
+  }
+
+  start(): Promise<boolean> {
+    return this.serialize(() => this.doStart());
+  }
+
+  stop(): Promise<void> {
+    return this.serialize(() => this.doStop());
+  }
+
+  restart(): Promise<boolean> {
+    return this.serialize(async () => {
+      await this.doStop();
+      return this.doStart();
+    });
+  }
+
+  /** Run a server command (`workspace/executeCommand`) with its one JSON object argument. */
+  async execute<T>(command: string, arg: object = {}): Promise<T> {
+    const client = this.client;
+    if (client === undefined || client.state !== State.Running) {
+      throw new NotRunning();
+    }
+    return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] })) as T;
+  }
+
+  /** Tell the server where the local selections are (anchor -> head) in *uri*. */
+  sendCursor(uri: vscode.Uri, ranges: Range[]): void {
+    const client = this.client;
+    if (client === undefined || client.state !== State.Running) {
+      return;
+    }
+    const params = { uri: client.code2ProtocolConverter.asUri(uri), ranges };
+    client.sendNotification(Notification.cursor, params).catch((e: unknown) => {
+      this.output.debug(`pairls/cursor not sent: ${String(e)}`);
+    });
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.statusEmitter.dispose();
+    this.participantsEmitter.dispose();
+    this.cursorsEmitter.dispose();
+    this.stateEmitter.dispose();
+  }
+
+  private serialize<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(f, f);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private setState(state: ServerState): void {
+    if (state !== this.state) {
+      this.state = state;
+      this.stateEmitter.fire(state);
+    }
+  }
+
+  private async doStart(): Promise<boolean> {
+    if (this.client !== undefined) {
+      return true;
+    }
+    this.setState("starting");
+    const found = await this.findPython();
+    for (const t of found.tried) {
+      this.output.info(`${t.python} (${t.source}) cannot run pairls-lsp: ${t.reason}`);
+    }
+    if (!found.ok) {
+      this.output.error(found.message);
+      this.setState("failed");
+      this.reportNoPython(found.message);
+      return false;
+    }
+    this.output.info(`starting the pairls language server: ${found.python} -m lsp_bridge (${found.source})`);
+    const client = createLanguageClient(
+      { python: found.python, initializationOptions: this.initializationOptions() },
+      this.output,
+    );
+    this.client = client;
+    this.clientDisposables = [
+      client.onNotification(Notification.status, (params: Status) => this.statusEmitter.fire(params)),
+      client.onNotification(Notification.participants, (params: ParticipantsParams) =>
+        this.participantsEmitter.fire(params),
+      ),
+      client.onNotification(Notification.cursors, (params: CursorsParams) => {
+        if (params && typeof params.uri === "string") {
+          this.cursorsEmitter.fire({ uri: client.protocol2CodeConverter.asUri(params.uri), params });
+        }
+      }),
+      client.onDidChangeState((e) => {
+        if (this.client !== client) {
+          return;
+        }
+        if (e.newState === State.Running) {
+          this.setState("running");
+        } else if (e.newState === State.Starting) {
+          this.setState("starting");
+        } else {
+          this.setState("failed"); // stopped without our asking: crashed past the restart limit
+        }
+      }),
+    ];
+    try {
+      await client.start();
+    } catch (e) {
+      this.output.error(`the pairls language server did not start: ${String(e)}`);
+      await this.disposeClient();
+      this.setState("failed");
+      return false;
+    }
+    this.setState("running");
+    return true;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.client === undefined) {
+      return;
+    }
+    await this.disposeClient();
+    this.setState("stopped");
+  }
+
+  private async disposeClient(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    for (const d of this.clientDisposables) {
+      d.dispose();
+    }
+    this.clientDisposables = [];
+    if (client === undefined) {
+      return;
+    }
+    try {
+      if (client.needsStop()) {
+        await client.stop(3000);
+      }
+    } catch (e) {
+      this.output.warn(`stopping the pairls language server: ${String(e)}`);
+    }
+    await client.dispose(3000).catch(() => undefined);
+  }
+}

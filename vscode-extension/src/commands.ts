@@ -1,0 +1,305 @@
+/**
+ * The commands a user runs ("Pairls: Create Room", ...). Each runs a server command through
+ * ServerConnection.execute and shows the outcome; the room lives in the server.
+ */
+import * as vscode from "vscode";
+
+import { NotRunning, type ServerConnection } from "./client";
+import { inviteIn, validateInvite } from "./invite";
+import { participantItems } from "./participants";
+import {
+  type CreateRoomResult,
+  type JoinRoomResult,
+  type Participant,
+  ServerCommand,
+} from "./protocol";
+
+/** The extension's command ids (the server's own `pairls.*` ids are taken by the client). */
+export const Command = {
+  createRoom: "pairls.room.create",
+  joinRoom: "pairls.room.join",
+  leaveRoom: "pairls.room.leave",
+  copyInvite: "pairls.room.copyInvite",
+  follow: "pairls.room.follow",
+  showParticipants: "pairls.room.showParticipants",
+  restartServer: "pairls.server.restart",
+} as const;
+
+/** Errors the server has already shown the user itself (window/showMessage). */
+const SERVER_REPORTS = new Set<string>([ServerCommand.createRoom, ServerCommand.joinRoom]);
+
+export class Commands {
+  private invite: string | undefined;
+  private viewerInvite: string | undefined;
+  private following: string | undefined;
+
+  constructor(
+    private readonly connection: ServerConnection,
+    private readonly output: vscode.LogOutputChannel,
+    /** current participants as last notified, if any */
+    private readonly currentParticipants: () => Participant[] | undefined,
+    /** after a restart: the room is gone with the old server */
+    private readonly serverRestarted: () => void,
+  ) {}
+
+  register(context: vscode.ExtensionContext): void {
+    const reg = (id: string, f: (...args: unknown[]) => Promise<unknown>) =>
+      context.subscriptions.push(vscode.commands.registerCommand(id, f));
+    reg(Command.createRoom, () => this.createRoom());
+    reg(Command.joinRoom, (invite) => this.joinRoom(typeof invite === "string" ? invite : undefined));
+    reg(Command.leaveRoom, () => this.leaveRoom());
+    reg(Command.copyInvite, () => this.copyInvite());
+    reg(Command.follow, (id) => this.follow(typeof id === "string" ? id : undefined));
+    reg(Command.showParticipants, () => this.showParticipants());
+    reg(Command.restartServer, () => this.restartServer());
+  }
+
+  /** The room is gone (left, or the server stopped): forget its invites. */
+  roomLeft(): void {
+    this.invite = this.viewerInvite = this.following = undefined;
+    void vscode.commands.executeCommand("setContext", "pairls.inRoom", false);
+  }
+
+  /** Someone left: stop pointing at them. */
+  participantsChanged(participants: readonly Participant[]): void {
+    if (this.following !== undefined && !participants.some((p) => p.id === this.following)) {
+      this.following = undefined;
+    }
+  }
+
+  async createRoom(): Promise<CreateRoomResult | undefined> {
+    const result = await this.run(ServerCommand.createRoom, "creating a room", () =>
+      this.connection.execute<CreateRoomResult>(ServerCommand.createRoom, { name: vscode.workspace.name ?? "" }),
+    );
+    if (result === undefined) {
+      return undefined;
+    }
+    this.invite = result.invite;
+    this.viewerInvite = result.viewerInvite;
+    void vscode.commands.executeCommand("setContext", "pairls.inRoom", true);
+    await vscode.env.clipboard.writeText(result.invite);
+    this.output.info(`created room ${result.roomId}`);
+    // not awaited: the command is done once the room exists, whether or not the toast is dismissed
+    void this.offerInvites(`Pairls: room created; the invite is on the clipboard: ${result.invite}`);
+    return result;
+  }
+
+  async joinRoom(given?: string): Promise<JoinRoomResult | undefined> {
+    let invite = given?.trim();
+    if (!invite) {
+      const clip = await vscode.env.clipboard.readText().then(inviteIn, () => undefined);
+      invite = await vscode.window.showInputBox({
+        title: "Pairls: Join Room",
+        prompt: "The invite you were sent",
+        placeHolder: "ws://HOST:PORT/room/ROOM#SECRET",
+        value: clip,
+        ignoreFocusOut: true,
+        validateInput: (text) => validateInvite(text),
+      });
+      invite = invite?.trim();
+      if (!invite) {
+        return undefined;
+      }
+    } else {
+      const problem = validateInvite(invite);
+      if (problem !== undefined) {
+        void vscode.window.showErrorMessage(`Pairls: ${problem}`);
+        return undefined;
+      }
+    }
+    const joined = invite;
+    const result = await this.run(ServerCommand.joinRoom, "joining the room", () =>
+      this.connection.execute<JoinRoomResult>(ServerCommand.joinRoom, { invite: joined }),
+    );
+    if (result === undefined) {
+      return undefined;
+    }
+    if (result.role === "viewer") {
+      this.viewerInvite = joined;
+    } else {
+      this.invite = joined;
+    }
+    void vscode.commands.executeCommand("setContext", "pairls.inRoom", true);
+    this.output.info(`joined room ${result.roomId} as ${result.role}`);
+    const others = result.participants.filter((p) => !p.self).map((p) => p.name);
+    const who = others.length ? ` with ${others.join(", ")}` : "";
+    const docs = result.documents.length;
+    const msg = `Pairls: joined the room as ${result.role}${who}; ${docs} shared document${docs === 1 ? "" : "s"}.`;
+    if (docs > 0) {
+      void vscode.window.showInformationMessage(msg, "Open a Document").then(async (pick) => {
+        if (pick !== undefined) {
+          await this.openRoomDocument(result.documents.map((d) => d.path));
+        }
+      });
+    } else {
+      void vscode.window.showInformationMessage(msg);
+    }
+    return result;
+  }
+
+  private async openRoomDocument(paths: string[]): Promise<void> {
+    const path = await vscode.window.showQuickPick(paths, { title: "Pairls: open a shared document" });
+    if (path !== undefined) {
+      await this.run(ServerCommand.openDocument, "opening the document", () =>
+        this.connection.execute(ServerCommand.openDocument, { path }),
+      );
+    }
+  }
+
+  async leaveRoom(): Promise<void> {
+    const done = await this.run(ServerCommand.leaveRoom, "leaving the room", () =>
+      this.connection.execute(ServerCommand.leaveRoom, {}),
+    );
+    if (done !== undefined) {
+      this.roomLeft();
+      void vscode.window.showInformationMessage("Pairls: you left the room.");
+    }
+  }
+
+  async copyInvite(): Promise<void> {
+    const invite = this.invite ?? this.viewerInvite;
+    if (invite === undefined) {
+      void vscode.window.showInformationMessage("Pairls: not in a room. Create or join one first.");
+      return;
+    }
+    await vscode.env.clipboard.writeText(invite);
+    const kind = invite === this.invite ? "invite" : "viewer invite";
+    if (this.invite !== undefined && this.viewerInvite !== undefined) {
+      void this.offerInvites(`Pairls: ${kind} copied: ${invite}`);
+    } else {
+      void vscode.window.showInformationMessage(`Pairls: ${kind} copied: ${invite}`);
+    }
+  }
+
+  /** A notification with Copy buttons for the editor and viewer invites. */
+  private async offerInvites(message: string): Promise<void> {
+    const buttons = ["Copy"];
+    if (this.viewerInvite !== undefined) {
+      buttons.push("Copy Viewer Invite");
+    }
+    const pick = await vscode.window.showInformationMessage(message, ...buttons);
+    const text = pick === "Copy" ? this.invite : pick === "Copy Viewer Invite" ? this.viewerInvite : undefined;
+    if (text !== undefined) {
+      await vscode.env.clipboard.writeText(text);
+    }
+  }
+
+  async follow(participantId?: string): Promise<void> {
+    if (participantId !== undefined) {
+      await this.followId(participantId);
+      return;
+    }
+    const participants = await this.participants();
+    if (participants === undefined) {
+      return;
+    }
+    const items = participantItems(participants, this.following, true);
+    if (items.length === 0) {
+      void vscode.window.showInformationMessage("Pairls: nobody else is in the room yet.");
+      return;
+    }
+    const pick = await vscode.window.showQuickPick(items, { title: "Pairls: Follow Participant" });
+    if (pick !== undefined) {
+      await this.followId(pick.unfollow ? null : pick.followId ?? null);
+    }
+  }
+
+  async showParticipants(): Promise<void> {
+    if (!this.connection.running) {
+      await this.serverActions();
+      return;
+    }
+    const participants = await this.participants();
+    if (participants === undefined) {
+      return;
+    }
+    if (participants.length === 0) {
+      const pick = await vscode.window.showQuickPick(
+        [
+          { label: "$(add) Create Room", command: Command.createRoom },
+          { label: "$(plug) Join Room", command: Command.joinRoom },
+        ],
+        { title: "Pairls: not in a room" },
+      );
+      if (pick !== undefined) {
+        await vscode.commands.executeCommand(pick.command);
+      }
+      return;
+    }
+    const items = participantItems(participants, this.following);
+    const pick = await vscode.window.showQuickPick(items, {
+      title: `Pairls: ${participants.length} in the room (pick one to follow)`,
+    });
+    if (pick?.unfollow) {
+      await this.followId(null);
+    } else if (pick?.followId !== undefined) {
+      await this.followId(pick.followId);
+    }
+  }
+
+  private async serverActions(): Promise<void> {
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: "$(debug-restart) Restart Server", action: "restart" },
+        { label: "$(gear) Set pairls.pythonPath", action: "settings" },
+        { label: "$(output) Show the Pairls log", action: "log" },
+      ],
+      { title: "Pairls: the language server is not running" },
+    );
+    if (pick?.action === "restart") {
+      await this.restartServer();
+    } else if (pick?.action === "settings") {
+      await vscode.commands.executeCommand("workbench.action.openSettings", "pairls.pythonPath");
+    } else if (pick?.action === "log") {
+      this.output.show();
+    }
+  }
+
+  async restartServer(): Promise<void> {
+    this.roomLeft();
+    this.serverRestarted();
+    const ok = await this.connection.restart();
+    if (ok) {
+      void vscode.window.showInformationMessage("Pairls: the language server restarted.");
+    }
+  }
+
+  private async followId(participantId: string | null): Promise<void> {
+    const done = await this.run(ServerCommand.follow, "following", () =>
+      this.connection.execute(ServerCommand.follow, { participantId }),
+    );
+    if (done !== undefined) {
+      this.following = participantId ?? undefined;
+    }
+  }
+
+  private async participants(): Promise<Participant[] | undefined> {
+    const result = await this.run(ServerCommand.participants, "listing participants", () =>
+      this.connection.execute<{ participants: Participant[] }>(ServerCommand.participants, {}),
+    );
+    return result?.participants ?? this.currentParticipants();
+  }
+
+  /** Run a server command; on failure show why (unless the server did) and give undefined. */
+  private async run<T>(command: string, doing: string, f: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: `Pairls: ${doing}…` },
+        f,
+      );
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.output.warn(`${command} failed: ${message}`);
+      if (e instanceof NotRunning) {
+        void vscode.window.showErrorMessage(`Pairls: ${message}`, "Restart Server").then((pick) => {
+          if (pick !== undefined) {
+            void this.restartServer();
+          }
+        });
+      } else if (!SERVER_REPORTS.has(command)) {
+        void vscode.window.showErrorMessage(`Pairls: ${doing} failed: ${message}`);
+      }
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Pairls for VS Code: starts the pairls language server (`pairls-lsp`) and gives it a UI
+ * (commands, status bar item, peers' cursors). The server holds the room and every bit of sync
+ * logic; see client.ts for the process, commands.ts for what the user runs.
+ */
+import * as vscode from "vscode";
+
+import { ServerConnection } from "./client";
+import { Command, Commands } from "./commands";
+import { PeerDecorations } from "./decorations";
+import { type Status, ServerCommand } from "./protocol";
+import { defaultPython, expandPath, findInterpreter, probeImport } from "./python";
+import { pythonExtensionInterpreter } from "./pythonExtension";
+import { SelectionSender } from "./selection";
+import { initializationOptions, readSettings, SERVER_SETTINGS } from "./settings";
+import { StatusBar } from "./statusBar";
+
+let connection: ServerConnection | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel("Pairls", { log: true });
+  const settings = () => readSettings((key) => vscode.workspace.getConfiguration("pairls").get(key));
+  const workspaceFolder = () => vscode.workspace.workspaceFolders?.[0];
+
+  connection = new ServerConnection(
+    output,
+    () =>
+      findInterpreter({
+        setting: () => expandPath(settings().pythonPath, workspaceFolder()?.uri.fsPath),
+        environment: () => process.env.PAIRLS_PYTHON,
+        pythonExtension: () => pythonExtensionInterpreter(workspaceFolder()?.uri),
+        onPath: () => defaultPython(),
+        hasPairls: (python) => probeImport(python),
+      }),
+    () => initializationOptions(settings()),
+    (message) => {
+      void vscode.window.showErrorMessage(message, "Open Settings", "Show Log").then((pick) => {
+        if (pick === "Open Settings") {
+          void vscode.commands.executeCommand("workbench.action.openSettings", "pairls.pythonPath");
+        } else if (pick === "Show Log") {
+          output.show();
+        }
+      });
+    },
+  );
+  const conn = connection;
+  const statusBar = new StatusBar(Command.showParticipants);
+  const decorations = new PeerDecorations();
+  const selections = new SelectionSender(conn);
+  const commands = new Commands(
+    conn,
+    output,
+    () => statusBar.participants,
+    () => decorations.clear(),
+  );
+  commands.register(context);
+
+  const roomGone = () => {
+    decorations.clear();
+    commands.roomLeft();
+  };
+  context.subscriptions.push(
+    output,
+    conn,
+    statusBar,
+    decorations,
+    selections,
+    conn.onServerState((state) => {
+      statusBar.setServer(state);
+      if (state !== "running") {
+        roomGone();
+      }
+    }),
+    conn.onStatus((status) => {
+      const wasIn = statusBar.status?.roomId;
+      const shared = Object.keys(statusBar.status?.documents ?? {}).length;
+      statusBar.setStatus(status);
+      if (!status.roomId) {
+        if (wasIn) {
+          roomGone();
+        }
+      } else if (Object.keys(status.documents ?? {}).length !== shared) {
+        selections.resendActive(); // a newly shared document: peers see our cursor at once
+      }
+    }),
+    conn.onParticipants(({ participants }) => {
+      const list = Array.isArray(participants) ? participants : [];
+      statusBar.setParticipants(list);
+      decorations.participantsChanged(new Set(list.map((p) => p.id)));
+      commands.participantsChanged(list);
+    }),
+    conn.onCursors(({ uri, params }) => decorations.cursorsReceived(uri, params)),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (SERVER_SETTINGS.some((s) => e.affectsConfiguration(s))) {
+        void vscode.window
+          .showInformationMessage(
+            "Pairls: the new settings take effect when the server restarts (you leave the room).",
+            "Restart Server",
+          )
+          .then((pick) => {
+            if (pick !== undefined) {
+              void vscode.commands.executeCommand(Command.restartServer);
+            }
+          });
+      }
+    }),
+  );
+
+  // not awaited: activation must not wait for Python
+  void conn.start().then(async (ok) => {
+    if (ok) {
+      try {
+        statusBar.setStatus(await conn.execute<Status>(ServerCommand.status, {}));
+      } catch (e) {
+        output.warn(`pairls.status: ${String(e)}`);
+      }
+    }
+  });
+}
+
+export async function deactivate(): Promise<void> {
+  await connection?.stop();
+  connection = undefined;
+}

@@ -1,0 +1,37 @@
+import * as assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { inviteIn, parseInvite, validateInvite } from "../src/invite";
+
+describe("parseInvite", () => {
+  it("reads hub and room from an invite (the format of lsp_bridge/invite.py)", () => {
+    assert.deepEqual(parseInvite("ws://127.0.0.1:8765/room/q3L_Q-w#Xy9_z"), {
+      hubUrl: "ws://127.0.0.1:8765",
+      roomId: "q3L_Q-w",
+    });
+    assert.deepEqual(parseInvite("  wss://hub.example/pairls/room/r1#s \n"), {
+      hubUrl: "wss://hub.example/pairls",
+      roomId: "r1",
+    });
+  });
+
+  it("says what is wrong", () => {
+    assert.match(String(parseInvite("")), /Paste the invite/);
+    assert.match(String(parseInvite("hello")), /Not a pairls invite/);
+    assert.match(String(parseInvite("https://x/room/r#s")), /Not a pairls invite/);
+    assert.match(String(parseInvite("ws://h:1/r#s")), /no room id/);
+    assert.match(String(parseInvite("ws://h:1/room/r")), /no secret/);
+    assert.match(String(parseInvite("ws://h:1/room/r#")), /no secret/);
+    assert.match(String(parseInvite("ws://h:1/room/r#a b")), /no secret/);
+  });
+});
+
+describe("validateInvite / inviteIn", () => {
+  it("accepts invites and nothing else", () => {
+    assert.equal(validateInvite("ws://h:1/room/r#s"), undefined);
+    assert.equal(inviteIn(" ws://h:1/room/r#s "), "ws://h:1/room/r#s");
+    assert.equal(inviteIn("some code on the clipboard"), undefined);
+    assert.equal(inviteIn(undefined), undefined);
+    assert.equal(inviteIn("ws://h:1/room/r#" + "s".repeat(600)), undefined);
+  });
+});

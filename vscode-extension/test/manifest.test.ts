@@ -1,0 +1,40 @@
+// The manifest against DESIGN.md's names and the commands the extension registers.
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+
+const root = path.resolve(__dirname, "../..");
+const manifest = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+const commandsSource = fs.readFileSync(path.join(root, "src/commands.ts"), "utf8");
+
+describe("package.json", () => {
+  it("contributes the commands with their exact titles", () => {
+    const titles = manifest.contributes.commands.map((c: { title: string }) => c.title).sort();
+    assert.deepEqual(titles, [
+      "Pairls: Copy Invite",
+      "Pairls: Create Room",
+      "Pairls: Follow Participant",
+      "Pairls: Join Room",
+      "Pairls: Leave Room",
+      "Pairls: Restart Server",
+      "Pairls: Show Participants",
+    ]);
+  });
+
+  it("registers every contributed command and none of the server's own ids", () => {
+    const server = ["createRoom", "joinRoom", "leaveRoom", "shareDocument", "openDocument", "participants", "follow", "status"];
+    for (const c of manifest.contributes.commands as { command: string }[]) {
+      assert.ok(commandsSource.includes(`"${c.command}"`), `${c.command} is not in src/commands.ts`);
+      assert.ok(!server.map((s) => `pairls.${s}`).includes(c.command), `${c.command} is the server's`);
+    }
+  });
+
+  it("declares the settings, the bundle and where it runs", () => {
+    const props = Object.keys(manifest.contributes.configuration.properties).sort();
+    assert.deepEqual(props, ["pairls.autoShare", "pairls.displayName", "pairls.hubUrl", "pairls.pythonPath", "pairls.trace.server"]);
+    assert.equal(manifest.main, "./dist/extension.js");
+    assert.deepEqual(manifest.extensionKind, ["workspace"]);
+    assert.deepEqual(manifest.activationEvents, ["onStartupFinished"]);
+  });
+});

@@ -1,0 +1,103 @@
+// The contract the extension drives, against the real language server (`<python> -m lsp_bridge`
+// over stdio, the way client.ts starts it), without VS Code. Needs this checkout's .venv
+// (`make venv`); skipped without it.
+import * as assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import {
+  createProtocolConnection,
+  ExecuteCommandRequest,
+  InitializedNotification,
+  InitializeRequest,
+  type ProtocolConnection,
+  ShowMessageNotification,
+  type ShowMessageParams,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from "vscode-languageserver-protocol/node";
+
+import type { Status } from "../src/protocol";
+import { initializationOptions } from "../src/settings";
+import { formatStatus } from "../src/status";
+
+const PYTHON = process.env.PAIRLS_PYTHON || path.resolve(__dirname, "../../../.venv/bin/python");
+const skip = !fs.existsSync(PYTHON) && `no Python with pairls at ${PYTHON}`;
+
+describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
+  let proc: ChildProcess;
+  let conn: ProtocolConnection;
+  const messages: ShowMessageParams[] = [];
+  let stderr = "";
+
+  before(async () => {
+    proc = spawn(PYTHON, ["-m", "lsp_bridge"], { stdio: ["pipe", "pipe", "pipe"] });
+    proc.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString(); // pygls logs the refused commands with tracebacks: kept, not shown
+    });
+    conn = createProtocolConnection(
+      new StreamMessageReader(proc.stdout!),
+      new StreamMessageWriter(proc.stdin!),
+    );
+    conn.onNotification(ShowMessageNotification.type, (p: ShowMessageParams) => {
+      messages.push(p);
+    });
+    conn.listen();
+    const init = initializationOptions({
+      hubUrl: "ws://127.0.0.1:9", // nothing listens there
+      displayName: "ada",
+      autoShare: true,
+      pythonPath: "",
+    });
+    const result = await conn.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { general: { positionEncodings: ["utf-16"] } },
+      initializationOptions: init,
+      clientInfo: { name: "Visual Studio Code", version: "1.91.0" },
+    });
+    const commands = result.capabilities.executeCommandProvider?.commands ?? [];
+    assert.ok(commands.includes("pairls.createRoom"), `server commands: ${commands.join(", ")}`);
+    await conn.sendNotification(InitializedNotification.type, {});
+  });
+
+  after(async () => {
+    conn?.dispose();
+    proc?.kill();
+    if (process.env.PAIRLS_TEST_VERBOSE) {
+      process.stderr.write(stderr);
+    }
+  });
+
+  const execute = <T>(command: string, arg: object = {}) =>
+    conn.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] }) as Promise<T>;
+
+  it("pairls.status has the shape the status bar reads", async () => {
+    const st = await execute<Status>("pairls.status");
+    assert.equal(st.connected, false);
+    assert.equal(st.state, "disconnected");
+    assert.equal(st.roomId, null);
+    assert.equal(st.participants, 0);
+    assert.equal(st.hubUrl, "ws://127.0.0.1:9"); // from initializationOptions
+    assert.deepEqual(st.documents, {});
+    assert.equal(formatStatus({ server: "running", status: st }).text, "$(broadcast) Pairls");
+  });
+
+  it("pairls.participants is empty outside a room", async () => {
+    assert.deepEqual(await execute("pairls.participants"), { participants: [] });
+  });
+
+  it("a failed create reports the reason itself (so the extension does not repeat it)", async () => {
+    await assert.rejects(execute("pairls.createRoom", { name: "x" }), /cannot reach the hub/);
+    assert.ok(
+      messages.some((m) => /cannot reach the hub/.test(m.message)),
+      JSON.stringify(messages),
+    );
+  });
+
+  it("a malformed invite is an error the extension shows", async () => {
+    await assert.rejects(execute("pairls.joinRoom", { invite: "nonsense" }), /not a pairls invite/);
+  });
+});
