@@ -1,0 +1,407 @@
+// Drives real VS Code windows (code-server) in Debian's chromium through playwright-core,
+// for tests/e2e/test_vscode.py, which starts the hub and the code-servers and reads what this
+// prints.
+//
+//   node run.mjs CONFIG.json
+//
+// stdout: one JSON object a line, {"event": ...}; logs go to stderr. When the config has
+// "pauseAt", the driver stops at those events until a line arrives on stdin (so the test can
+// compare with the hub while both editors are still live).
+//
+// Modes:
+//   "smoke": each window loads the workbench, the command palette opens and lists a
+//            built-in command, the file opens in an editor; screenshots.
+//   "pair":  user A runs "Pairls: Create Room" and reads the invite (clipboard or notification),
+//            user B runs "Pairls: Join Room" and types it into the input box; both open the same
+//            file and type into it at once at different lines; B asks for completions of a
+//            word that only A's other file holds; both editors converge; B shows A's cursor with
+//            A's name; screenshots.
+
+import { chromium } from "playwright-core";
+import { readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+const INVITE = /wss?:\/\/[^\s"'<>]+\/room\/[A-Za-z0-9_-]{1,64}#[A-Za-z0-9_-]{1,128}/;
+const T0 = Date.now();
+
+function emit(event, data = {}) {
+  process.stdout.write(JSON.stringify({ event, t: (Date.now() - T0) / 1000, ...data }) + "\n");
+}
+function log(...args) {
+  process.stderr.write(`[run.mjs ${((Date.now() - T0) / 1000).toFixed(1)}s] ${args.join(" ")}\n`);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function pause(event, data) {
+  emit(event, data);
+  if ((config.pauseAt ?? []).includes(event)) {
+    log(`waiting on stdin after ${event}`);
+    const next = await stdinLines.next();
+    if (next.done || next.value.trim() !== "continue") {
+      throw new Error(`told to stop after ${event}: ${next.value ?? "EOF"}`);
+    }
+  }
+}
+
+/** Polls fn until it returns a truthy value; the last error or value goes into the timeout message. */
+async function until(what, fn, timeoutMs = 30000, everyMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last?.stack ?? JSON.stringify(last)})`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+class Window {
+  constructor(user, context, page) {
+    this.user = user;
+    this.name = user.name;
+    this.context = context;
+    this.page = page;
+  }
+
+  static async open(browser, user) {
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 860 },
+      permissions: ["clipboard-read", "clipboard-write"],
+    });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => log(`${user.name} pageerror: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && config.verbose) log(`${user.name} console: ${m.text()}`);
+    });
+    const url = `${user.url.replace(/\/$/, "")}/?folder=${encodeURIComponent(user.workspace)}`;
+    log(`${user.name}: ${url}`);
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    const w = new Window(user, context, page);
+    await page.waitForSelector(".monaco-workbench .part.statusbar", { timeout: 90000 });
+    // the explorer has the workspace's files once the remote file system answers
+    await page.waitForSelector(".explorer-folders-view .monaco-list-row", { timeout: 90000 });
+    return w;
+  }
+
+  get kb() {
+    return this.page.keyboard;
+  }
+
+  /** F1, the command's title, Enter once the palette lists exactly that title. */
+  async command(title, timeoutMs = 60000) {
+    const { page } = this;
+    await until(
+      `${this.name}: "${title}" in the command palette`,
+      async () => {
+        await this.closeQuickInput();
+        await this.kb.press("F1");
+        await page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible", timeout: 5000 });
+        await this.kb.type(title);
+        const found = await until(
+          "palette rows",
+          () => page.evaluate((t) => {
+            const rows = [...document.querySelectorAll(".quick-input-widget .quick-input-list .monaco-list-row")];
+            return rows.some((r) => (r.getAttribute("aria-label") ?? r.textContent ?? "").startsWith(t));
+          }, title),
+          2000,
+          100,
+        ).catch(() => false);
+        if (!found) await this.kb.press("Escape");
+        return found;
+      },
+      timeoutMs,
+      1000,
+    );
+    await this.kb.press("Enter");
+    log(`${this.name}: ran "${title}"`);
+  }
+
+  async closeQuickInput() {
+    if (await this.page.isVisible(".quick-input-widget")) await this.kb.press("Escape");
+  }
+
+  /** Ctrl+P, the file's name, Enter; waits for its tab to be the active one. */
+  async openFile(relPath) {
+    const base = relPath.split("/").pop();
+    await until(`${this.name}: quick open ${relPath}`, async () => {
+      await this.closeQuickInput();
+      await this.kb.press("Control+P");
+      await this.page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible", timeout: 5000 });
+      await this.kb.type(relPath);
+      const ok = await until(
+        "quick open rows",
+        () => this.page.evaluate((b) => [...document.querySelectorAll(".quick-input-widget .quick-input-list .monaco-list-row")]
+          .some((r) => (r.getAttribute("aria-label") ?? "").includes(b)), base),
+        5000,
+        100,
+      ).catch(() => false);
+      if (!ok) {
+        await this.kb.press("Escape");
+        return false;
+      }
+      await this.kb.press("Enter");
+      return until("active tab", () => this.activeTab().then((t) => t.startsWith(base)), 10000, 100).catch(() => false);
+    }, 60000, 500);
+    await this.focusEditor();
+    log(`${this.name}: opened ${relPath}`);
+  }
+
+  activeTab() {
+    return this.page.evaluate(() => {
+      const t = document.querySelector(".part.editor .editor-group-container.active .tab.active");
+      return t?.getAttribute("aria-label") ?? t?.textContent ?? "";
+    });
+  }
+
+  async focusEditor() {
+    await this.page.click(".part.editor .editor-group-container.active .monaco-editor .view-lines", { position: { x: 400, y: 5 } });
+  }
+
+  /** The active editor's text as it is shown: its rendered lines, top to bottom, joined by \n. */
+  editorText() {
+    return this.page.evaluate(() => {
+      const editor = document.querySelector(".part.editor .editor-group-container.active .monaco-editor .view-lines");
+      if (!editor) return null;
+      const lines = [...editor.querySelectorAll(":scope > .view-line")]
+        .map((el) => [parseFloat(el.style.top), el.textContent.replace(/\u00a0/g, " ")])
+        .sort((a, b) => a[0] - b[0]);
+      return lines.map((l) => l[1]).join("\n");
+    });
+  }
+
+  /** Ctrl+G LINE Enter, then End: the caret at the end of that (1-based) line. */
+  async gotoLineEnd(line) {
+    await this.focusEditor();
+    await this.kb.press("Control+G");
+    await this.page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible", timeout: 5000 });
+    await this.kb.type(String(line));
+    await sleep(150);
+    await this.kb.press("Enter");
+    await sleep(100);
+    await this.kb.press("End");
+  }
+
+  async screenshot(tag) {
+    mkdirSync(config.artifacts, { recursive: true });
+    const path = join(config.artifacts, `vscode-${tag}-${this.name}.png`);
+    await this.page.screenshot({ path });
+    log(`screenshot ${path}`);
+    return path;
+  }
+
+  /** Text of the notifications (toasts and the notification center). */
+  notifications() {
+    return this.page.evaluate(() =>
+      [...document.querySelectorAll(".notification-list-item")].map((n) => n.getAttribute("aria-label") || n.textContent || ""),
+    );
+  }
+
+  async clipboard() {
+    try {
+      return await this.page.evaluate(() => navigator.clipboard.readText());
+    } catch (e) {
+      return "";
+    }
+  }
+
+  /** Texts shown through CSS content (decorations' before/after labels) in the active editor. */
+  decorationLabels() {
+    return this.page.evaluate(() => {
+      const root = document.querySelector(".part.editor .editor-group-container.active .monaco-editor");
+      if (!root) return [];
+      const out = [];
+      for (const el of root.querySelectorAll(".view-lines span, .view-overlays div, .view-zones div, .contentWidgets div")) {
+        for (const pseudo of ["::before", "::after"]) {
+          const c = getComputedStyle(el, pseudo).content;
+          if (c && c !== "none" && c !== "normal" && c !== '""') out.push({ cls: el.className, content: c });
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Labels of the rows the suggest widget shows ([] when it is hidden). */
+  suggestions() {
+    return this.page.evaluate(() => {
+      const w = document.querySelector(".part.editor .editor-group-container.active .suggest-widget.visible");
+      if (!w) return [];
+      return [...w.querySelectorAll(".monaco-list-row")].map((r) => r.getAttribute("aria-label") || r.textContent || "");
+    });
+  }
+}
+
+async function smoke(windows) {
+  for (const w of windows) {
+    // the palette lists a built-in command: the workbench takes commands
+    await w.command("View: Toggle Primary Side Bar Visibility");
+    await until(`${w.name}: the side bar hidden`, async () => !(await w.page.isVisible(".part.sidebar")), 10000);
+    await w.command("View: Toggle Primary Side Bar Visibility");
+    await until(`${w.name}: the side bar shown`, () => w.page.isVisible(".part.sidebar"), 10000);
+    await w.openFile(config.file);
+    const text = await until(`${w.name}: ${config.file} rendered`, () => w.editorText(), 30000);
+    emit("editor", { user: w.name, text });
+  }
+}
+
+async function pair([a, b]) {
+  const file = config.file;
+  // --- A creates the room ------------------------------------------------------------------
+  await a.openFile(config.helperFile);
+  await a.openFile(file);
+  const before = await a.clipboard();
+  await a.command("Pairls: Create Room");
+  const invite = await until(
+    "the invite (A's clipboard or a notification)",
+    async () => {
+      const clip = await a.clipboard();
+      if (clip !== before && INVITE.test(clip)) return clip.match(INVITE)[0];
+      for (const n of await a.notifications()) {
+        const m = n.match(INVITE);
+        if (m) return m[0];
+      }
+      return null;
+    },
+    60000,
+    500,
+  );
+  await pause("invite", { invite });
+
+  // --- B joins with the invite --------------------------------------------------------------
+  await b.command("Pairls: Join Room");
+  await b.page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible" });
+  await b.page.fill(".quick-input-widget .quick-input-box input", invite);
+  await sleep(300);
+  await b.kb.press("Enter");
+  await until("B's input box to close", async () => !(await b.page.isVisible(".quick-input-widget")), 10000);
+  // B had a stale copy of the file: the room's text replaces it
+  await b.openFile(file);
+  const start = await until(
+    "B's editor to show the room's text (A's)",
+    async () => {
+      const [ta, tb] = await Promise.all([a.editorText(), b.editorText()]);
+      return ta !== null && ta === tb ? ta : null;
+    },
+    60000,
+  );
+  emit("joined", { text: start });
+
+  // --- both type at once, at different lines -------------------------------------------------
+  await Promise.all([a.gotoLineEnd(config.lineA), b.gotoLineEnd(config.lineB)]);
+  await Promise.all([
+    a.kb.type(config.typeA, { delay: config.typeDelayMs }),
+    b.kb.type(config.typeB, { delay: config.typeDelayMs }),
+  ]);
+  emit("typed");
+
+  // --- B asks for completions of a word only A's other file has -----------------------------
+  await b.kb.press("Control+End");
+  await b.kb.type(config.suggestLine, { delay: config.typeDelayMs });
+  let suggestions = [];
+  await until(
+    `B's suggest widget to offer ${config.identifier}`,
+    async () => {
+      await b.kb.press("Escape");
+      await b.kb.press("Control+Space");
+      suggestions = await until("suggest widget", async () => {
+        const s = await b.suggestions();
+        return s.length && !s.every((x) => /loading/i.test(x)) ? s : null;
+      }, 5000, 200).catch(() => []);
+      return suggestions.some((s) => s.includes(config.identifier));
+    },
+    45000,
+    1000,
+  );
+  const suggestShot = await b.screenshot("suggest");
+  await b.kb.press("Escape");
+  emit("suggest", { suggestions, screenshot: suggestShot });
+
+  // --- convergence: both editors the same and still for a while --------------------------------
+  let stableSince = 0;
+  let last = null;
+  const final = await until(
+    "both editors to show the same text",
+    async () => {
+      const [ta, tb] = await Promise.all([a.editorText(), b.editorText()]);
+      if (ta === null || ta !== tb || ta !== last) {
+        last = ta === tb ? ta : null;
+        stableSince = Date.now();
+        return null;
+      }
+      return Date.now() - stableSince >= 2000 ? ta : null;
+    },
+    90000,
+    250,
+  ).catch(async (e) => {
+    emit("diverged", { a: await a.editorText(), b: await b.editorText() });
+    throw e;
+  });
+  await pause("converged", { a: await a.editorText(), b: await b.editorText(), text: final });
+
+  // --- B shows A's cursor with A's name -----------------------------------------------------
+  await a.gotoLineEnd(config.lineA);
+  let labels = [];
+  await until(
+    `B to show ${a.name}'s name at a cursor decoration`,
+    async () => {
+      labels = await b.decorationLabels();
+      return labels.some((l) => l.content.includes(a.name));
+    },
+    30000,
+    500,
+  ).catch((e) => {
+    emit("labels", { labels });
+    throw e;
+  });
+  emit("cursor", { labels: labels.filter((l) => l.content.includes(a.name)) });
+}
+
+let browser;
+const windows = [];
+let failed = false;
+try {
+  browser = await chromium.launch({
+    executablePath: config.chromium ?? "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  emit("browser", { version: browser.version() });
+  for (const user of config.users) windows.push(await Window.open(browser, user));
+  emit("workbench", { users: windows.map((w) => w.name) });
+  if (config.mode === "smoke") await smoke(windows);
+  else await pair(windows);
+} catch (e) {
+  failed = true;
+  log(e.stack ?? String(e));
+  emit("error", { message: String(e.message ?? e), stack: e.stack ?? "" });
+} finally {
+  const shots = {};
+  for (const w of windows) {
+    try {
+      shots[w.name] = await w.screenshot(failed ? "failed" : "final");
+    } catch (e) {
+      log(`screenshot of ${w.name} failed: ${e}`);
+    }
+  }
+  emit("screenshots", { paths: shots });
+  await browser?.close().catch(() => {});
+  emit("done", { ok: !failed });
+  process.exit(failed ? 1 : 0);
+}
