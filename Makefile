@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak
+.PHONY: run test bench lint types fix clean venv sysdeps soak code-server
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,14 @@ $(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
 extension: $(EXT)/node_modules/.ci-stamp
 	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
 
-test: venv sysdeps extension
+# Real VS Code for tests/e2e/test_vscode.py: code-server (Node 24) and playwright-core from npm,
+# Debian's chromium; cached outside the repository (~/.cache/pairls/code-server or
+# $PAIRLS_CACHE/code-server, ~800 MB, ~2 min the first time). Outside CI a failed install
+# only makes that test skip.
+code-server:
+	@scripts/install-code-server.sh || { [ -z "$$CI" ] && echo "code-server: not installed; tests/e2e/test_vscode.py skips"; }
+
+test: venv sysdeps extension code-server
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]
