@@ -24,6 +24,7 @@ sent again, transformed past the user's changes (the
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from collab_server import ops
@@ -57,6 +58,19 @@ class _Sent:
     version: int
     expected: str
     count: int
+
+
+def _places(op: ops.Op) -> int:
+    """How many separate places *op* changes (runs of inserts/deletes between retains)."""
+    n = 0
+    changing = False
+    for c in op:
+        if type(c) is int and c > 0:
+            changing = False
+        elif not changing:
+            n += 1
+            changing = True
+    return n
 
 
 def _same_but_eol(a: str, b: str) -> bool:
@@ -193,18 +207,29 @@ class EditorSync:
         """The ``workspace/applyEdit`` to send now, if any (one at a time)."""
         if self._awaiting_answer or self._sent is not None or not self.view.pending:
             return None
-        base = self.view.text
-        op: ops.Op = []
-        for _, remote in self.view.pending:
-            op = ops.compose(op, remote)
-        expected = ops.apply(base, op)
-        if expected == base:
-            # The pending ops change nothing (e.g. "b" replaced by "b"): an
-            # editor that applies an edit as a diff would report no change,
-            # and we would wait for its effect forever.  Show them; send none.
-            while self.view.pending:
+        # The oldest pending ops, composed while they still change one place:
+        # a peer's burst of typing goes as one edit, but two peers typing at
+        # two places go as two, so the user's cursor between them stays put
+        # (one edit spanning both would replace the text in between).
+        while True:
+            base = self.view.text
+            op = self.view.pending[0][1]
+            count = 1
+            for _, more in itertools.islice(self.view.pending, 1, None):
+                joined = ops.compose(op, more)
+                if _places(joined) > max(1, _places(op)):
+                    break
+                op, count = joined, count + 1
+            expected = ops.apply(base, op)
+            if expected != base:
+                break
+            # They change nothing (e.g. "b" replaced by "b"): an editor that
+            # applies an edit as a diff would report no change, and we would
+            # wait for its effect forever.  Show them; send none.
+            for _ in range(count):
                 self.view.show_next()
-            return None
+            if not self.view.pending:
+                return None
         start = op[0] if type(op[0]) is int and op[0] > 0 else 0
         end = ops.base_length(op)
         new_text = expected[start : len(expected) - (len(base) - end)]
@@ -228,7 +253,7 @@ class EditorSync:
                 start = end = end - 1
                 new_text = "\n" + new_text[:-1]
         idx = LineIndex(base)
-        self._sent = _Sent(self.version, expected, len(self.view.pending))
+        self._sent = _Sent(self.version, expected, count)
         self._awaiting_answer = True
         self.stats["sent"] += 1
         return EditToApply(

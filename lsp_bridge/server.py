@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ class PairlsServer(LanguageServer):
         self.index = IdentifierIndex()
         self.engine = CompletionEngine(self.index)
         # jedi is not thread-safe and cannot be interrupted: one worker, waited on for a budget
-        self.jedi_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pairls-jedi")
+        self.jedi_pool = _DaemonWorker()
         self.jedi_busy: asyncio.Future[SemanticResult] | None = None
         #: unshared documents indexed at this version
         self.indexed_versions: dict[str, int] = {}
@@ -74,8 +76,8 @@ class PairlsServer(LanguageServer):
             # the buffer (only versions > 0): it would apply it over changes not yet reported.
             # It checks 1, and a change since didOpen makes the buffer's version (b:changedtick) >= 3.
             version = 1
+        # no label: Neovim prints it for every edit
         params = lsp.ApplyWorkspaceEditParams(
-            label="pairls",
             edit=lsp.WorkspaceEdit(
                 document_changes=[
                     lsp.TextDocumentEdit(
@@ -274,9 +276,20 @@ class PairlsServer(LanguageServer):
             )
         if doc is None or doc.uri is None:
             await self.ensure_local(p.path)  # the editor can only show a file that exists
-        await self.window_show_document_async(
-            lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
-        )
+        where = f"{p.path}:{selection.start.line + 1}" if selection else p.path
+        await self.show_document(uri, selection, f"pairls: {p.name} is at {where}")
+
+    async def show_document(self, uri: str, selection: lsp.Range | None, fallback: str) -> None:
+        """``window/showDocument``; if the editor cannot, tell the user where to look instead."""
+        try:
+            result = await self.window_show_document_async(
+                lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
+            )
+            shown = bool(result and result.success)
+        except Exception:  # an editor without showDocument answers MethodNotFound
+            shown = False
+        if not shown:
+            self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Info, message=fallback))
 
     async def ensure_local(self, path: str) -> Path:
         """Make the room's document *path* exist on disk (its current text) if it does not yet."""
@@ -500,7 +513,7 @@ def create_server() -> PairlsServer:
         except Exception as exc:
             raise _user_error(SessionError(f"could not open {path}")) from exc
         uri = from_fs_path(str(local)) or local.as_uri()
-        await ls.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
+        await ls.show_document(uri, None, f"pairls: {path} is at {local}")
         return {"uri": uri}
 
     @server.command("pairls.participants")
@@ -559,6 +572,33 @@ def _item(c: Candidate, replace: lsp.Range) -> lsp.CompletionItem:
         filter_text=c.label,
         text_edit=lsp.TextEdit(range=replace, new_text=c.label),
     )
+
+
+class _DaemonWorker(Executor):
+    """One daemon thread running jobs in order (jedi is not thread-safe).
+
+    A ThreadPoolExecutor's threads are joined at exit, so a server whose
+    editor quit during jedi's slow first call would linger; this one exits.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Any, tuple[Any, ...]]] = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="pairls-jedi", daemon=True).start()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._jobs.put((fut, fn, args))
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            fut, fn, args = self._jobs.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
 
 
 def _arg(args: tuple[Any, ...]) -> dict[str, Any]:

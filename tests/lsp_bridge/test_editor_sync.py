@@ -345,9 +345,8 @@ def test_vscode_refused_edit_is_resent_transformed_past_the_users_change() -> No
 def test_eglot_splits_our_edit_into_several_changes(enc: str) -> None:
     eglot = Eglot("one two three\nfour", random.Random(4), encoding=enc)
     hub, me = _pair(eglot)
-    # two remote ops, far apart: one edit covering both, applied as a diff in hunks
-    hub.remote([0, "😀"])
-    hub.remote([12, "中", -3])
+    # one remote op with two places far apart: one edit covering both, applied as a diff in hunks
+    hub.remote(ops.compose(["😀"], [12, "中", -3]))
     for _, rev, op in me.from_hub:  # both arrive before the bridge sends an edit
         me.sync.receive_remote(me.client.receive_op(rev, op)[0])
     me.from_hub.clear()
@@ -498,3 +497,20 @@ def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
     assert user == [[3, "\n"]]
     assert sync.text == "abc\n"
     assert sync.quiet and sync.edit_to_send() is None
+
+
+def test_one_peers_burst_is_one_edit_two_places_are_two() -> None:
+    """Edits stay local, so the user's cursor between two peers' places does not move."""
+    sync = EditorSync("line one\nline two\nline three\n", 1, "utf-16")
+    for i, ch in enumerate("abc"):  # one peer types "abc" at the start of line one
+        sync.receive_remote([i, ch])
+    sync.receive_remote([23, "Z"])  # another peer types on line three
+    first = sync.edit_to_send()
+    assert first is not None and first.new_text == "abc" and first.start == first.end == (0, 0)
+    sync.edit_answered(True)
+    assert sync.did_change(2, [ContentChange((0, 0, 0, 0), "abc")]) == []
+    second = sync.edit_to_send()
+    assert second is not None and second.new_text == "Z" and second.start == (2, 2)
+    sync.edit_answered(True)
+    assert sync.did_change(3, [ContentChange((2, 2, 2, 2), "Z")]) == []
+    assert sync.text == "abcline one\nline two\nliZne three\n" and sync.quiet
