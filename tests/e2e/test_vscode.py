@@ -21,7 +21,8 @@ way a user does: the command palette, quick open, the keyboard.
   (a protocol peer joins with the invite) and holds every typed character once; B's editor
   shows A's cursor with A's display name (a decoration's CSS ``content``).
 
-Screenshots of each window go to ``artifacts/vscode/`` (printed).
+Screenshots of each window and the extension's logs go to ``artifacts/vscode/<test>/``
+(printed).
 """
 
 from __future__ import annotations
@@ -128,7 +129,11 @@ class CodeServer:
         self.extensions = home / "extensions"
         (self.user_data / "User").mkdir(parents=True, exist_ok=True)
         self.extensions.mkdir(parents=True, exist_ok=True)
-        (self.user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+        (self.user_data / "Machine").mkdir(parents=True, exist_ok=True)
+        # a code-server window is a remote window: machine-scoped settings (pairls.pythonPath)
+        # are read from the server's Machine settings, not the User ones
+        for scope in ("User", "Machine"):
+            (self.user_data / scope / "settings.json").write_text(json.dumps(settings, indent=2))
         (home / "config.yaml").write_text("bind-addr: 127.0.0.1:0\nauth: none\ncert: false\n")
         self.env = dict(
             os.environ,
@@ -197,7 +202,9 @@ class CodeServer:
     def wait_ready(self, timeout: float = 60) -> str:
         self._ready.wait(timeout)
         if not self.url:
-            raise RuntimeError(f"code-server did not start (exit {self.proc.poll()}):\n" + "\n".join(self.log))
+            raise RuntimeError(
+                f"code-server did not start (exit {self.proc.poll()}):\n" + "\n".join(self.log)
+            )
         return self.url
 
     def stop(self) -> None:
@@ -218,7 +225,7 @@ def _require_installed() -> None:
 def _start(tmp_path: Path, users: list[dict[str, Any]], vsix: Path | None) -> list[CodeServer]:
     servers = []
     for u in users:
-        servers.append(CodeServer(tmp_path / f"home-{u['name']}", u["workspace"], u["settings"], vsix))
+        servers.append(CodeServer(tmp_path / f"home-{u['id']}", u["workspace"], u["settings"], vsix))
     for s, u in zip(servers, users, strict=True):
         u["url"] = s.wait_ready()
         u.pop("settings")
@@ -237,7 +244,9 @@ class Driver:
     @classmethod
     async def start(cls, tmp: Path, config: dict[str, Any]) -> Driver:
         path = tmp / "driver.json"
-        path.write_text(json.dumps({"chromium": CHROMIUM, "artifacts": str(ARTIFACTS), **config}))
+        path.write_text(
+            json.dumps({"chromium": CHROMIUM, "artifacts": str(ARTIFACTS / config["mode"]), **config})
+        )
         proc = await asyncio.create_subprocess_exec(
             str(NODE),
             str(DRIVER),
@@ -254,7 +263,7 @@ class Driver:
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
             raise AssertionError(f"driver exited ({await self.proc.wait()}) after {self.summary()}")
-        event = json.loads(line)
+        event: dict[str, Any] = json.loads(line)
         self.events.append(event)
         if event["event"] == "screenshots":
             for who, p in event["paths"].items():
@@ -300,7 +309,7 @@ class Driver:
 
 
 @pytest.fixture
-def servers_to_stop() -> Iterator[list[CodeServer]]:
+def servers_to_stop(request: pytest.FixtureRequest) -> Iterator[list[CodeServer]]:
     servers: list[CodeServer] = []
     yield servers
     for s in servers:
@@ -308,6 +317,17 @@ def servers_to_stop() -> Iterator[list[CodeServer]]:
     for s in servers:
         if s.proc.returncode not in (0, -signal.SIGTERM, None):
             print(f"code-server {s.workspace} exited {s.proc.returncode}:\n" + "\n".join(s.log[-40:]))
+        # the extension's output channel and the extension host's log, next to the screenshots
+        logs = (
+            ARTIFACTS / request.node.name.removeprefix("test_") / f"logs-{s.home.name.removeprefix('home-')}"
+        )
+        shutil.rmtree(logs, ignore_errors=True)
+        for pattern in ("*/exthost*/pairls.pairls/*.log", "*/exthost*/remoteexthost.log"):
+            for f in (s.user_data / "logs").glob(pattern):
+                logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, logs / f.name)
+        if logs.is_dir():
+            print(f"logs: {logs}")
 
 
 @pytest.mark.timeout(300)
@@ -318,9 +338,9 @@ async def test_workbench(tmp_path: Path, servers_to_stop: list[CodeServer]) -> N
         ws = tmp_path / f"ws-{name}"
         ws.mkdir()
         (ws / "notes.py").write_text(f"# {name}'s notes\nx = 1\n")
-        users.append({"name": name, "workspace": ws, "settings": dict(SETTINGS)})
+        users.append({"id": name, "name": name, "workspace": ws, "settings": dict(SETTINGS)})
     servers_to_stop += _start(tmp_path, users, None)
-    driver = await Driver.start(tmp_path, {"mode": "smoke", "users": users, "file": "notes.py"})
+    driver = await Driver.start(tmp_path, {"mode": "workbench", "users": users, "file": "notes.py"})
     try:
         await driver.until("workbench", 180)
         for name in ("A", "B"):
@@ -351,6 +371,10 @@ def _vsix() -> Path:
     """The extension packaged from the working tree (``npm ci`` first when needed)."""
     if not (EXTENSION / "package.json").is_file():
         pytest.skip("no vscode-extension/ in this tree")
+    vsixes = sorted(EXTENSION.glob("*.vsix"), key=lambda p: p.stat().st_mtime)
+    sources = [EXTENSION / "package.json", *(EXTENSION / "src").rglob("*")]
+    if vsixes and vsixes[-1].stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return vsixes[-1]  # made by `make extension` from these sources
     npm = shutil.which("npm")
     assert npm, "npm is needed to package the extension"
     env = dict(os.environ, PATH=f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -388,7 +412,7 @@ async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[Cod
                     "pairls.autoShare": True,
                 },
             )
-            users.append({"name": display, "workspace": ws, "settings": settings})
+            users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
         servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
         config = {
             "mode": "pair",

@@ -9,7 +9,7 @@
 // compare with the hub while both editors are still live).
 //
 // Modes:
-//   "smoke": each window loads the workbench, the command palette opens and lists a
+//   "workbench": each window loads the workbench, the command palette opens and lists a
 //            built-in command, the file opens in an editor; screenshots.
 //   "pair":  user A runs "Pairls: Create Room" and reads the invite (clipboard or notification),
 //            user B runs "Pairls: Join Room" and types it into the input box; both open the same
@@ -201,7 +201,7 @@ class Window {
 
   async screenshot(tag) {
     mkdirSync(config.artifacts, { recursive: true });
-    const path = join(config.artifacts, `vscode-${tag}-${this.name}.png`);
+    const path = join(config.artifacts, `${tag}-${this.user.id ?? this.name}.png`);
     await this.page.screenshot({ path });
     log(`screenshot ${path}`);
     return path;
@@ -248,7 +248,7 @@ class Window {
   }
 }
 
-async function smoke(windows) {
+async function workbench(windows) {
   for (const w of windows) {
     // the palette lists a built-in command: the workbench takes commands
     await w.command("View: Toggle Primary Side Bar Visibility");
@@ -385,7 +385,7 @@ try {
   emit("browser", { version: browser.version() });
   for (const user of config.users) windows.push(await Window.open(browser, user));
   emit("workbench", { users: windows.map((w) => w.name) });
-  if (config.mode === "smoke") await smoke(windows);
+  if (config.mode === "workbench") await workbench(windows);
   else await pair(windows);
 } catch (e) {
   failed = true;
