@@ -434,6 +434,9 @@ async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[Cod
             invite = parse_invite((await driver.until("invite", 300))["invite"])
             joined = await driver.until("joined", 180)
             assert joined["text"] == INITIAL, "B's stale copy was not replaced by the room's text"
+            typed = await driver.until("typed", 180)
+            (a0, a1), (b0, b1) = typed["a"], typed["b"]
+            assert max(a0, b0) < min(a1, b1), f"the two did not type at the same time: {typed}"
             suggest = await driver.until("suggest", 180)
             assert any(IDENTIFIER in s for s in suggest["suggestions"]), suggest
             converged = await driver.until("converged", 180)
@@ -460,7 +463,9 @@ async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[Cod
             assert rest == INITIAL, rest
             await driver.resume()
             cursor = await driver.until("cursor", 120)
-            assert any(NAME_A in label["content"] for label in cursor["labels"]), cursor
+            # B shows A's name at A's caret (end of line 1); A shows B's name too
+            assert any(NAME_A in lb["content"] and lb["line"] == 1 for lb in cursor["labels"]), cursor
+            assert any(NAME_B in lb["content"] for lb in cursor["labelsInA"]), cursor
             done = await driver.finish()
             assert done.get("ok"), driver.summary()
             print(f"pair test: {time.monotonic() - t0:.1f}s in the browsers")

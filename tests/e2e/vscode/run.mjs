@@ -130,7 +130,8 @@ class Window {
       timeoutMs,
       1000,
     );
-    await this.kb.press("Enter");
+    // click the row with exactly that title (Enter would take whichever row is focused)
+    await page.click(`.quick-input-widget .quick-input-list .monaco-list-row[aria-label^="${title}"]`);
     log(`${this.name}: ran "${title}"`);
   }
 
@@ -228,10 +229,17 @@ class Window {
       const root = document.querySelector(".part.editor .editor-group-container.active .monaco-editor");
       if (!root) return [];
       const out = [];
+      // rendered lines top to bottom: a label inside one gets its 1-based line number
+      const lines = [...root.querySelectorAll(".view-lines > .view-line")].sort(
+        (a, b) => parseFloat(a.style.top) - parseFloat(b.style.top),
+      );
       for (const el of root.querySelectorAll(".view-lines span, .view-overlays div, .view-zones div, .contentWidgets div")) {
         for (const pseudo of ["::before", "::after"]) {
           const c = getComputedStyle(el, pseudo).content;
-          if (c && c !== "none" && c !== "normal" && c !== '""') out.push({ cls: el.className, content: c });
+          if (c && c !== "none" && c !== "normal" && c !== '""') {
+            const line = lines.indexOf(el.closest(".view-line")) + 1;
+            out.push({ cls: String(el.className), content: c, line: line || null });
+          }
         }
       }
       return out;
@@ -305,11 +313,13 @@ async function pair([a, b]) {
 
   // --- both type at once, at different lines -------------------------------------------------
   await Promise.all([a.gotoLineEnd(config.lineA), b.gotoLineEnd(config.lineB)]);
-  await Promise.all([
-    a.kb.type(config.typeA, { delay: config.typeDelayMs }),
-    b.kb.type(config.typeB, { delay: config.typeDelayMs }),
-  ]);
-  emit("typed");
+  const typing = async (w, text) => {
+    const start = Date.now() - T0;
+    await w.kb.type(text, { delay: config.typeDelayMs });
+    return [start / 1000, (Date.now() - T0) / 1000];
+  };
+  const [spanA, spanB] = await Promise.all([typing(a, config.typeA), typing(b, config.typeB)]);
+  emit("typed", { a: spanA, b: spanB });
 
   // --- B asks for completions of a word only A's other file has -----------------------------
   await b.kb.press("Control+End");
@@ -355,22 +365,26 @@ async function pair([a, b]) {
   });
   await pause("converged", { a: await a.editorText(), b: await b.editorText(), text: final });
 
-  // --- B shows A's cursor with A's name -----------------------------------------------------
+  // --- each shows the other's cursor with the other's name, where the other's caret is ----------
   await a.gotoLineEnd(config.lineA);
-  let labels = [];
-  await until(
-    `B to show ${a.name}'s name at a cursor decoration`,
-    async () => {
-      labels = await b.decorationLabels();
-      return labels.some((l) => l.content.includes(a.name));
-    },
-    30000,
-    500,
-  ).catch((e) => {
-    emit("labels", { labels });
-    throw e;
-  });
-  emit("cursor", { labels: labels.filter((l) => l.content.includes(a.name)) });
+  const cursors = {};
+  for (const [viewer, peer, line] of [[b, a, config.lineA], [a, b, null]]) {
+    let labels = [];
+    await until(
+      `${viewer.name} to show ${peer.name}'s name at a cursor decoration${line ? ` on line ${line}` : ""}`,
+      async () => {
+        labels = await viewer.decorationLabels();
+        return labels.some((l) => l.content.includes(peer.name) && (line === null || l.line === line));
+      },
+      30000,
+      500,
+    ).catch((e) => {
+      emit("labels", { viewer: viewer.name, labels });
+      throw e;
+    });
+    cursors[viewer.user.id] = labels.filter((l) => l.content.includes(peer.name));
+  }
+  emit("cursor", { labels: cursors.B, labelsInA: cursors.A, line: config.lineA });
 }
 
 let browser;
