@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level != "DEBUG":
         logging.getLogger("pygls").setLevel(logging.WARNING)
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    from .server import create_server
+    from .server import create_server, serve_stdio
 
-    create_server().start_io()
+    serve_stdio(create_server())
     return 0
 
 

@@ -788,7 +788,7 @@ def _jedi_source(text: str, offset: int, max_lines: int) -> tuple[str, int, int,
     near, so the window does not begin inside a block) and after it, with
     the document's import statements put first.
     """
-    starts = LineIndex(text).starts
+    starts = LineIndex.of(text).starts
     row = bisect.bisect_right(starts, offset) - 1
     column = offset - starts[row]
     if len(starts) <= max_lines:

@@ -174,7 +174,7 @@ class EditorSync:
     def _change_op(self, text: str, change: ContentChange) -> ops.Op:
         if change.range is None:
             return diff(text, change.text)
-        idx = LineIndex(text)
+        idx = LineIndex.of(text)
         sl, sc, el, ec = change.range
         start = idx.offset(sl, sc, self.encoding)
         end = max(start, idx.offset(el, ec, self.encoding))
@@ -252,7 +252,7 @@ class EditorSync:
             else:
                 start = end = end - 1
                 new_text = "\n" + new_text[:-1]
-        idx = LineIndex(base)
+        idx = LineIndex.of(base)
         self._sent = _Sent(self.version, expected, count)
         self._awaiting_answer = True
         self.stats["sent"] += 1

@@ -53,9 +53,24 @@ def _units_to_index(line: str, units: int, encoding: str) -> int:
 
 
 class LineIndex:
-    """Line starts of one text; converts positions both ways."""
+    """Line starts of one text; converts positions both ways.
+
+    :meth:`of` reuses the index of the last few texts: the same document is
+    converted several times per keystroke (the change, the cursor, the
+    peers' cursors), and ``str`` is immutable, so identity is a safe key.
+    """
 
     __slots__ = ("text", "starts")
+    _recent: list[LineIndex] = []
+
+    @classmethod
+    def of(cls, text: str) -> LineIndex:
+        for idx in cls._recent:
+            if idx.text is text:
+                return idx
+        idx = cls(text)
+        cls._recent = [idx, *cls._recent[:3]]
+        return idx
 
     def __init__(self, text: str) -> None:
         self.text = text

@@ -14,12 +14,15 @@ import asyncio
 import logging
 import os
 import queue
+import stat
+import sys
 import threading
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.io_ import StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -32,6 +35,9 @@ from .session import Participant, Session, SessionError
 __all__ = ["PairlsServer", "create_server"]
 
 logger = logging.getLogger(__name__)
+
+#: how long a completion waits for jedi (it runs on in the background after that)
+JEDI_WAIT_S = 0.015
 
 COMMANDS = (
     "pairls.createRoom",
@@ -65,6 +71,7 @@ class PairlsServer(LanguageServer):
         #: unshared documents indexed at this version
         self.indexed_versions: dict[str, int] = {}
         self.can_refresh_inlay_hints = False
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self.client_name = ""
 
     # -- the Editor interface of Session ---------------------------------------------
@@ -115,7 +122,7 @@ class PairlsServer(LanguageServer):
         doc = session.by_uri.get(uri)
         if doc is None or doc.sync is None:
             return
-        idx = LineIndex(doc.sync.text)
+        idx = LineIndex.of(doc.sync.text)
         cursors = []
         for p in session.cursors(doc.path):
             cursors.append(
@@ -127,8 +134,13 @@ class PairlsServer(LanguageServer):
                 }
             )
         self.notify("pairls/cursors", {"uri": uri, "cursors": cursors})
-        if self.can_refresh_inlay_hints:
-            self.workspace_inlay_hint_refresh(None)
+        if self.can_refresh_inlay_hints and self._refresh_timer is None:
+            # one refresh for a burst of cursor moves: each makes the editor ask again
+            self._refresh_timer = asyncio.get_running_loop().call_later(0.1, self._refresh_inlay_hints)
+
+    def _refresh_inlay_hints(self) -> None:
+        self._refresh_timer = None
+        self.workspace_inlay_hint_refresh(None)
 
     def _lsp_range(self, idx: LineIndex, anchor: int, head: int) -> dict[str, Any]:
         a = idx.position(anchor, self.encoding)
@@ -164,7 +176,7 @@ class PairlsServer(LanguageServer):
                 self.indexed_versions[path] = tdoc.version or 0
         else:
             return lsp.CompletionList(is_incomplete=False, items=[])
-        idx = LineIndex(text)
+        idx = LineIndex.of(text)
         offset = idx.offset(params.position.line, params.position.character, self.encoding)
         semantic = await self._semantic(path, text, offset, language_id)
         result = self.engine.complete(path, text, offset, language_id, semantic=semantic)
@@ -185,7 +197,9 @@ class PairlsServer(LanguageServer):
         fut = loop.run_in_executor(self.jedi_pool, self.engine.semantic, path, text, offset, language_id)
         self.jedi_busy = fut
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.engine.jedi_budget_s)
+            # Wait less than the 20 ms a completion may take; a late answer is
+            # cached and serves the next keystroke in the same word.
+            return await asyncio.wait_for(asyncio.shield(fut), JEDI_WAIT_S)
         except TimeoutError:
             return SemanticResult([], "skipped")  # its answer lands in the cache for the next keystroke
         except Exception:
@@ -268,7 +282,7 @@ class PairlsServer(LanguageServer):
             return
         selection = None
         if doc is not None and doc.sync is not None and p.ranges:
-            idx = LineIndex(doc.sync.text)
+            idx = LineIndex.of(doc.sync.text)
             r = self._lsp_range(idx, *p.ranges[0])
             selection = lsp.Range(
                 start=lsp.Position(**r["start"]),
@@ -310,6 +324,40 @@ class PairlsServer(LanguageServer):
         return local
 
 
+def serve_stdio(server: PairlsServer) -> None:
+    """Serve LSP on stdin/stdout.
+
+    pygls's own ``start_io`` reads stdin through a thread pool, three
+    hand-offs per message (header line, blank line, body); on a pipe, an
+    asyncio pipe reader reads in the event loop itself.
+    """
+    stdin = sys.stdin.buffer
+    if not stat.S_ISFIFO(os.fstat(stdin.fileno()).st_mode):
+        server.start_io()  # a file or a terminal: pygls's way works everywhere
+        return
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 30)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+        server._stop_event = stop = threading.Event()
+        await run_async(
+            stop_event=stop,
+            reader=reader,
+            protocol=server.protocol,
+            logger=logger,
+            error_handler=server.report_server_error,
+        )
+
+    try:
+        asyncio.run(main())
+    except (BrokenPipeError, KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()  # type: ignore[no-untyped-call]
+
+
 def create_server() -> PairlsServer:
     server = PairlsServer()
 
@@ -333,12 +381,6 @@ def create_server() -> PairlsServer:
     def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
         td = params.text_document
         ls.begin_share(td.uri, td.text, td.version)
-        if ls.jedi_busy is None and language_of(td.uri, td.language_id) == "python":
-            # jedi's first answer takes ~1 s (loading stubs): pay it now, not at the first completion
-            warm = "import os\nos.pa"
-            ls.jedi_busy = asyncio.get_running_loop().run_in_executor(
-                ls.jedi_pool, ls.engine.semantic, "<warm-up>.py", warm, len(warm), "python"
-            )
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
@@ -360,7 +402,7 @@ def create_server() -> PairlsServer:
         if typed and doc is not None and doc.sync is not None and changes[-1].range is not None:
             # no plugin tells us where the cursor is: the end of the last change is a good guess
             end = doc.sync.view.text
-            idx = LineIndex(end)
+            idx = LineIndex.of(end)
             sl, sc, _, _ = changes[-1].range
             pos = idx.offset(sl, sc, ls.encoding) + len(changes[-1].text)
             session.send_presence(uri, [(pos, pos)])
@@ -388,7 +430,7 @@ def create_server() -> PairlsServer:
         doc = session.by_uri.get(uri)
         if doc is None or doc.sync is None:
             return
-        idx = LineIndex(doc.sync.view.text)
+        idx = LineIndex.of(doc.sync.view.text)
         out = []
         for r in ranges[:64]:
             try:
@@ -405,7 +447,7 @@ def create_server() -> PairlsServer:
         doc = session.by_uri.get(uri) if session else None
         if session is None or doc is None or doc.sync is None:
             return
-        off = LineIndex(doc.sync.view.text).offset(position.line, position.character, ls.encoding)
+        off = LineIndex.of(doc.sync.view.text).offset(position.line, position.character, ls.encoding)
         session.send_presence(uri, [(off, off)])
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
@@ -424,7 +466,7 @@ def create_server() -> PairlsServer:
         doc = session.by_uri.get(params.text_document.uri) if session else None
         if session is None or doc is None or doc.sync is None:
             return []
-        idx = LineIndex(doc.sync.text)
+        idx = LineIndex.of(doc.sync.text)
         hints = []
         for p in session.cursors(doc.path):
             for _, head in p.ranges[:1]:

@@ -31,6 +31,9 @@ __all__ = ["Editor", "Session", "SharedDocument", "SessionError"]
 
 logger = logging.getLogger(__name__)
 
+#: the user's cursor goes to the hub at most this often (seconds): typing moves it every keystroke
+PRESENCE_INTERVAL = 0.05
+
 COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
 
 
@@ -121,6 +124,9 @@ class Session:
         self.heals = 0
         self.follow: str | None = None
         self.on_follow: Any = None
+        self._presence_out: tuple[SharedDocument, list[list[int]]] | None = None
+        self._presence_timer: asyncio.TimerHandle | None = None
+        self._presence_sent = 0.0
 
     # -- status ----------------------------------------------------------------
 
@@ -653,17 +659,26 @@ class Session:
         return [p for p in self.participants.values() if p.path == path and p.id != me]
 
     def send_presence(self, uri: str, ranges: list[tuple[int, int]]) -> None:
+        """Where the user's cursor is; sent at most every PRESENCE_INTERVAL (the newest wins)."""
         doc = self.by_uri.get(uri)
         if doc is None or doc.client is None or self.hub is None:
             return
-        self.hub.send(
-            {
-                "type": "presence",
-                "path": doc.path,
-                "rev": doc.client.rev,
-                "ranges": [[a, h] for a, h in ranges][:64],
-            }
-        )
+        self._presence_out = (doc, [[a, h] for a, h in ranges][:64])
+        if self._presence_timer is None:
+            loop = asyncio.get_running_loop()
+            wait = max(0.0, self._presence_sent + PRESENCE_INTERVAL - loop.time())
+            self._presence_timer = loop.call_later(wait, self._flush_presence)
+
+    def _flush_presence(self) -> None:
+        self._presence_timer = None
+        out, self._presence_out = self._presence_out, None
+        if out is None or self.hub is None:
+            return
+        doc, ranges = out
+        if doc.client is None:
+            return
+        self._presence_sent = asyncio.get_running_loop().time()
+        self.hub.send({"type": "presence", "path": doc.path, "rev": doc.client.rev, "ranges": ranges})
 
 
 def _next_seq(doc: SharedDocument) -> int:
