@@ -105,33 +105,29 @@ class Window {
     return this.page.keyboard;
   }
 
-  /** F1, the command's title, Enter once the palette lists exactly that title. */
+  /** F1, the command's title, a click on the palette row with exactly that title. */
   async command(title, timeoutMs = 60000) {
     const { page } = this;
+    const row = `.quick-input-widget .quick-input-list .monaco-list-row[aria-label^="${title}"]`;
     await until(
       `${this.name}: "${title}" in the command palette`,
       async () => {
-        await this.closeQuickInput();
-        await this.kb.press("F1");
-        await page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible", timeout: 5000 });
-        await this.kb.type(title);
-        const found = await until(
-          "palette rows",
-          () => page.evaluate((t) => {
-            const rows = [...document.querySelectorAll(".quick-input-widget .quick-input-list .monaco-list-row")];
-            return rows.some((r) => (r.getAttribute("aria-label") ?? r.textContent ?? "").startsWith(t));
-          }, title),
-          2000,
-          100,
-        ).catch(() => false);
-        if (!found) await this.kb.press("Escape");
-        return found;
+        try {
+          await this.closeQuickInput();
+          await this.kb.press("F1");
+          await page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible", timeout: 5000 });
+          await this.kb.type(title);
+          // (not Enter: it would take whichever row is focused)
+          await page.click(row, { timeout: 5000 });
+          return true;
+        } catch (e) {
+          log(`${this.name}: palette: ${String(e.message ?? e).split("\n")[0]}; again`);
+          return false;
+        }
       },
       timeoutMs,
       1000,
     );
-    // click the row with exactly that title (Enter would take whichever row is focused)
-    await page.click(`.quick-input-widget .quick-input-list .monaco-list-row[aria-label^="${title}"]`);
     log(`${this.name}: ran "${title}"`);
   }
 
@@ -173,7 +169,11 @@ class Window {
   }
 
   async focusEditor() {
-    await this.page.click(".part.editor .editor-group-container.active .monaco-editor .view-lines", { position: { x: 400, y: 5 } });
+    await until(`${this.name}: a click into the editor`, () =>
+      this.page
+        .click(".part.editor .editor-group-container.active .monaco-editor .view-lines", { position: { x: 400, y: 5 }, timeout: 5000 })
+        .then(() => true),
+    20000, 500);
   }
 
   /** The active editor's text as it is shown: its rendered lines, top to bottom, joined by \n. */
