@@ -131,6 +131,25 @@ class Window {
     log(`${this.name}: ran "${title}"`);
   }
 
+  /** The Pairls status bar item: {id, label, icons} or null. */
+  pairlsStatus() {
+    return this.page.evaluate(() => {
+      const el = [...document.querySelectorAll(".part.statusbar .statusbar-item")].find((e) => /pairls/i.test(e.id));
+      if (!el) return null;
+      const icons = [...el.querySelectorAll(".codicon")].map((i) => [...i.classList].find((c) => c.startsWith("codicon-") && c !== "codicon-modifier-spin")).filter(Boolean);
+      return { id: el.id, label: el.getAttribute("aria-label") ?? "", text: el.textContent ?? "", icons };
+    });
+  }
+
+  /** Waits, as a user would, for the status bar to say the language server runs (the broadcast icon). */
+  async waitServerReady(timeoutMs = 60000) {
+    const st = await until(`${this.name}: the Pairls status bar item to show the running server`, async () => {
+      const s = await this.pairlsStatus();
+      return s && s.icons.includes("codicon-broadcast") ? s : null;
+    }, timeoutMs, 250);
+    log(`${this.name}: status bar ${JSON.stringify(st)}`);
+  }
+
   async closeQuickInput() {
     if (await this.page.isVisible(".quick-input-widget")) await this.kb.press("Escape");
   }
@@ -275,6 +294,8 @@ async function pair([a, b]) {
   await a.openFile(config.helperFile);
   await a.openFile(file);
   const before = await a.clipboard();
+  // (a command run while the server still starts fails with "not running")
+  await a.waitServerReady();
   await a.command("Pairls: Create Room");
   const invite = await until(
     "the invite (A's clipboard or a notification)",
@@ -293,6 +314,7 @@ async function pair([a, b]) {
   await pause("invite", { invite });
 
   // --- B joins with the invite --------------------------------------------------------------
+  await b.waitServerReady();
   await b.command("Pairls: Join Room");
   await b.page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible" });
   await b.page.fill(".quick-input-widget .quick-input-box input", invite);
