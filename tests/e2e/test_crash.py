@@ -6,36 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support.hubclient import Peer, SharedDoc
-from tests.support.hubproc import HubProcess
+from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
 from tests.support.traces import load
 
 pytestmark = pytest.mark.slow
 
 SNIPPETS = ["a", "b", " ", "x = 1", "\r\n", "\n", "😀", "🎉🎉", "é", "日本語", "def f():\r\n  pass\r\n", "\t"]
-
-
-async def start_hub(database_url: str) -> HubProcess:
-    hub = HubProcess(database_url=database_url)
-    try:
-        await asyncio.to_thread(hub.wait_ready)
-    except BaseException:
-        hub.kill()
-        raise
-    return hub
-
-
-@pytest.fixture
-async def hubs() -> AsyncIterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for h in started:
-        await asyncio.to_thread(h.kill)
 
 
 def generated_edits(seed: int, count: int) -> Iterator[tuple[int, int, str]]:

@@ -11,37 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from tests.support.hubclient import Peer, SharedDoc
-from tests.support.hubproc import HubProcess
+from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
 
 pytestmark = pytest.mark.slow
 
 SNIPPETS = ["a", "bc", " ", "\r\n", "\n", "😀", "👩‍💻", "é", "x = 1\r\n", "line1\nline2\n", "\t", "»"]
 PATH = "shared/notes.md"
-
-
-async def start_hub(database_url: str) -> HubProcess:
-    hub = HubProcess(database_url=database_url)
-    try:
-        await asyncio.to_thread(hub.wait_ready)
-    except BaseException:
-        hub.kill()
-        raise
-    return hub
-
-
-@pytest.fixture
-async def hubs() -> AsyncIterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for h in started:
-        await asyncio.to_thread(h.kill)
 
 
 async def random_splice(doc: SharedDoc, rng: random.Random) -> None:

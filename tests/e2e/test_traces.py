@@ -12,37 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from collab_server.view import LaggingView
 from tests.support.hubclient import Peer, SharedDoc
-from tests.support.hubproc import HubProcess
+from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
 from tests.support.traces import causal_counts, cut_points, load, txn_op
 
 pytestmark = pytest.mark.slow
-
-
-async def start_hub(database_url: str, *args: str) -> HubProcess:
-    hub = HubProcess(*args, database_url=database_url)
-    try:
-        await asyncio.to_thread(hub.wait_ready)
-    except BaseException:
-        hub.kill()
-        raise
-    return hub
-
-
-@pytest.fixture
-async def hubs() -> AsyncIterator[list[HubProcess]]:
-    """Hub processes a test started; whatever is still running at the end is killed."""
-    started: list[HubProcess] = []
-    yield started
-    for h in started:
-        await asyncio.to_thread(h.kill)
 
 
 async def until(event: asyncio.Event, pred: Callable[[], bool], timeout: float = 30) -> None:

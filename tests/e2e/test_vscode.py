@@ -370,7 +370,7 @@ NAME_B = "Bob Pairls"
 def _vsix() -> Path:
     """The extension packaged from the working tree (``npm ci`` first when needed)."""
     if not (EXTENSION / "package.json").is_file():
-        pytest.skip("no vscode-extension/ in this tree")
+        pytest.skip(reason="no vscode-extension/ in this tree")
     vsixes = sorted(EXTENSION.glob("*.vsix"), key=lambda p: p.stat().st_mtime)
     sources = [EXTENSION / "package.json", *(EXTENSION / "src").rglob("*")]
     if vsixes and vsixes[-1].stat().st_mtime >= max(p.stat().st_mtime for p in sources):

@@ -92,3 +92,16 @@ class HubProcess:
                 self.terminate()
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def start_hub(database_url: str, *args: str) -> HubProcess:
+    """Start ``pairls-hub`` on *database_url* and wait (off the event loop) until it listens."""
+    import asyncio
+
+    hub = HubProcess(*args, database_url=database_url)
+    try:
+        await asyncio.to_thread(hub.wait_ready)
+    except BaseException:
+        hub.kill()
+        raise
+    return hub
