@@ -114,6 +114,8 @@ export class ServerConnection implements vscode.Disposable {
 
   /** Run a server command (`workspace/executeCommand`) with its one JSON object argument. */
   async execute<T>(command: string, arg: object = {}): Promise<T> {
+    // A command run while the server is (re)starting waits for that start to finish.
+    await this.queue;
     const client = this.client;
     if (client === undefined || client.state !== State.Running) {
       throw new NotRunning();
