@@ -17,6 +17,7 @@ import queue
 import stat
 import sys
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,17 @@ class PairlsServer(LanguageServer):
             room = self.session.room_id if self.session and self.session.room_id else "no-room"
             root = Path(base) / "pairls" / "rooms" / room
         return root / path
+
+    async def enter_room(self, entering: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """Create or join: on failure tell the user and fail the command; then share what is open."""
+        try:
+            result = await entering
+        except SessionError as exc:
+            self.show_message(f"pairls: {exc}", error=True)
+            raise _user_error(exc) from None
+        if self.auto_share:
+            self.share_open_documents()
+        return result
 
     def share_open_documents(self) -> None:
         """Share every open document under a workspace folder (autoShare)."""
@@ -496,14 +508,7 @@ def create_server() -> PairlsServer:
     async def create_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
         arg = _arg(args)
         session = ls.require_session()
-        try:
-            result = await session.create_room(ls.hub_url, str(arg.get("name") or ""))
-        except SessionError as exc:
-            ls.show_message(f"pairls: {exc}", error=True)
-            raise _user_error(exc) from None
-        if ls.auto_share:
-            ls.share_open_documents()
-        return result
+        return await ls.enter_room(session.create_room(ls.hub_url, str(arg.get("name") or "")))
 
     @server.command("pairls.joinRoom")
     async def join_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
@@ -511,15 +516,7 @@ def create_server() -> PairlsServer:
         invite = arg.get("invite")
         if not isinstance(invite, str) or not invite:
             raise _user_error(SessionError("joinRoom needs {invite}"))
-        session = ls.require_session()
-        try:
-            result = await session.join_room(invite)
-        except SessionError as exc:
-            ls.show_message(f"pairls: {exc}", error=True)
-            raise _user_error(exc) from None
-        if ls.auto_share:
-            ls.share_open_documents()
-        return result
+        return await ls.enter_room(ls.require_session().join_room(invite))
 
     @server.command("pairls.leaveRoom")
     async def leave_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:

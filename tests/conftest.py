@@ -37,6 +37,22 @@ class PgServer:
         parts = urllib.parse.urlsplit(self.admin_dsn)
         return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
 
+    async def create_database(self) -> str:
+        """A new, empty database; returns its name."""
+        name = f"pairls_test_{uuid.uuid4().hex}"
+        await self._admin(f'CREATE DATABASE "{name}"')
+        return name
+
+    async def drop_database(self, name: str) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def _admin(self, sql: str) -> None:
+        admin = await asyncpg.connect(self.admin_dsn)
+        try:
+            await admin.execute(sql)
+        finally:
+            await admin.close()
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
@@ -53,18 +69,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 
 @pytest.fixture
 async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
-    name = f"pairls_test_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    name = await pg_server.create_database()
     yield pg_server.dsn_for(name)
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await pg_server.drop_database(name)
 
 
 @pytest.fixture

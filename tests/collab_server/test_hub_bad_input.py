@@ -54,18 +54,9 @@ LEAK = re.compile(r"Traceback|Error\b|Exception|File \"|line \d+|asyncpg|psycopg
 
 @pytest.fixture(scope="module")
 async def database(pg_server: PgServer) -> AsyncIterator[str]:
-    name = f"pairls_test_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    name = await pg_server.create_database()
     yield pg_server.dsn_for(name)
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await pg_server.drop_database(name)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from lsp_bridge.invite import parse_invite
@@ -29,31 +27,13 @@ pytestmark = pytest.mark.timeout(180)
 MakeEditor = Callable[..., Awaitable[TestEditor]]
 
 
-async def _create_db(pg_server: Any) -> str:
-    name = f"pairls_lsp_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name
-
-
-async def _drop_db(pg_server: Any, name: str) -> None:
-    admin = await asyncpg.connect(pg_server.admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 async def hub(pg_server: Any) -> AsyncIterator[HubProcess]:
     """One hub for the module (each test makes its own rooms)."""
-    name = await _create_db(pg_server)
+    name = await pg_server.create_database()
     with HubProcess(database_url=pg_server.dsn_for(name)) as h:
         yield h
-    await _drop_db(pg_server, name)
+    await pg_server.drop_database(name)
 
 
 @pytest.fixture
@@ -446,7 +426,7 @@ async def test_completions(make_editor: MakeEditor, hub: HubProcess, kind: str) 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_hub_restart_keeps_offline_edits(pg_server: Any, tmp_path: Path, kind: str) -> None:
-    name = await _create_db(pg_server)
+    name = await pg_server.create_database()
     dsn = pg_server.dsn_for(name)
     eds: list[TestEditor] = []
     hub = HubProcess(database_url=dsn).__enter__()
@@ -489,4 +469,4 @@ async def test_hub_restart_keeps_offline_edits(pg_server: Any, tmp_path: Path, k
         for h in (hub, hub2):
             if h is not None:
                 h.__exit__(None, None, None)
-        await _drop_db(pg_server, name)
+        await pg_server.drop_database(name)
