@@ -12,6 +12,17 @@ what to do: an :class:`Outgoing` to send to the hub and/or an op to apply to
 the local view.  The hub and the language server both reuse it; a client
 never has more than one op in flight per document, so acks and broadcasts
 arrive in revision order.
+
+Three additions serve the detours of a long session:
+
+* **held**: while the document is being created, opened or re-read, local
+  changes only go to ``buffer``; :meth:`release` sends them.
+* **size**: with ``max_op_bytes`` set (from the hub's message limit), an op
+  whose JSON is larger goes in pieces, one in flight at a time, the rest
+  waiting in ``buffer`` (:func:`~collab_server.ops.split`).
+* **rebase**: :meth:`rebase` moves the unsent local changes onto a text the
+  hub sent whole (a first open of a document whose text we had, or the last
+  resort after a refusal): they survive, transformed past the difference.
 """
 
 from __future__ import annotations
@@ -43,7 +54,16 @@ class Outgoing:
 class DocumentClient:
     """See the module docstring."""
 
-    def __init__(self, text: str, rev: int, client_id: str, *, next_seq: int = 1) -> None:
+    def __init__(
+        self,
+        text: str,
+        rev: int,
+        client_id: str,
+        *,
+        next_seq: int = 1,
+        held: bool = False,
+        max_op_bytes: int | None = None,
+    ) -> None:
         self.client_id = client_id
         #: the text as this client sees it (hub text plus local changes)
         self.text = text
@@ -51,7 +71,13 @@ class DocumentClient:
         self.rev = rev
         self.outstanding: Outgoing | None = None
         self.buffer: ops.Op | None = None
+        #: while held, local changes wait in the buffer (see the module docstring)
+        self.held = held
+        self.max_op_bytes = max_op_bytes
         self._next_seq = next_seq
+        # the hub's text at `rev`: a text and the hub ops since it, composed
+        self._shadow = text
+        self._since_shadow: ops.Op = []
 
     @property
     def state(self) -> ClientState:
@@ -65,6 +91,11 @@ class DocumentClient:
     def next_seq(self) -> int:
         return self._next_seq
 
+    @property
+    def unacknowledged(self) -> bool:
+        """Local changes the hub has not acknowledged (in flight or buffered)."""
+        return self.outstanding is not None or self.buffer is not None
+
     def apply_local(self, op: ops.Op) -> Outgoing | None:
         """The user changed the text by *op*; returns what to send now, if anything."""
         self.text = ops.apply(self.text, op)
@@ -74,7 +105,7 @@ class DocumentClient:
         op = ops.normalize(op)
         if not op:
             return None
-        if self.outstanding is None:
+        if self.outstanding is None and self.buffer is None and not self.held:
             return self._send(op)
         self.buffer = op if self.buffer is None else ops.compose(self.buffer, op)
         return None
@@ -86,11 +117,9 @@ class DocumentClient:
         if rev != self.rev + 1:
             raise InvalidState(f"ack for rev {rev}, expected {self.rev + 1}")
         self.rev = rev
+        self._advance_shadow(self.outstanding.op)
         self.outstanding = None
-        if self.buffer is not None:
-            buffered, self.buffer = self.buffer, None
-            return self._send(buffered)
-        return None
+        return self._send_buffer()
 
     def receive_op(
         self, rev: int, op: ops.Op, client_id: str | None = None, seq: int | None = None
@@ -107,11 +136,12 @@ class DocumentClient:
         if out is not None and client_id == self.client_id and seq == out.seq:
             return [], self.receive_ack(rev)
         self.rev = rev
+        self._advance_shadow(op)
         if out is not None:
             out_op, op = ops.transform(out.op, op)
             self.outstanding = Outgoing(out.seq, out.base_rev, out_op)
-            if self.buffer is not None:
-                self.buffer, op = ops.transform(self.buffer, op)
+        if self.buffer is not None:
+            self.buffer, op = ops.transform(self.buffer, op)
         self.text = ops.apply(self.text, op)
         return op, None
 
@@ -124,7 +154,71 @@ class DocumentClient:
         self.outstanding = Outgoing(out.seq, self.rev, out.op)
         return self.outstanding
 
+    def hold(self) -> None:
+        """Stop sending: local changes wait in the buffer until :meth:`release`."""
+        self.held = True
+
+    def release(self) -> Outgoing | None:
+        """Sending may go on: returns the op to send now, if anything waits."""
+        self.held = False
+        if self.outstanding is not None:
+            return None
+        return self._send_buffer()
+
+    def unsend(self) -> None:
+        """The hub refused the outstanding op (it applied nothing): it goes back
+        in front of the buffer and waits there, held, with the rest."""
+        out = self.outstanding
+        self.held = True
+        if out is None:
+            return
+        self.outstanding = None
+        self.buffer = out.op if self.buffer is None else ops.compose(out.op, self.buffer)
+
+    def rebase(self, text: str, rev: int) -> ops.Op:
+        """The hub's text at *rev* is *text*; our local changes (the buffer) move onto it.
+
+        Only while nothing is in flight.  The buffer is transformed past the
+        difference between the hub text we knew (:attr:`shadow`) and *text*,
+        so what the user typed survives.  Returns the op that turns our old
+        :attr:`text` into the new one, for the local view.
+        """
+        if self.outstanding is not None:
+            raise InvalidState("rebase with an op in flight")
+        correction = ops.diff(self.shadow, text)
+        mine, theirs = ops.transform(self.buffer or [], correction)
+        self.buffer = mine or None
+        self.rev = rev
+        self._shadow, self._since_shadow = text, []
+        self.text = ops.apply(text, mine)
+        return theirs
+
+    @property
+    def shadow(self) -> str:
+        """The hub's text at :attr:`rev` as this client knows it (without local changes)."""
+        if self._since_shadow:
+            self._shadow = ops.apply(self._shadow, self._since_shadow)
+            self._since_shadow = []
+        return self._shadow
+
+    def _advance_shadow(self, op: ops.Op) -> None:
+        # composing is cheap (a few components); applying is O(text): done when asked for
+        self._since_shadow = ops.compose(self._since_shadow, op) if self._since_shadow else op
+        if len(self._since_shadow) > 256:
+            self._shadow = ops.apply(self._shadow, self._since_shadow)
+            self._since_shadow = []
+
+    def _send_buffer(self) -> Outgoing | None:
+        if self.buffer is None or self.held:
+            return None
+        buffered, self.buffer = self.buffer, None
+        return self._send(buffered)
+
     def _send(self, op: ops.Op) -> Outgoing:
+        if self.max_op_bytes is not None:
+            op, rest = ops.split(op, self.max_op_bytes)
+            if rest:
+                self.buffer = rest if self.buffer is None else ops.compose(rest, self.buffer)
         self.outstanding = Outgoing(self._next_seq, self.rev, op)
         self._next_seq += 1
         return self.outstanding

@@ -20,6 +20,8 @@ which the callers turn into a coded refusal.
 
 from __future__ import annotations
 
+import difflib
+import json
 from typing import Any
 
 __all__ = [
@@ -29,12 +31,18 @@ __all__ = [
     "apply",
     "base_length",
     "check",
+    "common_prefix",
+    "common_suffix",
     "compose",
     "delete",
+    "diff",
+    "encoded_size",
     "insert",
     "invert",
     "is_noop",
+    "map_back",
     "normalize",
+    "split",
     "target_length",
     "transform",
     "transform_index",
@@ -375,3 +383,207 @@ def transform_index(index: int, op: Op, *, after_insert: bool = False) -> int:
             new -= n
             pos -= c  # type: ignore[operator]
     return new
+
+
+def map_back(index: int, op: Op) -> int:
+    """Where the position *index* of the text after *op* was before it.
+
+    The inverse of :func:`transform_index`: a position inside text that *op*
+    inserted maps to the place of the insert.
+    """
+    base = 0  # position in the text before op
+    out = 0  # position in the text after op
+    for c in op:
+        if type(c) is str:
+            n = len(c)
+            if index <= out + n:
+                return base
+            out += n
+        elif c > 0:  # type: ignore[operator]
+            if index <= out + c:  # type: ignore[operator]
+                return base + (index - out)
+            out += c  # type: ignore[operator]
+            base += c  # type: ignore[operator]
+        else:
+            if index <= out:
+                return base  # at a deletion: its start
+            base -= c  # type: ignore[operator]
+    return base + (index - out)
+
+
+def encoded_size(op: Op) -> int:
+    """Bytes of *op* as compact JSON in UTF-8 (``ensure_ascii=False``), as it goes on the wire."""
+    size = 2 + max(len(op) - 1, 0)  # brackets and commas
+    for c in op:
+        size += _json_size(c) if type(c) is str else len(str(c))
+    return size
+
+
+def _json_size(s: str) -> int:
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return len(s) + 2
+    return len(json.dumps(s, ensure_ascii=False).encode("utf-8"))
+
+
+def split(op: Op, max_bytes: int) -> tuple[Op, Op]:
+    """Split *op* into ``(head, tail)`` with ``compose(head, tail) == op`` and
+    ``encoded_size(head) <= max_bytes`` (``tail`` is ``[]`` when *op* fits).
+
+    Only inserted text makes an op large: a long insert is cut at a code
+    point boundary.  *max_bytes* must leave room for a few components (at
+    least 64 bytes).
+    """
+    if max_bytes < 64:
+        raise ValueError("max_bytes too small to hold an op")
+    if encoded_size(op) <= max_bytes:
+        return normalize(op), []
+    head: Op = []
+    used = 2
+    base = 0  # base positions consumed by head
+    out = 0  # target positions produced by head
+    for i, c in enumerate(op):
+        cost = (_json_size(c) if type(c) is str else len(str(c))) + 1
+        if used + cost <= max_bytes:
+            _push(head, c)
+            used += cost
+            if type(c) is str:
+                out += len(c)
+            elif c > 0:  # type: ignore[operator]
+                base += c  # type: ignore[operator]
+                out += c  # type: ignore[operator]
+            else:
+                base -= c  # type: ignore[operator]
+            continue
+        rest: Op = op[i:]
+        if type(c) is str:
+            # cut the insert to fill what is left of the budget
+            piece = _prefix_within(c, max_bytes - used - 1)
+            if piece:
+                _push(head, piece)
+                out += len(piece)
+                rest = [c[len(piece) :], *op[i + 1 :]]
+        tail: Op = []
+        _push(tail, out)
+        for r in rest:
+            _push(tail, r)
+        _trim(head)
+        _trim(tail)
+        return head, tail
+    raise AssertionError("unreachable: the op fitted")  # pragma: no cover
+
+
+def _prefix_within(s: str, budget: int) -> str:
+    """The longest prefix of *s* whose JSON string form is at most *budget* bytes."""
+    if budget <= 2:
+        return ""
+    n = min(len(s), budget - 2)
+    while n > 0:
+        size = _json_size(s[:n])
+        if size <= budget:
+            break
+        n = max(0, min(n - 1, n * (budget - 2) // size))
+    # grow back by small steps if the estimate undershot a lot
+    step = max(1, n // 64)
+    while n < len(s) and _json_size(s[: n + step]) <= budget:
+        n += step
+    return s[:n]
+
+
+# -- diff ----------------------------------------------------------------------------------
+
+#: middles up to this many code points (old + new) are diffed character by character
+_CHAR_DIFF_LIMIT = 4000
+#: and up to this many lines line by line (difflib is quadratic at worst)
+_LINE_DIFF_LIMIT = 20000
+
+
+def diff(old: str, new: str) -> Op:
+    """An op turning *old* into *new* that changes little: unchanged runs are retained.
+
+    Common prefix and suffix are found at C speed; what lies between is
+    compared by lines, then by characters inside changed lines, so two
+    edits far apart come out as two places, not one replacement of all the
+    text between them (which would undo a concurrent edit in between).
+    Large middles fall back to one replacement.
+    """
+    if old == new:
+        return []
+    p = common_prefix(old, new)
+    s = common_suffix(old, new, limit=min(len(old), len(new)) - p)
+    a = old[p : len(old) - s]
+    b = new[p : len(new) - s]
+    out: Op = []
+    _push(out, p)
+    _diff_middle(a, b, out)
+    _trim(out)
+    return out
+
+
+def _diff_middle(a: str, b: str, out: Op) -> None:
+    if not a or not b:
+        _push(out, b)
+        _push(out, -len(a))
+        return
+    if len(a) + len(b) <= _CHAR_DIFF_LIMIT:
+        blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in blocks:
+            if tag == "equal":
+                _push(out, i2 - i1)
+            else:
+                _push(out, b[j1:j2])
+                _push(out, -(i2 - i1))
+        return
+    la = a.splitlines(keepends=True)
+    lb = b.splitlines(keepends=True)
+    if len(la) + len(lb) > _LINE_DIFF_LIMIT:
+        _push(out, b)
+        _push(out, -len(a))
+        return
+    matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        sa = "".join(la[i1:i2])
+        if tag == "equal":
+            _push(out, len(sa))
+            continue
+        sb = "".join(lb[j1:j2])
+        if tag == "replace" and len(sa) + len(sb) <= _CHAR_DIFF_LIMIT:
+            q = common_prefix(sa, sb)
+            r = common_suffix(sa, sb, limit=min(len(sa), len(sb)) - q)
+            _push(out, q)
+            _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out)
+            _push(out, r)
+        else:
+            _push(out, sb)
+            _push(out, -len(sa))
+
+
+_BLOCK = 4096
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of *a* and *b* (compares blocks at C speed)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i : i + _BLOCK] == b[i : i + _BLOCK]:
+        i += _BLOCK
+    if i >= n:
+        return n
+    j = min(i + _BLOCK, n)
+    while i < j and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def common_suffix(a: str, b: str, *, limit: int | None = None) -> int:
+    """Length of the common suffix of *a* and *b*, at most *limit*."""
+    n = min(len(a), len(b)) if limit is None else max(0, limit)
+    la, lb = len(a), len(b)
+    i = 0
+    while i < n and a[la - i - min(_BLOCK, n - i) : la - i] == b[lb - i - min(_BLOCK, n - i) : lb - i]:
+        i += min(_BLOCK, n - i)
+    if i >= n:
+        return n
+    j = min(i + _BLOCK, n)
+    while i < j and a[la - 1 - i] == b[lb - 1 - i]:
+        i += 1
+    return i

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ot_strategies import ops_on, texts
 
 from collab_server import ops
 from collab_server.client import ClientState, DocumentClient, Outgoing
@@ -135,3 +140,142 @@ def test_sequencer_normalizes_submissions_too() -> None:
     mine = hub.submit(Submission(ClientId("x"), 1, Rev(0), [2, -2, "SE"]))
     assert isinstance(mine, Sequenced)
     assert hub.text == "abSE>"
+
+
+# -- held, unsend, rebase, size -------------------------------------------------------------
+
+
+def test_held_client_buffers_until_released() -> None:
+    c = DocumentClient("abc", 0, "me", held=True)
+    assert c.apply_local([3, "d"]) is None
+    assert c.apply_local([4, "e"]) is None
+    assert c.buffer == [3, "de"] and c.outstanding is None
+    # a hub op moves the buffer even with nothing in flight
+    op, _ = c.receive_op(1, ["<"], "other", 1)
+    assert op == ["<"] and c.buffer == [4, "de"] and c.text == "<abcde"
+    assert c.release() == Outgoing(1, 1, [4, "de"])
+    assert c.receive_ack(2) is None and c.shadow == "<abcde"
+
+
+def test_unsend_puts_a_refused_op_back_in_front_of_the_buffer() -> None:
+    c = DocumentClient("abc", 0, "me")
+    c.apply_local([3, "1"])
+    c.apply_local([4, "2"])
+    c.unsend()
+    assert c.outstanding is None and c.buffer == [3, "12"] and c.held
+    assert c.release() == Outgoing(2, 0, [3, "12"])  # a new seq: the refused one was not applied
+
+
+def test_rebase_keeps_local_typing_on_a_text_the_hub_sent_whole() -> None:
+    # our base was "hello world", the hub's text turned out to be "Hello, world!" at rev 9
+    c = DocumentClient("hello world", 3, "me", held=True)
+    c.apply_local([5, " big"])  # "hello big world"
+    theirs = c.rebase("Hello, world!", 9)
+    assert c.text == "Hello big, world!"  # our insert goes first where both insert
+    assert ops.apply("hello big world", theirs) == c.text
+    assert c.rev == 9 and c.shadow == "Hello, world!"
+    out = c.release()
+    assert out is not None and out.base_rev == 9 and ops.apply("Hello, world!", out.op) == c.text
+
+
+def test_rebase_with_an_op_in_flight_is_refused() -> None:
+    c = DocumentClient("a", 0, "me")
+    c.apply_local(["x"])
+    with pytest.raises(InvalidState):
+        c.rebase("b", 1)
+
+
+def test_shadow_follows_acks_and_hub_ops() -> None:
+    c = DocumentClient("ab", 0, "me")
+    c.apply_local([2, "c"])
+    c.apply_local([3, "d"])
+    assert c.shadow == "ab"
+    c.receive_op(1, ["<"], "other", 1)
+    assert c.shadow == "<ab" and c.text == "<abcd"
+    out = c.receive_ack(2)
+    assert c.shadow == "<abc" and out is not None
+    c.receive_ack(3)
+    assert c.shadow == c.text == "<abcd"
+
+
+def test_big_local_op_goes_in_pieces_that_fit() -> None:
+    paste = "x" * 1000
+    c = DocumentClient("ab", 0, "me", max_op_bytes=300)
+    out = c.apply_local([1, paste])
+    assert out is not None and ops.encoded_size(out.op) <= 300
+    hub = Sequencer("ab", 0)
+    sent = 0
+    while out is not None:
+        sent += 1
+        s = hub.submit(Submission(ClientId("me"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+        assert isinstance(s, Sequenced)
+        hub.commit(hub.take_unsent()[-1].rev)
+        out = c.receive_ack(s.rev)
+        assert out is None or ops.encoded_size(out.op) <= 300
+    assert sent >= 4 and hub.text == c.text == "a" + paste + "b"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_client_converges_with_hub_through_pieces_holds_and_rebases(data: st.DataObject) -> None:
+    """A client (small op limit, sometimes held and rebased) and another writer, through a Sequencer."""
+    text = data.draw(texts(max_size=10), label="text")
+    hub = Sequencer(text, 0)
+    me = DocumentClient(text, 0, "me", max_op_bytes=64)
+    inbox: list[tuple[str, Any]] = []  # what the hub sent to me, in order
+    wire: list[Any] = []  # what I sent, not yet at the hub
+    other_seq = 0
+    for _ in range(data.draw(st.integers(1, 25), label="steps")):
+        action = data.draw(st.sampled_from(["local", "remote", "deliver_up", "deliver_down", "rebase"]))
+        if action == "local":
+            op = data.draw(ops_on(me.text, max_components=4), label="local op")
+            out = me.apply_local(op)
+            if out is not None:
+                wire.append(out)
+        elif action == "remote":
+            other_seq += 1
+            op = data.draw(ops_on(hub.text, max_components=3), label="remote op")
+            s = hub.submit(Submission(ClientId("other"), other_seq, hub.rev, ops.check(op)))
+            assert isinstance(s, Sequenced)
+            hub.commit(hub.take_unsent()[-1].rev)
+            inbox.append(("op", s))
+        elif action == "deliver_up" and wire:
+            out = wire.pop(0)
+            s = hub.submit(Submission(ClientId("me"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+            assert isinstance(s, Sequenced), s
+            hub.commit(hub.take_unsent()[-1].rev)
+            inbox.append(("ack", s))
+        elif action == "deliver_down" and inbox:
+            kind, s = inbox.pop(0)
+            if kind == "ack":
+                out = me.receive_ack(s.rev)
+            else:
+                _, out = me.receive_op(s.rev, s.op, "other", s.seq)
+            if out is not None:
+                wire.append(out)
+        elif action == "rebase" and me.outstanding is None and not wire:
+            # the hub's text, sent whole (what a reopen answers): every op up to now
+            while inbox:
+                kind, s = inbox.pop(0)
+                assert kind == "op"
+            me.hold()
+            me.rebase(hub.text, hub.rev)
+            out = me.release()
+            if out is not None:
+                wire.append(out)
+    # drain both ways
+    for _ in range(10_000):
+        if wire:
+            out = wire.pop(0)
+            s = hub.submit(Submission(ClientId("me"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+            assert isinstance(s, Sequenced)
+            hub.commit(hub.take_unsent()[-1].rev)
+            inbox.append(("ack", s))
+        elif inbox:
+            kind, s = inbox.pop(0)
+            out = me.receive_ack(s.rev) if kind == "ack" else me.receive_op(s.rev, s.op, "other", s.seq)[1]
+            if out is not None:
+                wire.append(out)
+        else:
+            break
+    assert me.text == hub.text and me.shadow == hub.text and not me.unacknowledged

@@ -323,3 +323,114 @@ def test_insert_and_delete_helpers() -> None:
     assert ops.delete(2, 1) == [2, -1]
     assert ops.normalize([1, -1, "x", 0, "", 2]) == [1, "x", -1]
     assert ops.is_noop([]) and not ops.is_noop(["x"])
+
+
+# -- positions back through an op, and splitting an op to fit a message ---------------------
+
+
+@given(case=doc_and_ops(1), data=st.data())
+def test_map_back_undoes_transform_index(case: tuple[str, Op], data: st.DataObject) -> None:
+    text, op = case
+    index = data.draw(st.integers(0, len(text)), label="index")
+    back = ops.map_back(ops.transform_index(index, op), op)
+    # a deleted position collapses to the deletion's start (or an insert point just before it)
+    assert back <= index
+    if all(type(c) is int and c > 0 for c in op):
+        assert back == index
+
+
+@given(case=doc_and_ops(1))
+def test_map_back_is_monotonic(case: tuple[str, Op]) -> None:
+    text, op = case
+    backs = [ops.map_back(i, op) for i in range(len(ops.apply(text, op)) + 1)]
+    assert backs == sorted(backs)
+    assert backs[0] == 0 or backs[0] <= len(text)
+
+
+@given(case=doc_and_ops(1), data=st.data())
+def test_map_back_lands_on_a_base_position(case: tuple[str, Op], data: st.DataObject) -> None:
+    text, op = case
+    after = ops.apply(text, op)
+    index = data.draw(st.integers(0, len(after)), label="index")
+    back = ops.map_back(index, op)
+    assert 0 <= back <= len(text)
+
+
+def test_map_back_inside_an_insert_is_the_insert_point() -> None:
+    op: Op = [2, "xyz", -1]
+    assert [ops.map_back(i, op) for i in range(7)] == [0, 1, 2, 2, 2, 2, 4]
+
+
+@given(case=doc_and_ops(1), budget=st.integers(64, 120))
+def test_split_pieces_fit_and_compose_back(case: tuple[str, Op], budget: int) -> None:
+    text, op = case
+    op = ops.normalize(op)
+    pieces = []
+    rest = op
+    while rest:
+        head, rest = ops.split(rest, budget)
+        assert ops.encoded_size(head) <= budget
+        assert head, "every piece makes progress"
+        pieces.append(head)
+        assert len(pieces) < 1000
+    out = text
+    for p in pieces:
+        out = ops.apply(out, p)
+    assert out == ops.apply(text, op)
+
+
+@given(s=texts(max_size=40))
+def test_encoded_size_is_the_wire_size(s: str) -> None:
+    import json
+
+    op: Op = [3, s, -2] if s else [3, -2]
+    assert ops.encoded_size(op) == len(json.dumps(op, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def test_split_a_big_paste_into_frames() -> None:
+    paste = ("línea 😀 \"quoted\" \\ tab\t\n" * 40_000)[:1_000_000]
+    op: Op = [5, paste]
+    head, tail = ops.split(op, 300_000)
+    assert ops.encoded_size(head) <= 300_000
+    assert ops.encoded_size(head) > 250_000, "the budget is used, not wasted"
+    assert ops.apply(ops.apply("01234", head), tail) == "01234" + paste
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+
+@given(old=texts(max_size=30), new=texts(max_size=30))
+def test_diff_turns_old_into_new(old: str, new: str) -> None:
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == ops.normalize(op)
+
+
+@given(a=texts(max_size=30), b=texts(max_size=30))
+def test_common_prefix_and_suffix(a: str, b: str) -> None:
+    p = ops.common_prefix(a, b)
+    assert a[:p] == b[:p] and (p == min(len(a), len(b)) or a[p] != b[p])
+    s = ops.common_suffix(a, b)
+    assert a[len(a) - s :] == b[len(b) - s :]
+    assert s == min(len(a), len(b)) or a[len(a) - s - 1] != b[len(b) - s - 1]
+
+
+def test_common_prefix_across_blocks() -> None:
+    a = "x" * 10_000 + "a" + "y" * 5000
+    b = "x" * 10_000 + "b" + "y" * 5000
+    assert ops.common_prefix(a, b) == 10_000
+    assert ops.common_suffix(a, b) == 5000
+    assert ops.common_suffix(a, b, limit=100) == 100
+
+
+def test_diff_keeps_two_far_edits_apart() -> None:
+    old = "".join(f"line {i}\n" for i in range(2000))
+    new = old.replace("line 10\n", "line ten\n").replace("line 1990\n", "line 1990!\n")
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    # a concurrent delete between the two edits survives: nothing between them is rewritten
+    between = ops.delete(old.index("line 500\n"), len("line 500\n"))
+    mine, theirs = ops.transform(op, between)
+    assert "line 500\n" not in ops.apply(ops.apply(old, op), theirs)
+    inserted = "".join(c for c in op if type(c) is str)
+    assert len(inserted) < 10
