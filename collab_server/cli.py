@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
     )
+    p.add_argument(
+        "--max-document-bytes",
+        type=int,
+        default=d.max_document_bytes,
+        help="largest document, in bytes of UTF-8 (default: %(default)s)",
+    )
     p.add_argument("--rate", type=float, default=d.rate, help="messages per second per connection")
     p.add_argument("--burst", type=int, default=d.burst, help="burst size of the per-connection rate limit")
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="revisions between snapshots")
@@ -73,6 +79,7 @@ async def serve(args: argparse.Namespace) -> int:
         try:
             config = HubConfig(
                 max_message_bytes=args.max_message_bytes,
+                max_document_bytes=args.max_document_bytes,
                 rate=args.rate,
                 burst=args.burst,
                 snapshot_every=args.snapshot_every,

@@ -27,7 +27,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import wire
-from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission
+from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict
 from .store import DocumentRecord, Store
 
@@ -43,6 +43,8 @@ class HubConfig:
     """Limits and tuning; every field has a command-line flag in ``cli.py``."""
 
     max_message_bytes: int = 1 << 20
+    #: largest document, in bytes of UTF-8, that create_document or an op may leave
+    max_document_bytes: int = 16 << 20
     #: messages per second a connection may send, on average
     rate: float = 1000.0
     #: how many messages a connection may send in a burst
@@ -180,7 +182,11 @@ class DocumentTask:
         try:
             loaded = await self._retry(self._load)
             self.seq = Sequencer(
-                loaded.text, loaded.rev, history=loaded.history, history_limit=self.hub.config.history
+                loaded.text,
+                loaded.rev,
+                history=loaded.history,
+                history_limit=self.hub.config.history,
+                max_bytes=self.hub.config.max_document_bytes,
             )
             self.last_snapshot = loaded.rev
             while True:
@@ -525,6 +531,7 @@ class Hub:
                     "participant": conn.id,
                     "limits": {
                         "maxMessageBytes": self.config.max_message_bytes,
+                        "maxDocumentBytes": self.config.max_document_bytes,
                         "rate": self.config.rate,
                         "burst": self.config.burst,
                     },
@@ -746,7 +753,10 @@ class Hub:
         room = self._room_of(conn)
         if conn.role not in ROLES_THAT_EDIT:
             raise ProtocolError(ErrorCode.FORBIDDEN)
-        record = await self.store.create_document(room.id, msg["path"], msg.get("text") or "")
+        text = msg.get("text") or ""
+        if utf8_length(text) > self.config.max_document_bytes:
+            raise ProtocolError(ErrorCode.TOO_LARGE)
+        record = await self.store.create_document(room.id, msg["path"], text)
         if record is None:
             raise ProtocolError(ErrorCode.DOCUMENT_EXISTS)
         conn.send(
