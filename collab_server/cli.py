@@ -57,6 +57,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rate", type=float, default=d.rate, help="messages per second per connection")
     p.add_argument("--burst", type=int, default=d.burst, help="burst size of the per-connection rate limit")
+    p.add_argument(
+        "--store-attempts",
+        type=int,
+        default=d.store_attempts,
+        help="tries of a failing database call before the request is refused as unavailable",
+    )
+    p.add_argument(
+        "--store-retry-delay",
+        type=float,
+        default=d.store_retry_delay,
+        help="seconds before the first retry of a failing database call; doubles, up to 2 s",
+    )
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="revisions between snapshots")
     p.add_argument("--history", type=int, default=d.history, help="ops per document kept in memory")
     return p.parse_args(argv)
@@ -84,6 +96,8 @@ async def serve(args: argparse.Namespace) -> int:
                 burst=args.burst,
                 snapshot_every=args.snapshot_every,
                 history=args.history,
+                store_attempts=args.store_attempts,
+                store_retry_delay=args.store_retry_delay,
             )
             hub = Hub(store, config)
             await hub.start(args.host, args.port)

@@ -150,6 +150,15 @@ class Sequencer:
     def knows_client(self, client_id: ClientId) -> bool:
         return client_id in self._clients
 
+    def has_committed(self, client_id: ClientId, seq: int) -> bool:
+        """True if the client's last op known here is committed and numbered *seq* or later.
+
+        False when this sequencer does not know (a client whose last op was
+        rolled back is forgotten until the store is asked again).
+        """
+        last = self._clients.get(client_id)
+        return last is not None and seq <= last[0] and last[1] <= self.committed_rev
+
     def ops_since(self, rev: int) -> list[Sequenced] | None:
         """Committed ops after *rev*, or ``None`` if they are no longer kept here."""
         if rev > self.committed_rev:

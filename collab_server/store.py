@@ -85,6 +85,8 @@ class StoreStats:
     conflicts: int = 0
     #: groups that failed as a whole and were retried document by document
     split_retries: int = 0
+    #: failed attempts to re-open the LISTEN connection after losing it
+    listener_retries: int = 0
 
 
 def storable(text: str) -> bool:
@@ -665,6 +667,7 @@ class Store:
             try:
                 self._listen_conn = await self._connect_listener()
             except StoreError as e:
+                self.stats.listener_retries += 1
                 logger.warning("listener reconnect failed (%s); retrying in %.1fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -249,6 +249,22 @@ def test_learn_client_answers_resent_ops_from_the_store() -> None:
     assert s.text == "abc"
 
 
+def test_has_committed_answers_for_the_last_op_of_a_client() -> None:
+    s = Sequencer("", 0)
+    assert not s.has_committed(A, 1)
+    sequenced(s.submit(sub(A, 1, 0, ["a"])))
+    assert not s.has_committed(A, 1)  # pending
+    commit_all(s)
+    assert s.has_committed(A, 1) and not s.has_committed(A, 2)
+    sequenced(s.submit(sub(A, 2, 1, ["b"])))
+    s.take_unsent()
+    s.rollback()
+    # a client whose last op was rolled back is forgotten: only the store knows
+    assert not s.knows_client(A) and not s.has_committed(A, 1)
+    s.receive_committed(Sequenced(Rev(2), ["b"], A, 2))  # it was committed after all
+    assert s.has_committed(A, 2) and s.has_committed(A, 1)
+
+
 # -- the size limit ----------------------------------------------------------
 
 
