@@ -128,14 +128,7 @@ async def send_op(peer: Peer, path: str, rev: int, seq: int, op: list[Any]) -> N
 
 async def answer_to_op(peer: Peer, timeout: float = REFUSED_WITHIN) -> dict[str, Any]:
     """The next ack or error for an op of *peer* (a document it opened by hand)."""
-
-    async def wait() -> dict[str, Any]:
-        while not peer.events["ack"] and not peer.events["error"]:
-            peer._event.clear()
-            await peer._event.wait()
-        return (peer.events["ack"] or peer.events["error"]).popleft()
-
-    return await asyncio.wait_for(wait(), timeout)
+    return await peer.next_event_of(("ack", "error"), timeout)
 
 
 def collab_errors(caplog: pytest.LogCaptureFixture) -> list[str]:

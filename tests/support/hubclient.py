@@ -85,11 +85,16 @@ class Peer:
         return reply
 
     async def next_event(self, kind: str, timeout: float = 10) -> dict[str, Any]:
+        return await self.next_event_of((kind,), timeout)
+
+    async def next_event_of(self, kinds: tuple[str, ...], timeout: float = 10) -> dict[str, Any]:
+        """The next event of the first of *kinds* that has one (e.g. an op's ack or its refusal)."""
+
         async def wait() -> dict[str, Any]:
-            while not self.events[kind]:
+            while not any(self.events[k] for k in kinds):
                 self._event.clear()
                 await self._event.wait()
-            return self.events[kind].popleft()
+            return next(self.events[k] for k in kinds if self.events[k]).popleft()
 
         return await asyncio.wait_for(wait(), timeout)
 
