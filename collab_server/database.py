@@ -94,6 +94,10 @@ class EmbeddedPostgres:
         host = urllib.parse.quote(str(self.socket_dir), safe="")
         return f"postgresql://{SUPERUSER}@/{urllib.parse.quote(database)}?host={host}&port={self.port}"
 
+    def is_running(self) -> bool:
+        """True while the postmaster lives (a killed one that is not yet reaped counts as gone)."""
+        return _is_postmaster(self.pid)
+
     def stop(self) -> None:
         """Fast shutdown (``pg_ctl -m fast``); returns when the server is gone.  Idempotent."""
         if self._stopped:

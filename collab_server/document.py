@@ -11,6 +11,11 @@ against) gives back one of:
   answer is the revision it got then (``None`` when only the store knows);
 * :class:`Refusal`: a coded refusal; nothing changed.
 
+Size limit: with ``max_bytes`` the sequencer refuses (``too_large``) an op
+that would grow the document past that many bytes of UTF-8.  It keeps the
+byte length of the text (and of each pending revision) up to date as ops
+arrive, so the check costs what the op spans, never a pass over the document.
+
 Group commit: the shell takes :meth:`Sequencer.take_unsent` as one batch,
 stores it, then calls :meth:`commit` or, if another hub won the race,
 :meth:`rollback` (which hands back the original submissions to sequence
@@ -35,6 +40,7 @@ __all__ = [
     "Sequenced",
     "Sequencer",
     "Submission",
+    "utf8_length",
 ]
 
 Rev = NewType("Rev", int)
@@ -94,14 +100,23 @@ class Sequencer:
         *,
         history: list[Sequenced] | None = None,
         history_limit: int = 10_000,
+        max_bytes: int | None = None,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be positive")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
         self.committed_text = text
         self.committed_rev = Rev(rev)
         self.text = text
         self.rev = Rev(rev)
         self.history_limit = history_limit
+        #: the largest document, in bytes of UTF-8, an op may leave (None: no limit)
+        self.max_bytes = max_bytes
+        #: UTF-8 length of :attr:`text` and of :attr:`committed_text`
+        self.bytes = self.committed_bytes = utf8_length(text)
+        # UTF-8 length of the text after each pending op, parallel to _pending
+        self._pending_bytes: list[int] = []
         # ops with rev in (rev - len(history), rev], oldest first, each with
         # the document length before it
         self._history: deque[tuple[Sequenced, int]] = deque()
@@ -134,6 +149,15 @@ class Sequencer:
 
     def knows_client(self, client_id: ClientId) -> bool:
         return client_id in self._clients
+
+    def has_committed(self, client_id: ClientId, seq: int) -> bool:
+        """True if the client's last op known here is committed and numbered *seq* or later.
+
+        False when this sequencer does not know (a client whose last op was
+        rolled back is forgotten until the store is asked again).
+        """
+        last = self._clients.get(client_id)
+        return last is not None and seq <= last[0] and last[1] <= self.committed_rev
 
     def ops_since(self, rev: int) -> list[Sequenced] | None:
         """Committed ops after *rev*, or ``None`` if they are no longer kept here."""
@@ -181,6 +205,10 @@ class Sequencer:
             history = self._history
             for i in range(sub.base_rev - self.rev, 0):
                 op, _ = ops.transform(op, history[i][0].op)
+        size = self.bytes + _utf8_delta(self.text, op)
+        if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
+            # an op that shrinks (or keeps) an oversized document is still taken
+            return Refusal(ErrorCode.TOO_LARGE, sub)
         try:
             text = ops.apply(self.text, op)
         except ops.InvalidOp:  # pragma: no cover - base_length check above
@@ -188,8 +216,10 @@ class Sequencer:
         seq = Sequenced(Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub)
         self._remember(seq, len(self.text))
         self.text = text
+        self.bytes = size
         self.rev = seq.rev
         self._pending.append(seq)
+        self._pending_bytes.append(size)
         return seq
 
     def take_unsent(self) -> list[Sequenced]:
@@ -207,6 +237,8 @@ class Sequencer:
         del self._pending[:n]
         self._unsent -= n
         if done:
+            self.committed_bytes = self._pending_bytes[n - 1]
+            del self._pending_bytes[:n]
             self.committed_rev = Rev(rev)
             if not self._pending:
                 self.committed_text = self.text
@@ -224,8 +256,10 @@ class Sequencer:
         for _ in range(min(len(self._pending), len(self._history))):
             self._history.pop()
         self._pending.clear()
+        self._pending_bytes.clear()
         self._unsent = 0
         self.text = self.committed_text
+        self.bytes = self.committed_bytes
         self.rev = self.committed_rev
         self._clients = {c: v for c, v in self._clients.items() if v[1] <= self.rev}
         # clients whose last op was rolled back: forget them so the store is asked
@@ -237,9 +271,11 @@ class Sequencer:
             raise InvalidState("roll back pending ops before receiving committed ones")
         if s.rev != self.rev + 1:
             raise InvalidState("committed op out of order")
+        size = self.bytes + _utf8_delta(self.text, s.op)
         text = ops.apply(self.text, s.op)
         self._remember(s, len(self.text))
         self.text = self.committed_text = text
+        self.bytes = self.committed_bytes = size
         self.rev = self.committed_rev = s.rev
 
     def _remember(self, s: Sequenced, length_before: int) -> None:
@@ -258,3 +294,29 @@ def _length_before(op: ops.Op, length_after: int) -> int:
         elif c < 0:  # type: ignore[operator]
             length_after -= c  # type: ignore[operator]
     return length_after
+
+
+def utf8_length(text: str) -> int:
+    """Bytes of *text* in UTF-8 (a lone surrogate counts the 3 bytes it would take)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _utf8_delta(text: str, op: ops.Op) -> int:
+    """How many bytes of UTF-8 applying *op* to *text* adds (negative: removes).
+
+    Looks only at the inserted strings and the deleted spans of *text*.
+    """
+    delta = 0
+    pos = 0
+    for c in op:
+        if type(c) is str:
+            delta += utf8_length(c)
+        elif c > 0:  # type: ignore[operator]
+            pos += c  # type: ignore[operator]
+        else:
+            end = pos - c  # type: ignore[operator]
+            delta -= utf8_length(text[pos:end])
+            pos = end
+    return delta

@@ -96,7 +96,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.REVISION_TOO_OLD: "base revision is older than the hub keeps; reopen the document",
     ErrorCode.STALE_SEQ: "sequence number is older than the last one seen",
     ErrorCode.RATE_LIMITED: "too many messages; slow down",
-    ErrorCode.TOO_LARGE: "message too large",
+    ErrorCode.TOO_LARGE: "too large: the message or the document would pass the hub's limit",
     ErrorCode.UNAVAILABLE: "the hub cannot serve this right now; retry",
     ErrorCode.INTERNAL: "internal error",
 }

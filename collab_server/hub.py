@@ -27,11 +27,12 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from . import wire
-from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission
-from .errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict
+from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
+from .errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict, StoreError
+from .retry import Backoff
 from .store import DocumentRecord, Store
 
-__all__ = ["Hub", "HubConfig"]
+__all__ = ["Hub", "HubConfig", "HubStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class HubConfig:
     """Limits and tuning; every field has a command-line flag in ``cli.py``."""
 
     max_message_bytes: int = 1 << 20
+    #: largest document, in bytes of UTF-8, that create_document or an op may leave
+    max_document_bytes: int = 16 << 20
     #: messages per second a connection may send, on average
     rate: float = 1000.0
     #: how many messages a connection may send in a burst
@@ -57,6 +60,41 @@ class HubConfig:
     #: bytes queued to a client before it is dropped as too slow
     max_send_buffer: int = 64 << 20
     shutdown_timeout: float = 10.0
+    #: calls of a document's store operation (or commits of its batch) before
+    #: its requests are refused with ``unavailable``
+    store_attempts: int = 6
+    #: seconds before the first retry; doubled after each failure, up to store_retry_max_delay
+    store_retry_delay: float = 0.1
+    store_retry_max_delay: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_document_bytes < 0:
+            raise ValueError("max_document_bytes must not be negative")
+        self.backoff()  # checks the retry settings
+
+    def backoff(self) -> Backoff:
+        """A fresh retry policy for one store operation."""
+        return Backoff(self.store_attempts, self.store_retry_delay, self.store_retry_max_delay)
+
+
+@dataclass(slots=True)
+class HubStats:
+    """Counters of the failures the hub survived (tests and metrics read them)."""
+
+    #: requests answered ``unavailable`` because a store call failed
+    unavailable_requests: int = 0
+    #: store calls of document tasks that failed and were tried again
+    store_retries: int = 0
+    #: commits of a batch that failed and were tried again
+    commit_retries: int = 0
+    #: batches given up after ``store_attempts`` failed commits
+    refused_batches: int = 0
+    #: ops refused with ``unavailable`` because the store failed (in those batches or otherwise)
+    refused_ops: int = 0
+    #: times a document task refused everything it held because a store call kept failing
+    document_failures: int = 0
+    #: document loads given up (their opens were refused)
+    failed_loads: int = 0
 
 
 class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -132,7 +170,20 @@ class Room:
 
 
 class DocumentTask:
-    """Owns one document's sequencer; see the module docstring."""
+    """Owns one document's sequencer; see the module docstring.
+
+    Store failures: every store call is tried ``HubConfig.store_attempts``
+    times with backoff.  When a commit keeps failing, its ops are refused
+    with ``unavailable`` (after checking the log, so that an op whose COMMIT
+    went through with its answer lost is acked, not refused); when any other
+    call keeps failing, everything the task holds is refused the same way.
+    Either way the task goes on: the next request reads the log first
+    (``unsure``) and is served once the store is back.  A document whose
+    load keeps failing refuses its opens and ends, so that the next open
+    loads it afresh.  Failures are counted in :class:`HubStats` and logged
+    with the :class:`StoreError` text, which names the operation and the
+    database error but never a value.
+    """
 
     def __init__(self, hub: Hub, room: Room, record: DocumentRecord) -> None:
         self.hub = hub
@@ -143,10 +194,18 @@ class DocumentTask:
         self.inbox: deque[tuple[str, Connection | None, Any]] = deque()
         self.wake = asyncio.Event()
         self.remote_rev = 0
+        #: notifications may have been lost: read the log now
         self.stale = False
+        #: a store call failed, so the log may hold more than we know: read
+        #: it before sequencing anything new (not a reason to wake up)
+        self.unsure = False
         self.seq: Sequencer | None = None
         self.last_snapshot = 0
         self.stopping = False
+        #: consecutive failed commits of this document
+        self.commit_backoff = hub.config.backoff()
+        #: the requests of the step being served (those not yet handled)
+        self._current: deque[tuple[str, Connection | None, Any]] = deque()
         self.task = asyncio.create_task(self._run(), name=f"doc-{record.id}")
 
     async def _load(self) -> Any:
@@ -178,13 +237,12 @@ class DocumentTask:
 
     async def _run(self) -> None:
         try:
-            loaded = await self._retry(self._load)
-            self.seq = Sequencer(
-                loaded.text, loaded.rev, history=loaded.history, history_limit=self.hub.config.history
-            )
-            self.last_snapshot = loaded.rev
+            if not await self._start():
+                return
+            seq = self.seq
+            assert seq is not None
             while True:
-                if not self.inbox and not self.stale and self.remote_rev <= self.seq.committed_rev:
+                if not self.inbox and not self.stale and self.remote_rev <= seq.committed_rev:
                     if self.stopping:
                         return
                     self.wake.clear()
@@ -192,18 +250,12 @@ class DocumentTask:
                     # Let the other connections' frames that arrived in the same
                     # loop iteration join this batch (one commit, fewer frames).
                     await asyncio.sleep(0)
-                if self.stale or self.remote_rev > self.seq.committed_rev:
-                    self.stale = False
-                    await self._catch_up()
                 items, self.inbox = self.inbox, deque()
-                for kind, conn, payload in items:
-                    if kind == "op":
-                        await self._submit(payload, conn)
-                    elif kind == "open":
-                        await self._open(conn, payload)  # type: ignore[arg-type]
-                    elif kind == "digest":
-                        self._digest(conn, payload)  # type: ignore[arg-type]
-                await self._commit()
+                self._current = items
+                try:
+                    await self._step(items)
+                except StoreError as exc:
+                    self._store_failed(exc, items)
         except asyncio.CancelledError:
             self._refuse_remaining()
             raise
@@ -213,14 +265,109 @@ class DocumentTask:
             for conn in self.subscribers:
                 conn.docs.discard(self.path)
                 conn.error(ErrorCode.UNAVAILABLE, path=self.path)
-            if self.room.docs.get(self.path) is self:
-                del self.room.docs[self.path]
-            self.hub.docs_by_id.pop(self.record.id, None)
+            self._unregister()
+
+    async def _start(self) -> bool:
+        """Load the document; False (with everything queued refused) if the store keeps failing."""
+        try:
+            loaded = await self._retry(self._load)
+        except StoreError as exc:
+            self.hub.stats.failed_loads += 1
+            logger.warning("cannot load document %s (%s); refusing its opens", self.record.id, exc)
+            # no await from here on: nothing may reach this inbox once it is refused
+            self._unregister()
+            self._refuse_items(self.inbox)
+            self.inbox.clear()
+            return False
+        self.seq = Sequencer(
+            loaded.text,
+            loaded.rev,
+            history=loaded.history,
+            history_limit=self.hub.config.history,
+            max_bytes=self.hub.config.max_document_bytes,
+        )
+        self.last_snapshot = loaded.rev
+        return True
+
+    async def _step(self, items: deque[tuple[str, Connection | None, Any]]) -> None:
+        """Serve *items*; each is popped once handled, so a failure leaves the rest in it."""
+        seq = self.seq
+        assert seq is not None
+        if self.stale or self.unsure or self.remote_rev > seq.committed_rev:
+            self.stale = False
+            await self._catch_up()
+            self.unsure = False
+        while items:
+            kind, conn, payload = items[0]
+            if kind == "op":
+                await self._submit(payload, conn)
+            elif kind == "open":
+                await self._open(conn, payload)  # type: ignore[arg-type]
+            elif kind == "digest":
+                self._digest(conn, payload)  # type: ignore[arg-type]
+            items.popleft()
+        await self._commit()
+
+    def _unregister(self) -> None:
+        if self.room.docs.get(self.path) is self:
+            del self.room.docs[self.path]
+        if self.hub.docs_by_id.get(self.record.id) is self:
+            del self.hub.docs_by_id[self.record.id]
+
+    def _store_failed(self, exc: StoreError, items: deque[tuple[str, Connection | None, Any]]) -> None:
+        """A store call kept failing: refuse everything this task holds, then go on."""
+        seq = self.seq
+        assert seq is not None
+        # Ops sequenced in this step never reached the store (a failed commit
+        # is handled in _commit); the log may have moved all the same.  The
+        # next request reads it first; until then nothing wakes us to try again
+        # (a resync follows when the listener reconnects).
+        self.unsure = True
+        self.remote_rev = min(self.remote_rev, seq.committed_rev)
+        subs = seq.rollback()
+        queued = deque([*items, *self.inbox])
+        items.clear()
+        self.inbox.clear()
+        refused = self._refuse_subs(subs) + self._refuse_items(queued)
+        self.hub.stats.document_failures += 1
+        logger.warning(
+            "store unavailable for document %s (%s); refused %d requests",
+            self.record.id,
+            exc,
+            refused,
+        )
+
+    def _refuse_items(self, items: Iterable[tuple[str, Connection | None, Any]]) -> int:
+        """Answer each queued request with ``unavailable``; returns how many."""
+        n = 0
+        for kind, conn, payload in items:
+            n += 1
+            if kind == "op":
+                self._refuse_subs([payload], conn)
+            elif conn is not None:
+                if kind == "open":
+                    conn.docs.discard(self.path)
+                    self.subscribers.discard(conn)
+                    conn.opened_at.pop(self.path, None)
+                conn.error(ErrorCode.UNAVAILABLE, id=payload.get("id"), path=self.path)
+        return n
+
+    def _refuse_subs(self, subs: Iterable[Submission], conn: Connection | None = None) -> int:
+        """Tell each author its op was not taken (it may send it again); returns how many."""
+        n = 0
+        for sub in subs:
+            n += 1
+            self.hub.stats.refused_ops += 1
+            reply_to = conn or self.room.by_client.get(sub.client_id)
+            if reply_to is not None:
+                reply_to.error(ErrorCode.UNAVAILABLE, path=self.path, seq=sub.seq)
+        return n
 
     def _refuse_remaining(self) -> None:
         """Shutting down with work left: tell each author its op was not taken."""
         subs = self.seq.rollback() if self.seq is not None else []
-        subs += [p for kind, _, p in self.inbox if kind == "op"]
+        subs += [p for kind, _, p in (*self._current, *self.inbox) if kind == "op"]
+        self._current.clear()
         self.inbox.clear()
         for sub in subs:
             conn = self.room.by_client.get(sub.client_id)
@@ -315,67 +462,109 @@ class DocumentTask:
         return entry
 
     async def _commit(self) -> None:
+        """Commit what was sequenced; on failure hand it back to be sequenced again, or refuse it."""
         seq = self.seq
         assert seq is not None
         store = self.hub.store
-        delay = 0.05
-        while True:
-            batch = seq.take_unsent()
-            if not batch:
+        batch = seq.take_unsent()
+        if not batch:
+            return
+        try:
+            await store.append(self.record.id, seq.committed_rev, batch)
+        except RevisionConflict:
+            # Another hub won the race: catch up, then sequence ours again.
+            self._requeue(seq.rollback())
+            self.stale = True
+            return
+        except StoreError as exc:
+            # The commit may or may not have happened (connection lost
+            # during COMMIT): roll back, and read the log before deciding.
+            subs = seq.rollback()
+            delay = None if self.stopping else self.commit_backoff.failed()
+            if delay is None:
+                self.commit_backoff.reset()
+                await self._refuse_batch(subs, exc)
                 return
-            try:
-                await store.append(self.record.id, seq.committed_rev, batch)
-            except RevisionConflict:
-                # Another hub won the race: catch up, then sequence ours again.
-                subs = seq.rollback()
-            except Exception as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                # The commit may or may not have happened (connection lost
-                # during COMMIT): roll back, wait, and let the store decide.
-                logger.warning(
-                    "store failed a batch for document %s (%s); retrying", self.record.id, type(exc).__name__
-                )
-                subs = seq.rollback()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            else:
-                self._publish(seq.commit(batch[-1].rev))
-                if seq.committed_rev - self.last_snapshot >= self.hub.config.snapshot_every:
-                    self.last_snapshot = seq.committed_rev
-                    self.hub.background(
-                        store.save_snapshot(self.record.id, seq.committed_rev, seq.committed_text)
-                    )
-                continue
-            await self._catch_up()
-            for sub in subs:
-                await self._submit(sub, None)
+            self.hub.stats.commit_retries += 1
+            logger.warning(
+                "store failed a batch of %d ops for document %s (%s); retrying in %.2fs",
+                len(subs),
+                self.record.id,
+                exc,
+                delay,
+            )
+            self._requeue(subs)
+            self.unsure = True
+            await asyncio.sleep(delay)
+            return
+        self.commit_backoff.reset()
+        self._publish(seq.commit(batch[-1].rev))
+        if seq.committed_rev - self.last_snapshot >= self.hub.config.snapshot_every:
+            self.last_snapshot = seq.committed_rev
+            self.hub.background(store.save_snapshot(self.record.id, seq.committed_rev, seq.committed_text))
 
-    async def _catch_up(self) -> None:
+    def _requeue(self, subs: list[Submission]) -> None:
+        """Rolled-back submissions go first in the inbox, to be sequenced again after a catch-up."""
+        for sub in reversed(subs):
+            self.inbox.appendleft(("op", None, sub))
+
+    async def _refuse_batch(self, subs: list[Submission], exc: StoreError) -> None:
+        """A batch kept failing: refuse its ops, except those the log shows committed."""
+        seq = self.seq
+        assert seq is not None
+        try:
+            # one look, no retries: we have waited long enough
+            await self._catch_up(retry=False)
+        except StoreError:
+            # Unknown: an op committed with its answer lost is acked by the
+            # catch-up that runs before anything new is sequenced.
+            self.unsure = True
+        refused = [s for s in subs if not seq.has_committed(s.client_id, s.seq)]
+        self._refuse_subs(refused)
+        self.hub.stats.refused_batches += 1
+        logger.warning(
+            "gave up on a batch of %d ops for document %s after %d attempts (%s); refused %d",
+            len(subs),
+            self.record.id,
+            self.hub.config.store_attempts,
+            exc,
+            len(refused),
+        )
+
+    async def _catch_up(self, *, retry: bool = True) -> None:
         seq = self.seq
         assert seq is not None
         if seq.pending:
-            for sub in reversed(seq.rollback()):
-                self.inbox.appendleft(("op", None, sub))
-        missed = await self._retry(self.hub.store.ops_since, self.record.id, seq.committed_rev)
+            self._requeue(seq.rollback())
+        fetch = self.hub.store.ops_since
+        args = (self.record.id, seq.committed_rev)
+        missed = await (self._retry(fetch, *args) if retry else fetch(*args))
         for s in missed:
             seq.receive_committed(s)
         self._publish(missed)
 
     async def _retry(self, fn: Any, *args: Any) -> Any:
-        """Call the store, retrying with backoff while it fails (PostgreSQL restarting, say)."""
-        delay = 0.05
+        """Call the store, retrying a few times with backoff while it fails (PostgreSQL restarting, say).
+
+        Raises the last :class:`StoreError` once ``HubConfig.store_attempts`` calls failed.
+        """
+        backoff = self.hub.config.backoff()
         while True:
             try:
                 return await fn(*args)
-            except Exception as exc:
-                if isinstance(exc, asyncio.CancelledError) or self.stopping:
+            except StoreError as exc:
+                delay = None if self.stopping else backoff.failed()
+                if delay is None:
                     raise
+                self.hub.stats.store_retries += 1
                 logger.warning(
-                    "store call failed for document %s (%s); retrying", self.record.id, type(exc).__name__
+                    "store call %s failed for document %s (%s); retrying in %.2fs",
+                    getattr(fn, "__name__", "?"),
+                    self.record.id,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     def _publish(self, done: Iterable[Sequenced]) -> None:
         """Ack each op to its author and send it to the other subscribers, in revision order.
@@ -415,6 +604,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.server: Server | None = None
         self.closing = False
+        self.stats = HubStats()
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
@@ -525,6 +715,7 @@ class Hub:
                     "participant": conn.id,
                     "limits": {
                         "maxMessageBytes": self.config.max_message_bytes,
+                        "maxDocumentBytes": self.config.max_document_bytes,
                         "rate": self.config.rate,
                         "burst": self.config.burst,
                     },
@@ -540,6 +731,7 @@ class Hub:
                     return
                 conn.error(ErrorCode.RATE_LIMITED, **_refers_to(frame))
                 continue
+            msg: dict[str, Any] = {}
             try:
                 msg = wire.decode(frame)
                 await self._dispatch(conn, msg)
@@ -549,6 +741,12 @@ class Hub:
                     await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
                     return
                 conn.error(exc.code, exc.detail, **_refers_to(frame))
+            except StoreError as exc:
+                # The one place a request meets a store failure: not the
+                # client's fault (no strike), and it may retry on this connection.
+                self.stats.unavailable_requests += 1
+                conn.log.warning("store failed a %s request (%s); answered unavailable", msg["type"], exc)
+                conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=msg.get("path"))
             else:
                 conn.strikes = 0
 
@@ -746,7 +944,10 @@ class Hub:
         room = self._room_of(conn)
         if conn.role not in ROLES_THAT_EDIT:
             raise ProtocolError(ErrorCode.FORBIDDEN)
-        record = await self.store.create_document(room.id, msg["path"], msg.get("text") or "")
+        text = msg.get("text") or ""
+        if utf8_length(text) > self.config.max_document_bytes:
+            raise ProtocolError(ErrorCode.TOO_LARGE)
+        record = await self.store.create_document(room.id, msg["path"], text)
         if record is None:
             raise ProtocolError(ErrorCode.DOCUMENT_EXISTS)
         conn.send(

@@ -85,6 +85,8 @@ class StoreStats:
     conflicts: int = 0
     #: groups that failed as a whole and were retried document by document
     split_retries: int = 0
+    #: failed attempts to re-open the LISTEN connection after losing it
+    listener_retries: int = 0
 
 
 def storable(text: str) -> bool:
@@ -165,7 +167,7 @@ async def open_store(
             server_settings={"application_name": f"pairls-hub {hub_id}", "jit": "off"},
             reset=_keep_session,
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as e:
         raise StoreError(f"cannot connect to PostgreSQL: {type(e).__name__}") from e
     try:
         async with _db_errors("migrate"), pool.acquire() as conn:
@@ -245,7 +247,9 @@ async def _db_errors(what: str) -> AsyncIterator[None]:
         constraint = getattr(e, "constraint_name", None)
         extra = f" on {constraint}" if constraint else ""
         raise StoreError(f"{what} failed: {type(e).__name__} ({e.sqlstate}){extra}") from e
-    except (TimeoutError, asyncpg.InterfaceError, OSError) as e:
+    except (TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as e:
+        # InternalClientError: asyncpg's protocol state gets confused when the
+        # server dies in the middle of a query ("cannot switch to state 12")
         raise StoreError(f"{what} failed: {type(e).__name__}") from e
 
 
@@ -665,6 +669,7 @@ class Store:
             try:
                 self._listen_conn = await self._connect_listener()
             except StoreError as e:
+                self.stats.listener_retries += 1
                 logger.warning("listener reconnect failed (%s); retrying in %.1fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -39,7 +39,7 @@ async def start(hub: HubProcess) -> str:
 def test_help_lists_the_options() -> None:
     assert HUB_SCRIPT.exists()
     out = subprocess.run([str(HUB_SCRIPT), "--help"], capture_output=True, text=True, timeout=60, check=True)
-    for flag in ("--host", "--port", "--data-dir", "--database-url", "--log-level"):
+    for flag in ("--host", "--port", "--data-dir", "--database-url", "--log-level", "--max-document-bytes"):
         assert flag in out.stdout
     mod = subprocess.run(
         [sys.executable, "-m", "collab_server", "--help"],

@@ -249,6 +249,115 @@ def test_learn_client_answers_resent_ops_from_the_store() -> None:
     assert s.text == "abc"
 
 
+def test_has_committed_answers_for_the_last_op_of_a_client() -> None:
+    s = Sequencer("", 0)
+    assert not s.has_committed(A, 1)
+    sequenced(s.submit(sub(A, 1, 0, ["a"])))
+    assert not s.has_committed(A, 1)  # pending
+    commit_all(s)
+    assert s.has_committed(A, 1) and not s.has_committed(A, 2)
+    sequenced(s.submit(sub(A, 2, 1, ["b"])))
+    s.take_unsent()
+    s.rollback()
+    # a client whose last op was rolled back is forgotten: only the store knows
+    assert not s.knows_client(A) and not s.has_committed(A, 1)
+    s.receive_committed(Sequenced(Rev(2), ["b"], A, 2))  # it was committed after all
+    assert s.has_committed(A, 2) and s.has_committed(A, 1)
+
+
+# -- the size limit ----------------------------------------------------------
+
+
+def utf8(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def test_an_op_past_the_byte_limit_is_refused_and_changes_nothing() -> None:
+    s = Sequencer("héllo", 0, max_bytes=10)  # 6 bytes
+    assert s.bytes == s.committed_bytes == 6
+    sequenced(s.submit(sub(A, 1, 0, [5, "😀"])))  # 4 more: exactly at the limit
+    assert s.bytes == 10
+    refused = s.submit(sub(A, 2, 1, ["x"]))
+    assert refused == Refusal(ErrorCode.TOO_LARGE, sub(A, 2, 1, ["x"]))
+    assert (s.text, s.rev, s.bytes, len(s.pending)) == ("héllo😀", 1, 10, 1)
+    # replacing a 2-byte é by two ASCII letters stays within the limit
+    sequenced(s.submit(sub(A, 2, 1, [1, "ab", -1])))
+    assert (s.text, s.bytes) == ("habllo😀", 10)
+    # the refused seq may be used again: nothing was recorded for it
+    commit_all(s)
+    assert s.committed_bytes == 10
+
+
+def test_the_limit_counts_the_op_as_transformed_past_concurrent_ops() -> None:
+    s = Sequencer("abcd", 0, max_bytes=6)
+    sequenced(s.submit(sub(A, 1, 0, [-4])))  # A deletes everything
+    commit_all(s)
+    # B, on revision 0, replaces "abcd" by "😀😀": after A's delete only the inserts remain (8 bytes)
+    assert s.submit(sub(B, 1, 0, ["😀😀", -4])).code == ErrorCode.TOO_LARGE  # type: ignore[union-attr]
+    assert s.text == "" and s.bytes == 0
+    sequenced(s.submit(sub(B, 1, 0, ["😀", -4])))
+    assert (s.text, s.bytes) == ("😀", 4)
+
+
+def test_an_oversized_document_still_takes_ops_that_do_not_grow_it() -> None:
+    s = Sequencer("0123456789", 0, max_bytes=4)  # loaded over the limit (the limit was lowered)
+    sequenced(s.submit(sub(A, 1, 0, [-2])))
+    sequenced(s.submit(sub(A, 2, 1, ["é", -2])))  # 2 bytes in, 2 out
+    assert s.submit(sub(A, 3, 2, ["x"])).code == ErrorCode.TOO_LARGE  # type: ignore[union-attr]
+    assert (s.text, s.bytes) == ("é456789", 8)
+
+
+def test_no_limit_by_default_and_a_negative_limit_is_an_error() -> None:
+    s = Sequencer("", 0)
+    sequenced(s.submit(sub(A, 1, 0, ["x" * 100_000])))
+    assert s.bytes == 100_000
+    with pytest.raises(ValueError):
+        Sequencer("", 0, max_bytes=-1)
+
+
+def test_byte_length_follows_commit_rollback_and_committed_ops() -> None:
+    s = Sequencer("ab", 0, max_bytes=100)
+    sequenced(s.submit(sub(A, 1, 0, ["é"])))
+    sequenced(s.submit(sub(A, 2, 1, ["😀"])))
+    sequenced(s.submit(sub(A, 3, 2, [1, -1])))
+    assert s.take_unsent() and s.text == "😀ab" and s.bytes == utf8("😀ab")
+    s.commit(1)
+    assert s.committed_bytes == utf8("éab") and s.bytes == utf8("😀ab")
+    s.rollback()
+    assert s.bytes == s.committed_bytes == utf8("éab")
+    s.receive_committed(Sequenced(Rev(2), [3, "日本"], B, 1))
+    assert s.bytes == s.committed_bytes == utf8("éab日本")
+    s.take_unsent()
+    assert s.commit(2) == []
+    assert s.committed_bytes == utf8(s.committed_text)
+
+
+@given(data=st.data())
+def test_byte_length_always_matches_the_text(data: st.DataObject) -> None:
+    start = data.draw(texts(max_size=8), label="start")
+    limit = data.draw(st.integers(0, 40), label="limit")
+    s = Sequencer(start, 0, max_bytes=limit)
+    for seq in range(1, data.draw(st.integers(1, 20)) + 1):
+        action = data.draw(st.sampled_from(["submit", "submit", "commit", "rollback"]))
+        if action == "submit":
+            op = data.draw(ops_on(s.text, max_components=3))
+            before = (s.text, s.bytes)
+            out = s.submit(sub(A, seq, s.rev, op))
+            if isinstance(out, Refusal):
+                assert out.code == ErrorCode.TOO_LARGE
+                assert utf8(ops.apply(s.text, op)) > limit
+                assert (s.text, s.bytes) == before
+            else:
+                assert s.bytes <= max(limit, before[1])
+        elif action == "commit":
+            s.take_unsent()
+            s.commit(s.rev)
+        else:
+            s.rollback()
+        assert s.bytes == utf8(s.text)
+        assert s.committed_bytes == utf8(s.committed_text)
+
+
 # -- many clients, random interleavings ------------------------------------
 
 

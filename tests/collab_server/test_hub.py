@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from collab_server.errors import MESSAGES, ErrorCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store
 from tests.support.hubclient import HubError, Peer
@@ -93,3 +94,60 @@ async def test_digest_matches_the_text_in_stream_order(url: str) -> None:
     assert info.value.code == "not_open"
     await a.close()
     await b.close()
+
+
+async def test_document_size_limit_is_advertised_and_enforced(store: Store) -> None:
+    limit = 64
+    h = Hub(store, HubConfig(max_document_bytes=limit))
+    await h.start("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{h.port}"
+    a = await Peer(url, "Ada").connect()
+    b = await Peer(url, "Bob").connect()
+    try:
+        welcome = await Peer(url, "Cy").connect(hello=False)
+        reply = await welcome.request(
+            {"type": "hello", "protocol": 1, "name": "Cy", "clientId": "cy-client-1"}
+        )
+        assert reply["limits"]["maxDocumentBytes"] == limit
+        assert reply["limits"]["maxMessageBytes"] == HubConfig().max_message_bytes
+        await welcome.close()
+
+        created = await a.create_room()
+        # 16 emoji are 64 bytes of UTF-8 (16 code points): at the limit; one more byte is over
+        with pytest.raises(HubError) as info:
+            await a.request({"type": "create_document", "path": "big.txt", "text": "😀" * 16 + "x", "id": 7})
+        assert info.value.code == "too_large" and info.value.msg["id"] is not None
+        assert (await a.request({"type": "list_documents"}))["documents"] == []
+        await a.create_document("big.txt", "😀" * 15)  # 60 bytes
+
+        await b.join(created["room"], created["editorSecret"])
+        # opened by hand: a's acks and errors land in a.events
+        await a.request({"type": "open", "path": "big.txt"})
+        db = await b.open("big.txt")
+        await a.send({"type": "op", "path": "big.txt", "rev": 0, "seq": 1, "op": [15, "é", "é", "x"]})
+        err = await a.next_event("error")
+        assert err == {
+            "type": "error",
+            "code": "too_large",
+            "message": MESSAGES[ErrorCode.TOO_LARGE],
+            "path": "big.txt",
+            "seq": 1,
+        }
+        # nothing was applied: the same seq, smaller, is taken (exactly at the limit)
+        await a.send({"type": "op", "path": "big.txt", "rev": 0, "seq": 1, "op": [15, "é", "é"]})
+        assert await a.next_event("ack", timeout=10) == {"type": "ack", "path": "big.txt", "seq": 1, "rev": 1}
+        await db.wait_rev(1)
+        assert db.text == "😀" * 15 + "éé"
+        # a concurrent op that deletes as much as it inserts still fits
+        await db.splice(0, 1, "abcd")
+        await db.wait_synced()
+        assert db.rev == 2 and len(db.text.encode()) == limit
+        fresh = await Peer(url, "Fresh").connect()
+        await fresh.join(created["room"], created["viewerSecret"])
+        opened = await fresh.request({"type": "open", "path": "big.txt"})
+        assert (opened["rev"], opened["text"]) == (2, "abcd" + "😀" * 14 + "éé")
+        await fresh.close()
+    finally:
+        await a.close()
+        await b.close()
+        await h.close()

@@ -1,15 +1,25 @@
 """kill -9 of the hub process mid-replay: the client reconnects to a new hub process on the same
 PostgreSQL (hello with the same clientId, join, ``open`` with ``since``, re-send its op in flight with
-the same seq) and nothing is lost or applied twice."""
+the same seq) and nothing is lost or applied twice.
+
+kill -9 of the hub's own embedded PostgreSQL while a client types: the hub restarts it by itself, the
+client keeps its connection (re-sending an op refused as ``unavailable``) and nothing is lost."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import time
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
+from collab_server.database import start_embedded
 from tests.support.hubclient import Peer, SharedDoc
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
@@ -160,3 +170,108 @@ async def test_committed_op_resent_after_kill9_is_acked_with_its_original_rev(
     await fresh.join(room, created["viewerSecret"])
     assert (await fresh.open("a.txt")).text == "«hello 😀\r\n"
     await fresh.close()
+
+
+# -- the hub's own PostgreSQL dies -------------------------------------------------
+
+
+def postmaster(pg_dir: Path) -> tuple[int, str]:
+    """(pid, DSN of the pairls database) of the server running on *pg_dir*, from postmaster.pid."""
+    lines = (pg_dir / "postmaster.pid").read_text().splitlines()
+    socket_dir = urllib.parse.quote(lines[4].strip(), safe="")
+    return int(lines[0]), f"postgresql://postgres@/pairls?host={socket_dir}&port={int(lines[3])}"
+
+
+def live_postmaster(pg_dir: Path) -> int | None:
+    try:
+        pid, _ = postmaster(pg_dir)
+        proc = psutil.Process(pid)
+        if proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE:
+            return pid
+    except (OSError, IndexError, ValueError, psutil.Error):
+        pass
+    return None
+
+
+@pytest.fixture
+def hub_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for a hub's embedded PostgreSQL; a server left running on it is stopped at the end."""
+    data = tmp_path / "hub"
+    yield data
+    if live_postmaster(data / "postgres") is not None:
+        start_embedded(data / "postgres").stop()  # adopts it, then stops it
+
+
+@pytest.mark.parametrize(
+    "hub_args",
+    [(), ("--store-attempts", "2", "--store-retry-delay", "0.05")],
+    ids=["retries-cover-the-outage", "ops-refused-and-sent-again"],
+)
+async def test_sigkill_of_the_embedded_postgres_is_survived_without_a_manual_restart(
+    hub_args: tuple[str, ...], hub_data_dir: Path, hubs: list[HubProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    pg_dir = hub_data_dir / "postgres"
+    hub = HubProcess("--data-dir", str(hub_data_dir), *hub_args)
+    hubs.append(hub)
+    url = await asyncio.to_thread(hub.wait_ready, 120)
+    peer = await Peer(url, "writer").connect()
+    created = await peer.create_room("pg crash")
+    room, secret = created["room"], created["ownerSecret"]
+    await peer.create_document("a.txt")
+    doc = await peer.open("a.txt")
+    doc.resend_after = 0.3  # an op refused as unavailable goes out again, as the protocol says
+    first_pid, dsn = postmaster(pg_dir)
+    edits = list(generated_edits(11, 1200))
+    kill_at = 200
+    expected = ""
+    killed = 0.0
+    back = None
+    for i, (pos, deleted, inserted) in enumerate(edits):
+        if i == kill_at:
+            os.kill(first_pid, signal.SIGKILL)
+            killed = time.monotonic()
+        expected = expected[:pos] + inserted + expected[pos + deleted :]
+        await doc.splice(pos, deleted, inserted)
+        assert doc.text == expected
+        # keep typing through the outage, a few seconds of it
+        await asyncio.sleep(0.01 if i >= kill_at else 0.002)
+        if back is None and i > kill_at and live_postmaster(pg_dir) not in (None, first_pid):
+            back = time.monotonic() - killed
+    try:
+        await doc.wait_synced(90)
+    except TimeoutError:
+        c = doc.client
+        raise AssertionError(
+            f"not synced: rev {c.rev} outstanding {c.outstanding} errors {doc.errors[:3]}\n{hub.log[-3000:]}"
+        ) from None
+    assert doc.text == expected
+    # refused ops were only ever "unavailable", and each was sent again
+    assert {e["code"] for e in doc.errors} <= {"unavailable"}
+    if hub_args:
+        assert doc.errors, "with one retry the outage should have refused an op"
+    new_pid = live_postmaster(pg_dir)
+    assert new_pid is not None and new_pid != first_pid, "the hub did not restart PostgreSQL"
+    assert hub.proc.poll() is None
+    assert len([line for line in hub.stderr if "is gone; restarting" in line]) == 1, hub.log
+
+    # reconnect, then compare with what the hub serves a newcomer
+    peer = await reconnect(peer, url, room, secret, doc)
+    await doc.wait_synced(30)
+    assert doc.text == expected
+    fresh = await Peer(url, "fresh").connect()
+    await fresh.join(room, created["viewerSecret"])
+    opened = await fresh.open("a.txt")
+    assert (opened.text, opened.rev) == (expected, doc.rev)
+    await fresh.close()
+    await peer.close()
+    log = await check_op_log(dsn, room, "a.txt")
+    assert (log.text, log.head) == (expected, doc.rev)
+    assert sorted(seq for _, seq in log.by_client) == list(range(1, doc.client.next_seq))
+
+    assert await asyncio.to_thread(hub.terminate, 60) == 0, hub.log
+    assert live_postmaster(pg_dir) is None, "PostgreSQL outlived the hub"
+    assert "Traceback" not in hub.log, hub.log
+    print(
+        f"\nPostgreSQL back after {back}s; {len(doc.errors)} ops refused and sent again; {log.head} hub ops"
+    )

@@ -85,11 +85,16 @@ class Peer:
         return reply
 
     async def next_event(self, kind: str, timeout: float = 10) -> dict[str, Any]:
+        return await self.next_event_of((kind,), timeout)
+
+    async def next_event_of(self, kinds: tuple[str, ...], timeout: float = 10) -> dict[str, Any]:
+        """The next event of the first of *kinds* that has one (e.g. an op's ack or its refusal)."""
+
         async def wait() -> dict[str, Any]:
-            while not self.events[kind]:
+            while not any(self.events[k] for k in kinds):
                 self._event.clear()
                 await self._event.wait()
-            return self.events[kind].popleft()
+            return next(self.events[k] for k in kinds if self.events[k]).popleft()
 
         return await asyncio.wait_for(wait(), timeout)
 
@@ -110,7 +115,7 @@ class Peer:
                     if doc is not None and kind in ("ack", "op"):
                         doc.received(msg)
                     elif doc is not None and kind == "error" and msg.get("seq") is not None:
-                        doc.errors.append(msg)
+                        doc.refused(msg)
                         self.events["error"].append(msg)
                     else:
                         self.events[kind].append(msg)
@@ -177,6 +182,9 @@ class SharedDoc:
         #: hub messages (acks and ops) not yet given to the state machine
         self.inbox: deque[dict[str, Any]] = deque()
         self.errors: list[dict[str, Any]] = []
+        #: seconds after which an op refused as unavailable or rate_limited is
+        #: sent again (same seq), as the protocol says; None: never
+        self.resend_after: float | None = None
         self.changed = asyncio.Event()
         self.acked_ops = 0
         self.remote_ops = 0
@@ -194,6 +202,20 @@ class SharedDoc:
         if self.auto_deliver:
             self.deliver_all()
         self.changed.set()
+
+    def refused(self, msg: dict[str, Any]) -> None:
+        """The hub refused an op of ours."""
+        self.errors.append(msg)
+        out = self.client.outstanding
+        retryable = msg.get("code") in ("unavailable", "rate_limited")
+        if self.resend_after is not None and retryable and out is not None and out.seq == msg.get("seq"):
+            asyncio.get_running_loop().call_later(self.resend_after, self._resend, out.seq)
+        self.changed.set()
+
+    def _resend(self, seq: int) -> None:
+        out = self.client.outstanding
+        if out is not None and out.seq == seq:  # not acked meanwhile
+            self._send_soon(self.client.resend())  # type: ignore[arg-type]
 
     def deliver_one(self) -> dict[str, Any]:
         msg = self.inbox.popleft()
