@@ -171,3 +171,4 @@ class Nvim:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
+        shutil.rmtree(self.socket.parent, ignore_errors=True)
