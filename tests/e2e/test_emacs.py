@@ -19,8 +19,13 @@ being idle, so its eglot sends didChange at once.)
 After quiescence (``pairls-status`` from each Emacs: nothing pending, same
 revision) both buffers must equal the hub's text and hold every typed
 character exactly once.  A probe (advice in the test's init file, not in
-pairls.el) records every edit eglot applied or refused and every didChange
-it sent.
+pairls.el) records every edit eglot applied or refused, every didChange it
+sent, every ``pairls/status`` state and every ``window/showMessage``.
+
+Then the detours, edits made through ``emacsclient --eval``: leaving and
+joining again (the same room, another room) with ``pairls-leave-room`` and
+``pairls-join-room``, and an insertion and a file larger than the hub's
+1 MiB frame limit.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import itertools
 import json
 import os
 import pty
+import random
 import shutil
 import struct
 import subprocess
@@ -78,11 +84,22 @@ INITIAL = "first line\nsecond line\nthird line\n# end\n"
 
 # Test-only probe, loaded after pairls.el: what eglot did with each applyEdit and each didChange.
 PROBE_VALUE = (
-    "(list :edits (vconcat (reverse pairls-probe-edits)) :changes (vconcat (reverse pairls-probe-changes)))"
+    "(list :edits (vconcat (reverse pairls-probe-edits)) :changes (vconcat (reverse pairls-probe-changes))"
+    " :states (vconcat (reverse pairls-probe-states)) :messages (vconcat (reverse pairls-probe-messages)))"
 )
+# (didChange texts longer than 4096 characters are recorded by length only; every pairls/status
+# state and every window/showMessage are recorded too)
 PROBE = r"""
 (defvar pairls-probe-edits nil)
 (defvar pairls-probe-changes nil)
+(defvar pairls-probe-states nil)
+(defvar pairls-probe-messages nil)
+(cl-defmethod eglot-handle-notification :before
+  ((_server pairls-eglot-server) (_method (eql 'pairls/status)) &rest status)
+  (push (plist-get status :state) pairls-probe-states))
+(cl-defmethod eglot-handle-notification :before
+  (_server (_method (eql 'window/showMessage)) &rest params)
+  (push (plist-get params :message) pairls-probe-messages))
 (advice-add 'eglot--apply-text-edits :around
   (lambda (orig edits &optional version)
     (let ((before eglot--versioned-identifier))
@@ -99,7 +116,13 @@ PROBE = r"""
   (lambda (_conn method params)
     (when (eq method :textDocument/didChange)
       (push (list :version (plist-get (plist-get params :textDocument) :version)
-                  :changes (plist-get params :contentChanges))
+                  :changes (vconcat
+                            (mapcar (lambda (c)
+                                      (let ((text (plist-get c :text)))
+                                        (if (> (length text) 4096)
+                                            (list :range (plist-get c :range) :length (length text))
+                                          c)))
+                                    (plist-get params :contentChanges))))
             pairls-probe-changes))))
 """
 
@@ -191,16 +214,20 @@ class Emacs:
         out, _ = await asyncio.wait_for(proc.communicate(), 10)
         return out.decode(errors="replace")
 
-    def in_buffer(self, body: str) -> str:
-        return f"(with-current-buffer (find-file-noselect {json.dumps(str(self.ws / PATH))}) {body})"
+    def in_buffer(self, body: str, path: str = PATH) -> str:
+        return f"(with-current-buffer (find-file-noselect {json.dumps(str(self.ws / path))}) {body})"
 
-    async def text(self) -> str:
+    async def text(self, path: str = PATH) -> str:
         return str(
-            await self.eval(self.in_buffer("(buffer-substring-no-properties (point-min) (point-max))"))
+            await self.eval(self.in_buffer("(buffer-substring-no-properties (point-min) (point-max))", path))
         )
 
     async def status(self) -> dict[str, Any]:
         return await self.eval(self.in_buffer("(pairls-status)"))  # type: ignore[no-any-return]
+
+    async def disconnects(self) -> int:
+        """How many times pairls-lsp reported losing the hub (pairls/status)."""
+        return int(await self.eval('(cl-count "disconnected" pairls-probe-states :test #\'equal)'))
 
     # -- a terminal frame, typed into like a user ---------------------------------------------
 
@@ -288,12 +315,12 @@ async def hub(database_url: str) -> AsyncIterator[HubProcess]:
         await asyncio.to_thread(proc.__exit__, None, None, None)
 
 
-async def quiescent(a: Emacs, b: Emacs) -> bool:
+async def quiescent(a: Emacs, b: Emacs, path: str = PATH) -> bool:
     sa, sb = await a.status(), await b.status()
-    da, db = (sa.get("documents") or {}).get(PATH), (sb.get("documents") or {}).get(PATH)
+    da, db = (sa.get("documents") or {}).get(path), (sb.get("documents") or {}).get(path)
     if not da or not db or da["pending"] or db["pending"] or da["rev"] != db["rev"]:
         return False
-    return await a.text() == await b.text()
+    return await a.text(path) == await b.text(path)
 
 
 def workspace(path: Path, text: str) -> Path:
@@ -438,21 +465,288 @@ async def test_two_emacs_type_at_once(
         await asyncio.gather(a.close(), b.close())
 
 
-async def diagnose(a: Emacs, b: Emacs) -> str:
+async def diagnose(a: Emacs, b: Emacs, path: str = PATH) -> str:
     out = []
     for e in (a, b):
+        probe = await e.eval(PROBE_VALUE)
+        text = (
+            await e.text(path)
+            if await e.eval(f"(and (get-file-buffer {json.dumps(str(e.ws / path))}) t)")
+            else None
+        )
         out.append(f"{e.name} status: {await e.status()}")
-        out.append(f"{e.name} text: {await e.text()!r}")
-        out.append(f"{e.name} messages: {await e.messages()}")
         out.append(
-            f"{e.name} probe: "
-            + json.dumps(
-                await e.eval(PROBE_VALUE),
-                ensure_ascii=False,
+            f"{e.name} text: {'<no buffer>' if text is None else f'({len(text)} characters) {text[:1500]!r}'}"
+        )
+        out.append(
+            f"{e.name}: {len(probe['edits'] or [])} applyEdit, {len(probe['changes'] or [])} didChange,"
+            f" states {dict(Counter(probe['states'] or []))}, {len(probe['messages'] or [])} showMessage:"
+            f" {sorted(set(probe['messages'] or []))}"
+        )
+        out.append(f"{e.name} messages: {(await e.messages())[-1500:]}")
+        out.append(f"{e.name} probe: " + json.dumps(probe, ensure_ascii=False)[:4000])
+        events = await e.eval(
+            e.in_buffer(
+                "(let ((buf (jsonrpc-events-buffer (eglot-current-server))))"
+                " (with-current-buffer buf (buffer-substring-no-properties"
+                " (max (point-min) (- (point-max) 4000)) (point-max))))"
             )
         )
+        out.append(f"{e.name} eglot events (end): {events}")
     return "\n".join(out)
 
 
 async def _equals(e: Emacs, text: str) -> bool:
     return await e.text() == text
+
+
+# -- detours: leave and join again, larger than a hub frame ---------------------------------------
+
+
+async def pair(tmp_path: Path, hub: HubProcess) -> tuple[Emacs, Emacs, str]:
+    """Ada creates a room from Emacs with notes.txt (INITIAL); Bob joins from Emacs (both by eval)."""
+    wa = workspace(tmp_path / "ada", INITIAL)
+    wb = workspace(tmp_path / "bob", "bob's stale copy\n")
+    a = Emacs("Ada", tmp_path / "home-ada", wa, hub.url)
+    b = Emacs("Bob", tmp_path / "home-bob", wb, hub.url)
+    a.home.mkdir()
+    b.home.mkdir()
+    try:
+        await asyncio.gather(a.start(), b.start())
+        invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "demo") :invite)'))
+        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})"))
+        assert joined["role"] == "editor"
+        await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
+        await until(lambda: quiescent(a, b), 15, "quiet after join")
+    except BaseException:
+        await asyncio.gather(a.close(), b.close())
+        raise
+    return a, b, invite
+
+
+async def hub_text(hub: HubProcess, invite: str, path: str = PATH) -> str:
+    inv = parse_invite(invite)
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+        return (await peer.open(path)).text
+    finally:
+        await peer.close()
+
+
+async def room_paths(hub: HubProcess, invite: str) -> list[str]:
+    inv = parse_invite(invite)
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        return [d["path"] for d in (await peer.join(inv.room_id, inv.secret)).get("documents", [])]
+    finally:
+        await peer.close()
+
+
+async def converged(a: Emacs, b: Emacs, hub: HubProcess, invite: str, timeout: float = 30) -> str:
+    try:
+        await until(lambda: quiescent(a, b), timeout, "both Emacs and the hub to agree", interval=0.25)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await diagnose(a, b)}") from None
+    text = await hub_text(hub, invite)
+    assert await a.text() == text, (await a.text(), text)
+    assert await b.text() == text, (await b.text(), text)
+    return text
+
+
+async def add_lines(a: Emacs, b: Emacs, hub: HubProcess, invite: str, tag: str) -> str:
+    """A adds a first line and B a last line at once; both must reach the other and the hub, once."""
+    line_a, line_b = f"ada {tag} ✓", f"bob {tag} é"
+    await asyncio.gather(
+        a.eval(a.in_buffer(f"(goto-char (point-min)) (insert {json.dumps(line_a + chr(10))})")),
+        b.eval(b.in_buffer(f"(goto-char (point-max)) (insert {json.dumps(line_b + chr(10))})")),
+    )
+    text = await converged(a, b, hub, invite)
+    for line in (line_a, line_b):
+        assert text.count(line) == 1, (line, text)
+    return text
+
+
+async def _left(e: Emacs) -> bool:
+    return (await e.status()).get("roomId") is None
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp keeps its client id across room entries while its seq numbers restart:"
+    " the hub takes B's ops after the rejoin for duplicates of its first ones and drops them,"
+    " so B's edits never reach A or the hub (lsp_bridge rewrite under way)",
+)
+async def test_emacs_leave_and_join_the_same_room_again(hub: HubProcess, tmp_path: Path) -> None:
+    """B edits, pairls-leave-room, A edits meanwhile, pairls-join-room again; then both edit."""
+    a, b, invite = await pair(tmp_path, hub)
+    try:
+        await add_lines(a, b, hub, invite, "before leaving")
+        await b.eval(b.in_buffer("(pairls-leave-room)"))
+        await until(lambda: _left(b), 10, "B to leave")
+        await a.eval(a.in_buffer('(goto-char (point-max)) (insert "while Bob was out\n")'))
+        await until(lambda: _hub_shows(hub, invite, a), 10, "A's edit to reach the hub")
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})"))
+        assert joined["role"] == "editor"
+        await converged(a, b, hub, invite)  # B's buffer shows what A wrote meanwhile
+        text = await add_lines(a, b, hub, invite, "after joining again")
+        assert text.count("while Bob was out") == 1, text
+        assert text.count("bob before leaving é") == 1, text
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _hub_shows(hub: HubProcess, invite: str, e: Emacs) -> bool:
+    return await hub_text(hub, invite) == await e.text()
+
+
+async def test_emacs_leave_and_join_another_room(hub: HubProcess, tmp_path: Path) -> None:
+    """B edits in A's room, leaves it and joins Cleo's room (a hub client) with a notes.txt."""
+    a, b, invite = await pair(tmp_path, hub)
+    cleo = await Peer(hub.url, "Cleo").connect()
+    try:
+        await add_lines(a, b, hub, invite, "in room one")
+        room = await cleo.create_room("two")
+        await cleo.create_document(PATH, "room two\n")
+        shared = await cleo.open(PATH)
+        await b.eval(b.in_buffer("(pairls-leave-room)"))
+        await until(lambda: _left(b), 10, "B to leave")
+        other = f"{hub.url}/room/{room['room']}#{room['editorSecret']}"
+        await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(other)})"))
+        try:
+            await until(lambda: _equals(b, "room two\n"), 15, "B's buffer to become room two's text")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await diagnose(a, b)}") from None
+        await b.eval(b.in_buffer('(goto-char (point-max)) (insert "Bob in room two 😀\n")'))
+        want = "room two\nBob in room two 😀\n"
+
+        async def cleo_sees() -> bool:
+            return bool(shared.text == want)
+
+        try:
+            await until(cleo_sees, 15, "Cleo to see B's edit")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {shared.text!r}\n{await diagnose(a, b)}") from None
+        assert await b.text() == want
+        assert await a.text() == await hub_text(hub, invite), "room one changed"
+        assert "room two" not in await a.text()
+    finally:
+        await cleo.close()
+        await asyncio.gather(a.close(), b.close())
+
+
+#: the hub's default frame limit (HubConfig.max_message_bytes)
+HUB_FRAME_LIMIT = 1 << 20
+
+
+def big_text(size: int, seed: int) -> str:
+    """About *size* bytes of UTF-8 in lines of varied length, some of them not ASCII."""
+    rng = random.Random(seed)
+    words = ["pair", "programming", "é", "naïve", "✓", "😀", "λx", "数据", "line", "text", "—"]
+    lines = []
+    total = 0
+    n = 0
+    while total < size:
+        line = f"{n:06d} " + " ".join(rng.choice(words) for _ in range(rng.randint(0, 24)))
+        lines.append(line)
+        total += len(line.encode("utf-8")) + 1
+        n += 1
+    return "\n".join(lines) + "\n"
+
+
+async def until_unless_disconnected(
+    pred: Any, watched: Emacs, timeout: float, what: str, diagnosis: Any, *, give_up_after: int = 1
+) -> None:
+    """Wait for *pred*; stop early once *watched*'s server lost the hub *give_up_after* times."""
+
+    async def done() -> bool:
+        if await pred():
+            return True
+        lost = await watched.disconnects()
+        if lost >= give_up_after:
+            raise AssertionError(
+                f"the server lost the hub {lost} times while waiting for {what}\n{await diagnosis()}"
+            )
+        return False
+
+    try:
+        await until(done, timeout, what, interval=0.5)
+    except AssertionError as exc:
+        if "lost the hub" in str(exc):
+            raise
+        raise AssertionError(f"{exc}\n{await diagnosis()}") from None
+
+
+async def no_reconnect_loop(e: Emacs) -> None:
+    probe = await e.eval(PROBE_VALUE)
+    lost = [m for m in probe["messages"] or [] if "lost the connection" in m]
+    disconnected = [s for s in probe["states"] or [] if s == "disconnected"]
+    assert not lost and not disconnected, f"{e.name}: {len(disconnected)} disconnects, messages {lost[:3]}"
+    assert (await e.status())["heals"] == 0, e.name
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp sends the insertion as one op in one frame larger than the hub's 1 MiB"
+    " limit: the hub closes the connection (1009), the server reconnects and sends it again, in a"
+    " loop; A and the hub never get it (lsp_bridge rewrite under way)",
+)
+async def test_emacs_insert_larger_than_a_hub_frame(hub: HubProcess, tmp_path: Path) -> None:
+    """B inserts a 2.5 MB file (30k lines, some not ASCII) into the shared buffer: C-x i."""
+    big = big_text(5 * HUB_FRAME_LIMIT // 2, seed=7)
+    source = tmp_path / "paste.txt"
+    source.write_text(big, encoding="utf-8")
+    a, b, invite = await pair(tmp_path, hub)
+    try:
+        await b.eval(
+            b.in_buffer(
+                f"(goto-char (point-min)) (forward-line 2) (insert-file-contents {json.dumps(str(source))})"
+            )
+        )
+        want = await b.text()
+        assert want == INITIAL.replace("third line", big + "third line", 1), "the insert is not in B's buffer"
+        await until_unless_disconnected(
+            lambda: _equals(a, want),
+            b,
+            60,
+            "A's buffer to hold the insertion",
+            lambda: diagnose(a, b),
+            give_up_after=3,  # show that it is a loop
+        )
+        assert await converged(a, b, hub, invite, timeout=60) == want
+        await no_reconnect_loop(a)
+        await no_reconnect_loop(b)
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp sends a 2 MB file to the hub as one create_document frame larger than the"
+    " hub's 1 MiB limit: the hub closes the connection (1009) and the file is never shared"
+    " (lsp_bridge rewrite under way)",
+)
+async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_path: Path) -> None:
+    """B visits a 2 MB file of the project (shared as it opens); A opens it: pairls-open-document."""
+    big = big_text(2 * HUB_FRAME_LIMIT, seed=11)
+    a, b, invite = await pair(tmp_path, hub)
+    try:
+        (b.ws / "big.txt").write_text(big, encoding="utf-8")
+        await b.eval(f"(progn (find-file-noselect {json.dumps(str(b.ws / 'big.txt'))}) nil)")
+
+        async def in_room() -> bool:
+            return "big.txt" in await room_paths(hub, invite)
+
+        await until_unless_disconnected(
+            in_room, b, 60, "big.txt in the room", lambda: diagnose(a, b, "big.txt")
+        )
+        assert await hub_text(hub, invite, "big.txt") == big
+        await a.eval(a.in_buffer('(progn (pairls-open-document "big.txt") nil)'))
+        await until(lambda: quiescent(a, b, "big.txt"), 60, "A and B to agree on big.txt", interval=0.5)
+        assert await a.text("big.txt") == big
+        assert await b.text("big.txt") == big
+        await no_reconnect_loop(a)
+        await no_reconnect_loop(b)
+    finally:
+        await asyncio.gather(a.close(), b.close())

