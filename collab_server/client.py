@@ -175,6 +175,15 @@ class DocumentClient:
         self.outstanding = None
         self.buffer = out.op if self.buffer is None else ops.compose(out.op, self.buffer)
 
+    def discard_local(self) -> None:
+        """Forget the local changes the hub has not acknowledged (it will not take them:
+        a viewer's).  Only while nothing is in flight; sending may go on."""
+        if self.outstanding is not None:
+            raise InvalidState("discard with an op in flight")
+        self.buffer = None
+        self.text = self.shadow
+        self.held = False
+
     def rebase(self, text: str, rev: int) -> ops.Op:
         """The hub's text at *rev* is *text*; our local changes (the buffer) move onto it.
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level != "DEBUG":
         logging.getLogger("pygls").setLevel(logging.WARNING)
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    from .server import create_server, serve_stdio
+    from .serve import create_server, serve_stdio
 
     serve_stdio(create_server())
     return 0

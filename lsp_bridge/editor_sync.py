@@ -1,38 +1,59 @@
 """The editor as an OT peer whose revisions are LSP versions (sans-I/O).
 
-DESIGN.md decision 2.  An :class:`EditorSync` stands between one editor
-buffer and the document's :class:`~collab_server.client.DocumentClient`:
+See docs/architecture.md ("The editor boundary").  An :class:`EditorSync`
+stands between one editor buffer and the document's
+:class:`~collab_server.client.DocumentClient`:
 
 * :meth:`did_change` takes a ``textDocument/didChange`` (version and content
   changes, positions in the negotiated encoding) and returns the user's
   edits as ops for the client state machine.
 * :meth:`receive_remote` takes a remote op (as the client returned it);
   :meth:`edit_to_send` then says which ``workspace/applyEdit`` to send: one
-  ``TextEdit`` covering every remote op the editor has not shown yet,
-  versioned with the last version seen (never ``null``).
+  ``TextDocumentEdit`` holding everything the editor has not shown yet, one
+  ``TextEdit`` per place it changes, versioned with the last version seen
+  (never ``null``).
 * :meth:`edit_answered` takes the editor's answer.
 
 The bridge never trusts an editor's ``applied: true``: Neovim answers it even
 when it skipped a stale edit ("newer than edits").  It recognises its own
-edit by its *effect*: if applying a prefix of the first change batch after
-the edit was sent turns the shown text into exactly the text the edit would
-give, that prefix is the edit; every other change is the user's.  An edit
-that was refused (VS Code ``applied: false``, eglot's error) or skipped is
-sent again, transformed past the user's changes (the
+edit by its *effect* on the changes that follow the version it was sent at
+(:meth:`_recognize`):
+
+* the changes start with it: some prefix of them turns the text into exactly
+  what the edit gives (or that up to line endings: an editor writes the
+  document's EOL, Neovim keeps a final newline);
+* it is arriving in pieces (an editor that reports each ``TextEdit`` as its
+  own ``didChange``): every text so far is the old one with some of the
+  edit's places done; the changes wait for the rest;
+* a whole-text change (full-sync clients, eglot after its "messup"
+  fallback): the new text is compared with the text the edit predicts and
+  with the text without it; the closer one wins, and only the difference
+  from it is the user's;
+* a client that ignores versions applied it, as sent, after the user's own
+  changes (at shifted places): the difference from where it belonged is
+  the user's edit, so the room ends with what the buffer shows.
+
+Otherwise the editor refused or skipped it (VS Code ``applied: false``,
+eglot's error, Neovim's silence): every change is the user's, and the edit
+goes again, transformed past them (the
 :class:`~collab_server.view.LaggingView` keeps it transformed).
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collab_server import ops
 from collab_server.view import LaggingView
 
 from .positions import UTF8, UTF16, UTF32, LineIndex
 
-__all__ = ["ContentChange", "EditToApply", "EditorSync", "diff"]
+__all__ = ["ContentChange", "EditToApply", "EditorSync", "TextEdit", "diff"]
+
+#: a version-ignoring client is looked for among at most this many changes
+_RAW_SEARCH = 16
+
+diff = ops.diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,33 +65,171 @@ class ContentChange:
 
 
 @dataclass(frozen=True, slots=True)
-class EditToApply:
-    """A ``workspace/applyEdit`` to send: replace ``start``..``end`` (editor units) at ``version``."""
+class TextEdit:
+    """Replace ``start``..``end`` (editor units: line, character) by ``new_text``."""
 
-    version: int
     start: tuple[int, int]
     end: tuple[int, int]
     new_text: str
 
 
+@dataclass(frozen=True, slots=True)
+class EditToApply:
+    """A ``workspace/applyEdit`` to send: ``edits`` (non-overlapping, in document
+    order, all relative to the text at ``version``)."""
+
+    version: int
+    edits: tuple[TextEdit, ...]
+
+
 @dataclass(slots=True)
 class _Sent:
     version: int
+    #: the text the editor showed when the edit was sent
+    base: str
     expected: str
+    #: how many pending remote ops the edit shows
     count: int
+    #: (start, end, new text) in ``base``, in order: the places the edit changes
+    regions: list[tuple[int, int, str]]
+    edits: tuple[TextEdit, ...]
+    #: changes seen since, while the edit was arriving in pieces
+    deferred: list[ContentChange] = field(default_factory=list)
+    deferred_version: int = 0
+    #: the editor answered the applyEdit
+    answered: bool = False
+    #: the user's changes came before any sign of the edit (it may still come: see did_change)
+    user_seen: bool = False
 
 
-def _places(op: ops.Op) -> int:
-    """How many separate places *op* changes (runs of inserts/deletes between retains)."""
-    n = 0
-    changing = False
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """How the changes after an edit was sent relate to it (see :meth:`EditorSync._recognize`)."""
+
+    kind: str  # "applied" | "after_user" | "partial" | "missed"
+    #: applied: our edit is stream[:k] (its effect); after_user: stream[j:k]
+    j: int = 0
+    k: int = 0
+    #: the editor's text once our edit is in (the user's difference from what we expected follows)
+    text: str = ""
+
+
+def _places(op: ops.Op) -> list[tuple[int, int, str]]:
+    """(start, end, inserted text) of every place *op* changes, in base positions."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    start = -1
+    ins = ""
     for c in op:
         if type(c) is int and c > 0:
-            changing = False
-        elif not changing:
-            n += 1
-            changing = True
+            if start >= 0:
+                out.append((start, pos, ins))
+                start, ins = -1, ""
+            pos += c
+            continue
+        if start < 0:
+            start = pos
+        if type(c) is str:
+            ins += c
+        else:
+            pos -= c  # type: ignore[operator]
+    if start >= 0:
+        out.append((start, pos, ins))
+    return out
+
+
+def _cost(op: ops.Op) -> int:
+    """How many code points *op* inserts and deletes."""
+    n = 0
+    for c in op:
+        if isinstance(c, str):
+            n += len(c)
+        elif c < 0:
+            n -= c
     return n
+
+
+#: occurrences of an edit's text tried when reading a whole text
+_FIT_CANDIDATES = 16
+
+
+def _rough_cost(a: str, b: str) -> int:
+    """What turning *a* into *b* costs as one replacement between their common ends."""
+    p = ops.common_prefix(a, b)
+    q = ops.common_suffix(a, b, limit=min(len(a), len(b)) - p)
+    return len(a) + len(b) - 2 * (p + q)
+
+
+def _fit(base: str, regions: list[tuple[int, int, str]], text: str) -> int | None:
+    """The least the user must have changed if *text* is *base* with *regions* done (each
+    inserted piece found whole in *text*, in order, between the user's versions of the old
+    text around it), or None if a piece is not there."""
+    at_text = 0
+    at_base = 0
+    total = 0
+    for start, end, new in regions:
+        if not new:
+            continue
+        # where the piece would be if the user changed nothing before it
+        guess = at_text + (start - at_base)
+        found: list[int] = []
+        i = text.find(new, at_text)
+        while i >= 0 and len(found) < 4 * _FIT_CANDIDATES:
+            found.append(i)
+            i = text.find(new, i + 1)
+        if not found:
+            return None
+        found.sort(key=lambda i: abs(i - guess))
+        best = min((_rough_cost(base[at_base:start], text[at_text:i]), i) for i in found[:_FIT_CANDIDATES])
+        total += best[0]
+        at_text = best[1] + len(new)
+        at_base = end
+    return total + _rough_cost(base[at_base:], text[at_text:])
+
+
+def _touches(op: ops.Op, regions: list[tuple[int, int, str]]) -> tuple[bool, bool]:
+    """How *op* (on the text after the edit of *regions*) meets the edit: does it undo it
+    (delete text the edit inserted, or put back text it deleted, at its place), and does
+    it insert into the middle of the edit's text?"""
+    spans = []  # (start, end, deleted count) of each region in the edited text
+    shift = 0
+    for start, end, new in regions:
+        spans.append((start + shift, start + shift + len(new), end - start))
+        shift += len(new) - (end - start)
+    pos = 0
+    inside = False
+    for c in op:
+        if type(c) is int and c > 0:
+            pos += c
+        elif type(c) is int:
+            lo, hi = pos, pos - c
+            if any(s < hi and lo < e for s, e, _ in spans):
+                return True, inside
+            pos = hi
+        else:
+            if any(gone and s <= pos <= e for s, e, gone in spans):
+                return True, inside
+            inside = inside or any(s < pos < e for s, e, _ in spans)
+    return False, inside
+
+
+def _redoes(op: ops.Op, regions: list[tuple[int, int, str]]) -> bool:
+    """Does *op* (on the text before the edit of *regions*) do the edit: insert its text
+    at its place, or delete what it deletes?"""
+    pos = 0
+    for c in op:
+        if type(c) is int and c > 0:
+            pos += c
+        elif type(c) is int:
+            lo, hi = pos, pos - c
+            if any(start < end and lo <= start and end <= hi for start, end, _ in regions):
+                return True
+            pos = hi
+        elif isinstance(c, str) and any(
+            new and new in c and start <= pos <= end for start, end, new in regions
+        ):
+            return True
+    return False
 
 
 def _same_but_eol(a: str, b: str) -> bool:
@@ -81,18 +240,32 @@ def _same_but_eol(a: str, b: str) -> bool:
     return a.removesuffix("\n") == b.removesuffix("\n")
 
 
-def diff(old: str, new: str) -> ops.Op:
-    """A minimal single-region op turning *old* into *new* (common prefix and suffix kept)."""
-    if old == new:
-        return []
-    n = min(len(old), len(new))
-    p = 0
-    while p < n and old[p] == new[p]:
-        p += 1
-    s = 0
-    while s < n - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
-        s += 1
-    return ops.normalize([p, new[p : len(new) - s], -(len(old) - s - p)])
+def _splits_crlf(text: str, i: int) -> bool:
+    return 0 < i < len(text) and text[i - 1] == "\r" and text[i] == "\n"
+
+
+def _partial(base: str, regions: list[tuple[int, int, str]], text: str) -> bool:
+    """True if *text* is *base* with some (not all, not none needed) of *regions* done."""
+    at = {0}  # possible positions in text where the next unchanged run starts
+    prev = 0
+    for start, end, new in regions:
+        same = base[prev:start]
+        old = base[start:end]
+        nxt = set()
+        for p in at:
+            if text[p : p + len(same)] != same:
+                continue
+            q = p + len(same)
+            if text[q : q + len(old)] == old:
+                nxt.add(q + len(old))
+            if text[q : q + len(new)] == new:
+                nxt.add(q + len(new))
+        if not nxt:
+            return False
+        at = set(sorted(nxt)[:8])
+        prev = end
+    tail = base[prev:]
+    return any(text[p:] == tail for p in at)
 
 
 class EditorSync:
@@ -108,8 +281,8 @@ class EditorSync:
         self.encoding = encoding
         self._sent: _Sent | None = None
         self._awaiting_answer = False
-        #: edits recognised as our own / sent / refused or skipped (for logs and tests)
-        self.stats = {"sent": 0, "confirmed": 0, "missed": 0}
+        #: edits sent / recognised as applied / refused or skipped, and how (for logs and tests)
+        self.stats = {"sent": 0, "confirmed": 0, "missed": 0, "pieces": 0, "full": 0, "shifted": 0}
 
     @property
     def text(self) -> str:
@@ -133,52 +306,180 @@ class EditorSync:
 
     def did_change(self, version: int, changes: list[ContentChange]) -> list[ops.Op]:
         """The editor reports *changes* reaching *version*; returns the user's edits as ops."""
-        rest = changes
-        out: list[ops.Op] = []
         sent = self._sent
-        if sent is not None and changes:
-            self._sent = None
-            texts = []
-            scratch = self.view.text
-            for change in changes:
-                scratch = ops.apply(scratch, self._change_op(scratch, change))
-                texts.append(scratch)
-            # Our edit is the shortest prefix with exactly its effect; failing
-            # that, with its effect up to line endings (VS Code writes the
-            # document's EOL, Neovim keeps a final newline it cannot drop).
-            k = next((i for i, t in enumerate(texts) if t == sent.expected), None)
-            loose = k is None
-            if loose:
-                k = next((i for i, t in enumerate(texts) if _same_but_eol(t, sent.expected)), None)
-            if k is not None:
-                for _ in range(sent.count):
-                    self.view.show_next()
-                rest = changes[k + 1 :]
-                self.stats["confirmed"] += 1
-                if loose:
-                    # The editor wrote it its way: that difference is the editor's
-                    # (the user's) edit, sent once, so the room follows the buffer.
-                    out.append(self.view.local(diff(self.view.text, texts[k])))
+        if sent is None or not changes:
+            out = self._user_changes(changes)
+            self.version = version
+            return out
+        if sent.user_seen:
+            # The user's changes came first; only a client that ignores versions
+            # can still apply our edit, as sent, on top of them.
+            verdict = self._recognize_raw(self.view.text, changes, sent.edits)
+            if verdict is None:
+                out = self._user_changes(changes)
             else:
-                # The first changes after our edit's version are not it: the
-                # editor refused or skipped it.  It stays pending and goes
-                # again, transformed past these changes.
-                self.stats["missed"] += 1
-        for change in rest:
+                out = self._resolve(sent, changes, verdict)
+            self.version = version
+            return out
+        stream = sent.deferred + changes
+        verdict = self._recognize(sent, stream)
+        if verdict.kind == "partial":
+            sent.deferred = stream
+            sent.deferred_version = version
+            self.stats["pieces"] += 1
+            return []
+        if verdict.kind == "missed":
+            # The changes after our edit's version are not it: the editor refused
+            # or skipped it, or (a client that ignores versions) it is yet to come.
+            # They are the user's; the edit stays pending and, once the editor has
+            # answered, goes again, transformed past them.
+            out = self._user_changes(stream)
+            if sent.answered:
+                self._missed()
+            else:
+                sent.user_seen = True
+                sent.deferred = []
+        else:
+            out = self._resolve(sent, stream, verdict)
+        self.version = version
+        return out
+
+    def _resolve(self, sent: _Sent, stream: list[ContentChange], verdict: _Verdict) -> list[ops.Op]:
+        """Our edit is in *stream* (see :class:`_Verdict`): show it; the rest is the user's."""
+        self._sent = None
+        out = []
+        if verdict.kind == "after_user":
+            out = self._user_changes(stream[: verdict.j])
+            self.stats["shifted"] += 1
+        for _ in range(sent.count):
+            self.view.show_next()
+        self.stats["confirmed"] += 1
+        if verdict.kind == "after_user":
+            # A version-blind client put it at shifted places: the room has it
+            # where it belongs, so the editor is put right (the next edit moves
+            # it), and the room never sees the misplacement (two such clients
+            # "moving" the same text would each insert a copy).
+            right = self.view.text
+            self.view.text = verdict.text
+            self.view.pending.appendleft((None, ops.diff(verdict.text, right)))
+        else:
+            # The editor wrote it its way (line endings, a final newline, the
+            # user's typing in a whole-text change): that difference is the
+            # user's edit, sent once, so the room follows the buffer.
+            extra = ops.diff(self.view.text, verdict.text)
+            if extra:
+                out.append(self.view.local(extra))
+        return out + self._user_changes(stream[verdict.k :])
+
+    def _missed(self) -> None:
+        self._sent = None
+        self.stats["missed"] += 1
+
+    def _user_changes(self, changes: list[ContentChange]) -> list[ops.Op]:
+        out = []
+        for change in changes:
             op = self._change_op(self.view.text, change)
             if op:
                 out.append(self.view.local(op))
-        self.version = version
         return out
 
     def _change_op(self, text: str, change: ContentChange) -> ops.Op:
         if change.range is None:
-            return diff(text, change.text)
+            return ops.diff(text, change.text)
         idx = LineIndex.of(text)
         sl, sc, el, ec = change.range
         start = idx.offset(sl, sc, self.encoding)
         end = max(start, idx.offset(el, ec, self.encoding))
         return ops.normalize([start, change.text, -(end - start)])
+
+    def _recognize(self, sent: _Sent, stream: list[ContentChange]) -> _Verdict:
+        texts = [sent.base]
+        for change in stream:
+            texts.append(ops.apply(texts[-1], self._change_op(texts[-1], change)))
+        # 1. it comes first, exactly; 2. or up to line endings
+        for k in range(1, len(texts)):
+            if texts[k] == sent.expected:
+                return _Verdict("applied", k=k, text=texts[k])
+        for k in range(1, len(texts)):
+            if _same_but_eol(texts[k], sent.expected):
+                return _Verdict("applied", k=k, text=texts[k])
+        # 3. arriving in pieces: every text so far has some of its places done
+        if (
+            len(sent.regions) > 1
+            and texts[-1] != sent.base
+            and all(_partial(sent.base, sent.regions, t) for t in texts[1:])
+        ):
+            return _Verdict("partial")
+        # 4. whole-text changes (possibly after pieces of the edit): with our edit in the
+        #    last text, or without?
+        if any(change.range is None for change in stream):
+            self.stats["full"] += 1
+            if self._applied_in(sent, texts[-1]):
+                return _Verdict("applied", k=len(stream), text=texts[-1])
+            return _Verdict("missed")
+        # 5. a client that ignores versions applied it as sent after the user's changes
+        return self._recognize_raw(sent.base, stream, sent.edits, texts) or _Verdict("missed")
+
+    @staticmethod
+    def _applied_in(sent: _Sent, text: str) -> bool:
+        """Is our edit in *text* (a whole-text change), the user's typing around it?
+
+        If it is, *text* holds the text our edit inserted, each piece where
+        it belongs: between what the user made of the old text before it
+        and after it.  :func:`_fit` finds the best such reading and what it
+        leaves to the user; the other reading leaves the user everything,
+        our text included.  The reading that leaves the user less wins.  An
+        edit that only deletes has no text to find: the difference that
+        would have to undo it, or redo it, is the wrong one; failing that,
+        the smaller one wins.
+        """
+        if any(new for _, _, new in sent.regions):
+            fit = _fit(sent.base, sent.regions, text)
+            return fit is not None and fit <= _rough_cost(sent.base, text)
+        with_it = ops.diff(sent.expected, text)
+        without = ops.diff(sent.base, text)
+        undoes, _ = _touches(with_it, sent.regions)
+        redoes = _redoes(without, sent.regions)
+        if undoes != redoes:
+            return redoes
+        return _cost(with_it) <= _cost(without)
+
+    def _recognize_raw(
+        self,
+        text: str,
+        stream: list[ContentChange],
+        edits: tuple[TextEdit, ...],
+        texts: list[str] | None = None,
+    ) -> _Verdict | None:
+        """Some changes of *stream* (on *text*) are *edits* applied as sent after those before them."""
+        if texts is None:
+            texts = [text]
+            for change in stream:
+                texts.append(ops.apply(texts[-1], self._change_op(texts[-1], change)))
+        for j in range(0, min(len(stream), _RAW_SEARCH)):
+            shifted = self._apply_raw(texts[j], edits)
+            if shifted is None or shifted == texts[j]:
+                continue
+            for k in range(j + 1, len(texts)):
+                if texts[k] == shifted:
+                    return _Verdict("after_user", j=j, k=k, text=shifted)
+        return None
+
+    def _apply_raw(self, text: str, edits: tuple[TextEdit, ...]) -> str | None:
+        """*edits* applied to *text* at their positions as sent (what a version-blind client does)."""
+        idx = LineIndex.of(text)
+        spans = []
+        for e in edits:
+            start = idx.offset(*e.start, self.encoding)
+            end = idx.offset(*e.end, self.encoding)
+            if end < start:
+                return None
+            spans.append((start, end, e.new_text))
+        spans.sort()
+        out = text
+        for start, end, new in reversed(spans):
+            out = out[:start] + new + out[end:]
+        return out
 
     # -- from the hub --------------------------------------------------------
 
@@ -188,77 +489,97 @@ class EditorSync:
             self.view.receive_remote(op)
 
     def reset(self, text: str) -> None:
-        """The hub's text is *text*: bring the editor to it with one minimal edit (a heal)."""
+        """Bring the editor to *text* with a minimal edit (the room's text wins)."""
         self.view.pending.clear()
         sent = self._sent
+        if sent is not None and sent.user_seen:
+            # The user's changes came first: the editor refused or skipped it, or (a
+            # version-blind client) it may still come, shifted, and is then put right.
+            # Either way the diff to *text* shows what it would have shown.
+            sent.count = 0
+            self.view.receive_remote(ops.diff(self.view.text, text))
+            return
         if sent is not None:
             # An edit is still on its way to the editor, which may yet apply
             # it: keep it recognisable (else its effect would pass for the
             # user's typing and go to the hub a second time), then go on to *text*.
-            self.view.receive_remote(diff(self.view.text, sent.expected))
-            self._sent = _Sent(sent.version, sent.expected, len(self.view.pending))
-            self.view.receive_remote(diff(sent.expected, text))
+            self.view.receive_remote(ops.diff(self.view.text, sent.expected))
+            sent.count = len(self.view.pending)
+            self.view.receive_remote(ops.diff(sent.expected, text))
             return
-        self.view.receive_remote(diff(self.view.text, text))
+        self.view.receive_remote(ops.diff(self.view.text, text))
 
     # -- to the editor --------------------------------------------------------
 
     def edit_to_send(self) -> EditToApply | None:
-        """The ``workspace/applyEdit`` to send now, if any (one at a time)."""
+        """The ``workspace/applyEdit`` to send now, if any (one at a time).
+
+        Everything pending goes in one edit, one ``TextEdit`` per place, so a
+        catch-up after an outage is one round trip, and the user's cursor
+        between two places stays put.
+        """
         if self._awaiting_answer or self._sent is not None or not self.view.pending:
             return None
-        # The oldest pending ops, composed while they still change one place:
-        # a peer's burst of typing goes as one edit, but two peers typing at
-        # two places go as two, so the user's cursor between them stays put
-        # (one edit spanning both would replace the text in between).
-        while True:
-            base = self.view.text
-            op = self.view.pending[0][1]
-            count = 1
-            for _, more in itertools.islice(self.view.pending, 1, None):
-                joined = ops.compose(op, more)
-                if _places(joined) > max(1, _places(op)):
-                    break
-                op, count = joined, count + 1
-            expected = ops.apply(base, op)
-            if expected != base:
-                break
+        base = self.view.text
+        op: ops.Op = []
+        for _, more in self.view.pending:
+            op = ops.compose(op, more)
+        count = len(self.view.pending)
+        expected = ops.apply(base, op)
+        if expected == base:
             # They change nothing (e.g. "b" replaced by "b"): an editor that
             # applies an edit as a diff would report no change, and we would
             # wait for its effect forever.  Show them; send none.
             for _ in range(count):
                 self.view.show_next()
-            if not self.view.pending:
-                return None
-        start = op[0] if type(op[0]) is int and op[0] > 0 else 0
-        end = ops.base_length(op)
-        new_text = expected[start : len(expected) - (len(base) - end)]
-        # LSP cannot address the place between the \r and \n of a CRLF:
-        # widen the edit over that line break so it says the same thing.
-        if 0 < start < len(base) and base[start - 1] == "\r" and base[start] == "\n":
-            start -= 1
-            new_text = "\r" + new_text
-        if 0 < end < len(base) and base[end - 1] == "\r" and base[end] == "\n":
-            end += 1
-            new_text += "\n"
-        # Neovim applies an edit that reaches the position after the final line break in two
-        # buffer changes (a line too many, then 'fixeol' deletes it), two didChange when it does
-        # not debounce: say the same edit without that position (keep the final "\n" out of it).
-        at_end = end == len(base) and base.endswith("\n") and not base.endswith("\r\n")
-        if at_end and new_text.endswith("\n"):
-            if start < end:
-                end -= 1
-                new_text = new_text[:-1]
-            else:
-                start = end = end - 1
-                new_text = "\n" + new_text[:-1]
+            return None
+        regions = self._regions(base, expected, _places(op))
         idx = LineIndex.of(base)
-        self._sent = _Sent(self.version, expected, count)
+        edits = tuple(
+            TextEdit(idx.position(s, self.encoding), idx.position(e, self.encoding), new)
+            for s, e, new in regions
+        )
+        self._sent = _Sent(self.version, base, expected, count, regions, edits)
         self._awaiting_answer = True
         self.stats["sent"] += 1
-        return EditToApply(
-            self.version, idx.position(start, self.encoding), idx.position(end, self.encoding), new_text
-        )
+        return EditToApply(self.version, edits)
+
+    @staticmethod
+    def _regions(base: str, expected: str, places: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """The places to send, widened where an editor cannot address them, as (start, end, new text)."""
+        spans: list[list[int]] = []
+        for start, end, _ in places:
+            # LSP cannot address the place between the \r and \n of a CRLF:
+            # widen the edit over that line break so it says the same thing.
+            if _splits_crlf(base, start):
+                start -= 1
+            if _splits_crlf(base, end):
+                end += 1
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+
+        # where a span's ends are in the expected text: spans hold whole places, and
+        # touching places share a span, so a place is before a span's start iff it starts
+        # before it, and inside or before its end iff it starts at or before it
+        shifts = [(s, len(new) - (e - s)) for s, e, new in places]
+
+        def moved(pos: int, *, end: bool) -> int:
+            return pos + sum(d for s, d in shifts if s < pos or (end and s == pos))
+
+        out = [(s, e, expected[moved(s, end=False) : moved(e, end=True)]) for s, e in spans]
+        # Neovim applies an edit that reaches the position after the final line break
+        # in two buffer changes (a line too many, then 'fixeol' deletes it), two didChange
+        # when it does not debounce: say the same edit without that position.
+        s, e, new = out[-1]
+        at_end = e == len(base) and base.endswith("\n") and not base.endswith("\r\n")
+        if at_end and new.endswith("\n"):
+            if s < e:
+                out[-1] = (s, e - 1, new[:-1])
+            elif len(out) == 1 or out[-2][1] < e - 1:
+                out[-1] = (e - 1, e - 1, "\n" + new[:-1])
+        return out
 
     def edit_answered(self, applied: bool) -> list[ops.Op]:
         """The editor answered the last applyEdit (an error counts as ``applied=False``).
@@ -273,21 +594,67 @@ class EditorSync:
         sent = self._sent
         if sent is None:
             return []
-        if not applied:
-            self._sent = None
-            self.stats["missed"] += 1
-            return []
-        if sent.version == self.version and _same_but_eol(self.view.text, sent.expected):
+        sent.answered = True
+        if not applied or sent.user_seen:
+            # refused; or the user's changes came first and the edit's did not
+            # follow (Neovim skips a stale edit yet answers applied: true)
+            self._missed()
+            return self._flush_deferred(sent)
+        if (
+            not sent.deferred
+            and sent.version == self.version
+            and _same_but_eol(self.view.text, sent.expected)
+        ):
             self._sent = None
             shown = self.view.text
             for _ in range(sent.count):
                 self.view.show_next()
             self.stats["confirmed"] += 1
-            op = diff(self.view.text, shown)
+            op = ops.diff(self.view.text, shown)
             return [self.view.local(op)] if op else []
         return []
+
+    def expire(self) -> list[ops.Op]:
+        """The editor answered the last edit a while ago and its effect never came (or only
+        part of it): it was not applied, and what did arrive was the user's.
+
+        The owner calls this on a timer (an editor reports an applied edit within its
+        didChange debounce), so an edit a client silently dropped goes again.
+        """
+        sent = self._sent
+        if sent is None or not sent.answered:
+            return []
+        self._missed()
+        return self._flush_deferred(sent)
+
+    @property
+    def waiting(self) -> bool:
+        """An answered edit whose effect has not (fully) arrived: :meth:`expire` is due later."""
+        return self._sent is not None and self._sent.answered
+
+    def _flush_deferred(self, sent: _Sent) -> list[ops.Op]:
+        if not sent.deferred:
+            return []
+        out = self._user_changes(sent.deferred)
+        self.version = sent.deferred_version
+        sent.deferred = []
+        return out
 
     def abandon(self) -> None:
         """Stop waiting for the effect of an edit the editor said it applied (it never came)."""
         self._awaiting_answer = False
         self._sent = None
+
+    # -- positions ---------------------------------------------------------------
+
+    def to_room(self, offset: int) -> int:
+        """A position in the editor's text as a position in the room's text (the client's)."""
+        for _, op in self.view.pending:
+            offset = ops.transform_index(offset, op)
+        return offset
+
+    def to_editor(self, offset: int) -> int:
+        """A position in the room's text (the client's) as a position in the editor's text."""
+        for _, op in reversed(self.view.pending):
+            offset = ops.map_back(offset, op)
+        return min(offset, len(self.view.text))

@@ -46,6 +46,7 @@ from __future__ import annotations
 import difflib
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lsp_bridge.editor_sync import ContentChange, EditToApply
@@ -53,10 +54,12 @@ from lsp_bridge.editor_sync import ContentChange, EditToApply
 __all__ = [
     "Answer",
     "Eglot",
+    "FullSync",
     "Neovim07",
     "Notification",
     "SimEditor",
     "VSCode",
+    "VersionBlind",
     "lines",
     "random_text",
     "random_user_edit",
@@ -184,6 +187,7 @@ class SimEditor:
 
     name = "editor"
     initial_version = 1
+    avoid_fresh = False
 
     def __init__(self, text: str, encoding: str, rng: random.Random, version: int | None = None) -> None:
         self.text = text
@@ -199,6 +203,9 @@ class SimEditor:
         self.edits_skipped = 0
         #: content changes used to express applied edits (> edits_applied when split)
         self.edit_changes = 0
+        #: text our edits put in since the last didChange: a user has not seen it yet
+        self.fresh: list[tuple[int, int]] = []
+        self._applying = False
 
     def __repr__(self) -> str:
         return f"{self.name}({self.encoding}, v{self.version}, {self.text!r})"
@@ -213,6 +220,21 @@ class SimEditor:
         if change is None:
             change = to_change(self.text, start, end, new_text, self.encoding)
         self.text = self.text[:start] + new_text + self.text[end:]
+        delta = len(new_text) - (end - start)
+        fresh = []
+        for a, b in self.fresh:
+            if b <= start:
+                fresh.append((a, b))
+            elif a >= end:
+                fresh.append((a + delta, b + delta))
+            else:  # the change cuts into it: keep what is left of it, around the change
+                if a < start:
+                    fresh.append((a, start))
+                if b > end:
+                    fresh.append((end + delta, b + delta))
+        if self._applying and new_text:
+            fresh.append((start, start + len(new_text)))
+        self.fresh = sorted(fresh)
         self.version += self._version_step()
         self.unsent.append(change)
         self._changed()
@@ -222,6 +244,7 @@ class SimEditor:
 
     def flush(self) -> None:
         """Send the queued changes as one didChange, with the version of the last."""
+        self.fresh = []
         if self.unsent:
             self.outbox.append(Notification(self.version, self.unsent))
             self.unsent = []
@@ -236,27 +259,56 @@ class SimEditor:
 
     # -- a workspace/applyEdit --
 
-    def _edit_offsets(self, edit: EditToApply) -> tuple[int, int]:
-        start = ref_offset(self.text, *edit.start, self.encoding)
-        end = ref_offset(self.text, *edit.end, self.encoding)
-        assert start <= end, edit
-        # the bridge must never address a place an editor can not
-        assert ref_position(self.text, start, self.encoding) == edit.start, (edit, self.text)
-        assert ref_position(self.text, end, self.encoding) == edit.end, (edit, self.text)
-        return start, end
+    def _edit_spans(self, edit: EditToApply) -> list[tuple[int, int, str]]:
+        """The edit's TextEdits as (start, end, new text) code point spans of the current text."""
+        spans = []
+        for e in edit.edits:
+            start = ref_offset(self.text, *e.start, self.encoding)
+            end = ref_offset(self.text, *e.end, self.encoding)
+            assert start <= end, edit
+            # the bridge must never address a place an editor can not
+            assert ref_position(self.text, start, self.encoding) == e.start, (edit, self.text)
+            assert ref_position(self.text, end, self.encoding) == e.end, (edit, self.text)
+            spans.append((start, end, e.new_text))
+        spans.sort()
+        for (_, e1, _), (s2, _, _) in zip(spans, spans[1:], strict=False):
+            assert e1 <= s2, f"overlapping TextEdits: {edit}"
+        return spans
+
+    def _apply_edit(
+        self, edit: EditToApply, how: Callable[[int, int, str], None], *, backwards: bool
+    ) -> None:
+        """Apply every TextEdit with *how*, last first (positions stay valid) or first first."""
+        self._applying = True
+        try:
+            self._apply_edit_spans(edit, how, backwards=backwards)
+        finally:
+            self._applying = False
+
+    def _apply_edit_spans(
+        self, edit: EditToApply, how: Callable[[int, int, str], None], *, backwards: bool
+    ) -> None:
+        spans = self._edit_spans(edit)
+        if backwards:
+            for start, end, new in reversed(spans):
+                how(start, end, new)
+            return
+        shift = 0
+        for start, end, new in spans:
+            before = len(self.text)
+            how(start + shift, end + shift, new)
+            shift += len(self.text) - before
 
     def receive_edit(self, edit: EditToApply) -> None:
         raise NotImplementedError
 
-    def _apply_as_sent(self, edit: EditToApply) -> None:
-        start, end = self._edit_offsets(edit)
-        self._change(start, end, edit.new_text, ContentChange((*edit.start, *edit.end), edit.new_text))
+    def _as_sent(self, start: int, end: int, new_text: str) -> None:
+        self._change(start, end, new_text)
         self.edit_changes += 1
 
-    def _apply_minimal(self, edit: EditToApply) -> None:
+    def _minimal(self, start: int, end: int, new: str) -> None:
         """One change: the edit with the text it leaves alone trimmed off both ends."""
-        start, end = self._edit_offsets(edit)
-        old, new = self.text[start:end], edit.new_text
+        old = self.text[start:end]
         p = 0
         while p < min(len(old), len(new)) and old[p] == new[p]:
             p += 1
@@ -268,22 +320,19 @@ class SimEditor:
         self._change(start + p, end - s, new[p : len(new) - s])
         self.edit_changes += 1
 
-    def _apply_lines(self, edit: EditToApply) -> None:
+    def _lines(self, start: int, end: int, new: str) -> None:
         """One change replacing every whole line the edit touches (line breaks included)."""
-        start, end = self._edit_offsets(edit)
         ls = lines(self.text)
         first = next(ln for ln, (s, _, nxt) in enumerate(ls) if start < nxt or ln == len(ls) - 1)
         last = next(ln for ln, (s, _, nxt) in enumerate(ls) if end < nxt or ln == len(ls) - 1)
         lo, hi = ls[first][0], ls[last][2]
-        new_text = self.text[lo:start] + edit.new_text + self.text[end:hi]
-        self._change(lo, hi, new_text)
+        self._change(lo, hi, self.text[lo:start] + new + self.text[end:hi])
         self.edit_changes += 1
 
-    def _apply_hunks(self, edit: EditToApply, backwards: bool) -> None:
+    def _hunks(self, start: int, end: int, new: str, backwards: bool) -> None:
         """Several changes: a diff of the edit's range against its new text, one change per hunk."""
-        start, end = self._edit_offsets(edit)
-        expected = self.text[:start] + edit.new_text + self.text[end:]
-        a, b = _tokens(self.text[start:end]), _tokens(edit.new_text)
+        expected = self.text[:start] + new + self.text[end:]
+        a, b = _tokens(self.text[start:end]), _tokens(new)
         a_at = [0]
         for t in a:
             a_at.append(a_at[-1] + len(t))
@@ -302,27 +351,42 @@ class SimEditor:
 
 
 class VSCode(SimEditor):
+    """Applies a whole edit at once and reports it in one didChange (its TextEdits, last first)."""
+
     name = "vscode"
 
     def __init__(
         self, text: str, rng: random.Random, encoding: str = UTF16, version: int | None = None
     ) -> None:
         super().__init__(text, encoding, rng, version)
+        self._batching = False
 
     def _changed(self) -> None:
-        self.flush()  # every change is its own didChange, at once
+        if not self._batching:
+            self.flush()  # every change is its own didChange, at once
 
     def receive_edit(self, edit: EditToApply) -> None:
         if edit.version != self.version:
             self.edits_refused += 1
             self.outbox.append(Answer(False))
             return
-        self._apply_as_sent(edit)
+        self._batching = True
+        try:
+            self._apply_edit(edit, self._as_sent, backwards=True)
+        finally:
+            self._batching = False
+        self.version = edit.version + 1  # one model change, one version
+        if self.unsent:
+            self.outbox.append(Notification(self.version, self.unsent))
+            self.unsent = []
         self.edits_applied += 1
         self.outbox.append(Answer(True))
 
 
 class Neovim07(SimEditor):
+    """Skips an edit older than the buffer (still answers applied: true); each TextEdit is a
+    buffer change, reported together or apart (debounce) and in one of three shapes."""
+
     name = "nvim"
 
     def __init__(
@@ -340,11 +404,73 @@ class Neovim07(SimEditor):
             self.edits_skipped += 1
             self.outbox.append(Answer(True))
             return
-        how = self.rng.choice((self._apply_as_sent, self._apply_minimal, self._apply_lines))
-        how(edit)
+        self.apply_unchecked(edit)
+
+    def apply_unchecked(self, edit: EditToApply) -> None:
+        """Apply *edit* whatever its version (Neovim never checks version 0), and answer."""
+        how = self.rng.choice((self._as_sent, self._minimal, self._lines))
+
+        def one(start: int, end: int, new: str) -> None:
+            how(start, end, new)
+            if self.rng.random() < 0.25:
+                self.flush()  # no debounce: a didChange per buffer change
+
+        self._apply_edit(edit, one, backwards=True)
         self.edits_applied += 1
-        if self.rng.random() < 0.25:
-            self.flush()
+        self.outbox.append(Answer(True))
+
+
+class FullSync(Neovim07):
+    """Neovim with ``allow_incremental_sync = false`` (or any full-sync client): every didChange
+    is one change holding the whole text."""
+
+    name = "full"
+    #: its user types only where they have seen the text (see :attr:`SimEditor.fresh`): a whole
+    #: text says nothing of where the change was, and typing inside a peer's text in the
+    #: moment it appears would pass for undoing or redoing it
+    avoid_fresh = True
+
+    def flush(self) -> None:
+        self.fresh = []
+        if self.unsent:
+            self.outbox.append(Notification(self.version, [ContentChange(None, self.text)]))
+            self.unsent = []
+
+
+class VersionBlind(VSCode):
+    """A client that ignores the edit's version: applies it as sent to whatever the buffer
+    holds now (shifted places when the user typed before it), answers applied: true, and
+    reports every change at once (a whole edit in one didChange, as VS Code does)."""
+
+    name = "blind"
+
+    def _edit_spans(self, edit: EditToApply) -> list[tuple[int, int, str]]:
+        spans = []
+        for e in edit.edits:  # positions as sent, clamped to the text as it is now
+            start = ref_offset(self.text, *e.start, self.encoding)
+            end = max(start, ref_offset(self.text, *e.end, self.encoding))
+            spans.append((start, end, e.new_text))
+        # shifted places may even overlap now: applied last first, each at its own offsets
+        spans.sort()
+        return spans
+
+    def _apply_edit_spans(
+        self, edit: EditToApply, how: Callable[[int, int, str], None], *, backwards: bool
+    ) -> None:
+        for start, end, new in reversed(self._edit_spans(edit)):
+            end = min(end, len(self.text))
+            how(min(start, end), end, new)
+
+    def receive_edit(self, edit: EditToApply) -> None:
+        self._batching = True
+        try:
+            self._apply_edit(edit, self._as_sent, backwards=True)
+        finally:
+            self._batching = False
+        if self.unsent:
+            self.outbox.append(Notification(self.version, self.unsent))
+            self.unsent = []
+        self.edits_applied += 1
         self.outbox.append(Answer(True))
 
 
@@ -364,7 +490,8 @@ class Eglot(SimEditor):
                 Answer(False, f"Edits on buffer require version {edit.version}, you have {self.version}")
             )
             return
-        self._apply_hunks(edit, backwards=self.rng.random() < 0.5)
+        backwards = self.rng.random() < 0.5
+        self._apply_edit(edit, lambda s, e, t: self._hunks(s, e, t, backwards), backwards=True)
         self.edits_applied += 1
         if self.rng.random() < 0.25:
             self.flush()

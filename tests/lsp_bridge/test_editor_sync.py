@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 import pytest
@@ -18,16 +18,18 @@ import pytest
 from collab_server import ops
 from collab_server.client import ClientState, DocumentClient, Outgoing
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
-from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply
+from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit
 from tests.lsp_bridge.editors import (
     UTF8,
     UTF16,
     UTF32,
     Answer,
     Eglot,
+    FullSync,
     Neovim07,
     Notification,
     SimEditor,
+    VersionBlind,
     VSCode,
     random_text,
     random_user_edit,
@@ -35,6 +37,9 @@ from tests.lsp_bridge.editors import (
 )
 
 HubMsg = tuple[str, int, ops.Op]
+
+#: every simulated editor: VS Code, Neovim 0.7, eglot, a full-sync client, a version-blind client
+KINDS = ("vscode", "nvim", "eglot", "full", "blind")
 
 
 class Peer:
@@ -69,7 +74,17 @@ class Peer:
                     self.to_hub.append(out)
         else:
             assert isinstance(msg, Answer)
-            self.sync.edit_answered(msg.applied and msg.error is None)
+            for op in self.sync.edit_answered(msg.applied and msg.error is None):
+                out = self.client.apply_local(op)
+                if out is not None:
+                    self.to_hub.append(out)
+        self.pump()
+
+    def expire(self) -> None:
+        for op in self.sync.expire():
+            out = self.client.apply_local(op)
+            if out is not None:
+                self.to_hub.append(out)
         self.pump()
 
     def deliver_to_editor(self) -> None:
@@ -133,6 +148,13 @@ class Hub:
         raise AssertionError(f"no quiescence after {limit} steps: {self.peers}")
 
     def actions(self) -> list[Callable[[], None]]:
+        acts = self._actions()
+        if not acts:
+            # nothing moves but time: an edit whose effect never came expires
+            acts = [p.expire for p in self.peers if p.sync.waiting]
+        return acts
+
+    def _actions(self) -> list[Callable[[], None]]:
         acts: list[Callable[[], None]] = []
         for p in self.peers:
             e = p.editor
@@ -165,6 +187,10 @@ def make_editor(kind: str, text: str, rng: random.Random) -> SimEditor:
         return VSCode(text, rng)
     if kind == "nvim":
         return Neovim07(text, rng, encoding=rng.choice((UTF16, UTF8)))
+    if kind == "full":
+        return FullSync(text, rng, encoding=rng.choice((UTF16, UTF8)))
+    if kind == "blind":
+        return VersionBlind(text, rng)
     assert kind == "eglot"
     return Eglot(text, rng, encoding=rng.choice((UTF32, UTF16, UTF8)))
 
@@ -183,11 +209,12 @@ def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: in
     rng = random.Random(seed)
     text = random_text(rng, 10)
     hub = Hub(text)
-    kinds = [rng.choice(("vscode", "nvim", "eglot")) for _ in range(rng.randint(2, 4))]
+    kinds = [rng.choice(KINDS) for _ in range(rng.randint(2, 4))]
     for i, kind in enumerate(kinds):
         hub.join(f"{kind}{i}", make_editor(kind, text, rng))
     typed: list[str] = []
     intact: set[str] = set()
+    inserted = Counter(text)  # insert-only: every character typed is in the end exactly once
     left = user_edits
     for _ in range(20_000):  # a session settles in a few hundred steps
         # an edit taken for the user's and re-sent forever grows the text: fail fast
@@ -212,12 +239,15 @@ def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: in
                 at = editor.text.find(m)
                 if at >= 0:
                     avoid.append((at, at + len(m)))
-            start, end, new = random_user_edit(
-                rng, editor.text, marker=marker, deletes=deletes, avoid=None if deletes else avoid
-            )
+            if deletes:
+                avoid = []
+            if editor.avoid_fresh:
+                avoid += editor.fresh
+            start, end, new = random_user_edit(rng, editor.text, marker=marker, deletes=deletes, avoid=avoid)
             if deletes:
                 damage(editor.text, start, end, intact)
             editor.user_edit(start, end, new)
+            inserted.update(new)
             typed.append(marker)
             intact.add(marker)
             continue
@@ -229,12 +259,16 @@ def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: in
     hub.assert_converged()
     final = hub.seq.text
     if not deletes and not heals:
+        # nothing lost, nothing doubled, character by character
+        assert Counter(final) == inserted, (seed, Counter(final) - inserted, inserted - Counter(final))
+    if heals or {"full", "blind"} & set(kinds):
+        # A heal brings the editor to the room's text with a diff, a full-sync client's
+        # changes are a diff (the places it finds), and a version-blind client shows a peer's
+        # text where it was, not where it belongs, until it is put right: typing in the
+        # meantime may split a marker, so markers may be broken, but never doubled.
+        intact = {m for m in intact if final.count(m) == 1}
+    elif not deletes:
         assert intact == set(typed)
-    if heals:
-        # a heal replaces the pending ops by one diff region: typing concurrent
-        # with it moves to the region's edge, which may split a marker, so
-        # markers may be broken, but never doubled
-        intact.clear()
     for m in intact:
         assert final.count(m) == 1, (seed, m, final)
     for m in typed:
@@ -293,7 +327,7 @@ def test_neovim_applied_our_edit_then_user_typed_in_the_same_batch() -> None:
     nvim = Neovim07("hello\r\nworld", random.Random(1), version=10)
     hub, me = _pair(nvim)
     edit = _deliver_remote(hub, me, [5, " there"])
-    assert edit.version == 10 and edit.start == edit.end == (0, 5)
+    assert edit.version == 10 and edit.edits == (TextEdit((0, 5), (0, 5), " there"),)
     me.deliver_to_editor()
     assert nvim.text == "hello there\r\nworld"
     nvim.user_edit(len(nvim.text), len(nvim.text), "!")  # after our edit, same debounce window
@@ -301,7 +335,7 @@ def test_neovim_applied_our_edit_then_user_typed_in_the_same_batch() -> None:
     assert nvim.outbox[0] == Answer(True) or len(nvim.outbox[0].changes) == 2  # type: ignore[union-attr]
     hub.settle()
     hub.assert_converged()
-    assert me.sync.stats == {"sent": 1, "confirmed": 1, "missed": 0}
+    assert _counts(me.sync) == (1, 1, 0)
     assert hub.seq.text == "hello there\r\nworld!"
 
 
@@ -325,7 +359,7 @@ def test_vscode_refused_edit_is_resent_transformed_past_the_users_change() -> No
     code = VSCode("a😀\r\nb", random.Random(3))
     hub, me = _pair(code)
     first = _deliver_remote(hub, me, [5, "Z"])  # after the b
-    assert first.version == 1 and first.start == first.end == (1, 1)
+    assert first.version == 1 and first.edits == (TextEdit((1, 1), (1, 1), "Z"),)
     code.user_edit(0, 0, "🎉\n")  # the user typed; the edit is now stale
     me.deliver_to_editor()
     assert code.text == "🎉\na😀\r\nb" and list(code.outbox)[-1] == Answer(False)
@@ -334,27 +368,27 @@ def test_vscode_refused_edit_is_resent_transformed_past_the_users_change() -> No
     me.deliver_to_bridge()  # applied: false
     assert len(me.to_editor) == 1
     again = me.to_editor[0]
-    assert again.version == 2 and again.start == again.end == (2, 1) and again.new_text == "Z"
+    assert again.version == 2 and again.edits == (TextEdit((2, 1), (2, 1), "Z"),)
     hub.settle()
     hub.assert_converged()
     assert hub.seq.text == "🎉\na😀\r\nbZ"
-    assert me.sync.stats == {"sent": 2, "confirmed": 1, "missed": 1}
+    assert _counts(me.sync) == (2, 1, 1)
 
 
 @pytest.mark.parametrize("enc", [UTF32, UTF16, UTF8])
 def test_eglot_splits_our_edit_into_several_changes(enc: str) -> None:
     eglot = Eglot("one two three\nfour", random.Random(4), encoding=enc)
     hub, me = _pair(eglot)
-    # one remote op with two places far apart: one edit covering both, applied as a diff in hunks
+    # one remote op with two places far apart: one edit, a TextEdit each, applied as diffs in hunks
     hub.remote(ops.compose(["😀"], [12, "中", -3]))
     for _, rev, op in me.from_hub:  # both arrive before the bridge sends an edit
         me.sync.receive_remote(me.client.receive_op(rev, op)[0])
     me.from_hub.clear()
     me.pump()
     edit = me.to_editor[0]
-    assert edit.start == (0, 0) and edit.new_text.startswith("😀")
+    assert [e.new_text for e in edit.edits] == ["😀", "中"] and edit.edits[0].start == (0, 0)
     me.deliver_to_editor()
-    assert eglot.edit_changes >= 2  # several changes for one TextEdit
+    assert eglot.edit_changes >= 2  # several changes for one edit
     eglot.user_edit(0, 0, "A")  # and the user typed before the idle timer ran
     eglot.flush()
     hub.settle()
@@ -389,7 +423,7 @@ def test_users_change_equal_to_our_edit_is_harmless() -> None:
     hub.settle()
     hub.assert_converged()
     assert hub.seq.text == "aXb"
-    assert me.sync.stats == {"sent": 1, "confirmed": 1, "missed": 0}
+    assert _counts(me.sync) == (1, 1, 0)
 
 
 @pytest.mark.parametrize("make", [VSCode, Neovim07, Eglot])
@@ -397,7 +431,7 @@ def test_remote_insert_between_cr_and_lf_widens_over_the_crlf(make: Callable[...
     editor = make("ab\r\ncd", random.Random(7))
     hub, me = _pair(editor)
     edit = _deliver_remote(hub, me, [3, "X"])  # "ab\rX\ncd": the CRLF is split in two breaks
-    assert edit.start == (0, 2) and edit.end == (1, 0) and edit.new_text == "\rX\n"
+    assert edit.edits == (TextEdit((0, 2), (1, 0), "\rX\n"),)
     me.deliver_to_editor()
     hub.settle()
     hub.assert_converged()
@@ -444,7 +478,7 @@ def test_insert_into_a_crlf_at_the_end_keeps_positions_addressable() -> None:
     code = VSCode("x\r\n", random.Random(9))
     hub, me = _pair(code)
     edit = _deliver_remote(hub, me, [2, "😀"])
-    assert not splits_crlf(code.text, 2) or edit.start == (0, 1)
+    assert not splits_crlf(code.text, 2) or edit.edits[0].start == (0, 1)
     me.deliver_to_editor()
     hub.settle()
     hub.assert_converged()
@@ -479,8 +513,9 @@ def test_edit_written_with_the_documents_line_endings_counts_as_applied() -> Non
     edit = sync.edit_to_send()
     assert edit is not None
     sync.edit_answered(True)
-    start, end = edit.start, edit.end
-    written = edit.new_text.replace("\r\n", "\n").replace("\n", "\r\n")
+    (one,) = edit.edits
+    start, end = one.start, one.end
+    written = one.new_text.replace("\r\n", "\n").replace("\n", "\r\n")
     user = sync.did_change(2, [ContentChange((*start, *end), written)])
     # the difference (one "\r") goes to the hub once, as the editor's edit; nothing is re-sent
     assert user == [[2, "\r"]]
@@ -499,18 +534,80 @@ def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
     assert sync.quiet and sync.edit_to_send() is None
 
 
-def test_one_peers_burst_is_one_edit_two_places_are_two() -> None:
-    """Edits stay local, so the user's cursor between two peers' places does not move."""
+def test_everything_pending_is_one_edit_with_a_text_edit_per_place() -> None:
+    """One round trip however much is pending; two places stay two TextEdits, so the user's
+    cursor between them does not move."""
     sync = EditorSync("line one\nline two\nline three\n", 1, "utf-16")
     for i, ch in enumerate("abc"):  # one peer types "abc" at the start of line one
         sync.receive_remote([i, ch])
     sync.receive_remote([23, "Z"])  # another peer types on line three
-    first = sync.edit_to_send()
-    assert first is not None and first.new_text == "abc" and first.start == first.end == (0, 0)
+    edit = sync.edit_to_send()
+    assert edit is not None
+    assert edit.edits == (TextEdit((0, 0), (0, 0), "abc"), TextEdit((2, 2), (2, 2), "Z"))
     sync.edit_answered(True)
-    assert sync.did_change(2, [ContentChange((0, 0, 0, 0), "abc")]) == []
-    second = sync.edit_to_send()
-    assert second is not None and second.new_text == "Z" and second.start == (2, 2)
-    sync.edit_answered(True)
-    assert sync.did_change(3, [ContentChange((2, 2, 2, 2), "Z")]) == []
+    # VS Code reports the two as one didChange, the later place first
+    changes = [ContentChange((2, 2, 2, 2), "Z"), ContentChange((0, 0, 0, 0), "abc")]
+    assert sync.did_change(2, changes) == []
     assert sync.text == "abcline one\nline two\nliZne three\n" and sync.quiet
+
+
+def test_an_edit_reported_in_pieces_waits_for_the_rest() -> None:
+    """Neovim without debounce reports each TextEdit of an edit in its own didChange."""
+    sync = EditorSync("one\ntwo\n", 5, "utf-16")
+    sync.receive_remote(["A", 4, "B"])
+    edit = sync.edit_to_send()
+    assert edit is not None and len(edit.edits) == 2
+    assert sync.edit_answered(True) == []
+    assert sync.did_change(6, [ContentChange((1, 0, 1, 0), "B")]) == []  # half of it: wait
+    assert sync.did_change(7, [ContentChange((0, 0, 0, 0), "A")]) == []
+    assert sync.text == "Aone\nBtwo\n" and sync.quiet and sync.version == 7
+
+
+def test_a_lone_piece_that_never_completes_was_the_users() -> None:
+    sync = EditorSync("one\ntwo\n", 5, "utf-16")
+    sync.receive_remote(["A", 4, "B"])
+    assert sync.edit_to_send() is not None
+    sync.edit_answered(True)
+    assert sync.did_change(6, [ContentChange((1, 0, 1, 0), "B")]) == []
+    assert sync.waiting
+    # the editor skipped the edit; the user happened to type what one of its places inserts
+    assert sync.expire() == [[5, "B"]]  # in the room's text: after the pending "A"
+    again = sync.edit_to_send()
+    assert again is not None and [e.new_text for e in again.edits] == ["A", "B"]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_whole_text_change_after_our_edit(applied: bool) -> None:
+    """A full-sync client: our edit plus the user's typing, or the user's typing alone."""
+    sync = EditorSync("hello\nworld\n", 3, "utf-16")
+    sync.receive_remote(["PEER "])
+    assert sync.edit_to_send() is not None
+    shown = "PEER hello\nworld!\n" if applied else "hello\nworld!\n"
+    user = sync.did_change(4, [ContentChange(None, shown)])
+    assert sync.edit_answered(True) == []
+    assert user == [[16, "!"]]  # in the room's text, where "PEER " is, shown or not
+    assert sync.text == shown
+    if applied:
+        assert sync.quiet
+    else:
+        again = sync.edit_to_send()
+        assert again is not None and again.edits == (TextEdit((0, 0), (0, 0), "PEER "),)
+
+
+def test_version_blind_client_shifted_edit_is_put_right_not_sent() -> None:
+    """A client that ignores versions applies our edit after the user's typing, at the
+    places as sent: the editor is corrected, the room never sees the misplacement."""
+    sync = EditorSync("abc\ndef\n", 1, "utf-16")
+    sync.receive_remote([5, "X"])  # "abc\ndXef\n"
+    assert sync.edit_to_send() == EditToApply(1, (TextEdit((1, 1), (1, 1), "X"),))
+    assert sync.did_change(2, [ContentChange((1, 0, 1, 0), "uu")]) == [[4, "uu"]]
+    # it arrives anyway, at (1, 1) of the new text: "uXudef" where "uudXef" was meant
+    assert sync.did_change(3, [ContentChange((1, 1, 1, 1), "X")]) == []
+    assert sync.edit_answered(True) == []
+    fix = sync.edit_to_send()
+    assert fix is not None
+    assert sync.stats["shifted"] == 1 and sync.target == "abc\nuudXef\n"
+
+
+def _counts(sync: EditorSync) -> tuple[int, int, int]:
+    return sync.stats["sent"], sync.stats["confirmed"], sync.stats["missed"]

@@ -42,17 +42,28 @@ from pygls.protocol import default_converter
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-from lsp_bridge.editor_sync import ContentChange, EditToApply
-from tests.lsp_bridge.editors import Answer, Eglot, Neovim07, Notification, SimEditor, VSCode
+from lsp_bridge.editor_sync import ContentChange, EditToApply, TextEdit
+from tests.lsp_bridge.editors import Answer, Eglot, Neovim07, Notification, SimEditor, VersionBlind, VSCode
 
 ROOT = Path(__file__).resolve().parents[2]
 
 KINDS = ("vscode", "neovim", "emacs")
+#: also a full-sync client (Neovim with allow_incremental_sync = false) and a client that
+#: ignores an edit's version and applies it where its positions fall now
+ALL_KINDS = (*KINDS, "neovim-full", "blind")
 
-_CAPS = {"vscode": "visual-studio-code", "neovim": "neovim@v0.7.0", "emacs": "emacs"}
+_CAPS = {
+    "vscode": "visual-studio-code",
+    "neovim": "neovim@v0.7.0",
+    "emacs": "emacs",
+    "neovim-full": "neovim@v0.7.0",
+    "blind": "visual-studio-code",
+}
 _INFO = {
     "vscode": T.ClientInfo(name="Visual Studio Code", version="1.65.2"),
     "neovim": T.ClientInfo(name="Neovim", version="0.7.0"),
+    "neovim-full": T.ClientInfo(name="Neovim", version="0.7.0"),
+    "blind": T.ClientInfo(name="Blind", version="1.0"),
     "emacs": T.ClientInfo(name="Eglot", version="1.15"),
 }
 
@@ -64,6 +75,18 @@ class _Nvim(Neovim07):
         if self.version == 0:
             return self.rng.randint(3, 5)
         return super()._version_step()
+
+
+class _NvimFull(_Nvim):
+    """Neovim with ``flags.allow_incremental_sync = false``: every didChange is the whole text."""
+
+    avoid_fresh = True
+
+    def flush(self) -> None:
+        self.fresh = []
+        if self.unsent:
+            self.outbox.append(Notification(self.version, [ContentChange(None, self.text)]))
+            self.unsent = []
 
 
 def sha256(text: str) -> str:
@@ -98,7 +121,7 @@ class TestEditor:
         env: dict[str, str] | None = None,
         debounce: float = 0.08,
     ) -> None:
-        assert kind in KINDS, kind
+        assert kind in ALL_KINDS, kind
         self.kind = kind
         self.name = name
         self.workspace = workspace
@@ -121,6 +144,8 @@ class TestEditor:
         self.edits_received = 0
         self.edits_refused = 0
         self.edits_skipped = 0
+        #: TextEdits in all the applyEdits received (one applyEdit may hold many)
+        self.text_edits_received = 0
         self.auto_open_shown = True
         self._note_event = asyncio.Event()
         self._register()
@@ -207,8 +232,14 @@ class TestEditor:
         return (self.workspace / rel).as_uri()
 
     def open(self, uri: str, text: str, language_id: str = "python") -> None:
-        version = 1 if self.kind == "vscode" else 0
-        cls = {"vscode": VSCode, "neovim": _Nvim, "emacs": Eglot}[self.kind]
+        version = 1 if self.kind in ("vscode", "blind") else 0
+        cls = {
+            "vscode": VSCode,
+            "neovim": _Nvim,
+            "emacs": Eglot,
+            "neovim-full": _NvimFull,
+            "blind": VersionBlind,
+        }[self.kind]
         self.buffers[uri] = cls(text, self.rng, encoding=self.encoding, version=version)
         self.client.text_document_did_open(
             T.DidOpenTextDocumentParams(
@@ -304,25 +335,31 @@ class TestEditor:
         uri = tde.text_document.uri
         version = tde.text_document.version
         assert version is not None, "pairls must never send version null"
-        assert len(tde.edits) == 1, tde.edits
-        e = tde.edits[0]
-        assert isinstance(e, T.TextEdit)
-        edit = EditToApply(
-            version,
-            (e.range.start.line, e.range.start.character),
-            (e.range.end.line, e.range.end.character),
-            e.new_text,
-        )
+        assert tde.edits, tde
+        edits = []
+        for e in tde.edits:
+            assert isinstance(e, T.TextEdit)
+            start = (e.range.start.line, e.range.start.character)
+            end = (e.range.end.line, e.range.end.character)
+            edits.append(TextEdit(start, end, e.new_text))
+        edit = EditToApply(version, tuple(edits))
+        self.text_edits_received += len(edits)
         buf = self.buffers.get(uri)
         if buf is None:
             return T.ApplyWorkspaceEditResult(applied=False, failure_reason="not open")
-        if self.kind == "neovim":
-            answer = self._nvim_apply(buf, edit)
+        if isinstance(buf, Neovim07):
+            # vim.lsp.util.apply_text_document_edit (0.7): skip if version > 0 and the buffer is newer
+            if edit.version > 0 and buf.version > edit.version:
+                self.edits_skipped += 1
+                buf.messages.append("Buffer newer than edits.")
+                buf.outbox.append(Answer(True))
+            else:
+                buf.apply_unchecked(edit)
         else:
             buf.receive_edit(edit)
-            self._send_notifications(uri)
-            answer = buf.outbox.popleft()  # type: ignore[assignment]
-        assert isinstance(answer, Answer)
+        self._send_notifications(uri)
+        answer = buf.outbox.popleft()
+        assert isinstance(answer, Answer), answer
         self._send_notifications(uri)
         if buf.unsent:
             self._drain(uri)
@@ -332,18 +369,6 @@ class TestEditor:
         if not answer.applied:
             self.edits_refused += 1
         return T.ApplyWorkspaceEditResult(applied=answer.applied)
-
-    def _nvim_apply(self, buf: SimEditor, edit: EditToApply) -> Answer:
-        # vim.lsp.util.apply_text_document_edit (0.7): skip if version > 0 and the buffer is newer
-        if edit.version > 0 and buf.version > edit.version:
-            self.edits_skipped += 1
-            buf.messages.append("Buffer newer than edits.")
-            return Answer(True)
-        how = self.rng.choice((buf._apply_as_sent, buf._apply_minimal, buf._apply_lines))
-        how(edit)
-        if self.rng.random() < 0.25:
-            buf.flush()
-        return Answer(True)
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""The editor, as the session sees it: standard LSP requests and notifications (pygls).
+
+:class:`LspEditor` is the session's :class:`~lsp_bridge.session.EditorPort`:
+a room's edit becomes ``workspace/applyEdit`` (one ``TextDocumentEdit``,
+versioned, never ``null``), messages become ``window/showMessage`` or
+``window/logMessage``, progress becomes ``$/progress`` when the editor
+offers it, following a peer becomes ``window/showDocument``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types as lsp
+
+from .editor_sync import EditToApply
+from .room import FollowTo, Progress, TextChanged
+
+if TYPE_CHECKING:
+    from .server import PairlsServer
+
+__all__ = ["LspEditor"]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_TOKEN = "pairls/follow"
+
+
+class LspEditor:
+    """See the module docstring."""
+
+    def __init__(self, server: PairlsServer) -> None:
+        self.server = server
+        self._progress_token: str | None = None
+
+    async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
+        version = edit.version
+        if version == 0 and self.server.client_name == "Neovim":
+            # Neovim opens documents at version 0 and never checks an edit's version 0 against
+            # the buffer (only versions > 0): it would apply it over changes not yet reported.
+            # It checks 1, and a change since didOpen makes the buffer's version (b:changedtick) >= 3.
+            version = 1
+        edits = [
+            lsp.TextEdit(
+                range=lsp.Range(
+                    start=lsp.Position(line=e.start[0], character=e.start[1]),
+                    end=lsp.Position(line=e.end[0], character=e.end[1]),
+                ),
+                new_text=e.new_text,
+            )
+            for e in edit.edits
+        ]
+        # no label: Neovim prints it for every edit
+        params = lsp.ApplyWorkspaceEditParams(
+            edit=lsp.WorkspaceEdit(
+                document_changes=[
+                    lsp.TextDocumentEdit(
+                        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+                        edits=list(edits),
+                    )
+                ]
+            ),
+        )
+        result = await self.server.workspace_apply_edit_async(params)
+        return bool(result.applied)
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        kind = lsp.MessageType.Error if error else lsp.MessageType.Warning
+        self.server.window_show_message(lsp.ShowMessageParams(type=kind, message=text))
+
+    def log(self, text: str) -> None:
+        self.server.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Info, message=text))
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.server.protocol.notify(method, params)
+
+    def refresh_inlay_hints(self) -> None:
+        if self.server.can_refresh_inlay_hints:
+            self.server.workspace_inlay_hint_refresh(None)
+
+    def text_changed(self, event: TextChanged) -> None:
+        self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
+
+    def text_replaced(self, path: str, text: str | None) -> None:
+        self.server.completions.replaced(path, text)
+
+    def progress(self, event: Progress) -> None:
+        if not self.server.can_show_progress:
+            return
+        if event.kind == "begin":
+            self._progress_token = PROGRESS_TOKEN
+            self.server.work_done_progress.create(PROGRESS_TOKEN)
+            self.server.work_done_progress.begin(
+                PROGRESS_TOKEN,
+                lsp.WorkDoneProgressBegin(title="pairls", message=event.message, percentage=event.percentage),
+            )
+        elif self._progress_token is None:
+            return
+        elif event.kind == "report":
+            self.server.work_done_progress.report(
+                PROGRESS_TOKEN, lsp.WorkDoneProgressReport(message=event.message, percentage=event.percentage)
+            )
+        else:
+            self.server.work_done_progress.end(PROGRESS_TOKEN, lsp.WorkDoneProgressEnd(message=event.message))
+            self._progress_token = None
+
+    async def follow_to(self, event: FollowTo) -> None:
+        """Show where a followed peer is: their buffer here, else the room's file on disk."""
+        uri = event.uri
+        if uri is None:
+            local = await self.server.ensure_local(event.path)
+            if local is None:
+                return
+            uri = self.server.paths.uri(local)
+        selection = None
+        if event.selection is not None:
+            (sl, sc), (el, ec) = event.selection
+            selection = lsp.Range(
+                start=lsp.Position(line=sl, character=sc), end=lsp.Position(line=el, character=ec)
+            )
+        where = f"{event.path}:{event.selection[0][0] + 1}" if event.selection else event.path
+        await self.show_document(uri, selection, f"pairls: {event.name} is at {where}")
+
+    async def show_document(self, uri: str, selection: lsp.Range | None, fallback: str) -> None:
+        """``window/showDocument``; if the editor cannot, tell the user where to look instead."""
+        try:
+            result = await self.server.window_show_document_async(
+                lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
+            )
+            shown = bool(result and result.success)
+        except Exception:  # an editor without showDocument answers MethodNotFound
+            shown = False
+        if not shown:
+            self.server.window_show_message(
+                lsp.ShowMessageParams(type=lsp.MessageType.Info, message=fallback)
+            )

@@ -1,0 +1,138 @@
+"""The room actions, as ``workspace/executeCommand`` commands with one JSON object argument.
+
+Any LSP editor can run them with no plugin (README, "Pair programming from
+your editor").  A failure the user can act on is a JSON-RPC error
+(``RequestFailed``) whose message says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from ..server import PairlsServer
+from ..session import SessionError
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def _arg(args: tuple[Any, ...]) -> dict[str, Any]:
+    """Commands take one JSON object argument."""
+    if args and isinstance(args[0], dict):
+        return args[0]
+    return {}
+
+
+def user_error(message: str) -> JsonRpcException:
+    err = JsonRpcException(message=message)
+    err.code = -32803  # LSP 3.17 RequestFailed
+    return err
+
+
+async def create_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    name = str(_arg(args).get("name") or "")
+    return await _enter(ls, ls.require_session().create_room(ls.hub_url, name))
+
+
+async def join_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    invite = _arg(args).get("invite")
+    if not isinstance(invite, str) or not invite:
+        raise user_error("joinRoom needs {invite}")
+    return await _enter(ls, ls.require_session().join_room(invite))
+
+
+async def _enter(ls: PairlsServer, entering: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Create or join: on failure tell the user and fail the command; then share what is open."""
+    try:
+        result = await entering
+    except SessionError as exc:
+        ls.editor.show_message(f"pairls: {exc}", error=True)
+        raise user_error(str(exc)) from None
+    if ls.auto_share:
+        ls.share_open_documents()
+    return result
+
+
+async def leave_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    if ls.session is not None:
+        ls.session.leave()
+    return {}
+
+
+async def share_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    uri = _arg(args).get("uri")
+    session = ls.require_session()
+    doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    if doc is None:
+        raise user_error("open the document in the editor first")
+    path = ls.paths.room_path(doc.uri) or _outside_path(ls, doc.uri)
+    try:
+        return await session.share(doc.uri, path, doc.source, doc.version or 0)
+    except SessionError as exc:
+        raise user_error(str(exc)) from None
+
+
+def _outside_path(ls: PairlsServer, uri: str) -> str:
+    """A file outside the workspace is shared by its name; a name the room has goes numbered."""
+    room = ls.require_session().room
+    doc = room.by_uri.get(uri)
+    if doc is not None:
+        return doc.path
+    name = PurePosixPath(Path(to_fs_path(uri) or "untitled").name or "untitled")
+    taken = set(room.room_documents) | set(room.docs)
+    candidate, n = str(name), 2
+    while candidate in taken:
+        candidate = f"{name.stem}-{n}{name.suffix}"
+        n += 1
+    return candidate
+
+
+async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    path = _arg(args).get("path")
+    session = ls.require_session()
+    room = session.room
+    if not room.in_room:
+        raise user_error("join or create a room first")
+    if not isinstance(path, str) or (path not in room.room_documents and path not in room.docs):
+        raise user_error("no such document in the room")
+    local = await ls.ensure_local(path)
+    if local is None:
+        raise user_error(f"could not open {path}")
+    uri = ls.paths.uri(local)
+    await ls.editor.show_document(uri, None, f"pairls: {path} is at {local}")
+    return {"uri": uri}
+
+
+async def participants(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    return {"participants": ls.require_session().room.participants_list()}
+
+
+async def follow(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    session = ls.require_session()
+    error = session.call(lambda pid, now: session.room.set_follow(pid), _arg(args).get("participantId"))
+    if error is not None:
+        raise user_error(error)
+    return {}
+
+
+async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    st = ls.require_session().room.status()
+    if st["hubUrl"] is None:
+        st["hubUrl"] = ls.hub_url
+    return st
+
+
+COMMANDS: dict[str, Handler] = {
+    "pairls.createRoom": create_room,
+    "pairls.joinRoom": join_room,
+    "pairls.leaveRoom": leave_room,
+    "pairls.shareDocument": share_document,
+    "pairls.openDocument": open_document,
+    "pairls.participants": participants,
+    "pairls.follow": follow,
+    "pairls.status": status,
+}

@@ -1,0 +1,34 @@
+"""``initialize`` and ``shutdown``."""
+
+from __future__ import annotations
+
+from lsprotocol import types as lsp
+
+from ..server import PairlsServer
+
+
+def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
+    """Settings from ``initializationOptions``; what the client can do; the workspace folders."""
+    opts = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+    ls.hub_url = str(opts.get("hubUrl") or ls.hub_url)
+    ls.display_name = str(opts.get("displayName") or ls.display_name)[:64]
+    ls.auto_share = bool(opts.get("autoShare", True))
+    # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
+    # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"
+    enc = ls.workspace.position_encoding or "utf-16"
+    ls.encoding = str(getattr(enc, "value", enc))
+    caps = params.capabilities
+    ws = caps.workspace
+    ls.can_refresh_inlay_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
+    window = caps.window
+    ls.can_show_progress = bool(window and window.work_done_progress)
+    ls.client_name = params.client_info.name if params.client_info else ""
+    folders = [(f.name, f.uri) for f in params.workspace_folders or []]
+    if not folders and params.root_uri:
+        folders = [("root", params.root_uri)]
+    ls.set_folders(folders)
+    ls.start_session()
+
+
+async def shutdown(ls: PairlsServer, params: None) -> None:
+    await ls.stop_session()

@@ -1,0 +1,1705 @@
+"""A language server's room on a hub, as a state machine (sans-I/O).
+
+See docs/architecture.md ("The language server").  :class:`Room` holds
+everything the language server knows about its room: the connection's
+state and limits, the client id of this room entry, the documents (each a
+:class:`~collab_server.client.DocumentClient` towards the hub and one
+:class:`~lsp_bridge.editor_sync.EditorSync` per editor buffer showing it),
+requests in flight, held hub messages, peers and their cursors, timers.
+Like python-websockets' protocol objects it does no I/O and never waits:
+
+* inputs are method calls: the user's commands (:meth:`create`,
+  :meth:`join`, :meth:`leave`, :meth:`share`, ...), the editor's
+  notifications (:meth:`editor_changed`, :meth:`edit_answered`, ...), the
+  connection's life (:meth:`connection_opened`, :meth:`receive`,
+  :meth:`connection_closed`) and the clock (:meth:`tick`); every input that
+  depends on time is given ``now``;
+* outputs are :meth:`messages_to_send` (hub messages, already paced to the
+  hub's rate limit) and :meth:`events` (what to do on the editor side or
+  with the connection), and :meth:`next_wakeup` says when :meth:`tick` is
+  due.
+
+The asyncio shell (``session.py``) only moves messages and sleeps.
+
+The detours a session meets are transitions here, each tested without
+sockets (tests/lsp_bridge/test_room.py):
+
+* every room entry gets a fresh client id (``hello`` carries it), so seq
+  numbers that start again at 1 are never taken for old duplicates;
+* one document per room path, however many buffers show it;
+* ops larger than the hub's frame limit go in pieces (``welcome.limits``),
+  a document larger than its document limit is refused once, in words;
+* a reconnect re-joins and catches each document up with ``open since``,
+  in revision order, then re-sends what was in flight, same seq;
+* a refused op is re-sent (``unavailable``, ``rate_limited``), caught up
+  (``revision_too_old``, ``not_open``), or, last resort, healed: the hub's
+  text is read whole and the user's unacknowledged changes are rebased
+  onto it (:meth:`DocumentClient.rebase`), never dropped; heals are counted;
+* joining follows the room's documents a few at a time, retrying what
+  failed, and reports progress;
+* the connection backs off on repeated failures and says so once.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collab_server import ops
+from collab_server.client import DocumentClient, Outgoing
+
+from .editor_sync import ContentChange, EditorSync, EditToApply
+from .invite import InvalidInvite, Invite, parse_invite
+from .positions import LineIndex
+
+__all__ = [
+    "ApplyEdit",
+    "Connect",
+    "Disconnect",
+    "Done",
+    "Event",
+    "FollowTo",
+    "Log",
+    "Notify",
+    "Progress",
+    "RefreshInlayHints",
+    "Room",
+    "RoomConfig",
+    "ShowMessage",
+    "TextChanged",
+    "TextReplaced",
+]
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a websocket to *url* (closing any other); then call :meth:`Room.connection_opened`."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close the websocket, if any; do not reconnect."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyEdit:
+    """Send ``workspace/applyEdit``; answer with :meth:`Room.edit_answered`."""
+
+    uri: str
+    edit: EditToApply
+
+
+@dataclass(frozen=True, slots=True)
+class ShowMessage:
+    text: str
+    error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshInlayHints:
+    """Peers' cursors moved: ask the editor for inlay hints again."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextChanged:
+    """The room text of *path* changed by *op* (for the completion index)."""
+
+    path: str
+    old: str
+    op: ops.Op
+    new: str
+    author: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TextReplaced:
+    """The room text of *path* is now *text* (``None``: forget it)."""
+
+    path: str
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A command finished: *result*, or *error* (a sentence for the user)."""
+
+    ticket: int
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Work-done progress (LSP ``$/progress``): ``kind`` is begin, report or end."""
+
+    kind: str
+    message: str
+    percentage: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowTo:
+    """Show the followed participant's place: *uri* if a buffer shows *path*, else the file."""
+
+    path: str
+    uri: str | None
+    #: (line, character) start and end in the editor's encoding, if known
+    selection: tuple[tuple[int, int], tuple[int, int]] | None
+    name: str
+
+
+Event = (
+    Connect
+    | Disconnect
+    | ApplyEdit
+    | ShowMessage
+    | Log
+    | Notify
+    | RefreshInlayHints
+    | TextChanged
+    | TextReplaced
+    | Done
+    | Progress
+    | FollowTo
+)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """Timings and limits (seconds, counts); tests shorten them."""
+
+    #: a create or join fails when the hub cannot be reached for this long
+    enter_timeout: float = 10.0
+    #: reconnect backoff: first delay, growth factor, cap
+    backoff_min: float = 0.2
+    backoff_max: float = 5.0
+    #: a connection up this long counts as healthy: the backoff starts again from the bottom
+    healthy_after: float = 10.0
+    #: opens (follow, catch-up) in flight at once
+    max_opens: int = 8
+    #: an op refused with unavailable/rate_limited goes again after this (doubling, capped)
+    resend_min: float = 0.25
+    resend_max: float = 5.0
+    #: a document's content hash is compared with the hub's after this much quiet
+    check_after: float = 1.0
+    #: an edit the editor answered but whose effect never came is given up after this
+    edit_expire: float = 2.0
+    #: an edit the editor refused goes again after its next didChange, or after this
+    edit_retry: float = 1.0
+    #: our cursor goes to the hub at most this often
+    presence_interval: float = 0.05
+    #: inlay hint refreshes at most this often
+    refresh_interval: float = 0.1
+    #: the share of the hub's message rate we use
+    rate_share: float = 0.8
+    #: follow progress is reported for rooms with at least this many documents
+    progress_threshold: int = 20
+
+
+# -- state ------------------------------------------------------------------------------------
+
+
+class Conn(enum.Enum):
+    DOWN = "disconnected"
+    CONNECTING = "connecting"
+    HELLO = "hello"
+    UP = "connected"
+
+
+class DocState(enum.Enum):
+    #: nothing asked of the hub yet (offline, or waiting for its turn)
+    NEW = "new"
+    #: create_document sent
+    CREATING = "creating"
+    #: open sent (first open, catch-up with since, or a heal's full read)
+    OPENING = "opening"
+    OPEN = "open"
+    #: refused for good (too large, not allowed): no longer shared
+    FAILED = "failed"
+
+
+@dataclass
+class View:
+    """One editor buffer showing a document."""
+
+    uri: str
+    sync: EditorSync
+    applying: bool = False
+    #: a refused edit goes again after the next didChange or at this time
+    retry_at: float | None = None
+    #: an answered edit whose effect has not come is given up at this time
+    expire_at: float | None = None
+
+
+@dataclass
+class Doc:
+    path: str
+    state: DocState = DocState.NEW
+    client: DocumentClient | None = None
+    views: dict[str, View] = field(default_factory=dict)
+    #: hub ops and acks that arrived ahead of their turn, by rev
+    held: list[dict[str, Any]] = field(default_factory=list)
+    #: what the next open must be: "since" (catch up), "full" (read the text whole), "zero" (since 0)
+    need: str | None = None
+    #: create_document must still be sent (we share our text)
+    create: bool = False
+    #: the request in flight for it
+    request: int | None = None
+    #: commands waiting for it to open
+    tickets: list[int] = field(default_factory=list)
+    resend_at: float | None = None
+    resend_delay: float = 0.0
+    check_at: float | None = None
+    open_after: float = 0.0
+    heals: int = 0
+    #: the text whose hash is cached in ``_hash``
+    _hashed: str | None = None
+    _hash: str = ""
+
+    def sha256(self) -> str | None:
+        if self.client is None:
+            return None
+        if self._hashed is not self.client.text:
+            self._hashed = self.client.text
+            self._hash = hashlib.sha256(self.client.text.encode("utf-8")).hexdigest()
+        return self._hash
+
+
+@dataclass
+class Participant:
+    id: str
+    name: str
+    role: str
+    color: str
+    path: str | None = None
+    #: the revision of ``path`` the ranges are at
+    rev: int = 0
+    #: code point ranges [anchor, head] in the hub's text of ``path`` at ``rev``
+    ranges: list[list[int]] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "color": self.color, "role": self.role}
+        if self.path is not None:
+            out["path"] = self.path
+            out["ranges"] = self.ranges
+        return out
+
+
+@dataclass
+class _Request:
+    kind: str
+    path: str | None = None
+    ticket: int | None = None
+
+
+class Room:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        encoding: str,
+        config: RoomConfig | None = None,
+        jitter: Callable[[], float] = lambda: 1.0,
+    ) -> None:
+        self.name = name
+        self.encoding = encoding
+        self.config = config or RoomConfig()
+        self._jitter = jitter
+        self.conn = Conn.DOWN
+        self.hub_url: str | None = None
+        self.client_id = ""
+        #: how to get back in after a reconnect (the owner's secret for a creator)
+        self.invite: Invite | None = None
+        self.room_id: str | None = None
+        self.role: str | None = None
+        self.editor_invite: str | None = None
+        self.viewer_invite: str | None = None
+        self.participant = ""
+        self.participants: dict[str, Participant] = {}
+        #: path -> revision, as the hub listed them
+        self.room_documents: dict[str, int] = {}
+        self.docs: dict[str, Doc] = {}
+        self.by_uri: dict[str, Doc] = {}
+        self.heals = 0
+        self.follow: str | None = None
+        self.limits: dict[str, Any] = {"maxMessageBytes": 1 << 20, "rate": 1000.0, "burst": 2000}
+        #: counters for status and tests
+        self.stats = {"connects": 0, "reconnects": 0, "resends": 0, "catchups": 0, "refused": 0}
+        self._entry: tuple[str, Any, int] | None = None  # ("create", name, ticket) | ("join", invite, ticket)
+        self._enter_deadline: float | None = None
+        self._entered = False
+        self._ids = itertools.count(1)
+        self._tickets = itertools.count(1)
+        self._requests: dict[int, _Request] = {}
+        self._out: deque[dict[str, Any]] = deque()
+        self._events: list[Event] = []
+        self._opening: set[str] = set()
+        self._queue: deque[str] = deque()
+        self._reconnect_at: float | None = None
+        self._failures = 0
+        self._up_since: float | None = None
+        self._lost_said = False
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self._presence: tuple[str, int, list[list[int]]] | None = None
+        self._presence_at = 0.0
+        self._presence_due: float | None = None
+        self._refresh_due: float | None = None
+        self._refresh_at = 0.0
+        self._progress_open = False
+        self._progress_pct = -1
+        self._viewer_warned = False
+        self._too_large_warned: set[str] = set()
+        self._batching = 0
+        self._to_pump: set[str] = set()
+        #: when opens were last sent
+        self._opens_at = 0.0
+        #: documents open here (a count: a room may have thousands)
+        self._open_count = 0
+        #: paths of the documents with a timer set (a room may have thousands)
+        self._timed: set[str] = set()
+
+    # == outputs ====================================================================================
+
+    def events(self) -> list[Event]:
+        """What to do on the editor side (or with the connection), in order."""
+        out, self._events = self._events, []
+        return out
+
+    def messages_to_send(self, now: float) -> list[dict[str, Any]]:
+        """Hub messages to send now, within the hub's rate limit (the rest waits: :meth:`next_wakeup`)."""
+        if not self._out:
+            return []
+        rate = float(self.limits.get("rate") or 1000.0) * self.config.rate_share
+        burst = max(1.0, float(self.limits.get("burst") or 2000) * self.config.rate_share)
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        out = []
+        while self._out and self._tokens >= 1.0 - 1e-6:  # (float sums fall just short)
+            self._tokens -= 1.0
+            out.append(self._out.popleft())
+        return out
+
+    def next_wakeup(self) -> float | None:
+        """When :meth:`tick` is next due, if ever."""
+        times = [self._reconnect_at, self._enter_deadline, self._presence_due, self._refresh_due]
+        if self._out and self._tokens < 1.0 - 1e-6:
+            rate = float(self.limits.get("rate") or 1000.0) * self.config.rate_share
+            times.append(self._tokens_at + (1.0 - self._tokens) / rate + 1e-6)
+        for path in self._timed:
+            doc = self.docs.get(path)
+            if doc is None:
+                continue
+            times += [doc.resend_at, doc.check_at]
+            if doc.state is DocState.NEW and doc.open_after > self._opens_at:
+                # (one that is due already waits for a free slot: a reply frees it, not time)
+                times.append(doc.open_after)
+            for view in doc.views.values():
+                times += [view.retry_at, view.expire_at]
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    # == commands ===================================================================================
+
+    @property
+    def in_room(self) -> bool:
+        return self.room_id is not None
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is Conn.UP and self._entered
+
+    def create(self, hub_url: str, room_name: str, client_id: str, now: float) -> int:
+        """Create a room on *hub_url* and enter it; :class:`Done` with ``{roomId, invite, viewerInvite}``."""
+        ticket = next(self._tickets)
+        if self.in_room or self._entry is not None:
+            self._done(ticket, error="already in a room; leave it first")
+            return ticket
+        self._begin_entry(hub_url, ("create", room_name, ticket), client_id, now)
+        return ticket
+
+    def join(self, invite_text: str, client_id: str, now: float) -> int:
+        """Join the room of an invite; :class:`Done` with ``{roomId, role, participants, documents}``."""
+        ticket = next(self._tickets)
+        if self.in_room or self._entry is not None:
+            self._done(ticket, error="already in a room; leave it first")
+            return ticket
+        try:
+            invite = parse_invite(invite_text)
+        except InvalidInvite as exc:
+            self._done(ticket, error=str(exc))
+            return ticket
+        self._begin_entry(invite.hub_url, ("join", invite, ticket), client_id, now)
+        return ticket
+
+    def _begin_entry(self, hub_url: str, entry: tuple[str, Any, int], client_id: str, now: float) -> None:
+        # A new room entry is a new client: seq numbers start at 1 again, and the
+        # hub must not take them for an earlier entry's (it keys ops by client id).
+        self.client_id = client_id
+        self.hub_url = hub_url
+        self._entry = entry
+        self._enter_deadline = now + self.config.enter_timeout
+        self._failures = 0
+        self._connect(now)
+
+    def leave(self, now: float) -> None:
+        """Leave the room (or give up entering one): the editors keep their text."""
+        if self._entry is not None:
+            self._done(self._entry[2], error="cancelled: left the room")
+        connected = self.connected
+        for doc in self.docs.values():
+            self._events.append(TextReplaced(doc.path, None))
+        self._reset_room()
+        if connected:
+            self._send({"type": "leave"})  # goes before the close
+        self._events.append(Disconnect())
+        self._notify_status()
+        self._events.append(Notify("pairls/participants", {"participants": []}))
+
+    def _reset_room(self) -> None:
+        self.room_id = self.role = self.invite = None
+        self.editor_invite = self.viewer_invite = None
+        self.participants = {}
+        self.room_documents = {}
+        for doc in self.docs.values():
+            for ticket in doc.tickets:
+                self._done(ticket, error="left the room")
+        self.docs = {}
+        self._open_count = 0
+        self.by_uri = {}
+        self.follow = None
+        self._entry = None
+        self._enter_deadline = None
+        self._entered = False
+        self._requests = {}
+        self._out.clear()
+        self._opening = set()
+        self._queue = deque()
+        self._reconnect_at = None
+        self.conn = Conn.DOWN
+        self._lost_said = False
+        self._presence = None
+        self._presence_due = None
+        self._viewer_warned = False
+        self._too_large_warned = set()
+        self._end_progress()
+
+    def share(self, uri: str, path: str, text: str, version: int, now: float) -> int:
+        """Share the editor's buffer *uri* at room *path*; :class:`Done` with ``{path, rev}`` once open.
+
+        If the room has *path* already, its text wins (the buffer is brought to
+        it, typing since the share began included, rebased); else a document is
+        created from the buffer's text.
+        """
+        ticket = next(self._tickets)
+        if not self.in_room:
+            self._done(ticket, error="join or create a room first")
+            return ticket
+        doc = self.docs.get(path)
+        if doc is not None and uri in doc.views:
+            return self._done_open(doc, ticket)
+        old = self.by_uri.get(uri)
+        if old is not None:
+            self.unshare(uri)
+        if doc is not None and doc.state is DocState.FAILED:
+            self._done(ticket, error=f"{path} is not shared: it is larger than the hub allows")
+            return ticket
+        if doc is None:
+            if self.role == "viewer" and path not in self.room_documents:
+                self._done(ticket, error="viewers cannot share documents")
+                return ticket
+            limit = self.limits.get("maxDocumentBytes")
+            if limit is not None and len(text.encode("utf-8")) > int(limit):
+                self._done(ticket, error=self._too_large(path, len(text.encode("utf-8")), int(limit)))
+                return ticket
+            doc = self.docs[path] = Doc(path)
+            # Until the hub answers, the buffer's text is the base and typing waits in
+            # the (held) client: nothing the user does meanwhile is lost.
+            doc.client = self._new_client(path, text, 0, held=True)
+            doc.create = path not in self.room_documents
+            doc.need = "zero" if doc.create else "full"
+            view = View(uri, EditorSync(text, version, self.encoding))
+            doc.views[uri] = view
+            self.by_uri[uri] = doc
+            doc.tickets.append(ticket)
+            self._enqueue(doc, front=True)
+            self._pump_opens(now)
+            return ticket
+        # The room has it (we follow it, or another buffer shows it): attach, the room's text wins.
+        view = View(uri, EditorSync(text, version, self.encoding))
+        doc.views[uri] = view
+        self.by_uri[uri] = doc
+        if doc.client is not None and doc.state is DocState.OPEN:
+            if text != doc.client.text:
+                view.sync.reset(doc.client.text)
+            self._pump(doc, view, now)
+            self._notify_status()
+            return self._done_open(doc, ticket)
+        if doc.client is None:
+            # Followed, not open yet: the buffer's text is the base until the room's
+            # arrives; what the user types meanwhile is rebased onto it then.
+            doc.client = self._new_client(path, text, 0, held=True)
+            doc.need = "full"
+        elif text != doc.client.text:
+            # being opened or caught up: the buffer shows the client's text
+            view.sync.reset(doc.client.text)
+        doc.tickets.append(ticket)
+        self._enqueue(doc, front=True)
+        self._pump_opens(now)
+        return ticket
+
+    def unshare(self, uri: str) -> None:
+        """The editor closed *uri*: the document stays followed, without this buffer."""
+        doc = self.by_uri.pop(uri, None)
+        if doc is not None:
+            doc.views.pop(uri, None)
+
+    def open_text(self, path: str, now: float) -> int:
+        """The room's text of *path*, for a file to show: :class:`Done` with ``{path, text}``."""
+        ticket = next(self._tickets)
+        if not self.in_room:
+            self._done(ticket, error="join or create a room first")
+            return ticket
+        if path not in self.room_documents and path not in self.docs:
+            self._done(ticket, error="no such document in the room")
+            return ticket
+        doc = self.docs.get(path)
+        if doc is None:
+            doc = self.docs[path] = Doc(path, need="full")
+        if doc.state is DocState.OPEN and doc.client is not None:
+            self._done(ticket, result={"path": path, "text": doc.client.text})
+            return ticket
+        doc.tickets.append(ticket)
+        self._enqueue(doc, front=True)
+        self._pump_opens(now)
+        return ticket
+
+    def set_follow(self, participant: str | None) -> str | None:
+        """Follow *participant* (``None`` stops); returns an error sentence, or None."""
+        if participant is None:
+            self.follow = None
+            return None
+        p = self.participants.get(participant)
+        if p is None:
+            return "no such participant"
+        self.follow = participant
+        if p.path is not None:
+            self._follow_moved(p)
+        return None
+
+    # == the editor =================================================================================
+
+    def editor_changed(self, uri: str, version: int, changes: list[ContentChange], now: float) -> bool:
+        """``textDocument/didChange``; returns True if any of it was the user's typing."""
+        doc = self.by_uri.get(uri)
+        if doc is None:
+            return False
+        view = doc.views[uri]
+        user_ops = view.sync.did_change(version, changes)
+        if view.retry_at is not None:
+            view.retry_at = None  # a refused edit was waiting for this change
+        self._after_sync(doc, view, now)
+        if not user_ops:
+            self._pump(doc, view, now)
+            return False
+        if self.role == "viewer":
+            # The hub would refuse these; the buffer goes back to the room's text, said once.
+            if doc.client is not None:
+                view.sync.reset(doc.client.text)
+            if not self._viewer_warned:
+                self._viewer_warned = True
+                self._events.append(
+                    ShowMessage("pairls: you joined as a viewer; your edits are not shared and were undone")
+                )
+            self._pump(doc, view, now)
+            return False
+        self._user_ops(doc, view, user_ops, now)
+        return True
+
+    def edit_answered(self, uri: str, applied: bool, now: float) -> None:
+        """The editor answered our ``workspace/applyEdit`` (an error counts as not applied)."""
+        doc = self.by_uri.get(uri)
+        if doc is None:
+            return
+        view = doc.views[uri]
+        view.applying = False
+        user_ops = view.sync.edit_answered(applied)
+        if not applied:
+            # The user's changes are on their way (eglot sends them up to 0.5 s
+            # later): go again once they are here, or after a while.
+            view.retry_at = now + self.config.edit_retry
+            self._timed.add(doc.path)
+        self._after_sync(doc, view, now)
+        if user_ops:
+            self._user_ops(doc, view, user_ops, now)
+        else:
+            self._pump(doc, view, now)
+
+    def _after_sync(self, doc: Doc, view: View, now: float) -> None:
+        view.expire_at = now + self.config.edit_expire if view.sync.waiting else None
+        if view.expire_at is not None:
+            self._timed.add(doc.path)
+
+    def editor_text(self, uri: str, text: str) -> None:
+        """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal."""
+        doc = self.by_uri.get(uri)
+        if doc is None or doc.client is None or doc.state is not DocState.OPEN:
+            return
+        view = doc.views[uri]
+        if not view.sync.quiet or view.sync.text == text:
+            return
+        self._count_heal(doc, "the editor's text drifted from ours")
+        view.sync.view.text = text
+        view.sync.reset(doc.client.text)
+
+    def cursor_moved(self, uri: str, ranges: Iterable[tuple[int, int]], now: float) -> None:
+        """The user's cursor or selections, as code point offsets in the buffer's text."""
+        doc = self.by_uri.get(uri)
+        if doc is None or doc.client is None or not self.in_room:
+            return
+        view = doc.views[uri]
+        client = doc.client
+        pending = [o for o in (client.outstanding.op if client.outstanding else None, client.buffer) if o]
+        hub_ranges = []
+        for anchor, head in list(ranges)[:64]:
+            pair = []
+            for pos in (anchor, head):
+                pos = view.sync.to_room(pos)
+                for op in reversed(pending):
+                    pos = ops.map_back(pos, op)
+                pair.append(pos)
+            hub_ranges.append(pair)
+        self._presence = (doc.path, client.rev, hub_ranges)
+        self._presence_due = max(now, self._presence_at + self.config.presence_interval)
+        self._flush_presence(now)
+
+    # == the connection =============================================================================
+
+    def connection_opened(self, now: float) -> None:
+        """The websocket is open: say hello with this entry's client id."""
+        self.conn = Conn.HELLO
+        self._tokens = max(1.0, float(self.limits.get("burst") or 2000) * self.config.rate_share)
+        self._tokens_at = now
+        self._request(
+            {"type": "hello", "protocol": PROTOCOL_VERSION, "name": self.name, "clientId": self.client_id},
+            "hello",
+        )
+
+    def connection_closed(self, code: int | None, now: float) -> None:
+        """The websocket closed (or could not open)."""
+        if self.conn is Conn.DOWN and self._reconnect_at is not None:
+            return
+        healthy = self._up_since is not None and now - self._up_since >= self.config.healthy_after
+        self.conn = Conn.DOWN
+        self._up_since = None
+        self._entered = False
+        self._requests = {}
+        self._out.clear()
+        self._opening = set()
+        self._presence_due = None
+        for doc in self.docs.values():
+            doc.request = None
+            doc.resend_at = None
+            doc.check_at = None
+            if doc.state in (DocState.OPENING, DocState.CREATING, DocState.OPEN):
+                self._set_state(doc, DocState.NEW)
+                if doc.need is None:
+                    doc.need = "since" if doc.client is not None and not doc.client.held else doc.need
+        if not self.in_room and self._entry is None:
+            self._notify_status()
+            return
+        if healthy:
+            self._failures = 0
+        delay = min(self.config.backoff_max, self.config.backoff_min * (2**self._failures)) * self._jitter()
+        self._failures += 1
+        self._reconnect_at = now + delay
+        if self.in_room and not self._lost_said:
+            self._lost_said = True
+            self._events.append(
+                ShowMessage(
+                    "pairls: lost the connection to the hub; "
+                    "your edits are kept and will be sent on reconnect"
+                )
+            )
+        logger.info("hub connection closed (code %s); reconnecting in %.2fs", code, delay)
+        self._notify_status()
+
+    def receive_frame(self, msgs: list[dict[str, Any]], now: float) -> None:
+        """The messages of one hub frame, in order; the editor gets one edit for all of them."""
+        self._batching += 1
+        try:
+            for msg in msgs:
+                self.receive(msg, now)
+        finally:
+            self._batching -= 1
+        self._pump_batched(now)
+
+    def _pump_batched(self, now: float) -> None:
+        if self._batching:
+            return
+        uris, self._to_pump = self._to_pump, set()
+        for uri in uris:
+            doc = self.by_uri.get(uri)
+            if doc is not None and uri in doc.views:
+                self._pump(doc, doc.views[uri], now)
+
+    def receive(self, msg: dict[str, Any], now: float) -> None:
+        """One message from the hub (a JSON array frame: :meth:`receive_frame`)."""
+        rid = msg.get("id")
+        if rid is not None and type(rid) is int and rid in self._requests:
+            self._reply(self._requests.pop(rid), msg, now)
+            return
+        kind = msg.get("type")
+        path = msg.get("path")
+        doc = self.docs.get(path) if isinstance(path, str) else None
+        if kind in ("op", "ack"):
+            if doc is not None and isinstance(msg.get("rev"), int):
+                doc.held.append(msg)
+                self._deliver_held(doc, now)
+        elif kind == "error":
+            self._hub_error(doc, msg, now)
+        elif kind == "presence":
+            self._presence_received(msg)
+        elif kind == "participant_joined" and isinstance(msg.get("participant"), dict):
+            self._participant(msg["participant"])
+            self._participants_changed()
+        elif kind == "participant_left":
+            gone = self.participants.pop(str(msg.get("participant", "")), None)
+            self._participants_changed()
+            if gone is not None and gone.path is not None:
+                self._cursors_changed(gone.path)
+        elif kind == "document_added" and isinstance(path, str):
+            rev = msg.get("rev")
+            self.room_documents[path] = rev if isinstance(rev, int) else 0
+            if path not in self.docs:
+                self.docs[path] = Doc(path, need="full")
+                self._enqueue(self.docs[path])
+                self._pump_opens(now)
+
+    def tick(self, now: float) -> None:
+        """Time passed: run what is due."""
+        if self._enter_deadline is not None and now >= self._enter_deadline and self._entry is not None:
+            url = self.hub_url
+            self._done(self._entry[2], error=f"cannot reach the hub at {url}; is pairls-hub running?")
+            self._reset_room()
+            self._events.append(Disconnect())
+            self._notify_status()
+            return
+        if self._reconnect_at is not None and now >= self._reconnect_at:
+            self._reconnect_at = None
+            self._connect(now)
+        if self._presence_due is not None and now >= self._presence_due:
+            self._flush_presence(now)
+        if self._refresh_due is not None and now >= self._refresh_due:
+            self._refresh_due = None
+            self._refresh_at = now
+            self._events.append(RefreshInlayHints())
+        for path in list(self._timed):
+            doc = self.docs.get(path)
+            if doc is None or not self._has_timers(doc, now):
+                self._timed.discard(path)
+                continue
+            if doc.resend_at is not None and now >= doc.resend_at:
+                doc.resend_at = None
+                self._resend(doc)
+            if doc.check_at is not None and now >= doc.check_at:
+                doc.check_at = None
+                self._check(doc, now)
+            for view in list(doc.views.values()):
+                if view.retry_at is not None and now >= view.retry_at:
+                    view.retry_at = None
+                    self._pump(doc, view, now)
+                if view.expire_at is not None and now >= view.expire_at:
+                    view.expire_at = None
+                    user_ops = view.sync.expire()
+                    if user_ops:
+                        self._user_ops(doc, view, user_ops, now)
+                    else:
+                        self._pump(doc, view, now)
+        self._pump_opens(now)
+
+    @staticmethod
+    def _has_timers(doc: Doc, now: float) -> bool:
+        if doc.resend_at is not None or doc.check_at is not None or doc.open_after > now:
+            return True
+        return any(v.retry_at is not None or v.expire_at is not None for v in doc.views.values())
+
+    # == status =====================================================================================
+
+    def status(self) -> dict[str, Any]:
+        docs = {}
+        for path, d in self.docs.items():
+            c = d.client
+            pending = bool(c and (c.unacknowledged or d.state is not DocState.OPEN))
+            pending = pending or any(not v.sync.quiet or v.applying for v in d.views.values())
+            docs[path] = {
+                "rev": c.rev if c else None,
+                "pending": pending,
+                "open": bool(d.views),
+                "state": d.state.value,
+                "sha256": d.sha256(),
+                "heals": d.heals,
+                # per buffer: what is still to reach the editor (for diagnostics)
+                "views": {
+                    v.uri: {
+                        "toShow": len(v.sync.view.pending),
+                        "applying": v.applying,
+                        "waiting": v.sync.waiting,
+                        "retry": v.retry_at is not None,
+                        "stats": dict(v.sync.stats),
+                    }
+                    for v in d.views.values()
+                },
+            }
+        return {
+            "connected": self.connected,
+            "state": self.conn.value,
+            "roomId": self.room_id,
+            "role": self.role,
+            "hubUrl": self.hub_url,
+            "participants": len(self.participants),
+            "documents": docs,
+            "following": self.following(),
+            "heals": self.heals,
+            "stats": dict(self.stats),
+        }
+
+    def following(self) -> dict[str, int]:
+        """How many of the room's documents are open here."""
+        return {"open": self._open_count, "total": len(self.room_documents)}
+
+    def participants_list(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.participants.values():
+            d = p.describe()
+            d["self"] = p.id == self.participant
+            out.append(d)
+        return out
+
+    def cursors(self, uri: str) -> list[tuple[Participant, list[tuple[tuple[int, int], tuple[int, int]]]]]:
+        """Peers' cursors in buffer *uri*: (participant, [(anchor, head)] as (line, character))."""
+        doc = self.by_uri.get(uri)
+        if doc is None or doc.client is None:
+            return []
+        view = doc.views[uri]
+        idx = LineIndex.of(view.sync.text)
+        out = []
+        for p in self.participants.values():
+            if p.path != doc.path or p.id == self.participant:
+                continue
+            ranges = []
+            for anchor, head in p.ranges:
+                a = idx.position(self._to_editor(doc, view, p, anchor), self.encoding)
+                h = idx.position(self._to_editor(doc, view, p, head), self.encoding)
+                ranges.append((a, h))
+            out.append((p, ranges))
+        return out
+
+    def document_text(self, path: str) -> str | None:
+        doc = self.docs.get(path)
+        return doc.client.text if doc is not None and doc.client is not None else None
+
+    # == internals: connection ======================================================================
+
+    def _connect(self, now: float) -> None:
+        assert self.hub_url is not None
+        self.conn = Conn.CONNECTING
+        self.stats["connects"] += 1
+        self._events.append(Connect(self.hub_url))
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        self._out.append(msg)
+
+    def _request(
+        self, msg: dict[str, Any], kind: str, *, path: str | None = None, ticket: int | None = None
+    ) -> int:
+        rid = next(self._ids)
+        self._requests[rid] = _Request(kind, path, ticket)
+        msg["id"] = rid
+        self._send(msg)
+        return rid
+
+    def _reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
+        kind = msg.get("type")
+        if req.kind == "hello":
+            if kind != "welcome":
+                self._entry_failed(msg, now)
+                return
+            self.conn = Conn.UP
+            self._up_since = now
+            self.participant = str(msg.get("participant", ""))
+            limits = msg.get("limits")
+            if isinstance(limits, dict):
+                self.limits.update({k: v for k, v in limits.items() if isinstance(v, int | float)})
+            self._set_op_limits()
+            if self._entry is not None:
+                what, arg, _ = self._entry
+                if what == "create":
+                    self._request({"type": "create_room", "name": arg}, "enter")
+                else:
+                    self._request({"type": "join", "room": arg.room_id, "secret": arg.secret}, "enter")
+            elif self.invite is not None:
+                self._request(
+                    {"type": "join", "room": self.invite.room_id, "secret": self.invite.secret}, "rejoin"
+                )
+        elif req.kind in ("enter", "rejoin"):
+            if kind not in ("joined", "room_created"):
+                self._entry_failed(msg, now)
+                return
+            self._entered_room(msg, req.kind == "rejoin", now)
+        elif req.kind == "create_document" and req.path is not None:
+            doc = self.docs.get(req.path)
+            if doc is None or doc.request is None:
+                return
+            doc.request = None
+            self._set_state(doc, DocState.NEW)
+            self._opening.discard(doc.path)
+            if kind == "document_created":
+                doc.create = False
+                doc.need = "zero"
+            elif msg.get("code") == "document_exists":
+                doc.create = False
+                doc.need = "full"
+            else:
+                self._open_failed(doc, msg, now)
+                return
+            self.room_documents.setdefault(doc.path, 0)
+            self._enqueue(doc, front=True)
+        elif req.kind == "open" and req.path is not None:
+            doc = self.docs.get(req.path)
+            self._opening.discard(req.path)
+            if doc is None or doc.request is None:
+                return
+            doc.request = None
+            if kind == "opened":
+                self._opened(doc, msg, now)
+            else:
+                self._open_failed(doc, msg, now)
+        elif req.kind == "digest" and req.path is not None:
+            doc = self.docs.get(req.path)
+            if doc is not None and kind == "digest":
+                self._digest(doc, msg, now)
+        self._pump_opens(now)
+
+    def _set_op_limits(self) -> None:
+        for doc in self.docs.values():
+            if doc.client is not None:
+                doc.client.max_op_bytes = self._max_op_bytes(doc.path)
+
+    def _max_op_bytes(self, path: str) -> int:
+        frame = int(self.limits.get("maxMessageBytes") or 1 << 20)
+        envelope = {"type": "op", "path": path, "rev": 2**53, "seq": 2**53, "op": []}
+        overhead = len(json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return max(64, frame - overhead - 64)
+
+    def _entry_failed(self, msg: dict[str, Any], now: float) -> None:
+        code = str(msg.get("code"))
+        if code == "unavailable" or code == "rate_limited":
+            # the hub cannot serve it right now: the connection goes again, with backoff
+            self._events.append(Disconnect())
+            self.connection_closed(None, now)
+            return
+        text = _explain(code)
+        if self._entry is not None:
+            self._done(self._entry[2], error=text)
+        else:
+            self._events.append(ShowMessage(f"pairls: could not rejoin the room: {text}", error=True))
+            for doc in self.docs.values():
+                self._events.append(TextReplaced(doc.path, None))
+        self._reset_room()
+        self._events.append(Disconnect())
+        self._notify_status()
+
+    def _entered_room(self, msg: dict[str, Any], rejoin: bool, now: float) -> None:
+        self._entered = True
+        self._enter_deadline = None
+        if self._lost_said:
+            self._lost_said = False
+            self._events.append(ShowMessage("pairls: reconnected to the hub"))
+        self.room_id = str(msg.get("room"))
+        self.role = str(msg.get("role"))
+        self.participants = {}
+        for p in msg.get("participants") or []:
+            if isinstance(p, dict):
+                self._participant(p)
+        for pres in msg.get("presence") or []:
+            if isinstance(pres, dict):
+                self._presence_received(pres)
+        self.room_documents = {
+            d["path"]: d.get("rev", 0)
+            for d in msg.get("documents") or []
+            if isinstance(d, dict) and isinstance(d.get("path"), str)
+        }
+        if self._entry is not None:
+            what, arg, ticket = self._entry
+            self._entry = None
+            assert self.hub_url is not None
+            if what == "create":
+                self.editor_invite = str(Invite(self.hub_url, self.room_id, msg["editorSecret"]))
+                self.viewer_invite = str(Invite(self.hub_url, self.room_id, msg["viewerSecret"]))
+                self.invite = Invite(self.hub_url, self.room_id, msg["ownerSecret"])
+                self._done(
+                    ticket,
+                    result={
+                        "roomId": self.room_id,
+                        "invite": self.editor_invite,
+                        "viewerInvite": self.viewer_invite,
+                    },
+                )
+            else:
+                self.invite = arg
+                if self.role == "viewer":
+                    self.viewer_invite = str(arg)
+                else:
+                    self.editor_invite = str(arg)
+                self._done(
+                    ticket,
+                    result={
+                        "roomId": self.room_id,
+                        "role": self.role,
+                        "participants": self.participants_list(),
+                        "documents": [{"path": p, "rev": r} for p, r in sorted(self.room_documents.items())],
+                    },
+                )
+        else:
+            self.stats["reconnects"] += 1
+        # Every document: catch up (since our revision) or open; the room's others: follow.
+        for path in self.room_documents:
+            if path not in self.docs:
+                self.docs[path] = Doc(path, need="full")
+        for doc in self.docs.values():
+            if doc.state is DocState.FAILED:
+                continue
+            self._set_state(doc, DocState.NEW)
+            if doc.need is None:
+                doc.need = "since" if doc.client is not None else "full"
+            if doc.need == "since":
+                self.stats["catchups"] += 1
+        self._queue = deque()
+        for doc in sorted(self.docs.values(), key=lambda d: (not d.views, d.path)):
+            if doc.state is DocState.NEW:
+                self._queue.append(doc.path)
+        self._notify_status()
+        self._participants_changed()
+        self._pump_opens(now)
+
+    def _set_state(self, doc: Doc, state: DocState) -> None:
+        if (doc.state is DocState.OPEN) != (state is DocState.OPEN):
+            self._open_count += 1 if state is DocState.OPEN else -1
+        doc.state = state
+
+    # == internals: opening documents ===============================================================
+
+    def _enqueue(self, doc: Doc, *, front: bool = False) -> None:
+        if doc.path in self._opening or doc.state is DocState.FAILED:
+            return
+        if doc.path in self._queue:
+            if not front:
+                return
+            self._queue.remove(doc.path)
+        if doc.state is DocState.OPEN:
+            self._set_state(doc, DocState.NEW)
+        if front:
+            self._queue.appendleft(doc.path)
+        else:
+            self._queue.append(doc.path)
+
+    def _pump_opens(self, now: float) -> None:
+        """Send opens (and creates) from the queue, a few at a time."""
+        self._opens_at = now
+        if not self.connected:
+            return
+        later: list[str] = []
+        while self._queue and len(self._opening) < self.config.max_opens:
+            path = self._queue.popleft()
+            doc = self.docs.get(path)
+            if doc is None or doc.state is not DocState.NEW:
+                continue
+            if doc.open_after > now:
+                later.append(path)
+                continue
+            self._opening.add(path)
+            if doc.create:
+                assert doc.client is not None
+                limit = self.limits.get("maxDocumentBytes")
+                size = len(doc.client.text.encode("utf-8"))
+                if limit is not None and size > int(limit):
+                    self._opening.discard(path)
+                    self._fail(doc, self._too_large(path, size, int(limit)))
+                    continue
+                self._set_state(doc, DocState.CREATING)
+                doc.request = self._request(self._create_message(doc), "create_document", path=path)
+                continue
+            self._set_state(doc, DocState.OPENING)
+            msg: dict[str, Any] = {"type": "open", "path": path}
+            in_flight = doc.client is not None and doc.client.outstanding is not None
+            if (doc.need == "since" or in_flight) and doc.client is not None:
+                # (an op in flight may have been committed: reading the ops since tells)
+                msg["since"] = doc.client.rev
+            elif doc.need == "zero":
+                msg["since"] = 0
+            doc.request = self._request(msg, "open", path=path)
+        self._queue.extendleft(reversed(later))
+        self._report_progress()
+
+    def _create_message(self, doc: Doc) -> dict[str, Any]:
+        """``create_document`` with the buffer's text, or empty with the text to follow as ops."""
+        client = doc.client
+        assert client is not None
+        text = client.shadow
+        msg = {"type": "create_document", "path": doc.path, "text": text}
+        size = len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")) + 32
+        if size > int(self.limits.get("maxMessageBytes") or 1 << 20):
+            # too big for one frame: create it empty; our text goes as ops that each fit
+            typed = client.buffer
+            fresh = self._new_client(doc.path, "", 0, held=True)
+            fresh.apply_local(ops.insert(0, text) if text else [])
+            if typed:
+                fresh.apply_local(typed)
+            doc.client = fresh
+            msg["text"] = ""
+        return msg
+
+    def _new_client(self, path: str, text: str, rev: int, *, held: bool, next_seq: int = 1) -> DocumentClient:
+        return DocumentClient(
+            text, rev, self.client_id, next_seq=next_seq, held=held, max_op_bytes=self._max_op_bytes(path)
+        )
+
+    def _open_failed(self, doc: Doc, msg: dict[str, Any], now: float) -> None:
+        code = str(msg.get("code"))
+        self._set_state(doc, DocState.NEW)
+        if code in ("unavailable", "rate_limited"):
+            doc.resend_delay = _grow(doc.resend_delay, self.config.resend_min, self.config.resend_max)
+            doc.open_after = now + doc.resend_delay * self._jitter()
+            self._timed.add(doc.path)
+            self._enqueue(doc)
+            return
+        if code == "too_large":
+            self._fail(doc, self._too_large(doc.path, None, self.limits.get("maxDocumentBytes")))
+            return
+        if code == "future_revision":
+            # the hub is behind what we saw (another hub, a restored database): read it whole
+            doc.need = "full"
+            self._enqueue(doc)
+            return
+        # no such document (gone), forbidden, bad path: it cannot be had
+        logger.warning("could not open %s: %s", doc.path, code)
+        self._fail(doc, f"pairls: {doc.path} cannot be shared: {_explain(code)}")
+        self.room_documents.pop(doc.path, None)
+
+    def _fail(self, doc: Doc, text: str) -> None:
+        """The document is not shared any more: its buffers keep their text, said once."""
+        self._set_state(doc, DocState.FAILED)
+        for ticket in doc.tickets:
+            self._done(ticket, error=text.removeprefix("pairls: "))
+        doc.tickets = []
+        if doc.path not in self._too_large_warned:
+            self._too_large_warned.add(doc.path)
+            if doc.views:
+                self._events.append(ShowMessage(text, error=True))
+            else:
+                self._events.append(Log(text))
+        for uri in list(doc.views):
+            self.by_uri.pop(uri, None)
+        doc.views = {}
+        doc.client = None
+        doc.held = []
+        self._events.append(TextReplaced(doc.path, None))
+        if self.connected:
+            self._send({"type": "close", "path": doc.path})
+        self._notify_status()
+
+    def _too_large(self, path: str, size: int | None, limit: Any) -> str:
+        lim = f"{int(limit) / (1 << 20):.1f} MB" if isinstance(limit, int | float) else "its limit"
+        if size is None:
+            return (
+                f"pairls: {path} grew larger than this hub allows for a document ({lim}); "
+                "it is no longer shared (your text stays in your editor)"
+            )
+        return (
+            f"pairls: {path} is {size / (1 << 20):.1f} MB, more than this hub allows "
+            f"for a document ({lim}); it is not shared"
+        )
+
+    def _opened(self, doc: Doc, msg: dict[str, Any], now: float) -> None:
+        rev = msg.get("rev")
+        if not isinstance(rev, int):
+            return
+        doc.resend_delay = 0.0
+        self._batching += 1
+        try:
+            self._open_reply(doc, msg, rev, now)
+        finally:
+            self._batching -= 1
+        self._pump_batched(now)
+
+    def _open_reply(self, doc: Doc, msg: dict[str, Any], rev: int, now: float) -> None:
+        client = doc.client
+        if isinstance(msg.get("text"), str):
+            text = msg["text"]
+            if client is None:
+                doc.client = client = self._new_client(doc.path, text, rev, held=False)
+                for view in doc.views.values():
+                    # a buffer attached while it was being opened: the room's text wins
+                    if view.sync.target != text:
+                        view.sync.reset(text)
+            else:
+                # our unacknowledged changes (none in flight: see _pump_opens) move onto it
+                client.hold()
+                theirs = client.rebase(text, rev)
+                for view in doc.views.values():
+                    view.sync.receive_remote(theirs)
+            doc.need = None
+        else:
+            if client is None:
+                return
+            for entry in msg.get("ops") or []:
+                if not isinstance(entry, dict) or entry.get("rev") != client.rev + 1:
+                    continue
+                try:
+                    op = ops.check(entry.get("op"))
+                except ops.InvalidOp:
+                    op = None
+                if op is None or ops.base_length(op) > len(client.shadow):
+                    client.hold()
+                    self._count_heal(doc, "the hub sent an op that does not fit our text")
+                    doc.need = "full"
+                    break
+                seq = entry.get("seq")
+                self._hub_op(
+                    doc, entry["rev"], op, seq if isinstance(seq, int) else None, entry.get("author"), now
+                )
+            if doc.need in ("since", "zero"):
+                doc.need = None
+        self._events.append(TextReplaced(doc.path, client.text))
+        doc.held = [m for m in doc.held if m["rev"] > client.rev]
+        self._set_state(doc, DocState.OPEN)
+        self.room_documents[doc.path] = max(self.room_documents.get(doc.path, 0), client.rev)
+        if doc.need == "full":
+            # a heal waits for the op in flight: resend it; the whole read follows its ack
+            out = client.resend()
+            if out is not None:
+                self._send_op(doc, out)
+            else:
+                self._enqueue(doc, front=True)
+            return
+        self._deliver_held(doc, now)
+        out = client.release() if client.held else client.resend()
+        if out is not None:
+            self._send_op(doc, out)
+        for ticket in doc.tickets:
+            self._done_open(doc, ticket)
+        doc.tickets = []
+        for view in doc.views.values():
+            self._pump(doc, view, now)
+        self._schedule_check(doc, now)
+        self._report_progress()
+        if doc.views or self._open_count == len(self.room_documents):
+            self._notify_status()
+
+    def _done_open(self, doc: Doc, ticket: int) -> int:
+        assert doc.client is not None
+        self._done(ticket, result={"path": doc.path, "rev": doc.client.rev, "text": doc.client.text})
+        return ticket
+
+    def _report_progress(self) -> None:
+        total = len(self.room_documents)
+        if total < self.config.progress_threshold:
+            return
+        opened = self._open_count
+        pct = opened * 100 // total
+        if opened < total:
+            if not self._progress_open:
+                self._progress_open = True
+                self._progress_pct = pct
+                self._events.append(Progress("begin", f"following {total} documents", pct))
+            elif pct >= self._progress_pct + 5:
+                self._progress_pct = pct
+                self._events.append(Progress("report", f"{opened} of {total} documents", pct))
+        else:
+            self._end_progress()
+
+    def _end_progress(self) -> None:
+        if self._progress_open:
+            self._progress_open = False
+            self._events.append(Progress("end", "following every document"))
+
+    # == internals: ops ==============================================================================
+
+    def _deliver_held(self, doc: Doc, now: float) -> None:
+        """Apply held hub ops and acks in revision order (those before our turn are dropped)."""
+        client = doc.client
+        if client is None or doc.state is not DocState.OPEN:
+            return
+        while doc.held:
+            doc.held.sort(key=lambda m: m["rev"])
+            msg = doc.held[0]
+            if msg["rev"] > client.rev + 1:
+                # A gap: an op never reached us.  Read what we missed.
+                logger.warning(
+                    "%s: revision %s arrived before %s; catching up", doc.path, msg["rev"], client.rev + 1
+                )
+                self._catch_up(doc, now)
+                return
+            doc.held.pop(0)
+            if msg["rev"] <= client.rev:
+                continue
+            if msg["type"] == "ack":
+                if client.outstanding is None or msg.get("seq") != client.outstanding.seq:
+                    # not for what we have in flight: read what happened
+                    logger.warning("%s: an ack for an op not in flight; catching up", doc.path)
+                    self._catch_up(doc, now)
+                    return
+                out = client.receive_ack(msg["rev"])
+                doc.resend_delay = 0.0
+                if doc.need == "full" and client.outstanding is None:
+                    # a heal was waiting for this op's fate
+                    self._set_state(doc, DocState.NEW)
+                    self._enqueue(doc, front=True)
+                    self._pump_opens(now)
+                    return
+                if out is not None:
+                    self._send_op(doc, out)
+            else:
+                op = msg.get("op")
+                try:
+                    checked = ops.check(op)
+                except ops.InvalidOp:
+                    self._heal(doc, "the hub sent an op that is not an op", now)
+                    return
+                if ops.base_length(checked) > len(client.shadow):
+                    self._heal(doc, "the hub sent an op that does not fit our text", now)
+                    return
+                self._hub_op(doc, msg["rev"], checked, None, msg.get("author"), now)
+            self._schedule_check(doc, now)
+
+    def _hub_op(self, doc: Doc, rev: int, op: ops.Op, seq: int | None, author: Any, now: float) -> None:
+        client = doc.client
+        assert client is not None
+        self._move_cursors(doc, rev, op, author if isinstance(author, str) else None)
+        old = client.text
+        local, out = client.receive_op(rev, op, self.client_id if seq is not None else None, seq)
+        if local:
+            peer = self.participants.get(author) if isinstance(author, str) else None
+            self._events.append(TextChanged(doc.path, old, local, client.text, peer.name if peer else None))
+            for view in doc.views.values():
+                view.sync.receive_remote(local)
+                self._pump(doc, view, now)
+        if out is not None:
+            self._send_op(doc, out)
+
+    def _user_ops(self, doc: Doc, view: View | None, user_ops: list[ops.Op], now: float) -> None:
+        """Edits the user made in *view*: to the hub, and to the other buffers of the document."""
+        client = doc.client
+        if client is None:
+            return
+        for op in user_ops:
+            old = client.text
+            out = client.apply_local(op)
+            self._events.append(TextChanged(doc.path, old, op, client.text, self.name))
+            for other in doc.views.values():
+                if other is not view:
+                    other.sync.receive_remote(op)
+            if out is not None:
+                self._send_op(doc, out)
+        limit = self.limits.get("maxDocumentBytes")
+        if (
+            limit is not None
+            and len(client.text) * 4 > int(limit)
+            and len(client.text.encode("utf-8")) > int(limit)
+        ):
+            self._fail(doc, self._too_large(doc.path, None, limit))
+            return
+        for v in doc.views.values():
+            self._pump(doc, v, now)
+        self._schedule_check(doc, now)
+
+    def _send_op(self, doc: Doc, out: Outgoing) -> None:
+        """Send an op now if the document is open here; otherwise it goes after the catch-up."""
+        if self.connected and doc.state is DocState.OPEN:
+            self._send({"type": "op", "path": doc.path, "rev": out.base_rev, "seq": out.seq, "op": out.op})
+
+    def _resend(self, doc: Doc) -> None:
+        if doc.client is None or doc.state is not DocState.OPEN:
+            return
+        out = doc.client.resend()
+        if out is not None:
+            self.stats["resends"] += 1
+            self._send_op(doc, out)
+
+    def _hub_error(self, doc: Doc | None, msg: dict[str, Any], now: float) -> None:
+        code = str(msg.get("code"))
+        seq = msg.get("seq")
+        if doc is None or doc.client is None:
+            logger.warning("hub error: %s", code)
+            return
+        client = doc.client
+        if not isinstance(seq, int):
+            if code == "unavailable" and doc.state is DocState.OPEN:
+                # the hub lost the document (its task failed): read what we missed, later
+                doc.resend_delay = _grow(doc.resend_delay, self.config.resend_min, self.config.resend_max)
+                doc.open_after = now + doc.resend_delay
+                self._timed.add(doc.path)
+                self._catch_up(doc, now)
+            else:
+                logger.warning("hub error on %s: %s", doc.path, code)
+            return
+        if client.outstanding is None or seq != client.outstanding.seq:
+            return  # about an op already settled
+        self.stats["refused"] += 1
+        if code in ("rate_limited", "unavailable"):
+            doc.resend_delay = _grow(doc.resend_delay, self.config.resend_min, self.config.resend_max)
+            doc.resend_at = now + doc.resend_delay * self._jitter()
+            self._timed.add(doc.path)
+        elif code in ("revision_too_old", "not_open"):
+            self._catch_up(doc, now)
+        elif code == "forbidden":
+            self.role = "viewer"
+            client.unsend()
+            client.discard_local()
+            for view in doc.views.values():
+                view.sync.reset(client.text)
+                self._pump(doc, view, now)
+            self._events.append(
+                ShowMessage("pairls: the hub refused your edit: you are a viewer in this room")
+            )
+            self._notify_status()
+        elif code == "too_large":
+            self._fail(doc, self._too_large(doc.path, None, self.limits.get("maxDocumentBytes")))
+        else:
+            client.unsend()
+            self._heal(doc, f"the hub refused an op ({code})", now)
+
+    def _catch_up(self, doc: Doc, now: float) -> None:
+        """Read the ops we missed (``open since``), then re-send what was in flight."""
+        doc.need = "since"
+        doc.held = []
+        self.stats["catchups"] += 1
+        if doc.state is DocState.OPEN:
+            self._set_state(doc, DocState.NEW)
+        self._enqueue(doc, front=True)
+        self._pump_opens(now)
+
+    def _heal(self, doc: Doc, reason: str, now: float) -> None:
+        """Last resort: read the hub's text whole; our unacknowledged changes are rebased onto it.
+
+        An op still in flight may be committed: its fate comes first (the
+        open is a catch-up then, which reports it), the whole read after.
+        """
+        self._count_heal(doc, reason)
+        assert doc.client is not None
+        doc.client.hold()
+        doc.need = "full"
+        doc.held = []
+        if doc.state is DocState.OPEN:
+            self._set_state(doc, DocState.NEW)
+        self._enqueue(doc, front=True)
+        self._pump_opens(now)
+
+    def _count_heal(self, doc: Doc, reason: str) -> None:
+        self.heals += 1
+        doc.heals += 1
+        logger.warning("healing %s (heal #%d): %s", doc.path, self.heals, reason)
+        self._events.append(Log(f"pairls: healed {doc.path}: {reason}"))
+
+    def _schedule_check(self, doc: Doc, now: float) -> None:
+        if doc.views:
+            doc.check_at = now + self.config.check_after
+            self._timed.add(doc.path)
+
+    def _check(self, doc: Doc, now: float) -> None:
+        client = doc.client
+        if client is None or doc.state is not DocState.OPEN or client.unacknowledged or not self.connected:
+            return
+        self._request({"type": "digest", "path": doc.path}, "digest", path=doc.path)
+
+    def _digest(self, doc: Doc, msg: dict[str, Any], now: float) -> None:
+        client = doc.client
+        if client is None or doc.state is not DocState.OPEN:
+            return
+        if msg.get("rev") != client.rev or client.unacknowledged:
+            return  # things moved on; a later check tells
+        if doc.sha256() != msg.get("sha256"):
+            self._heal(doc, "content hash differs from the hub's", now)
+
+    # == internals: the editor ======================================================================
+
+    def _pump(self, doc: Doc, view: View, now: float) -> None:
+        """Send the editor what it has not shown yet, one applyEdit at a time."""
+        if self._batching:
+            # several hub ops at once (a catch-up, a frame of a batch): one edit for all
+            self._to_pump.add(view.uri)
+            return
+        if view.applying or view.retry_at is not None:
+            return
+        edit = view.sync.edit_to_send()
+        if edit is None:
+            return
+        view.applying = True
+        self._events.append(ApplyEdit(view.uri, edit))
+
+    # == internals: people ==========================================================================
+
+    def _participant(self, p: dict[str, Any]) -> Participant:
+        pid = str(p.get("id"))
+        old = self.participants.get(pid)
+        if old is not None:
+            return old
+        color = COLORS[len(self.participants) % len(COLORS)]
+        part = Participant(pid, str(p.get("name", "?"))[:64], str(p.get("role", "editor")), color)
+        self.participants[pid] = part
+        return part
+
+    def _participants_changed(self) -> None:
+        self._events.append(Notify("pairls/participants", {"participants": self.participants_list()}))
+
+    def _presence_received(self, msg: dict[str, Any]) -> None:
+        pid = msg.get("participant")
+        path = msg.get("path")
+        rev = msg.get("rev")
+        ranges = msg.get("ranges")
+        if not isinstance(pid, str) or not isinstance(path, str) or not isinstance(rev, int):
+            return
+        if not isinstance(ranges, list):
+            return
+        clean = []
+        for r in ranges[:64]:
+            if isinstance(r, list) and len(r) == 2 and all(type(x) is int and x >= 0 for x in r):
+                clean.append([r[0], r[1]])
+        part = self.participants.get(pid) or self._participant({"id": pid, "name": msg.get("name", "?")})
+        old_path = part.path
+        part.path, part.rev, part.ranges = path, rev, clean
+        if old_path is not None and old_path != path:
+            self._cursors_changed(old_path)
+        self._cursors_changed(path)
+        if self.follow == pid:
+            self._follow_moved(part)
+
+    def _move_cursors(self, doc: Doc, rev: int, op: ops.Op, author: str | None) -> None:
+        """A hub op of *doc* at *rev*: cursors at the revision before it move with it."""
+        moved = False
+        for p in self.participants.values():
+            if p.path != doc.path or p.rev != rev - 1:
+                continue
+            mine = p.id == author
+            p.ranges = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in p.ranges]
+            p.rev = rev
+            moved = True
+        if moved:
+            self._cursors_changed(doc.path)
+
+    def _to_editor(self, doc: Doc, view: View, p: Participant, pos: int) -> int:
+        """A peer's cursor (hub text at ``p.rev``) in the buffer's text."""
+        client = doc.client
+        assert client is not None
+        pos = min(pos, len(client.shadow)) if p.rev == client.rev else pos
+        for op in (client.outstanding.op if client.outstanding else None, client.buffer):
+            if op:
+                pos = ops.transform_index(pos, op)
+        pos = min(pos, len(client.text))
+        return view.sync.to_editor(pos)
+
+    def _cursors_changed(self, path: str) -> None:
+        doc = self.docs.get(path)
+        if doc is None or not doc.views:
+            return
+        for view in doc.views.values():
+            cursors = [
+                {
+                    "participantId": p.id,
+                    "name": p.name,
+                    "color": p.color,
+                    "ranges": [
+                        {"start": {"line": a[0], "character": a[1]}, "end": {"line": h[0], "character": h[1]}}
+                        for a, h in ranges
+                    ],
+                }
+                for p, ranges in self.cursors(view.uri)
+            ]
+            self._events.append(Notify("pairls/cursors", {"uri": view.uri, "cursors": cursors}))
+        if self._refresh_due is None:
+            self._refresh_due = self._refresh_at + self.config.refresh_interval
+
+    def _follow_moved(self, p: Participant) -> None:
+        if p.path is None:
+            return
+        doc = self.docs.get(p.path)
+        uri = next(iter(doc.views), None) if doc is not None else None
+        selection = None
+        if uri is not None and doc is not None and p.ranges:
+            for part, ranges in self.cursors(uri):
+                if part is p and ranges:
+                    selection = ranges[0]
+        self._events.append(FollowTo(p.path, uri, selection, p.name))
+
+    def _flush_presence(self, now: float) -> None:
+        if self._presence is None or now < (self._presence_due or 0.0):
+            return
+        self._presence_due = None
+        if not self.connected:
+            return
+        path, rev, ranges = self._presence
+        doc = self.docs.get(path)
+        self._presence = None
+        if doc is None or doc.state is not DocState.OPEN:
+            return
+        self._presence_at = now
+        self._send({"type": "presence", "path": path, "rev": rev, "ranges": ranges})
+
+    # == internals: misc =============================================================================
+
+    def _done(self, ticket: int, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self._events.append(Done(ticket, result, error))
+
+    def _notify_status(self) -> None:
+        self._events.append(Notify("pairls/status", self.status()))
+
+
+def _grow(delay: float, low: float, high: float) -> float:
+    return min(high, max(low, delay * 2))
+
+
+def _explain(code: str) -> str:
+    return {
+        "bad_invite": "the invite is not valid for this room (check that it was copied whole)",
+        "no_such_room": "that room does not exist on this hub",
+        "forbidden": "your role in this room does not allow that",
+        "document_exists": "a document with that path already exists in the room",
+        "no_such_document": "no such document in the room",
+        "bad_path": "that path cannot be shared",
+        "too_large": "it is larger than the hub allows",
+        "unavailable": "the hub is busy or shutting down; try again",
+    }.get(code, f"the hub refused the request ({code})")
