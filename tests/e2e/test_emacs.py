@@ -572,12 +572,6 @@ async def _left(e: Emacs) -> bool:
     return (await e.status()).get("roomId") is None
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp keeps its client id across room entries while its seq numbers restart:"
-    " the hub takes B's ops after the rejoin for duplicates of its first ones and drops them,"
-    " so B's edits never reach A or the hub (lsp_bridge rewrite under way)",
-)
 async def test_emacs_leave_and_join_the_same_room_again(hub: HubProcess, tmp_path: Path) -> None:
     """B edits, pairls-leave-room, A edits meanwhile, pairls-join-room again; then both edit."""
     a, b, invite = await pair(tmp_path, hub)
@@ -686,12 +680,6 @@ async def no_reconnect_loop(e: Emacs) -> None:
     assert (await e.status())["heals"] == 0, e.name
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp sends the insertion as one op in one frame larger than the hub's 1 MiB"
-    " limit: the hub closes the connection (1009), the server reconnects and sends it again, in a"
-    " loop; A and the hub never get it (lsp_bridge rewrite under way)",
-)
 async def test_emacs_insert_larger_than_a_hub_frame(hub: HubProcess, tmp_path: Path) -> None:
     """B inserts a 2.5 MB file (30k lines, some not ASCII) into the shared buffer: C-x i."""
     big = big_text(5 * HUB_FRAME_LIMIT // 2, seed=7)
@@ -721,12 +709,6 @@ async def test_emacs_insert_larger_than_a_hub_frame(hub: HubProcess, tmp_path: P
         await asyncio.gather(a.close(), b.close())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp sends a 2 MB file to the hub as one create_document frame larger than the"
-    " hub's 1 MiB limit: the hub closes the connection (1009) and the file is never shared"
-    " (lsp_bridge rewrite under way)",
-)
 async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_path: Path) -> None:
     """B visits a 2 MB file of the project (shared as it opens); A opens it: pairls-open-document."""
     big = big_text(2 * HUB_FRAME_LIMIT, seed=11)
@@ -735,13 +717,15 @@ async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_p
         (b.ws / "big.txt").write_text(big, encoding="utf-8")
         await b.eval(f"(progn (find-file-noselect {json.dumps(str(b.ws / 'big.txt'))}) nil)")
 
-        async def in_room() -> bool:
-            return "big.txt" in await room_paths(hub, invite)
+        async def whole_in_room() -> bool:
+            # the document is in the room at once, its text follows in ops that each fit a frame
+            return (
+                "big.txt" in await room_paths(hub, invite) and await hub_text(hub, invite, "big.txt") == big
+            )
 
         await until_unless_disconnected(
-            in_room, b, 60, "big.txt in the room", lambda: diagnose(a, b, "big.txt")
+            whole_in_room, b, 60, "big.txt whole in the room", lambda: diagnose(a, b, "big.txt")
         )
-        assert await hub_text(hub, invite, "big.txt") == big
         await a.eval(a.in_buffer('(progn (pairls-open-document "big.txt") nil)'))
         await until(lambda: quiescent(a, b, "big.txt"), 60, "A and B to agree on big.txt", interval=0.5)
         assert await a.text("big.txt") == big

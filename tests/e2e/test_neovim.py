@@ -491,12 +491,6 @@ async def _joined(nv: Nvim) -> bool:
 # -- full-document sync ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp reads a whole-text didChange as one replacement from the first to the last"
-    " place that changed (common prefix and suffix): the peer's concurrent edits inside that span"
-    " are moved out of place, or the span's lines end up twice (lsp_bridge rewrite under way)",
-)
 @pytest.mark.parametrize(
     "incremental",
     [(False, False), (False, True), (True, False)],
@@ -543,12 +537,6 @@ async def type_both_and_check(a: Nvim, b: Nvim, hub: HubProcess, invite: str, ta
     return text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp keeps its client id across room entries while its seq numbers restart:"
-    " the hub takes B's ops after the rejoin for duplicates of its first ones and drops them,"
-    " so B's typing never reaches A or the hub (lsp_bridge rewrite under way)",
-)
 async def test_leave_and_join_the_same_room_again(
     hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
 ) -> None:
@@ -669,12 +657,6 @@ async def until_unless_disconnected(
         raise AssertionError(f"{exc}\n{await diagnosis()}") from None
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp sends the paste as one op in one frame larger than the hub's 1 MiB limit:"
-    " the hub closes the connection (1009), the server reconnects and sends it again, in a loop;"
-    " A and the hub never get it (lsp_bridge rewrite under way)",
-)
 async def test_paste_larger_than_a_hub_frame(
     hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
 ) -> None:
@@ -705,12 +687,6 @@ async def test_paste_larger_than_a_hub_frame(
         await asyncio.gather(a.close(), b.close())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pairls-lsp sends a 2 MB file to the hub as one create_document frame larger than the"
-    " hub's 1 MiB limit: the hub closes the connection (1009) and the file is never shared"
-    " (lsp_bridge rewrite under way)",
-)
 async def test_share_a_file_larger_than_a_hub_frame(
     hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
 ) -> None:
@@ -720,14 +696,14 @@ async def test_share_a_file_larger_than_a_hub_frame(
     try:
         (tmp_path / "bob" / "big.txt").write_text(big, encoding="utf-8")
         await b.call("nvim_command", "edit big.txt")
+        # the document is in the room at once, its text follows in ops that each fit a frame
         await until_unless_disconnected(
-            lambda: _in_room(hub, invite, "big.txt"),
+            lambda: _hub_has(hub, invite, "big.txt", big),
             b,
             60,
-            "big.txt in the room",
+            "big.txt whole in the room",
             lambda: diagnose(a, b, "big.txt"),
         )
-        assert await hub_text(hub, invite, "big.txt") == big
         await a.call("nvim_command", "PairlsOpen big.txt")
         # Neovim 0.12 shows it (window/showDocument); 0.7 has no showDocument: the file is there
         await until(lambda: _exists(tmp_path / "ada" / "big.txt"), 15, "big.txt in A's workspace")
@@ -742,8 +718,8 @@ async def test_share_a_file_larger_than_a_hub_frame(
         await asyncio.gather(a.close(), b.close())
 
 
-async def _in_room(hub: HubProcess, invite: str, path: str) -> bool:
-    return path in await room_paths(hub, invite)
+async def _hub_has(hub: HubProcess, invite: str, path: str, text: str) -> bool:
+    return path in await room_paths(hub, invite) and await hub_text(hub, invite, path) == text
 
 
 async def _exists(path: Path) -> bool:
