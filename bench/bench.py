@@ -1295,6 +1295,161 @@ async def bench_keystroke(
             report_profile(out)
 
 
+class PhasedKeystrokeRoom(KeystrokeRoom):
+    """A :class:`KeystrokeRoom` whose samples are filed by the phase they were typed in."""
+
+    def __init__(self, a: Any, ua: str, b: Any, ub: str, cursor: int) -> None:
+        super().__init__(a, ua, b, ub, cursor)
+        self.phase: str | None = None
+        self.by_phase: dict[str, list[float]] = {}
+        self.phases: list[str | None] = []
+        orig = b._apply_edit
+
+        def timed(params: Any) -> Any:
+            now = time.perf_counter()
+            before = self.seen
+            answer = orig(params)
+            for i in range(before, self.seen):
+                label = self.phases[i]
+                if label is not None:
+                    self.by_phase.setdefault(label, []).append((now - self.sent[i][0]) * 1e3)
+            return answer
+
+        b._apply_edit = timed
+
+    def key(self) -> None:
+        self.phases.append(self.phase)
+        super().key()
+
+
+async def detours(env: Env, hub_url: str, proxy: Any, stop: asyncio.Event, counts: dict[str, int]) -> None:
+    """The everyday detours, over and over, in a room of their own on the same hub: a server
+    leaves and joins again, pastes larger than a hub frame, network cuts, reconnect storms."""
+    from tests.support.lsp_editor import settle
+
+    c = await lsp_editor(env, "Cy", hub_url)
+    d = await lsp_editor(env, "Dee", proxy.url)
+    try:
+        uc = c.uri("big.txt")
+        c.open(uc, "start\n", "plaintext")
+        room = await c.command("pairls.createRoom", {"name": "detours"})
+        inv = room["invite"].replace(hub_url, proxy.url)
+        await d.command("pairls.joinRoom", {"invite": inv})
+        ud = d.uri("big.txt")
+        d.open(ud, "", "plaintext")
+        await settle([(c, uc), (d, ud)], "big.txt", timeout=120)
+        big = ("detour line with some text in it, ünïcode and 😀\n" * 30_000)[:1_500_000]
+        # about what a busy room goes through: a big paste now and then, a flaky network, a
+        # colleague who leaves and comes back
+        step = 0
+        while not stop.is_set():
+            step += 1
+            if step % 8 == 2:
+                c.insert(uc, 0, big)  # one change over the hub's 1 MiB frame
+                counts["pastes"] += 1
+            elif step % 8 == 6 and len(c.text(uc)) > len(big):
+                c.delete(uc, 0, len(big))
+            if step % 4 == 0:
+                proxy.cut()
+                await asyncio.sleep(0.5)
+                proxy.restore()
+                counts["cuts"] += 1
+            if step % 10 == 5:
+                for _ in range(5):  # a reconnect storm
+                    proxy.cut()
+                    await asyncio.sleep(0.05)
+                    proxy.restore()
+                    await asyncio.sleep(0.05)
+                counts["storms"] += 1
+            if step % 7 == 0:
+                d.close(ud)
+                await d.command("pairls.leaveRoom", {})
+                await d.command("pairls.joinRoom", {"invite": inv})
+                d.open(ud, "", "plaintext")
+                counts["rejoins"] += 1
+            d.append(ud, f"d{step} ")
+            await asyncio.sleep(1.0)
+        await settle([(c, uc), (d, ud)], "big.txt", timeout=300)
+        counts["heals"] = sum([(await e.status())["heals"] for e in (c, d)])
+    finally:
+        await stop_editors([c, d])
+
+
+async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: float, window: float) -> None:
+    print(f"9. keystroke -> peer editor while detours happen on the same hub ({rooms} rooms)", flush=True)
+    from tests.support.lsp_editor import settle
+    from tests.support.proxy import TcpProxy
+
+    cb = _bench_module()
+    hub = env.hub()
+    eds: list[Any] = []
+    host, port = _split(hub.url)
+    proxy = await TcpProxy(host, port).start()
+    counts = {"pastes": 0, "cuts": 0, "storms": 0, "rejoins": 0, "heals": 0}
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        krooms: list[PhasedKeystrokeRoom] = []
+        for r in range(rooms):
+            text = cb.make_document(300, seed=200 + r)
+            a, b, ua, ub = await lsp_room(env, hub.url, f"d{r}", {"src/app.py": text}, "python")
+            eds += [a, b]
+            cursor = text.index("\n", len(text) // 2) + 1
+            krooms.append(PhasedKeystrokeRoom(a, ua["src/app.py"], b, ub["src/app.py"], cursor))
+        await asyncio.sleep(2.0)
+        stop = asyncio.Event()
+        rng = random.Random(9)
+        tasks = [asyncio.create_task(ticker(1 / rate, rng.random() / rate, k.key, stop)) for k in krooms]
+        await asyncio.sleep(2.0)
+        # quiet and detours, twice each, interleaved (the machine drifts; both see the drift)
+        for phase in ("quiet", "detours", "quiet", "detours"):
+            stop_detours = asyncio.Event()
+            driver = (
+                asyncio.create_task(detours(env, hub.url, proxy, stop_detours, counts))
+                if phase == "detours"
+                else None
+            )
+            if driver is not None:
+                await asyncio.sleep(3.0)  # the detour room is set up; the detours are under way
+            for k in krooms:
+                k.phase = phase
+            await asyncio.sleep(window)
+            for k in krooms:
+                k.phase = None
+            if driver is not None:
+                stop_detours.set()
+                await driver
+        stop.set()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)
+        for k in krooms:
+            await settle([(k.a, k.ua), (k.b, k.ub)], "src/app.py", timeout=120)
+            assert k.b.text(k.ub) == k.a.text(k.ua), "the peer editors did not converge"
+        heals = sum([(await e.status())["heals"] for e in eds]) + counts["heals"]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await stop_editors(eds)
+        await proxy.close()
+        env.stop_hub(hub)
+    quiet = [x for k in krooms for x in k.by_phase.get("quiet", [])]
+    busy = [x for k in krooms for x in k.by_phase.get("detours", [])]
+    q99, d99 = percentile(quiet, 99), percentile(busy, 99)
+    res.add(
+        "9. keystroke -> peer editor's applyEdit while, on the same hub, a server leaves and rejoins, "
+        "1.5 MB pastes go in pieces, the network is cut and storms (p99 with detours / p99 quiet)",
+        f"{d99:.2f} / {q99:.2f} ms = {d99 / q99:.2f}x (p50 {percentile(busy, 50):.2f} / "
+        f"{percentile(quiet, 50):.2f} ms)",
+        "p99 with detours <= 2x the quiet p99 of the same run",
+        d99 <= 2 * q99,
+    )
+    res.note(
+        f"detours: {counts['pastes']} pastes of 1.5 MB, {counts['cuts']} cuts, {counts['storms']} "
+        f"reconnect storms (5 cuts each), {counts['rejoins']} leave-and-rejoins; {len(quiet):,} quiet and "
+        f"{len(busy):,} detour samples ({window:g} s windows, quiet and detours interleaved twice); "
+        f"heals {heals}; every room converged"
+    )
+
+
 async def bench_lsp_memory(res: Results, env: Env, *, docs: int, lines: int) -> None:
     print(f"8. pairls-lsp memory, {docs} shared documents of {lines:,} lines", flush=True)
     from tests.support.lsp_editor import settle
@@ -1563,6 +1718,10 @@ async def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         if want("lsp-memory"):
             await bench_lsp_memory(res, env, docs=20, lines=2000)
+        if want("detours"):
+            await bench_keystroke_detours(
+                res, env, rooms=args.keystroke_rooms, rate=10.0, window=args.detour_window
+            )
         report = render(res, env, args, started)
     finally:
         env.close()
@@ -1578,7 +1737,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--only",
-        help="comma-separated: core,throughput,latency,open,memory,completion,keystroke,lsp-memory",
+        help="comma-separated: core,throughput,latency,open,memory,completion,keystroke,lsp-memory,detours",
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="report file ('' for none)")
     ap.add_argument("--rooms", type=int, default=10)
@@ -1594,6 +1753,7 @@ def main() -> int:
     ap.add_argument("--completion-requests", type=int, default=300)
     ap.add_argument("--keystroke-rooms", type=int, default=5)
     ap.add_argument("--keystroke-window", type=float, default=30.0)
+    ap.add_argument("--detour-window", type=float, default=15.0, help="each of scenario 9's four windows")
     ap.add_argument(
         "--profile",
         help="py-spy the hub during scenarios 2 and 3, and the hub and room 0's two pairls-lsp during 7; "
