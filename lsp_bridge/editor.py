@@ -9,6 +9,7 @@ offers it, following a peer becomes ``window/showDocument``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ class LspEditor:
     def __init__(self, server: PairlsServer) -> None:
         self.server = server
         self._progress_token: str | None = None
+        self._progress_runs = 0
+        self._progress_ready: asyncio.Task[None] | None = None
 
     async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
         version = edit.version
@@ -86,24 +89,47 @@ class LspEditor:
         self.server.completions.replaced(path, text)
 
     def progress(self, event: Progress) -> None:
+        """``$/progress`` for following a room's documents, if the editor shows progress.
+
+        Each run gets its own token, created (``window/workDoneProgress/create``)
+        before anything is reported on it, as LSP 3.17 asks.
+        """
         if not self.server.can_show_progress:
             return
         if event.kind == "begin":
-            self._progress_token = PROGRESS_TOKEN
-            self.server.work_done_progress.create(PROGRESS_TOKEN)
-            self.server.work_done_progress.begin(
-                PROGRESS_TOKEN,
-                lsp.WorkDoneProgressBegin(title="pairls", message=event.message, percentage=event.percentage),
-            )
-        elif self._progress_token is None:
+            self._progress_runs += 1
+            token = f"{PROGRESS_TOKEN}/{self._progress_runs}"
+            self._progress_token = token
+            self._progress_ready = asyncio.get_running_loop().create_task(self._create(token, event))
             return
-        elif event.kind == "report":
+        current, ready = self._progress_token, self._progress_ready
+        if current is None or ready is None:
+            return
+        if event.kind == "end":
+            self._progress_token = None
+        ready.add_done_callback(lambda _: self._report(current, event))
+
+    async def _create(self, token: str, begin: Progress) -> None:
+        try:
+            await self.server.work_done_progress.create_async(token)
+        except Exception:  # the editor refused: no progress then
+            logger.debug("workDoneProgress/create refused")
+            raise
+        self.server.work_done_progress.begin(
+            token,
+            lsp.WorkDoneProgressBegin(title="pairls", message=begin.message, percentage=begin.percentage),
+        )
+
+    def _report(self, token: str, event: Progress) -> None:
+        ready = self._progress_ready
+        if ready is not None and (ready.cancelled() or ready.exception() is not None):
+            return
+        if event.kind == "report":
             self.server.work_done_progress.report(
-                PROGRESS_TOKEN, lsp.WorkDoneProgressReport(message=event.message, percentage=event.percentage)
+                token, lsp.WorkDoneProgressReport(message=event.message, percentage=event.percentage)
             )
         else:
-            self.server.work_done_progress.end(PROGRESS_TOKEN, lsp.WorkDoneProgressEnd(message=event.message))
-            self._progress_token = None
+            self.server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=event.message))
 
     async def follow_to(self, event: FollowTo) -> None:
         """Show where a followed peer is: their buffer here, else the room's file on disk."""

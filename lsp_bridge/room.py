@@ -381,6 +381,7 @@ class Room:
         self._refresh_at = 0.0
         self._progress_open = False
         self._progress_pct = -1
+        self._progress_total = 0
         self._viewer_warned = False
         self._too_large_warned: set[str] = set()
         self._batching = 0
@@ -1336,21 +1337,25 @@ class Room:
         return ticket
 
     def _report_progress(self) -> None:
-        total = len(self.room_documents)
-        if total < self.config.progress_threshold:
+        """Work-done progress while a backlog of documents is being opened (joining a big room)."""
+        backlog = len(self._queue) + len(self._opening)
+        if not self._progress_open:
+            if backlog < self.config.progress_threshold:
+                return
+            self._progress_open = True
+            self._progress_total = backlog
+            self._progress_pct = 0
+            self._events.append(Progress("begin", f"following {backlog} documents", 0))
             return
-        opened = self._open_count
-        pct = opened * 100 // total
-        if opened < total:
-            if not self._progress_open:
-                self._progress_open = True
-                self._progress_pct = pct
-                self._events.append(Progress("begin", f"following {total} documents", pct))
-            elif pct >= self._progress_pct + 5:
-                self._progress_pct = pct
-                self._events.append(Progress("report", f"{opened} of {total} documents", pct))
-        else:
+        if backlog == 0:
             self._end_progress()
+            return
+        self._progress_total = max(self._progress_total, backlog)
+        done = self._progress_total - backlog
+        pct = done * 100 // self._progress_total
+        if pct >= self._progress_pct + 5:
+            self._progress_pct = pct
+            self._events.append(Progress("report", f"{done} of {self._progress_total} documents", pct))
 
     def _end_progress(self) -> None:
         if self._progress_open:

@@ -1,6 +1,6 @@
 """The language server's LSP handlers, one module per feature (as jedi-language-server groups them).
 
-* :mod:`.lifecycle`: ``initialize``;
+* :mod:`.lifecycle`: ``initialize``, ``shutdown``, workspace folders;
 * :mod:`.text_sync`: ``didOpen``/``didChange``/``didClose`` (the keystroke path);
 * :mod:`.commands`: the ``pairls.*`` commands (``workspace/executeCommand``);
 * :mod:`.completion`: ``textDocument/completion``;
@@ -24,6 +24,7 @@ def register(server: PairlsServer) -> None:
     """Attach every handler to *server*."""
     server.feature(lsp.INITIALIZE)(lifecycle.initialize)
     server.feature(lsp.SHUTDOWN)(lifecycle.shutdown)
+    server.feature(lsp.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(lifecycle.did_change_workspace_folders)
     server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)(text_sync.did_open)
     server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)(text_sync.did_change)
     server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)(text_sync.did_close)

@@ -32,3 +32,8 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 
 async def shutdown(ls: PairlsServer, params: None) -> None:
     await ls.stop_session()
+
+
+def did_change_workspace_folders(ls: PairlsServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:
+    """Folders added or removed (pygls has updated its workspace): map room paths anew."""
+    ls.set_folders([(f.name, f.uri) for f in ls.workspace.folders.values()])

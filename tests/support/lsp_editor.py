@@ -141,6 +141,7 @@ class TestEditor:
         #: pairls/* notifications received, by method, in order
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self.inlay_refreshes = 0
+
         self.edits_received = 0
         self.edits_refused = 0
         self.edits_skipped = 0
