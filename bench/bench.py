@@ -1450,6 +1450,104 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
     )
 
 
+async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
+    """Two editors type through a network cut of *cut* seconds; after the first successful
+    reconnect, how long until both editors and the hub hold the same text."""
+    print(f"10. catch-up after a {cut:g} s network cut, both sides typing", flush=True)
+    from tests.support.lsp_editor import settle
+    from tests.support.proxy import TcpProxy
+
+    hub = env.hub()
+    host, port = _split(hub.url)
+    proxy = await TcpProxy(host, port).start()
+    eds: list[Any] = []
+    try:
+        a = await lsp_editor(env, "Ada", hub.url)
+        b = await lsp_editor(env, "Bob", proxy.url, kind="neovim")
+        eds = [a, b]
+        text = "".join(f"line {i} of the document\n" for i in range(400))
+        ua, ub = a.uri("doc.txt"), b.uri("doc.txt")
+        a.open(ua, text, "plaintext")
+        room = await a.command("pairls.createRoom", {"name": "cut"})
+        await b.command("pairls.joinRoom", {"invite": room["invite"].replace(hub.url, proxy.url)})
+        b.open(ub, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "doc.txt", timeout=120)
+        rng = random.Random(10)
+        typed = 0
+        proxy.cut()
+        t_cut = time.monotonic()
+        while time.monotonic() - t_cut < cut:
+            # both type at places all over the document, about 10 keystrokes a second each
+            for ed, uri in ((a, ua), (b, ub)):
+                t = ed.text(uri)
+                at = t.index("\n", rng.randrange(len(t) - 1))
+                ed.insert(uri, at, rng.choice("abcdefgh "))
+                typed += 1
+            await asyncio.sleep(0.1)
+        n_notes = len(b.notes.get("pairls/status", []))
+        proxy.restore()
+        t_back = time.monotonic()
+        while not any(n["connected"] for n in b.notes.get("pairls/status", [])[n_notes:]):
+            await asyncio.sleep(0.005)
+            assert time.monotonic() - t_back < 30, "no reconnect"
+        reconnected = time.monotonic()
+        while True:
+            # the moment both buffers hold the same text and neither server has anything pending
+            a.flush(ua)
+            b.flush(ub)
+            sa, sb = await a.status(), await b.status()
+            da, db = sa["documents"]["doc.txt"], sb["documents"]["doc.txt"]
+            if (
+                a.text(ua) == b.text(ub)
+                and not da["pending"]
+                and not db["pending"]
+                and da["rev"] == db["rev"]
+            ):
+                break
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - reconnected < 120, "no convergence"
+        converged = time.monotonic()
+        await settle([(a, ua), (b, ub)], "doc.txt", timeout=120)  # and it stays so
+        hub_text = await _lsp_hub_text(hub.url, room["invite"], "doc.txt")
+        assert a.text(ua) == b.text(ub) == hub_text, "the editors did not converge"
+        first = [n for n in b.notes.get("pairls/status", [])[n_notes:] if n["connected"]]
+        assert first
+        lost = [m.message for m in b.client.messages if "lost the connection" in m.message]
+        back = [m.message for m in b.client.messages if "reconnected" in m.message]
+        edits = b.edits_received
+        heals = (await a.status())["heals"] + (await b.status())["heals"]
+    finally:
+        await stop_editors(eds)
+        await proxy.close()
+        env.stop_hub(hub)
+    took = converged - reconnected
+    res.add(
+        f"10. catch-up after a {cut:g} s cut with both sides typing: first successful reconnect to "
+        "both editors and the hub equal",
+        f"{took:.2f} s",
+        "<= 2 s",
+        took <= 2.0,
+    )
+    res.note(
+        f"catch-up: {typed} keystrokes typed during the cut; the reconnect came {reconnected - t_back:.2f} s "
+        f"after the network was back (backoff); {len(lost)} 'lost the connection' and {len(back)} "
+        f"'reconnected' messages; {edits} applyEdit requests reached the cut-off editor in all; heals {heals}"
+    )
+
+
+async def _lsp_hub_text(url: str, invite: str, path: str) -> str:
+    from lsp_bridge.invite import parse_invite
+    from tests.support.hubclient import Peer
+
+    inv = parse_invite(invite)
+    peer = await Peer(url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+        return (await peer.open(path)).text
+    finally:
+        await peer.close()
+
+
 async def bench_lsp_memory(res: Results, env: Env, *, docs: int, lines: int) -> None:
     print(f"8. pairls-lsp memory, {docs} shared documents of {lines:,} lines", flush=True)
     from tests.support.lsp_editor import settle
@@ -1718,6 +1816,8 @@ async def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
         if want("lsp-memory"):
             await bench_lsp_memory(res, env, docs=20, lines=2000)
+        if want("catchup"):
+            await bench_catch_up(res, env, cut=args.cut)
         if want("detours"):
             await bench_keystroke_detours(
                 res, env, rooms=args.keystroke_rooms, rate=10.0, window=args.detour_window
@@ -1737,7 +1837,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--only",
-        help="comma-separated: core,throughput,latency,open,memory,completion,keystroke,lsp-memory,detours",
+        help="comma-separated: core,throughput,latency,open,memory,completion,keystroke,lsp-memory,"
+        "detours,catchup",
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="report file ('' for none)")
     ap.add_argument("--rooms", type=int, default=10)
@@ -1754,6 +1855,7 @@ def main() -> int:
     ap.add_argument("--keystroke-rooms", type=int, default=5)
     ap.add_argument("--keystroke-window", type=float, default=30.0)
     ap.add_argument("--detour-window", type=float, default=15.0, help="each of scenario 9's four windows")
+    ap.add_argument("--cut", type=float, default=60.0, help="scenario 10's network cut, seconds")
     ap.add_argument(
         "--profile",
         help="py-spy the hub during scenarios 2 and 3, and the hub and room 0's two pairls-lsp during 7; "

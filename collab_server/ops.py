@@ -273,6 +273,15 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
         return normalize(a), []
     if not a:
         return [], normalize(b)
+    if len(a) > 2 * len(b) + 8:
+        # A long op (a user's typing all over the document, buffered through an
+        # outage) against a short one: only the part of the long one where the
+        # short one acts needs transforming; the rest is copied as it is.
+        return _transform_window(a, b)
+    return _transform(a, b)
+
+
+def _transform(a: Op, b: Op) -> tuple[Op, Op]:
     a_out: Op = []
     b_out: Op = []
     ra = _Reader(a)
@@ -317,12 +326,131 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
     return a_out, b_out
 
 
+def _cut(op: Op, at: int, *, inserts_at_cut: bool) -> tuple[Op, Op]:
+    """Split *op* at base position *at*: (the part before, the rest).  Inserts exactly at
+    *at* go to the rest if *inserts_at_cut* is false, else stay before."""
+    pos = 0
+    for i, c in enumerate(op):
+        if isinstance(c, str):
+            if pos < at or (pos == at and inserts_at_cut):
+                continue
+            return op[:i], op[i:]
+        n = abs(c)
+        if pos + n <= at:
+            pos += n
+            if pos == at and not inserts_at_cut:
+                return op[: i + 1], op[i + 1 :]
+            continue
+        if pos >= at:
+            return op[:i], op[i:]
+        k = at - pos  # c straddles the cut
+        sign = 1 if c > 0 else -1
+        return [*op[:i], sign * k], [sign * (n - k), *op[i + 1 :]]
+    return list(op), []
+
+
+def _transform_window(a: Op, b: Op) -> tuple[Op, Op]:
+    first = b[0]
+    lo = first if isinstance(first, int) and first > 0 else 0
+    hi = base_length(b)
+    pre, rest = _cut(a, lo, inserts_at_cut=False)
+    short = lo - _base_span(pre)
+    if short > 0:  # a ends before the window: its implied retain reaches it
+        pre = [*pre]
+        _push(pre, short)
+    mid, post = _cut(rest, hi - lo, inserts_at_cut=True)
+    b_mid = b[1:] if lo else b
+    mid_t, b_t = _transform(mid, b_mid)
+    # what b' skips: a's output over the part before the window
+    skip = target_length(pre, lo)
+    b_out: Op = []
+    _push(b_out, skip)
+    for c in b_t:
+        _push(b_out, c)
+    _trim(b_out)
+    a_out: Op = list(pre)
+    for c in mid_t:
+        _push(a_out, c)
+    if post:
+        # the window's part of a' must reach the window's end in b's text before post goes on
+        window = target_length(b_mid, hi - lo)
+        gap = window - base_length(mid_t)
+        _push(a_out, gap)
+        for c in post[:3]:
+            _push(a_out, c)
+        a_out.extend(post[3:])
+    _trim(a_out)
+    return a_out, b_out
+
+
+def _base_span(op: Op) -> int:
+    """The base positions *op* spans (retains and deletes)."""
+    return sum(abs(c) for c in op if isinstance(c, int))
+
+
+def _output_span(op: Op) -> int:
+    """The output positions *op* spans (retains and inserts)."""
+    return sum(len(c) if isinstance(c, str) else c for c in op if isinstance(c, str) or c > 0)
+
+
 def compose(a: Op, b: Op) -> Op:
     """One operation with the effect of *a* followed by *b*."""
     if not a:
         return normalize(b)
     if not b:
         return normalize(a)
+    if len(a) > 2 * len(b) + 8:
+        # a long op (typing buffered through an outage, edits waiting for the editor)
+        # and a short one: only the part of the long one's text the short one touches
+        return _compose_window(a, b)
+    return _compose(a, b)
+
+
+def _cut_output(op: Op, at: int) -> tuple[Op, Op]:
+    """Split *op* at position *at* of its output: (the part before, with the deletes at *at*;
+    the rest)."""
+    pos = 0
+    for i, c in enumerate(op):
+        if isinstance(c, int) and c < 0:
+            continue  # no output: stays with what comes before
+        n = len(c) if isinstance(c, str) else c
+        if pos + n <= at:
+            pos += n
+            continue
+        if pos >= at:
+            return op[:i], op[i:]
+        k = at - pos  # c straddles the cut
+        if isinstance(c, str):
+            return [*op[:i], c[:k]], [c[k:], *op[i + 1 :]]
+        return [*op[:i], k], [c - k, *op[i + 1 :]]
+    return list(op), []
+
+
+def _compose_window(a: Op, b: Op) -> Op:
+    first = b[0]
+    lo = first if isinstance(first, int) and first > 0 else 0
+    hi = base_length(b)
+    pre, rest = _cut_output(a, lo)
+    out_pre = _output_span(pre)
+    if out_pre < lo:  # a ends before the window: its implied retain reaches it
+        pre = [*pre]
+        _push(pre, lo - out_pre)
+    mid, post = _cut_output(rest, hi - lo)
+    mid_c = _compose(mid, b[1:] if lo else b)
+    out: Op = list(pre)
+    for c in mid_c:
+        _push(out, c)
+    if post:
+        _push(out, _base_span(mid) - _base_span(mid_c))
+        # post is canonical: only its first components can meet what is before them
+        for c in post[:3]:
+            _push(out, c)
+        out.extend(post[3:])
+    _trim(out)
+    return out
+
+
+def _compose(a: Op, b: Op) -> Op:
     out: Op = []
     ra = _Reader(a)
     rb = _Reader(b)

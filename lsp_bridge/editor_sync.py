@@ -93,8 +93,9 @@ class _Sent:
     #: (start, end, new text) in ``base``, in order: the places the edit changes
     regions: list[tuple[int, int, str]]
     edits: tuple[TextEdit, ...]
-    #: changes seen since, while the edit was arriving in pieces
+    #: changes seen since, while the edit was arriving in pieces, and the text after each
     deferred: list[ContentChange] = field(default_factory=list)
+    deferred_texts: list[str] = field(default_factory=list)
     deferred_version: int = 0
     #: the editor answered the applyEdit
     answered: bool = False
@@ -339,6 +340,7 @@ class EditorSync:
             else:
                 sent.user_seen = True
                 sent.deferred = []
+                sent.deferred_texts = []
         else:
             out = self._resolve(sent, stream, verdict)
         self.version = version
@@ -393,22 +395,23 @@ class EditorSync:
         return ops.normalize([start, change.text, -(end - start)])
 
     def _recognize(self, sent: _Sent, stream: list[ContentChange]) -> _Verdict:
-        texts = [sent.base]
-        for change in stream:
+        # The changes that arrived earlier (``deferred``) were all partial, none the whole
+        # edit: only the texts after the new changes need looking at.
+        done = len(sent.deferred_texts)
+        texts = [sent.base, *sent.deferred_texts]
+        for change in stream[done:]:
             texts.append(ops.apply(texts[-1], self._change_op(texts[-1], change)))
+        new = range(done + 1, len(texts))
         # 1. it comes first, exactly; 2. or up to line endings
-        for k in range(1, len(texts)):
+        for k in new:
             if texts[k] == sent.expected:
                 return _Verdict("applied", k=k, text=texts[k])
-        for k in range(1, len(texts)):
+        for k in new:
             if _same_but_eol(texts[k], sent.expected):
                 return _Verdict("applied", k=k, text=texts[k])
-        # 3. arriving in pieces: every text so far has some of its places done
-        if (
-            len(sent.regions) > 1
-            and texts[-1] != sent.base
-            and all(_partial(sent.base, sent.regions, t) for t in texts[1:])
-        ):
+        # 3. arriving in pieces: the text so far has some of its places done
+        if len(sent.regions) > 1 and texts[-1] != sent.base and _partial(sent.base, sent.regions, texts[-1]):
+            sent.deferred_texts = texts[1:]
             return _Verdict("partial")
         # 4. whole-text changes (possibly after pieces of the edit): with our edit in the
         #    last text, or without?
@@ -638,6 +641,7 @@ class EditorSync:
         out = self._user_changes(sent.deferred)
         self.version = sent.deferred_version
         sent.deferred = []
+        sent.deferred_texts = []
         return out
 
     def abandon(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from ot_impls import OTTYPE, OTTYPE_PY, OURS
 from ot_strategies import doc_and_ops, json_values, ops_on, texts
@@ -388,7 +388,7 @@ def test_encoded_size_is_the_wire_size(s: str) -> None:
 
 
 def test_split_a_big_paste_into_frames() -> None:
-    paste = ("línea 😀 \"quoted\" \\ tab\t\n" * 40_000)[:1_000_000]
+    paste = ('línea 😀 "quoted" \\ tab\t\n' * 40_000)[:1_000_000]
     op: Op = [5, paste]
     head, tail = ops.split(op, 300_000)
     assert ops.encoded_size(head) <= 300_000
@@ -434,3 +434,28 @@ def test_diff_keeps_two_far_edits_apart() -> None:
     assert "line 500\n" not in ops.apply(ops.apply(old, op), theirs)
     inserted = "".join(c for c in op if type(c) is str)
     assert len(inserted) < 10
+
+
+# -- the windowed transform (a long op against a short one) --------------------------------------
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=st.data())
+def test_windowed_transform_equals_the_full_walk(data: st.DataObject) -> None:
+    text = data.draw(texts(min_size=0, max_size=40), label="text")
+    a = ops.normalize(data.draw(ops_on(text, max_components=30), label="a"))
+    b = ops.normalize(data.draw(ops_on(text, max_components=3), label="b"))
+    assume(a and b)
+    assert ops._transform_window(a, b) == ops._transform(a, b)
+    assert ops.transform(a, b) == ops._transform(a, b)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=st.data())
+def test_windowed_compose_equals_the_full_walk(data: st.DataObject) -> None:
+    text = data.draw(texts(min_size=0, max_size=40), label="text")
+    a = ops.normalize(data.draw(ops_on(text, max_components=30), label="a"))
+    b = ops.normalize(data.draw(ops_on(ops.apply(text, a), max_components=3), label="b"))
+    assume(a and b)
+    assert ops._compose_window(a, b) == ops._compose(a, b)
+    assert ops.compose(a, b) == ops._compose(a, b)
