@@ -82,12 +82,12 @@ bench: venv
 	$(PY) bench/bench.py
 
 lint: venv
-	$(VENV)/bin/ruff check collab_server lsp_bridge tests bench
-	$(VENV)/bin/ruff format --check collab_server lsp_bridge tests bench
+	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench
+	$(VENV)/bin/ruff format --check collab_core collab_server lsp_bridge tests bench
 
 fix: venv
-	$(VENV)/bin/ruff check --fix collab_server lsp_bridge tests bench
-	$(VENV)/bin/ruff format collab_server lsp_bridge tests bench
+	$(VENV)/bin/ruff check --fix collab_core collab_server lsp_bridge tests bench
+	$(VENV)/bin/ruff format collab_core collab_server lsp_bridge tests bench
 
 types: venv
 	$(VENV)/bin/mypy

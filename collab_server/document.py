@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import NewType
 
-from . import ops
-from .errors import ErrorCode, InvalidState
+from collab_core import ops
+from collab_core.errors import ErrorCode, InvalidState
 
 __all__ = [
     "ClientId",

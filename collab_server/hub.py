@@ -26,10 +26,11 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from . import wire
+from collab_core import wire
+from collab_core.errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict, StoreError
+
+from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
-from .errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict, StoreError
-from .retry import Backoff
 from .store import DocumentRecord, Store
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -37,44 +38,6 @@ __all__ = ["Hub", "HubConfig", "HubStats"]
 logger = logging.getLogger(__name__)
 
 ROLES_THAT_EDIT = frozenset({"owner", "editor"})
-
-
-@dataclass(frozen=True, slots=True)
-class HubConfig:
-    """Limits and tuning; every field has a command-line flag in ``cli.py``."""
-
-    max_message_bytes: int = 1 << 20
-    #: largest document, in bytes of UTF-8, that create_document or an op may leave
-    max_document_bytes: int = 16 << 20
-    #: messages per second a connection may send, on average
-    rate: float = 1000.0
-    #: how many messages a connection may send in a burst
-    burst: int = 2000
-    #: consecutive protocol errors before the connection is closed
-    max_strikes: int = 50
-    hello_timeout: float = 10.0
-    #: ops each document keeps in memory for transforming old bases
-    history: int = 2000
-    #: a snapshot every this many revisions
-    snapshot_every: int = 500
-    #: bytes queued to a client before it is dropped as too slow
-    max_send_buffer: int = 64 << 20
-    shutdown_timeout: float = 10.0
-    #: calls of a document's store operation (or commits of its batch) before
-    #: its requests are refused with ``unavailable``
-    store_attempts: int = 6
-    #: seconds before the first retry; doubled after each failure, up to store_retry_max_delay
-    store_retry_delay: float = 0.1
-    store_retry_max_delay: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.max_document_bytes < 0:
-            raise ValueError("max_document_bytes must not be negative")
-        self.backoff()  # checks the retry settings
-
-    def backoff(self) -> Backoff:
-        """A fresh retry policy for one store operation."""
-        return Backoff(self.store_attempts, self.store_retry_delay, self.store_retry_max_delay)
 
 
 @dataclass(slots=True)

@@ -36,9 +36,10 @@ from typing import NamedTuple
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
-from . import ops
+from collab_core import ops
+from collab_core.errors import InvalidState, RevisionConflict, StoreError
+
 from .document import ClientId, Rev, Sequenced
-from .errors import InvalidState, RevisionConflict, StoreError
 
 __all__ = [
     "DocumentRecord",

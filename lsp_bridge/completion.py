@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from collab_server import ops
+from collab_core import ops
 
 from .positions import LineIndex
 

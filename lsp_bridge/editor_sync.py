@@ -2,7 +2,7 @@
 
 See docs/architecture.md ("The editor boundary").  An :class:`EditorSync`
 stands between one editor buffer and the document's
-:class:`~collab_server.client.DocumentClient`:
+:class:`~collab_core.client.DocumentClient`:
 
 * :meth:`did_change` takes a ``textDocument/didChange`` (version and content
   changes, positions in the negotiated encoding) and returns the user's
@@ -36,15 +36,15 @@ edit by its *effect* on the changes that follow the version it was sent at
 Otherwise the editor refused or skipped it (VS Code ``applied: false``,
 eglot's error, Neovim's silence): every change is the user's, and the edit
 goes again, transformed past them (the
-:class:`~collab_server.view.LaggingView` keeps it transformed).
+:class:`~collab_core.view.LaggingView` keeps it transformed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collab_server import ops
-from collab_server.view import LaggingView
+from collab_core import ops
+from collab_core.view import LaggingView
 
 from .positions import UTF8, UTF16, UTF32, LineIndex
 

@@ -3,7 +3,7 @@
 See docs/architecture.md ("The language server").  :class:`Room` holds
 everything the language server knows about its room: the connection's
 state and limits, the client id of this room entry, the documents (each a
-:class:`~collab_server.client.DocumentClient` towards the hub and one
+:class:`~collab_core.client.DocumentClient` towards the hub and one
 :class:`~lsp_bridge.editor_sync.EditorSync` per editor buffer showing it),
 requests in flight, held hub messages, peers and their cursors, timers.
 Like python-websockets' protocol objects it does no I/O and never waits:
@@ -52,8 +52,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collab_server import ops
-from collab_server.client import DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import DocumentClient, Outgoing
 
 from .editor_sync import ContentChange, EditorSync, EditToApply
 from .invite import InvalidInvite, Invite, parse_invite

@@ -6,7 +6,7 @@ Where to read what:
 
 * the keystroke path: ``features/text_sync.py`` -> ``session.py`` ->
   ``room.py`` (sans-I/O) -> ``editor_sync.py`` (the editor boundary) and
-  ``collab_server/client.py`` (the hub's OT client);
+  ``collab_core/client.py`` (the OT client towards the hub);
 * a room's edit to the editor: ``room.py`` -> ``editor.py``
   (``workspace/applyEdit``);
 * room paths <-> files: ``paths.py``; completions: ``features/completion.py``.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ot_strategies import ops_on, texts
 
-from collab_server import ops
-from collab_server.client import DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import DocumentClient, Outgoing
+from collab_core.errors import ErrorCode, InvalidState
 from collab_server.document import (
     ClientId,
     Duplicate,
@@ -18,7 +18,7 @@ from collab_server.document import (
     Sequencer,
     Submission,
 )
-from collab_server.errors import ErrorCode, InvalidState
+from tests.collab_core.ot_strategies import ops_on, texts
 
 A = ClientId("a")
 B = ClientId("b")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from collab_server.errors import MESSAGES, ErrorCode
+from collab_core.errors import MESSAGES, ErrorCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store
 from tests.support.hubclient import HubError, Peer

@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from collab_server.errors import MESSAGES
+from collab_core.errors import MESSAGES
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store, open_store
 from tests.conftest import PgServer

@@ -22,9 +22,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from collab_core.errors import MESSAGES, ErrorCode, StoreError
 from collab_server.database import EmbeddedPostgres, start_embedded
 from collab_server.document import Sequenced
-from collab_server.errors import MESSAGES, ErrorCode, StoreError
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import open_store
 from tests.support.hubclient import HubError, Peer

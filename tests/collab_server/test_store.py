@@ -8,9 +8,9 @@ import hashlib
 import asyncpg
 import pytest
 
-from collab_server import ops
+from collab_core import ops
+from collab_core.errors import RevisionConflict, StoreError
 from collab_server.document import ClientId, Rev, Sequenced
-from collab_server.errors import RevisionConflict, StoreError
 from collab_server.store import DocumentRecord, Store, open_store, storable
 
 UNICODE = "naïve e\u0301 😀👩‍👩‍👧 \U0001f600\r\nline2\r\n\tend ␀ 𝔘𝔫𝔦 \u200d\ufeff"

@@ -4,7 +4,7 @@
   the core client (one op in flight, the rest composed), then a fresh
   opener, then a hub restart on the same database;
 * the concurrent trace: one connection per agent, the README's delivery
-  rule followed with :class:`~collab_server.view.LaggingView` (see
+  rule followed with :class:`~collab_core.view.LaggingView` (see
   ``tests/support/traces.py``) while hub messages arrive when they arrive.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from collab_server.view import LaggingView
+from collab_core.view import LaggingView
 from tests.support.hubclient import Peer, SharedDoc
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log

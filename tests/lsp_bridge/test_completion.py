@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab_server import ops
+from collab_core import ops
 from lsp_bridge.completion import (
     KEYWORDS,
     WINDOW_LINES,

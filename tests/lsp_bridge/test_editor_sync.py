@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from collab_server import ops
-from collab_server.client import ClientState, DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import ClientState, DocumentClient, Outgoing
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit
 from tests.lsp_bridge.editors import (

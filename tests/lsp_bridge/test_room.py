@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from collab_server import ops
+from collab_core import ops
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange
 from lsp_bridge.room import (

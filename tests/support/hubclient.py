@@ -4,7 +4,7 @@
 matched to replies by ``id``; everything else (acks, broadcast ops,
 presence, participant events, errors without id) lands in per-kind queues.
 ``SharedDoc`` runs one document through the core's
-:class:`~collab_server.client.DocumentClient`: local edits go out one at a
+:class:`~collab_core.client.DocumentClient`: local edits go out one at a
 time, acks and broadcasts come back in revision order.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from collab_server import ops
-from collab_server.client import DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import DocumentClient, Outgoing
 
 
 class HubError(Exception):

@@ -182,11 +182,11 @@ class TestEditor:
 
             c.feature(method)(note)
 
-    async def start(self) -> TestEditor:
+    async def start(self, command: list[str] | None = None, cwd: Path | None = None) -> TestEditor:
+        """Start the server (``python -m lsp_bridge`` of this checkout, or *command*) and initialize."""
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
-        await self.client.start_io(
-            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", env=env, cwd=str(ROOT)
-        )
+        cmd = command or [sys.executable, "-m", "lsp_bridge"]
+        await self.client.start_io(*cmd, "--log-level", "WARNING", env=env, cwd=str(cwd or ROOT))
         caps = client_capabilities(_CAPS[self.kind])
         if self.kind == "vscode":
             # VS Code >= 1.67 renders inlay hints and honours refresh (the 1.65 capture predates it)

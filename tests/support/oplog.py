@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from collab_server import ops
+from collab_core import ops
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Helpers for replaying the real editing traces (../shared/traces, see its README).
+"""Helpers for replaying the real editing traces (tests/data/traces, see its README).
 
 Concurrent traces are replayed with one client per agent under the README's
 delivery rule: before agent *a* applies transaction *i*, it must show
@@ -11,7 +11,7 @@ one op in flight per client that is only possible if
   applies a transaction while its count is a cut point, its client must have
   no buffer (:func:`cut_points`);
 * hub messages reach the client state machine as soon as they arrive (so
-  acks flow), and a :class:`~collab_server.view.LaggingView` holds back the
+  acks flow), and a :class:`~collab_core.view.LaggingView` holds back the
   remote ops the agent may not show yet (tagged with the author and the last
   of the author's transactions the op covers).
 """
@@ -24,9 +24,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from collab_server import ops
+from collab_core import ops
 
-TRACES = Path(os.environ.get("PAIRLS_TRACES", Path(__file__).resolve().parents[3] / "shared" / "traces"))
+TRACES = Path(os.environ.get("PAIRLS_TRACES", Path(__file__).resolve().parents[1] / "data" / "traces"))
 
 
 def load(name: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The client's OT state machine (collab_server.client), fed events by hand."""
+"""The client's OT state machine (collab_core.client), fed events by hand."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ot_strategies import ops_on, texts
 
-from collab_server import ops
-from collab_server.client import ClientState, DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import ClientState, DocumentClient, Outgoing
+from collab_core.errors import InvalidState
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
-from collab_server.errors import InvalidState
+from tests.collab_core.ot_strategies import ops_on, texts
 
 
 def test_starts_synchronized() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collab_server import wire
-from collab_server.errors import ErrorCode, ProtocolError
+from collab_core import wire
+from collab_core.errors import ErrorCode, ProtocolError
 
 
 def code_of(frame: str | bytes) -> ErrorCode:

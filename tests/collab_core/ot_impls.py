@@ -1,6 +1,6 @@
 """The two OT implementations under test, behind one interface in our op format.
 
-``OURS`` is :mod:`collab_server.ops`.  ``OTTYPE`` is python-ottype (its C
+``OURS`` is :mod:`collab_core.ops`.  ``OTTYPE`` is python-ottype (its C
 functions from ``ottype.core_boost``; ``OTTYPE_PY`` the pure-Python ones in
 ``ottype.core``), which speaks ot-text-unicode: ``int`` skip, ``str`` insert,
 ``{"d": text}`` delete.  The adapter only translates formats; every decision
@@ -26,8 +26,8 @@ from typing import Any
 import ottype.core
 import ottype.core_boost
 
-from collab_server import ops
-from collab_server.ops import InvalidOp, Op
+from collab_core import ops
+from collab_core.ops import InvalidOp, Op
 
 
 class Ours:

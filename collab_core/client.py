@@ -19,7 +19,7 @@ Three additions serve the detours of a long session:
   changes only go to ``buffer``; :meth:`release` sends them.
 * **size**: with ``max_op_bytes`` set (from the hub's message limit), an op
   whose JSON is larger goes in pieces, one in flight at a time, the rest
-  waiting in ``buffer`` (:func:`~collab_server.ops.split`).
+  waiting in ``buffer`` (:func:`~collab_core.ops.split`).
 * **rebase**: :meth:`rebase` moves the unsent local changes onto a text the
   hub sent whole (a first open of a document whose text we had, or the last
   resort after a refusal): they survive, transformed past the difference.

@@ -1,4 +1,4 @@
-"""Sans-I/O replays of real editing traces (../shared/traces, see its README)."""
+"""Sans-I/O replays of real editing traces (tests/data/traces, see its README)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from collab_server import ops
-from collab_server.client import DocumentClient, Outgoing
+from collab_core import ops
+from collab_core.client import DocumentClient, Outgoing
+from collab_core.view import LaggingView
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
-from collab_server.view import LaggingView
 from tests.support.traces import causal_counts, cut_points, load, txn_op
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from collab_server.ops import Op
+from collab_core.ops import Op
 
 #: pieces that break naive implementations: astral characters (one code point
 #: each, two UTF-16 units), a ZWJ emoji sequence, combining marks, CRLF.

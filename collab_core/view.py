@@ -1,6 +1,6 @@
 """A view of a document that shows remote ops later than the client learns them (sans-I/O).
 
-The client state machine (:mod:`collab_server.client`) takes hub messages as
+The client state machine (:mod:`collab_core.client`) takes hub messages as
 soon as they arrive, so acks keep flowing.  Whoever *shows* the text (an
 editor buffer, or a trace replay's agent) may not be ready to show a remote
 op yet, and meanwhile keeps making edits against what it shows.  A

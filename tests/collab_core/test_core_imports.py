@@ -27,11 +27,12 @@ def imported_modules(tree: ast.AST) -> set[str]:
 
 
 SANS_IO = [
-    "collab_server/ops.py",
+    "collab_core/ops.py",
     "collab_server/document.py",
-    "collab_server/client.py",
-    "collab_server/view.py",
-    "collab_server/errors.py",
+    "collab_core/client.py",
+    "collab_core/view.py",
+    "collab_core/errors.py",
+    "collab_core/wire.py",
     "collab_server/retry.py",
     # the language server's policy: its room and the editor boundary
     "lsp_bridge/room.py",
@@ -51,3 +52,25 @@ def test_core_module_imports_nothing_with_io_clock_or_randomness(name: str) -> N
 def test_the_check_sees_imports() -> None:
     tree = ast.parse("import asyncio.events\nfrom time import monotonic\nimport os, random as r\n")
     assert {m.split(".")[0] for m in imported_modules(tree)} >= {"asyncio", "time", "random"}
+
+
+def _imports_of(package: str) -> dict[str, set[str]]:
+    out = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        out[str(path.relative_to(ROOT))] = {m.split(".")[0] for m in imported_modules(tree)}
+    return out
+
+
+def test_the_core_needs_nothing_but_the_standard_library() -> None:
+    import sys
+
+    for name, mods in _imports_of("collab_core").items():
+        outside = {m for m in mods if m not in sys.stdlib_module_names and m != "collab_core"}
+        assert not outside, f"{name} imports {sorted(outside)}"
+
+
+def test_the_language_server_never_imports_the_hub() -> None:
+    """A person who only edits installs no database: lsp_bridge must not need collab_server."""
+    for name, mods in _imports_of("lsp_bridge").items():
+        assert "collab_server" not in mods, name

@@ -1,4 +1,4 @@
-"""Properties of the OT core (collab_server.ops), run unchanged on python-ottype.
+"""Properties of the OT core (collab_core.ops), run unchanged on python-ottype.
 
 Each property takes ``impl``, one of the implementations in ``ot_impls``: ours,
 and python-ottype (C and pure Python) through a format adapter.  Where ottype
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from ot_impls import OTTYPE, OTTYPE_PY, OURS
-from ot_strategies import doc_and_ops, json_values, ops_on, texts
 
-from collab_server import ops
-from collab_server.ops import InvalidOp, Op
+from collab_core import ops
+from collab_core.ops import InvalidOp, Op
+from tests.collab_core.ot_impls import OTTYPE, OTTYPE_PY, OURS
+from tests.collab_core.ot_strategies import doc_and_ops, json_values, ops_on, texts
 
 OTTYPE_BIG_INT = (
     "ottype's C check() raises OverflowError (not a False answer) for a skip of 2**31 or more: "

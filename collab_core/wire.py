@@ -2,7 +2,7 @@
 
 Version 1, specified in ``docs/protocol.md``.  Every frame is one JSON
 object with a ``type``.  :func:`decode` never raises anything but
-:class:`~collab_server.errors.ProtocolError`, whose code is what the client
+:class:`~collab_core.errors.ProtocolError`, whose code is what the client
 is told; a message that passes it has exactly the fields and types the
 schema says, so the hub never touches unchecked peer input.
 """

