@@ -507,11 +507,13 @@ class CompletionEngine:
         *,
         limit: int = 200,
         semantic: SemanticResult | None = None,
+        keywords: bool = True,
     ) -> Completions:
         """Completions at code point *offset* of *text*, the current text of *path*.
 
         *semantic*: jedi's result if already computed (see :meth:`semantic`);
-        ``None`` runs jedi here when the document is Python.
+        ``None`` runs jedi here when the document is Python.  *keywords*: add the
+        language's keywords (off when another language server offers them).
         """
         offset = max(0, min(offset, len(text)))
         start = offset
@@ -535,7 +537,7 @@ class CompletionEngine:
         if member and jedi_names:
             for s in found.values():
                 s.tier += 3
-        if not member or language == "rust":  # x.await
+        if keywords and (not member or language == "rust"):  # x.await
             for kw in KEYWORDS.get(language or "", ()):
                 if member and kw != "await":
                     continue

@@ -53,10 +53,16 @@ class PairlsServer(LanguageServer):
         self.client_name = ""
         self.can_refresh_inlay_hints = False
         self.can_show_progress = False
+        #: the ``completions`` setting: a mode for every language (``"*"``) and per language id
+        self.completions_by_language: dict[str, str] = {"*": "all"}
         self.session: Session | None = None
         self.editor = LspEditor(self)
         self.completions = CompletionService()
         self.paths = PathMapper.for_workspace([])
+
+    def completion_mode(self, language_id: str | None) -> str:
+        modes = self.completions_by_language
+        return modes.get(language_id or "", modes.get("*", "all"))
 
     # -- set-up ---------------------------------------------------------------------------
 

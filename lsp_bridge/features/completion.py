@@ -24,8 +24,14 @@ JEDI_WAIT_S = 0.015
 
 
 async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+    """What the ``completions`` setting asks for: ``all`` (room words, keywords, jedi),
+    ``room`` (the room's words only: another language server serves the language), ``off``."""
     svc = ls.completions
     uri = params.text_document.uri
+    tdoc0 = ls.workspace.text_documents.get(uri)
+    mode = ls.completion_mode(tdoc0.language_id if tdoc0 is not None else None)
+    if mode == "off":
+        return lsp.CompletionList(is_incomplete=False, items=[])
     session = ls.session
     doc = session.room.by_uri.get(uri) if session else None
     tdoc = ls.workspace.text_documents.get(uri)
@@ -43,8 +49,11 @@ async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.Comp
         return lsp.CompletionList(is_incomplete=False, items=[])
     idx = LineIndex.of(text)
     offset = idx.offset(params.position.line, params.position.character, ls.encoding)
-    semantic = await _semantic(svc, path, text, offset, language_id)
-    result = svc.engine.complete(path, text, offset, language_id, semantic=semantic)
+    if mode == "room":
+        semantic = SemanticResult([], "off")
+    else:
+        semantic = await _semantic(svc, path, text, offset, language_id)
+    result = svc.engine.complete(path, text, offset, language_id, semantic=semantic, keywords=mode == "all")
     start = idx.position(result.start, ls.encoding)
     replace = lsp.Range(
         start=lsp.Position(line=start[0], character=start[1]),

@@ -13,6 +13,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
     ls.hub_url = str(opts.get("hubUrl") or ls.hub_url)
     ls.display_name = str(opts.get("displayName") or ls.display_name)[:64]
     ls.auto_share = bool(opts.get("autoShare", True))
+    ls.completions_by_language = completion_modes(opts.get("completions"))
     # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
     # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"
     enc = ls.workspace.position_encoding or "utf-16"
@@ -37,3 +38,17 @@ async def shutdown(ls: PairlsServer, params: None) -> None:
 def did_change_workspace_folders(ls: PairlsServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:
     """Folders added or removed (pygls has updated its workspace): map room paths anew."""
     ls.set_folders([(f.name, f.uri) for f in ls.workspace.folders.values()])
+
+
+MODES = ("all", "room", "off")
+
+
+def completion_modes(setting: object) -> dict[str, str]:
+    """``initializationOptions.completions``: ``"all"`` (the default), ``"room"`` or ``"off"``
+    for every language, or ``{"*": mode, "<languageId>": mode, ...}``."""
+    if isinstance(setting, str) and setting in MODES:
+        return {"*": setting}
+    out = {"*": "all"}
+    if isinstance(setting, dict):
+        out.update({str(k): v for k, v in setting.items() if v in MODES})
+    return out

@@ -564,3 +564,25 @@ async def test_hub_restart_keeps_offline_edits(pg_server: Any, tmp_path: Path, k
             if h is not None:
                 h.__exit__(None, None, None)
         await pg_server.drop_database(name)
+
+
+async def test_completions_setting_room_all_off(make_editor: MakeEditor, hub: HubProcess) -> None:
+    """``completions``: the room's words only where another language server serves the language."""
+    ed = await make_editor(
+        "vscode", "Ada", init_options={"completions": {"*": "all", "python": "room", "markdown": "off"}}
+    )
+    room_doc = ed.uri("words.txt")
+    ed.open(room_doc, "frobnicate_widget = 1\n", "plaintext")
+    await _room(ed)
+    await _eventually(lambda: _status_with(ed, "words.txt"))
+    py, md, js = ed.uri("a.py"), ed.uri("b.md"), ed.uri("c.js")
+    ed.open(py, "fro", "python")
+    ed.open(md, "fro", "markdown")
+    ed.open(js, "fu", "javascript")
+    assert "frobnicate_widget" in {i.label for i in await ed.complete(py, 3)}
+    ed.replace(py, 0, 3, "whi")
+    assert "while" not in {
+        i.label for i in await ed.complete(py, 3)
+    }  # no keywords: the other server has them
+    assert await ed.complete(md, 3) == []
+    assert "function" in {i.label for i in await ed.complete(js, 2)}  # all: keywords too

@@ -120,8 +120,10 @@ class TestEditor:
         auto_share: bool = True,
         env: dict[str, str] | None = None,
         debounce: float = 0.08,
+        init_options: dict[str, Any] | None = None,
     ) -> None:
         assert kind in ALL_KINDS, kind
+        self.init_options = init_options or {}
         self.kind = kind
         self.name = name
         self.workspace = workspace
@@ -197,7 +199,7 @@ class TestEditor:
         if self.workspace is not None:
             root_uri = self.workspace.as_uri()
             folders = [T.WorkspaceFolder(uri=root_uri, name=self.workspace.name)]
-        opts: dict[str, Any] = {"displayName": self.name, "autoShare": self.auto_share}
+        opts: dict[str, Any] = {"displayName": self.name, "autoShare": self.auto_share, **self.init_options}
         if self.hub_url is not None:
             opts["hubUrl"] = self.hub_url
         result = await self.client.initialize_session(
