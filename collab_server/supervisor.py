@@ -1,4 +1,4 @@
-"""Keeps the hub's embedded PostgreSQL running (DESIGN.md, decision 4).
+"""Keeps the hub's embedded PostgreSQL running (docs/architecture.md, decision 4).
 
 The hub starts its own PostgreSQL when no ``--database-url`` is given.  If
 that server dies (killed, crashed, out of memory), :class:`PostgresSupervisor`

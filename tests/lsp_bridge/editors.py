@@ -8,7 +8,7 @@ server, in the order it says it (JSON-RPC over stdio is ordered): a
 (the user typed, pasted or deleted), :meth:`SimEditor.flush` (the editor's
 debounce ran out), :meth:`SimEditor.receive_edit` (an applyEdit arrived).
 
-What each one models (DESIGN.md decision 2):
+What each one models (docs/architecture.md, decision 2):
 
 * :class:`VSCode`: applies a versioned edit only when its version equals the
   buffer's, else answers ``applied: false``; reports every change at once as

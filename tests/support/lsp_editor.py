@@ -1,7 +1,7 @@
 """A test editor: pytest-lsp's LanguageClient driving a real ``python -m lsp_bridge`` subprocess.
 
 :class:`TestEditor` plays one editor at the LSP boundary the way VS Code,
-Neovim 0.7 or Emacs eglot do (DESIGN.md decision 2), with their real
+Neovim 0.7 or Emacs eglot do (docs/architecture.md, decision 2), with their real
 capability sets from pytest-lsp (``visual-studio-code``, ``neovim@v0.7.0``,
 ``emacs``).  Each open document is one of the sans-I/O simulators of
 ``tests/lsp_bridge/editors.py`` (a buffer, its version, changes not yet

@@ -2,7 +2,7 @@
  * The contract of the pairls language server (`lsp_bridge/server.py`) as the extension sees it.
  *
  * Room actions are `workspace/executeCommand` commands taking one JSON object argument
- * (DESIGN.md decision 6); `pairls/*` notifications carry what LSP has no word for.
+ * (docs/architecture.md, decision 6); `pairls/*` notifications carry what LSP has no word for.
  * Types only: nothing here runs.
  */
 

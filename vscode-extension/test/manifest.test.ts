@@ -1,4 +1,4 @@
-// The manifest against DESIGN.md's names and the commands the extension registers.
+// The manifest: the command names and titles the project uses, and the commands the extension registers.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
