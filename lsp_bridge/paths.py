@@ -11,13 +11,79 @@ an absolute path, a symlink pointing out) maps to nothing.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pygls.uris import from_fs_path, to_fs_path
 
-__all__ = ["PathMapper"]
+__all__ = ["PathMapper", "is_private", "shareable_files"]
+
+#: folders never shared by a folder share (tools' caches, dependencies, build output, VCS)
+SKIPPED_DIRS = frozenset(
+    {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".ruff_cache",
+     ".pytest_cache", ".tox", "dist", "build", "target", ".idea", ".vs"}
+)  # fmt: skip
+
+#: files that hold secrets: never shared unless the user shares that very file
+PRIVATE = (
+    ".env", ".env.*", "*.env", ".envrc", "*.pem", "*.key", "*.p12", "*.pfx", "*.keystore", "*.jks",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".npmrc", ".pypirc", "*.kdbx",
+    "credentials*", "*secret*", ".git-credentials", "*.gpg", "*.asc",
+)  # fmt: skip
+
+
+def is_private(name: str) -> bool:
+    """Is a file of this name likely to hold a secret (keys, tokens, .env)?"""
+    base = name.rsplit("/", 1)[-1].lower()
+    return any(fnmatch.fnmatchcase(base, pattern) for pattern in PRIVATE)
+
+
+def shareable_files(folder: Path, *, max_bytes: int) -> tuple[list[Path], list[str]]:
+    """The text files under *folder* a folder share sends: what git tracks or would track
+    (``.gitignore`` respected) when it is a git work tree, else every file outside the
+    usual tool folders; never a private file, a binary file or one over *max_bytes*.
+    Returns (files, what was skipped and why)."""
+    candidates: list[Path] = []
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=folder,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout.decode("utf-8", "replace")
+        candidates = [folder / name for name in listed.split("\0") if name]
+    except (OSError, subprocess.SubprocessError):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]
+            candidates += [Path(dirpath) / f for f in filenames]
+    files, skipped = [], []
+    for path in sorted(candidates):
+        rel = path.relative_to(folder).as_posix()
+        if any(part in SKIPPED_DIRS for part in PurePosixPath(rel).parts[:-1]):
+            continue
+        if is_private(rel):
+            skipped.append(f"{rel}: may hold a secret")
+            continue
+        try:
+            if not path.is_file() or path.is_symlink():
+                continue
+            size = path.stat().st_size
+        except OSError:
+            continue
+        if size > max_bytes:
+            skipped.append(f"{rel}: larger than the hub allows")
+            continue
+        with path.open("rb") as f:
+            head = f.read(8192)
+        if b"\0" in head:
+            skipped.append(f"{rel}: binary")
+            continue
+        files.append(path)
+    return files, skipped
 
 
 @dataclass
@@ -77,6 +143,10 @@ class PathMapper:
         except ValueError:
             return None
         return target
+
+    def root(self) -> Path | None:
+        """The first workspace folder, if any."""
+        return self.folders[0][1] if self.folders else None
 
     def uri(self, path: Path) -> str:
         return from_fs_path(str(path)) or path.as_uri()

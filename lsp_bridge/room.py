@@ -588,6 +588,37 @@ class Room:
         if doc is not None:
             doc.views.pop(uri, None)
 
+    def publish(self, path: str, text: str, now: float) -> int:
+        """Share a file no editor buffer shows (a folder being shared): created from *text*
+        unless the room has *path* already; :class:`Done` with ``{path, rev, text}`` once open."""
+        ticket = next(self._tickets)
+        if not self.in_room:
+            self._done(ticket, error="join or create a room first")
+            return ticket
+        if self.role == "viewer":
+            self._done(ticket, error="viewers cannot share documents")
+            return ticket
+        doc = self.docs.get(path)
+        if doc is not None:
+            if doc.state is DocState.OPEN:
+                return self._done_open(doc, ticket)
+            doc.tickets.append(ticket)
+            self._enqueue(doc)
+            self._pump_opens(now)
+            return ticket
+        limit = self.limits.get("maxDocumentBytes")
+        if limit is not None and len(text.encode("utf-8")) > int(limit):
+            self._done(ticket, error=self._too_large(path, len(text.encode("utf-8")), int(limit)))
+            return ticket
+        doc = self.docs[path] = Doc(path)
+        doc.client = self._new_client(path, text, 0, held=True)
+        doc.create = path not in self.room_documents
+        doc.need = "zero" if doc.create else "full"
+        doc.tickets.append(ticket)
+        self._enqueue(doc)
+        self._pump_opens(now)
+        return ticket
+
     def open_text(self, path: str, now: float) -> int:
         """The room's text of *path*, for a file to show: :class:`Done` with ``{path, text}``."""
         ticket = next(self._tickets)

@@ -120,6 +120,10 @@ class Session:
         result = await self.command(lambda now: self.room.share(uri, path, text, version, now))
         return {"path": result["path"], "rev": result["rev"]}
 
+    async def publish(self, path: str, text: str) -> dict[str, Any]:
+        result = await self.command(lambda now: self.room.publish(path, text, now))
+        return {"path": result["path"], "rev": result["rev"]}
+
     async def open_text(self, path: str) -> str:
         result = await self.command(lambda now: self.room.open_text(path, now))
         return str(result["text"])

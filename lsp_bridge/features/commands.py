@@ -7,6 +7,7 @@ your editor").  A failure the user can act on is a JSON-RPC error
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
+from ..paths import shareable_files
 from ..server import PairlsServer
 from ..session import SessionError
 
@@ -91,6 +93,39 @@ def _outside_path(ls: PairlsServer, uri: str) -> str:
     return candidate
 
 
+async def share_folder(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Share every text file under a folder (the first workspace folder by default), with
+    progress; files that may hold secrets, binary files and tool folders are left out."""
+    session = ls.require_session()
+    room = session.room
+    if not room.in_room:
+        raise user_error("join or create a room first")
+    uri = _arg(args).get("uri")
+    folder = Path(to_fs_path(uri) or "") if isinstance(uri, str) else ls.paths.root()
+    if folder is None or not folder.is_dir():
+        raise user_error("no folder to share: open a workspace folder, or pass {uri} of one")
+    limit = int(room.limits.get("maxDocumentBytes") or 16 << 20)
+    files, skipped = await asyncio.to_thread(shareable_files, folder, max_bytes=limit)
+    jobs = []
+    for path in files:
+        fs_uri = ls.paths.uri(path)
+        room_path = ls.paths.room_path(fs_uri)
+        if room_path is None:
+            continue
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            skipped.append(f"{room_path}: not UTF-8 text")
+            continue
+        jobs.append(session.publish(room_path, text))
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    shared = [r["path"] for r in results if isinstance(r, dict)]
+    failed = [str(r) for r in results if isinstance(r, BaseException)]
+    if skipped:
+        ls.editor.log("pairls: not shared: " + "; ".join(skipped))
+    return {"shared": len(shared), "skipped": skipped, "failed": failed}
+
+
 async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     path = _arg(args).get("path")
     session = ls.require_session()
@@ -131,6 +166,7 @@ COMMANDS: dict[str, Handler] = {
     "pairls.joinRoom": join_room,
     "pairls.leaveRoom": leave_room,
     "pairls.shareDocument": share_document,
+    "pairls.shareFolder": share_folder,
     "pairls.openDocument": open_document,
     "pairls.participants": participants,
     "pairls.follow": follow,

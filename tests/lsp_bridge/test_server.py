@@ -586,3 +586,33 @@ async def test_completions_setting_room_all_off(make_editor: MakeEditor, hub: Hu
     }  # no keywords: the other server has them
     assert await ed.complete(md, 3) == []
     assert "function" in {i.label for i in await ed.complete(js, 2)}  # all: keywords too
+
+
+async def test_share_a_folder_with_progress_leaving_secrets_out(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    a = await make_editor("vscode", "Ada", auto_share=False)
+    assert a.workspace is not None
+    for i in range(40):
+        (a.workspace / "src" / f"m{i:02}.py").parent.mkdir(exist_ok=True)
+        (a.workspace / "src" / f"m{i:02}.py").write_text(f"name_{i} = {i}\n")
+    (a.workspace / ".env").write_text("TOKEN=hunter2\n")
+    (a.workspace / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (a.workspace / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    (a.workspace / "node_modules" / "x").mkdir(parents=True)
+    (a.workspace / "node_modules" / "x" / "i.js").write_text("module.exports = 1\n")
+    room = await _room(a)
+    out = await a.command("pairls.shareFolder", {})
+    assert out["shared"] == 40 and not out["failed"]
+    assert {s.split(":")[0] for s in out["skipped"]} == {".env", "id_ed25519", "logo.png"}
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        inv = parse_invite(room["invite"])
+        await peer.join(inv.room_id, inv.secret)
+        docs = {d["path"] for d in (await peer.request({"type": "list_documents"}))["documents"]}
+        assert docs == {f"src/m{i:02}.py" for i in range(40)}
+        assert (await peer.open("src/m07.py")).text == "name_7 = 7\n"
+    finally:
+        await peer.close()
+    (reports,) = [r for t, r in a.client.progress_reports.items() if str(t).startswith("pairls/")]
+    assert reports[0].kind == "begin" and reports[-1].kind == "end"
