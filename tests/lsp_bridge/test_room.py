@@ -725,3 +725,80 @@ def test_a_viewers_typing_is_undone_and_said_once() -> None:
     assert not w.all("op")
     said = [e for e in w.events_of(ShowMessage) if "viewer" in e.text]
     assert len(said) == 1
+
+
+def test_an_edit_refused_as_forbidden_makes_us_a_viewer_and_restores_the_buffer() -> None:
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    op = w.take("op")
+    w.feed({"type": "error", "code": "forbidden", "message": "m", "path": "x.txt", "seq": op["seq"]})
+    assert w.room.role == "viewer"
+    (edit,) = w.events_of(ApplyEdit)
+    assert _op_of(edit, "abc!") == [3, -1]  # the buffer goes back to the room's text
+    assert [e for e in w.events_of(ShowMessage) if "viewer" in e.text]
+    assert w.room.heals == 0
+
+
+def test_a_document_the_hub_lost_is_caught_up_later() -> None:
+    """An `unavailable` with a path and no seq: the hub's task for it ended; we open it again."""
+    w = Wire(resend_min=0.5)
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.feed({"type": "error", "code": "unavailable", "message": "m", "path": "x.txt"})
+    assert not w.all("open")
+    w.advance(1)
+    req = w.take("open", path="x.txt")
+    assert req["since"] == 0
+    w.opened(req)
+    assert w.room.docs["x.txt"].state.value == "open" and w.room.heals == 0
+
+
+def test_following_a_peer_shows_where_they_are() -> None:
+    from lsp_bridge.room import FollowTo
+
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "one\ntwo\n")
+    w.feed({"type": "participant_joined", "participant": {"id": "bob", "name": "Bob", "role": "editor"}})
+    assert w.room.set_follow("nobody") == "no such participant"
+    assert w.room.set_follow("bob") is None
+    w.feed(
+        {
+            "type": "presence",
+            "participant": "bob",
+            "name": "Bob",
+            "path": "x.txt",
+            "rev": 0,
+            "ranges": [[5, 5]],
+        }
+    )
+    (f,) = w.events_of(FollowTo)
+    assert (
+        f.path == "x.txt" and f.uri == "file:///x.txt" and f.selection == ((1, 1), (1, 1)) and f.name == "Bob"
+    )
+    w.feed(
+        {
+            "type": "presence",
+            "participant": "bob",
+            "name": "Bob",
+            "path": "y.txt",
+            "rev": 0,
+            "ranges": [[0, 0]],
+        }
+    )
+    (g,) = w.events_of(FollowTo)
+    assert g.path == "y.txt" and g.uri is None  # not open here: the file is shown
+    w.room.set_follow(None)
+    w.feed(
+        {
+            "type": "presence",
+            "participant": "bob",
+            "name": "Bob",
+            "path": "x.txt",
+            "rev": 0,
+            "ranges": [[0, 0]],
+        }
+    )
+    assert not w.events_of(FollowTo)
