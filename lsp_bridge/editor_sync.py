@@ -417,7 +417,9 @@ class EditorSync:
         #    last text, or without?
         if any(change.range is None for change in stream):
             self.stats["full"] += 1
-            if self._applied_in(sent, texts[-1]):
+            # pieces of it arrived already: the editor applied it (all at once), the rest
+            # is the user's typing since
+            if sent.deferred or self._applied_in(sent, texts[-1]):
                 return _Verdict("applied", k=len(stream), text=texts[-1])
             return _Verdict("missed")
         # 5. a client that ignores versions applied it as sent after the user's changes

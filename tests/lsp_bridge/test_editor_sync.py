@@ -233,7 +233,8 @@ def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: in
             left -= 1
             i = rng.randrange(len(hub.peers))
             editor = hub.peers[i].editor
-            marker = f"«{i}.{len(typed)}»"
+            # fixed width: a deletion inside one marker can not leave another valid one
+            marker = f"«{i}.{len(typed):03d}»"
             avoid = []
             for m in typed:
                 at = editor.text.find(m)
