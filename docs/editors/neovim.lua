@@ -66,7 +66,14 @@ vim.api.nvim_create_user_command('PairlsLeave', function() command('pairls.leave
 vim.api.nvim_create_user_command('PairlsStatus', function() command('pairls.status') end, {})
 vim.api.nvim_create_user_command('PairlsWho', function() command('pairls.participants') end, {})
 vim.api.nvim_create_user_command('PairlsOpen', function(o)
-  command('pairls.openDocument', { path = o.args }, function() end)
+  command('pairls.openDocument', { path = o.args }, function(r)
+    -- shown already if this Neovim has window/showDocument; 0.7 has not: open it here
+    local fname = vim.uri_to_fname(r.uri)
+    if vim.fn.resolve(vim.api.nvim_buf_get_name(0)) ~= vim.fn.resolve(fname) then
+      local ok, err = pcall(vim.cmd, 'edit ' .. vim.fn.fnameescape(fname))
+      if not ok then vim.notify('pairls: ' .. err, vim.log.levels.ERROR) end
+    end
+  end)
 end, { nargs = 1 })
 vim.api.nvim_create_user_command('PairlsFollow', function(o)
   command('pairls.follow', o.args ~= '' and { participantId = o.args } or {}, function() end)
