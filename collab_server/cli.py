@@ -3,9 +3,10 @@
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
 embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
 ``supervisor.py``; after repeated failed starts the hub exits with status 1)
-and stops it on exit.  Once serving it
-prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
-SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
+and stops it on exit.  Once serving it prints ``listening on
+ws://HOST:PORT`` as the first line on stdout (scripts parse it).  Logs go to
+stderr, as text or JSON lines (``--log-format``, see ``logs.py``).  SIGINT
+and SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from . import __version__
 from .config import HubConfig
+from .logs import FORMATS, configure
 
 logger = logging.getLogger("collab_server")
 
@@ -58,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="use this PostgreSQL server instead of the embedded one (default: $DATABASE_URL)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object per line (default: %(default)s)",
+    )
     p.add_argument(
         "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
     )
@@ -164,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(args.log_level, args.log_format)
     if args.log_level != "DEBUG":
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)

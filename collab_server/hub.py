@@ -82,9 +82,15 @@ class HubStats:
 
 
 class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Puts the connection's ``participant`` (and ``room``, once in one) on every record it logs.
+
+    The formatters of ``logs.py`` show them: a ``[room/participant]`` prefix
+    in text, fields of their own in JSON.
+    """
+
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = self.extra or {}
-        return f"[{extra.get('room', '-')}/{extra.get('participant', '-')}] {msg}", kwargs
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 class Connection:
@@ -973,6 +979,7 @@ class Hub:
             del room.by_client[conn.client_id]
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
+        conn.log.extra = {"participant": conn.id}
         self.send_all(room.others(None), wire.encode({"type": "participant_left", "participant": conn.id}))
         if not room.connections:
             self._unload(room)

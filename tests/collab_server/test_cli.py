@@ -4,6 +4,7 @@ PostgreSQL lifecycle, signals, shutdown with clients connected, and logs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -199,9 +200,10 @@ async def test_sigterm_with_clients_acks_or_refuses_every_op(database_url: str) 
 # -- logs -------------------------------------------------------------------------
 
 
-async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_logs_hold_no_document_text_or_secrets(database_url: str, log_format: str) -> None:
     mark = "Lm" + uuid.uuid4().hex + "mL"
-    hub = HubProcess("--log-level", "INFO", database_url=database_url)
+    hub = HubProcess("--log-level", "INFO", "--log-format", log_format, database_url=database_url)
     try:
         url = await start(hub)
         a = await Peer(url, f"n{mark[:20]}").connect()
@@ -233,3 +235,18 @@ async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
     for secret in (mark, created["ownerSecret"], created["editorSecret"], created["viewerSecret"]):
         assert secret not in log
     assert mark[:20] not in log
+    if log_format == "json":
+        lines = [json.loads(line) for line in hub.stderr]  # every line is one JSON object
+        assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
+        joined = [line for line in lines if line["message"] == "joined as editor"]
+        assert (
+            len(joined) == 1 and joined[0]["level"] == "INFO" and joined[0]["logger"] == "collab_server.hub"
+        )
+        # the connection's room (a prefix of its id) and participant, as fields of their own
+        assert created["room"].startswith(joined[0]["room"]) and joined[0]["participant"] == b.participant
+        connected = [line for line in lines if line["message"] == "connected"]
+        assert {line["participant"] for line in connected} == {a.participant, b.participant, c.participant}
+        assert not [line for line in lines if "room" in line and "participant" not in line]
+    else:
+        assert f"[{created['room'][:8]}/{b.participant}] joined as editor" in log
