@@ -4,7 +4,8 @@ With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
 embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
 ``supervisor.py``; after repeated failed starts the hub exits with status 1)
 and stops it on exit.  Once serving it prints ``listening on
-ws://HOST:PORT`` as the first line on stdout (scripts parse it).  Logs go to
+ws://HOST:PORT`` as the first line on stdout (scripts parse it), then plain
+lines saying what to put in the editors (:func:`connect_hints`).  Logs go to
 stderr, as text or JSON lines (``--log-format``, see ``logs.py``).  SIGINT
 and SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -138,6 +141,8 @@ async def serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
             host = args.host if ":" not in args.host else f"[{args.host}]"
             print(f"listening on ws://{host}:{hub.port}", flush=True)
+            for line in connect_hints(args.host, hub.port):
+                print(line, flush=True)
             await stop.wait()
             logger.info("shutting down")
             await hub.close()
@@ -152,6 +157,39 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     logger.info("stopped")
     return 0
+
+
+def connect_hints(host: str, port: int) -> list[str]:
+    """What to tell the person who started the hub: the URL to give the editors, and who can reach it."""
+    wildcard = host in ("", "0.0.0.0", "::")
+    if wildcard:
+        url = f"ws://{socket.gethostname()}:{port}"
+        where = f" (or ws://ADDRESS:{port} with this machine's address as the others reach it)"
+    else:
+        url = f"ws://{host if ':' not in host else f'[{host}]'}:{port}"
+        where = ""
+    lines = [
+        f"editors connect to {url}{where}: set pairls.hubUrl to it in VS Code,"
+        " or PAIRLS_HUB_URL for Neovim, Emacs and other editors"
+    ]
+    if wildcard:
+        # an invite names the hub as its creator's editor reached it
+        lines.append("use that address on this machine too (not 127.0.0.1): the invites you create name it")
+    if _is_loopback(host):
+        lines.append(
+            f"only this machine can connect to {host}; to let others in, listen on all interfaces:"
+            f" pairls-hub --host 0.0.0.0 (and let port {port} through the firewall)"
+        )
+    return lines
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

@@ -17,6 +17,8 @@ import asyncpg
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
+from collab_server.cli import connect_hints
+from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 
@@ -68,6 +70,43 @@ async def test_port_0_prints_one_listening_line_that_works(database_url: str) ->
         assert port > 0 and url == f"ws://127.0.0.1:{port}"
     finally:
         hub.kill()
+
+
+async def test_startup_says_how_editors_connect(database_url: str) -> None:
+    hub = HubProcess(database_url=database_url)
+    try:
+        url = await start(hub)
+        for _ in range(100):  # the lines after the first come right after it
+            if len(hub.stdout) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        status, _, body = await get(url.replace("ws://", "http://") + "/healthz")
+        assert (status, body) == (200, "ok\n")
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+    port = url.rsplit(":", 1)[1]
+    assert hub.stdout == [
+        f"listening on {url}",
+        f"editors connect to {url}: set pairls.hubUrl to it in VS Code,"
+        " or PAIRLS_HUB_URL for Neovim, Emacs and other editors",
+        "only this machine can connect to 127.0.0.1; to let others in, listen on all interfaces:"
+        f" pairls-hub --host 0.0.0.0 (and let port {port} through the firewall)",
+    ]
+
+
+def test_connect_hints_name_the_url_to_use_for_each_kind_of_host() -> None:
+    import socket
+
+    assert connect_hints("::1", 9000)[0].startswith("editors connect to ws://[::1]:9000: ")
+    assert connect_hints("localhost", 1)[1].startswith("only this machine can connect to localhost;")
+    for wildcard in ("0.0.0.0", "::"):
+        url, invites = connect_hints(wildcard, 8765)  # no loopback warning
+        assert url.startswith(f"editors connect to ws://{socket.gethostname()}:8765 (or ws://ADDRESS:8765 ")
+        assert "pairls.hubUrl" in url and "PAIRLS_HUB_URL" in url
+        assert "not 127.0.0.1" in invites
+    (line,) = connect_hints("10.1.2.3", 8765)
+    assert line.startswith("editors connect to ws://10.1.2.3:8765: set pairls.hubUrl")
 
 
 # -- embedded PostgreSQL ------------------------------------------------------
