@@ -658,22 +658,27 @@ class Hub:
         a plain GET of any other path, which websockets answers with 426.
         """
         upgrade = ",".join(request.headers.get_all("Upgrade")).lower()
-        if "websocket" in upgrade:
+        method = getattr(request, "method", "GET")  # websockets < 17 parses GET requests only
+        if "websocket" in upgrade or method not in ("GET", "HEAD"):
             return None
         path = request.path.partition("?")[0]
         if path == "/healthz":
             if self.closing:
-                return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
-            if await self.healthy():
-                return ws.respond(HTTPStatus.OK, "ok\n")
-            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "database unavailable\n")
-        if path == "/metrics":
+                response = ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
+            elif await self.healthy():
+                response = ws.respond(HTTPStatus.OK, "ok\n")
+            else:
+                response = ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "database unavailable\n")
+        elif path == "/metrics":
             body, content_type = self.metrics.render(",".join(request.headers.get_all("Accept")))
             response = ws.respond(HTTPStatus.OK, body.decode())
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = content_type
-            return response
-        return None
+        else:
+            return None
+        if method == "HEAD":
+            response.body = b""  # the headers (Content-Length included) are those of a GET
+        return response
 
     async def healthy(self) -> bool:
         """True if the database answers ``SELECT 1`` within ``HubConfig.health_timeout``.

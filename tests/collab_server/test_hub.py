@@ -176,3 +176,14 @@ async def test_websocket_upgrades_work_on_every_path(hub: Hub) -> None:
     # a plain GET elsewhere is not ours: websockets says a WebSocket is expected
     status, _, _ = await get(f"http://127.0.0.1:{hub.port}/room/abc")
     assert status == 426
+
+
+async def test_healthz_answers_head_without_a_body(hub: Hub) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    writer.write(b"HEAD /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)  # the hub closes after answering
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 3" in head
+    assert body == b""
