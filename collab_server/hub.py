@@ -651,11 +651,12 @@ class Hub:
     # -- plain HTTP on the same port ------------------------------------------
 
     async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """websockets' ``process_request`` hook: ``/healthz`` and ``/metrics`` for plain GETs.
+        """websockets' ``process_request`` hook: ``/healthz`` and ``/metrics`` for plain GET and HEAD.
 
         A request that asks for a WebSocket upgrade goes on to the handshake
         whatever its path (RFC 6455, 4.2.1: ``Upgrade: websocket``); so does
-        a plain GET of any other path, which websockets answers with 426.
+        a plain request of any other path or method, which websockets answers
+        with 426 Upgrade Required.
         """
         upgrade = ",".join(request.headers.get_all("Upgrade")).lower()
         method = getattr(request, "method", "GET")  # websockets < 17 parses GET requests only
