@@ -135,3 +135,12 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
         "collab_server/migrations/0001_init.sql",
     ):
         assert any(n.endswith("/" + must) for n in names), must
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_the_benchmarks_start(script: str) -> None:
+    """Every benchmark imports what it measures (a module that moved breaks them otherwise)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
