@@ -77,8 +77,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collab_core.client import DocumentClient  # noqa: E402
 from collab_core import ops  # noqa: E402
+from collab_core.client import DocumentClient  # noqa: E402
 from tests.support.hubproc import HubProcess  # noqa: E402
 
 TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT / "tests" / "data" / "traces"))
