@@ -139,7 +139,7 @@ def _reload_tls(tls: ServerTLS) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from .database import make_dirs, start_embedded
+    from .database import start_embedded
     from .hub import Hub
     from .store import open_store
     from .supervisor import PostgresSupervisor
@@ -166,7 +166,7 @@ async def serve(args: argparse.Namespace) -> int:
     dsn = args.database_url
     if not dsn:
         data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
-        make_dirs(data_dir, 0o711 if os.geteuid() == 0 else 0o700)
+        # (start_embedded creates data_dir, after checking that PostgreSQL's account can reach it)
         embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
         logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
         # ours to keep running: restarted if it dies (a --database-url server is never touched)
