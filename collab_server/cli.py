@@ -38,9 +38,10 @@ logger = logging.getLogger("collab_server")
 
 
 def default_data_dir() -> Path:
-    """``/var/lib/pairls`` for root (a place the PostgreSQL account can reach), else the XDG data home."""
+    """As root ``/var/lib/pairls-hub`` (as the systemd unit), which PostgreSQL's account can reach;
+    else under the XDG data home."""
     if os.geteuid() == 0:
-        return Path("/var/lib/pairls")
+        return Path("/var/lib/pairls-hub")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "pairls" / "hub"
 
@@ -64,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="where the embedded PostgreSQL keeps its data "
-        "(default: /var/lib/pairls as root, else $XDG_DATA_HOME/pairls/hub)",
+        "(default: /var/lib/pairls-hub as root, else $XDG_DATA_HOME/pairls/hub)",
     )
     p.add_argument(
         "--database-url",

@@ -223,7 +223,7 @@ def unreachable_message(account: Account, target: Path, blocker: DirMode, *, bin
     fix = (
         "install pairls where every user can read it (for example a virtualenv under /opt)"
         if binaries
-        else "use a data directory it can reach (--data-dir /var/lib/pairls, the default as root)"
+        else "use a data directory it can reach (--data-dir /var/lib/pairls-hub, the default as root)"
     )
     return (
         f"PostgreSQL refuses to run as root, so the embedded one runs as the user {account.name!r}, "

@@ -201,7 +201,7 @@ def test_the_refusal_names_the_account_the_directory_its_mode_and_the_ways_out()
     assert "runs as the user 'pairls'" in data
     assert "/root is mode 0700" in data
     assert "changes nothing outside its data directory" in data
-    assert "--data-dir /var/lib/pairls" in data and "--database-url" in data
+    assert "--data-dir /var/lib/pairls-hub" in data and "--database-url" in data
     bins = unreachable_message(account, Path("/root/.venv/pginstall"), blocker, binaries=True)
     assert "the PostgreSQL programs" in bins and "/opt" in bins and "--database-url" in bins
 

@@ -75,7 +75,7 @@ def postmasters(data: Path) -> list[psutil.Process]:
 
 
 def test_as_root_the_default_data_dir_is_one_the_postgresql_account_can_reach() -> None:
-    assert default_data_dir() == Path("/var/lib/pairls")
+    assert default_data_dir() == Path("/var/lib/pairls-hub")
 
 
 async def test_run_as_root_the_hub_changes_nothing_outside_its_data_dir(
@@ -129,7 +129,7 @@ async def test_a_data_dir_the_account_cannot_reach_is_refused_with_the_fix(
     assert message.startswith("pairls-hub: PostgreSQL refuses to run as root"), hub.log
     assert f"cannot reach the database directory ({private})" in message
     assert f"{private} is mode 0700" in message
-    assert "--data-dir /var/lib/pairls" in message and "--database-url" in message
+    assert "--data-dir /var/lib/pairls-hub" in message and "--database-url" in message
     assert "Traceback" not in hub.log
     assert hub.stdout == []
     assert list(private.iterdir()) == []  # nothing was created

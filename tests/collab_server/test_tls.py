@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from collab_server.cli import connect_hints
 from collab_server.tls import ServerTLS, TLSConfigError, server_context
 from tests.support.certs import Certs, make_certs
 from tests.support.hubclient import Peer
@@ -83,6 +84,14 @@ async def test_the_hub_serves_wss_and_says_so(database_url: str, certs: Certs) -
         code = await asyncio.to_thread(hub.terminate, 60)
     assert code == 0, hub.log
     assert "Traceback" not in hub.log
+    assert hub.stdout[1].startswith(f"editors connect to {url}, under a name its certificate is for: ")
+
+
+def test_the_hints_name_a_wss_url() -> None:
+    (line,) = connect_hints("10.1.2.3", 443, scheme="wss")
+    assert line.startswith(
+        "editors connect to wss://10.1.2.3:443, under a name its certificate is for: set pairls.hubUrl"
+    )
 
 
 async def test_sighup_loads_a_renewed_certificate(database_url: str, tmp_path: Path) -> None:
