@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -610,7 +611,8 @@ class Hub:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
+        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``)."""
         await self.store.listen(self._notified, on_reconnect=self._resync_all)
         self.store.add_commit_observer(self.metrics.commit_observed)
         self.server = await serve(
@@ -618,6 +620,7 @@ class Hub:
             host,
             port,
             process_request=self.process_request,
+            ssl=ssl,
             max_size=self.config.max_message_bytes,
             max_queue=64,
             compression=None,

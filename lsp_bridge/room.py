@@ -37,7 +37,9 @@ sockets (tests/lsp_bridge/test_room.py):
   onto it (:meth:`DocumentClient.rebase`), never dropped; heals are counted;
 * joining follows the room's documents a few at a time, retrying what
   failed, and reports progress;
-* the connection backs off on repeated failures and says so once.
+* the connection backs off on repeated failures and says so once;
+  a failure that retrying cannot fix (a hub certificate that does not
+  verify) ends the entry or the room with the reason, without retrying.
 """
 
 from __future__ import annotations
@@ -358,8 +360,8 @@ class Room:
         self.heals = 0
         self.follow: str | None = None
         self.limits: dict[str, Any] = {"maxMessageBytes": 1 << 20, "rate": 1000.0, "burst": 2000}
-        #: counters for status and tests
-        #: bad_paths: paths the hub sent that are not of the protocol's shape (ignored)
+        #: counters for status and tests; bad_paths: paths the hub sent that are not of the
+        #: protocol's shape (ignored); gave_up: connections that failed for good (certificates)
         self.stats = {
             "connects": 0,
             "reconnects": 0,
@@ -367,6 +369,7 @@ class Room:
             "catchups": 0,
             "refused": 0,
             "bad_paths": 0,
+            "gave_up": 0,
         }
         self._entry: tuple[str, Any, int] | None = None  # ("create", name, ticket) | ("join", invite, ticket)
         self._enter_deadline: float | None = None
@@ -799,6 +802,24 @@ class Room:
         logger.info("hub connection closed (code %s); reconnecting in %.2fs", code, delay)
         self._notify_status()
 
+    def connection_failed(self, reason: str, now: float) -> None:
+        """The connection could not open, and trying again will not help until someone changes
+        something (a certificate that does not verify, a hub without TLS: ``lsp_bridge/tls.py``).
+
+        No backoff: a create or join fails with *reason*; in a room, the room is
+        left with one error message (the editors keep their text, and the user
+        joins again once it is fixed).  Counted in ``stats["gave_up"]``.
+        """
+        if self.conn is Conn.DOWN and self._reconnect_at is not None:
+            return  # (a close already handled)
+        if not self.in_room and self._entry is None:
+            self.conn = Conn.DOWN
+            self._notify_status()
+            return
+        self.stats["gave_up"] += 1
+        logger.warning("giving up on the hub at %s: %s", self.hub_url, reason)
+        self._give_up(reason, "disconnected from the hub")
+
     def receive_frame(self, msgs: list[dict[str, Any]], now: float) -> None:
         """The messages of one hub frame, in order; the editor gets one edit for all of them."""
         self._batching += 1
@@ -1074,11 +1095,14 @@ class Room:
             self._events.append(Disconnect())
             self.connection_closed(None, now)
             return
-        text = _explain(code)
+        self._give_up(_explain(code), "could not rejoin the room")
+
+    def _give_up(self, text: str, doing: str) -> None:
+        """Fail the create or join under way with *text*, or leave the room saying why; no retry."""
         if self._entry is not None:
             self._done(self._entry[2], error=text)
         else:
-            self._events.append(ShowMessage(f"pairls: could not rejoin the room: {text}", error=True))
+            self._events.append(ShowMessage(f"pairls: {doing}: {text}", error=True))
             for doc in self.docs.values():
                 self._events.append(TextReplaced(doc.path, None))
         self._reset_room()

@@ -147,10 +147,10 @@ def alive(proc: psutil.Process) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_embedded_postgres_starts_serves_and_stops(
-    tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+    pg_tmp: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    data = tmp_path / "hub"
+    data = pg_tmp / "hub"
     room: dict[str, Any] = {}
     text = ""
     for run in range(2):  # the second run reuses the data dir

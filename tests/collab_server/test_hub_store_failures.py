@@ -16,7 +16,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -65,8 +66,8 @@ class OwnPostgres:
 
 
 @pytest.fixture(scope="module")
-def own_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    pg = OwnPostgres(start_embedded(tmp_path_factory.mktemp("outage") / "pg"))
+def own_pg(reachable_tmp: Callable[[str], Path]) -> Iterator[OwnPostgres]:
+    pg = OwnPostgres(start_embedded(reachable_tmp("outage") / "pg"))
     try:
         yield pg
     finally:
