@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak code-server neovim
+.PHONY: run test bench lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,12 +71,22 @@ neovim:
 test: venv sysdeps extension code-server neovim
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]
+# The long runs, not in CI: `make soak` is both of these.
+# soak-convergence: the randomized language-server convergence test, longer
+#   (make soak-convergence SEEDS=2000 [SEED_START=0]);
+# soak-hub: 30 minutes of 1,000 connections, 100 typing, against a real hub: its memory must
+#   stay flat (bench/soak.py; SOAK_ARGS="--duration 120" for a short look).
 SEEDS ?= 1000
 SEED_START ?= 0
-soak: venv
+SOAK_ARGS ?=
+soak: soak-convergence soak-hub
+
+soak-convergence: venv
 	PAIRLS_CONVERGENCE_SEEDS=$(SEEDS) PAIRLS_CONVERGENCE_SEED_START=$(SEED_START) \
 		$(PY) -m pytest -q -s tests/e2e/test_lsp_convergence.py $(PYTEST_ARGS)
+
+soak-hub: venv
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 bench: venv
 	$(PY) bench/bench.py
