@@ -2,6 +2,9 @@
  * The pairls language server process and its LanguageClient: start, stop, restart, run a
  * server command, pass its `pairls/*` notifications on. No sync logic: documents go to the
  * server through the client's ordinary didOpen/didChange.
+ *
+ * The server is the one bundled in the .vsix: `<python> bundled/tool/server.py`, which puts
+ * bundled/libs first on sys.path, so any Python 3.11+ runs it (python.ts finds one).
  */
 import * as vscode from "vscode";
 import {
@@ -28,15 +31,17 @@ export const CLIENT_NAME = "Pairls";
 
 export interface ServerConfig {
   python: string;
+  /** bundled/tool/server.py in the installed extension */
+  serverScript: string;
   initializationOptions: InitializationOptions;
 }
 
-/** The LanguageClient for `<python> -m lsp_bridge` over stdio. */
+/** The LanguageClient for `<python> bundled/tool/server.py` over stdio. */
 export function createLanguageClient(config: ServerConfig, output: vscode.LogOutputChannel): LanguageClient {
   const serverOptions: ServerOptions = {
     // no `transport`: stdio is the default, and TransportKind.stdio would add `--stdio`
     command: config.python,
-    args: ["-m", "lsp_bridge"],
+    args: [config.serverScript],
     options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
   };
   const clientOptions: LanguageClientOptions = {
@@ -64,6 +69,12 @@ export class NotRunning extends Error {
   }
 }
 
+/** What a server was started with: when this changes, it needs a restart. */
+interface StartedWith {
+  python: string;
+  options: string;
+}
+
 /** The server and its client across restarts; one per window. */
 export class ServerConnection implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -71,6 +82,7 @@ export class ServerConnection implements vscode.Disposable {
   /** start/stop run one at a time */
   private queue: Promise<unknown> = Promise.resolve();
   private state: ServerState = "stopped";
+  private startedWith: StartedWith | undefined;
 
   private readonly statusEmitter = new vscode.EventEmitter<Status>();
   private readonly participantsEmitter = new vscode.EventEmitter<ParticipantsParams>();
@@ -83,6 +95,7 @@ export class ServerConnection implements vscode.Disposable {
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
+    private readonly serverScript: string,
     private readonly findPython: () => Promise<Found>,
     private readonly initializationOptions: () => InitializationOptions,
     /** shown when no interpreter can run the server (the message says how to fix it) */
@@ -95,6 +108,16 @@ export class ServerConnection implements vscode.Disposable {
 
   get running(): boolean {
     return this.client !== undefined && this.client.state === State.Running;
+  }
+
+  /** Whether the interpreter or the initializationOptions changed since the server started. */
+  async isStale(): Promise<boolean> {
+    const was = this.startedWith;
+    if (this.client === undefined || was === undefined) {
+      return false;
+    }
+    const found = await this.findPython();
+    return !found.ok || found.python !== was.python || JSON.stringify(this.initializationOptions()) !== was.options;
   }
 
   start(): Promise<boolean> {
@@ -163,7 +186,7 @@ export class ServerConnection implements vscode.Disposable {
     this.setState("starting");
     const found = await this.findPython();
     for (const t of found.tried) {
-      this.output.info(`${t.python} (${t.source}) cannot run pairls-lsp: ${t.reason}`);
+      this.output.info(`${t.python} (${t.source}) cannot run the language server: ${t.reason}`);
     }
     if (!found.ok) {
       this.output.error(found.message);
@@ -171,12 +194,16 @@ export class ServerConnection implements vscode.Disposable {
       this.reportNoPython(found.message);
       return false;
     }
-    this.output.info(`starting the pairls language server: ${found.python} -m lsp_bridge (${found.source})`);
+    const initializationOptions = this.initializationOptions();
+    const which = [found.source, found.executable, found.version && `Python ${found.version}`].filter(Boolean);
+    this.output.info(`starting the pairls language server: ${found.python} ${this.serverScript} (${which.join(", ")})`);
+    this.output.info(`initializationOptions: ${JSON.stringify(initializationOptions)}`);
     const client = createLanguageClient(
-      { python: found.python, initializationOptions: this.initializationOptions() },
+      { python: found.python, serverScript: this.serverScript, initializationOptions },
       this.output,
     );
     this.client = client;
+    this.startedWith = { python: found.python, options: JSON.stringify(initializationOptions) };
     this.clientDisposables = [
       client.onNotification(Notification.status, (params: Status) => this.statusEmitter.fire(params)),
       client.onNotification(Notification.participants, (params: ParticipantsParams) =>
@@ -223,6 +250,7 @@ export class ServerConnection implements vscode.Disposable {
   private async disposeClient(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    this.startedWith = undefined;
     for (const d of this.clientDisposables) {
       d.dispose();
     }

@@ -1,5 +1,5 @@
 /**
- * Pairls for VS Code: starts the pairls language server (`pairls-lsp`) and gives it a UI
+ * Pairls for VS Code: starts the pairls language server bundled in the .vsix and gives it a UI
  * (commands, status bar item, peers' cursors). The server holds the room and every bit of sync
  * logic; see client.ts for the process, commands.ts for what the user runs.
  */
@@ -9,11 +9,13 @@ import { ServerConnection } from "./client";
 import { Command, Commands } from "./commands";
 import { PeerDecorations } from "./decorations";
 import { type Status, ServerCommand } from "./protocol";
-import { defaultPython, expandPath, findInterpreter, probeImport } from "./python";
-import { pythonExtensionInterpreter } from "./pythonExtension";
+import { defaultPython, expandPath, findInterpreter, probeInterpreter } from "./python";
+import { onDidChangePythonInterpreter, pythonExtensionInterpreter } from "./pythonExtension";
 import { SelectionSender } from "./selection";
 import { initializationOptions, readSettings, SERVER_SETTINGS } from "./settings";
 import { StatusBar } from "./statusBar";
+
+const PYTHON_DOWNLOADS = "https://www.python.org/downloads/";
 
 let connection: ServerConnection | undefined;
 
@@ -24,18 +26,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   connection = new ServerConnection(
     output,
+    context.asAbsolutePath("bundled/tool/server.py"),
     () =>
       findInterpreter({
         setting: () => expandPath(settings().pythonPath, workspaceFolder()?.uri.fsPath),
         environment: () => process.env.PAIRLS_PYTHON,
         pythonExtension: () => pythonExtensionInterpreter(workspaceFolder()?.uri),
         onPath: () => defaultPython(),
-        hasPairls: (python) => probeImport(python),
+        probe: (python) => probeInterpreter(python),
       }),
     () => initializationOptions(settings()),
     (message) => {
-      void vscode.window.showErrorMessage(message, "Open Settings", "Show Log").then((pick) => {
-        if (pick === "Open Settings") {
+      const actions = ["Install Python", "Open Settings", "Show Log"];
+      void vscode.window.showErrorMessage(message, ...actions).then((pick) => {
+        if (pick === "Install Python") {
+          void vscode.env.openExternal(vscode.Uri.parse(PYTHON_DOWNLOADS));
+        } else if (pick === "Open Settings") {
           void vscode.commands.executeCommand("workbench.action.openSettings", "pairls.pythonPath");
         } else if (pick === "Show Log") {
           output.show();
@@ -59,6 +65,30 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     decorations.clear();
     commands.roomLeft();
   };
+
+  // A setting or the Python interpreter changed: a server started with other ones restarts,
+  // at once when not in a room, else when the user agrees.
+  let reconsidering = Promise.resolve();
+  const reconsider = (why: string) => {
+    reconsidering = reconsidering.then(async () => {
+      if (!(await conn.isStale())) {
+        return;
+      }
+      if (!statusBar.status?.roomId) {
+        output.info(`restarting the language server: ${why}`);
+        await conn.restart();
+        return;
+      }
+      const pick = await vscode.window.showInformationMessage(
+        `Pairls: ${why}; the language server restarts to use it, and you leave the room.`,
+        "Restart Now",
+      );
+      if (pick !== undefined) {
+        await commands.restartServer();
+      }
+    });
+  };
+
   context.subscriptions.push(
     output,
     conn,
@@ -92,18 +122,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     conn.onCursors(({ uri, params }) => decorations.cursorsReceived(uri, params)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (SERVER_SETTINGS.some((s) => e.affectsConfiguration(s))) {
-        void vscode.window
-          .showInformationMessage(
-            "Pairls: the new settings take effect when the server restarts (you leave the room).",
-            "Restart Server",
-          )
-          .then((pick) => {
-            if (pick !== undefined) {
-              void vscode.commands.executeCommand(Command.restartServer);
-            }
-          });
+        reconsider("the Pairls settings changed");
       }
     }),
+    onDidChangePythonInterpreter(() => reconsider("the Python interpreter changed")),
   );
 
   // not awaited: activation must not wait for Python

@@ -37,4 +37,13 @@ describe("package.json", () => {
     assert.deepEqual(manifest.extensionKind, ["workspace"]);
     assert.deepEqual(manifest.activationEvents, ["onStartupFinished"]);
   });
+
+  it("ships the bundled language server and only that beside the extension", () => {
+    const ignore = fs.readFileSync(path.join(root, ".vscodeignore"), "utf8").split("\n");
+    for (const line of ["**", "!dist/extension.js", "!bundled/tool/server.py", "!bundled/libs/**", "bundled/libs/**/__pycache__/**"]) {
+      assert.ok(ignore.includes(line), `.vscodeignore: no ${line}`);
+    }
+    assert.ok(fs.existsSync(path.join(root, "bundled/tool/server.py")));
+    assert.match(fs.readFileSync(path.join(root, "src/extension.ts"), "utf8"), /asAbsolutePath\("bundled\/tool\/server\.py"\)/);
+  });
 });
