@@ -1,7 +1,7 @@
 /**
- * The pairls language server process and its LanguageClient: start, stop, restart, run a
- * server command, pass its `pairls/*` notifications on. No sync logic: documents go to the
- * server through the client's ordinary didOpen/didChange.
+ * The pairls language server process and its LanguageClient: start (on demand), stop,
+ * restart, run a server command, pass its `pairls/*` notifications on. No sync logic:
+ * documents go to the server through the client's ordinary didOpen/didChange.
  *
  * The server is the one bundled in the .vsix: `<python> bundled/tool/server.py`, which puts
  * bundled/libs first on sys.path, so any Python 3.11+ runs it (python.ts finds one).
@@ -64,7 +64,8 @@ export function createLanguageClient(config: ServerConfig, output: vscode.LogOut
 }
 
 export class NotRunning extends Error {
-  constructor() {
+  /** *reported*: the user has been told why already (no Python: a notification with a fix) */
+  constructor(readonly reported = false) {
     super("the Pairls language server is not running (Pairls: Restart Server)");
   }
 }
@@ -83,6 +84,9 @@ export class ServerConnection implements vscode.Disposable {
   private queue: Promise<unknown> = Promise.resolve();
   private state: ServerState = "stopped";
   private startedWith: StartedWith | undefined;
+  /** the last start failed and the user was shown why */
+  private failureReported = false;
+  private disposed = false;
 
   private readonly statusEmitter = new vscode.EventEmitter<Status>();
   private readonly participantsEmitter = new vscode.EventEmitter<ParticipantsParams>();
@@ -110,6 +114,11 @@ export class ServerConnection implements vscode.Disposable {
     return this.client !== undefined && this.client.state === State.Running;
   }
 
+  /** A server process exists (running, starting, or restarting after a crash). */
+  get started(): boolean {
+    return this.client !== undefined;
+  }
+
   /** Whether the interpreter or the initializationOptions changed since the server started. */
   async isStale(): Promise<boolean> {
     const was = this.startedWith;
@@ -135,10 +144,17 @@ export class ServerConnection implements vscode.Disposable {
     });
   }
 
-  /** Run a server command (`workspace/executeCommand`) with its one JSON object argument. */
-  async execute<T>(command: string, arg: object = {}): Promise<T> {
+  /**
+   * Run a server command (`workspace/executeCommand`) with its one JSON object argument,
+   * starting the server first if it is not running (the first Pairls command starts it)
+   * unless *start* is false.
+   */
+  async execute<T>(command: string, arg: object = {}, start = true): Promise<T> {
     // A command run while the server is (re)starting waits for that start to finish.
     await this.queue;
+    if (this.client === undefined && !(start && (await this.start()))) {
+      throw new NotRunning(this.failureReported);
+    }
     const client = this.client;
     if (client === undefined || client.state !== State.Running) {
       throw new NotRunning();
@@ -159,6 +175,7 @@ export class ServerConnection implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.disposed = true;
     void this.stop();
     this.statusEmitter.dispose();
     this.participantsEmitter.dispose();
@@ -183,6 +200,10 @@ export class ServerConnection implements vscode.Disposable {
     if (this.client !== undefined) {
       return true;
     }
+    if (this.disposed) {
+      return false;
+    }
+    this.failureReported = false;
     this.setState("starting");
     const found = await this.findPython();
     for (const t of found.tried) {
@@ -191,6 +212,7 @@ export class ServerConnection implements vscode.Disposable {
     if (!found.ok) {
       this.output.error(found.message);
       this.setState("failed");
+      this.failureReported = true;
       this.reportNoPython(found.message);
       return false;
     }

@@ -2,6 +2,10 @@
  * Pairls for VS Code: starts the pairls language server bundled in the .vsix and gives it a UI
  * (commands, status bar item, peers' cursors). The server holds the room and every bit of sync
  * logic; see client.ts for the process, commands.ts for what the user runs.
+ *
+ * The extension activates when a Pairls command runs or a workspace folder has a
+ * .vscode/settings.json; the server starts with the first Pairls command, or at once in a
+ * workspace with Pairls settings of its own (settings.ts, hasWorkspaceSettings).
  */
 import * as vscode from "vscode";
 
@@ -9,19 +13,21 @@ import { ServerConnection } from "./client";
 import { Command, Commands } from "./commands";
 import { PeerDecorations } from "./decorations";
 import { type Status, ServerCommand } from "./protocol";
-import { defaultPython, expandPath, findInterpreter, probeInterpreter } from "./python";
+import { defaultPython, expandPath, findInterpreter, MIN_PYTHON_TEXT, probeInterpreter } from "./python";
 import { onDidChangePythonInterpreter, pythonExtensionInterpreter } from "./pythonExtension";
 import { SelectionSender } from "./selection";
-import { initializationOptions, readSettings, SERVER_SETTINGS } from "./settings";
+import { hasWorkspaceSettings, initializationOptions, readSettings, SERVER_SETTINGS } from "./settings";
 import { StatusBar } from "./statusBar";
 
+const REMEMBERED_HUB = "pairls.lastHubUrl";
 const PYTHON_DOWNLOADS = "https://www.python.org/downloads/";
 
 let connection: ServerConnection | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("Pairls", { log: true });
-  const settings = () => readSettings((key) => vscode.workspace.getConfiguration("pairls").get(key));
+  const config = () => vscode.workspace.getConfiguration("pairls");
+  const settings = () => readSettings((key) => config().get(key));
   const workspaceFolder = () => vscode.workspace.workspaceFolders?.[0];
 
   connection = new ServerConnection(
@@ -35,7 +41,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         onPath: () => defaultPython(),
         probe: (python) => probeInterpreter(python),
       }),
-    () => initializationOptions(settings()),
+    () =>
+      initializationOptions(settings(), { rememberedHubUrl: context.globalState.get<string>(REMEMBERED_HUB) }),
     (message) => {
       const actions = ["Install Python", "Open Settings", "Show Log"];
       void vscode.window.showErrorMessage(message, ...actions).then((pick) => {
@@ -56,6 +63,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const commands = new Commands(
     conn,
     output,
+    {
+      configured: () => settings().hubUrl,
+      remembered: () => context.globalState.get<string>(REMEMBERED_HUB),
+      remember: (hubUrl) => context.globalState.update(REMEMBERED_HUB, hubUrl),
+    },
     () => statusBar.participants,
     () => decorations.clear(),
   );
@@ -88,6 +100,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     });
   };
+  let followingPython: vscode.Disposable | undefined;
 
   context.subscriptions.push(
     output,
@@ -99,7 +112,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       statusBar.setServer(state);
       if (state !== "running") {
         roomGone();
+        return;
       }
+      if (followingPython === undefined) {
+        followingPython = onDidChangePythonInterpreter(() => reconsider("the Python interpreter changed"));
+        context.subscriptions.push(followingPython);
+      }
+      void conn.execute<Status>(ServerCommand.status, {}, false).then(
+        (status) => statusBar.setStatus(status),
+        (e: unknown) => output.warn(`pairls.status: ${String(e)}`),
+      );
     }),
     conn.onStatus((status) => {
       const wasIn = statusBar.status?.roomId;
@@ -125,19 +147,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         reconsider("the Pairls settings changed");
       }
     }),
-    onDidChangePythonInterpreter(() => reconsider("the Python interpreter changed")),
   );
 
-  // not awaited: activation must not wait for Python
-  void conn.start().then(async (ok) => {
-    if (ok) {
-      try {
-        statusBar.setStatus(await conn.execute<Status>(ServerCommand.status, {}));
-      } catch (e) {
-        output.warn(`pairls.status: ${String(e)}`);
-      }
-    }
-  });
+  const inspect = (key: string) => config().inspect(key.replace(/^pairls\./, ""));
+  if (hasWorkspaceSettings(SERVER_SETTINGS, inspect)) {
+    output.info(`this workspace has Pairls settings: starting the language server (Python ${MIN_PYTHON_TEXT}+)`);
+    void conn.start(); // not awaited: activation must not wait for Python
+  }
 }
 
 export async function deactivate(): Promise<void> {

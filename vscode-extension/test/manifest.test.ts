@@ -31,11 +31,20 @@ describe("package.json", () => {
   });
 
   it("declares the settings, the bundle and where it runs", () => {
-    const props = Object.keys(manifest.contributes.configuration.properties).sort();
-    assert.deepEqual(props, ["pairls.autoShare", "pairls.displayName", "pairls.hubUrl", "pairls.pythonPath", "pairls.trace.server"]);
+    const props = manifest.contributes.configuration.properties;
+    assert.deepEqual(Object.keys(props).sort(), [
+      "pairls.autoShare",
+      "pairls.displayName",
+      "pairls.hubUrl",
+      "pairls.pythonPath",
+      "pairls.trace.server",
+    ]);
     assert.equal(manifest.main, "./dist/extension.js");
     assert.deepEqual(manifest.extensionKind, ["workspace"]);
-    assert.deepEqual(manifest.activationEvents, ["onStartupFinished"]);
+  });
+
+  it("activates on its commands (implicit) or a workspace's settings file, not at every startup", () => {
+    assert.deepEqual(manifest.activationEvents, ["workspaceContains:.vscode/settings.json"]);
   });
 
   it("ships the bundled language server and only that beside the extension", () => {
