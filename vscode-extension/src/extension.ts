@@ -11,6 +11,7 @@ import * as vscode from "vscode";
 
 import { ServerConnection } from "./client";
 import { Command, Commands } from "./commands";
+import { servedLanguages } from "./completions";
 import { PeerDecorations } from "./decorations";
 import { type Status, ServerCommand } from "./protocol";
 import { defaultPython, expandPath, findInterpreter, MIN_PYTHON_TEXT, probeInterpreter } from "./python";
@@ -29,6 +30,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const config = () => vscode.workspace.getConfiguration("pairls");
   const settings = () => readSettings((key) => config().get(key));
   const workspaceFolder = () => vscode.workspace.workspaceFolders?.[0];
+  const served = () =>
+    servedLanguages(
+      (id) => vscode.extensions.getExtension(id) !== undefined,
+      vscode.workspace.getConfiguration("python").get<string>("languageServer"),
+    );
 
   connection = new ServerConnection(
     output,
@@ -42,7 +48,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         probe: (python) => probeInterpreter(python),
       }),
     () =>
-      initializationOptions(settings(), { rememberedHubUrl: context.globalState.get<string>(REMEMBERED_HUB) }),
+      initializationOptions(settings(), {
+        rememberedHubUrl: context.globalState.get<string>(REMEMBERED_HUB),
+        servedLanguages: served(),
+      }),
     (message) => {
       const actions = ["Install Python", "Open Settings", "Show Log"];
       void vscode.window.showErrorMessage(message, ...actions).then((pick) => {
@@ -78,8 +87,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     commands.roomLeft();
   };
 
-  // A setting or the Python interpreter changed: a server started with other ones restarts,
-  // at once when not in a room, else when the user agrees.
+  // A setting, the Python interpreter or the installed language extensions changed: a server
+  // started with other ones restarts, at once when not in a room, else when the user agrees.
   let reconsidering = Promise.resolve();
   const reconsider = (why: string) => {
     reconsidering = reconsidering.then(async () => {
@@ -145,8 +154,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (SERVER_SETTINGS.some((s) => e.affectsConfiguration(s))) {
         reconsider("the Pairls settings changed");
+      } else if (e.affectsConfiguration("python.languageServer")) {
+        reconsider("the Python language server changed");
       }
     }),
+    vscode.extensions.onDidChange(() => reconsider("the installed extensions changed")),
   );
 
   const inspect = (key: string) => config().inspect(key.replace(/^pairls\./, ""));

@@ -2,6 +2,7 @@
  * The extension's settings and the `initializationOptions` they become (settings travel as
  * initializationOptions). Pure: extension.ts reads them from the configuration.
  */
+import { type CompletionSetting, completionsOption, readCompletionSetting } from "./completions";
 import type { InitializationOptions } from "./protocol";
 
 export interface Settings {
@@ -9,6 +10,7 @@ export interface Settings {
   displayName: string;
   autoShare: boolean;
   pythonPath: string;
+  completions: CompletionSetting;
 }
 
 /** Settings the running server has read at `initialize` (or that chose it): a change restarts it. */
@@ -17,6 +19,7 @@ export const SERVER_SETTINGS = [
   "pairls.displayName",
   "pairls.autoShare",
   "pairls.pythonPath",
+  "pairls.completions",
 ];
 
 /** Read through *get* (a `WorkspaceConfiguration.get` for section "pairls"), with defaults. */
@@ -31,6 +34,7 @@ export function readSettings(get: (key: string) => unknown): Settings {
     displayName: str("displayName"),
     autoShare: typeof autoShare === "boolean" ? autoShare : true,
     pythonPath: str("pythonPath"),
+    completions: readCompletionSetting(get("completions")),
   };
 }
 
@@ -38,11 +42,16 @@ export function readSettings(get: (key: string) => unknown): Settings {
 export interface Context {
   /** the hub the user last created a room on when pairls.hubUrl is empty (Create Room asks) */
   rememberedHubUrl?: string;
+  /** languages another extension completes (completions.ts) */
+  servedLanguages: readonly string[];
 }
 
 /** Empty strings are left out, so the server keeps its own default ($PAIRLS_HUB_URL, $USER). */
-export function initializationOptions(s: Settings, ctx: Context = {}): InitializationOptions {
-  const opts: InitializationOptions = { autoShare: s.autoShare };
+export function initializationOptions(s: Settings, ctx: Context = { servedLanguages: [] }): InitializationOptions {
+  const opts: InitializationOptions = {
+    autoShare: s.autoShare,
+    completions: completionsOption(s.completions, ctx.servedLanguages),
+  };
   const hubUrl = s.hubUrl || ctx.rememberedHubUrl || "";
   if (hubUrl !== "") {
     opts.hubUrl = hubUrl;

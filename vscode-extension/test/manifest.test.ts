@@ -34,11 +34,14 @@ describe("package.json", () => {
     const props = manifest.contributes.configuration.properties;
     assert.deepEqual(Object.keys(props).sort(), [
       "pairls.autoShare",
+      "pairls.completions",
       "pairls.displayName",
       "pairls.hubUrl",
       "pairls.pythonPath",
       "pairls.trace.server",
     ]);
+    assert.deepEqual(props["pairls.completions"].enum, ["auto", "room", "all", "off"]);
+    assert.equal(props["pairls.completions"].default, "auto");
     assert.equal(manifest.main, "./dist/extension.js");
     assert.deepEqual(manifest.extensionKind, ["workspace"]);
   });

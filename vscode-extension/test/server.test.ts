@@ -64,6 +64,7 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
       displayName: "ada",
       autoShare: true,
       pythonPath: "",
+      completions: "auto",
     });
     const result = await conn.sendRequest(InitializeRequest.type, {
       processId: process.pid,
