@@ -161,8 +161,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.extensions.onDidChange(() => reconsider("the installed extensions changed")),
   );
 
-  const inspect = (key: string) => config().inspect(key.replace(/^pairls\./, ""));
-  if (hasWorkspaceSettings(SERVER_SETTINGS, inspect)) {
+  // the workspace's settings, and each folder's (in a multi-root workspace they differ)
+  const scopes = [undefined, ...(vscode.workspace.workspaceFolders ?? []).map((f) => f.uri)];
+  const ownSettings = scopes.some((scope) =>
+    hasWorkspaceSettings(SERVER_SETTINGS, (key) =>
+      vscode.workspace.getConfiguration("pairls", scope).inspect(key.replace(/^pairls\./, "")),
+    ),
+  );
+  if (ownSettings) {
     output.info(`this workspace has Pairls settings: starting the language server (Python ${MIN_PYTHON_TEXT}+)`);
     void conn.start(); // not awaited: activation must not wait for Python
   }
