@@ -42,8 +42,11 @@ sysdeps:
 run: venv
 	$(VENV)/bin/pairls-hub --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-# The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed, then build,
-# unit tests and vscode-extension/pairls-<version>.vsix (`code --install-extension` that file).
+# The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed; the language
+# server and its pure-Python dependencies into vscode-extension/bundled/libs (the venv's pip,
+# from the hashes in vscode-extension/bundled/requirements.txt; redone only when an input
+# changed); then build, unit tests and vscode-extension/pairls-<version>.vsix, which is all a
+# user installs (`code --install-extension` that file; any Python 3.11+ runs the server).
 EXT := vscode-extension
 .PHONY: extension
 $(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
@@ -51,7 +54,8 @@ $(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
 	cd $(EXT) && npm ci --no-audit --no-fund
 	touch $@
 
-extension: $(EXT)/node_modules/.ci-stamp
+extension: venv $(EXT)/node_modules/.ci-stamp
+	$(PY) $(EXT)/scripts/bundle.py
 	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
 
 # Real VS Code for tests/e2e/test_vscode.py: code-server (Node 24) and playwright-core from npm,
