@@ -581,6 +581,7 @@ class Room:
                 view.sync.reset(doc.client.text)
             self._pump(doc, view, now)
             self._notify_status()
+            self._cursors_changed(path)  # peers already here show up in the new buffer
             return self._done_open(doc, ticket)
         if doc.client is None:
             # Followed, not open yet: the buffer's text is the base until the room's
@@ -1392,6 +1393,8 @@ class Room:
         doc.tickets = []
         for view in doc.views.values():
             self._pump(doc, view, now)
+        if doc.views:
+            self._cursors_changed(doc.path)  # peers who were here before it opened
         self._schedule_check(doc, now)
         self._report_progress()
         if doc.views or self._open_count == len(self.room_documents):

@@ -713,3 +713,39 @@ async def test_autoshare_leaves_out_secrets_and_ignored_files_and_asks_before_sh
         "outside-notes.txt",
         "notes/private.md",
     }
+
+
+async def test_a_peer_already_in_the_document_shows_when_it_opens_and_stays_put(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    """Ada's cursor is on line 3 before Bob opens the file: Bob's buffer shows it there at once
+    (pairls/cursors and inlay hints), and typing at the end leaves it there."""
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("c.py")
+    text = "".join(f"line {i}\n" for i in range(15))
+    a.open(ua, text)
+    room = await _room(a)
+    await _eventually(lambda: _status_with(a, "c.py"))
+    a.send_cursor(ua, text.index("line 3"))
+    b = await make_editor("vscode", "Bob")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+
+    async def ada_known() -> bool:
+        parts = (await b.command("pairls.participants", {}))["participants"]
+        return any(p["name"] == "Ada" and p.get("ranges") for p in parts)
+
+    await _eventually(ada_known)
+    ub = (await b.command("pairls.openDocument", {"path": "c.py"}))["uri"]
+    at_line_3 = [{"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 0}}]
+
+    def ada_on_line_3(n: dict[str, Any]) -> bool:
+        return n["uri"] == ub and [c["ranges"] for c in n["cursors"] if c["name"] == "Ada"] == [at_line_3]
+
+    await b.wait_note("pairls/cursors", ada_on_line_3)
+    for ch in "typed at the end":
+        b.insert(ub, len(b.text(ub)), ch)
+        b.flush(ub)
+    await settle([(a, ua), (b, ub)], "c.py")
+    last = [n for n in b.notes["pairls/cursors"] if n["uri"] == ub][-1]
+    assert ada_on_line_3(last), last
+    assert [(h.position.line, h.position.character) for h in await b.inlay_hints(ub)] == [(3, 0)]
