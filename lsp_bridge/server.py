@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -109,11 +111,13 @@ class PairlsServer(LanguageServer):
                     f"pairls: not sharing {path}: {why} (pairls.shareDocument shares it if you want)"
                 )
             return
-        asyncio.get_running_loop().create_task(self._share(session, uri, path, text, version))
+        # started here, not in the task: the didChange that may follow at once is the room's
+        shared = session.share(uri, path, text, version)
+        asyncio.get_running_loop().create_task(self._share(shared, path))
 
-    async def _share(self, session: Session, uri: str, path: str, text: str, version: int) -> None:
+    async def _share(self, shared: Awaitable[dict[str, Any]], path: str) -> None:
         try:
-            await session.share(uri, path, text, version)
+            await shared
         except SessionError as exc:
             self.editor.log(f"pairls: could not share {path}: {exc}")
 

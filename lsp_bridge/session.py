@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -103,16 +103,17 @@ class Session:
         finally:
             self.flush()
 
-    async def command(self, start: Callable[[float], int]) -> dict[str, Any]:
-        """Start a room command (it returns a ticket) and wait for its :class:`Done`."""
+    def begin(self, start: Callable[[float], int]) -> asyncio.Future[dict[str, Any]]:
+        """Start a room command now (it returns a ticket); the future is its :class:`Done`."""
         ticket = start(self.now)
         fut = self._waiters[ticket] = self._loop.create_future()
+        fut.add_done_callback(lambda _: self._waiters.pop(ticket, None))
         self.flush()
-        try:
-            result: dict[str, Any] = await fut
-            return result
-        finally:
-            self._waiters.pop(ticket, None)
+        return fut
+
+    async def command(self, start: Callable[[float], int]) -> dict[str, Any]:
+        """Start a room command and wait for its :class:`Done`."""
+        return await self.begin(start)
 
     async def create_room(self, hub_url: str, name: str) -> dict[str, Any]:
         return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now))
@@ -120,9 +121,16 @@ class Session:
     async def join_room(self, invite: str) -> dict[str, Any]:
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
 
-    async def share(self, uri: str, path: str, text: str, version: int) -> dict[str, Any]:
-        result = await self.command(lambda now: self.room.share(uri, path, text, version, now))
-        return {"path": result["path"], "rev": result["rev"]}
+    def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:
+        """Share the buffer: it starts at once, so a change the editor sends right after the
+        buffer's text is the room's; await the result for ``{path, rev}``."""
+        started = self.begin(lambda now: self.room.share(uri, path, text, version, now))
+
+        async def result() -> dict[str, Any]:
+            done = await started
+            return {"path": done["path"], "rev": done["rev"]}
+
+        return result()
 
     async def publish(self, path: str, text: str) -> dict[str, Any]:
         result = await self.command(lambda now: self.room.publish(path, text, now))

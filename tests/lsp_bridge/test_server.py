@@ -749,3 +749,18 @@ async def test_a_peer_already_in_the_document_shows_when_it_opens_and_stays_put(
     last = [n for n in b.notes["pairls/cursors"] if n["uri"] == ub][-1]
     assert ada_on_line_3(last), last
     assert [(h.position.line, h.position.character) for h in await b.inlay_hints(ub)] == [(3, 0)]
+
+
+@pytest.mark.parametrize("kind", ["vscode", "neovim"])
+async def test_typing_right_after_opening_a_file_is_shared(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """didOpen and the first keystrokes arrive together: the keystrokes are the room's too."""
+    a = await make_editor(kind, "Ada")
+    room = await _room(a)
+    u = a.uri("quick.py")
+    a.open(u, "start\n")
+    a.append(u, "typed at once\n")
+    a.flush(u)  # sent right behind didOpen, before the server could start the share
+    await _eventually(lambda: _status_with(a, "quick.py"))
+    assert await _hub_text(hub.url, room["invite"], "quick.py") == "start\ntyped at once\n"
