@@ -199,9 +199,10 @@ async def test_sigterm_with_clients_acks_or_refuses_every_op(database_url: str) 
 # -- logs -------------------------------------------------------------------------
 
 
-async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_logs_hold_no_document_text_or_secrets(database_url: str, level: str) -> None:
     mark = "Lm" + uuid.uuid4().hex + "mL"
-    hub = HubProcess("--log-level", "INFO", database_url=database_url)
+    hub = HubProcess("--log-level", level, database_url=database_url)
     try:
         url = await start(hub)
         a = await Peer(url, f"n{mark[:20]}").connect()
