@@ -23,7 +23,10 @@ class HubConfig:
     #: that bringing one op from its base revision to the head may cost; an op
     #: whose base is older than that allows gets revision_too_old (the client
     #: catches up and sends it against a newer base).  About 0.5 us a unit.
-    transform_budget: int = 20_000
+    transform_budget: int = 10_000
+    #: the most of the event loop's time one connection gets, over time: after a
+    #: message that cost the hub c seconds of CPU, its next waits c * (1/share - 1)
+    connection_share: float = 0.1
     #: messages per second a connection may send, on average
     rate: float = 1000.0
     #: how many messages a connection may send in a burst
@@ -52,6 +55,8 @@ class HubConfig:
             raise ValueError("max_op_components must be at least 4")
         if self.transform_budget < 0:
             raise ValueError("transform_budget must not be negative")
+        if not 0.0 < self.connection_share <= 1.0:
+            raise ValueError("connection_share must be in (0, 1]")
         self.backoff()  # checks the retry settings
 
     def backoff(self) -> Backoff:

@@ -20,7 +20,9 @@ and costs at most ``transform_budget`` to bring to the head
 (:mod:`collab_server.document`); digests are cached per revision and hashed
 off the event loop when the text is large.  The reader of a connection and
 the document tasks let the others run between large pieces of work, so one
-connection cannot hold the event loop for long.  :class:`HubStats` records
+connection cannot hold the event loop for long, and each connection is
+paced to its share of the loop (:mod:`collab_server.pacing`: charged the CPU
+time its messages cost, its next message waits).  :class:`HubStats` records
 the most CPU time any one message took (``slowest_message_seconds``).
 """
 
@@ -33,9 +35,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -46,6 +48,7 @@ from collab_core.errors import CloseCode, ErrorCode, ProtocolError, RevisionConf
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .invites import new_secret, role_for, secret_hash
+from .pacing import Pacer
 from .store import DocumentRecord, Store
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -53,6 +56,7 @@ __all__ = ["Hub", "HubConfig", "HubStats"]
 logger = logging.getLogger(__name__)
 
 ROLES_THAT_EDIT = frozenset({"owner", "editor"})
+_T = TypeVar("_T")
 #: after a frame at least this large, the connection's reader lets the others run
 YIELD_FRAME_BYTES = 16 << 10
 #: texts longer than this (code points) are hashed on a worker thread
@@ -60,6 +64,8 @@ DIGEST_INLINE_CHARS = 1 << 18
 #: and fed to the hash in pieces of this many code points, so the event loop
 #: gets the interpreter back between them
 DIGEST_CHUNK_CHARS = 1 << 20
+#: how often (seconds) the hub checks how late its event loop runs
+LAG_PERIOD = 0.05
 #: ops read from the store, or encoded for an ``opened`` reply, at one go
 OPS_PAGE = 2000
 #: message kinds whose handling never waits: their time is all their own
@@ -97,6 +103,11 @@ class HubStats:
     slowest_message_seconds: float = 0.0
     #: the kind of message that took it
     slowest_message_kind: str = ""
+    #: times a connection's next message waited for its share (collab_server.pacing)
+    paced_messages: int = 0
+    #: the longest the event loop was late to wake a timer (seconds): anything that held
+    #: it, the hub's own work or the machine not running the process
+    max_loop_lag_seconds: float = 0.0
 
     def handled(self, kind: str, seconds: float) -> None:
         """One message took *seconds* of CPU time without letting the others run."""
@@ -130,6 +141,8 @@ class Connection:
         self.strikes = 0
         #: messages refused for the rate since the bucket was last full
         self.limited = 0
+        #: what this connection's messages cost the hub, and how long its next one waits
+        self.pacer = Pacer(hub.config.connection_share)
         self.log = _ConnLog(logger, {"participant": self.id})
 
     def send(self, text: str | bytes) -> None:
@@ -444,7 +457,10 @@ class DocumentTask:
             seq.learn_client(sub.client_id, *(last or (0, None)))
         started = time.thread_time()
         out = seq.submit(sub)
-        self.hub.stats.handled("op", time.thread_time() - started)
+        spent = time.thread_time() - started
+        self.hub.stats.handled("op", spent)
+        if conn is not None:
+            conn.pacer.charge(spent)
         if isinstance(out, Sequenced):
             return
         reply_to = conn or self.room.by_client.get(sub.client_id)
@@ -487,7 +503,7 @@ class DocumentTask:
         if msg.get("id") is not None:
             reply["id"] = msg["id"]
         if since is None:
-            body = b',"text":' + await self._text_json()
+            body = b',"text":' + await self._text_json(conn)
         else:
             if since > seq.committed_rev:
                 conn.docs.discard(self.path)
@@ -505,9 +521,11 @@ class DocumentTask:
         self.subscribers.add(conn)
         conn.opened_at[self.path] = seq.committed_rev
         conn.send(head[:-1].encode() + body + b"}")
-        self.hub.stats.handled("open", time.thread_time() - started)
+        spent = time.thread_time() - started
+        self.hub.stats.handled("open", spent)
+        conn.pacer.charge(spent)
 
-    async def _text_json(self) -> bytes:
+    async def _text_json(self, conn: Connection) -> bytes:
         """The committed text as a JSON string in UTF-8, once per revision (a large one
         on a worker thread, in pieces)."""
         seq = self.seq
@@ -516,12 +534,10 @@ class DocumentTask:
         cached = self._text_cache
         if cached is not None and cached[0] == rev:
             return cached[1]
-        text = seq.committed_text
-        if len(text) > DIGEST_INLINE_CHARS:
-            # nothing else changes the sequencer while this task waits
-            data = await asyncio.to_thread(wire.encode_string, text)
-        else:
-            data = wire.encode_string(text)
+        data, spent = await _off_loop_if(
+            len(seq.committed_text) > DIGEST_INLINE_CHARS, wire.encode_string, seq.committed_text
+        )
+        conn.pacer.charge(spent)
         self._text_cache = (rev, data)
         return data
 
@@ -564,11 +580,8 @@ class DocumentTask:
             digest = cached[1]
         else:
             text = seq.committed_text
-            if len(text) > DIGEST_INLINE_CHARS:
-                # nothing else changes the sequencer while this task waits
-                digest = await asyncio.to_thread(text_sha256, text)
-            else:
-                digest = text_sha256(text)
+            digest, spent = await _off_loop_if(len(text) > DIGEST_INLINE_CHARS, text_sha256, text)
+            conn.pacer.charge(spent)
             self.hub.stats.digests_hashed += 1
             self._digest_cache = (rev, digest)
         if conn.room is not self.room or self.path not in conn.docs:
@@ -738,6 +751,7 @@ class Hub:
         self.closing = False
         self.stats = HubStats()
         self._background: set[asyncio.Task[Any]] = set()
+        self._lag_monitor: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -756,10 +770,28 @@ class Hub:
             ping_interval=20,
             ping_timeout=20,
         )
+        self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
+
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_PERIOD
+            await asyncio.sleep(LAG_PERIOD)
+            self.stats.max_loop_lag_seconds = max(self.stats.max_loop_lag_seconds, loop.time() - due)
 
     async def close(self) -> None:
         """Shut down cleanly: no new ops, queued ops acked or refused, clients closed with 1001."""
         self.closing = True
+        if self._lag_monitor is not None:
+            self._lag_monitor.cancel()
+        s = self.stats
+        logger.info(
+            "slowest message %.1f ms of CPU (%s), event loop at most %.1f ms late, %d messages paced",
+            s.slowest_message_seconds * 1e3,
+            s.slowest_message_kind or "-",
+            s.max_loop_lag_seconds * 1e3,
+            s.paced_messages,
+        )
         if self.server is not None:
             self.server.close(close_connections=False)
         tasks = [d.stop() for d in list(self.docs_by_id.values())]
@@ -898,8 +930,14 @@ class Hub:
                 conn.strikes = 0
             if kind in _SYNC_KINDS or kind == "frame":
                 # (the others wait for the store: their time is not all theirs)
-                self.stats.handled(kind, time.thread_time() - started)
-            if len(frame) >= YIELD_FRAME_BYTES:
+                spent = time.thread_time() - started
+                self.stats.handled(kind, spent)
+                conn.pacer.charge(spent)
+            pause = conn.pacer.pause()
+            if pause:
+                self.stats.paced_messages += 1
+                await asyncio.sleep(pause)
+            elif len(frame) >= YIELD_FRAME_BYTES:
                 # frames already received come back without a pause: a client
                 # with many large ones queued must not hold the loop for all of them
                 await asyncio.sleep(0)
@@ -1113,6 +1151,20 @@ class Hub:
             room.others(conn),
             wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )
+
+
+async def _off_loop_if(large: bool, fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+    """``fn(arg)`` and the CPU time it took: on a worker thread if *large* (the
+    caller waits, the event loop does not), else here."""
+    if not large:
+        started = time.thread_time()
+        return fn(arg), time.thread_time() - started
+    return await asyncio.to_thread(_timed, fn, arg)
+
+
+def _timed(fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+    started = time.thread_time()
+    return fn(arg), time.thread_time() - started
 
 
 def text_sha256(text: str) -> str:
