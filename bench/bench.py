@@ -1833,6 +1833,16 @@ def render(res: Results, env: Env, args: argparse.Namespace, started: str) -> st
         "jedi has parsed that document; parso keeps the trees of the last 2), 3 s, RSS again. "
         "Baseline: the same procedure with the documents as `.txt` / `plaintext` on a fresh server "
         "(jedi never imported).",
+        f"- 11: fresh hub, default limits; two clients (`tests/support/hubclient.py`) in one room each "
+        "type one character every 50 ms mid-document, waiting for each ack; latency = send to ack. The "
+        "attacker (`tests/support/attack.py`) is three connections of one client in its own room, each "
+        "as fast as the hub reads: ops of `maxOpComponents` components (insert one, delete one, so the "
+        "document keeps its size) against the oldest base the transform budget allows, after three "
+        "keystrokes so it reaches three revisions back; a keystroke into a document as large as "
+        "`maxDocumentBytes` allows (built in ops that fit a frame) then a `digest` of it; 1 MiB frames "
+        "of one-character inserts (refused `too_large` as they are decoded) on a connection in no "
+        f"room, ten at a time, then a ping. Quiet and attack windows of {args.attack_window:g} s, "
+        "interleaved twice; the typists' documents must converge with every keystroke.",
     ]
     out += ["", "## Machine", ""]
     out += [f"- {n}" for n in machine_notes(env)]
