@@ -279,6 +279,7 @@ class Env:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="pairls-bench-"))
+        self.tmp.chmod(0o711)  # as root, PostgreSQL's own account must walk through it
         self.embedded: Any = None
         self.dsn = os.environ.get("DATABASE_URL", "")
         self.hubs: list[HubProcess] = []

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-LISTENING = re.compile(r"^listening on (ws://\S+)$")
+LISTENING = re.compile(r"^listening on (wss?://\S+)$")
 #: what the hub logs when it fails itself (collab_server/hub.py: a request answered
 #: internal, a document task lost, a frame it could not send)
 FAULT_MARKS = ("answered internal", "were told to reopen it", "cannot send a frame")
