@@ -32,13 +32,22 @@ def test_costs_charged_by_others_add_up_until_the_next_message() -> None:
     assert p.paused == pytest.approx(0.005)
 
 
+def test_no_wait_is_longer_than_the_longest() -> None:
+    p = Pacer(0.1, longest=1.0)
+    p.charge(0.5)  # a document of many megabytes encoded for its opening
+    assert p.pause() == 1.0
+    assert p.pause() == 0.0, "the rest is forgiven"
+
+
 def test_a_share_of_one_never_waits() -> None:
     p = Pacer(1.0)
     p.charge(5.0)
     assert p.pause() == 0.0
 
 
-@pytest.mark.parametrize("share, free", [(0.0, 0.001), (1.5, 0.001), (0.5, -1.0)])
-def test_bad_settings_are_refused(share: float, free: float) -> None:
+@pytest.mark.parametrize(
+    "share, free, longest", [(0.0, 0.001, 1), (1.5, 0.001, 1), (0.5, -1.0, 1), (0.5, 0, -1)]
+)
+def test_bad_settings_are_refused(share: float, free: float, longest: float) -> None:
     with pytest.raises(ValueError):
-        Pacer(share, free)
+        Pacer(share, free, longest)
