@@ -19,7 +19,8 @@ Three additions serve the detours of a long session:
   changes only go to ``buffer``; :meth:`release` sends them.
 * **size**: with ``max_op_bytes`` set (from the hub's message limit), an op
   whose JSON is larger goes in pieces, one in flight at a time, the rest
-  waiting in ``buffer`` (:func:`~collab_core.ops.split`).
+  waiting in ``buffer`` (:func:`~collab_core.ops.split`); so does an op of
+  more than ``max_op_components`` components (the hub's ``maxOpComponents``).
 * **rebase**: :meth:`rebase` moves the unsent local changes onto a text the
   hub sent whole (a first open of a document whose text we had, or the last
   resort after a refusal): they survive, transformed past the difference.
@@ -63,6 +64,7 @@ class DocumentClient:
         next_seq: int = 1,
         held: bool = False,
         max_op_bytes: int | None = None,
+        max_op_components: int | None = None,
     ) -> None:
         self.client_id = client_id
         #: the text as this client sees it (hub text plus local changes)
@@ -74,6 +76,7 @@ class DocumentClient:
         #: while held, local changes wait in the buffer (see the module docstring)
         self.held = held
         self.max_op_bytes = max_op_bytes
+        self.max_op_components = max_op_components
         self._next_seq = next_seq
         # the hub's text at `rev`: a text and the hub ops since it, composed
         self._shadow = text
@@ -224,8 +227,8 @@ class DocumentClient:
         return self._send(buffered)
 
     def _send(self, op: ops.Op) -> Outgoing:
-        if self.max_op_bytes is not None:
-            op, rest = ops.split(op, self.max_op_bytes)
+        if self.max_op_bytes is not None or self.max_op_components is not None:
+            op, rest = ops.split(op, self.max_op_bytes, max_components=self.max_op_components)
             if rest:
                 self.buffer = rest if self.buffer is None else ops.compose(rest, self.buffer)
         self.outstanding = Outgoing(self._next_seq, self.rev, op)

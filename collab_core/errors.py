@@ -31,6 +31,9 @@ class ProtocolError(CollabError):
         self.code = code
         #: a short, fixed text that is safe to show the peer
         self.detail = detail or MESSAGES[code]
+        #: the request's ``id``, ``seq`` and ``path``, where they are safe to echo
+        #: (set by ``wire.decode`` when the frame was a JSON object)
+        self.echo: dict[str, object] = {}
 
 
 class Forbidden(ProtocolError):

@@ -78,46 +78,92 @@ def check(raw: Any) -> Op:
 
 
 def normalize(op: list[Component]) -> Op:
-    """Canonical form: merged neighbours, inserts before deletes, no trailing retain."""
-    out: Op = []
+    """Canonical form: merged neighbours, inserts before deletes, no trailing retain.
+
+    Linear in the number of components and the inserted text: a run of
+    inserts is joined once, at its end (see :class:`_Builder`).
+    """
+    b = _Builder()
+    push = b.push
     for c in op:
-        _push(out, c)
-    _trim(out)
-    return out
+        push(c)
+    return b.op()
 
 
-def _push(out: Op, c: Component) -> None:
-    """Append component *c* to *out*, keeping *out* canonical (bar the trailing retain)."""
-    if type(c) is str:
-        if not c:
-            return
-        if out:
-            last = out[-1]
-            if type(last) is str:
-                out[-1] = last + c
+class _Builder:
+    """Builds a canonical op, component by component, in linear time.
+
+    Between two retains a canonical op has at most one insert and then one
+    delete.  The run being built (inserts and deletes since the last retain)
+    stays open, its inserted strings in a list that is joined once when the
+    run ends: merging each insert into the last string as it comes would copy
+    the run again and again (quadratic in an op of many small inserts).
+    """
+
+    __slots__ = ("out", "ins", "dels")
+
+    def __init__(self, start: Op | None = None) -> None:
+        #: closed components; ends with a retain (or is empty) while a run is open
+        self.out: Op = list(start) if start else []
+        self.ins: list[str] = []
+        self.dels = 0
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """The canonical tail of :attr:`out` (an insert and/or a delete) becomes the open run."""
+        out = self.out
+        if out and type(out[-1]) is int and out[-1] < 0:
+            self.dels = out.pop()  # type: ignore[assignment]
+        if out and type(out[-1]) is str:
+            self.ins.append(out.pop())  # type: ignore[arg-type]
+
+    def _close(self) -> None:
+        ins = self.ins
+        if ins:
+            self.out.append(ins[0] if len(ins) == 1 else "".join(ins))
+            self.ins = []
+        if self.dels:
+            self.out.append(self.dels)
+            self.dels = 0
+
+    def push(self, c: Component) -> None:
+        if type(c) is str:
+            if c:
+                self.ins.append(c)
+        elif c < 0:  # type: ignore[operator]
+            self.dels += c  # type: ignore[operator]
+        elif c:
+            if self.ins or self.dels:
+                self._close()
+                self.out.append(c)
                 return
-            if last < 0:  # type: ignore[operator]
-                # Insert and delete at the same place commute; keep insert first.
-                if len(out) >= 2 and type(out[-2]) is str:
-                    out[-2] = out[-2] + c
-                else:
-                    out.insert(len(out) - 1, c)
-                return
-        out.append(c)
-        return
-    if c == 0:
-        return
-    if out:
-        last = out[-1]
-        if type(last) is int and (last > 0) == (c > 0):  # type: ignore[operator]
-            out[-1] = last + c  # type: ignore[operator]
-            return
-    out.append(c)
+            out = self.out
+            if out:  # no open run: the last component is a retain
+                out[-1] += c  # type: ignore[operator]
+            else:
+                out.append(c)
 
+    def extend(self, rest: Op) -> None:
+        """Push the canonical *rest*: only its first components can meet what is
+        already here, the others are copied as they are (at C speed)."""
+        i, n = 0, len(rest)
+        while i < n:
+            c = rest[i]
+            i += 1
+            self.push(c)
+            if type(c) is int and c > 0:
+                break
+        if i < n:
+            self.out.extend(rest[i:])
+            self._reopen()
 
-def _trim(out: Op) -> None:
-    if out and type(out[-1]) is int and out[-1] > 0:
-        out.pop()
+    def op(self, *, trim: bool = True) -> Op:
+        """The op built (without its trailing retain unless *trim* is false); the builder is spent."""
+        self._close()
+        out = self.out
+        if trim and out and type(out[-1]) is int and out[-1] > 0:
+            out.pop()
+        return out
 
 
 def base_length(op: Op) -> int:
@@ -196,24 +242,23 @@ def apply(text: str, op: Op) -> str:
 
 def invert(op: Op, text: str) -> Op:
     """The operation that undoes *op*, given the *text* it was applied to."""
-    out: Op = []
+    out = _Builder()
     i = 0
     for c in op:
         if type(c) is str:
-            _push(out, -len(c))
+            out.push(-len(c))
         elif c > 0:  # type: ignore[operator]
-            _push(out, c)
+            out.push(c)
             i += c  # type: ignore[operator]
         else:
             j = i - c  # type: ignore[operator]
             if j > len(text):
                 raise InvalidOp("delete past the end of the document")
-            _push(out, text[i:j])
+            out.push(text[i:j])
             i = j
     if i > len(text):
         raise InvalidOp("operation past the end of the document")
-    _trim(out)
-    return out
+    return out.op()
 
 
 class _Reader:
@@ -282,21 +327,23 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
 
 
 def _transform(a: Op, b: Op) -> tuple[Op, Op]:
-    a_out: Op = []
-    b_out: Op = []
+    a_b = _Builder()
+    b_b = _Builder()
+    a_push = a_b.push
+    b_push = b_b.push
     ra = _Reader(a)
     rb = _Reader(b)
     while ra.head is not None or rb.head is not None:
         ha = ra.head
         hb = rb.head
         if type(ha) is str:
-            _push(a_out, ha)
-            _push(b_out, len(ha))
+            a_push(ha)
+            b_push(len(ha))
             ra.next()
             continue
         if type(hb) is str:
-            _push(a_out, len(hb))
-            _push(b_out, hb)
+            a_push(len(hb))
+            b_push(hb)
             rb.next()
             continue
         # Both heads span base text (or one side has run out: implied retain).
@@ -314,16 +361,14 @@ def _transform(a: Op, b: Op) -> tuple[Op, Op]:
             cb = rb.take(n)
         if ca > 0:  # type: ignore[operator]
             if cb > 0:  # type: ignore[operator]
-                _push(a_out, n)
-                _push(b_out, n)
+                a_push(n)
+                b_push(n)
             else:
-                _push(b_out, -n)
+                b_push(-n)
         elif cb > 0:  # type: ignore[operator]
-            _push(a_out, -n)
+            a_push(-n)
         # both delete the same text: it is gone for both, nothing to emit
-    _trim(a_out)
-    _trim(b_out)
-    return a_out, b_out
+    return a_b.op(), b_b.op()
 
 
 def _cut(op: Op, at: int, *, inserts_at_cut: bool) -> tuple[Op, Op]:
@@ -356,31 +401,26 @@ def _transform_window(a: Op, b: Op) -> tuple[Op, Op]:
     pre, rest = _cut(a, lo, inserts_at_cut=False)
     short = lo - _base_span(pre)
     if short > 0:  # a ends before the window: its implied retain reaches it
-        pre = [*pre]
-        _push(pre, short)
+        grown = _Builder(pre)
+        grown.push(short)
+        pre = grown.op(trim=False)
     mid, post = _cut(rest, hi - lo, inserts_at_cut=True)
     b_mid = b[1:] if lo else b
     mid_t, b_t = _transform(mid, b_mid)
     # what b' skips: a's output over the part before the window
     skip = target_length(pre, lo)
-    b_out: Op = []
-    _push(b_out, skip)
-    for c in b_t:
-        _push(b_out, c)
-    _trim(b_out)
-    a_out: Op = list(pre)
-    for c in mid_t:
-        _push(a_out, c)
+    b_out = _Builder()
+    b_out.push(skip)
+    b_out.extend(b_t)
+    a_out = _Builder(pre)
+    a_out.extend(mid_t)
     if post:
         # the window's part of a' must reach the window's end in b's text before post goes on
         window = target_length(b_mid, hi - lo)
         gap = window - base_length(mid_t)
-        _push(a_out, gap)
-        for c in post[:3]:
-            _push(a_out, c)
-        a_out.extend(post[3:])
-    _trim(a_out)
-    return a_out, b_out
+        a_out.push(gap)
+        a_out.extend(post)
+    return a_out.op(), b_out.op()
 
 
 def _base_span(op: Op) -> int:
@@ -432,26 +472,22 @@ def _compose_window(a: Op, b: Op) -> Op:
     hi = base_length(b)
     pre, rest = _cut_output(a, lo)
     out_pre = _output_span(pre)
+    out = _Builder(pre)
     if out_pre < lo:  # a ends before the window: its implied retain reaches it
-        pre = [*pre]
-        _push(pre, lo - out_pre)
+        out.push(lo - out_pre)
     mid, post = _cut_output(rest, hi - lo)
     mid_c = _compose(mid, b[1:] if lo else b)
-    out: Op = list(pre)
-    for c in mid_c:
-        _push(out, c)
+    out.extend(mid_c)
     if post:
-        _push(out, _base_span(mid) - _base_span(mid_c))
+        out.push(_base_span(mid) - _base_span(mid_c))
         # post is canonical: only its first components can meet what is before them
-        for c in post[:3]:
-            _push(out, c)
-        out.extend(post[3:])
-    _trim(out)
-    return out
+        out.extend(post)
+    return out.op()
 
 
 def _compose(a: Op, b: Op) -> Op:
-    out: Op = []
+    out = _Builder()
+    push = out.push
     ra = _Reader(a)
     rb = _Reader(b)
     while ra.head is not None or rb.head is not None:
@@ -459,22 +495,22 @@ def _compose(a: Op, b: Op) -> Op:
         hb = rb.head
         # Deletes in a act on the original document: b never sees that text.
         if type(ha) is int and ha < 0:
-            _push(out, ha)
+            push(ha)
             ra.next()
             continue
         # Inserts in b come from nowhere in a's output.
         if type(hb) is str:
-            _push(out, hb)
+            push(hb)
             rb.next()
             continue
         if hb is None:
             # implied trailing retain of b keeps the rest of a
-            _push(out, ha)  # type: ignore[arg-type]
+            push(ha)  # type: ignore[arg-type]
             ra.next()
             continue
         if ha is None:
             # implied trailing retain of a: b acts on the original text
-            _push(out, hb)
+            push(hb)
             rb.next()
             continue
         # ha is a retain or an insert (spans output of a); hb is a retain or delete.
@@ -483,12 +519,11 @@ def _compose(a: Op, b: Op) -> Op:
         ca = ra.take(n)  # type: ignore[arg-type]
         cb = rb.take(n)  # type: ignore[arg-type]
         if cb > 0:  # type: ignore[operator]
-            _push(out, ca)
+            push(ca)
         elif type(ca) is not str:
-            _push(out, cb)
+            push(cb)
         # else: b deletes what a inserted; both vanish
-    _trim(out)
-    return out
+    return out.op()
 
 
 def transform_index(index: int, op: Op, *, after_insert: bool = False) -> int:
@@ -553,26 +588,31 @@ def _json_size(s: str) -> int:
     return len(json.dumps(s, ensure_ascii=False).encode("utf-8"))
 
 
-def split(op: Op, max_bytes: int) -> tuple[Op, Op]:
-    """Split *op* into ``(head, tail)`` with ``compose(head, tail) == op`` and
-    ``encoded_size(head) <= max_bytes`` (``tail`` is ``[]`` when *op* fits).
+def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -> tuple[Op, Op]:
+    """Split *op* into ``(head, tail)`` with ``compose(head, tail) == op``,
+    ``encoded_size(head) <= max_bytes`` and ``len(head) <= max_components``
+    (``tail`` is ``[]`` when *op* fits; ``None`` is no limit).
 
-    Only inserted text makes an op large: a long insert is cut at a code
+    Inserted text makes an op large in bytes: a long insert is cut at a code
     point boundary.  *max_bytes* must leave room for a few components (at
-    least 64 bytes).
+    least 64 bytes), *max_components* at least 4.
     """
-    if max_bytes < 64:
+    if max_bytes is not None and max_bytes < 64:
         raise ValueError("max_bytes too small to hold an op")
-    if encoded_size(op) <= max_bytes:
+    if max_components is not None and max_components < 4:
+        raise ValueError("max_components too small to hold an op")
+    limit_bytes = max_bytes if max_bytes is not None else encoded_size(op)
+    limit_components = max_components if max_components is not None else len(op)
+    if len(op) <= limit_components and encoded_size(op) <= limit_bytes:
         return normalize(op), []
-    head: Op = []
+    head = _Builder()
     used = 2
     base = 0  # base positions consumed by head
     out = 0  # target positions produced by head
     for i, c in enumerate(op):
         cost = (_json_size(c) if type(c) is str else len(str(c))) + 1
-        if used + cost <= max_bytes:
-            _push(head, c)
+        if used + cost <= limit_bytes and i < limit_components:
+            head.push(c)
             used += cost
             if type(c) is str:
                 out += len(c)
@@ -583,20 +623,18 @@ def split(op: Op, max_bytes: int) -> tuple[Op, Op]:
                 base -= c  # type: ignore[operator]
             continue
         rest: Op = op[i:]
-        if type(c) is str:
-            # cut the insert to fill what is left of the budget
-            piece = _prefix_within(c, max_bytes - used - 1)
+        if type(c) is str and i < limit_components:
+            # cut the insert to fill what is left of the byte budget
+            piece = _prefix_within(c, limit_bytes - used - 1)
             if piece:
-                _push(head, piece)
+                head.push(piece)
                 out += len(piece)
                 rest = [c[len(piece) :], *op[i + 1 :]]
-        tail: Op = []
-        _push(tail, out)
+        tail = _Builder()
+        tail.push(out)
         for r in rest:
-            _push(tail, r)
-        _trim(head)
-        _trim(tail)
-        return head, tail
+            tail.push(r)
+        return head.op(), tail.op()
     raise AssertionError("unreachable: the op fitted")  # pragma: no cover
 
 
@@ -640,49 +678,48 @@ def diff(old: str, new: str) -> Op:
     s = common_suffix(old, new, limit=min(len(old), len(new)) - p)
     a = old[p : len(old) - s]
     b = new[p : len(new) - s]
-    out: Op = []
-    _push(out, p)
+    out = _Builder()
+    out.push(p)
     _diff_middle(a, b, out)
-    _trim(out)
-    return out
+    return out.op()
 
 
-def _diff_middle(a: str, b: str, out: Op) -> None:
+def _diff_middle(a: str, b: str, out: _Builder) -> None:
     if not a or not b:
-        _push(out, b)
-        _push(out, -len(a))
+        out.push(b)
+        out.push(-len(a))
         return
     if len(a) + len(b) <= _CHAR_DIFF_LIMIT:
         blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in blocks:
             if tag == "equal":
-                _push(out, i2 - i1)
+                out.push(i2 - i1)
             else:
-                _push(out, b[j1:j2])
-                _push(out, -(i2 - i1))
+                out.push(b[j1:j2])
+                out.push(-(i2 - i1))
         return
     la = a.splitlines(keepends=True)
     lb = b.splitlines(keepends=True)
     if len(la) + len(lb) > _LINE_DIFF_LIMIT:
-        _push(out, b)
-        _push(out, -len(a))
+        out.push(b)
+        out.push(-len(a))
         return
     matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         sa = "".join(la[i1:i2])
         if tag == "equal":
-            _push(out, len(sa))
+            out.push(len(sa))
             continue
         sb = "".join(lb[j1:j2])
         if tag == "replace" and len(sa) + len(sb) <= _CHAR_DIFF_LIMIT:
             q = common_prefix(sa, sb)
             r = common_suffix(sa, sb, limit=min(len(sa), len(sb)) - q)
-            _push(out, q)
+            out.push(q)
             _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out)
-            _push(out, r)
+            out.push(r)
         else:
-            _push(out, sb)
-            _push(out, -len(sa))
+            out.push(sb)
+            out.push(-len(sa))
 
 
 _BLOCK = 4096

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from . import ops
 from .errors import MESSAGES, ErrorCode, ProtocolError
 
-__all__ = ["PROTOCOL_VERSION", "decode", "encode", "error", "valid_path"]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "decode",
+    "display_name",
+    "encode",
+    "encode_string",
+    "error",
+    "refers_to",
+    "refers_to_frame",
+    "safe_id",
+    "valid_path",
+]
 
 PROTOCOL_VERSION = 1
 
@@ -31,6 +43,19 @@ SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as
 # UTF-8: both are refused at the edge so they never reach the store.
 BAD_TEXT_RE = re.compile("[\x00\ud800-\udfff]")
+# What a display name loses before anyone sees it: control characters (C0, C1,
+# line and paragraph separators), the bidirectional marks, embeddings,
+# overrides and isolates that can make a name read as something else (Unicode
+# TR9; "Trojan Source", CVE-2021-42574), invisible characters (zero width
+# space, word joiner and invisible operators, BOM, interlinear annotations,
+# tag characters) and lone surrogates.  ZWJ and ZWNJ stay: emoji sequences
+# and several scripts need them.
+_NAME_STRIP_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
+)
+#: combining marks kept on one character (more only stack upwards: "Zalgo" text)
+MAX_COMBINING = 4
 _BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 
 # message type -> {field: (kind, required)}
@@ -53,17 +78,37 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 MAX_INT = 2**53  # JSON-safe integers only
 
 
-def decode(frame: str | bytes) -> dict[str, Any]:
-    """Parse and validate one client frame.  Raises :class:`ProtocolError`."""
+def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:
+    """Parse and validate one client frame.  Raises :class:`ProtocolError`.
+
+    The work is linear in the frame's size.  An ``op`` of more than
+    *max_op_components* components is refused (``too_large``) before it is
+    looked at further.  When the frame is a JSON object, the error's
+    :attr:`~collab_core.errors.ProtocolError.echo` holds what of its ``id``,
+    ``seq`` and ``path`` may be sent back (:func:`refers_to`).
+    """
+    msg = _parse(frame)
+    try:
+        _validate(msg, max_op_components)
+    except ProtocolError as exc:
+        exc.echo = refers_to(msg)
+        raise
+    return msg  # type: ignore[no-any-return]
+
+
+def _parse(frame: str | bytes) -> Any:
     if isinstance(frame, bytes):
         try:
             frame = frame.decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError(ErrorCode.BAD_JSON) from None
     try:
-        msg = json.loads(frame)
+        return json.loads(frame)
     except (ValueError, RecursionError):
         raise ProtocolError(ErrorCode.BAD_JSON) from None
+
+
+def _validate(msg: Any, max_op_components: int | None) -> None:
     if not isinstance(msg, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "message must be a JSON object")
     kind = msg.get("type")
@@ -73,9 +118,7 @@ def decode(frame: str | bytes) -> dict[str, Any]:
     if schema is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE)
     rid = msg.get("id")
-    if rid is not None and not (
-        (type(rid) is int and -MAX_INT <= rid <= MAX_INT) or (type(rid) is str and len(rid) <= MAX_ID)
-    ):
+    if rid is not None and not safe_id(rid):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'id' must be an integer or a short string")
     for name, (want, required) in schema.items():
         value = msg.get(name)
@@ -91,26 +134,88 @@ def decode(frame: str | bytes) -> dict[str, Any]:
                 raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' must be a string")
         elif want == _LIST and type(value) is not list:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{name}' must be a list")
-    _CHECKS.get(kind, _no_check)(msg)
-    return msg
+    if kind == "op":
+        _check_op(msg, max_op_components)
+    else:
+        _CHECKS.get(kind, _no_check)(msg)
 
 
 def _no_check(msg: dict[str, Any]) -> None:
     pass
 
 
+def safe_id(value: Any) -> bool:
+    """May *value* be a request ``id``, sent back as it came?  An integer JSON
+    holds exactly, or a string of at most :data:`MAX_ID` characters that
+    UTF-8 can carry (no lone surrogates) and PostgreSQL could store (no NUL)."""
+    if type(value) is int:
+        return -MAX_INT <= value <= MAX_INT
+    return type(value) is str and len(value) <= MAX_ID and not BAD_TEXT_RE.search(value)
+
+
+def refers_to(msg: Any) -> dict[str, Any]:
+    """The ``id``, ``seq`` and ``path`` of a client message that are safe to echo in
+    its error, so the client can match it; whatever is not valid is left out."""
+    if not isinstance(msg, dict):
+        return {}
+    out: dict[str, Any] = {}
+    rid, seq, path = msg.get("id"), msg.get("seq"), msg.get("path")
+    if rid is not None and safe_id(rid):
+        out["id"] = rid
+    # seq is an integer or nothing: a string here is client input, never echoed
+    if type(seq) is int and -MAX_INT <= seq <= MAX_INT:
+        out["seq"] = seq
+    if type(path) is str and valid_path(path):
+        out["path"] = path
+    return out
+
+
+def refers_to_frame(frame: str | bytes) -> dict[str, Any]:
+    """:func:`refers_to` of a frame not otherwise decoded (one refused for the rate, say)."""
+    try:
+        return refers_to(_parse(frame))
+    except ProtocolError:
+        return {}
+
+
+def display_name(name: str, max_length: int = MAX_NAME) -> str:
+    """*name* as others may see it: without control, bidirectional-override and
+    invisible characters, at most :data:`MAX_COMBINING` combining marks on a
+    character, no space at either end, at most *max_length* characters."""
+    name = _NAME_STRIP_RE.sub("", name)
+    if not name.isascii():
+        kept: list[str] = []
+        marks = 0
+        for ch in name:
+            if unicodedata.category(ch) in ("Mn", "Me"):
+                marks += 1
+                if marks > MAX_COMBINING:
+                    continue
+            else:
+                marks = 0
+            kept.append(ch)
+        name = "".join(kept)
+    return name.strip()[:max_length].strip()
+
+
 def _check_hello(msg: dict[str, Any]) -> None:
     name = msg["name"]
     if not 1 <= len(name) <= MAX_NAME or BAD_TEXT_RE.search(name):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be 1 to {MAX_NAME} characters")
+    shown = display_name(name)
+    if not shown:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'name' must have a visible character")
+    msg["name"] = shown
     if not CLIENT_ID_RE.fullmatch(msg["clientId"]):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'clientId' must be 8 to 64 of [A-Za-z0-9_-]")
 
 
 def _check_create_room(msg: dict[str, Any]) -> None:
     name = msg.get("name")
-    if name is not None and (len(name) > MAX_ROOM_NAME or BAD_TEXT_RE.search(name)):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be at most {MAX_ROOM_NAME} characters")
+    if name is not None:
+        if len(name) > MAX_ROOM_NAME or BAD_TEXT_RE.search(name):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be at most {MAX_ROOM_NAME} characters")
+        msg["name"] = display_name(name, MAX_ROOM_NAME)
 
 
 def _check_join(msg: dict[str, Any]) -> None:
@@ -139,12 +244,15 @@ def _check_open(msg: dict[str, Any]) -> None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'since' must not be negative")
 
 
-def _check_op(msg: dict[str, Any]) -> None:
+def _check_op(msg: dict[str, Any], max_components: int | None) -> None:
     _check_path(msg)
     if msg["rev"] < 0:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' must not be negative")
     if msg["seq"] < 1:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'seq' must be positive")
+    if max_components is not None and len(msg["op"]) > max_components:
+        # before normalizing: the work an op causes grows with its components
+        raise ProtocolError(ErrorCode.TOO_LARGE)
     try:
         op = ops.check(msg["op"])
     except ops.InvalidOp:
@@ -182,7 +290,6 @@ _CHECKS = {
     "open": _check_open,
     "close": _check_path,
     "digest": _check_path,
-    "op": _check_op,
     "presence": _check_presence,
 }
 
@@ -197,6 +304,23 @@ def valid_path(path: str) -> bool:
 def encode(msg: dict[str, Any]) -> str:
     """Serialize one hub message (compact JSON, non-ASCII kept as is)."""
     return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+#: code points encoded at one go by :func:`encode_string`
+_STRING_PIECE = 1 << 18
+
+
+def encode_string(text: str) -> bytes:
+    """*text* as a JSON string (with its quotes) in UTF-8, as :func:`encode` writes it.
+
+    Built in pieces: each holds the interpreter only briefly, so a large text
+    can be encoded on a worker thread while the event loop goes on.
+    """
+    parts = [b'"']
+    for i in range(0, len(text), _STRING_PIECE):
+        parts.append(json.dumps(text[i : i + _STRING_PIECE], ensure_ascii=False)[1:-1].encode("utf-8"))
+    parts.append(b'"')
+    return b"".join(parts)
 
 
 def error(code: ErrorCode, detail: str | None = None, **extra: Any) -> str:

@@ -88,6 +88,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=d.max_document_bytes,
         help="largest document, in bytes of UTF-8 (default: %(default)s)",
     )
+    p.add_argument(
+        "--max-op-components",
+        type=int,
+        default=d.max_op_components,
+        help="most components (retains, inserts, deletes) in one op (default: %(default)s)",
+    )
+    p.add_argument(
+        "--transform-budget",
+        type=int,
+        default=d.transform_budget,
+        help="most work (op components x ops since its base, plus theirs) transforming one op may cost;"
+        " older bases get revision_too_old (default: %(default)s)",
+    )
     p.add_argument("--rate", type=float, default=d.rate, help="messages per second per connection")
     p.add_argument("--burst", type=int, default=d.burst, help="burst size of the per-connection rate limit")
     p.add_argument(
@@ -148,6 +161,8 @@ async def serve(args: argparse.Namespace) -> int:
     config = HubConfig(
         max_message_bytes=args.max_message_bytes,
         max_document_bytes=args.max_document_bytes,
+        max_op_components=args.max_op_components,
+        transform_budget=args.transform_budget,
         rate=args.rate,
         burst=args.burst,
         snapshot_every=args.snapshot_every,
@@ -265,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pairls-hub: {exc}", file=sys.stderr)
             return 2
     configure(args.log_level, args.log_format)
+    # websockets logs every frame at DEBUG, with its start: invite secrets and document
+    # text; those never reach the log, whatever the level
+    logging.getLogger("websockets").setLevel(logging.INFO)
     if args.log_level != "DEBUG":
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)

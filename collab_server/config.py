@@ -16,6 +16,17 @@ class HubConfig:
     max_message_bytes: int = 1 << 20
     #: largest document, in bytes of UTF-8, that create_document or an op may leave
     max_document_bytes: int = 16 << 20
+    #: most components one op may have (more: too_large); the work an op
+    #: causes grows with its components, not only with its bytes
+    max_op_components: int = 5000
+    #: most work, in components transformed (``document.Sequencer.transform_cost``),
+    #: that bringing one op from its base revision to the head may cost; an op
+    #: whose base is older than that allows gets revision_too_old (the client
+    #: catches up and sends it against a newer base).  About 0.5 us a unit.
+    transform_budget: int = 10_000
+    #: the most of the event loop's time one connection gets, over time: after a
+    #: message that cost the hub c seconds of CPU, its next waits c * (1/share - 1)
+    connection_share: float = 0.1
     #: messages per second a connection may send, on average
     rate: float = 1000.0
     #: how many messages a connection may send in a burst
@@ -42,6 +53,12 @@ class HubConfig:
     def __post_init__(self) -> None:
         if self.max_document_bytes < 0:
             raise ValueError("max_document_bytes must not be negative")
+        if self.max_op_components < 4:
+            raise ValueError("max_op_components must be at least 4")
+        if self.transform_budget < 0:
+            raise ValueError("transform_budget must not be negative")
+        if not 0.0 < self.connection_share <= 1.0:
+            raise ValueError("connection_share must be in (0, 1]")
         self.backoff()  # checks the retry settings
 
     def backoff(self) -> Backoff:

@@ -16,6 +16,16 @@ that would grow the document past that many bytes of UTF-8.  It keeps the
 byte length of the text (and of each pending revision) up to date as ops
 arrive, so the check costs what the op spans, never a pass over the document.
 
+Transform budget: an op made against an old revision is transformed past
+every op since, which costs about its components plus theirs for each of
+them.  With ``transform_budget`` the sequencer refuses (``revision_too_old``)
+an op whose transformation would cost more than that many units
+(:meth:`Sequencer.transform_cost`); the client catches up and sends it again
+against a newer revision.  The sequencer keeps a running count of the
+history's components, so the estimate costs nothing.  :attr:`Sequencer.work`
+counts the units spent, for the shell to let others run between large pieces
+of work.
+
 Group commit: the shell takes :meth:`Sequencer.take_unsent` as one batch,
 stores it, then calls :meth:`commit` or, if another hub won the race,
 :meth:`rollback` (which hands back the original submissions to sequence
@@ -89,6 +99,10 @@ class Refusal:
 
 Outcome = Sequenced | Duplicate | Refusal
 
+#: what transforming past one more op costs beyond the components of both, in
+#: components (calling transform, reading the op): measured, about 8
+TRANSFORM_STEP = 8
+
 
 class Sequencer:
     """Orders the ops of one document.  See the module docstring."""
@@ -101,11 +115,14 @@ class Sequencer:
         history: list[Sequenced] | None = None,
         history_limit: int = 10_000,
         max_bytes: int | None = None,
+        transform_budget: int | None = None,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be positive")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
+        if transform_budget is not None and transform_budget < 0:
+            raise ValueError("transform_budget must not be negative")
         self.committed_text = text
         self.committed_rev = Rev(rev)
         self.text = text
@@ -113,13 +130,21 @@ class Sequencer:
         self.history_limit = history_limit
         #: the largest document, in bytes of UTF-8, an op may leave (None: no limit)
         self.max_bytes = max_bytes
+        #: the most units (see the module docstring) one op's transformation may cost
+        self.transform_budget = transform_budget
+        #: units of work done by :meth:`submit` so far (normalizing and transforming)
+        self.work = 0
+        # components of every op remembered so far (minus those rolled back);
+        # each history entry keeps the count before it, so the components of
+        # the last k entries are a subtraction
+        self._components = 0
         #: UTF-8 length of :attr:`text` and of :attr:`committed_text`
         self.bytes = self.committed_bytes = utf8_length(text)
         # UTF-8 length of the text after each pending op, parallel to _pending
         self._pending_bytes: list[int] = []
         # ops with rev in (rev - len(history), rev], oldest first, each with
-        # the document length before it
-        self._history: deque[tuple[Sequenced, int]] = deque()
+        # the document length before it and the component count before it
+        self._history: deque[tuple[Sequenced, int, int]] = deque()
         self._pending: list[Sequenced] = []
         self._unsent = 0  # index into _pending of the first op not yet taken
         # client id -> (last seq, its rev); covers committed and pending ops
@@ -166,8 +191,17 @@ class Sequencer:
         first = self.rev - len(self._history)
         if rev < first:
             return None
-        out = [s for s, _ in islice(self._history, rev - first, None) if s.rev <= self.committed_rev]
+        out = [e[0] for e in islice(self._history, rev - first, None) if e[0].rev <= self.committed_rev]
         return out
+
+    def transform_cost(self, base_rev: int, components: int) -> int:
+        """Units it costs to transform an op of *components* components made
+        against *base_rev* (kept in history) to the current revision."""
+        k = self.rev - base_rev
+        if k <= 0:
+            return 0
+        past = self._components - self._history[-k][2]
+        return k * (components + TRANSFORM_STEP) + past
 
     # -- input -----------------------------------------------------------
 
@@ -195,11 +229,17 @@ class Sequencer:
             length = len(self.text)
         else:
             length = self._history[sub.base_rev - first][1]
+        cost = self.transform_cost(sub.base_rev, len(sub.op))
+        if self.transform_budget is not None and cost > self.transform_budget:
+            # catching up and sending it against a newer revision costs the hub less
+            return Refusal(ErrorCode.REVISION_TOO_OLD, sub)
+        self.work += len(sub.op)
         if ops.base_length(sub.op) > length:
             return Refusal(ErrorCode.INVALID_OP, sub)
         # canonical form: transform's tie-breaking depends on it (see client.apply_local)
         op = ops.normalize(sub.op)
         if sub.base_rev < self.rev:
+            self.work += cost
             # index from the right: islice from the left walks the whole deque
             # (up to history_limit entries) to reach the few newest ops
             history = self._history
@@ -254,7 +294,7 @@ class Sequencer:
         subs = [s.submission for s in self._pending if s.submission is not None]
         # history_limit may already have dropped the oldest pending ops
         for _ in range(min(len(self._pending), len(self._history))):
-            self._history.pop()
+            self._components -= len(self._history.pop()[0].op)
         self._pending.clear()
         self._pending_bytes.clear()
         self._unsent = 0
@@ -279,7 +319,8 @@ class Sequencer:
         self.rev = self.committed_rev = s.rev
 
     def _remember(self, s: Sequenced, length_before: int) -> None:
-        self._history.append((s, length_before))
+        self._history.append((s, length_before, self._components))
+        self._components += len(s.op)
         if len(self._history) > self.history_limit:
             self._history.popleft()
         last = self._clients.get(s.client_id)

@@ -12,6 +12,23 @@ The same port answers two plain HTTP requests, for operators (see
 :meth:`Hub.process_request`): ``GET /healthz`` (200 once PostgreSQL answers,
 else 503) and ``GET /metrics`` (Prometheus, see ``metrics.py``).  Anything
 that asks for a WebSocket upgrade is a WebSocket, whatever its path.
+
+Fault isolation: a request whose handling fails (a hub bug) is answered
+``internal`` and counted; the connection and the document task go on.  A
+frame the hub cannot send closes that connection only (1011).  A document
+task that dies anyway tells each member to reopen the document (``unavailable``
+with the last committed revision) and is counted.
+
+Bounded work: each frame's decoding is linear in its size (at most
+``max_message_bytes``); an op has at most ``max_op_components`` components
+and costs at most ``transform_budget`` to bring to the head
+(:mod:`collab_server.document`); digests are cached per revision and hashed
+off the event loop when the text is large.  The reader of a connection and
+the document tasks let the others run between large pieces of work, so one
+connection cannot hold the event loop for long, and each connection is
+paced to its share of the loop (:mod:`collab_server.pacing`: charged the CPU
+time its messages cost, its next message waits).  :class:`HubStats` records
+the most CPU time any one message took (``slowest_message_seconds``).
 """
 
 from __future__ import annotations
@@ -19,16 +36,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from ssl import SSLContext
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -39,7 +55,9 @@ from collab_core.errors import CloseCode, ErrorCode, ProtocolError, RevisionConf
 
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
+from .invites import new_secret, role_for, secret_hash
 from .metrics import HubMetrics
+from .pacing import Pacer
 from .store import DocumentRecord, Store
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -47,6 +65,20 @@ __all__ = ["Hub", "HubConfig", "HubStats"]
 logger = logging.getLogger(__name__)
 
 ROLES_THAT_EDIT = frozenset({"owner", "editor"})
+_T = TypeVar("_T")
+#: after a frame at least this large, the connection's reader lets the others run
+YIELD_FRAME_BYTES = 16 << 10
+#: texts longer than this (code points) are hashed on a worker thread
+DIGEST_INLINE_CHARS = 1 << 18
+#: and fed to the hash in pieces of this many code points, so the event loop
+#: gets the interpreter back between them
+DIGEST_CHUNK_CHARS = 1 << 20
+#: how often (seconds) the hub checks how late its event loop runs
+LAG_PERIOD = 0.05
+#: ops read from the store, or encoded for an ``opened`` reply, at one go
+OPS_PAGE = 2000
+#: message kinds whose handling never waits: their time is all their own
+_SYNC_KINDS = frozenset({"op", "presence", "digest", "close", "leave", "ping", "hello"})
 
 
 @dataclass(slots=True)
@@ -80,6 +112,30 @@ class HubStats:
     document_failures: int = 0
     #: document loads given up (their opens were refused)
     failed_loads: int = 0
+    #: requests answered ``internal`` because handling them raised (a hub bug)
+    internal_errors: int = 0
+    #: document tasks that died (their members were told to reopen; a hub bug)
+    document_crashes: int = 0
+    #: frames the hub built but could not send (the connection was closed with 1011)
+    send_failures: int = 0
+    #: digests computed (the others came from the per-revision cache)
+    digests_hashed: int = 0
+    #: the most CPU time (seconds) one message's handling took at one go: the
+    #: decoding and dispatch of a frame, or a document task's work on one request
+    slowest_message_seconds: float = 0.0
+    #: the kind of message that took it
+    slowest_message_kind: str = ""
+    #: times a connection's next message waited for its share (collab_server.pacing)
+    paced_messages: int = 0
+    #: the longest the event loop was late to wake a timer (seconds): anything that held
+    #: it, the hub's own work or the machine not running the process
+    max_loop_lag_seconds: float = 0.0
+
+    def handled(self, kind: str, seconds: float) -> None:
+        """One message took *seconds* of CPU time without letting the others run."""
+        if seconds > self.slowest_message_seconds:
+            self.slowest_message_seconds = seconds
+            self.slowest_message_kind = kind
 
 
 class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -113,10 +169,12 @@ class Connection:
         self.strikes = 0
         #: messages refused for the rate since the bucket was last full
         self.limited = 0
+        #: what this connection's messages cost the hub, and how long its next one waits
+        self.pacer = Pacer(hub.config.connection_share)
         self.log = _ConnLog(logger, {"participant": self.id})
 
-    def send(self, text: str) -> None:
-        """Queue *text* without waiting (ordering across tasks is preserved)."""
+    def send(self, text: str | bytes) -> None:
+        """Queue *text* (or its UTF-8) without waiting (ordering across tasks is preserved)."""
         transport = self.ws.transport
         if transport is not None and transport.get_write_buffer_size() > self.hub.config.max_send_buffer:
             self.log.warning("dropping a client that does not read")
@@ -124,8 +182,16 @@ class Connection:
             return
         stats = self.hub.stats
         stats.frames_sent += 1
-        stats.bytes_sent += utf8_length(text)
-        broadcast([self.ws], text)
+        stats.bytes_sent += len(text) if isinstance(text, bytes) else utf8_length(text)
+        try:
+            broadcast([self.ws], text, text=True)
+        except Exception:
+            # A frame we built but cannot send (text UTF-8 cannot carry): this
+            # connection's stream has a hole now, so it ends; the client
+            # reconnects and catches up.  Nobody else is affected.
+            stats.send_failures += 1
+            self.log.exception("cannot send a frame; closing the connection")
+            self.hub.background(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
 
     def error(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
         """Send an ``error`` (every error a client gets goes through here, and is counted)."""
@@ -202,6 +268,10 @@ class DocumentTask:
         self.commit_backoff = hub.config.backoff()
         #: the requests of the step being served (those not yet handled)
         self._current: deque[tuple[str, Connection | None, Any]] = deque()
+        #: (revision, SHA-256 hex of the committed text at it)
+        self._digest_cache: tuple[int, str] | None = None
+        #: (revision, the committed text at it as a JSON string in UTF-8)
+        self._text_cache: tuple[int, bytes] | None = None
         self.task = asyncio.create_task(self._run(), name=f"doc-{record.id}")
 
     async def _load(self) -> Any:
@@ -256,12 +326,27 @@ class DocumentTask:
             self._refuse_remaining()
             raise
         except Exception:
-            logger.exception("document task %s failed", self.record.id)
-            self._refuse_remaining()
-            for conn in self.subscribers:
-                conn.docs.discard(self.path)
-                conn.error(ErrorCode.UNAVAILABLE, path=self.path)
-            self._unregister()
+            self._crashed()
+
+    def _crashed(self) -> None:
+        """The task failed outside any one request (a hub bug): everyone it serves hears so.
+
+        Queued requests are refused (``unavailable``, with their ``seq`` or
+        ``id``); each member is closed out of the document with ``unavailable``,
+        its ``path`` and the last committed ``rev``: it reopens with ``since``
+        its own revision and sends again what was not acknowledged.  The next
+        open loads the document afresh.
+        """
+        self.hub.stats.document_crashes += 1
+        logger.exception("document task %s failed; its members were told to reopen it", self.record.id)
+        self._unregister()
+        self._refuse_remaining()
+        rev = self.seq.committed_rev if self.seq is not None else None
+        for conn in list(self.subscribers):
+            conn.docs.discard(self.path)
+            conn.opened_at.pop(self.path, None)
+            conn.error(ErrorCode.UNAVAILABLE, path=self.path, rev=rev)
+        self.subscribers.clear()
 
     async def _start(self) -> bool:
         """Load the document; False (with everything queued refused) if the store keeps failing."""
@@ -281,6 +366,7 @@ class DocumentTask:
             history=loaded.history,
             history_limit=self.hub.config.history,
             max_bytes=self.hub.config.max_document_bytes,
+            transform_budget=self.hub.config.transform_budget,
         )
         self.last_snapshot = loaded.rev
         return True
@@ -293,16 +379,42 @@ class DocumentTask:
             self.stale = False
             await self._catch_up()
             self.unsure = False
+        budget = self.hub.config.transform_budget
+        mark = seq.work
         while items:
             kind, conn, payload = items[0]
-            if kind == "op":
-                await self._submit(payload, conn)
-            elif kind == "open":
-                await self._open(conn, payload)  # type: ignore[arg-type]
-            elif kind == "digest":
-                self._digest(conn, payload)  # type: ignore[arg-type]
+            try:
+                if kind == "op":
+                    await self._submit(payload, conn)
+                elif kind == "open":
+                    await self._open(conn, payload)  # type: ignore[arg-type]
+                elif kind == "digest":
+                    await self._digest(conn, payload)  # type: ignore[arg-type]
+            except StoreError:
+                raise
+            except Exception:
+                self._request_failed(kind, conn, payload)
             items.popleft()
+            if seq.work - mark > budget:
+                # a lot done at one go: let the other connections and documents run
+                await asyncio.sleep(0)
+                mark = seq.work
         await self._commit()
+
+    def _request_failed(self, kind: str, conn: Connection | None, payload: Any) -> None:
+        """Handling one request raised (a hub bug): answer it ``internal``, count it, go on."""
+        self.hub.stats.internal_errors += 1
+        logger.exception("document %s failed to answer a %s request; answered internal", self.record.id, kind)
+        if kind == "op":
+            reply_to = conn or self.room.by_client.get(payload.client_id)
+            if reply_to is not None:
+                reply_to.error(ErrorCode.INTERNAL, path=self.path, seq=payload.seq)
+        elif conn is not None:
+            if kind == "open":
+                conn.docs.discard(self.path)
+                self.subscribers.discard(conn)
+                conn.opened_at.pop(self.path, None)
+            conn.error(ErrorCode.INTERNAL, id=payload.get("id"), path=self.path)
 
     def _unregister(self) -> None:
         if self.room.docs.get(self.path) is self:
@@ -360,15 +472,14 @@ class DocumentTask:
         return n
 
     def _refuse_remaining(self) -> None:
-        """Shutting down with work left: tell each author its op was not taken."""
+        """Ending with work left: tell each author its op was not taken, and answer
+        each queued open and digest ``unavailable``."""
         subs = self.seq.rollback() if self.seq is not None else []
-        subs += [p for kind, _, p in (*self._current, *self.inbox) if kind == "op"]
+        queued = deque([*self._current, *self.inbox])
         self._current.clear()
         self.inbox.clear()
-        for sub in subs:
-            conn = self.room.by_client.get(sub.client_id)
-            if conn is not None:
-                conn.error(ErrorCode.UNAVAILABLE, path=self.path, seq=sub.seq)
+        self._refuse_subs(subs)
+        self._refuse_items(queued)
 
     async def _submit(self, sub: Submission, conn: Connection | None) -> None:
         seq = self.seq
@@ -377,7 +488,12 @@ class DocumentTask:
         if not seq.knows_client(sub.client_id):
             last = await self._retry(store.last_client_seq, self.record.id, sub.client_id)
             seq.learn_client(sub.client_id, *(last or (0, None)))
+        started = time.thread_time()
         out = seq.submit(sub)
+        spent = time.thread_time() - started
+        self.hub.stats.handled("op", spent)
+        if conn is not None:
+            conn.pacer.charge(spent)
         if isinstance(out, Sequenced):
             return
         reply_to = conn or self.room.by_client.get(sub.client_id)
@@ -420,7 +536,7 @@ class DocumentTask:
         if msg.get("id") is not None:
             reply["id"] = msg["id"]
         if since is None:
-            reply["text"] = seq.committed_text
+            body = b',"text":' + await self._text_json(conn)
         else:
             if since > seq.committed_rev:
                 conn.docs.discard(self.path)
@@ -428,23 +544,86 @@ class DocumentTask:
                 return
             missed = seq.ops_since(since)
             if missed is None:
-                missed = await self._retry(self.hub.store.ops_since, self.record.id, since)
-                missed = [s for s in missed if s.rev <= seq.committed_rev]
-            reply["ops"] = [self._op_entry(s, conn) for s in missed]
+                missed = await self._stored_ops_since(since)
+            body = b',"ops":' + await self._op_entries(missed, conn)
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # left or closed while we waited
+        started = time.thread_time()
+        # the reply is its fields and the (large, prepared) body, spliced as bytes
+        head = wire.encode(reply)
         self.subscribers.add(conn)
         conn.opened_at[self.path] = seq.committed_rev
-        conn.send(wire.encode(reply))
+        conn.send(head[:-1].encode() + body + b"}")
+        spent = time.thread_time() - started
+        self.hub.stats.handled("open", spent)
+        conn.pacer.charge(spent)
 
-    def _digest(self, conn: Connection, msg: dict[str, Any]) -> None:
-        """The SHA-256 of the committed text, in the connection's stream order."""
+    async def _text_json(self, conn: Connection) -> bytes:
+        """The committed text as a JSON string in UTF-8, once per revision (a large one
+        on a worker thread, in pieces)."""
         seq = self.seq
         assert seq is not None
-        digest = hashlib.sha256(seq.committed_text.encode("utf-8")).hexdigest()
+        rev = seq.committed_rev
+        cached = self._text_cache
+        if cached is not None and cached[0] == rev:
+            return cached[1]
+        data, spent = await _off_loop_if(
+            len(seq.committed_text) > DIGEST_INLINE_CHARS, wire.encode_string, seq.committed_text
+        )
+        conn.pacer.charge(spent)
+        self._text_cache = (rev, data)
+        return data
+
+    async def _stored_ops_since(self, since: int) -> list[Sequenced]:
+        """Committed ops after *since* from the store, read a page at a time (letting others run)."""
+        seq = self.seq
+        assert seq is not None
+        out: list[Sequenced] = []
+        rev = since
+        while rev < seq.committed_rev:
+            page = await self._retry(self.hub.store.ops_since, self.record.id, rev, OPS_PAGE)
+            page = [s for s in page if s.rev <= seq.committed_rev]
+            if not page:
+                break
+            out += page
+            rev = page[-1].rev
+        return out
+
+    async def _op_entries(self, missed: list[Sequenced], conn: Connection) -> bytes:
+        """The ``ops`` of an ``opened`` reply as a JSON array in UTF-8, encoded a page at a time."""
+        parts: list[bytes] = []
+        for i in range(0, len(missed), OPS_PAGE):
+            if i:
+                await asyncio.sleep(0)
+            page = missed[i : i + OPS_PAGE]
+            parts.append(",".join(wire.encode(self._op_entry(s, conn)) for s in page).encode())
+        return b"[" + b",".join(parts) + b"]"
+
+    async def _digest(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """The SHA-256 of the committed text, in the connection's stream order.
+
+        Computed once per revision; a large text is hashed on a worker thread
+        (the task waits, the event loop does not).
+        """
+        seq = self.seq
+        assert seq is not None
+        rev = seq.committed_rev
+        cached = self._digest_cache
+        if cached is not None and cached[0] == rev:
+            digest = cached[1]
+        else:
+            text = seq.committed_text
+            digest, spent = await _off_loop_if(len(text) > DIGEST_INLINE_CHARS, text_sha256, text)
+            conn.pacer.charge(spent)
+            self.hub.stats.digests_hashed += 1
+            self._digest_cache = (rev, digest)
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # closed meanwhile
         reply = {
             "type": "digest",
             "id": msg.get("id"),
             "path": self.path,
-            "rev": seq.committed_rev,
+            "rev": rev,
             "sha256": digest,
         }
         conn.send(wire.encode(reply))
@@ -587,6 +766,9 @@ class DocumentTask:
                     out.setdefault(conn, []).append(msg)
         for conn, msgs in out.items():
             conn.send(msgs[0] if len(msgs) == 1 else "[" + ",".join(msgs) + "]")
+        seq = self.seq
+        if seq is not None and self._text_cache is not None and self._text_cache[0] != seq.committed_rev:
+            self._text_cache = None  # a large document's old text: not kept for nothing
 
 
 class Hub:
@@ -603,6 +785,7 @@ class Hub:
         self.stats = HubStats()
         self.metrics = HubMetrics(self)
         self._background: set[asyncio.Task[Any]] = set()
+        self._lag_monitor: asyncio.Task[None] | None = None
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
 
@@ -627,10 +810,28 @@ class Hub:
             ping_interval=20,
             ping_timeout=20,
         )
+        self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
+
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_PERIOD
+            await asyncio.sleep(LAG_PERIOD)
+            self.stats.max_loop_lag_seconds = max(self.stats.max_loop_lag_seconds, loop.time() - due)
 
     async def close(self) -> None:
         """Shut down cleanly: no new ops, queued ops acked or refused, clients closed with 1001."""
         self.closing = True
+        if self._lag_monitor is not None:
+            self._lag_monitor.cancel()
+        s = self.stats
+        logger.info(
+            "slowest message %.1f ms of CPU (%s), event loop at most %.1f ms late, %d messages paced",
+            s.slowest_message_seconds * 1e3,
+            s.slowest_message_kind or "-",
+            s.max_loop_lag_seconds * 1e3,
+            s.paced_messages,
+        )
         if self.server is not None:
             self.server.close(close_connections=False)
         tasks = [d.stop() for d in list(self.docs_by_id.values())]
@@ -749,14 +950,17 @@ class Hub:
             return
         stats.frames_received += 1
         stats.bytes_received += len(first) if isinstance(first, bytes) else utf8_length(first)
+        started = time.thread_time()
         try:
-            hello = wire.decode(first)
+            hello = wire.decode(first, max_op_components=self.config.max_op_components)
         except ProtocolError as exc:
-            conn.error(exc.code, exc.detail, **_refers_to(first))
+            conn.error(exc.code, exc.detail, **exc.echo)
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
+        finally:
+            self.stats.handled("hello", time.thread_time() - started)
         if hello["type"] != "hello":
-            conn.error(ErrorCode.NOT_HELLO, **_refers_to(first))
+            conn.error(ErrorCode.NOT_HELLO, **wire.refers_to(hello))
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
         if hello["protocol"] != wire.PROTOCOL_VERSION:
@@ -775,6 +979,7 @@ class Hub:
                     "limits": {
                         "maxMessageBytes": self.config.max_message_bytes,
                         "maxDocumentBytes": self.config.max_document_bytes,
+                        "maxOpComponents": self.config.max_op_components,
                         "rate": self.config.rate,
                         "burst": self.config.burst,
                     },
@@ -782,6 +987,7 @@ class Hub:
             )
         )
         conn.log.info("connected")
+        max_components = self.config.max_op_components
         async for frame in ws:
             stats.frames_received += 1
             stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
@@ -790,26 +996,49 @@ class Hub:
                 if conn.limited > self.config.burst:
                     await _close_and_drain(ws, CloseCode.RATE_LIMIT, "rate limit exceeded")
                     return
-                conn.error(ErrorCode.RATE_LIMITED, **_refers_to(frame))
+                conn.error(ErrorCode.RATE_LIMITED, **wire.refers_to_frame(frame))
                 continue
             msg: dict[str, Any] = {}
+            started = time.thread_time()
+            kind = "frame"
             try:
-                msg = wire.decode(frame)
+                msg = wire.decode(frame, max_op_components=max_components)
+                kind = msg["type"]
                 await self._dispatch(conn, msg)
             except ProtocolError as exc:
                 conn.strikes += 1
                 if conn.strikes > self.config.max_strikes:
                     await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
                     return
-                conn.error(exc.code, exc.detail, **_refers_to(frame))
+                conn.error(exc.code, exc.detail, **(exc.echo or wire.refers_to(msg)))
             except StoreError as exc:
                 # The one place a request meets a store failure: not the
                 # client's fault (no strike), and it may retry on this connection.
                 self.stats.unavailable_requests += 1
                 conn.log.warning("store failed a %s request (%s); answered unavailable", msg["type"], exc)
                 conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=msg.get("path"))
+            except ConnectionClosed:
+                raise
+            except Exception:
+                # A hub bug: this request is answered, the connection goes on.
+                self.stats.internal_errors += 1
+                conn.log.exception("failed to answer a %s request; answered internal", kind)
+                conn.error(ErrorCode.INTERNAL, **wire.refers_to(msg))
             else:
                 conn.strikes = 0
+            if kind in _SYNC_KINDS or kind == "frame":
+                # (the others wait for the store: their time is not all theirs)
+                spent = time.thread_time() - started
+                self.stats.handled(kind, spent)
+                conn.pacer.charge(spent)
+            pause = conn.pacer.pause()
+            if pause:
+                self.stats.paced_messages += 1
+                await asyncio.sleep(pause)
+            elif len(frame) >= YIELD_FRAME_BYTES:
+                # frames already received come back without a pause: a client
+                # with many large ones queued must not hold the loop for all of them
+                await asyncio.sleep(0)
 
     async def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
         kind = msg["type"]
@@ -916,8 +1145,8 @@ class Hub:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         room_id = secrets.token_urlsafe(16)
         name = msg.get("name") or ""
-        invites = {role: secrets.token_urlsafe(32) for role in ("owner", "editor", "viewer")}
-        await self.store.create_room(room_id, name, {role: _digest(s) for role, s in invites.items()})
+        invites = {role: new_secret() for role in ("owner", "editor", "viewer")}
+        await self.store.create_room(room_id, name, {role: secret_hash(s) for role, s in invites.items()})
         reply = await self._enter(conn, room_id, "owner")
         reply.update(
             type="room_created",
@@ -934,7 +1163,7 @@ class Hub:
         if conn.room is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         room_id = msg["room"]
-        role = await self.store.check_invite(room_id, _digest(msg["secret"]))
+        role = role_for(msg["secret"], await self.store.room_invites(room_id))
         if role is None:
             if await self.store.room_exists(room_id):
                 raise ProtocolError(ErrorCode.BAD_INVITE)
@@ -1023,8 +1252,28 @@ class Hub:
         )
 
 
-def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8")).digest()
+async def _off_loop_if(large: bool, fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+    """``fn(arg)`` and the CPU time it took: on a worker thread if *large* (the
+    caller waits, the event loop does not), else here."""
+    if not large:
+        started = time.thread_time()
+        return fn(arg), time.thread_time() - started
+    return await asyncio.to_thread(_timed, fn, arg)
+
+
+def _timed(fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+    started = time.thread_time()
+    return fn(arg), time.thread_time() - started
+
+
+def text_sha256(text: str) -> str:
+    """SHA-256 (hex) of *text* in UTF-8, fed in pieces: encoding a piece holds the
+    interpreter only briefly, and hashing lets it go (on a worker thread, the
+    event loop runs meanwhile)."""
+    h = hashlib.sha256()
+    for i in range(0, len(text), DIGEST_CHUNK_CHARS):
+        h.update(text[i : i + DIGEST_CHUNK_CHARS].encode("utf-8"))
+    return h.hexdigest()
 
 
 def _doc_list(docs: list[DocumentRecord]) -> list[dict[str, Any]]:
@@ -1044,23 +1293,3 @@ async def _close_and_drain(ws: ServerConnection, code: int, reason: str) -> None
         async for _ in ws:
             pass
     await closing
-
-
-def _refers_to(frame: str | bytes) -> dict[str, Any]:
-    """The request id and op seq of a refused frame, if it has them, so the client can match the error."""
-    try:
-        msg = json.loads(frame)
-    except (ValueError, RecursionError, TypeError):
-        return {}
-    if not isinstance(msg, dict):
-        return {}
-    out: dict[str, Any] = {}
-    rid, seq = msg.get("id"), msg.get("seq")
-    if (type(rid) is int and abs(rid) <= wire.MAX_INT) or (type(rid) is str and len(rid) <= wire.MAX_ID):
-        out["id"] = rid
-    # seq is an integer or nothing: a string here is client input, never echoed
-    if type(seq) is int and abs(seq) <= wire.MAX_INT:
-        out["seq"] = seq
-    if type(msg.get("path")) is str and wire.valid_path(msg["path"]):
-        out["path"] = msg["path"]
-    return out

@@ -116,9 +116,39 @@ class _HubCollector(Collector):
                 stats.unavailable_requests,
             ),
             ("pairls_failed_loads", "Document loads given up (their opens were refused)", stats.failed_loads),
+            (
+                "pairls_internal_errors",
+                "Requests answered internal because handling them failed (a hub bug)",
+                stats.internal_errors,
+            ),
+            (
+                "pairls_document_crashes",
+                "Document tasks that died; their members were told to reopen (a hub bug)",
+                stats.document_crashes,
+            ),
+            (
+                "pairls_send_failures",
+                "Frames the hub could not send; each closed its connection with 1011 (a hub bug)",
+                stats.send_failures,
+            ),
+            (
+                "pairls_paced_messages",
+                "Messages that waited for their connection's share of the event loop",
+                stats.paced_messages,
+            ),
         ]
         for name, doc, value in counters:
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "pairls_slowest_message_seconds",
+            "Most CPU time one message's handling took at one go, since the hub started",
+            value=stats.slowest_message_seconds,
+        )
+        yield GaugeMetricFamily(
+            "pairls_max_loop_lag_seconds",
+            "Most the event loop was late to wake a timer, since the hub started",
+            value=stats.max_loop_lag_seconds,
+        )
         refusals = CounterMetricFamily(
             "pairls_refusals", "Error messages sent to clients, by error code", labels=["code"]
         )

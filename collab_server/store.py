@@ -363,13 +363,14 @@ class Store:
                 await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)", room_id)
             )
 
-    async def check_invite(self, room_id: str, secret_hash: bytes) -> str | None:
-        """The role the invite with this digest grants in *room_id*, or None."""
-        async with _db_errors("check_invite"):
-            role: str | None = await self._pool.fetchval(
-                "SELECT role FROM invites WHERE room_id = $1 AND secret_hash = $2", room_id, secret_hash
-            )
-            return role
+    async def room_invites(self, room_id: str) -> list[tuple[str, bytes]]:
+        """The invites of *room_id* as (role, SHA-256 digest of the secret); none if no such room.
+
+        The hub compares the digests itself, in constant time (``invites.role_for``).
+        """
+        async with _db_errors("room_invites"):
+            rows = await self._pool.fetch("SELECT role, secret_hash FROM invites WHERE room_id = $1", room_id)
+            return [(r["role"], bytes(r["secret_hash"])) for r in rows]
 
     async def add_member(self, room_id: str, client_id: str, name: str, role: str) -> None:
         """Record that *client_id* joined (or rejoined) *room_id*; updates name, role, last_seen."""

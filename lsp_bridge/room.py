@@ -1082,6 +1082,12 @@ class Room:
         for doc in self.docs.values():
             if doc.client is not None:
                 doc.client.max_op_bytes = self._max_op_bytes(doc.path)
+                doc.client.max_op_components = self._max_op_components()
+
+    def _max_op_components(self) -> int | None:
+        """The hub's most components per op (an older hub says nothing: no limit)."""
+        limit = self.limits.get("maxOpComponents")
+        return max(4, limit) if type(limit) is int else None
 
     def _max_op_bytes(self, path: str) -> int:
         frame = int(self.limits.get("maxMessageBytes") or 1 << 20)
@@ -1263,7 +1269,13 @@ class Room:
 
     def _new_client(self, path: str, text: str, rev: int, *, held: bool, next_seq: int = 1) -> DocumentClient:
         return DocumentClient(
-            text, rev, self.client_id, next_seq=next_seq, held=held, max_op_bytes=self._max_op_bytes(path)
+            text,
+            rev,
+            self.client_id,
+            next_seq=next_seq,
+            held=held,
+            max_op_bytes=self._max_op_bytes(path),
+            max_op_components=self._max_op_components(),
         )
 
     def _open_failed(self, doc: Doc, msg: dict[str, Any], now: float) -> None:

@@ -15,6 +15,12 @@
   ``/tmp/pytest-of-root``), so these live in a directory of our own under
   ``/tmp`` (0711), removed at the end of the session.  Not as root they are
   pytest's.
+
+And a check on every test: a hub that answered a request ``internal``, lost
+a document task or could not send a frame (its ``HubStats`` fault counters)
+fails the test that was running, unless it is marked ``hub_faults`` (it
+causes them on purpose).  Hubs run as processes are checked by
+``tests.support.hubproc.HubProcess`` through their log.
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ import asyncpg
 import pytest
 
 from collab_server.database import EmbeddedPostgres, start_embedded
+from collab_server.hub import Hub
 from collab_server.store import Store, open_store
+
+#: the HubStats counters of the hub's own failures
+FAULTS = ("internal_errors", "document_crashes", "send_failures")
 
 
 @dataclass
@@ -119,3 +129,37 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+# -- hub faults fail the test ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hubs() -> Iterator[list[Hub]]:
+    """Every in-process Hub made during the session (module fixtures' hubs included)."""
+    hubs: list[Hub] = []
+    original = Hub.__init__
+
+    def init(self: Hub, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        hubs.append(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Hub, "__init__", init)
+        yield hubs
+
+
+def _faults(hub: Hub) -> tuple[int, ...]:
+    return tuple(getattr(hub.stats, name) for name in FAULTS)
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_faults(request: pytest.FixtureRequest, _hubs: list[Hub]) -> Iterator[None]:
+    before = {id(h): _faults(h) for h in _hubs}
+    yield
+    if request.node.get_closest_marker("hub_faults"):
+        return
+    for hub in _hubs:
+        now = _faults(hub)
+        if now != before.get(id(hub), (0,) * len(FAULTS)):
+            pytest.fail(f"the hub failed during the test: {dict(zip(FAULTS, now, strict=True))}")

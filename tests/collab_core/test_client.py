@@ -215,6 +215,24 @@ def test_big_local_op_goes_in_pieces_that_fit() -> None:
     assert sent >= 4 and hub.text == c.text == "a" + paste + "b"
 
 
+def test_an_op_of_many_components_goes_in_pieces_within_the_hubs_limit() -> None:
+    # a replace-all: 300 places, 3 components each
+    text = "ab " * 300
+    c = DocumentClient(text, 0, "me", max_op_components=100)
+    replace_all: ops.Op = [1, "X", -1, 1] * 300
+    out = c.apply_local(replace_all)
+    hub = Sequencer(text, 0)
+    sent = 0
+    while out is not None:
+        assert len(out.op) <= 100
+        sent += 1
+        s = hub.submit(Submission(ClientId("me"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+        assert isinstance(s, Sequenced)
+        hub.commit(hub.take_unsent()[-1].rev)
+        out = c.receive_ack(s.rev)
+    assert sent >= 9 and hub.text == c.text == "aX " * 300
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_client_converges_with_hub_through_pieces_holds_and_rebases(data: st.DataObject) -> None:

@@ -379,6 +379,60 @@ def test_split_pieces_fit_and_compose_back(case: tuple[str, Op], budget: int) ->
     assert out == ops.apply(text, op)
 
 
+@given(case=doc_and_ops(1), limit=st.integers(4, 8))
+def test_split_by_components_keeps_each_piece_within_the_limit(case: tuple[str, Op], limit: int) -> None:
+    text, op = case
+    op = ops.normalize(op)
+    pieces = []
+    rest = op
+    while rest:
+        head, rest = ops.split(rest, None, max_components=limit)
+        assert 0 < len(head) <= limit
+        pieces.append(head)
+        assert len(pieces) < 1000
+    out = text
+    for p in pieces:
+        out = ops.apply(out, p)
+    assert out == ops.apply(text, op)
+
+
+def test_split_by_bytes_and_components_together() -> None:
+    op: Op = [1, "x" * 500, 1, "y", 1, "z", 1, "w" * 500]
+    head, tail = ops.split(op, 200, max_components=4)
+    assert len(head) <= 4 and ops.encoded_size(head) <= 200
+    assert ops.apply(ops.apply("abcdef", head), tail) == ops.apply("abcdef", op)
+    with pytest.raises(ValueError):
+        ops.split(op, None, max_components=3)
+
+
+# -- linear work ------------------------------------------------------------------------------
+# Counted by their result; the sizes are such that the quadratic way (merging each insert
+# into the last string: 1M inserts copy 500 billion characters, minutes here) runs into
+# the timeout by a factor of 100, while the linear way takes well under a second.
+
+
+@pytest.mark.timeout(60)
+def test_a_million_one_char_inserts_normalize_into_one_component() -> None:
+    raw: list[ops.Component] = ["a"] * 1_000_000
+    assert ops.normalize(raw) == ["a" * 1_000_000]
+    assert ops.check(raw) == ["a" * 1_000_000]
+    mixed: list[ops.Component] = ["a", -1] * 500_000
+    assert ops.normalize(mixed) == ["a" * 500_000, -500_000]
+
+
+@pytest.mark.timeout(60)
+def test_inserts_merged_across_a_concurrent_delete_come_out_as_one() -> None:
+    # a's inserts end up side by side once b deletes the text between them
+    a: Op = ["x" * 50, 1] * 100_000
+    a_t, b_t = ops.transform(a, [-100_000])
+    assert a_t == ["x" * 5_000_000]
+    assert b_t == [50, -1] * 100_000
+
+
+def test_normalize_keeps_runs_between_retains_insert_first() -> None:
+    assert ops.normalize([-1, "a", -2, "b", 3, 0, 4, "c", "", -1, 2]) == ["ab", -3, 7, "c", -1]
+
+
 @given(s=texts(max_size=40))
 def test_encoded_size_is_the_wire_size(s: str) -> None:
     import json

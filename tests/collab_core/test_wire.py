@@ -84,3 +84,121 @@ def test_error_message_never_echoes_input() -> None:
         "code": "bad_message",
         "message": "message does not match the protocol schema",
     }
+
+
+# -- what is echoed: JSON-safe ids only ---------------------------------------------
+
+
+def refused(frame: str, **kwargs: int) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        wire.decode(frame, **kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "\\ud800",  # a lone surrogate: UTF-8 cannot carry it back
+        "a\\udfffb",
+        "a\\u0000b",  # NUL
+        "x" * 65,
+    ],
+)
+def test_an_id_that_cannot_be_echoed_is_refused_and_not_echoed(rid: str) -> None:
+    exc = refused('{"type": "open", "path": "a.txt", "id": "' + rid + '"}')
+    assert exc.code == ErrorCode.BAD_MESSAGE
+    assert exc.echo == {"path": "a.txt"}
+    assert "\ud800" not in json.dumps(exc.echo)
+
+
+@pytest.mark.parametrize("rid", [2**53 + 1, -(2**53) - 1, 1.5, True, [1], {"a": 1}])
+def test_ids_that_are_not_json_safe_integers_or_strings_are_refused(rid: object) -> None:
+    exc = refused(json.dumps({"type": "ping", "id": rid}))
+    assert exc.code == ErrorCode.BAD_MESSAGE
+    assert exc.echo == {}
+
+
+@pytest.mark.parametrize("rid", [0, 2**53, -(2**53), "", "x" * 64, "é😀 \t"])
+def test_json_safe_ids_pass_and_encode(rid: object) -> None:
+    msg = wire.decode(json.dumps({"type": "ping", "id": rid}))
+    assert msg["id"] == rid
+    wire.encode({"type": "pong", "id": msg["id"]}).encode("utf-8")
+
+
+def test_errors_echo_the_valid_id_seq_and_path_of_a_refused_op() -> None:
+    exc = refused(json.dumps({"type": "op", "path": "a.txt", "rev": 0, "seq": 7, "op": [1.5], "id": "r1"}))
+    assert exc.code == ErrorCode.INVALID_OP
+    assert exc.echo == {"id": "r1", "seq": 7, "path": "a.txt"}
+    exc = refused(json.dumps({"type": "op", "path": "../x", "rev": 0, "seq": "7", "op": []}))
+    assert exc.code == ErrorCode.BAD_MESSAGE
+    assert exc.echo == {}
+    assert wire.refers_to_frame("{") == {}
+    assert wire.refers_to_frame('{"type":"op","seq":3,"id":"\\ud800"}') == {"seq": 3}
+
+
+# -- bounded work per message ---------------------------------------------------------
+
+
+def test_an_op_with_more_components_than_the_limit_is_too_large() -> None:
+    frame = json.dumps({"type": "op", "path": "a", "rev": 0, "seq": 3, "op": ["a"] * 101})
+    exc = refused(frame, max_op_components=100)
+    assert exc.code == ErrorCode.TOO_LARGE
+    assert exc.echo == {"seq": 3, "path": "a"}
+    ok = json.dumps({"type": "op", "path": "a", "rev": 0, "seq": 3, "op": [1, "a"] * 50})
+    assert wire.decode(ok, max_op_components=100)["op"] == [1, "a"] * 50
+
+
+def test_a_frame_of_one_char_inserts_decodes_into_one_component() -> None:
+    frame = json.dumps({"type": "op", "path": "a", "rev": 0, "seq": 1, "op": ["a"] * 262_000})
+    assert wire.decode(frame)["op"] == ["a" * 262_000]
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=3000))
+def test_encode_string_is_the_json_string_encode_writes(text: str) -> None:
+    assert wire.encode_string(text) == json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+def test_encode_string_of_a_text_longer_than_its_pieces() -> None:
+    text = ('é😀 "q" \\ \x01\n' * 200_000)[: 3 * wire._STRING_PIECE + 5]
+    assert wire.encode_string(text) == json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+# -- display names -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("Ada", "Ada"),
+        ("  Ada Lovelace  ", "Ada Lovelace"),
+        ("\u202eecila\u202c", "ecila"),  # right-to-left override
+        ("Bob\u2066\u2067\u2068\u2069\u200e\u200f\u061c", "Bob"),  # isolates and marks
+        ("E\x1b[31mve\x07", "E[31mve"),  # terminal escapes lose their ESC and BEL
+        ("li\u200bne\u2028two\u2029", "linetwo"),  # zero width space, line separators
+        ("\ufeffZoë", "Zoë"),
+        ("Z" + "\u0301" * 20 + "a", "Z" + "\u0301" * wire.MAX_COMBINING + "a"),
+        ("👩\u200d💻 Ana", "👩\u200d💻 Ana"),  # ZWJ sequences stay
+        ("مهرداد\u200cی", "مهرداد\u200cی"),  # ZWNJ stays
+    ],
+)
+def test_display_names_lose_control_bidi_and_invisible_characters(raw: str, shown: str) -> None:
+    msg = wire.decode(json.dumps({"type": "hello", "protocol": 1, "name": raw, "clientId": "abcdefgh"}))
+    assert msg["name"] == shown
+
+
+def test_a_name_with_nothing_visible_is_refused() -> None:
+    frame = json.dumps({"type": "hello", "protocol": 1, "name": "\u202e \u200b", "clientId": "abcdefgh"})
+    assert refused(frame).code == ErrorCode.BAD_MESSAGE
+
+
+def test_room_names_are_cleaned_the_same_way() -> None:
+    msg = wire.decode(json.dumps({"type": "create_room", "name": "\u202eplans\u202c\n"}))
+    assert msg["name"] == "plans"
+
+
+@given(st.text(max_size=80))
+def test_display_name_never_keeps_a_bidi_control_and_is_bounded(raw: str) -> None:
+    shown = wire.display_name(raw)
+    assert len(shown) <= wire.MAX_NAME
+    assert not set(shown) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+    assert all(ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F for ch in shown)

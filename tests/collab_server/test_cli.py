@@ -42,7 +42,16 @@ async def start(hub: HubProcess) -> str:
 def test_help_lists_the_options() -> None:
     assert HUB_SCRIPT.exists()
     out = subprocess.run([str(HUB_SCRIPT), "--help"], capture_output=True, text=True, timeout=60, check=True)
-    for flag in ("--host", "--port", "--data-dir", "--database-url", "--log-level", "--max-document-bytes"):
+    for flag in (
+        "--host",
+        "--port",
+        "--data-dir",
+        "--database-url",
+        "--log-level",
+        "--max-document-bytes",
+        "--max-op-components",
+        "--transform-budget",
+    ):
         assert flag in out.stdout
     mod = subprocess.run(
         [sys.executable, "-m", "collab_server", "--help"],
@@ -68,6 +77,30 @@ async def test_port_0_prints_one_listening_line_that_works(database_url: str) ->
         assert len(matches) == 1, hub.stdout
         port = int(matches[0].group(1))
         assert port > 0 and url == f"ws://127.0.0.1:{port}"
+    finally:
+        hub.kill()
+
+
+async def test_op_limits_from_the_command_line_reach_the_hub(database_url: str) -> None:
+    hub = HubProcess("--max-op-components", "10", "--transform-budget", "30", database_url=database_url)
+    try:
+        url = await start(hub)
+        p = await Peer(url, "Ada").connect(hello=False)
+        welcome = await p.request({"type": "hello", "protocol": 1, "name": "Ada", "clientId": "ada-client"})
+        assert welcome["limits"]["maxOpComponents"] == 10
+        await p.create_room()
+        await p.create_document("a.txt", "abcdef")
+        doc = await p.open("a.txt")
+        for _ in range(3):
+            await doc.splice(0, 0, "x")
+            await doc.wait_synced()
+        await p.send({"type": "op", "path": "a.txt", "rev": 3, "seq": 10, "op": [1, "y"] * 5 + [1]})
+        assert (await p.next_event("error"))["code"] == "too_large"  # 11 components
+        # 3 ops back: 3 x (4 + 8) + 3 > 30
+        await p.send({"type": "op", "path": "a.txt", "rev": 0, "seq": 10, "op": [1, "y", 1, "z"]})
+        assert (await p.next_event("error"))["code"] == "revision_too_old"
+        await p.close()
+        assert await stop(hub) == 0
     finally:
         hub.kill()
 
@@ -239,10 +272,10 @@ async def test_sigterm_with_clients_acks_or_refuses_every_op(database_url: str) 
 # -- logs -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
-async def test_logs_hold_no_document_text_or_secrets(database_url: str, log_format: str) -> None:
+@pytest.mark.parametrize("log_format, level", [("text", "INFO"), ("json", "INFO"), ("text", "DEBUG")])
+async def test_logs_hold_no_document_text_or_secrets(database_url: str, log_format: str, level: str) -> None:
     mark = "Lm" + uuid.uuid4().hex + "mL"
-    hub = HubProcess("--log-level", "INFO", "--log-format", log_format, database_url=database_url)
+    hub = HubProcess("--log-level", level, "--log-format", log_format, database_url=database_url)
     try:
         url = await start(hub)
         a = await Peer(url, f"n{mark[:20]}").connect()

@@ -10,6 +10,7 @@ from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import ErrorCode, InvalidState
 from collab_server.document import (
+    TRANSFORM_STEP,
     ClientId,
     Duplicate,
     Refusal,
@@ -416,3 +417,83 @@ def test_random_clients_and_deliveries_converge(data: st.DataObject) -> None:
         assert c.text == hub.text
         assert c.rev == hub.rev
     assert hub.committed_text == hub.text
+
+
+# -- the transform budget -----------------------------------------------------------
+
+
+def keystrokes(s: Sequencer, n: int, client: ClientId = B) -> None:
+    """*n* one-character inserts by *client*, each against the head, committed."""
+    for i in range(n):
+        sequenced(s.submit(sub(client, i + 1, s.rev, [i, "k"])))
+    commit_all(s)
+
+
+def test_transform_cost_counts_the_op_and_the_history_it_passes() -> None:
+    s = Sequencer("", 0)
+    keystrokes(s, 5)  # each op: [i, "k"] (2 components) or ["k"] (1)
+    assert s.transform_cost(5, 100) == 0
+    assert s.transform_cost(4, 100) == 100 + TRANSFORM_STEP + 2
+    assert s.transform_cost(0, 3) == 5 * (3 + TRANSFORM_STEP) + (1 + 2 * 4)
+
+
+def test_an_op_past_the_budget_is_refused_as_too_old_and_taken_against_a_newer_base() -> None:
+    s = Sequencer("a" * 50, 0, transform_budget=100)
+    keystrokes(s, 10)
+    big: ops.Op = [1, "x"] * 20  # 40 components
+    assert s.transform_cost(7, len(big)) == 3 * (40 + TRANSFORM_STEP) + 6 > 100
+    out = s.submit(sub(A, 1, 7, big))
+    assert isinstance(out, Refusal) and out.code == ErrorCode.REVISION_TOO_OLD
+    assert s.rev == 10 and s.pending == []
+    # the client catches up (rebases its op past 9 and 10) and sends it again, same seq
+    rebased = big
+    for h in s.ops_since(7) or []:
+        rebased, _ = ops.transform(rebased, h.op)
+    assert s.transform_cost(10, len(rebased)) == 0
+    done = sequenced(s.submit(sub(A, 1, 10, rebased)))
+    assert done.rev == 11
+
+
+def test_an_op_exactly_at_the_budget_is_taken() -> None:
+    s = Sequencer("abc", 0)
+    keystrokes(s, 3)
+    op: ops.Op = [1, "x"]
+    s.transform_budget = s.transform_cost(0, len(op))
+    assert sequenced(s.submit(sub(A, 1, 0, op))).rev == 4
+
+
+def test_work_counts_normalizing_and_transforming() -> None:
+    s = Sequencer("abc", 0)
+    keystrokes(s, 2)
+    before = s.work
+    op: ops.Op = [1, "x", 1, "y"]
+    cost = s.transform_cost(0, len(op))
+    sequenced(s.submit(sub(A, 1, 0, op)))
+    assert s.work - before == len(op) + cost
+
+
+def test_component_count_survives_rollback_and_history_limit() -> None:
+    s = Sequencer("", 0, history_limit=3)
+    keystrokes(s, 5)
+    assert s.transform_cost(2, 1) == 3 * (1 + TRANSFORM_STEP) + 6
+    sequenced(s.submit(sub(A, 1, 5, [5, "abc"])))
+    sequenced(s.submit(sub(A, 2, 6, ["z"])))
+    s.rollback()  # the limit had dropped revisions 3 and 4 for them: only 5 is left
+    assert s.rev == 5 and s.oldest_base == 4
+    assert s.transform_cost(4, 1) == 1 + TRANSFORM_STEP + 2
+    sequenced(s.submit(sub(A, 1, 5, ["q"])))
+    assert s.transform_cost(4, 1) == 2 * (1 + TRANSFORM_STEP) + 2 + 1
+
+
+def test_history_loaded_from_the_store_counts_its_components() -> None:
+    text = ""
+    history = []
+    for rev in range(1, 4):
+        op: ops.Op = [len(text), "ab"] if text else ["ab"]
+        text = ops.apply(text, op)
+        history.append(Sequenced(Rev(rev), op, A, rev))
+    s = Sequencer(text, 3, history=history, transform_budget=0)
+    assert s.transform_cost(0, 1) == 3 * (1 + TRANSFORM_STEP) + 1 + 2 + 2
+    out = s.submit(sub(B, 1, 2, ["x"]))
+    assert isinstance(out, Refusal) and out.code == ErrorCode.REVISION_TOO_OLD
+    assert sequenced(s.submit(sub(B, 1, 3, ["x"]))).rev == 4

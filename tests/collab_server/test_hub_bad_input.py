@@ -320,6 +320,14 @@ CASES: list[Case] = [
         ("bad_message",),
         close=4400,
     ),
+    Case(
+        "hello-invisible-name",
+        "raw",
+        # bidi override, zero width space, line separator, escape: nothing left to show
+        lambda c: [j(type="hello", protocol=1, name="\u202e\u200b\u2028\x1b ", clientId="abcdefgh12")],
+        ("bad_message",),
+        close=4400,
+    ),
     # -- malformed frames --------------------------------------------------
     Case(
         "malformed-json",

@@ -157,7 +157,7 @@ async def test_requests_during_an_outage_get_unavailable_and_succeed_on_the_same
     await a.create_document("kept.txt", MARK)
     join = {"type": "join", "room": created["room"], "secret": created["editorSecret"]}
     requests: list[tuple[Peer, dict[str, Any]]] = [
-        (b, join),  # check_invite
+        (b, join),  # room_invites
         (a, {"type": "list_documents"}),
         (a, {"type": "create_document", "path": "new.txt", "text": MARK}),
         (a, {"type": "open", "path": "kept.txt"}),  # get_document: not loaded yet
@@ -187,7 +187,7 @@ async def test_requests_during_an_outage_get_unavailable_and_succeed_on_the_same
 async def test_a_failing_table_on_a_join_path_gets_unavailable(
     hub: Hub, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """add_member (after check_invite) and room_exists (after a wrong secret) fail on their own."""
+    """add_member (after room_invites) and room_exists (after a wrong secret) fail on their own."""
     a = await Peer(url(hub), "Ada").connect()
     b = await Peer(url(hub), "Bob").connect()
     created = await a.create_room("tables")

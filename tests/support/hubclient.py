@@ -73,8 +73,9 @@ class Peer:
     async def send(self, msg: dict[str, Any]) -> None:
         await self.send_raw(json.dumps(msg, ensure_ascii=False))
 
-    async def request(self, msg: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
-        rid = next(self._ids)
+    async def request(self, msg: dict[str, Any], timeout: float = 30, rid: Any = None) -> dict[str, Any]:
+        """Send *msg* with an ``id`` (*rid*, or the next number) and wait for the reply that carries it."""
+        rid = next(self._ids) if rid is None else rid
         msg = dict(msg, id=rid)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut

@@ -12,14 +12,27 @@ import time
 from pathlib import Path
 
 LISTENING = re.compile(r"^listening on (wss?://\S+)$")
+#: what the hub logs when it fails itself (collab_server/hub.py: a request answered
+#: internal, a document task lost, a frame it could not send)
+FAULT_MARKS = ("answered internal", "were told to reopen it", "cannot send a frame")
 
 
 class HubProcess:
-    """``pairls-hub --port 0 ...``; ``url`` is read from its ``listening on`` line."""
+    """``pairls-hub --port 0 ...``; ``url`` is read from its ``listening on`` line.
+
+    A clean stop (:meth:`terminate`, :meth:`interrupt`, leaving the ``with``
+    block) fails with AssertionError if the hub logged one of its own faults,
+    unless *allow_faults*.
+    """
 
     def __init__(
-        self, *args: str, database_url: str | None = None, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        allow_faults: bool = False,
     ) -> None:
+        self.allow_faults = allow_faults
         cmd = [sys.executable, "-m", "collab_server", "--host", "127.0.0.1", "--port", "0", *args]
         if database_url:
             cmd += ["--database-url", database_url]
@@ -38,8 +51,12 @@ class HubProcess:
         self.stderr: list[str] = []
         self.url = ""
         self._ready = threading.Event()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr, False), daemon=True),
+        ]
+        for pump in self._pumps:
+            pump.start()
 
     def _pump(self, stream: object, sink: list[str], watch: bool) -> None:
         for line in stream:  # type: ignore[attr-defined]
@@ -65,16 +82,30 @@ class HubProcess:
     def log(self) -> str:
         return "\n".join(self.stderr)
 
+    def faults(self) -> list[str]:
+        """The log lines where the hub reported failing itself."""
+        return [line for line in self.stderr if any(mark in line for mark in FAULT_MARKS)]
+
+    def _check_faults(self) -> None:
+        for pump in self._pumps:
+            pump.join(5)  # the process has ended: the rest of its output is on its way
+        if not self.allow_faults and self.faults():
+            raise AssertionError("the hub failed:\n" + "\n".join(self.faults()))
+
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM and wait: the clean shutdown path."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._check_faults()
+        return code
 
     def interrupt(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._check_faults()
+        return code
 
     def kill(self) -> None:
         """kill -9: no cleanup at all."""
@@ -86,12 +117,15 @@ class HubProcess:
         self.wait_ready()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self.proc.poll() is None:
             try:
                 self.terminate()
             except subprocess.TimeoutExpired:
                 self.kill()
+            except AssertionError:
+                if exc_type is None:  # the test's own failure says more
+                    raise
 
 
 async def start_hub(database_url: str, *args: str) -> HubProcess:
