@@ -114,8 +114,8 @@ class Session:
         finally:
             self._waiters.pop(ticket, None)
 
-    async def create_room(self, hub_url: str, name: str) -> dict[str, Any]:
-        return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now))
+    async def create_room(self, hub_url: str, name: str, token: str | None = None) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now, token))
 
     async def join_room(self, invite: str) -> dict[str, Any]:
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
