@@ -672,7 +672,6 @@ class Hub:
         self.server: Server | None = None
         self.closing = False
         self.stats = HubStats()
-        self.metrics = HubMetrics(self)
         cfg = self.config
         #: connections per address and their shared byte buckets
         self.addresses = AddressBook(
@@ -680,6 +679,7 @@ class Hub:
         )
         #: the op history of every document here, in bytes
         self.history = HistoryBudget(cfg.max_history_bytes)
+        self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         #: one per admitted connection: releases its address when it ends
         self._admitted: set[asyncio.Task[None]] = set()

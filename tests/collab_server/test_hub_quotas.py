@@ -22,6 +22,7 @@ from websockets.exceptions import InvalidStatus
 from collab_core.errors import MESSAGES, ErrorCode
 from collab_server.hub import Connection, Hub, HubConfig
 from collab_server.store import Store
+from tests.support.http import get, scrape
 from tests.support.hubclient import HubError, Peer
 
 pytestmark = pytest.mark.timeout(180)
@@ -46,6 +47,11 @@ async def start(store: Store) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
 
 def url_of(hub: Hub) -> str:
     return f"ws://127.0.0.1:{hub.port}"
+
+
+async def metrics(hub: Hub) -> dict[str, float]:
+    """The hub's /metrics, as Prometheus reads them."""
+    return await scrape(f"http://127.0.0.1:{hub.port}")
 
 
 async def count(database_url: str, table: str) -> int:
@@ -200,6 +206,9 @@ async def test_connections_per_address_are_refused_at_the_handshake(
         assert hub.stats.refused_connections == 1
         for p in peers:
             await still_served(p)
+        # operators' plain HTTP requests are not connections: answered at the limit
+        assert (await get(f"http://127.0.0.1:{hub.port}/healthz"))[0] == 200
+        assert (await metrics(hub))["pairls_refused_connections_total"] == 1
         # once one leaves, another gets in
         await peers.pop().close()
         await until(lambda: hub.addresses.connections("127.0.0.1") == 2)
@@ -249,6 +258,9 @@ async def test_bytes_per_second_hold_a_sender_back_without_refusing(
         # a lower bound only: a slower machine takes longer, never shorter
         assert elapsed >= (total - BURST) / RATE * 0.95, elapsed
         assert hub.stats.throttled_frames > 0
+        scraped = await metrics(hub)
+        assert scraped["pairls_throttled_frames_total"] == hub.stats.throttled_frames
+        assert scraped["pairls_throttled_seconds_total"] == pytest.approx(hub.stats.throttled_seconds)
         assert hub.stats.throttled_seconds >= (total - BURST) / RATE * 0.9 / senders
         for p in peers:
             assert not p.events["error"], p.events["error"]  # held back, never refused
@@ -289,6 +301,9 @@ async def test_history_budget_evicts_the_oldest_ops_hub_wide(start: Callable[...
         assert hub.stats.history_evictions > 0
         assert hub.history.used <= limit
         assert hub.stats.history_evictions == hub.history.evicted
+        scraped = await metrics(hub)
+        assert scraped["pairls_history_evictions_total"] == hub.stats.history_evictions
+        assert 0 < scraped["pairls_history_bytes"] <= limit
         # an op based on an evicted revision is refused, with its seq, and changes nothing
         await a.send({"type": "op", "path": "one.txt", "rev": 2, "seq": 101, "op": [">"]})
         err = await a.next_event_of(("ack", "error"))
@@ -372,6 +387,7 @@ async def test_a_client_that_does_not_read_is_closed_4408_before_it_costs_memory
                 after += 1
             peak = max(peak, conn.ws.transport.get_write_buffer_size())
         assert hub.stats.slow_consumers == 1
+        assert (await metrics(hub))["pairls_slow_consumers_total"] == 1
         # what the hub holds for it never passed the limit by more than one message and the close frame
         assert peak <= SEND_BUFFER + largest + 256, (peak, SEND_BUFFER)
         await db.wait_rev(da.rev)
