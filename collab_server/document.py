@@ -142,6 +142,8 @@ class Sequencer:
             raise ValueError("history_limit must be positive")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
+        if history and history[-1].rev != rev:
+            raise InvalidState("history does not end at rev")
         self.committed_text = text
         self.committed_rev = Rev(rev)
         self.text = text
@@ -176,8 +178,6 @@ class Sequencer:
                 rebuilt.append((s, length))
             for s, before in reversed(rebuilt):
                 self._remember(s, before)
-            if history[-1].rev != rev:
-                raise InvalidState("history does not end at rev")
 
     # -- queries ---------------------------------------------------------
 
