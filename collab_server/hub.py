@@ -681,8 +681,6 @@ class Hub:
         self.history = HistoryBudget(cfg.max_history_bytes)
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
-        #: one per admitted connection: releases its address when it ends
-        self._admitted: set[asyncio.Task[None]] = set()
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
 
@@ -729,8 +727,6 @@ class Hub:
             await self.server.wait_closed()
         if self._health is not None:
             self._health.cancel()
-        for task in list(self._admitted):
-            task.cancel()
         self.store.remove_commit_observer(self.metrics.commit_observed)
 
     # -- plain HTTP on the same port ------------------------------------------
@@ -792,14 +788,14 @@ class Hub:
                     self.stats.refused_connections,
                 )
             return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n")
-        ended = asyncio.ensure_future(ws.wait_closed())
-        self._admitted.add(ended)
 
-        def release(task: asyncio.Task[None]) -> None:
-            self._admitted.discard(task)
+        def release(_: object) -> None:
             self.addresses.release(key, time.monotonic())
 
-        ended.add_done_callback(release)
+        # Released when the TCP connection is lost, whatever happens to the
+        # handshake (a connection refused or cut after this point never reaches
+        # _handle).  The future wait_closed() awaits: a callback costs no task.
+        ws.connection_lost_waiter.add_done_callback(release)
         return None
 
     def note_evictions(self) -> None:
