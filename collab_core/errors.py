@@ -5,6 +5,7 @@ Exception tree::
     CollabError                 root of everything pairls raises on purpose
     ├── ProtocolError           a peer sent something the protocol forbids
     ├── Forbidden               the peer's role does not allow the request
+    ├── QuotaExceeded           the request would pass one of the hub's quotas
     ├── InvalidState            misuse of an object by our own code
     └── StoreError              the database refused or failed
         └── RevisionConflict    another hub committed the revision first
@@ -38,6 +39,13 @@ class ProtocolError(CollabError):
 
 class Forbidden(ProtocolError):
     """The peer's role (or lack of one) does not allow the request."""
+
+
+class QuotaExceeded(ProtocolError):
+    """The request would pass one of the hub's quotas (rooms per hub, documents per room)."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(ErrorCode.QUOTA_EXCEEDED, detail)
 
 
 class InvalidState(CollabError):
@@ -75,6 +83,8 @@ class ErrorCode(enum.StrEnum):
     STALE_SEQ = "stale_seq"
     RATE_LIMITED = "rate_limited"
     TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    BAD_TOKEN = "bad_token"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -100,6 +110,8 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.STALE_SEQ: "sequence number is older than the last one seen",
     ErrorCode.RATE_LIMITED: "too many messages; slow down",
     ErrorCode.TOO_LARGE: "too large: the message or the document would pass the hub's limit",
+    ErrorCode.QUOTA_EXCEEDED: "over a quota of this hub",
+    ErrorCode.BAD_TOKEN: "creating a room on this hub needs its create-room token",
     ErrorCode.UNAVAILABLE: "the hub cannot serve this right now; retry",
     ErrorCode.INTERNAL: "internal error",
 }
@@ -113,5 +125,6 @@ class CloseCode(enum.IntEnum):
     REPLACED = 4409  # the same client id joined again on a newer connection
     PROTOCOL_VIOLATION = 4400  # the peer broke the protocol (see the reason)
     RATE_LIMIT = 4429  # the peer kept flooding after rate_limited errors
+    TOO_SLOW = 4408  # the peer did not read what the hub sent it (its send buffer passed the limit)
     # 1009 (message too big) is sent by websockets itself above max_size.
     MESSAGE_TOO_BIG = 1009

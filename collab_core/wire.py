@@ -62,7 +62,7 @@ _BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 _INT, _STR, _LIST, _ANY = "int", "str", "list", "any"
 SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "hello": {"protocol": (_INT, True), "name": (_STR, True), "clientId": (_STR, True)},
-    "create_room": {"name": (_STR, False)},
+    "create_room": {"name": (_STR, False), "token": (_STR, False)},
     "join": {"room": (_STR, True), "secret": (_STR, True)},
     "leave": {},
     "list_documents": {},

@@ -117,6 +117,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every, help="revisions between snapshots")
     p.add_argument("--history", type=int, default=d.history, help="ops per document kept in memory")
+    q = p.add_argument_group("admission and quotas (0: no limit)")
+    q.add_argument(
+        "--create-token",
+        default=os.environ.get("PAIRLS_CREATE_TOKEN") or None,
+        help=(
+            "create_room needs this token (default: $PAIRLS_CREATE_TOKEN, which other users cannot see "
+            "in the process list, unlike this flag; none: anyone may create rooms)"
+        ),
+    )
+    q.add_argument(
+        "--max-rooms", type=int, default=d.max_rooms, help="rooms in the database (default: %(default)s)"
+    )
+    q.add_argument(
+        "--max-documents-per-room",
+        type=int,
+        default=d.max_documents_per_room,
+        help="documents in one room (default: %(default)s)",
+    )
+    q.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=d.max_connections_per_address,
+        help="connections at once from one address, IPv6 by /64 (default: %(default)s)",
+    )
+    q.add_argument(
+        "--bytes-per-second",
+        type=float,
+        default=d.bytes_per_second,
+        help="bytes per second one connection may send; then its frames wait (default: %(default)d)",
+    )
+    q.add_argument(
+        "--burst-bytes",
+        type=int,
+        default=d.burst_bytes,
+        help="burst of --bytes-per-second (default: %(default)s)",
+    )
+    q.add_argument(
+        "--address-bytes-per-second",
+        type=float,
+        default=d.address_bytes_per_second,
+        help="bytes per second all connections of one address may send (default: %(default)d)",
+    )
+    q.add_argument(
+        "--address-burst-bytes",
+        type=int,
+        default=d.address_burst_bytes,
+        help="burst of --address-bytes-per-second (default: %(default)s)",
+    )
+    q.add_argument(
+        "--max-history-bytes",
+        type=int,
+        default=d.max_history_bytes,
+        help="bytes of op history all documents keep in memory, oldest evicted first (default: %(default)s)",
+    )
+    q.add_argument(
+        "--max-send-buffer",
+        type=int,
+        default=d.max_send_buffer,
+        help="bytes queued to a non-reading client before it is closed (4408) (default: %(default)s)",
+    )
     _add_tls_arguments(p)
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -152,6 +212,18 @@ def _reload_tls(tls: ServerTLS) -> None:
         logger.info("TLS certificate reloaded from %s", tls.cert)
 
 
+def warn_if_open(addresses: list[Any], token: str | None) -> bool:
+    """Say loudly (stderr) when anyone who can reach a non-loopback address may create rooms."""
+    hosts = [str(a[0] if isinstance(a, tuple) and a else a).split("%", 1)[0] for a in addresses]
+    if token is not None or all(_is_loopback(h) for h in hosts):
+        return False
+    logger.warning(
+        "listening on a non-loopback address without --create-token: anyone who can reach this hub "
+        "can create rooms and fill its disk; set --create-token (or PAIRLS_CREATE_TOKEN)"
+    )
+    return True
+
+
 async def serve(args: argparse.Namespace) -> int:
     from .database import start_embedded
     from .hub import Hub
@@ -169,6 +241,16 @@ async def serve(args: argparse.Namespace) -> int:
         history=args.history,
         store_attempts=args.store_attempts,
         store_retry_delay=args.store_retry_delay,
+        create_token=args.create_token,
+        max_rooms=args.max_rooms,
+        max_documents_per_room=args.max_documents_per_room,
+        max_connections_per_address=args.max_connections_per_address,
+        bytes_per_second=args.bytes_per_second,
+        burst_bytes=args.burst_bytes,
+        address_bytes_per_second=args.address_bytes_per_second,
+        address_burst_bytes=args.address_burst_bytes,
+        max_history_bytes=args.max_history_bytes,
+        max_send_buffer=args.max_send_buffer,
     )
     stop = asyncio.Event()
     failure: list[str] = []
@@ -194,6 +276,8 @@ async def serve(args: argparse.Namespace) -> int:
         try:
             hub = Hub(store, config)
             await hub.start(args.host, args.port, ssl=tls.context if tls is not None else None)
+            assert hub.server is not None
+            warn_if_open([sock.getsockname() for sock in hub.server.sockets], config.create_token)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .retry import Backoff
 
@@ -11,7 +11,11 @@ __all__ = ["HubConfig"]
 
 @dataclass(frozen=True, slots=True)
 class HubConfig:
-    """Limits and tuning; every field has a command-line flag in ``cli.py``."""
+    """Limits and tuning; most fields have a command-line flag in ``cli.py``.
+
+    A quota of 0 (rooms, documents, connections, bytes per second, history
+    bytes) means no limit.
+    """
 
     max_message_bytes: int = 1 << 20
     #: largest document, in bytes of UTF-8, that create_document or an op may leave
@@ -38,8 +42,28 @@ class HubConfig:
     history: int = 2000
     #: a snapshot every this many revisions
     snapshot_every: int = 500
-    #: bytes queued to a client before it is dropped as too slow
+    #: bytes queued to a client before it is closed as too slow (4408)
     max_send_buffer: int = 64 << 20
+    #: seconds a client closed as too slow has to read what is queued and
+    #: answer the close before its connection is cut
+    slow_close_timeout: float = 5.0
+    #: the token create_room needs (None: anyone who reaches the hub may create rooms)
+    create_token: str | None = field(default=None, repr=False)
+    #: rooms in the database (all hubs on it count)
+    max_rooms: int = 10_000
+    #: documents in one room
+    max_documents_per_room: int = 5_000
+    #: connections open at once from one address (IPv6: one /64)
+    max_connections_per_address: int = 64
+    #: bytes per second a connection may send, on average, and in a burst;
+    #: past them the hub reads its frames later (TCP slows the sender)
+    bytes_per_second: float = 4 << 20
+    burst_bytes: int = 16 << 20
+    #: the same for all connections of one address together
+    address_bytes_per_second: float = 16 << 20
+    address_burst_bytes: int = 64 << 20
+    #: bytes of op history all documents keep in memory together (oldest evicted first)
+    max_history_bytes: int = 128 << 20
     shutdown_timeout: float = 10.0
     #: seconds ``GET /healthz`` waits for the database's ``SELECT 1`` before answering 503
     health_timeout: float = 2.0
@@ -51,14 +75,28 @@ class HubConfig:
     store_retry_max_delay: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.max_document_bytes < 0:
-            raise ValueError("max_document_bytes must not be negative")
         if self.max_op_components < 4:
             raise ValueError("max_op_components must be at least 4")
         if self.transform_budget < 0:
             raise ValueError("transform_budget must not be negative")
         if not 0.0 < self.connection_share <= 1.0:
             raise ValueError("connection_share must be in (0, 1]")
+        for name in (
+            "max_document_bytes",
+            "max_rooms",
+            "max_documents_per_room",
+            "max_connections_per_address",
+            "bytes_per_second",
+            "burst_bytes",
+            "address_bytes_per_second",
+            "address_burst_bytes",
+            "max_history_bytes",
+            "max_send_buffer",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.create_token == "":
+            raise ValueError("create_token must not be empty (None: no token)")
         self.backoff()  # checks the retry settings
 
     def backoff(self) -> Backoff:

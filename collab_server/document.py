@@ -26,6 +26,12 @@ history's components, so the estimate costs nothing.  :attr:`Sequencer.work`
 counts the units spent, for the shell to let others run between large pieces
 of work.
 
+History: the sequencer keeps the newest ``history_limit`` ops (and, with
+a :class:`HistoryLedger` such as the hub's
+:class:`~collab_server.quotas.HistoryBudget`, reports each one's size in
+bytes, :func:`history_cost`, which may evict the oldest ones hub-wide).  A
+submission based before the oldest kept op is refused ``revision_too_old``.
+
 Group commit: the shell takes :meth:`Sequencer.take_unsent` as one batch,
 stores it, then calls :meth:`commit` or, if another hub won the race,
 :meth:`rollback` (which hands back the original submissions to sequence
@@ -37,7 +43,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import NewType
+from typing import NewType, Protocol
 
 from collab_core import ops
 from collab_core.errors import ErrorCode, InvalidState
@@ -50,6 +56,7 @@ __all__ = [
     "Sequenced",
     "Sequencer",
     "Submission",
+    "history_cost",
     "utf8_length",
 ]
 
@@ -104,6 +111,35 @@ Outcome = Sequenced | Duplicate | Refusal
 TRANSFORM_STEP = 8
 
 
+#: bytes a history entry costs besides its inserted text: the Sequenced, its
+#: Submission, the tuples and lists around them (measured roughly with
+#: sys.getsizeof), and per op component
+HISTORY_ENTRY_BYTES = 240
+HISTORY_COMPONENT_BYTES = 16
+
+
+def history_cost(op: ops.Op) -> int:
+    """What keeping *op* in the history costs, in bytes (approximate; inserted text as UTF-8)."""
+    n = HISTORY_ENTRY_BYTES
+    for c in op:
+        n += HISTORY_COMPONENT_BYTES
+        if type(c) is str:
+            n += utf8_length(c)
+    return n
+
+
+class HistoryLedger(Protocol):
+    """Where a sequencer reports the bytes its history keeps (see collab_server.quotas.HistoryBudget)."""
+
+    def register(self, holder: Sequencer) -> int: ...
+
+    def remembered(self, hid: int, serial: int, nbytes: int) -> None: ...
+
+    def forgot(self, nbytes: int, count: int = 1) -> None: ...
+
+    def detach(self, hid: int) -> None: ...
+
+
 class Sequencer:
     """Orders the ops of one document.  See the module docstring."""
 
@@ -116,6 +152,7 @@ class Sequencer:
         history_limit: int = 10_000,
         max_bytes: int | None = None,
         transform_budget: int | None = None,
+        ledger: HistoryLedger | None = None,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be positive")
@@ -123,6 +160,8 @@ class Sequencer:
             raise ValueError("max_bytes must not be negative")
         if transform_budget is not None and transform_budget < 0:
             raise ValueError("transform_budget must not be negative")
+        if history and history[-1].rev != rev:
+            raise InvalidState("history does not end at rev")
         self.committed_text = text
         self.committed_rev = Rev(rev)
         self.text = text
@@ -145,6 +184,13 @@ class Sequencer:
         # ops with rev in (rev - len(history), rev], oldest first, each with
         # the document length before it and the component count before it
         self._history: deque[tuple[Sequenced, int, int]] = deque()
+        # parallel to _history: (serial, cost in bytes); serials grow and are never reused
+        self._history_meta: deque[tuple[int, int]] = deque()
+        self._next_serial = 1
+        #: bytes the history costs (history_cost of each op kept)
+        self.history_bytes = 0
+        self._ledger = ledger
+        self._ledger_id = ledger.register(self) if ledger is not None else 0
         self._pending: list[Sequenced] = []
         self._unsent = 0  # index into _pending of the first op not yet taken
         # client id -> (last seq, its rev); covers committed and pending ops
@@ -158,8 +204,6 @@ class Sequencer:
                 rebuilt.append((s, length))
             for s, before in reversed(rebuilt):
                 self._remember(s, before)
-            if history[-1].rev != rev:
-                raise InvalidState("history does not end at rev")
 
     # -- queries ---------------------------------------------------------
 
@@ -295,6 +339,7 @@ class Sequencer:
         # history_limit may already have dropped the oldest pending ops
         for _ in range(min(len(self._pending), len(self._history))):
             self._components -= len(self._history.pop()[0].op)
+            self._forget(self._history_meta.pop()[1])
         self._pending.clear()
         self._pending_bytes.clear()
         self._unsent = 0
@@ -319,13 +364,54 @@ class Sequencer:
         self.rev = self.committed_rev = s.rev
 
     def _remember(self, s: Sequenced, length_before: int) -> None:
-        self._history.append((s, length_before, self._components))
-        self._components += len(s.op)
-        if len(self._history) > self.history_limit:
-            self._history.popleft()
         last = self._clients.get(s.client_id)
         if last is None or s.seq > last[0]:
             self._clients[s.client_id] = (s.seq, s.rev)
+        self._history.append((s, length_before, self._components))
+        self._components += len(s.op)
+        serial, cost = self._next_serial, history_cost(s.op)
+        self._next_serial += 1
+        self._history_meta.append((serial, cost))
+        self.history_bytes += cost
+        if len(self._history) > self.history_limit:
+            self._history.popleft()
+            self._forget(self._history_meta.popleft()[1])
+        if self._ledger is not None:
+            # last: the ledger may evict from this very history
+            self._ledger.remembered(self._ledger_id, serial, cost)
+
+    def _forget(self, cost: int, count: int = 1) -> None:
+        self.history_bytes -= cost
+        if self._ledger is not None:
+            self._ledger.forgot(cost, count)
+
+    # -- the history budget (HistoryHolder) ---------------------------------
+
+    def holds_history(self, serial: int) -> bool:
+        meta = self._history_meta
+        return bool(meta) and meta[0][0] <= serial <= meta[-1][0]
+
+    def evict_history_through(self, serial: int) -> int:
+        """Drop the kept ops numbered up to *serial*, oldest first; returns how many."""
+        meta, n, freed = self._history_meta, 0, 0
+        while meta and meta[0][0] <= serial:
+            freed += meta.popleft()[1]
+            self._history.popleft()
+            n += 1
+        if n:
+            self._forget(freed, n)
+        return n
+
+    def release_history(self) -> None:
+        """The document is done with: drop the history and leave the ledger."""
+        if self._history:
+            self._forget(self.history_bytes, len(self._history))
+        self._history.clear()
+        self._history_meta.clear()
+        self.history_bytes = 0
+        if self._ledger is not None:
+            self._ledger.detach(self._ledger_id)
+            self._ledger = None
 
 
 def _length_before(op: ops.Op, length_after: int) -> int:

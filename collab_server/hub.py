@@ -29,6 +29,15 @@ connection cannot hold the event loop for long, and each connection is
 paced to its share of the loop (:mod:`collab_server.pacing`: charged the CPU
 time its messages cost, its next message waits).  :class:`HubStats` records
 the most CPU time any one message took (``slowest_message_seconds``).
+
+Admission and quotas (policy in :mod:`collab_server.quotas`): connections
+per address are counted at the handshake (one too many gets HTTP 429); a
+connection's frames are read no faster than its byte rate and its
+address's allow; ``create_room`` may need a token; rooms per hub and
+documents per room are counted by the store; the op history of all
+documents shares one budget in bytes.  Everything the hub writes to a
+client goes through :meth:`Connection.send`, which closes a client that
+does not read (4408) before its send buffer passes ``max_send_buffer``.
 """
 
 from __future__ import annotations
@@ -51,13 +60,21 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from collab_core import wire
-from collab_core.errors import CloseCode, ErrorCode, ProtocolError, RevisionConflict, StoreError
+from collab_core.errors import (
+    CloseCode,
+    ErrorCode,
+    ProtocolError,
+    QuotaExceeded,
+    RevisionConflict,
+    StoreError,
+)
 
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .invites import new_secret, role_for, secret_hash
 from .metrics import HubMetrics
 from .pacing import Pacer
+from .quotas import AddressBook, HistoryBudget, TokenBucket, address_key, token_matches
 from .store import DocumentRecord, Store
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -131,6 +148,21 @@ class HubStats:
     #: it, the hub's own work or the machine not running the process
     max_loop_lag_seconds: float = 0.0
 
+    #: connections refused at the handshake: their address had max_connections_per_address
+    refused_connections: int = 0
+    #: clients closed with 4408 because they did not read what the hub sent
+    slow_consumers: int = 0
+    #: frames read late to hold a connection (or its address) to its byte rate, and the seconds waited
+    throttled_frames: int = 0
+    throttled_seconds: float = 0.0
+    #: create_room requests refused for a missing or wrong token (also in refusals)
+    bad_tokens: int = 0
+    #: requests refused with quota_exceeded: rooms per hub, documents per room (also in refusals)
+    quota_refusals: int = 0
+    #: op history entries evicted hub-wide to stay within max_history_bytes
+    #: (mirrors Hub.history.evicted, so that every counter is read here)
+    history_evictions: int = 0
+
     def handled(self, kind: str, seconds: float) -> None:
         """One message took *seconds* of CPU time without letting the others run."""
         if seconds > self.slowest_message_seconds:
@@ -156,7 +188,11 @@ class Connection:
     def __init__(self, hub: Hub, ws: ServerConnection) -> None:
         self.hub = hub
         self.ws = ws
+        cfg = hub.config
+        now = time.monotonic()
         self.id = secrets.token_urlsafe(6)
+        #: what this connection counts against in Hub.addresses
+        self.address = address_key(_host_of(ws.remote_address))
         self.client_id = ClientId("")
         self.name = ""
         self.room: Room | None = None
@@ -164,8 +200,12 @@ class Connection:
         self.docs: set[str] = set()
         #: path -> the revision its `opened` reply was at; later ops reach it in order
         self.opened_at: dict[str, int] = {}
-        self.tokens = float(hub.config.burst)
-        self.stamp = time.monotonic()
+        #: messages (refused past it) and bytes (read later past them) it may send
+        self.messages = TokenBucket(cfg.rate, cfg.burst, now)
+        self.bytes = TokenBucket(cfg.bytes_per_second, cfg.burst_bytes, now)
+        self.address_bytes = hub.addresses.bucket(self.address)
+        #: closed as too slow: nothing more is queued to it
+        self.too_slow = False
         self.strikes = 0
         #: messages refused for the rate since the bucket was last full
         self.limited = 0
@@ -174,12 +214,20 @@ class Connection:
         self.log = _ConnLog(logger, {"participant": self.id})
 
     def send(self, text: str | bytes) -> None:
-        """Queue *text* (or its UTF-8) without waiting (ordering across tasks is preserved)."""
-        transport = self.ws.transport
-        if transport is not None and transport.get_write_buffer_size() > self.hub.config.max_send_buffer:
-            self.log.warning("dropping a client that does not read")
-            transport.abort()
+        """Queue *text* (or its UTF-8) without waiting (ordering across tasks is preserved).
+
+        Everything the hub writes to a client comes through here.  A client
+        whose send buffer would pass ``max_send_buffer`` (one message into an
+        empty buffer always goes) is closed with 4408 and gets nothing more.
+        """
+        if self.too_slow:
             return
+        transport = self.ws.transport
+        if transport is not None:
+            buffered = transport.get_write_buffer_size()
+            if buffered and buffered + len(text) > self.hub.config.max_send_buffer:
+                self._too_slow()
+                return
         stats = self.hub.stats
         stats.frames_sent += 1
         stats.bytes_sent += len(text) if isinstance(text, bytes) else utf8_length(text)
@@ -193,6 +241,29 @@ class Connection:
             self.log.exception("cannot send a frame; closing the connection")
             self.hub.background(self.ws.close(CloseCode.INTERNAL_ERROR, "internal error"))
 
+    def _too_slow(self) -> None:
+        self.too_slow = True
+        self.hub.stats.slow_consumers += 1
+        self.log.warning("closing a client that does not read what it is sent (4408)")
+        self.hub.background(self._close_too_slow())
+
+    async def _close_too_slow(self) -> None:
+        """Close with 4408 after what is queued; cut the connection if it does not read that in time."""
+        try:
+            await asyncio.wait_for(
+                self.ws.close(CloseCode.TOO_SLOW, "too slow: not reading"), self.hub.config.slow_close_timeout
+            )
+        except TimeoutError:
+            self.ws.transport.abort()
+
+    def charge(self, frame: str | bytes, now: float) -> float:
+        """Count a received frame against the byte rates; seconds to wait before reading on."""
+        size = len(frame) if isinstance(frame, bytes) else utf8_length(frame)
+        delay = self.bytes.take(size, now)
+        if self.address_bytes is not None:
+            delay = max(delay, self.address_bytes.take(size, now))
+        return delay
+
     def error(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
         """Send an ``error`` (every error a client gets goes through here, and is counted)."""
         self.hub.stats.refusals[code] += 1
@@ -201,18 +272,11 @@ class Connection:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role}
 
-    def allow(self) -> bool:
-        """Token bucket: may this connection send one more message now?"""
-        now = time.monotonic()
-        cfg = self.hub.config
-        self.tokens = min(float(cfg.burst), self.tokens + (now - self.stamp) * cfg.rate)
-        self.stamp = now
-        if self.tokens >= cfg.burst:
+    def allow(self, now: float) -> bool:
+        """May this connection send one more message now (the message rate)?"""
+        if self.messages.full(now):
             self.limited = 0  # the peer slowed down enough to earn a whole burst back
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+        return self.messages.try_take(1.0, now)
 
 
 class Room:
@@ -227,8 +291,11 @@ class Room:
         #: (participant id, path) -> presence message, in memory only
         self.presence: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def others(self, conn: Connection | None) -> list[ServerConnection]:
-        return [c.ws for c in self.connections.values() if c is not conn]
+    def send_to_others(self, conn: Connection | None, text: str) -> None:
+        """*text* to every member here but *conn*, each through its :meth:`Connection.send`."""
+        for c in list(self.connections.values()):
+            if c is not conn:
+                c.send(text)
 
 
 class DocumentTask:
@@ -322,11 +389,15 @@ class DocumentTask:
                     await self._step(items)
                 except StoreError as exc:
                     self._store_failed(exc, items)
+                self.hub.note_evictions()
         except asyncio.CancelledError:
             self._refuse_remaining()
             raise
         except Exception:
             self._crashed()
+        finally:
+            if self.seq is not None:
+                self.seq.release_history()
 
     def _crashed(self) -> None:
         """The task failed outside any one request (a hub bug): everyone it serves hears so.
@@ -367,6 +438,7 @@ class DocumentTask:
             history_limit=self.hub.config.history,
             max_bytes=self.hub.config.max_document_bytes,
             transform_budget=self.hub.config.transform_budget,
+            ledger=self.hub.history,
         )
         self.last_snapshot = loaded.rev
         return True
@@ -783,7 +855,14 @@ class Hub:
         self.server: Server | None = None
         self.closing = False
         self.stats = HubStats()
-        self.metrics = HubMetrics(self)
+        cfg = self.config
+        #: connections per address and their shared byte buckets
+        self.addresses = AddressBook(
+            cfg.max_connections_per_address, cfg.address_bytes_per_second, cfg.address_burst_bytes
+        )
+        #: the op history of every document here, in bytes
+        self.history = HistoryBudget(cfg.max_history_bytes)
+        self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
         #: the health check in progress: concurrent probes share one query
@@ -858,14 +937,15 @@ class Hub:
         """websockets' ``process_request`` hook: ``/healthz`` and ``/metrics`` for plain GET and HEAD.
 
         A request that asks for a WebSocket upgrade goes on to the handshake
-        whatever its path (RFC 6455, 4.2.1: ``Upgrade: websocket``); so does
-        a plain request of any other path or method, which websockets answers
-        with 426 Upgrade Required.
+        whatever its path (RFC 6455, 4.2.1: ``Upgrade: websocket``), if its
+        address is under its connection quota (:meth:`admit`); so does a plain
+        request of any other path or method, which websockets answers with 426
+        Upgrade Required.
         """
         upgrade = ",".join(request.headers.get_all("Upgrade")).lower()
         method = getattr(request, "method", "GET")  # websockets < 17 parses GET requests only
         if "websocket" in upgrade or method not in ("GET", "HEAD"):
-            return None
+            return self.admit(ws)
         path = request.path.partition("?")[0]
         if path == "/healthz":
             if self.closing:
@@ -880,7 +960,7 @@ class Hub:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = content_type
         else:
-            return None
+            return self.admit(ws)
         if method == "HEAD":
             response.body = b""  # the headers (Content-Length included) are those of a GET
         return response
@@ -895,12 +975,43 @@ class Hub:
             self._health = asyncio.ensure_future(self.store.ping(self.config.health_timeout))
         return await asyncio.shield(self._health)
 
-    def send_all(self, conns: list[ServerConnection], text: str) -> None:
-        """Send *text* to every connection in *conns*, counted like :meth:`Connection.send`."""
-        if conns:
-            self.stats.frames_sent += len(conns)
-            self.stats.bytes_sent += len(conns) * utf8_length(text)
-            broadcast(conns, text)
+    # -- admission ----------------------------------------------------------
+
+    def admit(self, ws: ServerConnection) -> Response | None:
+        """At the handshake: refuse (HTTP 429) a connection over its address's quota."""
+        key = address_key(_host_of(ws.remote_address))
+        if not self.addresses.admit(key, time.monotonic()):
+            self.stats.refused_connections += 1
+            if _worth_logging(self.stats.refused_connections):
+                logger.warning(
+                    "refused a connection: %d from one address already (--max-connections-per-address); "
+                    "%d refused so far",
+                    self.config.max_connections_per_address,
+                    self.stats.refused_connections,
+                )
+            return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n")
+
+        def release(_: object) -> None:
+            self.addresses.release(key, time.monotonic())
+
+        # Released when the TCP connection is lost, whatever happens to the
+        # handshake (a connection refused or cut after this point never reaches
+        # _handle).  The future wait_closed() awaits: a callback costs no task.
+        ws.connection_lost_waiter.add_done_callback(release)
+        return None
+
+    def note_evictions(self) -> None:
+        """Copy the history budget's eviction count to the stats; log now and then."""
+        evicted = self.history.evicted
+        if evicted != self.stats.history_evictions:
+            before, self.stats.history_evictions = self.stats.history_evictions, evicted
+            if len(str(evicted)) > len(str(before)) or before == 0:
+                logger.warning(
+                    "op history over --max-history-bytes (%d): %d entries evicted so far; "
+                    "older bases get revision_too_old",
+                    self.config.max_history_bytes,
+                    evicted,
+                )
 
     def background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -982,6 +1093,9 @@ class Hub:
                         "maxOpComponents": self.config.max_op_components,
                         "rate": self.config.rate,
                         "burst": self.config.burst,
+                        "maxDocumentsPerRoom": self.config.max_documents_per_room,
+                        "bytesPerSecond": self.config.bytes_per_second,
+                        "burstBytes": self.config.burst_bytes,
                     },
                 }
             )
@@ -991,7 +1105,15 @@ class Hub:
         async for frame in ws:
             stats.frames_received += 1
             stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
-            if not conn.allow():
+            now = time.monotonic()
+            delay = conn.charge(frame, now)
+            if delay > 0:
+                # over its byte rate: read on later; meanwhile TCP slows the sender
+                stats.throttled_frames += 1
+                stats.throttled_seconds += delay
+                await asyncio.sleep(delay)
+                now = time.monotonic()
+            if not conn.allow(now):
                 conn.limited += 1
                 if conn.limited > self.config.burst:
                     await _close_and_drain(ws, CloseCode.RATE_LIMIT, "rate limit exceeded")
@@ -1112,7 +1234,7 @@ class Hub:
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
         room.presence[(conn.id, msg["path"])] = out
-        self.send_all(room.others(conn), wire.encode(out))
+        room.send_to_others(conn, wire.encode(out))
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1143,10 +1265,19 @@ class Hub:
     async def _create_room(self, conn: Connection, msg: dict[str, Any]) -> None:
         if conn.room is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
+        token = self.config.create_token
+        if token is not None and not token_matches(msg.get("token"), token):
+            self.stats.bad_tokens += 1
+            conn.log.warning("refused create_room: missing or wrong create-room token")
+            raise ProtocolError(ErrorCode.BAD_TOKEN)
         room_id = secrets.token_urlsafe(16)
         name = msg.get("name") or ""
         invites = {role: new_secret() for role in ("owner", "editor", "viewer")}
-        await self.store.create_room(room_id, name, {role: secret_hash(s) for role, s in invites.items()})
+        digests = {role: secret_hash(s) for role, s in invites.items()}
+        if not await self.store.create_room(room_id, name, digests, max_rooms=self.config.max_rooms):
+            self.stats.quota_refusals += 1
+            conn.log.warning("refused create_room: the hub has --max-rooms rooms")
+            raise QuotaExceeded("this hub has as many rooms as it allows")
         reply = await self._enter(conn, room_id, "owner")
         reply.update(
             type="room_created",
@@ -1191,9 +1322,7 @@ class Hub:
         conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
-        self.send_all(
-            room.others(conn), wire.encode({"type": "participant_joined", "participant": conn.describe()})
-        )
+        room.send_to_others(conn, wire.encode({"type": "participant_joined", "participant": conn.describe()}))
         return {
             "type": "joined",
             "room": room_id,
@@ -1218,7 +1347,7 @@ class Hub:
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
         conn.log.extra = {"participant": conn.id}
-        self.send_all(room.others(None), wire.encode({"type": "participant_left", "participant": conn.id}))
+        room.send_to_others(None, wire.encode({"type": "participant_left", "participant": conn.id}))
         if not room.connections:
             self._unload(room)
 
@@ -1238,7 +1367,13 @@ class Hub:
         text = msg.get("text") or ""
         if utf8_length(text) > self.config.max_document_bytes:
             raise ProtocolError(ErrorCode.TOO_LARGE)
-        record = await self.store.create_document(room.id, msg["path"], text)
+        try:
+            record = await self.store.create_document(
+                room.id, msg["path"], text, max_documents=self.config.max_documents_per_room
+            )
+        except QuotaExceeded:
+            self.stats.quota_refusals += 1
+            raise
         if record is None:
             raise ProtocolError(ErrorCode.DOCUMENT_EXISTS)
         conn.send(
@@ -1246,8 +1381,8 @@ class Hub:
                 {"type": "document_created", "id": msg.get("id"), "path": record.path, "rev": record.rev}
             )
         )
-        self.send_all(
-            room.others(conn),
+        room.send_to_others(
+            conn,
             wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )
 
@@ -1274,6 +1409,19 @@ def text_sha256(text: str) -> str:
     for i in range(0, len(text), DIGEST_CHUNK_CHARS):
         h.update(text[i : i + DIGEST_CHUNK_CHARS].encode("utf-8"))
     return h.hexdigest()
+
+
+def _host_of(address: Any) -> str:
+    """The host part of a peer address (a (host, port, ...) tuple for TCP)."""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)
+
+
+def _worth_logging(count: int) -> bool:
+    """Log a repeated event the 1st, 10th, 100th... time (it is counted every time)."""
+    power: int = 10 ** (len(str(count)) - 1)
+    return count == power
 
 
 def _doc_list(docs: list[DocumentRecord]) -> list[dict[str, Any]]:

@@ -89,7 +89,12 @@ class _HubCollector(Collector):
         yield GaugeMetricFamily(
             "pairls_documents", "Documents loaded in memory (open in some room)", value=len(hub.docs_by_id)
         )
-        counters: list[tuple[str, str, int]] = [
+        yield GaugeMetricFamily(
+            "pairls_history_bytes",
+            "Bytes of op history all documents keep in memory (--max-history-bytes)",
+            value=hub.history.used,
+        )
+        counters: list[tuple[str, str, float]] = [
             ("pairls_ops_committed", "Ops committed to PostgreSQL by this hub", store.ops),
             ("pairls_received_frames", "WebSocket messages received from clients", stats.frames_received),
             ("pairls_received_bytes", "Payload bytes of the messages received", stats.bytes_received),
@@ -135,6 +140,31 @@ class _HubCollector(Collector):
                 "pairls_paced_messages",
                 "Messages that waited for their connection's share of the event loop",
                 stats.paced_messages,
+            ),
+            (
+                "pairls_refused_connections",
+                "Connections refused at the handshake: their address had --max-connections-per-address",
+                stats.refused_connections,
+            ),
+            (
+                "pairls_slow_consumers",
+                "Clients closed with 4408 because they did not read what the hub sent",
+                stats.slow_consumers,
+            ),
+            (
+                "pairls_throttled_frames",
+                "Frames read late to hold a connection or its address to its bytes per second",
+                stats.throttled_frames,
+            ),
+            (
+                "pairls_throttled_seconds",
+                "Seconds frames waited to be read, for the bytes per second",
+                stats.throttled_seconds,
+            ),
+            (
+                "pairls_history_evictions",
+                "Op history entries evicted to stay within --max-history-bytes",
+                stats.history_evictions,
             ),
         ]
         for name, doc, value in counters:

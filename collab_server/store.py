@@ -43,7 +43,7 @@ from typing import NamedTuple
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from collab_core import ops
-from collab_core.errors import InvalidState, RevisionConflict, StoreError
+from collab_core.errors import InvalidState, QuotaExceeded, RevisionConflict, StoreError
 
 from .document import ClientId, Rev, Sequenced
 
@@ -63,6 +63,11 @@ CHANNEL = "pairls_ops"
 ROLES = ("owner", "editor", "viewer")
 #: pg_advisory_lock key serialising migrations between hubs ("pairls" in ASCII)
 MIGRATION_LOCK = 0x7061_6972_6C73
+# Transaction-level advisory locks (the two-int key space, apart from the one
+# above) that make counting and inserting one step for the quotas: room
+# creation hub-wide, document creation per room (keyed by hashtext(room id)).
+QUOTA_LOCK = 0x7061_6972
+ROOMS_KEY = 1
 
 
 class DocumentRecord(NamedTuple):
@@ -342,20 +347,29 @@ class Store:
 
     # -- rooms, invites, members ---------------------------------------------
 
-    async def create_room(self, room_id: str, name: str, invites: dict[str, bytes]) -> None:
+    async def create_room(
+        self, room_id: str, name: str, invites: dict[str, bytes], *, max_rooms: int = 0
+    ) -> bool:
         """Create a room with one invite per role (role -> SHA-256 digest of its secret).
 
-        Raises StoreError if the room exists or a role is unknown.
+        False (and nothing created) if the database holds *max_rooms* rooms
+        already (0: no limit); concurrent creations, from any hub, are counted
+        one at a time.  Raises StoreError if the room exists or a role is unknown.
         """
         for role in invites:
             if role not in ROLES:
                 raise StoreError(f"unknown role {role!r}")
         async with _db_errors("create_room"), self._pool.acquire() as conn, conn.transaction():
+            if max_rooms:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", QUOTA_LOCK, ROOMS_KEY)
+                if await conn.fetchval("SELECT count(*) FROM rooms") >= max_rooms:
+                    return False
             await conn.execute("INSERT INTO rooms (id, name) VALUES ($1, $2)", room_id, name)
             await conn.executemany(
                 "INSERT INTO invites (room_id, role, secret_hash) VALUES ($1, $2, $3)",
                 [(room_id, role, digest) for role, digest in invites.items()],
             )
+        return True
 
     async def room_exists(self, room_id: str) -> bool:
         async with _db_errors("room_exists"):
@@ -402,12 +416,30 @@ class Store:
             )
         return None if row is None else DocumentRecord(*row)
 
-    async def create_document(self, room_id: str, path: str, text: str = "") -> DocumentRecord | None:
-        """Create a document at rev 0 with *text*; None if the path is taken in the room."""
+    async def create_document(
+        self, room_id: str, path: str, text: str = "", *, max_documents: int = 0
+    ) -> DocumentRecord | None:
+        """Create a document at rev 0 with *text*; None if the path is taken in the room.
+
+        Raises :class:`QuotaExceeded` if the room holds *max_documents*
+        documents already (0: no limit); concurrent creations in one room are
+        counted one at a time.
+        """
         if "\x00" in text:
             raise StoreError("text containing NUL (U+0000) cannot be stored")
-        async with _db_errors("create_document"):
-            row = await self._pool.fetchrow(
+        async with _db_errors("create_document"), self._pool.acquire() as conn, conn.transaction():
+            if max_documents:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", QUOTA_LOCK, room_id)
+                count, taken = await conn.fetchrow(
+                    "SELECT count(*), coalesce(bool_or(path = $2), false) FROM documents WHERE room_id = $1",
+                    room_id,
+                    path,
+                )
+                if taken:
+                    return None
+                if count >= max_documents:
+                    raise QuotaExceeded("this room has as many documents as the hub allows")
+            row = await conn.fetchrow(
                 "WITH d AS ("
                 "  INSERT INTO documents (room_id, path) VALUES ($1, $2)"
                 "  ON CONFLICT (room_id, path) DO NOTHING RETURNING id, room_id, path, rev"

@@ -287,6 +287,8 @@ class Doc:
     check_at: float | None = None
     open_after: float = 0.0
     heals: int = 0
+    #: why it is FAILED, in words for the user
+    why: str = ""
     #: the text whose hash is cached in ``_hash``
     _hashed: str | None = None
     _hash: str = ""
@@ -371,7 +373,8 @@ class Room:
             "bad_paths": 0,
             "gave_up": 0,
         }
-        self._entry: tuple[str, Any, int] | None = None  # ("create", name, ticket) | ("join", invite, ticket)
+        #: ("create", (name, token), ticket) | ("join", invite, ticket)
+        self._entry: tuple[str, Any, int] | None = None
         self._enter_deadline: float | None = None
         self._entered = False
         self._ids = itertools.count(1)
@@ -397,6 +400,8 @@ class Room:
         self._progress_total = 0
         self._viewer_warned = False
         self._too_large_warned: set[str] = set()
+        #: the user was told the room holds as many documents as the hub allows
+        self._room_full_said = False
         self._batching = 0
         self._to_pump: set[str] = set()
         #: when opens were last sent
@@ -456,13 +461,18 @@ class Room:
     def connected(self) -> bool:
         return self.conn is Conn.UP and self._entered
 
-    def create(self, hub_url: str, room_name: str, client_id: str, now: float) -> int:
-        """Create a room on *hub_url* and enter it; :class:`Done` with ``{roomId, invite, viewerInvite}``."""
+    def create(
+        self, hub_url: str, room_name: str, client_id: str, now: float, token: str | None = None
+    ) -> int:
+        """Create a room on *hub_url* and enter it; :class:`Done` with ``{roomId, invite, viewerInvite}``.
+
+        *token*: the hub's create-room token, if it needs one.
+        """
         ticket = next(self._tickets)
         if self.in_room or self._entry is not None:
             self._done(ticket, error="already in a room; leave it first")
             return ticket
-        self._begin_entry(hub_url, ("create", room_name, ticket), client_id, now)
+        self._begin_entry(hub_url, ("create", (room_name, token), ticket), client_id, now)
         return ticket
 
     def join(self, invite_text: str, client_id: str, now: float) -> int:
@@ -529,6 +539,7 @@ class Room:
         self._presence_due = None
         self._viewer_warned = False
         self._too_large_warned = set()
+        self._room_full_said = False
         self._end_progress()
 
     def share(self, uri: str, path: str, text: str, version: int, now: float) -> int:
@@ -549,7 +560,7 @@ class Room:
         if old is not None:
             self.unshare(uri)
         if doc is not None and doc.state is DocState.FAILED:
-            self._done(ticket, error=f"{path} is not shared: it is larger than the hub allows")
+            self._done(ticket, error=doc.why or f"{path} is not shared: it is larger than the hub allows")
             return ticket
         if doc is None:
             if self.role == "viewer" and path not in self.room_documents:
@@ -1032,7 +1043,11 @@ class Room:
             if self._entry is not None:
                 what, arg, _ = self._entry
                 if what == "create":
-                    self._request({"type": "create_room", "name": arg}, "enter")
+                    name, token = arg
+                    create: dict[str, Any] = {"type": "create_room", "name": name}
+                    if token:
+                        create["token"] = token
+                    self._request(create, "enter")
                 else:
                     self._request({"type": "join", "room": arg.room_id, "secret": arg.secret}, "enter")
             elif self.invite is not None:
@@ -1234,6 +1249,12 @@ class Room:
                     self._opening.discard(path)
                     self._fail(doc, self._too_large(path, size, int(limit)))
                     continue
+                most = self.limits.get("maxDocumentsPerRoom")
+                if most and len(self.room_documents) >= int(most) and path not in self.room_documents:
+                    # the hub would refuse it: say so without asking
+                    self._opening.discard(path)
+                    self._room_full(doc)
+                    continue
                 self._set_state(doc, DocState.CREATING)
                 doc.request = self._request(self._create_message(doc), "create_document", path=path)
                 continue
@@ -1290,6 +1311,9 @@ class Room:
         if code == "too_large":
             self._fail(doc, self._too_large(doc.path, None, self.limits.get("maxDocumentBytes")))
             return
+        if code == "quota_exceeded":
+            self._room_full(doc)
+            return
         if code == "future_revision":
             # the hub is behind what we saw (another hub, a restored database): read it whole
             doc.need = "full"
@@ -1300,15 +1324,28 @@ class Room:
         self._fail(doc, f"pairls: {doc.path} cannot be shared: {_explain(code)}")
         self.room_documents.pop(doc.path, None)
 
-    def _fail(self, doc: Doc, text: str) -> None:
-        """The document is not shared any more: its buffers keep their text, said once."""
+    def _room_full(self, doc: Doc) -> None:
+        """The hub allows no more documents in this room: *doc* stays unshared; said once per room."""
+        most = self.limits.get("maxDocumentsPerRoom")
+        count = f" ({int(most)})" if isinstance(most, int | float) and most else ""
+        text = (
+            f"pairls: {doc.path} is not shared: this room has as many documents as the hub allows{count} "
+            "(your text stays in your editor)"
+        )
+        said, self._room_full_said = self._room_full_said, True
+        self._fail(doc, text, say=not said)
+        self.room_documents.pop(doc.path, None)
+
+    def _fail(self, doc: Doc, text: str, *, say: bool = True) -> None:
+        """The document is not shared any more: its buffers keep their text, said once (*say*: shown)."""
         self._set_state(doc, DocState.FAILED)
+        doc.why = text.removeprefix("pairls: ")
         for ticket in doc.tickets:
             self._done(ticket, error=text.removeprefix("pairls: "))
         doc.tickets = []
         if doc.path not in self._too_large_warned:
             self._too_large_warned.add(doc.path)
-            if doc.views:
+            if doc.views and say:
                 self._events.append(ShowMessage(text, error=True))
             else:
                 self._events.append(Log(text))
@@ -1815,5 +1852,10 @@ def _explain(code: str) -> str:
         "no_such_document": "no such document in the room",
         "bad_path": "that path cannot be shared",
         "too_large": "it is larger than the hub allows",
+        "quota_exceeded": "this hub has as many rooms as it allows; ask whoever runs it",
+        "bad_token": (
+            "this hub needs its create-room token: set createToken in initializationOptions "
+            "or PAIRLS_CREATE_TOKEN, or pass {token} to pairls.createRoom"
+        ),
         "unavailable": "the hub is busy or shutting down; try again",
     }.get(code, f"the hub refused the request ({code})")

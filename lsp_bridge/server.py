@@ -50,6 +50,8 @@ class PairlsServer(LanguageServer):
         )
         self.hub_url = os.environ.get("PAIRLS_HUB_URL", "ws://127.0.0.1:8765")
         self.display_name = os.environ.get("USER", "someone")
+        #: the create-room token of hubs that need one (initializationOptions.createToken)
+        self.create_token: str | None = os.environ.get("PAIRLS_CREATE_TOKEN") or None
         self.auto_share = True
         self.encoding = "utf-16"
         self.client_name = ""

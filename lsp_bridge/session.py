@@ -115,8 +115,8 @@ class Session:
         """Start a room command and wait for its :class:`Done`."""
         return await self.begin(start)
 
-    async def create_room(self, hub_url: str, name: str) -> dict[str, Any]:
-        return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now))
+    async def create_room(self, hub_url: str, name: str, token: str | None = None) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now, token))
 
     async def join_room(self, invite: str) -> dict[str, Any]:
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))

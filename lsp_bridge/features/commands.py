@@ -36,8 +36,10 @@ def user_error(message: str) -> JsonRpcException:
 
 
 async def create_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    name = str(_arg(args).get("name") or "")
-    return await _enter(ls, ls.require_session().create_room(ls.hub_url, name))
+    arg = _arg(args)
+    name = str(arg.get("name") or "")
+    token = arg.get("token") if isinstance(arg.get("token"), str) and arg.get("token") else ls.create_token
+    return await _enter(ls, ls.require_session().create_room(ls.hub_url, name, token))
 
 
 async def join_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:

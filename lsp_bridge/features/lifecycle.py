@@ -13,6 +13,8 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
     ls.hub_url = str(opts.get("hubUrl") or ls.hub_url)
     ls.display_name = str(opts.get("displayName") or ls.display_name)[:64]
     ls.auto_share = bool(opts.get("autoShare", True))
+    if isinstance(opts.get("createToken"), str) and opts["createToken"]:
+        ls.create_token = opts["createToken"]
     ls.completions_by_language = completion_modes(opts.get("completions"))
     # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
     # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"

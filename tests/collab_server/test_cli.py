@@ -51,6 +51,14 @@ def test_help_lists_the_options() -> None:
         "--max-document-bytes",
         "--max-op-components",
         "--transform-budget",
+        "--create-token",
+        "--max-rooms",
+        "--max-documents-per-room",
+        "--max-connections-per-address",
+        "--bytes-per-second",
+        "--address-bytes-per-second",
+        "--max-history-bytes",
+        "--max-send-buffer",
     ):
         assert flag in out.stdout
     mod = subprocess.run(
@@ -322,3 +330,76 @@ async def test_logs_hold_no_document_text_or_secrets(database_url: str, log_form
         assert not [line for line in lines if "room" in line and "participant" not in line]
     else:
         assert f"[{created['room'][:8]}/{b.participant}] joined as editor" in log
+
+
+# -- admission ------------------------------------------------------------------------------------
+
+CREATE_TOKEN = "cli-token-" + uuid.uuid4().hex
+OPEN_WARNING = "without --create-token"
+
+
+async def log_line(hub: HubProcess, text: str, timeout: float = 30) -> bool:
+    """Whether *text* shows in the hub's stderr (read by a thread: wait for it, up to *timeout*)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in hub.log:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_a_non_loopback_listen_without_a_token_warns_loudly(database_url: str) -> None:
+    hub = HubProcess("--host", "0.0.0.0", database_url=database_url, env={"PAIRLS_CREATE_TOKEN": ""})
+    try:
+        url = await start(hub)
+        assert await log_line(hub, OPEN_WARNING)
+        line = next(x for x in hub.stderr if OPEN_WARNING in x)
+        assert "WARNING" in line and "--create-token" in line and "PAIRLS_CREATE_TOKEN" in line
+        p = await Peer(url, "Ada").connect()
+        await p.create_room()  # it warns, and serves
+        await p.close()
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+async def test_a_create_token_from_the_environment_is_required_and_silences_the_warning(
+    database_url: str, host: str
+) -> None:
+    hub = HubProcess(
+        "--host",
+        host,
+        "--log-level",
+        "INFO",
+        database_url=database_url,
+        env={"PAIRLS_CREATE_TOKEN": CREATE_TOKEN},
+    )
+    try:
+        url = await start(hub)
+        p = await Peer(url, "Ada").connect()
+        for token in (None, CREATE_TOKEN[:-1] + "0"):
+            with pytest.raises(HubError) as info:
+                await p.create_room(token=token)
+            assert info.value.code == "bad_token"
+        created = await p.create_room(token=CREATE_TOKEN)
+        assert created["role"] == "owner"
+        await p.close()
+        assert await stop(hub) == 0
+        assert await log_line(hub, "stopped")
+    finally:
+        hub.kill()
+    assert OPEN_WARNING not in hub.log
+    assert CREATE_TOKEN not in hub.log and CREATE_TOKEN[:-1] not in hub.log
+    assert "refused create_room" in hub.log
+
+
+async def test_loopback_without_a_token_does_not_warn(database_url: str) -> None:
+    hub = HubProcess(database_url=database_url, env={"PAIRLS_CREATE_TOKEN": ""})
+    try:
+        await start(hub)
+        assert await stop(hub) == 0
+        assert await log_line(hub, "stopped")
+    finally:
+        hub.kill()
+    assert OPEN_WARNING not in hub.log

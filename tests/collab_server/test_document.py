@@ -18,7 +18,9 @@ from collab_server.document import (
     Sequenced,
     Sequencer,
     Submission,
+    history_cost,
 )
+from collab_server.quotas import HistoryBudget
 from tests.collab_core.ot_strategies import ops_on, texts
 
 A = ClientId("a")
@@ -357,6 +359,35 @@ def test_byte_length_always_matches_the_text(data: st.DataObject) -> None:
             s.rollback()
         assert s.bytes == utf8(s.text)
         assert s.committed_bytes == utf8(s.committed_text)
+
+
+@given(data=st.data())
+def test_history_bytes_always_match_what_is_kept(data: st.DataObject) -> None:
+    """Submits, commits, rollbacks, the op limit and budget evictions all keep the byte counts true."""
+    budget = HistoryBudget(data.draw(st.sampled_from([0, 300, 1000]), label="budget"))
+    seqs = [
+        Sequencer("", 0, history_limit=data.draw(st.integers(1, 6), label="history"), ledger=budget)
+        for _ in range(2)
+    ]
+    for seq in range(1, data.draw(st.integers(1, 30)) + 1):
+        s = data.draw(st.sampled_from(seqs))
+        action = data.draw(st.sampled_from(["submit", "submit", "old", "commit", "rollback"]))
+        if action in ("submit", "old"):
+            base = s.oldest_base if action == "old" else s.rev
+            text = s.text if base == s.rev else ""
+            op = data.draw(ops_on(text, max_components=3))
+            s.submit(sub(A, seq, base, op))
+        elif action == "commit":
+            s.take_unsent()
+            s.commit(s.rev)
+        else:
+            s.rollback()
+        for one in seqs:
+            assert one.history_bytes == sum(history_cost(e.op) for e, *_ in one._history)
+            assert one.rev - one.oldest_base == len(one._history) <= one.history_limit
+        assert budget.used == sum(one.history_bytes for one in seqs)
+        assert budget.entries == sum(len(one._history) for one in seqs)
+        assert not budget.limit or budget.used <= budget.limit
 
 
 # -- many clients, random interleavings ------------------------------------

@@ -393,6 +393,72 @@ def test_an_op_the_hub_refuses_as_too_large_stops_sharing_once() -> None:
     assert not w.all("op") and not w.events_of(ShowMessage)
 
 
+def test_a_document_the_hub_refuses_as_over_its_quota_is_not_shared_said_once_in_words() -> None:
+    w = Wire()
+    w.create()
+    tickets = [w.share(f"file:///f{i}.txt", f"f{i}.txt", "text") for i in range(3)]
+    creates = [w.take("create_document", path=f"f{i}.txt") for i in range(3)]
+    for create in creates:
+        w.reply(create, type="error", code="quota_exceeded", message="over a quota of this hub")
+    done = {e.ticket: e for e in w.events_of(Done)}
+    errors = [done[t].error for t in tickets]
+    assert all(e and "as many documents as the hub allows" in e for e in errors), errors
+    (msg,) = w.events_of(ShowMessage)  # said once, not once per file
+    assert msg.error and "f0.txt" in msg.text and "your text stays in your editor" in msg.text
+    assert "quota_exceeded" not in msg.text
+    # the buffers are not shared: typing sends nothing, sharing again says why
+    w.type("file:///f1.txt", 2, (0, 0), "x")
+    assert not w.all("op") and not w.all("create_document")
+    again = w.share("file:///f1.txt", "f1.txt", "xtext", version=3)
+    err = w.done(again).error
+    assert err is not None and "as many documents as the hub allows" in err
+
+
+def test_a_room_at_its_advertised_document_quota_refuses_before_sending() -> None:
+    w = Wire(limits={"maxDocumentsPerRoom": 2})
+    w.create(documents=[{"path": "a.txt", "rev": 0}, {"path": "b.txt", "rev": 0}])
+    w.take("open", path="a.txt")
+    w.take("open", path="b.txt")
+    ticket = w.share("file:///c.txt", "c.txt", "new")
+    err = w.done(ticket).error
+    assert err is not None and "as many documents as the hub allows (2)" in err
+    assert not w.all("create_document")
+    assert len(w.events_of(ShowMessage)) == 1
+
+
+def test_create_room_carries_the_token_and_a_refusal_says_how_to_give_it() -> None:
+    w = Wire()
+    ticket = w.room.create(HUB, "r", "client-1", w.now, "the-token")
+    w.step()
+    w.connect()
+    req = w.take("create_room")
+    assert req["token"] == "the-token"
+    w.reply(
+        req, type="error", code="bad_token", message="creating a room on this hub needs its create-room token"
+    )
+    err = w.done(ticket).error
+    assert err is not None and "createToken" in err and "PAIRLS_CREATE_TOKEN" in err
+    assert "the-token" not in err
+    assert not w.room.in_room
+    # no token: the field is left out
+    w.advance(1)
+    ticket = w.room.create(HUB, "r", "client-2", w.now)
+    w.step()
+    w.connect()
+    assert "token" not in w.take("create_room")
+    assert ticket
+
+
+def test_a_hub_with_as_many_rooms_as_it_allows_is_said_in_words() -> None:
+    w = Wire()
+    ticket = w.room.create(HUB, "r", "client-1", w.now)
+    w.step()
+    w.connect()
+    w.reply(w.take("create_room"), type="error", code="quota_exceeded", message="over a quota of this hub")
+    err = w.done(ticket).error
+    assert err is not None and "as many rooms as it allows" in err
+
+
 # -- reconnecting -------------------------------------------------------------------------------
 
 

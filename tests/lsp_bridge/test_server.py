@@ -764,3 +764,66 @@ async def test_typing_right_after_opening_a_file_is_shared(
     a.flush(u)  # sent right behind didOpen, before the server could start the share
     await _eventually(lambda: _status_with(a, "quick.py"))
     assert await _hub_text(hub.url, room["invite"], "quick.py") == "start\ntyped at once\n"
+
+
+# -- a hub with a create-room token and quotas ------------------------------------------------------
+
+TOKEN = "lsp-token-" + "q" * 32
+
+
+@pytest.fixture
+async def guarded_hub(pg_server: Any) -> AsyncIterator[HubProcess]:
+    """A hub that needs a create-room token (from its environment) and allows 1 document per room."""
+    name = await pg_server.create_database()
+    with HubProcess(
+        "--max-documents-per-room",
+        "1",
+        database_url=pg_server.dsn_for(name),
+        env={"PAIRLS_CREATE_TOKEN": TOKEN},
+    ) as h:
+        yield h
+    await pg_server.drop_database(name)
+
+
+async def test_create_token_from_each_place_and_a_full_room_said_in_plain_words(
+    make_editor: MakeEditor, guarded_hub: HubProcess
+) -> None:
+    url = guarded_hub.url
+    a = await make_editor("vscode", "Ada", hub_url=url, env={"PAIRLS_CREATE_TOKEN": ""})
+    with pytest.raises(Exception, match="create-room token"):
+        await a.command("pairls.createRoom", {})
+    said = [m.message for m in a.client.messages]
+    assert any("createToken" in m and "PAIRLS_CREATE_TOKEN" in m for m in said), said
+    assert not any(TOKEN in m for m in said)
+    # the token as the command's argument, as an initializationOption, from the environment
+    room = await a.command("pairls.createRoom", {"name": "r", "token": TOKEN})
+    b = await make_editor("neovim", "Bob", hub_url=url, init_options={"createToken": TOKEN})
+    assert (await b.command("pairls.createRoom", {}))["roomId"]
+    c = await make_editor("emacs", "Cy", hub_url=url, env={"PAIRLS_CREATE_TOKEN": TOKEN})
+    assert (await c.command("pairls.createRoom", {}))["roomId"]
+
+    # the room holds as many documents as the hub allows: the second file stays unshared, said once
+    a.open(a.uri("one.py"), "x = 1\n")
+    await _eventually(lambda: _status_with(a, "one.py"))
+    a.open(a.uri("two.py"), "y = 2\n")
+    a.open(a.uri("three.py"), "z = 3\n")
+
+    async def told() -> list[str]:
+        return [m.message for m in a.client.messages if "as many documents as the hub allows" in m.message]
+
+    (msg,) = await _eventually(told)
+    assert ("two.py" in msg or "three.py" in msg) and "quota_exceeded" not in msg
+    with pytest.raises(Exception, match="as many documents as the hub allows"):
+        await a.command("pairls.shareDocument", {"uri": a.uri("two.py")})
+    docs = (await a.status())["documents"]
+    assert {p: d["state"] for p, d in docs.items()} == {
+        "one.py": "open",
+        "two.py": "failed",
+        "three.py": "failed",
+    }
+    # what is shared goes on working
+    j = await make_editor("vscode", "Joy", hub_url=url)
+    await j.command("pairls.joinRoom", {"invite": room["invite"]})
+    j.open(j.uri("one.py"), "")
+    await settle([(a, a.uri("one.py")), (j, j.uri("one.py"))], "one.py")
+    assert len(await told()) == 1

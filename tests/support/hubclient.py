@@ -134,8 +134,11 @@ class Peer:
 
     # -- rooms and documents -------------------------------------------------
 
-    async def create_room(self, name: str = "") -> dict[str, Any]:
-        return await self.request({"type": "create_room", "name": name})
+    async def create_room(self, name: str = "", token: str | None = None) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "create_room", "name": name}
+        if token is not None:
+            msg["token"] = token
+        return await self.request(msg)
 
     async def join(self, room: str, secret: str) -> dict[str, Any]:
         return await self.request({"type": "join", "room": room, "secret": secret})
