@@ -87,6 +87,8 @@ class RoomState:
     removed: frozenset[str] = frozenset()
     #: client id -> the role the owner gave it
     roles: Mapping[str, str] = field(default_factory=dict)
+    #: who deleted it (owner, operator, idle), if it was deleted lately
+    deleted_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +142,19 @@ def admit(a: Admission) -> str:
     return a.assigned_role or a.invite_role
 
 
-def reconcile(
-    seats: Iterable[Seat], state: RoomState, deleted_by: str | None = None
-) -> list[Close | ChangeRole]:
+def reconcile(seats: Iterable[Seat], state: RoomState) -> list[Close | ChangeRole]:
     """What to do with a room's connections on this hub so that they agree with *state*.
 
     A deleted room closes everyone (4410); a removed client id is closed
     with 4403; a connection whose secret no longer opens the room (the
     invites were rotated) with 4401, unless it is an owner's; a connection
-    whose role the owner changed gets it.  *deleted_by* (``owner``,
-    ``operator`` or ``idle``, from the notification) only words the reason.
+    whose role the owner changed gets it.  Who deleted the room (owner,
+    operator, idle) only words the reason.
     """
     out: list[Close | ChangeRole] = []
     for seat in seats:
         if not state.exists:
-            reason = DELETED_REASONS.get(deleted_by or "", DELETED_REASON)
+            reason = DELETED_REASONS.get(state.deleted_by or "", DELETED_REASON)
             out.append(Close(seat.participant, CloseCode.ROOM_DELETED, reason))
         elif seat.role == OWNER:
             continue

@@ -684,22 +684,17 @@ class Hub:
         """A room changed (on another hub): bring our connections in line with the database."""
         if hub_id == self.store.hub_id or room_id not in self.rooms:
             return  # ours are in line already (see _owner_request)
-        by = event.partition(":")[2] or None
-        self.background(self.check_rooms_logged([room_id], deleted_by=by))
+        self.background(self.check_rooms_logged([room_id]))
 
-    async def check_rooms_logged(
-        self, room_ids: list[str], *, touch: bool = False, deleted_by: str | None = None
-    ) -> None:
+    async def check_rooms_logged(self, room_ids: list[str], *, touch: bool = False) -> None:
         """:meth:`check_rooms`; a store failure is counted and logged (the next check repairs it)."""
         try:
-            await self.check_rooms(room_ids, touch=touch, deleted_by=deleted_by)
+            await self.check_rooms(room_ids, touch=touch)
         except StoreError as exc:
             self.stats.room_check_failures += 1
             logger.warning("could not check %d rooms against the database (%s)", len(room_ids), exc)
 
-    async def check_rooms(
-        self, room_ids: list[str], *, touch: bool = False, deleted_by: str | None = None
-    ) -> None:
+    async def check_rooms(self, room_ids: list[str], *, touch: bool = False) -> None:
         """Read *room_ids* from the database and apply :func:`authority.reconcile` to their connections here.
 
         Only connections that were in the room when the read began are
@@ -721,7 +716,7 @@ class Hub:
                 continue
             room.applied = n
             state = states.get(room_id, RoomState(exists=False))
-            self._apply(room, authority.reconcile(seats, state, deleted_by))
+            self._apply(room, authority.reconcile(seats, state))
 
     def _apply(self, room: Room, actions: list[Close | ChangeRole]) -> None:
         for action in actions:
@@ -771,7 +766,7 @@ class Hub:
                 raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
             conn.log.info("deleted the room")
             conn.send(wire.encode({"type": "room_deleted", **reply}))
-            await self.check_rooms([room.id], deleted_by="owner")
+            await self.check_rooms([room.id])
             return
         if kind == "rotate_invites":
             secrets_ = {role: secrets.token_urlsafe(32) for role in ("editor", "viewer")}

@@ -9,7 +9,9 @@ tenth of ``--room-ttl``) the keeper
   those rooms active as it goes;
 * deletes, with everything in them, the rooms no member has been connected
   to and no op was committed to for ``room_ttl`` seconds
-  (``Store.delete_idle_rooms``; several hubs may sweep at once).
+  (``Store.delete_idle_rooms``; several hubs may sweep at once);
+* about once an hour, forgets rooms deleted more than a week ago
+  (``Store.forget_deleted_rooms``).
 
 A failure is counted (``HubStats.room_check_failures``,
 ``HubStats.sweep_failures``), logged, and tried again at the next round.
@@ -33,6 +35,9 @@ __all__ = ["RoomKeeper"]
 
 logger = logging.getLogger(__name__)
 
+#: seconds between two clean-ups of the record of deleted rooms
+FORGET_EVERY = 3600.0
+
 
 class RoomKeeper:
     """See the module docstring.  ``start()`` with the hub, ``await stop()`` before closing it."""
@@ -41,6 +46,7 @@ class RoomKeeper:
         self.hub = hub
         self.interval = room_check_interval(hub.config.room_ttl, hub.config.room_check_interval)
         self._task: asyncio.Task[None] | None = None
+        self._forgotten_at: float | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -68,9 +74,13 @@ class RoomKeeper:
         if rooms:
             await hub.check_rooms_logged(rooms, touch=True)
         ttl = hub.config.room_ttl
-        if ttl <= 0:
-            return
         try:
+            now = asyncio.get_running_loop().time()
+            if self._forgotten_at is None or now - self._forgotten_at >= FORGET_EVERY:
+                self._forgotten_at = now
+                await hub.store.forget_deleted_rooms()
+            if ttl <= 0:
+                return
             deleted = await hub.store.delete_idle_rooms(ttl, keep=list(hub.rooms))
         except StoreError as exc:
             hub.stats.sweep_failures += 1

@@ -467,7 +467,11 @@ class Store:
         return True
 
     async def room_states(self, room_ids: Sequence[str], *, touch: bool = False) -> dict[str, RoomState]:
-        """The rooms as stored (a room that does not exist is absent); *touch* marks them active."""
+        """The rooms as stored; *touch* marks them active.
+
+        A room deleted lately is there with ``exists`` False and who deleted
+        it; a room that never existed (or was deleted long ago) is absent.
+        """
         rooms = "(UPDATE rooms SET last_active = now() WHERE id = ANY($1::text[]) RETURNING id)"
         if not touch:
             rooms = "(SELECT id FROM rooms WHERE id = ANY($1::text[]))"
@@ -480,14 +484,20 @@ class Store:
                 " FROM r",
                 list(room_ids),
             )
-        out = {}
-        for room_id, secrets, removed, roles in rows:
-            out[room_id] = RoomState(
-                True,
-                frozenset(bytes(x) for x in secrets),
-                frozenset(removed),
-                dict(x.split(" ", 1) for x in roles),
-            )
+            out = {}
+            for room_id, secrets, removed, roles in rows:
+                out[room_id] = RoomState(
+                    True,
+                    frozenset(bytes(x) for x in secrets),
+                    frozenset(removed),
+                    dict(x.split(" ", 1) for x in roles),
+                )
+            gone = [r for r in room_ids if r not in out]
+            if gone:
+                for room_id, by in await self._pool.fetch(
+                    "SELECT id, deleted_by FROM deleted_rooms WHERE id = ANY($1::text[])", gone
+                ):
+                    out[room_id] = RoomState(False, deleted_by=by)
         return out
 
     async def touch_rooms(self, room_ids: Sequence[str]) -> None:
@@ -505,6 +515,15 @@ class Store:
             await self._delete_rooms(conn, [room_id], by)
         logger.info("deleted room %s (by the %s)", room_id[:8], by)
         return True
+
+    async def forget_deleted_rooms(self, older_than: float = 7 * 86400.0) -> int:
+        """Drop the record of rooms deleted more than *older_than* seconds ago; returns how many."""
+        async with _db_errors("forget_deleted_rooms"):
+            done = await self._pool.execute(
+                "DELETE FROM deleted_rooms WHERE deleted_at < now() - make_interval(secs => $1)",
+                float(older_than),
+            )
+        return int(done.split()[-1])
 
     async def delete_idle_rooms(self, idle: float, *, keep: Sequence[str] = (), limit: int = 50) -> list[str]:
         """Delete rooms with no member connected and no op for *idle* seconds; returns their ids.
@@ -552,6 +571,12 @@ class Store:
         for table in ("members", "invites", "removals"):
             await conn.execute(f"DELETE FROM {table} WHERE room_id = ANY($1::text[])", ids)
         await conn.execute("DELETE FROM rooms WHERE id = ANY($1::text[])", ids)
+        await conn.execute(
+            "INSERT INTO deleted_rooms (id, deleted_by) SELECT unnest($1::text[]), $2"
+            " ON CONFLICT (id) DO UPDATE SET deleted_by = excluded.deleted_by, deleted_at = now()",
+            ids,
+            by,
+        )
         for room_id in ids:
             await self._notify_room(conn, room_id, f"deleted:{by}")
 

@@ -27,3 +27,12 @@ CREATE TABLE removals (
     PRIMARY KEY (room_id, client_id)
 );
 CREATE INDEX removals_secret ON removals (room_id, secret_hash);
+
+-- Rooms deleted lately, and by whom (owner, operator, idle): a hub that
+-- learns of a deletion from its periodic check rather than from the
+-- notification still tells the members why.  Kept for a week.
+CREATE TABLE deleted_rooms (
+    id          text PRIMARY KEY,
+    deleted_by  text NOT NULL CHECK (deleted_by IN ('owner', 'operator', 'idle')),
+    deleted_at  timestamptz NOT NULL DEFAULT now()
+);
