@@ -77,8 +77,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from collab_core import ops  # noqa: E402
 from collab_core.client import DocumentClient  # noqa: E402
-from collab_server import ops  # noqa: E402
 from tests.support.hubproc import HubProcess  # noqa: E402
 
 TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT / "tests" / "data" / "traces"))
@@ -272,6 +272,7 @@ class Env:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="pairls-bench-"))
+        self.tmp.chmod(0o711)  # as root, PostgreSQL's own account must walk through it
         self.embedded: Any = None
         self.dsn = os.environ.get("DATABASE_URL", "")
         self.hubs: list[HubProcess] = []

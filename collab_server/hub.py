@@ -7,6 +7,11 @@ and is the only code that changes it.  The task drains its inbox, sequences
 what arrived, hands the batch to the store (which group-commits the batches
 of all documents together) and, once PostgreSQL has committed, acks the
 authors and broadcasts to the room.  Wire format: ``docs/protocol.md``.
+
+The same port answers two plain HTTP requests, for operators (see
+:meth:`Hub.process_request`): ``GET /healthz`` (200 once PostgreSQL answers,
+else 503) and ``GET /metrics`` (Prometheus, see ``metrics.py``).  Anything
+that asks for a WebSocket upgrade is a WebSocket, whatever its path.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from collab_core import wire
 from collab_core.errors import (
@@ -41,6 +49,7 @@ from .authority import ChangeRole, Close, RoomState, Seat
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .lifecycle import RoomKeeper
+from .metrics import HubMetrics
 from .store import DocumentRecord, Store
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -52,7 +61,20 @@ ROLES_THAT_EDIT = frozenset({"owner", "editor"})
 
 @dataclass(slots=True)
 class HubStats:
-    """Counters of the failures the hub survived (tests and metrics read them)."""
+    """Counters of traffic and of the failures the hub survived (tests and ``/metrics`` read them).
+
+    Traffic is counted per WebSocket message, in bytes of its payload (UTF-8
+    for text): an increment or two per frame, nothing per op.
+    """
+
+    #: messages received from clients (the refused and the malformed included)
+    frames_received: int = 0
+    bytes_received: int = 0
+    #: messages queued to clients (one per recipient of a broadcast)
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    #: error messages sent to clients, by code
+    refusals: dict[ErrorCode, int] = field(default_factory=lambda: dict.fromkeys(ErrorCode, 0))
 
     #: requests answered ``unavailable`` because a store call failed
     unavailable_requests: int = 0
@@ -81,9 +103,15 @@ class HubStats:
 
 
 class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Puts the connection's ``participant`` (and ``room``, once in one) on every record it logs.
+
+    The formatters of ``logs.py`` show them: a ``[room/participant]`` prefix
+    in text, fields of their own in JSON.
+    """
+
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = self.extra or {}
-        return f"[{extra.get('room', '-')}/{extra.get('participant', '-')}] {msg}", kwargs
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 class Connection:
@@ -116,9 +144,14 @@ class Connection:
             self.log.warning("dropping a client that does not read")
             transport.abort()
             return
+        stats = self.hub.stats
+        stats.frames_sent += 1
+        stats.bytes_sent += utf8_length(text)
         broadcast([self.ws], text)
 
     def error(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
+        """Send an ``error`` (every error a client gets goes through here, and is counted)."""
+        self.hub.stats.refusals[code] += 1
         self.send(wire.error(code, detail, **extra))
 
     def describe(self) -> dict[str, Any]:
@@ -612,20 +645,27 @@ class Hub:
         self.server: Server | None = None
         self.closing = False
         self.stats = HubStats()
+        self.metrics = HubMetrics(self)
         self._background: set[asyncio.Task[Any]] = set()
         self.keeper = RoomKeeper(self)
+        #: the health check in progress: concurrent probes share one query
+        self._health: asyncio.Future[bool] | None = None
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
+        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``)."""
         await self.store.listen(self._notified, on_reconnect=self._resync_all, on_room=self._room_notified)
+        self.store.add_commit_observer(self.metrics.commit_observed)
         self.server = await serve(
             self._handle,
             host,
             port,
+            process_request=self.process_request,
+            ssl=ssl,
             max_size=self.config.max_message_bytes,
             max_queue=64,
             compression=None,
@@ -654,6 +694,59 @@ class Hub:
             await asyncio.gather(*closing, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        if self._health is not None:
+            self._health.cancel()
+        self.store.remove_commit_observer(self.metrics.commit_observed)
+
+    # -- plain HTTP on the same port ------------------------------------------
+
+    async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        """websockets' ``process_request`` hook: ``/healthz`` and ``/metrics`` for plain GET and HEAD.
+
+        A request that asks for a WebSocket upgrade goes on to the handshake
+        whatever its path (RFC 6455, 4.2.1: ``Upgrade: websocket``); so does
+        a plain request of any other path or method, which websockets answers
+        with 426 Upgrade Required.
+        """
+        upgrade = ",".join(request.headers.get_all("Upgrade")).lower()
+        method = getattr(request, "method", "GET")  # websockets < 17 parses GET requests only
+        if "websocket" in upgrade or method not in ("GET", "HEAD"):
+            return None
+        path = request.path.partition("?")[0]
+        if path == "/healthz":
+            if self.closing:
+                response = ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
+            elif await self.healthy():
+                response = ws.respond(HTTPStatus.OK, "ok\n")
+            else:
+                response = ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "database unavailable\n")
+        elif path == "/metrics":
+            body, content_type = self.metrics.render(",".join(request.headers.get_all("Accept")))
+            response = ws.respond(HTTPStatus.OK, body.decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = content_type
+        else:
+            return None
+        if method == "HEAD":
+            response.body = b""  # the headers (Content-Length included) are those of a GET
+        return response
+
+    async def healthy(self) -> bool:
+        """True if the database answers ``SELECT 1`` within ``HubConfig.health_timeout``.
+
+        Probes that arrive while a check runs wait for that check instead of
+        starting their own, so a busy health checker costs one query at a time.
+        """
+        if self._health is None or self._health.done():
+            self._health = asyncio.ensure_future(self.store.ping(self.config.health_timeout))
+        return await asyncio.shield(self._health)
+
+    def send_all(self, conns: list[ServerConnection], text: str) -> None:
+        """Send *text* to every connection in *conns*, counted like :meth:`Connection.send`."""
+        if conns:
+            self.stats.frames_sent += len(conns)
+            self.stats.bytes_sent += len(conns) * utf8_length(text)
+            broadcast(conns, text)
 
     def background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -808,11 +901,14 @@ class Hub:
 
     async def _serve(self, conn: Connection) -> None:
         ws = conn.ws
+        stats = self.stats
         try:
             first = await asyncio.wait_for(ws.recv(), self.config.hello_timeout)
         except TimeoutError:
             await ws.close(CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
+        stats.frames_received += 1
+        stats.bytes_received += len(first) if isinstance(first, bytes) else utf8_length(first)
         try:
             hello = wire.decode(first)
         except ProtocolError as exc:
@@ -847,6 +943,8 @@ class Hub:
         )
         conn.log.info("connected")
         async for frame in ws:
+            stats.frames_received += 1
+            stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
             if not conn.allow():
                 conn.limited += 1
                 if conn.limited > self.config.burst:
@@ -947,7 +1045,7 @@ class Hub:
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
         room.presence[(conn.id, msg["path"])] = out
-        broadcast(room.others(conn), wire.encode(out))
+        self.send_all(room.others(conn), wire.encode(out))
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1030,7 +1128,7 @@ class Hub:
         conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
-        broadcast(
+        self.send_all(
             room.others(conn), wire.encode({"type": "participant_joined", "participant": conn.describe()})
         )
         return {
@@ -1057,7 +1155,8 @@ class Hub:
             del room.by_client[conn.client_id]
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
-        broadcast(room.others(None), wire.encode({"type": "participant_left", "participant": conn.id}))
+        conn.log.extra = {"participant": conn.id}
+        self.send_all(room.others(None), wire.encode({"type": "participant_left", "participant": conn.id}))
         if not room.connections:
             self._unload(room)
 
@@ -1090,7 +1189,7 @@ class Hub:
                 {"type": "document_created", "id": msg.get("id"), "path": record.path, "rev": record.rev}
             )
         )
-        broadcast(
+        self.send_all(
             room.others(conn),
             wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )

@@ -29,6 +29,11 @@ Errors: every database failure surfaces as :class:`StoreError` (the asyncpg
 exception is chained as ``__cause__``); a lost compare-and-set as
 :class:`RevisionConflict`, or :class:`DocumentGone` if the document was
 deleted meanwhile.  Document text, ops and secrets are never logged.
+
+Observing: :attr:`Store.stats` counts what happened; callbacks added with
+:meth:`Store.add_commit_observer` get the duration and size of every
+group-commit transaction (the hub's ``/metrics`` histograms); :meth:`Store.ping`
+is the health check.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +58,7 @@ from .authority import Admission, RoomState, Seat
 from .document import ClientId, Rev, Sequenced
 
 __all__ = [
+    "CommitObserver",
     "DocumentRecord",
     "LoadedDocument",
     "RoomInfo",
@@ -98,9 +105,13 @@ class RoomInfo(NamedTuple):
     last_active: datetime
 
 
+#: ``observer(seconds, ops)`` after each group-commit transaction that PostgreSQL answered
+CommitObserver = Callable[[float, int], None]
+
+
 @dataclass
 class StoreStats:
-    """Counters for tests and metrics."""
+    """Counters for tests and metrics (the hub's ``/metrics`` reads them)."""
 
     #: group-commit transactions run (each holds one or more appends)
     transactions: int = 0
@@ -311,6 +322,31 @@ class Store:
         self._callbacks: list[Callable[[str, int, int], None]] = []
         self._room_callbacks: list[Callable[[str, str, str], None]] = []
         self._on_reconnect: list[Callable[[], None]] = []
+        self._commit_observers: list[CommitObserver] = []
+
+    async def ping(self, timeout: float) -> bool:
+        """True if PostgreSQL answers ``SELECT 1`` through the pool within *timeout* seconds.
+
+        Never raises: a refused connection, a closed store or a slow answer is False.
+        """
+        try:
+            async with asyncio.timeout(timeout), _db_errors("ping"):
+                return bool(await self._pool.fetchval("SELECT 1") == 1)
+        except (StoreError, TimeoutError):
+            return False
+
+    def add_commit_observer(self, observer: CommitObserver) -> None:
+        """Call ``observer(seconds, ops)`` after every group-commit transaction PostgreSQL answered.
+
+        *seconds* is the round trip of its one statement, *ops* how many ops
+        it carried (those of documents that lost their compare-and-set
+        included).  Runs on the committer's path: keep it cheap.
+        """
+        self._commit_observers.append(observer)
+
+    def remove_commit_observer(self, observer: CommitObserver) -> None:
+        with contextlib.suppress(ValueError):
+            self._commit_observers.remove(observer)
 
     async def close(self) -> None:
         """Wait for queued and in-flight commits, then close the listener and the pool."""
@@ -809,6 +845,7 @@ class Store:
                 o_seq.append(s.seq)
                 o_op.append(text)
         self.stats.transactions += 1
+        started = time.perf_counter()
         async with _db_errors("append"):
             row = await self._pool.fetchrow(
                 _APPEND_SQL,
@@ -817,6 +854,14 @@ class Store:
                 self.hub_id,
             )  # fmt: skip
         assert row is not None
+        if self._commit_observers:
+            elapsed = time.perf_counter() - started
+            for observer in self._commit_observers:
+                try:
+                    observer(elapsed, len(o_op))
+                except Exception:
+                    # a broken observer must not fail a commit that happened
+                    logger.exception("commit observer failed")
         return set(row["committed"])
 
     async def _settle(self, group: list[_Append], committed: set[int], *, verify: bool) -> None:

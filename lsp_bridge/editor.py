@@ -148,16 +148,34 @@ class LspEditor:
         where = f"{event.path}:{event.selection[0][0] + 1}" if event.selection else event.path
         await self.show_document(uri, selection, f"pairls: {event.name} is at {where}")
 
-    async def show_document(self, uri: str, selection: lsp.Range | None, fallback: str) -> None:
-        """``window/showDocument``; if the editor cannot, tell the user where to look instead."""
+    async def confirm(self, question: str, yes: str) -> bool:
+        """Ask the user (``window/showMessageRequest``); True only if they chose *yes*."""
         try:
-            result = await self.server.window_show_document_async(
-                lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
+            answer = await self.server.window_show_message_request_async(
+                lsp.ShowMessageRequestParams(
+                    type=lsp.MessageType.Warning,
+                    message=question,
+                    actions=[lsp.MessageActionItem(title=yes), lsp.MessageActionItem(title="Cancel")],
+                )
             )
-            shown = bool(result and result.success)
-        except Exception:  # an editor without showDocument answers MethodNotFound
-            shown = False
-        if not shown:
+        except Exception:  # an editor that cannot ask: the answer is no
+            logger.info("window/showMessageRequest failed")
+            return False
+        return answer is not None and answer.title == yes
+
+    async def show_document(self, uri: str, selection: lsp.Range | None, fallback: str | None) -> None:
+        """``window/showDocument`` if the editor said it can; else (or if it failed) tell the
+        user *fallback*, where to look (None: the caller opens it some other way)."""
+        shown = False
+        if self.server.can_show_document:
+            try:
+                result = await self.server.window_show_document_async(
+                    lsp.ShowDocumentParams(uri=uri, take_focus=True, selection=selection)
+                )
+                shown = bool(result and result.success)
+            except Exception:  # the editor failed the request: the fallback says where it is
+                logger.info("window/showDocument failed")
+        if not shown and fallback is not None:
             self.server.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Info, message=fallback)
             )

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from pygls.uris import from_fs_path, to_fs_path
 
-__all__ = ["PathMapper", "is_private", "shareable_files"]
+from collab_core.wire import valid_path
+
+from .ignore import IgnoreFile, ignored
+
+__all__ = ["PathMapper", "ShareFilter", "is_private", "shareable_files"]
 
 #: folders never shared by a folder share (tools' caches, dependencies, build output, VCS)
 SKIPPED_DIRS = frozenset(
@@ -41,57 +44,123 @@ def is_private(name: str) -> bool:
     return any(fnmatch.fnmatchcase(base, pattern) for pattern in PRIVATE)
 
 
-def shareable_files(folder: Path, *, max_bytes: int) -> tuple[list[Path], list[str]]:
-    """The text files under *folder* a folder share sends: what git tracks or would track
-    (``.gitignore`` respected) when it is a git work tree, else every file outside the
-    usual tool folders; never a private file, a binary file or one over *max_bytes*.
-    Returns (files, what was skipped and why)."""
-    candidates: list[Path] = []
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=folder,
-            capture_output=True,
-            timeout=30,
-            check=True,
-        ).stdout.decode("utf-8", "replace")
-        candidates = [folder / name for name in listed.split("\0") if name]
-    except (OSError, subprocess.SubprocessError):
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]
-            candidates += [Path(dirpath) / f for f in filenames]
-    files, skipped = [], []
-    for path in sorted(candidates):
-        rel = path.relative_to(folder).as_posix()
-        if any(part in SKIPPED_DIRS for part in PurePosixPath(rel).parts[:-1]):
-            continue
-        if is_private(rel):
-            skipped.append(f"{rel}: may hold a secret")
-            continue
+class ShareFilter:
+    """Why a file under one workspace folder is not shared without asking: inside ``.git``,
+    ignored by git (``.gitignore`` files from the repository's top down, ``.git/info/exclude``),
+    listed in a ``.pairlsignore`` (same syntax), or named like a file that holds secrets.
+
+    The ignore files are read when asked and cached by modification time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # the repository's top when the folder is inside one: its .gitignore files count too
+        self.top = next((p for p in (root, *root.parents) if (p / ".git").exists()), root)
+        self._cache: dict[Path, tuple[float, IgnoreFile | None]] = {}
+
+    def reason(self, path: Path, is_dir: bool = False) -> str | None:
+        """Why *path* (under the folder) should not be shared unasked, or None."""
         try:
-            if not path.is_file() or path.is_symlink():
-                continue
-            size = path.stat().st_size
+            rel = path.relative_to(self.top).as_posix()
+        except ValueError:
+            return "it is outside the workspace"
+        parts = rel.split("/")
+        if ".git" in parts:
+            return "it is inside .git"
+        if not is_dir and is_private(rel):
+            return "its name says it may hold a secret"
+        folders = [self.top.joinpath(*parts[:i]) for i in range(len(parts))]
+        git = [self._load(self.top / ".git" / "info" / "exclude", self.top)]
+        git += [self._load(d / ".gitignore", d) for d in folders]
+        if ignored([f for f in git if f is not None], rel, is_dir):
+            return "git ignores it"
+        mine = [f for f in (self._load(d / ".pairlsignore", d) for d in folders) if f is not None]
+        if ignored(mine, rel, is_dir):
+            return ".pairlsignore lists it"
+        return None
+
+    def _load(self, file: Path, folder: Path) -> IgnoreFile | None:
+        try:
+            mtime = file.stat().st_mtime
         except OSError:
-            continue
-        if size > max_bytes:
-            skipped.append(f"{rel}: larger than the hub allows")
-            continue
-        with path.open("rb") as f:
-            head = f.read(8192)
-        if b"\0" in head:
-            skipped.append(f"{rel}: binary")
-            continue
-        files.append(path)
+            self._cache.pop(file, None)
+            return None
+        cached = self._cache.get(file)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            text = file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        base = folder.relative_to(self.top).as_posix()
+        parsed = IgnoreFile.parse(text, "" if base == "." else base)
+        self._cache[file] = (mtime, parsed)
+        return parsed
+
+
+def shareable_files(folder: Path, *, max_bytes: int) -> tuple[list[Path], list[str]]:
+    """The text files under *folder* a folder share sends: every file git would not
+    ignore, outside the usual tool folders, not listed in a ``.pairlsignore``, not named like
+    a secret, not binary, not over *max_bytes*, not a symbolic link.
+    Returns (files, what was skipped and why)."""
+    share = ShareFilter(folder)
+    files: list[Path] = []
+    skipped: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in SKIPPED_DIRS and share.reason(here / d, is_dir=True) is None
+        )
+        for name in sorted(filenames):
+            path = here / name
+            rel = path.relative_to(folder).as_posix()
+            why = share.reason(path)
+            if why is not None:
+                if why != "git ignores it":
+                    skipped.append(f"{rel}: {why}")
+                continue
+            try:
+                if path.is_symlink() or not path.is_file():
+                    continue
+                size = path.stat().st_size
+                if size > max_bytes:
+                    skipped.append(f"{rel}: larger than the hub allows")
+                    continue
+                with path.open("rb") as f:
+                    head = f.read(8192)
+            except OSError:
+                continue
+            if b"\0" in head:
+                skipped.append(f"{rel}: binary")
+                continue
+            files.append(path)
     return files, skipped
+
+
+#: longest file name most file systems take, in bytes
+NAME_MAX = 255
 
 
 @dataclass
 class PathMapper:
+    """The only place that turns a room path into a local file.
+
+    The hub is not trusted: a path it sends is used only if it has the protocol's shape
+    (:func:`collab_core.wire.valid_path`: relative, ``/``-separated, no ``..``, no
+    backslash, drive letter or control character), no part longer than a file name may be,
+    no ``.git`` part, and if, with symbolic links resolved, it stays inside its folder.
+    Files are created folder by folder without following a symbolic link, so a link made
+    in between cannot lead a write out either.  A refusal is kept in :attr:`refused` and
+    :meth:`refusal_message` says it once."""
+
     #: (name, root) of each workspace folder, the first one first
     folders: list[tuple[str, Path]]
     #: where rooms go without a workspace folder (``$XDG_CACHE_HOME/pairls/rooms``)
     cache: Path
+    #: room paths refused, in order (the first few)
+    refused: list[str] = field(default_factory=list)
+    refusals: int = 0
+    _told: bool = False
+    _filters: dict[Path, ShareFilter] = field(default_factory=dict)
 
     @classmethod
     def for_workspace(cls, folders: list[tuple[str, str]]) -> PathMapper:
@@ -106,27 +175,58 @@ class PathMapper:
 
     def room_path(self, uri: str) -> str | None:
         """The room path of the file *uri*, or None if it is not under a workspace folder."""
+        found = self._under_folder(uri)
+        if found is None:
+            return None
+        i, rel = found
+        return rel if i == 0 else f"{self.folders[i][0]}/{rel}"
+
+    def _under_folder(self, uri: str) -> tuple[int, str] | None:
         fs = to_fs_path(uri)
         if not fs:
             return None
         target = Path(fs).resolve()
-        for i, (name, root) in enumerate(self.folders):
+        for i, (_, root) in enumerate(self.folders):
             try:
-                rel = target.relative_to(root)
+                rel = target.relative_to(root).as_posix()
             except ValueError:
                 continue
-            posix = rel.as_posix()
-            if posix in (".", ""):
-                return None
-            return posix if i == 0 else f"{name}/{posix}"
+            return None if rel in (".", "") else (i, rel)
         return None
 
+    def share_block(self, uri: str) -> str | None:
+        """Why the file *uri* is not shared without the user saying so, or None.
+
+        Outside every workspace folder; inside ``.git``; ignored by git or a
+        ``.pairlsignore``; or named like a file that holds secrets."""
+        found = self._under_folder(uri)
+        if found is None:
+            return "it is outside the workspace"
+        i, rel = found
+        root = self.folders[i][1]
+        share = self._filters.get(root)
+        if share is None:
+            share = self._filters[root] = ShareFilter(root)
+        return share.reason(root / rel)
+
     def local_path(self, path: str, room_id: str | None) -> Path | None:
-        """Where the room document *path* lives on disk, or None if it cannot be placed safely."""
-        parts = PurePosixPath(path).parts
-        if not parts or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        """Where the room document *path* lives on disk (symbolic links resolved), or None
+        (and the refusal noted) if it cannot be placed inside its folder."""
+        placed = self._place(path, room_id)
+        if placed is None:
+            self.refusals += 1
+            if len(self.refused) < 5:
+                self.refused.append(path[:120])
             return None
-        root: Path | None = None
+        return placed[0] / placed[1]
+
+    def _place(self, path: str, room_id: str | None) -> tuple[Path, str] | None:
+        """(folder, the path relative to it with links resolved) of room path *path*."""
+        if not isinstance(path, str) or not valid_path(path):
+            return None
+        parts = path.split("/")
+        if ".git" in parts or any(len(p.encode("utf-8")) > NAME_MAX for p in parts):
+            return None
         rel = parts
         if self.folders:
             root = self.folders[0][1]
@@ -136,13 +236,47 @@ class PathMapper:
                     break
         else:
             root = (self.cache / (room_id or "no-room")).resolve()
-        target = root.joinpath(*rel)
         try:
-            # a symlinked folder inside the workspace must not lead outside it
-            target.resolve().relative_to(root)
-        except ValueError:
+            resolved = root.joinpath(*rel).resolve().relative_to(root)
+        except (ValueError, OSError, RuntimeError):  # outside, or a loop of links
             return None
-        return target
+        if resolved.as_posix() in (".", "") or ".git" in resolved.parts:
+            return None
+        return root, resolved.as_posix()
+
+    def create(self, path: str, room_id: str | None, text: str) -> Path | None:
+        """Create the file for room path *path* with *text*, and the folders it needs, none of
+        them through a symbolic link; None if the path is refused or a link is in the way."""
+        placed = self._place(path, room_id)
+        if placed is None:
+            self.local_path(path, room_id)  # notes the refusal
+            return None
+        root, rel = placed
+        if not self.folders:
+            root.mkdir(parents=True, exist_ok=True)  # the room's own folder in the cache
+        try:
+            _create_beneath(root, rel.split("/"), text)
+        except FileExistsError:
+            pass  # someone made it meanwhile: it is there
+        except OSError:
+            # a symbolic link put in the way after the check (ELOOP, ENOTDIR)
+            self.refusals += 1
+            if len(self.refused) < 5:
+                self.refused.append(path[:120])
+            return None
+        return root / rel
+
+    def refusal_message(self) -> str | None:
+        """A message for the user the first time a path was refused; None after."""
+        if not self.refused or self._told:
+            return None
+        self._told = True
+        names = ", ".join(repr(p) for p in self.refused)
+        return (
+            f"pairls: the hub named a file that is not inside your workspace ({names}); "
+            "nothing was written there. An honest hub never does this: if it keeps happening, "
+            "leave the room."
+        )
 
     def root(self) -> Path | None:
         """The first workspace folder, if any."""
@@ -150,3 +284,27 @@ class PathMapper:
 
     def uri(self, path: Path) -> str:
         return from_fs_path(str(path)) or path.as_uri()
+
+
+def _create_beneath(root: Path, parts: list[str], text: str) -> None:
+    """Create ``root/parts...`` (new file, folders as needed) walking with directory
+    descriptors and O_NOFOLLOW: no symbolic link is followed below *root*."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass
+            next_fd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        file_fd = os.open(
+            parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+            0o666, dir_fd=fd,
+        )  # fmt: skip
+        with os.fdopen(file_fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    finally:
+        os.close(fd)

@@ -38,6 +38,8 @@ sockets (tests/lsp_bridge/test_room.py):
 * joining follows the room's documents a few at a time, retrying what
   failed, and reports progress;
 * the connection backs off on repeated failures and says so once;
+  a failure that retrying cannot fix (a hub certificate that does not
+  verify) ends the entry or the room with the reason, without retrying;
 * the owner's controls (:meth:`kick`, :meth:`set_role`,
   :meth:`rotate_invites`, :meth:`delete_room`) are requests like any other;
   a connection the hub ends for the owner (removed, invite withdrawn, room
@@ -52,6 +54,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +63,7 @@ from typing import Any
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import CloseCode
+from collab_core.wire import valid_path
 
 from .editor_sync import ContentChange, EditorSync, EditToApply
 from .invite import InvalidInvite, Invite, parse_invite
@@ -377,8 +381,17 @@ class Room:
         self.heals = 0
         self.follow: str | None = None
         self.limits: dict[str, Any] = {"maxMessageBytes": 1 << 20, "rate": 1000.0, "burst": 2000}
-        #: counters for status and tests
-        self.stats = {"connects": 0, "reconnects": 0, "resends": 0, "catchups": 0, "refused": 0}
+        #: counters for status and tests; bad_paths: paths the hub sent that are not of the
+        #: protocol's shape (ignored); gave_up: connections that failed for good (certificates)
+        self.stats = {
+            "connects": 0,
+            "reconnects": 0,
+            "resends": 0,
+            "catchups": 0,
+            "refused": 0,
+            "bad_paths": 0,
+            "gave_up": 0,
+        }
         self._entry: tuple[str, Any, int] | None = None  # ("create", name, ticket) | ("join", invite, ticket)
         self._enter_deadline: float | None = None
         self._entered = False
@@ -933,6 +946,24 @@ class Room:
         logger.info("hub connection closed (code %s); reconnecting in %.2fs", code, delay)
         self._notify_status()
 
+    def connection_failed(self, reason: str, now: float) -> None:
+        """The connection could not open, and trying again will not help until someone changes
+        something (a certificate that does not verify, a hub without TLS: ``lsp_bridge/tls.py``).
+
+        No backoff: a create or join fails with *reason*; in a room, the room is
+        left with one error message (the editors keep their text, and the user
+        joins again once it is fixed).  Counted in ``stats["gave_up"]``.
+        """
+        if self.conn is Conn.DOWN and self._reconnect_at is not None:
+            return  # (a close already handled)
+        if not self.in_room and self._entry is None:
+            self.conn = Conn.DOWN
+            self._notify_status()
+            return
+        self.stats["gave_up"] += 1
+        logger.warning("giving up on the hub at %s: %s", self.hub_url, reason)
+        self._give_up(reason, "disconnected from the hub")
+
     def receive_frame(self, msgs: list[dict[str, Any]], now: float) -> None:
         """The messages of one hub frame, in order; the editor gets one edit for all of them."""
         self._batching += 1
@@ -959,8 +990,8 @@ class Room:
             self._reply(self._requests.pop(rid), msg, now)
             return
         kind = msg.get("type")
-        path = msg.get("path")
-        doc = self.docs.get(path) if isinstance(path, str) else None
+        path = self._path_of(msg)
+        doc = self.docs.get(path) if path is not None else None
         if kind in ("op", "ack"):
             if doc is not None and isinstance(msg.get("rev"), int):
                 doc.held.append(msg)
@@ -979,7 +1010,7 @@ class Room:
             self._participants_changed()
             if gone is not None and gone.path is not None:
                 self._cursors_changed(gone.path)
-        elif kind == "document_added" and isinstance(path, str):
+        elif kind == "document_added" and path is not None:
             rev = msg.get("rev")
             self.room_documents[path] = rev if isinstance(rev, int) else 0
             if path not in self.docs:
@@ -1212,11 +1243,14 @@ class Room:
             self._events.append(Disconnect())
             self.connection_closed(None, now)
             return
-        text = _explain(code)
+        self._give_up(_explain(code), "could not rejoin the room")
+
+    def _give_up(self, text: str, doing: str) -> None:
+        """Fail the create or join under way with *text*, or leave the room saying why; no retry."""
         if self._entry is not None:
             self._done(self._entry[2], error=text)
         else:
-            self._events.append(ShowMessage(f"pairls: could not rejoin the room: {text}", error=True))
+            self._events.append(ShowMessage(f"pairls: {doing}: {text}", error=True))
             for doc in self.docs.values():
                 self._events.append(TextReplaced(doc.path, None))
         self._reset_room()
@@ -1238,10 +1272,11 @@ class Room:
         for pres in msg.get("presence") or []:
             if isinstance(pres, dict):
                 self._presence_received(pres)
+        documents = msg.get("documents")
         self.room_documents = {
-            d["path"]: d.get("rev", 0)
-            for d in msg.get("documents") or []
-            if isinstance(d, dict) and isinstance(d.get("path"), str)
+            d["path"]: d["rev"] if type(d.get("rev")) is int else 0
+            for d in (documents if isinstance(documents, list) else [])
+            if isinstance(d, dict) and self._path_of(d) is not None
         }
         if self._entry is not None:
             what, arg, ticket = self._entry
@@ -1759,13 +1794,24 @@ class Room:
 
     # == internals: people ==========================================================================
 
+    def _path_of(self, msg: dict[str, Any]) -> str | None:
+        """The message's ``path`` if it has the protocol's shape; else None, counted (a hub
+        that sends ``../x`` or ``/etc/x`` gets nothing done with it)."""
+        path = msg.get("path")
+        if path is None:
+            return None
+        if isinstance(path, str) and valid_path(path):
+            return path
+        self.stats["bad_paths"] += 1
+        return None
+
     def _participant(self, p: dict[str, Any]) -> Participant:
-        pid = str(p.get("id"))
+        pid = str(p.get("id"))[:64]
         old = self.participants.get(pid)
         if old is not None:
             return old
         color = COLORS[len(self.participants) % len(COLORS)]
-        part = Participant(pid, str(p.get("name", "?"))[:64], str(p.get("role", "editor")), color)
+        part = Participant(pid, display_name(p.get("name")), str(p.get("role", "editor"))[:16], color)
         self.participants[pid] = part
         return part
 
@@ -1798,10 +1844,10 @@ class Room:
 
     def _presence_received(self, msg: dict[str, Any]) -> None:
         pid = msg.get("participant")
-        path = msg.get("path")
+        path = self._path_of(msg)
         rev = msg.get("rev")
         ranges = msg.get("ranges")
-        if not isinstance(pid, str) or not isinstance(path, str) or not isinstance(rev, int):
+        if not isinstance(pid, str) or path is None or not isinstance(rev, int):
             return
         if not isinstance(ranges, list):
             return
@@ -1873,6 +1919,11 @@ class Room:
             for part, ranges in self.cursors(uri):
                 if part is p and ranges:
                     selection = ranges[0]
+        elif doc is not None and doc.client is not None and p.ranges:
+            # no buffer here yet: where it is in the room's text, which the file opens with
+            idx = LineIndex.of(doc.client.text)
+            anchor, head = (min(x, len(doc.client.text)) for x in p.ranges[0])
+            selection = (idx.position(anchor, self.encoding), idx.position(head, self.encoding))
         self._events.append(FollowTo(p.path, uri, selection, p.name))
 
     def _flush_presence(self, now: float) -> None:
@@ -1896,6 +1947,18 @@ class Room:
 
     def _notify_status(self) -> None:
         self._events.append(Notify("pairls/status", self.status()))
+
+
+#: control characters and the bidirectional overrides and isolates, which can make a name
+#: read as something else in the editor
+_UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def display_name(name: object) -> str:
+    """A peer's name as the editor shows it: text, without control or direction-changing
+    characters, at most 64 characters."""
+    text = _UNSAFE_NAME.sub("", name if isinstance(name, str) else "").strip()[:64]
+    return text or "?"
 
 
 def _grow(delay: float, low: float, high: float) -> float:

@@ -59,6 +59,9 @@ class PairlsServer(LanguageServer):
         self.editor = LspEditor(self)
         self.completions = CompletionService()
         self.paths = PathMapper.for_workspace([])
+        #: files autoShare left out (said once each)
+        self._not_shared: set[str] = set()
+        self.can_show_document = False
 
     def completion_mode(self, language_id: str | None) -> str:
         modes = self.completions_by_language
@@ -90,11 +93,21 @@ class PairlsServer(LanguageServer):
             self.begin_share(uri, doc.source, doc.version or 0)
 
     def begin_share(self, uri: str, text: str, version: int) -> None:
+        """autoShare: share *uri* unless it is outside the workspace, in ``.git``, ignored
+        (``.gitignore``, ``.pairlsignore``) or named like a secret (then say so, once per file)."""
         session = self.session
         if session is None or not session.room.in_room or not self.auto_share or uri in session.room.by_uri:
             return
         path = self.paths.room_path(uri)
         if path is None:
+            return
+        why = self.paths.share_block(uri)
+        if why is not None:
+            if uri not in self._not_shared:
+                self._not_shared.add(uri)
+                self.editor.log(
+                    f"pairls: not sharing {path}: {why} (pairls.shareDocument shares it if you want)"
+                )
             return
         asyncio.get_running_loop().create_task(self._share(session, uri, path, text, version))
 
@@ -105,11 +118,13 @@ class PairlsServer(LanguageServer):
             self.editor.log(f"pairls: could not share {path}: {exc}")
 
     async def ensure_local(self, path: str) -> Path | None:
-        """Make the room's document *path* exist on disk (its current text) if it does not yet."""
+        """Make the room's document *path* exist on disk (its current text) if it does not yet;
+        None if the path does not lead inside the workspace (the user is told once)."""
         session = self.require_session()
-        local = self.paths.local_path(path, session.room.room_id)
+        room_id = session.room.room_id
+        local = self.paths.local_path(path, room_id)
         if local is None:
-            self.editor.log(f"pairls: {path} cannot be placed in the workspace")
+            self.path_refused()
             return None
         if not local.exists():
             text = session.room.document_text(path)
@@ -119,6 +134,15 @@ class PairlsServer(LanguageServer):
                 except SessionError as exc:
                     self.editor.log(f"pairls: could not open {path}: {exc}")
                     return None
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_text(text, encoding="utf-8", newline="")
+            local = self.paths.create(path, room_id, text)
+            if local is None:
+                self.path_refused()
+                return None
         return local
+
+    def path_refused(self) -> None:
+        message = self.paths.refusal_message()
+        if message is not None:
+            self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=message))
+        else:
+            logger.info("a room path outside the workspace refused (%d so far)", self.paths.refusals)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import secrets
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from .room import (
     TextChanged,
     TextReplaced,
 )
+from .tls import CA_FILE_ENV, TLSSetupError, client_context, final_failure
 
 __all__ = ["EditorPort", "Session", "SessionError"]
 
@@ -85,6 +87,8 @@ class Session:
         self._waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: tasks that died of an exception (a bug: tests fail on any)
+        self.failed_tasks = 0
 
     @property
     def now(self) -> float:
@@ -232,6 +236,7 @@ class Session:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
+            self.failed_tasks += 1
             logger.error("session task failed", exc_info=task.exception())
 
     async def _apply(self, ev: ApplyEdit) -> None:
@@ -278,10 +283,18 @@ class Session:
                 await old
         code: int | None = None
         reason: str | None = None
+        failure: str | None = None
         writer: asyncio.Task[None] | None = None
         try:
+            tls = client_context(os.environ.get(CA_FILE_ENV)) if url.startswith("wss:") else None
             async with connect(
-                url, max_size=None, compression=None, open_timeout=10, ping_interval=20, ping_timeout=20
+                url,
+                ssl=tls,
+                max_size=MAX_FRAME,
+                compression=None,
+                open_timeout=10,
+                ping_interval=20,
+                ping_timeout=20,
             ) as ws:
                 if gen != self._gen:
                     return
@@ -293,12 +306,16 @@ class Session:
                 async for frame in ws:
                     self._frame(frame)
                 code, reason = ws.close_code, ws.close_reason
-        except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError, TLSSetupError) as exc:
             code = getattr(exc, "code", None) if isinstance(exc, ConnectionClosed) else None
             rcvd = getattr(exc, "rcvd", None)
             if rcvd is not None:
                 code, reason = rcvd.code, rcvd.reason
-            logger.info("hub connection: %s", type(exc).__name__)
+            failure = final_failure(exc, url)
+            logger.info("hub connection: %s%s", type(exc).__name__, " (final)" if failure else "")
+        except Exception:  # a bug (in the room, on what the hub sent): counted, tests fail on it
+            self.failed_tasks += 1
+            logger.exception("hub connection failed")
         finally:
             if writer is not None:
                 writer.cancel()
@@ -306,7 +323,10 @@ class Session:
                 self._ws = None
                 self._outbox = None
         if gen == self._gen:
-            self.call(lambda now: self.room.connection_closed(code, now, reason))
+            if failure is not None:
+                self.call(self.room.connection_failed, failure)
+            else:
+                self.call(lambda now: self.room.connection_closed(code, now, reason))
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -322,6 +342,11 @@ class Session:
         msgs = [one for one in (msg if isinstance(msg, list) else [msg]) if isinstance(one, dict)]
         self.room.receive_frame(msgs, self.now)
         self.flush()
+
+
+#: the largest frame taken from a hub: an ``opened`` of the largest document a hub allows
+#: (16 MiB by default) with JSON's escapes; a bigger one closes the connection (1009)
+MAX_FRAME = 128 << 20
 
 
 def _client_id() -> str:

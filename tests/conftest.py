@@ -7,15 +7,27 @@
   after the test.
 * ``store`` (function): a :class:`collab_server.store.Store` opened (and
   migrated) on ``database_url``, closed after the test.
+* ``reachable_tmp`` (session) and ``pg_tmp`` (function): temporary
+  directories for an embedded PostgreSQL.  Run as root, PostgreSQL runs as
+  the ``pairls`` account, which must be able to walk down to its data, and
+  the hub changes no directory's mode outside its data dir; pytest's own
+  temporary directories are private (0700, under a 0700
+  ``/tmp/pytest-of-root``), so these live in a directory of our own under
+  ``/tmp`` (0711), removed at the end of the session.  Not as root they are
+  pytest's.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -55,12 +67,38 @@ class PgServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def reachable_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """``make(name)``: a new directory that an embedded PostgreSQL's account can reach."""
+    if os.geteuid() != 0:
+        yield tmp_path_factory.mktemp
+        return
+    base = Path(tempfile.mkdtemp(prefix="pairls-tests-"))
+    base.chmod(0o711)  # our own directory: walkable, not listable
+
+    def make(name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=re.sub(r"[^\w-]", "_", name)[:30] + "-", dir=base))
+        path.chmod(0o711)
+        return path
+
+    try:
+        yield make
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_tmp(request: pytest.FixtureRequest, reachable_tmp: Callable[[str], Path]) -> Path:
+    """A fresh directory for this test's embedded PostgreSQL (see the module docstring)."""
+    return reachable_tmp(request.node.name)
+
+
+@pytest.fixture(scope="session")
+def pg_server(reachable_tmp: Callable[[str], Path]) -> Iterator[PgServer]:
     url = os.environ.get("DATABASE_URL")
     if url:
         yield PgServer(url)
         return
-    server = start_embedded(tmp_path_factory.mktemp("postgres") / "data")
+    server = start_embedded(reachable_tmp("postgres") / "data")
     try:
         yield PgServer(server.dsn, server)
     finally:

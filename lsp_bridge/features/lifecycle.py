@@ -23,6 +23,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
     ls.can_refresh_inlay_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
     window = caps.window
     ls.can_show_progress = bool(window and window.work_done_progress)
+    ls.can_show_document = bool(window and window.show_document and window.show_document.support)
     ls.client_name = params.client_info.name if params.client_info else ""
     folders = [(f.name, f.uri) for f in params.workspace_folders or []]
     if not folders and params.root_uri:

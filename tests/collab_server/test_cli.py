@@ -18,6 +18,8 @@ import asyncpg
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
+from collab_server.cli import connect_hints
+from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 
@@ -71,6 +73,43 @@ async def test_port_0_prints_one_listening_line_that_works(database_url: str) ->
         hub.kill()
 
 
+async def test_startup_says_how_editors_connect(database_url: str) -> None:
+    hub = HubProcess(database_url=database_url)
+    try:
+        url = await start(hub)
+        for _ in range(100):  # the lines after the first come right after it
+            if len(hub.stdout) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        status, _, body = await get(url.replace("ws://", "http://") + "/healthz")
+        assert (status, body) == (200, "ok\n")
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+    port = url.rsplit(":", 1)[1]
+    assert hub.stdout == [
+        f"listening on {url}",
+        f"editors connect to {url}: set pairls.hubUrl to it in VS Code,"
+        " or PAIRLS_HUB_URL for Neovim, Emacs and other editors",
+        "only this machine can connect to 127.0.0.1; to let others in, listen on all interfaces:"
+        f" pairls-hub --host 0.0.0.0 (and let port {port} through the firewall)",
+    ]
+
+
+def test_connect_hints_name_the_url_to_use_for_each_kind_of_host() -> None:
+    import socket
+
+    assert connect_hints("::1", 9000)[0].startswith("editors connect to ws://[::1]:9000: ")
+    assert connect_hints("localhost", 1)[1].startswith("only this machine can connect to localhost;")
+    for wildcard in ("0.0.0.0", "::"):
+        url, invites = connect_hints(wildcard, 8765)  # no loopback warning
+        assert url.startswith(f"editors connect to ws://{socket.gethostname()}:8765 (or ws://ADDRESS:8765 ")
+        assert "pairls.hubUrl" in url and "PAIRLS_HUB_URL" in url
+        assert "not 127.0.0.1" in invites
+    (line,) = connect_hints("10.1.2.3", 8765)
+    assert line.startswith("editors connect to ws://10.1.2.3:8765: set pairls.hubUrl")
+
+
 # -- embedded PostgreSQL ------------------------------------------------------
 
 
@@ -109,10 +148,10 @@ def alive(proc: psutil.Process) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_embedded_postgres_starts_serves_and_stops(
-    tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+    pg_tmp: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    data = tmp_path / "hub"
+    data = pg_tmp / "hub"
     room: dict[str, Any] = {}
     text = ""
     for run in range(2):  # the second run reuses the data dir
@@ -201,9 +240,10 @@ async def test_sigterm_with_clients_acks_or_refuses_every_op(database_url: str) 
 # -- logs -------------------------------------------------------------------------
 
 
-async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_logs_hold_no_document_text_or_secrets(database_url: str, log_format: str) -> None:
     mark = "Lm" + uuid.uuid4().hex + "mL"
-    hub = HubProcess("--log-level", "INFO", database_url=database_url)
+    hub = HubProcess("--log-level", "INFO", "--log-format", log_format, database_url=database_url)
     try:
         url = await start(hub)
         a = await Peer(url, f"n{mark[:20]}").connect()
@@ -235,6 +275,21 @@ async def test_logs_hold_no_document_text_or_secrets(database_url: str) -> None:
     for secret in (mark, created["ownerSecret"], created["editorSecret"], created["viewerSecret"]):
         assert secret not in log
     assert mark[:20] not in log
+    if log_format == "json":
+        lines = [json.loads(line) for line in hub.stderr]  # every line is one JSON object
+        assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
+        joined = [line for line in lines if line["message"] == "joined as editor"]
+        assert (
+            len(joined) == 1 and joined[0]["level"] == "INFO" and joined[0]["logger"] == "collab_server.hub"
+        )
+        # the connection's room (a prefix of its id) and participant, as fields of their own
+        assert created["room"].startswith(joined[0]["room"]) and joined[0]["participant"] == b.participant
+        connected = [line for line in lines if line["message"] == "connected"]
+        assert {line["participant"] for line in connected} == {a.participant, b.participant, c.participant}
+        assert not [line for line in lines if "room" in line and "participant" not in line]
+    else:
+        assert f"[{created['room'][:8]}/{b.participant}] joined as editor" in log
 
 
 # -- rooms: the operator's commands, and the idle sweep ---------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,15 @@ import asyncpg
 import psutil
 import pytest
 
-from collab_server.database import EmbeddedPostgres, start_embedded
+from collab_server.database import (
+    Account,
+    DirMode,
+    EmbeddedPostgres,
+    blocking_dir,
+    make_dirs,
+    start_embedded,
+    unreachable_message,
+)
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -52,8 +61,8 @@ async def fetch(dsn: str, sql: str) -> object:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "pgdata"
+def data_dir(pg_tmp: Path) -> Path:
+    return pg_tmp / "pgdata"
 
 
 @pytest.fixture
@@ -139,20 +148,73 @@ async def test_concurrent_starts_on_one_directory_share_one_server(
     assert sorted([a.reused, b.reused]) == [False, True]
 
 
-def test_a_non_empty_directory_without_a_cluster_is_left_alone(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("mine")
+def test_a_non_empty_directory_without_a_cluster_is_left_alone(pg_tmp: Path) -> None:
+    (pg_tmp / "notes.txt").write_text("mine")
     with pytest.raises(RuntimeError, match="not empty"):
-        start_embedded(tmp_path)
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+        start_embedded(pg_tmp)
+    assert (pg_tmp / "notes.txt").read_text() == "mine"
 
 
 async def test_long_data_dir_paths_get_a_short_socket_dir(
-    tmp_path: Path, servers: list[EmbeddedPostgres]
+    pg_tmp: Path, servers: list[EmbeddedPostgres]
 ) -> None:
-    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep = pg_tmp / ("d" * 60) / ("e" * 60)
     t0 = time.monotonic()
     server = await asyncio.to_thread(start_embedded, deep)
     servers.append(server)
     assert time.monotonic() - t0 < 60
     assert len(str(server.socket_dir)) < 80
     assert await fetch(server.dsn, "SELECT 1") == 1
+
+
+# -- who runs the server, and whether it can get there (pure parts) ------------
+
+
+def _chain(*modes: tuple[str, int, int, int]) -> list[DirMode]:
+    return [DirMode(Path(p), stat.S_IFDIR | m, uid, gid) for p, m, uid, gid in modes]
+
+
+def test_a_directory_blocks_unless_the_bit_for_who_we_are_to_it_is_set() -> None:
+    pg, pg_group, other = 995, 994, 1000
+    groups = frozenset({pg_group})
+    open_chain = _chain(("/", 0o755, 0, 0), ("/var", 0o755, 0, 0), ("/var/lib", 0o755, 0, 0))
+    assert blocking_dir(open_chain, pg, groups) is None
+    # root's home, 0700: the account is "other" to it
+    home = _chain(("/", 0o755, 0, 0), ("/root", 0o700, 0, 0), ("/root/hub", 0o755, 0, 0))
+    assert blocking_dir(home, pg, groups) == home[1]
+    # o+x alone is enough to walk through (the mode the old code left /root in)
+    assert blocking_dir(_chain(("/root", 0o701, 0, 0)), pg, groups) is None
+    # the owner's bit counts for the owner, even if "other" may pass...
+    assert blocking_dir(_chain(("/d", 0o601, pg, 0)), pg, groups) is not None
+    # ...and the group's for a member, and only for a member
+    assert blocking_dir(_chain(("/d", 0o710, other, pg_group)), pg, groups) is None
+    assert blocking_dir(_chain(("/d", 0o710, other, 12345)), pg, groups) is not None
+    # the first one that blocks is named, outermost first
+    two = _chain(("/a", 0o700, 0, 0), ("/a/b", 0o700, 0, 0))
+    assert blocking_dir(two, pg, groups) == two[0]
+
+
+def test_the_refusal_names_the_account_the_directory_its_mode_and_the_ways_out() -> None:
+    account = Account("pairls", 995, 994, frozenset({994}))
+    blocker = DirMode(Path("/root"), stat.S_IFDIR | 0o700, 0, 0)
+    data = unreachable_message(account, Path("/root/hub"), blocker, binaries=False)
+    assert "runs as the user 'pairls'" in data
+    assert "/root is mode 0700" in data
+    assert "changes nothing outside its data directory" in data
+    assert "--data-dir /var/lib/pairls-hub" in data and "--database-url" in data
+    bins = unreachable_message(account, Path("/root/.venv/pginstall"), blocker, binaries=True)
+    assert "the PostgreSQL programs" in bins and "/opt" in bins and "--database-url" in bins
+
+
+def test_make_dirs_sets_the_mode_of_what_it_creates_only(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    old = os.umask(0o077)  # a umask that would hide the mode asked for
+    try:
+        make_dirs(tmp_path / "a" / "b", 0o711)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o711
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o711
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700  # it existed: left as it was
+    make_dirs(tmp_path / "a", 0o755)  # exists: left as it is
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o711

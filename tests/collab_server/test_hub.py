@@ -10,6 +10,7 @@ import pytest
 from collab_core.errors import MESSAGES, ErrorCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store
+from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 
 
@@ -151,3 +152,38 @@ async def test_document_size_limit_is_advertised_and_enforced(store: Store) -> N
         await a.close()
         await b.close()
         await h.close()
+
+
+# -- plain HTTP on the hub's port ------------------------------------------------
+
+
+async def test_healthz_answers_200_while_the_database_answers(hub: Hub) -> None:
+    base = f"http://127.0.0.1:{hub.port}"
+    status, headers, body = await get(base + "/healthz")
+    assert (status, body) == (200, "ok\n")
+    assert headers["Content-Type"].startswith("text/plain")
+    # many probes at once share the check, and all get the answer
+    answers = await asyncio.gather(*(get(base + "/healthz?probe=1") for _ in range(20)))
+    assert {(s, b) for s, _, b in answers} == {(200, "ok\n")}
+
+
+async def test_websocket_upgrades_work_on_every_path(hub: Hub) -> None:
+    base = f"ws://127.0.0.1:{hub.port}"
+    for path in ("", "/", "/healthz", "/metrics", "/room/abc"):
+        p = await Peer(base + path, "Ada").connect()
+        assert (await p.request({"type": "ping"}))["type"] == "pong"
+        await p.close()
+    # a plain GET elsewhere is not ours: websockets says a WebSocket is expected
+    status, _, _ = await get(f"http://127.0.0.1:{hub.port}/room/abc")
+    assert status == 426
+
+
+async def test_healthz_answers_head_without_a_body(hub: Hub) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    writer.write(b"HEAD /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)  # the hub closes after answering
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 3" in head
+    assert body == b""

@@ -21,6 +21,7 @@ from collab_core.client import DocumentClient
 from collab_core.errors import CloseCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store, open_store
+from tests.support.http import scrape
 from tests.support.hubclient import HubError, Peer
 
 pytestmark = pytest.mark.timeout(120)
@@ -190,7 +191,10 @@ async def test_kick_closes_the_connection_on_either_hub_and_keeps_that_client_ou
     assert await refused(cy3, {"type": "join", "room": room["room"], "secret": secret}) == "removed"
     for p in (owner, again, fresh, bob_again, cy3):
         await p.close()
-    assert a.stats.owner_closes + b.stats.owner_closes >= 3
+    # counted (Bob and Vic removed, Cy and Di by the rotation), as Prometheus sees it
+    scraped = [await scrape(f"http://127.0.0.1:{h.port}") for h in (a, b)]
+    assert sum(m["pairls_owner_closes_total"] for m in scraped) == 4
+    assert a.stats.owner_closes + b.stats.owner_closes == 4
 
 
 async def test_set_role_takes_effect_at_once_on_either_hub(two_hubs: tuple[Hub, Hub]) -> None:

@@ -16,7 +16,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from collab_server.database import EmbeddedPostgres, start_embedded
 from collab_server.document import Sequenced
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import open_store
+from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 from tests.support.oplog import check_op_log
 
@@ -64,8 +66,8 @@ class OwnPostgres:
 
 
 @pytest.fixture(scope="module")
-def own_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    pg = OwnPostgres(start_embedded(tmp_path_factory.mktemp("outage") / "pg"))
+def own_pg(reachable_tmp: Callable[[str], Path]) -> Iterator[OwnPostgres]:
+    pg = OwnPostgres(start_embedded(reachable_tmp("outage") / "pg"))
     try:
         yield pg
     finally:
@@ -407,3 +409,31 @@ def test_the_retry_budget_is_a_few_seconds_by_default() -> None:
     assert 1.0 <= HubConfig().backoff().budget <= 10.0
     with pytest.raises(ValueError):
         HubConfig(store_attempts=0)
+
+
+# -- /healthz ---------------------------------------------------------------------
+
+
+async def test_healthz_says_503_while_the_database_is_down_and_200_once_it_is_back(
+    own_pg: OwnPostgres, hub_on_own_pg: Hub
+) -> None:
+    health = f"http://127.0.0.1:{hub_on_own_pg.port}/healthz"
+    status, _, body = await get(health)
+    assert (status, body) == (200, "ok\n")
+    async with own_pg.down():
+        started = time.monotonic()
+        status, _, body = await get(health)
+        assert (status, body) == (503, "database unavailable\n")
+        # bounded by the check's timeout, however the database fails
+        assert time.monotonic() - started < hub_on_own_pg.config.health_timeout + 2
+        # a client's WebSocket is still served meanwhile
+        p = await Peer(url(hub_on_own_pg), "Ada").connect()
+        assert (await p.request({"type": "ping"}))["type"] == "pong"
+        await p.close()
+    # the pool reconnects by itself
+    for _ in range(300):
+        status, _, body = await get(health)
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (status, body) == (200, "ok\n")

@@ -412,3 +412,39 @@ async def test_listener_reconnects_after_losing_its_connection(store: Store, dat
     await asyncio.wait_for(reconnected.wait(), 10)
     await store.append(doc.id, 0, batch(0, [ops.insert(0, "a")]))
     await wait_for(lambda: ("test-hub", doc.id, 1) in seen)
+
+
+# -- observing -------------------------------------------------------------------
+
+
+async def test_ping_answers_true_while_postgres_answers_and_false_past_its_timeout(database_url: str) -> None:
+    store = await open_store(database_url, hub_id="ping-test")
+    try:
+        assert await store.ping(5) is True
+        # no answer can come before the first await: too slow, never an exception
+        assert await store.ping(0) is False
+        assert await store.ping(5) is True  # the pool is still fine
+    finally:
+        await store.close()
+    assert await store.ping(5) is False  # closed: False, not an exception
+
+
+async def test_commit_observers_get_each_transaction_time_and_size(store: Store) -> None:
+    seen: list[tuple[float, int]] = []
+
+    def broken(seconds: float, n: int) -> None:
+        raise RuntimeError("an observer bug must not fail the commit")
+
+    store.add_commit_observer(broken)
+    store.add_commit_observer(lambda seconds, n: seen.append((seconds, n)))
+    docs = [await make_doc(store, path=f"o{i}.txt") for i in range(10)]
+    before = store.stats.transactions
+    await asyncio.gather(
+        *(store.append(d.id, 0, batch(0, typing("abc"), client=f"c{i}")) for i, d in enumerate(docs))
+    )
+    assert len(seen) == store.stats.transactions - before
+    assert sum(n for _, n in seen) == 30 == store.stats.ops
+    assert all(0 < seconds < 10 for seconds, _ in seen)
+    store.remove_commit_observer(broken)
+    await store.append(docs[0].id, 3, batch(3, typing("d"), first_seq=4))
+    assert seen[-1][1] == 1

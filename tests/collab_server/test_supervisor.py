@@ -26,9 +26,9 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[list[EmbeddedPostgres]]:
+async def server(pg_tmp: Path) -> AsyncIterator[list[EmbeddedPostgres]]:
     """[the server]; the test may replace it; whatever is last is stopped."""
-    holder = [await asyncio.to_thread(start_embedded, tmp_path / "pg")]
+    holder = [await asyncio.to_thread(start_embedded, pg_tmp / "pg")]
     yield holder
     await asyncio.to_thread(holder[-1].stop)
 

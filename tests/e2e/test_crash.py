@@ -194,9 +194,9 @@ def live_postmaster(pg_dir: Path) -> int | None:
 
 
 @pytest.fixture
-def hub_data_dir(tmp_path: Path) -> Iterator[Path]:
+def hub_data_dir(pg_tmp: Path) -> Iterator[Path]:
     """A data dir for a hub's embedded PostgreSQL; a server left running on it is stopped at the end."""
-    data = tmp_path / "hub"
+    data = pg_tmp / "hub"
     yield data
     if live_postmaster(data / "postgres") is not None:
         start_embedded(data / "postgres").stop()  # adopts it, then stops it

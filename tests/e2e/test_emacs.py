@@ -25,7 +25,8 @@ sent, every ``pairls/status`` state and every ``window/showMessage``.
 Then the detours, edits made through ``emacsclient --eval``: leaving and
 joining again (the same room, another room) with ``pairls-leave-room`` and
 ``pairls-join-room``, and an insertion and a file larger than the hub's
-1 MiB frame limit.
+1 MiB frame limit.  And a folder that is not a VC checkout, whose project
+root is where its ``.pairls`` marker is (pairls.el's rule for project.el).
 """
 
 from __future__ import annotations
@@ -734,6 +735,80 @@ async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_p
         await no_reconnect_loop(b)
     finally:
         await asyncio.gather(a.close(), b.close())
+
+
+# -- a folder that is not a VC checkout ------------------------------------------------------------
+
+
+def plain_folder(path: Path, files: dict[str, str]) -> Path:
+    """A folder with a ``.pairls`` marker at its top and *files*; no VC."""
+    path.mkdir()
+    (path / ".pairls").write_text("", encoding="utf-8")
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text, encoding="utf-8")
+    return path
+
+
+async def test_emacs_plain_folder_with_a_pairls_marker(hub: HubProcess, tmp_path: Path) -> None:
+    """Two folders that are not VC checkouts, each with a ``.pairls`` marker at its top.
+
+    A visits ``src/notes.txt`` and creates a room: the project root is A's
+    folder (not ``src/``, eglot's fallback), so the room has ``src/notes.txt``.
+    B visits ``README.txt``, joins, and opens ``src/notes.txt`` from the
+    room: it is written under B's folder and managed by the same server, and
+    an edit in it reaches A.  A then visits a file at its folder's top,
+    shared into the same room.
+    """
+    notes = "src/notes.txt"
+    wa = plain_folder(tmp_path / "ada", {notes: INITIAL, "top.txt": "top\n"})
+    wb = plain_folder(tmp_path / "bob", {"README.txt": "bob's readme\n"})
+    a = Emacs("Ada", tmp_path / "home-ada", wa, hub.url)
+    b = Emacs("Bob", tmp_path / "home-bob", wb, hub.url)
+    a.home.mkdir()
+    b.home.mkdir()
+    root = "(project-root (eglot--project (eglot-current-server)))"
+    try:
+        await asyncio.gather(a.start(), b.start())
+        assert await a.eval(f"(and (vc-responsible-backend {json.dumps(str(wa))} t) t)") is None
+        invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "plain") :invite)', notes))
+        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        assert await a.eval(a.in_buffer(root, notes)) == f"{wa}/"
+        await until(lambda: _room_has(hub, invite, [notes]), 15, f"{notes} in the room")
+
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})", "README.txt"))
+        assert joined["role"] == "editor"
+        assert await b.eval(b.in_buffer(root, "README.txt")) == f"{wb}/"
+        await b.eval(b.in_buffer(f"(progn (pairls-open-document {json.dumps(notes)}) nil)", "README.txt"))
+        await until(lambda: _has_file(b, notes), 15, f"{notes} in B's folder")
+        assert await b.eval(b.in_buffer(root, notes)) == f"{wb}/"
+        await until(lambda: _equals_at(b, notes, INITIAL), 15, f"B's {notes} to be the room's")
+
+        await b.eval(b.in_buffer('(goto-char (point-max)) (insert "bob, no VC ✓\\n")', notes))
+        want = INITIAL + "bob, no VC ✓\n"
+        try:
+            await until(lambda: _equals_at(a, notes, want), 15, "A to see B's edit")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await diagnose(a, b, notes)}") from None
+        assert await hub_text(hub, invite, notes) == want
+
+        await a.eval(f"(progn (find-file-noselect {json.dumps(str(wa / 'top.txt'))}) nil)")
+        await until(lambda: _room_has(hub, invite, [notes, "README.txt", "top.txt"]), 15, "top.txt shared")
+        assert await hub_text(hub, invite, "top.txt") == "top\n"
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _room_has(hub: HubProcess, invite: str, paths: list[str]) -> bool:
+    return set(paths) <= set(await room_paths(hub, invite))
+
+
+async def _has_file(e: Emacs, path: str) -> bool:
+    return bool(await e.eval(f"(and (get-file-buffer {json.dumps(str(e.ws / path))}) t)"))
+
+
+async def _equals_at(e: Emacs, path: str, text: str) -> bool:
+    return await e.text(path) == text
 
 
 # -- the room's owner ------------------------------------------------------------------------------

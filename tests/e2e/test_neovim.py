@@ -3,8 +3,8 @@
 Every test runs twice, once per Neovim (:data:`tests.support.nvim.BINARIES`):
 Debian's 0.7.2 (``make sysdeps``), through the ``vim.lsp.start_client``
 branch of ``docs/editors/neovim.lua``, and a current one (0.12-dev, ``make
-neovim``), through its ``vim.lsp.start`` branch.  A missing Neovim skips its
-tests, except in CI (``CI`` set), where they fail.
+neovim``), through its ``vim.lsp.start{attach = false}`` branch.  A missing
+Neovim skips its tests, except in CI (``CI`` set), where they fail.
 
 Each Neovim is headless, runs the user-facing config ``docs/editors/neovim.lua``
 (``-u``) with its own workspace and its own ``pairls-lsp``; one hub
@@ -28,7 +28,10 @@ records what Neovim did with each edit (through a wrapper around its
 The same pair then takes the detours a user takes: full-document sync
 (``PAIRLS_INCREMENTAL_SYNC=0``: every didChange carries the whole text),
 leaving and joining again (the same room, another room), a paste and a file
-larger than the hub's 1 MiB frame limit.  ``test_lsp_boundary`` runs each
+larger than the hub's 1 MiB frame limit (opened with ``:PairlsOpen``, which
+lands in it on both Neovims).  A Neovim started with no file creates or joins
+a room (the working directory is the workspace) and shares what it opens
+afterwards.  ``test_lsp_boundary`` runs each
 Neovim against a recording stand-in server (``tests/support/lsp_recorder.py``)
 to pin down what it does at the LSP boundary (docs/editors/neovim-notes.md).
 """
@@ -764,10 +767,10 @@ async def test_share_a_file_larger_than_a_hub_frame(
             "big.txt whole in the room",
             lambda: diagnose(a, b, "big.txt"),
         )
+        # Neovim 0.12 shows it (window/showDocument); on 0.7, which has no showDocument,
+        # neovim.lua opens it: either way A lands in big.txt
         await a.call("nvim_command", "PairlsOpen big.txt")
-        # Neovim 0.12 shows it (window/showDocument); 0.7 has no showDocument: the file is there
-        await until(lambda: _exists(tmp_path / "ada" / "big.txt"), 15, "big.txt in A's workspace")
-        await a.call("nvim_command", "edit big.txt")
+        await until(lambda: _in_file(a, tmp_path / "ada" / "big.txt"), 15, "A in big.txt")
         await until(lambda: quiescent(a, b, "big.txt"), 60, "A and B to agree on big.txt", interval=0.5)
         assert await buffer_text(a, "big.txt") == big
         assert await buffer_text(b, "big.txt") == big
@@ -782,8 +785,126 @@ async def _hub_has(hub: HubProcess, invite: str, path: str, text: str) -> bool:
     return path in await room_paths(hub, invite) and await hub_text(hub, invite, path) == text
 
 
-async def _exists(path: Path) -> bool:
-    return await asyncio.to_thread(path.exists)
+async def current_file(nv: Nvim) -> str:
+    """The file of the current buffer, symlinks resolved ('' for a buffer with no name)."""
+    return str(
+        await nv.lua("local n = vim.api.nvim_buf_get_name(0) return n ~= '' and vim.fn.resolve(n) or ''")
+    )
+
+
+async def _in_file(nv: Nvim, path: Path) -> bool:
+    return await current_file(nv) == str(await asyncio.to_thread(path.resolve))
+
+
+# -- no file open ------------------------------------------------------------------------------------
+
+# pairls.status straight from the client: the current buffer may be attached to nothing
+CLIENT_STATUS = r"""
+local get = vim.lsp.get_clients or vim.lsp.get_active_clients
+local c = get({ name = 'pairls' })[1]
+if not (c and c.initialized) then return nil end
+local params = { command = 'pairls.status', arguments = { vim.empty_dict() } }
+local r
+if vim.fn.has('nvim-0.11') == 1 then
+  r = c:request_sync('workspace/executeCommand', params, 5000, 0)
+else
+  r = c.request_sync('workspace/executeCommand', params, 5000, 0)
+end
+return r and r.result
+"""
+
+
+async def start_nvim_with_no_file(ws: Path, name: str, hub_url: str, home: Path, binary: NvimBinary) -> Nvim:
+    """``nvim`` in *ws* with no file argument: an empty buffer with no name, no pairls-lsp yet."""
+    env = nvim_env(home, PAIRLS_LSP=LSP, PAIRLS_HUB_URL=hub_url, PAIRLS_NAME=name)
+    nv = await Nvim.start(ws, ["-u", str(CONFIG)], env, binary=binary.path)
+    try:
+        assert await current_file(nv) == ""
+        assert not await nv.lua(CLIENT), "pairls-lsp started with no file open"
+    except BaseException:
+        await nv.close()
+        raise
+    return nv
+
+
+async def client_status(nv: Nvim) -> dict[str, Any]:
+    return await nv.lua(CLIENT_STATUS) or {}  # type: ignore[no-any-return]
+
+
+async def _client_in_room(nv: Nvim) -> dict[str, Any] | None:
+    st = await client_status(nv)
+    return st if st.get("roomId") else None
+
+
+async def no_error_shown(nv: Nvim) -> None:
+    """Nothing in :messages says a command failed or an API is deprecated."""
+    shown = await messages(nv)
+    for bad in ("open a file first", "did not start", "Error", "deprecated"):
+        assert bad not in shown, shown
+
+
+@pytest.mark.parametrize("how", ["edit", "PairlsOpen"])
+async def test_join_with_no_file_open(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary, how: str
+) -> None:
+    """``nvim`` with no file, ``:PairlsJoin``, then the room's file (``:edit`` it or ``:PairlsOpen``).
+
+    The working directory is the workspace: the room's ``src/notes.txt`` is
+    ``src/notes.txt`` under it.  ``:PairlsOpen`` lands in the file on both
+    Neovims (0.7 has no ``window/showDocument``: neovim.lua opens it).  What
+    is typed there reaches the room.
+    """
+    ws = tmp_path / "bob"
+    ws.mkdir()
+    cleo = await Peer(hub.url, "Cleo").connect()
+    nv: Nvim | None = None
+    try:
+        room = await cleo.create_room("no file")
+        await cleo.create_document("src/notes.txt", INITIAL)
+        shared = await cleo.open("src/notes.txt")
+        nv = await start_nvim_with_no_file(ws, "Bob", hub.url, tmp_path / "home-bob", nvim_binary)
+        await nv.call("nvim_command", f"PairlsJoin {hub.url}/room/{room['room']}#{room['editorSecret']}")
+        joined = await until(lambda: _client_in_room(nv), 15, "B to join")
+        assert joined["roomId"] == room["room"] and joined["role"] == "editor", joined
+        await nv.call("nvim_command", f"{how} src/notes.txt")
+        await until(lambda: _in_file(nv, ws / "src" / "notes.txt"), 15, "B in src/notes.txt")
+        await until(lambda: _equals(nv, INITIAL), 15, "B's buffer to hold the room's text")
+        await type_script(nv, [key("<Esc>ggA"), " — Bob 😀", key("<Esc>")], 0.03)
+        want = INITIAL.replace("first line", "first line — Bob 😀", 1)
+        try:
+            await until(lambda: _shows(shared, want), 15, "Cleo to see B's typing")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {shared.text!r}\n{await messages(nv)}") from None
+        assert await nv.text() == want
+        assert (await client_status(nv))["documents"]["src/notes.txt"]["pending"] is False
+        await no_error_shown(nv)
+    finally:
+        if nv is not None:
+            await nv.close()
+        await cleo.close()
+
+
+async def test_create_with_no_file_open(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
+    """``nvim`` with no file, ``:PairlsCreate``; a file opened afterwards is shared, typing reaches it."""
+    ws = tmp_path / "ada"
+    ws.mkdir()
+    (ws / PATH).write_text(INITIAL)
+    nv = await start_nvim_with_no_file(ws, "Ada", hub.url, tmp_path / "home-ada", nvim_binary)
+    try:
+        await nv.call("nvim_command", "PairlsCreate no file")
+        invite = await until(
+            lambda: nv.call("nvim_call_function", "getreg", ['"']), 15, "the invite in the register"
+        )
+        assert str(invite).startswith("ws://"), invite
+        assert (await client_status(nv))["documents"] == {}
+        await nv.call("nvim_command", f"edit {PATH}")
+        await until(lambda: _hub_has(hub, invite, PATH, INITIAL), 15, f"{PATH} in the room")
+        await type_script(nv, [key("<Esc>GA"), " ✓ Ada", key("<Esc>")], 0.03)
+        want = INITIAL.replace("# end", "# end ✓ Ada")
+        await until(lambda: _hub_has(hub, invite, PATH, want), 15, "A's typing in the room")
+        await no_error_shown(nv)
+    finally:
+        await nv.close()
 
 
 # -- the LSP boundary, against a recording stand-in server ------------------------------------------

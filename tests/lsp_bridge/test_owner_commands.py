@@ -57,13 +57,17 @@ async def make_editor(tmp_path: Path, hubs: tuple[HubProcess, HubProcess]) -> As
         return await ed.start()
 
     yield make
-    healed = {}
+    # a heal or a failed task hides a bug: no test here causes one on purpose, so any fails it
+    healed, failed = {}, {}
     for ed in started:
         if ed.alive:
             with contextlib.suppress(Exception):
-                healed[ed.name] = (await asyncio.wait_for(ed.status(), 10))["heals"]
+                st = await asyncio.wait_for(ed.status(), 10)
+                healed[ed.name] = st["heals"]
+                failed[ed.name] = st["stats"]["failedTasks"]
     await asyncio.gather(*(ed.stop() for ed in started))
     assert not any(healed.values()), f"heals: {healed}"
+    assert not any(failed.values()), f"session tasks that failed: {failed}"
 
 
 def via(invite: str, hub: HubProcess) -> str:

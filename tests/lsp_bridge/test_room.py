@@ -685,6 +685,64 @@ def test_an_unreachable_hub_fails_the_command_in_words() -> None:
     assert w.room.status()["roomId"] is None
 
 
+def test_a_certificate_that_does_not_verify_fails_the_join_at_once_without_retrying() -> None:
+    w = Wire(enter_timeout=10)
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)
+    assert w.events_of(Connect)
+    w.room.connection_failed("the certificate of the hub at hub.test could not be verified", w.now)
+    err = w.done(ticket).error
+    assert err == "the certificate of the hub at hub.test could not be verified"
+    assert w.events_of(Disconnect)
+    assert w.room.next_wakeup() is None  # no reconnect, no enter deadline left
+    w.advance(60)
+    assert not w.events_of(Connect)
+    status = w.room.status()
+    assert status["roomId"] is None and status["state"] == "disconnected"
+    assert status["stats"]["gave_up"] == 1 and status["stats"]["connects"] == 1
+
+
+def test_a_certificate_failure_on_reconnect_leaves_the_room_once_in_words() -> None:
+    """A hub whose certificate stops verifying (expired, replaced): no backoff loop against it."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///a.txt", "a.txt", "abc")
+    w.lost(None)
+    w.advance(1)
+    assert w.events_of(Connect)
+    w.room.connection_failed("the certificate of the hub at hub.test could not be verified (expired)", w.now)
+    shown = w.events_of(ShowMessage)
+    errors = [e.text for e in shown if e.error]
+    assert errors == [
+        "pairls: disconnected from the hub: "
+        "the certificate of the hub at hub.test could not be verified (expired)"
+    ]
+    assert w.events_of(Disconnect)
+    assert w.room.next_wakeup() is None
+    w.advance(60)
+    assert not w.events_of(Connect)
+    assert w.room.status()["roomId"] is None and w.room.stats["gave_up"] == 1
+    # the editor keeps its text: typing goes nowhere, and a new join works as before
+    w.type("file:///a.txt", 2, (0, 3), "d")
+    assert not w.all("op")
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-y", w.now)
+    w.connect()
+    join = w.take("join")
+    w.reply(join, type="joined", room="R", role="editor", participant="me", participants=[], documents=[])
+    assert w.done(ticket).result is not None
+
+
+def test_a_plain_connection_failure_still_backs_off_and_retries() -> None:
+    """Only what connection_failed is told is final; a refused connection is retried."""
+    w = Wire(backoff_min=0.2)
+    w.create()
+    w.lost(None)
+    wake = w.room.next_wakeup()
+    assert wake is not None and wake - w.now == pytest.approx(0.2)
+    w.advance(0.2)
+    assert w.events_of(Connect)
+    assert w.room.stats["gave_up"] == 0
+
+
 def test_a_hub_that_cannot_serve_the_join_now_is_asked_again() -> None:
     w = Wire()
     ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)

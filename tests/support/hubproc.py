@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-LISTENING = re.compile(r"^listening on (ws://\S+)$")
+LISTENING = re.compile(r"^listening on (wss?://\S+)$")
 
 
 class HubProcess:

@@ -152,6 +152,10 @@ class TestEditor:
         #: TextEdits in all the applyEdits received (one applyEdit may hold many)
         self.text_edits_received = 0
         self.auto_open_shown = True
+        #: window/showMessageRequest asked of the user, and the title this editor answers with
+        #: (None: the user dismissed it)
+        self.questions: list[T.ShowMessageRequestParams] = []
+        self.answer: str | None = None
         self._note_event = asyncio.Event()
         self._register()
 
@@ -163,6 +167,11 @@ class TestEditor:
         @c.feature(T.WORKSPACE_APPLY_EDIT)
         def apply_edit(ls: Any, params: T.ApplyWorkspaceEditParams) -> T.ApplyWorkspaceEditResult:
             return self._apply_edit(params)
+
+        @c.feature(T.WINDOW_SHOW_MESSAGE_REQUEST)
+        def show_message_request(ls: Any, params: T.ShowMessageRequestParams) -> T.MessageActionItem | None:
+            self.questions.append(params)
+            return None if self.answer is None else T.MessageActionItem(title=self.answer)
 
         @c.feature(T.WORKSPACE_INLAY_HINT_REFRESH)
         def inlay_refresh(ls: Any, params: Any) -> None:

@@ -1,0 +1,139 @@
+"""The hub's Prometheus metrics, served at ``GET /metrics`` on its port.
+
+Each :class:`~collab_server.hub.Hub` has its own :class:`HubMetrics` and so
+its own ``CollectorRegistry`` (never the global one): several hubs in one
+process, as in the tests, do not clash.
+
+Nothing here is on the hub's hot path.  The counters are the plain integers
+the hub and the store already keep (:class:`~collab_server.hub.HubStats`,
+:class:`~collab_server.store.StoreStats`) and the gauges are the sizes of
+the hub's own tables; both are read only when someone scrapes.  The two
+histograms are observed once per group-commit transaction, not per op.
+
+Labels never carry room ids, paths, names or anything a client chose: the
+only label is ``code``, an :class:`~collab_core.errors.ErrorCode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["HubMetrics"]
+
+#: seconds; a commit is one round trip with a WAL flush: typically 0.2 to 20 ms
+COMMIT_SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: ops per transaction: one keystroke alone up to a burst of many documents
+COMMIT_OPS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class HubMetrics:
+    """The metrics of one hub; :meth:`render` is the body of ``GET /metrics``."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.registry = CollectorRegistry()
+        self.commit_seconds = Histogram(
+            "pairls_commit_seconds",
+            "Duration of the store's group-commit transactions (one statement, one round trip)",
+            buckets=COMMIT_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_batch_ops = Histogram(
+            "pairls_commit_batch_ops",
+            "Ops carried by each group-commit transaction",
+            buckets=COMMIT_OPS_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_HubCollector(hub))
+        ProcessCollector(registry=self.registry)
+
+    def commit_observed(self, seconds: float, ops: int) -> None:
+        """A :data:`~collab_server.store.CommitObserver`: one group commit took *seconds* for *ops*."""
+        self.commit_seconds.observe(seconds)
+        self.commit_batch_ops.observe(ops)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """(body, content type): the Prometheus text format, or OpenMetrics if *accept* asks for it."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+
+class _HubCollector(Collector):
+    """Reads the hub's tables and stats counters at scrape time."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        stats = hub.stats
+        store = hub.store.stats
+        yield GaugeMetricFamily(
+            "pairls_connections", "Open WebSocket connections", value=len(hub.connections)
+        )
+        yield GaugeMetricFamily(
+            "pairls_rooms", "Rooms with someone connected to this hub", value=len(hub.rooms)
+        )
+        yield GaugeMetricFamily(
+            "pairls_documents", "Documents loaded in memory (open in some room)", value=len(hub.docs_by_id)
+        )
+        counters: list[tuple[str, str, int]] = [
+            ("pairls_ops_committed", "Ops committed to PostgreSQL by this hub", store.ops),
+            ("pairls_received_frames", "WebSocket messages received from clients", stats.frames_received),
+            ("pairls_received_bytes", "Payload bytes of the messages received", stats.bytes_received),
+            ("pairls_sent_frames", "WebSocket messages queued to clients", stats.frames_sent),
+            ("pairls_sent_bytes", "Payload bytes of the messages queued to clients", stats.bytes_sent),
+            (
+                "pairls_revision_conflicts",
+                "Commits lost to another hub (the ops were transformed and committed again)",
+                store.conflicts,
+            ),
+            (
+                "pairls_store_retries",
+                "Store calls of document tasks that failed and were tried again",
+                stats.store_retries,
+            ),
+            (
+                "pairls_commit_retries",
+                "Commits of a batch that failed and were tried again",
+                stats.commit_retries,
+            ),
+            (
+                "pairls_unavailable_requests",
+                "Requests answered unavailable because a store call failed",
+                stats.unavailable_requests,
+            ),
+            ("pairls_failed_loads", "Document loads given up (their opens were refused)", stats.failed_loads),
+            (
+                "pairls_owner_closes",
+                "Connections closed because the room's owner, the operator or the idle sweep ended them",
+                stats.owner_closes,
+            ),
+            ("pairls_idle_rooms_deleted", "Rooms this hub deleted for being idle", stats.idle_rooms_deleted),
+            (
+                "pairls_room_check_failures",
+                "Checks of rooms against the database that failed (tried again at the next check)",
+                stats.room_check_failures,
+            ),
+            ("pairls_sweep_failures", "Idle room sweeps that failed", stats.sweep_failures),
+        ]
+        for name, doc, value in counters:
+            yield CounterMetricFamily(name, doc, value=value)
+        refusals = CounterMetricFamily(
+            "pairls_refusals", "Error messages sent to clients, by error code", labels=["code"]
+        )
+        for code, n in stats.refusals.items():
+            refusals.add_metric([code.value], n)
+        yield refusals

@@ -1,0 +1,222 @@
+"""A hostile hub cannot make ``pairls-lsp`` write outside the workspace.
+
+The hub (tests/support/hostile_hub.py) sends evil paths in every message that carries a
+path (``joined.documents``, ``joined.presence``, ``document_added``, ``presence`` of a
+followed peer, ``op``, ``ack``, ``opened``, ``error``); the editor opens every document the
+room lists and follows the evil peer.  Afterwards nothing new exists outside the workspace
+(the folder around it, a fake home, the cache), nothing is written into ``.git``, the user
+was told once, and the language server still edits the room's honest document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lsp_bridge.paths import PathMapper
+from tests.support.hostile_hub import HostileHub
+from tests.support.lsp_editor import TestEditor
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX paths")
+
+
+def evil_paths(outside: Path) -> list[Any]:
+    o = outside.name
+    return [
+        str(outside / "abs.txt"),  # absolute
+        "/etc/pairls-evil",
+        f"../{o}/dotdot.txt",
+        f"a/../../{o}/dotdot2.txt",
+        "..",
+        ".",
+        "",
+        "a//b",
+        "./a",
+        f"..%2f{o}%2fencoded.txt",  # no decoding happens: at worst a strange name inside
+        f"%2e%2e/{o}/encoded2.txt",
+        f"C:\\{o}\\win.txt",
+        "C:/windows.txt",
+        f"\\\\server\\share\\{o}\\unc.txt",
+        f"a\\..\\..\\{o}\\backslash.txt",
+        "x" * 5000,
+        "d/" * 600 + "deep.txt",
+        "n" * 300 + "/long-name.txt",
+        "nul\x00byte.txt",
+        "ctrl\x1b[31m.txt",
+        f"link_out/{o}-via-link.txt",  # a symbolic link in the workspace that points outside
+        "link_out/new/folder/x.txt",
+        "loop/x.txt",  # a symbolic link loop
+        ".git/hooks/post-checkout",  # would run code on the next checkout
+        "sub/.git/config",
+        "file:///etc/passwd",
+        "\u202eevil.txt",
+        "\ud800lone.txt",
+        123,
+        None,
+        ["list"],
+        {"path": "nested"},
+    ]
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[int, int, float]]:
+    """Every entry under *roots* (without following links): mode, size, mtime."""
+    seen: dict[str, tuple[int, int, float]] = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = os.path.join(dirpath, name)
+                st = os.lstat(p)
+                seen[p] = (st.st_mode, st.st_size, st.st_mtime)
+        st = os.lstat(root)
+        seen[str(root)] = (st.st_mode, st.st_size, st.st_mtime)
+    return seen
+
+
+@pytest.fixture
+async def hostile(tmp_path: Path) -> AsyncIterator[tuple[HostileHub, Path, Path]]:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine\n")
+    ws = tmp_path / "project"
+    (ws / "sub" / ".git").mkdir(parents=True)
+    (ws / ".git" / "hooks").mkdir(parents=True)
+    (ws / "link_out").symlink_to(outside)
+    (ws / "loop").symlink_to(ws / "loop")
+    hub = await HostileHub(evil_paths(outside)).start()
+    try:
+        yield hub, ws, outside
+    finally:
+        await hub.close()
+
+
+async def test_a_hostile_hub_writes_nothing_outside_the_workspace(
+    tmp_path: Path, hostile: tuple[HostileHub, Path, Path]
+) -> None:
+    hub, ws, outside = hostile
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    cache.mkdir()
+    env = {"HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+    watched = [outside, home, tmp_path / "project" / ".git", tmp_path / "project" / "sub" / ".git"]
+    before = snapshot(*watched)
+    top_before = sorted(os.listdir(tmp_path))
+
+    ed = await TestEditor("vscode", "Ada", ws, hub.url, env=env).start()
+    try:
+        joined = await ed.command("pairls.joinRoom", {"invite": hub.invite})
+        listed = {d["path"] for d in joined["documents"]}
+        assert "good.txt" in listed
+        # only paths of the protocol's shape made it into the room's list
+        assert not listed & {"..", "", "/etc/pairls-evil", "a//b", "nul\x00byte.txt"}
+
+        # open everything the room lists, and what the hub claims exists
+        for path in [*listed, *[p for p in hub.evil_paths if isinstance(p, str)]]:
+            try:
+                await ed.command("pairls.openDocument", {"path": path})
+            except Exception as exc:  # refused, in plain words
+                assert "Traceback" not in str(exc)
+
+        # the hub pushes evil paths in every message that has one
+        for path in hub.evil_paths:
+            await hub.push({"type": "document_added", "path": path, "rev": 1, "by": "evil0"})
+            await hub.push({"type": "op", "path": path, "rev": 4, "op": ["pwned"], "author": "evil0"})
+            await hub.push({"type": "ack", "path": path, "rev": 4, "seq": 1})
+            await hub.push({"type": "error", "code": "not_open", "path": path, "seq": 1})
+        # follow the evil peer around the evil paths
+        await ed.command("pairls.follow", {"participantId": "evil0"})
+        for path in hub.evil_paths:
+            await hub.push(
+                {"type": "presence", "participant": "evil0", "path": path, "rev": 0, "ranges": [[1, 1]]}
+            )
+        await asyncio.sleep(1.0)
+
+        # still working: the honest document opens and edits reach the hub
+        res = await ed.command("pairls.openDocument", {"path": "good.txt"})
+        good = ws / "good.txt"
+        assert res["uri"] == good.as_uri() and good.read_text() == "hello from the room\n"
+        uri = good.as_uri()
+        if uri not in ed.buffers:
+            ed.open(uri, good.read_text(), "plaintext")
+        ed.append(uri, "typed after the attack\n")
+        ed.flush(uri)
+        for _ in range(200):
+            if hub.texts["good.txt"].endswith("typed after the attack\n"):
+                break
+            await asyncio.sleep(0.05)
+        assert hub.texts["good.txt"] == "hello from the room\ntyped after the attack\n"
+        status = await ed.status()
+        assert status["connected"] is True
+        assert ed.alive
+        warnings = [m.message for m in ed.client.messages if "not inside your workspace" in m.message]
+    finally:
+        await ed.stop()
+
+    # nothing written outside the workspace or into .git
+    assert snapshot(*watched) == before
+    assert sorted(os.listdir(tmp_path)) == top_before
+    assert not list(cache.rglob("*")) or all(
+        "pwned" not in p.read_text() for p in cache.rglob("*") if p.is_file()
+    )
+    for p in ws.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            assert p.resolve().is_relative_to(ws.resolve()), p
+    # the language server survived all of it, said so once, and counted what it refused
+    assert status["stats"]["failedTasks"] == 0
+    assert status["stats"]["bad_paths"] > 0 and status["stats"]["pathsRefused"] > 0
+    assert len(warnings) == 1, [m.message for m in ed.client.messages]
+
+
+def test_every_evil_path_is_refused_or_placed_inside(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = tmp_path / "project"
+    (ws / ".git").mkdir(parents=True)
+    (ws / "link_out").symlink_to(outside)
+    (ws / "loop").symlink_to(ws / "loop")
+    (ws / "inner").mkdir()
+    (ws / "link_in").symlink_to(ws / "inner")
+    mapper = PathMapper([("project", ws.resolve())], tmp_path / "cache")
+    for path in evil_paths(outside):
+        local = mapper.local_path(path, "room")
+        if local is not None:
+            assert local.resolve().is_relative_to(ws.resolve()), (path, local)
+            assert ".git" not in local.parts
+        created = mapper.create(path, "room", "text") if isinstance(path, str) else None
+        if created is not None:
+            assert created.resolve().is_relative_to(ws.resolve()), (path, created)
+    assert sorted(p.name for p in outside.iterdir()) == []
+    assert not list((ws / ".git").iterdir())
+    # a link that stays inside the workspace is fine: the file lands where it points
+    placed = mapper.create("link_in/ok.txt", "room", "fine")
+    assert placed == ws.resolve() / "inner" / "ok.txt" and placed.read_text() == "fine"
+    # told once, however many refusals
+    assert mapper.refusals > 20
+    message = mapper.refusal_message()
+    assert message is not None and "not inside your workspace" in message
+    assert mapper.refusal_message() is None
+
+
+def test_a_link_put_in_the_way_after_the_check_is_not_followed(tmp_path: Path) -> None:
+    """The race: the path is checked, then a folder on it becomes a link to outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = tmp_path / "project"
+    (ws / "dir").mkdir(parents=True)
+    mapper = PathMapper([("project", ws.resolve())], tmp_path / "cache")
+    placed = mapper._place("dir/x.txt", "room")
+    assert placed is not None
+    (ws / "dir").rmdir()
+    (ws / "dir").symlink_to(outside)
+    from lsp_bridge.paths import _create_beneath
+
+    with pytest.raises(OSError):
+        _create_beneath(placed[0], placed[1].split("/"), "text")
+    assert list(outside.iterdir()) == []
+    # and through create(): refused and counted
+    assert mapper.create("dir/y.txt", "room", "text") is None
+    assert list(outside.iterdir()) == []
