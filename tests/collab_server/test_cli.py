@@ -386,10 +386,10 @@ async def test_rooms_list_and_delete_and_the_idle_sweep_as_processes(database_ur
 
 
 async def test_rooms_on_the_embedded_database_with_and_without_a_hub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    data = tmp_path / "hub"
+    data = pg_tmp / "hub"
     nothing = await asyncio.to_thread(hub_command, "rooms", "list", "--data-dir", str(data))
     assert nothing.returncode == 1 and "no hub database" in nothing.stderr
     hub = HubProcess("--data-dir", str(data))

@@ -256,6 +256,7 @@ async def test_deleting_the_room_disconnects_everyone_and_deletes_it_from_postgr
     await c.command("pairls.joinRoom", {"invite": room["viewerInvite"]})
     ub = b.uri("d1.py")
     b.open(ub, "one = 1\n")
+    await settle([(a, ua), (b, ub)], "d1.py")  # (typing before the share began would race it)
     b.append(ub, "bob = 3\n")
     await settle([(a, ua), (b, ub)], "d1.py")
     rows = await room_rows(database, room["roomId"])
