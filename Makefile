@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak code-server neovim
+.PHONY: run test bench lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,11 @@ sysdeps:
 run: venv
 	$(VENV)/bin/pairls-hub --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-# The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed, then build,
-# unit tests and vscode-extension/pairls-<version>.vsix (`code --install-extension` that file).
+# The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed; the language
+# server and its pure-Python dependencies into vscode-extension/bundled/libs (the venv's pip,
+# from the hashes in vscode-extension/bundled/requirements.txt; redone only when an input
+# changed); then build, unit tests and vscode-extension/pairls-<version>.vsix, which is all a
+# user installs (`code --install-extension` that file; any Python 3.11+ runs the server).
 EXT := vscode-extension
 .PHONY: extension
 $(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
@@ -51,7 +54,8 @@ $(EXT)/node_modules/.ci-stamp: $(EXT)/package.json $(EXT)/package-lock.json
 	cd $(EXT) && npm ci --no-audit --no-fund
 	touch $@
 
-extension: $(EXT)/node_modules/.ci-stamp
+extension: venv $(EXT)/node_modules/.ci-stamp
+	$(PY) $(EXT)/scripts/bundle.py
 	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
 
 # Real VS Code for tests/e2e/test_vscode.py: code-server (Node 24) and playwright-core from npm,
@@ -71,12 +75,22 @@ neovim:
 test: venv sysdeps extension code-server neovim
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# the randomized language-server convergence test, longer: make soak SEEDS=2000 [SEED_START=0]
+# The long runs, not in CI: `make soak` is both of these.
+# soak-convergence: the randomized language-server convergence test, longer
+#   (make soak-convergence SEEDS=2000 [SEED_START=0]);
+# soak-hub: 30 minutes of 1,000 connections, 100 typing, against a real hub: its memory must
+#   stay flat (bench/soak.py; SOAK_ARGS="--duration 120" for a short look).
 SEEDS ?= 1000
 SEED_START ?= 0
-soak: venv
+SOAK_ARGS ?=
+soak: soak-convergence soak-hub
+
+soak-convergence: venv
 	PAIRLS_CONVERGENCE_SEEDS=$(SEEDS) PAIRLS_CONVERGENCE_SEED_START=$(SEED_START) \
 		$(PY) -m pytest -q -s tests/e2e/test_lsp_convergence.py $(PYTEST_ARGS)
+
+soak-hub: venv
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 bench: venv
 	$(PY) bench/bench.py

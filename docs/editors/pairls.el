@@ -111,6 +111,13 @@ eglot 1.9 asks before every server-initiated edit by default."
         (message-log-max nil))
     (cl-call-next-method)))
 
+(cl-defmethod eglot-client-capabilities ((_server pairls-eglot-server))
+  "eglot's capabilities, plus window/showDocument, which the method below handles.
+Without saying so the server does not send it (LSP: only to clients that can)."
+  (let* ((caps (cl-call-next-method))
+         (window (plist-get caps :window)))
+    (plist-put caps :window (plist-put window :showDocument (list :support t)))))
+
 (cl-defmethod eglot-handle-request
   ((_server pairls-eglot-server) (_method (eql 'window/showDocument))
    &key uri takeFocus selection &allow-other-keys)

@@ -13,17 +13,27 @@ way a user does: the command palette, quick open, the keyboard.
 
 * ``test_workbench``: the harness alone (no extension): both workbenches load, the command
   palette runs a built-in command, quick open shows the file in an editor.
-* ``test_pair``: A runs "Pairls: Create Room", the invite is read from A's clipboard or
-  notification; B runs "Pairls: Join Room" and types it in the input box; B's stale copy
+* ``test_pair``: in workspaces whose ``.vscode/settings.json`` has Pairls settings (so the
+  server starts with the window), A runs "Pairls: Create Room", the invite is read from A's
+  clipboard or notification; B runs "Pairls: Join Room" and types it in the input box; B's stale copy
   of the file becomes the room's; both type into it at once at different lines; B's suggest
   widget offers an identifier that only A's other (shared, never opened by B) file holds;
   both editors (their rendered lines) converge to the same text, which equals the hub's
   (a protocol peer joins with the invite) and holds every typed character once; B's editor
   shows A's cursor with A's display name (a decoration's CSS ``content``).
+* ``test_vsix_alone``: the .vsix as ``make extension`` builds it is all that is installed:
+  fresh user-data and extensions directories, no Pairls setting, and a Python with nothing
+  of pairls (a virtualenv with only pip, first on ``PATH``). No server runs until a command
+  does; "Pairls: Create Room" asks for the hub (default ``ws://127.0.0.1:8765``), B joins
+  from the palette and opens the room's file from the notification; both type, both
+  converge with the hub, and B's completions hold the room's words and jedi's.
 * ``test_owner``: the owner's controls: from the participants picker A makes B a viewer,
   "Pairls: Rotate Invites" puts B out (B joins again with the new invite), A removes B from
   the picker, "Pairls: Delete Room"; each confirmed in its modal dialog, and B's window tells
   B what happened.
+
+The extension is built once per module with ``make extension`` (the language server bundled
+into it).
 
 Screenshots of each window and the extension's logs go to ``artifacts/vscode/<test>/``
 (printed).
@@ -35,6 +45,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -126,7 +137,14 @@ LISTENING = re.compile(r"HTTP server listening on (http://127\.0\.0\.1:\d+)/?")
 class CodeServer:
     """One code-server on 127.0.0.1 with its own user-data and extensions directories."""
 
-    def __init__(self, home: Path, workspace: Path, settings: dict[str, Any], vsix: Path | None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        workspace: Path,
+        settings: dict[str, Any],
+        vsix: Path | None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.workspace = workspace
         self.user_data = home / "user-data"
@@ -139,9 +157,10 @@ class CodeServer:
         for scope in ("User", "Machine"):
             (self.user_data / scope / "settings.json").write_text(json.dumps(settings, indent=2))
         (home / "config.yaml").write_text("bind-addr: 127.0.0.1:0\nauth: none\ncert: false\n")
+        base = dict(os.environ) if env is None else env
         self.env = dict(
-            os.environ,
-            PATH=f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            base,
+            PATH=f"{NODE.parent}{os.pathsep}{base.get('PATH', '')}",
             XDG_DATA_HOME=str(home / "xdg-data"),
             XDG_CONFIG_HOME=str(home / "xdg-config"),
             PYTHONUNBUFFERED="1",
@@ -226,10 +245,12 @@ def _require_installed() -> None:
         pytest.fail(f"not installed: {', '.join(MISSING)}; run make code-server")
 
 
-def _start(tmp_path: Path, users: list[dict[str, Any]], vsix: Path | None) -> list[CodeServer]:
+def _start(
+    tmp_path: Path, users: list[dict[str, Any]], vsix: Path | None, env: dict[str, str] | None = None
+) -> list[CodeServer]:
     servers = []
     for u in users:
-        servers.append(CodeServer(tmp_path / f"home-{u['id']}", u["workspace"], u["settings"], vsix))
+        servers.append(CodeServer(tmp_path / f"home-{u['id']}", u["workspace"], u["settings"], vsix, env))
     for s, u in zip(servers, users, strict=True):
         u["url"] = s.wait_ready()
         u.pop("settings")
@@ -371,30 +392,29 @@ NAME_A = "Alice Pairls"
 NAME_B = "Bob Pairls"
 
 
-def _vsix() -> Path:
-    """The extension packaged from the working tree (``npm ci`` first when needed)."""
+@pytest.fixture(scope="module")
+def vsix() -> Path:
+    """The extension as a user gets it: ``make extension`` (bundle, build, unit tests, package)."""
     if not (EXTENSION / "package.json").is_file():
         pytest.skip(reason="no vscode-extension/ in this tree")
-    vsixes = sorted(EXTENSION.glob("*.vsix"), key=lambda p: p.stat().st_mtime)
-    sources = [EXTENSION / "package.json", *(EXTENSION / "src").rglob("*")]
-    if vsixes and vsixes[-1].stat().st_mtime >= max(p.stat().st_mtime for p in sources):
-        return vsixes[-1]  # made by `make extension` from these sources
-    npm = shutil.which("npm")
-    assert npm, "npm is needed to package the extension"
-    env = dict(os.environ, PATH=f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if not (EXTENSION / "node_modules").is_dir():
-        subprocess.run([npm, "ci", "--no-fund", "--no-audit"], cwd=EXTENSION, env=env, check=True)
-    out = subprocess.run([npm, "run", "package"], cwd=EXTENSION, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, f"npm run package failed:\n{out.stdout}\n{out.stderr}"
-    vsixes = sorted(EXTENSION.glob("*.vsix"), key=lambda p: p.stat().st_mtime)
-    assert vsixes, f"npm run package made no .vsix:\n{out.stdout}"
-    return vsixes[-1]
+    _require_installed()
+    assert shutil.which("npm"), "npm is needed to build the extension"
+    t0 = time.monotonic()
+    out = subprocess.run(["make", "-C", str(ROOT), "extension"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"make extension failed:\n{out.stdout[-6000:]}\n{out.stderr[-6000:]}"
+    version = json.loads((EXTENSION / "package.json").read_text())["version"]
+    path = EXTENSION / f"pairls-{version}.vsix"
+    assert path.is_file(), out.stdout[-3000:]
+    # vsce packs without a warning (its warnings read " WARNING ", pip's "WARNING:")
+    assert " WARNING " not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert " is large " not in out.stdout, out.stdout
+    print(f"make extension: {time.monotonic() - t0:.0f}s, {path.name} {path.stat().st_size / 1e6:.2f} MB")
+    return path
 
 
 @pytest.mark.timeout(600)
-async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer]) -> None:
+async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path) -> None:
     _require_installed()
-    vsix = await asyncio.to_thread(_vsix)
     hub = HubProcess(database_url=database_url)
     try:
         hub_url = hub.wait_ready()
@@ -407,15 +427,16 @@ async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[Cod
             ws.mkdir()
             for rel, text in files.items():
                 (ws / rel).write_text(text)
-            settings = dict(
-                SETTINGS,
-                **{
-                    "pairls.hubUrl": hub_url,
-                    "pairls.displayName": display,
-                    "pairls.pythonPath": sys.executable,
-                    "pairls.autoShare": True,
-                },
-            )
+            # the workspace's own Pairls settings: the server starts with the window
+            (ws / ".vscode").mkdir()
+            workspace_settings = {
+                "pairls.hubUrl": hub_url,
+                "pairls.displayName": display,
+                "pairls.autoShare": True,
+            }
+            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
+            # the explicit interpreter (this test's own, with pairls installed: the bundle runs anyway)
+            settings = dict(SETTINGS, **{"pairls.pythonPath": sys.executable})
             users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
         servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
         config = {
@@ -479,16 +500,194 @@ async def test_pair(database_url: str, tmp_path: Path, servers_to_stop: list[Cod
         hub.terminate()
 
 
+# --- the .vsix alone ------------------------------------------------------------------------
+
+JEDI_LINE = "\nimport os\nprint(os.getcw"
+SERVER_SCRIPT = "bundled/tool/server.py"
+
+
+def _bare_python(where: Path) -> Path:
+    """A virtualenv with nothing but pip (and what ensurepip brings): no pairls, no pygls."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=180)
+    py = where / "bin" / "python3"
+    listed = subprocess.run(
+        [str(py), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {d["name"].lower() for d in json.loads(listed.stdout)}
+    assert names <= {"pip", "setuptools"}, names
+    for module in ("lsp_bridge", "collab_core", "pygls", "websockets", "jedi"):
+        probe = subprocess.run([str(py), "-c", f"import {module}"], capture_output=True, cwd=where)
+        assert probe.returncode != 0, f"{module} is importable in the bare virtualenv"
+    return where
+
+
+def _server_processes(extensions: Path) -> list[list[str]]:
+    """Command lines of the language servers run from *extensions* (the bundled server.py)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        if any(a.startswith(str(extensions)) and a.endswith(SERVER_SCRIPT) for a in argv):
+            found.append(argv)
+    return found
+
+
+def _pairls_log(server: CodeServer) -> str:
+    """The extension's output channel (Pairls), as its log file has it so far."""
+    return "\n".join(
+        f.read_text() for f in sorted(server.user_data.glob("logs/*/exthost*/pairls.pairls/*.log"))
+    )
+
+
+async def _until(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.timeout(600)
+async def test_vsix_alone(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
+    """Install the .vsix, have a Python 3.11+, done: no setting, nothing pip-installed."""
+    _require_installed()
+    bare = await asyncio.to_thread(_bare_python, tmp_path / "bare-venv")
+    # The user's shell has the bare virtualenv activated: its python3 comes first on PATH.
+    # VS Code's server gives extensions the environment of the user's login shell (bash -ilc),
+    # so the activation goes where a user's would, in ~/.profile (of a home made for the test).
+    home = tmp_path / "user-home"
+    home.mkdir()
+    (home / ".profile").write_text(f". {shlex.quote(str(bare / 'bin' / 'activate'))}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAIRLS_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        HOME=str(home),
+        PATH=f"{bare / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        VIRTUAL_ENV=str(bare),
+        PYTHONUNBUFFERED="1",
+    )
+    hub = HubProcess(database_url=database_url)
+    try:
+        hub_url = hub.wait_ready()
+        users = []
+        for name, files in (
+            ("A", {FILE: INITIAL, HELPER: HELPER_TEXT}),
+            ("B", {"notes.md": "# B's notes\n"}),
+        ):
+            ws = tmp_path / f"ws-{name}"
+            ws.mkdir()
+            for rel, text in files.items():
+                (ws / rel).write_text(text)
+            # the harness's editor settings only (no telemetry, keystrokes land as typed): no pairls.*
+            users.append({"id": name, "name": name, "workspace": ws, "settings": dict(SETTINGS)})
+        servers = await asyncio.to_thread(_start, tmp_path, users, vsix, env)
+        servers_to_stop += servers
+        server_a, server_b = servers
+        config = {
+            "mode": "fresh",
+            "users": users,
+            "file": FILE,
+            "helperFile": HELPER,
+            "hubUrl": hub_url,
+            "identifier": IDENTIFIER,
+            "lineA": 1,
+            "lineB": 8,
+            "typeA": TYPE_A,
+            "typeB": TYPE_B,
+            "suggestLine": SUGGEST_LINE,
+            "jediLine": JEDI_LINE,
+            "jediWord": "getcwd",
+            "typeDelayMs": 30,
+            "pauseAt": ["ready", "invite", "converged"],
+        }
+        driver = await Driver.start(tmp_path, config)
+        try:
+            # --- nothing started: no status bar item, no server process -----------------------
+            ready = await driver.until("ready", 300)
+            assert ready["statusA"] is None and ready["statusB"] is None, ready
+            for s in servers:
+                assert _server_processes(s.extensions) == [], "a server started before any command"
+            await driver.resume()
+
+            # --- A: Create Room asks for the hub -------------------------------------------------
+            prompt = await driver.until("hubPrompt", 180)
+            assert prompt["value"] == "ws://127.0.0.1:8765", prompt
+            assert "hub" in prompt["message"].lower(), prompt
+            invite = parse_invite((await driver.until("invite", 300))["invite"])
+            assert invite.hub_url == hub_url
+            # the bundled server.py, run by the bare virtualenv's python3 found on PATH
+            (argv,) = await _until(
+                "A's language server process", lambda: _server_processes(server_a.extensions)
+            )
+            assert Path(argv[0]).name == "python3" and argv[1].endswith(SERVER_SCRIPT), argv
+            log = await _until(
+                "A's log to say which Python runs the server",
+                lambda: (t := _pairls_log(server_a)) and "starting the pairls language server" in t and t,
+            )
+            assert f"(PATH, {bare / 'bin' / 'python3'}, Python 3." in log, log
+            assert _server_processes(server_b.extensions) == [], "B's server started before B ran a command"
+            await driver.resume()
+
+            # --- B joins; both type; completions; convergence --------------------------------------
+            joined = await driver.until("joined", 240)
+            assert joined["text"] == INITIAL, joined
+            await driver.until("typed", 180)
+            suggest = await driver.until("suggest", 180)
+            assert any(IDENTIFIER in s for s in suggest["roomWords"]), suggest
+            assert any(s.startswith("getcwd") for s in suggest["jedi"]), suggest
+            text = (await driver.until("converged", 180))["text"]
+            assert len(_server_processes(server_b.extensions)) == 1
+            peer = await Peer(hub_url, name="e2e-checker").connect()
+            try:
+                await peer.join(invite.room_id, invite.secret)
+                doc = await peer.open(FILE)
+                await doc.wait_synced()
+                assert doc.text == text, f"hub {doc.text!r} != editors {text!r}"
+            finally:
+                await peer.close()
+            for typed in (TYPE_A, TYPE_B, SUGGEST_LINE, JEDI_LINE):
+                for line in typed.strip("\n").split("\n"):
+                    assert line in text, (line, text)
+            await driver.resume()
+            done = await driver.finish()
+            assert done.get("ok"), driver.summary()
+        finally:
+            driver.kill()
+        # the bare virtualenv is as bare as before
+        await asyncio.to_thread(_bare_python_unchanged, bare)
+    finally:
+        hub.terminate()
+
+
+def _bare_python_unchanged(bare: Path) -> None:
+    probe = subprocess.run(
+        [str(bare / "bin" / "python3"), "-c", "import pygls"], capture_output=True, cwd=bare
+    )
+    assert probe.returncode != 0, "pygls got installed into the bare virtualenv"
+
+
 # --- the room's owner -----------------------------------------------------------------------
 
 
 @pytest.mark.timeout(600)
-async def test_owner(database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer]) -> None:
+async def test_owner(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
     """The owner's controls in real VS Code: the participants picker (Make viewer, Remove) and the
     Rotate Invites and Delete Room commands, each confirmed in its modal dialog; B's window says
     what happened to B each time; the room is gone from the hub at the end."""
     _require_installed()
-    vsix = await asyncio.to_thread(_vsix)
     hub = HubProcess(database_url=database_url)
     try:
         hub_url = hub.wait_ready()
@@ -497,14 +696,11 @@ async def test_owner(database_url: str, tmp_path: Path, servers_to_stop: list[Co
             ws = tmp_path / f"ws-{name}"
             ws.mkdir()
             (ws / FILE).write_text(INITIAL)
-            settings = dict(
-                SETTINGS,
-                **{
-                    "pairls.hubUrl": hub_url,
-                    "pairls.displayName": display,
-                    "pairls.pythonPath": sys.executable,
-                },
-            )
+            # the workspace's own Pairls settings: the server starts with the window
+            (ws / ".vscode").mkdir()
+            workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
+            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
+            settings = dict(SETTINGS, **{"pairls.pythonPath": sys.executable})
             users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
         servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
         driver = await Driver.start(tmp_path, {"mode": "owner", "users": users, "file": FILE})

@@ -1,7 +1,10 @@
 /**
- * The pairls language server process and its LanguageClient: start, stop, restart, run a
- * server command, pass its `pairls/*` notifications on. No sync logic: documents go to the
- * server through the client's ordinary didOpen/didChange.
+ * The pairls language server process and its LanguageClient: start (on demand), stop,
+ * restart, run a server command, pass its `pairls/*` notifications on. No sync logic:
+ * documents go to the server through the client's ordinary didOpen/didChange.
+ *
+ * The server is the one bundled in the .vsix: `<python> bundled/tool/server.py`, which puts
+ * bundled/libs first on sys.path, so any Python 3.11+ runs it (python.ts finds one).
  */
 import * as vscode from "vscode";
 import {
@@ -28,15 +31,17 @@ export const CLIENT_NAME = "Pairls";
 
 export interface ServerConfig {
   python: string;
+  /** bundled/tool/server.py in the installed extension */
+  serverScript: string;
   initializationOptions: InitializationOptions;
 }
 
-/** The LanguageClient for `<python> -m lsp_bridge` over stdio. */
+/** The LanguageClient for `<python> bundled/tool/server.py` over stdio. */
 export function createLanguageClient(config: ServerConfig, output: vscode.LogOutputChannel): LanguageClient {
   const serverOptions: ServerOptions = {
     // no `transport`: stdio is the default, and TransportKind.stdio would add `--stdio`
     command: config.python,
-    args: ["-m", "lsp_bridge"],
+    args: [config.serverScript],
     options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
   };
   const clientOptions: LanguageClientOptions = {
@@ -59,9 +64,16 @@ export function createLanguageClient(config: ServerConfig, output: vscode.LogOut
 }
 
 export class NotRunning extends Error {
-  constructor() {
+  /** *reported*: the user has been told why already (no Python: a notification with a fix) */
+  constructor(readonly reported = false) {
     super("the Pairls language server is not running (Pairls: Restart Server)");
   }
+}
+
+/** What a server was started with: when this changes, it needs a restart. */
+interface StartedWith {
+  python: string;
+  options: string;
 }
 
 /** The server and its client across restarts; one per window. */
@@ -71,6 +83,10 @@ export class ServerConnection implements vscode.Disposable {
   /** start/stop run one at a time */
   private queue: Promise<unknown> = Promise.resolve();
   private state: ServerState = "stopped";
+  private startedWith: StartedWith | undefined;
+  /** the last start failed and the user was shown why */
+  private failureReported = false;
+  private disposed = false;
 
   private readonly statusEmitter = new vscode.EventEmitter<Status>();
   private readonly participantsEmitter = new vscode.EventEmitter<ParticipantsParams>();
@@ -83,6 +99,7 @@ export class ServerConnection implements vscode.Disposable {
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
+    private readonly serverScript: string,
     private readonly findPython: () => Promise<Found>,
     private readonly initializationOptions: () => InitializationOptions,
     /** shown when no interpreter can run the server (the message says how to fix it) */
@@ -95,6 +112,21 @@ export class ServerConnection implements vscode.Disposable {
 
   get running(): boolean {
     return this.client !== undefined && this.client.state === State.Running;
+  }
+
+  /** A server process exists (running, starting, or restarting after a crash). */
+  get started(): boolean {
+    return this.client !== undefined;
+  }
+
+  /** Whether the interpreter or the initializationOptions changed since the server started. */
+  async isStale(): Promise<boolean> {
+    const was = this.startedWith;
+    if (this.client === undefined || was === undefined) {
+      return false;
+    }
+    const found = await this.findPython();
+    return !found.ok || found.python !== was.python || JSON.stringify(this.initializationOptions()) !== was.options;
   }
 
   start(): Promise<boolean> {
@@ -112,10 +144,17 @@ export class ServerConnection implements vscode.Disposable {
     });
   }
 
-  /** Run a server command (`workspace/executeCommand`) with its one JSON object argument. */
-  async execute<T>(command: string, arg: object = {}): Promise<T> {
+  /**
+   * Run a server command (`workspace/executeCommand`) with its one JSON object argument,
+   * starting the server first if it is not running (the first Pairls command starts it)
+   * unless *start* is false.
+   */
+  async execute<T>(command: string, arg: object = {}, start = true): Promise<T> {
     // A command run while the server is (re)starting waits for that start to finish.
     await this.queue;
+    if (this.client === undefined && !(start && (await this.start()))) {
+      throw new NotRunning(this.failureReported);
+    }
     const client = this.client;
     if (client === undefined || client.state !== State.Running) {
       throw new NotRunning();
@@ -136,6 +175,7 @@ export class ServerConnection implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.disposed = true;
     void this.stop();
     this.statusEmitter.dispose();
     this.participantsEmitter.dispose();
@@ -160,23 +200,32 @@ export class ServerConnection implements vscode.Disposable {
     if (this.client !== undefined) {
       return true;
     }
+    if (this.disposed) {
+      return false;
+    }
+    this.failureReported = false;
     this.setState("starting");
     const found = await this.findPython();
     for (const t of found.tried) {
-      this.output.info(`${t.python} (${t.source}) cannot run pairls-lsp: ${t.reason}`);
+      this.output.info(`${t.python} (${t.source}) cannot run the language server: ${t.reason}`);
     }
     if (!found.ok) {
       this.output.error(found.message);
       this.setState("failed");
+      this.failureReported = true;
       this.reportNoPython(found.message);
       return false;
     }
-    this.output.info(`starting the pairls language server: ${found.python} -m lsp_bridge (${found.source})`);
+    const initializationOptions = this.initializationOptions();
+    const which = [found.source, found.executable, found.version && `Python ${found.version}`].filter(Boolean);
+    this.output.info(`starting the pairls language server: ${found.python} ${this.serverScript} (${which.join(", ")})`);
+    this.output.info(`initializationOptions: ${JSON.stringify(initializationOptions)}`);
     const client = createLanguageClient(
-      { python: found.python, initializationOptions: this.initializationOptions() },
+      { python: found.python, serverScript: this.serverScript, initializationOptions },
       this.output,
     );
     this.client = client;
+    this.startedWith = { python: found.python, options: JSON.stringify(initializationOptions) };
     this.clientDisposables = [
       client.onNotification(Notification.status, (params: Status) => this.statusEmitter.fire(params)),
       client.onNotification(Notification.participants, (params: ParticipantsParams) =>
@@ -223,6 +272,7 @@ export class ServerConnection implements vscode.Disposable {
   private async disposeClient(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    this.startedWith = undefined;
     for (const d of this.clientDisposables) {
       d.dispose();
     }

@@ -1,11 +1,12 @@
 /**
  * The commands a user runs ("Pairls: Create Room", ...). Each runs a server command through
- * ServerConnection.execute and shows the outcome; the room lives in the server.
+ * ServerConnection.execute (which starts the server if it is not running yet) and shows the
+ * outcome; the room lives in the server.
  */
 import * as vscode from "vscode";
 
 import { NotRunning, type ServerConnection } from "./client";
-import { inviteIn, validateInvite } from "./invite";
+import { DEFAULT_HUB_URL, inviteIn, validateHubUrl, validateInvite } from "./invite";
 import { participantActions, participantItems } from "./participants";
 import {
   type CreateRoomResult,
@@ -28,6 +29,14 @@ export const Command = {
   restartServer: "pairls.server.restart",
 } as const;
 
+/** Where new rooms go: the `pairls.hubUrl` setting, else what the user answered last time. */
+export interface HubChoice {
+  /** `pairls.hubUrl` ("" when unset) */
+  configured(): string;
+  remembered(): string | undefined;
+  remember(hubUrl: string): Thenable<void>;
+}
+
 /** Errors the server has already shown the user itself (window/showMessage). */
 const SERVER_REPORTS = new Set<string>([ServerCommand.createRoom, ServerCommand.joinRoom]);
 
@@ -39,6 +48,7 @@ export class Commands {
   constructor(
     private readonly connection: ServerConnection,
     private readonly output: vscode.LogOutputChannel,
+    private readonly hubs: HubChoice,
     /** current participants as last notified, if any */
     private readonly currentParticipants: () => Participant[] | undefined,
     /** after a restart: the room is gone with the old server */
@@ -73,6 +83,18 @@ export class Commands {
   }
 
   async createRoom(): Promise<CreateRoomResult | undefined> {
+    const hub = await this.hubForNewRoom();
+    if (hub === undefined) {
+      return undefined;
+    }
+    // The server creates rooms on the hub it was started with (initializationOptions.hubUrl):
+    // another hub, like any other changed setting, takes a restart.
+    if (await this.connection.isStale()) {
+      this.output.info(`restarting the language server to create the room on ${hub}`);
+      this.roomLeft();
+      this.serverRestarted();
+      await this.connection.restart();
+    }
     const result = await this.run(ServerCommand.createRoom, "creating a room", () =>
       this.connection.execute<CreateRoomResult>(ServerCommand.createRoom, { name: vscode.workspace.name ?? "" }),
     );
@@ -87,6 +109,28 @@ export class Commands {
     // not awaited: the command is done once the room exists, whether or not the toast is dismissed
     void this.offerInvites(`Pairls: room created; the invite is on the clipboard: ${result.invite}`);
     return result;
+  }
+
+  /** pairls.hubUrl if set, else the hub the user names (the last one they named is the default). */
+  private async hubForNewRoom(): Promise<string | undefined> {
+    const configured = this.hubs.configured();
+    if (configured !== "") {
+      return configured;
+    }
+    const answer = await vscode.window.showInputBox({
+      title: "Pairls: Create Room",
+      prompt: "The hub to create the room on (its address, from whoever runs it; set pairls.hubUrl to skip this question)",
+      placeHolder: DEFAULT_HUB_URL,
+      value: this.hubs.remembered() ?? (process.env.PAIRLS_HUB_URL || DEFAULT_HUB_URL),
+      ignoreFocusOut: true,
+      validateInput: (text) => validateHubUrl(text),
+    });
+    const hub = answer?.trim();
+    if (!hub) {
+      return undefined;
+    }
+    await this.hubs.remember(hub);
+    return hub;
   }
 
   async joinRoom(given?: string): Promise<JoinRoomResult | undefined> {
@@ -152,6 +196,10 @@ export class Commands {
   }
 
   async leaveRoom(): Promise<void> {
+    if (!this.connection.started) {
+      void vscode.window.showInformationMessage("Pairls: not in a room.");
+      return;
+    }
     const done = await this.run(ServerCommand.leaveRoom, "leaving the room", () =>
       this.connection.execute(ServerCommand.leaveRoom, {}),
     );
@@ -190,6 +238,10 @@ export class Commands {
   }
 
   async follow(participantId?: string): Promise<void> {
+    if (!this.connection.started) {
+      void vscode.window.showInformationMessage("Pairls: not in a room. Create or join one first.");
+      return;
+    }
     if (participantId !== undefined) {
       await this.followId(participantId);
       return;
@@ -210,7 +262,7 @@ export class Commands {
   }
 
   async showParticipants(): Promise<void> {
-    if (!this.connection.running) {
+    if (this.connection.serverState === "failed") {
       await this.serverActions();
       return;
     }
@@ -414,6 +466,9 @@ export class Commands {
       const message = e instanceof Error ? e.message : String(e);
       this.output.warn(`${command} failed: ${message}`);
       if (e instanceof NotRunning) {
+        if (e.reported) {
+          return undefined; // no Python: the user has just been told what to install
+        }
         void vscode.window.showErrorMessage(`Pairls: ${message}`, "Restart Server").then((pick) => {
           if (pick !== undefined) {
             void this.restartServer();

@@ -53,3 +53,24 @@ export function inviteIn(text: string | undefined): string | undefined {
   const s = text.trim();
   return s.length <= 512 && validateInvite(s) === undefined ? s : undefined;
 }
+
+/** Where `pairls-hub` listens unless told otherwise (`make run`); the server's default too. */
+export const DEFAULT_HUB_URL = "ws://127.0.0.1:8765";
+
+/** Undefined when *text* is a hub's address (ws[s]://HOST[:PORT][/prefix]), else what is wrong. */
+export function validateHubUrl(text: string): string | undefined {
+  const s = text.trim();
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return "Not a hub address (expected ws://HOST:PORT or wss://HOST)";
+  }
+  if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.host === "") {
+    return "Not a hub address (expected ws://HOST:PORT or wss://HOST)";
+  }
+  if (url.hash !== "" || url.search !== "" || url.pathname.includes("/room/")) {
+    return "That looks like an invite: use Join Room for it, or give the hub's address alone";
+  }
+  return undefined;
+}

@@ -5,6 +5,7 @@
  * (docs/architecture.md, decision 6); `pairls/*` notifications carry what LSP has no word for.
  * Types only: nothing here runs.
  */
+import type { CompletionsOption } from "./completions";
 
 /** Commands the server implements (`workspace/executeCommand`). */
 export const ServerCommand = {
@@ -114,4 +115,6 @@ export interface InitializationOptions {
   hubUrl?: string;
   displayName?: string;
   autoShare: boolean;
+  /** `"all"`, `"room"`, `"off"`, or per language id with `"*"` for the rest */
+  completions?: CompletionsOption;
 }

@@ -1,20 +1,31 @@
 /**
- * Finding the Python that runs the pairls language server (`<python> -m lsp_bridge`).
+ * Finding the Python that runs the bundled language server (`<python> bundled/tool/server.py`).
+ * The .vsix carries the server and its dependencies, so any Python 3.11+ will do: nothing
+ * needs to be installed into it.
  *
- * Order (STYLE.md, VS Code extension): the `pairls.pythonPath` setting, then `$PAIRLS_PYTHON`
- * (both explicit: used or reported, never silently passed over), then the Python extension's
- * interpreter, then `python3` on PATH. A candidate counts only if `import lsp_bridge` works in
- * it. No `vscode` import here: the Python extension is reached through an injected probe.
+ * Order: the `pairls.pythonPath` setting, then `$PAIRLS_PYTHON` (both explicit: used, or
+ * reported when unfit, never silently passed over: whoever set one meant it), then the Python
+ * extension's interpreter for the workspace (the one the user picked; a switch restarts the
+ * server), then `python3` on PATH (`python` on Windows). An interpreter counts when it runs
+ * and is 3.11 or newer. No `vscode` import here: the Python extension comes through a probe.
  */
 import { execFile } from "node:child_process";
 import * as os from "node:os";
 import * as path from "node:path";
 
+/** The oldest Python the bundled server runs on (websockets, jedi and cattrs set it). */
+export const MIN_PYTHON: readonly [number, number] = [3, 11];
+export const MIN_PYTHON_TEXT = MIN_PYTHON.join(".");
+
 export type Source = "pairls.pythonPath" | "PAIRLS_PYTHON" | "Python extension" | "PATH";
 
 export interface Probe {
   ok: boolean;
-  /** why the interpreter cannot run pairls-lsp (when !ok), fit for the user */
+  /** "3.12.1" when the interpreter ran */
+  version?: string;
+  /** its sys.executable (a venv's python, not the interpreter it links to) */
+  executable?: string;
+  /** why the interpreter cannot run the server (when !ok), fit for the user */
   reason?: string;
 }
 
@@ -27,8 +38,8 @@ export interface Probes {
   pythonExtension(): Promise<string | undefined>;
   /** the interpreter name looked up on PATH ("python3"; "python" on Windows) */
   onPath(): string;
-  /** whether pairls is importable in *python* */
-  hasPairls(python: string): Promise<Probe>;
+  /** whether *python* runs and is new enough */
+  probe(python: string): Promise<Probe>;
 }
 
 export interface Tried {
@@ -38,8 +49,8 @@ export interface Tried {
 }
 
 export type Found =
-  | { ok: true; python: string; source: Source; tried: Tried[] }
-  | { ok: false; message: string; tried: Tried[] };
+  | { ok: true; python: string; source: Source; version?: string; executable?: string; tried: Tried[] }
+  | { ok: false; message: string; explicit: boolean; tried: Tried[] };
 
 /** Pick the interpreter; see the module docstring for the order. */
 export async function findInterpreter(probes: Probes): Promise<Found> {
@@ -48,37 +59,30 @@ export async function findInterpreter(probes: Probes): Promise<Found> {
     [probes.setting(), "pairls.pythonPath"],
     [probes.environment(), "PAIRLS_PYTHON"],
   ]);
+  let candidates: [string, Source][];
   if (explicit !== undefined) {
-    const [python, source] = explicit;
-    const probe = await probes.hasPairls(python);
-    if (probe.ok) {
-      return { ok: true, python, source, tried };
+    candidates = [explicit];
+  } else {
+    let fromExtension: string | undefined;
+    try {
+      fromExtension = await probes.pythonExtension();
+    } catch {
+      fromExtension = undefined; // the Python extension is optional; its failure is not ours
     }
-    tried.push({ python, source, reason: probe.reason ?? "unknown error" });
-    return { ok: false, message: notFoundMessage(tried), tried };
-  }
-  let fromExtension: string | undefined;
-  try {
-    fromExtension = await probes.pythonExtension();
-  } catch {
-    fromExtension = undefined; // the Python extension is optional; its failure is not ours
-  }
-  const candidates: [string, Source][] = [];
-  if (fromExtension) {
-    candidates.push([fromExtension, "Python extension"]);
-  }
-  const onPath = probes.onPath();
-  if (onPath !== fromExtension) {
-    candidates.push([onPath, "PATH"]);
+    candidates = fromExtension ? [[fromExtension, "Python extension"]] : [];
+    const onPath = probes.onPath();
+    if (onPath !== fromExtension) {
+      candidates.push([onPath, "PATH"]);
+    }
   }
   for (const [python, source] of candidates) {
-    const probe = await probes.hasPairls(python);
+    const probe = await probes.probe(python);
     if (probe.ok) {
-      return { ok: true, python, source, tried };
+      return { ok: true, python, source, version: probe.version, executable: probe.executable, tried };
     }
     tried.push({ python, source, reason: probe.reason ?? "unknown error" });
   }
-  return { ok: false, message: notFoundMessage(tried), tried };
+  return { ok: false, message: notFoundMessage(tried), explicit: explicit !== undefined, tried };
 }
 
 function firstSet(pairs: [string | undefined, Source][]): [string, Source] | undefined {
@@ -90,28 +94,19 @@ function firstSet(pairs: [string | undefined, Source][]): [string, Source] | und
   return undefined;
 }
 
-/** The message that tells the user exactly how to fix it. */
+/** What is missing and how to fix it, in one message (the notification and the log). */
 export function notFoundMessage(tried: Tried[]): string {
-  if (tried.length === 0) {
-    return "Pairls: no Python found. Install Python 3.11+ and `pip install pairls`, or set pairls.pythonPath.";
-  }
+  const need = `Pairls needs Python ${MIN_PYTHON_TEXT} or newer to run its language server`;
+  const what = tried.map((t) => `${t.python} (${t.source}): ${t.reason}`).join("; ");
   const first = tried[0];
-  const what = tried.map((t) => `${t.python} (${t.source}: ${t.reason})`).join("; ");
-  const fix = `${quoteArg(first.python)} -m pip install pairls`;
-  if (first.source === "pairls.pythonPath" || first.source === "PAIRLS_PYTHON") {
-    return (
-      `Pairls: the Python in ${first.source} cannot run the pairls language server: ${what}. ` +
-      `Install pairls into it (${fix}), or set ${first.source} to a Python that has pairls.`
-    );
+  if (first !== undefined && (first.source === "pairls.pythonPath" || first.source === "PAIRLS_PYTHON")) {
+    return `${need}, and ${first.source} names one that cannot: ${what}. Set ${first.source} to a Python ${MIN_PYTHON_TEXT}+, or clear it to let Pairls find one.`;
   }
+  const found = tried.length ? `found none (tried ${what})` : "found none";
   return (
-    `Pairls: no Python with pairls found (tried ${what}). ` +
-    `Install pairls into ${first.python} (${fix}), or set pairls.pythonPath to a Python that has pairls.`
+    `${need} and ${found}. Install Python ${MIN_PYTHON_TEXT}+ (python.org, or your system's package manager), ` +
+    `then select it with the Python extension or set pairls.pythonPath to it.`
   );
-}
-
-function quoteArg(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/"/g, '\\"')}"`;
 }
 
 /** Expand `~` and `${workspaceFolder}` (and `${userHome}`) in a configured path. */
@@ -135,22 +130,40 @@ export function defaultPython(platform: NodeJS.Platform = process.platform): str
   return platform === "win32" ? "python" : "python3";
 }
 
-/** Run `<python> -c "import lsp_bridge"`: the check that the interpreter can run pairls-lsp. */
-export function probeImport(python: string, timeoutMs = 20000): Promise<Probe> {
+// Valid in Python 2 as well, so an old interpreter says what it is instead of a SyntaxError.
+const VERSION_SCRIPT = "import sys; sys.stdout.write('%d.%d.%d %s' % (sys.version_info[:3] + (sys.executable,)))";
+
+/** Run *python* and read its version: the check that it can run the bundled server. */
+export function probeInterpreter(python: string, timeoutMs = 20000): Promise<Probe> {
   return new Promise((resolve) => {
     execFile(
       python,
-      ["-c", "import lsp_bridge"],
+      ["-c", VERSION_SCRIPT],
       { timeout: timeoutMs, windowsHide: true },
-      (error, _stdout, stderr) => {
-        if (!error) {
-          resolve({ ok: true });
-          return;
+      (error, stdout, stderr) => {
+        if (error) {
+          resolve({ ok: false, reason: describeFailure(error, String(stderr)) });
+        } else {
+          resolve(judgeVersion(String(stdout)));
         }
-        resolve({ ok: false, reason: describeFailure(error, String(stderr)) });
       },
     );
   });
+}
+
+/** The probe's output ("3.11.2 /usr/bin/python3") against MIN_PYTHON. */
+export function judgeVersion(output: string): Probe {
+  const m = /^(\d+)\.(\d+)\.(\d+) ?(.*)$/s.exec(output.trim());
+  if (m === null) {
+    return { ok: false, reason: `not a Python (it printed ${JSON.stringify(output.slice(0, 80))})` };
+  }
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  const version = `${m[1]}.${m[2]}.${m[3]}`;
+  const executable = m[4] || undefined;
+  if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
+    return { ok: false, version, executable, reason: `Python ${version} is too old` };
+  }
+  return { ok: true, version, executable };
 }
 
 /** What went wrong running the probe, in a few words; *error* as execFile gives it. */
@@ -168,9 +181,5 @@ export function describeFailure(
     return "timed out";
   }
   const lines = stderr.trim().split(/\r?\n/);
-  const last = lines[lines.length - 1];
-  if (/No module named '?lsp_bridge'?/.test(last ?? "")) {
-    return "pairls is not installed";
-  }
-  return last || `exit code ${String(error.code)}`;
+  return lines[lines.length - 1] || `exit code ${String(error.code)}`;
 }

@@ -1,4 +1,7 @@
-/** The status bar item: formatStatus() on screen; a click runs Pairls: Show Participants. */
+/**
+ * The status bar item: formatStatus() on screen; a click runs Pairls: Show Participants.
+ * It appears when the server first starts (a window where Pairls was never used shows none).
+ */
 import * as vscode from "vscode";
 
 import type { Participant, Status } from "./protocol";
@@ -13,7 +16,6 @@ export class StatusBar implements vscode.Disposable {
     this.item.name = "Pairls";
     this.item.command = command;
     this.render();
-    this.item.show();
   }
 
   get status(): Status | undefined {
@@ -26,6 +28,9 @@ export class StatusBar implements vscode.Disposable {
 
   setServer(server: ServerState): void {
     this.model = server === "running" ? { ...this.model, server } : { server };
+    if (server !== "stopped") {
+      this.item.show();
+    }
     this.render();
   }
 

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { inviteIn, parseInvite, validateInvite } from "../src/invite";
+import { DEFAULT_HUB_URL, inviteIn, parseInvite, validateHubUrl, validateInvite } from "../src/invite";
 
 describe("parseInvite", () => {
   it("reads hub and room from an invite (the format of lsp_bridge/invite.py)", () => {
@@ -33,5 +33,20 @@ describe("validateInvite / inviteIn", () => {
     assert.equal(inviteIn("some code on the clipboard"), undefined);
     assert.equal(inviteIn(undefined), undefined);
     assert.equal(inviteIn("ws://h:1/room/r#" + "s".repeat(600)), undefined);
+  });
+});
+
+describe("validateHubUrl", () => {
+  it("accepts a hub's address, the default one too", () => {
+    assert.equal(validateHubUrl(DEFAULT_HUB_URL), undefined);
+    assert.equal(validateHubUrl(" wss://hub.example/pairls "), undefined);
+    assert.equal(validateHubUrl("ws://10.0.0.5:9000/"), undefined);
+  });
+
+  it("says what is wrong, and sends an invite to Join Room", () => {
+    assert.match(String(validateHubUrl("")), /Not a hub address/);
+    assert.match(String(validateHubUrl("127.0.0.1:8765")), /Not a hub address/);
+    assert.match(String(validateHubUrl("http://hub:8765")), /Not a hub address/);
+    assert.match(String(validateHubUrl("ws://h:1/room/r#s")), /use Join Room/);
   });
 });

@@ -36,10 +36,31 @@ describe("package.json", () => {
   });
 
   it("declares the settings, the bundle and where it runs", () => {
-    const props = Object.keys(manifest.contributes.configuration.properties).sort();
-    assert.deepEqual(props, ["pairls.autoShare", "pairls.displayName", "pairls.hubUrl", "pairls.pythonPath", "pairls.trace.server"]);
+    const props = manifest.contributes.configuration.properties;
+    assert.deepEqual(Object.keys(props).sort(), [
+      "pairls.autoShare",
+      "pairls.completions",
+      "pairls.displayName",
+      "pairls.hubUrl",
+      "pairls.pythonPath",
+      "pairls.trace.server",
+    ]);
+    assert.deepEqual(props["pairls.completions"].enum, ["auto", "room", "all", "off"]);
+    assert.equal(props["pairls.completions"].default, "auto");
     assert.equal(manifest.main, "./dist/extension.js");
     assert.deepEqual(manifest.extensionKind, ["workspace"]);
-    assert.deepEqual(manifest.activationEvents, ["onStartupFinished"]);
+  });
+
+  it("activates on its commands (implicit) or a workspace's settings file, not at every startup", () => {
+    assert.deepEqual(manifest.activationEvents, ["workspaceContains:.vscode/settings.json"]);
+  });
+
+  it("ships the bundled language server and only that beside the extension", () => {
+    const ignore = fs.readFileSync(path.join(root, ".vscodeignore"), "utf8").split("\n");
+    for (const line of ["**", "!dist/extension.js", "!bundled/tool/server.py", "!bundled/libs/**", "bundled/libs/**/__pycache__/**"]) {
+      assert.ok(ignore.includes(line), `.vscodeignore: no ${line}`);
+    }
+    assert.ok(fs.existsSync(path.join(root, "bundled/tool/server.py")));
+    assert.match(fs.readFileSync(path.join(root, "src/extension.ts"), "utf8"), /asAbsolutePath\("bundled\/tool\/server\.py"\)/);
   });
 });

@@ -1,11 +1,14 @@
-// The contract the extension drives, against the real language server (`<python> -m lsp_bridge`
-// over stdio, the way client.ts starts it), without VS Code. Needs this checkout's .venv
-// (`make venv`); skipped without it.
+// The contract the extension drives, against the language server bundled in the .vsix
+// (`<python> bundled/tool/server.py` over stdio, the way client.ts starts it), without VS Code.
+// Needs the bundle (`npm run bundle`, part of `make extension`) and a Python 3.11+ (python3 on
+// PATH, or $PAIRLS_PYTHON); nothing of pairls needs to be installed into it.
 import * as assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 
 import {
   createProtocolConnection,
@@ -23,8 +26,19 @@ import type { Status } from "../src/protocol";
 import { initializationOptions } from "../src/settings";
 import { formatStatus } from "../src/status";
 
-const PYTHON = process.env.PAIRLS_PYTHON || path.resolve(__dirname, "../../../.venv/bin/python");
-const skip = !fs.existsSync(PYTHON) && `no Python with pairls at ${PYTHON}`;
+const PYTHON = process.env.PAIRLS_PYTHON || "python3";
+const SERVER = path.resolve(__dirname, "../../bundled/tool/server.py");
+const skip = !fs.existsSync(path.resolve(SERVER, "../../libs/lsp_bridge")) && "no bundle (npm run bundle)";
+// not the checkout's packages: the server must find its own, wherever it is started
+const ENV = { ...process.env, PYTHONPATH: "" };
+const CWD = path.parse(SERVER).root;
+
+describe("bundled/tool/server.py", { skip }, () => {
+  it("runs the bundled pairls-lsp", async () => {
+    const { stdout } = await promisify(execFile)(PYTHON, [SERVER, "--version"], { env: ENV, cwd: CWD });
+    assert.match(stdout, /^pairls-lsp \d+\.\d+\.\d+/);
+  });
+});
 
 describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
   let proc: ChildProcess;
@@ -33,7 +47,7 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
   let stderr = "";
 
   before(async () => {
-    proc = spawn(PYTHON, ["-m", "lsp_bridge"], { stdio: ["pipe", "pipe", "pipe"] });
+    proc = spawn(PYTHON, [SERVER], { stdio: ["pipe", "pipe", "pipe"], env: ENV, cwd: CWD });
     proc.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString(); // pygls logs the refused commands with tracebacks: kept, not shown
     });
@@ -50,6 +64,7 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
       displayName: "ada",
       autoShare: true,
       pythonPath: "",
+      completions: "auto",
     });
     const result = await conn.sendRequest(InitializeRequest.type, {
       processId: process.pid,

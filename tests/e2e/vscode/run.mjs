@@ -16,6 +16,13 @@
 //            file and type into it at once at different lines; B asks for completions of a
 //            word that only A's other file holds; both editors converge; B shows A's cursor with
 //            A's name; screenshots.
+//   "fresh": the extension as installed from the .vsix with no Pairls setting: no Pairls status
+//            bar item until a command runs ("ready", a pause for the test to look for server
+//            processes); A runs "Pairls: Create Room", answers the hub question (its default is
+//            reported) and reads the invite; B runs "Pairls: Join Room", types the invite and
+//            opens the room's file through the notification's "Open a Document"; each types a
+//            line the other sees; B gets completions from the room (a word of A's other file)
+//            and from jedi (os.getcwd); both editors converge; screenshots.
 //   "owner": A creates the room and B joins; from the participants picker A makes B a viewer;
 //            "Pairls: Rotate Invites" (confirmed in its modal dialog) puts B out and B joins with
 //            the new invite; A removes B from the picker (confirmed); "Pairls: Delete Room"
@@ -279,6 +286,72 @@ class Window {
   }
 }
 
+/** A command's input box once it shows (not the palette it was run from): {value, title, message}. */
+async function quickInput(w) {
+  return until(`${w.name}: the command's input box`, () =>
+    w.page.evaluate(() => {
+      const widget = document.querySelector(".quick-input-widget");
+      const input = widget?.querySelector(".quick-input-box input");
+      if (!widget || !input || widget.style.display === "none") return null;
+      const box = {
+        value: input.value,
+        title: widget.querySelector(".quick-input-title")?.textContent?.trim() ?? "",
+        message: widget.querySelector(".quick-input-message")?.textContent?.trim() ?? "",
+      };
+      // the palette shows ">title" and no message; an input box has its prompt as message
+      return box.message && !box.value.startsWith(">") ? box : null;
+    }), 60000, 200);
+}
+
+/** Clicks *label* on the notification whose text matches *pattern*. */
+async function notificationButton(w, pattern, label, timeoutMs = 60000) {
+  await until(`${w.name}: a notification with ${pattern} and a "${label}" button`, async () => {
+    // toasts hide after a while: the notification center keeps them
+    if (!(await w.page.isVisible(".notifications-toasts .notification-list-item"))) {
+      if (!(await w.page.isVisible(".notifications-center .notification-list-item"))) {
+        await w.closeQuickInput();
+        await w.command("Notifications: Show Notifications", 10000).catch(() => {});
+      }
+    }
+    return w.page.evaluate(([source, text]) => {
+      const re = new RegExp(source);
+      for (const item of document.querySelectorAll(".notification-list-item")) {
+        if (!re.test(item.getAttribute("aria-label") || item.textContent || "")) continue;
+        const button = [...item.querySelectorAll(".monaco-button")].find((b) => b.textContent.trim() === text);
+        if (button) {
+          button.click();
+          return true;
+        }
+      }
+      return false;
+    }, [pattern.source, label]);
+  }, timeoutMs, 500);
+}
+
+/** Escape, Ctrl+Space: the suggest widget's rows once they hold *word* (else a timeout). */
+async function suggestionsWith(w, word, timeoutMs = 45000) {
+  let rows = [];
+  await until(`${w.name}'s suggest widget to offer ${word}`, async () => {
+    await w.kb.press("Escape");
+    await w.kb.press("Control+Space");
+    rows = await until("suggest widget", async () => {
+      const s = await w.suggestions();
+      return s.length && !s.every((x) => /loading/i.test(x)) ? s : null;
+    }, 5000, 200).catch(() => []);
+    return rows.some((s) => s.includes(word));
+  }, timeoutMs, 1000);
+  return rows;
+}
+
+/** Escape until the suggest widget is gone (a key typed while it shows may go to it). */
+async function closeSuggest(w) {
+  await until(`${w.name}: the suggest widget closed`, async () => {
+    await w.kb.press("Escape");
+    await sleep(200);
+    return !(await w.page.isVisible(".part.editor .editor-group-container.active .suggest-widget.visible"));
+  }, 10000, 300);
+}
+
 async function workbench(windows) {
   for (const w of windows) {
     // the palette lists a built-in command: the workbench takes commands
@@ -413,6 +486,105 @@ async function pair([a, b]) {
   emit("cursor", { labels: cursors.B, labelsInA: cursors.A, line: config.lineA });
 }
 
+async function fresh([a, b]) {
+  const file = config.file;
+  // --- nothing runs until a Pairls command does -------------------------------------------------
+  await sleep(config.settleMs ?? 5000);
+  await pause("ready", { statusA: await a.pairlsStatus(), statusB: await b.pairlsStatus() });
+
+  // --- A creates the room: the command asks for the hub --------------------------------------
+  await a.openFile(config.helperFile);
+  await a.openFile(file);
+  const before = await a.clipboard();
+  await a.command("Pairls: Create Room");
+  const hubPrompt = await quickInput(a);
+  emit("hubPrompt", hubPrompt);
+  await a.page.fill(".quick-input-widget .quick-input-box input", config.hubUrl);
+  await sleep(300);
+  await a.kb.press("Enter");
+  const invite = await until(
+    "the invite (A's clipboard or a notification)",
+    async () => {
+      const clip = await a.clipboard();
+      if (clip !== before && INVITE.test(clip)) return clip.match(INVITE)[0];
+      for (const n of await a.notifications()) {
+        const m = n.match(INVITE);
+        if (m) return m[0];
+      }
+      return null;
+    },
+    120000,
+    500,
+  );
+  await pause("invite", { invite, statusA: await a.pairlsStatus() });
+
+  // --- B joins, then opens the room's file from the notification -----------------------------
+  await b.command("Pairls: Join Room");
+  await quickInput(b);
+  await b.page.fill(".quick-input-widget .quick-input-box input", invite);
+  await sleep(300);
+  await b.kb.press("Enter");
+  await until("B's input box to close", async () => !(await b.page.isVisible(".quick-input-widget")), 10000);
+  await notificationButton(b, /joined the room/, "Open a Document", 120000);
+  // the quick pick of the room's documents
+  await b.page.click(`.quick-input-widget .quick-input-list .monaco-list-row[aria-label^="${file}"]`, { timeout: 30000 });
+  await until(`B: ${file} in the active tab`, () => b.activeTab().then((t) => t.startsWith(file)), 30000);
+  await b.focusEditor();
+  const start = await until(
+    "B's editor to show the room's text (A's)",
+    async () => {
+      const [ta, tb] = await Promise.all([a.editorText(), b.editorText()]);
+      return ta !== null && ta === tb ? ta : null;
+    },
+    60000,
+  );
+  emit("joined", { text: start });
+
+  // --- each types a line the other sees ----------------------------------------------------------
+  const seen = async (w, text) => until(`${w.name} to show ${JSON.stringify(text)}`, async () => (await w.editorText())?.includes(text), 30000);
+  await a.gotoLineEnd(config.lineA);
+  await a.kb.type(config.typeA, { delay: config.typeDelayMs });
+  await seen(b, config.typeA.trim());
+  await b.gotoLineEnd(config.lineB);
+  await b.kb.type(config.typeB, { delay: config.typeDelayMs });
+  await seen(a, config.typeB.trim());
+  emit("typed", {});
+
+  // --- completions: the room's words and jedi's, from the bundled server --------------------------
+  await b.kb.press("Control+End");
+  await b.kb.type(config.suggestLine, { delay: config.typeDelayMs });
+  const roomWords = await suggestionsWith(b, config.identifier);
+  await closeSuggest(b);
+  await b.kb.press("Control+End");
+  await b.kb.type(config.jediLine, { delay: config.typeDelayMs });
+  const jedi = await suggestionsWith(b, config.jediWord);
+  await b.screenshot("suggest");
+  await closeSuggest(b);
+  emit("suggest", { roomWords, jedi });
+
+  // --- convergence ---------------------------------------------------------------------------
+  let stableSince = 0;
+  let last = null;
+  const final = await until(
+    "both editors to show the same text",
+    async () => {
+      const [ta, tb] = await Promise.all([a.editorText(), b.editorText()]);
+      if (ta === null || ta !== tb || ta !== last) {
+        last = ta === tb ? ta : null;
+        stableSince = Date.now();
+        return null;
+      }
+      return Date.now() - stableSince >= 2000 ? ta : null;
+    },
+    90000,
+    250,
+  ).catch(async (e) => {
+    emit("diverged", { a: await a.editorText(), b: await b.editorText() });
+    throw e;
+  });
+  await pause("converged", { text: final });
+}
+
 /** A's invite: a new one on A's clipboard or in a notification (not *old*). */
 async function inviteOf(a, old, before) {
   return until(
@@ -523,6 +695,7 @@ try {
   for (const user of config.users) windows.push(await Window.open(browser, user));
   emit("workbench", { users: windows.map((w) => w.name) });
   if (config.mode === "workbench") await workbench(windows);
+  else if (config.mode === "fresh") await fresh(windows);
   else if (config.mode === "owner") await owner(windows);
   else await pair(windows);
 } catch (e) {

@@ -1,0 +1,264 @@
+"""Hub soak: many connections for a long time; does the hub's memory stay flat?
+
+A real ``pairls-hub`` (its embedded PostgreSQL) serves ``--conns`` connections in
+rooms of ``--per-room``; one member of each room types (``--typing`` rooms, a key
+every ``--key-interval`` seconds, each waiting for its ack), the others have the
+document open and receive every op; and ``--churn`` connections a second leave and
+come back as new clients. The hub's RSS is sampled every ``--sample`` seconds;
+growth compares the median of the minute after ``--warmup`` with the median of the
+last minute. Every room's texts are compared at the end (no lost or doubled edit).
+
+    make soak-hub                           # 30 minutes, 1,000 connections, 100 typing (make soak: and more)
+    python bench/soak.py --duration 120     # a short look
+
+Prints a Markdown section (``--out FILE`` appends it to FILE too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from tests.support.hubclient import HubError, Peer, SharedDoc  # noqa: E402
+from tests.support.hubproc import HubProcess  # noqa: E402
+
+PATH = "soak.py"
+
+
+@dataclass
+class Member:
+    peer: Peer
+    doc: SharedDoc
+
+
+@dataclass
+class Room:
+    room_id: str
+    secret: str
+    typist: Member
+    members: list[Member] = field(default_factory=list)
+    keys: int = 0
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    refused: int = 0
+    disconnects: int = 0
+    churned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def join(url: str, room: Room, name: str) -> Member:
+    peer = await Peer(url, name).connect()
+    await peer.join(room.room_id, room.secret)
+    return Member(peer, await peer.open(PATH))
+
+
+async def make_room(url: str, i: int) -> Room:
+    peer = await Peer(url, f"typist-{i}").connect()
+    created = await peer.create_room(f"soak-{i}")
+    await peer.create_document(PATH, "")
+    typist = Member(peer, await peer.open(PATH))
+    return Room(created["room"], created["editorSecret"], typist)
+
+
+async def type_keys(room: Room, interval: float, stop: float, tally: Tally, rng: random.Random) -> None:
+    doc = room.typist.doc
+    while time.monotonic() < stop:
+        await asyncio.sleep(interval * rng.uniform(0.5, 1.5))
+        text = doc.text
+        if len(text) > 20_000 and rng.random() < 0.5:
+            pos = rng.randrange(len(text) - 50)
+            await doc.splice(pos, 40, "")
+        else:
+            await doc.splice(rng.randint(0, len(text)), 0, rng.choice("abcdefgh \n"))
+        started = time.monotonic()
+        try:
+            await doc.wait_synced(30)
+        except TimeoutError:
+            tally.errors.append(f"room {room.room_id[:6]}: no ack in 30 s")
+            continue
+        tally.latencies.append(time.monotonic() - started)
+        room.keys += 1
+        tally.refused += len(doc.errors)
+        doc.errors.clear()
+
+
+async def churn(
+    url: str, rooms: list[Room], per_second: float, stop: float, tally: Tally, rng: random.Random
+) -> None:
+    if per_second <= 0:
+        return
+    while time.monotonic() < stop:
+        await asyncio.sleep(1.0 / per_second)
+        room = rng.choice(rooms)
+        if not room.members:
+            continue
+        old = room.members.pop(rng.randrange(len(room.members)))
+        await old.peer.close()
+        try:
+            room.members.append(await join(url, room, f"churn-{tally.churned}"))
+            tally.churned += 1
+        except (HubError, OSError, TimeoutError) as exc:
+            tally.errors.append(f"churn join: {type(exc).__name__}")
+
+
+async def sample_rss(pid: int, every: float, stop: float, out: list[tuple[float, int]]) -> None:
+    proc = psutil.Process(pid)
+    t0 = time.monotonic()
+    while time.monotonic() < stop:
+        out.append((time.monotonic() - t0, proc.memory_info().rss))
+        await asyncio.sleep(every)
+    out.append((time.monotonic() - t0, proc.memory_info().rss))
+
+
+def median_between(samples: list[tuple[float, int]], start: float, end: float) -> float:
+    window = [rss for t, rss in samples if start <= t <= end]
+    return statistics.median(window) if window else float("nan")
+
+
+def data_dir() -> Path:
+    data = Path(tempfile.mkdtemp(prefix="pairls-soak-"))
+    data.chmod(0o711)  # the embedded PostgreSQL's own user walks into it when run as root
+    return data
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    data = data_dir()
+    hub_args = ["--data-dir", str(data / "hub"), *args.hub_arg]
+    rng = random.Random(args.seed)
+    tally = Tally()
+    with HubProcess(*hub_args) as hub:
+        url = hub.url
+        n_rooms = max(1, args.conns // args.per_room)
+        rooms = []
+        for i in range(n_rooms):
+            rooms.append(await make_room(url, i))
+        for room in rooms:
+            room.members = list(
+                await asyncio.gather(*(join(url, room, f"m{j}") for j in range(args.per_room - 1)))
+            )
+        connections = sum(1 + len(r.members) for r in rooms)
+        print(f"soak: {connections} connections in {n_rooms} rooms", file=sys.stderr)
+        typing = rooms[: args.typing]
+        samples: list[tuple[float, int]] = []
+        stop = time.monotonic() + args.duration
+        tasks = [sample_rss(hub.proc.pid, args.sample, stop, samples)]
+        tasks += [type_keys(r, args.key_interval, stop, tally, random.Random(rng.random())) for r in typing]
+        tasks.append(churn(url, rooms, args.churn, stop, tally, rng))
+        await asyncio.gather(*tasks)
+        # every copy of every typed document the same as the typist's
+        diverged = 0
+        for room in typing:
+            await room.typist.doc.wait_synced(60)
+            for m in room.members:
+                with contextlib.suppress(TimeoutError):
+                    await m.doc.wait_rev(room.typist.doc.rev, 60)
+                if m.doc.text != room.typist.doc.text:
+                    diverged += 1
+        for room in rooms:
+            await asyncio.gather(room.typist.peer.close(), *(m.peer.close() for m in room.members))
+        hub_alive = hub.proc.poll() is None
+        log_tracebacks = hub.log.count("Traceback")
+    end = samples[-1][0]
+    base = median_between(samples, args.warmup, args.warmup + 60)
+    final = median_between(samples, end - 60, end)
+    lat = sorted(tally.latencies)
+    return {
+        "connections": connections,
+        "rooms": n_rooms,
+        "typing": len(typing),
+        "duration_s": round(end),
+        "keys": len(lat),
+        "ack_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+        "ack_p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None,
+        "refused": tally.refused,
+        "churned": tally.churned,
+        "errors": tally.errors[:10],
+        "error_count": len(tally.errors),
+        "diverged": diverged,
+        "rss_base_mb": round(base / 2**20, 1),
+        "rss_end_mb": round(final / 2**20, 1),
+        "rss_growth_pct": round((final - base) / base * 100, 1),
+        "rss_peak_mb": round(max(r for _, r in samples) / 2**20, 1),
+        "hub_alive": hub_alive,
+        "hub_tracebacks": log_tracebacks,
+        "samples": [(round(t), round(r / 2**20, 1)) for t, r in samples[:: max(1, len(samples) // 30)]],
+    }
+
+
+def render(res: dict[str, Any], args: argparse.Namespace) -> str:
+    ok = res["rss_growth_pct"] < 10 and not res["diverged"] and res["hub_alive"] and not res["error_count"]
+    lines = [
+        f"### Hub soak ({time.strftime('%Y-%m-%d')}, {platform.node()}, {psutil.cpu_count()} cores)",
+        "",
+        f"`python bench/soak.py --duration {args.duration:g} --conns {args.conns} --per-room {args.per_room} "
+        f"--typing {args.typing} --key-interval {args.key_interval:g} --churn {args.churn:g}`",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| connections / rooms / typing | {res['connections']} / {res['rooms']} / {res['typing']} |",
+        f"| duration | {res['duration_s']} s |",
+        f"| keys typed (each acked) | {res['keys']} |",
+        f"| ack latency p50 / p99 | {res['ack_p50_ms']} ms / {res['ack_p99_ms']} ms |",
+        f"| connections replaced (churn) | {res['churned']} |",
+        f"| hub RSS after warm-up / at the end / peak | {res['rss_base_mb']} / {res['rss_end_mb']} / "
+        f"{res['rss_peak_mb']} MB |",
+        f"| **RSS growth** (target < 10%) | **{res['rss_growth_pct']}%** {'(met)' if ok else '(MISSED)'} |",
+        f"| refused ops, errors, diverged copies | {res['refused']}, {res['error_count']}, "
+        f"{res['diverged']} |",
+        f"| hub alive at the end, tracebacks in its log | {res['hub_alive']}, {res['hub_tracebacks']} |",
+        "",
+        "RSS (MB) over time: " + ", ".join(f"{t}s {r}" for t, r in res["samples"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=1800.0, help="seconds of load")
+    ap.add_argument("--conns", type=int, default=1000)
+    ap.add_argument("--per-room", type=int, default=10)
+    ap.add_argument("--typing", type=int, default=100, help="rooms with a typist")
+    ap.add_argument("--key-interval", type=float, default=0.25, help="seconds between a typist's keys")
+    ap.add_argument("--churn", type=float, default=1.0, help="connections replaced per second")
+    ap.add_argument("--warmup", type=float, default=120.0, help="seconds before the RSS baseline")
+    ap.add_argument("--sample", type=float, default=5.0, help="seconds between RSS samples")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hub-arg", action="append", default=[], help="extra pairls-hub argument (repeat)")
+    ap.add_argument("--out", default="", help="append the Markdown section to this file")
+    ap.add_argument("--json", default="", help="write the raw results here")
+    args = ap.parse_args()
+    args.warmup = min(args.warmup, args.duration / 3)
+    res = asyncio.run(run(args))
+    text = render(res, args)
+    print(text)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    ok = res["rss_growth_pct"] < 10 and not res["diverged"] and res["hub_alive"] and not res["error_count"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
