@@ -90,7 +90,27 @@ def _database_options(p: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+def _room_id_as_operand(argv: list[str]) -> list[str]:
+    """``rooms delete ROOM``: a room id may begin with ``-`` (ids are URL-safe base64), which
+    argparse would take for an option; the operands go last, after a ``--``."""
+    if argv[:2] != ["rooms", "delete"] or "--" in argv:
+        return argv
+    options, operands = [], []
+    rest = iter(argv[2:])
+    for arg in rest:
+        if arg in ("--data-dir", "--database-url"):
+            options += [arg, next(rest, "")]
+        elif arg in ("-h", "--help") or arg.startswith(("--data-dir=", "--database-url=")):
+            options.append(arg)
+        else:
+            operands.append(arg)
+    return [*argv[:2], *options, "--", *operands]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    if argv is None:
+        argv = sys.argv[1:]
+    argv = _room_id_as_operand(argv)
     d = HubConfig()
     p = argparse.ArgumentParser(
         prog="pairls-hub",

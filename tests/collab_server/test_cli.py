@@ -18,7 +18,7 @@ import asyncpg
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from collab_server.cli import connect_hints
+from collab_server.cli import connect_hints, parse_args
 from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
@@ -320,6 +320,21 @@ async def room_rows(database_url: str, room: str) -> int:
         return int(n)
     finally:
         await db.close()
+
+
+def test_a_room_id_that_begins_with_a_dash_is_the_operand_of_rooms_delete() -> None:
+    for argv in (
+        ["rooms", "delete", "-abc_DEF", "--database-url", "postgresql://x/y"],
+        ["rooms", "delete", "--database-url", "postgresql://x/y", "-abc_DEF"],
+        ["rooms", "delete", "--database-url=postgresql://x/y", "--", "-abc_DEF"],
+    ):
+        args = parse_args(argv)
+        assert (args.command, args.action, args.room, args.database_url) == (
+            "rooms",
+            "delete",
+            "-abc_DEF",
+            "postgresql://x/y",
+        )
 
 
 async def test_rooms_list_and_delete_and_the_idle_sweep_as_processes(database_url: str) -> None:
