@@ -8,7 +8,8 @@ Exception tree::
     ├── QuotaExceeded           the request would pass one of the hub's quotas
     ├── InvalidState            misuse of an object by our own code
     └── StoreError              the database refused or failed
-        └── RevisionConflict    another hub committed the revision first
+        ├── RevisionConflict    another hub committed the revision first
+        └── DocumentGone        the document was deleted (its room was)
 
 Peers never see exception text: they see an :class:`ErrorCode` (stable, in
 ``docs/protocol.md``) and a fixed human message chosen here, or a close with
@@ -60,6 +61,10 @@ class RevisionConflict(StoreError):
     """Another hub committed a revision this hub tried to commit."""
 
 
+class DocumentGone(StoreError):
+    """The document is not in the database any more: its room was deleted."""
+
+
 class ErrorCode(enum.StrEnum):
     """Stable codes carried by ``error`` messages (docs/protocol.md)."""
 
@@ -73,6 +78,8 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     BAD_INVITE = "bad_invite"
     FORBIDDEN = "forbidden"
+    NO_SUCH_PARTICIPANT = "no_such_participant"
+    REMOVED = "removed"
     NO_SUCH_DOCUMENT = "no_such_document"
     DOCUMENT_EXISTS = "document_exists"
     BAD_PATH = "bad_path"
@@ -100,6 +107,8 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_ROOM: "no such room",
     ErrorCode.BAD_INVITE: "invite is not valid for this room",
     ErrorCode.FORBIDDEN: "your role does not allow this",
+    ErrorCode.NO_SUCH_PARTICIPANT: "no such participant in this room",
+    ErrorCode.REMOVED: "the room's owner removed you or withdrew this invite; ask the owner for a new invite",
     ErrorCode.NO_SUCH_DOCUMENT: "no such document",
     ErrorCode.DOCUMENT_EXISTS: "document already exists",
     ErrorCode.BAD_PATH: "path must be relative, without '..', at most 1024 characters",
@@ -126,5 +135,10 @@ class CloseCode(enum.IntEnum):
     PROTOCOL_VIOLATION = 4400  # the peer broke the protocol (see the reason)
     RATE_LIMIT = 4429  # the peer kept flooding after rate_limited errors
     TOO_SLOW = 4408  # the peer did not read what the hub sent it (its send buffer passed the limit)
+    # The room's owner (or the hub's operator) ended the peer's place in the room;
+    # none of these is worth reconnecting for with the same invite.
+    INVITE_WITHDRAWN = 4401  # the invite the peer joined with was rotated
+    REMOVED = 4403  # the owner removed (kicked) the peer
+    ROOM_DELETED = 4410  # the room was deleted (by its owner, the operator, or for being idle)
     # 1009 (message too big) is sent by websockets itself above max_size.
     MESSAGE_TOO_BIG = 1009

@@ -73,7 +73,16 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "op": {"path": (_STR, True), "rev": (_INT, True), "seq": (_INT, True), "op": (_LIST, True)},
     "presence": {"path": (_STR, True), "rev": (_INT, True), "ranges": (_LIST, True)},
     "ping": {},
+    # the owner's controls (docs/protocol.md, "Owners")
+    "kick": {"participant": (_STR, True)},
+    "set_role": {"participant": (_STR, True), "role": (_STR, True)},
+    "rotate_invites": {},
+    "delete_room": {},
 }
+
+#: the roles the owner may give a participant (nobody is made an owner)
+ASSIGNABLE_ROLES = ("editor", "viewer")
+PARTICIPANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_INT = 2**53  # JSON-safe integers only
 
@@ -282,6 +291,17 @@ def _check_presence(msg: dict[str, Any]) -> None:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "a range is [anchor, head], two non-negative integers")
 
 
+def _check_participant(msg: dict[str, Any]) -> None:
+    if not PARTICIPANT_RE.fullmatch(msg["participant"]):
+        raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
+
+
+def _check_set_role(msg: dict[str, Any]) -> None:
+    _check_participant(msg)
+    if msg["role"] not in ASSIGNABLE_ROLES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'role' must be 'editor' or 'viewer'")
+
+
 _CHECKS = {
     "hello": _check_hello,
     "create_room": _check_create_room,
@@ -291,6 +311,8 @@ _CHECKS = {
     "close": _check_path,
     "digest": _check_path,
     "presence": _check_presence,
+    "kick": _check_participant,
+    "set_role": _check_set_role,
 }
 
 

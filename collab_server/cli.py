@@ -1,4 +1,4 @@
-"""``pairls-hub``: run the collab hub.
+"""``pairls-hub``: run the collab hub; ``pairls-hub rooms list|delete ROOM`` for its operator.
 
 With no ``--database-url`` (and no ``DATABASE_URL``) the hub starts an
 embedded PostgreSQL in ``--data-dir``, restarts it if it dies (see
@@ -12,6 +12,13 @@ changes mode or owner.  With ``--tls-cert`` and ``--tls-key`` it serves
 (:func:`connect_hints`).  Logs go to stderr, as text or JSON lines
 (``--log-format``, see ``logs.py``).  SIGINT
 and SIGTERM shut it down cleanly (see :meth:`collab_server.hub.Hub.close`).
+
+``pairls-hub rooms list`` shows every room (id, name, documents, bytes
+stored, last activity; never a secret or a document's text) and
+``pairls-hub rooms delete ROOM`` deletes one with everything in it (hubs
+running on the same database disconnect its members), on the database of
+``--database-url`` or the embedded one in ``--data-dir`` (started for the
+command if no hub runs it).
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -54,24 +63,63 @@ def _missing_dependencies() -> list[str]:
     return [m for m in wanted if importlib.util.find_spec(m) is None]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    d = HubConfig()
-    p = argparse.ArgumentParser(prog="pairls-hub", description="Run the pairls collab hub.")
-    p.add_argument("--version", action="version", version=f"pairls-hub {__version__}")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``45s``, ``30m``, ``12h`` or ``30d``."""
+    m = _DURATION.fullmatch(text.strip())
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m, 45s)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _database_options(p: argparse.ArgumentParser, default: object) -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=None,
+        default=default,
         help="where the embedded PostgreSQL keeps its data "
         "(default: /var/lib/pairls-hub as root, else $XDG_DATA_HOME/pairls/hub)",
     )
     p.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL"),
+        default=os.environ.get("DATABASE_URL") if default is None else default,
         help="use this PostgreSQL server instead of the embedded one (default: $DATABASE_URL)",
     )
+
+
+def _room_id_as_operand(argv: list[str]) -> list[str]:
+    """``rooms delete ROOM``: a room id may begin with ``-`` (ids are URL-safe base64), which
+    argparse would take for an option; the operands go last, after a ``--``."""
+    if argv[:2] != ["rooms", "delete"] or "--" in argv:
+        return argv
+    options, operands = [], []
+    rest = iter(argv[2:])
+    for arg in rest:
+        if arg in ("--data-dir", "--database-url"):
+            options += [arg, next(rest, "")]
+        elif arg in ("-h", "--help") or arg.startswith(("--data-dir=", "--database-url=")):
+            options.append(arg)
+        else:
+            operands.append(arg)
+    return [*argv[:2], *options, "--", *operands]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    if argv is None:
+        argv = sys.argv[1:]
+    argv = _room_id_as_operand(argv)
+    d = HubConfig()
+    p = argparse.ArgumentParser(
+        prog="pairls-hub",
+        description="Run the pairls collab hub (or, with 'rooms', list or delete its rooms).",
+    )
+    p.add_argument("--version", action="version", version=f"pairls-hub {__version__}")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+    _database_options(p, None)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument(
         "--log-format",
@@ -177,7 +225,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=d.max_send_buffer,
         help="bytes queued to a non-reading client before it is closed (4408) (default: %(default)s)",
     )
+    p.add_argument(
+        "--room-ttl",
+        type=duration,
+        default=d.room_ttl,
+        help="delete a room, with its documents and log, once no member has been connected and no op "
+        "made for this long: seconds, or with s, m, h or d (default: 30d); 0 keeps rooms forever",
+    )
     _add_tls_arguments(p)
+    commands = p.add_subparsers(dest="command", metavar="{rooms}")
+    rooms = commands.add_parser(
+        "rooms",
+        help="list or delete rooms (see 'pairls-hub rooms --help')",
+        description="List or delete the rooms in the hub's database (--database-url, or the embedded "
+        "PostgreSQL in --data-dir).",
+    )
+    actions = rooms.add_subparsers(dest="action", required=True, metavar="{list,delete}")
+    listing = actions.add_parser(
+        "list", help="every room: id, name, documents, bytes stored, last activity (no secrets, no text)"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per room, one per line")
+    deleting = actions.add_parser(
+        "delete", help="delete a room with everything in it; its members are disconnected"
+    )
+    deleting.add_argument("room", help="the room id (see 'rooms list')")
+    for sub in (listing, deleting):
+        _database_options(sub, argparse.SUPPRESS)
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together (or PAIRLS_TLS_CERT and PAIRLS_TLS_KEY)")
@@ -251,6 +324,7 @@ async def serve(args: argparse.Namespace) -> int:
         address_burst_bytes=args.address_burst_bytes,
         max_history_bytes=args.max_history_bytes,
         max_send_buffer=args.max_send_buffer,
+        room_ttl=args.room_ttl,
     )
     stop = asyncio.Event()
     failure: list[str] = []
@@ -302,6 +376,63 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     logger.info("stopped")
     return 0
+
+
+async def rooms(args: argparse.Namespace) -> int:
+    """``pairls-hub rooms list`` / ``rooms delete ROOM``."""
+    from .database import start_embedded
+    from .store import open_store
+
+    embedded = None
+    dsn = args.database_url
+    if not dsn:
+        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+        if not (data_dir / "postgres").is_dir():
+            print(f"no hub database in {data_dir} (give --data-dir or --database-url)", file=sys.stderr)
+            return 1
+        embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+        dsn = embedded.dsn
+    try:
+        store = await open_store(dsn, hub_id=f"cli-{secrets.token_hex(4)}", min_size=1, max_size=2)
+        try:
+            if args.action == "list":
+                _print_rooms(await store.list_rooms(), as_json=args.json)
+                return 0
+            if not await store.delete_room(args.room, by="operator"):
+                print(f"no room {args.room}", file=sys.stderr)
+                return 1
+            print(f"deleted room {args.room}")
+            return 0
+        finally:
+            await store.close()
+    finally:
+        if embedded is not None and not embedded.reused:
+            # we started it for this command; a hub's server is left running
+            await asyncio.to_thread(embedded.stop)
+
+
+def _print_rooms(found: list[Any], *, as_json: bool) -> None:
+    if as_json:
+        for r in found:
+            obj = {
+                "id": r.id,
+                "name": r.name,
+                "documents": r.documents,
+                "bytes": r.bytes,
+                "createdAt": r.created_at.isoformat(),
+                "lastActive": r.last_active.isoformat(),
+            }
+            print(json.dumps(obj, ensure_ascii=False))
+        return
+    table = [("ROOM", "NAME", "DOCUMENTS", "BYTES", "LAST ACTIVE")]
+    for r in found:
+        name = r.name if len(r.name) <= 30 else r.name[:29] + "…"
+        when = r.last_active.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+        table.append((r.id, name, str(r.documents), str(r.bytes), when))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4])
+    print(f"{len(found)} room{'' if len(found) == 1 else 's'}")
 
 
 def connect_hints(host: str, port: int, *, scheme: str = "ws") -> list[str]:
@@ -377,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     from .database import Unreachable
 
     try:
+        if args.command == "rooms":
+            return _run(rooms(args))
         return _run(serve(args))
     except KeyboardInterrupt:
         return 130

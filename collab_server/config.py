@@ -73,6 +73,11 @@ class HubConfig:
     #: seconds before the first retry; doubled after each failure, up to store_retry_max_delay
     store_retry_delay: float = 0.1
     store_retry_max_delay: float = 2.0
+    #: seconds a room may stay idle (no member connected, no op) before it is deleted; 0: never
+    room_ttl: float = 30 * 86400.0
+    #: the longest time between two checks of this hub's rooms against the database (see
+    #: ``authority.room_check_interval``): lost notifications are repaired within it
+    room_check_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_op_components < 4:
@@ -97,6 +102,8 @@ class HubConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.create_token == "":
             raise ValueError("create_token must not be empty (None: no token)")
+        if self.room_ttl < 0 or self.room_check_interval <= 0:
+            raise ValueError("room_ttl must not be negative, room_check_interval must be positive")
         self.backoff()  # checks the retry settings
 
     def backoff(self) -> Backoff:

@@ -62,6 +62,7 @@ from websockets.http11 import Request, Response
 from collab_core import wire
 from collab_core.errors import (
     CloseCode,
+    DocumentGone,
     ErrorCode,
     ProtocolError,
     QuotaExceeded,
@@ -69,9 +70,12 @@ from collab_core.errors import (
     StoreError,
 )
 
+from . import authority
+from .authority import ChangeRole, Close, RoomState, Seat
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .invites import new_secret, role_for, secret_hash
+from .lifecycle import RoomKeeper
 from .metrics import HubMetrics
 from .pacing import Pacer
 from .quotas import AddressBook, HistoryBudget, TokenBucket, address_key, token_matches
@@ -163,6 +167,17 @@ class HubStats:
     #: (mirrors Hub.history.evicted, so that every counter is read here)
     history_evictions: int = 0
 
+    #: checks of rooms against the database (after a notification, or periodic) that failed
+    room_check_failures: int = 0
+    #: connections closed because the room's owner (or the operator, or the idle sweep) ended them
+    owner_closes: int = 0
+    #: documents whose task ended because their room was deleted under them
+    deleted_documents: int = 0
+    #: rooms this hub deleted for being idle longer than ``room_ttl``
+    idle_rooms_deleted: int = 0
+    #: idle sweeps that failed (tried again at the next check)
+    sweep_failures: int = 0
+
     def handled(self, kind: str, seconds: float) -> None:
         """One message took *seconds* of CPU time without letting the others run."""
         if seconds > self.slowest_message_seconds:
@@ -197,6 +212,8 @@ class Connection:
         self.name = ""
         self.room: Room | None = None
         self.role = ""
+        #: SHA-256 of the secret it joined its room with
+        self.secret_hash = b""
         self.docs: set[str] = set()
         #: path -> the revision its `opened` reply was at; later ops reach it in order
         self.opened_at: dict[str, int] = {}
@@ -272,6 +289,9 @@ class Connection:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role}
 
+    def seat(self) -> Seat:
+        return Seat(self.id, self.client_id, self.role, self.secret_hash)
+
     def allow(self, now: float) -> bool:
         """May this connection send one more message now (the message rate)?"""
         if self.messages.full(now):
@@ -290,6 +310,10 @@ class Room:
         self.docs: dict[str, DocumentTask] = {}
         #: (participant id, path) -> presence message, in memory only
         self.presence: dict[tuple[str, str], dict[str, Any]] = {}
+        #: checks of this room against the database begun, and the newest one applied: an
+        #: older read is never applied over a newer one (see Hub.check_rooms)
+        self.reads = 0
+        self.applied = 0
 
     def send_to_others(self, conn: Connection | None, text: str) -> None:
         """*text* to every member here but *conn*, each through its :meth:`Connection.send`."""
@@ -331,6 +355,8 @@ class DocumentTask:
         self.seq: Sequencer | None = None
         self.last_snapshot = 0
         self.stopping = False
+        #: the document was deleted (with its room): refuse what comes, and end
+        self.gone = False
         #: consecutive failed commits of this document
         self.commit_backoff = hub.config.backoff()
         #: the requests of the step being served (those not yet handled)
@@ -390,6 +416,12 @@ class DocumentTask:
                 except StoreError as exc:
                     self._store_failed(exc, items)
                 self.hub.note_evictions()
+                if self.gone:
+                    self._unregister()
+                    self._refuse_items([*self._current, *self.inbox])
+                    self._current.clear()
+                    self.inbox.clear()
+                    return
         except asyncio.CancelledError:
             self._refuse_remaining()
             raise
@@ -718,6 +750,13 @@ class DocumentTask:
             return
         try:
             await store.append(self.record.id, seq.committed_rev, batch)
+        except DocumentGone:
+            # Its room was deleted (the connections are being closed): refuse, and end.
+            self.hub.stats.deleted_documents += 1
+            logger.info("document %s was deleted; its task ends", self.record.id)
+            self._refuse_subs(seq.rollback())
+            self.gone = True
+            return
         except RevisionConflict:
             # Another hub won the race: catch up, then sequence ours again.
             self._requeue(seq.rollback())
@@ -865,6 +904,7 @@ class Hub:
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
+        self.keeper = RoomKeeper(self)
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
 
@@ -875,7 +915,7 @@ class Hub:
 
     async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
         """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``)."""
-        await self.store.listen(self._notified, on_reconnect=self._resync_all)
+        await self.store.listen(self._notified, on_reconnect=self._resync_all, on_room=self._room_notified)
         self.store.add_commit_observer(self.metrics.commit_observed)
         self.server = await serve(
             self._handle,
@@ -889,6 +929,7 @@ class Hub:
             ping_interval=20,
             ping_timeout=20,
         )
+        self.keeper.start()
         self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
 
     async def _watch_loop_lag(self) -> None:
@@ -901,6 +942,7 @@ class Hub:
     async def close(self) -> None:
         """Shut down cleanly: no new ops, queued ops acked or refused, clients closed with 1001."""
         self.closing = True
+        await self.keeper.stop()
         if self._lag_monitor is not None:
             self._lag_monitor.cancel()
         s = self.stats
@@ -1026,6 +1068,8 @@ class Hub:
     def _resync_all(self) -> None:
         for doc in self.docs_by_id.values():
             doc.resync()
+        # room notifications may have been lost too
+        self.background(self.check_rooms_logged(list(self.rooms)))
 
     def _notified(self, hub_id: str, doc_id: int, rev: int) -> None:
         if hub_id == self.store.hub_id:
@@ -1033,6 +1077,116 @@ class Hub:
         doc = self.docs_by_id.get(doc_id)
         if doc is not None:
             doc.remote(rev)
+
+    # -- rooms against the database (docs/protocol.md, "Owners") ---------------
+
+    def _room_notified(self, hub_id: str, room_id: str, event: str) -> None:
+        """A room changed (on another hub): bring our connections in line with the database."""
+        if hub_id == self.store.hub_id or room_id not in self.rooms:
+            return  # ours are in line already (see _owner_request)
+        self.background(self.check_rooms_logged([room_id]))
+
+    async def check_rooms_logged(self, room_ids: list[str], *, touch: bool = False) -> None:
+        """:meth:`check_rooms`; a store failure is counted and logged (the next check repairs it)."""
+        try:
+            await self.check_rooms(room_ids, touch=touch)
+        except StoreError as exc:
+            self.stats.room_check_failures += 1
+            logger.warning("could not check %d rooms against the database (%s)", len(room_ids), exc)
+
+    async def check_rooms(self, room_ids: list[str], *, touch: bool = False) -> None:
+        """Read *room_ids* from the database and apply :func:`authority.reconcile` to their connections here.
+
+        Only connections that were in the room when the read began are
+        judged, and a read is not applied over a newer one.  *touch* marks
+        the rooms active.  Raises :class:`StoreError`.
+        """
+        started: dict[str, tuple[int, list[Seat]]] = {}
+        for room_id in room_ids:
+            room = self.rooms.get(room_id)
+            if room is not None:
+                room.reads += 1
+                started[room_id] = (room.reads, [c.seat() for c in room.connections.values()])
+        if not started:
+            return
+        states = await self.store.room_states(list(started), touch=touch)
+        for room_id, (n, seats) in started.items():
+            room = self.rooms.get(room_id)
+            if room is None or room.applied > n:
+                continue
+            room.applied = n
+            state = states.get(room_id, RoomState(exists=False))
+            self._apply(room, authority.reconcile(seats, state))
+
+    def _apply(self, room: Room, actions: list[Close | ChangeRole]) -> None:
+        for action in actions:
+            conn = room.connections.get(action.participant)
+            if conn is None:
+                continue
+            if isinstance(action, Close):
+                self.stats.owner_closes += 1
+                conn.log.info("closing the connection: %s", action.reason)
+                self._leave(conn)
+                self.background(conn.ws.close(action.code, action.reason))
+            else:
+                conn.role = action.role
+                conn.log.info("role changed to %s", action.role)
+                room.send_to_others(
+                    None, wire.encode({"type": "participant_changed", "participant": conn.describe()})
+                )
+
+    async def _touch(self, room_id: str) -> None:
+        try:
+            await self.store.touch_rooms([room_id])
+        except StoreError as exc:
+            self.stats.room_check_failures += 1
+            logger.warning("could not mark room %s active (%s)", room_id[:8], exc)
+
+    async def _seat(self, room: Room, participant: str) -> Seat | None:
+        """The participant an owner names: connected here, or known to the database (any hub)."""
+        conn = room.connections.get(participant)
+        if conn is not None:
+            return conn.seat()
+        return await self.store.find_member(room.id, participant)
+
+    async def _owner_request(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """kick, set_role, rotate_invites, delete_room: the owner's controls.
+
+        The change is written to PostgreSQL (which notifies the other hubs),
+        then this hub's connections are brought in line, then the owner gets
+        the reply (delete_room: the reply first, since the owner is closed too).
+        """
+        room = self._room_of(conn)
+        authority.check_owner(conn.role)
+        kind = msg["type"]
+        reply: dict[str, Any] = {"id": msg.get("id")}
+        if kind == "delete_room":
+            if not await self.store.delete_room(room.id, by="owner"):
+                raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
+            conn.log.info("deleted the room")
+            conn.send(wire.encode({"type": "room_deleted", **reply}))
+            await self.check_rooms([room.id])
+            return
+        if kind == "rotate_invites":
+            secrets_ = {role: new_secret() for role in ("editor", "viewer")}
+            if not await self.store.rotate_invites(room.id, {r: secret_hash(s) for r, s in secrets_.items()}):
+                raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
+            reply.update(
+                type="invites_rotated", editorSecret=secrets_["editor"], viewerSecret=secrets_["viewer"]
+            )
+            conn.log.info("rotated the invites")
+        else:
+            target = authority.check_target(await self._seat(room, msg["participant"]))
+            if kind == "kick":
+                await self.store.remove_member(room.id, target.client_id, target.secret_hash or None)
+                reply.update(type="kicked", participant=target.participant)
+                conn.log.info("removed participant %s", target.participant)
+            else:
+                await self.store.set_member_role(room.id, target.client_id, msg["role"])
+                reply.update(type="role_set", participant=target.participant, role=msg["role"])
+                conn.log.info("made participant %s a %s", target.participant, msg["role"])
+        await self.check_rooms([room.id])
+        conn.send(wire.encode(reply))
 
     # -- connections --------------------------------------------------------
 
@@ -1194,6 +1348,8 @@ class Hub:
             await self._create_document(conn, msg)
         elif kind == "ping":
             conn.send(wire.encode({"type": "pong", "id": msg.get("id")}))
+        elif kind in ("kick", "set_role", "rotate_invites", "delete_room"):
+            await self._owner_request(conn, msg)
         elif kind == "hello":
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
 
@@ -1278,7 +1434,7 @@ class Hub:
             self.stats.quota_refusals += 1
             conn.log.warning("refused create_room: the hub has --max-rooms rooms")
             raise QuotaExceeded("this hub has as many rooms as it allows")
-        reply = await self._enter(conn, room_id, "owner")
+        reply = await self._enter(conn, room_id, "owner", digests["owner"])
         reply.update(
             type="room_created",
             name=name,
@@ -1294,20 +1450,27 @@ class Hub:
         if conn.room is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         room_id = msg["room"]
-        role = role_for(msg["secret"], await self.store.room_invites(room_id))
-        if role is None:
+        secret = msg["secret"]
+        if role_for(secret, await self.store.room_invites(room_id)) is None:
             if await self.store.room_exists(room_id):
                 raise ProtocolError(ErrorCode.BAD_INVITE)
             raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
+        # (compared in constant time above; what the owner decided about this client is read by digest)
+        digest = secret_hash(secret)
+        admission = await self.store.admission(room_id, digest, conn.client_id)
+        role = authority.admit(admission)
         if conn.room is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
-        reply = await self._enter(conn, room_id, role)
+        reply = await self._enter(conn, room_id, role, digest)
         reply["id"] = msg.get("id")
         conn.send(wire.encode(reply))
         conn.log.info("joined as %s", role)
 
-    async def _enter(self, conn: Connection, room_id: str, role: str) -> dict[str, Any]:
-        await self.store.add_member(room_id, conn.client_id, conn.name, role)
+    async def _enter(self, conn: Connection, room_id: str, role: str, secret_hash: bytes) -> dict[str, Any]:
+        if not await self.store.add_member(
+            room_id, conn.client_id, conn.name, role, participant=conn.id, secret_hash=secret_hash
+        ):
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM)  # deleted meanwhile
         docs = await self.store.list_documents(room_id)
         room = self.rooms.get(room_id)
         if room is None:
@@ -1319,6 +1482,7 @@ class Hub:
             self.background(old.ws.close(CloseCode.REPLACED, "replaced by a newer connection"))
         conn.room = room
         conn.role = role
+        conn.secret_hash = secret_hash
         conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
@@ -1341,6 +1505,7 @@ class Hub:
             self._close_doc(conn, path)
         conn.room = None
         conn.role = ""
+        conn.secret_hash = b""
         room.connections.pop(conn.id, None)
         if room.by_client.get(conn.client_id) is conn:
             del room.by_client[conn.client_id]
@@ -1352,7 +1517,12 @@ class Hub:
             self._unload(room)
 
     def _unload(self, room: Room) -> None:
-        """Nobody here is in *room* any more: stop its documents once they are idle."""
+        """Nobody here is in *room* any more: stop its documents once they are idle.
+
+        The room's idle time starts now (its last activity is marked).
+        """
+        if not self.closing:
+            self.background(self._touch(room.id))
         for path, doc in list(room.docs.items()):
             del room.docs[path]
             self.docs_by_id.pop(doc.record.id, None)

@@ -166,6 +166,18 @@ class _HubCollector(Collector):
                 "Op history entries evicted to stay within --max-history-bytes",
                 stats.history_evictions,
             ),
+            (
+                "pairls_owner_closes",
+                "Connections closed because the room's owner, the operator or the idle sweep ended them",
+                stats.owner_closes,
+            ),
+            ("pairls_idle_rooms_deleted", "Rooms this hub deleted for being idle", stats.idle_rooms_deleted),
+            (
+                "pairls_room_check_failures",
+                "Checks of rooms against the database that failed (tried again at the next check)",
+                stats.room_check_failures,
+            ),
+            ("pairls_sweep_failures", "Idle room sweeps that failed", stats.sweep_failures),
         ]
         for name, doc, value in counters:
             yield CounterMetricFamily(name, doc, value=value)

@@ -18,9 +18,17 @@ either cannot be stored, so :meth:`Store.append`, :meth:`Store.create_document`
 and :meth:`Store.save_snapshot` raise :class:`StoreError` for them and write
 nothing.  The hub should refuse such input up front (see :func:`storable`).
 
+Rooms: the owner's controls (removing a participant, changing a role,
+rotating the invites, deleting the room) are written here first, each with
+``NOTIFY pairls_rooms`` ``"<hub_id> <room_id> <event>"``; every hub then
+reads the room back with :meth:`Store.room_states` and brings its
+connections in line (``authority.reconcile``).  :meth:`Store.delete_room`
+and :meth:`Store.delete_idle_rooms` delete a room with everything in it.
+
 Errors: every database failure surfaces as :class:`StoreError` (the asyncpg
 exception is chained as ``__cause__``); a lost compare-and-set as
-:class:`RevisionConflict`.  Document text, ops and secrets are never logged.
+:class:`RevisionConflict`, or :class:`DocumentGone` if the document was
+deleted meanwhile.  Document text, ops and secrets are never logged.
 
 Observing: :attr:`Store.stats` counts what happened; callbacks added with
 :meth:`Store.add_commit_observer` get the duration and size of every
@@ -35,22 +43,25 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import NamedTuple
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from collab_core import ops
-from collab_core.errors import InvalidState, QuotaExceeded, RevisionConflict, StoreError
+from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
 
+from .authority import Admission, RoomState, Seat
 from .document import ClientId, Rev, Sequenced
 
 __all__ = [
     "CommitObserver",
     "DocumentRecord",
     "LoadedDocument",
+    "RoomInfo",
     "Store",
     "StoreStats",
     "open_store",
@@ -60,6 +71,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHANNEL = "pairls_ops"
+#: notifications that a room changed: "<hub_id> <room_id> <event>", event in ROOM_EVENTS
+ROOMS_CHANNEL = "pairls_rooms"
+ROOM_EVENTS = ("removed", "role", "rotated", "deleted:owner", "deleted:operator", "deleted:idle")
 ROLES = ("owner", "editor", "viewer")
 #: pg_advisory_lock key serialising migrations between hubs ("pairls" in ASCII)
 MIGRATION_LOCK = 0x7061_6972_6C73
@@ -82,6 +96,18 @@ class LoadedDocument(NamedTuple):
     rev: int
     #: the last ops up to ``rev``, oldest first
     history: list[Sequenced]
+
+
+class RoomInfo(NamedTuple):
+    """A room as ``pairls-hub rooms list`` shows it: never a secret or a document's text."""
+
+    id: str
+    name: str
+    documents: int
+    #: bytes of text stored for it: its snapshots and its op log
+    bytes: int
+    created_at: datetime
+    last_active: datetime
 
 
 #: ``observer(seconds, ops)`` after each group-commit transaction that PostgreSQL answered
@@ -299,6 +325,7 @@ class Store:
         self._listen_conn: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._callbacks: list[Callable[[str, int, int], None]] = []
+        self._room_callbacks: list[Callable[[str, str, str], None]] = []
         self._on_reconnect: list[Callable[[], None]] = []
         self._commit_observers: list[CommitObserver] = []
 
@@ -386,18 +413,242 @@ class Store:
             rows = await self._pool.fetch("SELECT role, secret_hash FROM invites WHERE room_id = $1", room_id)
             return [(r["role"], bytes(r["secret_hash"])) for r in rows]
 
-    async def add_member(self, room_id: str, client_id: str, name: str, role: str) -> None:
-        """Record that *client_id* joined (or rejoined) *room_id*; updates name, role, last_seen."""
+    async def admission(self, room_id: str, secret_hash: bytes, client_id: str) -> Admission:
+        """What the database says about *client_id* joining *room_id* with this secret (one round trip)."""
+        async with _db_errors("admission"):
+            row = await self._pool.fetchrow(
+                "SELECT i.role,"
+                " (SELECT m.role FROM members m WHERE m.room_id = $1 AND m.client_id = $3 AND m.role_set),"
+                " EXISTS (SELECT 1 FROM members m WHERE m.room_id = $1 AND m.client_id = $3),"
+                " EXISTS (SELECT 1 FROM removals r WHERE r.room_id = $1 AND r.client_id = $3),"
+                " EXISTS (SELECT 1 FROM removals r WHERE r.room_id = $1 AND r.secret_hash = $2)"
+                " FROM invites i WHERE i.room_id = $1 AND i.secret_hash = $2",
+                room_id,
+                secret_hash,
+                client_id,
+            )
+        if row is None:
+            return Admission(None)
+        return Admission(row[0], row[1], row[2], row[3], row[4])
+
+    async def add_member(
+        self,
+        room_id: str,
+        client_id: str,
+        name: str,
+        role: str,
+        *,
+        participant: str | None = None,
+        secret_hash: bytes | None = None,
+    ) -> bool:
+        """Record that *client_id* joined (or rejoined) *room_id*; updates name, role, last_seen.
+
+        Marks the room active.  False if the room does not exist (any more).
+        """
         async with _db_errors("add_member"):
-            await self._pool.execute(
-                "INSERT INTO members (room_id, client_id, name, role) VALUES ($1, $2, $3, $4)"
+            done = await self._pool.fetchval(
+                "WITH r AS (UPDATE rooms SET last_active = now() WHERE id = $1 RETURNING id)"
+                " INSERT INTO members (room_id, client_id, name, role, participant, secret_hash)"
+                " SELECT r.id, $2, $3, $4, $5, $6 FROM r"
                 " ON CONFLICT (room_id, client_id) DO UPDATE"
-                " SET name = excluded.name, role = excluded.role, last_seen = now()",
+                " SET name = excluded.name, role = excluded.role, participant = excluded.participant,"
+                " secret_hash = excluded.secret_hash, last_seen = now()"
+                " RETURNING true",
                 room_id,
                 client_id,
                 name,
                 role,
+                participant,
+                secret_hash,
             )
+        return bool(done)
+
+    async def find_member(self, room_id: str, participant: str) -> Seat | None:
+        """The member whose newest connection is (or was) *participant*, on any hub."""
+        async with _db_errors("find_member"):
+            row = await self._pool.fetchrow(
+                "SELECT client_id, role, secret_hash FROM members WHERE room_id = $1 AND participant = $2"
+                " ORDER BY last_seen DESC LIMIT 1",
+                room_id,
+                participant,
+            )
+        return None if row is None else Seat(participant, row[0], row[1], row[2] or b"")
+
+    async def remove_member(self, room_id: str, client_id: str, secret_hash: bytes | None) -> None:
+        """The owner removed *client_id*: it may not come back, nor anyone new with its secret."""
+        async with _db_errors("remove_member"), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO removals (room_id, client_id, secret_hash) VALUES ($1, $2, $3)"
+                " ON CONFLICT (room_id, client_id) DO UPDATE SET secret_hash = excluded.secret_hash",
+                room_id,
+                client_id,
+                secret_hash,
+            )
+            await self._notify_room(conn, room_id, "removed")
+
+    async def set_member_role(self, room_id: str, client_id: str, role: str) -> None:
+        """The owner gave *client_id* the *role* (kept when it reconnects)."""
+        if role not in ROLES:
+            raise StoreError(f"unknown role {role!r}")
+        async with _db_errors("set_member_role"), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE members SET role = $3, role_set = true WHERE room_id = $1 AND client_id = $2",
+                room_id,
+                client_id,
+                role,
+            )
+            await self._notify_room(conn, room_id, "role")
+
+    async def rotate_invites(self, room_id: str, invites: dict[str, bytes]) -> bool:
+        """Replace the room's invites of these roles (role -> digest of the new secret); False if no room."""
+        for role in invites:
+            if role not in ROLES:
+                raise StoreError(f"unknown role {role!r}")
+        async with _db_errors("rotate_invites"), self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT id FROM rooms WHERE id = $1 FOR UPDATE", room_id) is None:
+                return False
+            await conn.execute(
+                "DELETE FROM invites WHERE room_id = $1 AND role = ANY($2::text[])", room_id, list(invites)
+            )
+            await conn.executemany(
+                "INSERT INTO invites (room_id, role, secret_hash) VALUES ($1, $2, $3)",
+                [(room_id, role, digest) for role, digest in invites.items()],
+            )
+            await self._notify_room(conn, room_id, "rotated")
+        return True
+
+    async def room_states(self, room_ids: Sequence[str], *, touch: bool = False) -> dict[str, RoomState]:
+        """The rooms as stored; *touch* marks them active.
+
+        A room deleted lately is there with ``exists`` False and who deleted
+        it; a room that never existed (or was deleted long ago) is absent.
+        """
+        rooms = "(UPDATE rooms SET last_active = now() WHERE id = ANY($1::text[]) RETURNING id)"
+        if not touch:
+            rooms = "(SELECT id FROM rooms WHERE id = ANY($1::text[]))"
+        async with _db_errors("room_states"):
+            rows = await self._pool.fetch(
+                f"WITH r AS {rooms} SELECT r.id,"
+                " ARRAY(SELECT secret_hash FROM invites i WHERE i.room_id = r.id),"
+                " ARRAY(SELECT client_id FROM removals x WHERE x.room_id = r.id),"
+                " ARRAY(SELECT client_id || ' ' || role FROM members m WHERE m.room_id = r.id AND m.role_set)"
+                " FROM r",
+                list(room_ids),
+            )
+            out = {}
+            for room_id, secrets, removed, roles in rows:
+                out[room_id] = RoomState(
+                    True,
+                    frozenset(bytes(x) for x in secrets),
+                    frozenset(removed),
+                    dict(x.split(" ", 1) for x in roles),
+                )
+            gone = [r for r in room_ids if r not in out]
+            if gone:
+                for room_id, by in await self._pool.fetch(
+                    "SELECT id, deleted_by FROM deleted_rooms WHERE id = ANY($1::text[])", gone
+                ):
+                    out[room_id] = RoomState(False, deleted_by=by)
+        return out
+
+    async def touch_rooms(self, room_ids: Sequence[str]) -> None:
+        """Mark the rooms active now (the idle sweep counts from the last time)."""
+        async with _db_errors("touch_rooms"):
+            await self._pool.execute(
+                "UPDATE rooms SET last_active = now() WHERE id = ANY($1::text[])", list(room_ids)
+            )
+
+    async def delete_room(self, room_id: str, *, by: str) -> bool:
+        """Delete the room and everything in it (*by*: owner or operator); False if there was none."""
+        async with _db_errors("delete_room"), self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT id FROM rooms WHERE id = $1 FOR UPDATE", room_id) is None:
+                return False
+            await self._delete_rooms(conn, [room_id], by)
+        logger.info("deleted room %s (by the %s)", room_id[:8], by)
+        return True
+
+    async def forget_deleted_rooms(self, older_than: float = 7 * 86400.0) -> int:
+        """Drop the record of rooms deleted more than *older_than* seconds ago; returns how many."""
+        async with _db_errors("forget_deleted_rooms"):
+            done = await self._pool.execute(
+                "DELETE FROM deleted_rooms WHERE deleted_at < now() - make_interval(secs => $1)",
+                float(older_than),
+            )
+        return int(done.split()[-1])
+
+    async def delete_idle_rooms(self, idle: float, *, keep: Sequence[str] = (), limit: int = 50) -> list[str]:
+        """Delete rooms with no member connected and no op for *idle* seconds; returns their ids.
+
+        Safe with several hubs sweeping at once: each room is locked (rooms
+        another sweep holds are skipped) and its idleness checked under the
+        lock.  *keep*: rooms someone is connected to on this hub.
+        """
+        async with _db_errors("delete_idle_rooms"), self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT r.id FROM rooms r"
+                " WHERE r.last_active < now() - make_interval(secs => $1) AND NOT r.id = ANY($2::text[])"
+                " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.room_id = r.id AND EXISTS ("
+                "   SELECT 1 FROM (SELECT created_at FROM ops o WHERE o.document_id = d.id"
+                "   ORDER BY o.rev DESC LIMIT 1) last"
+                "   WHERE last.created_at >= now() - make_interval(secs => $1)))"
+                " ORDER BY r.last_active LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
+                float(idle),
+                list(keep),
+                limit,
+            )
+            ids = [r[0] for r in rows]
+            if ids:
+                await self._delete_rooms(conn, ids, "idle")
+        if ids:
+            logger.info("deleted %d idle rooms", len(ids))
+        return ids
+
+    async def _delete_rooms(self, conn: asyncpg.Connection, ids: list[str], by: str) -> None:
+        """Delete rooms whose rows the caller's transaction has locked, with all their rows.
+
+        The documents are locked first: an append in flight commits before
+        (and its ops go with the rest); one that comes after finds no
+        document (:class:`DocumentGone`).
+        """
+        docs = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM documents WHERE room_id = ANY($1::text[]) FOR UPDATE", ids
+            )
+        ]
+        await conn.execute("DELETE FROM ops WHERE document_id = ANY($1::bigint[])", docs)
+        await conn.execute("DELETE FROM snapshots WHERE document_id = ANY($1::bigint[])", docs)
+        await conn.execute("DELETE FROM documents WHERE room_id = ANY($1::text[])", ids)
+        for table in ("members", "invites", "removals"):
+            await conn.execute(f"DELETE FROM {table} WHERE room_id = ANY($1::text[])", ids)
+        await conn.execute("DELETE FROM rooms WHERE id = ANY($1::text[])", ids)
+        await conn.execute(
+            "INSERT INTO deleted_rooms (id, deleted_by) SELECT unnest($1::text[]), $2"
+            " ON CONFLICT (id) DO UPDATE SET deleted_by = excluded.deleted_by, deleted_at = now()",
+            ids,
+            by,
+        )
+        for room_id in ids:
+            await self._notify_room(conn, room_id, f"deleted:{by}")
+
+    async def _notify_room(self, conn: asyncpg.Connection, room_id: str, event: str) -> None:
+        """Tell every hub (delivered when the transaction commits) that *room_id* changed."""
+        await conn.execute("SELECT pg_notify($1, $2)", ROOMS_CHANNEL, f"{self.hub_id} {room_id} {event}")
+
+    async def list_rooms(self) -> list[RoomInfo]:
+        """Every room, the most recently active first (for the operator)."""
+        async with _db_errors("list_rooms"):
+            rows = await self._pool.fetch(
+                "SELECT r.id, r.name,"
+                " (SELECT count(*) FROM documents d WHERE d.room_id = r.id),"
+                " (SELECT coalesce(sum(octet_length(s.text)), 0) FROM snapshots s"
+                "   JOIN documents d ON d.id = s.document_id WHERE d.room_id = r.id)"
+                " + (SELECT coalesce(sum(octet_length(o.op)), 0) FROM ops o"
+                "   JOIN documents d ON d.id = o.document_id WHERE d.room_id = r.id),"
+                " r.created_at, r.last_active"
+                " FROM rooms r ORDER BY r.last_active DESC, r.id"
+            )
+        return [RoomInfo(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5]) for r in rows]
 
     # -- documents ----------------------------------------------------------
 
@@ -659,6 +910,9 @@ class Store:
                 self.stats.appends += 1
                 self.stats.ops += len(item.batch)
                 item.future.set_result(None)
+            elif not await self._document_exists(item.doc_id):
+                # its room was deleted: nothing will ever commit on it again
+                item.future.set_exception(DocumentGone(f"document {item.doc_id} was deleted"))
             else:
                 self.stats.conflicts += 1
                 item.future.set_exception(
@@ -676,6 +930,16 @@ class Store:
                 item.future.set_result(None)
                 return
         item.future.set_exception(error)
+
+    async def _document_exists(self, doc_id: int) -> bool:
+        """Asked only after a lost compare-and-set (rare): was it lost to a deletion?"""
+        try:
+            async with _db_errors("append"):
+                return bool(
+                    await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM documents WHERE id = $1)", doc_id)
+                )
+        except StoreError:
+            return True  # unknown: a conflict, which reads the log and tries again
 
     async def _already_committed(self, item: _Append) -> bool:
         """True if exactly this batch is in the log (a COMMIT whose answer was lost)."""
@@ -696,14 +960,19 @@ class Store:
         callback: Callable[[str, int, int], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
+        on_room: Callable[[str, str, str], None] | None = None,
     ) -> None:
-        """Call ``callback(hub_id, doc_id, rev)`` for every commit by any hub, ours included.
+        """Call ``callback(hub_id, doc_id, rev)`` for every commit by any hub, ours included,
+        and ``on_room(hub_id, room_id, event)`` for every change to a room (see ``ROOM_EVENTS``).
 
         The listener has its own connection.  If it is lost, it is re-opened
         (with backoff) and *on_reconnect* is called: notifications sent
-        meanwhile are lost, so the caller should catch up with ops_since.
+        meanwhile are lost, so the caller should catch up with ops_since
+        (and read its rooms again).
         """
         self._callbacks.append(callback)
+        if on_room is not None:
+            self._room_callbacks.append(on_room)
         if on_reconnect is not None:
             self._on_reconnect.append(on_reconnect)
         if self._listen_conn is None:
@@ -716,6 +985,7 @@ class Store:
             )
             try:
                 await conn.add_listener(CHANNEL, self._notified)
+                await conn.add_listener(ROOMS_CHANNEL, self._room_notified)
             except BaseException:
                 await conn.close()
                 raise
@@ -734,6 +1004,18 @@ class Store:
                 cb(*args)
             except Exception:
                 logger.exception("listen callback failed")
+
+    def _room_notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            hub_id, room_id, event = payload.split(" ")
+        except ValueError:
+            logger.warning("ignoring a malformed %s notification", ROOMS_CHANNEL)
+            return
+        for cb in list(self._room_callbacks):
+            try:
+                cb(hub_id, room_id, event)
+            except Exception:
+                logger.exception("room callback failed")
 
     def _listener_lost(self, conn: object) -> None:
         if self._closing or conn is not self._listen_conn:

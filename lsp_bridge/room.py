@@ -39,7 +39,12 @@ sockets (tests/lsp_bridge/test_room.py):
   failed, and reports progress;
 * the connection backs off on repeated failures and says so once;
   a failure that retrying cannot fix (a hub certificate that does not
-  verify) ends the entry or the room with the reason, without retrying.
+  verify) ends the entry or the room with the reason, without retrying;
+* the owner's controls (:meth:`kick`, :meth:`set_role`,
+  :meth:`rotate_invites`, :meth:`delete_room`) are requests like any other;
+  a connection the hub ends for the owner (removed, invite withdrawn, room
+  deleted: close codes 4403, 4401, 4410) ends the room here, in words, and
+  is not reconnected; a role the owner changes takes effect at once.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from typing import Any
 
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
+from collab_core.errors import CloseCode
 from collab_core.wire import valid_path
 
 from .editor_sync import ContentChange, EditorSync, EditToApply
@@ -84,6 +90,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+#: what the user is told when the hub ends their place in the room (by close code, then reason)
+ENDED: dict[int, str] = {
+    CloseCode.REMOVED: "pairls: you were removed from the room by the owner; your files stay as they are",
+    CloseCode.INVITE_WITHDRAWN: (
+        "pairls: the room's owner changed the invites, so you are no longer in the room; "
+        "ask them for the new invite to join again"
+    ),
+    CloseCode.ROOM_DELETED: "pairls: the room was deleted",
+}
+DELETED_BY = {
+    "room deleted by its owner": "pairls: the room was deleted by its owner",
+    "room deleted by the hub's operator": "pairls: the room was deleted by the hub's operator",
+    "room deleted after being idle": "pairls: the room was deleted after being idle",
+}
+OWNER_UNTOUCHABLE = "the owner cannot be removed or given another role"
 COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
 
 
@@ -514,6 +535,7 @@ class Room:
         self._events.append(Notify("pairls/participants", {"participants": []}))
 
     def _reset_room(self) -> None:
+        self._fail_requests("left the room")
         self.room_id = self.role = self.invite = None
         self.editor_invite = self.viewer_invite = None
         self.participants = {}
@@ -677,6 +699,116 @@ class Room:
             self._follow_moved(p)
         return None
 
+    # == the owner's controls ========================================================================
+
+    def kick(self, participant: Any, now: float) -> int:
+        """Remove *participant* from the room (the owner only); :class:`Done` with ``{}``."""
+        ticket = next(self._tickets)
+        error = self._owner_check() or self._target_check(participant)
+        if error is not None:
+            self._done(ticket, error=error)
+            return ticket
+        self._request({"type": "kick", "participant": participant}, "owner", ticket=ticket)
+        return ticket
+
+    def set_role(self, participant: Any, role: Any, now: float) -> int:
+        """Make *participant* an ``editor`` or a ``viewer`` (the owner only); :class:`Done` with ``{}``."""
+        ticket = next(self._tickets)
+        error = self._owner_check() or self._target_check(participant)
+        if error is None and role not in ("editor", "viewer"):
+            error = "the role must be editor or viewer"
+        if error is not None:
+            self._done(ticket, error=error)
+            return ticket
+        self._request({"type": "set_role", "participant": participant, "role": role}, "owner", ticket=ticket)
+        return ticket
+
+    def rotate_invites(self, now: float) -> int:
+        """New editor and viewer invites; who joined with the old ones is closed out (the owner
+        only); :class:`Done` with ``{invite, viewerInvite}``."""
+        ticket = next(self._tickets)
+        error = self._owner_check()
+        if error is not None:
+            self._done(ticket, error=error)
+            return ticket
+        self._request({"type": "rotate_invites"}, "owner", ticket=ticket)
+        return ticket
+
+    def delete_room(self, now: float) -> int:
+        """Delete the room with its documents (the owner only); everyone is disconnected.
+        :class:`Done` with ``{}``, and the room is left."""
+        ticket = next(self._tickets)
+        error = self._owner_check()
+        if error is not None:
+            self._done(ticket, error=error)
+            return ticket
+        self._request({"type": "delete_room"}, "owner", ticket=ticket)
+        return ticket
+
+    def _owner_check(self) -> str | None:
+        if not self.in_room:
+            return "join or create a room first"
+        if self.role != "owner":
+            return "only the room's owner can do that"
+        if not self.connected:
+            return "not connected to the hub right now; try again once it is back"
+        return None
+
+    def _target_check(self, participant: Any) -> str | None:
+        if not isinstance(participant, str) or not participant:
+            return "no such participant"
+        p = self.participants.get(participant)
+        if participant == self.participant or (p is not None and p.role == "owner"):
+            return OWNER_UNTOUCHABLE
+        return None
+
+    def _owner_reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
+        assert req.ticket is not None
+        kind = msg.get("type")
+        if kind == "error":
+            code = str(msg.get("code"))
+            text = OWNER_UNTOUCHABLE if code == "forbidden" and self.role == "owner" else _explain(code)
+            self._done(req.ticket, error=text)
+        elif kind == "kicked":
+            self._done(req.ticket, result={})
+        elif kind == "role_set":
+            p = self.participants.get(str(msg.get("participant")))
+            if p is not None and msg.get("role") in ("editor", "viewer"):
+                p.role = str(msg["role"])
+                self._participants_changed()
+            self._done(req.ticket, result={})
+        elif kind == "invites_rotated":
+            try:
+                assert self.hub_url is not None and self.room_id is not None
+                editor = parse_invite(str(Invite(self.hub_url, self.room_id, str(msg.get("editorSecret")))))
+                viewer = parse_invite(str(Invite(self.hub_url, self.room_id, str(msg.get("viewerSecret")))))
+            except InvalidInvite:
+                self._done(req.ticket, error="the hub sent invites that are not valid")
+                return
+            self.editor_invite, self.viewer_invite = str(editor), str(viewer)
+            self._done(req.ticket, result={"invite": self.editor_invite, "viewerInvite": self.viewer_invite})
+        elif kind == "room_deleted":
+            self._done(req.ticket, result={})
+            self._room_ended("pairls: you deleted the room")
+        else:
+            self._done(req.ticket, error=_explain(str(msg.get("code"))))
+
+    def _room_ended(self, text: str) -> None:
+        """The room is over for us (removed, invite withdrawn, deleted): say so, and do not reconnect."""
+        self._events.append(ShowMessage(text))
+        for doc in self.docs.values():
+            self._events.append(TextReplaced(doc.path, None))
+        self._reset_room()
+        self._events.append(Disconnect())
+        self._notify_status()
+        self._events.append(Notify("pairls/participants", {"participants": []}))
+
+    def _fail_requests(self, text: str) -> None:
+        """Commands waiting for a hub answer that will not come fail, in words."""
+        for req in self._requests.values():
+            if req.ticket is not None:
+                self._done(req.ticket, error=text)
+
     # == the editor =================================================================================
 
     def editor_changed(self, uri: str, version: int, changes: list[ContentChange], now: float) -> bool:
@@ -699,7 +831,9 @@ class Room:
             if not self._viewer_warned:
                 self._viewer_warned = True
                 self._events.append(
-                    ShowMessage("pairls: you joined as a viewer; your edits are not shared and were undone")
+                    ShowMessage(
+                        "pairls: you are a viewer in this room; your edits are not shared and were undone"
+                    )
                 )
             self._pump(doc, view, now)
             return False
@@ -775,9 +909,19 @@ class Room:
             "hello",
         )
 
-    def connection_closed(self, code: int | None, now: float) -> None:
-        """The websocket closed (or could not open)."""
+    def connection_closed(self, code: int | None, now: float, reason: str | None = None) -> None:
+        """The websocket closed (or could not open), with the hub's close *code* and *reason* if any."""
         if self.conn is Conn.DOWN and self._reconnect_at is not None:
+            return
+        self._fail_requests("lost the connection to the hub before it answered; try again")
+        ended = ENDED.get(code) if code is not None else None
+        if ended is not None and self.in_room:
+            # The owner (or the hub's operator) ended our place in the room: reconnecting
+            # would be refused, so we stop here and say why.
+            if code == CloseCode.ROOM_DELETED:
+                ended = DELETED_BY.get(reason or "", ended)
+            logger.info("the hub ended our place in the room (code %s)", code)
+            self._room_ended(ended)
             return
         healthy = self._up_since is not None and now - self._up_since >= self.config.healthy_after
         self.conn = Conn.DOWN
@@ -871,6 +1015,8 @@ class Room:
         elif kind == "participant_joined" and isinstance(msg.get("participant"), dict):
             self._participant(msg["participant"])
             self._participants_changed()
+        elif kind == "participant_changed" and isinstance(msg.get("participant"), dict):
+            self._participant_changed(msg["participant"])
         elif kind == "participant_left":
             gone = self.participants.pop(str(msg.get("participant", "")), None)
             self._participants_changed()
@@ -1091,6 +1237,8 @@ class Room:
             doc = self.docs.get(req.path)
             if doc is not None and kind == "digest":
                 self._digest(doc, msg, now)
+        elif req.kind == "owner":
+            self._owner_reply(req, msg, now)
         self._pump_opens(now)
 
     def _set_op_limits(self) -> None:
@@ -1616,9 +1764,11 @@ class Room:
             for view in doc.views.values():
                 view.sync.reset(client.text)
                 self._pump(doc, view, now)
-            self._events.append(
-                ShowMessage("pairls: the hub refused your edit: you are a viewer in this room")
-            )
+            if not self._viewer_warned:
+                self._viewer_warned = True
+                self._events.append(
+                    ShowMessage("pairls: the hub refused your edit: you are a viewer in this room")
+                )
             self._notify_status()
         elif code == "too_large":
             self._fail(doc, self._too_large(doc.path, None, self.limits.get("maxDocumentBytes")))
@@ -1716,6 +1866,30 @@ class Room:
         part = Participant(pid, display_name(p.get("name")), str(p.get("role", "editor"))[:16], color)
         self.participants[pid] = part
         return part
+
+    def _participant_changed(self, p: dict[str, Any]) -> None:
+        """The owner gave someone (maybe us) another role: it takes effect at once."""
+        role = p.get("role")
+        if role not in ("editor", "viewer"):
+            return
+        pid = str(p.get("id"))
+        part = self.participants.get(pid) or self._participant(p)
+        part.role = role
+        if pid == self.participant and self.role != role and self.role != "owner":
+            self.role = role
+            if role == "viewer":
+                # what we typed and the hub has not taken yet is refused (forbidden) and undone
+                self._viewer_warned = True
+                self._events.append(
+                    ShowMessage("pairls: the room's owner made you a viewer: your edits are no longer shared")
+                )
+            else:
+                self._viewer_warned = False
+                self._events.append(
+                    ShowMessage("pairls: the room's owner made you an editor: your edits are shared")
+                )
+            self._notify_status()
+        self._participants_changed()
 
     def _participants_changed(self) -> None:
         self._events.append(Notify("pairls/participants", {"participants": self.participants_list()}))
@@ -1858,4 +2032,6 @@ def _explain(code: str) -> str:
             "or PAIRLS_CREATE_TOKEN, or pass {token} to pairls.createRoom"
         ),
         "unavailable": "the hub is busy or shutting down; try again",
+        "removed": "the room's owner removed you or withdrew this invite; ask them for a new invite",
+        "no_such_participant": "no such participant in the room",
     }.get(code, f"the hub refused the request ({code})")

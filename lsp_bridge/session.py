@@ -143,6 +143,18 @@ class Session:
     def leave(self) -> None:
         self.call(self.room.leave)
 
+    async def kick(self, participant: Any) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.kick(participant, now))
+
+    async def set_role(self, participant: Any, role: Any) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.set_role(participant, role, now))
+
+    async def rotate_invites(self) -> dict[str, Any]:
+        return await self.command(self.room.rotate_invites)
+
+    async def delete_room(self) -> dict[str, Any]:
+        return await self.command(self.room.delete_room)
+
     def editor_changed(self, uri: str, version: int, changes: list[ContentChange]) -> bool:
         return bool(self.call(self.room.editor_changed, uri, version, changes))
 
@@ -278,6 +290,7 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await old
         code: int | None = None
+        reason: str | None = None
         failure: str | None = None
         writer: asyncio.Task[None] | None = None
         try:
@@ -300,12 +313,12 @@ class Session:
                 self.call(self.room.connection_opened)
                 async for frame in ws:
                     self._frame(frame)
-                code = ws.close_code
+                code, reason = ws.close_code, ws.close_reason
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError, TLSSetupError) as exc:
             code = getattr(exc, "code", None) if isinstance(exc, ConnectionClosed) else None
             rcvd = getattr(exc, "rcvd", None)
             if rcvd is not None:
-                code = rcvd.code
+                code, reason = rcvd.code, rcvd.reason
             failure = final_failure(exc, url)
             logger.info("hub connection: %s%s", type(exc).__name__, " (final)" if failure else "")
         except Exception:  # a bug (in the room, on what the hub sent): counted, tests fail on it
@@ -321,7 +334,7 @@ class Session:
             if failure is not None:
                 self.call(self.room.connection_failed, failure)
             else:
-                self.call(self.room.connection_closed, code)
+                self.call(lambda now: self.room.connection_closed(code, now, reason))
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         with contextlib.suppress(ConnectionClosed):

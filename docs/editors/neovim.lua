@@ -95,3 +95,46 @@ end, { nargs = 1 })
 vim.api.nvim_create_user_command('PairlsFollow', function(o)
   command('pairls.follow', o.args ~= '' and { participantId = o.args } or {}, function() end)
 end, { nargs = '?' })
+
+-- The room's owner: remove someone, change a role, new invites, delete the room.
+-- :PairlsKick [id] and :PairlsRole editor|viewer [id] offer the others to pick from
+-- when no participant id is given (ids: :PairlsWho).
+local function pick_participant(done)
+  command('pairls.participants', nil, function(r)
+    local others = vim.tbl_filter(function(p) return not p.self end, r.participants)
+    if #others == 0 then return vim.notify('pairls: nobody else is in the room', vim.log.levels.WARN) end
+    vim.ui.select(others, {
+      prompt = 'Participant',
+      format_item = function(p) return ('%s (%s)'):format(p.name, p.role) end,
+    }, function(p) if p then done(p.id) end end)
+  end)
+end
+vim.api.nvim_create_user_command('PairlsKick', function(o)
+  local function kick(id)
+    command('pairls.kick', { participantId = id }, function()
+      print('pairls: removed; :PairlsRotateInvites keeps them out for good')
+    end)
+  end
+  if o.args ~= '' then kick(o.args) else pick_participant(kick) end
+end, { nargs = '?' })
+vim.api.nvim_create_user_command('PairlsRole', function(o)
+  local role, id = o.fargs[1], o.fargs[2]
+  if role ~= 'editor' and role ~= 'viewer' then
+    return vim.notify('pairls: :PairlsRole editor|viewer [participant id]', vim.log.levels.ERROR)
+  end
+  local function set(pid)
+    command('pairls.setRole', { participantId = pid, role = role }, function() print('pairls: now a ' .. role) end)
+  end
+  if id then set(id) else pick_participant(set) end
+end, { nargs = '+', complete = function() return { 'editor', 'viewer' } end })
+vim.api.nvim_create_user_command('PairlsRotateInvites', function()
+  command('pairls.rotateInvites', nil, function(r)
+    vim.fn.setreg('"', r.invite)
+    if vim.fn.has('clipboard') == 1 then pcall(vim.fn.setreg, '+', r.invite) end
+    print('pairls: new invites, the old ones no longer work; editor (copied): ' .. r.invite .. ' viewer: ' .. r.viewerInvite)
+  end)
+end, {})
+vim.api.nvim_create_user_command('PairlsDeleteRoom', function(o) -- ! skips the question
+  local sure = o.bang or vim.fn.confirm('Delete the room and its documents on the hub, for everyone?', '&Delete\n&Cancel', 2) == 1
+  if sure then command('pairls.deleteRoom', nil, function() print('pairls: room deleted') end) end
+end, { bang = true })

@@ -252,5 +252,52 @@ ARG is a plist (the command's one JSON object argument)."
                         ps ", "))
     ps))
 
+;;; The room's owner: remove someone, change a role, new invites, delete the room.
+
+(defun pairls--read-participant (prompt)
+  "Ask (with PROMPT) for one of the room's other participants; return its id."
+  (let* ((ps (cl-remove-if (lambda (p) (eq (plist-get p :self) t))
+                           (append (plist-get (pairls-command "pairls.participants") :participants) nil)))
+         (choices (mapcar (lambda (p) (cons (format "%s (%s) %s" (plist-get p :name) (plist-get p :role)
+                                                    (plist-get p :id))
+                                            (plist-get p :id)))
+                          ps)))
+    (unless choices (user-error "pairls: nobody else is in the room"))
+    (cdr (assoc (completing-read prompt choices nil t) choices))))
+
+(defun pairls-kick (participant-id)
+  "Remove PARTICIPANT-ID from the room (the owner only).
+The invite they used admits nobody new until `pairls-rotate-invites'."
+  (interactive (list (pairls--read-participant "Remove from the room: ")))
+  (pairls-command "pairls.kick" (list :participantId participant-id))
+  (message "pairls: removed; M-x pairls-rotate-invites keeps them out for good"))
+
+(defun pairls-set-role (participant-id role)
+  "Make PARTICIPANT-ID an editor or a viewer (ROLE, a string; the owner only)."
+  (interactive (list (pairls--read-participant "Participant: ")
+                     (completing-read "Role: " '("editor" "viewer") nil t)))
+  (pairls-command "pairls.setRole" (list :participantId participant-id :role role))
+  (message "pairls: now a %s" role))
+
+(defun pairls-rotate-invites ()
+  "Replace the room's invites; whoever joined with the old ones is disconnected.
+The new editor invite goes to the kill ring."
+  (interactive)
+  (let* ((r (pairls-command "pairls.rotateInvites"))
+         (invite (plist-get r :invite)))
+    (setq pairls-last-invite invite)
+    (kill-new invite)
+    (message "pairls: new invites (the old ones no longer work); editor (in the kill ring): %s viewer: %s"
+             invite (plist-get r :viewerInvite))
+    r))
+
+(defun pairls-delete-room ()
+  "Delete the room and its documents on the hub; everyone is disconnected."
+  (interactive)
+  (when (or (not (called-interactively-p 'any))
+            (yes-or-no-p "Delete the room and its documents on the hub, for everyone? "))
+    (pairls-command "pairls.deleteRoom")
+    (message "pairls: room deleted")))
+
 (provide 'pairls)
 ;;; pairls.el ends here

@@ -173,6 +173,47 @@ async def follow(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     return {}
 
 
+# -- the owner's controls (the hub refuses them to anyone else) -------------------------------
+
+
+async def kick(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Remove a participant: their connection is closed and their client kept out."""
+    session = ls.require_session()
+    pid = _arg(args).get("participantId")
+    name = session.room.participants.get(pid) if isinstance(pid, str) else None
+    await _owner(session.kick(pid))
+    who = name.name if name is not None else "the participant"
+    ls.editor.show_message(
+        f"pairls: {who} was removed. The invite they used lets nobody new in until you rotate the "
+        "invites (pairls.rotateInvites); rotating is what keeps a determined person out."
+    )
+    return {}
+
+
+async def set_role(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    arg = _arg(args)
+    await _owner(ls.require_session().set_role(arg.get("participantId"), arg.get("role")))
+    return {}
+
+
+async def rotate_invites(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """New editor and viewer invites; whoever joined with the old ones is disconnected."""
+    return await _owner(ls.require_session().rotate_invites())
+
+
+async def delete_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Delete the room and its documents on the hub; everyone is disconnected (files stay on disk)."""
+    await _owner(ls.require_session().delete_room())
+    return {}
+
+
+async def _owner(request: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return await request
+    except SessionError as exc:
+        raise user_error(str(exc)) from None
+
+
 async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     session = ls.require_session()
     st = session.room.status()
@@ -193,4 +234,8 @@ COMMANDS: dict[str, Handler] = {
     "pairls.participants": participants,
     "pairls.follow": follow,
     "pairls.status": status,
+    "pairls.kick": kick,
+    "pairls.setRole": set_role,
+    "pairls.rotateInvites": rotate_invites,
+    "pairls.deleteRoom": delete_room,
 }

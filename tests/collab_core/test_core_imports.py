@@ -35,6 +35,7 @@ SANS_IO = [
     "collab_core/wire.py",
     "collab_server/retry.py",
     "collab_server/quotas.py",
+    "collab_server/authority.py",
     # the language server's policy: its room and the editor boundary
     "lsp_bridge/room.py",
     "lsp_bridge/editor_sync.py",

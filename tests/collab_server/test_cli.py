@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import asyncpg
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
-from collab_server.cli import connect_hints
+from collab_server.cli import connect_hints, parse_args
 from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
@@ -403,3 +404,143 @@ async def test_loopback_without_a_token_does_not_warn(database_url: str) -> None
     finally:
         hub.kill()
     assert OPEN_WARNING not in hub.log
+
+
+# -- rooms: the operator's commands, and the idle sweep ---------------------------
+
+
+def hub_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, **(env or {}))
+    if env is None or "DATABASE_URL" not in env:
+        full_env.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [str(HUB_SCRIPT), *args], capture_output=True, text=True, timeout=120, env=full_env, check=False
+    )
+
+
+async def room_rows(database_url: str, room: str) -> int:
+    db = await asyncpg.connect(database_url)
+    try:
+        docs = "(SELECT id FROM documents WHERE room_id = $1)"
+        n = await db.fetchval(
+            "SELECT (SELECT count(*) FROM rooms WHERE id = $1)"
+            " + (SELECT count(*) FROM invites WHERE room_id = $1)"
+            " + (SELECT count(*) FROM members WHERE room_id = $1)"
+            " + (SELECT count(*) FROM documents WHERE room_id = $1)"
+            f" + (SELECT count(*) FROM ops WHERE document_id IN {docs})"
+            f" + (SELECT count(*) FROM snapshots WHERE document_id IN {docs})",
+            room,
+        )
+        return int(n)
+    finally:
+        await db.close()
+
+
+def test_a_room_id_that_begins_with_a_dash_is_the_operand_of_rooms_delete() -> None:
+    for argv in (
+        ["rooms", "delete", "-abc_DEF", "--database-url", "postgresql://x/y"],
+        ["rooms", "delete", "--database-url", "postgresql://x/y", "-abc_DEF"],
+        ["rooms", "delete", "--database-url=postgresql://x/y", "--", "-abc_DEF"],
+    ):
+        args = parse_args(argv)
+        assert (args.command, args.action, args.room, args.database_url) == (
+            "rooms",
+            "delete",
+            "-abc_DEF",
+            "postgresql://x/y",
+        )
+
+
+async def test_rooms_list_and_delete_and_the_idle_sweep_as_processes(database_url: str) -> None:
+    mark = "Rm" + uuid.uuid4().hex + "mR"
+    hub = HubProcess("--room-ttl", "2s", database_url=database_url)
+    try:
+        url = await start(hub)
+        owner = await Peer(url, "Ada").connect()
+        room = await owner.create_room("design review")
+        await owner.create_document("notes.md", f"secret text {mark}\n")
+        doc = await owner.open("notes.md")
+        await doc.splice(0, 0, "# ")
+        await doc.wait_synced()
+        guest = await Peer(url, "Bob").connect()
+        await guest.join(room["room"], room["editorSecret"])
+        rotated = await owner.request({"type": "rotate_invites"})  # (Bob joined before: he is closed)
+        assert guest.closed is not None and (await asyncio.wait_for(guest.closed, 30))[0] == 4401
+        guest = await Peer(url, "Bob").connect()
+        await guest.join(room["room"], rotated["editorSecret"])
+        idle = await Peer(url, "Cy").connect()
+        idle_room = await idle.create_room("left alone")
+        await idle.close()
+        # --room-ttl 2s: the room nobody is in goes, the one in use stays
+        for _ in range(600):
+            if await room_rows(database_url, idle_room["room"]) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await room_rows(database_url, idle_room["room"]) == 0
+        assert await room_rows(database_url, room["room"]) > 0
+
+        listed = await asyncio.to_thread(hub_command, "rooms", "list", "--database-url", database_url)
+        assert listed.returncode == 0, listed.stderr
+        header, line, total = listed.stdout.splitlines()
+        assert header.split()[:4] == ["ROOM", "NAME", "DOCUMENTS", "BYTES"] and total == "1 room"
+        assert line.startswith(room["room"]) and "design review" in line
+        as_json = await asyncio.to_thread(
+            hub_command, "rooms", "list", "--json", env={"DATABASE_URL": database_url}
+        )
+        (row,) = [json.loads(x) for x in as_json.stdout.splitlines()]
+        assert row["id"] == room["room"] and row["name"] == "design review" and row["documents"] == 1
+        assert row["bytes"] >= len(f"secret text {mark}\n") and row["lastActive"]
+        for out in (listed.stdout + listed.stderr, as_json.stdout + as_json.stderr):
+            for secret in (mark, room["ownerSecret"], room["editorSecret"], rotated["editorSecret"]):
+                assert secret not in out
+
+        deleted = await asyncio.to_thread(
+            hub_command, "rooms", "delete", room["room"], "--database-url", database_url
+        )
+        assert deleted.returncode == 0 and deleted.stdout.strip() == f"deleted room {room['room']}", deleted
+        for p in (owner, guest):
+            assert p.closed is not None
+            assert await asyncio.wait_for(p.closed, 30) == (4410, "room deleted by the hub's operator")
+        assert await room_rows(database_url, room["room"]) == 0
+        again = await asyncio.to_thread(
+            hub_command, "rooms", "delete", room["room"], "--database-url", database_url
+        )
+        assert again.returncode == 1 and "no room" in again.stderr
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+    for secret in (mark, rotated["editorSecret"], rotated["viewerSecret"]):
+        assert secret not in hub.log
+    assert "Traceback" not in hub.log
+
+
+async def test_rooms_on_the_embedded_database_with_and_without_a_hub(
+    pg_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    data = pg_tmp / "hub"
+    nothing = await asyncio.to_thread(hub_command, "rooms", "list", "--data-dir", str(data))
+    assert nothing.returncode == 1 and "no hub database" in nothing.stderr
+    hub = HubProcess("--data-dir", str(data))
+    try:
+        url = await start(hub)
+        p = await Peer(url, "Ada").connect()
+        room = await p.create_room("embedded")
+        # while the hub runs: its PostgreSQL is used, and left running
+        listed = await asyncio.to_thread(hub_command, "rooms", "list", "--data-dir", str(data))
+        assert listed.returncode == 0 and room["room"] in listed.stdout, listed
+        assert (await p.request({"type": "ping"}))["type"] == "pong"
+        await p.close()
+        assert await stop(hub) == 0
+    finally:
+        hub.kill()
+    assert postgres_processes(data) == []
+    # without a hub: started for the command, and stopped after it
+    deleted = await asyncio.to_thread(hub_command, "rooms", "delete", room["room"], "--data-dir", str(data))
+    assert deleted.returncode == 0, deleted.stderr
+    assert postgres_processes(data) == []
+    listed = await asyncio.to_thread(hub_command, "rooms", "list", "--data-dir", str(data))
+    assert (
+        listed.returncode == 0
+        and listed.stdout.strip() == "ROOM  NAME  DOCUMENTS  BYTES  LAST ACTIVE\n0 rooms"
+    )

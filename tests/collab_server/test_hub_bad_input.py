@@ -44,7 +44,7 @@ DOC = "src/shared.txt"
 DOC2 = "notes.md"
 MAX_BYTES = 4096
 HISTORY = 5
-TABLES = ("rooms", "invites", "members", "documents", "ops", "snapshots")
+TABLES = ("rooms", "invites", "members", "documents", "ops", "snapshots", "removals")
 # what exception text looks like, should any leak to a client
 LEAK = re.compile(r"Traceback|Error\b|Exception|File \"|line \d+|asyncpg|psycopg|\.py\b")
 
@@ -661,6 +661,46 @@ CASES: list[Case] = [
         lambda c: [j(type="create_document", path="v.txt", text=MARK, id="v2")],
         ("forbidden",),
         {"id": "v2"},
+    ),
+    Case(
+        "not-owner-controls",
+        "editor",
+        lambda c: [
+            j(type="kick", participant="abcdefgh", id="k1"),
+            j(type="set_role", participant="abcdefgh", role="viewer", id="k1"),
+            j(type="rotate_invites", id="k1"),
+            j(type="delete_room", id="k1"),
+        ],
+        ("forbidden",) * 4,
+        {"id": "k1"},
+    ),
+    Case(
+        "viewer-owner-controls",
+        "viewer",
+        lambda c: [j(type="delete_room", id="k2"), j(type="rotate_invites", id="k2")],
+        ("forbidden",) * 2,
+        {"id": "k2"},
+    ),
+    Case(
+        "owner-controls-malformed",
+        "editor",
+        lambda c: [
+            j(type="kick", id="k3"),
+            j(type="kick", participant=7, id="k3"),
+            j(type="kick", participant="../" + MARK, id="k3"),
+            j(type="set_role", participant="abcdefgh", role="owner", id="k3"),
+            j(type="set_role", participant="abcdefgh", role=MARK, id="k3"),
+            j(type="set_role", participant="abcdefgh", id="k3"),
+        ],
+        ("bad_message", "bad_message", "no_such_participant", "bad_message", "bad_message", "bad_message"),
+        {"id": "k3"},
+    ),
+    Case(
+        "owner-controls-outside-a-room",
+        "lobby",
+        lambda c: [j(type="delete_room", id="k4"), j(type="kick", participant="abcdefgh", id="k4")],
+        ("not_in_room",) * 2,
+        {"id": "k4"},
     ),
     # -- documents -----------------------------------------------------------
     Case(

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from collab_core import ops
-from collab_core.errors import RevisionConflict, StoreError
+from collab_core.errors import DocumentGone, RevisionConflict, StoreError
 from collab_server.document import ClientId, Rev, Sequenced
 from collab_server.store import DocumentRecord, Store, open_store, storable
 
@@ -60,8 +60,8 @@ async def test_migrations_are_applied_once_and_reopening_is_harmless(database_ur
         }
     finally:
         await conn.close()
-    assert versions == ["0001_init"]
-    assert {"rooms", "invites", "members", "documents", "ops", "snapshots"} <= tables
+    assert sorted(versions) == ["0001_init", "0002_owners_and_lifecycle"]
+    assert {"rooms", "invites", "members", "documents", "ops", "snapshots", "removals"} <= tables
 
 
 async def test_reopening_keeps_data(database_url: str) -> None:
@@ -231,6 +231,19 @@ async def test_stale_expected_rev_raises_revision_conflict_and_writes_nothing(st
     assert (loaded.text, loaded.rev) == ("ab", 2)
     assert await store.last_client_seq(doc.id, "b") is None
     assert store.stats.conflicts == 2
+
+
+async def test_an_append_after_the_room_was_deleted_raises_document_gone(store: Store) -> None:
+    doc = await make_doc(store, text="abc")
+    other = await make_doc(store, room="r2", text="kept")
+    await store.append(doc.id, 0, batch(0, [ops.insert(3, "d")]))
+    assert await store.delete_room("r1", by="owner")
+    with pytest.raises(DocumentGone):
+        await store.append(doc.id, 1, batch(1, [ops.insert(0, "x")]))
+    assert await store.ops_since(doc.id, 0) == []
+    assert not await store.room_exists("r1") and not await store.delete_room("r1", by="owner")
+    assert (await store.load_document(other.id)).text == "kept"
+    assert [r.id for r in await store.list_rooms()] == ["r2"]
 
 
 async def test_duplicate_client_seq_fails_only_its_own_document_in_a_group(database_url: str) -> None:

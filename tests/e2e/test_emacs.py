@@ -53,7 +53,7 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
-from tests.support.hubclient import Peer
+from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 
 EMACS = shutil.which("emacs")
@@ -809,3 +809,63 @@ async def _has_file(e: Emacs, path: str) -> bool:
 
 async def _equals_at(e: Emacs, path: str, text: str) -> bool:
     return await e.text(path) == text
+
+
+# -- the room's owner ------------------------------------------------------------------------------
+
+
+async def participant_id(e: Emacs) -> str:
+    return str(
+        await e.eval(
+            e.in_buffer(
+                "(plist-get (seq-find (lambda (p) (eq (plist-get p :self) t))"
+                ' (plist-get (pairls-command "pairls.participants") :participants)) :id)'
+            )
+        )
+    )
+
+
+async def test_emacs_the_owners_commands(hub: HubProcess, tmp_path: Path) -> None:
+    """pairls-set-role, pairls-rotate-invites, pairls-kick and pairls-delete-room from Ada's Emacs."""
+    a, b, invite = await pair(tmp_path, hub)
+    try:
+        bob = await participant_id(b)
+        await a.eval(a.in_buffer(f'(pairls-set-role {json.dumps(bob)} "viewer")'))
+        await until(lambda: _role(b, "viewer"), 10, "B to be a viewer")
+        await a.eval(a.in_buffer(f'(pairls-set-role {json.dumps(bob)} "editor")'))
+        await until(lambda: _role(b, "editor"), 10, "B to be an editor again")
+        await add_lines(a, b, hub, invite, "as editors again")
+
+        rotated = await a.eval(a.in_buffer("(pairls-rotate-invites)"))
+        new = rotated["invite"]
+        assert new != invite and await a.eval("(car kill-ring)") == new
+        await until(lambda: _left(b), 10, "B to be out after the rotation")
+        assert "changed the invites" in await b.messages()
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(new)})"))
+        assert joined["role"] == "editor"
+
+        await a.eval(a.in_buffer(f"(pairls-kick {json.dumps(await participant_id(b))})"))
+        await until(lambda: _left(b), 10, "B to be removed")
+        assert "removed from the room by the owner" in await b.messages()
+
+        await a.eval(a.in_buffer("(pairls-delete-room)"))  # (not interactive: no question)
+        await until(lambda: _left(a), 10, "A to be out of the deleted room")
+        assert await room_gone(hub, new)
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _role(e: Emacs, role: str) -> bool:
+    return (await e.status()).get("role") == role
+
+
+async def room_gone(hub: HubProcess, invite: str) -> bool:
+    inv = parse_invite(invite)
+    peer = await Peer(hub.url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+    except HubError as exc:
+        return exc.code == "no_such_room"
+    finally:
+        await peer.close()
+    return False

@@ -52,7 +52,7 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
-from tests.support.hubclient import Peer
+from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 from tests.support.nvim import BINARIES, Nvim, NvimBinary
 
@@ -598,6 +598,66 @@ async def _left(nv: Nvim) -> bool:
 
 async def _hub_shows(hub: HubProcess, invite: str, nv: Nvim) -> bool:
     return await hub_text(hub, invite) == await nv.text()
+
+
+# -- the room's owner ------------------------------------------------------------------------------
+
+
+async def participant_id(nv: Nvim) -> str:
+    """The Neovim's own participant id, from pairls.participants."""
+    parts = await nv.lua(
+        "local r = vim.lsp.buf_request_sync(0, 'workspace/executeCommand',"
+        " { command = 'pairls.participants', arguments = { vim.empty_dict() } }, 5000)"
+        " for _, v in pairs(r or {}) do return v.result.participants end"
+    )
+    return str(next(p["id"] for p in parts if p.get("self")))
+
+
+async def told(nv: Nvim, text: str) -> bool:
+    return any(text in m for m in await nv.lua("return probe.messages") or [])
+
+
+async def test_the_owners_commands(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
+    """:PairlsRole, :PairlsRotateInvites, :PairlsKick and :PairlsDeleteRoom from Ada's Neovim."""
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        bob = await participant_id(b)
+        await a.call("nvim_command", f"PairlsRole viewer {bob}")
+        await until(lambda: told(b, "made you a viewer"), 10, "B to be told it is a viewer")
+        await type_script(b, [key("<Esc>ggI"), "viewer typing ", key("<Esc>")], 0.03)
+        await until(lambda: _equals(b, INITIAL), 15, "B's typing to be undone")
+        await a.call("nvim_command", f"PairlsRole editor {bob}")
+        await until(lambda: told(b, "made you an editor"), 10, "B to be told it is an editor")
+        await type_both_and_check(a, b, hub, invite, "as editors again")
+
+        await a.call("nvim_command", "PairlsRotateInvites")
+        new = await until(lambda: _changed_register(a, invite), 15, "the new invite in A's register")
+        await until(lambda: _left(b), 10, "B to be out after the rotation")
+        assert await told(b, "changed the invites")
+        await b.call("nvim_command", f"PairlsJoin {new}")
+        await until(lambda: _joined(b), 10, "B to join with the new invite")
+
+        await a.call("nvim_command", f"PairlsKick {await participant_id(b)}")
+        await until(lambda: _left(b), 10, "B to be removed")
+        assert await told(b, "removed from the room by the owner")
+
+        await a.call("nvim_command", "PairlsDeleteRoom!")
+        await until(lambda: _left(a), 10, "A to be out of the deleted room")
+        peer = await Peer(hub.url, "checker").connect()
+        try:
+            inv = parse_invite(str(new))
+            with pytest.raises(HubError) as info:
+                await peer.join(inv.room_id, inv.secret)
+            assert info.value.code == "no_such_room"
+        finally:
+            await peer.close()
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _changed_register(nv: Nvim, old: str) -> str | None:
+    reg = str(await nv.call("nvim_call_function", "getreg", ['"']))
+    return reg if reg.startswith("ws://") and reg != old else None
 
 
 # -- larger than a hub frame -----------------------------------------------------------------------

@@ -27,6 +27,10 @@ way a user does: the command palette, quick open, the keyboard.
   does; "Pairls: Create Room" asks for the hub (default ``ws://127.0.0.1:8765``), B joins
   from the palette and opens the room's file from the notification; both type, both
   converge with the hub, and B's completions hold the room's words and jedi's.
+* ``test_owner``: the owner's controls: from the participants picker A makes B a viewer,
+  "Pairls: Rotate Invites" puts B out (B joins again with the new invite), A removes B from
+  the picker, "Pairls: Delete Room"; each confirmed in its modal dialog, and B's window tells
+  B what happened.
 
 The extension is built once per module with ``make extension`` (the language server bundled
 into it).
@@ -55,7 +59,7 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
-from tests.support.hubclient import Peer
+from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -671,3 +675,60 @@ def _bare_python_unchanged(bare: Path) -> None:
         [str(bare / "bin" / "python3"), "-c", "import pygls"], capture_output=True, cwd=bare
     )
     assert probe.returncode != 0, "pygls got installed into the bare virtualenv"
+
+
+# --- the room's owner -----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(600)
+async def test_owner(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
+    """The owner's controls in real VS Code: the participants picker (Make viewer, Remove) and the
+    Rotate Invites and Delete Room commands, each confirmed in its modal dialog; B's window says
+    what happened to B each time; the room is gone from the hub at the end."""
+    _require_installed()
+    hub = HubProcess(database_url=database_url)
+    try:
+        hub_url = hub.wait_ready()
+        users = []
+        for name, display in (("A", NAME_A), ("B", NAME_B)):
+            ws = tmp_path / f"ws-{name}"
+            ws.mkdir()
+            (ws / FILE).write_text(INITIAL)
+            # the workspace's own Pairls settings: the server starts with the window
+            (ws / ".vscode").mkdir()
+            workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
+            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
+            settings = dict(SETTINGS, **{"pairls.pythonPath": sys.executable})
+            users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
+        servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
+        driver = await Driver.start(tmp_path, {"mode": "owner", "users": users, "file": FILE})
+        try:
+            invite = (await driver.until("joined", 300))["invite"]
+            assert "made you a viewer" in (await driver.until("viewer", 120))["told"]
+            rotated = await driver.until("rotated", 120)
+            assert rotated["invite"] != invite and "Rotate the room's invites?" in rotated["dialog"]
+            assert "changed the invites" in rotated["told"]
+            await driver.until("rejoined", 120)
+            removed = await driver.until("removed", 120)
+            assert f"Remove {NAME_B} from the room?" in removed["dialog"]
+            assert "rotating is what keeps a determined person out" in removed["dialog"]
+            assert "removed from the room by the owner" in removed["told"]
+            deleted = await driver.until("deleted", 120)
+            assert "Delete the room for everyone?" in deleted["dialog"]
+            done = await driver.finish()
+            assert done.get("ok"), driver.summary()
+        finally:
+            driver.kill()
+        # the room is gone from the hub: its newest invite opens nothing
+        inv = parse_invite(rotated["invite"])
+        peer = await Peer(hub_url, name="e2e-checker").connect()
+        try:
+            with pytest.raises(HubError) as info:
+                await peer.join(inv.room_id, inv.secret)
+            assert info.value.code == "no_such_room"
+        finally:
+            await peer.close()
+    finally:
+        hub.terminate()

@@ -205,8 +205,8 @@ class Wire:
         self.room.editor_changed(uri, version, [ContentChange((*start, *start), text)], self.now)
         self.step()
 
-    def lost(self, code: int | None = 1006) -> None:
-        self.room.connection_closed(code, self.now)
+    def lost(self, code: int | None = 1006, reason: str | None = None) -> None:
+        self.room.connection_closed(code, self.now, reason)
         self.step()
 
 
@@ -926,3 +926,175 @@ def test_following_a_peer_shows_where_they_are() -> None:
         }
     )
     assert not w.events_of(FollowTo)
+
+
+# -- the owner's controls ------------------------------------------------------------------------
+
+
+def _in_room_with_bob(w: Wire) -> None:
+    w.create()
+    w.feed({"type": "participant_joined", "participant": {"id": "bob", "name": "Bob", "role": "editor"}})
+
+
+def test_the_owners_controls_are_requests_the_hub_answers() -> None:
+    w = Wire()
+    _in_room_with_bob(w)
+    ticket = w.room.kick("bob", w.now)
+    req = w.take("kick")
+    assert req["participant"] == "bob"
+    w.reply(req, type="kicked", participant="bob")
+    assert w.done(ticket).result == {}
+
+    ticket = w.room.set_role("bob", "viewer", w.now)
+    req = w.take("set_role")
+    assert (req["participant"], req["role"]) == ("bob", "viewer")
+    w.reply(req, type="role_set", participant="bob", role="viewer")
+    assert w.done(ticket).result == {}
+    assert w.room.participants["bob"].role == "viewer"
+
+    ticket = w.room.rotate_invites(w.now)
+    w.reply(w.take("rotate_invites"), type="invites_rotated", editorSecret="N" * 43, viewerSecret="W" * 43)
+    assert w.done(ticket).result == {
+        "invite": f"{HUB}/room/R#" + "N" * 43,
+        "viewerInvite": f"{HUB}/room/R#" + "W" * 43,
+    }
+    assert w.room.editor_invite == f"{HUB}/room/R#" + "N" * 43
+    # a hub that sends something that is no secret gets no invite made of it
+    ticket = w.room.rotate_invites(w.now)
+    w.reply(w.take("rotate_invites"), type="invites_rotated", editorSecret="../x", viewerSecret="W" * 43)
+    assert w.done(ticket).error == "the hub sent invites that are not valid"
+
+
+def test_deleting_the_room_leaves_it_for_good() -> None:
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    ticket = w.room.delete_room(w.now)
+    w.reply(w.take("delete_room"), type="room_deleted")
+    assert w.done(ticket).result == {}
+    assert not w.room.in_room and w.events_of(Disconnect)
+    w.room.connection_closed(4410, w.now, "room deleted by its owner")  # (the shell stopped reading)
+    w.advance(60)
+    assert not w.events_of(Connect) and w.room.next_wakeup() is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("editor", "only the room's owner can do that"), ("viewer", "only the room's owner can do that")],
+)
+def test_only_the_owner_is_offered_the_controls(kind: str, error: str) -> None:
+    w = Wire()
+    ticket = w.room.kick("bob", w.now)
+    assert w.done(ticket).error == "join or create a room first"
+    w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-e", w.now)
+    w.step()
+    w.connect()
+    w.reply(
+        w.take("join"), type="joined", room="R", role=kind, participant="me", participants=[], documents=[]
+    )
+    w.events_of(Done)
+    w.room.kick("bob", w.now)
+    w.room.set_role("bob", "viewer", w.now)
+    w.room.rotate_invites(w.now)
+    w.room.delete_room(w.now)
+    assert [e.error for e in w.events_of(Done)] == [error] * 4
+    assert not [m for m in w.all("kick") + w.all("set_role") + w.all("delete_room")]
+
+
+def test_the_owner_cannot_act_on_an_owner_or_give_a_role_that_is_none() -> None:
+    w = Wire()
+    _in_room_with_bob(w)
+    assert w.done(w.room.kick("me", w.now)).error == "the owner cannot be removed or given another role"
+    assert w.done(w.room.set_role("bob", "owner", w.now)).error == "the role must be editor or viewer"
+    assert w.done(w.room.kick(None, w.now)).error == "no such participant"
+    # the hub's refusals, in words
+    ticket = w.room.kick("far-away", w.now)
+    w.reply(w.take("kick"), type="error", code="no_such_participant", message="m")
+    assert w.done(ticket).error == "no such participant in the room"
+    ticket = w.room.kick("other-owner", w.now)
+    w.reply(w.take("kick"), type="error", code="forbidden", message="m")
+    assert w.done(ticket).error == "the owner cannot be removed or given another role"
+    # a command the hub never answered fails once the connection is lost
+    ticket = w.room.rotate_invites(w.now)
+    w.take("rotate_invites")
+    w.lost()
+    assert w.done(ticket).error == "lost the connection to the hub before it answered; try again"
+    assert w.done(w.room.delete_room(w.now)).error == (
+        "not connected to the hub right now; try again once it is back"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "said"),
+    [
+        (4403, "removed from the room by the owner", "you were removed from the room by the owner"),
+        (4401, "the owner changed the invites", "the room's owner changed the invites"),
+        (4410, "room deleted by its owner", "the room was deleted by its owner"),
+        (4410, "room deleted after being idle", "the room was deleted after being idle"),
+        (4410, "anything else", "the room was deleted"),
+    ],
+)
+def test_a_place_the_owner_ended_is_said_in_words_and_not_reconnected(
+    code: int, reason: str, said: str
+) -> None:
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")  # an op in flight: it goes nowhere now
+    ticket = w.room.set_role("bob", "viewer", w.now)
+    w.lost(code, reason)
+    assert w.done(ticket).error is not None
+    (msg,) = w.events_of(ShowMessage)
+    assert msg.text == f"pairls: {said}" or msg.text.startswith(f"pairls: {said}")
+    assert not w.room.in_room and w.events_of(Disconnect)
+    w.advance(60)
+    assert not w.events_of(Connect) and w.room.next_wakeup() is None
+    assert w.room.status()["roomId"] is None and w.room.heals == 0
+
+
+def _joined_as_editor_with_a_document(w: Wire) -> None:
+    w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-e", w.now)
+    w.step()
+    w.connect()
+    w.hub_doc("x.txt", "abc")
+    w.reply(
+        w.take("join"),
+        type="joined",
+        room="R",
+        role="editor",
+        participant="me",
+        participants=[{"id": "me", "name": "Ada", "role": "editor"}],
+        documents=[{"path": "x.txt", "rev": 0}],
+    )
+    w.opened(w.take("open"))
+    w.share("file:///x.txt", "x.txt", "abc")
+
+
+def test_a_role_the_owner_changes_takes_effect_at_once() -> None:
+    w = Wire()
+    _joined_as_editor_with_a_document(w)
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    in_flight = w.take("op")
+    w.feed({"type": "participant_changed", "participant": {"id": "me", "name": "Ada", "role": "viewer"}})
+    assert w.room.role == "viewer" and w.room.participants["me"].role == "viewer"
+    (said,) = w.events_of(ShowMessage)
+    assert said.text == "pairls: the room's owner made you a viewer: your edits are no longer shared"
+    # the op the hub had not taken is refused, and the buffer goes back to the room's text
+    w.feed({"type": "error", "code": "forbidden", "message": "m", "path": "x.txt", "seq": in_flight["seq"]})
+    (edit,) = w.events_of(ApplyEdit)
+    assert _op_of(edit, "abc!") == [3, -1]
+    # (the editor applies it: its didChange, then its answer)
+    w.room.editor_changed("file:///x.txt", 3, [ContentChange((0, 3, 0, 4), "")], w.now)
+    w.room.edit_answered("file:///x.txt", True, w.now)
+    assert not w.all("op") and not w.events_of(ShowMessage)  # said once
+    # made an editor again: typing is shared
+    w.feed({"type": "participant_changed", "participant": {"id": "me", "name": "Ada", "role": "editor"}})
+    assert [e.text for e in w.events_of(ShowMessage)] == [
+        "pairls: the room's owner made you an editor: your edits are shared"
+    ]
+    w.type("file:///x.txt", 4, (0, 3), "?")
+    assert w.take("op")["op"] == [3, "?"]
+    # someone else's role: the list says it, nothing else changes
+    w.feed({"type": "participant_changed", "participant": {"id": "bob", "name": "Bob", "role": "viewer"}})
+    assert w.room.participants["bob"].role == "viewer" and w.room.role == "editor"
+    assert w.room.heals == 0

@@ -142,6 +142,8 @@ class TestEditor:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: pairls/* notifications received, by method, in order
         self.notes: dict[str, list[dict[str, Any]]] = {}
+        #: when each of them arrived (the event loop's clock), parallel to ``notes``
+        self.note_times: dict[str, list[float]] = {}
         self.inlay_refreshes = 0
 
         self.edits_received = 0
@@ -189,6 +191,7 @@ class TestEditor:
 
             def note(ls: Any, params: Any, method: str = method) -> None:
                 self.notes.setdefault(method, []).append(_plain(params))
+                self.note_times.setdefault(method, []).append(asyncio.get_running_loop().time())
                 self._note_event.set()
 
             c.feature(method)(note)

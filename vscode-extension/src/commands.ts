@@ -7,11 +7,12 @@ import * as vscode from "vscode";
 
 import { NotRunning, type ServerConnection } from "./client";
 import { DEFAULT_HUB_URL, inviteIn, validateHubUrl, validateInvite } from "./invite";
-import { participantItems } from "./participants";
+import { participantActions, participantItems } from "./participants";
 import {
   type CreateRoomResult,
   type JoinRoomResult,
   type Participant,
+  type RotateInvitesResult,
   ServerCommand,
 } from "./protocol";
 
@@ -23,6 +24,8 @@ export const Command = {
   copyInvite: "pairls.room.copyInvite",
   follow: "pairls.room.follow",
   showParticipants: "pairls.room.showParticipants",
+  rotateInvites: "pairls.room.rotateInvites",
+  deleteRoom: "pairls.room.delete",
   restartServer: "pairls.server.restart",
 } as const;
 
@@ -61,6 +64,8 @@ export class Commands {
     reg(Command.copyInvite, () => this.copyInvite());
     reg(Command.follow, (id) => this.follow(typeof id === "string" ? id : undefined));
     reg(Command.showParticipants, () => this.showParticipants());
+    reg(Command.rotateInvites, () => this.rotateInvites());
+    reg(Command.deleteRoom, () => this.deleteRoom());
     reg(Command.restartServer, () => this.restartServer());
   }
 
@@ -278,15 +283,133 @@ export class Commands {
       }
       return;
     }
+    const me = participants.find((p) => p.self);
+    const owner = me?.role === "owner";
     const items = participantItems(participants, this.following);
     const pick = await vscode.window.showQuickPick(items, {
-      title: `Pairls: ${participants.length} in the room (pick one to follow)`,
+      title: `Pairls: ${participants.length} in the room (pick one to ${owner ? "follow or manage" : "follow"})`,
     });
     if (pick?.unfollow) {
       await this.followId(null);
-    } else if (pick?.followId !== undefined) {
-      await this.followId(pick.followId);
+      return;
     }
+    const target = participants.find((p) => p.id === pick?.followId);
+    if (target === undefined) {
+      return;
+    }
+    const actions = participantActions(target, me, this.following);
+    if (actions.length === 1) {
+      // not the owner: following (or stopping) is all there is
+      await this.followId(actions[0].action === "unfollow" ? null : target.id);
+      return;
+    }
+    const action = await vscode.window.showQuickPick(actions, { title: `Pairls: ${target.name}` });
+    switch (action?.action) {
+      case "follow":
+        await this.followId(target.id);
+        break;
+      case "unfollow":
+        await this.followId(null);
+        break;
+      case "viewer":
+      case "editor":
+        await this.setRole(target, action.action);
+        break;
+      case "remove":
+        await this.remove(target);
+        break;
+    }
+  }
+
+  /** The owner makes *target* an editor or a viewer; it takes effect at once. */
+  async setRole(target: Participant, role: "editor" | "viewer"): Promise<void> {
+    const what = `making ${target.name} ${role === "viewer" ? "a viewer" : "an editor"}`;
+    const done = await this.run(ServerCommand.setRole, what, () =>
+      this.connection.execute(ServerCommand.setRole, { participantId: target.id, role }),
+    );
+    if (done !== undefined) {
+      this.output.info(`made ${target.id} ${role}`);
+    }
+  }
+
+  /** The owner removes *target*, after a modal confirmation (the server says what follows). */
+  async remove(target: Participant): Promise<void> {
+    const sure = await vscode.window.showWarningMessage(
+      `Remove ${target.name} from the room?`,
+      {
+        modal: true,
+        detail:
+          "They are disconnected and their editor cannot come back in on its own. The invite they used lets " +
+          "nobody new in until you rotate the invites; rotating is what keeps a determined person out.",
+      },
+      "Remove",
+    );
+    if (sure !== "Remove") {
+      return;
+    }
+    const done = await this.run(ServerCommand.kick, `removing ${target.name}`, () =>
+      this.connection.execute(ServerCommand.kick, { participantId: target.id }),
+    );
+    if (done !== undefined) {
+      this.output.info(`removed ${target.id}`);
+    }
+  }
+
+  /** The owner replaces the invites (modal confirmation); the new one goes to the clipboard. */
+  async rotateInvites(): Promise<RotateInvitesResult | undefined> {
+    const sure = await vscode.window.showWarningMessage(
+      "Rotate the room's invites?",
+      {
+        modal: true,
+        detail:
+          "New editor and viewer invites replace the old ones. Everyone who joined with an old invite is " +
+          "disconnected and needs the new one to come back; you stay.",
+      },
+      "Rotate Invites",
+    );
+    if (sure !== "Rotate Invites") {
+      return undefined;
+    }
+    const result = await this.run(ServerCommand.rotateInvites, "rotating the invites", () =>
+      this.connection.execute<RotateInvitesResult>(ServerCommand.rotateInvites, {}),
+    );
+    if (result === undefined) {
+      return undefined;
+    }
+    this.invite = result.invite;
+    this.viewerInvite = result.viewerInvite;
+    await vscode.env.clipboard.writeText(result.invite);
+    this.output.info("rotated the invites");
+    void this.offerInvites(
+      `Pairls: new invites; the old ones no longer work. The invite is on the clipboard: ${result.invite}`,
+    );
+    return result;
+  }
+
+  /** The owner deletes the room (modal confirmation): everyone is disconnected, its documents deleted. */
+  async deleteRoom(): Promise<boolean> {
+    const sure = await vscode.window.showWarningMessage(
+      "Delete the room for everyone?",
+      {
+        modal: true,
+        detail:
+          "Everyone is disconnected, and the room's documents and history are deleted from the hub. The files " +
+          "in everyone's editor stay as they are. This cannot be undone.",
+      },
+      "Delete Room",
+    );
+    if (sure !== "Delete Room") {
+      return false;
+    }
+    const done = await this.run(ServerCommand.deleteRoom, "deleting the room", () =>
+      this.connection.execute(ServerCommand.deleteRoom, {}),
+    );
+    if (done === undefined) {
+      return false;
+    }
+    this.roomLeft();
+    this.output.info("deleted the room");
+    return true;
   }
 
   private async serverActions(): Promise<void> {

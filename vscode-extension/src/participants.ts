@@ -1,4 +1,4 @@
-/** The participants quick pick's items, from `pairls.participants`. Pure. */
+/** The participants quick pick's items, from `pairls.participants`, and what can be done to one. Pure. */
 import type { Participant } from "./protocol";
 
 export interface ParticipantItem {
@@ -42,6 +42,43 @@ export function participantItems(
       description: p.role,
       detail: typeof p.path === "string" && p.path !== "" ? `in ${p.path}` : undefined,
     });
+  }
+  return items;
+}
+
+/** What picking a participant can lead to. */
+export type ParticipantAction = "follow" | "unfollow" | "viewer" | "editor" | "remove";
+
+export interface ParticipantActionItem {
+  label: string;
+  description?: string;
+  action: ParticipantAction;
+}
+
+/**
+ * The actions on *target* offered to *me*: following it (or stopping), and, when I am the room's
+ * owner and it is not an owner, making it a viewer or an editor and removing it from the room.
+ */
+export function participantActions(
+  target: Participant,
+  me: Participant | undefined,
+  following: string | undefined,
+): ParticipantActionItem[] {
+  if (target.self) {
+    return [];
+  }
+  const items: ParticipantActionItem[] = [
+    target.id === following
+      ? { label: "$(eye-closed) Stop following", action: "unfollow" }
+      : { label: "$(eye) Follow", description: `go where ${target.name} is`, action: "follow" },
+  ];
+  if (me?.role === "owner" && target.role !== "owner") {
+    if (target.role === "viewer") {
+      items.push({ label: "$(edit) Make editor", description: "their edits are shared", action: "editor" });
+    } else {
+      items.push({ label: "$(lock) Make viewer", description: "they can watch, not edit", action: "viewer" });
+    }
+    items.push({ label: "$(person-remove) Remove", description: "disconnect them from the room", action: "remove" });
   }
   return items;
 }

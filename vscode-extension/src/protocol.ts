@@ -17,6 +17,11 @@ export const ServerCommand = {
   participants: "pairls.participants",
   follow: "pairls.follow",
   status: "pairls.status",
+  // the room's owner only (others get an error)
+  kick: "pairls.kick",
+  setRole: "pairls.setRole",
+  rotateInvites: "pairls.rotateInvites",
+  deleteRoom: "pairls.deleteRoom",
 } as const;
 
 /** Notifications: server -> client, and the one client -> server. */
@@ -98,6 +103,11 @@ export interface JoinRoomResult {
   role: Role | string;
   participants: Participant[];
   documents: { path: string; rev: number }[];
+}
+
+export interface RotateInvitesResult {
+  invite: string;
+  viewerInvite: string;
 }
 
 /** initializationOptions the server reads at `initialize`. */

@@ -14,16 +14,21 @@ describe("package.json", () => {
     assert.deepEqual(titles, [
       "Pairls: Copy Invite",
       "Pairls: Create Room",
+      "Pairls: Delete Room",
       "Pairls: Follow Participant",
       "Pairls: Join Room",
       "Pairls: Leave Room",
       "Pairls: Restart Server",
+      "Pairls: Rotate Invites",
       "Pairls: Show Participants",
     ]);
   });
 
   it("registers every contributed command and none of the server's own ids", () => {
-    const server = ["createRoom", "joinRoom", "leaveRoom", "shareDocument", "openDocument", "participants", "follow", "status"];
+    const server = [
+      "createRoom", "joinRoom", "leaveRoom", "shareDocument", "openDocument", "participants", "follow", "status",
+      "kick", "setRole", "rotateInvites", "deleteRoom",
+    ];
     for (const c of manifest.contributes.commands as { command: string }[]) {
       assert.ok(commandsSource.includes(`"${c.command}"`), `${c.command} is not in src/commands.ts`);
       assert.ok(!server.map((s) => `pairls.${s}`).includes(c.command), `${c.command} is the server's`);

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { participantItems } from "../src/participants";
+import { participantActions, participantItems } from "../src/participants";
 import type { Participant } from "../src/protocol";
 
 const people: Participant[] = [
@@ -37,5 +37,26 @@ describe("participantItems", () => {
 
   it("is empty when you are alone and following", () => {
     assert.deepEqual(participantItems([people[0]], undefined, true), []);
+  });
+});
+
+describe("participantActions", () => {
+  const [ada, cy, bob] = people;
+  const actions = (target: Participant, me: Participant | undefined, following?: string) =>
+    participantActions(target, me, following).map((a) => a.action);
+
+  it("offers the owner Follow, a role change and Remove on an editor or a viewer", () => {
+    assert.deepEqual(actions(bob, ada), ["follow", "viewer", "remove"]);
+    assert.deepEqual(actions(cy, ada), ["follow", "editor", "remove"]);
+    assert.deepEqual(actions(bob, ada, "2"), ["unfollow", "viewer", "remove"]);
+  });
+
+  it("offers anyone else only following, and nobody anything on themselves or on an owner", () => {
+    const bobMe = { ...bob, self: true };
+    assert.deepEqual(actions(cy, bobMe), ["follow"]);
+    assert.deepEqual(actions({ ...ada, self: false }, bobMe), ["follow"]);
+    assert.deepEqual(actions({ ...cy, role: "owner" }, ada), ["follow"]);
+    assert.deepEqual(actions(ada, ada), []);
+    assert.deepEqual(actions(bob, undefined), ["follow"]);
   });
 });

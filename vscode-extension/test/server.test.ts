@@ -112,6 +112,12 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
     );
   });
 
+  it("the owner's commands are offered by the server, and need a room", async () => {
+    for (const command of ["pairls.kick", "pairls.setRole", "pairls.rotateInvites", "pairls.deleteRoom"]) {
+      await assert.rejects(execute(command, { participantId: "x", role: "viewer" }), /room first/, command);
+    }
+  });
+
   it("a malformed invite is an error the extension shows", async () => {
     await assert.rejects(execute("pairls.joinRoom", { invite: "nonsense" }), /not a pairls invite/);
   });

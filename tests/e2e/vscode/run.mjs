@@ -23,6 +23,10 @@
 //            opens the room's file through the notification's "Open a Document"; each types a
 //            line the other sees; B gets completions from the room (a word of A's other file)
 //            and from jedi (os.getcwd); both editors converge; screenshots.
+//   "owner": A creates the room and B joins; from the participants picker A makes B a viewer;
+//            "Pairls: Rotate Invites" (confirmed in its modal dialog) puts B out and B joins with
+//            the new invite; A removes B from the picker (confirmed); "Pairls: Delete Room"
+//            (confirmed) ends the room; each step waits for what B's window tells B.
 
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -581,6 +585,103 @@ async function fresh([a, b]) {
   await pause("converged", { text: final });
 }
 
+/** A's invite: a new one on A's clipboard or in a notification (not *old*). */
+async function inviteOf(a, old, before) {
+  return until(
+    "an invite (A's clipboard or a notification)",
+    async () => {
+      const clip = await a.clipboard();
+      if (clip !== before && INVITE.test(clip) && clip.match(INVITE)[0] !== old) return clip.match(INVITE)[0];
+      for (const n of await a.notifications()) {
+        const m = n.match(INVITE);
+        if (m && m[0] !== old) return m[0];
+      }
+      return null;
+    },
+    60000,
+    500,
+  );
+}
+
+/** B runs "Pairls: Join Room" with *invite* and waits for its status bar to show the room. */
+async function joinWith(b, invite) {
+  await b.command("Pairls: Join Room");
+  await b.page.waitForSelector(".quick-input-widget .quick-input-box input", { state: "visible" });
+  await b.page.fill(".quick-input-widget .quick-input-box input", invite);
+  await sleep(300);
+  await b.kb.press("Enter");
+  await until("B's input box to close", async () => !(await b.page.isVisible(".quick-input-widget")), 10000);
+  await until("B's status bar to show the room", async () => {
+    const s = await b.pairlsStatus();
+    return s && s.icons.includes("codicon-person") ? s : null;
+  }, 30000).catch(async () => log(`B's status bar: ${JSON.stringify(await b.pairlsStatus())}`));
+}
+
+/** Waits for a notification in *w*'s window that contains *text*. */
+function told(w, text) {
+  return until(`${w.name} to be told "${text}"`, async () => (await w.notifications()).find((n) => n.includes(text)), 30000, 300);
+}
+
+/** A picks *who* in "Pairls: Show Participants", then the action *action*. */
+async function manage(a, who, action) {
+  await until(`A: ${action} on ${who}`, async () => {
+    await a.command("Pairls: Show Participants");
+    const row = `.quick-input-widget .quick-input-list .monaco-list-row:has-text("${who}")`;
+    try {
+      await a.page.click(row, { timeout: 5000 });
+      await a.page.click(`.quick-input-widget .quick-input-list .monaco-list-row:has-text("${action}")`, { timeout: 5000 });
+      return true;
+    } catch (e) {
+      log(`A: picker: ${String(e.message ?? e).split("\n")[0]}; again`);
+      await a.closeQuickInput();
+      return false;
+    }
+  }, 60000, 1000);
+}
+
+/** Clicks *button* of the modal dialog in *w*'s window. */
+async function confirmModal(w, button) {
+  const sel = `.monaco-dialog-box .dialog-buttons .monaco-button:has-text("${button}")`;
+  await w.page.waitForSelector(sel, { state: "visible", timeout: 20000 });
+  const message = await w.page.textContent(".monaco-dialog-box");
+  await w.page.click(sel);
+  return message;
+}
+
+async function owner([a, b]) {
+  await a.openFile(config.file);
+  const before = await a.clipboard();
+  await a.waitServerReady();
+  await a.command("Pairls: Create Room");
+  const invite = await inviteOf(a, null, before);
+  await b.waitServerReady();
+  await joinWith(b, invite);
+  emit("joined", { invite });
+
+  await manage(a, b.name, "Make viewer");
+  emit("viewer", { told: await told(b, "made you a viewer") });
+
+  const clip = await a.clipboard();
+  await a.command("Pairls: Rotate Invites");
+  const rotateDialog = await confirmModal(a, "Rotate Invites");
+  const rotated = await inviteOf(a, invite, clip);
+  emit("rotated", { invite: rotated, dialog: rotateDialog, told: await told(b, "changed the invites") });
+  await joinWith(b, rotated);
+  emit("rejoined", {});
+
+  await manage(a, b.name, "Remove");
+  const removeDialog = await confirmModal(a, "Remove");
+  emit("removed", { dialog: removeDialog, told: await told(b, "removed from the room by the owner") });
+
+  await a.command("Pairls: Delete Room");
+  const deleteDialog = await confirmModal(a, "Delete Room");
+  await until("A's status bar to show no room", async () => {
+    const s = await a.pairlsStatus();
+    return s && !s.icons.includes("codicon-person") ? s : null;
+  }, 30000);
+  emit("deleted", { dialog: deleteDialog });
+}
+
 let browser;
 const windows = [];
 let failed = false;
@@ -595,6 +696,7 @@ try {
   emit("workbench", { users: windows.map((w) => w.name) });
   if (config.mode === "workbench") await workbench(windows);
   else if (config.mode === "fresh") await fresh(windows);
+  else if (config.mode === "owner") await owner(windows);
   else await pair(windows);
 } catch (e) {
   failed = true;
