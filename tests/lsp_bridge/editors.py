@@ -424,11 +424,15 @@ class Neovim07(SimEditor):
     def apply_unchecked(self, edit: EditToApply) -> None:
         """Apply *edit* whatever its version (Neovim never checks version 0), and answer."""
         how = self.rng.choice((self._as_sent, self._minimal, self._lines))
+        # No debounce (debounce_text_changes = 0): a didChange per buffer change, every one
+        # of them.  Neovim applies the whole edit in one go (its TextEdits, then on_lines for
+        # each), so the user can not type before its last change is reported.
+        eager = self.rng.random() < 0.25
 
         def one(start: int, end: int, new: str) -> None:
             how(start, end, new)
-            if self.rng.random() < 0.25:
-                self.flush()  # no debounce: a didChange per buffer change
+            if eager:
+                self.flush()
 
         self._apply_edit(edit, one, backwards=True)
         self.edits_applied += 1
