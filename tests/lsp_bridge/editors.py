@@ -245,9 +245,19 @@ class SimEditor:
                     fresh.append((a, start))
                 if b > end:
                     fresh.append((end + delta, b + delta))
+        fresh.sort()
         if self._applying and new_text:
-            fresh.append((start, start + len(new_text)))
-        self.fresh = sorted(fresh)
+            # what is left of an earlier change of this edit and this one may touch (an edit
+            # applied a line at a time rewrites part of a text it put in just before): one
+            # span of fresh text, whose inside the user does not type into
+            merged: list[tuple[int, int]] = []
+            for a, b in sorted([*fresh, (start, start + len(new_text))]):
+                if merged and a <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+                else:
+                    merged.append((a, b))
+            fresh = merged
+        self.fresh = fresh
         self.version += self._version_step()
         self.unsent.append(change)
         self._changed()
