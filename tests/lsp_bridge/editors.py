@@ -43,8 +43,10 @@ widens a range over it, as an editor's own diff would).
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import random
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,36 +88,53 @@ def units(s: str, encoding: str) -> int:
     return len(s.encode("utf-8"))
 
 
+_EOL = re.compile("\r\n|\r|\n")
+#: the lines of the last few texts (by identity: the text is kept, so its id is not reused)
+_LINES: dict[int, tuple[str, list[tuple[int, int, int]], list[int]]] = {}
+
+
+def _lines_of(text: str) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """:func:`lines` of *text* and each line's next start, remembered for the last few texts
+    (the same text is asked about many times in a row; multi-megabyte pastes stay cheap)."""
+    hit = _LINES.get(id(text))
+    if hit is not None and hit[0] is text:
+        return hit[1], hit[2]
+    out = []
+    start = 0
+    # a line ends at \r\n, \r or \n (the regex tries \r\n first)
+    for m in _EOL.finditer(text):
+        out.append((start, m.start(), m.end()))
+        start = m.end()
+    out.append((start, len(text), len(text)))
+    nexts = [nxt for _, _, nxt in out]
+    if len(_LINES) >= 16:
+        del _LINES[next(iter(_LINES))]
+    _LINES[id(text)] = (text, out, nexts)
+    return out, nexts
+
+
 def lines(text: str) -> list[tuple[int, int, int]]:
     """(start, content end, next line's start) of every line; the last one's next start is len."""
-    out = []
-    start = i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\n" or ch == "\r":
-            nxt = i + 2 if ch == "\r" and i + 1 < n and text[i + 1] == "\n" else i + 1
-            out.append((start, i, nxt))
-            start = i = nxt
-        else:
-            i += 1
-    out.append((start, n, n))
-    return out
+    return list(_lines_of(text)[0])
+
+
+def _line_at(text: str, offset: int) -> int:
+    """The line of a code point offset: the first whose next start is past it (or the last)."""
+    ls, nexts = _lines_of(text)
+    return min(bisect.bisect_right(nexts, offset), len(ls) - 1)
 
 
 def ref_position(text: str, offset: int, encoding: str) -> tuple[int, int]:
     """The LSP position of a code point offset (inside a CRLF: the end of its line)."""
-    ls = lines(text)
-    for ln, (start, end, nxt) in enumerate(ls):
-        if offset < nxt or ln == len(ls) - 1:
-            return ln, units(text[start : min(offset, end)], encoding)
-    raise AssertionError("unreachable")
+    ln = _line_at(text, offset)
+    start, end, _ = _lines_of(text)[0][ln]
+    return ln, units(text[start : min(offset, end)], encoding)
 
 
 def ref_offset(text: str, line: int, character: int, encoding: str) -> int:
     """The code point offset of an LSP position, clamped as LSP 3.17 says; inside a
     character (half a surrogate pair, part of a UTF-8 sequence) means its start."""
-    ls = lines(text)
+    ls = _lines_of(text)[0]
     if line >= len(ls):
         return len(text)
     start, end, _ = ls[line]
@@ -146,18 +165,12 @@ def to_change(text: str, start: int, end: int, new_text: str, encoding: str) -> 
     return ContentChange((sl, sc, el, ec), new_text)
 
 
+_TOKEN = re.compile("\r\n|.", re.DOTALL)
+
+
 def _tokens(s: str) -> list[str]:
     """Code points, a CRLF as one token (a diff never splits it)."""
-    out: list[str] = []
-    i = 0
-    while i < len(s):
-        if s.startswith("\r\n", i):
-            out.append("\r\n")
-            i += 2
-        else:
-            out.append(s[i])
-            i += 1
-    return out
+    return _TOKEN.findall(s)
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -232,9 +245,19 @@ class SimEditor:
                     fresh.append((a, start))
                 if b > end:
                     fresh.append((end + delta, b + delta))
+        fresh.sort()
         if self._applying and new_text:
-            fresh.append((start, start + len(new_text)))
-        self.fresh = sorted(fresh)
+            # what is left of an earlier change of this edit and this one may touch (an edit
+            # applied a line at a time rewrites part of a text it put in just before): one
+            # span of fresh text, whose inside the user does not type into
+            merged: list[tuple[int, int]] = []
+            for a, b in sorted([*fresh, (start, start + len(new_text))]):
+                if merged and a <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+                else:
+                    merged.append((a, b))
+            fresh = merged
+        self.fresh = fresh
         self.version += self._version_step()
         self.unsent.append(change)
         self._changed()
@@ -322,10 +345,8 @@ class SimEditor:
 
     def _lines(self, start: int, end: int, new: str) -> None:
         """One change replacing every whole line the edit touches (line breaks included)."""
-        ls = lines(self.text)
-        first = next(ln for ln, (s, _, nxt) in enumerate(ls) if start < nxt or ln == len(ls) - 1)
-        last = next(ln for ln, (s, _, nxt) in enumerate(ls) if end < nxt or ln == len(ls) - 1)
-        lo, hi = ls[first][0], ls[last][2]
+        ls = _lines_of(self.text)[0]
+        lo, hi = ls[_line_at(self.text, start)][0], ls[_line_at(self.text, end)][2]
         self._change(lo, hi, self.text[lo:start] + new + self.text[end:hi])
         self.edit_changes += 1
 
@@ -336,9 +357,13 @@ class SimEditor:
         a_at = [0]
         for t in a:
             a_at.append(a_at[-1] + len(t))
+        if not a or not b:  # (what difflib finds too, without indexing a paste of megabytes)
+            opcodes = [("replace", 0, len(a), 0, len(b))] if a or b else []
+        else:
+            opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
         hunks = [
             (start + a_at[i1], start + a_at[i2], "".join(b[j1:j2]))
-            for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+            for tag, i1, i2, j1, j2 in opcodes
             if tag != "equal"
         ]
         shift = 0
@@ -409,11 +434,15 @@ class Neovim07(SimEditor):
     def apply_unchecked(self, edit: EditToApply) -> None:
         """Apply *edit* whatever its version (Neovim never checks version 0), and answer."""
         how = self.rng.choice((self._as_sent, self._minimal, self._lines))
+        # No debounce (debounce_text_changes = 0): a didChange per buffer change, every one
+        # of them.  Neovim applies the whole edit in one go (its TextEdits, then on_lines for
+        # each), so the user can not type before its last change is reported.
+        eager = self.rng.random() < 0.25
 
         def one(start: int, end: int, new: str) -> None:
             how(start, end, new)
-            if self.rng.random() < 0.25:
-                self.flush()  # no debounce: a didChange per buffer change
+            if eager:
+                self.flush()
 
         self._apply_edit(edit, one, backwards=True)
         self.edits_applied += 1

@@ -3,7 +3,8 @@
 ``cut()`` closes every proxied connection (both sides, abruptly) and refuses
 new ones (accepted, then closed at once: what a dead route looks like to a
 websocket client); ``restore()`` forwards new connections again.  The client
-is expected to reconnect by itself.
+is expected to reconnect by itself.  ``live_cuts`` counts the cuts that closed
+at least one connection (an outage the client could notice).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class TcpProxy:
         self.cut_off = False
         self.refused = 0
         self.accepted = 0
+        self.live_cuts = 0
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
@@ -40,6 +42,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         self.cut_off = True
+        if self._conns:
+            self.live_cuts += 1
         for down, up in list(self._conns):
             down.transport.abort()
             up.transport.abort()
