@@ -91,7 +91,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from collab_server import ops
+from collab_core import ops
 from collab_server.database import EmbeddedPostgres, start_embedded
 from lsp_bridge.invite import Invite, parse_invite
 from tests.lsp_bridge.editors import PIECES, random_text, random_user_edit, splits_crlf
@@ -301,8 +301,8 @@ def _tail(text: str, n: int = 30) -> str:
     return "\n".join(text.splitlines()[-n:])
 
 
-async def test_lsp_convergence(tmp_path: Path) -> None:
-    pg_dir = tmp_path / "postgres"
+async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
+    pg_dir = pg_tmp / "postgres"
     pg = await asyncio.to_thread(start_embedded, pg_dir)
     editors: list[TestEditor] = []
     proxies: list[TcpProxy] = []
