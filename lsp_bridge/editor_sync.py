@@ -241,6 +241,17 @@ def _same_but_eol(a: str, b: str) -> bool:
     return a.removesuffix("\n") == b.removesuffix("\n")
 
 
+def _shows_already(shown: str, expected: str) -> bool:
+    """Does an editor showing *shown* show the effect of an edit giving *expected* as far
+    as it ever will? Yes if they are equal once CRLF is read as LF, or if the edit only
+    drops a final newline the editor keeps (Neovim while 'eol' is set). An edit that adds
+    a final newline adds a line every editor shows, and reports, perhaps after answering."""
+    if "\r" in shown or "\r" in expected:
+        shown = shown.replace("\r\n", "\n")
+        expected = expected.replace("\r\n", "\n")
+    return shown in (expected, expected + "\n")
+
+
 def _splits_crlf(text: str, i: int) -> bool:
     return 0 < i < len(text) and text[i - 1] == "\r" and text[i] == "\n"
 
@@ -593,7 +604,8 @@ class EditorSync:
         applied an edit whose effect it already shows up to line endings
         (Neovim asked to drop the final newline it always keeps changes
         nothing and reports nothing), the edit is taken as applied and the
-        difference is the editor's edit.
+        difference is the editor's edit.  Otherwise its effect is still to
+        come: VS Code answers before it sends the didChange of the edit.
         """
         self._awaiting_answer = False
         sent = self._sent
@@ -608,7 +620,7 @@ class EditorSync:
         if (
             not sent.deferred
             and sent.version == self.version
-            and _same_but_eol(self.view.text, sent.expected)
+            and _shows_already(self.view.text, sent.expected)
         ):
             self._sent = None
             shown = self.view.text

@@ -376,15 +376,28 @@ class SimEditor:
 
 
 class VSCode(SimEditor):
-    """Applies a whole edit at once and reports it in one didChange (its TextEdits, last first)."""
+    """Applies a whole edit at once and reports it in one didChange (its TextEdits, last first).
+
+    Its answer (``applied: true``) and that didChange come in either order: VS Code's
+    language client answers ``workspace/applyEdit`` once the edit is applied and sends the
+    didChange of it on its own schedule, usually after (the order the real one shows in
+    tests/e2e/test_vscode.py).  *answer_first*: always first (True), always after (False),
+    or at random for each edit (None).
+    """
 
     name = "vscode"
 
     def __init__(
-        self, text: str, rng: random.Random, encoding: str = UTF16, version: int | None = None
+        self,
+        text: str,
+        rng: random.Random,
+        encoding: str = UTF16,
+        version: int | None = None,
+        answer_first: bool | None = None,
     ) -> None:
         super().__init__(text, encoding, rng, version)
         self._batching = False
+        self.answer_first = answer_first
 
     def _changed(self) -> None:
         if not self._batching:
@@ -401,11 +414,15 @@ class VSCode(SimEditor):
         finally:
             self._batching = False
         self.version = edit.version + 1  # one model change, one version
+        first = self.rng.random() < 0.5 if self.answer_first is None else self.answer_first
+        if first:
+            self.outbox.append(Answer(True))
         if self.unsent:
             self.outbox.append(Notification(self.version, self.unsent))
             self.unsent = []
         self.edits_applied += 1
-        self.outbox.append(Answer(True))
+        if not first:
+            self.outbox.append(Answer(True))
 
 
 class Neovim07(SimEditor):

@@ -535,6 +535,47 @@ def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
     assert sync.quiet and sync.edit_to_send() is None
 
 
+def test_a_final_newline_added_is_awaited_when_the_answer_comes_first() -> None:
+    """VS Code answers applied before the didChange of the edit: an edit that adds the final
+    newline has not arrived yet. (It was taken for one the editor already showed "up to a
+    final newline", and the text without it for the editor's own edit: the room lost the
+    newline, then got it again as typing, so a peer typing after it saw it move.)"""
+    sync = EditorSync("x = 1", 1, "utf-16")
+    sync.receive_remote([5, "\n"])
+    edit = sync.edit_to_send()
+    assert edit is not None and edit.edits == (TextEdit((0, 5), (0, 5), "\n"),)
+    assert sync.edit_answered(True) == []
+    assert sync.waiting  # its effect is still to come
+    assert sync.did_change(2, [ContentChange((0, 5, 0, 5), "\n")]) == []
+    assert sync.text == "x = 1\n" and sync.version == 2
+    assert sync.quiet and sync.edit_to_send() is None
+    assert sync.stats["confirmed"] == 1
+
+
+@pytest.mark.parametrize("answer_first", [True, False])
+def test_peer_types_a_line_at_the_end_of_a_text_without_a_final_newline(answer_first: bool) -> None:
+    """B presses Enter at the end of the text and types on; A's VS Code shows it. Every
+    character stays where B typed it (tests/e2e/test_vscode.py's jedi line)."""
+    text = "# end\n\nresult = x"
+    hub = Hub(text)
+    a = hub.join("A", VSCode(text, random.Random(1), answer_first=answer_first))
+    b = hub.join("B", VSCode(text, random.Random(2), answer_first=answer_first))
+    end = len(text)
+    b.editor.user_edit(end, end, "\n")
+    b.deliver_to_bridge()
+    hub.deliver_from(b)
+    a.deliver_from_hub()  # A's server sends A's editor the "\n"
+    for i, ch in enumerate("import os"):  # B types on before A's editor answers
+        b.editor.user_edit(end + 1 + i, end + 1 + i, ch)
+        b.deliver_to_bridge()
+    a.deliver_to_editor()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == text + "\nimport os"
+    assert a.sync.stats["missed"] == 0
+    assert a.client.next_seq == 1, "A typed nothing, so it sent nothing"
+
+
 def test_everything_pending_is_one_edit_with_a_text_edit_per_place() -> None:
     """One round trip however much is pending; two places stay two TextEdits, so the user's
     cursor between them does not move."""

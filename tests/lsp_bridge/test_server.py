@@ -827,3 +827,34 @@ async def test_create_token_from_each_place_and_a_full_room_said_in_plain_words(
     j.open(j.uri("one.py"), "")
     await settle([(a, a.uri("one.py")), (j, j.uri("one.py"))], "one.py")
     assert len(await told()) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_line_typed_at_the_end_of_a_text_without_a_final_newline_stays_put(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """B presses Enter at the very end and types on. A's VS Code answers the applyEdit of
+    the newline before it reports it: A's server waits for that report and sends the hub
+    nothing. (It took the text without the newline for A deleting it, and the report for
+    A typing it again, so B's next characters could land before the newline.)"""
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri("end.py"), b.uri("end.py")
+    a.open(ua, "x = 1")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "")
+    start = (await settle([(a, ua), (b, ub)], "end.py"))["rev"]
+    b.append(ub, "\n")
+    b.flush(ub)
+    doc = await settle([(a, ua), (b, ub)], "end.py")
+    assert doc["rev"] == start + 1, "a revision that B did not send"
+    assert doc["views"][ua]["stats"]["confirmed"] == 1 and doc["views"][ua]["stats"]["missed"] == 0
+    b.append(ub, "import os")
+    await settle([(a, ua), (b, ub)], "end.py")
+    for ch in "\nprint(os.getcw":  # keystrokes, each sent as B's editor sends it
+        b.append(ub, ch)
+        b.flush(ub)
+    await settle([(a, ua), (b, ub)], "end.py")
+    text = "x = 1\nimport os\nprint(os.getcw"
+    assert a.text(ua) == b.text(ub) == text == await _hub_text(hub.url, room["invite"], "end.py")

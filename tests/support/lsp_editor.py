@@ -8,7 +8,8 @@ capability sets from pytest-lsp (``visual-studio-code``, ``neovim@v0.7.0``,
 notified), so the boundary rules live in one place:
 
 * ``vscode``: refuses an edit whose version is not the buffer's
-  (``applied: false``); every change is its own didChange at once; utf-16.
+  (``applied: false``); every change is its own didChange at once, except that
+  an applied edit is answered first and its didChange follows; utf-16.
 * ``neovim``: opens at version 0, then versions are ``b:changedtick`` (the
   first change jumps to >= 3, later steps 1 or 2); skips an edit older than
   the buffer yet answers ``applied: true``, never checks version 0; debounces
@@ -255,7 +256,10 @@ class TestEditor:
             "neovim-full": _NvimFull,
             "blind": VersionBlind,
         }[self.kind]
-        self.buffers[uri] = cls(text, self.rng, encoding=self.encoding, version=version)
+        buf = cls(text, self.rng, encoding=self.encoding, version=version)
+        if type(buf) is VSCode:
+            buf.answer_first = True  # see _apply_edit
+        self.buffers[uri] = buf
         self.client.text_document_did_open(
             T.DidOpenTextDocumentParams(
                 text_document=T.TextDocumentItem(uri=uri, language_id=language_id, version=version, text=text)
@@ -372,10 +376,16 @@ class TestEditor:
                 buf.apply_unchecked(edit)
         else:
             buf.receive_edit(edit)
-        self._send_notifications(uri)
-        answer = buf.outbox.popleft()
-        assert isinstance(answer, Answer), answer
-        self._send_notifications(uri)
+        if type(buf) is VSCode and buf.outbox and isinstance(buf.outbox[0], Answer):
+            # VS Code answers, then sends the didChange of the edit (its language client
+            # does, as tests/e2e/test_vscode.py's logs show): the answer goes out first
+            answer = buf.outbox.popleft()
+            asyncio.get_running_loop().call_soon(self._send_notifications, uri)
+        else:
+            self._send_notifications(uri)
+            answer = buf.outbox.popleft()
+            assert isinstance(answer, Answer), answer
+            self._send_notifications(uri)
         if buf.unsent:
             self._drain(uri)
         if answer.error is not None:

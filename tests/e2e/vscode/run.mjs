@@ -551,12 +551,15 @@ async function fresh([a, b]) {
   emit("typed", {});
 
   // --- completions: the room's words and jedi's, from the bundled server --------------------------
+  // (each line as typed, in both editors, before asking: a completion of other text is no answer)
   await b.kb.press("Control+End");
   await b.kb.type(config.suggestLine, { delay: config.typeDelayMs });
+  await Promise.all([seen(b, config.suggestLine.trim()), seen(a, config.suggestLine.trim())]);
   const roomWords = await suggestionsWith(b, config.identifier);
   await closeSuggest(b);
   await b.kb.press("Control+End");
   await b.kb.type(config.jediLine, { delay: config.typeDelayMs });
+  await Promise.all([seen(b, config.jediLine.trim()), seen(a, config.jediLine.trim())]);
   const jedi = await suggestionsWith(b, config.jediWord);
   await b.screenshot("suggest");
   await closeSuggest(b);
