@@ -633,6 +633,11 @@ class EditorSync:
         return self._flush_deferred(sent)
 
     @property
+    def sent_version(self) -> int | None:
+        """The version the edit in flight was sent at, if any."""
+        return self._sent.version if self._sent is not None else None
+
+    @property
     def waiting(self) -> bool:
         """An answered edit whose effect has not (fully) arrived: :meth:`expire` is due later."""
         return self._sent is not None and self._sent.answered

@@ -62,9 +62,11 @@ async def _enter(ls: PairlsServer, entering: Awaitable[dict[str, Any]]) -> dict[
 
 
 async def leave_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    if ls.session is not None:
-        ls.session.leave()
-    return {}
+    """Leave once the hub has what the user typed (a few seconds at most); ``{unsent: [paths]}``
+    if it could not have it: kept for the next entry into the room (the user is told)."""
+    if ls.session is None:
+        return {}
+    return await ls.session.leave()
 
 
 async def share_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
