@@ -1236,6 +1236,7 @@ class Room:
                 if view.expire_at is not None and now >= view.expire_at:
                     view.expire_at = None
                     user_ops = view.sync.expire()
+                    self._after_sync(doc, view, now)  # (given up on once: once more, later)
                     if user_ops:
                         self._user_ops(doc, view, user_ops, now)
                     else:
