@@ -26,6 +26,10 @@ sockets (tests/lsp_bridge/test_room.py):
 
 * every room entry gets a fresh client id (``hello`` carries it), so seq
   numbers that start again at 1 are never taken for old duplicates;
+* leaving waits (``leave_timeout`` at most) until the hub has acknowledged
+  what the user typed; past that the room is left, said once, and the
+  unacknowledged documents are kept for the next entry into that room,
+  which is the same client, its seq numbers going on;
 * one document per room path, however many buffers show it;
 * ops larger than the hub's frame limit go in pieces (``welcome.limits``),
   a document larger than its document limit is refused once, in words;
@@ -37,6 +41,9 @@ sockets (tests/lsp_bridge/test_room.py):
   onto it (:meth:`DocumentClient.rebase`), never dropped; heals are counted;
 * joining follows the room's documents a few at a time, retrying what
   failed, and reports progress;
+* an edit the editor refuses is never sent again as it was: against the
+  change that made it stale, or once more after a while, then it waits for
+  the editor's next change (:meth:`edit_answered`);
 * the connection backs off on repeated failures and says so once;
   a failure that retrying cannot fix (a hub certificate that does not
   verify) ends the entry or the room with the reason, without retrying;
@@ -575,6 +582,7 @@ class Room:
     def _begin_entry(self, hub_url: str, entry: tuple[str, Any, int], client_id: str, now: float) -> None:
         # A new room entry is a new client: seq numbers start at 1 again, and the
         # hub must not take them for an earlier entry's (it keys ops by client id).
+        # (Except an entry taking a leave's unsent changes back: see _Carry.)
         self.client_id = client_id
         self.hub_url = hub_url
         self._entry = entry
@@ -1002,7 +1010,7 @@ class Room:
                 logger.warning("%s: the editor's buffer moved without a change we saw; resyncing", doc.path)
                 self._events.append(Log(f"pairls: {doc.path}: resynced with the editor's text"))
                 user_ops += view.sync.did_change(buffer[0], [ContentChange(None, buffer[1])])
-            elif sent_at is None or view.sync.version == sent_at:
+            elif sent_at is not None and view.sync.version == sent_at:
                 view.refused = view.sync.version
                 if view.retried != view.sync.version:
                     view.retry_at = now + self.config.edit_retry
