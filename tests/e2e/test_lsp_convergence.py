@@ -44,7 +44,9 @@ a plan does not depend on timing or on the seeds run before it):
   - ``leave at once``: the leave does not wait for the status to show the
     leaver's edits shared (half of the leaves): the server waits until the
     hub has them, a few seconds at most; past that (an outage) it leaves
-    anyway, says so, and sends them at the rejoin, as the same client;
+    anyway, says so, and sends them at the rejoin, as the same client.  In
+    some of these the leaver is cut off first and types a last marker: the
+    leave must say it left it unsent, and the marker must be in the end;
   - ``type at once``: users do not wait for the status to show a buffer
     shared before typing into it: right after opening it (a reopened or
     alias buffer) and while the rejoin is under way (the buffers still
@@ -160,8 +162,8 @@ class Plan:
     n_actions: int
     insert_only: bool
     #: (editor, leave at, join at, close and reopen its buffers, at once rather than once
-    #: the leaver's edits are shared)
-    leaves: list[tuple[int, int, int, bool, bool]] = field(default_factory=list)
+    #: the leaver's edits are shared, offline: cut off, typing a last word, then at once)
+    leaves: list[tuple[int, int, int, bool, bool, bool]] = field(default_factory=list)
     #: (editor, open at, close one of the two at or None)
     alias: tuple[int, int, int | None] | None = None
     #: (at, size in bytes)
@@ -182,8 +184,8 @@ class Plan:
         k = self.kinds
         parts = [f"{len(k)} servers {k} (editor 0 creates)", f"{self.n_actions} actions"]
         parts.append("insert-only" if self.insert_only else "with deletes")
-        for e, a, b, reopen, at_once in self.leaves:
-            how = " at once" if at_once else ""
+        for e, a, b, reopen, at_once, offline in self.leaves:
+            how = " offline, typing a last word, at once" if offline else " at once" if at_once else ""
             parts.append(f"leave{how} {k[e]}@{a} join@{b}{' reopening its buffers' if reopen else ''}")
         if self.alias is not None:
             e, a, c = self.alias
@@ -222,7 +224,9 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
             a, b = span()
             reopen = rng.random() < 0.4
             at_once = rng.random() < 0.5 and "leave at once" in ONLY
-            plan.leaves.append((e, a, b, reopen, at_once))
+            # (a generator of its own: the other draws stay as they were)
+            offline = at_once and random.Random(f"offline {seed} {e} {a}").random() < 0.4
+            plan.leaves.append((e, a, b, reopen, at_once, offline))
     linked = [e for e in range(k) if kinds[e] in ("vscode", "blind")]
     if rng.random() < 0.3 and linked:
         e = rng.choice(linked)
@@ -357,7 +361,8 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             f"\nlsp convergence: {st['seeds']} seeds in {total:.1f}s (median {per[len(per) // 2]:.2f}s, "
             f"max {per[-1]:.2f}s); {st['edits']} edits ({st['insert-only seeds']} insert-only seeds), "
             f"{st['pastes']} sized pastes, {st['big pastes']} big pastes ({st['over frame']} over 1 MiB); "
-            f"{st['leaves']} leave/rejoins ({st['leaves at once']} at once, {st['reopens']} reopening, "
+            f"{st['leaves']} leave/rejoins ({st['leaves at once']} at once of which {st['offline leaves']} "
+            f"offline, {st['reopens']} reopening, "
             f"{st['left_unsent']} with edits unsent and {st['carried']} taking them back), "
             f"{st['aliases']} alias buffers; "
             f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}); "
@@ -497,8 +502,8 @@ async def _run(s: _Seed) -> None:
     st["insert-only seeds"] += plan.insert_only
 
     at: dict[int, list[Any]] = {}
-    for e, a, b, reopen, at_once in plan.leaves:
-        at.setdefault(a, []).append(("leave", e, reopen, at_once))
+    for e, a, b, reopen, at_once, offline in plan.leaves:
+        at.setdefault(a, []).append(("leave", e, reopen, at_once, offline))
         at.setdefault(b, []).append(("join", e))
     if plan.alias is not None:
         e, a, c = plan.alias
@@ -648,13 +653,14 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
     world, eds, st = s.world, s.eds, s.world.stats
     what = step[0]
     if what == "leave":
-        _, e, reopen, at_once = step
+        _, e, reopen, at_once, offline = step
         s.out.add(e)  # the user stops typing there
         st["leaves"] += 1
         st["reopens"] += reopen
         st["leaves at once"] += at_once
+        st["offline leaves"] += offline
         if at_once:
-            await _leave(s, e, reopen)
+            await _leave(s, e, reopen, offline=offline)
         else:
             s.leaving[e] = asyncio.get_running_loop().create_task(_leave(s, e, reopen, synced=True))
             s.tasks.append(s.leaving[e])
@@ -705,10 +711,21 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         raise AssertionError(step)
 
 
-async def _leave(s: _Seed, e: int, reopen: bool, *, synced: bool = False) -> None:
+async def _leave(s: _Seed, e: int, reopen: bool, *, synced: bool = False, offline: bool = False) -> None:
     """``pairls.leaveRoom``, at once or (*synced*) once the server shows the leaver's edits
-    shared, as a user would who waits for the status to say so."""
+    shared, as a user would who waits for the status to say so; *offline*: the network drops,
+    the user types a last word and leaves at once, and the network comes back after."""
     ed = s.eds[e]
+    proxy = s.proxies[e]
+    was_cut = proxy.cut_off
+    typed = False
+    if offline:
+        proxy.cut()
+        if s.bufs[e]:
+            uri = s.bufs[e][0]
+            _type_marker(s, e, uri, f"«{s.plan.seed}.{900 + len(s.markers)}»")
+            ed.flush(uri)
+            typed = True
     if synced:
         deadline = asyncio.get_running_loop().time() + 120  # bounds a hang, nothing more
         while True:
@@ -726,7 +743,27 @@ async def _leave(s: _Seed, e: int, reopen: bool, *, synced: bool = False) -> Non
         for uri in s.bufs[e]:
             ed.close(uri)
         s.bufs[e] = []
-    await ed.command("pairls.leaveRoom", {})
+    left = await ed.command("pairls.leaveRoom", {})
+    if offline:
+        if not was_cut:
+            proxy.restore()
+        # the server could not have the last word: kept for the rejoin (the checks find it)
+        assert not typed or left == {"unsent": [s.path]}, f"{ed.name} left offline: {left}"
+
+
+def _type_marker(s: _Seed, e: int, uri: str, marker: str) -> None:
+    """The user of editor *e* inserts *marker* in *uri* (where a cursor may be)."""
+    ed = s.eds[e]
+    text = ed.text(uri)
+    avoid = [(m.start(), m.end()) for m in MARKER.finditer(text)]
+    if ed.buffers[uri].avoid_fresh:
+        avoid += ed.buffers[uri].fresh
+    start, end, new = _edit(s.rng, text, marker=marker, deletes=False, avoid=avoid)
+    ed.replace(uri, start, end, new)
+    s.markers.append(marker)
+    s.typed_by[marker] = f"{ed.name} {uri.rsplit('/', 1)[-1]} {start}-{end} {new[:80]!r} (offline, leaving)"
+    s.inserted.update(new)
+    s.world.stats["edits"] += 1
 
 
 async def _rejoin(s: _Seed, e: int) -> None:
