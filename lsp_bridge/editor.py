@@ -68,6 +68,10 @@ class LspEditor:
         result = await self.server.workspace_apply_edit_async(params)
         return bool(result.applied)
 
+    def buffer(self, uri: str) -> tuple[int, str] | None:
+        doc = self.server.workspace.text_documents.get(uri)
+        return None if doc is None else (doc.version or 0, doc.source)
+
     def show_message(self, text: str, *, error: bool = False) -> None:
         kind = lsp.MessageType.Error if error else lsp.MessageType.Warning
         self.server.window_show_message(lsp.ShowMessageParams(type=kind, message=text))

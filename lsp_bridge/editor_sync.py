@@ -293,8 +293,20 @@ class EditorSync:
         self.encoding = encoding
         self._sent: _Sent | None = None
         self._awaiting_answer = False
-        #: edits sent / recognised as applied / refused or skipped, and how (for logs and tests)
-        self.stats = {"sent": 0, "confirmed": 0, "missed": 0, "pieces": 0, "full": 0, "shifted": 0}
+        #: the last edit given up on by :meth:`expire` while nothing changed since: its effect
+        #: may still come (an editor slower than the timeout)
+        self._late: _Sent | None = None
+        #: edits sent / recognised as applied / refused or skipped, and how (for logs and tests);
+        #: late: recognised after they had been given up on
+        self.stats = {
+            "sent": 0,
+            "confirmed": 0,
+            "missed": 0,
+            "pieces": 0,
+            "full": 0,
+            "shifted": 0,
+            "late": 0,
+        }
 
     @property
     def text(self) -> str:
@@ -318,6 +330,25 @@ class EditorSync:
 
     def did_change(self, version: int, changes: list[ContentChange]) -> list[ops.Op]:
         """The editor reports *changes* reaching *version*; returns the user's edits as ops."""
+        late, self._late = self._late, None
+        if late is not None and self._sent is None and late.version == self.version and changes:
+            # An edit given up on (expire) with nothing changed since: if these changes are
+            # it, the editor was only slow; it is in flight again (pieces of it wait for the
+            # rest as ever).  Otherwise they are the user's, and it goes again.
+            late.deferred, late.deferred_texts = [], []
+            first = self._recognize(late, changes)
+            if first.kind == "applied":
+                self.stats["late"] += 1
+                out = self._resolve(late, changes, first)
+                self.version = version
+                return out
+            if first.kind == "partial":
+                self.stats["late"] += 1
+                self.stats["pieces"] += 1
+                self._sent = late
+                late.deferred = list(changes)
+                late.deferred_version = version
+                return []
         sent = self._sent
         if sent is None or not changes:
             out = self._user_changes(changes)
@@ -507,6 +538,7 @@ class EditorSync:
     def reset(self, text: str) -> None:
         """Bring the editor to *text* with a minimal edit (the room's text wins)."""
         self.view.pending.clear()
+        self._late = None
         sent = self._sent
         if sent is not None and sent.user_seen:
             # The user's changes came first: the editor refused or skipped it, or (a
@@ -534,7 +566,7 @@ class EditorSync:
         catch-up after an outage is one round trip, and the user's cursor
         between two places stays put.
         """
-        if self._awaiting_answer or self._sent is not None or not self.view.pending:
+        if self._awaiting_answer or self._sent is not None or self._late is not None or not self.view.pending:
             return None
         base = self.view.text
         op: ops.Op = []
@@ -636,18 +668,32 @@ class EditorSync:
         part of it): it was not applied, and what did arrive was the user's.
 
         The owner calls this on a timer (an editor reports an applied edit within its
-        didChange debounce), so an edit a client silently dropped goes again.
+        didChange debounce), so an edit a client silently dropped goes again.  An edit
+        none of whose effect came goes again only at the next call (:attr:`waiting` says
+        it is due): an editor slower than the timer (under load, a big edit) may still
+        report it, and it is recognised then (:meth:`did_change`), not taken for typing.
         """
+        if self._sent is None and self._late is not None:
+            self._late = None  # twice the time: it is not coming
+            return []
         sent = self._sent
         if sent is None or not sent.answered:
             return []
         self._missed()
+        if not sent.deferred:
+            self._late = sent
         return self._flush_deferred(sent)
 
     @property
+    def sent_version(self) -> int | None:
+        """The version the edit in flight was sent at, if any."""
+        return self._sent.version if self._sent is not None else None
+
+    @property
     def waiting(self) -> bool:
-        """An answered edit whose effect has not (fully) arrived: :meth:`expire` is due later."""
-        return self._sent is not None and self._sent.answered
+        """An answered edit whose effect has not (fully) arrived, or one given up on once whose
+        effect may still come: :meth:`expire` is due later."""
+        return (self._sent is not None and self._sent.answered) or self._late is not None
 
     def _flush_deferred(self, sent: _Sent) -> list[ops.Op]:
         if not sent.deferred:
@@ -662,6 +708,7 @@ class EditorSync:
         """Stop waiting for the effect of an edit the editor said it applied (it never came)."""
         self._awaiting_answer = False
         self._sent = None
+        self._late = None
 
     # -- positions ---------------------------------------------------------------
 

@@ -26,6 +26,10 @@ sockets (tests/lsp_bridge/test_room.py):
 
 * every room entry gets a fresh client id (``hello`` carries it), so seq
   numbers that start again at 1 are never taken for old duplicates;
+* leaving waits (``leave_timeout`` at most) until the hub has acknowledged
+  what the user typed; past that the room is left, said once, and the
+  unacknowledged documents are kept for the next entry into that room,
+  which is the same client, its seq numbers going on;
 * one document per room path, however many buffers show it;
 * ops larger than the hub's frame limit go in pieces (``welcome.limits``),
   a document larger than its document limit is refused once, in words;
@@ -37,6 +41,9 @@ sockets (tests/lsp_bridge/test_room.py):
   onto it (:meth:`DocumentClient.rebase`), never dropped; heals are counted;
 * joining follows the room's documents a few at a time, retrying what
   failed, and reports progress;
+* an edit the editor refuses is never sent again as it was: against the
+  change that made it stale, or once more after a while, then it waits for
+  the editor's next change (:meth:`edit_answered`);
 * the connection backs off on repeated failures and says so once;
   a failure that retrying cannot fix (a hub certificate that does not
   verify) ends the entry or the room with the reason, without retrying;
@@ -240,7 +247,7 @@ class RoomConfig:
     check_after: float = 1.0
     #: an edit the editor answered but whose effect never came is given up after this
     edit_expire: float = 2.0
-    #: an edit the editor refused goes again after its next didChange, or after this
+    #: an edit the editor refused goes again after its next didChange, or once after this
     edit_retry: float = 1.0
     #: our cursor goes to the hub at most this often
     presence_interval: float = 0.05
@@ -250,6 +257,9 @@ class RoomConfig:
     rate_share: float = 0.8
     #: follow progress is reported for rooms with at least this many documents
     progress_threshold: int = 20
+    #: leaving waits this long for the hub to take what the user typed (then leaves anyway,
+    #: keeping it for the next entry into the room)
+    leave_timeout: float = 5.0
 
 
 # -- state ------------------------------------------------------------------------------------
@@ -281,8 +291,12 @@ class View:
     uri: str
     sync: EditorSync
     applying: bool = False
-    #: a refused edit goes again after the next didChange or at this time
+    #: the editor's version when it refused our edit, until its next didChange: nothing is
+    #: sent to it meanwhile, except once at ``retry_at``
+    refused: int | None = None
     retry_at: float | None = None
+    #: the version the timed retry was made at (one per version: never a loop)
+    retried: int | None = None
     #: an answered edit whose effect has not come is given up at this time
     expire_at: float | None = None
 
@@ -350,6 +364,23 @@ class _Request:
     ticket: int | None = None
 
 
+@dataclass
+class _Carry:
+    """What a leave could not deliver, kept for the next entry into the same room.
+
+    The next entry is the same client (``client_id``) with its seq numbers going on
+    (``seqs``), so an op the hub committed without our hearing of it is recognised in
+    the catch-up, and one it never got is sent again, never applied twice.
+    """
+
+    room_id: str
+    client_id: str
+    #: documents with changes the hub has not acknowledged, without their buffers
+    docs: dict[str, Doc]
+    #: the next seq of every document the entry had a client for
+    seqs: dict[str, int]
+
+
 class Room:
     """See the module docstring."""
 
@@ -385,6 +416,11 @@ class Room:
         self.limits: dict[str, Any] = {"maxMessageBytes": 1 << 20, "rate": 1000.0, "burst": 2000}
         #: counters for status and tests; bad_paths: paths the hub sent that are not of the
         #: protocol's shape (ignored); gave_up: connections that failed for good (certificates)
+        #: left_unsent: leaves that went before the hub took everything typed (kept for the
+        #: next entry); carried: entries that took such changes back; edits_refused: edits the
+        #: editor refused; edit_retries: sent again with no change from the editor since;
+        #: edits_held: refused again then, waiting for its next change; resyncs: buffers that
+        #: moved without a didChange we saw (a bug: tests fail on any; see edit_answered)
         self.stats = {
             "connects": 0,
             "reconnects": 0,
@@ -393,6 +429,12 @@ class Room:
             "refused": 0,
             "bad_paths": 0,
             "gave_up": 0,
+            "left_unsent": 0,
+            "carried": 0,
+            "edits_refused": 0,
+            "edit_retries": 0,
+            "edits_held": 0,
+            "resyncs": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -431,6 +473,13 @@ class Room:
         self._open_count = 0
         #: paths of the documents with a timer set (a room may have thousands)
         self._timed: set[str] = set()
+        #: the leave under way (its commands' tickets), and when it goes whatever is unsent
+        self._leaving: list[int] = []
+        self._leave_deadline: float | None = None
+        #: what the last leave could not deliver (see _Carry)
+        self._carry: _Carry | None = None
+        #: seq numbers to go on from, by path (an entry that took a carry back)
+        self._next_seqs: dict[str, int] = {}
 
     # == outputs ====================================================================================
 
@@ -455,7 +504,13 @@ class Room:
 
     def next_wakeup(self) -> float | None:
         """When :meth:`tick` is next due, if ever."""
-        times = [self._reconnect_at, self._enter_deadline, self._presence_due, self._refresh_due]
+        times = [
+            self._reconnect_at,
+            self._enter_deadline,
+            self._presence_due,
+            self._refresh_due,
+            self._leave_deadline,
+        ]
         if self._out and self._tokens < 1.0 - 1e-6:
             rate = float(self.limits.get("rate") or 1000.0) * self.config.rate_share
             times.append(self._tokens_at + (1.0 - self._tokens) / rate + 1e-6)
@@ -490,8 +545,9 @@ class Room:
         *token*: the hub's create-room token, if it needs one.
         """
         ticket = next(self._tickets)
-        if self.in_room or self._entry is not None:
-            self._done(ticket, error="already in a room; leave it first")
+        error = self._entry_check()
+        if error is not None:
+            self._done(ticket, error=error)
             return ticket
         self._begin_entry(hub_url, ("create", (room_name, token), ticket), client_id, now)
         return ticket
@@ -499,20 +555,34 @@ class Room:
     def join(self, invite_text: str, client_id: str, now: float) -> int:
         """Join the room of an invite; :class:`Done` with ``{roomId, role, participants, documents}``."""
         ticket = next(self._tickets)
-        if self.in_room or self._entry is not None:
-            self._done(ticket, error="already in a room; leave it first")
+        error = self._entry_check()
+        if error is not None:
+            self._done(ticket, error=error)
             return ticket
         try:
             invite = parse_invite(invite_text)
         except InvalidInvite as exc:
             self._done(ticket, error=str(exc))
             return ticket
+        carry = self._carry
+        if carry is not None and carry.room_id == invite.room_id:
+            # Back into the room a leave left with changes unsent: as the same client, so
+            # that what the hub committed of them unheard is recognised (see _Carry).
+            client_id = carry.client_id
         self._begin_entry(invite.hub_url, ("join", invite, ticket), client_id, now)
         return ticket
+
+    def _entry_check(self) -> str | None:
+        if self._leaving:
+            return "still leaving the room (sending what you typed last); try again in a moment"
+        if self.in_room or self._entry is not None:
+            return "already in a room; leave it first"
+        return None
 
     def _begin_entry(self, hub_url: str, entry: tuple[str, Any, int], client_id: str, now: float) -> None:
         # A new room entry is a new client: seq numbers start at 1 again, and the
         # hub must not take them for an earlier entry's (it keys ops by client id).
+        # (Except an entry taking a leave's unsent changes back: see _Carry.)
         self.client_id = client_id
         self.hub_url = hub_url
         self._entry = entry
@@ -520,10 +590,49 @@ class Room:
         self._failures = 0
         self._connect(now)
 
-    def leave(self, now: float) -> None:
-        """Leave the room (or give up entering one): the editors keep their text."""
+    def leave(self, now: float) -> int:
+        """Leave the room (or give up entering one): the editors keep their text.
+
+        What the user typed goes first: the room stays until the hub has acknowledged
+        every change (reconnecting if need be), for at most ``leave_timeout``.  Past
+        that it leaves anyway, says so once, and keeps the unsent changes for the next
+        entry into the same room, which sends them (:class:`_Carry`).  :class:`Done`
+        with ``{}``, or ``{unsent: [paths]}`` when changes were kept.
+        """
+        ticket = next(self._tickets)
+        self._leaving.append(ticket)
+        if self._entry is not None or not self.in_room:
+            self._finish_leave(now)
+        elif self._leave_deadline is None:
+            self._leave_deadline = now + self.config.leave_timeout
+            self._notify_status()
+            self._maybe_left(now)
+        return ticket
+
+    def _unsent(self) -> list[str]:
+        """Paths of documents with changes the hub has not acknowledged."""
+        return sorted(
+            doc.path
+            for doc in self.docs.values()
+            if doc.client is not None and doc.state is not DocState.FAILED and doc.client.unacknowledged
+        )
+
+    def _maybe_left(self, now: float) -> None:
+        """A leave under way goes once everything typed is acknowledged, or at its deadline."""
+        if not self._leaving or self._entry is not None:
+            return
+        if self._unsent() and (self._leave_deadline is None or now < self._leave_deadline):
+            return
+        self._finish_leave(now)
+
+    def _finish_leave(self, now: float) -> None:
+        tickets, self._leaving = self._leaving, []
+        self._leave_deadline = None
         if self._entry is not None:
             self._done(self._entry[2], error="cancelled: left the room")
+        unsent = self._unsent() if self.in_room else []
+        if unsent:
+            self._keep_unsent(unsent)
         connected = self.connected
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))
@@ -533,9 +642,40 @@ class Room:
         self._events.append(Disconnect())
         self._notify_status()
         self._events.append(Notify("pairls/participants", {"participants": []}))
+        for ticket in tickets:
+            self._done(ticket, result={"unsent": unsent} if unsent else {})
+
+    def _keep_unsent(self, paths: list[str]) -> None:
+        """Leaving with *paths* unacknowledged: kept for the next entry, said once."""
+        assert self.room_id is not None
+        self.stats["left_unsent"] += 1
+        docs = {}
+        for path in paths:
+            doc = self.docs[path]
+            for ticket in doc.tickets:
+                self._done(ticket, error="left the room")
+            carried = Doc(path, client=doc.client, create=doc.create, need=doc.need, heals=doc.heals)
+            docs[path] = carried
+        seqs = dict(self._next_seqs)
+        seqs.update({d.path: d.client.next_seq for d in self.docs.values() if d.client is not None})
+        self._carry = _Carry(self.room_id, self.client_id, docs, seqs)
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        logger.warning("left the room with %d document(s) unsent; kept for the next entry", len(paths))
+        self._events.append(
+            ShowMessage(
+                f"pairls: left the room before the hub had your last edits to {shown}; "
+                "they stay in your editor and go to the room when you join it again"
+            )
+        )
 
     def _reset_room(self) -> None:
         self._fail_requests("left the room")
+        # (a leave under way is over too: the room ended, or entering it failed)
+        leaving, self._leaving = self._leaving, []
+        self._leave_deadline = None
+        for ticket in leaving:
+            self._done(ticket, result={})
+        self._next_seqs = {}
         self.room_id = self.role = self.invite = None
         self.editor_invite = self.viewer_invite = None
         self.participants = {}
@@ -818,8 +958,8 @@ class Room:
             return False
         view = doc.views[uri]
         user_ops = view.sync.did_change(version, changes)
-        if view.retry_at is not None:
-            view.retry_at = None  # a refused edit was waiting for this change
+        # a refused edit was waiting for this change: it goes again, against the new version
+        view.refused = view.retry_at = None
         self._after_sync(doc, view, now)
         if not user_ops:
             self._pump(doc, view, now)
@@ -840,19 +980,44 @@ class Room:
         self._user_ops(doc, view, user_ops, now)
         return True
 
-    def edit_answered(self, uri: str, applied: bool, now: float) -> None:
-        """The editor answered our ``workspace/applyEdit`` (an error counts as not applied)."""
+    def edit_answered(
+        self, uri: str, applied: bool, now: float, buffer: tuple[int, str] | None = None
+    ) -> None:
+        """The editor answered our ``workspace/applyEdit`` (an error counts as not applied).
+
+        *buffer*: the editor's version and text as the LSP library tracked them from its
+        notifications, if known.  A refused edit is never sent again as it was:
+
+        * the buffer moved without a didChange reaching us (a bug): the difference is the
+          user's, counted in ``stats["resyncs"]``, and the edit is computed against it;
+        * a didChange came after the edit was sent: it goes again now, against it;
+        * else the user's changes are on their way (eglot sends them up to 0.5 s later):
+          it goes again once they are here, or once after ``edit_retry`` (counted in
+          ``stats["edit_retries"]``); refused again at that version, it waits for the
+          editor's next change (counted in ``stats["edits_held"]``).
+        """
         doc = self.by_uri.get(uri)
         if doc is None:
             return
         view = doc.views[uri]
         view.applying = False
+        sent_at = view.sync.sent_version
         user_ops = view.sync.edit_answered(applied)
         if not applied:
-            # The user's changes are on their way (eglot sends them up to 0.5 s
-            # later): go again once they are here, or after a while.
-            view.retry_at = now + self.config.edit_retry
-            self._timed.add(doc.path)
+            self.stats["edits_refused"] += 1
+            if buffer is not None and (buffer[0] != view.sync.version or buffer[1] != view.sync.text):
+                self.stats["resyncs"] += 1
+                logger.warning("%s: the editor's buffer moved without a change we saw; resyncing", doc.path)
+                self._events.append(Log(f"pairls: {doc.path}: resynced with the editor's text"))
+                user_ops += view.sync.did_change(buffer[0], [ContentChange(None, buffer[1])])
+            elif sent_at is not None and view.sync.version == sent_at:
+                view.refused = view.sync.version
+                if view.retried != view.sync.version:
+                    view.retry_at = now + self.config.edit_retry
+                    self._timed.add(doc.path)
+                else:
+                    self.stats["edits_held"] += 1
+                    logger.info("%s: the editor refused our edit twice at one version; waiting", doc.path)
         self._after_sync(doc, view, now)
         if user_ops:
             self._user_ops(doc, view, user_ops, now)
@@ -985,6 +1150,7 @@ class Room:
         finally:
             self._batching -= 1
         self._pump_batched(now)
+        self._maybe_left(now)
 
     def _pump_batched(self, now: float) -> None:
         if self._batching:
@@ -997,6 +1163,11 @@ class Room:
 
     def receive(self, msg: dict[str, Any], now: float) -> None:
         """One message from the hub (a JSON array frame: :meth:`receive_frame`)."""
+        self._receive(msg, now)
+        if not self._batching:
+            self._maybe_left(now)  # (an ack may have been the last thing a leave waited for)
+
+    def _receive(self, msg: dict[str, Any], now: float) -> None:
         rid = msg.get("id")
         if rid is not None and type(rid) is int and rid in self._requests:
             self._reply(self._requests.pop(rid), msg, now)
@@ -1039,6 +1210,10 @@ class Room:
             self._events.append(Disconnect())
             self._notify_status()
             return
+        if self._leave_deadline is not None and now >= self._leave_deadline:
+            self._maybe_left(now)
+            if not self.in_room:
+                return
         if self._reconnect_at is not None and now >= self._reconnect_at:
             self._reconnect_at = None
             self._connect(now)
@@ -1061,11 +1236,15 @@ class Room:
                 self._check(doc, now)
             for view in list(doc.views.values()):
                 if view.retry_at is not None and now >= view.retry_at:
-                    view.retry_at = None
+                    # no change came: once more at this version (a second refusal waits)
+                    view.retry_at = view.refused = None
+                    view.retried = view.sync.version
+                    self.stats["edit_retries"] += 1
                     self._pump(doc, view, now)
                 if view.expire_at is not None and now >= view.expire_at:
                     view.expire_at = None
                     user_ops = view.sync.expire()
+                    self._after_sync(doc, view, now)  # (given up on once: once more, later)
                     if user_ops:
                         self._user_ops(doc, view, user_ops, now)
                     else:
@@ -1100,6 +1279,7 @@ class Room:
                         "applying": v.applying,
                         "waiting": v.sync.waiting,
                         "retry": v.retry_at is not None,
+                        "held": v.refused is not None and v.retry_at is None,
                         "stats": dict(v.sync.stats),
                     }
                     for v in d.views.values()
@@ -1108,6 +1288,7 @@ class Room:
         return {
             "connected": self.connected,
             "state": self.conn.value,
+            "leaving": bool(self._leaving),
             "roomId": self.room_id,
             "role": self.role,
             "hubUrl": self.hub_url,
@@ -1318,6 +1499,7 @@ class Room:
                 )
             else:
                 self.invite = arg
+                self._take_carry()
                 if self.role == "viewer":
                     self.viewer_invite = str(arg)
                 else:
@@ -1352,6 +1534,20 @@ class Room:
         self._notify_status()
         self._participants_changed()
         self._pump_opens(now)
+
+    def _take_carry(self) -> None:
+        """Entering the room a leave left with changes unsent: they are ours again, caught up
+        and sent like after a reconnect (the buffers that show them attach as they share)."""
+        carry = self._carry
+        if carry is None or carry.room_id != self.room_id or carry.client_id != self.client_id:
+            return
+        self._carry = None
+        self.stats["carried"] += 1
+        self._next_seqs = dict(carry.seqs)
+        for path, doc in carry.docs.items():
+            self.docs[path] = doc
+        self._set_op_limits()
+        logger.info("took back %d document(s) with changes unsent at the last leave", len(carry.docs))
 
     def _set_state(self, doc: Doc, state: DocState) -> None:
         if (doc.state is DocState.OPEN) != (state is DocState.OPEN):
@@ -1436,12 +1632,13 @@ class Room:
             msg["text"] = ""
         return msg
 
-    def _new_client(self, path: str, text: str, rev: int, *, held: bool, next_seq: int = 1) -> DocumentClient:
+    def _new_client(self, path: str, text: str, rev: int, *, held: bool) -> DocumentClient:
         return DocumentClient(
             text,
             rev,
             self.client_id,
-            next_seq=next_seq,
+            # (1 in a new entry; an entry that took a carry back goes on from its seqs)
+            next_seq=self._next_seqs.get(path, 1),
             held=held,
             max_op_bytes=self._max_op_bytes(path),
             max_op_components=self._max_op_components(),
@@ -1500,6 +1697,9 @@ class Room:
         for uri in list(doc.views):
             self.by_uri.pop(uri, None)
         doc.views = {}
+        if doc.client is not None:
+            # (this client's seq numbers on it are used: a carry must go on after them)
+            self._next_seqs[doc.path] = doc.client.next_seq
         doc.client = None
         doc.held = []
         self._events.append(TextReplaced(doc.path, None))
@@ -1836,7 +2036,7 @@ class Room:
             # several hub ops at once (a catch-up, a frame of a batch): one edit for all
             self._to_pump.add(view.uri)
             return
-        if view.applying or view.retry_at is not None:
+        if view.applying or view.refused is not None:
             return
         edit = view.sync.edit_to_send()
         if edit is None:

@@ -33,6 +33,7 @@ from pygls.lsp.server import LanguageServer
 from . import __version__
 from .completion_service import CompletionService
 from .editor import LspEditor
+from .editor_sync import ContentChange
 from .paths import PathMapper
 from .session import Session, SessionError
 
@@ -91,20 +92,40 @@ class PairlsServer(LanguageServer):
 
     # -- sharing -----------------------------------------------------------------------------
 
-    def share_open_documents(self) -> None:
-        """Share every open document under a workspace folder (autoShare)."""
-        for uri, doc in list(self.workspace.text_documents.items()):
-            self.begin_share(uri, doc.source, doc.version or 0)
+    def open_buffers(self) -> dict[str, tuple[int, str]]:
+        """Every open document's version and text, as the editor's notifications left them."""
+        return {uri: (doc.version or 0, doc.source) for uri, doc in self.workspace.text_documents.items()}
 
-    def begin_share(self, uri: str, text: str, version: int) -> None:
+    def share_open_documents(
+        self, before: dict[str, tuple[int, str]] | None = None
+    ) -> list[asyncio.Task[None]]:
+        """Share every open document under a workspace folder (autoShare); returns the shares.
+
+        *before*: the buffers as they were when the create or join began.  A buffer is
+        shared as it was then, and what the user typed since (while the hub answered) is
+        their typing during the share: kept on top of the room's text, never replaced by it.
+        """
+        shares = []
+        for uri, doc in list(self.workspace.text_documents.items()):
+            now = (doc.version or 0, doc.source)
+            version, text = (before or {}).get(uri, now)
+            share = self.begin_share(uri, text, version)
+            if share is None:
+                continue
+            shares.append(share)
+            if (version, text) != now and self.session is not None:
+                self.session.editor_changed(uri, now[0], [ContentChange(None, now[1])])
+        return shares
+
+    def begin_share(self, uri: str, text: str, version: int) -> asyncio.Task[None] | None:
         """autoShare: share *uri* unless it is outside the workspace, in ``.git``, ignored
         (``.gitignore``, ``.pairlsignore``) or named like a secret (then say so, once per file)."""
         session = self.session
         if session is None or not session.room.in_room or not self.auto_share or uri in session.room.by_uri:
-            return
+            return None
         path = self.paths.room_path(uri)
         if path is None:
-            return
+            return None
         why = self.paths.share_block(uri)
         if why is not None:
             if uri not in self._not_shared:
@@ -112,10 +133,10 @@ class PairlsServer(LanguageServer):
                 self.editor.log(
                     f"pairls: not sharing {path}: {why} (pairls.shareDocument shares it if you want)"
                 )
-            return
+            return None
         # started here, not in the task: the didChange that may follow at once is the room's
         shared = session.share(uri, path, text, version)
-        asyncio.get_running_loop().create_task(self._share(shared, path))
+        return asyncio.get_running_loop().create_task(self._share(shared, path))
 
     async def _share(self, shared: Awaitable[dict[str, Any]], path: str) -> None:
         try:

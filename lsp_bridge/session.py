@@ -56,6 +56,10 @@ class EditorPort(Protocol):
 
     async def apply_edit(self, uri: str, edit: EditToApply) -> bool: ...
 
+    def buffer(self, uri: str) -> tuple[int, str] | None:
+        """The buffer's version and text as the editor's notifications left them, if open."""
+        ...
+
     def show_message(self, text: str, *, error: bool = False) -> None: ...
 
     def log(self, text: str) -> None: ...
@@ -140,8 +144,9 @@ class Session:
         result = await self.command(lambda now: self.room.open_text(path, now))
         return str(result["text"])
 
-    def leave(self) -> None:
-        self.call(self.room.leave)
+    async def leave(self) -> dict[str, Any]:
+        """Leave once what the user typed is the room's (bounded: the room decides)."""
+        return await self.command(self.room.leave)
 
     async def kick(self, participant: Any) -> dict[str, Any]:
         return await self.command(lambda now: self.room.kick(participant, now))
@@ -253,7 +258,9 @@ class Session:
         except Exception as exc:  # eglot answers a stale edit with an error: that is "not applied"
             logger.debug("applyEdit answered with an error: %s", type(exc).__name__)
             applied = False
-        self.call(self.room.edit_answered, ev.uri, applied)
+        # a refusal is weighed against what the editor has told us of the buffer
+        buffer = None if applied else self.editor.buffer(ev.uri)
+        self.call(lambda now: self.room.edit_answered(ev.uri, applied, now, buffer))
 
     # -- the websocket ----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ your editor").  A failure the user can act on is a JSON-RPC error
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..paths import shareable_files
 from ..server import PairlsServer
 from ..session import SessionError
 
-Handler = Callable[..., Awaitable[dict[str, Any]]]
+Handler = Callable[..., Any]
 
 
 def _arg(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -35,36 +35,64 @@ def user_error(message: str) -> JsonRpcException:
     return err
 
 
-async def create_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+# Creating and joining read the open buffers as the request arrives: what the user types
+# after it (while the hub answers) is typing during the share, kept on top of the room's text.
+# So these two are generators, which pygls runs up to their ``yield`` at once (an ``async``
+# handler would start only after the changes that came in the same read from the editor);
+# the rest of the work is the coroutine they yield.
+Entering = Generator[
+    tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[Any, ...], dict[str, Any]], Any, Any
+]
+
+
+def create_room(ls: PairlsServer, *args: Any) -> Entering:
+    return (yield _create_room, (ls, ls.open_buffers(), *args), {})
+
+
+def join_room(ls: PairlsServer, *args: Any) -> Entering:
+    return (yield _join_room, (ls, ls.open_buffers(), *args), {})
+
+
+async def _create_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
     arg = _arg(args)
     name = str(arg.get("name") or "")
     token = arg.get("token") if isinstance(arg.get("token"), str) and arg.get("token") else ls.create_token
-    return await _enter(ls, ls.require_session().create_room(ls.hub_url, name, token))
-
-
-async def join_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    invite = _arg(args).get("invite")
-    if not isinstance(invite, str) or not invite:
-        raise user_error("joinRoom needs {invite}")
-    return await _enter(ls, ls.require_session().join_room(invite))
-
-
-async def _enter(ls: PairlsServer, entering: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """Create or join: on failure tell the user and fail the command; then share what is open."""
-    try:
-        result = await entering
-    except SessionError as exc:
-        ls.editor.show_message(f"pairls: {exc}", error=True)
-        raise user_error(str(exc)) from None
+    result = await _enter(ls, ls.require_session().create_room(ls.hub_url, name, token))
     if ls.auto_share:
-        ls.share_open_documents()
+        # The invite goes out once the open documents are the room's: someone who joins at
+        # once and opens an empty copy of one must find it there (else theirs would be created
+        # first and win).  Bounded like entering: a share that takes longer goes on after.
+        shares = ls.share_open_documents(before)
+        if shares:
+            await asyncio.wait(shares, timeout=ls.require_session().room.config.enter_timeout)
     return result
 
 
+async def _join_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
+    invite = _arg(args).get("invite")
+    if not isinstance(invite, str) or not invite:
+        raise user_error("joinRoom needs {invite}")
+    result = await _enter(ls, ls.require_session().join_room(invite))
+    if ls.auto_share:
+        ls.share_open_documents(before)
+    return result
+
+
+async def _enter(ls: PairlsServer, entering: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Create or join: on failure tell the user and fail the command."""
+    try:
+        return await entering
+    except SessionError as exc:
+        ls.editor.show_message(f"pairls: {exc}", error=True)
+        raise user_error(str(exc)) from None
+
+
 async def leave_room(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    if ls.session is not None:
-        ls.session.leave()
-    return {}
+    """Leave once the hub has what the user typed (a few seconds at most); ``{unsent: [paths]}``
+    if it could not have it: kept for the next entry into the room (the user is told)."""
+    if ls.session is None:
+        return {}
+    return await ls.session.leave()
 
 
 async def share_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:

@@ -205,7 +205,11 @@ def damage(text: str, start: int, end: int, intact: set[str]) -> None:
             intact.discard(m)
 
 
-def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: int = 40) -> dict[str, int]:
+def run_session(
+    seed: int, *, deletes: bool, heals: bool = False, late: bool = False, user_edits: int = 40
+) -> dict[str, int]:
+    """One random session; *late*: an edit the editor answered may expire before its effect
+    comes (an editor slower than ``edit_expire``, under load), not only once nothing moves."""
     rng = random.Random(seed)
     text = random_text(rng, 10)
     hub = Hub(text)
@@ -220,6 +224,10 @@ def run_session(seed: int, *, deletes: bool, heals: bool = False, user_edits: in
         # an edit taken for the user's and re-sent forever grows the text: fail fast
         assert len(hub.seq.text) < 4_000, f"seed {seed}: runaway text"
         acts = hub.actions()
+        if late:
+            # the first expiry comes at any time (the second only when nothing moves: an
+            # editor slower than the timer, not than twice that)
+            acts += [p.expire for p in hub.peers if p.sync.waiting and p.sync._late is None]
         if heals and acts and rng.random() < 0.02:
             # a heal that finds the client right: reset the editor to its text,
             # possibly with an applyEdit still on its way
@@ -307,6 +315,15 @@ def test_random_sessions_with_deletes_converge(block: int) -> None:
         [run_session(seed, deletes=True) for seed in range(10_000 + block * 100, 10_000 + block * 100 + 100)]
     )
     assert total["confirmed"] > 0 and total["missed"] > 0
+
+
+@pytest.mark.parametrize("deletes", [False, True], ids=["insert-only", "with-deletes"])
+def test_random_sessions_where_an_applied_edits_effect_comes_after_it_expired(deletes: bool) -> None:
+    """Under load an editor reports an applied edit later than ``edit_expire``: its change,
+    when it comes, is still recognised as the edit (never the user's, which would double it)."""
+    base = 20_000 if deletes else 30_000
+    total = _total([run_session(seed, deletes=deletes, late=True) for seed in range(base, base + 200)])
+    assert total["late"] > 0
 
 
 # -- targeted cases ------------------------------------------------------------------------------
@@ -616,6 +633,27 @@ def test_a_lone_piece_that_never_completes_was_the_users() -> None:
     assert sync.expire() == [[5, "B"]]  # in the room's text: after the pending "A"
     again = sync.edit_to_send()
     assert again is not None and [e.new_text for e in again.edits] == ["A", "B"]
+
+
+def test_an_edit_reported_after_it_expired_is_still_ours_and_goes_again_only_after_twice_the_time() -> None:
+    """An editor slower than the expiry timer (under load, a big paste) still reports the edit:
+    it is recognised, not taken for typing (which would double it in the room)."""
+    sync = EditorSync("abc\n", 1, "utf-16")
+    sync.receive_remote([3, "X"])
+    assert sync.edit_to_send() is not None
+    sync.edit_answered(True)
+    assert sync.expire() == [] and sync.waiting
+    assert sync.edit_to_send() is None  # not again yet: it may still come
+    assert sync.did_change(2, [ContentChange((0, 3, 0, 3), "X")]) == []
+    assert sync.quiet and sync.text == "abcX\n" and sync.stats["late"] == 1
+    # one that never comes goes again at the second expiry
+    sync.receive_remote(["Y"])
+    assert sync.edit_to_send() is not None
+    sync.edit_answered(True)
+    assert sync.expire() == [] and sync.edit_to_send() is None
+    assert sync.expire() == [] and not sync.waiting
+    again = sync.edit_to_send()
+    assert again is not None and again.version == 2 and again.edits == (TextEdit((0, 0), (0, 0), "Y"),)
 
 
 @pytest.mark.parametrize("applied", [True, False])

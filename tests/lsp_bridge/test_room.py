@@ -230,8 +230,10 @@ def test_each_room_entry_says_hello_with_a_new_client_id() -> None:
     first = w.create()
     _share_created(w, "file:///a.txt", "a.txt", "")
     w.type("file:///a.txt", 2, (0, 0), "x")
-    assert w.take("op")["seq"] == 1
-    w.room.leave(w.now)
+    op = w.take("op")
+    assert op["seq"] == 1
+    w.commit("a.txt", op)
+    assert w.done(w.room.leave(w.now)).result == {}
     assert w.take("leave") and w.events_of(Disconnect)
     second = w.create()
     assert second["clientId"] != first["clientId"]
@@ -249,6 +251,161 @@ def test_a_reconnect_keeps_the_client_id_of_the_entry() -> None:
     w.advance(6)
     again = w.rejoin()
     assert again["clientId"] == first["clientId"]
+
+
+# -- leaving ------------------------------------------------------------------------------------
+
+
+def _join_again(w: Wire, client_id: str, documents: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Join room R with its editor invite (a new entry, offered *client_id*); returns the ticket
+    and the hello."""
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, client_id, w.now)
+    w.step()
+    hello = w.connect()
+    join = w.take("join")
+    w.reply(
+        join,
+        type="joined",
+        room="R",
+        role="editor",
+        participant="me",
+        participants=[{"id": "me", "name": "Ada", "role": "editor"}],
+        documents=documents,
+        presence=[],
+    )
+    assert w.done(ticket).result is not None
+    return ticket, hello
+
+
+def test_leaving_waits_until_the_hub_has_what_was_typed() -> None:
+    w = Wire()
+    hello = w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.events_of(Done)
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    first = w.take("op")
+    w.type("file:///x.txt", 3, (0, 4), "?")  # waits behind it
+    ticket = w.room.leave(w.now)
+    w.step()
+    # still in the room, nothing said yet: the typing goes first
+    assert w.room.in_room and w.room.status()["leaving"]
+    assert not w.all("leave") and not w.events_of(Disconnect) and not w.events_of(Done)
+    w.commit("x.txt", first)
+    w.commit("x.txt", w.take("op"))
+    assert w.done(ticket).result == {}
+    assert w.take("leave") and w.events_of(Disconnect) and not w.room.in_room
+    assert w.hub["x.txt"].committed_text == "abc!?"
+    assert not w.events_of(ShowMessage) and w.room.stats["left_unsent"] == 0
+    # with nothing unsent, the next entry is a new client
+    again = w.create()
+    assert again["clientId"] != hello["clientId"]
+
+
+def test_leaving_with_nothing_unsent_is_at_once() -> None:
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    assert w.done(w.room.leave(w.now)).result == {}
+    assert w.take("leave") and w.events_of(Disconnect)
+    w.advance(30)
+    assert not w.events_of(Connect) and not w.sent
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["never-received", "committed-unheard"])
+def test_a_leave_the_hub_cannot_hear_keeps_the_typing_for_the_next_entry(committed: bool) -> None:
+    """The hub is away while leaving: after leave_timeout the room is left, said once, and the
+    next entry into it is the same client, which sends the typing (or finds it committed)."""
+    w = Wire()
+    hello = w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    op = w.take("op")
+    if committed:  # the hub committed it, the ack was lost with the connection
+        seq = w.hub["x.txt"]
+        seq.submit(Submission(ClientId("room"), op["seq"], Rev(op["rev"]), op["op"], "me"))
+        seq.commit(seq.take_unsent()[-1].rev)
+    w.lost()
+    w.type("file:///x.txt", 3, (0, 4), "?")  # typed offline
+    w.peer_op("x.txt", ["<"], deliver=False)  # meanwhile in the room
+    w.events_of(Done)
+    assert "lost the connection" in w.events_of(ShowMessage)[0].text
+    ticket = w.room.leave(w.now)
+    w.advance(4.9)
+    assert w.room.in_room and not w.events_of(Done)  # reconnects come and go unanswered
+    w.advance(0.2)
+    assert w.done(ticket).result == {"unsent": ["x.txt"]}
+    (said,) = w.events_of(ShowMessage)
+    assert said.text == (
+        "pairls: left the room before the hub had your last edits to x.txt; "
+        "they stay in your editor and go to the room when you join it again"
+    )
+    assert not said.error and w.events_of(Disconnect) and not w.room.in_room
+    assert w.room.stats["left_unsent"] == 1
+    w.events_of(Connect)
+    w.advance(30)
+    assert not w.events_of(Connect) and not w.events_of(ShowMessage)  # out means out
+    w.sent.clear()
+
+    # back in: the same client id; the document is caught up since our revision
+    _, again = _join_again(w, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    assert again["clientId"] == hello["clientId"] and w.room.stats["carried"] == 1
+    req = w.take("open", path="x.txt")
+    assert req["since"] == 0  # our revision when we left
+    w.opened(req)
+    pending = w.all("op")
+    if committed:  # recognised in the catch-up by its seq: what was typed after it goes
+        assert [p["seq"] for p in pending] == [op["seq"] + 1]
+    else:
+        assert pending[0]["seq"] == op["seq"]  # the same op again: never applied twice
+    for sent in pending:
+        w.commit("x.txt", sent)
+    for sent in w.all("op"):
+        w.commit("x.txt", sent)
+    # the buffer shares again with what it shows; the room's ops reach it
+    w.share("file:///x.txt", "x.txt", "abc!?", version=3)
+    (edit,) = w.events_of(ApplyEdit)  # what happened in the room meanwhile
+    assert ops.apply("abc!?", _op_of(edit, "abc!?")) == "<abc!?"
+    assert w.hub["x.txt"].committed_text == "<abc!?"  # once each
+    assert w.room.document_text("x.txt") == w.hub["x.txt"].committed_text
+    assert w.room.heals == 0
+
+
+def test_the_next_entry_of_a_carried_client_goes_on_with_every_documents_seq() -> None:
+    """Seq numbers of the documents that had nothing unsent go on too: the hub would take a
+    seq 1 of the same client for the acknowledged op it already has."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///a.txt", "a.txt", "")
+    _share_created(w, "file:///b.txt", "b.txt", "")
+    for v in (2, 3):
+        w.type("file:///a.txt", v, (0, 0), "a")
+        w.commit("a.txt", w.take("op"))
+    w.type("file:///b.txt", 2, (0, 0), "b")
+    w.take("op")
+    w.lost()
+    ticket = w.room.leave(w.now)
+    w.advance(6)
+    assert w.done(ticket).result == {"unsent": ["b.txt"]}
+    w.sent.clear()
+    _join_again(w, "client-new", [{"path": p, "rev": s.rev} for p, s in w.hub.items()])
+    for req in w.all("open"):
+        w.opened(req)
+    w.commit("b.txt", w.take("op", path="b.txt"))
+    w.share("file:///a.txt", "a.txt", "aa", version=4)
+    w.type("file:///a.txt", 5, (0, 2), "!")
+    assert w.take("op", path="a.txt")["seq"] == 3
+
+
+def test_entering_while_a_leave_waits_is_refused_in_words() -> None:
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.room.leave(w.now)
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)
+    assert (
+        w.done(ticket).error == "still leaving the room (sending what you typed last); try again in a moment"
+    )
 
 
 # -- sharing ------------------------------------------------------------------------------------
@@ -693,6 +850,67 @@ def test_everything_the_editor_has_not_shown_goes_in_one_edit() -> None:
     w.opened(w.take("open", path="x.txt"))
     (edit,) = w.events_of(ApplyEdit)
     assert len(edit.edit.edits) == 40  # one applyEdit, a TextEdit per place
+
+
+# -- the editor's refusals ----------------------------------------------------------------------
+
+
+def _refusing(w: Wire) -> ApplyEdit:
+    """A shared x.txt "abc" at version 1 and a peer's "<": the applyEdit the room sends for it."""
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.peer_op("x.txt", ["<"])
+    (edit,) = w.events_of(ApplyEdit)
+    assert edit.edit.version == 1
+    return edit
+
+
+def test_a_refused_edit_goes_again_at_once_against_the_change_that_came_meanwhile() -> None:
+    w = Wire()
+    _refusing(w)
+    w.type("file:///x.txt", 2, (0, 3), "!")  # the user typed: that is why it was refused
+    w.room.edit_answered("file:///x.txt", False, w.now, (2, "abc!"))
+    (again,) = w.events_of(ApplyEdit)
+    assert again.edit.version == 2 and _op_of(again, "abc!") == ["<"]
+    assert w.room.stats["edits_refused"] == 1 and w.room.stats["edit_retries"] == 0
+
+
+def test_a_refused_edit_with_no_change_since_goes_once_more_then_waits_for_the_editor() -> None:
+    """Never a loop: the same edit at the same version goes at most twice."""
+    w = Wire()
+    _refusing(w)
+    w.room.edit_answered("file:///x.txt", False, w.now, (1, "abc"))
+    w.advance(0.5)
+    assert not w.events_of(ApplyEdit)  # the editor's change may be on its way (eglot: 0.5 s)
+    w.advance(0.6)
+    (again,) = w.events_of(ApplyEdit)
+    assert again.edit.version == 1 and w.room.stats["edit_retries"] == 1
+    w.room.edit_answered("file:///x.txt", False, w.now, (1, "abc"))
+    w.advance(60)
+    assert not w.events_of(ApplyEdit)
+    assert w.room.stats["edits_held"] == 1 and w.room.status()["documents"]["x.txt"]["pending"]
+    assert w.room.status()["documents"]["x.txt"]["views"]["file:///x.txt"]["held"]
+    # the editor's next change: recomputed against it
+    w.type("file:///x.txt", 2, (0, 0), "A")
+    (last,) = w.events_of(ApplyEdit)
+    assert last.edit.version == 2 and ops.apply("Aabc", _op_of(last, "Aabc")) in ("<Aabc", "A<abc")
+    w.room.edit_answered("file:///x.txt", True, w.now)
+    assert w.room.stats["edit_retries"] == 1 and w.room.heals == 0
+
+
+def test_a_buffer_that_moved_without_a_change_we_saw_is_resynced_not_retried() -> None:
+    """The editor refuses because its buffer is at a version we never heard of (a didChange
+    lost on the way: the bug that once re-sent the edit at the didOpen version forever):
+    its text is read as the user's and the edit computed against it."""
+    w = Wire()
+    _refusing(w)
+    w.room.edit_answered("file:///x.txt", False, w.now, (4, "abcX"))
+    assert w.room.stats["resyncs"] == 1
+    op = w.take("op")
+    assert op["op"] == [4, "X"] and op["rev"] == 1  # on the room's "<abc"
+    (again,) = w.events_of(ApplyEdit)
+    assert again.edit.version == 4 and _op_of(again, "abcX") == ["<"]
+    assert any("resynced" in e.text for e in w.events_of(Log))
 
 
 # -- cursors ------------------------------------------------------------------------------------

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lsprotocol import types as T
 
-from lsp_bridge.invite import parse_invite
+from lsp_bridge.invite import Invite, parse_invite
+from tests.lsp_bridge.editors import Notification
 from tests.support.hubclient import Peer
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import ALL_KINDS, KINDS, TestEditor, settle, sha256
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -764,6 +767,139 @@ async def test_typing_right_after_opening_a_file_is_shared(
     a.flush(u)  # sent right behind didOpen, before the server could start the share
     await _eventually(lambda: _status_with(a, "quick.py"))
     assert await _hub_text(hub.url, room["invite"], "quick.py") == "start\ntyped at once\n"
+
+
+# -- impatient users: leaving right after typing, typing right after joining -----------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_typing_then_leaving_at_once_loses_nothing(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """The user types and leaves at once: the leave answers once the hub has the typing."""
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri("r.txt"), b.uri("r.txt")
+    a.open(ua, "start\n", "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "", "plaintext")
+    await settle([(a, ua), (b, ub)], "r.txt")
+    for i in range(5):
+        b.append(ub, f"typed {i}\n")
+    # (Neovim and eglot send what is pending before a request, as the test editors do)
+    assert await b.command("pairls.leaveRoom", {}) == {}
+    typed = "".join(f"typed {i}\n" for i in range(5))
+    assert await _hub_text(hub.url, room["invite"], "r.txt") == "start\n" + typed
+    assert not [m for m in b.client.messages if "before the hub had" in m.message]
+    assert (await b.status())["stats"]["left_unsent"] == 0
+
+
+@pytest.mark.parametrize("kind", ["vscode", "neovim"])
+async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_next_entry(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """Bob's connection is cut, he types and leaves: after a few seconds he is out, told once
+    that his last edits were not shared yet; when he joins again they are, exactly once."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a = await make_editor("vscode", "Ada")
+        b = await make_editor(kind, "Bob", hub_url=proxy.url)
+        ua, ub = a.uri("r.txt"), b.uri("r.txt")
+        a.open(ua, "start\n", "plaintext")
+        room = await _room(a)
+        inv = parse_invite(room["invite"])
+        invite = str(Invite(proxy.url, inv.room_id, inv.secret))  # Bob reaches the hub through it
+        await b.command("pairls.joinRoom", {"invite": invite})
+        b.open(ub, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "r.txt")
+
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        assert await b.command("pairls.leaveRoom", {}) == {"unsent": ["r.txt"]}
+        said = [m.message for m in b.client.messages if "before the hub had" in m.message]
+        assert said == [
+            "pairls: left the room before the hub had your last edits to r.txt; "
+            "they stay in your editor and go to the room when you join it again"
+        ]
+        assert (await b.status())["roomId"] is None
+        a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
+        proxy.restore()
+
+        await b.command("pairls.joinRoom", {"invite": invite})
+        await settle([(a, ua), (b, ub)], "r.txt")
+        text = await _hub_text(hub.url, room["invite"], "r.txt")
+        assert text == "meanwhile\nstart\ntyped offline\n" == a.text(ua) == b.text(ub)
+        st = await b.status()
+        assert st["stats"]["left_unsent"] == 1 and st["stats"]["carried"] == 1
+        assert len([m for m in b.client.messages if "before the hub had" in m.message]) == 1
+    finally:
+        await proxy.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """Bob left, the room moved on; he joins again and types into the buffer he kept open
+    before the join has answered: the room's text wins, his typing stays on top of it."""
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri("r.txt"), b.uri("r.txt")
+    a.open(ua, "start\n", "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "", "plaintext")
+    await settle([(a, ua), (b, ub)], "r.txt")
+    assert await b.command("pairls.leaveRoom", {}) == {}
+    a.append(ua, "while Bob was out\n")
+    await settle([(a, ua)], "r.txt")
+
+    # the request and the keystrokes right behind it (the server reads them at one go)
+    join = b.client.workspace_execute_command(
+        T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": room["invite"]}])
+    )
+    b.insert(ub, 0, "typed while joining\n")
+    b.flush(ub)
+    await asyncio.wrap_future(join)
+    await settle([(a, ua), (b, ub)], "r.txt")
+    text = await _hub_text(hub.url, room["invite"], "r.txt")
+    assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
+
+
+async def test_an_edit_refused_while_the_editors_change_is_late_goes_once_more_then_waits(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    """VS Code refuses an edit at a version it has left, and (held back here) reports the
+    change that moved it only much later: the edit goes once more, then waits for that change,
+    never again and again; it is recomputed against it then."""
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor("vscode", "Bob")
+    ua, ub = a.uri("r.txt"), b.uri("r.txt")
+    a.open(ua, "start\n", "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "", "plaintext")
+    await settle([(a, ua), (b, ub)], "r.txt")
+
+    buf = b.buffers[ub]
+    buf.user_edit(0, 0, "late ")
+    late = buf.outbox.popleft()  # its didChange, held back
+    assert isinstance(late, Notification)
+    a.append(ua, "peer\n")
+
+    async def held() -> dict[str, Any] | None:
+        st = (await b.status())["stats"]
+        return st if st["edits_held"] else None
+
+    st = await _eventually(held, tries=400)
+    assert st["edit_retries"] == 1 and st["edits_held"] == 1 and st["edits_refused"] == 2
+    b.notify_change(ub, late)
+    await settle([(a, ua), (b, ub)], "r.txt")
+    assert b.text(ub) == "late start\npeer\n" == await _hub_text(hub.url, room["invite"], "r.txt")
+    st = (await b.status())["stats"]
+    assert st["edit_retries"] == 1 and st["edits_held"] == 1 and st["resyncs"] == 0
 
 
 # -- a hub with a create-room token and quotas ------------------------------------------------------

@@ -336,12 +336,16 @@ class TestEditor:
         while buf.outbox and isinstance(buf.outbox[0], Notification):
             n = buf.outbox.popleft()
             assert isinstance(n, Notification)
-            self.client.text_document_did_change(
-                T.DidChangeTextDocumentParams(
-                    text_document=T.VersionedTextDocumentIdentifier(uri=uri, version=n.version),
-                    content_changes=[_lsp_change(c) for c in n.changes],
-                )
+            self.notify_change(uri, n)
+
+    def notify_change(self, uri: str, n: Notification) -> None:
+        """Send one didChange (tests that hold one back send it with this, later)."""
+        self.client.text_document_did_change(
+            T.DidChangeTextDocumentParams(
+                text_document=T.VersionedTextDocumentIdentifier(uri=uri, version=n.version),
+                content_changes=[_lsp_change(c) for c in n.changes],
             )
+        )
 
     # -- workspace/applyEdit ------------------------------------------------------------------
 
