@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import random
 import statistics
@@ -324,6 +325,8 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"{res['diverged']} |",
         f"| connections refused (HTTP 429) / closed by the hub (by close code) | "
         f"{res['refused_connections']} / {res['disconnects'] or 'none'} |",
+        f"| load average at the end (1 / 5 / 15 min; the machine is shared) | "
+        f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} |",
         f"| hub alive at the end, tracebacks in its log | {res['hub_alive']}, {res['hub_tracebacks']} |",
         "",
         "RSS (MB) over time: " + ", ".join(f"{t}s {r}" for t, r in res["samples"]),
