@@ -112,11 +112,11 @@ TRANSFORM_STEP = 8
 
 
 #: bytes a history entry costs besides its inserted text, as tracemalloc sees a
-#: sequencer and its ledger grow (CPython 3.11, 64-bit): the entry's tuple, its
-#: Sequenced, the op's list, the revision, seq, serial and cost ints, the
-#: ledger's row; and per op component (a pointer and an int or a str's header).
+#: sequencer and its budget grow (CPython 3.11, 64-bit): the entry's tuple, its
+#: Sequenced, the op's list, the revision, seq, stamp and cost ints; and per op
+#: component (a pointer and an int or a str's header).
 #: tests/collab_server/test_document.py checks the estimate against tracemalloc.
-HISTORY_ENTRY_BYTES = 380
+HISTORY_ENTRY_BYTES = 320
 HISTORY_COMPONENT_BYTES = 48
 
 
@@ -134,6 +134,8 @@ class HistoryLedger(Protocol):
     """Where a sequencer reports the bytes its history keeps (see collab_server.quotas.HistoryBudget)."""
 
     def register(self, holder: Sequencer) -> int: ...
+
+    def stamp(self) -> int: ...
 
     def remembered(self, hid: int, serial: int, nbytes: int) -> None: ...
 
@@ -374,8 +376,12 @@ class Sequencer:
             # the history only transforms and catches up: the submission (the op as
             # the client sent it, for a rollback) stays with the pending op, not here
             s = Sequenced(s.rev, s.op, s.client_id, s.seq, s.author)
-        serial, cost = self._next_serial, history_cost(s.op)
-        self._next_serial += 1
+        if self._ledger is not None:
+            serial = self._ledger.stamp()  # hub-wide: the budget's age order
+        else:
+            serial = self._next_serial
+            self._next_serial += 1
+        cost = history_cost(s.op)
         self._history.append((s, length_before, self._components, serial, cost))
         self._components += len(s.op)
         self.history_bytes += cost
@@ -392,9 +398,9 @@ class Sequencer:
 
     # -- the history budget (HistoryHolder) ---------------------------------
 
-    def holds_history(self, serial: int) -> bool:
+    def oldest_history(self) -> int | None:
         history = self._history
-        return bool(history) and history[0][3] <= serial <= history[-1][3]
+        return history[0][3] if history else None
 
     def evict_history_through(self, serial: int) -> int:
         """Drop the kept ops numbered up to *serial*, oldest first; returns how many."""
