@@ -56,6 +56,12 @@ PATH = "soak.py"
 class Member:
     peer: Peer
     doc: SharedDoc
+    #: when its connection closed (time.monotonic()), whoever closed it
+    closed_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.peer.closed is not None:
+            self.peer.closed.add_done_callback(lambda _: setattr(self, "closed_at", time.monotonic()))
 
 
 @dataclass
@@ -75,6 +81,9 @@ class Tally:
     refused_connections: int = 0
     #: connections that closed without the soak closing them, by close code
     disconnects: dict[str, int] = field(default_factory=dict)
+    #: when they closed (seconds into the load)
+    lost_at: list[float] = field(default_factory=list)
+    started: float = 0.0
     churned: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -138,12 +147,22 @@ async def churn(
             tally.errors.append(f"churn join: {type(exc).__name__}")
 
 
-def count_lost(member: Member, tally: Tally) -> None:
-    """A connection that closed before the soak closed it: a disconnect (4408: too slow)."""
+def lost(member: Member) -> bool:
     closed = member.peer.closed
-    if closed is not None and closed.done():
-        code = str(closed.result()[0])
+    return closed is not None and closed.done()
+
+
+def count_lost(member: Member, tally: Tally) -> None:
+    """A connection that closed before the soak closed it: a disconnect (4408: too slow; 1011:
+    a keepalive ping not answered in time; None: no close frame)."""
+    if lost(member):
+        assert member.peer.closed is not None and member.peer.ws is not None
+        code = f"received {member.peer.closed.result()[0]}"
+        sent = member.peer.ws.protocol.close_sent
+        if sent is not None:
+            code += f", sent {sent.code} {sent.reason!r}"  # e.g. 1011: our keepalive ping went unanswered
         tally.disconnects[code] = tally.disconnects.get(code, 0) + 1
+        tally.lost_at.append(round((member.closed_at or time.monotonic()) - tally.started))
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -223,28 +242,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         samples: list[tuple[float, int]] = []
         history: list[float] = []
         before = await asyncio.to_thread(scrape, url)
-        stop = time.monotonic() + args.duration
+        tally.started = time.monotonic()
+        stop = tally.started + args.duration
         tasks = [sample_rss(hub.proc.pid, url, args.sample, stop, samples, history)]
         tasks += [type_keys(r, args.key_interval, stop, tally, random.Random(rng.random())) for r in typing]
         tasks.append(churn(url, rooms, args.churn, stop, tally, rng))
         await asyncio.gather(*tasks)
         after = await asyncio.to_thread(scrape, url)
-        # every copy of every typed document the same as the typist's
-        diverged = 0
-        for room in typing:
-            await room.typist.doc.wait_synced(60)
-            for m in room.members:
-                with contextlib.suppress(TimeoutError):
-                    await m.doc.wait_rev(room.typist.doc.rev, 60)
-                if m.doc.text != room.typist.doc.text:
-                    diverged += 1
+        # every copy of every typed document the same as the typist's (a connection that
+        # was closed is counted as a disconnect, and its copy is not waited for)
         for room in rooms:
             for m in (room.typist, *room.members):
                 count_lost(m, tally)
+
+        async def check(room: Room) -> int:
+            if lost(room.typist):
+                return 0
+            await room.typist.doc.wait_synced(60)
+            live = [m for m in room.members if not lost(m)]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.gather(*(m.doc.wait_rev(room.typist.doc.rev, 60) for m in live))
+            return sum(m.doc.text != room.typist.doc.text for m in live)
+
+        diverged = sum(await asyncio.gather(*(check(r) for r in typing)))
         for room in rooms:
             await asyncio.gather(room.typist.peer.close(), *(m.peer.close() for m in room.members))
         hub_alive = hub.proc.poll() is None
         log_tracebacks = hub.log.count("Traceback")
+        hub_log = list(hub.stderr)
     end = samples[-1][0]
     full = history_full_at(samples, history)
     start = args.warmup if full is None or full + 60 > end - 60 else max(args.warmup, full)
@@ -264,6 +289,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "refused_connections": tally.refused_connections,
         "disconnects": tally.disconnects,
         "per_address": per_address,
+        "lost_at_s": sorted(tally.lost_at),
+        "hub_log_keepalive": [line for line in hub_log if "keepalive" in line or "ping" in line][:5],
         "churned": tally.churned,
         "errors": tally.errors[:10],
         "error_count": len(tally.errors),
@@ -324,7 +351,9 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"| refused ops, errors, diverged copies | {res['refused']}, {res['error_count']}, "
         f"{res['diverged']} |",
         f"| connections refused (HTTP 429) / closed by the hub (by close code) | "
-        f"{res['refused_connections']} / {res['disconnects'] or 'none'} |",
+        f"{res['refused_connections']} / {res['disconnects'] or 'none'}"
+        + (f" (at {', '.join(str(t) for t in res['lost_at_s'])} s)" if res["lost_at_s"] else "")
+        + " |",
         f"| load average at the end (1 / 5 / 15 min; the machine is shared) | "
         f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} |",
         f"| hub alive at the end, tracebacks in its log | {res['hub_alive']}, {res['hub_tracebacks']} |",
