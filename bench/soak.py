@@ -179,6 +179,15 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
+async def watch_lag(stop: float, out: list[float]) -> None:
+    """This process's event loop: how late a 0.1 s sleep wakes up, at most (out[0], seconds)."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < stop:
+        due = loop.time() + 0.1
+        await asyncio.sleep(0.1)
+        out[0] = max(out[0], loop.time() - due)
+
+
 async def sample_rss(
     pid: int, url: str, every: float, stop: float, out: list[tuple[float, int]], history: list[float]
 ) -> None:
@@ -244,7 +253,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         before = await asyncio.to_thread(scrape, url)
         tally.started = time.monotonic()
         stop = tally.started + args.duration
+        soak_lag = [0.0]
         tasks = [sample_rss(hub.proc.pid, url, args.sample, stop, samples, history)]
+        tasks.append(watch_lag(asyncio.get_running_loop().time() + args.duration, soak_lag))
         tasks += [type_keys(r, args.key_interval, stop, tally, random.Random(rng.random())) for r in typing]
         tasks.append(churn(url, rooms, args.churn, stop, tally, rng))
         await asyncio.gather(*tasks)
@@ -290,6 +301,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "disconnects": tally.disconnects,
         "per_address": per_address,
         "lost_at_s": sorted(tally.lost_at),
+        "hub_max_loop_lag_ms": round(after.get("pairls_max_loop_lag_seconds", float("nan")) * 1e3, 1),
+        "soak_max_loop_lag_ms": round(soak_lag[0] * 1e3, 1),
         "hub_log_keepalive": [line for line in hub_log if "keepalive" in line or "ping" in line][:5],
         "churned": tally.churned,
         "errors": tally.errors[:10],
@@ -354,6 +367,8 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"{res['refused_connections']} / {res['disconnects'] or 'none'}"
         + (f" (at {', '.join(str(t) for t in res['lost_at_s'])} s)" if res["lost_at_s"] else "")
         + " |",
+        f"| event loop at most late: the hub's / the soak's (all its clients) | "
+        f"{res['hub_max_loop_lag_ms']} / {res['soak_max_loop_lag_ms']} ms |",
         f"| load average at the end (1 / 5 / 15 min; the machine is shared) | "
         f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} |",
         f"| hub alive at the end, tracebacks in its log | {res['hub_alive']}, {res['hub_tracebacks']} |",
