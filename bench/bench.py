@@ -1410,6 +1410,13 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         rng = random.Random(9)
         tasks = [asyncio.create_task(ticker(1 / rate, rng.random() / rate, k.key, stop)) for k in krooms]
         await asyncio.sleep(2.0)
+        # where the time goes: this process's event loop (it times the keystrokes and also
+        # drives the detour editors), and the CPU of the hub, of this process, of the servers
+        lags: dict[str, list[float]] = {"quiet": [], "detours": []}
+        lag_task = asyncio.create_task(loop_lag(lambda: krooms[0].phase, lags, stop))
+        me, hub_p = psutil.Process(), psutil.Process(hub.proc.pid)
+        servers = [server_process(e) for e in eds]
+        cpu = {ph: {"hub": 0.0, "bench": 0.0, "servers": 0.0} for ph in ("quiet", "detours")}
         # quiet and detours, twice each, interleaved (the machine drifts; both see the drift)
         for phase in ("quiet", "detours", "quiet", "detours"):
             stop_detours = asyncio.Event()
@@ -1422,14 +1429,18 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
                 await asyncio.sleep(3.0)  # the detour room is set up; the detours are under way
             for k in krooms:
                 k.phase = phase
+            c0 = {"hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers)}
             await asyncio.sleep(window)
+            c1 = {"hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers)}
             for k in krooms:
                 k.phase = None
+            for who in c0:
+                cpu[phase][who] += (c1[who] - c0[who]) / (2 * window)
             if driver is not None:
                 stop_detours.set()
                 await driver
         stop.set()
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, lag_task)
         await asyncio.sleep(1.0)
         for k in krooms:
             await settle([(k.a, k.ua), (k.b, k.ub)], "src/app.py", timeout=120)
@@ -1458,6 +1469,28 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         f"{len(busy):,} detour samples ({window:g} s windows, quiet and detours interleaved twice); "
         f"heals {heals}; every room converged"
     )
+    res.note(
+        "detours, where the time goes (quiet / with detours): this bench process's event loop lag "
+        f"p99 {percentile(lags['quiet'], 99):.1f} / {percentile(lags['detours'], 99):.1f} ms, max "
+        f"{max(lags['quiet']):.1f} / {max(lags['detours']):.1f} ms (it timestamps the keystrokes and also "
+        "drives the detour editors); CPU in cores: hub "
+        f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the {len(servers)} typing rooms' servers "
+        f"{cpu['quiet']['servers']:.2f} / {cpu['detours']['servers']:.2f}, bench process "
+        f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+async def loop_lag(
+    phase: Callable[[], str | None], out: dict[str, list[float]], stop: asyncio.Event, every: float = 0.005
+) -> None:
+    """How late this event loop wakes a 5 ms sleep, in ms, filed by *phase*."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t0 = loop.time()
+        await asyncio.sleep(every)
+        label = phase()
+        if label in out:
+            out[label].append((loop.time() - t0 - every) * 1e3)
 
 
 async def bench_attack(res: Results, env: Env, *, window: float) -> None:
@@ -1574,12 +1607,38 @@ async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
             await asyncio.sleep(0.005)
             assert time.monotonic() - t_back < 30, "no reconnect"
         reconnected = time.monotonic()
+        # where the time goes: every applyEdit each editor gets, and when each side's
+        # pending ops are gone, the revisions meet, the texts meet
+        edit_times: dict[str, list[tuple[float, int]]] = {"A": [], "B": []}
+        for label, ed in (("A", a), ("B", b)):
+            orig = ed._apply_edit
+
+            def timed(params: Any, orig: Any = orig, label: str = label) -> Any:
+                t0 = time.monotonic()
+                answer = orig(params)
+                edits = params.edit.document_changes[0].edits
+                edit_times[label].append((t0 - reconnected, len(edits)))
+                return answer
+
+            ed._apply_edit = timed
+        firsts: dict[str, float] = {}
         while True:
             # the moment both buffers hold the same text and neither server has anything pending
             a.flush(ua)
             b.flush(ub)
             sa, sb = await a.status(), await b.status()
             da, db = sa["documents"]["doc.txt"], sb["documents"]["doc.txt"]
+            now = time.monotonic() - reconnected
+            for what, cond in (
+                ("B sent all", not db["pending"]),
+                ("A sent all", not da["pending"]),
+                ("revisions equal", da["rev"] == db["rev"]),
+                ("texts equal", a.text(ua) == b.text(ub)),
+            ):
+                if cond:
+                    firsts.setdefault(what, now)
+                else:
+                    firsts.pop(what, None)
             if (
                 a.text(ua) == b.text(ub)
                 and not da["pending"]
@@ -1615,6 +1674,17 @@ async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
         f"catch-up: {typed} keystrokes typed during the cut; the reconnect came {reconnected - t_back:.2f} s "
         f"after the network was back (backoff); {len(lost)} 'lost the connection' and {len(back)} "
         f"'reconnected' messages; {edits} applyEdit requests reached the cut-off editor in all; heals {heals}"
+    )
+    res.note(
+        "catch-up timeline (s after the reconnect): "
+        + "; ".join(f"{what} at {t:.2f}" for what, t in sorted(firsts.items(), key=lambda kv: kv[1]))
+        + "; applyEdits (s, TextEdits): "
+        + "; ".join(
+            f"to {label} "
+            + ", ".join(f"{t:.2f} ({n})" for t, n in times[:12])
+            + (f" and {len(times) - 12} more" if len(times) > 12 else "")
+            for label, times in edit_times.items()
+        )
     )
 
 

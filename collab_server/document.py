@@ -111,11 +111,13 @@ Outcome = Sequenced | Duplicate | Refusal
 TRANSFORM_STEP = 8
 
 
-#: bytes a history entry costs besides its inserted text: the Sequenced, its
-#: Submission, the tuples and lists around them (measured roughly with
-#: sys.getsizeof), and per op component
-HISTORY_ENTRY_BYTES = 240
-HISTORY_COMPONENT_BYTES = 16
+#: bytes a history entry costs besides its inserted text, as tracemalloc sees a
+#: sequencer and its budget grow (CPython 3.11, 64-bit): the entry's tuple, its
+#: Sequenced, the op's list, the revision, seq, stamp and cost ints; and per op
+#: component (a pointer and an int or a str's header).
+#: tests/collab_server/test_document.py checks the estimate against tracemalloc.
+HISTORY_ENTRY_BYTES = 320
+HISTORY_COMPONENT_BYTES = 48
 
 
 def history_cost(op: ops.Op) -> int:
@@ -132,6 +134,8 @@ class HistoryLedger(Protocol):
     """Where a sequencer reports the bytes its history keeps (see collab_server.quotas.HistoryBudget)."""
 
     def register(self, holder: Sequencer) -> int: ...
+
+    def stamp(self) -> int: ...
 
     def remembered(self, hid: int, serial: int, nbytes: int) -> None: ...
 
@@ -181,11 +185,11 @@ class Sequencer:
         self.bytes = self.committed_bytes = utf8_length(text)
         # UTF-8 length of the text after each pending op, parallel to _pending
         self._pending_bytes: list[int] = []
-        # ops with rev in (rev - len(history), rev], oldest first, each with
-        # the document length before it and the component count before it
-        self._history: deque[tuple[Sequenced, int, int]] = deque()
-        # parallel to _history: (serial, cost in bytes); serials grow and are never reused
-        self._history_meta: deque[tuple[int, int]] = deque()
+        # ops with rev in (rev - len(history), rev], oldest first, each with the
+        # document length before it, the component count before it, its serial
+        # (serials grow and are never reused) and its cost in bytes; one tuple
+        # an op, and the op without its submission (see _remember)
+        self._history: deque[tuple[Sequenced, int, int, int, int]] = deque()
         self._next_serial = 1
         #: bytes the history costs (history_cost of each op kept)
         self.history_bytes = 0
@@ -338,8 +342,9 @@ class Sequencer:
         subs = [s.submission for s in self._pending if s.submission is not None]
         # history_limit may already have dropped the oldest pending ops
         for _ in range(min(len(self._pending), len(self._history))):
-            self._components -= len(self._history.pop()[0].op)
-            self._forget(self._history_meta.pop()[1])
+            entry = self._history.pop()
+            self._components -= len(entry[0].op)
+            self._forget(entry[4])
         self._pending.clear()
         self._pending_bytes.clear()
         self._unsent = 0
@@ -367,15 +372,21 @@ class Sequencer:
         last = self._clients.get(s.client_id)
         if last is None or s.seq > last[0]:
             self._clients[s.client_id] = (s.seq, s.rev)
-        self._history.append((s, length_before, self._components))
+        if s.submission is not None:
+            # the history only transforms and catches up: the submission (the op as
+            # the client sent it, for a rollback) stays with the pending op, not here
+            s = Sequenced(s.rev, s.op, s.client_id, s.seq, s.author)
+        if self._ledger is not None:
+            serial = self._ledger.stamp()  # hub-wide: the budget's age order
+        else:
+            serial = self._next_serial
+            self._next_serial += 1
+        cost = history_cost(s.op)
+        self._history.append((s, length_before, self._components, serial, cost))
         self._components += len(s.op)
-        serial, cost = self._next_serial, history_cost(s.op)
-        self._next_serial += 1
-        self._history_meta.append((serial, cost))
         self.history_bytes += cost
         if len(self._history) > self.history_limit:
-            self._history.popleft()
-            self._forget(self._history_meta.popleft()[1])
+            self._forget(self._history.popleft()[4])
         if self._ledger is not None:
             # last: the ledger may evict from this very history
             self._ledger.remembered(self._ledger_id, serial, cost)
@@ -387,16 +398,15 @@ class Sequencer:
 
     # -- the history budget (HistoryHolder) ---------------------------------
 
-    def holds_history(self, serial: int) -> bool:
-        meta = self._history_meta
-        return bool(meta) and meta[0][0] <= serial <= meta[-1][0]
+    def oldest_history(self) -> int | None:
+        history = self._history
+        return history[0][3] if history else None
 
     def evict_history_through(self, serial: int) -> int:
         """Drop the kept ops numbered up to *serial*, oldest first; returns how many."""
-        meta, n, freed = self._history_meta, 0, 0
-        while meta and meta[0][0] <= serial:
-            freed += meta.popleft()[1]
-            self._history.popleft()
+        history, n, freed = self._history, 0, 0
+        while history and history[0][3] <= serial:
+            freed += history.popleft()[4]
             n += 1
         if n:
             self._forget(freed, n)
@@ -407,7 +417,6 @@ class Sequencer:
         if self._history:
             self._forget(self.history_bytes, len(self._history))
         self._history.clear()
-        self._history_meta.clear()
         self.history_bytes = 0
         if self._ledger is not None:
             self._ledger.detach(self._ledger_id)

@@ -23,9 +23,9 @@ made-up one.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import ipaddress
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -187,12 +187,12 @@ def token_matches(given: str | None, expected: str) -> bool:
 class HistoryHolder(Protocol):
     """What :class:`HistoryBudget` evicts from (a document's sequencer)."""
 
-    def holds_history(self, serial: int) -> bool:
-        """Is the entry numbered *serial* still kept?"""
+    def oldest_history(self) -> int | None:
+        """The stamp of the oldest entry kept (None: none kept)."""
         ...
 
     def evict_history_through(self, serial: int) -> int:
-        """Drop every entry up to *serial*, oldest first, reporting them with
+        """Drop every entry up to stamp *serial*, oldest first, reporting them with
         :meth:`HistoryBudget.forgot`; returns how many."""
         ...
 
@@ -200,16 +200,20 @@ class HistoryHolder(Protocol):
 class HistoryBudget:
     """The bytes of op history all documents keep in memory, hub-wide; oldest out first.
 
-    Each holder :meth:`register`\\ s, reports every entry it keeps
-    (:meth:`remembered`, with a serial that grows per holder) and every entry
-    it drops by itself (:meth:`forgot`), and :meth:`detach`\\ es when it ends.
-    Whenever the total passes ``limit`` the oldest entries, whichever holder
-    has them, are evicted until it fits again.  A ``limit`` of 0 never evicts.
+    Each holder :meth:`register`\\ s, takes a :meth:`stamp` for every entry it
+    keeps (stamps grow hub-wide, so they order entries by age across holders),
+    reports it (:meth:`remembered`) and every entry it drops by itself
+    (:meth:`forgot`), and :meth:`detach`\\ es when it ends.  Whenever the
+    total passes ``limit`` the oldest entries, whichever holder has them, are
+    evicted until it fits again.  A ``limit`` of 0 never evicts.
 
-    The ledger of entries in age order keeps holder ids, not holders, so an
-    ended document is not kept alive by it; stale ledger rows (entries a
-    holder dropped by itself) are skipped when reached and compacted away
-    once they outnumber the live ones.
+    Each holder keeps its own entries in age order, so the budget keeps no row
+    per entry: only a heap of one row per holder, (a stamp no newer than the
+    holder's oldest entry, holder id), made exact when it reaches the top.  (A
+    ledger of every entry grew by a stale row for each entry a holder dropped by
+    itself, which is every op once a document's history is at ``--history``:
+    tens of MB at 100 typists before it was compacted.)  Holder ids, not
+    holders, are in the heap, so an ended document is not kept alive by it.
     """
 
     def __init__(self, limit: int) -> None:
@@ -224,7 +228,11 @@ class HistoryBudget:
         self.evicted_bytes = 0
         self._holders: dict[int, HistoryHolder] = {}
         self._next_id = 1
-        self._ledger: deque[tuple[int, int]] = deque()
+        self._next_stamp = 1
+        # (stamp, holder id): for each holder with a row, _rows[hid] is the stamp of its
+        # row; a row that does not match (the holder left, or its row was replaced) is stale
+        self._heap: list[tuple[int, int]] = []
+        self._rows: dict[int, int] = {}
         self._enforcing = False
 
     def register(self, holder: HistoryHolder) -> int:
@@ -233,17 +241,29 @@ class HistoryBudget:
         self._holders[hid] = holder
         return hid
 
+    def stamp(self) -> int:
+        """The stamp of a new entry: larger than every stamp before it."""
+        stamp = self._next_stamp
+        self._next_stamp += 1
+        return stamp
+
     def detach(self, hid: int) -> None:
-        """The holder ended (after :meth:`forgot` for what it kept); its ledger rows go stale."""
+        """The holder ended (after :meth:`forgot` for what it kept); its row goes stale."""
         self._holders.pop(hid, None)
+        self._rows.pop(hid, None)
+        if len(self._heap) > 2 * len(self._rows) + 64:
+            self._heap = [(stamp, hid) for hid, stamp in self._rows.items()]
+            heapq.heapify(self._heap)
 
     def remembered(self, hid: int, serial: int, nbytes: int) -> None:
-        """Holder *hid* keeps a new entry; may evict the oldest anywhere (this one too, if too big)."""
+        """Holder *hid* keeps a new entry stamped *serial*; may evict the oldest anywhere (this one
+        too, if too big)."""
         self.used += nbytes
         self.entries += 1
-        self._ledger.append((hid, serial))
-        if len(self._ledger) > 2 * self.entries + 1024:
-            self._compact()
+        if hid not in self._rows:
+            # its first entry (since its last row was taken): a row no newer than its oldest
+            self._rows[hid] = serial
+            heapq.heappush(self._heap, (serial, hid))
         self.enforce()
 
     def forgot(self, nbytes: int, count: int = 1) -> None:
@@ -256,20 +276,22 @@ class HistoryBudget:
         if self._enforcing or not self.limit:
             return
         self._enforcing = True
+        heap, rows = self._heap, self._rows
         try:
-            while self.used > self.limit and self._ledger:
-                hid, serial = self._ledger.popleft()
-                holder = self._holders.get(hid)
-                if holder is None or not holder.holds_history(serial):
-                    continue
-                before = self.used
-                self.evicted += holder.evict_history_through(serial)
-                self.evicted_bytes += before - self.used
+            while self.used > self.limit and heap:
+                stamp, hid = heapq.heappop(heap)
+                if rows.get(hid) != stamp:
+                    continue  # stale
+                del rows[hid]
+                holder = self._holders[hid]
+                oldest = holder.oldest_history()
+                if oldest is not None and oldest <= stamp:
+                    before = self.used
+                    self.evicted += holder.evict_history_through(oldest)
+                    self.evicted_bytes += before - self.used
+                    oldest = holder.oldest_history()
+                if oldest is not None:
+                    rows[hid] = oldest
+                    heapq.heappush(heap, (oldest, hid))
         finally:
             self._enforcing = False
-
-    def _compact(self) -> None:
-        live = self._holders
-        self._ledger = deque(
-            (hid, serial) for hid, serial in self._ledger if hid in live and live[hid].holds_history(serial)
-        )

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import random
+import sys
+import tracemalloc
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -364,7 +371,7 @@ def test_byte_length_always_matches_the_text(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_history_bytes_always_match_what_is_kept(data: st.DataObject) -> None:
     """Submits, commits, rollbacks, the op limit and budget evictions all keep the byte counts true."""
-    budget = HistoryBudget(data.draw(st.sampled_from([0, 300, 1000]), label="budget"))
+    budget = HistoryBudget(data.draw(st.sampled_from([0, 500, 2000]), label="budget"))
     seqs = [
         Sequencer("", 0, history_limit=data.draw(st.integers(1, 6), label="history"), ledger=budget)
         for _ in range(2)
@@ -388,6 +395,69 @@ def test_history_bytes_always_match_what_is_kept(data: st.DataObject) -> None:
         assert budget.used == sum(one.history_bytes for one in seqs)
         assert budget.entries == sum(len(one._history) for one in seqs)
         assert not budget.limit or budget.used <= budget.limit
+
+
+def _one_key(rng: random.Random, text: str) -> ops.Op:
+    at = rng.randint(0, len(text))
+    return [at, rng.choice("abcdefgh \n"), len(text) - at]
+
+
+def _a_line(rng: random.Random, text: str) -> ops.Op:
+    at = rng.randint(0, len(text))
+    return [at, "x" * 60 + "\n", len(text) - at]
+
+
+def _unicode(rng: random.Random, text: str) -> ops.Op:
+    at = rng.randint(0, len(text))
+    return [at, "日本😀" * 10, len(text) - at]
+
+
+def _a_delete(rng: random.Random, text: str) -> ops.Op:
+    at = rng.randint(0, len(text) - 3)
+    return [at, -2, len(text) - at - 2]
+
+
+def _many_places(rng: random.Random, text: str) -> ops.Op:
+    op: ops.Op = []
+    for at in sorted(rng.sample(range(1, len(text)), 10)):
+        op += [at - sum(c for c in op if type(c) is int), "ab"]
+    return [*op, len(text) - sum(c for c in op if type(c) is int)]
+
+
+@pytest.mark.parametrize("make", [_one_key, _a_line, _unicode, _a_delete, _many_places])
+def test_history_cost_is_what_the_history_takes_in_memory(make: Callable[..., ops.Op]) -> None:
+    """--max-history-bytes bounds memory: history_cost is within a third of what tracemalloc
+    sees the sequencer and its ledger keep per op (the text's own growth left out)."""
+    rng = random.Random(7)
+    budget = HistoryBudget(0)
+    s = Sequencer("0123456789" * 1000, 0, history_limit=1000, ledger=budget)
+    n = 1000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, text_before = tracemalloc.get_traced_memory()[0], sys.getsizeof(s.text)
+        for seq in range(1, n + 1):
+            # an op as the hub gets it: decoded from its frame
+            op = json.loads(json.dumps(make(rng, s.text)))
+            s.submit(sub(A, seq, s.rev, op))
+            s.take_unsent()
+            s.commit(s.rev)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before - (sys.getsizeof(s.text) - text_before)
+    finally:
+        tracemalloc.stop()
+    assert len(s._history) == n
+    assert 0.75 <= s.history_bytes / kept <= 1.33, (s.history_bytes / n, kept / n)
+
+
+def test_the_history_keeps_no_submission() -> None:
+    """The op as the client sent it is kept only while pending (for a rollback), not in the history."""
+    s = Sequencer("abc", 0)
+    s.submit(sub(A, 1, 0, [1, "x", 2]))
+    assert s.pending[0].submission is not None
+    assert all(e.submission is None for e, *_ in s._history)
+    s.rollback()
+    assert s.submit(sub(A, 1, 0, [1, "x", 2])) == Sequenced(Rev(1), [1, "x"], A, 1)
 
 
 # -- many clients, random interleavings ------------------------------------

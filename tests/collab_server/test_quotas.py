@@ -246,13 +246,43 @@ def test_history_loaded_with_the_document_is_counted() -> None:
     assert budget.entries == 4 and budget.used == loaded.history_bytes == s.history_bytes
 
 
-def test_the_ledger_stays_proportional_to_what_is_kept() -> None:
+@pytest.mark.parametrize("limit", [0, 30 * ENTRY])
+def test_the_budget_keeps_nothing_per_entry(limit: int) -> None:
+    """A document at its --history limit drops its oldest op with every new one: the budget's
+    own memory stays one row per document, not one per op ever kept (it grew to twice the
+    entries kept before it was compacted: tens of MB at 100 typists)."""
+    budget = HistoryBudget(limit=limit)
+    seqs = [Sequencer("", 0, history_limit=10, ledger=budget) for _ in range(5)]
+    for i in range(2000):
+        fill(seqs[i % 5], ClientId(f"c{i % 5}"), 5)
+    assert budget.entries == 50 if not limit else budget.entries <= 30
+    assert len(budget._heap) <= 2 * 5 + 64
+    seqs[0].release_history()
+    seqs[1].release_history()
+    for i in range(200):
+        fill(seqs[2 + i % 3], ClientId(f"c{2 + i % 3}"), 5)
+    assert len(budget._rows) <= 3 and len(budget._heap) <= 2 * 3 + 64
+
+
+def test_the_oldest_entry_anywhere_goes_first() -> None:
+    """Entries are evicted in the order they were kept, across sequencers, also after a
+    sequencer dropped entries by itself (its --history limit, a rollback)."""
     budget = HistoryBudget(limit=0)
-    s = Sequencer("", 0, history_limit=10, ledger=budget)
-    for _ in range(100):
-        fill(s, A, 50, size=1)
-    assert budget.entries == 10
-    assert len(budget._ledger) <= 2 * budget.entries + 1024 + 1
+    s1 = Sequencer("", 0, history_limit=3, ledger=budget)
+    s2 = Sequencer("", 0, history_limit=100, ledger=budget)
+    fill(s1, A, 2)  # s1: revs 1-2
+    fill(s2, B, 2)  # s2: revs 1-2
+    fill(s1, A, 3)  # s1 keeps revs 3-5 (its limit dropped 1-2 by itself)
+    fill(s2, B, 1)  # s2: revs 1-3
+    budget.limit = budget.used - 1
+    budget.enforce()  # the oldest kept anywhere: s2's rev 1 (s1's 1-2 are gone already)
+    assert (s1.oldest_base, s2.oldest_base) == (2, 1)
+    budget.limit = budget.used - 1
+    budget.enforce()
+    assert (s1.oldest_base, s2.oldest_base) == (2, 2)
+    budget.limit = budget.used - 1
+    budget.enforce()  # then s1's rev 3, kept before s2's rev 3
+    assert (s1.oldest_base, s2.oldest_base) == (3, 2)
 
 
 def test_a_negative_budget_is_an_error() -> None:
