@@ -1474,7 +1474,7 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         f"p99 {percentile(lags['quiet'], 99):.1f} / {percentile(lags['detours'], 99):.1f} ms, max "
         f"{max(lags['quiet']):.1f} / {max(lags['detours']):.1f} ms (it timestamps the keystrokes and also "
         "drives the detour editors); CPU in cores: hub "
-        f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the {len(servers)} typing rooms' servers "
+        f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the typing rooms' {len(servers)} servers "
         f"{cpu['quiet']['servers']:.2f} / {cpu['detours']['servers']:.2f}, bench process "
         f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average {os.getloadavg()[0]:.1f}"
     )
