@@ -476,6 +476,7 @@ async def _run(s: _Seed) -> None:
         # the simulated editors' own choices (versions, debounce, how an edit is applied):
         # from the seed, not from the seeds run before it
         ed.rng.seed(f"{plan.seed} {ed.name}")
+        ed.max_text, ed.runaway = None, []
     heals_before = sum([(await ed.status())["heals"] for ed in world.editors])
     lost_before = [_lost(ed) for ed in eds]
     stats_before = [(await ed.status())["stats"] for ed in eds]
@@ -529,6 +530,7 @@ async def _run(s: _Seed) -> None:
             _big_paste(s, i, plan.big_paste[1])
         else:
             _user_action(s, i)
+        await _no_runaway(s)
         r = rng.random()
         if r < 0.3:
             for e, uri in s.live():
@@ -547,7 +549,9 @@ async def _run(s: _Seed) -> None:
     try:
         await settle(pairs, s.path, timeout=SETTLE_TIMEOUT)
     except TimeoutError:
+        await _no_runaway(s)
         raise TimeoutError(f"no quiescence in {SETTLE_TIMEOUT}s: {await _unquiet(pairs, s.path)}") from None
+    await _no_runaway(s)
     statuses = [await ed.status() for ed in eds]
     try:
         await _check(s, pairs, statuses)
@@ -583,6 +587,23 @@ async def _run(s: _Seed) -> None:
         views = statuses[e]["documents"][s.path]["views"].values()
         st["late edits"] += sum(v["stats"]["late"] for v in views)
         assert counts["resyncs"] == 0, f"{ed.name}: {counts['resyncs']} resyncs with its editor"
+
+
+async def _no_runaway(s: _Seed) -> None:
+    """No buffer far longer than everything typed could make it (see TestEditor.max_text:
+    twice, as an edit's new text is counted on top of the text it replaces): else fail now,
+    with the op log so far (``PAIRLS_CONVERGENCE_DUMP``)."""
+    bound = 2 * (len(s.initial) + sum(s.inserted.values())) + 4096
+    for ed in s.eds:
+        ed.max_text = bound
+    runaway = [f"{ed.name}: {r}" for ed in s.eds for r in ed.runaway]
+    if runaway:
+        pairs = _pairs(s)
+        statuses = [await ed.status() for ed in s.eds]
+        if DUMP:
+            await _dump(s, pairs, statuses)
+        unquiet = await _unquiet(pairs, s.path)
+        raise AssertionError(f"text grows past everything typed: {runaway[:5]}{unquiet}")
 
 
 async def _check(s: _Seed, pairs: list[tuple[TestEditor, str]], statuses: list[dict[str, Any]]) -> None:
