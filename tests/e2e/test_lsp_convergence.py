@@ -65,7 +65,9 @@ a plan does not depend on timing or on the seeds run before it):
   (and rejoins after a loss) at most once per outage it went through (cuts
   that closed its connection, hub and database restarts); and no resync (a
   buffer that moved without a didChange the server saw: the edits the
-  editors refused, sent again or held are counted in the summary).
+  editors refused, sent again or held are counted in the summary).  A buffer
+  that grows past twice everything typed fails the seed at once (text taken
+  for typing and sent again grows without end).
 
 Seeds: ``PAIRLS_CONVERGENCE_SEEDS`` (default 200) from
 ``PAIRLS_CONVERGENCE_SEED_START`` (default 0); longer: ``make soak
