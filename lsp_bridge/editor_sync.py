@@ -337,7 +337,7 @@ class EditorSync:
             # rest as ever).  Otherwise they are the user's, and it goes again.
             late.deferred, late.deferred_texts = [], []
             first = self._recognize(late, changes)
-            if first.kind == "applied":
+            if first.kind in ("applied", "after_user"):
                 self.stats["late"] += 1
                 out = self._resolve(late, changes, first)
                 self.version = version

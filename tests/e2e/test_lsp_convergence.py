@@ -65,7 +65,9 @@ a plan does not depend on timing or on the seeds run before it):
   (and rejoins after a loss) at most once per outage it went through (cuts
   that closed its connection, hub and database restarts); and no resync (a
   buffer that moved without a didChange the server saw: the edits the
-  editors refused, sent again or held are counted in the summary).
+  editors refused, sent again or held are counted in the summary).  A buffer
+  that grows past twice everything typed fails the seed at once (text taken
+  for typing and sent again grows without end).
 
 Seeds: ``PAIRLS_CONVERGENCE_SEEDS`` (default 200) from
 ``PAIRLS_CONVERGENCE_SEED_START`` (default 0); longer: ``make soak
@@ -476,6 +478,7 @@ async def _run(s: _Seed) -> None:
         # the simulated editors' own choices (versions, debounce, how an edit is applied):
         # from the seed, not from the seeds run before it
         ed.rng.seed(f"{plan.seed} {ed.name}")
+        ed.max_text, ed.runaway = None, []
     heals_before = sum([(await ed.status())["heals"] for ed in world.editors])
     lost_before = [_lost(ed) for ed in eds]
     stats_before = [(await ed.status())["stats"] for ed in eds]
@@ -529,6 +532,7 @@ async def _run(s: _Seed) -> None:
             _big_paste(s, i, plan.big_paste[1])
         else:
             _user_action(s, i)
+        await _no_runaway(s)
         r = rng.random()
         if r < 0.3:
             for e, uri in s.live():
@@ -547,7 +551,9 @@ async def _run(s: _Seed) -> None:
     try:
         await settle(pairs, s.path, timeout=SETTLE_TIMEOUT)
     except TimeoutError:
+        await _no_runaway(s)
         raise TimeoutError(f"no quiescence in {SETTLE_TIMEOUT}s: {await _unquiet(pairs, s.path)}") from None
+    await _no_runaway(s)
     statuses = [await ed.status() for ed in eds]
     try:
         await _check(s, pairs, statuses)
@@ -583,6 +589,23 @@ async def _run(s: _Seed) -> None:
         views = statuses[e]["documents"][s.path]["views"].values()
         st["late edits"] += sum(v["stats"]["late"] for v in views)
         assert counts["resyncs"] == 0, f"{ed.name}: {counts['resyncs']} resyncs with its editor"
+
+
+async def _no_runaway(s: _Seed) -> None:
+    """No buffer far longer than everything typed could make it (see TestEditor.max_text:
+    twice, as an edit's new text is counted on top of the text it replaces): else fail now,
+    with the op log so far (``PAIRLS_CONVERGENCE_DUMP``)."""
+    bound = 2 * (len(s.initial) + sum(s.inserted.values())) + 4096
+    for ed in s.eds:
+        ed.max_text = bound
+    runaway = [f"{ed.name}: {r}" for ed in s.eds for r in ed.runaway]
+    if runaway:
+        pairs = _pairs(s)
+        statuses = [await ed.status() for ed in s.eds]
+        if DUMP:
+            await _dump(s, pairs, statuses)
+        unquiet = await _unquiet(pairs, s.path)
+        raise AssertionError(f"text grows past everything typed: {runaway[:5]}{unquiet}")
 
 
 async def _check(s: _Seed, pairs: list[tuple[TestEditor, str]], statuses: list[dict[str, Any]]) -> None:

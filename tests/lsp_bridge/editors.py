@@ -168,6 +168,10 @@ def to_change(text: str, start: int, end: int, new_text: str, encoding: str) -> 
 _TOKEN = re.compile("\r\n|.", re.DOTALL)
 
 
+#: an edit's old and new text of more tokens than this (multiplied) is not diffed (_hunks)
+_DIFF_COST = 4_000_000
+
+
 def _tokens(s: str) -> list[str]:
     """Code points, a CRLF as one token (a diff never splits it)."""
     return _TOKEN.findall(s)
@@ -359,6 +363,16 @@ class SimEditor:
             a_at.append(a_at[-1] + len(t))
         if not a or not b:  # (what difflib finds too, without indexing a paste of megabytes)
             opcodes = [("replace", 0, len(a), 0, len(b))] if a or b else []
+        elif len(a) * len(b) > _DIFF_COST:
+            # Emacs' replace-buffer-contents gives up past its cost limit (MAX-COSTS, a
+            # million by default) and replaces the text whole; difflib would take hours
+            p = 0
+            while p < min(len(a), len(b)) and a[p] == b[p]:
+                p += 1
+            q = 0
+            while q < min(len(a), len(b)) - p and a[-1 - q] == b[-1 - q]:
+                q += 1
+            opcodes = [("equal", 0, p, 0, p), ("replace", p, len(a) - q, p, len(b) - q)]
         else:
             opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
         hunks = [

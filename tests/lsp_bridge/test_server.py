@@ -55,17 +55,20 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
         return await ed.start()
 
     yield make
-    # a heal or a failed task hides a bug: no test here causes one on purpose, so any fails it
-    healed, failed = {}, {}
+    # a heal, a failed task or a resync with the editor hides a bug: no test here causes one
+    # on purpose, so any fails it
+    healed, failed, resynced = {}, {}, {}
     for ed in started:
         if ed.alive:
             with contextlib.suppress(Exception):
                 st = await asyncio.wait_for(ed.status(), 10)
                 healed[ed.name] = st["heals"]
                 failed[ed.name] = st["stats"]["failedTasks"]
+                resynced[ed.name] = st["stats"]["resyncs"]
     await asyncio.gather(*(ed.stop() for ed in started))
     assert not any(healed.values()), f"heals: {healed}"
     assert not any(failed.values()), f"session tasks that failed: {failed}"
+    assert not any(resynced.values()), f"resyncs with the editor: {resynced}"
 
 
 async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:

@@ -146,6 +146,11 @@ class TestEditor:
         #: when each of them arrived (the event loop's clock), parallel to ``notes``
         self.note_times: dict[str, list[float]] = {}
         self.inlay_refreshes = 0
+        #: a test that knows how long a text can be sets this: an edit that would make a
+        #: buffer longer is not applied but recorded in ``runaway`` (text taken for typing
+        #: and sent again grows without end, and the simulators' diffs of it take hours)
+        self.max_text: int | None = None
+        self.runaway: list[str] = []
 
         self.edits_received = 0
         self.edits_refused = 0
@@ -370,6 +375,10 @@ class TestEditor:
         buf = self.buffers.get(uri)
         if buf is None:
             return T.ApplyWorkspaceEditResult(applied=False, failure_reason="not open")
+        grown = len(buf.text) + sum(len(e.new_text) for e in edits)
+        if self.max_text is not None and grown > self.max_text:
+            self.runaway.append(f"{uri}: an edit to {grown} code points, at most {self.max_text} expected")
+            return T.ApplyWorkspaceEditResult(applied=False, failure_reason="runaway")
         if isinstance(buf, Neovim07):
             # vim.lsp.util.apply_text_document_edit (0.7): skip if version > 0 and the buffer is newer
             if edit.version > 0 and buf.version > edit.version:
