@@ -158,6 +158,9 @@ def count_lost(member: Member, tally: Tally) -> None:
     if lost(member):
         assert member.peer.closed is not None and member.peer.ws is not None
         code = f"received {member.peer.closed.result()[0]}"
+        error = member.peer.reader_error
+        if error is not None:
+            code += f", reader stopped by {type(error).__name__}: {error}"
         sent = member.peer.ws.protocol.close_sent
         if sent is not None:
             code += f", sent {sent.code} {sent.reason!r}"  # e.g. 1011: our keepalive ping went unanswered

@@ -19,6 +19,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
@@ -47,6 +48,10 @@ class Peer:
         self.docs: dict[str, SharedDoc] = {}
         self.participant = ""
         self.closed: asyncio.Future[tuple[int | None, str | None]] | None = None
+        #: what ended the reader other than the connection closing (it then reads no more)
+        self.reader_error: BaseException | None = None
+        # open requests in flight: request id -> (path, auto_deliver)
+        self._opens: dict[Any, tuple[str, bool]] = {}
 
     async def connect(self, *, hello: bool = True, **kwargs: Any) -> Peer:
         self.ws = await connect(self.url, max_size=None, compression=None, **kwargs)
@@ -107,6 +112,14 @@ class Peer:
                 for msg in decoded if isinstance(decoded, list) else [decoded]:
                     rid = msg.get("id")
                     if rid is not None and rid in self._waiting:
+                        opening = self._opens.pop(rid, None)
+                        if opening is not None and msg.get("type") == "opened":
+                            # the document exists from its reply on: an op the hub sends right
+                            # after it (in this frame or the next) must not land before it does
+                            path, auto = opening
+                            self.docs[path] = SharedDoc(
+                                self, path, msg["text"], msg["rev"], auto_deliver=auto
+                            )
                         fut = self._waiting.pop(rid)
                         if not fut.done():
                             fut.set_result(msg)
@@ -121,8 +134,10 @@ class Peer:
                     else:
                         self.events[kind].append(msg)
                 self._event.set()
-        except Exception:
+        except ConnectionClosed:
             pass
+        except Exception as exc:
+            self.reader_error = exc  # kept for the test or bench to see, not swallowed unseen
         finally:
             rcvd = self.ws.protocol.close_rcvd
             if not self.closed.done():
@@ -147,10 +162,14 @@ class Peer:
         return await self.request({"type": "create_document", "path": path, "text": text})
 
     async def open(self, path: str, *, auto_deliver: bool = True) -> SharedDoc:
-        reply = await self.request({"type": "open", "path": path})
-        doc = SharedDoc(self, path, reply["text"], reply["rev"], auto_deliver=auto_deliver)
-        self.docs[path] = doc
-        return doc
+        """Open *path*; the SharedDoc is made as its reply is read (see :meth:`_read`)."""
+        rid = next(self._ids)
+        self._opens[rid] = (path, auto_deliver)
+        try:
+            await self.request({"type": "open", "path": path}, rid=rid)
+        finally:
+            self._opens.pop(rid, None)
+        return self.docs[path]
 
     async def reopen(self, doc: SharedDoc) -> None:
         """After a reconnect: catch up from the doc's revision, then re-send what is unacknowledged."""
