@@ -71,7 +71,7 @@ from collab_core.errors import (
 )
 
 from . import authority
-from .authority import ChangeRole, Close, RoomState, Seat
+from .authority import Admission, ChangeRole, Close, RoomState, Seat
 from .config import HubConfig
 from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
 from .invites import new_secret, role_for, secret_hash
@@ -1451,14 +1451,14 @@ class Hub:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         room_id = msg["room"]
         secret = msg["secret"]
-        if role_for(secret, await self.store.room_invites(room_id)) is None:
-            if await self.store.room_exists(room_id):
-                raise ProtocolError(ErrorCode.BAD_INVITE)
-            raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
-        # (compared in constant time above; what the owner decided about this client is read by digest)
         digest = secret_hash(secret)
-        admission = await self.store.admission(room_id, digest, conn.client_id)
-        role = authority.admit(admission)
+        facts = await self.store.admission(room_id, digest, conn.client_id)
+        invite_role = role_for(secret, facts.invites)  # compared in constant time
+        if invite_role is None:
+            raise ProtocolError(ErrorCode.BAD_INVITE if facts.invites else ErrorCode.NO_SUCH_ROOM)
+        role = authority.admit(
+            Admission(invite_role, facts.assigned_role, facts.member, facts.removed, facts.withdrawn)
+        )
         if conn.room is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         reply = await self._enter(conn, room_id, role, digest)

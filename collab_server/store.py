@@ -54,7 +54,7 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from collab_core import ops
 from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
 
-from .authority import Admission, RoomState, Seat
+from .authority import RoomState, Seat
 from .document import ClientId, Rev, Sequenced
 
 __all__ = [
@@ -82,6 +82,22 @@ MIGRATION_LOCK = 0x7061_6972_6C73
 # creation hub-wide, document creation per room (keyed by hashtext(room id)).
 QUOTA_LOCK = 0x7061_6972
 ROOMS_KEY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JoinFacts:
+    """A room's invites and what the owner decided about one client id, read for a ``join``."""
+
+    #: (role, SHA-256 digest of the secret) of every invite of the room; empty if no such room
+    invites: tuple[tuple[str, bytes], ...]
+    #: the role the owner gave this client id, if they gave one
+    assigned_role: str | None
+    #: the client id joined this room before
+    member: bool
+    #: the owner removed this client id
+    removed: bool
+    #: the owner removed someone who had joined with this secret
+    withdrawn: bool
 
 
 class DocumentRecord(NamedTuple):
@@ -404,32 +420,26 @@ class Store:
                 await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)", room_id)
             )
 
-    async def room_invites(self, room_id: str) -> list[tuple[str, bytes]]:
-        """The invites of *room_id* as (role, SHA-256 digest of the secret); none if no such room.
+    async def admission(self, room_id: str, secret_hash: bytes, client_id: str) -> JoinFacts:
+        """What the database says about *client_id* joining *room_id* with this secret, in one round trip.
 
-        The hub compares the digests itself, in constant time (``invites.role_for``).
+        The room's invites come back whole, as (role, SHA-256 digest of the secret): the hub
+        compares the digests itself, in constant time (``invites.role_for``).  No invites: no such room.
         """
-        async with _db_errors("room_invites"):
-            rows = await self._pool.fetch("SELECT role, secret_hash FROM invites WHERE room_id = $1", room_id)
-            return [(r["role"], bytes(r["secret_hash"])) for r in rows]
-
-    async def admission(self, room_id: str, secret_hash: bytes, client_id: str) -> Admission:
-        """What the database says about *client_id* joining *room_id* with this secret (one round trip)."""
         async with _db_errors("admission"):
             row = await self._pool.fetchrow(
-                "SELECT i.role,"
+                "SELECT ARRAY(SELECT i.role FROM invites i WHERE i.room_id = $1 ORDER BY i.role),"
+                " ARRAY(SELECT i.secret_hash FROM invites i WHERE i.room_id = $1 ORDER BY i.role),"
                 " (SELECT m.role FROM members m WHERE m.room_id = $1 AND m.client_id = $3 AND m.role_set),"
                 " EXISTS (SELECT 1 FROM members m WHERE m.room_id = $1 AND m.client_id = $3),"
                 " EXISTS (SELECT 1 FROM removals r WHERE r.room_id = $1 AND r.client_id = $3),"
-                " EXISTS (SELECT 1 FROM removals r WHERE r.room_id = $1 AND r.secret_hash = $2)"
-                " FROM invites i WHERE i.room_id = $1 AND i.secret_hash = $2",
+                " EXISTS (SELECT 1 FROM removals r WHERE r.room_id = $1 AND r.secret_hash = $2)",
                 room_id,
                 secret_hash,
                 client_id,
             )
-        if row is None:
-            return Admission(None)
-        return Admission(row[0], row[1], row[2], row[3], row[4])
+        invites = tuple(zip(row[0], (bytes(h) for h in row[1]), strict=True))
+        return JoinFacts(invites, row[2], row[3], row[4], row[5])
 
     async def add_member(
         self,

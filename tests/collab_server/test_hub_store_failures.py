@@ -157,7 +157,7 @@ async def test_requests_during_an_outage_get_unavailable_and_succeed_on_the_same
     await a.create_document("kept.txt", MARK)
     join = {"type": "join", "room": created["room"], "secret": created["editorSecret"]}
     requests: list[tuple[Peer, dict[str, Any]]] = [
-        (b, join),  # room_invites
+        (b, join),  # admission
         (a, {"type": "list_documents"}),
         (a, {"type": "create_document", "path": "new.txt", "text": MARK}),
         (a, {"type": "open", "path": "kept.txt"}),  # get_document: not loaded yet
@@ -187,7 +187,7 @@ async def test_requests_during_an_outage_get_unavailable_and_succeed_on_the_same
 async def test_a_failing_table_on_a_join_path_gets_unavailable(
     hub: Hub, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """add_member (after room_invites) and room_exists (after a wrong secret) fail on their own."""
+    """The admission query and list_documents (after add_member committed) fail on their own."""
     a = await Peer(url(hub), "Ada").connect()
     b = await Peer(url(hub), "Bob").connect()
     created = await a.create_room("tables")
@@ -195,16 +195,16 @@ async def test_a_failing_table_on_a_join_path_gets_unavailable(
     wrong = {"type": "join", "room": created["room"], "secret": "W" * 43}
     db = await asyncpg.connect(database_url)
     try:
-        await db.execute("ALTER TABLE members RENAME TO members_away")
-        try:
-            await refused(b, join)
-        finally:
-            await db.execute("ALTER TABLE members_away RENAME TO members")
-        await db.execute("ALTER TABLE rooms RENAME TO rooms_away")
+        await db.execute("ALTER TABLE removals RENAME TO removals_away")
         try:
             await refused(b, wrong)
         finally:
-            await db.execute("ALTER TABLE rooms_away RENAME TO rooms")
+            await db.execute("ALTER TABLE removals_away RENAME TO removals")
+        await db.execute("ALTER TABLE documents RENAME TO documents_away")
+        try:
+            await refused(b, join)
+        finally:
+            await db.execute("ALTER TABLE documents_away RENAME TO documents")
     finally:
         await db.close()
     await still_open(b)

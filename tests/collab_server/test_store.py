@@ -85,13 +85,11 @@ async def test_invites_grant_their_role_only_in_their_room(store: Store) -> None
     await store.create_room("r2", "Two", {"editor": digest("e2")})
     assert await store.room_exists("r1")
     assert not await store.room_exists("nope")
-    assert sorted(await store.room_invites("r1")) == [
-        ("editor", digest("e")),
-        ("owner", digest("o")),
-        ("viewer", digest("v")),
-    ]
-    assert await store.room_invites("r2") == [("editor", digest("e2"))]
-    assert await store.room_invites("nope") == []
+    facts = await store.admission("r1", digest("e"), "c1")
+    assert facts.invites == (("editor", digest("e")), ("owner", digest("o")), ("viewer", digest("v")))
+    assert (facts.assigned_role, facts.member, facts.removed, facts.withdrawn) == (None, False, False, False)
+    assert (await store.admission("r2", digest("e"), "c1")).invites == (("editor", digest("e2")),)
+    assert (await store.admission("nope", digest("e"), "c1")).invites == ()
 
 
 async def test_creating_an_existing_room_or_unknown_role_raises_store_error(store: Store) -> None:
