@@ -1,13 +1,40 @@
-"""Hypothesis profiles for the core tests: HYPOTHESIS_PROFILE=ci runs more examples."""
+"""The hub tests' fixtures: an in-process hub on a real PostgreSQL; Hypothesis profiles
+(HYPOTHESIS_PROFILE=ci runs more examples)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from collab_server.hub import Hub, HubConfig
+from collab_server.store import Store
 
 settings.register_profile("default", deadline=None)
 settings.register_profile(
     "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def hub_config() -> HubConfig:
+    """The hub's configuration; a module overrides this fixture to test other limits."""
+    return HubConfig()
+
+
+@pytest.fixture
+async def hub(store: Store, hub_config: HubConfig) -> AsyncIterator[Hub]:
+    h = Hub(store, hub_config)
+    await h.start("127.0.0.1", 0)
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+@pytest.fixture
+def url(hub: Hub) -> str:
+    return f"ws://127.0.0.1:{hub.port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,21 +11,6 @@ from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store
 from tests.support.http import get
 from tests.support.hubclient import HubError, Peer
-
-
-@pytest.fixture
-async def hub(store: Store) -> AsyncIterator[Hub]:
-    h = Hub(store, HubConfig())
-    await h.start("127.0.0.1", 0)
-    try:
-        yield h
-    finally:
-        await h.close()
-
-
-@pytest.fixture
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}"
 
 
 async def test_two_peers_edit_one_document(url: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +32,8 @@ SECRET_TEXT = "Tx" + "7f3a9c" + "xT"  # in the document; must never reach the lo
 
 
 @pytest.fixture
-async def hub(store: Store) -> AsyncIterator[Hub]:
-    h = Hub(store, HubConfig(max_op_components=50, transform_budget=200))
-    await h.start("127.0.0.1", 0)
-    try:
-        yield h
-    finally:
-        await h.close()
-
-
-@pytest.fixture
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}"
+def hub_config() -> HubConfig:
+    return HubConfig(max_op_components=50, transform_budget=200)
 
 
 @dataclass

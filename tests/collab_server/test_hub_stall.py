@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from collab_server.hub import Hub, HubConfig
-from collab_server.store import Store
+from collab_server.hub import Hub
 from tests.support.attack import Attacker, Limits, Typist, percentile
 from tests.support.hubclient import Peer
 
@@ -40,16 +38,6 @@ SLOWEST_BOUND = 0.5
 FACTOR = 10.0
 #: ... or this much over it, whichever is larger
 SLACK = 0.25
-
-
-@pytest.fixture
-async def hub(store: Store) -> AsyncIterator[Hub]:
-    h = Hub(store, HubConfig())
-    await h.start("127.0.0.1", 0)
-    try:
-        yield h
-    finally:
-        await h.close()
 
 
 async def test_typing_stays_fast_while_another_connection_sends_its_worst(hub: Hub) -> None:

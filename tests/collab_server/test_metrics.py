@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -16,21 +15,11 @@ from websockets.asyncio.client import connect
 
 from collab_core.errors import ErrorCode
 from collab_server.hub import Hub, HubConfig
-from collab_server.store import Store, open_store
+from collab_server.store import open_store
 from tests.support.http import get, samples, scrape
 from tests.support.hubclient import HubError, Peer
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def hub(store: Store) -> AsyncIterator[Hub]:
-    h = Hub(store, HubConfig())
-    await h.start("127.0.0.1", 0)
-    try:
-        yield h
-    finally:
-        await h.close()
 
 
 def ws_url(hub: Hub) -> str:
