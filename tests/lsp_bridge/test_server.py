@@ -75,6 +75,21 @@ async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:
     return await a.command("pairls.createRoom", {"name": name})
 
 
+async def _pair(
+    make_editor: MakeEditor, kind: str, path: str, text: str
+) -> tuple[TestEditor, TestEditor, str, str, dict[str, Any]]:
+    """Ada (VS Code) shares *path* with *text* in a new room; Bob (*kind*) joins and opens it; settled."""
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri(path), b.uri(path)
+    a.open(ua, text, "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, "", "plaintext")
+    await settle([(a, ua), (b, ub)], path)
+    return a, b, ua, ub, room
+
+
 async def _hub_text(url: str, invite: str, path: str) -> str:
     inv = parse_invite(invite)
     peer = await Peer(url, "checker").connect()
@@ -212,14 +227,7 @@ async def test_share_document(make_editor: MakeEditor, hub: HubProcess) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_typing_converges(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
-    a = await make_editor("vscode", "Ada")
-    b = await make_editor(kind, "Bob")
-    ua, ub = a.uri("t.txt"), b.uri("t.txt")
-    a.open(ua, "one\r\ntwo 😀\nthree\n", "plaintext")
-    room = await _room(a)
-    await b.command("pairls.joinRoom", {"invite": room["invite"]})
-    b.open(ub, "", "plaintext")
-    await settle([(a, ua), (b, ub)], "t.txt")
+    a, b, ua, ub, room = await _pair(make_editor, kind, "t.txt", "one\r\ntwo 😀\nthree\n")
     assert b.text(ub) == "one\r\ntwo 😀\nthree\n"
     for i in range(12):
         a.insert(ua, a.text(ua).index("two") + 4, f"<a{i}🎉>")
@@ -780,14 +788,7 @@ async def test_typing_then_leaving_at_once_loses_nothing(
     make_editor: MakeEditor, hub: HubProcess, kind: str
 ) -> None:
     """The user types and leaves at once: the leave answers once the hub has the typing."""
-    a = await make_editor("vscode", "Ada")
-    b = await make_editor(kind, "Bob")
-    ua, ub = a.uri("r.txt"), b.uri("r.txt")
-    a.open(ua, "start\n", "plaintext")
-    room = await _room(a)
-    await b.command("pairls.joinRoom", {"invite": room["invite"]})
-    b.open(ub, "", "plaintext")
-    await settle([(a, ua), (b, ub)], "r.txt")
+    a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n")
     for i in range(5):
         b.append(ub, f"typed {i}\n")
     # (Neovim and eglot send what is pending before a request, as the test editors do)
@@ -847,14 +848,7 @@ async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
 ) -> None:
     """Bob left, the room moved on; he joins again and types into the buffer he kept open
     before the join has answered: the room's text wins, his typing stays on top of it."""
-    a = await make_editor("vscode", "Ada")
-    b = await make_editor(kind, "Bob")
-    ua, ub = a.uri("r.txt"), b.uri("r.txt")
-    a.open(ua, "start\n", "plaintext")
-    room = await _room(a)
-    await b.command("pairls.joinRoom", {"invite": room["invite"]})
-    b.open(ub, "", "plaintext")
-    await settle([(a, ua), (b, ub)], "r.txt")
+    a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n")
     assert await b.command("pairls.leaveRoom", {}) == {}
     a.append(ua, "while Bob was out\n")
     await settle([(a, ua)], "r.txt")
