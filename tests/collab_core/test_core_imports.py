@@ -41,6 +41,7 @@ SANS_IO = [
     "lsp_bridge/editor_sync.py",
     "lsp_bridge/positions.py",
     "lsp_bridge/invite.py",
+    "lsp_bridge/blame.py",
 ]
 
 
