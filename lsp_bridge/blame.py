@@ -8,13 +8,15 @@ and the editor may not show the latest ops yet.  :func:`map_lines` carries a
 list of lines through one op, the way the hub's attribution index defines it:
 
 * a line holding a character the op inserted is the op's (``mark``);
-* a line whose characters the op deleted from between its first and its
-  last remaining character is the op's too;
-* every other line keeps its blame (a line whose start or end alone was
-  deleted, or that was moved up or down by lines inserted or deleted around
-  it, is not changed);
-* the empty last line of a text ending in ``\\n`` gets the blame of the
-  newline before it.
+* a line the op deleted characters from (inside it, at its start, or at the
+  end of the last line) is the op's too; whole lines deleted change no line;
+* every other line keeps its blame (a line moved up or down by lines
+  inserted or deleted around it is not changed);
+* the empty last line of a text ending in ``\\n`` counts the newline before it.
+
+This is the hub's definition at the resolution of lines: where the hub knows
+more (the revision of each character), the next answer from the hub says
+it; a document's blame is asked again after every change (debounced).
 
 So the language server keeps a per-document list at the hub's revision,
 moves it with every op the hub commits (until its next answer replaces it),
@@ -51,6 +53,10 @@ class LineBlame:
     def describe(self) -> dict[str, Any]:
         """As ``pairls.blame`` returns it."""
         return {"author": self.author, "name": self.name, "time": self.time, "rev": self.rev}
+
+
+#: the one line of an empty document that never held anything
+NOBODY = LineBlame(None, "", None, 0)
 
 
 def _places(op: ops.Op) -> list[tuple[int, int, str]]:
@@ -104,6 +110,9 @@ def map_lines(lines: list[LineBlame], text: str, op: ops.Op, mark: LineBlame | N
         after = end < n  # characters (a newline at least) follow it on its last line
         breaks = ins.count("\n")
         tail = ins.rsplit("\n", 1)[-1] if breaks else ins
+        # what it deleted after the last newline it deleted: hidden at the start of a line
+        gone = text.rfind("\n", start, end)
+        hidden_start = end > (gone + 1 if gone >= 0 else start)
         old_first = lines[first]
         old_last = lines[first + deleted]
         made = mark if mark is not None else old_first
@@ -111,13 +120,20 @@ def map_lines(lines: list[LineBlame], text: str, op: ops.Op, mark: LineBlame | N
         if tail:
             new.append(made)  # inserted characters on the last line
         elif breaks:
-            # the last line starts after the inserted newline: the old line's rest, or
-            # the empty last line (the blame of the newline before it)
-            new.append(old_last if after else made)
-        elif end > start and before and after:
-            new.append(made)  # deleted from between the line's remaining characters
+            # the last line starts after the inserted newline: what it deleted, then the old
+            # line's rest; or it is the empty last line (the newline before it is inserted)
+            new.append(made if hidden_start or not after else old_last)
+        elif not after:
+            # the last line: deleted at its end or its start; or whole lines deleted, which
+            # leaves it empty: the blame of the newline before it (its line's is the closest)
+            if before or hidden_start:
+                new.append(made)
+            else:
+                new.append(lines[first - 1] if first else NOBODY)
+        elif before or hidden_start:
+            new.append(made)  # deleted inside the line, or at its start
         else:
-            new.append(old_first if before or not after else old_last)
+            new.append(old_last)  # whole lines deleted: the line after them is not changed
         lines[first : first + deleted + 1] = new
 
 

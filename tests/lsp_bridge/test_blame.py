@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from collab_core import ops
 from lsp_bridge.blame import LineBlame, _places, age, describe, line_blames, map_lines, parse_time
+from tests.support.history_ref import RefHistory
 
 OLD = [LineBlame("a", "Ada", "t", i) for i in range(10)]
 BOB = LineBlame(None, "Bob", None, 99)
@@ -36,10 +37,14 @@ def carried(text: str, op: ops.Op) -> list[int | None]:
         ("a\nb\nc", [2, -2], [0, 2]),
         # deleted from the middle of a line: that line
         ("abc\nd", [1, -1], [99, 1]),
-        # deleted at a line's start or end: the characters around it are not between others
-        ("abc\nd", [-1], [0, 1]),
+        # deleted at a line's start: its; at the end of the last line (nothing after it): not
+        ("abc\nd", [-1], [99, 1]),
         ("abc\nd", [2, -1], [99, 1]),
-        ("abc", [2, -1], [0]),
+        ("abc", [2, -1], [99]),
+        # left empty: the last line has the blame of the newline before it
+        ("a\nb\n", [2, -2], [0, 0]),
+        ("a\nbc", [2, -2], [0, 99]),  # (what was deleted at its start counts)
+        ("c\n", [-2], [0]),  # (a deleted whole line marks nothing)
         # two lines joined (the newline between them deleted)
         ("ab\ncd\ne", [1, -3], [99, 2]),
         # a replacement across lines
@@ -134,6 +139,26 @@ def test_any_op_gives_one_blame_per_line_and_marks_every_line_holding_typed_text
         after = text[places[-1][1] :].count("\n")
         if after:
             assert out[-after:] == lines[-after:]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_from_lines_of_one_revision_each_it_is_the_hubs_blame_exactly(data: st.DataObject) -> None:
+    """Where each line's characters share one revision (no deleted characters anywhere), one
+    op gives exactly what the hub's definition does (tests/support/history_ref.py)."""
+    text = data.draw(_texts.filter(bool))  # (an empty text has no characters to carry revisions)
+    op = data.draw(_ops(text))
+    n = text.count("\n") + 1
+    ref = RefHistory.start(text)
+    line = 0
+    for c in ref.chars:  # line i's characters (its newline too) are revision i + 1
+        c.vrev = line + 1
+        line += c.ch == "\n"
+    ref.rev = n
+    lines = [LineBlame("a", "Ada", "t", r) for r in ref.blame_revs()]
+    ref.apply(n + 1, op, "bob", None)
+    map_lines(lines, text, op, LineBlame(None, "Bob", None, n + 1))
+    assert [b.rev for b in lines] == ref.blame_revs(), (text, op)
 
 
 def test_hub_times_are_read_as_utc() -> None:
