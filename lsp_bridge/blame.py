@@ -178,11 +178,11 @@ def describe(blame: LineBlame, now: float, *, you: str | None = None) -> str:
 
     *now*: seconds since the epoch; *you*: the user's own name (their typing the hub has
     not taken yet reads ``**Ada** (you), not yet committed``)."""
+    if not blame.name:
+        return f"the document's first text · rev {blame.rev}"
     name = _markdown_text(blame.name)
     if blame.rev is None:
         return f"**{name}** (you), not yet committed" if you is not None else f"**{name}**, not yet committed"
-    if blame.rev == 0 and blame.author is None and blame.time is None:
-        return "the document's first version · rev 0"
     when = parse_time(blame.time)
     said = "just now" if when is None else age(max(0.0, now - when))
     return f"**{name}**, {said} · rev {blame.rev}"
@@ -196,4 +196,4 @@ def _markdown_text(text: str) -> str:
             out.append("\\" + ch)
         else:
             out.append(ch)
-    return "".join(out) or "?"
+    return "".join(out)

@@ -2749,7 +2749,7 @@ def _clean_change(c: object) -> dict[str, Any] | None:
             return None
         out[key] = n
     out["author"] = _author(c.get("author"))
-    out["name"] = display_name(c.get("name"))
+    out["name"] = "" if c.get("name") == "" else display_name(c.get("name"))
     out["time"] = _time(c.get("time"))
     if c.get("kind") in ("undo", "redo"):
         out["kind"] = c["kind"]
@@ -2774,7 +2774,8 @@ def _clean_blame(lines: object, count: int, head: int) -> list[LineBlame] | None
         raw = line.get("name")
         name = names.get(raw) if isinstance(raw, str) else None
         if name is None:
-            name = display_name(raw)
+            # ("": nobody, the text a document was created with before the hub kept creators)
+            name = "" if raw == "" else display_name(raw)
             if isinstance(raw, str):
                 names[raw] = name
         out.append(LineBlame(_author(line.get("author")), name, _time(line.get("time")), rev))
