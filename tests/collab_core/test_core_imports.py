@@ -32,6 +32,7 @@ SANS_IO = [
     "collab_core/client.py",
     "collab_core/view.py",
     "collab_core/errors.py",
+    "collab_core/history.py",
     "collab_core/wire.py",
     "collab_server/retry.py",
     "collab_server/quotas.py",
