@@ -37,6 +37,7 @@ SANS_IO = [
     "collab_server/retry.py",
     "collab_server/quotas.py",
     "collab_server/authority.py",
+    "collab_server/attribution.py",
     # the language server's policy: its room and the editor boundary
     "lsp_bridge/room.py",
     "lsp_bridge/editor_sync.py",
