@@ -698,7 +698,7 @@ class DocumentTask:
             last = await self._retry(store.last_client_seq, self.record.id, sub.client_id)
             seq.learn_client(sub.client_id, *(last or (0, None)))
         started = time.thread_time()
-        out = seq.submit(sub)
+        out = seq.submit(sub, self.hub.now())
         spent = time.thread_time() - started
         self.hub.stats.handled("op", spent)
         if conn is not None:
