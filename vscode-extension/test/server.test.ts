@@ -118,6 +118,14 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
     }
   });
 
+  it("the history commands are offered by the server, and need a room", async () => {
+    const uri = "file:///nowhere/a.py";
+    for (const command of ["pairls.undoMine", "pairls.redoMine", "pairls.history", "pairls.blame", "pairls.openRevision"]) {
+      await assert.rejects(execute(command, { uri, rev: 0 }), /room first/, command);
+    }
+    await assert.rejects(execute("pairls.revisionText", { uri: "pairls-rev:/a.py?room=R&rev=1" }), /no longer in/);
+  });
+
   it("a malformed invite is an error the extension shows", async () => {
     await assert.rejects(execute("pairls.joinRoom", { invite: "nonsense" }), /not a pairls invite/);
   });
