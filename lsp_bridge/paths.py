@@ -270,11 +270,15 @@ class PathMapper:
         if parts is None or type(rev) is not int or rev < 0 or not ROOM_ID_RE.fullmatch(room_id or ""):
             self._refused(path)
             return None
-        base = self.cache.parent / "revisions" / room_id / str(rev)
+        revisions = (self.cache.parent / "revisions").resolve()
+        if any(revisions == folder or folder in revisions.parents for _, folder in self.folders):
+            return None  # (a cache folder inside the workspace: the revision would be shared)
+        base = revisions / room_id / str(rev)
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         root = base.resolve()
-        if any(root == folder or folder in root.parents for _, folder in self.folders):
-            return None  # (a cache folder inside the workspace: the revision would be shared)
+        if not root.is_relative_to(revisions):
+            self._refused(path)  # (a link put in place of the room's folder)
+            return None
         rel = _beneath(root, parts)
         if rel is None:
             self._refused(path)

@@ -94,18 +94,22 @@ class PairlsServer(LanguageServer):
 
     def require_session(self) -> Session:
         if self.session is None:
-            if self.user is None:
-                self.user = load_user_id()
-                if self.user.source == "process":
-                    where = f" in {self.user.path}" if self.user.path is not None else ""
-                    self.editor.log(
-                        f"pairls: cannot keep your user id{where} ({self.user.problem}); "
-                        "undoing your own changes works until this editor closes"
-                    )
-            self.session = Session(
-                self.editor, name=self.display_name, encoding=self.encoding, user=self.user.value
-            )
+            self.session = Session(self.editor, name=self.display_name, encoding=self.encoding)
         return self.session
+
+    def require_user(self) -> str:
+        """Who the user is for undo and redo (``hello.user``): read, or made, on first use
+        (creating or joining a room), and said once if it cannot be kept."""
+        if self.user is None:
+            self.user = load_user_id()
+            if self.user.source == "process":
+                where = f" in {self.user.path}" if self.user.path is not None else ""
+                self.editor.log(
+                    f"pairls: cannot keep your user id{where} ({self.user.problem}); "
+                    "undoing your own changes works until this editor closes"
+                )
+        self.require_session().room.user = self.user.value
+        return self.user.value
 
     async def stop_session(self) -> None:
         if self.session is not None:
