@@ -903,6 +903,16 @@ async def test_emacs_undo_and_redo_my_changes_keep_the_others_text(hub: HubProce
         )
         await a.eval(a.in_buffer("(pairls-redo-mine)"))
         assert await converged(a, b, hub, invite) == mine_gone
+        # Bob's hover on the line Ada's redo brought back names her
+        hover = await b.eval(
+            b.in_buffer(
+                "(plist-get (pairls--request (pairls--server) :textDocument/hover"
+                " (list :textDocument (eglot--TextDocumentIdentifier)"
+                " :position (list :line 1 :character 0)) 10)"
+                " :contents)"
+            )
+        )
+        assert hover["kind"] == "markdown" and hover["value"].startswith("**Ada**, just now · rev "), hover
         said = await b.eval(
             b.in_buffer("(condition-case err (pairls-redo-mine) (user-error (error-message-string err)))")
         )

@@ -700,6 +700,9 @@ async def test_undo_and_redo_my_changes_keep_the_others_text(
         await a.call("nvim_command", "PairlsRedo")
         await until(lambda: shows(b, mine_gone), 15, "the redo at Bob's")
         assert await converged(a, b, hub, invite) == mine_gone
+        # Bob's hover on the line Ada's redo brought back names her
+        said = await b.lua(HOVER_LINE_2)
+        assert said["kind"] == "markdown" and said["value"].startswith("**Ada**, just now · rev "), said
         # Bob has nothing of his own undone: said in words, nothing changes
         await b.call("nvim_command", "PairlsRedo")
         await until(lambda: told_error(b, "Nothing of yours to redo in this document"), 10, "Bob told")
@@ -725,6 +728,14 @@ async def test_undo_and_redo_my_changes_keep_the_others_text(
         assert list((await status(a)).get("documents", {})) == [PATH]
     finally:
         await asyncio.gather(a.close(), b.close())
+
+
+# what the language server answers to a hover on line 2 (0-based 1) of the current buffer
+HOVER_LINE_2 = r"""
+local params = { textDocument = { uri = vim.uri_from_bufnr(0) }, position = { line = 1, character = 0 } }
+local r = vim.lsp.buf_request_sync(0, 'textDocument/hover', params, 5000)
+for _, v in pairs(r or {}) do if v.result then return v.result.contents end end
+"""
 
 
 # vim.ui.select as a user answers it: the change whose text holds "ada top" (Ada's second)
