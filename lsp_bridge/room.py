@@ -398,11 +398,25 @@ class _Ask:
 
 @dataclass
 class _Blame:
-    """A document's blame as the hub last answered it, moved on by every op since."""
+    """A document's blame as the hub last answered it, and the ops committed since.
 
-    #: one per line of the hub's text at the client's revision (``DocumentClient.shadow``);
-    #: None until the hub's first answer (or after a whole-text read, which it does not fit)
+    The ops are kept, not applied at once (each op costs a copy of the text): the lines are
+    carried through them when someone reads the blame (:meth:`Room._settle`), or before the
+    hub's next answer is merged in.  The hub is asked again after ops, for the window of
+    lines they changed (their times are known only to it), or for every line.
+    """
+
+    #: one per line of :attr:`text`, the hub's text at :attr:`rev`; None until the hub's
+    #: first answer (or after a whole-text read, which it does not fit)
     lines: list[LineBlame] | None = None
+    text: str = ""
+    rev: int = 0
+    #: the ops committed since :attr:`rev`, each with the blame its lines get
+    since: list[tuple[ops.Op, LineBlame]] = field(default_factory=list)
+    #: the next ask is for every line (the first, after a whole-text read, pairls.blame)
+    whole: bool = True
+    #: the lines (start, end) the request in flight asked for; None: every line
+    asked: tuple[int, int] | None = None
     #: last read (hover, pairls.blame): one unread for ``blame_idle`` is forgotten
     used_at: float = 0.0
     #: the hub must be asked (again): when
@@ -1185,6 +1199,7 @@ class Room:
         else:
             cache = self._blame_of(doc, now)
             cache.tickets.append((ticket, now + self.config.history_wait))
+            cache.whole = True  # (asked for: every line from the hub, not a window)
             self._ask_blame(doc, now)
         return ticket
 
@@ -1214,7 +1229,9 @@ class Room:
             stages.append((client.buffer, mine))
         view = doc.views[uri]
         try:
-            lines = line_blames(cache.lines, client.shadow, stages)
+            self._settle(cache)
+            assert cache.lines is not None
+            lines = line_blames(cache.lines, cache.text, stages)
             # the editor does not show the pending ops yet: take them back, last first
             texts = [view.sync.text]
             pending = [op for _, op in view.sync.view.pending]
@@ -1226,10 +1243,28 @@ class Room:
             # (a bug: the lines are kept at the hub's text, which our ops must fit)
             self.stats["bad_answers"] += 1
             logger.warning("%s: the blame does not fit the text; asking again", doc.path)
-            cache.lines = None
+            self._forget_lines(cache)
             self._ask_blame(doc, now)
             return None
         return lines
+
+    @staticmethod
+    def _settle(cache: _Blame) -> None:
+        """Carry the lines through the ops committed since the hub's answer (ValueError if
+        they do not fit: a bug)."""
+        if cache.lines is None or not cache.since:
+            return
+        text = cache.text
+        for op, mark in cache.since:
+            map_lines(cache.lines, text, op, mark)
+            text = ops.apply(text, op)
+        cache.text = text
+        cache.rev += len(cache.since)
+        cache.since = []
+
+    @staticmethod
+    def _forget_lines(cache: _Blame) -> None:
+        cache.lines, cache.text, cache.since, cache.whole = None, "", [], True
 
     def _blame_of(self, doc: Doc, now: float) -> _Blame:
         if doc.blame is None:
@@ -1237,7 +1272,8 @@ class Room:
         return doc.blame
 
     def _ask_blame(self, doc: Doc, now: float) -> None:
-        """Ask the hub for *doc*'s blame now if we can (else once the document is open)."""
+        """Ask the hub for *doc*'s blame now if we can (else once the document is open): every
+        line the first time (and when asked for), else the window of lines ops changed."""
         cache = doc.blame
         if cache is None:
             return
@@ -1250,11 +1286,43 @@ class Room:
             return
         cache.again = False
         cache.dirty_since = None
-        cache.request = self._request({"type": "blame", "path": doc.path}, "blame", path=doc.path)
+        msg: dict[str, Any] = {"type": "blame", "path": doc.path}
+        cache.asked = None
+        if cache.lines is not None and not cache.whole:
+            try:
+                self._settle(cache)
+            except ValueError:
+                self._lines_unfit(doc, cache)
+        if cache.lines is not None and not cache.whole:
+            # the lines ops changed since the last answer (their times are the hub's), and one
+            # line around them (a line split in two keeps its blame here, not at the hub)
+            changed = [i for i, b in enumerate(cache.lines) if b.time is None]
+            if not changed:
+                self._blame_done(cache)
+                return
+            cache.asked = (max(0, changed[0] - 1), min(len(cache.lines), changed[-1] + 2))
+            msg["start"], msg["end"] = cache.asked
+        cache.request = self._request(msg, "blame", path=doc.path)
+
+    def _blame_later(self, doc: Doc, cache: _Blame, now: float) -> None:
+        """Ask again a little after the last change (``blame_debounce``), and at most
+        ``blame_max_delay`` after the first one not asked for yet."""
+        if cache.dirty_since is None:
+            cache.dirty_since = now
+        cfg = self.config
+        cache.refresh_at = min(now + cfg.blame_debounce, cache.dirty_since + cfg.blame_max_delay)
+        self._timed.add(doc.path)
+
+    def _lines_unfit(self, doc: Doc, cache: _Blame) -> None:
+        """The kept lines do not fit the ops (a bug): counted, forgotten, asked again whole."""
+        self.stats["bad_answers"] += 1
+        logger.warning("%s: the blame does not fit the text; asking again", doc.path)
+        self._forget_lines(cache)
 
     def _blame_changed(self, doc: Doc, op: ops.Op, mark: LineBlame, now: float) -> None:
-        """*op* (on the hub's text at the client's revision) was committed: the lines move,
-        and the hub is asked again a little later (it knows the times)."""
+        """*op* (on the hub's text at the client's revision) was committed: kept to carry the
+        lines through when they are read, and the hub is asked again a little later (it knows
+        the times)."""
         cache = doc.blame
         if cache is None:
             return
@@ -1262,22 +1330,13 @@ class Room:
             doc.blame = None  # nobody looked for long: no more refreshes
             return
         if cache.lines is not None:
-            assert doc.client is not None
-            try:
-                map_lines(cache.lines, doc.client.shadow, op, mark)
-            except ValueError:
-                self.stats["bad_answers"] += 1
-                logger.warning("%s: the blame does not fit the text; asking again", doc.path)
-                cache.lines = None
+            cache.since.append((op, mark))  # (carried through when read: _settle)
         if cache.request is not None:
-            cache.again = True
+            cache.again = True  # (after the answer: _blame_reply)
+            if cache.dirty_since is None:
+                cache.dirty_since = now
             return
-        if cache.dirty_since is None:
-            cache.dirty_since = now
-        cache.refresh_at = min(
-            now + self.config.blame_debounce, cache.dirty_since + self.config.blame_max_delay
-        )
-        self._timed.add(doc.path)
+        self._blame_later(doc, cache, now)
 
     def _blame_reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
         doc = self.docs.get(req.path or "")
@@ -1285,6 +1344,7 @@ class Room:
         if doc is None or cache is None:
             return
         cache.request = None
+        asked, cache.asked = cache.asked, None
         client = doc.client
         if msg.get("type") == "error":
             code = str(msg.get("code"))
@@ -1296,27 +1356,40 @@ class Room:
                 self._blame_done(cache, error=_history_error(code, "blame"))
             return
         rev = msg.get("rev")
-        if (
-            client is None
-            or doc.state is not DocState.OPEN
-            or rev != client.rev
-            or msg.get("path") != doc.path
-        ):
+        at = client.rev if client is not None and doc.state is DocState.OPEN else None
+        if rev != at or msg.get("path") != doc.path or client is None:
             # an answer at a revision we are not at (held ops, a catch-up): ask again
             self.stats["blame_retries"] += 1
             cache.refresh_at = now + self.config.blame_debounce
             self._timed.add(doc.path)
             return
-        lines = _clean_blame(msg.get("lines"), client.shadow.count("\n") + 1, client.rev)
-        if lines is None:
-            self.stats["bad_answers"] += 1
-            logger.warning("%s: the hub's blame does not fit its text; dropped", doc.path)
-            self._blame_done(cache, error="the hub sent a blame that does not fit the document")
-            return
-        cache.lines = lines
-        self._blame_done(cache)
+        if asked is not None and cache.lines is not None:
+            try:
+                self._settle(cache)  # (to the answer's revision: ours)
+                if cache.rev != client.rev:
+                    raise ValueError("the blame missed an op")
+            except ValueError:
+                self._lines_unfit(doc, cache)
+        if asked is not None and cache.lines is None:
+            cache.again = True  # (a window of lines we no longer have: every line, next)
+        else:
+            start, end = asked if asked is not None else (0, client.shadow.count("\n") + 1)
+            lines = _clean_blame(msg.get("lines"), end - start, client.rev)
+            if lines is None:
+                self.stats["bad_answers"] += 1
+                logger.warning("%s: the hub's blame does not fit its text; dropped", doc.path)
+                self._blame_done(cache, error="the hub sent a blame that does not fit the document")
+                return
+            if asked is None:
+                cache.lines, cache.text, cache.rev, cache.since = lines, client.shadow, client.rev, []
+                cache.whole = False
+            else:
+                assert cache.lines is not None
+                cache.lines[start:end] = lines
+            self._blame_done(cache)
         if cache.again:
-            self._ask_blame(doc, now)
+            cache.again = False
+            self._blame_later(doc, cache, now)  # (changed meanwhile: not at once, debounced)
 
     def _drop_history(self, doc: Doc, text: str) -> None:
         """*doc* is no longer shared (or the room is over): its history requests fail with *text*."""
@@ -1531,6 +1604,7 @@ class Room:
             doc.check_at = None
             if doc.blame is not None and doc.blame.request is not None:
                 doc.blame.request = None
+                doc.blame.asked = None
                 doc.blame.again = True  # asked again once it is open
             if doc.state in (DocState.OPENING, DocState.CREATING, DocState.OPEN):
                 self._set_state(doc, DocState.NEW)
@@ -2204,7 +2278,7 @@ class Room:
                 for view in doc.views.values():
                     view.sync.receive_remote(theirs)
             if doc.blame is not None:
-                doc.blame.lines = None  # (for another text): asked again below
+                self._forget_lines(doc.blame)  # (for another text): asked again below
                 doc.blame.again = True
             doc.need = None
         else:
@@ -2765,6 +2839,8 @@ def _clean_blame(lines: object, count: int, head: int) -> list[LineBlame] | None
         return None
     out = []
     names: dict[object, str] = {}  # (a document's lines share a few names: clean each once)
+    # (and many lines one blame: kept once, a big document's blame is a list of references)
+    seen: dict[tuple[str | None, str, str | None, int], LineBlame] = {}
     for line in lines:
         if not isinstance(line, dict):
             return None
@@ -2778,5 +2854,9 @@ def _clean_blame(lines: object, count: int, head: int) -> list[LineBlame] | None
             name = "" if raw == "" else display_name(raw)
             if isinstance(raw, str):
                 names[raw] = name
-        out.append(LineBlame(_author(line.get("author")), name, _time(line.get("time")), rev))
+        key = (_author(line.get("author")), name, _time(line.get("time")), rev)
+        blame = seen.get(key)
+        if blame is None:
+            blame = seen[key] = LineBlame(*key)
+        out.append(blame)
     return out

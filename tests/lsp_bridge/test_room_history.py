@@ -239,14 +239,25 @@ def test_blame_is_asked_once_then_kept_and_moved_by_every_op() -> None:
     lines = w.room.blame_lines(URI, w.now)
     assert lines is not None
     assert [(b.name, b.rev) for b in lines] == [("Ada", 0), ("Bob", 1), ("Ada", 0), ("Ada", 0), ("Ada", 0)]
-    # the hub is asked again after a little quiet, and its answer replaces ours
+    # the hub is asked again after a little quiet, for the lines that changed (and one line
+    # around them), and its answer replaces ours there
     assert not w.all("blame")
     w.advance(0.6)
     req = w.take("blame")
-    fresh = [_line("Ada", 0), _line("Bob", 1, "u2", "2026-01-01T00:01:00.000Z")] + [_line("Ada", 0)] * 3
+    assert (req["start"], req["end"]) == (0, 3)
+    fresh = [_line("Ada", 0), _line("Bob", 1, "u2", "2026-01-01T00:01:00.000Z"), _line("Ada", 0)]
     w.reply(req, type="blame", path="x.txt", rev=1, lines=fresh)
     lines = w.room.blame_lines(URI, w.now)
     assert lines is not None and lines[1] == LineBlame("u2", "Bob", "2026-01-01T00:01:00.000Z", 1)
+    assert len(lines) == 5
+    # nothing changed since: nothing asked; pairls.blame asks for every line
+    w.advance(5)
+    assert not w.all("blame")
+    ticket = w.room.blame("x.txt", w.now)
+    req = w.take("blame")
+    assert "start" not in req and "end" not in req
+    w.reply(req, type="blame", path="x.txt", rev=1, lines=[_line("Ada", 0)] * 5)
+    assert w.done(ticket).result == {}
 
 
 def test_the_users_own_typing_is_theirs_not_yet_committed_until_acknowledged() -> None:
@@ -309,10 +320,8 @@ def test_typing_keeps_the_blame_fresh_at_most_every_few_seconds() -> None:
         for req in w.all("blame"):
             asked.append(w.now)
             rev = w.room.docs["x.txt"].client.rev  # type: ignore[union-attr]
-            text = w.room.docs["x.txt"].client.shadow  # type: ignore[union-attr]
-            w.reply(
-                req, type="blame", path="x.txt", rev=rev, lines=[_line("Bob", rev)] * (text.count("\n") + 1)
-            )
+            lines = [_line("Bob", rev)] * (req["end"] - req["start"])
+            w.reply(req, type="blame", path="x.txt", rev=rev, lines=lines)
     assert 1 <= len(asked) <= 2  # not once per op; not never
 
 
