@@ -313,7 +313,13 @@ The new editor invite goes to the kill ring."
 ;;   (global-set-key (kbd "C-c p h") #'pairls-history)
 
 (defun pairls--this-document ()
+  "The uri of the current buffer's file, its last changes sent first.
+eglot holds changes back until Emacs is idle (0.5 s); `pairls-command'
+does not go through eglot's own requests, which would send them: an
+undo right after typing must include what was just typed."
   (unless buffer-file-name (user-error "pairls: this buffer visits no file"))
+  (when (and (pairls--current) (fboundp 'eglot--signal-textDocument/didChange))
+    (eglot--signal-textDocument/didChange))
   (eglot--path-to-uri buffer-file-name))
 
 (defun pairls-undo-mine ()

@@ -938,6 +938,18 @@ async def test_emacs_undo_and_redo_my_changes_keep_the_others_text(hub: HubProce
         # nothing of this went to the room
         assert await hub_text(hub, invite) == mine_gone
         assert list((await a.status())["documents"]) == [PATH]
+
+        # typed at a terminal and undone at once, before eglot's idle timer sent the typing:
+        # the command sends it first, so the undo takes back what was just typed
+        a.open_tty()
+        await until(
+            lambda: a.eval("(and (cl-some (lambda (f) (eq (framep f) t)) (frame-list)) t)"), 10, "a tty"
+        )
+        await asyncio.sleep(1.0)
+        await a.keys("\x1b<zz\x1bxpairls-undo-mine\r")
+        newest = await until(lambda: _undid_the_last_edit(a), 15, "an undo of the typing in the history")
+        assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
+        assert await converged(a, b, hub, invite) == mine_gone
     finally:
         await asyncio.gather(a.close(), b.close())
 
@@ -950,3 +962,18 @@ async def revision_buffer(e: Emacs, uri: str) -> dict[str, Any]:
         " (list :file buffer-file-name :text (buffer-substring-no-properties (point-min) (point-max))"
         " :readOnly (if buffer-read-only t :json-false)))"
     )
+
+
+async def _undid_the_last_edit(e: Emacs) -> dict[str, Any] | None:
+    """The newest history entry if it is an undo of the edit just before it (else None)."""
+    history = await e.eval(
+        e.in_buffer('(pairls-command "pairls.history" (list :uri (pairls--this-document) :limit 2))')
+    )
+    changes = history["changes"]
+    if (
+        len(changes) == 2
+        and changes[0].get("kind") == "undo"
+        and changes[0]["toggles"] == changes[1]["firstRev"]
+    ):
+        return {"undo": changes[0], "edit": changes[1]}
+    return None

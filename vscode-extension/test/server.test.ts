@@ -74,7 +74,9 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
       clientInfo: { name: "Visual Studio Code", version: "1.91.0" },
     });
     const commands = result.capabilities.executeCommandProvider?.commands ?? [];
-    assert.ok(commands.includes("pairls.createRoom"), `server commands: ${commands.join(", ")}`);
+    for (const command of ["pairls.createRoom", "pairls.undoMine", "pairls.redoMine", "pairls.history", "pairls.blame", "pairls.openRevision", "pairls.revisionText"]) {
+      assert.ok(commands.includes(command), `server commands: ${commands.join(", ")}`);
+    }
     await conn.sendNotification(InitializedNotification.type, {});
   });
 
