@@ -726,6 +726,14 @@ async def test_undo_and_redo_my_changes_keep_the_others_text(
         # nothing of this went to the room
         assert await hub_text(hub, invite) == mine_gone
         assert list((await status(a)).get("documents", {})) == [PATH]
+
+        # typed and undone at once, within the didChange debounce: the request sends the
+        # typing first (Neovim flushes before a request), so the undo takes back what was typed
+        await a.call("nvim_command", f"buffer {await a.lua('return vim.fn.bufnr(...)', PATH)}")
+        await a.input("<Esc>ggIzz<Esc>:PairlsUndo<CR>")
+        newest = await until(lambda: undid_the_last_edit(a), 15, "an undo of the typing in the history")
+        assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
+        assert await converged(a, b, hub, invite) == mine_gone
     finally:
         await asyncio.gather(a.close(), b.close())
 
@@ -765,6 +773,23 @@ async def revision_buffer(nv: Nvim, rev: int) -> dict[str, Any] | None:
         " readonly = vim.bo.readonly, modifiable = vim.bo.modifiable }",
         str(rev),
     )
+
+
+async def undid_the_last_edit(nv: Nvim) -> dict[str, Any] | None:
+    """The newest history entry if it is an undo of the edit just before it (else None)."""
+    history = await nv.lua(
+        "local r = vim.lsp.buf_request_sync(0, 'workspace/executeCommand', { command = 'pairls.history',"
+        " arguments = { { uri = vim.uri_from_bufnr(0), limit = 2 } } }, 5000)"
+        " for _, v in pairs(r or {}) do return v.result end"
+    )
+    changes = (history or {}).get("changes", [])
+    if (
+        len(changes) == 2
+        and changes[0].get("kind") == "undo"
+        and changes[0]["toggles"] == changes[1]["firstRev"]
+    ):
+        return {"undo": changes[0], "edit": changes[1]}
+    return None
 
 
 async def told_error(nv: Nvim, text: str) -> bool:
