@@ -2195,12 +2195,12 @@ def render(res: Results, env: Env, args: argparse.Namespace, started: str) -> st
         "(10 ms apart), 5 whole-document blames (1 s apart: the hub paces a connection after a costly "
         f"request), {args.history_samples} newest history pages of 50 (10 ms apart) and as many "
         f"`before` a random revision (100 ms apart), {args.history_samples} undos and redos by Ada in "
-        "turn (50 ms apart; each answered once committed), and revisions at random revisions (0.5 s "
-        "apart), three of them checked against the replayed log. Baseline, same run: `replay_the_log`, every op up to the revision "
-        "read from PostgreSQL with asyncpg and applied to the first text in the bench process; to the "
-        "head (what blame, history and undo would cost without an index) and to five of the same random "
-        "revisions. Last, a fresh hub on the same database: its first one-line blame builds the index "
-        "from the whole log.",
+        "turn (50 ms apart; each answered once committed), and revisions at random revisions "
+        "(0.5 s apart), three of them checked against the replayed log. Baseline, same run: "
+        "`replay_the_log`, every op up to the revision read from PostgreSQL with asyncpg and applied "
+        "to the first text in the bench process; to the head (what blame, history and undo would cost "
+        "without an index) and to five of the same random revisions. Last, a fresh hub on the same "
+        "database: its first one-line blame builds the index from the whole log.",
     ]
     out += ["", "## Machine", ""]
     out += [f"- {n}" for n in machine_notes(env)]
