@@ -324,7 +324,8 @@ class DocumentHistory:
     def group(self, user: str, op: Op, time: float) -> int:
         """The change the ordinary *op* by *user* at *time* would join if it were the next rev:
         the first rev of the user's current change if *op* continues it (within :data:`GAP`
-        seconds of its last op, touching what it touched), else ``rev + 1``."""
+        seconds of its last op and touching what that op touched: where its text or its
+        deletion is, ends included), else ``rev + 1``."""
         o = self._open.get(user)
         if o is None or not (0.0 <= time - o.time <= GAP):
             return self.rev + 1
@@ -571,13 +572,10 @@ class DocumentHistory:
             opens[user] = _Open(change, time, ext[0], ext[2]) if ext else _Open(change, time, 0, -1)
             return
         mine.time = time
-        if ext is None:
-            return
-        lo, _, hi = ext
-        if mine.lo <= mine.hi:
-            lo = min(lo, ops.transform_index(mine.lo, op))
-            hi = max(hi, ops.transform_index(mine.hi, op))
-        mine.lo, mine.hi = lo, hi
+        if ext is not None:
+            # the place of the change is where its last op acted (the text it typed or pasted,
+            # the point it deleted at): typing on, backspacing, editing what was just pasted
+            mine.lo, mine.hi = ext[0], ext[2]
 
     # -- undo and redo ---------------------------------------------------------------------
 
