@@ -530,6 +530,33 @@ def test_history_pages_newest_first() -> None:
     assert all(c.inserted == 3 and c.line == 0 for c in page + page2 + page3)
 
 
+def test_history_pages_stay_right_when_two_users_type_at_once_for_long() -> None:
+    """Each op of one user's change makes the other's last entry stale; stale entries are
+    dropped from time to time and never shown."""
+    rng = random.Random(7)
+    h = DocumentHistory("\n", user="ada", time=T0)
+    cursor = {"ada": 0, "bob": 1}
+    last: dict[int, int] = {}  # change -> its last rev
+    t = T0
+    for i in range(6000):
+        user = ("ada", "bob")[i % 2]
+        t += rng.choice([0.1, 0.1, 0.1, 0.1, 2.0]) / 2
+        op = ops.insert(cursor[user], "x")
+        cr = h.group(user, op, t)
+        h.apply(h.rev + 1, op, user=user, time=t, change_rev=cr)
+        last[cr] = h.rev
+        for u in cursor:
+            cursor[u] = cursor[u] + 1 if u == user else ops.transform_index(cursor[u], op)
+    want = sorted(last.items(), key=lambda kv: -kv[1])
+    assert 100 < len(want) < 3000
+    assert [(c.first_rev, c.rev) for c in h.changes(limit=10**9)[0]] == want
+    for before in [None, 1, 2, 3, 100, 2999, 3000, 5999, 6000, 6001, *rng.sample(range(6000), 50)]:
+        page, more = h.changes(before, 20)
+        older = [kv for kv in want if before is None or kv[1] < before]
+        assert [(c.first_rev, c.rev) for c in page] == older[:20] and more == (len(older) > 20)
+    assert len(h._hist_revs) < 6000 - 1024  # the stale pairs were dropped
+
+
 # -- the real trace -----------------------------------------------------------------------------
 
 
