@@ -194,6 +194,7 @@ class _Change:
         "active",
         "kind",
         "toggles",
+        "shown",
     )
 
     def __init__(self, first_rev: int, user: str, time: float, line: int, kind: str = "edit") -> None:
@@ -202,6 +203,8 @@ class _Change:
         self.rev = first_rev
         self.time = time
         self.inserted = 0
+        #: code points it inserted that are visible now
+        self.shown = 0
         self.deleted = 0
         self.line = line
         self.active = True
@@ -290,7 +293,7 @@ class DocumentHistory:
         self._nl_total = text.count("\n")
         # change 0: the text the document was created with (never on an undo list)
         c0 = _Change(0, user, time, 0)
-        c0.inserted = len(text)
+        c0.inserted = c0.shown = len(text)
         self._changes: dict[int, _Change] = {0: c0}
         #: the history in the order of the entries' last revs: (last rev, first rev) pairs,
         #: appended as ops come; an entry that moved on leaves a stale pair behind
@@ -465,6 +468,33 @@ class DocumentHistory:
             self._hist_keys = array("q", [k for _, k in live])
             self._hist_stale = 0
 
+    def check_invariants(self) -> None:
+        """Assert the index's own bookkeeping (for tests; O(n))."""
+        shown: dict[int, int] = {}
+        vis_total = nl_total = 0
+        for bi, b in enumerate(self._blocks):
+            assert b.runs or len(self._blocks) == 1
+            vis = nl = 0
+            for r in b.runs:
+                assert r.text and len(r.text) <= CHUNK and r.nl == r.text.count("\n")
+                assert r.dels == tuple(sorted(set(r.dels)))
+                assert r.ins in b.chg and b.chg.issuperset(r.dels)
+                changes = self._changes
+                want = changes[r.ins].active and not any(changes[d].active for d in r.dels)
+                assert r.vis == want and (r.vis or r.vr >= 0)
+                if r.vis:
+                    vis += len(r.text)
+                    nl += r.nl
+                    shown[r.ins] = shown.get(r.ins, 0) + len(r.text)
+            assert (b.vis, b.nl) == (vis, nl)
+            assert self._prefix(self._fv, bi) == vis_total and self._prefix(self._fn, bi) == nl_total
+            vis_total += vis
+            nl_total += nl
+        assert (self._vis_total, self._nl_total) == (vis_total, nl_total)
+        for key, ch in self._changes.items():
+            assert ch.shown == shown.get(key, 0)
+        assert len(self._rev_user) == len(self._rev_time) == self.rev + 1
+
     # -- ordinary ops ----------------------------------------------------------------------
 
     def _record_rev(self, user: str, time: float) -> None:
@@ -513,6 +543,7 @@ class DocumentHistory:
                         vp += 1
                         self._grew(bi, b, 1, new.nl)
                         ch.inserted += 1
+                        ch.shown += 1
                         continue
                 pieces = [_Run(comp[i : i + CHUNK], c, rev, 0, (), True, -1) for i in range(0, k, CHUNK)]
                 runs[at:at] = pieces
@@ -523,6 +554,7 @@ class DocumentHistory:
                 b.chg.add(c)
                 self._grew(bi, b, k, sum(r.nl for r in pieces))
                 ch.inserted += k
+                ch.shown += k
                 if len(runs) > MAX_RUNS:
                     grown.append(bi)
             elif comp > 0:  # type: ignore[operator]
@@ -594,6 +626,7 @@ class DocumentHistory:
         """
         c = ch.first_rev
         blocks = self._blocks
+        changes = self._changes
         while n > 0:
             b = blocks[bi]
             runs = b.runs
@@ -617,8 +650,10 @@ class DocumentHistory:
                 dnl -= r.nl
                 if r.ins == c:
                     ch.inserted -= k
+                    ch.shown -= k
                 else:
                     ch.deleted += k
+                    changes[r.ins].shown -= k
                 r.vis = False
                 r.dels = tuple(sorted((*r.dels, c)))
                 r.vr = rev
@@ -675,8 +710,15 @@ class DocumentHistory:
             return None
         state: dict[int, bool] = {}
         skipped: list[int] = []
+        changes = self._changes
         for c in reversed(stack):
             state[c] = not undo
+            ch = changes[c]
+            if undo and not ch.shown and not ch.deleted:
+                # nothing it inserted is visible and it deleted nobody else's text: its undo
+                # would change nothing (the changes passed over changed nothing either)
+                skipped.append(c)
+                continue
             op = self._toggle_diff(c, state)
             if op:
                 return c, op, skipped
@@ -759,6 +801,7 @@ class DocumentHistory:
                         r.vis = nv
                         r.vr = rev
                         k = len(r.text)
+                        changes[r.ins].shown += k if nv else -k
                         dvis += k if nv else -k
                         dnl += r.nl if nv else -r.nl
             if dvis or dnl:

@@ -130,6 +130,7 @@ class Session:
                 assert all(m.user_of[d] == user for d in ch.dels if m.active[d])
 
     def check(self) -> None:
+        self.h.check_invariants()
         text = self.m.texts[-1]
         assert self.h.text == text  # property 1: the index's text is the ops applied in order
         assert self.m.text() == text
