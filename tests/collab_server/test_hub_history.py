@@ -824,7 +824,11 @@ async def test_the_index_is_built_while_the_document_goes_on(
         else:
             op = ops.normalize([pos, rng.choice("ab\n")])
         text = ops.apply(text, op)
-        batch.append(Sequenced(Rev(rev), op, ClientId("old-client"), rev, "old", "old-user-0001", T0 + rev))
+        # stored as a hub without the index stores them (the change undecided), 2 s apart:
+        # each op a change of its own, whatever the rule for places
+        batch.append(
+            Sequenced(Rev(rev), op, ClientId("old-client"), rev, "old", "old-user-0001", T0 + 2.0 * rev)
+        )
         if len(batch) == 2000:
             await store.append(record.id, rev - 2000, batch)
             batch = []
