@@ -33,6 +33,7 @@ index.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -193,6 +194,7 @@ class _Change:
         "active",
         "kind",
         "toggles",
+        "shown",
     )
 
     def __init__(self, first_rev: int, user: str, time: float, line: int, kind: str = "edit") -> None:
@@ -201,6 +203,8 @@ class _Change:
         self.rev = first_rev
         self.time = time
         self.inserted = 0
+        #: code points it inserted that are visible now
+        self.shown = 0
         self.deleted = 0
         self.line = line
         self.active = True
@@ -289,13 +293,19 @@ class DocumentHistory:
         self._nl_total = text.count("\n")
         # change 0: the text the document was created with (never on an undo list)
         c0 = _Change(0, user, time, 0)
-        c0.inserted = len(text)
+        c0.inserted = c0.shown = len(text)
         self._changes: dict[int, _Change] = {0: c0}
-        #: history entries (first rev -> None) in the order of their last rev, oldest first
-        self._order: dict[int, None] = {}
+        #: the history in the order of the entries' last revs: (last rev, first rev) pairs,
+        #: appended as ops come; an entry that moved on leaves a stale pair behind
+        self._hist_revs = array("q")
+        self._hist_keys = array("q")
+        self._hist_stale = 0
         self._undo: dict[str, list[int]] = {}
         self._redo: dict[str, list[int]] = {}
         self._open: dict[str, _Open] = {}
+        #: where the last ordinary op ended: (its block's run list, a run, the visible characters
+        #: before that run in the block); valid until the runs before it change
+        self._hit: tuple[list[_Run], int, int] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -324,11 +334,14 @@ class DocumentHistory:
     def group(self, user: str, op: Op, time: float) -> int:
         """The change the ordinary *op* by *user* at *time* would join if it were the next rev:
         the first rev of the user's current change if *op* continues it (within :data:`GAP`
-        seconds of its last op, touching what it touched), else ``rev + 1``."""
+        seconds of its last op and touching what that op touched: where its text or its
+        deletion is, ends included), else ``rev + 1``."""
+        return self._group(user, _extent(op), time)
+
+    def _group(self, user: str, ext: tuple[int, int, int] | None, time: float) -> int:
         o = self._open.get(user)
         if o is None or not (0.0 <= time - o.time <= GAP):
             return self.rev + 1
-        ext = _extent(op)
         if ext is None:
             return o.change
         lo, hi_b, _ = ext
@@ -362,7 +375,7 @@ class DocumentHistory:
             self._apply_toggle(rev, op, user, time, toggles)
             return
         ext = _extent(op)
-        cr = self.group(user, op, time) if change_rev is None else change_rev
+        cr = self._group(user, ext, time) if change_rev is None else change_rev
         if cr == rev:
             ch = _Change(rev, user, time, self._line_at(ext[0]) if ext else 0)
             self._changes[rev] = ch
@@ -374,8 +387,7 @@ class DocumentHistory:
             ch = found
             ch.rev = rev
             ch.time = time
-            del self._order[cr]
-        self._order[cr] = None
+        self._listed(cr, rev)
         redo = self._redo.get(user)
         if redo:
             redo.clear()
@@ -413,14 +425,14 @@ class DocumentHistory:
         end = lines if end_line is None else min(end_line, lines)
         if start_line < 0 or start_line >= end:
             return []
-        revs = self._blame_revs(start_line, end - start_line)
         users, ru, rt = self._users, self._rev_user, self._rev_time
+        made: dict[int, LineBlame] = {-1: LineBlame(0, "", self._created_time)}
         out = []
-        for r in revs:
-            if r < 0:
-                out.append(LineBlame(0, "", self._created_time))
-            else:
-                out.append(LineBlame(r, users[ru[r]], rt[r]))
+        for r in self._blame_revs(start_line, end - start_line):
+            b = made.get(r)
+            if b is None:
+                b = made[r] = LineBlame(r, users[ru[r]], rt[r])
+            out.append(b)
         return out
 
     def changes(self, before: int | None = None, limit: int = 50) -> tuple[list[Change], bool]:
@@ -428,15 +440,60 @@ class DocumentHistory:
         whose last rev is below *before* (None: all), and whether there are more."""
         out: list[Change] = []
         changes = self._changes
-        it = reversed(self._order)
-        for key in it:
-            ch = changes[key]
-            if before is not None and ch.rev >= before:
-                continue
-            if len(out) == limit:
-                return out, True
-            out.append(ch.public())
+        revs, keys = self._hist_revs, self._hist_keys
+        j = (len(revs) if before is None else bisect_left(revs, before)) - 1
+        while j >= 0:
+            ch = changes[keys[j]]
+            if ch.rev == revs[j]:  # else a stale pair: the change went on later
+                if len(out) >= limit:
+                    return out, True
+                out.append(ch.public())
+            j -= 1
         return out, False
+
+    def _listed(self, key: int, rev: int) -> None:
+        """History entry *key* has an op at *rev* (the newest rev)."""
+        revs, keys = self._hist_revs, self._hist_keys
+        if keys and keys[-1] == key:
+            revs[-1] = rev  # typing on with nobody in between: no stale pair
+            return
+        if key != rev:
+            self._hist_stale += 1
+        revs.append(rev)
+        keys.append(key)
+        if self._hist_stale > 1024 and 2 * self._hist_stale > len(keys):
+            changes = self._changes
+            live = [(r, k) for r, k in zip(revs, keys, strict=True) if changes[k].rev == r]
+            self._hist_revs = array("q", [r for r, _ in live])
+            self._hist_keys = array("q", [k for _, k in live])
+            self._hist_stale = 0
+
+    def check_invariants(self) -> None:
+        """Assert the index's own bookkeeping (for tests; O(n))."""
+        shown: dict[int, int] = {}
+        vis_total = nl_total = 0
+        for bi, b in enumerate(self._blocks):
+            assert b.runs or len(self._blocks) == 1
+            vis = nl = 0
+            for r in b.runs:
+                assert r.text and len(r.text) <= CHUNK and r.nl == r.text.count("\n")
+                assert r.dels == tuple(sorted(set(r.dels)))
+                assert r.ins in b.chg and b.chg.issuperset(r.dels)
+                changes = self._changes
+                want = changes[r.ins].active and not any(changes[d].active for d in r.dels)
+                assert r.vis == want and (r.vis or r.vr >= 0)
+                if r.vis:
+                    vis += len(r.text)
+                    nl += r.nl
+                    shown[r.ins] = shown.get(r.ins, 0) + len(r.text)
+            assert (b.vis, b.nl) == (vis, nl)
+            assert self._prefix(self._fv, bi) == vis_total and self._prefix(self._fn, bi) == nl_total
+            vis_total += vis
+            nl_total += nl
+        assert (self._vis_total, self._nl_total) == (vis_total, nl_total)
+        for key, ch in self._changes.items():
+            assert ch.shown == shown.get(key, 0)
+        assert len(self._rev_user) == len(self._rev_time) == self.rev + 1
 
     # -- ordinary ops ----------------------------------------------------------------------
 
@@ -449,46 +506,110 @@ class DocumentHistory:
         self._rev_time.append(time)
 
     def _edit(self, rev: int, op: Op, ch: _Change) -> None:
-        pos = 0
-        for c in op:
-            if type(c) is str:
-                self._insert(pos, c, rev, ch)
-                pos += len(c)
-            elif c > 0:  # type: ignore[operator]
-                pos += c  # type: ignore[operator]
-            else:
-                self._delete(pos, -c, rev, ch)  # type: ignore[operator]
+        """Apply the ordinary *op* of change *ch*, walking a cursor forward through the index.
 
-    def _insert(self, p: int, text: str, rev: int, ch: _Change) -> None:
-        """Insert *text* right after the visible character p - 1 (before any tombstones that
-        follow it), or at the very start for p == 0."""
+        The cursor (block, run, offset) is right after the visible character
+        ``vp - 1`` (at the very start when ``vp == 0``) and before any tombstones
+        that follow it: an insert goes there.  A retain that leaves the cursor's
+        block jumps with the Fenwick tree; blocks that grew past MAX_RUNS are
+        split once the op is done (the block indices stay put meanwhile).
+        """
+        blocks = self._blocks
         c = ch.first_rev
-        if p == 0:
-            bi, ri = 0, 0
-            left = None
-        else:
-            bi, ri, off = self._char_at(p - 1)
-            runs = self._blocks[bi].runs
-            left = runs[ri]
-            if off + 1 < len(left.text):
-                runs.insert(ri + 1, left.split(off + 1))
-            ri += 1
-        b = self._blocks[bi]
-        runs = b.runs
-        if len(text) == 1 and left is not None and left.ins == c and left.vr < 0 and left.vis:
-            new = _Run(text, c, rev, 0, (), True, -1)
-            if _merge(left, new):
-                self._grew(bi, b, 1, new.nl)
-                ch.inserted += 1
-                return
-        pieces = [_Run(text[i : i + CHUNK], c, rev, 0, (), True, -1) for i in range(0, len(text), CHUNK)]
-        runs[ri:ri] = pieces
-        b.chg.add(c)
-        nl = sum(r.nl for r in pieces)
-        self._grew(bi, b, len(text), nl)
-        ch.inserted += len(text)
-        if len(runs) > MAX_RUNS:
-            self._split_block(bi)
+        bi = ri = off = 0
+        bpre = 0  # visible characters of block bi before the cursor
+        vp = 0
+        grown: list[int] = []
+        hit = self._hit  # valid until this op changes something
+        for comp in op:
+            if type(comp) is str:
+                hit = None
+                b = blocks[bi]
+                runs = b.runs
+                k = len(comp)
+                if off == 0:  # the very start of the document
+                    left = None
+                    at = ri
+                else:
+                    left = runs[ri]
+                    if off < len(left.text):
+                        runs.insert(ri + 1, left.split(off))
+                    at = ri + 1
+                if k == 1 and left is not None and left.ins == c and left.vis and left.vr < 0:
+                    new = _Run(comp, c, rev, 0, (), True, -1)
+                    if _merge(left, new):
+                        off = len(left.text)
+                        bpre += 1
+                        vp += 1
+                        self._grew(bi, b, 1, new.nl)
+                        ch.inserted += 1
+                        ch.shown += 1
+                        continue
+                pieces = [_Run(comp[i : i + CHUNK], c, rev, 0, (), True, -1) for i in range(0, k, CHUNK)]
+                runs[at:at] = pieces
+                ri = at + len(pieces) - 1
+                off = len(pieces[-1].text)
+                bpre += k
+                vp += k
+                b.chg.add(c)
+                self._grew(bi, b, k, sum(r.nl for r in pieces))
+                ch.inserted += k
+                ch.shown += k
+                if len(runs) > MAX_RUNS:
+                    grown.append(bi)
+            elif comp > 0:  # type: ignore[operator]
+                n: int = comp  # type: ignore[assignment]
+                b = blocks[bi]
+                if n > b.vis - bpre:
+                    # past this block: land right after the character vp + n - 1
+                    q = vp + n - 1
+                    bi, start = self._find_vis(q)
+                    k = q - start
+                    bpre = k + 1
+                    runs = blocks[bi].runs
+                    ri = 0
+                    if hit is not None and hit[0] is runs and k >= hit[2]:
+                        # typing on where the last op ended: start from there
+                        ri = hit[1]
+                        k -= hit[2]
+                    while True:
+                        r = runs[ri]
+                        if r.vis:
+                            if k < len(r.text):
+                                break
+                            k -= len(r.text)
+                        ri += 1
+                    off = k + 1
+                else:
+                    runs = b.runs
+                    bpre += n
+                    while n:
+                        r = runs[ri]
+                        if not r.vis or off == len(r.text):
+                            ri += 1
+                            off = 0
+                            continue
+                        avail = len(r.text) - off
+                        if n <= avail:
+                            off += n
+                            break
+                        n -= avail
+                        ri += 1
+                        off = 0
+                vp += comp  # type: ignore[operator]
+            else:
+                hit = None
+                self._hide(bi, ri, off, -comp, rev, ch, grown)  # type: ignore[operator]
+        # the cursor's run, and the visible characters before it in its block
+        self._hit = (blocks[bi].runs, ri, bpre - off) if off else None
+        if grown:
+            self._hit = None
+            for i in sorted(set(grown), reverse=True):
+                runs = blocks[i].runs
+                if len(runs) > MAX_RUNS:
+                    half = MAX_RUNS // 2
+                    blocks[i : i + 1] = [_Block(runs[j : j + half]) for j in range(0, len(runs), half)]
+            self._rebuild()
 
     def _grew(self, bi: int, b: _Block, dvis: int, dnl: int) -> None:
         b.vis += dvis
@@ -497,20 +618,24 @@ class DocumentHistory:
         self._nl_total += dnl
         self._fadd(bi, dvis, dnl)
 
-    def _delete(self, p: int, n: int, rev: int, ch: _Change) -> None:
-        """Hide the visible characters [p, p + n)."""
+    def _hide(self, bi: int, ri: int, off: int, n: int, rev: int, ch: _Change, grown: list[int]) -> None:
+        """Delete the *n* visible characters after the cursor (bi, ri, off) for change *ch*.
+
+        The cursor stays valid: a run split at it keeps its left part at ``ri``,
+        and nothing merges with the visible run the cursor is in.
+        """
         c = ch.first_rev
-        bi, ri, off = self._char_at(p)
         blocks = self._blocks
-        split_later: list[int] = []
+        changes = self._changes
         while n > 0:
             b = blocks[bi]
             runs = b.runs
             dvis = dnl = 0
             while ri < len(runs) and n > 0:
                 r = runs[ri]
-                if not r.vis:
+                if not r.vis or off == len(r.text):
                     ri += 1
+                    off = 0
                     continue
                 if off:
                     r = r.split(off)
@@ -525,8 +650,10 @@ class DocumentHistory:
                 dnl -= r.nl
                 if r.ins == c:
                     ch.inserted -= k
+                    ch.shown -= k
                 else:
                     ch.deleted += k
+                    changes[r.ins].shown -= k
                 r.vis = False
                 r.dels = tuple(sorted((*r.dels, c)))
                 r.vr = rev
@@ -540,11 +667,9 @@ class DocumentHistory:
             b.chg.add(c)
             self._grew(bi, b, dvis, dnl)
             if len(runs) > MAX_RUNS:
-                split_later.append(bi)
+                grown.append(bi)
             bi += 1
-            ri = 0
-        for i in reversed(split_later):
-            self._split_block(i)
+            ri = off = 0
 
     # -- open changes (grouping) -----------------------------------------------------------
 
@@ -571,13 +696,10 @@ class DocumentHistory:
             opens[user] = _Open(change, time, ext[0], ext[2]) if ext else _Open(change, time, 0, -1)
             return
         mine.time = time
-        if ext is None:
-            return
-        lo, _, hi = ext
-        if mine.lo <= mine.hi:
-            lo = min(lo, ops.transform_index(mine.lo, op))
-            hi = max(hi, ops.transform_index(mine.hi, op))
-        mine.lo, mine.hi = lo, hi
+        if ext is not None:
+            # the place of the change is where its last op acted (the text it typed or pasted,
+            # the point it deleted at): typing on, backspacing, editing what was just pasted
+            mine.lo, mine.hi = ext[0], ext[2]
 
     # -- undo and redo ---------------------------------------------------------------------
 
@@ -588,8 +710,15 @@ class DocumentHistory:
             return None
         state: dict[int, bool] = {}
         skipped: list[int] = []
+        changes = self._changes
         for c in reversed(stack):
             state[c] = not undo
+            ch = changes[c]
+            if undo and not ch.shown and not ch.deleted:
+                # nothing it inserted is visible and it deleted nobody else's text: its undo
+                # would change nothing (the changes passed over changed nothing either)
+                skipped.append(c)
+                continue
             op = self._toggle_diff(c, state)
             if op:
                 return c, op, skipped
@@ -651,7 +780,7 @@ class DocumentHistory:
             elif comp < 0:  # type: ignore[operator]
                 entry.deleted -= comp  # type: ignore[operator]
         self._changes[rev] = entry
-        self._order[rev] = None
+        self._listed(rev, rev)
         self._record_rev(user, time)
         self._show(toggles, rev)
         self.rev = rev
@@ -659,6 +788,7 @@ class DocumentHistory:
 
     def _show(self, c: int, rev: int) -> None:
         """Bring every run change *c* touches to the visibility the changes' states give it."""
+        self._hit = None
         changes = self._changes
         for bi, b in enumerate(self._blocks):
             if c not in b.chg:
@@ -671,6 +801,7 @@ class DocumentHistory:
                         r.vis = nv
                         r.vr = rev
                         k = len(r.text)
+                        changes[r.ins].shown += k if nv else -k
                         dvis += k if nv else -k
                         dnl += r.nl if nv else -r.nl
             if dvis or dnl:
@@ -725,6 +856,29 @@ class DocumentHistory:
                             best = m
                         off = 0
                         continue
+                    if r.vr >= 0 or r.step == 0:
+                        # one rev for the whole run (loaded text, a paste, a toggle): lines
+                        # wholly inside it need no look at their characters
+                        m = r.vr if r.vr >= 0 else r.r0
+                        k = r.nl if off == 0 else text.count("\n", off)
+                        if k:
+                            if not seen and lead > best:
+                                best = lead
+                            out.append(best if best > m else m)
+                            if k > 1:
+                                out.extend([m] * min(k - 1, count - len(out)))
+                            if len(out) >= count:
+                                return out
+                            prev_nl = m
+                            lead = -1
+                            if text[-1] == "\n":
+                                best = -1
+                                seen = False
+                            else:
+                                best = m
+                                seen = True
+                            off = 0
+                            continue
                     i = off
                     n = len(text)
                     while i < n:
@@ -762,18 +916,6 @@ class DocumentHistory:
         return out
 
     # -- positions -------------------------------------------------------------------------
-
-    def _char_at(self, p: int) -> tuple[int, int, int]:
-        """(block, run, offset) of the visible character at index *p*."""
-        bi, start = self._find_vis(p)
-        q = p - start
-        for ri, r in enumerate(self._blocks[bi].runs):
-            if r.vis:
-                n = len(r.text)
-                if q < n:
-                    return bi, ri, q
-                q -= n
-        raise AssertionError("block counts out of step")  # pragma: no cover
 
     def _line_at(self, p: int) -> int:
         """The 0-based line of visible position *p* (the newlines before it)."""
@@ -849,11 +991,3 @@ class DocumentHistory:
     def _find_nl(self, k: int) -> tuple[int, int]:
         """(the block holding the k-th visible newline (1-based), the newlines before it)."""
         return self._find(self._fn, k - 1)
-
-    def _split_block(self, bi: int) -> None:
-        b = self._blocks[bi]
-        runs = b.runs
-        half = MAX_RUNS // 2
-        pieces = [_Block(runs[i : i + half]) for i in range(0, len(runs), half)]
-        self._blocks[bi : bi + 1] = pieces
-        self._rebuild()

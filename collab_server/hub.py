@@ -208,6 +208,8 @@ class HubStats:
     index_evictions: int = 0
     #: committed ops a history index refused (it was dropped; a hub bug)
     history_mismatches: int = 0
+    #: undos and redos made again after their op was rolled back (another hub won the race)
+    remade_toggles: int = 0
 
     #: checks of rooms against the database (after a notification, or periodic) that failed
     room_check_failures: int = 0
@@ -1091,6 +1093,7 @@ class DocumentTask:
             if isinstance(sub, Made):
                 req = sub.request
                 assert isinstance(req, _Toggle)
+                self.hub.stats.remade_toggles += 1
                 self.inbox.appendleft((req.kind, req.conn, req))
             else:
                 self.inbox.appendleft(("op", None, sub))

@@ -205,6 +205,11 @@ class _HubCollector(Collector):
                 stats.index_evictions,
             ),
             (
+                "pairls_remade_undos",
+                "Undos and redos made again from the new head after another hub committed first",
+                stats.remade_toggles,
+            ),
+            (
                 "pairls_history_mismatches",
                 "Committed ops a history index refused; the index was dropped (a hub bug)",
                 stats.history_mismatches,

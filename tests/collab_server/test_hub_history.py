@@ -9,6 +9,7 @@ asyncpg (:func:`log_changes`, :func:`log_blame`), not against the index.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -23,9 +24,11 @@ import asyncpg
 import pytest
 
 from collab_core import ops
+from collab_server.document import ClientId, Rev, Sequenced
 from collab_server.hub import Hub, HubConfig
-from collab_server.store import Store
+from collab_server.store import Store, open_store
 from tests.support.hubclient import HubError, Peer, SharedDoc
+from tests.support.hubproc import start_hub
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -364,8 +367,11 @@ def _first_place(op: ops.Op) -> int:
     return 0
 
 
-async def read_log(database_url: str, room_id: str, path: str = DOC) -> tuple[LogModel, list[Any]]:
-    """The document's log read with asyncpg and replayed into a :class:`LogModel`."""
+async def read_log(
+    database_url: str, room_id: str, path: str = DOC, upto: int | None = None
+) -> tuple[LogModel, list[Any]]:
+    """The document's log (up to revision *upto*) read with asyncpg and replayed into a
+    :class:`LogModel`."""
     db = await asyncpg.connect(database_url)
     try:
         doc = await db.fetchrow(
@@ -374,8 +380,9 @@ async def read_log(database_url: str, room_id: str, path: str = DOC) -> tuple[Lo
         text = await db.fetchval("SELECT text FROM snapshots WHERE document_id = $1 AND rev = 0", doc["id"])
         rows = await db.fetch(
             "SELECT rev, op, user_id, created_at, change_rev, toggles FROM ops"
-            " WHERE document_id = $1 ORDER BY rev",
+            " WHERE document_id = $1 AND rev <= $2 ORDER BY rev",
             doc["id"],
+            2**62 if upto is None else upto,
         )
     finally:
         await db.close()
@@ -504,3 +511,353 @@ async def test_blame_and_history_match_the_log_read_directly(
         assert all(r["change_rev"] is not None for r in rows if r["toggles"] is None)
     finally:
         await p.close()
+
+
+async def test_viewers_read_the_history_but_cannot_undo(hub: Hub, clock: Clock) -> None:
+    p = await pair(url(hub), "abc\n")
+    viewer = await Peer(url(hub), "Vic", user="vic-user-0001").connect()
+    lobby = await Peer(url(hub), "Lou").connect()
+    try:
+        await typed(p.da, 0, "x")
+        await settle(p.da, p.db)
+        await viewer.join(p.room["room"], p.room["viewerSecret"])
+        await lobby.join(p.room["room"], p.room["editorSecret"])
+        await viewer.open(DOC)
+        for kind in ("undo", "redo"):
+            err = await refused(viewer, {"type": kind, "path": DOC})
+            assert (err["code"], err["id"]) == ("forbidden", err["id"])
+            # a document this connection has not opened
+            err = await refused(lobby, {"type": kind, "path": DOC})
+            assert (err["code"], err["path"]) == ("not_open", DOC)
+        for msg in (
+            {"type": "history", "path": DOC},
+            {"type": "blame", "path": DOC},
+            {"type": "revision", "path": DOC, "rev": 0},
+        ):
+            assert (await refused(lobby, msg))["code"] == "not_open"
+            reply = await viewer.request(msg)
+            assert reply["type"] == msg["type"]
+        assert (await viewer.request({"type": "revision", "path": DOC, "rev": 0}))["text"] == "abc\n"
+        blame = await viewer.request({"type": "blame", "path": DOC})
+        assert [line["name"] for line in blame["lines"]] == ["Ada", "Ada"]
+        # the viewer's refused undo changed nothing: Ada's still works
+        await undo(p.ada)
+        await settle(p.da, p.db)
+        assert p.da.text == "abc\n"
+    finally:
+        for peer in (viewer, lobby):
+            await peer.close()
+        await p.close()
+
+
+async def test_undo_reaches_what_the_same_user_did_in_an_earlier_room_entry(
+    hub: Hub, clock: Clock, database_url: str
+) -> None:
+    p = await pair(url(hub))
+    carl = await Peer(url(hub), "Carl").connect()  # no user: each room entry is someone new
+    try:
+        await carl.join(p.room["room"], p.room["editorSecret"])
+        dc = await carl.open(DOC)
+        await typed(p.da, 0, "one")
+        await settle(p.da, p.db, dc)
+        clock.later()
+        await typed(dc, len(dc.text), " carl")
+        await settle(p.da, p.db, dc)
+        clock.later()
+        await typed(p.da, len(p.da.text), " two")
+        await settle(p.da, p.db, dc)
+        await p.ada.close()
+        await carl.close()
+        clock.later()
+        # the same people enter the room again: new client ids (and Ada a new name)
+        ada = await Peer(url(hub), "Ada L.", user="ada-user-0001").connect()
+        carl = await Peer(url(hub), "Carl").connect()
+        for peer in (ada, carl):
+            await peer.join(p.room["room"], p.room["editorSecret"])
+        da, dc = await ada.open(DOC), await carl.open(DOC)
+        assert (await refused(carl, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        await undo(ada)
+        await settle(da, p.db, dc)
+        assert da.text == p.db.text == "one carl"
+        await undo(ada)
+        await settle(da, p.db, dc)
+        assert da.text == dc.text == " carl"
+        assert (await refused(ada, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        # the history names Ada by the name she joined with last
+        history = (await p.bob.request({"type": "history", "path": DOC}))["changes"]
+        names = [c["name"] for c in history]
+        assert names == ["Ada L.", "Ada L.", "Ada L.", "Carl", "Ada L."]
+        assert [c.get("kind", "edit") for c in history] == ["undo", "undo", "edit", "edit", "edit"]
+        author = author_of(p.room["room"], "ada-user-0001")
+        assert {c["author"] for c in history if c["name"] == "Ada L."} == {author}
+        await ada.close()
+    finally:
+        await carl.close()
+        await p.close()
+
+
+async def replayed(database_url: str, room_id: str, rev: int) -> str:
+    """The text at *rev* from the initial text and the ops table, read directly."""
+    db = await asyncpg.connect(database_url)
+    try:
+        doc_id = await db.fetchval("SELECT id FROM documents WHERE room_id = $1 AND path = $2", room_id, DOC)
+        text = await db.fetchval("SELECT text FROM snapshots WHERE document_id = $1 AND rev = 0", doc_id)
+        rows = await db.fetch(
+            "SELECT op FROM ops WHERE document_id = $1 AND rev <= $2 ORDER BY rev", doc_id, rev
+        )
+    finally:
+        await db.close()
+    assert len(rows) == rev
+    for r in rows:
+        text = ops.apply(text, json.loads(r[0]))
+    return str(text)
+
+
+async def test_revisions_are_the_log_replayed_to_them(store: Store, clock: Clock, database_url: str) -> None:
+    hub = Hub(store, HubConfig(snapshot_every=7), clock=clock)
+    await hub.start("127.0.0.1", 0)
+    p = await pair(url(hub), "start\n")
+    try:
+        await random_session(p, clock, random.Random(3), 60)
+        head = p.da.rev
+        rng = random.Random(4)
+        for rev in [0, head, *rng.sample(range(1, head), 15)]:
+            reply = await p.bob.request({"type": "revision", "path": DOC, "rev": rev})
+            assert (reply["path"], reply["rev"]) == (DOC, rev)
+            assert reply["text"] == await replayed(database_url, p.room["room"], rev), rev
+        assert (await p.bob.request({"type": "revision", "path": DOC, "rev": head}))["text"] == p.db.text
+        for bad in (head + 1, 2**53, -1):
+            err = await refused(p.bob, {"type": "revision", "path": DOC, "rev": bad})
+            assert err["code"] == "bad_message"
+    finally:
+        await p.close()
+        await hub.close()
+
+
+async def test_the_history_survives_a_hub_restart(store: Store, clock: Clock, database_url: str) -> None:
+    """A new hub process on the same database builds the same history from the log."""
+    hub = Hub(store, HubConfig(), clock=clock)
+    await hub.start("127.0.0.1", 0)
+    p = await pair(url(hub), "base\n")
+    try:
+        await p.ada.request({"type": "history", "path": DOC})
+        await random_session(p, clock, random.Random(5), 80)
+        clock.later()
+        await typed(p.da, 0, "ADA")
+        await settle(p.da, p.db)
+        clock.later()
+        await undo(p.ada)
+        await settle(p.da, p.db)
+        undone = p.da.text
+        assert "ADA" not in undone
+        await undo(p.ada, "redo")
+        await settle(p.da, p.db)
+        blame = await p.bob.request({"type": "blame", "path": DOC})
+        history = await whole_history(p.bob)
+        text = p.db.text
+    finally:
+        await p.close()
+        await hub.close()
+    assert hub.stats.index_builds == 1
+    proc = await start_hub(database_url)
+    try:
+        ada = await Peer(proc.url, "Ada", user="ada-user-0001").connect()
+        bob = await Peer(proc.url, "Bob", user="bob-user-0001").connect()
+        for peer in (ada, bob):
+            await peer.join(p.room["room"], p.room["editorSecret"])
+        da, db = await ada.open(DOC), await bob.open(DOC)
+        assert da.text == text
+        again = await bob.request({"type": "blame", "path": DOC})
+        assert (again["rev"], again["lines"]) == (blame["rev"], blame["lines"])
+        assert await whole_history(bob) == history
+        await undo(ada)
+        await settle(da, db)
+        assert da.text == db.text == undone
+        await check_against_log(bob, database_url, p.room["room"])
+        await ada.close()
+        await bob.close()
+    finally:
+        await asyncio.to_thread(proc.terminate)
+
+
+@pytest.fixture
+async def two_hubs(database_url: str, clock: Clock) -> AsyncIterator[tuple[Hub, Hub]]:
+    stores: list[Store] = []
+    hubs: list[Hub] = []
+    try:
+        for name in ("hub-a", "hub-b"):
+            s = await open_store(database_url, hub_id=name)
+            stores.append(s)
+            h = Hub(s, HubConfig(), clock=clock)
+            await h.start("127.0.0.1", 0)
+            hubs.append(h)
+        yield hubs[0], hubs[1]
+    finally:
+        for h in hubs:
+            await h.close()
+        for s in stores:
+            await s.close()
+
+
+async def test_undo_on_one_hub_while_bob_types_on_another_converges(
+    two_hubs: tuple[Hub, Hub], clock: Clock, database_url: str
+) -> None:
+    hub_a, hub_b = two_hubs
+    p = await pair(url(hub_a), "\n", bob_url=url(hub_b))
+    try:
+        for word in ("one ", "two ", "three "):
+            await typed(p.da, 0, word)
+            clock.later()
+        await settle(p.da, p.db)
+        assert p.db.text == "three two one \n"
+        bob_typed: list[str] = []
+
+        async def bob_types() -> None:
+            for i in range(60):
+                ch = "abcdefghij"[i % 10]
+                await p.db.splice(len(p.db.text), 0, ch)
+                bob_typed.append(ch)
+                await asyncio.sleep(0.005)
+
+        typing = asyncio.create_task(bob_types())
+        for _ in range(3):
+            await undo(p.ada)
+            await asyncio.sleep(0.02)
+        await typing
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == "\n" + "".join(bob_typed)
+        assert (await refused(p.ada, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        assert (
+            await hub_text(url(hub_a), p.room) == await hub_text(url(hub_b), p.room) == (p.da.text, p.da.rev)
+        )
+        # both hubs tell the same history, and it is the log's
+        for peer in (p.ada, p.bob):
+            await check_against_log(peer, database_url, p.room["room"])
+        # a redo on hub A brings back what Ada undid last, "one ", where it was: before Bob's text
+        await undo(p.ada, "redo")
+        await settle(p.da, p.db)
+        assert p.db.text == "one \n" + "".join(bob_typed)
+        conflicts = hub_a.store.stats.conflicts + hub_b.store.stats.conflicts
+        print(
+            f"\ntwo hubs: {conflicts} commits lost to the other hub, "
+            f"{hub_a.stats.remade_toggles} undos made again from the new head"
+        )
+    finally:
+        await p.close()
+
+
+async def test_an_undo_that_loses_the_race_to_another_hub_is_made_again(
+    hub: Hub, clock: Clock, database_url: str
+) -> None:
+    """Another hub commits first (here a second store on the database, as a hub would, right
+    before our commit of the undo): the undo is made again from the new head, not transformed."""
+    other = await open_store(database_url, hub_id="other-hub")
+    p = await pair(url(hub), "\n")
+    store = hub.store
+    append = store.append
+    raced: list[int] = []
+
+    async def racing(doc_id: int, expected_rev: int, batch: list[Sequenced]) -> None:
+        if not raced and any(s.toggles is not None for s in batch):
+            raced.append(expected_rev + 1)
+            theirs = Sequenced(Rev(expected_rev + 1), ["Z"], ClientId("zed-client"), 1, "zed", "zed-user")
+            await other.append(doc_id, expected_rev, [theirs])
+        await append(doc_id, expected_rev, batch)
+
+    try:
+        await typed(p.da, 0, "hello")
+        await settle(p.da, p.db)
+        clock.later()
+        store.append = racing  # type: ignore[method-assign]
+        rev = await undo(p.ada)
+        await settle(p.da, p.db)
+        assert raced and rev == raced[0] + 1
+        assert p.da.text == p.db.text == "Z\n"
+        assert hub.stats.remade_toggles == 1 and store.stats.conflicts == 1
+        model = await check_against_log(p.bob, database_url, p.room["room"])
+        assert model.text == "Z\n"
+    finally:
+        store.append = append  # type: ignore[method-assign]
+        await p.close()
+        await other.close()
+
+
+async def test_indexes_past_the_budget_are_dropped_and_built_again(store: Store, clock: Clock) -> None:
+    hub = Hub(store, HubConfig(max_index_bytes=1), clock=clock)  # room for one index at most
+    await hub.start("127.0.0.1", 0)
+    p = await pair(url(hub), "one\n")
+    try:
+        await p.ada.create_document("other.txt", "two\n")
+        other = await p.ada.open("other.txt")
+        await typed(p.da, 0, "x")
+        await typed(other, 0, "y")
+        first = await p.ada.request({"type": "blame", "path": DOC})
+        await p.ada.request({"type": "blame", "path": "other.txt"})
+        assert hub.stats.index_evictions == 1 and len(hub.indexes) == 1
+        again = await p.ada.request({"type": "blame", "path": DOC})
+        assert again["lines"] == first["lines"]
+        assert hub.stats.index_builds == 3 and hub.stats.index_evictions == 2
+        # an evicted index is built again for an undo too
+        reply = await p.ada.request({"type": "undo", "path": "other.txt"})
+        await other.wait_rev(reply["rev"])
+        assert other.text == "two\n"
+        assert hub.stats.index_builds == 4 and hub.stats.index_evictions == 3
+    finally:
+        await p.close()
+        await hub.close()
+
+
+async def test_the_index_is_built_while_the_document_goes_on(
+    store: Store, clock: Clock, database_url: str
+) -> None:
+    """A long log is read a page at a time while Bob types; what he typed meanwhile is in it."""
+    secret = "s" * 43
+    await store.create_room("room-1", "long", {"editor": hashlib.sha256(secret.encode()).digest()})
+    record = await store.create_document("room-1", DOC, "", created_by="old-user-0001")
+    assert record is not None
+    text, batch = "", []
+    rng = random.Random(6)
+    for rev in range(1, 12_001):
+        pos = rng.randrange(len(text) + 1)
+        if text and rng.random() < 0.3:
+            op: ops.Op = ops.normalize([min(pos, len(text) - 1), -1])
+        else:
+            op = ops.normalize([pos, rng.choice("ab\n")])
+        text = ops.apply(text, op)
+        # stored as a hub without the index stores them (the change undecided), 2 s apart:
+        # each op a change of its own, whatever the rule for places
+        batch.append(
+            Sequenced(Rev(rev), op, ClientId("old-client"), rev, "old", "old-user-0001", T0 + 2.0 * rev)
+        )
+        if len(batch) == 2000:
+            await store.append(record.id, rev - 2000, batch)
+            batch = []
+    hub = Hub(store, HubConfig(), clock=clock)
+    await hub.start("127.0.0.1", 0)
+    ada = await Peer(url(hub), "Ada", user="ada-user-0001").connect()
+    bob = await Peer(url(hub), "Bob", user="bob-user-0001").connect()
+    try:
+        for peer in (ada, bob):
+            await peer.join("room-1", secret)
+        da, db = await ada.open(DOC), await bob.open(DOC)
+        assert da.text == text
+
+        async def bob_types() -> None:
+            for _ in range(40):
+                await db.splice(0, 0, "B")
+                await db.wait_synced()
+
+        typing = asyncio.create_task(bob_types())
+        await asyncio.sleep(0.01)
+        blame = await ada.request({"type": "blame", "path": DOC})
+        await typing
+        await settle(da, db)
+        assert hub.stats.index_builds == 1 and hub.stats.failed_index_builds == 0
+        assert blame["rev"] >= 12_000
+        model, _ = await read_log(database_url, "room-1", upto=blame["rev"])
+        assert blame["lines"] == expected_blame(model, "room-1", NAMES)
+        await check_against_log(bob, database_url, "room-1")
+    finally:
+        await ada.close()
+        await bob.close()
+        await hub.close()
