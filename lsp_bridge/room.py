@@ -1144,6 +1144,15 @@ class Room:
         if kind == "error":
             code = str(msg.get("code"))
             doc = self.docs.get(req.path)
+            if code == "unavailable" and what in ("undo", "redo"):
+                # (not asked again: the hub may have committed it unheard, and another press
+                # would undo one more change)
+                self._done(
+                    ask.ticket,
+                    error=f"the hub is busy or shutting down: the {what} may or may not have happened; "
+                    "look before trying again",
+                )
+                return
             if code in ("not_open", "unavailable", "rate_limited") and doc is not None and now < ask.deadline:
                 # not open on the hub yet (a reopen under way), or busy: again, a little later
                 ask.not_before = now + self.config.resend_min

@@ -147,6 +147,22 @@ def test_an_undo_in_flight_when_the_connection_drops_may_have_happened_and_says_
     assert error is not None and "may or may not have happened" in error
 
 
+def test_an_undo_the_hub_could_not_commit_is_not_pressed_again() -> None:
+    w = _room()
+    ticket = w.room.undo("x.txt", w.now)
+    w.reply(w.take("undo"), type="error", code="unavailable", path="x.txt", message="m")
+    error = w.done(ticket).error
+    assert error is not None and "may or may not have happened" in error
+    w.advance(1)
+    assert not w.all("undo")
+    # a hub that is not ready for the document yet (nothing done) is asked again
+    ticket = w.room.redo("x.txt", w.now)
+    w.reply(w.take("redo"), type="error", code="not_open", path="x.txt", message="m")
+    w.advance(0.3)
+    w.reply(w.take("redo"), type="redone", path="x.txt", rev=3)
+    assert w.done(ticket).result == {"rev": 3}
+
+
 def test_an_undo_asked_while_reconnecting_goes_once_the_document_is_open_again() -> None:
     w = _room()
     w.lost()
