@@ -71,7 +71,7 @@ class _Hub:
             type="welcome",
             protocol=1,
             participant="me",
-            limits={"rate": 10**9, "burst": 10**9},
+            limits={"rate": 10**9, "burst": 10**9, "maxMessageBytes": 1 << 30},
         )
         self.reply(
             self.sent("create_room"),
