@@ -1764,6 +1764,8 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
         for ws in conns:
             await ws.close()
         env.stop_hub(hub)
+    hub_says = next((line.split(": ", 1)[1] for line in hub.stderr if "slowest message" in line), "?")
+    load_avg = os.getloadavg()[0]
     # the first request on a fresh hub builds the index from the whole log
     hub = env.hub()
     try:
@@ -1831,6 +1833,21 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
         f"request on a fresh hub builds the index from the whole log: {cold / 1e3:.1f} s (the document "
         f"goes on meanwhile); whole-document blame median {statistics.median(whole):.0f} ms; revisions "
         f"median {statistics.median(revision):.1f} ms, checked against the replayed log at 3 of them"
+    )
+    res.note(
+        "history tails: "
+        + "; ".join(
+            f"{name} p90 {percentile(xs, 90):.1f}, max {max(xs):.1f} ms, {sum(x > limit for x in xs)} of "
+            f"{len(xs)} over {limit:g} ms"
+            for name, xs, limit in (
+                ("undo/redo", toggles, 20),
+                ("one-line blame", one, 10),
+                ("newest history page", first, 20),
+                ("history page before a revision", deep, 20),
+                ("revision", revision, 100),
+            )
+        )
+        + f"; load average {load_avg:.1f} at the end of the measurements; the hub: {hub_says}"
     )
 
 
