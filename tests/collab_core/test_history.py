@@ -10,7 +10,9 @@ make when applied in order.
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -364,6 +366,12 @@ def test_another_user_typing_at_my_cursor_does_not_split_my_change() -> None:
     h.apply(3, mine, user="ada", time=T0 + 0.3)
     assert h.text == "abcXY"
     assert [(c.first_rev, c.user, c.inserted) for c in h.changes()[0]] == [(1, "ada", 3), (2, "bob", 2)]
+    # bob types on at my cursor; my editor put my cursor after his text this time
+    h.apply(4, ops.insert(3, "Z"), user="bob", time=T0 + 0.4)
+    assert h.text == "abcZXY"
+    assert h.group("ada", ops.insert(4, "d"), T0 + 0.5) == 1
+    assert h.group("ada", ops.insert(3, "d"), T0 + 0.5) == 1
+    assert h.group("ada", ops.insert(5, "d"), T0 + 0.5) == 5
 
 
 def test_an_undo_ends_the_change_and_typing_after_it_empties_the_redo_list() -> None:
@@ -589,3 +597,25 @@ def test_the_automerge_paper_trace_as_one_user() -> None:
         rev += 1
         h.apply(rev, got[1], user="martin", time=t + rev, toggles=got[0])
     assert h.text == d["endContent"]
+
+
+@pytest.mark.slow
+def test_the_size_estimate_is_near_what_tracemalloc_counts() -> None:
+    d = load("automerge-paper.json.gz")
+    patches = [p for txn in d["txns"][:20000] for p in txn["patches"]]
+    oplist = [ops.normalize([pos, ins, -dl]) for pos, dl, ins in patches]
+    rng = random.Random(3)
+    turns: list[str] = []  # two users taking turns, 20 to 200 ops each
+    while len(turns) < len(oplist):
+        turns += [("ada", "bob")[len(turns) % 2]] * rng.randint(20, 200)
+    for users in (["ada"] * len(oplist), turns, ["ada", "bob"] * len(oplist)):
+        gc.collect()
+        tracemalloc.start()
+        h = DocumentHistory(d["startContent"], user="ada", time=T0)
+        for rev, (op, user) in enumerate(zip(oplist, users, strict=False), 1):
+            h.apply(rev, op, user=user, time=T0 + rev * 0.25)
+        measured = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        size = h.size()
+        assert size.revs == len(oplist) and size.runs >= size.blocks
+        assert 0.75 * measured < size.nbytes < 1.33 * measured, (size, measured)
