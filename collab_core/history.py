@@ -13,17 +13,21 @@ that deleted it, whether it is visible, and the rev that last changed its
 visibility (insert, delete, undo, redo).
 
 A **change** is a run of one user's ordinary ops in one place, each within
-:data:`GAP` seconds of the previous one (:meth:`DocumentHistory.group`),
-named by the rev of its first op.  Each change is active or undone; a
-character is visible iff the change that inserted it is active and no active
-change deleted it.  Undoing a change marks it undone, redoing it marks it
-active again; the op either commits is the difference in visibility, an
-ordinary op against the head (:meth:`~DocumentHistory.undo_op`,
+:data:`GAP` seconds of the previous one and touching where that one acted
+(:meth:`DocumentHistory.group`), named by the rev of its first op.  Other
+users' ops in between do not end it (their positions move it along); the
+user's own undo or redo does.  Each change is active or undone; a character
+is visible iff the change that inserted it is active and no active change
+deleted it.  Undoing a change marks it undone, redoing it marks it active
+again; the op either commits is the difference in visibility, an ordinary op
+against the head (:meth:`~DocumentHistory.undo_op`,
 :meth:`~DocumentHistory.redo_op`).  Every user has an undo list (their
 active ordinary changes, oldest first) and a redo list (the changes they
-undid since their last ordinary op).  All state is derived from the log in
-order: ``apply`` with the stored ``change_rev`` and ``toggles`` of every op
-rebuilds the same index.
+undid since their last ordinary op, the next redo last); a press passes
+over changes whose toggle would change nothing (marking them all the same)
+and takes the first that changes something.  All state is derived from the
+log in order: ``apply`` with the stored ``change_rev`` (or none: the index
+decides it again) and ``toggles`` of every op rebuilds the same index.
 
 Pure: no I/O, no clock (times are passed in, float seconds since the epoch),
 no randomness.  Nothing here holds a lock; the hub's document task owns the
@@ -452,13 +456,13 @@ class DocumentHistory:
 
         A line's rev is the latest rev that changed the visibility of one of
         its characters: its visible ones (its newline included), the hidden
-        ones between its first and last visible character, and the hidden
-        ones just before its first visible character back to the previous
-        newline, visible or hidden (what was deleted at the line's start; a
-        hidden newline ends that stretch: a deleted whole line does not mark
-        the next one).  The last line, when empty, also counts the newline
-        before it.  An empty document that never held anything is rev 0
-        with no user.
+        ones after its first visible character (up to its newline; for the
+        last line, to the end), and the hidden ones just before its first
+        visible character back to the previous newline, visible or hidden
+        (what was deleted at the line's start; a hidden newline ends that
+        stretch: a deleted whole line does not mark the next one).  The last
+        line, when empty, also counts the newline before it.  An empty
+        document that never held anything is rev 0 with no user.
         """
         lines = self._nl_total + 1
         end = lines if end_line is None else min(end_line, lines)
