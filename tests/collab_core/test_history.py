@@ -276,6 +276,35 @@ def test_long_random_sessions(seed: int) -> None:
         check_undo_everything(s, u)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_others_editing_inside_and_around_my_text(seed: int) -> None:
+    """Bob and Cyd aim at Ada's characters (inside her words, at their edges) while she types;
+    her undo presses never touch their text, and undoing all of hers leaves exactly theirs."""
+    rng = random.Random(seed)
+    s = Session(rng, ["ada", "bob", "cyd"], "")
+    inside = 0  # steps after which their text sat between two characters of hers
+    for _ in range(160):
+        shown = [c for c in s.m.chars if s.m.visible(c)]
+        owners = [s.m.user_of[c.ins] if c.ins else "" for c in shown]
+        mine = [i for i, owner in enumerate(owners) if owner == "ada"]
+        inside += any(a == c == "ada" != b for a, b, c in zip(owners, owners[1:], owners[2:], strict=False))
+        user = rng.choice(["ada", "ada", "bob", "cyd"])
+        if user != "ada" and mine:
+            s.cursor[user] = rng.choice(mine) + rng.choice([0, 0, 1])  # inside or just after
+        if user == "ada" and rng.random() < 0.12:
+            s.press("ada", undo=True)
+        elif user == "ada" and rng.random() < 0.05:
+            s.press("ada", undo=False)
+        else:
+            s.edit(user)
+        s.check()
+    assert inside > 10
+    check_blame_and_history(s)
+    check_replay(s)
+    for u in s.users:
+        check_undo_everything(s, u)
+
+
 # -- grouping -----------------------------------------------------------------------------
 
 
