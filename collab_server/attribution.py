@@ -65,7 +65,6 @@ _Item = TypeVar("_Item")
 AUTHOR_CHARS = 12
 
 
-
 def author_id(room_id: str, user: str) -> str:
     """The id peers see for *user* in *room_id*: stable, opaque, different in every room.
 
