@@ -59,6 +59,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import gc
 import gzip
 import hashlib
 import json
@@ -1688,11 +1689,19 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
             doc_id = await db.fetchval(
                 "SELECT id FROM documents WHERE room_id = $1 AND path = $2", room["room"], path
             )
-            changes = await db.fetchval(
-                "SELECT count(*) FROM ops WHERE document_id = $1 AND change_rev = rev", doc_id
+            decided, starts = await db.fetchrow(
+                "SELECT count(change_rev), count(*) FILTER (WHERE change_rev = rev) FROM ops"
+                " WHERE document_id = $1",
+                doc_id,
             )
         finally:
             await db.close()
+        del op_list
+        # the load generator's own garbage collector must not stall the replies it times: the
+        # trace it holds is over a million objects (a full collection of them takes most of a
+        # second here); frozen, they are left out of every collection until the end
+        gc.collect()
+        gc.freeze()
         text = (await ada.request({"type": "revision", "path": path, "rev": head}))["text"]
         assert text == trace["endContent"], "the hub's text is not the trace's"
         lines = text.count("\n") + 1
@@ -1714,6 +1723,7 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
             ms, reply = await timed_request(bob, {"type": "blame", "path": path})
             assert len(reply["lines"]) == lines
             whole.append(ms)
+        await asyncio.sleep(1.0)  # each phase starts with the connections' pacing paid off
         # history: the newest page, then pages at random depths (each costs the hub more:
         # 100 ms apart, as the hub paces a connection that sends costly requests back to back)
         first: list[float] = []
@@ -1726,6 +1736,7 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
             assert len(reply["changes"]) == 50 or not reply["more"]
             (deep if i >= samples else first).append(ms)
             await asyncio.sleep(0.01 if i < samples else 0.1)
+        await asyncio.sleep(1.0)  # each phase starts with the connections' pacing paid off
         # undo and redo by Ada, one after the other: each is committed before it is answered
         toggles: list[float] = []
         for i in range(samples):
@@ -1734,6 +1745,7 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
             assert reply["type"] == ("undone" if kind == "undo" else "redone")
             toggles.append(ms)
             await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # each phase starts with the connections' pacing paid off
         # revisions at random revisions
         revs = [rng.randrange(head + 1) for _ in range(max(10, samples // 10))]
         revision: list[float] = []
@@ -1761,9 +1773,12 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
             await replay_the_log(env.dsn, doc_id, rev)
             to_rev.append((time.perf_counter() - t) * 1e3)
     finally:
+        gc.unfreeze()
         for ws in conns:
             await ws.close()
         env.stop_hub(hub)
+    hub_says = next((line.split(": ", 1)[1] for line in hub.stderr if "slowest message" in line), "?")
+    load_avg = os.getloadavg()[0]
     # the first request on a fresh hub builds the index from the whole log
     hub = env.hub()
     try:
@@ -1827,10 +1842,27 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
     )
     res.base("replay the log to the same random revisions, median of 5", f"{replay_rev:,.0f} ms")
     res.note(
-        f"history: {changes:,} changes (of {head:,} ops) decided as the ops were sequenced; the first "
+        f"history: {decided:,} of the {head:,} ops stored with the change the index decided as they "
+        f"were sequenced ({starts:,} of them starting one), the others sequenced behind another op of "
+        "the same batch and left for the index to decide when it applies them; the first "
         f"request on a fresh hub builds the index from the whole log: {cold / 1e3:.1f} s (the document "
         f"goes on meanwhile); whole-document blame median {statistics.median(whole):.0f} ms; revisions "
         f"median {statistics.median(revision):.1f} ms, checked against the replayed log at 3 of them"
+    )
+    res.note(
+        "history tails: "
+        + "; ".join(
+            f"{name} p90 {percentile(xs, 90):.1f}, max {max(xs):.1f} ms, {sum(x > limit for x in xs)} of "
+            f"{len(xs)} over {limit:g} ms"
+            for name, xs, limit in (
+                ("undo/redo", toggles, 20),
+                ("one-line blame", one, 10),
+                ("newest history page", first, 20),
+                ("history page before a revision", deep, 20),
+                ("revision", revision, 100),
+            )
+        )
+        + f"; load average {load_avg:.1f} at the end of the measurements; the hub: {hub_says}"
     )
 
 
@@ -2190,8 +2222,12 @@ def render(res: Results, env: Env, args: argparse.Namespace, started: str) -> st
         "someone looked). The 259,778 patches go through the hub as ops (`[p, ins, -d]`), Ada and Bob "
         "taking turns of 1 to 40 patches (seeded): a turn's ops are sent back to back, each based on "
         "the revision the previous one gets (the hub transforms nothing), and the next turn starts "
-        "once the turn is acked; the final text must be `endContent`. Then, each timed from sending the "
-        f"request to its reply, one at a time: {args.history_samples} one-line blames at random lines "
+        "once the turn is acked; the final text must be `endContent`. The bench process then freezes "
+        "its objects (`gc.freeze()`: the trace it holds is over a million, and a collection of its "
+        "own would stall the replies it times). Then, each timed from sending the "
+        "request to its reply, one at a time, phases 1 s apart (a request that cost the hub much "
+        "makes the hub wait before it reads the connection's next message but one: pacing), and "
+        f"within each phase: {args.history_samples} one-line blames at random lines "
         "(10 ms apart), 5 whole-document blames (1 s apart: the hub paces a connection after a costly "
         f"request), {args.history_samples} newest history pages of 50 (10 ms apart) and as many "
         f"`before` a random revision (100 ms apart), {args.history_samples} undos and redos by Ada in "

@@ -64,14 +64,6 @@ _Item = TypeVar("_Item")
 #: characters of the base64url SHA-256 that make an author id
 AUTHOR_CHARS = 12
 
-#: what an index costs in memory, as tracemalloc sees one grow (CPython 3.11, 64-bit; checked
-#: by tests/collab_server/test_attribution.py): per revision (who and when), per run of
-#: characters (besides the characters: ASCII one byte each, kept as long as the index is,
-#: tombstones included), per change
-INDEX_REV_BYTES = 16
-INDEX_RUN_BYTES = 200
-INDEX_CHANGE_BYTES = 300
-
 
 def author_id(room_id: str, user: str) -> str:
     """The id peers see for *user* in *room_id*: stable, opaque, different in every room.
@@ -113,8 +105,6 @@ class HistoryIndex(Generic[_Item]):
         self.builds = 0
         #: commits the index refused (each dropped it)
         self.mismatches = 0
-        #: code points ever inserted into the index (it keeps them all)
-        self._inserted = 0
 
     @property
     def ready(self) -> bool:
@@ -128,20 +118,7 @@ class HistoryIndex(Generic[_Item]):
     @property
     def nbytes(self) -> int:
         """About what the index takes in memory (0 without one); costs a pass over its blocks."""
-        history = self.history
-        if history is None:
-            return 0
-        # the core keeps its runs in blocks and its changes in a dict; a look at their
-        # numbers, not a walk over every run
-        blocks = getattr(history, "_blocks", ())
-        runs = sum(len(b.runs) for b in blocks)
-        changes = len(getattr(history, "_changes", ()))
-        return (
-            INDEX_REV_BYTES * history.rev
-            + INDEX_RUN_BYTES * runs
-            + INDEX_CHANGE_BYTES * changes
-            + self._inserted
-        )
+        return self.history.size().nbytes if self.history is not None else 0
 
     def want(self, item: _Item) -> bool:
         """*item* needs the index: True if it is ready; else *item* is parked and the answer
@@ -160,7 +137,6 @@ class HistoryIndex(Generic[_Item]):
         if self.state is not IndexState.BUILDING:
             raise ValueError("begin without want")
         self.history = DocumentHistory(text, user=user, time=time)
-        self._inserted = len(text)
 
     def feed(self, page: Iterable[Sequenced]) -> None:
         """Ops from the log, in order, following the index's revision (while building)."""
@@ -226,11 +202,9 @@ class HistoryIndex(Generic[_Item]):
             return None
         return history.group(user, op, time)
 
-    def _apply(self, history: DocumentHistory, s: Sequenced) -> None:
+    @staticmethod
+    def _apply(history: DocumentHistory, s: Sequenced) -> None:
         history.apply(s.rev, s.op, user=s.user, time=s.time, change_rev=s.change_rev, toggles=s.toggles)
-        for c in s.op:
-            if type(c) is str:
-                self._inserted += len(c)
 
 
 class IndexBudget:

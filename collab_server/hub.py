@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -108,6 +109,8 @@ logger = logging.getLogger(__name__)
 ROLES_THAT_EDIT = frozenset({"owner", "editor"})
 _T = TypeVar("_T")
 _A = TypeVar("_A")
+#: keys of document tasks in the hub's index budget
+_index_keys = itertools.count(1)
 #: after a frame at least this large, the connection's reader lets the others run
 YIELD_FRAME_BYTES = 16 << 10
 #: texts longer than this (code points) are hashed on a worker thread
@@ -431,6 +434,8 @@ class DocumentTask:
         self._text_cache: tuple[int, bytes] | None = None
         #: the attribution index (history, blame, undo, redo), built on the first request
         self.index: HistoryIndex[tuple[str, Connection | None, Any]] = HistoryIndex()
+        #: this task's key in the hub's index budget (a document loaded again is another task)
+        self.index_key = next(_index_keys)
         self._builder: asyncio.Task[None] | None = None
         #: committed ops since the index's size was last counted, and that size
         self._uncharged = 0
@@ -508,7 +513,11 @@ class DocumentTask:
             self._builder.cancel()
         self._refuse_items(self.index.failed())
         self.index.drop()
-        self.hub.indexes.release(self.record.id)
+        self._release_index()
+
+    def _release_index(self) -> None:
+        self.hub.indexes.release(self.index_key)
+        self.hub.indexed.pop(self.index_key, None)
 
     def _crashed(self) -> None:
         """The task failed outside any one request (a hub bug): everyone it serves hears so.
@@ -837,7 +846,7 @@ class DocumentTask:
             return
         if not self.index.committed(done):
             self.hub.stats.history_mismatches += 1
-            self.hub.indexes.release(self.record.id)
+            self._release_index()
             self._index_bytes = 0
             logger.error(
                 "document %s: its history refused a committed op; dropped (rebuilt when next asked for)",
@@ -857,10 +866,12 @@ class DocumentTask:
             self._uncharged = 0
             self._index_bytes = self.index.nbytes
         hub = self.hub
-        for victim in hub.indexes.charge(self.record.id, self._index_bytes):
-            doc = hub.docs_by_id.get(victim)
+        hub.indexed[self.index_key] = self
+        for victim in hub.indexes.charge(self.index_key, self._index_bytes):
+            doc = hub.indexed.pop(victim, None)
             if doc is not None:
                 doc.index.drop()
+                doc._index_bytes = 0
         hub.stats.index_evictions = hub.indexes.evicted
 
     async def _names(self, users: set[str]) -> dict[str, str]:
@@ -1242,8 +1253,10 @@ class Hub:
         )
         #: the op history of every document here, in bytes
         self.history = HistoryBudget(cfg.max_history_bytes)
-        #: the history indexes of the documents here, in bytes (docs/protocol.md, "History")
+        #: the history indexes of the documents here, in bytes (docs/protocol.md, "History"),
+        #: and the document tasks that hold them, by their key
         self.indexes = IndexBudget(cfg.max_index_bytes)
+        self.indexed: dict[int, DocumentTask] = {}
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None

@@ -10,7 +10,9 @@ make when applied in order.
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -158,11 +160,12 @@ class Session:
         self.check()
 
 
-def replay(m: Model) -> DocumentHistory:
-    """A fresh index from the log, with its stored change_rev and toggles."""
+def replay(m: Model, *, decided: bool = True) -> DocumentHistory:
+    """A fresh index from the log, with its stored change_rev (unless not *decided*) and toggles."""
     h = DocumentHistory(m.texts[0], user=m.created[0], time=m.created[1])
     for e in m.log:
-        h.apply(e.rev, e.op, user=e.user, time=e.time, change_rev=e.change_rev, toggles=e.toggles)
+        cr = e.change_rev if decided else None
+        h.apply(e.rev, e.op, user=e.user, time=e.time, change_rev=cr, toggles=e.toggles)
     return h
 
 
@@ -200,17 +203,18 @@ def check_blame_and_history(s: Session) -> None:
 
 
 def check_replay(s: Session) -> None:
-    """Property 6: replaying the log into a fresh index gives the same state."""
+    """Property 6: replaying the log into a fresh index gives the same state, with the stored
+    change of every op or with none (the index decides it again from user, op and time)."""
     h = s.h
-    again = replay(s.m)
-    assert again.text == h.text and again.rev == h.rev
-    assert again.blame() == h.blame()
-    assert again.changes(limit=10**9) == h.changes(limit=10**9)
-    probe = ops.insert(0, "z")
-    for u in s.users:
-        assert again.stacks(u) == h.stacks(u)
-        assert again.undo_op(u) == h.undo_op(u) and again.redo_op(u) == h.redo_op(u)
-        assert again.group(u, probe, s.t + 0.5) == h.group(u, probe, s.t + 0.5)
+    for again in (replay(s.m), replay(s.m, decided=False)):
+        assert again.text == h.text and again.rev == h.rev
+        assert again.blame() == h.blame()
+        assert again.changes(limit=10**9) == h.changes(limit=10**9)
+        probe = ops.insert(0, "z")
+        for u in s.users:
+            assert again.stacks(u) == h.stacks(u)
+            assert again.undo_op(u) == h.undo_op(u) and again.redo_op(u) == h.redo_op(u)
+            assert again.group(u, probe, s.t + 0.5) == h.group(u, probe, s.t + 0.5)
 
 
 def check_undo_everything(s: Session, user: str) -> None:
@@ -267,6 +271,35 @@ def test_long_random_sessions(seed: int) -> None:
         if i % 100 == 99:
             check_blame_and_history(s)
     assert s.undos > 20 and s.redos > 5
+    check_replay(s)
+    for u in s.users:
+        check_undo_everything(s, u)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_others_editing_inside_and_around_my_text(seed: int) -> None:
+    """Bob and Cyd aim at Ada's characters (inside her words, at their edges) while she types;
+    her undo presses never touch their text, and undoing all of hers leaves exactly theirs."""
+    rng = random.Random(seed)
+    s = Session(rng, ["ada", "bob", "cyd"], "")
+    inside = 0  # steps after which their text sat between two characters of hers
+    for _ in range(160):
+        shown = [c for c in s.m.chars if s.m.visible(c)]
+        owners = [s.m.user_of[c.ins] if c.ins else "" for c in shown]
+        mine = [i for i, owner in enumerate(owners) if owner == "ada"]
+        inside += any(a == c == "ada" != b for a, b, c in zip(owners, owners[1:], owners[2:], strict=False))
+        user = rng.choice(["ada", "ada", "bob", "cyd"])
+        if user != "ada" and mine:
+            s.cursor[user] = rng.choice(mine) + rng.choice([0, 0, 1])  # inside or just after
+        if user == "ada" and rng.random() < 0.12:
+            s.press("ada", undo=True)
+        elif user == "ada" and rng.random() < 0.05:
+            s.press("ada", undo=False)
+        else:
+            s.edit(user)
+        s.check()
+    assert inside > 10
+    check_blame_and_history(s)
     check_replay(s)
     for u in s.users:
         check_undo_everything(s, u)
@@ -364,6 +397,12 @@ def test_another_user_typing_at_my_cursor_does_not_split_my_change() -> None:
     h.apply(3, mine, user="ada", time=T0 + 0.3)
     assert h.text == "abcXY"
     assert [(c.first_rev, c.user, c.inserted) for c in h.changes()[0]] == [(1, "ada", 3), (2, "bob", 2)]
+    # bob types on at my cursor; my editor put my cursor after his text this time
+    h.apply(4, ops.insert(3, "Z"), user="bob", time=T0 + 0.4)
+    assert h.text == "abcZXY"
+    assert h.group("ada", ops.insert(4, "d"), T0 + 0.5) == 1
+    assert h.group("ada", ops.insert(3, "d"), T0 + 0.5) == 1
+    assert h.group("ada", ops.insert(5, "d"), T0 + 0.5) == 5
 
 
 def test_an_undo_ends_the_change_and_typing_after_it_empties_the_redo_list() -> None:
@@ -589,3 +628,25 @@ def test_the_automerge_paper_trace_as_one_user() -> None:
         rev += 1
         h.apply(rev, got[1], user="martin", time=t + rev, toggles=got[0])
     assert h.text == d["endContent"]
+
+
+@pytest.mark.slow
+def test_the_size_estimate_is_near_what_tracemalloc_counts() -> None:
+    d = load("automerge-paper.json.gz")
+    patches = [p for txn in d["txns"][:20000] for p in txn["patches"]]
+    oplist = [ops.normalize([pos, ins, -dl]) for pos, dl, ins in patches]
+    rng = random.Random(3)
+    turns: list[str] = []  # two users taking turns, 20 to 200 ops each
+    while len(turns) < len(oplist):
+        turns += [("ada", "bob")[len(turns) % 2]] * rng.randint(20, 200)
+    for users in (["ada"] * len(oplist), turns, ["ada", "bob"] * len(oplist)):
+        gc.collect()
+        tracemalloc.start()
+        h = DocumentHistory(d["startContent"], user="ada", time=T0)
+        for rev, (op, user) in enumerate(zip(oplist, users, strict=False), 1):
+            h.apply(rev, op, user=user, time=T0 + rev * 0.25)
+        measured = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        size = h.size()
+        assert size.revs == len(oplist) and size.runs >= size.blocks
+        assert 0.75 * measured < size.nbytes < 1.33 * measured, (size, measured)
