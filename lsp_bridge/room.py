@@ -557,6 +557,9 @@ class Room:
         self._next_seqs: dict[str, int] = {}
         #: paths of the documents with history requests waiting to be sent
         self._asking: set[str] = set()
+        #: the key of each undo and redo press (docs/protocol.md, "History"): never counted
+        #: again from 1, since an entry that takes a leave's changes back is the same client
+        self._press_keys = itertools.count(1)
 
     # == outputs ====================================================================================
 
@@ -1080,6 +1083,9 @@ class Room:
             return ticket
         msg["path"] = path
         upto = None
+        if msg["type"] in ("undo", "redo"):
+            # one key a press: asked again with it, the hub answers what it did then
+            msg["key"] = next(self._press_keys)
         if msg["type"] in ("undo", "redo") and doc.client is not None:
             # the user's typing up to now: in flight, or waiting in the buffer (its seq is next)
             client = doc.client

@@ -812,6 +812,21 @@ CASES: list[Case] = [
         {"id": "h1", "path": DOC},
     ),
     Case(
+        "undo-bad-keys",
+        "editor",
+        lambda c: [
+            j(type="undo", path=DOC, id="k1"),
+            j(type="undo", path=DOC, key=0, id="k1"),
+            j(type="redo", path=DOC, key=-1, id="k1"),
+            j(type="undo", path=DOC, key=MARK, id="k1"),
+            j(type="redo", path=DOC, key=1.5, id="k1"),
+            j(type="undo", path=DOC, key=2**53 + 1, id="k1"),
+            j(type="redo", path=DOC, key=[1], id="k1"),
+        ],
+        ("bad_message",) * 7,
+        {"id": "k1", "path": DOC},
+    ),
+    Case(
         "blame-bad-fields",
         "editor",
         lambda c: [
@@ -842,12 +857,12 @@ CASES: list[Case] = [
         "history-requests-unopened",
         "lobby-room",
         lambda c: [
-            j(type="undo", path=DOC, id="n3"),
-            j(type="redo", path=DOC, id="n3"),
+            j(type="undo", path=DOC, key=1, id="n3"),
+            j(type="redo", path=DOC, key=1, id="n3"),
             j(type="history", path=DOC, id="n3"),
             j(type="blame", path=DOC, id="n3"),
             j(type="revision", path=DOC, rev=0, id="n3"),
-            j(type="undo", path="nope.txt", id="n3"),
+            j(type="undo", path="nope.txt", key=1, id="n3"),
             j(type="revision", path="nope.txt", rev=0, id="n3"),
         ],
         ("not_open",) * 7,
@@ -857,8 +872,8 @@ CASES: list[Case] = [
         "history-requests-not-in-room",
         "lobby",
         lambda c: [
-            j(type="undo", path=DOC, id="n4"),
-            j(type="redo", path=DOC, id="n4"),
+            j(type="undo", path=DOC, key=1, id="n4"),
+            j(type="redo", path=DOC, key=1, id="n4"),
             j(type="history", path=DOC, id="n4"),
             j(type="blame", path=DOC, id="n4"),
             j(type="revision", path=DOC, rev=0, id="n4"),
@@ -873,8 +888,8 @@ CASES: list[Case] = [
             frame
             for p in ("../" + MARK, MARK + "\x00", "")
             for frame in (
-                j(type="undo", path=p, id="bq"),
-                j(type="redo", path=p, id="bq"),
+                j(type="undo", path=p, key=1, id="bq"),
+                j(type="redo", path=p, key=1, id="bq"),
                 j(type="history", path=p, id="bq"),
                 j(type="blame", path=p, id="bq"),
                 j(type="revision", path=p, rev=0, id="bq"),
@@ -886,14 +901,14 @@ CASES: list[Case] = [
     Case(
         "viewer-undo-redo",
         "viewer",
-        lambda c: [j(type="undo", path=DOC, id="v3"), j(type="redo", path=DOC, id="v3")],
+        lambda c: [j(type="undo", path=DOC, key=1, id="v3"), j(type="redo", path=DOC, key=1, id="v3")],
         ("forbidden",) * 2,
         {"id": "v3"},
     ),
     Case(
         "nothing-of-mine-to-undo",
         "editor",
-        lambda c: [j(type="undo", path=DOC, id="m1"), j(type="redo", path=DOC, id="m1")],
+        lambda c: [j(type="undo", path=DOC, key=1, id="m1"), j(type="redo", path=DOC, key=1, id="m1")],
         ("nothing_to_undo", "nothing_to_redo"),
         {"id": "m1", "path": DOC},
     ),
