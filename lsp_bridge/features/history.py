@@ -5,7 +5,8 @@ Commands take one JSON object argument (docs/protocol.md, "History", and the REA
 
 * ``pairls.undoMine`` / ``pairls.redoMine`` ``{uri}`` -> ``{rev}``: the hub builds the op
   (it never touches anyone else's text) and sends it to everyone, this editor included,
-  like a peer's op (``workspace/applyEdit``); asked once the hub has what the user typed;
+  like a peer's op (``workspace/applyEdit``); asked once the hub has what the user typed,
+  and asked again with the same key if the answer is lost (a press undoes once);
 * ``pairls.history`` ``{uri, before?, limit?}`` -> ``{changes, more}``;
 * ``pairls.blame`` ``{uri}`` -> ``{lines}``, one per line of the editor's text;
 * ``pairls.openRevision`` ``{uri, rev}`` -> ``{uri}``: a read-only file in the user's cache

@@ -3,8 +3,11 @@
 ``cut()`` closes every proxied connection (both sides, abruptly) and refuses
 new ones (accepted, then closed at once: what a dead route looks like to a
 websocket client); ``restore()`` forwards new connections again.  The client
-is expected to reconnect by itself.  ``live_cuts`` counts the cuts that closed
-at least one connection (an outage the client could notice).
+is expected to reconnect by itself.  ``drop_replies()`` lets what the client
+sends through but throws away what the server sends back, until the next
+``cut()``: a server's answer lost with a connection that is about to fail.
+``live_cuts`` counts the cuts that closed at least one connection (an outage
+the client could notice).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ class TcpProxy:
         self.refused = 0
         self.accepted = 0
         self.live_cuts = 0
+        #: what the server sends is thrown away (drop_replies), and the bytes thrown away
+        self.dropping = False
+        self.dropped = 0
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
@@ -40,8 +46,12 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
+    def drop_replies(self) -> None:
+        self.dropping = True
+
     def cut(self) -> None:
         self.cut_off = True
+        self.dropping = False
         if self._conns:
             self.live_cuts += 1
         for down, up in list(self._conns):
@@ -70,16 +80,21 @@ class TcpProxy:
         pair = (writer, up_writer)
         self._conns.add(pair)
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer, self))
         finally:
             self._conns.discard(pair)
             writer.transport.abort()
             up_writer.transport.abort()
 
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def _pipe(
+    src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: TcpProxy | None = None
+) -> None:
     with contextlib.suppress(Exception):
         while data := await src.read(65536):
+            if replies is not None and replies.dropping:
+                replies.dropped += len(data)
+                continue
             dst.write(data)
             await dst.drain()
     dst.transport.abort()
