@@ -1684,7 +1684,7 @@ class Hub:
                 spent = time.thread_time() - started
                 self.stats.handled(kind, spent)
                 conn.pacer.charge(spent)
-            pause = conn.pacer.pause()
+            pause = conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
                 await asyncio.sleep(pause)
