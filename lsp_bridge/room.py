@@ -1241,12 +1241,14 @@ class Room:
             self._events.append(Log(f"pairls: your {ask.msg['type']} of {path} went through (rev {rev})"))
         else:
             self._events.append(
-                ShowMessage(f"pairls: your {ask.msg['type']} of {path} was not done: {error}")
+                ShowMessage(f"pairls: your {ask.msg['type']} of {path} asked earlier: {error}")
             )
 
     def _ask_again(self, doc: Doc, asks: list[_Ask]) -> None:
-        """*asks* (sent, in the order they were) go again before those not sent yet."""
+        """*asks* (sent, in the order they were) go again before those not sent yet; the
+        presses among them in the order they were pressed (their keys count up)."""
         doc.asks[:0] = asks
+        doc.asks.sort(key=lambda a: (not a.sent, a.msg["key"] if a.sent else 0))  # (stable)
         self._asking.add(doc.path)
         self._timed.add(doc.path)
 

@@ -205,6 +205,21 @@ def test_presses_in_flight_go_again_in_their_order_before_those_not_sent() -> No
     assert [done[t] for t in (undo, redo, later)] == [{"rev": 1}, {"rev": 2}, {"rev": 3}]
 
 
+def test_a_press_refused_for_now_and_one_lost_with_the_connection_go_again_in_press_order() -> None:
+    w = _room()
+    w.room.undo("x.txt", w.now)
+    w.room.redo("x.txt", w.now)
+    undo, redo = w.take("undo"), w.take("redo")
+    w.reply(undo, type="error", code="unavailable", path="x.txt", message="m")  # again, later
+    w.lost()  # the redo with it
+    w.advance(0.5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    w.advance(0.5)
+    again = [(m["type"], m["key"]) for m in w.sent if m["type"] in ("undo", "redo")]
+    assert again == [("undo", undo["key"]), ("redo", redo["key"])]
+
+
 def test_an_undo_the_hub_could_not_answer_is_asked_again_with_its_key() -> None:
     w = _room()
     ticket = w.room.undo("x.txt", w.now)
@@ -263,7 +278,7 @@ def test_a_press_the_hub_has_not_confirmed_in_time_is_answered_and_goes_on() -> 
     w.opened(w.take("open", path="x.txt"))
     w.reply(w.take("redo"), type="error", code="nothing_to_redo", path="x.txt", message="m")
     assert [e.text for e in w.events_of(ShowMessage) if "redo" in e.text] == [
-        "pairls: your redo of x.txt was not done: Nothing of yours to redo in this document"
+        "pairls: your redo of x.txt asked earlier: Nothing of yours to redo in this document"
     ]
 
 
