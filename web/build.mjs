@@ -1,0 +1,79 @@
+// Builds the web client into the hub's package data, collab_server/web/ (not committed; `make web`
+// runs this, and `make run` and `make test` run `make web`):
+//
+//   page.html                the page, with {{NONCE}}, {{JS_VERSION}}, {{CSS_VERSION}} for the hub to fill
+//   assets/app.js            the page's script (an ES module)
+//   assets/app.css           its style sheet
+//   assets/chunks/*.js       one chunk per language (and what they share), loaded when a document
+//                            of that kind is shown; their names carry a hash of their content
+//   THIRD_PARTY_LICENSES.txt the licenses of what the bundle holds
+//
+// Deterministic: the same sources and lock file give the same bytes.
+
+import * as esbuild from "esbuild";
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { gzipSync, constants } from "node:zlib";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "..", "collab_server", "web");
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, "assets"), { recursive: true });
+
+const result = await esbuild.build({
+  absWorkingDir: here,
+  entryPoints: [
+    { in: "src/main.ts", out: "app" },
+    { in: "src/app.css", out: "app" },
+  ],
+  bundle: true,
+  format: "esm",
+  splitting: true,
+  outdir: join(out, "assets"),
+  entryNames: "[name]",
+  chunkNames: "chunks/[name]-[hash]",
+  minify: true,
+  target: ["chrome105", "firefox110", "safari16"],
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+});
+
+cpSync(join(here, "src", "page.html"), join(out, "page.html"));
+
+// each asset's gzip twin, for browsers that take it (the hub sends it as is; Python never compresses)
+let gzipped = 0;
+for (const entry of readdirSync(join(out, "assets"), { recursive: true, withFileTypes: true })) {
+  if (entry.isFile() && /\.(js|css)$/.test(entry.name)) {
+    const file = join(entry.parentPath ?? entry.path, entry.name);
+    const gz = gzipSync(readFileSync(file), { level: constants.Z_BEST_COMPRESSION });
+    writeFileSync(file + ".gz", gz);
+    gzipped += gz.length;
+  }
+}
+
+// the licenses of the packages the bundle holds
+const packages = new Set();
+for (const input of Object.keys(result.metafile.inputs)) {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+  if (m) packages.add(m[1]);
+}
+const notices = [...packages].sort().map((name) => {
+  const dir = join(here, "node_modules", name);
+  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const file = ["LICENSE", "LICENSE.md", "LICENSE.txt", "license"].map((f) => join(dir, f)).find((f) => existsSync(f));
+  const text = file ? readFileSync(file, "utf8").trim() : `License: ${pkg.license}`;
+  return `${name} ${pkg.version} (${pkg.license})\n\n${text}\n`;
+});
+writeFileSync(
+  join(out, "THIRD_PARTY_LICENSES.txt"),
+  "The pairls web client bundles these packages:\n\n" + notices.join("\n" + "-".repeat(72) + "\n\n"),
+);
+
+const sizes = Object.entries(result.metafile.outputs).map(([f, o]) => [f.replace(/^.*collab_server\/web\//, ""), o.bytes]);
+const total = sizes.reduce((n, [, b]) => n + b, 0);
+console.log(
+  `web: ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB (${(gzipped / 1024).toFixed(0)} KiB gzipped) in collab_server/web/assets, ${packages.size} packages bundled`,
+);
