@@ -18,9 +18,8 @@ VECTORS = Path(__file__).resolve().parents[2] / "web" / "test" / "vectors.json"
 
 def test_the_committed_vectors_are_what_the_core_answers() -> None:
     committed = VECTORS.read_text(encoding="utf-8")
-    assert committed == dumps(), (
-        "web/test/vectors.json is stale: .venv/bin/python -m tests.support.web_vectors > web/test/vectors.json"
-    )
+    remake = ".venv/bin/python -m tests.support.web_vectors > web/test/vectors.json"
+    assert committed == dumps(), f"web/test/vectors.json is stale: {remake}"
 
 
 def test_the_vectors_hold_the_awkward_characters() -> None:
