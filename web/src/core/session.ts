@@ -772,7 +772,7 @@ export class Session {
     }
     const known = this.participants.get(id);
     const role = asRole(r.role) ?? known?.role ?? "editor";
-    const p: Participant = known ?? { id, name: "?", role, color: colorOf(id), path: null, rev: 0, ranges: [] };
+    const p: Participant = known ?? { id, name: "?", role, color: this.freeColor(id), path: null, rev: 0, ranges: [] };
     p.name = displayName(r.name ?? known?.name);
     p.role = role;
     this.participants.set(id, p);
@@ -785,6 +785,19 @@ export class Session {
       this.changed();
     }
     return p;
+  }
+
+  /** The participant's colour: its id's, unless someone here has it already (then the next free). */
+  private freeColor(id: string): number {
+    const taken = new Set([...this.participants.values()].filter((p) => p.id !== id).map((p) => p.color));
+    const preferred = colorOf(id);
+    for (let i = 0; i < PALETTE_SIZE; i++) {
+      const c = (preferred + i) % PALETTE_SIZE;
+      if (!taken.has(c)) {
+        return c;
+      }
+    }
+    return preferred;
   }
 
   private documentsListed(raw: unknown): void {
