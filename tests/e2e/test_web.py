@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
+from tests.e2e import test_vscode as vs
+from tests.e2e.test_vscode import vsix  # noqa: F401  (the fixture: make extension)
 from tests.support.browser import Browser, Page, missing
 from tests.support.hubclient import Peer
 from tests.support.hubproc import HubProcess
@@ -318,4 +321,175 @@ async def test_the_secret_never_reaches_the_server(
         await clean(bea)
     finally:
         await proxy.close()
+        await ada.stop()
+
+
+# --- a browser and VS Code in one room ----------------------------------------------------
+
+VS_NAME = "Vee Code"
+ROW = '.quick-input-widget .quick-input-list .monaco-list-row[aria-label^="{}"]'
+INPUT = ".quick-input-widget .quick-input-box input"
+#: texts shown through CSS content in the active VS Code editor (peers' cursor labels), with
+#: the 1-based line they are on (as tests/e2e/vscode/run.mjs reads them)
+LABELS = """() => {
+  const root = document.querySelector(".part.editor .editor-group-container.active .monaco-editor");
+  if (!root) return [];
+  const lines = [...root.querySelectorAll(".view-lines > .view-line")].sort(
+    (a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
+  const out = [];
+  for (const el of root.querySelectorAll(".view-lines span, .view-overlays div, .contentWidgets div")) {
+    for (const pseudo of ["::before", "::after"]) {
+      const c = getComputedStyle(el, pseudo).content;
+      if (c && c !== "none" && c !== "normal" && c !== '""') {
+        out.push({ content: c, line: lines.indexOf(el.closest(".view-line")) + 1 || null });
+      }
+    }
+  }
+  return out;
+}"""
+
+
+async def _retry(what: str, attempt: Any, tries: int = 30) -> None:
+    """Run *attempt* (an async callable returning True when it worked) until it does."""
+    for _ in range(tries):
+        try:
+            if await attempt():
+                return
+        except Exception as exc:  # a workbench still loading: its widgets come and go
+            print(f"{what}: {str(exc).splitlines()[0]}; again")
+        await asyncio.sleep(1)
+    raise AssertionError(f"{what} did not work in {tries} tries")
+
+
+async def _vscode_command(page: Page, title: str) -> None:
+    async def attempt() -> bool:
+        if await page.do("isVisible", ".quick-input-widget"):
+            await page.do("keyboard.press", "Escape")
+        await page.do("keyboard.press", "F1")
+        await page.do("waitForSelector", INPUT, {"state": "visible", "timeout": 5000})
+        await page.do("keyboard.type", title)
+        await page.do("click", ROW.format(title), {"timeout": 5000})
+        return True
+
+    await _retry(f'VS Code: "{title}"', attempt)
+
+
+@pytest.fixture
+def extension(request: pytest.FixtureRequest) -> Path:
+    """The VS Code extension as test_vscode.py builds it (``make extension``), and code-server."""
+    if vs.MISSING:
+        if not IN_CI:
+            pytest.skip(f"not installed: {', '.join(vs.MISSING)} (make code-server)")
+        pytest.fail(f"not installed: {', '.join(vs.MISSING)}")
+    return request.getfixturevalue("vsix")  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(900)
+async def test_a_browser_and_vscode_see_each_others_cursors(
+    hub: HubProcess, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest, extension: Path
+) -> None:
+    text = "line one\nline two\nline three\n"
+    ada, uri, room = await room_of(hub, tmp_path, text)
+    ws = tmp_path / "ws-vscode"
+    (ws / ".vscode").mkdir(parents=True)
+    (ws / FILE).write_text("VS Code's stale copy\n")
+    settings = {"pairls.hubUrl": hub.url, "pairls.displayName": VS_NAME, "pairls.autoShare": True}
+    (ws / ".vscode" / "settings.json").write_text(json.dumps(settings))
+    user = {
+        "id": "V",
+        "name": VS_NAME,
+        "workspace": ws,
+        "settings": dict(vs.SETTINGS, **{"pairls.pythonPath": sys.executable}),
+    }
+    servers = await asyncio.to_thread(vs._start, tmp_path, [user], extension)
+    try:
+        bea = await browser.open("bea", room["invite"], "Bea")
+        await joined(bea, text)
+        code = await browser.open(
+            "vscode", f"{user['url']}/?folder={ws}", permissions=["clipboard-read", "clipboard-write"]
+        )
+        await code.do("waitForSelector", ".monaco-workbench .part.statusbar", {"timeout": 90000})
+        await code.wait(
+            """() => [...document.querySelectorAll(".part.statusbar .statusbar-item")]
+                 .some((e) => /pairls/i.test(e.id) && e.querySelector(".codicon-broadcast"))""",
+            timeout=90,
+        )
+        # Join Room with the http link, as it came from the room's creator
+        await _vscode_command(code, "Pairls: Join Room")
+        # the command's own input box (it has a prompt; the palette has none)
+        await code.wait(
+            """() => {
+              const w = document.querySelector(".quick-input-widget");
+              const input = w?.querySelector(".quick-input-box input");
+              if (!w || !input || w.style.display === "none") return false;
+              const prompt = w.querySelector(".quick-input-message")?.textContent?.trim() ?? "";
+              return prompt !== "" && !input.value.startsWith(">");
+            }""",
+            timeout=60,
+        )
+        await code.do("fill", INPUT, room["invite"])
+        await asyncio.sleep(0.3)  # (the box validates what was typed first)
+        await code.do("keyboard.press", "Enter")
+        try:
+            await code.wait(
+                """() => [...document.querySelectorAll(".part.statusbar .statusbar-item")]
+                     .some((e) => /pairls/i.test(e.id) && e.querySelector(".codicon-person"))""",
+                timeout=60,
+            )
+        finally:
+            await code.screenshot(artifacts(request) / "vscode-join.png")
+
+        async def open_file() -> bool:
+            await code.do("keyboard.press", "Control+P")
+            await code.do("waitForSelector", INPUT, {"state": "visible", "timeout": 5000})
+            await code.do("keyboard.type", FILE)
+            await code.do("click", ROW.format(FILE), {"timeout": 5000})
+            return True
+
+        await _retry("VS Code: quick open", open_file)
+        # its stale copy becomes the room's text
+        await code.screenshot(artifacts(request) / "vscode-opened.png")
+        await code.wait(
+            """(want) => {
+              const v = document.querySelector(".part.editor .editor-group-container.active .view-lines");
+              if (!v) return false;
+              const lines = [...v.querySelectorAll(":scope > .view-line")]
+                .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+                .map((l) => l.textContent.replace(/\\u00a0/g, " "));
+              return lines.join("\\n") === want;
+            }""",
+            text,
+            timeout=60,
+        )
+        # VS Code's caret at the end of line 2, the page's at the end of line 3
+        await code.do("click", ".part.editor .editor-group-container.active .monaco-editor .view-lines")
+        await code.do("keyboard.press", "Control+G")
+        await code.do("waitForSelector", INPUT, {"state": "visible"})
+        await code.do("keyboard.type", "2")
+        await code.do("keyboard.press", "Enter")
+        await code.do("keyboard.press", "End")
+        await caret_at_line_end(bea, 3)
+        # the page shows VS Code's caret, with its name, at the end of line 2 ("line one\nline two|")
+        seen = await bea.wait(
+            """(name) => window.pairls.cursors().find((c) => c.name === name
+                 && c.ranges.some(([a, h]) => a === h && h === 17))""",
+            VS_NAME,
+            timeout=60,
+        )
+        assert seen["name"] == VS_NAME, seen
+        await bea.wait(
+            "(name) => [...document.querySelectorAll('.pairls-caret')].some((e) => e.textContent === name)",
+            VS_NAME,
+        )
+        # and VS Code shows the page's, with its name, on line 3
+        on_line_3 = "(l) => l.some((x) => x.content.includes('Bea') && x.line === 3) && l"
+        labels = await code.wait(f"() => ({on_line_3})(({LABELS})())", timeout=60)
+        assert any("Bea" in lb["content"] for lb in labels), labels
+        shots = artifacts(request)
+        print(f"screenshot: {await bea.screenshot(shots / 'browser.png')}")
+        print(f"screenshot: {await code.screenshot(shots / 'vscode.png')}")
+        await clean(bea)
+    finally:
+        for s in servers:
+            await asyncio.to_thread(s.stop)
         await ada.stop()

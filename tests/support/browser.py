@@ -91,8 +91,10 @@ class Browser:
         await self.proc.stdin.drain()
         return await asyncio.wait_for(fut, guard)
 
-    async def open(self, name: str, url: str, display_name: str | None = None) -> Page:
-        await self.call("open", page=name, url=url, name=display_name)
+    async def open(
+        self, name: str, url: str, display_name: str | None = None, permissions: list[str] | None = None
+    ) -> Page:
+        await self.call("open", page=name, url=url, name=display_name, permissions=permissions or [])
         return Page(self, name)
 
     async def stop(self) -> None:

@@ -9,7 +9,9 @@
 // {"id", "ok": true, "result"} or {"id", "ok": false, "error"}; logs go to stderr.
 //
 // Commands:
-//   open {page, url, name?, viewport?}  a new browser context (its own storage) and page; with
+//   open {page, url, name?, viewport?, permissions?}  a new browser context (its own storage)
+//        and page (permissions: e.g. ["clipboard-read", "clipboard-write"], which code-server
+//        wants); with
 //        `name`, the page's stored display name is set first (the web client then joins at once).
 //        Every page records its Content-Security-Policy violations (window.__cspViolations),
 //        its console errors, its requests (URL and headers) and its WebSocket URLs.
@@ -53,8 +55,8 @@ function entry(name) {
 
 const fnOf = (src) => new Function(`return (${src});`)();
 
-async function open({ page: name, url, name: displayName, viewport }) {
-  const context = await browser.newContext({ viewport: viewport ?? { width: 1200, height: 760 } });
+async function open({ page: name, url, name: displayName, viewport, permissions }) {
+  const context = await browser.newContext({ viewport: viewport ?? { width: 1200, height: 760 }, permissions: permissions ?? [] });
   await context.addInitScript(
     ([who]) => {
       window.__cspViolations = [];
