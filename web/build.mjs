@@ -11,7 +11,7 @@
 // Deterministic: the same sources and lock file give the same bytes.
 
 import * as esbuild from "esbuild";
-import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { gzipSync, constants } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,7 +41,29 @@ const result = await esbuild.build({
   logLevel: "warning",
 });
 
-cpSync(join(here, "src", "page.html"), join(out, "page.html"));
+// the page names the chunks its script needs at once, so they load in parallel with it: the
+// static imports of app.js, and CodeMirror (which app.js imports dynamically, to connect while
+// it loads) with its own static imports; not the languages
+const outputs = result.metafile.outputs;
+const key = (f) => Object.keys(outputs).find((k) => k.endsWith(f));
+const preload = new Set();
+const walk = (k, dynamicToo) => {
+  for (const imp of outputs[k].imports) {
+    if (imp.external || preload.has(imp.path)) continue;
+    if (imp.kind === "import-statement" || (dynamicToo && imp.kind === "dynamic-import")) {
+      preload.add(imp.path);
+      walk(imp.path, false);
+    }
+  }
+};
+walk(key("assets/app.js"), true);
+const links = [...preload]
+  .map((p) => p.replace(/^.*collab_server\/web\/assets\//, ""))
+  .sort()
+  .map((p) => `<link rel="modulepreload" href="../assets/${p}">`);
+const template = readFileSync(join(here, "src", "page.html"), "utf8");
+if (!template.includes("<!-- modulepreload -->")) throw new Error("page.html lost its <!-- modulepreload --> marker");
+writeFileSync(join(out, "page.html"), template.replace("<!-- modulepreload -->", links.join("\n")));
 
 // each asset's gzip twin, for browsers that take it (the hub sends it as is; Python never compresses)
 let gzipped = 0;

@@ -10,7 +10,11 @@
 
 import { Session, displayName } from "./core/session.js";
 import type { Effect } from "./core/session.js";
-import { Editor } from "./app/editor.js";
+import type { Editor, EditorHooks } from "./app/editor.js";
+
+// The editor (CodeMirror, most of the page's script) loads while the page connects and joins:
+// the two take about as long, and neither waits for the other.
+const editorModule = import("./app/editor.js");
 
 interface Place {
   roomId: string;
@@ -70,7 +74,8 @@ const CONN_TEXT: Record<string, string> = {
 
 class Page {
   private readonly session: Session;
-  private readonly editor: Editor;
+  /** null until CodeMirror has loaded; the session keeps the text meanwhile */
+  private editor: Editor | null = null;
   private socket: WebSocket | null = null;
   private timer: number | null = null;
   private current: string | null = null;
@@ -82,7 +87,7 @@ class Page {
     nonce: string,
   ) {
     this.session = new Session({ url: where.wsUrl, roomId: where.roomId, secret: where.secret, name, clientId: clientId() });
-    this.editor = new Editor(byId("editor"), {
+    const hooks: EditorHooks = {
       edit: (changes) => {
         if (this.current !== null) {
           this.run(this.session.edit(this.current, changes, performance.now()));
@@ -93,7 +98,15 @@ class Page {
           this.run(this.session.select(this.current, ranges, performance.now()));
         }
       },
-    }, nonce);
+    };
+    void editorModule.then((m) => {
+      this.editor = new m.Editor(byId("editor"), hooks, nonce);
+      const text = this.current !== null ? this.session.text(this.current) : null;
+      if (this.current !== null && text !== null) {
+        this.showText(this.current, text);
+      }
+      this.draw();
+    });
     byId("room").textContent = `room ${where.roomId.slice(0, 8)}`;
     const me = byId<HTMLButtonElement>("me");
     me.hidden = false;
@@ -135,13 +148,17 @@ class Page {
           break;
         case "load":
           if (e.path === this.current) {
-            this.editor.load(e.path, e.text);
-            this.drawCursors();
+            markOnce("pairls:opened");
+            this.showText(e.path, e.text);
           }
           break;
         case "remote":
           if (e.path === this.current) {
-            this.editor.applyRemote(e.changes);
+            this.editor?.applyRemote(e.changes); // (no editor yet: it starts from the session's text)
+            remoteShown.push(performance.timeOrigin + performance.now());
+            if (remoteShown.length > 1000) {
+              remoteShown.shift();
+            }
           }
           break;
         case "cursors":
@@ -178,7 +195,10 @@ class Page {
   private connect(url: string): void {
     const ws = new WebSocket(url);
     this.socket = ws;
-    ws.onopen = () => this.run(this.session.connectionOpened(performance.now()));
+    ws.onopen = () => {
+      markOnce("pairls:socket-open");
+      this.run(this.session.connectionOpened(performance.now()));
+    };
     ws.onmessage = (m) => {
       if (typeof m.data === "string") {
         this.run(this.session.frameReceived(m.data, performance.now()));
@@ -211,13 +231,21 @@ class Page {
     this.run(this.session.open(path));
     const text = this.session.text(path);
     if (text !== null) {
-      this.editor.load(path, text);
-      this.drawCursors();
-    } else {
+      this.showText(path, text);
+    } else if (this.editor) {
       this.editor.load(path, "");
       this.editor.setReadOnly(true); // until its text is here
     }
     this.draw();
+  }
+
+  private showText(path: string, text: string): void {
+    if (!this.editor) {
+      return; // shown when the editor has loaded
+    }
+    this.editor.load(path, text);
+    this.drawCursors();
+    markPainted();
   }
 
   private draw(): void {
@@ -228,7 +256,7 @@ class Page {
     const role = byId("role");
     role.hidden = s.role === null;
     role.textContent = s.role === "viewer" ? "viewer: read-only" : (s.role ?? "");
-    this.editor.setReadOnly(s.readOnly || s.conn === "closed" || (this.current !== null && !s.isOpen(this.current)));
+    this.editor?.setReadOnly(s.readOnly || s.conn === "closed" || (this.current !== null && !s.isOpen(this.current)));
 
     // documents
     const docs = [...s.documents.keys()].sort();
@@ -283,7 +311,7 @@ class Page {
   }
 
   private drawCursors(): void {
-    if (this.current === null) {
+    if (this.current === null || !this.editor) {
       return;
     }
     this.editor.setCursors(
@@ -316,7 +344,7 @@ class Page {
   private exposeForTests(): void {
     const s = this.session;
     const api = {
-      text: (): string => this.editor.text(),
+      text: (): string => this.editor?.text() ?? "",
       path: (): string | null => this.current,
       status: () => ({
         conn: s.conn,
@@ -330,12 +358,33 @@ class Page {
         documents: [...s.documents.keys()],
         participants: [...s.participants.values()].map((p) => ({ id: p.id, name: p.name, role: p.role, color: p.color })),
       }),
+      remoteShown: (): number[] => [...remoteShown],
       cursors: () =>
         this.current === null
           ? []
           : s.cursors(this.current).map((c) => ({ id: c.participant.id, name: c.participant.name, ranges: c.ranges })),
     };
     Object.defineProperty(window, "pairls", { value: Object.freeze(api) });
+  }
+}
+
+const marked = new Set<string>();
+/** when the last room changes were shown (epoch milliseconds): bench/web_bench.py's latencies */
+const remoteShown: number[] = [];
+
+/** Performance marks of the first load (bench/web_bench.py reads them): where the time goes. */
+function markOnce(name: string): void {
+  if (!marked.has(name)) {
+    marked.add(name);
+    performance.mark(name);
+  }
+}
+
+/** The mark once the first document is on screen: after the frame that shows it. */
+function markPainted(): void {
+  if (!marked.has("pairls:document-shown")) {
+    markOnce("pairls:document-shown");
+    requestAnimationFrame(() => setTimeout(() => markOnce("pairls:document-painted"), 0));
   }
 }
 
@@ -358,6 +407,7 @@ function askName(current: string, done: (name: string) => void): void {
 }
 
 function start(): void {
+  markOnce("pairls:script");
   const nonce = (document.querySelector("link[rel=stylesheet]") as HTMLLinkElement | null)?.nonce ?? "";
   const where = place(location);
   if (where === null) {
