@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,11 @@ soak-hub: venv
 
 bench: venv
 	$(PY) bench/bench.py
+
+# The web client's figures (docs/benchmarks.md, "Web client"): page size, first paint, keystroke
+# latency, in headless Chromium (needs make web and make code-server's playwright-core)
+bench-web: venv web
+	$(PY) bench/web_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

@@ -346,7 +346,7 @@ async def keystroke(t: Table, browser: Browser, hub_url: str, tmp: Path, keys: i
     )
     t.base.append(
         (
-            "the hub alone: submit -> broadcast between two protocol clients, same hub, same rate (p50 / p99)",
+            "the hub alone: submit -> broadcast between two protocol clients, same hub and rate (p50 / p99)",
             f"{percentile(hub_lat, 50):.2f} / {percentile(hub_lat, 99):.2f} ms",
         )
     )
