@@ -59,7 +59,7 @@ extension: venv $(EXT)/node_modules/.ci-stamp
 	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
 
 # The web client an invite link opens (web/: TypeScript, CodeMirror 6, esbuild; Node.js 20+ and
-# npm): npm ci when the lock file changed, then typecheck and build into collab_server/web/, the
+# npm): npm ci when the lock file changed, then typecheck and build into collab_server/static/, the
 # hub's package data (not committed: built here, shipped by `python -m build`, so a hub
 # installed with pip serves it without Node.js). `make web-test` checks the TypeScript port of
 # the core against the shared vectors (web/test/vectors.json) with node --test.

@@ -43,7 +43,7 @@ from tests.support.browser import Browser, Page, missing  # noqa: E402
 from tests.support.hubclient import Peer  # noqa: E402
 from tests.support.hubproc import HubProcess  # noqa: E402
 
-WEB = ROOT / "collab_server" / "web"
+WEB = ROOT / "collab_server" / "static"
 
 
 def percentile(xs: list[float], q: float) -> float:

@@ -4,7 +4,7 @@ An invite is ``http(s)://HOST:PORT/room/ROOM#SECRET``: opened in a browser, it a
 ``/room/ROOM`` (the fragment, the secret, never leaves the browser) and gets the page, which
 loads its script and style sheet from ``/assets/`` (relative links, so a proxy may serve the
 hub under a prefix) and connects back to the same address as a WebSocket.  The files are the
-package data in ``collab_server/web/``, built from ``web/`` by ``make web`` (esbuild), each with
+package data in ``collab_server/static/``, built from ``web/`` by ``make web`` (esbuild), each with
 its gzip twin; nothing here needs Node.js.
 
 :meth:`WebClient.respond` takes the request (method, target, headers) and a fresh nonce and
@@ -33,7 +33,7 @@ from pathlib import Path
 
 __all__ = ["WebClient", "WebResponse", "shown_path", "WEB_DIR"]
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "static"
 
 _ROOM_PAGE = re.compile(r"/room/([A-Za-z0-9_-]{1,64})/?")
 _ASSET = re.compile(r"/assets/((?:chunks/)?[A-Za-z0-9_.-]{1,128})")
@@ -54,7 +54,7 @@ _COMMON = (
     ("Cross-Origin-Resource-Policy", "same-origin"),
 )
 NOT_BUILT = (
-    "This hub was installed without its web client (collab_server/web/ is missing or empty).\n"
+    "This hub was installed without its web client (collab_server/static/ is missing or empty).\n"
     "From a checkout: `make web` (Node.js and npm), then install again. "
     "Editors join with the same link: Pairls: Join Room, :PairlsJoin, M-x pairls-join-room.\n"
 )

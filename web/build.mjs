@@ -1,4 +1,4 @@
-// Builds the web client into the hub's package data, collab_server/web/ (not committed; `make web`
+// Builds the web client into the hub's package data, collab_server/static/ (not committed; `make web`
 // runs this, and `make run` and `make test` run `make web`):
 //
 //   page.html                the page, with {{NONCE}}, {{JS_VERSION}}, {{CSS_VERSION}} for the hub to fill
@@ -17,7 +17,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, "..", "collab_server", "web");
+const out = join(here, "..", "collab_server", "static");
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, "assets"), { recursive: true });
@@ -58,7 +58,7 @@ const walk = (k, dynamicToo) => {
 };
 walk(key("assets/app.js"), true);
 const links = [...preload]
-  .map((p) => p.replace(/^.*collab_server\/web\/assets\//, ""))
+  .map((p) => p.replace(/^.*collab_server\/static\/assets\//, ""))
   .sort()
   .map((p) => `<link rel="modulepreload" href="../assets/${p}">`);
 const template = readFileSync(join(here, "src", "page.html"), "utf8");
@@ -94,8 +94,8 @@ writeFileSync(
   "The pairls web client bundles these packages:\n\n" + notices.join("\n" + "-".repeat(72) + "\n\n"),
 );
 
-const sizes = Object.entries(result.metafile.outputs).map(([f, o]) => [f.replace(/^.*collab_server\/web\//, ""), o.bytes]);
+const sizes = Object.entries(result.metafile.outputs).map(([f, o]) => [f.replace(/^.*collab_server\/static\//, ""), o.bytes]);
 const total = sizes.reduce((n, [, b]) => n + b, 0);
 console.log(
-  `web: ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB (${(gzipped / 1024).toFixed(0)} KiB gzipped) in collab_server/web/assets, ${packages.size} packages bundled`,
+  `web: ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB (${(gzipped / 1024).toFixed(0)} KiB gzipped) in collab_server/static/assets, ${packages.size} packages bundled`,
 );

@@ -2,7 +2,7 @@
 ``/assets/...``, with a strict Content-Security-Policy, content types, caching, gzip, and a log
 line per request that holds neither a whole room id nor a query.
 
-These read the built files in ``collab_server/web/`` (``make web``; ``make test`` builds them).
+These read the built files in ``collab_server/static/`` (``make web``; ``make test`` builds them).
 """
 
 from __future__ import annotations
