@@ -1007,6 +1007,8 @@ class Hub:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = content_type
         else:
+            if not self.web.loaded:
+                await asyncio.to_thread(self.web.load)  # a few MB, once: not on the event loop
             web = self.web.respond(method, request.path, request.headers.get, secrets.token_urlsafe(16))
             if web is None:
                 return self.admit(ws)

@@ -1,4 +1,4 @@
-"""The web client's page and files, answered on the hub's own port (sans-I/O).
+"""The web client's page and files, answered on the hub's own port (no sockets here).
 
 An invite is ``http(s)://HOST:PORT/room/ROOM#SECRET``: opened in a browser, it asks the hub for
 ``/room/ROOM`` (the fragment, the secret, never leaves the browser) and gets the page, which
@@ -9,7 +9,7 @@ its gzip twin; nothing here needs Node.js.
 
 :meth:`WebClient.respond` takes the request (method, target, headers) and a fresh nonce and
 returns the response, or None for a path that is not the web client's (the hub then answers
-426, as before).  It reads the files once, at the first request.
+426, as before).  It reads the files once (:meth:`WebClient.load`), before the first answer.
 
 Every answer carries ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
 ``Cross-Origin-Resource-Policy: same-origin``; the page also a Content-Security-Policy that
@@ -97,11 +97,17 @@ class WebClient:
         self._assets: dict[str, _Asset] | None = None
 
     @property
+    def loaded(self) -> bool:
+        """True once the files were read (:meth:`load`; else the first request reads them)."""
+        return self._assets is not None
+
+    @property
     def available(self) -> bool:
-        self._load()
+        self.load()
         return self._page is not None
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read the files (once); the hub does it on a worker thread before the first answer."""
         if self._assets is not None:
             return
         assets: dict[str, _Asset] = {}
@@ -140,7 +146,7 @@ class WebClient:
         m = _ASSET.fullmatch(path)
         if m is None:
             return None
-        self._load()
+        self.load()
         assert self._assets is not None
         asset = self._assets.get(m.group(1))
         if asset is None:
@@ -165,7 +171,7 @@ class WebClient:
         return WebResponse(HTTPStatus.OK, headers, asset.body)
 
     def _page_response(self, host: str | None, nonce: str) -> WebResponse:
-        self._load()
+        self.load()
         if self._page is None or self._assets is None:
             return WebResponse(
                 HTTPStatus.SERVICE_UNAVAILABLE,
