@@ -5,7 +5,8 @@ An invite is ``http(s)://HOST:PORT/room/ROOM#SECRET``: opened in a browser, it a
 loads its script and style sheet from ``/assets/`` (relative links, so a proxy may serve the
 hub under a prefix) and connects back to the same address as a WebSocket.  The files are the
 package data in ``collab_server/static/``, built from ``web/`` by ``make web`` (esbuild), each with
-its gzip twin; nothing here needs Node.js.
+its gzip twin; nothing here needs Node.js.  ``/assets/NAME`` is ``static/NAME`` for the scripts
+and style sheets there, and nothing else.
 
 :meth:`WebClient.respond` takes the request (method, target, headers) and a fresh nonce and
 returns the response, or None for a path that is not the web client's (the hub then answers
@@ -36,7 +37,9 @@ __all__ = ["WebClient", "WebResponse", "shown_path", "WEB_DIR"]
 WEB_DIR = Path(__file__).resolve().parent / "static"
 
 _ROOM_PAGE = re.compile(r"/room/([A-Za-z0-9_-]{1,64})/?")
-_ASSET = re.compile(r"/assets/((?:chunks/)?[A-Za-z0-9_.-]{1,128})")
+_ASSET = re.compile(r"/assets/([A-Za-z0-9_.-]{1,128})")
+#: the files the page names with their version (?v=); the others' names hold a hash
+_ENTRIES = ("app.js", "app.css")
 #: a Host header fit to be named in the policy (a host name or an IP, and a port)
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?")
 _TYPES = {
@@ -112,12 +115,11 @@ class WebClient:
             return
         assets: dict[str, _Asset] = {}
         page_file = self.directory / "page.html"
-        root = self.directory / "assets"
-        if page_file.is_file() and (root / "app.js").is_file():
-            for f in sorted(root.rglob("*")):
-                if not f.is_file() or f.suffix not in _TYPES:
+        if page_file.is_file() and (self.directory / "app.js").is_file():
+            for f in sorted(self.directory.iterdir()):
+                if not f.is_file() or f.suffix not in (".js", ".css"):
                     continue
-                name = f.relative_to(root).as_posix()
+                name = f.name
                 body = f.read_bytes()
                 gz = f.with_name(f.name + ".gz")
                 digest = hashlib.sha256(body).hexdigest()
@@ -127,7 +129,7 @@ class WebClient:
                     content_type=_TYPES[f.suffix],
                     etag=f'"{digest[:20]}"',
                     version=digest[:12],
-                    hashed_name=name.startswith("chunks/"),
+                    hashed_name=name not in _ENTRIES,
                 )
             self._page = page_file.read_text(encoding="utf-8")
         self._assets = assets

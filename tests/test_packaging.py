@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -140,12 +141,12 @@ def test_the_wheel_carries_the_built_web_client(dist: Path) -> None:
     for must in (
         "collab_server/static/page.html",
         "collab_server/static/THIRD_PARTY_LICENSES.txt",
-        "collab_server/static/assets/app.js",
-        "collab_server/static/assets/app.js.gz",
-        "collab_server/static/assets/app.css",
+        "collab_server/static/app.js",
+        "collab_server/static/app.js.gz",
+        "collab_server/static/app.css",
     ):
         assert must in names, must
-    chunks = [n for n in names if n.startswith("collab_server/static/assets/chunks/") and n.endswith(".js")]
+    chunks = [n for n in names if re.fullmatch(r"collab_server/static/[a-z]+-[A-Z0-9]+\.js", n)]
     assert len(chunks) >= 10, chunks  # CodeMirror and the languages
     assert not any("node_modules" in n or n.endswith(".ts") for n in names)
 
@@ -162,7 +163,7 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
         "collab_core/ops.py",
         "lsp_bridge/room.py",
         "collab_server/migrations/0001_init.sql",
-        "collab_server/static/assets/app.js",
+        "collab_server/static/app.js",
     ):
         assert any(n.endswith("/" + must) for n in names), must
 

@@ -2,11 +2,15 @@
 // runs this, and `make run` and `make test` run `make web`):
 //
 //   page.html                the page, with {{NONCE}}, {{JS_VERSION}}, {{CSS_VERSION}} for the hub to fill
-//   assets/app.js            the page's script (an ES module)
-//   assets/app.css           its style sheet
-//   assets/chunks/*.js       one chunk per language (and what they share), loaded when a document
-//                            of that kind is shown; their names carry a hash of their content
+//   app.js                   the page's script (an ES module); the hub serves it as /assets/app.js
+//   app.css                  its style sheet
+//   NAME-HASH.js             chunks: CodeMirror (loaded while the page connects), one per language
+//                            (loaded when a document of that kind is shown) and what they share;
+//                            their names carry a hash of their content
+//   *.gz                     the gzip twin of each script and style sheet
 //   THIRD_PARTY_LICENSES.txt the licenses of what the bundle holds
+//
+// (README.md, committed, stays: it keeps the directory, a package, in a fresh checkout.)
 //
 // Deterministic: the same sources and lock file give the same bytes.
 
@@ -19,8 +23,10 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "..", "collab_server", "static");
 
-rmSync(out, { recursive: true, force: true });
-mkdirSync(join(out, "assets"), { recursive: true });
+mkdirSync(out, { recursive: true });
+for (const name of readdirSync(out)) {
+  if (name !== "README.md") rmSync(join(out, name), { recursive: true, force: true });
+}
 
 const result = await esbuild.build({
   absWorkingDir: here,
@@ -31,9 +37,9 @@ const result = await esbuild.build({
   bundle: true,
   format: "esm",
   splitting: true,
-  outdir: join(out, "assets"),
+  outdir: out,
   entryNames: "[name]",
-  chunkNames: "chunks/[name]-[hash]",
+  chunkNames: "[name]-[hash]",
   minify: true,
   target: ["chrome105", "firefox110", "safari16"],
   legalComments: "none",
@@ -56,9 +62,9 @@ const walk = (k, dynamicToo) => {
     }
   }
 };
-walk(key("assets/app.js"), true);
+walk(key("static/app.js"), true);
 const links = [...preload]
-  .map((p) => p.replace(/^.*collab_server\/static\/assets\//, ""))
+  .map((p) => p.replace(/^.*collab_server\/static\//, ""))
   .sort()
   .map((p) => `<link rel="modulepreload" href="../assets/${p}">`);
 const template = readFileSync(join(here, "src", "page.html"), "utf8");
@@ -67,9 +73,9 @@ writeFileSync(join(out, "page.html"), template.replace("<!-- modulepreload -->",
 
 // each asset's gzip twin, for browsers that take it (the hub sends it as is; Python never compresses)
 let gzipped = 0;
-for (const entry of readdirSync(join(out, "assets"), { recursive: true, withFileTypes: true })) {
+for (const entry of readdirSync(out, { withFileTypes: true })) {
   if (entry.isFile() && /\.(js|css)$/.test(entry.name)) {
-    const file = join(entry.parentPath ?? entry.path, entry.name);
+    const file = join(out, entry.name);
     const gz = gzipSync(readFileSync(file), { level: constants.Z_BEST_COMPRESSION });
     writeFileSync(file + ".gz", gz);
     gzipped += gz.length;
@@ -97,5 +103,5 @@ writeFileSync(
 const sizes = Object.entries(result.metafile.outputs).map(([f, o]) => [f.replace(/^.*collab_server\/static\//, ""), o.bytes]);
 const total = sizes.reduce((n, [, b]) => n + b, 0);
 console.log(
-  `web: ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB (${(gzipped / 1024).toFixed(0)} KiB gzipped) in collab_server/static/assets, ${packages.size} packages bundled`,
+  `web: ${sizes.length} files, ${(total / 1024).toFixed(0)} KiB (${(gzipped / 1024).toFixed(0)} KiB gzipped) in collab_server/static, ${packages.size} packages bundled`,
 );

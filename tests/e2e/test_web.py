@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "web"
 IN_CI = bool(os.environ.get("CI"))
 MISSING = missing()
-if not (ROOT / "collab_server" / "static" / "assets" / "app.js").is_file():
+if not (ROOT / "collab_server" / "static" / "app.js").is_file():
     MISSING.append("the web client (make web)")
 
 pytestmark = [
