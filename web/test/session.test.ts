@@ -197,22 +197,33 @@ test("the owner removing us, deleting the room or rotating the invites ends the 
   assert.match(String(s.closedReason), /new one/);
 });
 
-test("our cursor goes out in the hub's coordinates; a peer's comes in UTF-16 and moves with ops", () => {
+test("our cursor goes out in the hub's coordinates, after our op; a peer's comes in UTF-16 and moves with ops", () => {
   const { s } = joinedWith("😀 hello");
   // unsent typing at the start shifts our view; the hub has not seen it
   only(s.edit("a.txt", [{ from: 0, to: 0, insert: "ab" }], 1), "op");
-  const presence = only(s.select("a.txt", [[5, 7]], 100), "presence");
-  assert.deepEqual([presence.rev, presence.ranges], [0, [[2, 4]]]); // UTF-16 5 is after "ab😀 ": code point 4, 2 without "ab"
+  // the cursor waits for the op in flight (else it would reach the others before the text)
+  assert.deepEqual(sent(s.select("a.txt", [[5, 7]], 100)), []);
+  assert.ok((s.wakeAt() ?? Infinity) > 100 + 1000, "no busy wake-up while the cursor waits");
   s.frameReceived(JSON.stringify({ type: "presence", participant: "pAda", name: "Ada", path: "a.txt", rev: 0, ranges: [[2, 2]] }), 101);
   let [c] = s.cursors("a.txt");
   assert.equal(c.participant.name, "Ada");
   assert.deepEqual(c.ranges, [[5, 5]]); // "ab😀 |" in UTF-16
+  // the ack: out goes our cursor, at the acknowledged revision ("ab😀 |he|llo" in code points)
+  const presence = only(s.frameReceived(JSON.stringify({ type: "ack", path: "a.txt", seq: 1, rev: 1 }), 102), "presence");
+  assert.deepEqual([presence.rev, presence.ranges], [1, [[4, 6]]]);
   // Ada types at her cursor: it moves past what she typed
-  s.frameReceived(JSON.stringify({ type: "ack", path: "a.txt", seq: 1, rev: 1 }), 102);
   s.frameReceived(JSON.stringify({ type: "op", path: "a.txt", rev: 2, op: [4, "Z"], author: "pAda" }), 103);
   [c] = s.cursors("a.txt");
   assert.deepEqual(c.ranges, [[6, 6]]);
   assert.equal(s.text("a.txt"), "ab😀 Zhello");
+});
+
+test("with nothing in flight our cursor goes at once, at most every 50 ms", () => {
+  const { s } = joinedWith("abc");
+  assert.deepEqual(only(s.select("a.txt", [[1, 1]], 1000), "presence").ranges, [[1, 1]]);
+  assert.deepEqual(sent(s.select("a.txt", [[2, 2]], 1010)), []);
+  assert.equal(s.wakeAt(), 1050);
+  assert.deepEqual(only(s.tick(1050), "presence").ranges, [[2, 2]]);
 });
 
 test("participants get distinct colours, the same from their ids on every page", () => {

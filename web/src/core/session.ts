@@ -277,7 +277,7 @@ export class Session {
           times.push(doc.retryAt);
         }
       }
-      if (this.presenceDue !== null) {
+      if (this.presenceDue !== null && !this.presenceWaits()) {
         times.push(this.presenceDue);
       }
     }
@@ -402,7 +402,7 @@ export class Session {
         this.opened(msg);
         break;
       case "ack":
-        this.ack(msg);
+        this.ack(msg, now);
         break;
       case "op":
         this.op(msg);
@@ -643,7 +643,7 @@ export class Session {
     }
   }
 
-  private ack(msg: Json): void {
+  private ack(msg: Json, now: number): void {
     const doc = typeof msg.path === "string" ? this.docs.get(msg.path) : undefined;
     const client = doc?.client;
     if (!doc || !client || doc.state !== "open" || typeof msg.rev !== "number") {
@@ -656,6 +656,9 @@ export class Session {
     try {
       const next = client.receiveAck(msg.rev);
       this.remember(doc, msg.rev, out.op, this.participantId);
+      if (this.presence?.path === doc.path) {
+        this.flushPresence(now, true);
+      }
       if (next) {
         this.sendOp(doc, next);
       }
@@ -758,7 +761,9 @@ export class Session {
       this.emitCursors(old);
     }
     this.emitCursors(path);
-    this.changed();
+    if (old !== path) {
+      this.changed(); // the side list shows who is in which document
+    }
   }
 
   private participantUpdated(raw: unknown, announce = true): Participant | null {
@@ -855,20 +860,44 @@ export class Session {
     this.send({ type: "op", path: doc.path, rev: out.baseRev, seq: out.seq, op: out.op });
   }
 
-  private flushPresence(now: number): void {
+  /** True while our cursor waits for our op in flight in its document (see flushPresence). */
+  private presenceWaits(): boolean {
+    return this.presence !== null && this.docs.get(this.presence.path)?.client?.outstanding != null;
+  }
+
+  private flushPresence(now: number, afterAck = false): void {
     if (this.presence === null || this.presenceDue === null || now < this.presenceDue || this.conn !== "joined") {
       return;
     }
-    const { path, ranges } = this.presence;
+    const { path } = this.presence;
     const doc = this.docs.get(path);
     if (!doc || doc.state !== "open" || !doc.client) {
       return;
     }
+    // The cursor goes after the op in flight is acknowledged: it would reach the others first
+    // (the hub relays it at once, the op once committed), and their editors would draw it before
+    // the text it follows, delaying the text. ack() flushes it, before the next op goes (its
+    // ranges leave out every op not yet acknowledged, so they hold at the acknowledged revision).
+    if (doc.client.outstanding !== null && !afterAck) {
+      return;
+    }
     this.presenceDue = null;
     this.presenceAt = now;
-    // the ranges were mapped to the hub's text at the revision the client had then; if it moved
-    // since, the hub's ops moved them too (select() is called again on every change)
-    this.send({ type: "presence", path, rev: this.presence.rev, ranges });
+    // the ranges are in the hub's text at the revision the client had when the cursor moved:
+    // brought forward through the hub's ops since (ours included), to the client's revision
+    let { rev, ranges } = this.presence;
+    for (const [r, op, author] of doc.history) {
+      if (r === rev + 1) {
+        const mine = author === this.participantId;
+        ranges = ranges.map(([a, h]) => [ops.transformIndex(a, op, mine), ops.transformIndex(h, op, mine)]);
+        rev = r;
+      }
+    }
+    if (rev !== doc.client.rev) {
+      return; // (history lost since: the next move of the cursor sends it)
+    }
+    this.presence = { path, rev, ranges };
+    this.send({ type: "presence", path, rev, ranges });
   }
 
   private toView(client: DocumentClient, pos: number): number {
