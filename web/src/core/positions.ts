@@ -7,7 +7,7 @@
  * Pure: no DOM.
  */
 
-import { advance, cpLength } from "./ops.js";
+import { advance } from "./ops.js";
 import type { Op } from "./ops.js";
 
 /** A change in UTF-16 offsets of the text before it (CodeMirror's ChangeSpec). */
@@ -84,19 +84,14 @@ export function opToChanges(text: string, op: Op): Change[] {
   let at16 = 0;
   for (const c of op) {
     if (typeof c === "string") {
-      const last = out[out.length - 1];
-      if (last && last.to === at16 && last.insert === "" && last.from === at16) {
-        last.insert = c;
-      } else {
-        out.push({ from: at16, to: at16, insert: c });
-      }
+      out.push({ from: at16, to: at16, insert: c });
     } else if (c > 0) {
       at16 = advance(text, at16, c);
     } else {
       const end = advance(text, at16, -c);
       const last = out[out.length - 1];
       if (last && last.to === at16) {
-        last.to = end; // an insert followed by the delete it replaces
+        last.to = end; // an insert, then the delete right after it: one replacement
       } else {
         out.push({ from: at16, to: end, insert: "" });
       }
@@ -105,6 +100,3 @@ export function opToChanges(text: string, op: Op): Change[] {
   }
   return out;
 }
-
-/** Code points of *text* (re-exported for the view code). */
-export { cpLength };
