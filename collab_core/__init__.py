@@ -6,6 +6,8 @@
   flight, the rest buffered);
 * :mod:`collab_core.view`: a view that shows remote ops later than the client
   learns them;
+* :mod:`collab_core.history`: a document's attribution index (who inserted and
+  deleted every character; changes, blame, history, per-person undo and redo);
 * :mod:`collab_core.wire`: the wire protocol's schema (``docs/protocol.md``);
 * :mod:`collab_core.errors`: the exception tree, error codes and close codes.
 

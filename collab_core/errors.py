@@ -92,6 +92,8 @@ class ErrorCode(enum.StrEnum):
     TOO_LARGE = "too_large"
     QUOTA_EXCEEDED = "quota_exceeded"
     BAD_TOKEN = "bad_token"
+    NOTHING_TO_UNDO = "nothing_to_undo"
+    NOTHING_TO_REDO = "nothing_to_redo"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -121,6 +123,8 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.TOO_LARGE: "too large: the message or the document would pass the hub's limit",
     ErrorCode.QUOTA_EXCEEDED: "over a quota of this hub",
     ErrorCode.BAD_TOKEN: "creating a room on this hub needs its create-room token",
+    ErrorCode.NOTHING_TO_UNDO: "nothing of yours to undo in this document",
+    ErrorCode.NOTHING_TO_REDO: "nothing of yours to redo in this document",
     ErrorCode.UNAVAILABLE: "the hub cannot serve this right now; retry",
     ErrorCode.INTERNAL: "internal error",
 }

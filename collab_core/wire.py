@@ -61,7 +61,12 @@ _BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 # message type -> {field: (kind, required)}
 _INT, _STR, _LIST, _ANY = "int", "str", "list", "any"
 SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
-    "hello": {"protocol": (_INT, True), "name": (_STR, True), "clientId": (_STR, True)},
+    "hello": {
+        "protocol": (_INT, True),
+        "name": (_STR, True),
+        "clientId": (_STR, True),
+        "user": (_STR, False),
+    },
     "create_room": {"name": (_STR, False), "token": (_STR, False)},
     "join": {"room": (_STR, True), "secret": (_STR, True)},
     "leave": {},
@@ -73,6 +78,12 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "op": {"path": (_STR, True), "rev": (_INT, True), "seq": (_INT, True), "op": (_LIST, True)},
     "presence": {"path": (_STR, True), "rev": (_INT, True), "ranges": (_LIST, True)},
     "ping": {},
+    # history (docs/protocol.md, "History")
+    "undo": {"path": (_STR, True)},
+    "redo": {"path": (_STR, True)},
+    "history": {"path": (_STR, True), "before": (_INT, False), "limit": (_INT, False)},
+    "blame": {"path": (_STR, True), "start": (_INT, False), "end": (_INT, False)},
+    "revision": {"path": (_STR, True), "rev": (_INT, True)},
     # the owner's controls (docs/protocol.md, "Owners")
     "kick": {"participant": (_STR, True)},
     "set_role": {"participant": (_STR, True), "role": (_STR, True)},
@@ -85,6 +96,10 @@ ASSIGNABLE_ROLES = ("editor", "viewer")
 PARTICIPANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 MAX_INT = 2**53  # JSON-safe integers only
+
+#: changes a ``history`` reply holds by default, and at most
+HISTORY_LIMIT = 50
+MAX_HISTORY_LIMIT = 500
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:
@@ -217,6 +232,9 @@ def _check_hello(msg: dict[str, Any]) -> None:
     msg["name"] = shown
     if not CLIENT_ID_RE.fullmatch(msg["clientId"]):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'clientId' must be 8 to 64 of [A-Za-z0-9_-]")
+    user = msg.get("user")
+    if user is not None and not CLIENT_ID_RE.fullmatch(user):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'user' must be 8 to 64 of [A-Za-z0-9_-]")
 
 
 def _check_create_room(msg: dict[str, Any]) -> None:
@@ -291,6 +309,31 @@ def _check_presence(msg: dict[str, Any]) -> None:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "a range is [anchor, head], two non-negative integers")
 
 
+def _check_history(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    before = msg.get("before")
+    if before is not None and before < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'before' must not be negative")
+    limit = msg.get("limit")
+    if limit is not None and not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'limit' must be 1 to {MAX_HISTORY_LIMIT}")
+
+
+def _check_blame(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    start, end = msg.get("start"), msg.get("end")
+    if start is not None and start < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'start' must not be negative")
+    if end is not None and end < (start or 0):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'end' must not be before 'start'")
+
+
+def _check_revision(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    if msg["rev"] < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' must not be negative")
+
+
 def _check_participant(msg: dict[str, Any]) -> None:
     if not PARTICIPANT_RE.fullmatch(msg["participant"]):
         raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
@@ -311,6 +354,11 @@ _CHECKS = {
     "close": _check_path,
     "digest": _check_path,
     "presence": _check_presence,
+    "undo": _check_path,
+    "redo": _check_path,
+    "history": _check_history,
+    "blame": _check_blame,
+    "revision": _check_revision,
     "kick": _check_participant,
     "set_role": _check_set_role,
 }

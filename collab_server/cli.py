@@ -220,6 +220,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bytes of op history all documents keep in memory, oldest evicted first (default: %(default)s)",
     )
     q.add_argument(
+        "--max-index-bytes",
+        type=int,
+        default=d.max_index_bytes,
+        help="bytes the history indexes (history, blame, undo) of all documents take together; "
+        "the least recently used is dropped first and built again when asked for (default: %(default)s)",
+    )
+    q.add_argument(
         "--max-send-buffer",
         type=int,
         default=d.max_send_buffer,
@@ -323,6 +330,7 @@ async def serve(args: argparse.Namespace) -> int:
         address_bytes_per_second=args.address_bytes_per_second,
         address_burst_bytes=args.address_burst_bytes,
         max_history_bytes=args.max_history_bytes,
+        max_index_bytes=args.max_index_bytes,
         max_send_buffer=args.max_send_buffer,
         room_ttl=args.room_ttl,
     )

@@ -64,6 +64,9 @@ class HubConfig:
     address_burst_bytes: int = 64 << 20
     #: bytes of op history all documents keep in memory together (oldest evicted first)
     max_history_bytes: int = 128 << 20
+    #: bytes the history indexes (history, blame, undo) of all documents take together; past
+    #: it the least recently used index is dropped, and built again when next asked for
+    max_index_bytes: int = 256 << 20
     shutdown_timeout: float = 10.0
     #: seconds ``GET /healthz`` waits for the database's ``SELECT 1`` before answering 503
     health_timeout: float = 2.0
@@ -96,6 +99,7 @@ class HubConfig:
             "address_bytes_per_second",
             "address_burst_bytes",
             "max_history_bytes",
+            "max_index_bytes",
             "max_send_buffer",
         ):
             if getattr(self, name) < 0:

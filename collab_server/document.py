@@ -11,6 +11,17 @@ against) gives back one of:
   answer is the revision it got then (``None`` when only the store knows);
 * :class:`Refusal`: a coded refusal; nothing changed.
 
+Ops the hub makes itself (an undo or a redo, built from the document's
+history against the head) go in with :meth:`Sequencer.submit_made`: they are
+never transformed, and after a rollback the hub makes them again from the new
+head (:meth:`Sequencer.rollback` hands back their :class:`Made` request).
+
+Attribution: each sequenced op carries its user, the time the hub sequenced
+it (passed in), the change it belongs to (``change_rev``, decided by the
+``group`` callback when the hub has one, else ``None``) and, for an undo or
+redo, the change it ``toggles``.  The history the sequencer keeps for
+transforming drops them.
+
 Size limit: with ``max_bytes`` the sequencer refuses (``too_large``) an op
 that would grow the document past that many bytes of UTF-8.  It keeps the
 byte length of the text (and of each pending revision) up to date as ops
@@ -41,6 +52,7 @@ again after :meth:`receive_committed` has caught up).  No I/O, no clock.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import NewType, Protocol
@@ -49,8 +61,10 @@ from collab_core import ops
 from collab_core.errors import ErrorCode, InvalidState
 
 __all__ = [
+    "MADE_CLIENT",
     "ClientId",
     "Duplicate",
+    "Made",
     "Refusal",
     "Rev",
     "Sequenced",
@@ -63,6 +77,9 @@ __all__ = [
 Rev = NewType("Rev", int)
 ClientId = NewType("ClientId", str)
 
+#: the client id of the ops the hub makes itself (no client's: client ids have 8 to 64 characters)
+MADE_CLIENT = ClientId("")
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:
@@ -73,6 +90,15 @@ class Submission:
     base_rev: Rev
     op: ops.Op
     author: str = ""
+    #: who made it, across reconnects and room entries (the hub never sends it out)
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """What asked for an op the hub made itself (an undo or redo); opaque to the sequencer."""
+
+    request: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +110,18 @@ class Sequenced:
     client_id: ClientId
     seq: int
     author: str = ""
-    #: what the client sent, kept so a rolled-back op can be sequenced again
-    submission: Submission | None = field(default=None, compare=False)
+    # The attribution rides along (an op is its rev, op, client, seq and author: equality
+    # leaves these out, as the sequencer's own history drops them).
+    #: who made it (see Submission.user)
+    user: str = field(default="", compare=False)
+    #: seconds since the epoch (a whole number of microseconds) when the hub sequenced it
+    time: float = field(default=0.0, compare=False)
+    #: the first revision of the change it belongs to; None: not decided when sequenced
+    change_rev: int | None = field(default=None, compare=False)
+    #: an undo or redo: the first revision of the change it undid or redid
+    toggles: int | None = field(default=None, compare=False)
+    #: what the client sent (or the hub made), kept so a rolled-back op can be sequenced again
+    submission: Submission | Made | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +213,9 @@ class Sequencer:
         self.transform_budget = transform_budget
         #: units of work done by :meth:`submit` so far (normalizing and transforming)
         self.work = 0
+        #: ``group(user, op, time)``: the change an op about to get revision ``rev + 1`` joins
+        #: (None: undecided); set by the hub while it has the document's history at ``rev``
+        self.group: Callable[[str, ops.Op, float], int | None] | None = None
         # components of every op remembered so far (minus those rolled back);
         # each history entry keeps the count before it, so the components of
         # the last k entries are a subtraction
@@ -261,8 +300,8 @@ class Sequencer:
             raise InvalidState("a known seq needs its rev")
         self._clients[client_id] = (seq, Rev(rev or 0))
 
-    def submit(self, sub: Submission) -> Sequenced | Duplicate | Refusal:
-        """Sequence one submission (see the module docstring)."""
+    def submit(self, sub: Submission, time: float = 0.0) -> Sequenced | Duplicate | Refusal:
+        """Sequence one submission at *time* (see the module docstring)."""
         last = self._clients.get(sub.client_id)
         if last is not None and sub.seq <= last[0]:
             if sub.seq == last[0]:
@@ -301,11 +340,39 @@ class Sequencer:
             text = ops.apply(self.text, op)
         except ops.InvalidOp:  # pragma: no cover - base_length check above
             return Refusal(ErrorCode.INVALID_OP, sub)
-        seq = Sequenced(Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub)
+        change = self.group(sub.user, op, time) if self.group is not None else None
+        seq = Sequenced(
+            Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub.user, time, change, None, sub
+        )
         self._remember(seq, len(self.text))
         self.text = text
         self.bytes = size
         self.rev = seq.rev
+        self._pending.append(seq)
+        self._pending_bytes.append(size)
+        return seq
+
+    def submit_made(
+        self, op: ops.Op, made: Made, *, author: str, user: str, time: float, toggles: int
+    ) -> Sequenced | ErrorCode:
+        """Sequence an op the hub made against the head (an undo or redo of change *toggles*).
+
+        It gets no client seq of its own: its client id is empty (no client's is)
+        and its seq is its revision.  ``too_large`` if it would grow the document
+        past ``max_bytes``; nothing changes then.
+        """
+        if ops.base_length(op) > len(self.text):  # (a trailing retain may be left out)
+            raise InvalidState("a made op must apply to the head")
+        size = self.bytes + _utf8_delta(self.text, op)
+        if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
+            return ErrorCode.TOO_LARGE
+        text = ops.apply(self.text, op)
+        rev = Rev(self.rev + 1)
+        seq = Sequenced(rev, op, MADE_CLIENT, rev, author, user, time, None, toggles, made)
+        self._remember(seq, len(self.text))
+        self.text = text
+        self.bytes = size
+        self.rev = rev
         self._pending.append(seq)
         self._pending_bytes.append(size)
         return seq
@@ -337,8 +404,8 @@ class Sequencer:
                 self.committed_text = text
         return done
 
-    def rollback(self) -> list[Submission]:
-        """Drop every pending op; returns their submissions to sequence again."""
+    def rollback(self) -> list[Submission | Made]:
+        """Drop every pending op; returns their submissions (and made requests) to sequence again."""
         subs = [s.submission for s in self._pending if s.submission is not None]
         # history_limit may already have dropped the oldest pending ops
         for _ in range(min(len(self._pending), len(self._history))):
@@ -372,9 +439,10 @@ class Sequencer:
         last = self._clients.get(s.client_id)
         if last is None or s.seq > last[0]:
             self._clients[s.client_id] = (s.seq, s.rev)
-        if s.submission is not None:
+        if s.submission is not None or s.user or s.time or s.change_rev is not None or s.toggles is not None:
             # the history only transforms and catches up: the submission (the op as
-            # the client sent it, for a rollback) stays with the pending op, not here
+            # the client sent it, for a rollback) and the attribution stay with the
+            # pending op, not here
             s = Sequenced(s.rev, s.op, s.client_id, s.seq, s.author)
         if self._ledger is not None:
             serial = self._ledger.stamp()  # hub-wide: the budget's age order

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -60,7 +61,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from collab_core import wire
+from collab_core import ops, wire
 from collab_core.errors import (
     CloseCode,
     DocumentGone,
@@ -72,15 +73,35 @@ from collab_core.errors import (
 )
 
 from . import authority
+from .attribution import (
+    HistoryIndex,
+    IndexBudget,
+    blame_range,
+    blame_reply,
+    history_page,
+    history_reply,
+    users_of,
+)
 from .authority import Admission, ChangeRole, Close, RoomState, Seat
 from .config import HubConfig
-from .document import ClientId, Duplicate, Refusal, Rev, Sequenced, Sequencer, Submission, utf8_length
+from .document import (
+    MADE_CLIENT,
+    ClientId,
+    Duplicate,
+    Made,
+    Refusal,
+    Rev,
+    Sequenced,
+    Sequencer,
+    Submission,
+    utf8_length,
+)
 from .invites import new_secret, role_for, secret_hash
 from .lifecycle import RoomKeeper
 from .metrics import HubMetrics
 from .pacing import Pacer
 from .quotas import AddressBook, HistoryBudget, TokenBucket, address_key, token_matches
-from .store import DocumentRecord, Store
+from .store import DocumentRecord, Revision, Store, micros
 from .web import WebClient, WebResponse, shown_path
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
@@ -89,6 +110,9 @@ logger = logging.getLogger(__name__)
 
 ROLES_THAT_EDIT = frozenset({"owner", "editor"})
 _T = TypeVar("_T")
+_A = TypeVar("_A")
+#: keys of document tasks in the hub's index budget
+_index_keys = itertools.count(1)
 #: after a frame at least this large, the connection's reader lets the others run
 YIELD_FRAME_BYTES = 16 << 10
 #: texts longer than this (code points) are hashed on a worker thread
@@ -96,12 +120,23 @@ DIGEST_INLINE_CHARS = 1 << 18
 #: and fed to the hash in pieces of this many code points, so the event loop
 #: gets the interpreter back between them
 DIGEST_CHUNK_CHARS = 1 << 20
+#: a revision whose snapshot's code points times its ops (plus one) pass this is made
+#: on a worker thread
+REVISION_INLINE_WORK = 1 << 20
 #: how often (seconds) the hub checks how late its event loop runs
 LAG_PERIOD = 0.05
 #: ops read from the store, or encoded for an ``opened`` reply, at one go
 OPS_PAGE = 2000
+#: ops read from the log at one go while building a document's history index
+INDEX_PAGE = 5000
+#: CPU seconds a history index build spends at one go before it lets the others run
+INDEX_SLICE = 0.005
+#: committed ops between two reports of an index's size to the budget
+INDEX_CHARGE_EVERY = 1000
+#: requests a document task answers from its history index
+HISTORY_KINDS = frozenset({"undo", "redo", "history", "blame"})
 #: message kinds whose handling never waits: their time is all their own
-_SYNC_KINDS = frozenset({"op", "presence", "digest", "close", "leave", "ping", "hello"})
+_SYNC_KINDS = frozenset({"op", "presence", "digest", "close", "leave", "ping", "hello", *HISTORY_KINDS})
 
 
 @dataclass(slots=True)
@@ -169,6 +204,18 @@ class HubStats:
     #: (mirrors Hub.history.evicted, so that every counter is read here)
     history_evictions: int = 0
 
+    #: history indexes built (docs/protocol.md, "History"), and the seconds the builds took
+    index_builds: int = 0
+    index_build_seconds: float = 0.0
+    #: history index builds given up (the log could not be read; their requests got unavailable)
+    failed_index_builds: int = 0
+    #: history indexes dropped to stay within max_index_bytes (rebuilt when next asked for)
+    index_evictions: int = 0
+    #: committed ops a history index refused (it was dropped; a hub bug)
+    history_mismatches: int = 0
+    #: undos and redos made again after their op was rolled back (another hub won the race)
+    remade_toggles: int = 0
+
     #: checks of rooms against the database (after a notification, or periodic) that failed
     room_check_failures: int = 0
     #: connections closed because the room's owner (or the operator, or the idle sweep) ended them
@@ -211,6 +258,9 @@ class Connection:
         #: what this connection counts against in Hub.addresses
         self.address = address_key(_host_of(ws.remote_address))
         self.client_id = ClientId("")
+        #: who this is across reconnects and room entries (hello's "user", else the client id);
+        #: never sent to anyone
+        self.user = ""
         self.name = ""
         self.room: Room | None = None
         self.role = ""
@@ -301,6 +351,21 @@ class Connection:
         return self.messages.try_take(1.0, now)
 
 
+@dataclass(eq=False, slots=True)
+class _Toggle:
+    """An undo or redo request on its way through a document task (the payload of its item)."""
+
+    kind: str
+    conn: Connection
+    msg: dict[str, Any]
+    #: the revision its op got when last sequenced (that op was rolled back since: it may
+    #: have been committed all the same, with the answer lost)
+    rev: int | None = None
+
+    def get(self, key: str) -> Any:
+        return self.msg.get(key)
+
+
 class Room:
     """The members of one room connected to this hub, and its open documents."""
 
@@ -312,6 +377,8 @@ class Room:
         self.docs: dict[str, DocumentTask] = {}
         #: (participant id, path) -> presence message, in memory only
         self.presence: dict[tuple[str, str], dict[str, Any]] = {}
+        #: user -> the newest name known here (history and blame show it)
+        self.names: dict[str, str] = {}
         #: checks of this room against the database begun, and the newest one applied: an
         #: older read is never applied over a newer one (see Hub.check_rooms)
         self.reads = 0
@@ -367,6 +434,14 @@ class DocumentTask:
         self._digest_cache: tuple[int, str] | None = None
         #: (revision, the committed text at it as a JSON string in UTF-8)
         self._text_cache: tuple[int, bytes] | None = None
+        #: the attribution index (history, blame, undo, redo), built on the first request
+        self.index: HistoryIndex[tuple[str, Connection | None, Any]] = HistoryIndex()
+        #: this task's key in the hub's index budget (a document loaded again is another task)
+        self.index_key = next(_index_keys)
+        self._builder: asyncio.Task[None] | None = None
+        #: committed ops since the index's size was last counted, and that size
+        self._uncharged = 0
+        self._index_bytes = 0
         self.task = asyncio.create_task(self._run(), name=f"doc-{record.id}")
 
     async def _load(self) -> Any:
@@ -432,6 +507,19 @@ class DocumentTask:
         finally:
             if self.seq is not None:
                 self.seq.release_history()
+            self._end_index()
+
+    def _end_index(self) -> None:
+        """The task ends: stop a build, refuse what waited for it, give the index's bytes back."""
+        if self._builder is not None:
+            self._builder.cancel()
+        self._refuse_items(self.index.failed())
+        self.index.drop()
+        self._release_index()
+
+    def _release_index(self) -> None:
+        self.hub.indexes.release(self.index_key)
+        self.hub.indexed.pop(self.index_key, None)
 
     def _crashed(self) -> None:
         """The task failed outside any one request (a hub bug): everyone it serves hears so.
@@ -474,8 +562,14 @@ class DocumentTask:
             transform_budget=self.hub.config.transform_budget,
             ledger=self.hub.history,
         )
+        self.seq.group = self._group
         self.last_snapshot = loaded.rev
         return True
+
+    def _group(self, user: str, op: Any, time: float) -> int | None:
+        """Sequencer.group: the change an op joins, decided by the index when it is at the head."""
+        assert self.seq is not None
+        return self.index.group(user, op, time, self.seq.rev)
 
     async def _step(self, items: deque[tuple[str, Connection | None, Any]]) -> None:
         """Serve *items*; each is popped once handled, so a failure leaves the rest in it."""
@@ -489,6 +583,19 @@ class DocumentTask:
         mark = seq.work
         while items:
             kind, conn, payload = items[0]
+            if kind in HISTORY_KINDS:
+                if not self.index.ready:
+                    # parked until the index is built; the document goes on meanwhile
+                    if self.index.want(items.popleft()):
+                        self._builder = asyncio.create_task(
+                            self._build_index(), name=f"index-{self.record.id}"
+                        )
+                    continue
+                if kind in ("undo", "redo") and seq.rev != seq.committed_rev:
+                    # built against the head: commit what is pending first, then come back
+                    self.inbox.extendleft(reversed(items))
+                    items.clear()
+                    break
             try:
                 if kind == "op":
                     await self._submit(payload, conn)
@@ -496,6 +603,10 @@ class DocumentTask:
                     await self._open(conn, payload)  # type: ignore[arg-type]
                 elif kind == "digest":
                     await self._digest(conn, payload)  # type: ignore[arg-type]
+                elif kind in ("undo", "redo"):
+                    await self._toggle(payload)
+                elif kind in ("history", "blame"):
+                    await self._answer_history(kind, conn, payload)  # type: ignore[arg-type]
             except StoreError:
                 raise
             except Exception:
@@ -566,12 +677,17 @@ class DocumentTask:
                 conn.error(ErrorCode.UNAVAILABLE, id=payload.get("id"), path=self.path)
         return n
 
-    def _refuse_subs(self, subs: Iterable[Submission], conn: Connection | None = None) -> int:
+    def _refuse_subs(self, subs: Iterable[Submission | Made], conn: Connection | None = None) -> int:
         """Tell each author its op was not taken (it may send it again); returns how many."""
         n = 0
         for sub in subs:
             n += 1
             self.hub.stats.refused_ops += 1
+            if isinstance(sub, Made):
+                req = sub.request
+                assert isinstance(req, _Toggle)
+                req.conn.error(ErrorCode.UNAVAILABLE, id=req.get("id"), path=self.path)
+                continue
             reply_to = conn or self.room.by_client.get(sub.client_id)
             if reply_to is not None:
                 reply_to.error(ErrorCode.UNAVAILABLE, path=self.path, seq=sub.seq)
@@ -595,7 +711,7 @@ class DocumentTask:
             last = await self._retry(store.last_client_seq, self.record.id, sub.client_id)
             seq.learn_client(sub.client_id, *(last or (0, None)))
         started = time.thread_time()
-        out = seq.submit(sub)
+        out = seq.submit(sub, self.hub.now())
         spent = time.thread_time() - started
         self.hub.stats.handled("op", spent)
         if conn is not None:
@@ -663,6 +779,198 @@ class DocumentTask:
         spent = time.thread_time() - started
         self.hub.stats.handled("open", spent)
         conn.pacer.charge(spent)
+
+    # -- history (docs/protocol.md, "History") ----------------------------------
+
+    async def _build_index(self) -> None:
+        """Build the history index from the log, a page at a time, letting the document (and
+        everyone else) run between slices; then hand back the requests that waited for it."""
+        index = self.index
+        store = self.hub.store
+        started = time.perf_counter()
+        parked: list[tuple[str, Connection | None, Any]] | None = None
+        try:
+            origin = await self._retry(store.document_origin, self.record.id)
+            index.begin(origin.text, origin.created_by, origin.time)
+            mark = time.thread_time()
+            while True:
+                seq = self.seq
+                assert seq is not None
+                # nothing awaited between this and the document's own commits: once the
+                # index has every committed op, the document applies the next ones itself
+                parked = index.finish(seq.committed_rev)
+                if parked is not None:
+                    break
+                page = await self._retry(store.ops_since, self.record.id, index.rev, INDEX_PAGE)
+                page = [s for s in page if s.rev <= seq.committed_rev]
+                if not page or page[0].rev != index.rev + 1:
+                    raise StoreError(f"document {self.record.id}: op log has gaps")
+                for i in range(0, len(page), 64):
+                    index.feed(page[i : i + 64])
+                    if time.thread_time() - mark > INDEX_SLICE:
+                        await asyncio.sleep(0)
+                        mark = time.thread_time()
+        except StoreError as exc:
+            self.hub.stats.failed_index_builds += 1
+            logger.warning(
+                "cannot build the history of document %s (%s); refused its requests", self.record.id, exc
+            )
+            self._refuse_items(index.failed())
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # a hub bug: the requests that waited are answered internal, the document goes on
+            logger.exception("building the history of document %s failed; answered internal", self.record.id)
+            for _kind, conn, payload in index.failed():
+                self.hub.stats.internal_errors += 1
+                if conn is not None:
+                    conn.error(ErrorCode.INTERNAL, id=payload.get("id"), path=self.path)
+            return
+        finally:
+            self._builder = None
+        stats = self.hub.stats
+        stats.index_builds += 1
+        stats.index_build_seconds += time.perf_counter() - started
+        logger.info(
+            "built the history of document %s: %d revisions in %.2fs",
+            self.record.id,
+            index.rev,
+            time.perf_counter() - started,
+        )
+        self.inbox.extendleft(reversed(parked))
+        self.wake.set()
+        self._charge_index(recount=True)
+
+    def _index_committed(self, done: list[Sequenced]) -> None:
+        """Committed ops reach the index (if it is built; a build reads them from the log)."""
+        if not self.index.ready:
+            return
+        if not self.index.committed(done):
+            self.hub.stats.history_mismatches += 1
+            self._release_index()
+            self._index_bytes = 0
+            logger.error(
+                "document %s: its history refused a committed op; dropped (rebuilt when next asked for)",
+                self.record.id,
+            )
+            return
+        self._uncharged += len(done)
+        if self._uncharged >= INDEX_CHARGE_EVERY:
+            self._charge_index(recount=True)
+
+    def _charge_index(self, *, recount: bool = False) -> None:
+        """The index was used (or grew): tell the hub's budget, which may drop other documents'
+        indexes, the least recently used first.  Its size is counted now and then (*recount*)."""
+        if not self.index.ready:
+            return
+        if recount or not self._index_bytes:
+            self._uncharged = 0
+            self._index_bytes = self.index.nbytes
+        hub = self.hub
+        hub.indexed[self.index_key] = self
+        for victim in hub.indexes.charge(self.index_key, self._index_bytes):
+            doc = hub.indexed.pop(victim, None)
+            if doc is not None:
+                doc.index.drop()
+                doc._index_bytes = 0
+        hub.stats.index_evictions = hub.indexes.evicted
+
+    async def _names(self, users: set[str]) -> dict[str, str]:
+        """The room's names for *users* (those this hub has not seen are read from the members)."""
+        names = self.room.names
+        missing = [u for u in users if u not in names]
+        if missing:
+            found = await self._retry(self.hub.store.user_names, self.room.id, missing)
+            for u in missing:
+                names[u] = found.get(u, "")
+        return names
+
+    async def _answer_history(self, kind: str, conn: Connection, msg: dict[str, Any]) -> None:
+        """``history`` and ``blame`` from the index, at the committed head (in stream order:
+        every op up to it was published before)."""
+        seq = self.seq
+        history = self.index.history
+        assert seq is not None and history is not None
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # closed meanwhile
+        started = time.thread_time()
+        room_id = self.room.id
+        if kind == "history":
+            before, limit = history_page(msg.get("before"), msg.get("limit"))
+            changes, more = history.changes(before, limit)
+            users = users_of(changes)
+        else:
+            lines_total = seq.committed_text.count("\n") + 1
+            lo, hi = blame_range(lines_total, msg.get("start"), msg.get("end"))
+            lines = history.blame(lo, hi)
+            rev = history.rev
+            users = users_of(lines)
+        spent = time.thread_time() - started
+        names = await self._names(users)
+        if conn.room is not self.room or self.path not in conn.docs:
+            return
+        started = time.thread_time()
+        if kind == "history":
+            reply = history_reply(self.path, room_id, changes, more, names)
+        else:
+            reply = blame_reply(self.path, room_id, rev, lines, names)
+        reply["id"] = msg.get("id")
+        conn.send(wire.encode(reply))
+        spent += time.thread_time() - started
+        self.hub.stats.handled(kind, spent)
+        conn.pacer.charge(spent)
+        self._charge_index()
+
+    async def _toggle(self, req: _Toggle) -> None:
+        """Undo or redo: the index makes the op against the head, sequenced like any op (its
+        requester is answered when it is committed, see _publish_made)."""
+        conn = req.conn
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # closed meanwhile
+        seq = self.seq
+        assert seq is not None
+        if req.rev is not None:
+            # its op was rolled back: if the commit went through after all, it is done
+            if await self._made_committed(req):
+                self._toggled(req, req.rev)
+                return
+            req.rev = None
+        history = self.index.history
+        if not self.index.ready or history is None or seq.rev != seq.committed_rev:
+            self.put(req.kind, conn, req)  # the index was dropped meanwhile: again, once rebuilt
+            return
+        started = time.thread_time()
+        made = history.undo_op(conn.user) if req.kind == "undo" else history.redo_op(conn.user)
+        if made is None:
+            code = ErrorCode.NOTHING_TO_UNDO if req.kind == "undo" else ErrorCode.NOTHING_TO_REDO
+            conn.error(code, id=req.get("id"), path=self.path)
+        else:
+            first, op = made
+            out = seq.submit_made(
+                op, Made(req), author=conn.id, user=conn.user, time=self.hub.now(), toggles=first
+            )
+            if isinstance(out, Sequenced):
+                req.rev = out.rev
+            else:
+                conn.error(out, id=req.get("id"), path=self.path)
+        spent = time.thread_time() - started
+        self.hub.stats.handled(req.kind, spent)
+        conn.pacer.charge(spent)
+
+    async def _made_committed(self, req: _Toggle) -> bool:
+        """Is the op this undo or redo got (at ``req.rev``, since rolled back) in the log?"""
+        seq = self.seq
+        assert seq is not None and req.rev is not None
+        if req.rev > seq.committed_rev:
+            return False
+        kept = seq.ops_since(req.rev - 1)
+        if not kept:
+            kept = await self._retry(self.hub.store.ops_since, self.record.id, req.rev - 1, 1)
+        if not kept:
+            return False
+        s = kept[0]
+        return s.rev == req.rev and s.client_id == MADE_CLIENT and s.author == req.conn.id
 
     async def _text_json(self, conn: Connection) -> bytes:
         """The committed text as a JSON string in UTF-8, once per revision (a large one
@@ -791,12 +1099,19 @@ class DocumentTask:
             self.last_snapshot = seq.committed_rev
             self.hub.background(store.save_snapshot(self.record.id, seq.committed_rev, seq.committed_text))
 
-    def _requeue(self, subs: list[Submission]) -> None:
-        """Rolled-back submissions go first in the inbox, to be sequenced again after a catch-up."""
+    def _requeue(self, subs: list[Submission | Made]) -> None:
+        """Rolled-back submissions go first in the inbox, to be sequenced again after a catch-up;
+        an undo or redo is made again from the new head."""
         for sub in reversed(subs):
-            self.inbox.appendleft(("op", None, sub))
+            if isinstance(sub, Made):
+                req = sub.request
+                assert isinstance(req, _Toggle)
+                self.hub.stats.remade_toggles += 1
+                self.inbox.appendleft((req.kind, req.conn, req))
+            else:
+                self.inbox.appendleft(("op", None, sub))
 
-    async def _refuse_batch(self, subs: list[Submission], exc: StoreError) -> None:
+    async def _refuse_batch(self, subs: list[Submission | Made], exc: StoreError) -> None:
         """A batch kept failing: refuse its ops, except those the log shows committed."""
         seq = self.seq
         assert seq is not None
@@ -807,7 +1122,17 @@ class DocumentTask:
             # Unknown: an op committed with its answer lost is acked by the
             # catch-up that runs before anything new is sequenced.
             self.unsure = True
-        refused = [s for s in subs if not seq.has_committed(s.client_id, s.seq)]
+        refused: list[Submission | Made] = []
+        for s in subs:
+            if isinstance(s, Made):
+                req = s.request
+                assert isinstance(req, _Toggle)
+                if req.rev is not None and not self.unsure and await self._made_committed(req):
+                    self._toggled(req, req.rev)
+                else:
+                    refused.append(s)
+            elif not seq.has_committed(s.client_id, s.seq):
+                refused.append(s)
         self._refuse_subs(refused)
         self.hub.stats.refused_batches += 1
         logger.warning(
@@ -854,7 +1179,26 @@ class DocumentTask:
                 )
                 await asyncio.sleep(delay)
 
-    def _publish(self, done: Iterable[Sequenced]) -> None:
+    def _publish_made(self, s: Sequenced, out: dict[Connection, list[str]]) -> None:
+        """An undo or redo committed: its op to everyone (the requester too), then the requester's answer."""
+        msg = wire.encode({"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author})
+        for conn in self.subscribers:
+            out.setdefault(conn, []).append(msg)
+        req = s.submission.request if isinstance(s.submission, Made) else None
+        assert isinstance(req, _Toggle)
+        if req.conn in self.subscribers:
+            out[req.conn].append(self._toggled_reply(req, s.rev))
+
+    def _toggled_reply(self, req: _Toggle, rev: int) -> str:
+        kind = "undone" if req.kind == "undo" else "redone"
+        return wire.encode({"type": kind, "id": req.get("id"), "path": self.path, "rev": rev})
+
+    def _toggled(self, req: _Toggle, rev: int) -> None:
+        """The requester's answer alone (its op reached it already)."""
+        if req.conn in self.subscribers:
+            req.conn.send(self._toggled_reply(req, rev))
+
+    def _publish(self, done: list[Sequenced]) -> None:
         """Ack each op to its author and send it to the other subscribers, in revision order.
 
         Everything one connection gets from one batch goes in one frame (a
@@ -863,6 +1207,9 @@ class DocumentTask:
         """
         out: dict[Connection, list[str]] = {}
         for s in done:
+            if isinstance(s.submission, Made):
+                self._publish_made(s, out)
+                continue
             author = self.room.by_client.get(s.client_id)
             if author is not None and author in self.subscribers:
                 ack = wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
@@ -879,6 +1226,7 @@ class DocumentTask:
                     out.setdefault(conn, []).append(msg)
         for conn, msgs in out.items():
             conn.send(msgs[0] if len(msgs) == 1 else "[" + ",".join(msgs) + "]")
+        self._index_committed(done)
         seq = self.seq
         if seq is not None and self._text_cache is not None and self._text_cache[0] != seq.committed_rev:
             self._text_cache = None  # a large document's old text: not kept for nothing
@@ -887,9 +1235,13 @@ class DocumentTask:
 class Hub:
     """The websocket server.  ``await hub.start(host, port)``, ``await hub.close()``."""
 
-    def __init__(self, store: Store, config: HubConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, config: HubConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.config = config or HubConfig()
+        #: the wall clock (seconds since the epoch) the hub stamps ops with when it sequences them
+        self.clock = clock
         self.rooms: dict[str, Room] = {}
         self.docs_by_id: dict[int, DocumentTask] = {}
         self.connections: set[Connection] = set()
@@ -903,6 +1255,10 @@ class Hub:
         )
         #: the op history of every document here, in bytes
         self.history = HistoryBudget(cfg.max_history_bytes)
+        #: the history indexes of the documents here, in bytes (docs/protocol.md, "History"),
+        #: and the document tasks that hold them, by their key
+        self.indexes = IndexBudget(cfg.max_index_bytes)
+        self.indexed: dict[int, DocumentTask] = {}
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
@@ -911,6 +1267,11 @@ class Hub:
         self._health: asyncio.Future[bool] | None = None
         #: the web client's page and files (read at the first request for them)
         self.web = WebClient()
+
+    def now(self) -> float:
+        """The wall clock to a whole microsecond: what the op log keeps, so that a history
+        replayed from the log sees the very times the live one saw."""
+        return micros(self.clock()) / 1_000_000
 
     @property
     def port(self) -> int:
@@ -1245,6 +1606,7 @@ class Hub:
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "unsupported protocol version")
             return
         conn.client_id = ClientId(hello["clientId"])
+        conn.user = hello.get("user") or conn.client_id
         conn.name = hello["name"]
         conn.send(
             wire.encode(
@@ -1360,6 +1722,10 @@ class Hub:
             await self._create_document(conn, msg)
         elif kind == "ping":
             conn.send(wire.encode({"type": "pong", "id": msg.get("id")}))
+        elif kind == "revision":
+            await self._revision(conn, msg)
+        elif kind in HISTORY_KINDS:
+            self._history_request(conn, msg)
         elif kind in ("kick", "set_role", "rotate_invites", "delete_room"):
             await self._owner_request(conn, msg)
         elif kind == "hello":
@@ -1384,7 +1750,24 @@ class Hub:
             # strike, and a burst in flight at shutdown would end in 4400.
             conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path, seq=msg["seq"])
             return
-        doc.put("op", conn, Submission(conn.client_id, msg["seq"], Rev(msg["rev"]), msg["op"], conn.id))
+        doc.put(
+            "op", conn, Submission(conn.client_id, msg["seq"], Rev(msg["rev"]), msg["op"], conn.id, conn.user)
+        )
+
+    def _history_request(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """undo, redo, history, blame: served by the document's task, from its index."""
+        room = self._room_of(conn)
+        kind, path = msg["type"], msg["path"]
+        toggle = kind in ("undo", "redo")
+        if toggle and conn.role not in ROLES_THAT_EDIT:
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        doc = room.docs.get(path)
+        if doc is None or path not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        if toggle and self.closing:
+            conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path)
+            return
+        doc.put(kind, conn, _Toggle(kind, conn, msg) if toggle else msg)
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1429,6 +1812,23 @@ class Hub:
         doc = room.docs.get(path)
         if doc is not None:
             doc.subscribers.discard(conn)
+
+    async def _revision(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """The text at an earlier revision: the nearest snapshot and the ops after it, off the
+        document's task (a large one applied and encoded on a worker thread)."""
+        room = self._room_of(conn)
+        path = msg["path"]
+        doc = room.docs.get(path)
+        if doc is None or path not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        parts = await self.store.revision(doc.record.id, msg["rev"])
+        if parts is None:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' is newer than the document")
+        work = len(parts.snapshot) * (1 + len(parts.ops))
+        data, spent = await _off_loop_if(work > REVISION_INLINE_WORK, _revision_json, parts)
+        conn.pacer.charge(spent)
+        head = wire.encode({"type": "revision", "id": msg.get("id"), "path": path, "rev": msg["rev"]})
+        conn.send(head[:-1].encode() + b',"text":' + data + b"}")
 
     async def _create_room(self, conn: Connection, msg: dict[str, Any]) -> None:
         if conn.room is not None:
@@ -1480,7 +1880,13 @@ class Hub:
 
     async def _enter(self, conn: Connection, room_id: str, role: str, secret_hash: bytes) -> dict[str, Any]:
         if not await self.store.add_member(
-            room_id, conn.client_id, conn.name, role, participant=conn.id, secret_hash=secret_hash
+            room_id,
+            conn.client_id,
+            conn.name,
+            role,
+            participant=conn.id,
+            secret_hash=secret_hash,
+            user=conn.user,
         ):
             raise ProtocolError(ErrorCode.NO_SUCH_ROOM)  # deleted meanwhile
         docs = await self.store.list_documents(room_id)
@@ -1495,6 +1901,7 @@ class Hub:
         conn.room = room
         conn.role = role
         conn.secret_hash = secret_hash
+        room.names[conn.user] = conn.name
         conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
@@ -1551,7 +1958,11 @@ class Hub:
             raise ProtocolError(ErrorCode.TOO_LARGE)
         try:
             record = await self.store.create_document(
-                room.id, msg["path"], text, max_documents=self.config.max_documents_per_room
+                room.id,
+                msg["path"],
+                text,
+                max_documents=self.config.max_documents_per_room,
+                created_by=conn.user,
             )
         except QuotaExceeded:
             self.stats.quota_refusals += 1
@@ -1569,7 +1980,7 @@ class Hub:
         )
 
 
-async def _off_loop_if(large: bool, fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+async def _off_loop_if(large: bool, fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:
     """``fn(arg)`` and the CPU time it took: on a worker thread if *large* (the
     caller waits, the event loop does not), else here."""
     if not large:
@@ -1578,9 +1989,17 @@ async def _off_loop_if(large: bool, fn: Callable[[str], _T], arg: str) -> tuple[
     return await asyncio.to_thread(_timed, fn, arg)
 
 
-def _timed(fn: Callable[[str], _T], arg: str) -> tuple[_T, float]:
+def _timed(fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:
     started = time.thread_time()
     return fn(arg), time.thread_time() - started
+
+
+def _revision_json(parts: Revision) -> bytes:
+    """The text a :class:`~collab_server.store.Revision` makes, as a JSON string in UTF-8."""
+    text = parts.snapshot
+    for op in parts.ops:
+        text = ops.apply(text, op)
+    return wire.encode_string(text)
 
 
 def text_sha256(text: str) -> str:

@@ -94,6 +94,16 @@ class _HubCollector(Collector):
             "Bytes of op history all documents keep in memory (--max-history-bytes)",
             value=hub.history.used,
         )
+        yield GaugeMetricFamily(
+            "pairls_history_indexes",
+            "Documents whose history index (history, blame, undo) is in memory",
+            value=len(hub.indexes),
+        )
+        yield GaugeMetricFamily(
+            "pairls_history_index_bytes",
+            "Bytes the history indexes take, about (--max-index-bytes)",
+            value=hub.indexes.used,
+        )
         counters: list[tuple[str, str, float]] = [
             ("pairls_ops_committed", "Ops committed to PostgreSQL by this hub", store.ops),
             ("pairls_received_frames", "WebSocket messages received from clients", stats.frames_received),
@@ -178,6 +188,32 @@ class _HubCollector(Collector):
                 stats.room_check_failures,
             ),
             ("pairls_sweep_failures", "Idle room sweeps that failed", stats.sweep_failures),
+            ("pairls_history_index_builds", "History indexes built from the op log", stats.index_builds),
+            (
+                "pairls_history_index_build_seconds",
+                "Seconds spent building history indexes (the document went on meanwhile)",
+                stats.index_build_seconds,
+            ),
+            (
+                "pairls_failed_index_builds",
+                "History index builds given up because the op log could not be read",
+                stats.failed_index_builds,
+            ),
+            (
+                "pairls_history_index_evictions",
+                "History indexes dropped to stay within --max-index-bytes (built again when asked for)",
+                stats.index_evictions,
+            ),
+            (
+                "pairls_remade_undos",
+                "Undos and redos made again from the new head after another hub committed first",
+                stats.remade_toggles,
+            ),
+            (
+                "pairls_history_mismatches",
+                "Committed ops a history index refused; the index was dropped (a hub bug)",
+                stats.history_mismatches,
+            ),
         ]
         for name, doc, value in counters:
             yield CounterMetricFamily(name, doc, value=value)

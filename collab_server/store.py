@@ -59,8 +59,10 @@ from .document import ClientId, Rev, Sequenced
 
 __all__ = [
     "CommitObserver",
+    "DocumentOrigin",
     "DocumentRecord",
     "LoadedDocument",
+    "Revision",
     "RoomInfo",
     "Store",
     "StoreStats",
@@ -112,6 +114,24 @@ class LoadedDocument(NamedTuple):
     rev: int
     #: the last ops up to ``rev``, oldest first
     history: list[Sequenced]
+
+
+class DocumentOrigin(NamedTuple):
+    """Revision 0 of a document's history."""
+
+    text: str
+    #: the user who created it ('' if unknown: created before migration 0003)
+    created_by: str
+    #: when, in seconds since the epoch
+    time: float
+
+
+class Revision(NamedTuple):
+    """The text at a revision, in parts: a snapshot and the ops after it (apply them in order)."""
+
+    snapshot: str
+    snapshot_rev: int
+    ops: list[ops.Op]
 
 
 class RoomInfo(NamedTuple):
@@ -175,21 +195,30 @@ WITH cas AS (
     WHERE d.id = b.id AND d.rev = b.expected
     RETURNING d.id, d.rev
 ), ins AS (
-    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op)
-    SELECT o.document_id, o.rev, o.author, o.client_id, o.client_seq, o.op
-    FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[])
-        AS o(document_id, rev, author, client_id, client_seq, op)
+    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op,
+                     user_id, change_rev, toggles, created_at)
+    SELECT o.document_id, o.rev, o.author, o.client_id, o.client_seq, o.op,
+           o.user_id, o.change_rev, o.toggles,
+           coalesce(timestamptz 'epoch' + o.micros * interval '1 microsecond', now())
+    FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[],
+                $10::text[], $11::bigint[], $12::bigint[], $13::bigint[])
+        AS o(document_id, rev, author, client_id, client_seq, op, user_id, change_rev, toggles, micros)
     JOIN cas ON cas.id = o.document_id
     RETURNING 1
 ), notified AS (
-    SELECT pg_notify('pairls_ops', $10::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
+    SELECT pg_notify('pairls_ops', $14::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
 )
 SELECT array(SELECT id FROM cas) AS committed,
        (SELECT count(*) FROM ins) AS inserted,
        (SELECT count(*) FROM notified) AS notified
 """
 
-_OPS_COLUMNS = "rev, op, client_id, client_seq, author"
+# created_at as whole microseconds since the epoch: the float the hub had when it
+# sequenced the op (Sequenced.time) is exactly that many microseconds
+_OPS_COLUMNS = (
+    "rev, op, client_id, client_seq, author, user_id, "
+    "(extract(epoch FROM created_at) * 1000000)::bigint, change_rev, toggles"
+)
 
 
 @dataclass(eq=False)
@@ -320,7 +349,23 @@ def _encode_op(op: ops.Op) -> str:
 
 
 def _sequenced(row: asyncpg.Record) -> Sequenced:
-    return Sequenced(Rev(row[0]), json.loads(row[1]), ClientId(row[2]), row[3], row[4])
+    # ops stored before the user was (migration 0003): the user is the client id
+    return Sequenced(
+        Rev(row[0]),
+        json.loads(row[1]),
+        ClientId(row[2]),
+        row[3],
+        row[4],
+        row[5] or row[2],
+        row[6] / 1_000_000,
+        row[7],
+        row[8],
+    )
+
+
+def micros(seconds: float) -> int:
+    """*seconds* since the epoch as whole microseconds (what the op log keeps)."""
+    return round(seconds * 1_000_000)
 
 
 # -- the store ---------------------------------------------------------------
@@ -450,19 +495,21 @@ class Store:
         *,
         participant: str | None = None,
         secret_hash: bytes | None = None,
+        user: str | None = None,
     ) -> bool:
         """Record that *client_id* joined (or rejoined) *room_id*; updates name, role, last_seen.
 
+        *user* is who the client is across room entries (None: the client id).
         Marks the room active.  False if the room does not exist (any more).
         """
         async with _db_errors("add_member"):
             done = await self._pool.fetchval(
                 "WITH r AS (UPDATE rooms SET last_active = now() WHERE id = $1 RETURNING id)"
-                " INSERT INTO members (room_id, client_id, name, role, participant, secret_hash)"
-                " SELECT r.id, $2, $3, $4, $5, $6 FROM r"
+                " INSERT INTO members (room_id, client_id, name, role, participant, secret_hash, user_id)"
+                " SELECT r.id, $2, $3, $4, $5, $6, $7 FROM r"
                 " ON CONFLICT (room_id, client_id) DO UPDATE"
                 " SET name = excluded.name, role = excluded.role, participant = excluded.participant,"
-                " secret_hash = excluded.secret_hash, last_seen = now()"
+                " secret_hash = excluded.secret_hash, user_id = excluded.user_id, last_seen = now()"
                 " RETURNING true",
                 room_id,
                 client_id,
@@ -470,8 +517,24 @@ class Store:
                 role,
                 participant,
                 secret_hash,
+                user,
             )
         return bool(done)
+
+    async def user_names(self, room_id: str, users: Sequence[str]) -> dict[str, str]:
+        """The newest name each of *users* joined *room_id* with (users never seen are absent).
+
+        A member recorded without a user (before migration 0003) is its client id.
+        """
+        async with _db_errors("user_names"):
+            rows = await self._pool.fetch(
+                "SELECT DISTINCT ON (u) u, name FROM ("
+                "  SELECT coalesce(user_id, client_id) AS u, name, last_seen FROM members WHERE room_id = $1"
+                ") m WHERE u = ANY($2::text[]) ORDER BY u, last_seen DESC",
+                room_id,
+                list(users),
+            )
+        return {r[0]: r[1] for r in rows}
 
     async def find_member(self, room_id: str, participant: str) -> Seat | None:
         """The member whose newest connection is (or was) *participant*, on any hub."""
@@ -678,9 +741,11 @@ class Store:
         return None if row is None else DocumentRecord(*row)
 
     async def create_document(
-        self, room_id: str, path: str, text: str = "", *, max_documents: int = 0
+        self, room_id: str, path: str, text: str = "", *, max_documents: int = 0, created_by: str = ""
     ) -> DocumentRecord | None:
         """Create a document at rev 0 with *text*; None if the path is taken in the room.
+
+        *created_by*: the user who created it (its initial text is theirs in the history).
 
         Raises :class:`QuotaExceeded` if the room holds *max_documents*
         documents already (0: no limit); concurrent creations in one room are
@@ -702,7 +767,7 @@ class Store:
                     raise QuotaExceeded("this room has as many documents as the hub allows")
             row = await conn.fetchrow(
                 "WITH d AS ("
-                "  INSERT INTO documents (room_id, path) VALUES ($1, $2)"
+                "  INSERT INTO documents (room_id, path, created_by) VALUES ($1, $2, $4)"
                 "  ON CONFLICT (room_id, path) DO NOTHING RETURNING id, room_id, path, rev"
                 "), s AS ("
                 "  INSERT INTO snapshots (document_id, rev, text) SELECT id, 0, $3 FROM d"
@@ -710,6 +775,7 @@ class Store:
                 room_id,
                 path,
                 text,
+                created_by,
             )
         return None if row is None else DocumentRecord(*row)
 
@@ -757,6 +823,45 @@ class Store:
                 limit,
             )
         return [_sequenced(r) for r in rows]
+
+    async def document_origin(self, doc_id: int) -> DocumentOrigin:
+        """Revision 0 of the document: its initial text, who created it and when."""
+        async with _db_errors("document_origin"):
+            row = await self._pool.fetchrow(
+                "SELECT s.text, d.created_by, (extract(epoch FROM d.created_at) * 1000000)::bigint"
+                " FROM documents d JOIN snapshots s ON s.document_id = d.id AND s.rev = 0 WHERE d.id = $1",
+                doc_id,
+            )
+        if row is None:
+            raise DocumentGone(f"document {doc_id} was deleted")
+        return DocumentOrigin(row[0], row[1], row[2] / 1_000_000)
+
+    async def revision(self, doc_id: int, rev: int) -> Revision | None:
+        """What the text at *rev* is made of: the newest snapshot at or before it and the ops
+        after that snapshot up to *rev*; None if the document has no revision *rev* (yet)."""
+        async with _db_errors("revision"), self._pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                head = await conn.fetchval("SELECT rev FROM documents WHERE id = $1", doc_id)
+                if head is None:
+                    raise DocumentGone(f"document {doc_id} was deleted")
+                if rev > head:
+                    return None
+                snap = await conn.fetchrow(
+                    "SELECT rev, text FROM snapshots WHERE document_id = $1 AND rev <= $2"
+                    " ORDER BY rev DESC LIMIT 1",
+                    doc_id,
+                    rev,
+                )
+                snap_rev, text = (0, "") if snap is None else (snap[0], snap[1])
+                rows = await conn.fetch(
+                    "SELECT op FROM ops WHERE document_id = $1 AND rev > $2 AND rev <= $3 ORDER BY rev",
+                    doc_id,
+                    snap_rev,
+                    rev,
+                )
+        if len(rows) != rev - snap_rev:
+            raise StoreError(f"document {doc_id}: op log has gaps")
+        return Revision(text, snap_rev, [json.loads(r[0]) for r in rows])
 
     async def last_client_seq(self, doc_id: int, client_id: str) -> tuple[int, int] | None:
         """(highest seq, its rev) that *client_id* committed on the document, or None."""
@@ -876,6 +981,10 @@ class Store:
         """Run the group-commit statement; returns the ids of the documents committed."""
         doc_ids, expected, new_revs = [], [], []
         o_doc, o_rev, o_author, o_client, o_seq, o_op = [], [], [], [], [], []
+        o_user: list[str] = []
+        o_change: list[int | None] = []
+        o_toggles: list[int | None] = []
+        o_micros: list[int | None] = []
         for item in group:
             doc_ids.append(item.doc_id)
             expected.append(item.expected_rev)
@@ -887,6 +996,11 @@ class Store:
                 o_client.append(s.client_id)
                 o_seq.append(s.seq)
                 o_op.append(text)
+                o_user.append(s.user)
+                o_change.append(s.change_rev)
+                o_toggles.append(s.toggles)
+                # (a time of 0: not given, the database's clock)
+                o_micros.append(micros(s.time) if s.time else None)
         self.stats.transactions += 1
         started = time.perf_counter()
         async with _db_errors("append"):
@@ -894,6 +1008,7 @@ class Store:
                 _APPEND_SQL,
                 doc_ids, expected, new_revs,
                 o_doc, o_rev, o_author, o_client, o_seq, o_op,
+                o_user, o_change, o_toggles, o_micros,
                 self.hub_id,
             )  # fmt: skip
         assert row is not None

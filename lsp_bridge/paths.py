@@ -11,6 +11,7 @@ an absolute path, a symlink pointing out) maps to nothing.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pygls.uris import from_fs_path, to_fs_path
 
-from collab_core.wire import valid_path
+from collab_core.wire import ROOM_ID_RE, valid_path
 
 from .ignore import IgnoreFile, ignored
 
@@ -222,10 +223,8 @@ class PathMapper:
 
     def _place(self, path: str, room_id: str | None) -> tuple[Path, str] | None:
         """(folder, the path relative to it with links resolved) of room path *path*."""
-        if not isinstance(path, str) or not valid_path(path):
-            return None
-        parts = path.split("/")
-        if ".git" in parts or any(len(p.encode("utf-8")) > NAME_MAX for p in parts):
+        parts = _parts(path)
+        if parts is None:
             return None
         rel = parts
         if self.folders:
@@ -236,13 +235,8 @@ class PathMapper:
                     break
         else:
             root = (self.cache / (room_id or "no-room")).resolve()
-        try:
-            resolved = root.joinpath(*rel).resolve().relative_to(root)
-        except (ValueError, OSError, RuntimeError):  # outside, or a loop of links
-            return None
-        if resolved.as_posix() in (".", "") or ".git" in resolved.parts:
-            return None
-        return root, resolved.as_posix()
+        resolved = _beneath(root, rel)
+        return None if resolved is None else (root, resolved)
 
     def create(self, path: str, room_id: str | None, text: str) -> Path | None:
         """Create the file for room path *path* with *text*, and the folders it needs, none of
@@ -266,6 +260,47 @@ class PathMapper:
             return None
         return root / rel
 
+    def revision_file(self, room_id: str, rev: int, path: str, text: str) -> Path | None:
+        """A read-only file (mode 0444) holding *text*, revision *rev* of room path *path*:
+        ``<cache>/pairls/revisions/<room>/<rev>/<path>``, never outside that folder and never
+        inside a workspace folder.  Written whole under another name and renamed into place, no
+        symbolic link followed below the cache; a file already there with that text is reused.
+        None (the refusal noted) if the path or the room id cannot be placed there."""
+        parts = _parts(path)
+        if parts is None or type(rev) is not int or rev < 0 or not ROOM_ID_RE.fullmatch(room_id or ""):
+            self._refused(path)
+            return None
+        revisions = (self.cache.parent / "revisions").resolve()
+        if any(revisions == folder or folder in revisions.parents for _, folder in self.folders):
+            return None  # (a cache folder inside the workspace: the revision would be shared)
+        base = revisions / room_id / str(rev)
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root = base.resolve()
+        if not root.is_relative_to(revisions):
+            self._refused(path)  # (a link put in place of the room's folder)
+            return None
+        rel = _beneath(root, parts)
+        if rel is None:
+            self._refused(path)
+            return None
+        target = root / rel
+        try:
+            if not target.is_symlink() and target.is_file() and target.read_text(encoding="utf-8") == text:
+                return target
+        except (OSError, UnicodeDecodeError):
+            pass
+        try:
+            _replace_beneath(root, rel.split("/"), text, 0o444)
+        except OSError:  # a symbolic link put in the way after the check
+            self._refused(path)
+            return None
+        return target
+
+    def _refused(self, path: str) -> None:
+        self.refusals += 1
+        if len(self.refused) < 5:
+            self.refused.append(str(path)[:120])
+
     def refusal_message(self) -> str | None:
         """A message for the user the first time a path was refused; None after."""
         if not self.refused or self._told:
@@ -284,6 +319,61 @@ class PathMapper:
 
     def uri(self, path: Path) -> str:
         return from_fs_path(str(path)) or path.as_uri()
+
+
+def _parts(path: object) -> list[str] | None:
+    """The parts of room path *path* if it has the protocol's shape and may be a file here."""
+    if not isinstance(path, str) or not valid_path(path):
+        return None
+    parts = path.split("/")
+    if ".git" in parts or any(len(p.encode("utf-8")) > NAME_MAX for p in parts):
+        return None
+    return parts
+
+
+def _beneath(root: Path, parts: list[str]) -> str | None:
+    """*parts* under *root* with symbolic links resolved, if that stays inside *root*."""
+    try:
+        resolved = root.joinpath(*parts).resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):  # outside, or a loop of links
+        return None
+    if resolved.as_posix() in (".", "") or ".git" in resolved.parts:
+        return None
+    return resolved.as_posix()
+
+
+def _replace_beneath(root: Path, parts: list[str], text: str, mode: int) -> None:
+    """Write ``root/parts...`` whole (folders as needed, no symbolic link followed below *root*):
+    a new file of *mode* under a temporary name, renamed over whatever was there."""
+    fd = _open_folders(root, parts[:-1])
+    try:
+        tmp = f".{parts[-1][:200]}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=fd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        file_fd = os.open(tmp, flags, mode, dir_fd=fd)
+        with os.fdopen(file_fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _open_folders(root: Path, parts: list[str]) -> int:
+    """A descriptor of ``root/parts...``, each folder made if need be, no symbolic link followed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=fd)
+            next_fd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _create_beneath(root: Path, parts: list[str], text: str) -> None:

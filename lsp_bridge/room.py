@@ -72,6 +72,7 @@ from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import CloseCode
 from collab_core.wire import valid_path
 
+from .blame import LineBlame, line_blames, map_lines
 from .editor_sync import ContentChange, EditorSync, EditToApply
 from .invite import InvalidInvite, Invite, parse_invite
 from .positions import LineIndex
@@ -260,6 +261,16 @@ class RoomConfig:
     #: leaving waits this long for the hub to take what the user typed (then leaves anyway,
     #: keeping it for the next entry into the room)
     leave_timeout: float = 5.0
+    #: undo and redo wait this long for the hub to take what the user typed (then fail, in
+    #: words, undoing nothing); history, blame and revisions wait this long for the document
+    #: to be open on the hub (after a reconnect, say)
+    history_wait: float = 5.0
+    #: a document's blame is asked again this long after the last op that changed it ...
+    blame_debounce: float = 0.5
+    #: ... and at most this long after the first one
+    blame_max_delay: float = 3.0
+    #: a blame nobody looked at for this long is forgotten (no more refreshes)
+    blame_idle: float = 600.0
 
 
 # -- state ------------------------------------------------------------------------------------
@@ -324,6 +335,10 @@ class Doc:
     heals: int = 0
     #: why it is FAILED, in words for the user
     why: str = ""
+    #: history requests (undo, redo, history, revision) waiting for their turn, in order
+    asks: list[_Ask] = field(default_factory=list)
+    #: who last changed each line (kept once someone asked: hover, pairls.blame)
+    blame: _Blame | None = None
     #: the text whose hash is cached in ``_hash``
     _hashed: str | None = None
     _hash: str = ""
@@ -362,6 +377,58 @@ class _Request:
     kind: str
     path: str | None = None
     ticket: int | None = None
+    ask: _Ask | None = None
+
+
+@dataclass
+class _Ask:
+    """A history request (``undo``, ``redo``, ``history``, ``revision``) for one document."""
+
+    ticket: int
+    #: the message to send (without its id)
+    msg: dict[str, Any]
+    #: it fails, in words, if it could not be sent by then
+    deadline: float
+    #: undo and redo: sent once the hub has acknowledged our ops up to this seq (the user's
+    #: "last change" includes what they typed just before)
+    upto: int | None = None
+    #: not sent before this (the hub asked us to wait)
+    not_before: float = 0.0
+
+
+@dataclass
+class _Blame:
+    """A document's blame as the hub last answered it, and the ops committed since.
+
+    The ops are kept, not applied at once (each op costs a copy of the text): the lines are
+    carried through them when someone reads the blame (:meth:`Room._settle`), or before the
+    hub's next answer is merged in.  The hub is asked again after ops, for the window of
+    lines they changed (their times are known only to it), or for every line.
+    """
+
+    #: one per line of :attr:`text`, the hub's text at :attr:`rev`; None until the hub's
+    #: first answer (or after a whole-text read, which it does not fit)
+    lines: list[LineBlame] | None = None
+    text: str = ""
+    rev: int = 0
+    #: the ops committed since :attr:`rev`, each with the blame its lines get
+    since: list[tuple[ops.Op, LineBlame]] = field(default_factory=list)
+    #: the next ask is for every line (the first, after a whole-text read, pairls.blame)
+    whole: bool = True
+    #: the lines (start, end) the request in flight asked for; None: every line
+    asked: tuple[int, int] | None = None
+    #: last read (hover, pairls.blame): one unread for ``blame_idle`` is forgotten
+    used_at: float = 0.0
+    #: the hub must be asked (again): when
+    refresh_at: float | None = None
+    #: the oldest change since the last answer
+    dirty_since: float | None = None
+    #: the blame request in flight
+    request: int | None = None
+    #: changed while a request was in flight: ask again after it
+    again: bool = False
+    #: pairls.blame commands waiting for the next answer: (ticket, deadline)
+    tickets: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -391,8 +458,12 @@ class Room:
         encoding: str,
         config: RoomConfig | None = None,
         jitter: Callable[[], float] = lambda: 1.0,
+        user: str = "",
     ) -> None:
         self.name = name
+        #: the person (``hello.user``: lsp_bridge/user_id.py), the same in every room entry;
+        #: "" says none (the hub then takes the client id: undo is per room entry)
+        self.user = user
         self.encoding = encoding
         self.config = config or RoomConfig()
         self._jitter = jitter
@@ -435,6 +506,10 @@ class Room:
             "edit_retries": 0,
             "edits_held": 0,
             "resyncs": 0,
+            # history: blame answers at a revision we were not at (asked again), answers
+            # from the hub that did not make sense (dropped, counted: tests fail on any)
+            "blame_retries": 0,
+            "bad_answers": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -480,6 +555,8 @@ class Room:
         self._carry: _Carry | None = None
         #: seq numbers to go on from, by path (an entry that took a carry back)
         self._next_seqs: dict[str, int] = {}
+        #: paths of the documents with history requests waiting to be sent
+        self._asking: set[str] = set()
 
     # == outputs ====================================================================================
 
@@ -524,6 +601,15 @@ class Room:
                 times.append(doc.open_after)
             for view in doc.views.values():
                 times += [view.retry_at, view.expire_at]
+            if doc.blame is not None:
+                times.append(doc.blame.refresh_at)
+                times += [deadline for _, deadline in doc.blame.tickets]
+        for path in self._asking:
+            doc = self.docs.get(path)
+            for ask in doc.asks if doc is not None else []:
+                times.append(ask.deadline)
+                if ask.not_before > self._opens_at:
+                    times.append(ask.not_before)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -683,7 +769,9 @@ class Room:
         for doc in self.docs.values():
             for ticket in doc.tickets:
                 self._done(ticket, error="left the room")
+            self._drop_history(doc, "left the room")
         self.docs = {}
+        self._asking = set()
         self._open_count = 0
         self.by_uri = {}
         self.follow = None
@@ -933,6 +1021,416 @@ class Room:
         else:
             self._done(req.ticket, error=_explain(str(msg.get("code"))))
 
+    # == history: undo and redo of the user's own changes, history, blame, revisions ==============
+
+    def undo(self, path: str, now: float) -> int:
+        """Undo the user's last change to *path* (the hub builds the op and sends it to everyone,
+        us included, like a peer's); :class:`Done` with ``{rev}`` of that op.
+
+        What the user typed goes first: it is sent once the hub has acknowledged the user's
+        edits up to now (``history_wait`` at most; past that it fails, undoing nothing)."""
+        return self._ask_history(path, {"type": "undo"}, now)
+
+    def redo(self, path: str, now: float) -> int:
+        """Redo the user's change to *path* undone last; :class:`Done` with ``{rev}``."""
+        return self._ask_history(path, {"type": "redo"}, now)
+
+    def history(self, path: str, now: float, before: Any = None, limit: Any = None) -> int:
+        """The changes to *path*, newest first: :class:`Done` with ``{changes, more}``; *before*
+        (a revision: only changes that ended before it) and *limit* page through them."""
+        msg: dict[str, Any] = {"type": "history"}
+        if before is not None:
+            if type(before) is not int or before < 0:
+                return self._refuse("before must be a revision (a number, 0 or more)")
+            msg["before"] = before
+        if limit is not None:
+            if type(limit) is not int or not 1 <= limit <= MAX_HISTORY_LIMIT:
+                return self._refuse(f"limit must be a number from 1 to {MAX_HISTORY_LIMIT}")
+            msg["limit"] = limit
+        return self._ask_history(path, msg, now)
+
+    def revision(self, path: str, rev: Any, now: float) -> int:
+        """The text of *path* at revision *rev*: :class:`Done` with ``{path, rev, text}``."""
+        if type(rev) is not int or rev < 0:
+            return self._refuse("rev must be a revision (a number, 0 or more)")
+        doc = self.docs.get(path)
+        if doc is not None and doc.client is not None and rev > doc.client.rev:
+            return self._refuse(f"{path} has no revision {rev} yet (it is at {doc.client.rev})")
+        return self._ask_history(path, {"type": "revision", "rev": rev}, now)
+
+    def _refuse(self, text: str) -> int:
+        ticket = next(self._tickets)
+        self._done(ticket, error=text)
+        return ticket
+
+    def _ask_history(self, path: str, msg: dict[str, Any], now: float) -> int:
+        ticket = next(self._tickets)
+        doc = self.docs.get(path)
+        error = None
+        if not self.in_room:
+            error = "join or create a room first"
+        elif doc is None:
+            error = "this document is not shared in the room"
+        elif doc.state is DocState.FAILED:
+            error = doc.why or "this document is not shared in the room"
+        elif msg["type"] in ("undo", "redo") and self.role == "viewer":
+            error = "viewers cannot undo or redo changes"
+        if error is not None or doc is None:
+            self._done(ticket, error=error)
+            return ticket
+        msg["path"] = path
+        upto = None
+        if msg["type"] in ("undo", "redo") and doc.client is not None:
+            # the user's typing up to now: in flight, or waiting in the buffer (its seq is next)
+            client = doc.client
+            upto = client.next_seq if client.buffer is not None else client.next_seq - 1
+        doc.asks.append(_Ask(ticket, msg, now + self.config.history_wait, upto))
+        self._asking.add(path)
+        self._pump_asks(now)
+        return ticket
+
+    @staticmethod
+    def _acked(client: DocumentClient, upto: int) -> bool:
+        """Has the hub acknowledged every op of ours up to seq *upto*?"""
+        if client.outstanding is not None:
+            return client.outstanding.seq > upto
+        return client.buffer is None or client.next_seq > upto
+
+    def _pump_asks(self, now: float) -> None:
+        """Send the history requests whose turn has come (in order, per document)."""
+        if not self._asking:
+            return
+        for path in list(self._asking):
+            doc = self.docs.get(path)
+            if doc is None or not doc.asks:
+                self._asking.discard(path)
+                continue
+            if not self.connected or doc.state is not DocState.OPEN or doc.client is None:
+                continue
+            while doc.asks:
+                ask = doc.asks[0]
+                if ask.not_before > now or (ask.upto is not None and not self._acked(doc.client, ask.upto)):
+                    break
+                doc.asks.pop(0)
+                self._request(dict(ask.msg), "history", path=path, ticket=ask.ticket, ask=ask)
+            if not doc.asks:
+                self._asking.discard(path)
+
+    def _expire_asks(self, doc: Doc, now: float) -> None:
+        """History requests that could not be sent in time fail, in words."""
+        kept = []
+        for ask in doc.asks:
+            if now < ask.deadline:
+                kept.append(ask)
+                continue
+            kind = ask.msg["type"]
+            if not self.connected:
+                text = "not connected to the hub right now; try again once it is back"
+            elif kind in ("undo", "redo") and doc.state is DocState.OPEN:
+                text = (
+                    f"your last edits have not reached the hub yet, so nothing was {kind}ne; "
+                    "try again in a moment"
+                )
+            else:
+                text = "the document is not open in the room yet; try again in a moment"
+            self._done(ask.ticket, error=text)
+        doc.asks = kept
+
+    def _history_reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
+        ask = req.ask
+        assert ask is not None and req.path is not None
+        what = ask.msg["type"]
+        kind = msg.get("type")
+        if kind == "error":
+            code = str(msg.get("code"))
+            doc = self.docs.get(req.path)
+            if code == "unavailable" and what in ("undo", "redo"):
+                # (not asked again: the hub may have committed it unheard, and another press
+                # would undo one more change)
+                self._done(
+                    ask.ticket,
+                    error=f"the hub is busy or shutting down: the {what} may or may not have happened; "
+                    "look before trying again",
+                )
+                return
+            if code in ("not_open", "unavailable", "rate_limited") and doc is not None and now < ask.deadline:
+                # not open on the hub yet (a reopen under way), or busy: again, a little later
+                ask.not_before = now + self.config.resend_min
+                doc.asks.insert(0, ask)
+                self._asking.add(req.path)
+                self._timed.add(req.path)
+                return
+            self._done(ask.ticket, error=_history_error(code, what))
+            return
+        expected = {"undo": "undone", "redo": "redone"}.get(what, what)
+        result: dict[str, Any] | None = None
+        if kind == expected and msg.get("path") == req.path:
+            if what in ("undo", "redo"):
+                rev = msg.get("rev")
+                result = {"rev": rev} if type(rev) is int and rev > 0 else None
+            elif what == "history":
+                result = self._history_result(msg)
+            else:
+                text, rev = msg.get("text"), msg.get("rev")
+                if isinstance(text, str) and rev == ask.msg["rev"]:
+                    result = {"path": req.path, "rev": rev, "text": text}
+        if result is None:
+            self.stats["bad_answers"] += 1
+            logger.warning("the hub answered %s with something else (%s)", what, str(kind)[:32])
+            self._done(ask.ticket, error="the hub sent an answer that makes no sense; try again")
+            return
+        self._done(ask.ticket, result=result)
+
+    def _history_result(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        changes = msg.get("changes")
+        if not isinstance(changes, list):
+            return None
+        out = []
+        for c in changes[: MAX_HISTORY_LIMIT + 1]:
+            clean = _clean_change(c)
+            if clean is None:
+                self.stats["bad_answers"] += 1
+                continue
+            out.append(clean)
+        return {"changes": out, "more": msg.get("more") is True}
+
+    # -- blame --
+
+    def blame(self, path: str, now: float) -> int:
+        """Ask the hub who last changed each line of *path* now; :class:`Done` with ``{}`` once
+        the answer is in (then :meth:`blame_lines` maps it onto a buffer's text)."""
+        ticket = next(self._tickets)
+        doc = self.docs.get(path)
+        if not self.in_room:
+            self._done(ticket, error="join or create a room first")
+        elif doc is None or doc.state is DocState.FAILED:
+            self._done(ticket, error="this document is not shared in the room")
+        else:
+            cache = self._blame_of(doc, now)
+            cache.tickets.append((ticket, now + self.config.history_wait))
+            cache.whole = True  # (asked for: every line from the hub, not a window)
+            self._ask_blame(doc, now)
+        return ticket
+
+    def blame_lines(self, uri: str, now: float) -> list[LineBlame] | None:
+        """Who last changed each line of buffer *uri*, one per line of its text (split on
+        ``\\n``), or None if it is not shared or the hub has not answered yet (it is asked).
+
+        The hub's answer at its revision is carried through every op since (module
+        ``blame``): ops committed since are their author's (time not known yet: "just now"),
+        what the user typed and the hub has not acknowledged is the user's, not yet
+        committed, and ops the editor has not shown yet are taken back out."""
+        doc = self.by_uri.get(uri)
+        if doc is None or doc.client is None or doc.state is DocState.FAILED:
+            return None
+        cache = self._blame_of(doc, now)
+        cache.used_at = now
+        if cache.lines is None:
+            if cache.refresh_at is None and cache.request is None:
+                self._ask_blame(doc, now)
+            return None
+        client = doc.client
+        mine = LineBlame(None, self.name, None, None)
+        stages: list[tuple[ops.Op, LineBlame | None]] = []
+        if client.outstanding is not None:
+            stages.append((client.outstanding.op, mine))
+        if client.buffer:
+            stages.append((client.buffer, mine))
+        view = doc.views[uri]
+        try:
+            self._settle(cache)
+            assert cache.lines is not None
+            lines = line_blames(cache.lines, cache.text, stages)
+            # the editor does not show the pending ops yet: take them back, last first
+            texts = [view.sync.text]
+            pending = [op for _, op in view.sync.view.pending]
+            for op in pending:
+                texts.append(ops.apply(texts[-1], op))
+            for i in reversed(range(len(pending))):
+                map_lines(lines, texts[i + 1], ops.invert(pending[i], texts[i]), None)
+        except (ValueError, ops.InvalidOp):
+            # (a bug: the lines are kept at the hub's text, which our ops must fit)
+            self.stats["bad_answers"] += 1
+            logger.warning("%s: the blame does not fit the text; asking again", doc.path)
+            self._forget_lines(cache)
+            self._ask_blame(doc, now)
+            return None
+        return lines
+
+    @staticmethod
+    def _settle(cache: _Blame) -> None:
+        """Carry the lines through the ops committed since the hub's answer (ValueError if
+        they do not fit: a bug)."""
+        if cache.lines is None or not cache.since:
+            return
+        text = cache.text
+        for op, mark in cache.since:
+            map_lines(cache.lines, text, op, mark)
+            text = ops.apply(text, op)
+        cache.text = text
+        cache.rev += len(cache.since)
+        cache.since = []
+
+    @staticmethod
+    def _forget_lines(cache: _Blame) -> None:
+        cache.lines, cache.text, cache.since, cache.whole = None, "", [], True
+
+    def _blame_of(self, doc: Doc, now: float) -> _Blame:
+        if doc.blame is None:
+            doc.blame = _Blame(used_at=now)
+        return doc.blame
+
+    def _ask_blame(self, doc: Doc, now: float) -> None:
+        """Ask the hub for *doc*'s blame now if we can (else once the document is open): every
+        line the first time (and when asked for), else the window of lines ops changed."""
+        cache = doc.blame
+        if cache is None:
+            return
+        cache.refresh_at = None
+        if cache.request is not None:
+            cache.again = True
+            return
+        if not self.connected or doc.state is not DocState.OPEN:
+            cache.again = True  # asked once it is open (_open_reply)
+            return
+        cache.again = False
+        cache.dirty_since = None
+        msg: dict[str, Any] = {"type": "blame", "path": doc.path}
+        cache.asked = None
+        if cache.lines is not None and not cache.whole:
+            try:
+                self._settle(cache)
+            except ValueError:
+                self._lines_unfit(doc, cache)
+        if cache.lines is not None and not cache.whole:
+            # the lines ops changed since the last answer (their times are the hub's), and one
+            # line around them (a line split in two keeps its blame here, not at the hub)
+            changed = [i for i, b in enumerate(cache.lines) if b.time is None]
+            if not changed:
+                self._blame_done(cache)
+                return
+            cache.asked = (max(0, changed[0] - 1), min(len(cache.lines), changed[-1] + 2))
+            msg["start"], msg["end"] = cache.asked
+        cache.request = self._request(msg, "blame", path=doc.path)
+
+    def _blame_later(self, doc: Doc, cache: _Blame, now: float) -> None:
+        """Ask again a little after the last change (``blame_debounce``), and at most
+        ``blame_max_delay`` after the first one not asked for yet."""
+        if cache.dirty_since is None:
+            cache.dirty_since = now
+        cfg = self.config
+        cache.refresh_at = min(now + cfg.blame_debounce, cache.dirty_since + cfg.blame_max_delay)
+        self._timed.add(doc.path)
+
+    def _lines_unfit(self, doc: Doc, cache: _Blame) -> None:
+        """The kept lines do not fit the ops (a bug): counted, forgotten, asked again whole."""
+        self.stats["bad_answers"] += 1
+        logger.warning("%s: the blame does not fit the text; asking again", doc.path)
+        self._forget_lines(cache)
+
+    def _blame_changed(self, doc: Doc, op: ops.Op, mark: LineBlame, now: float) -> None:
+        """*op* (on the hub's text at the client's revision) was committed: kept to carry the
+        lines through when they are read, and the hub is asked again a little later (it knows
+        the times)."""
+        cache = doc.blame
+        if cache is None:
+            return
+        if now - cache.used_at > self.config.blame_idle and not cache.tickets:
+            doc.blame = None  # nobody looked for long: no more refreshes
+            return
+        if cache.lines is not None:
+            cache.since.append((op, mark))  # (carried through when read: _settle)
+        if cache.request is not None:
+            cache.again = True  # (after the answer: _blame_reply)
+            if cache.dirty_since is None:
+                cache.dirty_since = now
+            return
+        self._blame_later(doc, cache, now)
+
+    def _blame_reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
+        doc = self.docs.get(req.path or "")
+        cache = doc.blame if doc is not None else None
+        if doc is None or cache is None:
+            return
+        cache.request = None
+        asked, cache.asked = cache.asked, None
+        client = doc.client
+        if msg.get("type") == "error":
+            code = str(msg.get("code"))
+            if code in ("not_open", "unavailable", "rate_limited"):
+                cache.refresh_at = now + self.config.resend_min
+                self._timed.add(doc.path)
+            else:
+                logger.info("%s: the hub refused blame (%s)", doc.path, code)
+                self._blame_done(cache, error=_history_error(code, "blame"))
+            return
+        rev = msg.get("rev")
+        at = client.rev if client is not None and doc.state is DocState.OPEN else None
+        if rev != at or msg.get("path") != doc.path or client is None:
+            # an answer at a revision we are not at (held ops, a catch-up): ask again
+            self.stats["blame_retries"] += 1
+            cache.refresh_at = now + self.config.blame_debounce
+            self._timed.add(doc.path)
+            return
+        if asked is not None and cache.lines is not None:
+            try:
+                self._settle(cache)  # (to the answer's revision: ours)
+                if cache.rev != client.rev:
+                    raise ValueError("the blame missed an op")
+            except ValueError:
+                self._lines_unfit(doc, cache)
+        if asked is not None and cache.lines is None:
+            cache.again = True  # (a window of lines we no longer have: every line, next)
+        else:
+            start, end = asked if asked is not None else (0, client.shadow.count("\n") + 1)
+            lines = _clean_blame(msg.get("lines"), end - start, client.rev)
+            if lines is None:
+                self.stats["bad_answers"] += 1
+                logger.warning("%s: the hub's blame does not fit its text; dropped", doc.path)
+                self._blame_done(cache, error="the hub sent a blame that does not fit the document")
+                return
+            if asked is None:
+                cache.lines, cache.text, cache.rev, cache.since = lines, client.shadow, client.rev, []
+                cache.whole = False
+            else:
+                assert cache.lines is not None
+                cache.lines[start:end] = lines
+            self._blame_done(cache)
+        if cache.again:
+            cache.again = False
+            self._blame_later(doc, cache, now)  # (changed meanwhile: not at once, debounced)
+
+    def _drop_history(self, doc: Doc, text: str) -> None:
+        """*doc* is no longer shared (or the room is over): its history requests fail with *text*."""
+        asks, doc.asks = doc.asks, []
+        for ask in asks:
+            self._done(ask.ticket, error=text)
+        if doc.blame is not None:
+            self._blame_done(doc.blame, error=text)
+            doc.blame = None
+
+    def _blame_done(self, cache: _Blame, error: str | None = None) -> None:
+        tickets, cache.tickets = cache.tickets, []
+        for ticket, _ in tickets:
+            self._done(ticket, error=error, result=None if error else {})
+
+    def _expire_blame(self, doc: Doc, now: float) -> None:
+        cache = doc.blame
+        if cache is None or not cache.tickets:
+            return
+        late = [t for t in cache.tickets if now >= t[1]]
+        cache.tickets = [t for t in cache.tickets if now < t[1]]
+        for ticket, _ in late:
+            if cache.lines is not None:
+                self._done(ticket, result={})  # what we have, moved on by every op since
+            else:
+                text = (
+                    "not connected to the hub right now; try again once it is back"
+                    if not self.connected
+                    else "the hub has not answered; try again in a moment"
+                )
+                self._done(ticket, error=text)
+
     def _room_ended(self, text: str) -> None:
         """The room is over for us (removed, invite withdrawn, deleted): say so, and do not reconnect."""
         self._events.append(ShowMessage(text))
@@ -946,7 +1444,15 @@ class Room:
     def _fail_requests(self, text: str) -> None:
         """Commands waiting for a hub answer that will not come fail, in words."""
         for req in self._requests.values():
-            if req.ticket is not None:
+            if req.ticket is None:
+                continue
+            what = req.ask.msg["type"] if req.ask is not None else None
+            if what in ("undo", "redo"):
+                # (it may have been committed: pressing it again could undo one more change)
+                said = text.split(";")[0]
+                text_ = f"{said}: the {what} may or may not have happened; look before trying again"
+                self._done(req.ticket, error=text_)
+            else:
                 self._done(req.ticket, error=text)
 
     # == the editor =================================================================================
@@ -1069,10 +1575,15 @@ class Room:
         self.conn = Conn.HELLO
         self._tokens = max(1.0, float(self.limits.get("burst") or 2000) * self.config.rate_share)
         self._tokens_at = now
-        self._request(
-            {"type": "hello", "protocol": PROTOCOL_VERSION, "name": self.name, "clientId": self.client_id},
-            "hello",
-        )
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "name": self.name,
+            "clientId": self.client_id,
+        }
+        if self.user:
+            hello["user"] = self.user
+        self._request(hello, "hello")
 
     def connection_closed(self, code: int | None, now: float, reason: str | None = None) -> None:
         """The websocket closed (or could not open), with the hub's close *code* and *reason* if any."""
@@ -1100,6 +1611,10 @@ class Room:
             doc.request = None
             doc.resend_at = None
             doc.check_at = None
+            if doc.blame is not None and doc.blame.request is not None:
+                doc.blame.request = None
+                doc.blame.asked = None
+                doc.blame.again = True  # asked again once it is open
             if doc.state in (DocState.OPENING, DocState.CREATING, DocState.OPEN):
                 self._set_state(doc, DocState.NEW)
                 if doc.need is None:
@@ -1151,6 +1666,7 @@ class Room:
             self._batching -= 1
         self._pump_batched(now)
         self._maybe_left(now)
+        self._pump_asks(now)
 
     def _pump_batched(self, now: float) -> None:
         if self._batching:
@@ -1166,6 +1682,7 @@ class Room:
         self._receive(msg, now)
         if not self._batching:
             self._maybe_left(now)  # (an ack may have been the last thing a leave waited for)
+            self._pump_asks(now)  # (or what an undo waited for)
 
     def _receive(self, msg: dict[str, Any], now: float) -> None:
         rid = msg.get("id")
@@ -1234,6 +1751,10 @@ class Room:
             if doc.check_at is not None and now >= doc.check_at:
                 doc.check_at = None
                 self._check(doc, now)
+            if doc.blame is not None:
+                if doc.blame.refresh_at is not None and now >= doc.blame.refresh_at:
+                    self._ask_blame(doc, now)
+                self._expire_blame(doc, now)
             for view in list(doc.views.values()):
                 if view.retry_at is not None and now >= view.retry_at:
                     # no change came: once more at this version (a second refusal waits)
@@ -1249,11 +1770,18 @@ class Room:
                         self._user_ops(doc, view, user_ops, now)
                     else:
                         self._pump(doc, view, now)
+        for path in list(self._asking):
+            doc = self.docs.get(path)
+            if doc is not None:
+                self._expire_asks(doc, now)
         self._pump_opens(now)
+        self._pump_asks(now)
 
     @staticmethod
     def _has_timers(doc: Doc, now: float) -> bool:
         if doc.resend_at is not None or doc.check_at is not None or doc.open_after > now:
+            return True
+        if doc.blame is not None and (doc.blame.refresh_at is not None or doc.blame.tickets):
             return True
         return any(v.retry_at is not None or v.expire_at is not None for v in doc.views.values())
 
@@ -1346,10 +1874,16 @@ class Room:
         self._out.append(msg)
 
     def _request(
-        self, msg: dict[str, Any], kind: str, *, path: str | None = None, ticket: int | None = None
+        self,
+        msg: dict[str, Any],
+        kind: str,
+        *,
+        path: str | None = None,
+        ticket: int | None = None,
+        ask: _Ask | None = None,
     ) -> int:
         rid = next(self._ids)
-        self._requests[rid] = _Request(kind, path, ticket)
+        self._requests[rid] = _Request(kind, path, ticket, ask)
         msg["id"] = rid
         self._send(msg)
         return rid
@@ -1420,6 +1954,10 @@ class Room:
                 self._digest(doc, msg, now)
         elif req.kind == "owner":
             self._owner_reply(req, msg, now)
+        elif req.kind == "history":
+            self._history_reply(req, msg, now)
+        elif req.kind == "blame":
+            self._blame_reply(req, msg, now)
         self._pump_opens(now)
 
     def _set_op_limits(self) -> None:
@@ -1688,6 +2226,7 @@ class Room:
         for ticket in doc.tickets:
             self._done(ticket, error=text.removeprefix("pairls: "))
         doc.tickets = []
+        self._drop_history(doc, text.removeprefix("pairls: "))
         if doc.path not in self._too_large_warned:
             self._too_large_warned.add(doc.path)
             if doc.views and say:
@@ -1747,6 +2286,9 @@ class Room:
                 theirs = client.rebase(text, rev)
                 for view in doc.views.values():
                     view.sync.receive_remote(theirs)
+            if doc.blame is not None:
+                self._forget_lines(doc.blame)  # (for another text): asked again below
+                doc.blame.again = True
             doc.need = None
         else:
             if client is None:
@@ -1794,6 +2336,8 @@ class Room:
             self._cursors_changed(doc.path)  # peers who were here before it opened
         self._schedule_check(doc, now)
         self._report_progress()
+        if doc.blame is not None and doc.blame.again:
+            self._ask_blame(doc, now)
         if doc.views or self._open_count == len(self.room_documents):
             self._notify_status()
 
@@ -1854,6 +2398,9 @@ class Room:
                     logger.warning("%s: an ack for an op not in flight; catching up", doc.path)
                     self._catch_up(doc, now)
                     return
+                if doc.blame is not None:
+                    mark = LineBlame(None, self.name, None, msg["rev"])
+                    self._blame_changed(doc, client.outstanding.op, mark, now)
                 out = client.receive_ack(msg["rev"])
                 doc.resend_delay = 0.0
                 if doc.need == "full" and client.outstanding is None:
@@ -1881,6 +2428,11 @@ class Room:
         client = doc.client
         assert client is not None
         self._move_cursors(doc, rev, op, author if isinstance(author, str) else None)
+        if doc.blame is not None:
+            peer = self.participants.get(author) if isinstance(author, str) else None
+            mine = seq is not None or author == self.participant
+            name = self.name if mine else peer.name if peer is not None else "?"
+            self._blame_changed(doc, op, LineBlame(None, name, None, rev), now)
         old = client.text
         local, out = client.receive_op(rev, op, self.client_id if seq is not None else None, seq)
         if local:
@@ -2235,3 +2787,85 @@ def _explain(code: str) -> str:
         "removed": "the room's owner removed you or withdrew this invite; ask them for a new invite",
         "no_such_participant": "no such participant in the room",
     }.get(code, f"the hub refused the request ({code})")
+
+
+#: the most changes one history page may hold (the hub's limit)
+MAX_HISTORY_LIMIT = 500
+_AUTHOR_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _history_error(code: str, what: str) -> str:
+    """A hub's refusal of a history request, in words."""
+    if code == "nothing_to_undo":
+        return "Nothing of yours to undo in this document"
+    if code == "nothing_to_redo":
+        return "Nothing of yours to redo in this document"
+    if code == "forbidden" and what in ("undo", "redo"):
+        return "viewers cannot undo or redo changes"
+    if code == "unknown_type":
+        return "this hub keeps no history (it runs an older pairls-hub); ask whoever runs it to update it"
+    if code == "bad_message" and what == "revision":
+        return "the document has no such revision"
+    return _explain(code)
+
+
+def _author(value: object) -> str | None:
+    return value if isinstance(value, str) and _AUTHOR_RE.fullmatch(value) else None
+
+
+def _time(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 40 and value.isprintable() else None
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and 0 <= value <= 2**53 else None
+
+
+def _clean_change(c: object) -> dict[str, Any] | None:
+    """One entry of a hub's ``history`` answer, checked and cleaned (None: not one)."""
+    if not isinstance(c, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in ("rev", "firstRev", "inserted", "deleted", "line"):
+        n = _count(c.get(key))
+        if n is None:
+            return None
+        out[key] = n
+    out["author"] = _author(c.get("author"))
+    out["name"] = "" if c.get("name") == "" else display_name(c.get("name"))
+    out["time"] = _time(c.get("time"))
+    if c.get("kind") in ("undo", "redo"):
+        out["kind"] = c["kind"]
+        toggles = _count(c.get("toggles"))
+        if toggles is not None:
+            out["toggles"] = toggles
+    return out
+
+
+def _clean_blame(lines: object, count: int, head: int) -> list[LineBlame] | None:
+    """A hub's ``blame`` lines, checked (*count* of them, revisions up to *head*), or None."""
+    if not isinstance(lines, list) or len(lines) != count:
+        return None
+    out = []
+    names: dict[object, str] = {}  # (a document's lines share a few names: clean each once)
+    # (and many lines one blame: kept once, a big document's blame is a list of references)
+    seen: dict[tuple[str | None, str, str | None, int], LineBlame] = {}
+    for line in lines:
+        if not isinstance(line, dict):
+            return None
+        rev = _count(line.get("rev"))
+        if rev is None or rev > head:
+            return None
+        raw = line.get("name")
+        name = names.get(raw) if isinstance(raw, str) else None
+        if name is None:
+            # ("": nobody, the text a document was created with before the hub kept creators)
+            name = "" if raw == "" else display_name(raw)
+            if isinstance(raw, str):
+                names[raw] = name
+        key = (_author(line.get("author")), name, _time(line.get("time")), rev)
+        blame = seen.get(key)
+        if blame is None:
+            blame = seen[key] = LineBlame(*key)
+        out.append(blame)
+    return out

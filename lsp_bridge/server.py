@@ -36,6 +36,7 @@ from .editor import LspEditor
 from .editor_sync import ContentChange
 from .paths import PathMapper
 from .session import Session, SessionError
+from .user_id import UserId, load_user_id
 
 __all__ = ["PairlsServer"]
 
@@ -67,6 +68,16 @@ class PairlsServer(LanguageServer):
         #: files autoShare left out (said once each)
         self._not_shared: set[str] = set()
         self.can_show_document = False
+        #: who "mine" is for undo and redo (``hello.user``), read at the first session
+        self.user: UserId | None = None
+        #: the client shows earlier revisions itself (``pairls-rev:`` documents: the VS Code
+        #: extension, initializationOptions.virtualRevisions); else they are read-only files
+        self.virtual_revisions = False
+        #: the client says where the cursor is (``pairls/cursor``: the VS Code extension,
+        #: initializationOptions.cursorNotifications): a hover is no sign of it then
+        self.cursor_notifications = False
+        #: revision texts lately read, (room, path, rev) -> text, newest last (a few)
+        self.revisions: dict[tuple[str, str, int], str] = {}
 
     def completion_mode(self, language_id: str | None) -> str:
         modes = self.completions_by_language
@@ -85,6 +96,20 @@ class PairlsServer(LanguageServer):
         if self.session is None:
             self.session = Session(self.editor, name=self.display_name, encoding=self.encoding)
         return self.session
+
+    def require_user(self) -> str:
+        """Who the user is for undo and redo (``hello.user``): read, or made, on first use
+        (creating or joining a room), and said once if it cannot be kept."""
+        if self.user is None:
+            self.user = load_user_id()
+            if self.user.source == "process":
+                where = f" in {self.user.path}" if self.user.path is not None else ""
+                self.editor.log(
+                    f"pairls: cannot keep your user id{where} ({self.user.problem}); "
+                    "undoing your own changes works until this editor closes"
+                )
+        self.require_session().room.user = self.user.value
+        return self.user.value
 
     async def stop_session(self) -> None:
         if self.session is not None:

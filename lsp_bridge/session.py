@@ -80,9 +80,19 @@ class EditorPort(Protocol):
 class Session:
     """One :class:`Room` and the I/O it needs.  Inputs are forwarded with the loop's time."""
 
-    def __init__(self, editor: EditorPort, *, name: str, encoding: str, config: RoomConfig | None = None):
+    def __init__(
+        self,
+        editor: EditorPort,
+        *,
+        name: str,
+        encoding: str,
+        config: RoomConfig | None = None,
+        user: str = "",
+    ):
         self.editor = editor
-        self.room = Room(name=name, encoding=encoding, config=config, jitter=lambda: 0.5 + random.random())
+        self.room = Room(
+            name=name, encoding=encoding, config=config, jitter=lambda: 0.5 + random.random(), user=user
+        )
         self._loop = asyncio.get_running_loop()
         self._ws: ClientConnection | None = None
         self._conn_task: asyncio.Task[None] | None = None
@@ -159,6 +169,26 @@ class Session:
 
     async def delete_room(self) -> dict[str, Any]:
         return await self.command(self.room.delete_room)
+
+    # history (docs/protocol.md, "History"): the room decides when each request goes
+
+    async def undo(self, path: str) -> dict[str, Any]:
+        """Undo the user's last change to *path* once the hub has what they typed: ``{rev}``."""
+        return await self.command(lambda now: self.room.undo(path, now))
+
+    async def redo(self, path: str) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.redo(path, now))
+
+    async def history(self, path: str, before: Any = None, limit: Any = None) -> dict[str, Any]:
+        return await self.command(lambda now: self.room.history(path, now, before, limit))
+
+    async def revision(self, path: str, rev: Any) -> str:
+        result = await self.command(lambda now: self.room.revision(path, rev, now))
+        return str(result["text"])
+
+    async def blame(self, path: str) -> None:
+        """Ask the hub for *path*'s blame and wait for the answer (``Room.blame_lines`` reads it)."""
+        await self.command(lambda now: self.room.blame(path, now))
 
     def editor_changed(self, uri: str, version: int, changes: list[ContentChange]) -> bool:
         return bool(self.call(self.room.editor_changed, uri, version, changes))

@@ -43,7 +43,7 @@ from collab_server.hub import Hub
 from collab_server.store import Store, open_store
 
 #: the HubStats counters of the hub's own failures
-FAULTS = ("internal_errors", "document_crashes", "send_failures")
+FAULTS = ("internal_errors", "document_crashes", "send_failures", "history_mismatches")
 
 
 @dataclass

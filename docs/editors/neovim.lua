@@ -138,3 +138,60 @@ vim.api.nvim_create_user_command('PairlsDeleteRoom', function(o) -- ! skips the 
   local sure = o.bang or vim.fn.confirm('Delete the room and its documents on the hub, for everyone?', '&Delete\n&Cancel', 2) == 1
   if sure then command('pairls.deleteRoom', nil, function() print('pairls: room deleted') end) end
 end, { bang = true })
+
+-- History. :PairlsUndo undoes your own last change to this document, whoever typed since
+-- (nobody else's text is touched; again and again, further back); :PairlsRedo brings back
+-- what you undid last. :PairlsHistory lists the document's changes (who, when, how much,
+-- where) and opens the one you pick as it was then; :PairlsOpenRevision N opens revision N,
+-- read-only (a file under ~/.cache/pairls/revisions). Hovering (K) a line says who last
+-- changed it. Suggested keys (not set here: pick your own):
+--   vim.keymap.set('n', '<leader>pu', '<Cmd>PairlsUndo<CR>')
+--   vim.keymap.set('n', '<leader>pr', '<Cmd>PairlsRedo<CR>')
+--   vim.keymap.set('n', '<leader>ph', '<Cmd>PairlsHistory<CR>')
+local function this_document() return { uri = vim.uri_from_bufnr(0) } end
+vim.api.nvim_create_user_command('PairlsUndo', function()
+  command('pairls.undoMine', this_document(), function(r)
+    print(('pairls: undid your last change (rev %d)'):format(r.rev))
+  end)
+end, {})
+vim.api.nvim_create_user_command('PairlsRedo', function()
+  command('pairls.redoMine', this_document(), function(r)
+    print(('pairls: redid your change (rev %d)'):format(r.rev))
+  end)
+end, {})
+local function open_revision(rev)
+  local arg = this_document()
+  arg.rev = rev
+  command('pairls.openRevision', arg, function(r)
+    -- shown already if this Neovim has window/showDocument; 0.7 has not: open it here
+    local fname = vim.uri_to_fname(r.uri)
+    if vim.fn.resolve(vim.api.nvim_buf_get_name(0)) ~= vim.fn.resolve(fname) then
+      local ok, err = pcall(vim.cmd, 'view ' .. vim.fn.fnameescape(fname))
+      if not ok then return vim.notify('pairls: ' .. err, vim.log.levels.ERROR) end
+    end
+    -- (the file is read-only, but root may write it: the buffer says so too)
+    local b = vim.fn.bufnr(fname)
+    if b ~= -1 then vim.bo[b].readonly, vim.bo[b].modifiable = true, false end
+  end)
+end
+vim.api.nvim_create_user_command('PairlsOpenRevision', function(o)
+  local rev = tonumber(o.args)
+  if not rev then return vim.notify('pairls: :PairlsOpenRevision N (:PairlsHistory lists them)', vim.log.levels.ERROR) end
+  open_revision(rev)
+end, { nargs = 1 })
+vim.api.nvim_create_user_command('PairlsHistory', function()
+  local arg = this_document()
+  arg.limit = 100
+  command('pairls.history', arg, function(r)
+    if #r.changes == 0 then return print('pairls: no changes yet') end
+    vim.ui.select(r.changes, {
+      prompt = 'Open the document as it was after',
+      format_item = function(c)
+        local what = c.kind and (c.kind .. ' of rev ' .. tostring(c.toggles)) or ('+' .. c.inserted .. ' -' .. c.deleted)
+        local when = type(c.time) == 'string' and c.time:sub(1, 16):gsub('T', ' ') or ''
+        local who = c.name ~= '' and c.name or 'first text'
+        return ('rev %-5d %-16s %s UTC  %s  line %d'):format(c.rev, who, when, what, c.line + 1)
+      end,
+    }, function(c) if c then open_revision(c.rev) end end)
+  end)
+end, {})

@@ -300,5 +300,75 @@ The new editor invite goes to the kill ring."
     (pairls-command "pairls.deleteRoom")
     (message "pairls: room deleted")))
 
+;;; History: your own changes undone and redone, the list of changes, earlier revisions.
+;;
+;; `pairls-undo-mine' undoes your own last change to this document, whoever typed since
+;; (nobody else's text is touched; again and again, further back); `pairls-redo-mine' brings
+;; back what you undid last.  `pairls-history' lists the document's changes and opens the
+;; one you pick as it was then; `pairls-open-revision' opens revision N, read-only (a file
+;; under ~/.cache/pairls/revisions).  eglot's hover (eldoc) says who last changed the line at
+;; point.  Suggested keys (not set here: pick your own):
+;;
+;;   (global-set-key (kbd "C-c p u") #'pairls-undo-mine)
+;;   (global-set-key (kbd "C-c p r") #'pairls-redo-mine)
+;;   (global-set-key (kbd "C-c p h") #'pairls-history)
+
+(defun pairls--this-document ()
+  "The uri of the current buffer's file, its last changes sent first.
+eglot holds changes back until Emacs is idle (0.5 s); `pairls-command'
+does not go through eglot's own requests, which would send them: an
+undo right after typing must include what was just typed."
+  (unless buffer-file-name (user-error "pairls: this buffer visits no file"))
+  (when (and (pairls--current) (fboundp 'eglot--signal-textDocument/didChange))
+    (eglot--signal-textDocument/didChange))
+  (eglot--path-to-uri buffer-file-name))
+
+(defun pairls-undo-mine ()
+  "Undo your own last change to this document; nobody else's text is touched."
+  (interactive)
+  (let ((r (pairls-command "pairls.undoMine" (list :uri (pairls--this-document)))))
+    (message "pairls: undid your last change (rev %s)" (plist-get r :rev))
+    r))
+
+(defun pairls-redo-mine ()
+  "Redo the change of yours you undid last in this document."
+  (interactive)
+  (let ((r (pairls-command "pairls.redoMine" (list :uri (pairls--this-document)))))
+    (message "pairls: redid your change (rev %s)" (plist-get r :rev))
+    r))
+
+(defun pairls-open-revision (rev)
+  "Open this document as it was at revision REV, read-only."
+  (interactive "nRevision: ")
+  ;; the server shows it (window/showDocument, handled above) and answers its uri
+  (let* ((r (pairls-command "pairls.openRevision" (list :uri (pairls--this-document) :rev rev)))
+         (buf (find-buffer-visiting (eglot--uri-to-path (plist-get r :uri)))))
+    ;; (the file is read-only, but root may write it: the buffer says so too)
+    (when buf (with-current-buffer buf (setq buffer-read-only t)))
+    r))
+
+(defun pairls--describe-change (c)
+  (let ((kind (plist-get c :kind))
+        (time (plist-get c :time))
+        (name (plist-get c :name)))
+    (format "rev %-5d %-16s %s UTC  %s  line %d"
+            (plist-get c :rev)
+            (if (and (stringp name) (not (string-empty-p name))) name "first text")
+            (if (stringp time) (replace-regexp-in-string "T" " " (substring time 0 (min 16 (length time)))) "")
+            (if (stringp kind)
+                (format "%s of rev %s" kind (plist-get c :toggles))
+              (format "+%s -%s" (plist-get c :inserted) (plist-get c :deleted)))
+            (1+ (plist-get c :line)))))
+
+(defun pairls-history ()
+  "List this document's changes, newest first; open the one you pick."
+  (interactive)
+  (let* ((r (pairls-command "pairls.history" (list :uri (pairls--this-document) :limit 100)))
+         (changes (append (plist-get r :changes) nil))
+         (choices (mapcar (lambda (c) (cons (pairls--describe-change c) (plist-get c :rev))) changes)))
+    (unless choices (user-error "pairls: no changes yet"))
+    (let ((pick (completing-read "Open the document as it was after: " choices nil t)))
+      (pairls-open-revision (cdr (assoc pick choices))))))
+
 (provide 'pairls)
 ;;; pairls.el ends here

@@ -4,7 +4,9 @@
 * :mod:`.text_sync`: ``didOpen``/``didChange``/``didClose`` (the keystroke path);
 * :mod:`.commands`: the ``pairls.*`` commands (``workspace/executeCommand``);
 * :mod:`.completion`: ``textDocument/completion``;
-* :mod:`.presence`: cursors (``pairls/cursor``, hover, highlight) and inlay hints.
+* :mod:`.presence`: cursors (``pairls/cursor``, hover, highlight) and inlay hints;
+* :mod:`.history`: undo and redo of the user's own changes, history, blame (and the
+  hover that shows it), earlier revisions.
 
 Each handler is short: it translates LSP into a call on the server's
 session (``lsp_bridge/session.py``) and back.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from ..server import PairlsServer
-from . import commands, completion, lifecycle, presence, text_sync
+from . import commands, completion, history, lifecycle, presence, text_sync
 
 __all__ = ["register"]
 
@@ -34,8 +36,8 @@ def register(server: PairlsServer) -> None:
         lsp.CompletionOptions(trigger_characters=["."], resolve_provider=False),
     )(completion.completion)
     server.feature("pairls/cursor")(presence.cursor)
-    server.feature(lsp.TEXT_DOCUMENT_HOVER)(presence.hover)
+    server.feature(lsp.TEXT_DOCUMENT_HOVER)(history.hover)
     server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)(presence.document_highlight)
     server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)(presence.inlay_hint)
-    for name, handler in commands.COMMANDS.items():
+    for name, handler in {**commands.COMMANDS, **history.COMMANDS}.items():
         server.command(name)(handler)

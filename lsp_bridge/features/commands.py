@@ -57,6 +57,7 @@ async def _create_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *ar
     arg = _arg(args)
     name = str(arg.get("name") or "")
     token = arg.get("token") if isinstance(arg.get("token"), str) and arg.get("token") else ls.create_token
+    ls.require_user()
     result = await _enter(ls, ls.require_session().create_room(ls.hub_url, name, token))
     if ls.auto_share:
         # The invite goes out once the open documents are the room's: someone who joins at
@@ -72,6 +73,7 @@ async def _join_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args
     invite = _arg(args).get("invite")
     if not isinstance(invite, str) or not invite:
         raise user_error("joinRoom needs {invite}")
+    ls.require_user()
     result = await _enter(ls, ls.require_session().join_room(invite))
     if ls.auto_share:
         ls.share_open_documents(before)

@@ -3,7 +3,8 @@
 No standard LSP message says where the user's cursor is: the VS Code
 extension sends ``pairls/cursor``; for other editors, hover and
 documentHighlight requests (sent where the cursor rests) and the last
-change (``text_sync.py``) tell.  Peers' cursors come back as inlay hints
+change (``text_sync.py``) tell (the hover itself, who last changed the line, is
+``history.py``'s).  Peers' cursors come back as inlay hints
 (``‸Name``), which every LSP editor shows, and as ``pairls/cursors``
 notifications for a plugin.
 """
@@ -43,7 +44,8 @@ def cursor(ls: PairlsServer, params: Any) -> None:
     session.cursor_moved(uri, out)
 
 
-def _position(ls: PairlsServer, uri: str, position: lsp.Position) -> None:
+def guess_cursor(ls: PairlsServer, uri: str, position: lsp.Position) -> None:
+    """A request at *position* (hover, highlight): the cursor is likely there."""
     session = ls.session
     doc = session.room.by_uri.get(uri) if session else None
     if session is None or doc is None:
@@ -52,12 +54,9 @@ def _position(ls: PairlsServer, uri: str, position: lsp.Position) -> None:
     session.cursor_moved(uri, [(off, off)])
 
 
-def hover(ls: PairlsServer, params: lsp.HoverParams) -> None:
-    _position(ls, params.text_document.uri, params.position)
-
-
 def document_highlight(ls: PairlsServer, params: lsp.DocumentHighlightParams) -> None:
-    _position(ls, params.text_document.uri, params.position)
+    if not ls.cursor_notifications:
+        guess_cursor(ls, params.text_document.uri, params.position)
 
 
 def inlay_hint(ls: PairlsServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:

@@ -32,15 +32,18 @@ SANS_IO = [
     "collab_core/client.py",
     "collab_core/view.py",
     "collab_core/errors.py",
+    "collab_core/history.py",
     "collab_core/wire.py",
     "collab_server/retry.py",
     "collab_server/quotas.py",
     "collab_server/authority.py",
+    "collab_server/attribution.py",
     # the language server's policy: its room and the editor boundary
     "lsp_bridge/room.py",
     "lsp_bridge/editor_sync.py",
     "lsp_bridge/positions.py",
     "lsp_bridge/invite.py",
+    "lsp_bridge/blame.py",
 ]
 
 

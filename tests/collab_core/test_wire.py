@@ -18,6 +18,23 @@ def code_of(frame: str | bytes) -> ErrorCode:
     return info.value.code
 
 
+@pytest.mark.parametrize(
+    "msg",
+    [
+        {"type": "hello", "protocol": 1, "name": "a", "clientId": "abcdefgh", "user": "u_-9" * 16},
+        {"type": "undo", "path": "a.py", "id": 1},
+        {"type": "redo", "path": "a.py"},
+        {"type": "history", "path": "a.py"},
+        {"type": "history", "path": "a.py", "before": 0, "limit": 500},
+        {"type": "blame", "path": "a.py", "start": 3, "end": 3},
+        {"type": "blame", "path": "a.py", "end": 10**9},
+        {"type": "revision", "path": "a.py", "rev": 2**53},
+    ],
+)
+def test_history_messages_and_hello_user_validate(msg: dict[str, object]) -> None:
+    assert wire.decode(json.dumps(msg)) == msg
+
+
 def test_valid_op_is_normalized() -> None:
     msg = wire.decode(json.dumps({"type": "op", "path": "a.py", "rev": 0, "seq": 1, "op": [2, 3, "x", "y"]}))
     assert msg["op"] == [5, "xy"]
@@ -49,6 +66,32 @@ def test_valid_op_is_normalized() -> None:
         ('{"type": "presence", "path": "a", "rev": 0, "ranges": [[1]]}', ErrorCode.BAD_MESSAGE),
         ('{"type": "presence", "path": "a", "rev": 0, "ranges": [[-1, 2]]}', ErrorCode.BAD_MESSAGE),
         ('{"type": "ping", "id": {"nested": 1}}', ErrorCode.BAD_MESSAGE),
+        (
+            '{"type": "hello", "protocol": 1, "name": "a", "clientId": "abcdefgh", "user": "short"}',
+            ErrorCode.BAD_MESSAGE,
+        ),
+        (
+            '{"type": "hello", "protocol": 1, "name": "a", "clientId": "abcdefgh", "user": "a/b/c/d/e"}',
+            ErrorCode.BAD_MESSAGE,
+        ),
+        (
+            '{"type": "hello", "protocol": 1, "name": "a", "clientId": "abcdefgh", "user": 12345678}',
+            ErrorCode.BAD_MESSAGE,
+        ),
+        ('{"type": "undo"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "redo", "path": "../a"}', ErrorCode.BAD_PATH),
+        ('{"type": "history", "path": "a", "limit": 0}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "path": "a", "limit": 501}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "path": "a", "limit": 1000000000}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "path": "a", "before": -1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "path": "a", "before": "x"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "history", "path": "a", "before": 1.5}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "blame", "path": "a", "start": -1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "blame", "path": "a", "start": 5, "end": 4}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "blame", "path": "a", "end": true}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "revision", "path": "a"}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "revision", "path": "a", "rev": -1}', ErrorCode.BAD_MESSAGE),
+        ('{"type": "revision", "path": "a", "rev": 9007199254740993}', ErrorCode.BAD_MESSAGE),
         ("[" * 100000 + "]" * 100000, ErrorCode.BAD_JSON),
     ],
 )

@@ -598,3 +598,60 @@ def test_history_loaded_from_the_store_counts_its_components() -> None:
     out = s.submit(sub(B, 1, 2, ["x"]))
     assert isinstance(out, Refusal) and out.code == ErrorCode.REVISION_TOO_OLD
     assert sequenced(s.submit(sub(B, 1, 3, ["x"]))).rev == 4
+
+
+# -- attribution and the hub's own ops (undo, redo) ------------------------------------
+
+
+def test_a_sequenced_op_carries_its_user_time_and_the_change_group_decides() -> None:
+    from collab_server.document import Submission as Sub
+
+    s = Sequencer("abc", 0)
+    seen: list[tuple[str, ops.Op, float, int]] = []
+
+    def group(user: str, op: ops.Op, time: float) -> int | None:
+        seen.append((user, op, time, s.rev))
+        return 7
+
+    out = sequenced(s.submit(Sub(A, 1, Rev(0), ["d"], "p", "ada"), 12.5))
+    assert (out.user, out.time, out.change_rev, out.toggles) == ("ada", 12.5, None, None)
+    s.group = group
+    s.take_unsent()
+    s.commit(1)
+    out = sequenced(s.submit(Sub(B, 1, Rev(0), [3, "e"], "q", "bob"), 13.0))
+    # asked with the op as transformed to the head, before it takes its revision
+    assert seen == [("bob", [4, "e"], 13.0, 1)]
+    assert (out.rev, out.user, out.change_rev) == (2, "bob", 7)
+    # the history keeps none of it
+    assert all(e.user == "" and e.time == 0.0 and e.change_rev is None for e, *_ in s._history)
+
+
+def test_a_made_op_is_sequenced_at_the_head_without_a_client_and_rolled_back_as_made() -> None:
+    from collab_server.document import MADE_CLIENT, Made
+
+    s = Sequencer("hello", 0, max_bytes=8)
+    sequenced(s.submit(sub(A, 1, 0, [5, "!"])))
+    made = Made("the request")
+    out = s.submit_made([-5], made, author="p", user="ada", time=3.0, toggles=1)
+    assert isinstance(out, Sequenced)
+    assert (out.rev, out.client_id, out.seq, out.toggles, out.user, out.op) == (
+        2,
+        MADE_CLIENT,
+        2,
+        1,
+        "ada",
+        [-5],
+    )
+    assert s.text == "!"
+    # an op that comes later, based before it, is transformed past it like any other
+    later = sequenced(s.submit(sub(B, 1, 1, [0, "x"])))
+    assert later.op == ["x"] and s.text == "x!"
+    assert s.rollback() == [sub(A, 1, 0, [5, "!"]), made, sub(B, 1, 1, [0, "x"])]
+    assert s.text == "hello"
+    # too large: refused, nothing changes; an op that does not apply to the head is a bug
+    assert (
+        s.submit_made([5, "four"], made, author="p", user="ada", time=3.0, toggles=1) is ErrorCode.TOO_LARGE
+    )
+    assert s.rev == 0 and s.text == "hello"
+    with pytest.raises(InvalidState):
+        s.submit_made([6, "x"], made, author="p", user="ada", time=3.0, toggles=1)

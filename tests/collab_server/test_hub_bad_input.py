@@ -793,6 +793,110 @@ CASES: list[Case] = [
         ("bad_message",) * 2,
         {"id": "pt"},
     ),
+    # -- history (docs/protocol.md, "History") -----------------------------
+    Case(
+        "history-bad-fields",
+        "editor",
+        lambda c: [
+            j(type="history", path=DOC, limit=10**9, id="h1"),
+            j(type="history", path=DOC, limit=0, id="h1"),
+            j(type="history", path=DOC, limit=-5, id="h1"),
+            j(type="history", path=DOC, limit=MARK, id="h1"),
+            j(type="history", path=DOC, before=-1, id="h1"),
+            j(type="history", path=DOC, before=MARK, id="h1"),
+            j(type="history", path=DOC, before=1.5, id="h1"),
+            j(type="history", path=DOC, before=[c.rev], id="h1"),
+            j(type="history", path=DOC, before=2**60, id="h1"),
+        ],
+        ("bad_message",) * 9,
+        {"id": "h1", "path": DOC},
+    ),
+    Case(
+        "blame-bad-fields",
+        "editor",
+        lambda c: [
+            j(type="blame", path=DOC, start=-1, id="b1"),
+            j(type="blame", path=DOC, start=3, end=2, id="b1"),
+            j(type="blame", path=DOC, end=-1, id="b1"),
+            j(type="blame", path=DOC, start=MARK, id="b1"),
+            j(type="blame", path=DOC, end=True, id="b1"),
+        ],
+        ("bad_message",) * 5,
+        {"id": "b1", "path": DOC},
+    ),
+    Case(
+        "revision-bad-rev",
+        "editor",
+        lambda c: [
+            j(type="revision", path=DOC, rev=-1, id="v1"),
+            j(type="revision", path=DOC, rev=c.rev + 1, id="v1"),
+            j(type="revision", path=DOC, rev=2**53, id="v1"),
+            j(type="revision", path=DOC, rev=2**63, id="v1"),
+            j(type="revision", path=DOC, rev=MARK, id="v1"),
+            j(type="revision", path=DOC, id="v1"),
+        ],
+        ("bad_message",) * 6,
+        {"id": "v1", "path": DOC},
+    ),
+    Case(
+        "history-requests-unopened",
+        "lobby-room",
+        lambda c: [
+            j(type="undo", path=DOC, id="n3"),
+            j(type="redo", path=DOC, id="n3"),
+            j(type="history", path=DOC, id="n3"),
+            j(type="blame", path=DOC, id="n3"),
+            j(type="revision", path=DOC, rev=0, id="n3"),
+            j(type="undo", path="nope.txt", id="n3"),
+            j(type="revision", path="nope.txt", rev=0, id="n3"),
+        ],
+        ("not_open",) * 7,
+        {"id": "n3"},
+    ),
+    Case(
+        "history-requests-not-in-room",
+        "lobby",
+        lambda c: [
+            j(type="undo", path=DOC, id="n4"),
+            j(type="redo", path=DOC, id="n4"),
+            j(type="history", path=DOC, id="n4"),
+            j(type="blame", path=DOC, id="n4"),
+            j(type="revision", path=DOC, rev=0, id="n4"),
+        ],
+        ("not_in_room",) * 5,
+        {"id": "n4"},
+    ),
+    Case(
+        "history-requests-bad-paths",
+        "editor",
+        lambda c: [
+            frame
+            for p in ("../" + MARK, MARK + "\x00", "")
+            for frame in (
+                j(type="undo", path=p, id="bq"),
+                j(type="redo", path=p, id="bq"),
+                j(type="history", path=p, id="bq"),
+                j(type="blame", path=p, id="bq"),
+                j(type="revision", path=p, rev=0, id="bq"),
+            )
+        ],
+        ("bad_path",) * 15,
+        {"id": "bq", "path": None},
+    ),
+    Case(
+        "viewer-undo-redo",
+        "viewer",
+        lambda c: [j(type="undo", path=DOC, id="v3"), j(type="redo", path=DOC, id="v3")],
+        ("forbidden",) * 2,
+        {"id": "v3"},
+    ),
+    Case(
+        "nothing-of-mine-to-undo",
+        "editor",
+        lambda c: [j(type="undo", path=DOC, id="m1"), j(type="redo", path=DOC, id="m1")],
+        ("nothing_to_undo", "nothing_to_redo"),
+        {"id": "m1", "path": DOC},
+    ),
     # -- closing cases -----------------------------------------------------
     Case(
         "oversized",

@@ -116,10 +116,10 @@ async def test_a_request_that_fails_is_answered_internal_and_everything_else_goe
     caplog.set_level(logging.INFO, logger="collab_server")
     submit = Sequencer.submit
 
-    def failing_submit(self: Sequencer, sub: Any) -> Any:
+    def failing_submit(self: Sequencer, sub: Any, *args: Any) -> Any:
         if any(type(c) is str and "BOOM" in c for c in sub.op):
             raise RuntimeError("injected fault")
-        return submit(self, sub)
+        return submit(self, sub, *args)
 
     monkeypatch.setattr(Sequencer, "submit", failing_submit)
 

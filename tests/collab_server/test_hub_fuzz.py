@@ -122,6 +122,7 @@ class Fuzzer:
                 "request",
                 "request",
                 "presence",
+                "history",
             ]
         )
         self.counts[kind] += 1
@@ -130,7 +131,8 @@ class Fuzzer:
         if kind == "random-fields":
             msg = {"type": rng.choice(TYPES)}
             for name in rng.sample(["path", "rev", "seq", "op", "ranges", "name", "id", "text", "since",
-                                    "room", "secret", "protocol", "clientId"], 4):  # fmt: skip
+                                    "room", "secret", "protocol", "clientId", "user", "before", "limit",
+                                    "start", "end"], 4):  # fmt: skip
                 msg[name] = random_json(rng, 3)
             return json.dumps(msg)
         if kind == "numbers":
@@ -175,7 +177,25 @@ class Fuzzer:
             return json.dumps(
                 {"type": "presence", "path": self.path(), "rev": rng.randrange(-1, 50), "ranges": ranges}
             )
+        if kind == "history":
+            return self.history()
         return self.request()
+
+    def history(self) -> str:
+        """undo, redo, history, blame, revision: valid, out of range, or of the wrong type."""
+        rng = self.rng
+        kind = rng.choice(["undo", "redo", "history", "blame", "revision"])
+        msg: dict[str, Any] = {"type": kind, "path": self.path(), "id": rng.randrange(99)}
+        odd = [-1, 0, 1, 3, 2**53, 2**53 + 1, 10**9, "7", None, 1.5, True, [1]]
+        if kind == "history":
+            for name in rng.sample(["before", "limit"], rng.randrange(3)):
+                msg[name] = rng.choice(odd)
+        elif kind == "blame":
+            for name in rng.sample(["start", "end"], rng.randrange(3)):
+                msg[name] = rng.choice(odd)
+        elif kind == "revision":
+            msg["rev"] = rng.choice(odd)
+        return json.dumps(msg)
 
     def fatal(self) -> tuple[str, str | bytes]:
         """A frame after which the hub closes the connection: (how it is sent, the frame)."""

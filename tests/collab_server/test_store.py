@@ -11,7 +11,8 @@ import pytest
 from collab_core import ops
 from collab_core.errors import DocumentGone, RevisionConflict, StoreError
 from collab_server.document import ClientId, Rev, Sequenced
-from collab_server.store import DocumentRecord, Store, open_store, storable
+from collab_server.store import DocumentRecord, Store, _migrations, open_store, storable
+from tests.conftest import PgServer
 
 UNICODE = "naïve e\u0301 😀👩‍👩‍👧 \U0001f600\r\nline2\r\n\tend ␀ 𝔘𝔫𝔦 \u200d\ufeff"
 
@@ -60,7 +61,7 @@ async def test_migrations_are_applied_once_and_reopening_is_harmless(database_ur
         }
     finally:
         await conn.close()
-    assert sorted(versions) == ["0001_init", "0002_owners_and_lifecycle"]
+    assert sorted(versions) == ["0001_init", "0002_owners_and_lifecycle", "0003_history"]
     assert {"rooms", "invites", "members", "documents", "ops", "snapshots", "removals"} <= tables
 
 
@@ -447,3 +448,121 @@ async def test_commit_observers_get_each_transaction_time_and_size(store: Store)
     store.remove_commit_observer(broken)
     await store.append(docs[0].id, 3, batch(3, typing("d"), first_seq=4))
     assert seen[-1][1] == 1
+
+
+# -- history (migration 0003) ----------------------------------------------------
+
+
+def attributed(s: Sequenced) -> tuple[object, ...]:
+    return (s.rev, s.op, s.client_id, s.seq, s.author, s.user, s.time, s.change_rev, s.toggles)
+
+
+async def test_ops_keep_their_user_change_toggles_and_exact_time(store: Store) -> None:
+    doc = await make_doc(store)
+    t0 = 1_764_000_000.123457  # not a whole microsecond: the log keeps the nearest one
+    sent = [
+        Sequenced(Rev(1), ["a"], ClientId("c1"), 1, "p1", "ada-user", 1_764_000_000.123456, 1, None),
+        Sequenced(Rev(2), [1, "b"], ClientId("c1"), 2, "p1", "ada-user", 1_764_000_000.9, 1, None),
+        Sequenced(Rev(3), [-2], ClientId(""), 3, "p1", "ada-user", 1_764_000_001.5, None, 1),
+        Sequenced(Rev(4), ["x"], ClientId("c2"), 1, "p2", "bob-user", t0, None, None),
+    ]
+    await store.append(doc.id, 0, sent)
+    back = await store.ops_since(doc.id, 0)
+    assert [attributed(s) for s in back[:3]] == [attributed(s) for s in sent[:3]]
+    assert back[3].time == round(t0 * 1e6) / 1e6
+    # the time comes back as the very float a hub computes from whole microseconds
+    assert all(s.time == round(s.time * 1e6) / 1e6 for s in back)
+    assert (back[3].change_rev, back[3].toggles, back[3].user) == (None, None, "bob-user")
+
+
+async def test_an_op_without_a_time_gets_the_databases(store: Store) -> None:
+    doc = await make_doc(store)
+    await store.append(doc.id, 0, batch(0, ["a"]))
+    (back,) = await store.ops_since(doc.id, 0)
+    assert back.time > 1_700_000_000
+
+
+async def test_revision_is_the_nearest_snapshot_and_the_ops_after_it(store: Store) -> None:
+    doc = await make_doc(store, text="start ")
+    sent = batch(0, typing("abcdefgh", 6))
+    await store.append(doc.id, 0, sent)
+    await store.save_snapshot(doc.id, 5, "start abcde")
+    texts = ["start ", *("start " + "abcdefgh"[:i] for i in range(1, 9))]
+    for rev, want in enumerate(texts):
+        parts = await store.revision(doc.id, rev)
+        assert parts is not None
+        assert parts.snapshot_rev == (5 if rev >= 5 else 0)
+        text = parts.snapshot
+        for op in parts.ops:
+            text = ops.apply(text, op)
+        assert text == want
+    assert await store.revision(doc.id, 9) is None
+
+
+async def test_document_origin_is_revision_0_by_its_creator(store: Store) -> None:
+    await store.create_room("r1", "Room", {})
+    doc = await store.create_document("r1", "a.txt", "hello", created_by="ada-user")
+    assert doc is not None
+    origin = await store.document_origin(doc.id)
+    assert (origin.text, origin.created_by) == ("hello", "ada-user")
+    assert origin.time > 1_700_000_000
+    legacy = await make_doc(store, path="b.txt")
+    assert (await store.document_origin(legacy.id)).created_by == ""
+
+
+async def test_user_names_are_the_newest_per_user(store: Store) -> None:
+    await store.create_room("r1", "Room", {})
+    await store.add_member("r1", "entry-1", "Ada", "editor", user="ada-user")
+    await asyncio.sleep(0.01)
+    await store.add_member("r1", "entry-2", "Ada L.", "editor", user="ada-user")
+    await store.add_member("r1", "bob-entry", "Bob", "editor")  # no user: the client id is
+    assert await store.user_names("r1", ["ada-user", "bob-entry", "nobody"]) == {
+        "ada-user": "Ada L.",
+        "bob-entry": "Bob",
+    }
+    assert await store.user_names("other", ["ada-user"]) == {}
+
+
+async def test_ops_stored_before_migration_0003_read_as_their_client_ids(pg_server: object) -> None:
+    """A database at 0002 with ops and members: after 0003 the ops' user is their client id."""
+
+    assert isinstance(pg_server, PgServer)
+    name = await pg_server.create_database()
+    dsn = pg_server.dsn_for(name)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version text PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, sql in _migrations()[:2]:
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            await conn.execute("INSERT INTO rooms (id, name) VALUES ('r1', 'old')")
+            doc_id = await conn.fetchval(
+                "INSERT INTO documents (room_id, path, rev) VALUES ('r1', 'a.txt', 1) RETURNING id"
+            )
+            await conn.execute("INSERT INTO snapshots (document_id, rev, text) VALUES ($1, 0, '')", doc_id)
+            await conn.execute(
+                "INSERT INTO ops (document_id, rev, author, client_id, client_seq, op)"
+                " VALUES ($1, 1, 'p1', 'old-client', 1, '[\"a\"]')",
+                doc_id,
+            )
+            await conn.execute(
+                "INSERT INTO members (room_id, client_id, name, role)"
+                " VALUES ('r1', 'old-client', 'Old', 'editor')"
+            )
+        finally:
+            await conn.close()
+        s = await open_store(dsn, hub_id="h1")
+        try:
+            (op,) = await s.ops_since(doc_id, 0)
+            assert (op.user, op.change_rev, op.toggles) == ("old-client", None, None)
+            assert op.time > 1_700_000_000
+            assert await s.user_names("r1", ["old-client"]) == {"old-client": "Old"}
+            assert (await s.document_origin(doc_id)).created_by == ""
+        finally:
+            await s.close()
+    finally:
+        await pg_server.drop_database(name)

@@ -869,3 +869,111 @@ async def room_gone(hub: HubProcess, invite: str) -> bool:
     finally:
         await peer.close()
     return False
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+
+async def test_emacs_undo_and_redo_my_changes_keep_the_others_text(hub: HubProcess, tmp_path: Path) -> None:
+    """Ada makes two changes, Bob types around and inside them; pairls-undo-mine twice takes
+    back Ada's only, in both Emacs and on the hub; pairls-redo-mine brings the older back;
+    pairls-history opens the change picked as it was then, read-only, outside the project."""
+    a, b, invite = await pair(tmp_path, hub)
+    try:
+        await a.eval(a.in_buffer('(goto-char (point-min)) (forward-line 1) (end-of-line) (insert " [ada]")'))
+        await converged(a, b, hub, invite)
+        await asyncio.sleep(1.2)  # a pause: what Ada types next is another change
+        await a.eval(a.in_buffer('(goto-char (point-min)) (insert "ada top\\n")'))
+        await converged(a, b, hub, invite)
+        # Bob types inside Ada's first change, at the start of her second, and after all
+        await b.eval(b.in_buffer('(goto-char (point-min)) (search-forward "[") (insert "BOB")'))
+        await b.eval(b.in_buffer('(goto-char (point-min)) (insert "bob: ")'))
+        await b.eval(b.in_buffer('(goto-char (point-max)) (insert "bob line\\n")'))
+        both = "bob: ada top\nfirst line\nsecond line [BOBada]\nthird line\n# end\nbob line\n"
+        assert await converged(a, b, hub, invite) == both
+
+        first = await a.eval(a.in_buffer("(pairls-undo-mine)"))
+        mine_gone = "bob: first line\nsecond line [BOBada]\nthird line\n# end\nbob line\n"
+        assert await converged(a, b, hub, invite) == mine_gone
+        second = await a.eval(a.in_buffer("(pairls-undo-mine)"))
+        assert second["rev"] == first["rev"] + 1
+        assert (
+            await converged(a, b, hub, invite)
+            == "bob: first line\nsecond lineBOB\nthird line\n# end\nbob line\n"
+        )
+        await a.eval(a.in_buffer("(pairls-redo-mine)"))
+        assert await converged(a, b, hub, invite) == mine_gone
+        # Bob's hover on the line Ada's redo brought back names her
+        hover = await b.eval(
+            b.in_buffer(
+                "(plist-get (pairls--request (pairls--server) :textDocument/hover"
+                " (list :textDocument (eglot--TextDocumentIdentifier)"
+                " :position (list :line 1 :character 0)) 10)"
+                " :contents)"
+            )
+        )
+        assert hover["kind"] == "markdown" and hover["value"].startswith("**Ada**, just now · rev "), hover
+        said = await b.eval(
+            b.in_buffer("(condition-case err (pairls-redo-mine) (user-error (error-message-string err)))")
+        )
+        assert said == "pairls: Nothing of yours to redo in this document"
+        assert "undid your last change (rev" in await a.messages()
+
+        # the history: Ada picks her change that made "ada top"; it opens as it was then
+        opened = await a.eval(
+            a.in_buffer(
+                "(cl-letf (((symbol-function 'completing-read)"
+                " (lambda (_prompt choices &rest _)"
+                '  (car (seq-find (lambda (c) (string-match-p "Ada .* [+]8 -0 " (car c))) choices)))))'
+                " (pairls-history))"
+            )
+        )
+        revision = await revision_buffer(a, opened["uri"])
+        assert revision["text"] == "ada top\nfirst line\nsecond line [ada]\nthird line\n# end\n"
+        assert revision["readOnly"] is True
+        cache = await asyncio.to_thread((a.home / ".cache" / "pairls" / "revisions").resolve)
+        assert (await asyncio.to_thread(Path(revision["file"]).resolve)).is_relative_to(cache), revision
+        zero = await a.eval(a.in_buffer("(pairls-open-revision 0)"))
+        assert (await revision_buffer(a, zero["uri"]))["text"] == INITIAL
+        # nothing of this went to the room
+        assert await hub_text(hub, invite) == mine_gone
+        assert list((await a.status())["documents"]) == [PATH]
+
+        # typed at a terminal and undone at once, before eglot's idle timer sent the typing:
+        # the command sends it first, so the undo takes back what was just typed
+        a.open_tty()
+        await until(
+            lambda: a.eval("(and (cl-some (lambda (f) (eq (framep f) t)) (frame-list)) t)"), 10, "a tty"
+        )
+        await asyncio.sleep(1.0)
+        await a.keys("\x1b<zz\x1bxpairls-undo-mine\r")
+        newest = await until(lambda: _undid_the_last_edit(a), 15, "an undo of the typing in the history")
+        assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
+        assert await converged(a, b, hub, invite) == mine_gone
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def revision_buffer(e: Emacs, uri: str) -> dict[str, Any]:
+    """The buffer visiting the file of *uri*: its file, text and whether it is read-only."""
+    path = json.dumps(uri.removeprefix("file://"))
+    return await e.eval(  # type: ignore[no-any-return]
+        f"(with-current-buffer (find-buffer-visiting {path})"
+        " (list :file buffer-file-name :text (buffer-substring-no-properties (point-min) (point-max))"
+        " :readOnly (if buffer-read-only t :json-false)))"
+    )
+
+
+async def _undid_the_last_edit(e: Emacs) -> dict[str, Any] | None:
+    """The newest history entry if it is an undo of the edit just before it (else None)."""
+    history = await e.eval(
+        e.in_buffer('(pairls-command "pairls.history" (list :uri (pairls--this-document) :limit 2))')
+    )
+    changes = history["changes"]
+    if (
+        len(changes) == 2
+        and changes[0].get("kind") == "undo"
+        and changes[0]["toggles"] == changes[1]["firstRev"]
+    ):
+        return {"undo": changes[0], "edit": changes[1]}
+    return None

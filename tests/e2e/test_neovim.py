@@ -660,6 +660,142 @@ async def _changed_register(nv: Nvim, old: str) -> str | None:
     return reg if reg.startswith("http://") and reg != old else None
 
 
+# -- history ---------------------------------------------------------------------------------------
+
+
+async def shows(nv: Nvim, text: str) -> bool:
+    return await buffer_text(nv, PATH) == text
+
+
+async def test_undo_and_redo_my_changes_keep_the_others_text(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """Ada makes two changes, Bob types around and inside them; :PairlsUndo twice takes back
+    Ada's only, in both Neovims and on the hub; :PairlsRedo brings the older back; then
+    :PairlsHistory picks a change and opens the document as it was then, read-only, and
+    :PairlsOpenRevision 0 the text it was created with."""
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        await type_script(a, [key("<Esc>2GA"), " [ada]", key("<Esc>")], 0.03)
+        await until(lambda: quiescent(a, b), 15, "Ada's first change everywhere")
+        await asyncio.sleep(1.2)  # a pause: what Ada types next is another change
+        await type_script(a, [key("<Esc>ggO", "\n"), "ada top", key("<Esc>")], 0.03)
+        await until(lambda: quiescent(a, b), 15, "Ada's second change everywhere")
+        # Bob types inside Ada's first change, at the start of her second, and after all
+        await type_script(
+            b, [key("<Esc>/\\[ada<CR>a"), "BOB", key("<Esc>ggI"), "bob: ", key("<Esc>Go", "\n")], 0.03
+        )
+        await type_script(b, ["bob line", key("<Esc>")], 0.03)
+        both = "bob: ada top\nfirst line\nsecond line [BOBada]\nthird line\n# end\nbob line\n"
+        await until(lambda: shows(a, both), 15, "Bob's typing at Ada's")
+        await until(lambda: quiescent(a, b), 15, "quiet before the undo")
+
+        await a.call("nvim_command", "PairlsUndo")
+        mine_gone = "bob: first line\nsecond line [BOBada]\nthird line\n# end\nbob line\n"
+        await until(lambda: shows(b, mine_gone), 15, "the first undo at Bob's")
+        await a.call("nvim_command", "PairlsUndo")
+        only_bob = "bob: first line\nsecond lineBOB\nthird line\n# end\nbob line\n"
+        await until(lambda: shows(b, only_bob), 15, "the second undo at Bob's")
+        assert await converged(a, b, hub, invite) == only_bob
+        await a.call("nvim_command", "PairlsRedo")
+        await until(lambda: shows(b, mine_gone), 15, "the redo at Bob's")
+        assert await converged(a, b, hub, invite) == mine_gone
+        # Bob's hover on the line Ada's redo brought back names her
+        said = await b.lua(HOVER_LINE_2)
+        assert said["kind"] == "markdown" and said["value"].startswith("**Ada**, just now · rev "), said
+        # Bob has nothing of his own undone: said in words, nothing changes
+        await b.call("nvim_command", "PairlsRedo")
+        await until(lambda: told_error(b, "Nothing of yours to redo in this document"), 10, "Bob told")
+        said = await messages(a)
+        assert "pairls: undid your last change (rev" in said and "pairls: redid your change (rev" in said
+        assert "Nothing of yours" not in said and "failed" not in said, said
+
+        # the history, as Ada picks the change that made "ada top"; then revision 0
+        assert await a.lua(PICK_ADA_TOP)
+        await a.call("nvim_command", "PairlsHistory")
+        picked = await until(lambda: a.lua("return _G.picked_rev"), 10, "the history list")
+        opened = await until(lambda: revision_buffer(a, picked), 10, "the revision opened")
+        assert opened["text"] == "ada top\nfirst line\nsecond line [ada]\nthird line\n# end\n"
+        assert opened["readonly"] and not opened["modifiable"]
+        cache = (tmp_path / "home-ada" / "cache" / "pairls" / "revisions").resolve()
+        assert Path(opened["name"]).is_relative_to(cache) and Path(opened["name"]).name == PATH
+        await a.call("nvim_command", f"buffer {await a.lua('return vim.fn.bufnr(...)', PATH)}")
+        await a.call("nvim_command", "PairlsOpenRevision 0")
+        zero = await until(lambda: revision_buffer(a, 0), 10, "revision 0 opened")
+        assert zero["text"] == INITIAL
+        # nothing of this went to the room
+        assert await hub_text(hub, invite) == mine_gone
+        assert list((await status(a)).get("documents", {})) == [PATH]
+
+        # typed and undone at once, within the didChange debounce: the request sends the
+        # typing first (Neovim flushes before a request), so the undo takes back what was typed
+        await a.call("nvim_command", f"buffer {await a.lua('return vim.fn.bufnr(...)', PATH)}")
+        await a.input("<Esc>ggIzz<Esc>:PairlsUndo<CR>")
+        newest = await until(lambda: undid_the_last_edit(a), 15, "an undo of the typing in the history")
+        assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
+        assert await converged(a, b, hub, invite) == mine_gone
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+# what the language server answers to a hover on line 2 (0-based 1) of the current buffer
+HOVER_LINE_2 = r"""
+local params = { textDocument = { uri = vim.uri_from_bufnr(0) }, position = { line = 1, character = 0 } }
+local r = vim.lsp.buf_request_sync(0, 'textDocument/hover', params, 5000)
+for _, v in pairs(r or {}) do if v.result then return v.result.contents end end
+"""
+
+
+# vim.ui.select as a user answers it: the change whose text holds "ada top" (Ada's second)
+PICK_ADA_TOP = r"""
+vim.ui.select = function(items, opts, on_choice)
+  for _, c in ipairs(items) do
+    if c.name == 'Ada' and c.inserted == 8 and not c.kind then
+      _G.picked_rev = c.rev
+      return on_choice(c)
+    end
+  end
+  _G.picked_rev = -1
+  on_choice(nil)
+end
+return true
+"""
+
+
+async def revision_buffer(nv: Nvim, rev: int) -> dict[str, Any] | None:
+    """The current buffer if it is a revision file of *rev*: its name, text and flags."""
+    return await nv.lua(  # type: ignore[no-any-return]
+        "local n = vim.api.nvim_buf_get_name(0)"
+        " if not n:find('/revisions/[^/]+/' .. ... .. '/') then return nil end"
+        " local t = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), '\\n')"
+        " if vim.bo.eol then t = t .. '\\n' end"
+        " return { name = vim.fn.resolve(n), text = t,"
+        " readonly = vim.bo.readonly, modifiable = vim.bo.modifiable }",
+        str(rev),
+    )
+
+
+async def undid_the_last_edit(nv: Nvim) -> dict[str, Any] | None:
+    """The newest history entry if it is an undo of the edit just before it (else None)."""
+    history = await nv.lua(
+        "local r = vim.lsp.buf_request_sync(0, 'workspace/executeCommand', { command = 'pairls.history',"
+        " arguments = { { uri = vim.uri_from_bufnr(0), limit = 2 } } }, 5000)"
+        " for _, v in pairs(r or {}) do return v.result end"
+    )
+    changes = (history or {}).get("changes", [])
+    if (
+        len(changes) == 2
+        and changes[0].get("kind") == "undo"
+        and changes[0]["toggles"] == changes[1]["firstRev"]
+    ):
+        return {"undo": changes[0], "edit": changes[1]}
+    return None
+
+
+async def told_error(nv: Nvim, text: str) -> bool:
+    return text in await messages(nv)
+
+
 # -- larger than a hub frame -----------------------------------------------------------------------
 
 

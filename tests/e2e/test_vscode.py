@@ -31,6 +31,11 @@ way a user does: the command palette, quick open, the keyboard.
   "Pairls: Rotate Invites" puts B out (B joins again with the new invite), A removes B from
   the picker, "Pairls: Delete Room"; each confirmed in its modal dialog, and B's window tells
   B what happened.
+* ``test_history``: A makes two changes, B types inside one and after the other; A's
+  "Pairls: Undo My Last Change" (the palette, then the suggested Ctrl+Alt+Z) takes back A's
+  text only, in both editors and on the hub; "Pairls: Redo My Change" brings it back; B's
+  hover names who changed the line; A's "Pairls: Show History" opens the change picked as a
+  diff whose left side is the hub's text at that revision.
 
 The extension is built once per module with ``make extension`` (the language server bundled
 into it).
@@ -163,6 +168,8 @@ class CodeServer:
             PATH=f"{NODE.parent}{os.pathsep}{base.get('PATH', '')}",
             XDG_DATA_HOME=str(home / "xdg-data"),
             XDG_CONFIG_HOME=str(home / "xdg-config"),
+            # each window its own person: the language server keeps the user id here
+            XDG_STATE_HOME=str(home / "xdg-state"),
             PYTHONUNBUFFERED="1",
         )
         self.env.pop("VSCODE_IPC_HOOK_CLI", None)
@@ -730,5 +737,98 @@ async def test_owner(
             assert info.value.code == "no_such_room"
         finally:
             await peer.close()
+    finally:
+        hub.terminate()
+
+
+# --- history: undo and redo of my own changes, the history, hovers -------------------------------
+
+H_FILE = "story.txt"
+H_INITIAL = "line one\nline two\nline three\nline four\n"
+
+
+@pytest.mark.timeout(600)
+async def test_history(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
+    _require_installed()
+    hub = HubProcess(database_url=database_url)
+    try:
+        hub_url = hub.wait_ready()
+        users = []
+        for name, display in (("A", NAME_A), ("B", NAME_B)):
+            ws = tmp_path / f"ws-{name}"
+            ws.mkdir()
+            (ws / H_FILE).write_text(H_INITIAL)
+            (ws / ".vscode").mkdir()
+            workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
+            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
+            # hovers on (the harness turns them off): the blame shows in them
+            settings = dict(
+                SETTINGS,
+                **{
+                    "pairls.pythonPath": sys.executable,
+                    "editor.hover.enabled": True,
+                    "editor.hover.delay": 300,
+                },
+            )
+            users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
+        servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
+        after_first = "line one\nline two [ada]\nline three\nline four\n"
+        with_bob = "line one\nline two [BOBada]\nline three\nline four # ada2 bob\n"
+        undone_once = "line one\nline two [BOBada]\nline three\nline four bob\n"
+        undone_twice = "line one\nline twoBOB\nline three\nline four bob\n"
+        config = {
+            "mode": "history",
+            "users": users,
+            "file": H_FILE,
+            "initial": H_INITIAL,
+            "first": " [ada]",
+            "afterFirst": after_first,
+            "second": " # ada2",
+            "afterSecond": "line one\nline two [ada]\nline three\nline four # ada2\n",
+            "inside": "BOB",
+            "insideFromEnd": 4,
+            "after": " bob",
+            "withBob": with_bob,
+            "undoneOnce": undone_once,
+            "undoneTwice": undone_twice,
+            "nameA": NAME_A,
+            # A's first change in the history (not the undo or redo of it)
+            "pick": "+6 −0 · line 2",
+            "typeDelayMs": 40,
+            "pauseAt": ["typed", "undone", "redone"],
+        }
+        driver = await Driver.start(tmp_path, config)
+        try:
+            invite = parse_invite((await driver.until("joined", 300))["invite"])
+            peer = await Peer(hub_url, name="e2e-checker").connect()
+            try:
+                await peer.join(invite.room_id, invite.secret)
+                doc = await peer.open(H_FILE)
+                for event, text in (("typed", with_bob), ("undone", undone_twice), ("redone", undone_once)):
+                    await driver.until(event, 240)
+                    await doc.wait_synced()
+                    for _ in range(100):  # (the hub has it before both editors show it)
+                        if doc.text == text:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert doc.text == text, (event, doc.text)
+                    await driver.resume()
+                hover = await driver.until("hover", 240)
+                assert NAME_A in hover["text"] and "just now · rev " in hover["text"], hover
+                diff = await driver.until("diff", 240)
+                # the diff's title names the revision; its left side is the hub's text then
+                m = re.search(r"\(rev (\d+)\)", diff["title"])
+                assert m is not None and "↔ now" in diff["title"], diff
+                revision = await peer.request({"type": "revision", "path": H_FILE, "rev": int(m.group(1))})
+                assert revision["text"] == after_first == diff["left"], (revision, diff)
+                assert any("undid the change of rev" in r for r in diff["rows"]), diff["rows"]
+            finally:
+                await peer.close()
+            done = await driver.finish()
+            assert done.get("ok"), driver.summary()
+        finally:
+            driver.kill()
     finally:
         hub.terminate()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,12 @@ async def test_a_hostile_hub_writes_nothing_outside_the_workspace(
     tmp_path: Path, hostile: tuple[HostileHub, Path, Path]
 ) -> None:
     hub, ws, outside = hostile
-    home, cache = tmp_path / "home", tmp_path / "cache"
+    home, cache, state = tmp_path / "home", tmp_path / "cache", tmp_path / "state"
     home.mkdir()
     cache.mkdir()
-    env = {"HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+    state.mkdir()
+    # (the state folder keeps the user id, which the language server writes whatever the hub does)
+    env = {"HOME": str(home), "XDG_CACHE_HOME": str(cache), "XDG_STATE_HOME": str(state)}
     watched = [outside, home, tmp_path / "project" / ".git", tmp_path / "project" / "sub" / ".git"]
     before = snapshot(*watched)
     top_before = sorted(os.listdir(tmp_path))
@@ -162,6 +165,7 @@ async def test_a_hostile_hub_writes_nothing_outside_the_workspace(
     assert not list(cache.rglob("*")) or all(
         "pwned" not in p.read_text() for p in cache.rglob("*") if p.is_file()
     )
+    assert [p.relative_to(state).as_posix() for p in state.rglob("*") if p.is_file()] == ["pairls/user-id"]
     for p in ws.rglob("*"):
         if p.is_file() and not p.is_symlink():
             assert p.resolve().is_relative_to(ws.resolve()), p
@@ -220,3 +224,38 @@ def test_a_link_put_in_the_way_after_the_check_is_not_followed(tmp_path: Path) -
     # and through create(): refused and counted
     assert mapper.create("dir/y.txt", "room", "text") is None
     assert list(outside.iterdir()) == []
+
+
+def test_a_revision_file_is_read_only_inside_the_cache_whatever_the_hub_names(tmp_path: Path) -> None:
+    """pairls.openRevision's files: <cache>/pairls/revisions/<room>/<rev>/<path>, 0444, never
+    outside that folder (evil paths, an evil room id, a link in the way) nor in the workspace."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = tmp_path / "project"
+    ws.mkdir()
+    cache = tmp_path / "cache" / "pairls" / "rooms"
+    mapper = PathMapper([("project", ws.resolve())], cache)
+    revisions = (tmp_path / "cache" / "pairls" / "revisions").resolve()
+    made = mapper.revision_file("R1", 7, "src/a.py", "v7\n")
+    assert made == revisions / "R1" / "7" / "src" / "a.py"
+    assert made.read_text() == "v7\n" and stat.S_IMODE(made.stat().st_mode) == 0o444
+    # again: the same file (a revision never changes), rewritten whole if it was tampered with
+    assert mapper.revision_file("R1", 7, "src/a.py", "v7\n") == made
+    os.chmod(made, 0o644)
+    made.write_text("tampered")
+    assert mapper.revision_file("R1", 7, "src/a.py", "v7\n") == made and made.read_text() == "v7\n"
+    for path in evil_paths(outside):
+        placed = mapper.revision_file("R1", 8, path, "evil") if isinstance(path, str) else None
+        if placed is not None:
+            assert placed.resolve().is_relative_to(revisions / "R1" / "8"), (path, placed)
+    for room in ("..", "../../outside", "a/b", "", "x" * 65):
+        assert mapper.revision_file(room, 1, "a.py", "evil") is None, room
+    # a link in the revisions folder that leads out is not followed
+    (revisions / "R1" / "9").mkdir(parents=True)
+    (revisions / "R1" / "9" / "out").symlink_to(outside)
+    assert mapper.revision_file("R1", 9, "out/x.py", "evil") is None
+    assert list(outside.iterdir()) == []
+    # a cache folder inside the workspace: no revision file (it would be shared)
+    inside = PathMapper([("project", ws.resolve())], ws / ".cache" / "pairls" / "rooms")
+    assert inside.revision_file("R1", 1, "a.py", "x") is None
+    assert not (ws / ".cache" / "pairls" / "revisions" / "R1" / "1" / "a.py").exists()

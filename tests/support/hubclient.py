@@ -35,10 +35,14 @@ class HubError(Exception):
 class Peer:
     """One connection to the hub."""
 
-    def __init__(self, url: str, name: str = "tester", client_id: str | None = None) -> None:
+    def __init__(
+        self, url: str, name: str = "tester", client_id: str | None = None, user: str | None = None
+    ) -> None:
         self.url = url
         self.name = name
         self.client_id = client_id or secrets.token_urlsafe(12)
+        #: hello's "user" (None: none sent, the hub takes the client id)
+        self.user = user
         self.ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[Any, asyncio.Future[dict[str, Any]]] = {}
@@ -58,9 +62,15 @@ class Peer:
         self.closed = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read())
         if hello:
-            welcome = await self.request(
-                {"type": "hello", "protocol": 1, "name": self.name, "clientId": self.client_id}
-            )
+            msg: dict[str, Any] = {
+                "type": "hello",
+                "protocol": 1,
+                "name": self.name,
+                "clientId": self.client_id,
+            }
+            if self.user is not None:
+                msg["user"] = self.user
+            welcome = await self.request(msg)
             self.participant = welcome["participant"]
         return self
 

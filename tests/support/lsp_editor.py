@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import random
+import secrets
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -205,6 +206,11 @@ class TestEditor:
     async def start(self, command: list[str] | None = None, cwd: Path | None = None) -> TestEditor:
         """Start the server (``python -m lsp_bridge`` of this checkout, or *command*) and initialize."""
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
+        if "PAIRLS_USER_ID" not in (self.env or {}) and "XDG_STATE_HOME" not in (self.env or {}):
+            # each editor its own person, and no user id written into the real state folder
+            # (not from self.rng: the simulated editors' choices stay what each seed made them)
+            name = "".join(c for c in self.name if c.isalnum())[:20]
+            env["PAIRLS_USER_ID"] = f"test-{name}-{secrets.token_hex(4)}"
         cmd = command or [sys.executable, "-m", "lsp_bridge"]
         await self.client.start_io(*cmd, "--log-level", "WARNING", env=env, cwd=str(cwd or ROOT))
         caps = client_capabilities(_CAPS[self.kind])

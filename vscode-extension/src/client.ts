@@ -51,11 +51,11 @@ export function createLanguageClient(config: ServerConfig, output: vscode.LogOut
     outputChannel: output,
     traceOutputChannel: output,
     middleware: {
-      // The server guesses where a plugin-less editor's cursor is from hover and highlight
-      // requests, and labels peers with inlay hints. This extension sends the real selections
-      // (pairls/cursor) and draws peers itself, so those would be wrong (hover follows the
-      // mouse) or twice over.
-      provideHover: () => undefined,
+      // The server guesses where a plugin-less editor's cursor is from highlight requests,
+      // and labels peers with inlay hints. This extension sends the real selections
+      // (pairls/cursor) and draws peers itself, so those would be wrong or twice over.
+      // Hovers stay: in a shared document they say who last changed the line (the server
+      // takes no cursor from them: initializationOptions.cursorNotifications).
       provideDocumentHighlights: () => undefined,
       provideInlayHints: () => [],
     },
@@ -160,6 +160,11 @@ export class ServerConnection implements vscode.Disposable {
       throw new NotRunning();
     }
     return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] })) as T;
+  }
+
+  /** *uri* as the server knows it (the language client's spelling of URIs). */
+  protocolUri(uri: vscode.Uri): string {
+    return this.client?.code2ProtocolConverter.asUri(uri) ?? uri.toString();
   }
 
   /** Tell the server where the local selections are (anchor -> head) in *uri*. */

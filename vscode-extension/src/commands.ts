@@ -6,14 +6,19 @@
 import * as vscode from "vscode";
 
 import { NotRunning, type ServerConnection } from "./client";
+import { diffTitle, historyItems } from "./history";
 import { DEFAULT_HUB_URL, inviteIn, validateHubUrl, validateInvite } from "./invite";
 import { participantActions, participantItems } from "./participants";
 import {
   type CreateRoomResult,
+  type HistoryChange,
+  type HistoryResult,
   type JoinRoomResult,
+  type OpenRevisionResult,
   type Participant,
   type RotateInvitesResult,
   ServerCommand,
+  type UndoResult,
 } from "./protocol";
 
 /** The extension's command ids (the server's own `pairls.*` ids are taken by the client). */
@@ -27,6 +32,9 @@ export const Command = {
   rotateInvites: "pairls.room.rotateInvites",
   deleteRoom: "pairls.room.delete",
   restartServer: "pairls.server.restart",
+  undoMine: "pairls.edit.undoMine",
+  redoMine: "pairls.edit.redoMine",
+  showHistory: "pairls.history.show",
 } as const;
 
 /** Where new rooms go: the `pairls.hubUrl` setting, else what the user answered last time. */
@@ -67,6 +75,9 @@ export class Commands {
     reg(Command.rotateInvites, () => this.rotateInvites());
     reg(Command.deleteRoom, () => this.deleteRoom());
     reg(Command.restartServer, () => this.restartServer());
+    reg(Command.undoMine, () => this.undoMine(false));
+    reg(Command.redoMine, () => this.undoMine(true));
+    reg(Command.showHistory, () => this.showHistory());
   }
 
   /** The room is gone (left, or the server stopped): forget its invites. */
@@ -410,6 +421,95 @@ export class Commands {
     this.roomLeft();
     this.output.info("deleted the room");
     return true;
+  }
+
+  /** The active editor's document if it is a file the server may share; else says why. */
+  private sharedCandidate(): vscode.TextDocument | undefined {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (doc === undefined || doc.uri.scheme !== "file") {
+      void vscode.window.showInformationMessage("Pairls: open a shared document first.");
+      return undefined;
+    }
+    if (!this.connection.started) {
+      void vscode.window.showInformationMessage("Pairls: not in a room. Create or join one first.");
+      return undefined;
+    }
+    return doc;
+  }
+
+  /**
+   * Undo (or, with *redo*, redo) the user's own last change to the active document: the hub
+   * makes the op, which arrives like a peer's; nobody else's text is touched.
+   */
+  async undoMine(redo: boolean): Promise<UndoResult | undefined> {
+    const doc = this.sharedCandidate();
+    if (doc === undefined) {
+      return undefined;
+    }
+    const command = redo ? ServerCommand.redoMine : ServerCommand.undoMine;
+    try {
+      const result = await this.connection.execute<UndoResult>(command, { uri: this.connection.protocolUri(doc.uri) });
+      vscode.window.setStatusBarMessage(`Pairls: ${redo ? "redid" : "undid"} your change (rev ${result.rev})`, 4000);
+      return result;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.output.info(`${command}: ${message}`);
+      if (message.startsWith("Nothing of yours")) {
+        void vscode.window.showInformationMessage(`Pairls: ${message}.`);
+      } else {
+        void vscode.window.showErrorMessage(`Pairls: ${redo ? "redo" : "undo"} failed: ${message}`);
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * The active document's changes, newest first (who, when, how much, where); the one picked
+   * opens as it was then (a read-only `pairls-rev:` document) beside the current text.
+   */
+  async showHistory(): Promise<string | undefined> {
+    const doc = this.sharedCandidate();
+    if (doc === undefined) {
+      return undefined;
+    }
+    const uri = this.connection.protocolUri(doc.uri);
+    const name = vscode.workspace.asRelativePath(doc.uri);
+    const changes: HistoryChange[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const page = await this.run(ServerCommand.history, "reading the history", () =>
+        this.connection.execute<HistoryResult>(ServerCommand.history, before === undefined ? { uri } : { uri, before }),
+      );
+      if (page === undefined) {
+        return undefined;
+      }
+      changes.push(...page.changes);
+      if (changes.length === 0) {
+        void vscode.window.showInformationMessage(`Pairls: ${name} has no changes yet.`);
+        return undefined;
+      }
+      const pick = await vscode.window.showQuickPick(historyItems(changes, Date.now(), page.more), {
+        title: `Pairls: history of ${name}`,
+        placeHolder: "Pick a change to see the text as it was then beside the current one",
+        matchOnDescription: true,
+      });
+      if (pick === undefined) {
+        return undefined;
+      }
+      if (pick.older) {
+        before = pick.rev;
+        continue;
+      }
+      const opened = await this.run(ServerCommand.openRevision, "opening the revision", () =>
+        this.connection.execute<OpenRevisionResult>(ServerCommand.openRevision, { uri, rev: pick.rev }),
+      );
+      if (opened === undefined) {
+        return undefined;
+      }
+      const title = diffTitle(name, pick.rev);
+      await vscode.commands.executeCommand("vscode.diff", vscode.Uri.parse(opened.uri), doc.uri, title);
+      return opened.uri;
+    }
   }
 
   private async serverActions(): Promise<void> {

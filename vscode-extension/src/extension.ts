@@ -13,7 +13,7 @@ import { ServerConnection } from "./client";
 import { Command, Commands } from "./commands";
 import { servedLanguages } from "./completions";
 import { PeerDecorations } from "./decorations";
-import { type Status, ServerCommand } from "./protocol";
+import { REVISION_SCHEME, type Status, ServerCommand } from "./protocol";
 import { defaultPython, expandPath, findInterpreter, MIN_PYTHON_TEXT, probeInterpreter } from "./python";
 import { onDidChangePythonInterpreter, pythonExtensionInterpreter } from "./pythonExtension";
 import { SelectionSender } from "./selection";
@@ -159,6 +159,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     }),
     vscode.extensions.onDidChange(() => reconsider("the installed extensions changed")),
+    // earlier revisions (Show History): read-only documents whose text the server gives
+    vscode.workspace.registerTextDocumentContentProvider(REVISION_SCHEME, {
+      provideTextDocumentContent: async (uri) => {
+        const result = await conn.execute<{ text: string }>(ServerCommand.revisionText, { uri: uri.toString() }, false);
+        return result.text;
+      },
+    }),
   );
 
   // the workspace's settings, and each folder's (in a multi-root workspace they differ)

@@ -22,7 +22,18 @@ export const ServerCommand = {
   setRole: "pairls.setRole",
   rotateInvites: "pairls.rotateInvites",
   deleteRoom: "pairls.deleteRoom",
+  // history: the user's own changes undone and redone, the list of changes, earlier revisions
+  undoMine: "pairls.undoMine",
+  redoMine: "pairls.redoMine",
+  history: "pairls.history",
+  blame: "pairls.blame",
+  openRevision: "pairls.openRevision",
+  /** the text of a `pairls-rev:` document (openRevision gives their URIs) */
+  revisionText: "pairls.revisionText",
 } as const;
+
+/** The scheme of the read-only documents that show earlier revisions (history.ts). */
+export const REVISION_SCHEME = "pairls-rev";
 
 /** Notifications: server -> client, and the one client -> server. */
 export const Notification = {
@@ -110,6 +121,41 @@ export interface RotateInvitesResult {
   viewerInvite: string;
 }
 
+/** `pairls.undoMine` / `pairls.redoMine`: the revision of the op that undid or redid. */
+export interface UndoResult {
+  rev: number;
+}
+
+/** One entry of `pairls.history` (newest first). */
+export interface HistoryChange {
+  /** the revision of the change's last op */
+  rev: number;
+  firstRev: number;
+  /** who, as an opaque id per room and person ("" for nobody); and the name they go by */
+  author: string | null;
+  name: string;
+  /** ISO 8601 UTC */
+  time: string | null;
+  inserted: number;
+  deleted: number;
+  /** 0-based, where the change began */
+  line: number;
+  /** an undo or redo (of the change whose firstRev is `toggles`); else an edit */
+  kind?: "undo" | "redo";
+  toggles?: number;
+}
+
+export interface HistoryResult {
+  changes: HistoryChange[];
+  /** older changes remain: ask again with `before` the last one's rev */
+  more: boolean;
+}
+
+export interface OpenRevisionResult {
+  /** a `pairls-rev:` URI (this extension shows it) */
+  uri: string;
+}
+
 /** initializationOptions the server reads at `initialize`. */
 export interface InitializationOptions {
   hubUrl?: string;
@@ -117,4 +163,8 @@ export interface InitializationOptions {
   autoShare: boolean;
   /** `"all"`, `"room"`, `"off"`, or per language id with `"*"` for the rest */
   completions?: CompletionsOption;
+  /** earlier revisions come as `pairls-rev:` URIs this extension shows (not as files) */
+  virtualRevisions?: boolean;
+  /** this extension sends the cursor (`pairls/cursor`): hovers say nothing of where it is */
+  cursorNotifications?: boolean;
 }

@@ -51,6 +51,9 @@ export function initializationOptions(s: Settings, ctx: Context = { servedLangua
   const opts: InitializationOptions = {
     autoShare: s.autoShare,
     completions: completionsOption(s.completions, ctx.servedLanguages),
+    // what this extension does itself: show earlier revisions, say where the cursor is
+    virtualRevisions: true,
+    cursorNotifications: true,
   };
   const hubUrl = s.hubUrl || ctx.rememberedHubUrl || "";
   if (hubUrl !== "") {

@@ -18,21 +18,37 @@ describe("package.json", () => {
       "Pairls: Follow Participant",
       "Pairls: Join Room",
       "Pairls: Leave Room",
+      "Pairls: Redo My Change",
       "Pairls: Restart Server",
       "Pairls: Rotate Invites",
+      "Pairls: Show History",
       "Pairls: Show Participants",
+      "Pairls: Undo My Last Change",
     ]);
   });
 
   it("registers every contributed command and none of the server's own ids", () => {
     const server = [
       "createRoom", "joinRoom", "leaveRoom", "shareDocument", "openDocument", "participants", "follow", "status",
-      "kick", "setRole", "rotateInvites", "deleteRoom",
+      "kick", "setRole", "rotateInvites", "deleteRoom", "undoMine", "redoMine", "history", "blame", "openRevision",
+      "revisionText",
     ];
     for (const c of manifest.contributes.commands as { command: string }[]) {
       assert.ok(commandsSource.includes(`"${c.command}"`), `${c.command} is not in src/commands.ts`);
       assert.ok(!server.map((s) => `pairls.${s}`).includes(c.command), `${c.command} is the server's`);
     }
+  });
+
+  it("suggests keys for undoing and redoing your own changes, in a room only", () => {
+    const keys = manifest.contributes.keybindings.map((k: { command: string; key: string; when: string }) => [
+      k.command,
+      k.key,
+      k.when,
+    ]);
+    assert.deepEqual(keys, [
+      ["pairls.edit.undoMine", "ctrl+alt+z", "editorTextFocus && !editorReadonly && pairls.inRoom"],
+      ["pairls.edit.redoMine", "ctrl+alt+shift+z", "editorTextFocus && !editorReadonly && pairls.inRoom"],
+    ]);
   });
 
   it("declares the settings, the bundle and where it runs", () => {

@@ -74,7 +74,9 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
       clientInfo: { name: "Visual Studio Code", version: "1.91.0" },
     });
     const commands = result.capabilities.executeCommandProvider?.commands ?? [];
-    assert.ok(commands.includes("pairls.createRoom"), `server commands: ${commands.join(", ")}`);
+    for (const command of ["pairls.createRoom", "pairls.undoMine", "pairls.redoMine", "pairls.history", "pairls.blame", "pairls.openRevision", "pairls.revisionText"]) {
+      assert.ok(commands.includes(command), `server commands: ${commands.join(", ")}`);
+    }
     await conn.sendNotification(InitializedNotification.type, {});
   });
 
@@ -116,6 +118,14 @@ describe("pairls-lsp contract", { skip, timeout: 60000 }, () => {
     for (const command of ["pairls.kick", "pairls.setRole", "pairls.rotateInvites", "pairls.deleteRoom"]) {
       await assert.rejects(execute(command, { participantId: "x", role: "viewer" }), /room first/, command);
     }
+  });
+
+  it("the history commands are offered by the server, and need a room", async () => {
+    const uri = "file:///nowhere/a.py";
+    for (const command of ["pairls.undoMine", "pairls.redoMine", "pairls.history", "pairls.blame", "pairls.openRevision"]) {
+      await assert.rejects(execute(command, { uri, rev: 0 }), /room first/, command);
+    }
+    await assert.rejects(execute("pairls.revisionText", { uri: "pairls-rev:/a.py?room=R&rev=1" }), /no longer in/);
   });
 
   it("a malformed invite is an error the extension shows", async () => {

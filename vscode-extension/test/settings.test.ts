@@ -7,7 +7,12 @@ describe("settings", () => {
   it("defaults: autoShare on, completions auto, the rest left to the server", () => {
     const s = readSettings(() => undefined);
     assert.deepEqual(s, { hubUrl: "", displayName: "", autoShare: true, pythonPath: "", completions: "auto" });
-    assert.deepEqual(initializationOptions(s), { autoShare: true, completions: { "*": "all" } });
+    assert.deepEqual(initializationOptions(s), {
+      autoShare: true,
+      completions: { "*": "all" },
+      virtualRevisions: true,
+      cursorNotifications: true,
+    });
   });
 
   it("pass hubUrl, displayName, autoShare and completions as initializationOptions", () => {
@@ -24,13 +29,21 @@ describe("settings", () => {
       displayName: "ada".repeat(30).slice(0, 64),
       autoShare: false,
       completions: "room",
+      virtualRevisions: true,
+      cursorNotifications: true,
     });
   });
 
   it("without pairls.hubUrl, the hub the user named last (Create Room asks for it)", () => {
     const s = readSettings(() => undefined);
     const opts = initializationOptions(s, { rememberedHubUrl: "ws://10.0.0.5:8765", servedLanguages: ["python"] });
-    assert.deepEqual(opts, { autoShare: true, hubUrl: "ws://10.0.0.5:8765", completions: { "*": "all", python: "room" } });
+    assert.deepEqual(opts, {
+      autoShare: true,
+      hubUrl: "ws://10.0.0.5:8765",
+      completions: { "*": "all", python: "room" },
+      virtualRevisions: true,
+      cursorNotifications: true,
+    });
   });
 });
 

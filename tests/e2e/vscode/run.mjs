@@ -27,6 +27,12 @@
 //            "Pairls: Rotate Invites" (confirmed in its modal dialog) puts B out and B joins with
 //            the new invite; A removes B from the picker (confirmed); "Pairls: Delete Room"
 //            (confirmed) ends the room; each step waits for what B's window tells B.
+//   "history": A makes two changes, B types inside the first and after the second; A runs
+//            "Pairls: Undo My Last Change" from the palette, then presses the suggested key
+//            (Ctrl+Alt+Z): each time both editors lose A's text and keep B's; "Pairls: Redo My
+//            Change" brings the first back; B's hover on that line names A; A's "Pairls: Show
+//            History" lists the changes and opens the one picked as a diff (its left side: the
+//            text at that revision).
 
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -685,6 +691,101 @@ async function owner([a, b]) {
   emit("deleted", { dialog: deleteDialog });
 }
 
+/** Waits until both editors show *text* (after edits one of them made arrived at the other). */
+async function bothShow(a, b, text, what) {
+  await until(`both editors to show ${what}`, async () => {
+    const [ta, tb] = await Promise.all([a.editorText(), b.editorText()]);
+    return ta === text && tb === text;
+  }, 60000, 250).catch(async (e) => {
+    emit("diverged", { a: await a.editorText(), b: await b.editorText(), want: text });
+    throw e;
+  });
+}
+
+async function history([a, b]) {
+  const file = config.file;
+  await a.openFile(file);
+  const before = await a.clipboard();
+  await a.waitServerReady();
+  await a.command("Pairls: Create Room");
+  const invite = await inviteOf(a, null, before);
+  await b.waitServerReady();
+  await joinWith(b, invite);
+  await b.openFile(file);
+  await bothShow(a, b, config.initial, "the room's text");
+  emit("joined", { invite });
+
+  // --- A's two changes, a pause between them -------------------------------------------------
+  await a.gotoLineEnd(2);
+  await a.kb.type(config.first, { delay: config.typeDelayMs });
+  await bothShow(a, b, config.afterFirst, "A's first change");
+  await sleep(1500);
+  await a.gotoLineEnd(4);
+  await a.kb.type(config.second, { delay: config.typeDelayMs });
+  await bothShow(a, b, config.afterSecond, "A's second change");
+  // --- B types inside A's first change and after the second -----------------------------------
+  await b.gotoLineEnd(2);
+  for (let i = 0; i < config.insideFromEnd; i++) await b.kb.press("ArrowLeft");
+  await b.kb.type(config.inside, { delay: config.typeDelayMs });
+  await b.gotoLineEnd(4);
+  await b.kb.type(config.after, { delay: config.typeDelayMs });
+  await bothShow(a, b, config.withBob, "B's typing");
+  await pause("typed", { text: config.withBob });
+
+  // --- A undoes twice: the palette, then the suggested key --------------------------------------
+  await a.focusEditor();
+  await a.command("Pairls: Undo My Last Change");
+  await bothShow(a, b, config.undoneOnce, "the first undo");
+  await a.focusEditor();
+  await a.kb.press("Control+Alt+z");
+  await bothShow(a, b, config.undoneTwice, "the second undo (Ctrl+Alt+Z)");
+  await pause("undone", { text: config.undoneTwice });
+  await a.command("Pairls: Redo My Change");
+  await bothShow(a, b, config.undoneOnce, "the redo");
+  await pause("redone", { text: config.undoneOnce });
+
+  // --- B's hover on the line A's redo brought back ------------------------------------------------
+  const hoverText = await until("B's hover on line 2 to say who changed it", async () => {
+    await b.focusEditor();
+    await b.page.keyboard.press("Escape");
+    const line = b.page.locator(".part.editor .editor-group-container.active .monaco-editor .view-lines > .view-line").nth(1);
+    await line.hover({ position: { x: 20, y: 5 } });
+    await sleep(800);
+    const texts = await b.page.evaluate(() => [...document.querySelectorAll(".monaco-hover .hover-contents, .monaco-hover .rendered-markdown")].map((e) => e.textContent ?? ""));
+    return texts.find((t) => t.includes(config.nameA)) ?? null;
+  }, 60000, 1000);
+  emit("hover", { text: hoverText });
+
+  // --- A's history: the change picked opens as a diff ---------------------------------------------
+  await a.page.keyboard.press("Escape");
+  await a.command("Pairls: Show History");
+  // (an edit's row, not the undo's or redo's of it)
+  const row = a.page
+    .locator(".quick-input-widget .quick-input-list .monaco-list-row")
+    .filter({ hasText: config.pick })
+    .filter({ hasNotText: /undid|redid/ })
+    .first();
+  await row.waitFor({ state: "visible", timeout: 60000 });
+  const rows = await a.page.evaluate(() => [...document.querySelectorAll(".quick-input-widget .quick-input-list .monaco-list-row")].map((r) => r.textContent ?? ""));
+  await row.click();
+  const diff = await until("A's diff editor", async () => {
+    const d = await a.page.evaluate(() => {
+      const editor = document.querySelector(".part.editor .editor-group-container.active .monaco-diff-editor");
+      if (!editor) return null;
+      const original = editor.querySelector(".editor.original .view-lines");
+      if (!original) return null;
+      const lines = [...original.querySelectorAll(":scope > .view-line")]
+        .map((el) => [parseFloat(el.style.top), el.textContent.replace(/\u00a0/g, " ")])
+        .sort((x, y) => x[0] - y[0]);
+      const tab = document.querySelector(".part.editor .editor-group-container.active .tab.active");
+      return { left: lines.map((l) => l[1]).join("\n"), title: tab?.getAttribute("aria-label") ?? tab?.textContent ?? "" };
+    });
+    return d && d.left ? d : null;
+  }, 60000, 500);
+  await a.screenshot("history-diff");
+  emit("diff", { ...diff, rows });
+}
+
 let browser;
 const windows = [];
 let failed = false;
@@ -700,6 +801,7 @@ try {
   if (config.mode === "workbench") await workbench(windows);
   else if (config.mode === "fresh") await fresh(windows);
   else if (config.mode === "owner") await owner(windows);
+  else if (config.mode === "history") await history(windows);
   else await pair(windows);
 } catch (e) {
   failed = true;
