@@ -26,6 +26,8 @@ interface Place {
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SECRET = /^[A-Za-z0-9_-]{1,128}$/;
 const NAME_KEY = "pairls.name";
+const USER_KEY = "pairls.user";
+const USER = /^[A-Za-z0-9_-]{8,64}$/;
 
 function place(loc: Location): Place | null {
   const at = loc.pathname.lastIndexOf("/room/");
@@ -47,6 +49,17 @@ function clientId(): string {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Who this browser's person is to the hub across page loads (their history, their undo):
+ * random, kept in the browser's storage. */
+function userId(): string {
+  let user = localStorage.getItem(USER_KEY);
+  if (!user || !USER.test(user)) {
+    user = clientId();
+    localStorage.setItem(USER_KEY, user);
+  }
+  return user;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -86,7 +99,14 @@ class Page {
     name: string,
     nonce: string,
   ) {
-    this.session = new Session({ url: where.wsUrl, roomId: where.roomId, secret: where.secret, name, clientId: clientId() });
+    this.session = new Session({
+      url: where.wsUrl,
+      roomId: where.roomId,
+      secret: where.secret,
+      name,
+      clientId: clientId(),
+      user: userId(),
+    });
     const hooks: EditorHooks = {
       edit: (changes) => {
         if (this.current !== null) {

@@ -55,6 +55,12 @@ function joinedWith(text: string, rev = 0): { s: Session; now: number } {
   return { s, now };
 }
 
+test("hello carries the page's user when it has one", () => {
+  const s = new Session({ ...CONFIG, user: "user-of-this-browser" });
+  s.start(0);
+  assert.equal(only(s.connectionOpened(0), "hello").user, "user-of-this-browser");
+});
+
 test("typing goes out one op at a time, the rest composed, in code points", () => {
   const { s } = joinedWith("a😀b");
   // after the emoji: UTF-16 offset 3 is code point 2

@@ -74,6 +74,8 @@ export interface SessionConfig {
   name: string;
   /** fresh per room entry (one page load), kept across reconnects */
   clientId: string;
+  /** who the person is across page loads (docs/protocol.md, "Users"), if the page keeps one */
+  user?: string;
 }
 
 export const PALETTE_SIZE = 8;
@@ -180,7 +182,11 @@ export class Session {
   connectionOpened(now: number): Effect[] {
     this.lastFrameAt = now;
     this.pingSentAt = null;
-    this.send({ type: "hello", protocol: PROTOCOL_VERSION, name: this.config.name, clientId: this.config.clientId });
+    const hello: Json = { type: "hello", protocol: PROTOCOL_VERSION, name: this.config.name, clientId: this.config.clientId };
+    if (this.config.user) {
+      hello.user = this.config.user;
+    }
+    this.send(hello);
     return this.take();
   }
 
