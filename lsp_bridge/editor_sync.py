@@ -354,6 +354,12 @@ class EditorSync:
             out = self._user_changes(changes)
             self.version = version
             return out
+        if not sent.deferred and all(self._changes_nothing(change) for change in changes):
+            # Changes that change nothing (the whole text again, a text replaced by itself)
+            # are no sign of the edit, nor of the user typing first (after which the edit's
+            # pieces would pass for more typing): it is still awaited.
+            self.version = version
+            return []
         if sent.user_seen:
             # The user's changes came first; only a client that ignores versions
             # can still apply our edit, as sent, on top of them.
@@ -426,6 +432,19 @@ class EditorSync:
             if op:
                 out.append(self.view.local(op))
         return out
+
+    def _changes_nothing(self, change: ContentChange) -> bool:
+        """Does *change* leave the editor's text as it is?"""
+        text = self.view.text
+        if change.range is None:
+            return change.text == text
+        if len(change.text) > len(text):
+            return False
+        idx = LineIndex.of(text)
+        sl, sc, el, ec = change.range
+        start = idx.offset(sl, sc, self.encoding)
+        end = max(start, idx.offset(el, ec, self.encoding))
+        return text[start:end] == change.text
 
     def _change_op(self, text: str, change: ContentChange) -> ops.Op:
         if change.range is None:
@@ -617,6 +636,11 @@ class EditorSync:
             return pos + sum(d for s, d in shifts if s < pos or (end and s == pos))
 
         out = [(s, e, expected[moved(s, end=False) : moved(e, end=True)]) for s, e in spans]
+        # A place that changes nothing (a CR deleted and one inserted, widened over its CRLF
+        # to "\r\n" for "\r\n") is left out: an editor would report it as a change of its
+        # own, the text not moving, before the edit's real places.  (The edit changes
+        # something, see edit_to_send, so some place is left.)
+        out = [(s, e, new) for s, e, new in out if base[s:e] != new]
         # Neovim applies an edit that reaches the position after the final line break
         # in two buffer changes (a line too many, then 'fixeol' deletes it), two didChange
         # when it does not debounce: say the same edit without that position.
