@@ -36,6 +36,7 @@ from tests.lsp_bridge.editors import (
     random_user_edit,
     splits_crlf,
 )
+from tests.support.search_steps import search_steps
 
 HubMsg = tuple[str, int, ops.Op]
 
@@ -772,3 +773,47 @@ def test_a_catch_up_with_a_place_that_changes_nothing_is_not_doubled(make: Calla
     hub.assert_converged()
     assert hub.seq.text == "Xab\r\ncd\n"
     assert me.sync.stats["missed"] == 0 and me.client.next_seq == 1, "nothing taken for typing"
+
+
+def test_a_whole_text_of_repeated_lines_is_read_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full-sync client reports a text of 9,000 identical lines, our edit in it and the
+    user's typing at both ends: each diff of it walked every place of every line (a minute
+    of a frozen language server for one keystroke); now each stays within its budget, and
+    the user's typing reaches the room."""
+    body = "    x = 1\n" * 9_000
+    sync = EditorSync("<" + body + ">", 3, UTF16)
+    sync.receive_remote([1, "PEER "])
+    assert sync.edit_to_send() is not None
+    steps = search_steps(monkeypatch)
+    shown = "«<PEER " + body + ">»"
+    user = sync.did_change(4, [ContentChange(None, shown)])
+    room = "<PEER " + body + ">"
+    for op in user:
+        room = ops.apply(room, op)
+    assert room == shown == sync.text and sync.target == shown
+    assert sync.edit_answered(True) == [] and sync.quiet
+    assert steps[0] <= 4 * ops._DIFF_WORK  # (a few diffs, each within its budget)
+
+
+@pytest.mark.parametrize("blind", [False, True], ids=["applied", "applied-after-typing"])
+def test_a_catch_up_of_many_places_in_a_large_text_is_sent_and_recognised(blind: bool) -> None:
+    """After an outage, one edit holds every place the editor has not shown, each a TextEdit,
+    and the editor reports each as a change of one didChange, the last place first: reading
+    them, and recognising them as the edit, is linear in the text and the places (it was
+    their product, a pass over the text for each: minutes for a megabyte and a few thousand
+    places). *blind*: a client that ignores versions applies it after the user's typing."""
+    text = "".join(f"line {i}\n" for i in range(100_000))
+    sync = EditorSync(text, 1, UTF16)
+    for i in range(3000, 0, -1):
+        sync.receive_remote([text.index(f"line {i * 30}\n"), "+"])
+    edit = sync.edit_to_send()
+    assert edit is not None and len(edit.edits) == 3000
+    if blind:
+        assert sync.did_change(2, [ContentChange((0, 0, 0, 0), "!")]) == [["!"]]
+    changes = [ContentChange((*e.start, *e.end), e.new_text) for e in reversed(edit.edits)]
+    assert sync.did_change(3, changes) == []
+    assert sync.edit_answered(True) == []
+    if blind:
+        assert sync.stats["shifted"] == 1 and sync.target[:1] == "!"
+    else:
+        assert sync.quiet and sync.stats["confirmed"] == 1 and sync.text.count("+") == 3000
