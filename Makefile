@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim
+.PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ sysdeps:
 	apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || { \
 		apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; }
 
-run: venv
+run: venv web
 	$(VENV)/bin/pairls-hub --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # The VS Code extension (Node.js 20+ and npm): npm ci when the lock file changed; the language
@@ -58,6 +58,23 @@ extension: venv $(EXT)/node_modules/.ci-stamp
 	$(PY) $(EXT)/scripts/bundle.py
 	cd $(EXT) && npm run --silent build && npm test && npm run --silent package
 
+# The web client an invite link opens (web/: TypeScript, CodeMirror 6, esbuild; Node.js 20+ and
+# npm): npm ci when the lock file changed, then typecheck and build into collab_server/static/, the
+# hub's package data (not committed: built here, shipped by `python -m build`, so a hub
+# installed with pip serves it without Node.js). `make web-test` checks the TypeScript port of
+# the core against the shared vectors (web/test/vectors.json) with node --test.
+WEB := web
+$(WEB)/node_modules/.ci-stamp: $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "web: npm not found; install Node.js 20+ and npm"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(WEB)/node_modules/.ci-stamp
+	cd $(WEB) && npm run --silent build
+
+web-test: web
+	cd $(WEB) && npm test --silent
+
 # Real VS Code for tests/e2e/test_vscode.py: code-server (Node 24) and playwright-core from npm,
 # Debian's chromium; cached outside the repository (~/.cache/pairls/code-server or
 # $PAIRLS_CACHE/code-server, ~800 MB, ~2 min the first time). Outside CI a failed install
@@ -72,7 +89,7 @@ code-server:
 neovim:
 	@PYTHON=$(PYTHON) scripts/install-neovim.sh || { [ -z "$$CI" ] && echo "neovim: not installed; the modern-Neovim tests skip"; }
 
-test: venv sysdeps extension code-server neovim
+test: venv sysdeps extension web-test code-server neovim
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The long runs, not in CI: `make soak` is both of these.
@@ -94,6 +111,11 @@ soak-hub: venv
 
 bench: venv
 	$(PY) bench/bench.py
+
+# The web client's figures (docs/benchmarks.md, "Web client"): page size, first paint, keystroke
+# latency, in headless Chromium (needs make web and make code-server's playwright-core)
+bench-web: venv web
+	$(PY) bench/web_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

@@ -8,10 +8,11 @@ what arrived, hands the batch to the store (which group-commits the batches
 of all documents together) and, once PostgreSQL has committed, acks the
 authors and broadcasts to the room.  Wire format: ``docs/protocol.md``.
 
-The same port answers two plain HTTP requests, for operators (see
-:meth:`Hub.process_request`): ``GET /healthz`` (200 once PostgreSQL answers,
-else 503) and ``GET /metrics`` (Prometheus, see ``metrics.py``).  Anything
-that asks for a WebSocket upgrade is a WebSocket, whatever its path.
+The same port answers plain HTTP (see :meth:`Hub.process_request`): for
+operators ``GET /healthz`` (200 once PostgreSQL answers, else 503) and ``GET
+/metrics`` (Prometheus, see ``metrics.py``); for people, the web client an
+invite link opens (``/room/ID`` and ``/assets/...``, see ``web.py``).
+Anything that asks for a WebSocket upgrade is a WebSocket, whatever its path.
 
 Fault isolation: a request whose handling fails (a hub bug) is answered
 ``internal`` and counted; the connection and the document task go on.  A
@@ -103,6 +104,7 @@ from .metrics import HubMetrics
 from .pacing import Pacer
 from .quotas import AddressBook, HistoryBudget, TokenBucket, address_key, token_matches
 from .store import DocumentRecord, Revision, Store, micros
+from .web import WebClient, WebResponse, shown_path
 
 __all__ = ["Hub", "HubConfig", "HubStats"]
 
@@ -1278,6 +1280,8 @@ class Hub:
         self.keeper = RoomKeeper(self)
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
+        #: the web client's page and files (read at the first request for them)
+        self.web = WebClient()
 
     def now(self) -> float:
         """The wall clock to a whole microsecond: what the op log keeps, so that a history
@@ -1352,7 +1356,8 @@ class Hub:
     # -- plain HTTP on the same port ------------------------------------------
 
     async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """websockets' ``process_request`` hook: ``/healthz`` and ``/metrics`` for plain GET and HEAD.
+        """websockets' ``process_request`` hook: ``/healthz``, ``/metrics`` and the web client
+        (``web.py``: ``/room/ID``, ``/assets/...``, each logged) for plain GET and HEAD.
 
         A request that asks for a WebSocket upgrade goes on to the handshake
         whatever its path (RFC 6455, 4.2.1: ``Upgrade: websocket``), if its
@@ -1378,7 +1383,14 @@ class Hub:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = content_type
         else:
-            return self.admit(ws)
+            if not self.web.loaded:
+                await asyncio.to_thread(self.web.load)  # a few MB, once: not on the event loop
+            web = self.web.respond(method, request.path, request.headers.get, secrets.token_urlsafe(16))
+            if web is None:
+                return self.admit(ws)
+            response = _http_response(ws, web)
+            # an access log line (the fragment, where an invite keeps its secret, never reaches here)
+            logger.info("%s %s %d (%d bytes)", method, shown_path(request.path), web.status, len(web.body))
         if method == "HEAD":
             response.body = b""  # the headers (Content-Length included) are those of a GET
         return response
@@ -2015,6 +2027,17 @@ def text_sha256(text: str) -> str:
     for i in range(0, len(text), DIGEST_CHUNK_CHARS):
         h.update(text[i : i + DIGEST_CHUNK_CHARS].encode("utf-8"))
     return h.hexdigest()
+
+
+def _http_response(ws: ServerConnection, web: WebResponse) -> Response:
+    """The web client's answer as websockets sends it (its Date and ``Connection: close``)."""
+    response = ws.respond(web.status, "")
+    for name in ("Content-Type", "Content-Length"):
+        del response.headers[name]
+    if web.status != HTTPStatus.NOT_MODIFIED:
+        response.headers["Content-Length"] = str(len(web.body))
+    response.headers.update(web.headers)
+    return Response(response.status_code, response.reason_phrase, response.headers, web.body)
 
 
 def _host_of(address: Any) -> str:

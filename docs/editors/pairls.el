@@ -197,10 +197,11 @@ ARG is a plist (the command's one JSON object argument)."
     r))
 
 (defun pairls-join-room (invite)
-  "Join the room of INVITE (ws://HOST:PORT/room/ID#SECRET)."
+  "Join the room of INVITE (http://HOST:PORT/room/ID#SECRET, or the older ws:// form)."
   (interactive (list (read-string "pairls invite: "
                                   (let ((k (ignore-errors (current-kill 0 t))))
-                                    (and k (string-prefix-p "ws" k) (string-trim k))))))
+                                    (and k (string-match-p "\\`[ \t\n]*\\(https?\\|wss?\\)://[^ \t\n]*/room/" k)
+                                         (string-trim k))))))
   (let ((r (pairls-command "pairls.joinRoom" (list :invite (string-trim invite)))))
     (message "pairls: joined room %s as %s (%d document(s))"
              (plist-get r :roomId) (plist-get r :role) (length (plist-get r :documents)))

@@ -157,8 +157,9 @@ async def test_websocket_upgrades_work_on_every_path(hub: Hub) -> None:
         p = await Peer(base + path, "Ada").connect()
         assert (await p.request({"type": "ping"}))["type"] == "pong"
         await p.close()
-    # a plain GET elsewhere is not ours: websockets says a WebSocket is expected
-    status, _, _ = await get(f"http://127.0.0.1:{hub.port}/room/abc")
+    # a plain GET of an invite's path is the web client's page (tests/collab_server/test_hub_web.py);
+    # elsewhere it is not ours: websockets says a WebSocket is expected
+    status, _, _ = await get(f"http://127.0.0.1:{hub.port}/elsewhere")
     assert status == 426
 
 

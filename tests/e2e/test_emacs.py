@@ -390,7 +390,7 @@ async def test_two_emacs_type_at_once(
         await asyncio.gather(a.start(), b.start())
         # -- A creates the room from Emacs, B joins from Emacs -----------------------------------
         invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "demo") :invite)'))
-        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        assert isinstance(invite, str) and invite.startswith("http://"), invite
         assert await a.eval("(current-kill 0 t)") == invite  # the invite is in the kill ring
         assert (await a.status())["documents"][PATH]["pending"] is False
         b.open_tty()
@@ -515,7 +515,7 @@ async def pair(tmp_path: Path, hub: HubProcess) -> tuple[Emacs, Emacs, str]:
     try:
         await asyncio.gather(a.start(), b.start())
         invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "demo") :invite)'))
-        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        assert isinstance(invite, str) and invite.startswith("http://"), invite
         joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})"))
         assert joined["role"] == "editor"
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
@@ -772,7 +772,7 @@ async def test_emacs_plain_folder_with_a_pairls_marker(hub: HubProcess, tmp_path
         await asyncio.gather(a.start(), b.start())
         assert await a.eval(f"(and (vc-responsible-backend {json.dumps(str(wa))} t) t)") is None
         invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "plain") :invite)', notes))
-        assert isinstance(invite, str) and invite.startswith("ws://"), invite
+        assert isinstance(invite, str) and invite.startswith("http://"), invite
         assert await a.eval(a.in_buffer(root, notes)) == f"{wa}/"
         await until(lambda: _room_has(hub, invite, [notes]), 15, f"{notes} in the room")
 

@@ -314,7 +314,7 @@ async def pair(
         invite = await until(
             lambda: a.call("nvim_call_function", "getreg", ['"']), 15, "the invite in A's register"
         )
-        assert str(invite).startswith("ws://"), invite
+        assert str(invite).startswith("http://"), invite
         await b.call("nvim_command", f"PairlsJoin {invite}")
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
         await until(lambda: quiescent(a, b), 15, "quiet after join")
@@ -657,7 +657,7 @@ async def test_the_owners_commands(hub: HubProcess, tmp_path: Path, nvim_binary:
 
 async def _changed_register(nv: Nvim, old: str) -> str | None:
     reg = str(await nv.call("nvim_call_function", "getreg", ['"']))
-    return reg if reg.startswith("ws://") and reg != old else None
+    return reg if reg.startswith("http://") and reg != old else None
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -1031,7 +1031,7 @@ async def test_create_with_no_file_open(hub: HubProcess, tmp_path: Path, nvim_bi
         invite = await until(
             lambda: nv.call("nvim_call_function", "getreg", ['"']), 15, "the invite in the register"
         )
-        assert str(invite).startswith("ws://"), invite
+        assert str(invite).startswith("http://"), invite
         assert (await client_status(nv))["documents"] == {}
         await nv.call("nvim_command", f"edit {PATH}")
         await until(lambda: _hub_has(hub, invite, PATH, INITIAL), 15, f"{PATH} in the room")

@@ -32,6 +32,7 @@ from lsp_bridge.room import (
 )
 
 HUB = "ws://hub.test:8765"
+LINK = "http://hub.test:8765"  # invites are links a browser opens too
 
 
 class Wire:
@@ -1175,10 +1176,10 @@ def test_the_owners_controls_are_requests_the_hub_answers() -> None:
     ticket = w.room.rotate_invites(w.now)
     w.reply(w.take("rotate_invites"), type="invites_rotated", editorSecret="N" * 43, viewerSecret="W" * 43)
     assert w.done(ticket).result == {
-        "invite": f"{HUB}/room/R#" + "N" * 43,
-        "viewerInvite": f"{HUB}/room/R#" + "W" * 43,
+        "invite": f"{LINK}/room/R#" + "N" * 43,
+        "viewerInvite": f"{LINK}/room/R#" + "W" * 43,
     }
-    assert w.room.editor_invite == f"{HUB}/room/R#" + "N" * 43
+    assert w.room.editor_invite == f"{LINK}/room/R#" + "N" * 43
     # a hub that sends something that is no secret gets no invite made of it
     ticket = w.room.rotate_invites(w.now)
     w.reply(w.take("rotate_invites"), type="invites_rotated", editorSecret="../x", viewerSecret="W" * 43)

@@ -3,11 +3,13 @@
 ``cut()`` closes every proxied connection (both sides, abruptly) and refuses
 new ones (accepted, then closed at once: what a dead route looks like to a
 websocket client); ``restore()`` forwards new connections again.  The client
-is expected to reconnect by itself.  ``drop_replies()`` lets what the client
-sends through but throws away what the server sends back, until the next
-``cut()``: a server's answer lost with a connection that is about to fail.
-``live_cuts`` counts the cuts that closed at least one connection (an outage
-the client could notice).
+is expected to reconnect by itself.  ``live_cuts`` counts the cuts that closed
+at least one connection (an outage the client could notice).  With
+``record=True`` the first 16 KiB each client sends on each connection are kept
+in ``recorded`` (its request head, for a test to read).  ``drop_replies()``
+lets what the client sends through but throws away what the server sends
+back, until the next ``cut()``: a server's answer lost with a connection that
+is about to fail.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, record: bool = False) -> None:
         self.target = (target_host, target_port)
+        self.record = record
+        #: with ``record``: what each client sent first, one bytearray per connection
+        self.recorded: list[bytearray] = []
         self.port = 0
         self.cut_off = False
         self.refused = 0
@@ -79,8 +84,12 @@ class TcpProxy:
         self.accepted += 1
         pair = (writer, up_writer)
         self._conns.add(pair)
+        sent: bytearray | None = None
+        if self.record:
+            sent = bytearray()
+            self.recorded.append(sent)
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer, self))
+            await asyncio.gather(_pipe(reader, up_writer, sent), _pipe(up_reader, writer, replies=self))
         finally:
             self._conns.discard(pair)
             writer.transport.abort()
@@ -88,10 +97,16 @@ class TcpProxy:
 
 
 async def _pipe(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: TcpProxy | None = None
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter,
+    record: bytearray | None = None,
+    *,
+    replies: TcpProxy | None = None,
 ) -> None:
     with contextlib.suppress(Exception):
         while data := await src.read(65536):
+            if record is not None and len(record) < 16384:
+                record += data[: 16384 - len(record)]
             if replies is not None and replies.dropping:
                 replies.dropped += len(data)
                 continue

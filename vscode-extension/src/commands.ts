@@ -151,7 +151,7 @@ export class Commands {
       invite = await vscode.window.showInputBox({
         title: "Pairls: Join Room",
         prompt: "The invite you were sent",
-        placeHolder: "ws://HOST:PORT/room/ROOM#SECRET",
+        placeHolder: "http://HOST:PORT/room/ROOM#SECRET",
         value: clip,
         ignoreFocusOut: true,
         validateInput: (text) => validateInvite(text),

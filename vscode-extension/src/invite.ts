@@ -1,13 +1,19 @@
 /**
- * Invites as the user handles them: one string `ws[s]://HOST[:PORT][/prefix]/room/<room id>#<secret>`
- * (lsp_bridge/invite.py holds the format; the server has the last word). Checking it here lets
- * the input box say what is wrong before anything is sent. Pure.
+ * Invites as the user handles them: one link `http[s]://HOST[:PORT][/prefix]/room/<room id>#<secret>`
+ * (which a browser opens too), or the older `ws[s]://...` form; the hub is reached at the same
+ * address as a WebSocket (http -> ws, https -> wss). lsp_bridge/invite.py holds the format; the
+ * server has the last word. Checking it here lets the input box say what is wrong before anything
+ * is sent. Pure.
  */
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SECRET = /^[A-Za-z0-9_-]{1,128}$/;
 
+/** The WebSocket scheme of each scheme an invite may have. */
+const WS_SCHEME: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
+
 export interface ParsedInvite {
+  /** the hub's WebSocket address (ws:// or wss://) */
   hubUrl: string;
   roomId: string;
 }
@@ -22,19 +28,21 @@ export function validateInvite(text: string): string | undefined {
 export function parseInvite(text: string): ParsedInvite | string {
   const s = text.trim();
   if (s === "") {
-    return "Paste the invite you were sent (ws://HOST:PORT/room/ROOM#SECRET)";
+    return "Paste the invite you were sent (http://HOST:PORT/room/ROOM#SECRET)";
   }
   let url: URL;
   try {
     url = new URL(s);
   } catch {
-    return "Not a pairls invite (expected ws://HOST:PORT/room/ROOM#SECRET)";
+    return "Not a pairls invite (expected http://HOST:PORT/room/ROOM#SECRET)";
   }
-  if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.host === "") {
-    return "Not a pairls invite (expected ws://HOST:PORT/room/ROOM#SECRET)";
+  const scheme = WS_SCHEME[url.protocol];
+  if (scheme === undefined || url.host === "") {
+    return "Not a pairls invite (expected http://HOST:PORT/room/ROOM#SECRET)";
   }
-  const at = url.pathname.lastIndexOf("/room/");
-  const roomId = at < 0 ? "" : url.pathname.slice(at + "/room/".length);
+  const path = url.pathname.replace(/\/$/, "");
+  const at = path.lastIndexOf("/room/");
+  const roomId = at < 0 ? "" : path.slice(at + "/room/".length);
   if (!ROOM_ID.test(roomId)) {
     return "The invite has no room id (…/room/ROOM#SECRET)";
   }
@@ -42,7 +50,7 @@ export function parseInvite(text: string): ParsedInvite | string {
   if (!SECRET.test(secret)) {
     return "The invite has no secret (the part after #); copy it whole";
   }
-  return { hubUrl: `${url.protocol}//${url.host}${url.pathname.slice(0, at)}`, roomId };
+  return { hubUrl: `${scheme}//${url.host}${path.slice(0, at)}`, roomId };
 }
 
 /** The invite in *text* (e.g. the clipboard) if it is one, to prefill the Join Room box. */
@@ -65,6 +73,9 @@ export function validateHubUrl(text: string): string | undefined {
     url = new URL(s);
   } catch {
     return "Not a hub address (expected ws://HOST:PORT or wss://HOST)";
+  }
+  if (url.pathname.includes("/room/") && url.hash !== "") {
+    return "That looks like an invite: use Join Room for it, or give the hub's address alone";
   }
   if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.host === "") {
     return "Not a hub address (expected ws://HOST:PORT or wss://HOST)";

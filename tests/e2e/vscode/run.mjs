@@ -48,7 +48,7 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
   "--no-first-run",
 ];
-const INVITE = /wss?:\/\/[^\s"'<>]+\/room\/[A-Za-z0-9_-]{1,64}#[A-Za-z0-9_-]{1,128}/;
+const INVITE = /(?:https?|wss?):\/\/[^\s"'<>]+\/room\/[A-Za-z0-9_-]{1,64}#[A-Za-z0-9_-]{1,128}/;
 const T0 = Date.now();
 
 function emit(event, data = {}) {
