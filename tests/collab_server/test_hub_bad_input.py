@@ -34,7 +34,6 @@ import pytest
 from collab_core.errors import MESSAGES
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store, open_store
-from tests.conftest import PgServer
 from tests.support.hubclient import Peer, SharedDoc
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,15 +52,8 @@ LEAK = re.compile(r"Traceback|Error\b|Exception|File \"|line \d+|asyncpg|psycopg
 
 
 @pytest.fixture(scope="module")
-async def database(pg_server: PgServer) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def module_store(database: str) -> AsyncIterator[Store]:
-    s = await open_store(database, hub_id="bad-input")
+async def module_store(module_database_url: str) -> AsyncIterator[Store]:
+    s = await open_store(module_database_url, hub_id="bad-input")
     try:
         yield s
     finally:
@@ -69,8 +61,8 @@ async def module_store(database: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database)
+async def db(module_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(module_database_url)
     try:
         yield conn
     finally:

@@ -39,15 +39,8 @@ MakeEditor = Callable[..., Awaitable[TestEditor]]
 
 
 @pytest.fixture(scope="module")
-async def database(pg_server: Any) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def hub(database: str) -> AsyncIterator[HubProcess]:
-    with HubProcess(database_url=database) as h:
+async def hub(module_database_url: str) -> AsyncIterator[HubProcess]:
+    with HubProcess(database_url=module_database_url) as h:
         yield h
     assert "Traceback" not in h.log, h.log
 
@@ -122,9 +115,9 @@ class Log:
         return ref
 
 
-async def oplog(database: str, path: str) -> Log:
+async def oplog(module_database_url: str, path: str) -> Log:
     """The log of the room document *path* (the newest room's)."""
-    db = await asyncpg.connect(database)
+    db = await asyncpg.connect(module_database_url)
     try:
         doc = await db.fetchrow(
             "SELECT id, room_id, created_by, created_at FROM documents"
@@ -176,7 +169,7 @@ async def hover(ed: TestEditor, uri: str, line: int) -> str | None:
 
 
 async def test_undo_takes_back_only_my_changes_in_both_editors_and_on_the_hub(
-    make_editor: MakeEditor, database: str
+    make_editor: MakeEditor, module_database_url: str
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "def f():\n    return 1\n")
     # (the hub's history of h.py is loaded from here on, so every op's change is in the log)
@@ -222,7 +215,7 @@ async def test_undo_takes_back_only_my_changes_in_both_editors_and_on_the_hub(
 
     # the hub's log: every op is what the independent history says, the undos and redo
     # toggles of Ada's changes whose ops are exactly their effect; its text is the editors'
-    log = await oplog(database, "h.py")
+    log = await oplog(module_database_url, "h.py")
     rows, names = log.rows, log.names
     ref = log.replay()
     assert ref.text == ada.text(ua)
@@ -315,7 +308,7 @@ async def enter_through(
 
 
 async def test_an_undo_whose_answer_is_lost_with_the_connection_is_done_once(
-    make_editor: MakeEditor, database: str, hub: HubProcess
+    make_editor: MakeEditor, module_database_url: str, hub: HubProcess
 ) -> None:
     """Ada presses undo; the hub commits it, but its op and answer never reach her language
     server (the connection fails right after): after the reconnect the same press goes again
@@ -339,7 +332,7 @@ async def test_an_undo_whose_answer_is_lost_with_the_connection_is_done_once(
         result = await asyncio.wait_for(press, 60)
         await settle([(ada, ua), (bob, ub)], "h.py")
         assert ada.text(ua) == bob.text(ub) == "two one\n"
-        log = await oplog(database, "h.py")
+        log = await oplog(module_database_url, "h.py")
         assert [r["rev"] for r in log.rows if r["toggles"] is not None] == [result["rev"]]
         assert log.replay().text == "two one\n"
         status = await ada.status()
@@ -430,13 +423,13 @@ def reference_history(log: Log) -> list[dict[str, Any]]:
 
 
 async def test_an_earlier_revision_opens_read_only_outside_the_workspace(
-    make_editor: MakeEditor, database: str, tmp_path: Path
+    make_editor: MakeEditor, module_database_url: str, tmp_path: Path
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "one\n")
     for i in range(3):
         bob.append(ub, f"line {i}\n")
         await settle([(ada, ua), (bob, ub)], "h.py")
-    log = await oplog(database, "h.py")
+    log = await oplog(module_database_url, "h.py")
     rev = log.rows[1]["rev"]
     result = await ada.command("pairls.openRevision", {"uri": ua, "rev": rev})
     shown = ada.client.shown_documents[-1]
@@ -461,7 +454,7 @@ async def test_an_earlier_revision_opens_read_only_outside_the_workspace(
 
 
 async def test_a_client_that_shows_revisions_itself_gets_a_virtual_document(
-    make_editor: MakeEditor, database: str
+    make_editor: MakeEditor, module_database_url: str
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "v1\n", virtualRevisions=True, cursorNotifications=True)
     bob.append(ub, "v2\n")
