@@ -33,7 +33,7 @@ from collab_core.wire import ROOM_ID_RE, valid_path
 from ..blame import describe
 from ..server import PairlsServer
 from ..session import Session, SessionError
-from .commands import _arg, user_error
+from .commands import _arg, show_file, user_error
 from .presence import guess_cursor
 
 #: a hover waits this long for the hub's first blame of a document (then shows nothing)
@@ -113,10 +113,7 @@ async def open_revision(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     local = ls.paths.revision_file(room_id, rev, path, text)
     if local is None:
         raise user_error(f"could not write revision {rev} of {path} in the cache folder")
-    uri = ls.paths.uri(local)
-    fallback = f"pairls: revision {rev} of {path} is at {local}" if ls.can_show_document else None
-    await ls.editor.show_document(uri, None, fallback)
-    return {"uri": uri}
+    return await show_file(ls, local, f"revision {rev} of {path}")
 
 
 async def revision_text(ls: PairlsServer, *args: Any) -> dict[str, Any]:
