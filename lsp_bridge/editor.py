@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
@@ -37,7 +38,8 @@ class LspEditor:
         self._progress_runs = 0
         self._progress_ready: asyncio.Task[None] | None = None
 
-    async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
+    def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[lsp.ApplyWorkspaceEditResult]:
+        """Write the ``workspace/applyEdit`` request now; the awaitable is the editor's answer."""
         version = edit.version
         if version == 0 and self.server.client_name == "Neovim":
             # Neovim opens documents at version 0 and never checks an edit's version 0 against
@@ -65,8 +67,12 @@ class LspEditor:
                 ]
             ),
         )
-        result = await self.server.workspace_apply_edit_async(params)
-        return bool(result.applied)
+        # (the protocol's send writes the request before returning: the edit is on its way
+        # before anything else this step produced, such as peers' cursors)
+        answer: Awaitable[lsp.ApplyWorkspaceEditResult] = self.server.protocol.send_request_async(
+            lsp.WORKSPACE_APPLY_EDIT, params
+        )
+        return answer
 
     def buffer(self, uri: str) -> tuple[int, str] | None:
         doc = self.server.workspace.text_documents.get(uri)

@@ -78,7 +78,7 @@ from collab_core.wire import valid_path
 from .blame import LineBlame, line_blames, map_lines
 from .editor_sync import ContentChange, EditorSync, EditToApply
 from .invite import InvalidInvite, Invite, parse_invite
-from .positions import LineIndex
+from .positions import LineIndex, positions_of
 
 __all__ = [
     "ApplyEdit",
@@ -591,8 +591,12 @@ class Room:
     # == outputs ====================================================================================
 
     def events(self) -> list[Event]:
-        """What to do on the editor side (or with the connection), in order."""
+        """What to do on the editor side (or with the connection), in order; a step's edits
+        to the buffers come first (peers wait on the text, not on the cursors drawn around it)."""
         out, self._events = self._events, []
+        edits = [ev for ev in out if isinstance(ev, ApplyEdit)]
+        if edits and len(edits) < len(out):
+            out = edits + [ev for ev in out if not isinstance(ev, ApplyEdit)]
         return out
 
     def messages_to_send(self, now: float) -> list[dict[str, Any]]:
@@ -1941,18 +1945,10 @@ class Room:
         if doc is None or doc.client is None:
             return []
         view = doc.views[uri]
-        idx = LineIndex.of(view.sync.text)
-        out = []
-        for p in self.participants.values():
-            if p.path != doc.path or p.id == self.participant:
-                continue
-            ranges = []
-            for anchor, head in p.ranges:
-                a = idx.position(self._to_editor(doc, view, p, anchor), self.encoding)
-                h = idx.position(self._to_editor(doc, view, p, head), self.encoding)
-                ranges.append((a, h))
-            out.append((p, ranges))
-        return out
+        peers = [p for p in self.participants.values() if p.path == doc.path and p.id != self.participant]
+        offsets = [self._to_editor(doc, view, p, x) for p in peers for r in p.ranges for x in r]
+        places = iter(positions_of(view.sync.text, offsets, self.encoding))
+        return [(p, [(next(places), next(places)) for _ in p.ranges]) for p in peers]
 
     def document_text(self, path: str) -> str | None:
         doc = self.docs.get(path)

@@ -54,7 +54,9 @@ class SessionError(Exception):
 class EditorPort(Protocol):
     """What the session needs from the language-server side."""
 
-    async def apply_edit(self, uri: str, edit: EditToApply) -> bool: ...
+    def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[Any]:
+        """Send ``workspace/applyEdit`` now; the awaitable is the answer (``.applied``)."""
+        ...
 
     def buffer(self, uri: str) -> tuple[int, str] | None:
         """The buffer's version and text as the editor's notifications left them, if open."""
@@ -246,7 +248,7 @@ class Session:
             self._conn_task, self._ws, self._outbox = None, None, None
             self._spawn(self._close(task, ws, outbox))
         elif isinstance(ev, ApplyEdit):
-            self._spawn(self._apply(ev))
+            self._send_edit(ev)
         elif isinstance(ev, ShowMessage):
             editor.show_message(ev.text, error=ev.error)
         elif isinstance(ev, Log):
@@ -282,9 +284,19 @@ class Session:
             self.failed_tasks += 1
             logger.error("session task failed", exc_info=task.exception())
 
-    async def _apply(self, ev: ApplyEdit) -> None:
+    def _send_edit(self, ev: ApplyEdit) -> None:
+        """Write the edit to the editor now (peers wait on it); its answer comes in a task."""
         try:
-            applied = await self.editor.apply_edit(ev.uri, ev.edit)
+            answer = self.editor.apply_edit(ev.uri, ev.edit)
+        except Exception as exc:  # (the editor's side closed): not applied
+            failed: asyncio.Future[Any] = self._loop.create_future()
+            failed.set_exception(exc)
+            answer = failed
+        self._spawn(self._answered(ev, answer))
+
+    async def _answered(self, ev: ApplyEdit, answer: Awaitable[Any]) -> None:
+        try:
+            applied = bool((await answer).applied)
         except Exception as exc:  # eglot answers a stale edit with an error: that is "not applied"
             logger.debug("applyEdit answered with an error: %s", type(exc).__name__)
             applied = False

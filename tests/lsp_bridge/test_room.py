@@ -944,6 +944,31 @@ def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None
     assert notes
 
 
+def test_an_incoming_op_goes_to_the_editor_before_the_cursors_it_moved() -> None:
+    """The peers wait on the text: its edit is the first event of the step, ahead of the
+    cursors notification (and anything else) the same op produced."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "hello world")
+    w.feed({"type": "participant_joined", "participant": {"id": "bob", "name": "Bob", "role": "editor"}})
+    w.feed(
+        {
+            "type": "presence",
+            "participant": "bob",
+            "name": "Bob",
+            "path": "x.txt",
+            "rev": 0,
+            "ranges": [[6, 6]],
+        }
+    )
+    w.step()
+    w.events.clear()
+    w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
+    events = w.room.events()
+    kinds = [type(e).__name__ for e in events]
+    assert "Notify" in kinds and kinds[0] == "ApplyEdit", kinds
+
+
 def test_our_cursor_goes_to_the_hub_in_the_hubs_text_at_our_revision() -> None:
     w = Wire(presence_interval=0.05)
     w.create()
