@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from collab_core import ops
 from collab_core.view import LaggingView
 
-from .positions import UTF8, UTF16, UTF32, LineIndex
+from .positions import UTF8, UTF16, UTF32, LineIndex, positions_of
 
 __all__ = ["ContentChange", "EditToApply", "EditorSync", "TextEdit", "diff"]
 
@@ -594,8 +594,10 @@ class EditorSync:
             return change.text == text
         if len(change.text) > len(text):
             return False
-        idx = LineIndex.of(text)
         sl, sc, el, ec = change.range
+        if (sl, sc) == (el, ec):
+            return not change.text  # an insertion (no need to index the text's lines to see it)
+        idx = LineIndex.of(text)
         start = idx.offset(sl, sc, self.encoding)
         end = max(start, idx.offset(el, ec, self.encoding))
         return text[start:end] == change.text
@@ -756,11 +758,8 @@ class EditorSync:
             self.view.show(count)
             return None
         regions = self._regions(base, expected, _places(op))
-        idx = LineIndex.of(base)
-        edits = tuple(
-            TextEdit(idx.position(s, self.encoding), idx.position(e, self.encoding), new)
-            for s, e, new in regions
-        )
+        places = iter(positions_of(base, [x for s, e, _ in regions for x in (s, e)], self.encoding))
+        edits = tuple(TextEdit(next(places), next(places), new) for _, _, new in regions)
         self._sent = _Sent(self.version, base, expected, count, regions, edits)
         self._awaiting_answer = True
         self.stats["sent"] += 1

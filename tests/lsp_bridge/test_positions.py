@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lsp_bridge.positions import UTF8, UTF16, UTF32, LineIndex, encoded_length
+from lsp_bridge.positions import FEW_POSITIONS, UTF8, UTF16, UTF32, LineIndex, encoded_length, positions_of
 from tests.lsp_bridge.editors import lines, ref_offset, ref_position, splits_crlf, units
 
 ENCODINGS = [UTF8, UTF16, UTF32]
@@ -34,6 +34,26 @@ def test_offset_position_offset_round_trip(text: str, enc: str) -> None:
             assert idx.offset(*pos, enc) == off - 1
         else:
             assert idx.offset(*pos, enc) == off
+
+
+@given(texts, encodings, st.data())
+@example("a\r\nb", UTF16, None)
+@example("\r\r\n\n\r", UTF8, None)
+def test_positions_of_a_few_offsets_or_many_match_the_reference(
+    text: str, enc: str, data: st.DataObject | None
+) -> None:
+    """A few offsets are found by counting line breaks, many with an index: both as the reference."""
+    every = list(range(-1, len(text) + 2))
+    few = (
+        every[:FEW_POSITIONS]
+        if data is None
+        else data.draw(st.lists(st.sampled_from(every), max_size=FEW_POSITIONS))
+    )
+    text = "".join(text)  # (a new string: no index of it was built yet)
+    assert positions_of(text, few, enc) == [ref_position(text, max(0, min(o, len(text))), enc) for o in few]
+    many = every * (FEW_POSITIONS + 1)
+    assert len(many) > FEW_POSITIONS
+    assert positions_of(text, many, enc) == [ref_position(text, max(0, min(o, len(text))), enc) for o in many]
 
 
 @given(texts, encodings)
