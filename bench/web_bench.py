@@ -239,11 +239,11 @@ async def keystroke(t: Table, browser: Browser, hub_url: str, tmp: Path, keys: i
         await bob.command("pairls.joinRoom", {"invite": room["invite"]})
         bob.open(ub, "", "plaintext")
         await settle([(ada, ua), (bob, ub)], "shared.txt")
-        arrivals: list[float] = []
+        arrivals = Arrivals()
         original = ada._apply_edit
 
         def timed(params: T.ApplyWorkspaceEditParams) -> T.ApplyWorkspaceEditResult:
-            arrivals.append(time.time() * 1e3)
+            arrivals.add(time.time() * 1e3)
             return original(params)
 
         ada._apply_edit = timed  # type: ignore[method-assign]
@@ -268,12 +268,21 @@ async def keystroke(t: Table, browser: Browser, hub_url: str, tmp: Path, keys: i
         for _ in range(150):
             await page.do("keyboard.press", "ArrowDown")
         await page.do("keyboard.press", "End")
+        browser_lat = await _type_and_time(page, arrivals, keys)
+        downs = await page.eval("() => window.__keydowns")
+        sent = await page.eval("() => window.__opsSent")
+        in_page = [b - a for a, b in zip(downs[-keys:], sent[-keys:], strict=True)]
+        # then a second page watches the same kind of keystrokes (not during the first run: on
+        # 2 cores its drawing of every keystroke would compete with the path measured)
         watcher = await browser.open("watch", room["invite"], "Wat")
         await watcher.wait(
             "() => window.pairls?.status().open && window.pairls.text().length > 0", timeout=60
         )
-        browser_lat = await _type_and_time(page, arrivals, keys)
+        await _type_and_time(page, arrivals, keys)
+        downs = await page.eval("() => window.__keydowns")
         shown = await watcher.eval("() => window.pairls.remoteShown()")
+        # the watching page saw each keystroke (one remote change each, in order)
+        to_page = [b - a for a, b in zip(downs[-keys:], shown[-keys:], strict=True)]
         # and the page's own round trip to the hub: a WebSocket of its own, hello, then pings
         ping = await page.eval(
             """async (n) => {
@@ -296,11 +305,6 @@ async def keystroke(t: Table, browser: Browser, hub_url: str, tmp: Path, keys: i
             }""",
             100,
         )
-        downs = await page.eval("() => window.__keydowns")
-        sent = await page.eval("() => window.__opsSent")
-        in_page = [b - a for a, b in zip(downs[-keys:], sent[-keys:], strict=True)]
-        # the watching page saw each keystroke (one remote change each, in order)
-        to_page = [b - a for a, b in zip(downs[-keys:], shown[-keys:], strict=True)]
         # baseline: Bob's editor types into the same document, one didChange per keystroke
         base: list[float] = []
         for _ in range(keys):
@@ -309,7 +313,7 @@ async def keystroke(t: Table, browser: Browser, hub_url: str, tmp: Path, keys: i
             t0 = time.time() * 1e3
             bob.insert(ub, offset, "y")
             bob.flush(ub)
-            await _until(lambda: len(arrivals) > before)  # noqa: B023
+            await arrivals.beyond(before)
             base.append(arrivals[before] - t0)
             await asyncio.sleep(0.1)
         await settle([(ada, ua), (bob, ub)], "shared.txt")
@@ -400,12 +404,31 @@ async def _until(cond: Any, timeout: float = 30) -> None:
         await asyncio.sleep(0.0005)
 
 
-async def _type_and_time(page: Page, arrivals: list[float], keys: int) -> list[float]:
+class Arrivals(list[float]):
+    """The applyEdits' arrival times, and a wait for the next one (no polling: this process's
+    own CPU competes with the path measured)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def add(self, t: float) -> None:
+        self.append(t)
+        self.changed.set()
+
+    async def beyond(self, count: int, timeout: float = 30) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self) <= count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def _type_and_time(page: Page, arrivals: Arrivals, keys: int) -> list[float]:
     out = []
     for i in range(keys + 10):
         before = len(arrivals)
         await page.do("keyboard.type", "x")
-        await _until(lambda: len(arrivals) > before)  # noqa: B023
+        await arrivals.beyond(before)
         down = await page.eval("() => window.__keydowns.at(-1)")
         if i >= 10:  # warm-up
             out.append(arrivals[before] - float(down))
