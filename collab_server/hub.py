@@ -1221,6 +1221,7 @@ class DocumentTask:
         one write per connection instead of k.
         """
         out: dict[Connection, list[str]] = {}
+        authors: set[Connection] = set()
         for s in done:
             if isinstance(s.submission, Made):
                 self._publish_made(s, out)
@@ -1229,6 +1230,7 @@ class DocumentTask:
             if author is not None and author in self.subscribers:
                 ack = wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
                 out.setdefault(author, []).append(ack)
+                authors.add(author)
             else:
                 author = None
             msg = ""
@@ -1239,7 +1241,8 @@ class DocumentTask:
                             {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
                         )
                     out.setdefault(conn, []).append(msg)
-        for conn, msgs in out.items():
+        # the peers first, the authors' acks after: peers are waiting to see the text
+        for conn, msgs in sorted(out.items(), key=lambda item: item[0] in authors):
             conn.send(msgs[0] if len(msgs) == 1 else "[" + ",".join(msgs) + "]")
         self._index_committed(done)
         seq = self.seq
