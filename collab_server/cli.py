@@ -233,6 +233,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bytes queued to a non-reading client before it is closed (4408) (default: %(default)s)",
     )
     p.add_argument(
+        "--hub-expiry",
+        type=duration,
+        default=d.hub_expiry,
+        help="with several hubs on one database: seconds after its last heartbeat (every fifth of "
+        "this) that a hub is taken for dead, and its participants leave the others' lists "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--room-ttl",
         type=duration,
         default=d.room_ttl,
@@ -333,6 +341,7 @@ async def serve(args: argparse.Namespace) -> int:
         max_index_bytes=args.max_index_bytes,
         max_send_buffer=args.max_send_buffer,
         room_ttl=args.room_ttl,
+        hub_expiry=args.hub_expiry,
     )
     stop = asyncio.Event()
     failure: list[str] = []
