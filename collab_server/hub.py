@@ -1282,12 +1282,12 @@ class Hub:
         #: and the document tasks that hold them, by their key
         self.indexes = IndexBudget(cfg.max_index_bytes)
         self.indexed: dict[int, DocumentTask] = {}
+        #: the other hubs on the database: their participants, presence, heartbeats
+        self.peers = PeerLink(self)
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
         self.keeper = RoomKeeper(self)
-        #: the other hubs on the database: their participants, presence, heartbeats
-        self.peers = PeerLink(self)
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
         #: the web client's page and files (read at the first request for them)
