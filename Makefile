@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 DATA_DIR ?= data
-# Debian packages the tests drive (real editors), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
-# installs those whose command is missing (as root; otherwise it says so and their tests skip).
+# Debian packages the tests drive (real editors; HAProxy in front of several hubs, for
+# tests/e2e/test_haproxy.py, which fails without it), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
+# installs those whose command is missing (as root; otherwise it says so and the editors' tests skip).
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
-SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
+SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs haproxy:haproxy
 
 .PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
@@ -29,10 +30,10 @@ sysdeps:
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "sysdeps: not Debian; install$$missing yourself (the tests that need it are skipped)"; exit 0; \
+		echo "sysdeps: not Debian; install$$missing yourself (the tests that need it skip or fail)"; exit 0; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "sysdeps: missing$$missing; run 'sudo make sysdeps' (the tests that need it are skipped)"; exit 0; \
+		echo "sysdeps: missing$$missing; run 'sudo make sysdeps' (the tests that need it skip or fail)"; exit 0; \
 	fi; \
 	echo "sysdeps: apt-get install$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
