@@ -1303,8 +1303,11 @@ class Hub:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
-        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``)."""
+    async def start(
+        self, host: str, port: int, *, ssl: SSLContext | None = None, reuse_port: bool = False
+    ) -> None:
+        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``);
+        *reuse_port*: beside other hubs on the same port (``--workers``, ``SO_REUSEPORT``)."""
         await self.peers.start()
         await self.store.listen(
             self._notified,
@@ -1324,6 +1327,7 @@ class Hub:
             compression=None,
             ping_interval=20,
             ping_timeout=20,
+            reuse_port=reuse_port or None,
         )
         self.keeper.start()
         self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
