@@ -12,7 +12,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs haproxy:haproxy
 
-.PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web bench-multihub lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,12 @@ bench: venv
 # latency, in headless Chromium (needs make web and make code-server's playwright-core)
 bench-web: venv web
 	$(PY) bench/web_bench.py
+
+# Several hubs against one (docs/benchmarks.md, "Several hubs"; docs/scaling.md): 1 hub, 2 hubs and
+# --workers 2 side by side, 1,500 clients in 500 rooms; BENCH_ARGS="--clients 600 --rooms 200" etc.
+BENCH_ARGS ?=
+bench-multihub: venv
+	$(PY) bench/multihub_bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench
