@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 DATA_DIR ?= data
-# Debian packages the tests drive (real editors), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
-# installs those whose command is missing (as root; otherwise it says so and their tests skip).
+# Debian packages the tests drive (real editors; HAProxy in front of several hubs, for
+# tests/e2e/test_haproxy.py, which fails without it), as PACKAGE or PACKAGE:COMMAND; `make sysdeps`
+# installs those whose command is missing (as root; otherwise it says so and the editors' tests skip).
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
-SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
+SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs haproxy:haproxy
 
-.PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web bench-multihub lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +30,10 @@ sysdeps:
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "sysdeps: not Debian; install$$missing yourself (the tests that need it are skipped)"; exit 0; \
+		echo "sysdeps: not Debian; install$$missing yourself (the tests that need it skip or fail)"; exit 0; \
 	fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "sysdeps: missing$$missing; run 'sudo make sysdeps' (the tests that need it are skipped)"; exit 0; \
+		echo "sysdeps: missing$$missing; run 'sudo make sysdeps' (the tests that need it skip or fail)"; exit 0; \
 	fi; \
 	echo "sysdeps: apt-get install$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
@@ -116,6 +117,12 @@ bench: venv
 # latency, in headless Chromium (needs make web and make code-server's playwright-core)
 bench-web: venv web
 	$(PY) bench/web_bench.py
+
+# Several hubs against one (docs/benchmarks.md, "Several hubs"; docs/scaling.md): 1 hub, 2 hubs and
+# --workers 2 side by side, 1,500 clients in 500 rooms; BENCH_ARGS="--clients 600 --rooms 200" etc.
+BENCH_ARGS ?=
+bench-multihub: venv
+	$(PY) bench/multihub_bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

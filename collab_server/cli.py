@@ -119,6 +119,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--version", action="version", version=f"pairls-hub {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run N hub processes sharing the port (SO_REUSEPORT), one per core, supervised by this "
+        "one (restarted if they die); 0: serve in this process (default: %(default)s)",
+    )
+    # a worker of --workers: listen with SO_REUSEPORT beside the others
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     _database_options(p, None)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument(
@@ -233,6 +242,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bytes queued to a non-reading client before it is closed (4408) (default: %(default)s)",
     )
     p.add_argument(
+        "--hub-expiry",
+        type=duration,
+        default=d.hub_expiry,
+        help="with several hubs on one database: seconds after its last heartbeat (every fifth of "
+        "this) that a hub is taken for dead, and its participants leave the others' lists "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--room-ttl",
         type=duration,
         default=d.room_ttl,
@@ -333,6 +350,7 @@ async def serve(args: argparse.Namespace) -> int:
         max_index_bytes=args.max_index_bytes,
         max_send_buffer=args.max_send_buffer,
         room_ttl=args.room_ttl,
+        hub_expiry=args.hub_expiry,
     )
     stop = asyncio.Event()
     failure: list[str] = []
@@ -357,7 +375,9 @@ async def serve(args: argparse.Namespace) -> int:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))
         try:
             hub = Hub(store, config)
-            await hub.start(args.host, args.port, ssl=tls.context if tls is not None else None)
+            await hub.start(
+                args.host, args.port, ssl=tls.context if tls is not None else None, reuse_port=args.reuse_port
+            )
             assert hub.server is not None
             warn_if_open([sock.getsockname() for sock in hub.server.sockets], config.create_token)
             loop = asyncio.get_running_loop()
@@ -384,6 +404,68 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     logger.info("stopped")
     return 0
+
+
+async def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers N``: start N hubs on one port and watch them (``workers.py``)."""
+    from .database import start_embedded
+    from .supervisor import PostgresSupervisor
+    from .workers import WorkerPool, reserve_port, worker_argv, worker_env
+
+    stop = asyncio.Event()
+    failure: list[str] = []
+
+    def give_up(message: str) -> None:
+        failure.append(message)
+        stop.set()
+
+    supervisor = None
+    dsn = args.database_url
+    if not dsn:
+        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+        embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+        logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
+        supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
+        supervisor.start()
+        dsn = embedded.dsn
+    reserved = reserve_port(args.host) if args.port == 0 else None
+    port = int(reserved.getsockname()[1]) if reserved is not None else args.port
+    # the database goes in the environment when it is ours (a --database-url given is in argv already)
+    pool = WorkerPool(args.workers, worker_argv(argv, port), worker_env(None if args.database_url else dsn))
+    status = 1
+    try:
+        try:
+            url = await pool.start()
+        except RuntimeError as exc:
+            logger.error("%s; stopping", exc)
+            await pool.stop()
+            return 1
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, pool.signal, signal.SIGHUP)
+        print(f"listening on {url}", flush=True)
+        for line in connect_hints(args.host, port, scheme=url.partition(":")[0]):
+            print(line, flush=True)
+        logger.info("%d hub workers share port %d", args.workers, port)
+        gave_up = asyncio.ensure_future(pool.done.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([gave_up, stopped], return_when=asyncio.FIRST_COMPLETED)
+        gave_up.cancel()
+        stopped.cancel()
+        logger.info("shutting down %d workers", args.workers)
+        status = await pool.stop()
+    finally:
+        if reserved is not None:
+            reserved.close()
+        if supervisor is not None:
+            await supervisor.close()
+            await asyncio.to_thread(supervisor.server.stop)
+    if failure or pool.gave_up:
+        logger.error("stopped: %s", failure[0] if failure else pool.gave_up)
+        return 1
+    logger.info("stopped (%d workers died and %d were started again meanwhile)", pool.deaths, pool.restarts)
+    return status
 
 
 async def rooms(args: argparse.Namespace) -> int:
@@ -488,6 +570,8 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
     args = parse_args(argv)
     missing = _missing_dependencies()
     if missing:
@@ -518,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "rooms":
             return _run(rooms(args))
+        if args.workers < 0:
+            print("pairls-hub: --workers must be 0 or more", file=sys.stderr)
+            return 2
+        if args.workers:
+            return _run(supervise(args, argv))
         return _run(serve(args))
     except KeyboardInterrupt:
         return 130

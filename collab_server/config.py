@@ -81,6 +81,9 @@ class HubConfig:
     #: the longest time between two checks of this hub's rooms against the database (see
     #: ``authority.room_check_interval``): lost notifications are repaired within it
     room_check_interval: float = 60.0
+    #: seconds after its last heartbeat (it beats every fifth of this) that a hub is taken for
+    #: dead by the others on its database: its participants leave their lists
+    hub_expiry: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_op_components < 4:
@@ -106,6 +109,8 @@ class HubConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.create_token == "":
             raise ValueError("create_token must not be empty (None: no token)")
+        if self.hub_expiry <= 0:
+            raise ValueError("hub_expiry must be positive")
         if self.room_ttl < 0 or self.room_check_interval <= 0:
             raise ValueError("room_ttl must not be negative, room_check_interval must be positive")
         self.backoff()  # checks the retry settings

@@ -102,6 +102,7 @@ from .invites import new_secret, role_for, secret_hash
 from .lifecycle import RoomKeeper
 from .metrics import HubMetrics
 from .pacing import Pacer
+from .peers import PeerLink
 from .quotas import AddressBook, HistoryBudget, TokenBucket, address_key, token_matches
 from .store import DocumentRecord, Revision, Store, micros
 from .web import WebClient, WebResponse, shown_path
@@ -231,6 +232,12 @@ class HubStats:
     idle_rooms_deleted: int = 0
     #: idle sweeps that failed (tried again at the next check)
     sweep_failures: int = 0
+
+    #: writes for the other hubs on the database that failed (participants, presence, the
+    #: heartbeat): repaired at the next heartbeat (collab_server/peers.py)
+    peer_failures: int = 0
+    #: pairls_peers notifications dropped because they did not parse or check (collab_server/roster.py)
+    malformed_notifications: int = 0
 
     def handled(self, kind: str, seconds: float) -> None:
         """One message took *seconds* of CPU time without letting the others run."""
@@ -379,6 +386,7 @@ class Room:
         self.docs: dict[str, DocumentTask] = {}
         #: (participant id, path) -> presence message, in memory only
         self.presence: dict[tuple[str, str], dict[str, Any]] = {}
+        hub.peers.roster.hold(room_id)  # (released in Hub._unload)
         #: user -> the newest name known here (history and blame show it)
         self.names: dict[str, str] = {}
         #: checks of this room against the database begun, and the newest one applied: an
@@ -1277,6 +1285,8 @@ class Hub:
         #: and the document tasks that hold them, by their key
         self.indexes = IndexBudget(cfg.max_index_bytes)
         self.indexed: dict[int, DocumentTask] = {}
+        #: the other hubs on the database: their participants, presence, heartbeats
+        self.peers = PeerLink(self)
         self.metrics = HubMetrics(self)  # (last: it reads the others)
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
@@ -1296,9 +1306,18 @@ class Hub:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
-        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``)."""
-        await self.store.listen(self._notified, on_reconnect=self._resync_all, on_room=self._room_notified)
+    async def start(
+        self, host: str, port: int, *, ssl: SSLContext | None = None, reuse_port: bool = False
+    ) -> None:
+        """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``);
+        *reuse_port*: beside other hubs on the same port (``--workers``, ``SO_REUSEPORT``)."""
+        await self.peers.start()
+        await self.store.listen(
+            self._notified,
+            on_reconnect=self._resync_all,
+            on_room=self._room_notified,
+            on_peer=self.peers.received,
+        )
         self.store.add_commit_observer(self.metrics.commit_observed)
         self.server = await serve(
             self._handle,
@@ -1311,6 +1330,7 @@ class Hub:
             compression=None,
             ping_interval=20,
             ping_timeout=20,
+            reuse_port=reuse_port or None,
         )
         self.keeper.start()
         self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
@@ -1352,6 +1372,7 @@ class Hub:
             await asyncio.gather(*closing, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        await self.peers.stop()
         if self._health is not None:
             self._health.cancel()
         self.store.remove_commit_observer(self.metrics.commit_observed)
@@ -1461,6 +1482,7 @@ class Hub:
             doc.resync()
         # room notifications may have been lost too
         self.background(self.check_rooms_logged(list(self.rooms)))
+        self.peers.wake()
 
     def _notified(self, hub_id: str, doc_id: int, rev: int) -> None:
         if hub_id == self.store.hub_id:
@@ -1525,6 +1547,20 @@ class Hub:
                 room.send_to_others(
                     None, wire.encode({"type": "participant_changed", "participant": conn.describe()})
                 )
+                self.peers.changed(room.id, conn.id, conn.name, conn.role)
+
+    def replace(self, conn: Connection) -> None:
+        """*conn*'s client connected again (here or on another hub): the newer connection takes over."""
+        self._leave(conn)
+        self.background(conn.ws.close(CloseCode.REPLACED, "replaced by a newer connection"))
+
+    def participant_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(room, participant, client id, name, role) of every connection in a room here."""
+        return [
+            (room.id, c.id, c.client_id, c.name, c.role)
+            for room in self.rooms.values()
+            for c in room.connections.values()
+        ]
 
     async def _touch(self, room_id: str) -> None:
         try:
@@ -1804,6 +1840,7 @@ class Hub:
             del room.presence[key]
         room.presence[(conn.id, msg["path"])] = out
         room.send_to_others(conn, wire.encode(out))
+        self.peers.presence(room.id, conn.id, out)
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1908,14 +1945,21 @@ class Hub:
         ):
             raise ProtocolError(ErrorCode.NO_SUCH_ROOM)  # deleted meanwhile
         docs = await self.store.list_documents(room_id)
-        room = self.rooms.get(room_id)
-        if room is None:
-            room = self.rooms[room_id] = Room(self, room_id)
+        roster = self.peers.roster
+        roster.hold(room_id)  # notifications from now on count (until the Room holds it)
+        try:
+            # written (the other hubs are told), and who is on the other hubs read, before we answer
+            new_room = room_id not in self.rooms
+            await self.peers.entered(room_id, conn.id, conn.client_id, conn.name, role, new_room=new_room)
+            room = self.rooms.get(room_id)
+            if room is None:
+                room = self.rooms[room_id] = Room(self, room_id)
+        finally:
+            roster.release(room_id)
         old = room.by_client.get(conn.client_id)
         if old is not None and old is not conn:
             # The same client reconnected: the newer connection takes over.
-            self._leave(old)
-            self.background(old.ws.close(CloseCode.REPLACED, "replaced by a newer connection"))
+            self.replace(old)
         conn.room = room
         conn.role = role
         conn.secret_hash = secret_hash
@@ -1931,9 +1975,9 @@ class Hub:
             "participant": conn.id,
             # who the history and blame say this user is (docs/protocol.md, "History")
             "author": author_id(room_id, conn.user),
-            "participants": [c.describe() for c in room.connections.values()],
+            "participants": [c.describe() for c in room.connections.values()] + roster.participants(room_id),
             "documents": _doc_list(docs),
-            "presence": list(room.presence.values()),
+            "presence": list(room.presence.values()) + roster.presence(room_id),
         }
 
     def _leave(self, conn: Connection) -> None:
@@ -1952,6 +1996,7 @@ class Hub:
             del room.presence[key]
         conn.log.extra = {"participant": conn.id}
         room.send_to_others(None, wire.encode({"type": "participant_left", "participant": conn.id}))
+        self.peers.left(room.id, conn.id)
         if not room.connections:
             self._unload(room)
 
@@ -1968,6 +2013,7 @@ class Hub:
             self.background(doc.stop())
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
+            self.peers.roster.release(room.id)
 
     async def _create_document(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1983,6 +2029,7 @@ class Hub:
                 text,
                 max_documents=self.config.max_documents_per_room,
                 created_by=conn.user,
+                by=conn.id,
             )
         except QuotaExceeded:
             self.stats.quota_refusals += 1

@@ -104,6 +104,12 @@ class _HubCollector(Collector):
             "Bytes the history indexes take, about (--max-index-bytes)",
             value=hub.indexes.used,
         )
+        peers = hub.peers.roster
+        yield GaugeMetricFamily(
+            "pairls_remote_participants",
+            "Participants of this hub's rooms connected to other hubs on the database",
+            value=peers.remote_count(),
+        )
         counters: list[tuple[str, str, float]] = [
             ("pairls_ops_committed", "Ops committed to PostgreSQL by this hub", store.ops),
             ("pairls_received_frames", "WebSocket messages received from clients", stats.frames_received),
@@ -218,6 +224,42 @@ class _HubCollector(Collector):
                 "pairls_history_mismatches",
                 "Committed ops a history index refused; the index was dropped (a hub bug)",
                 stats.history_mismatches,
+            ),
+            (
+                "pairls_peer_notifications",
+                "Notifications of room events read from the other hubs on the database",
+                peers.stats.received,
+            ),
+            (
+                "pairls_malformed_notifications",
+                "Notifications of the other hubs dropped because they did not parse or check",
+                stats.malformed_notifications,
+            ),
+            (
+                "pairls_peer_failures",
+                "Writes for the other hubs (participants, presence, heartbeat) that failed; repaired at "
+                "the next heartbeat",
+                stats.peer_failures,
+            ),
+            (
+                "pairls_presence_coalesced",
+                "Cursor moves replaced by a newer one before they were sent to the other hubs",
+                hub.peers.outbox.coalesced,
+            ),
+            (
+                "pairls_presence_clipped",
+                "Cursor messages clipped to fit a notification to the other hubs",
+                peers.stats.clipped_presence,
+            ),
+            (
+                "pairls_expired_participants",
+                "Participants of other hubs dropped because their hub stopped beating",
+                peers.stats.expired,
+            ),
+            (
+                "pairls_repaired_participants",
+                "Participants of other hubs found in the table and not announced (a lost notification)",
+                peers.stats.repaired_joins,
             ),
         ]
         for name, doc, value in counters:

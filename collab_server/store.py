@@ -25,6 +25,14 @@ reads the room back with :meth:`Store.room_states` and brings its
 connections in line (``authority.reconcile``).  :meth:`Store.delete_room`
 and :meth:`Store.delete_idle_rooms` delete a room with everything in it.
 
+Participants: each hub writes a row per connection in a room (``participants``,
+with the hub's id) and beats in ``hubs``; joins, departures and role changes,
+cursors and new documents go to the other hubs as ``NOTIFY pairls_peers``
+(``roster.py`` has the format).  :meth:`Store.enter_room` records a
+participant and reads who else is in the room, :meth:`Store.heartbeat` and
+:meth:`Store.remote_participants` let each hub drop the participants of a
+hub that stopped beating.
+
 Errors: every database failure surfaces as :class:`StoreError` (the asyncpg
 exception is chained as ``__cause__``); a lost compare-and-set as
 :class:`RevisionConflict`, or :class:`DocumentGone` if the document was
@@ -54,6 +62,7 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from collab_core import ops
 from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
 
+from . import roster
 from .authority import RoomState, Seat
 from .document import ClientId, Rev, Sequenced
 
@@ -387,6 +396,7 @@ class Store:
         self._listen_task: asyncio.Task[None] | None = None
         self._callbacks: list[Callable[[str, int, int], None]] = []
         self._room_callbacks: list[Callable[[str, str, str], None]] = []
+        self._peer_callbacks: list[Callable[[str], None]] = []
         self._on_reconnect: list[Callable[[], None]] = []
         self._commit_observers: list[CommitObserver] = []
 
@@ -692,7 +702,7 @@ class Store:
         await conn.execute("DELETE FROM ops WHERE document_id = ANY($1::bigint[])", docs)
         await conn.execute("DELETE FROM snapshots WHERE document_id = ANY($1::bigint[])", docs)
         await conn.execute("DELETE FROM documents WHERE room_id = ANY($1::text[])", ids)
-        for table in ("members", "invites", "removals"):
+        for table in ("members", "invites", "removals", "participants"):
             await conn.execute(f"DELETE FROM {table} WHERE room_id = ANY($1::text[])", ids)
         await conn.execute("DELETE FROM rooms WHERE id = ANY($1::text[])", ids)
         await conn.execute(
@@ -723,6 +733,214 @@ class Store:
             )
         return [RoomInfo(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5]) for r in rows]
 
+    # -- participants on every hub (roster.py) ------------------------------------
+
+    async def register_hub(self) -> None:
+        """This hub is alive (its row in ``hubs``, made or refreshed)."""
+        async with _db_errors("register_hub"):
+            await self._pool.execute(
+                "INSERT INTO hubs (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+                self.hub_id,
+            )
+
+    async def heartbeat(self) -> bool:
+        """Say this hub is alive; False if its row was gone (taken for dead, or the database
+        crashed and emptied the table): then its participants must be written again."""
+        async with _db_errors("heartbeat"):
+            done = await self._pool.execute("UPDATE hubs SET heartbeat_at = now() WHERE id = $1", self.hub_id)
+        return bool(done != "UPDATE 0")
+
+    async def enter_room(
+        self,
+        room_id: str,
+        participant: str,
+        client_id: str,
+        name: str,
+        role: str,
+        *,
+        expiry: float,
+        ask: bool = False,
+    ) -> list[roster.Row]:
+        """Record *participant* (of *client_id*) in *room_id* on this hub, tell the other hubs, and
+        return who else is in the room on live hubs (heartbeat within *expiry* seconds).
+
+        The client's earlier connections to the room, on any hub, are replaced: their rows go
+        and their hubs are told (``replaced``), so a client that came back through another hub
+        is listed once, at once.  *ask*: the other hubs are asked for their members' presence
+        (``ask``).  One statement.
+        """
+        joined = roster.encode(
+            self.hub_id, room_id, "joined", {"id": participant, "name": name, "role": role}
+        )
+        async with _db_errors("enter_room"):
+            row = await self._pool.fetchrow(
+                "WITH gone AS ("
+                "  DELETE FROM participants WHERE room_id = $1 AND client_id = $3 AND participant <> $2"
+                "  RETURNING participant"
+                "), ins AS ("
+                "  INSERT INTO participants (room_id, participant, hub_id, client_id, name, role)"
+                "  VALUES ($1, $2, $4, $3, $5, $6) ON CONFLICT (room_id, participant) DO UPDATE"
+                "  SET hub_id = excluded.hub_id, name = excluded.name, role = excluded.role RETURNING 1"
+                "), n AS ("
+                "  SELECT pg_notify($7, $4::text || ' ' || $1::text || ' replaced '"
+                "    || json_build_object('id', participant)::text) FROM gone"
+                "  UNION ALL SELECT pg_notify($7, $8) FROM ins"
+                "  UNION ALL SELECT pg_notify($7, $10) WHERE $10::text IS NOT NULL"
+                ") SELECT (SELECT count(*) FROM n), ARRAY("
+                "  SELECT p.participant || ' ' || p.hub_id || ' ' || p.role || ' ' || p.name"
+                "  FROM participants p JOIN hubs h ON h.id = p.hub_id"
+                "  WHERE p.room_id = $1 AND p.hub_id <> $4"
+                "  AND p.participant NOT IN (SELECT participant FROM gone)"
+                "  AND h.heartbeat_at > now() - make_interval(secs => $9))",
+                room_id,
+                participant,
+                client_id,
+                self.hub_id,
+                name,
+                role,
+                roster.CHANNEL,
+                joined,
+                float(expiry),
+                roster.encode(self.hub_id, room_id, "ask", {}) if ask else None,
+            )
+        assert row is not None
+        out = []
+        for entry in row[1]:
+            participant, hub_id, role, name = entry.split(" ", 3)  # (a name may hold spaces: last)
+            out.append(roster.Row(participant, hub_id, name, role))
+        return out
+
+    async def leave_room(self, room_id: str, participant: str) -> None:
+        """*participant* is no longer in *room_id* here: its row goes, and the other hubs are told."""
+        payload = roster.encode(self.hub_id, room_id, "left", {"id": participant})
+        async with _db_errors("leave_room"):
+            await self._pool.fetchval(
+                "WITH d AS (DELETE FROM participants WHERE room_id = $1 AND participant = $2 AND hub_id = $3"
+                " RETURNING 1) SELECT count(pg_notify($4, $5)) FROM d",
+                room_id,
+                participant,
+                self.hub_id,
+                roster.CHANNEL,
+                payload,
+            )
+
+    async def change_participant(self, room_id: str, participant: str, name: str, role: str) -> None:
+        """*participant* (connected here) has a new role: its row, and the other hubs, say so."""
+        payload = roster.encode(
+            self.hub_id, room_id, "changed", {"id": participant, "name": name, "role": role}
+        )
+        async with _db_errors("change_participant"):
+            await self._pool.fetchval(
+                "WITH u AS (UPDATE participants SET name = $3, role = $4"
+                " WHERE room_id = $1 AND participant = $2 AND hub_id = $5 RETURNING 1)"
+                " SELECT count(pg_notify($6, $7)) FROM u",
+                room_id,
+                participant,
+                name,
+                role,
+                self.hub_id,
+                roster.CHANNEL,
+                payload,
+            )
+
+    async def publish(self, payloads: Sequence[str]) -> None:
+        """Send these ``pairls_peers`` payloads (presence) in one statement."""
+        if not payloads:
+            return
+        async with _db_errors("publish"):
+            await self._pool.fetchval(
+                "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p", roster.CHANNEL, list(payloads)
+            )
+
+    async def remote_participants(
+        self, room_ids: Sequence[str], *, expiry: float
+    ) -> dict[str, list[roster.Row]]:
+        """The participants of *room_ids* on the other hubs whose heartbeat is within *expiry* seconds."""
+        out: dict[str, list[roster.Row]] = {}
+        if not room_ids:
+            return out
+        async with _db_errors("remote_participants"):
+            rows = await self._pool.fetch(
+                "SELECT p.room_id, p.participant, p.hub_id, p.name, p.role"
+                " FROM participants p JOIN hubs h ON h.id = p.hub_id"
+                " WHERE p.room_id = ANY($1::text[]) AND p.hub_id <> $2"
+                " AND h.heartbeat_at > now() - make_interval(secs => $3)",
+                list(room_ids),
+                self.hub_id,
+                float(expiry),
+            )
+        for room_id, participant, hub_id, name, role in rows:
+            out.setdefault(room_id, []).append(roster.Row(participant, hub_id, name, role))
+        return out
+
+    async def sync_participants(self, rows: Sequence[tuple[str, str, str, str, str]]) -> None:
+        """Make this hub's rows exactly *rows* ((room, participant, client id, name, role) of every
+        connection in a room here) and its ``hubs`` row alive; tell the other hubs.
+
+        For a hub whose rows were lost (taken for dead, the database emptied the tables after a
+        crash) or may be wrong (a departure that could not be written).
+        """
+        keys = [f"{r[0]} {r[1]}" for r in rows]
+        joined = [
+            roster.encode(self.hub_id, r[0], "joined", {"id": r[1], "name": r[3], "role": r[4]}) for r in rows
+        ]
+        async with _db_errors("sync_participants"), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO hubs (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+                self.hub_id,
+            )
+            await conn.fetchval(
+                "WITH gone AS (DELETE FROM participants WHERE hub_id = $1"
+                " AND NOT (room_id || ' ' || participant) = ANY($2::text[]) RETURNING room_id, participant)"
+                " SELECT count(pg_notify($3, $1::text || ' ' || room_id || ' left '"
+                " || json_build_object('id', participant)::text)) FROM gone",
+                self.hub_id,
+                keys,
+                roster.CHANNEL,
+            )
+            await conn.execute(
+                "INSERT INTO participants (room_id, participant, hub_id, client_id, name, role)"
+                " SELECT r, p, $1, c, n, o"
+                " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(r, p, c, n, o)"
+                " ON CONFLICT (room_id, participant) DO UPDATE"
+                " SET hub_id = excluded.hub_id, name = excluded.name, role = excluded.role",
+                self.hub_id,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
+            )
+            await conn.fetchval(
+                "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p", roster.CHANNEL, joined
+            )
+
+    async def unregister_hub(self) -> int:
+        """This hub stops: its participants leave (the other hubs are told) and its row goes."""
+        async with _db_errors("unregister_hub"):
+            n = await self._pool.fetchval(
+                "WITH gone AS (DELETE FROM participants WHERE hub_id = $1 RETURNING room_id, participant),"
+                " h AS (DELETE FROM hubs WHERE id = $1)"
+                " SELECT count(pg_notify($2, $1::text || ' ' || room_id || ' left '"
+                " || json_build_object('id', participant)::text)) FROM gone",
+                self.hub_id,
+                roster.CHANNEL,
+            )
+        return int(n)
+
+    async def forget_dead_hubs(self, older_than: float) -> int:
+        """Delete the rows of hubs silent for *older_than* seconds, and participants of no hub;
+        returns how many hubs.  (Their participants are out of every list already: tidying.)"""
+        async with _db_errors("forget_dead_hubs"):
+            n = await self._pool.fetchval(
+                "WITH dead AS (DELETE FROM hubs WHERE heartbeat_at < now() - make_interval(secs => $1)"
+                " RETURNING id), gone AS (DELETE FROM participants p WHERE p.hub_id IN (SELECT id FROM dead)"
+                " OR NOT EXISTS (SELECT 1 FROM hubs h WHERE h.id = p.hub_id) RETURNING 1)"
+                " SELECT (SELECT count(*) FROM dead) + 0 * (SELECT count(*) FROM gone)",
+                float(older_than),
+            )
+        return int(n)
+
     # -- documents ----------------------------------------------------------
 
     async def list_documents(self, room_id: str) -> list[DocumentRecord]:
@@ -741,11 +959,20 @@ class Store:
         return None if row is None else DocumentRecord(*row)
 
     async def create_document(
-        self, room_id: str, path: str, text: str = "", *, max_documents: int = 0, created_by: str = ""
+        self,
+        room_id: str,
+        path: str,
+        text: str = "",
+        *,
+        max_documents: int = 0,
+        created_by: str = "",
+        by: str | None = None,
     ) -> DocumentRecord | None:
         """Create a document at rev 0 with *text*; None if the path is taken in the room.
 
         *created_by*: the user who created it (its initial text is theirs in the history).
+        *by*: the participant who did, if any: the other hubs are told (``document``, delivered
+        when the document exists for them to open).
 
         Raises :class:`QuotaExceeded` if the room holds *max_documents*
         documents already (0: no limit); concurrent creations in one room are
@@ -771,13 +998,19 @@ class Store:
                 "  ON CONFLICT (room_id, path) DO NOTHING RETURNING id, room_id, path, rev"
                 "), s AS ("
                 "  INSERT INTO snapshots (document_id, rev, text) SELECT id, 0, $3 FROM d"
-                ") SELECT id, room_id, path, rev FROM d",
+                "), n AS ("
+                "  SELECT pg_notify($5, $6) FROM d WHERE $6::text IS NOT NULL"
+                ") SELECT id, room_id, path, rev, (SELECT count(*) FROM n) FROM d",
                 room_id,
                 path,
                 text,
                 created_by,
+                roster.CHANNEL,
+                None
+                if by is None
+                else roster.encode(self.hub_id, room_id, "document", {"path": path, "rev": 0, "by": by}),
             )
-        return None if row is None else DocumentRecord(*row)
+        return None if row is None else DocumentRecord(*row[:4])
 
     async def load_document(self, doc_id: int, *, history: int = 1000) -> LoadedDocument:
         """The document at its head: text, rev and the last *history* ops (oldest first)."""
@@ -1086,9 +1319,11 @@ class Store:
         *,
         on_reconnect: Callable[[], None] | None = None,
         on_room: Callable[[str, str, str], None] | None = None,
+        on_peer: Callable[[str], None] | None = None,
     ) -> None:
         """Call ``callback(hub_id, doc_id, rev)`` for every commit by any hub, ours included,
-        and ``on_room(hub_id, room_id, event)`` for every change to a room (see ``ROOM_EVENTS``).
+        and ``on_room(hub_id, room_id, event)`` for every change to a room (see ``ROOM_EVENTS``),
+        and ``on_peer(payload)`` with every ``pairls_peers`` payload (``roster.py`` parses it).
 
         The listener has its own connection.  If it is lost, it is re-opened
         (with backoff) and *on_reconnect* is called: notifications sent
@@ -1098,6 +1333,8 @@ class Store:
         self._callbacks.append(callback)
         if on_room is not None:
             self._room_callbacks.append(on_room)
+        if on_peer is not None:
+            self._peer_callbacks.append(on_peer)
         if on_reconnect is not None:
             self._on_reconnect.append(on_reconnect)
         if self._listen_conn is None:
@@ -1111,6 +1348,7 @@ class Store:
             try:
                 await conn.add_listener(CHANNEL, self._notified)
                 await conn.add_listener(ROOMS_CHANNEL, self._room_notified)
+                await conn.add_listener(roster.CHANNEL, self._peer_notified)
             except BaseException:
                 await conn.close()
                 raise
@@ -1141,6 +1379,13 @@ class Store:
                 cb(hub_id, room_id, event)
             except Exception:
                 logger.exception("room callback failed")
+
+    def _peer_notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        for cb in list(self._peer_callbacks):
+            try:
+                cb(payload)
+            except Exception:
+                logger.exception("peer callback failed")
 
     def _listener_lost(self, conn: object) -> None:
         if self._closing or conn is not self._listen_conn:

@@ -38,6 +38,7 @@ SANS_IO = [
     "collab_server/quotas.py",
     "collab_server/authority.py",
     "collab_server/attribution.py",
+    "collab_server/roster.py",
     # the language server's policy: its room and the editor boundary
     "lsp_bridge/room.py",
     "lsp_bridge/editor_sync.py",

@@ -61,8 +61,8 @@ async def test_migrations_are_applied_once_and_reopening_is_harmless(database_ur
         }
     finally:
         await conn.close()
-    assert sorted(versions) == ["0001_init", "0002_owners_and_lifecycle", "0003_history"]
-    assert {"rooms", "invites", "members", "documents", "ops", "snapshots", "removals"} <= tables
+    assert sorted(versions) == ["0001_init", "0002_owners_and_lifecycle", "0003_history", "0004_peers"]
+    assert {"rooms", "invites", "members", "documents", "ops", "snapshots", "removals", "hubs"} <= tables
 
 
 async def test_reopening_keeps_data(database_url: str) -> None:
