@@ -66,6 +66,8 @@ __all__ = [
 CHANNEL = "pairls_peers"
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more (its default page size); a margin
 NOTIFY_LIMIT = 7900
+#: presences kept per room for participants not known yet (a join read late)
+MAX_EARLY = 256
 KINDS = frozenset({"joined", "changed", "left", "replaced", "presence", "document", "ask"})
 ROLES = frozenset({"owner", "editor", "viewer"})
 #: hub ids are the hubs' own (cli.py: hex), but checked like everything else
@@ -113,7 +115,8 @@ class RosterStats:
     received: int = 0
     #: notifications dropped because they did not parse or check (another hub's bug, or worse)
     malformed: int = 0
-    #: presence of a participant this hub does not know (it left, or its join is not read yet)
+    #: presence of a participant this hub does not know (it left, or its join is not read yet:
+    #: kept until it is, at most MAX_EARLY per room)
     unknown_presence: int = 0
     #: presences clipped to fit a NOTIFY (their last ranges dropped)
     clipped_presence: int = 0
@@ -142,6 +145,9 @@ class _RoomView:
     gone: dict[str, int] = field(default_factory=dict)
     #: participant -> its newest presence message
     presence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: participant -> its newest presence, before its join was heard or read (its hub may answer
+    #: a new room's ``ask`` faster than this hub reads who is in the room); shown once it is
+    early: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: holders (the hub's Room, a join in progress)
     holds: int = 0
 
@@ -325,6 +331,10 @@ class Roster:
             participant = msg["participant"]
             if participant not in view.remote:
                 self.stats.unknown_presence += 1
+                if participant not in view.gone and (
+                    participant in view.early or len(view.early) < MAX_EARLY
+                ):
+                    view.early[participant] = msg
                 return []
             view.presence[participant] = msg
             return [Broadcast(room_id, msg)]
@@ -361,9 +371,14 @@ class Roster:
         known = view.remote.get(participant)
         view.remote[participant] = entry
         if known is None:
-            return [
+            out = [
                 Broadcast(room_id, {"type": "participant_joined", "participant": entry.describe(participant)})
             ]
+            early = view.early.pop(participant, None)
+            if early is not None:
+                view.presence[participant] = early
+                out.append(Broadcast(room_id, early))
+            return out
         if (known.name, known.role) != (entry.name, entry.role):
             return [
                 Broadcast(
@@ -374,6 +389,7 @@ class Roster:
 
     def _remove(self, view: _RoomView, room_id: str, participant: str) -> list[Any]:
         view.presence.pop(participant, None)
+        view.early.pop(participant, None)
         if view.remote.pop(participant, None) is None:
             return []
         return [Broadcast(room_id, {"type": "participant_left", "participant": participant})]

@@ -128,10 +128,10 @@ async def test_participants_presence_and_documents_cross_hubs(two_hubs: tuple[Hu
         di.participant,
         eve.participant,
     }
-    # (B had nobody in the room: the cursors of A's members come right after joined)
-    assert eve_joined["presence"] == []
-    resent = await eve.next_event("presence")
-    assert (resent["participant"], resent["ranges"]) == (ada.participant, [[0, 5]])
+    # (B had nobody in the room: it asked for the cursors of A's members, which come right
+    # after joined, or already in it when A's answer overtook the join's own statement)
+    resent = eve_joined["presence"] or [await eve.next_event("presence")]
+    assert [(p["participant"], p["ranges"]) for p in resent] == [(ada.participant, [[0, 5]])]
     for p in (ada, cy, di, eve):
         await p.close()
     assert a.stats.malformed_notifications == b.stats.malformed_notifications == 0

@@ -9,6 +9,7 @@ import pytest
 
 from collab_core import wire
 from collab_server.roster import (
+    MAX_EARLY,
     NOTIFY_LIMIT,
     Broadcast,
     Outbox,
@@ -84,10 +85,32 @@ def test_presence_is_relayed_rebuilt_from_checked_fields_and_kept_for_newcomers(
     assert r.presence(ROOM)[0]["ranges"] == [[5, 5]]  # the newest only
 
 
-def test_presence_of_an_unknown_participant_is_dropped_and_counted() -> None:
+def test_presence_of_an_unknown_participant_is_counted_and_shown_once_its_join_is_heard() -> None:
+    """Its hub can answer a new room's ``ask`` before this hub has read who is in the room."""
     r = roster()
     assert r.receive(presence()) == []
-    assert r.stats.unknown_presence == 1
+    assert r.stats.unknown_presence == 1 and r.presence(ROOM) == []
+    out = messages(r.receive(joined()))
+    assert [m["type"] for m in out] == ["participant_joined", "presence"]
+    assert out[1]["ranges"] == [[1, 2]] and r.presence(ROOM) == [out[1]]
+
+
+def test_an_early_presence_is_shown_once_a_read_finds_its_participant() -> None:
+    r = roster()
+    token = r.begin_read()
+    r.receive(presence())
+    out = messages(r.synced(token, {ROOM: [Row("p1", "hub-b", "Ada", "editor")]}))
+    assert [m["type"] for m in out] == ["participant_joined", "presence"]
+
+
+def test_early_presences_are_bounded_and_forgotten_with_their_participant() -> None:
+    r = roster()
+    for i in range(MAX_EARLY + 10):
+        r.receive(presence(participant=f"x{i}"))
+    r.receive(encode("hub-b", ROOM, "left", {"id": "x0"}))
+    assert r.receive(joined("x0")) == []  # (left: a late join does not bring it back)
+    late = messages(r.receive(joined(f"x{MAX_EARLY + 5}")))
+    assert [m["type"] for m in late] == ["participant_joined"]  # (over the bound: not kept)
 
 
 def test_a_departure_is_told_and_takes_the_cursor_with_it() -> None:
