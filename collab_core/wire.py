@@ -364,6 +364,16 @@ _CHECKS = {
 }
 
 
+#: where runs for the room keep their output (docs/protocol.md, "Runs"): a document
+#: under it takes ops only from the user who created it
+RUNS_DIR = ".pairls/runs"
+
+
+def is_run_path(path: str) -> bool:
+    """Whether *path* is a run's output document (read-only for all but its runner)."""
+    return path.startswith(RUNS_DIR + "/")
+
+
 def valid_path(path: str) -> bool:
     """A document path: relative, '/'-separated, no empty, '.' or '..' segment."""
     if not 1 <= len(path) <= MAX_PATH or _BAD_PATH_CHARS.search(path) or BAD_TEXT_RE.search(path):

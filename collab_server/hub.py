@@ -438,6 +438,9 @@ class DocumentTask:
         self.index: HistoryIndex[tuple[str, Connection | None, Any]] = HistoryIndex()
         #: this task's key in the hub's index budget (a document loaded again is another task)
         self.index_key = next(_index_keys)
+        #: a run's output document (``wire.is_run_path``): the user whose ops it takes
+        #: ('' if unknown: nobody's)
+        self.writer: str | None = None
         self._builder: asyncio.Task[None] | None = None
         #: committed ops since the index's size was last counted, and that size
         self._uncharged = 0
@@ -1745,6 +1748,8 @@ class Hub:
         doc = room.docs.get(path)
         if doc is None or path not in conn.docs:
             raise ProtocolError(ErrorCode.NOT_OPEN)
+        if not _may_write(doc, conn):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a run's output is written only by its runner")
         if self.closing:
             # Refused, but not the client's fault: raising would count a
             # strike, and a burst in flight at shutdown would end in 4400.
@@ -1764,6 +1769,8 @@ class Hub:
         doc = room.docs.get(path)
         if doc is None or path not in conn.docs:
             raise ProtocolError(ErrorCode.NOT_OPEN)
+        if toggle and not _may_write(doc, conn):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a run's output is written only by its runner")
         if toggle and self.closing:
             conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path)
             return
@@ -1795,11 +1802,15 @@ class Hub:
             record = await self.store.get_document(room.id, path)
             if record is None:
                 raise ProtocolError(ErrorCode.NO_SUCH_DOCUMENT)
+            writer = None
+            if wire.is_run_path(path):
+                writer = (await self.store.document_origin(record.id)).created_by
             if conn.room is not room:
                 return
             doc = room.docs.get(path)
             if doc is None:
                 doc = room.docs[path] = DocumentTask(self, room, record)
+                doc.writer = writer
                 self.docs_by_id[record.id] = doc
         conn.docs.add(path)
         doc.put("open", conn, msg)
@@ -1978,6 +1989,11 @@ class Hub:
             conn,
             wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )
+
+
+def _may_write(doc: DocumentTask, conn: Connection) -> bool:
+    """Ops to a run's output document come only from the user who created it."""
+    return doc.writer is None or (bool(doc.writer) and doc.writer == conn.user)
 
 
 async def _off_loop_if(large: bool, fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:

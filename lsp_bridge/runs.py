@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from collab_core.wire import RUNS_DIR, is_run_path
+
 __all__ = [
     "DEFAULT_CAP",
     "RUNS_DIR",
@@ -47,7 +49,6 @@ __all__ = [
 DEFAULT_CAP = 1 << 20
 """Bytes of output a run keeps in its document before it is cut (1 MiB)."""
 
-RUNS_DIR = ".pairls/runs"
 TASKS_FILE = ".pairls/run.toml"
 
 # The language's usual runner, by file suffix; the file's path is appended.
@@ -155,11 +156,6 @@ def command_line(argv: list[str]) -> str:
 def run_path(run_id: str) -> str:
     """The room path of the output document of run *run_id*."""
     return f"{RUNS_DIR}/{run_id}.log"
-
-
-def is_run_path(path: str) -> bool:
-    """Whether *path* is a run's output document (read-only for every editor)."""
-    return path.startswith(RUNS_DIR + "/")
 
 
 class RunState(enum.Enum):

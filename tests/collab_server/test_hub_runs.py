@@ -1,0 +1,48 @@
+"""A run's output document (``.pairls/runs/``) takes ops only from the user who created it:
+an editor, a viewer, or an undo cannot write into it (the real hub on PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.hubclient import HubError, Peer
+
+OUT = ".pairls/runs/r1.log"
+
+
+async def test_only_the_runner_writes_to_a_run_output_document(url: str) -> None:
+    ada = await Peer(url, "Ada", user="user-ada-1").connect()
+    bob = await Peer(url, "Bob", user="user-bob-1").connect()
+    vic = await Peer(url, "Vic", user="user-vic-1").connect()
+    created = await ada.create_room()
+    await ada.create_document(OUT, "$ python3 slow.py\n")
+    await ada.create_document("notes.txt", "")
+    await bob.join(created["room"], created["editorSecret"])
+    await vic.join(created["room"], created["viewerSecret"])
+    da = await ada.open(OUT)
+    db = await bob.open(OUT)
+    dv = await vic.open(OUT)
+    await da.splice(len(da.text), 0, "line 1\n")
+    await da.wait_synced()
+    await db.wait_rev(1)
+    assert db.text == "$ python3 slow.py\nline 1\n"
+
+    await db.splice(0, 0, "forged ")
+    err = await bob.next_event("error")
+    assert err["code"] == "forbidden" and err["path"] == OUT
+    await dv.splice(0, 0, "forged ")
+    assert (await vic.next_event("error"))["code"] == "forbidden"
+    with pytest.raises(HubError) as info:
+        await bob.request({"type": "undo", "path": OUT})
+    assert info.value.code == "forbidden"
+
+    # the runner goes on writing; nobody's forged text is in it
+    await da.splice(len(da.text), 0, "line 2\n")
+    await da.wait_synced()
+    assert da.text == "$ python3 slow.py\nline 1\nline 2\n"
+    # a document elsewhere is as writable as ever
+    dn = await bob.open("notes.txt")
+    await dn.splice(0, 0, "hi")
+    await dn.wait_synced()
+    for p in (ada, bob, vic):
+        await p.close()
