@@ -36,6 +36,7 @@ class LspEditor:
         self._progress_token: str | None = None
         self._progress_runs = 0
         self._progress_ready: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
         version = edit.version
@@ -81,6 +82,32 @@ class LspEditor:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.server.protocol.notify(method, params)
+        if method == "pairls/runs" and params.get("event") == "started":
+            # someone in the room started a run: say so, with "Open output" to follow it
+            task = asyncio.get_running_loop().create_task(self._offer_output(params))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _offer_output(self, params: dict[str, Any]) -> None:
+        path = str(params.get("path"))
+        try:
+            answer = await self.server.window_show_message_request_async(
+                lsp.ShowMessageRequestParams(
+                    type=lsp.MessageType.Info,
+                    message=f"pairls: {params.get('by')} started a run for the room ({path})",
+                    actions=[lsp.MessageActionItem(title="Open output")],
+                )
+            )
+        except Exception:  # an editor that cannot ask: the notification said it
+            logger.info("window/showMessageRequest failed")
+            return
+        if answer is None or answer.title != "Open output":
+            return
+        local = await self.server.ensure_local(path)
+        if local is None:
+            self.log(f"pairls: could not open {path}")
+            return
+        await self.show_document(self.server.paths.uri(local), None, f"pairls: the output is at {local}")
 
     def refresh_inlay_hints(self) -> None:
         if self.server.can_refresh_inlay_hints:

@@ -70,7 +70,7 @@ from typing import Any
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import CloseCode
-from collab_core.wire import valid_path
+from collab_core.wire import is_run_path, valid_path
 
 from .blame import LineBlame, line_blames, map_lines
 from .editor_sync import ContentChange, EditorSync, EditToApply
@@ -894,6 +894,15 @@ class Room:
         self._pump_opens(now)
         return ticket
 
+    def append(self, path: str, text: str, now: float) -> bool:
+        """Add *text* at the end of *path* (a run's output, published here): False if the
+        document is not open here."""
+        doc = self.docs.get(path)
+        if doc is None or doc.client is None or doc.state is not DocState.OPEN or not text:
+            return False
+        self._user_ops(doc, None, [ops.insert(len(doc.client.text), text)], now)
+        return True
+
     def open_text(self, path: str, now: float) -> int:
         """The room's text of *path*, for a file to show: :class:`Done` with ``{path, text}``."""
         ticket = next(self._tickets)
@@ -1713,6 +1722,10 @@ class Room:
         elif kind == "document_added" and path is not None:
             rev = msg.get("rev")
             self.room_documents[path] = rev if isinstance(rev, int) else 0
+            if is_run_path(path):
+                who = self.participants.get(str(msg.get("by")))
+                by = who.name if who is not None else "someone"
+                self._events.append(Notify("pairls/runs", {"event": "started", "path": path, "by": by}))
             if path not in self.docs:
                 self.docs[path] = Doc(path, need="full")
                 self._enqueue(self.docs[path])

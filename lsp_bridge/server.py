@@ -78,6 +78,8 @@ class PairlsServer(LanguageServer):
         self.cursor_notifications = False
         #: revision texts lately read, (room, path, rev) -> text, newest last (a few)
         self.revisions: dict[tuple[str, str, int], str] = {}
+        #: this user's runs for the room, by run id (lsp_bridge/features/run.py)
+        self.runs: dict[str, Any] = {}
 
     def completion_mode(self, language_id: str | None) -> str:
         modes = self.completions_by_language

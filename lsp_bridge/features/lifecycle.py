@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from ..server import PairlsServer
+from . import run
 
 
 def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
@@ -37,6 +38,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 
 
 async def shutdown(ls: PairlsServer, params: None) -> None:
+    await run.stop_all(ls)
     await ls.stop_session()
 
 

@@ -1,0 +1,187 @@
+"""Run it together: ``pairls.run``, ``pairls.stopRun``, ``pairls.runs``.
+
+The shell of :mod:`lsp_bridge.runs`: the process runs on this machine, in the workspace
+folder, with the user's own environment (none of it is sent to the room); what it prints
+(stdout and stderr as they arrive) is appended to the run's room document under
+``.pairls/runs/`` in batches (one op per read).  The hub takes ops to that document only
+from this user (docs/protocol.md, "Runs").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pygls.uris import to_fs_path
+
+from ..runs import TASKS_FILE, ChoiceError, Run, RunState, choose_command, parse_tasks
+from ..server import PairlsServer
+from ..session import SessionError
+from .commands import Handler, _arg, user_error
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+#: after Stop, how long the process has to end on SIGTERM before SIGKILL
+STOP_GRACE = 3.0
+
+
+@dataclass
+class LocalRun:
+    run: Run
+    process: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _runs(ls: PairlsServer) -> dict[str, LocalRun]:
+    runs: dict[str, LocalRun] = ls.runs
+    return runs
+
+
+async def run(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Start a run for the room: ``{uri?, command?, task?}`` -> ``{runId, path}``."""
+    arg = _arg(args)
+    session = ls.require_session()
+    room = session.room
+    if not room.in_room:
+        raise user_error("join or create a room first")
+    if room.role == "viewer":
+        raise user_error("viewers cannot run for the room")
+    root = ls.paths.root()
+    if root is None:
+        raise user_error("open a workspace folder: a run runs in it")
+    uri = arg.get("uri")
+    rel: str | None = None
+    if isinstance(uri, str) and arg.get("command") is None and arg.get("task") is None:
+        rel = ls.paths.room_path(uri)
+        if rel is None:
+            fs = to_fs_path(uri)
+            rel = str(Path(fs)) if fs else None
+    tasks = None
+    toml = root / TASKS_FILE
+    try:
+        if arg.get("task") is not None and toml.is_file():
+            tasks = parse_tasks(await asyncio.to_thread(toml.read_text, encoding="utf-8"))
+        argv, name = choose_command(path=rel, command=arg.get("command"), task=arg.get("task"), tasks=tasks)
+    except (ChoiceError, OSError, UnicodeDecodeError) as exc:
+        raise user_error(f"pairls: cannot run: {exc}") from None
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime()) + "-" + secrets.token_hex(3)
+    state = Run(run_id, argv, name, by=ls.display_name, created_at=time.time())
+    try:
+        await session.publish(state.path, state.header())
+    except SessionError as exc:
+        raise user_error(str(exc)) from None
+    local = LocalRun(state)
+    _runs(ls)[run_id] = local
+    local.task = asyncio.get_running_loop().create_task(_supervise(ls, local, root))
+    _announce(ls, state)
+    return {"runId": run_id, "path": state.path}
+
+
+async def _supervise(ls: PairlsServer, local: LocalRun, root: Path) -> None:
+    state = local.run
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *state.argv,
+                cwd=str(root),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            state.failed_to_start(exc.strerror or type(exc).__name__, time.time())
+            _flush(ls, state)
+            return
+        local.process = proc
+        state.started(time.time())
+        _announce(ls, state)
+        assert proc.stdout is not None
+        while True:
+            data = await proc.stdout.read(READ_SIZE)
+            if not data:
+                break
+            state.output_received(data)
+            _flush(ls, state)
+        code = await proc.wait()
+        state.exited(code, time.time())
+        _flush(ls, state)
+    except (Exception, asyncio.CancelledError):
+        if local.process is not None and local.process.returncode is None:
+            _signal(local.process, signal.SIGKILL)
+        raise
+    finally:
+        local.finished.set()
+        _announce(ls, state)
+
+
+def _flush(ls: PairlsServer, state: Run) -> None:
+    text = state.text_to_send()
+    if not text or ls.session is None:
+        return
+    room = ls.session.room
+    if not ls.session.call(lambda now: room.append(state.path, text, now)):
+        logger.warning("run %s: output not appended (the document is not open here)", state.run_id)
+
+
+def _announce(ls: PairlsServer, state: Run) -> None:
+    ls.editor.notify("pairls/runs", {"event": state.state.value, **state.describe()})
+
+
+def _signal(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def stop_run(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Stop one of this user's runs: SIGTERM to its process group, SIGKILL after a grace."""
+    run_id = _arg(args).get("runId")
+    local = _runs(ls).get(run_id) if isinstance(run_id, str) else None
+    if local is None:
+        raise user_error("no such run of yours")
+    if local.run.stop_requested() and local.process is not None:
+        _signal(local.process, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(local.finished.wait(), STOP_GRACE)
+        except TimeoutError:
+            _signal(local.process, signal.SIGKILL)
+            await local.finished.wait()
+    return {}
+
+
+async def runs(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """This user's runs, and the other run documents the room has (as far as known here)."""
+    mine = [local.run.describe() for local in _runs(ls).values()]
+    known = {r["path"] for r in mine}
+    others: list[dict[str, Any]] = []
+    if ls.session is not None:
+        for path in sorted(ls.session.room.room_documents):
+            if path.startswith(".pairls/runs/") and path not in known:
+                others.append({"runId": Path(path).stem, "path": path, "state": "elsewhere"})
+    return {"runs": mine + others}
+
+
+async def stop_all(ls: PairlsServer) -> None:
+    """The language server is ending: no run outlives it."""
+    for local in list(_runs(ls).values()):
+        if local.run.state is not RunState.ENDED and local.process is not None:
+            _signal(local.process, signal.SIGKILL)
+        if local.task is not None:
+            local.task.cancel()
+
+
+COMMANDS: dict[str, Handler] = {
+    "pairls.run": run,
+    "pairls.stopRun": stop_run,
+    "pairls.runs": runs,
+}

@@ -1,0 +1,169 @@
+"""Run it together through real language servers (``python -m lsp_bridge`` over stdio) and a
+real ``pairls-hub`` on a real PostgreSQL: Ada runs a program on her machine, Bob follows its
+output document live; the cap; Stop.
+
+No assertion depends on speed: the program waits for a file the test writes before it prints
+its next line, so "Bob sees line 1 before line 2 exists" holds on any machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.hubproc import HubProcess
+from tests.support.lsp_editor import TestEditor
+
+pytestmark = pytest.mark.timeout(240)
+
+MakeEditor = Callable[..., Awaitable[TestEditor]]
+
+SLOW = """\
+import os, sys, time
+for i in range(1, 4):
+    print(f"line {i}", flush=True)
+    if i == 2:
+        print(f"oops {i}", file=sys.stderr, flush=True)
+    while not os.path.exists(f"go-{i}"):
+        time.sleep(0.02)
+sys.exit(3)
+"""
+
+
+@pytest.fixture(scope="module")
+async def database(pg_server: Any) -> AsyncIterator[str]:
+    name = await pg_server.create_database()
+    yield pg_server.dsn_for(name)
+    await pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+async def hub(database: str) -> AsyncIterator[HubProcess]:
+    with HubProcess(database_url=database) as h:
+        yield h
+    assert "Traceback" not in h.log, h.log
+
+
+@pytest.fixture
+async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEditor]:
+    started: list[TestEditor] = []
+
+    async def make(name: str, **options: Any) -> TestEditor:
+        workspace = tmp_path / f"ws-{name}"
+        workspace.mkdir()
+        home = tmp_path / f"home-{name}"
+        env = {
+            "PAIRLS_USER_ID": f"user-of-{name.lower()}",
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "XDG_STATE_HOME": str(home / "state"),
+        }
+        ed = TestEditor("vscode", name, workspace, hub.url, seed=len(started), env=env, init_options=options)
+        started.append(ed)
+        return await ed.start()
+
+    yield make
+    problems = {}
+    for ed in started:
+        if ed.alive:
+            with contextlib.suppress(Exception):
+                st = await asyncio.wait_for(ed.status(), 10)
+                problems[ed.name] = (st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"])
+    await asyncio.gather(*(ed.stop() for ed in started))
+    assert all(p == (0, 0, 0) for p in problems.values()), f"heals, failed tasks, bad answers: {problems}"
+
+
+async def _pair(make_editor: MakeEditor) -> tuple[TestEditor, TestEditor]:
+    ada = await make_editor("Ada")
+    bob = await make_editor("Bob")
+    created = await ada.command("pairls.createRoom", {"name": "run"})
+    await bob.command("pairls.joinRoom", {"invite": created["invite"]})
+    return ada, bob
+
+
+async def _until(pred: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    async def wait() -> None:
+        while not pred():
+            await asyncio.sleep(0.02)
+
+    try:
+        await asyncio.wait_for(wait(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"never: {what}") from None
+
+
+async def _follow(bob: TestEditor, path: str) -> str:
+    """Bob opens the run's output document; its uri in his editor."""
+    await _until(lambda: any(n.get("path") == path for n in bob.notes.get("pairls/runs", [])), "announced")
+    opened = await bob.command("pairls.openDocument", {"path": path})
+    uri: str = opened["uri"]
+    await _until(lambda: uri in bob.buffers, "Bob's editor shows the output")
+    return uri
+
+
+async def test_bob_follows_a_run_live_and_sees_the_end_line(make_editor: MakeEditor) -> None:
+    ada, bob = await _pair(make_editor)
+    assert ada.workspace is not None
+    (ada.workspace / "slow.py").write_text(SLOW, encoding="utf-8")
+    started = await ada.command("pairls.run", {"uri": ada.uri("slow.py")})
+    path = started["path"]
+    assert path.startswith(".pairls/runs/")
+    uri = await _follow(bob, path)
+    # live: each line reaches Bob while the program waits for the next go-ahead
+    for i in (1, 2, 3):
+        await _until(lambda i=i: f"line {i}\n" in bob.text(uri), f"Bob sees line {i}")
+        assert f"line {i + 1}" not in bob.text(uri)
+        (ada.workspace / f"go-{i}").write_text("", encoding="utf-8")
+    await _until(lambda: "exit status 3" in bob.text(uri), "Bob sees the end line")
+    text = bob.text(uri)
+    assert text.startswith("$ python3 slow.py    (run by Ada)\n")
+    assert text.index("line 1") < text.index("line 2") < text.index("oops 2") < text.index("line 3")
+    assert (
+        text.rstrip("\n")
+        .splitlines()[-1]
+        .startswith("[pairls: python3 slow.py run by Ada: exit status 3 after ")
+    )
+    # who ran what, for both
+    ended = await ada.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
+    assert ended["exitCode"] == 3 and ended["by"] == "Ada" and ended["command"] == "python3 slow.py"
+    listed = (await ada.command("pairls.runs"))["runs"]
+    assert [(r["runId"], r["state"], r["exitCode"]) for r in listed] == [(started["runId"], "ended", 3)]
+    assert any(r["path"] == path for r in (await bob.command("pairls.runs"))["runs"])
+    # Bob was told, with "Open output" to follow it
+    assert any(
+        "Ada started a run" in q.message and [a.title for a in q.actions or []] == ["Open output"]
+        for q in bob.questions
+    )
+    # nothing ran on Bob's machine
+    assert bob.workspace is not None and not (bob.workspace / "go-1").exists()
+    assert not (bob.workspace / "slow.py").exists()
+
+
+async def test_output_past_one_mib_is_cut_with_a_note(make_editor: MakeEditor) -> None:
+    ada, bob = await _pair(make_editor)
+    cmd = "python3 -c \"import sys; [sys.stdout.write('x' * 1023 + chr(10)) for _ in range(5 * 1024)]\""
+    started = await ada.command("pairls.run", {"command": cmd})
+    uri = await _follow(bob, started["path"])
+    await _until(lambda: "exit status 0" in bob.text(uri), "Bob sees the end line")
+    text = bob.text(uri)
+    lines = text.splitlines()
+    assert lines.count("x" * 1023) == 1024  # 1 MiB of 1 KiB lines, then the note
+    assert text.count("output cut at 1 MiB; the rest is not shown") == 1
+    assert "exit status 0 after " in lines[-1]
+    assert lines[-1].endswith(", 4 MiB of output not shown]")
+
+
+async def test_stop_ends_a_run_and_says_so(make_editor: MakeEditor) -> None:
+    ada, bob = await _pair(make_editor)
+    cmd = "python3 -c \"import time; print('up', flush=True); time.sleep(600)\""
+    started = await ada.command("pairls.run", {"command": cmd})
+    uri = await _follow(bob, started["path"])
+    await _until(lambda: "up\n" in bob.text(uri), "Bob sees the program start")
+    assert await ada.command("pairls.stopRun", {"runId": started["runId"]}) == {}
+    await _until(lambda: "stopped (exit status -15)" in bob.text(uri), "Bob sees it stopped")
+    with pytest.raises(Exception, match="no such run"):
+        await bob.command("pairls.stopRun", {"runId": started["runId"]})
