@@ -87,7 +87,10 @@ async def _pair(make_editor: MakeEditor) -> tuple[TestEditor, TestEditor]:
 
 async def _until(pred: Callable[[], bool], what: str, timeout: float = 60) -> None:
     async def wait() -> None:
-        while not pred():
+        # the buffers change under applyEdit requests, which set no event: look again soon
+        while True:
+            if pred():
+                return
             await asyncio.sleep(0.02)
 
     try:
