@@ -89,6 +89,14 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "set_role": {"participant": (_STR, True), "role": (_STR, True)},
     "rotate_invites": {},
     "delete_room": {},
+    # runs for the room (docs/protocol.md, "Runs"): relayed to one participant
+    "run_request": {"participant": (_STR, True), "requestId": (_STR, True), "command": (_STR, True)},
+    "run_answer": {
+        "participant": (_STR, True),
+        "requestId": (_STR, True),
+        "accepted": (_ANY, True),
+        "path": (_STR, False),
+    },
 }
 
 #: the roles the owner may give a participant (nobody is made an owner)
@@ -334,6 +342,25 @@ def _check_revision(msg: dict[str, Any]) -> None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' must not be negative")
 
 
+#: the longest command line one participant may ask another to run
+MAX_RUN_COMMAND = 4096
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_run_message(msg: dict[str, Any]) -> None:
+    _check_participant(msg)
+    if not REQUEST_ID_RE.fullmatch(msg["requestId"]):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'requestId' must be 1 to 64 of [A-Za-z0-9_-]")
+    command = msg.get("command")
+    if command is not None and (len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
+    if "accepted" in msg and not isinstance(msg["accepted"], bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'accepted' must be true or false")
+    path = msg.get("path")
+    if path is not None and not (valid_path(path) and is_run_path(path)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'path' must be a run's output document")
+
+
 def _check_participant(msg: dict[str, Any]) -> None:
     if not PARTICIPANT_RE.fullmatch(msg["participant"]):
         raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
@@ -360,6 +387,8 @@ _CHECKS = {
     "blame": _check_blame,
     "revision": _check_revision,
     "kick": _check_participant,
+    "run_request": _check_run_message,
+    "run_answer": _check_run_message,
     "set_role": _check_set_role,
 }
 

@@ -136,7 +136,20 @@ INDEX_CHARGE_EVERY = 1000
 #: requests a document task answers from its history index
 HISTORY_KINDS = frozenset({"undo", "redo", "history", "blame"})
 #: message kinds whose handling never waits: their time is all their own
-_SYNC_KINDS = frozenset({"op", "presence", "digest", "close", "leave", "ping", "hello", *HISTORY_KINDS})
+_SYNC_KINDS = frozenset(
+    {
+        "op",
+        "presence",
+        "digest",
+        "close",
+        "leave",
+        "ping",
+        "hello",
+        "run_request",
+        "run_answer",
+        *HISTORY_KINDS,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -1731,6 +1744,8 @@ class Hub:
             self._history_request(conn, msg)
         elif kind in ("kick", "set_role", "rotate_invites", "delete_room"):
             await self._owner_request(conn, msg)
+        elif kind in ("run_request", "run_answer"):
+            self._relay_run(conn, msg)
         elif kind == "hello":
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
 
@@ -1775,6 +1790,18 @@ class Hub:
             conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path)
             return
         doc.put(kind, conn, _Toggle(kind, conn, msg) if toggle else msg)
+
+    def _relay_run(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """A request to run, or its answer, to the one participant it names (with who sent
+        it).  The hub runs nothing and decides nothing: the receiver's user does."""
+        room = self._room_of(conn)
+        if msg["type"] == "run_request" and conn.role not in ROLES_THAT_EDIT:
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        target = room.connections.get(msg["participant"])
+        if target is None or target is conn:
+            raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
+        out: dict[str, Any] = {k: msg[k] for k in ("requestId", "command", "accepted", "path") if k in msg}
+        target.send(wire.encode({"type": msg["type"], "participant": conn.id, "name": conn.name, **out}))
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)

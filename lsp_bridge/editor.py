@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
@@ -37,6 +38,8 @@ class LspEditor:
         self._progress_runs = 0
         self._progress_ready: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: tasks of the editor port that ended in an exception (a bug: status counts them)
+        self.failed_tasks = 0
 
     async def apply_edit(self, uri: str, edit: EditToApply) -> bool:
         version = edit.version
@@ -81,12 +84,28 @@ class LspEditor:
         self.server.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Info, message=text))
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method in ("pairls/run_request", "pairls/run_answer"):
+            # a peer's ask to run (a question for the user) or answer: not for the editor
+            from .features import run
+
+            handler = run.request_received if method == "pairls/run_request" else run.answer_received
+            self._spawn(handler(self.server, params))
+            return
         self.server.protocol.notify(method, params)
         if method == "pairls/runs" and params.get("event") == "started":
             # someone in the room started a run: say so, with "Open output" to follow it
-            task = asyncio.get_running_loop().create_task(self._offer_output(params))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._offer_output(params))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failed_tasks += 1
+            logger.error("pairls task failed", exc_info=task.exception())
 
     async def _offer_output(self, params: dict[str, Any]) -> None:
         path = str(params.get("path"))

@@ -903,6 +903,13 @@ class Room:
         self._user_ops(doc, None, [ops.insert(len(doc.client.text), text)], now)
         return True
 
+    def send_run_message(self, msg: dict[str, Any]) -> bool:
+        """A ``run_request`` or ``run_answer`` to the hub: False if not connected."""
+        if not self.connected or not self.in_room:
+            return False
+        self._send(msg)
+        return True
+
     def open_text(self, path: str, now: float) -> int:
         """The room's text of *path*, for a file to show: :class:`Done` with ``{path, text}``."""
         ticket = next(self._tickets)
@@ -1719,6 +1726,9 @@ class Room:
             self._participants_changed()
             if gone is not None and gone.path is not None:
                 self._cursors_changed(gone.path)
+        elif kind in ("run_request", "run_answer"):
+            # another participant's ask to run, or answer: a question for the user, never a run
+            self._events.append(Notify("pairls/" + kind, dict(msg)))
         elif kind == "document_added" and path is not None:
             rev = msg.get("rev")
             self.room_documents[path] = rev if isinstance(rev, int) else 0

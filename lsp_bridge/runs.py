@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -306,6 +307,11 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+# what could make a command line shown to the user read as something else: control
+# characters (line breaks included), bidirectional marks and overrides, invisible characters
+_HIDING = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
 class Choice(enum.Enum):
     PENDING = "pending"
     ACCEPTED = "accepted"
@@ -318,11 +324,13 @@ class RunRequest:
     sender: str
     sender_name: str
     argv: list[str]
+    #: the command line as the peer sent it (what the user is shown, exactly)
+    line: str
     choice: Choice = Choice.PENDING
 
     @property
     def command(self) -> str:
-        return command_line(self.argv)
+        return self.line
 
     def question(self) -> str:
         """What the user is asked: the exact command line, and who asks."""
@@ -345,14 +353,20 @@ class RunRequests:
     def received(self, msg: dict[str, Any], sender: str, sender_name: str) -> RunRequest | None:
         """A peer's request; None (counted) when it is malformed or too many are open."""
         rid = msg.get("requestId")
-        argv = _argv(msg.get("command"))
+        raw = msg.get("command")
+        if isinstance(raw, str) and _HIDING.search(raw):
+            # a line the user could not read as it is (line breaks, controls, bidi tricks)
+            self.refused += 1
+            return None
+        argv = _argv(raw)
         if not isinstance(rid, str) or not rid or len(rid) > 64 or argv is None or rid in self.pending:
             self.refused += 1
             return None
         if len(self.pending) >= self.max_pending:
             self.refused += 1
             return None
-        req = RunRequest(rid, sender, sender_name, argv)
+        line = msg["command"] if isinstance(msg["command"], str) else command_line(argv)
+        req = RunRequest(rid, sender, sender_name, argv, line)
         self.pending[rid] = req
         return req
 

@@ -1,4 +1,4 @@
-"""Run it together: ``pairls.run``, ``pairls.stopRun``, ``pairls.runs``.
+"""Run it together: ``pairls.run``, ``pairls.stopRun``, ``pairls.runs``, ``pairls.requestRun``.
 
 The shell of :mod:`lsp_bridge.runs`: the process runs on this machine, in the workspace
 folder, with the user's own environment (none of it is sent to the room); what it prints
@@ -17,9 +17,11 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
 from ..runs import TASKS_FILE, ChoiceError, Run, RunState, choose_command, parse_tasks
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
 #: after Stop, how long the process has to end on SIGTERM before SIGKILL
 STOP_GRACE = 3.0
+#: how long a request to run waits for the other's choice
+REQUEST_TIMEOUT = 300.0
 
 
 @dataclass
@@ -74,6 +78,11 @@ async def run(ls: PairlsServer, *args: Any) -> dict[str, Any]:
         argv, name = choose_command(path=rel, command=arg.get("command"), task=arg.get("task"), tasks=tasks)
     except (ChoiceError, OSError, UnicodeDecodeError) as exc:
         raise user_error(f"pairls: cannot run: {exc}") from None
+    return await _start(ls, argv, name, root)
+
+
+async def _start(ls: PairlsServer, argv: list[str], name: str, root: Path) -> dict[str, Any]:
+    session = ls.require_session()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime()) + "-" + secrets.token_hex(3)
     state = Run(run_id, argv, name, by=ls.display_name, created_at=time.time())
     try:
@@ -180,8 +189,93 @@ async def stop_all(ls: PairlsServer) -> None:
             local.task.cancel()
 
 
+# -- asking a peer to run ----------------------------------------------------------------
+
+
+async def request_run(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """Ask *participantId* to run *command* on their machine: ``{accepted, path?}`` once they
+    chose Run or Decline (``{accepted: false}`` if they do not answer in time)."""
+    arg = _arg(args)
+    pid, command = arg.get("participantId"), arg.get("command")
+    session = ls.require_session()
+    room = session.room
+    if not isinstance(pid, str) or pid not in room.participants:
+        raise user_error("no such participant in the room")
+    if not isinstance(command, str) or not command.strip():
+        raise user_error("requestRun needs {participantId, command}")
+    rid = secrets.token_urlsafe(9)
+    fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    ls.run_asks[rid] = (pid, fut)
+    msg = {"type": "run_request", "participant": pid, "requestId": rid, "command": command}
+    try:
+        if not session.call(lambda now: room.send_run_message(msg)):
+            raise user_error("not connected to the room")
+        try:
+            return await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+        except TimeoutError:
+            return {"accepted": False}
+    finally:
+        ls.run_asks.pop(rid, None)
+
+
+async def answer_received(ls: PairlsServer, params: dict[str, Any]) -> None:
+    """A peer answered one of this user's requests (only the one asked may answer it)."""
+    rid = params.get("requestId")
+    ask = ls.run_asks.get(rid) if isinstance(rid, str) else None
+    if ask is None or ask[0] != params.get("participant") or ask[1].done():
+        return
+    result: dict[str, Any] = {"accepted": params.get("accepted") is True}
+    if result["accepted"] and isinstance(params.get("path"), str):
+        result["path"] = params["path"]
+    ask[1].set_result(result)
+
+
+async def request_received(ls: PairlsServer, params: dict[str, Any]) -> None:
+    """A peer asks this user to run a command: the user sees the exact command line and
+    chooses Run or Decline.  Only their Run starts anything."""
+    sender = str(params.get("participant"))
+    who = ls.session.room.participants.get(sender) if ls.session is not None else None
+    name = who.name if who is not None else "someone"
+    req = ls.run_requests.received(params, sender, name)
+    if req is None:
+        ls.editor.log("pairls: a request to run was not understood and was ignored")
+        return
+    try:
+        answer = await ls.window_show_message_request_async(
+            lsp.ShowMessageRequestParams(
+                type=lsp.MessageType.Warning,
+                message=req.question(),
+                actions=[lsp.MessageActionItem(title="Run"), lsp.MessageActionItem(title="Decline")],
+            )
+        )
+    except Exception:  # an editor that cannot ask: the answer is no
+        logger.info("window/showMessageRequest failed")
+        answer = None
+    argv = ls.run_requests.decide(req.request_id, answer is not None and answer.title == "Run")
+    reply: dict[str, Any] = {
+        "type": "run_answer",
+        "participant": sender,
+        "requestId": req.request_id,
+        "accepted": False,
+    }
+    if argv is not None:
+        root = ls.paths.root()
+        try:
+            if root is None:
+                raise user_error("open a workspace folder: a run runs in it")
+            started = await _start(ls, argv, PurePosixPath(argv[0]).name, root)
+        except JsonRpcException as exc:
+            ls.editor.show_message(f"pairls: could not run it: {exc.message}", error=True)
+        else:
+            reply.update(accepted=True, path=started["path"])
+    if ls.session is not None:
+        room = ls.session.room
+        ls.session.call(lambda now: room.send_run_message(reply))
+
+
 COMMANDS: dict[str, Handler] = {
     "pairls.run": run,
+    "pairls.requestRun": request_run,
     "pairls.stopRun": stop_run,
     "pairls.runs": runs,
 }

@@ -220,3 +220,16 @@ def test_only_a_literal_true_accepts() -> None:
     requests = RunRequests()
     requests.received({"requestId": "a", "command": "ls"}, "p", "Eve")
     assert requests.decide("a", accept="yes") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", ["ls\nrm -rf ~", "echo hi\r", "echo \u202esafe", "ls\u200b", "ls\x1b[2K"])
+def test_a_command_line_the_user_could_not_read_as_it_is_is_refused(command: str) -> None:
+    requests = RunRequests()
+    assert requests.received({"requestId": "a", "command": command}, "p", "Eve") is None
+    assert requests.refused == 1
+
+
+def test_the_user_is_shown_the_command_line_exactly_as_sent() -> None:
+    requests = RunRequests()
+    req = requests.received({"requestId": "a", "command": "python3  -c 'print(1)'"}, "p", "Eve")
+    assert req is not None and req.command == "python3  -c 'print(1)'"

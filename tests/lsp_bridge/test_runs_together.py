@@ -170,3 +170,96 @@ async def test_stop_ends_a_run_and_says_so(make_editor: MakeEditor) -> None:
     await _until(lambda: "stopped (exit status -15)" in bob.text(uri), "Bob sees it stopped")
     with pytest.raises(Exception, match="no such run"):
         await bob.command("pairls.stopRun", {"runId": started["runId"]})
+
+
+async def _participant_id(ed: TestEditor, name: str) -> str:
+    async def find() -> str | None:
+        for p in (await ed.command("pairls.participants"))["participants"]:
+            if p["name"] == name:
+                return str(p["id"])
+        return None
+
+    for _ in range(500):
+        pid = await find()
+        if pid is not None:
+            return pid
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{name} never in the room")
+
+
+MARK = "python3 -c \"open('ran-here', 'w').write('x'); print('hello from', 'Bob')\""
+
+
+async def test_a_request_runs_only_when_the_asked_person_chooses_run(make_editor: MakeEditor) -> None:
+    ada, bob = await _pair(make_editor)
+    assert ada.workspace is not None and bob.workspace is not None
+    bob_id = await _participant_id(ada, "Bob")
+    bob.answer = "Decline"
+    assert await ada.command("pairls.requestRun", {"participantId": bob_id, "command": MARK}) == {
+        "accepted": False
+    }
+    asked = bob.questions[-1]
+    assert asked.message == f"pairls: Ada asks you to run `{MARK}` in your workspace folder"
+    assert [a.title for a in asked.actions or []] == ["Run", "Decline"]
+    assert not (bob.workspace / "ran-here").exists()
+    assert (await bob.command("pairls.runs"))["runs"] == []
+
+    bob.answer = "Run"
+    answer = await ada.command("pairls.requestRun", {"participantId": bob_id, "command": MARK})
+    assert answer["accepted"] is True
+    uri = await _follow(ada, answer["path"])
+    await _until(lambda: "exit status 0" in ada.text(uri), "Ada sees Bob's run end")
+    assert "hello from Bob\n" in ada.text(uri)
+    assert "run by Bob" in ada.text(uri)
+    assert (bob.workspace / "ran-here").exists()  # on Bob's machine, in his folder
+    assert not (ada.workspace / "ran-here").exists()
+
+
+async def test_a_hostile_peer_cannot_start_a_process(make_editor: MakeEditor, hub: HubProcess) -> None:
+    from lsp_bridge.invite import parse_invite
+    from tests.support.hubclient import Peer
+
+    ada = await make_editor("Ada")
+    bob = await make_editor("Bob")
+    created = await ada.command("pairls.createRoom", {"name": "run"})
+    await bob.command("pairls.joinRoom", {"invite": created["invite"]})
+    invite = parse_invite(created["invite"])
+    eve = await Peer(hub.url, "Eve", user="user-of-eve").connect()
+    try:
+        await eve.join(invite.room_id, invite.secret)
+        assert bob.workspace is not None
+        bob_id = await _participant_id(ada, "Bob")
+        bob.answer = None  # Bob dismisses every question
+
+        async def asked(n: int) -> None:
+            await _until(lambda: len(bob.questions) >= n, f"Bob asked {n} times")
+
+        await eve.send({"type": "run_request", "participant": bob_id, "requestId": "e1", "command": MARK})
+        await asked(1)
+        assert "Eve asks you to run" in bob.questions[0].message
+        # an answer to a request Bob never made, a replayed request id, a line that hides
+        # what it runs, the notification a real run sends: none of them runs anything
+        await eve.send({"type": "run_answer", "participant": bob_id, "requestId": "e1", "accepted": True})
+        await eve.send({"type": "run_request", "participant": bob_id, "requestId": "e1", "command": MARK})
+        await eve.send(
+            {"type": "run_request", "participant": bob_id, "requestId": "e2", "command": "ls\n" + MARK}
+        )
+        bob.answer = "Decline"
+        await eve.send({"type": "run_request", "participant": bob_id, "requestId": "e3", "command": MARK})
+        await asked(3)  # e1 again (answered already: a new question), then e3; e2 never asked
+        assert all("ls\n" not in q.message for q in bob.questions)
+        assert not (bob.workspace / "ran-here").exists()
+        assert (await bob.command("pairls.runs"))["runs"] == []
+        # nor can anyone but Bob answer Ada's request to Bob
+        bob.answer = None
+        ask = asyncio.ensure_future(
+            ada.command("pairls.requestRun", {"participantId": bob_id, "command": MARK})
+        )
+        await asked(4)
+        ada_id = await _participant_id(bob, "Ada")
+        for rid in ("x", "y"):
+            await eve.send({"type": "run_answer", "participant": ada_id, "requestId": rid, "accepted": True})
+        assert await ask == {"accepted": False}
+        assert not (bob.workspace / "ran-here").exists()
+    finally:
+        await eve.close()
