@@ -46,3 +46,50 @@ async def test_only_the_runner_writes_to_a_run_output_document(url: str) -> None
     await dn.wait_synced()
     for p in (ada, bob, vic):
         await p.close()
+
+
+async def test_a_request_to_run_goes_to_the_one_participant_named_with_its_sender(url: str) -> None:
+    ada = await Peer(url, "Ada", user="user-ada-1").connect()
+    bob = await Peer(url, "Bob", user="user-bob-1").connect()
+    cy = await Peer(url, "Cy", user="user-cy-01").connect()
+    vic = await Peer(url, "Vic", user="user-vic-1").connect()
+    created = await ada.create_room()
+    for p, secret in ((bob, "editorSecret"), (cy, "editorSecret"), (vic, "viewerSecret")):
+        await p.join(created["room"], created[secret])
+    await ada.send(
+        {"type": "run_request", "participant": bob.participant, "requestId": "r1", "command": "ls"}
+    )
+    got = await bob.next_event("run_request")
+    assert got == {
+        "type": "run_request",
+        "participant": ada.participant,
+        "name": "Ada",
+        "requestId": "r1",
+        "command": "ls",
+    }
+    await bob.send(
+        {"type": "run_answer", "participant": ada.participant, "requestId": "r1", "accepted": False}
+    )
+    assert (await ada.next_event("run_answer"))["accepted"] is False
+    assert not cy.events["run_request"] and not cy.events["run_answer"]
+    with pytest.raises(HubError) as info:
+        await vic.request(
+            {"type": "run_request", "participant": ada.participant, "requestId": "v", "command": "ls"}
+        )
+    assert info.value.code == "forbidden"
+    for bad, code in (
+        ({"participant": "nobody", "requestId": "r", "command": "ls"}, "no_such_participant"),
+        ({"participant": ada.participant, "requestId": "r", "command": "ls"}, "no_such_participant"),
+        ({"participant": bob.participant, "requestId": "r r", "command": "ls"}, "bad_message"),
+        ({"participant": bob.participant, "requestId": "r", "command": "x" * 5000}, "bad_message"),
+    ):
+        with pytest.raises(HubError) as info:
+            await ada.request({"type": "run_request", **bad})
+        assert info.value.code == code
+    with pytest.raises(HubError) as info:
+        await bob.request(
+            {"type": "run_answer", "participant": ada.participant, "requestId": "r1", "accepted": "yes"}
+        )
+    assert info.value.code == "bad_message"
+    for p in (ada, bob, cy, vic):
+        await p.close()
