@@ -209,8 +209,9 @@ local function show_run(r)
       local ok, err = pcall(vim.cmd, 'view ' .. vim.fn.fnameescape(fname))
       if not ok then return vim.notify('pairls: ' .. err, vim.log.levels.ERROR) end
     end
+    -- read-only (the output comes in as edits from the server, so it stays modifiable)
     local b = vim.fn.bufnr(fname)
-    if b ~= -1 then vim.bo[b].readonly, vim.bo[b].modifiable = true, false end
+    if b ~= -1 then vim.bo[b].readonly = true end
   end)
 end
 vim.api.nvim_create_user_command('PairlsRun', function(o)
