@@ -1486,11 +1486,14 @@ class Room:
         if not user_ops:
             self._pump(doc, view, now)
             return False
-        if self.role == "viewer":
+        if self.role == "viewer" or is_run_path(doc.path):
             # The hub would refuse these; the buffer goes back to the room's text, said once.
+            # (A run's output is read-only for everyone: its runner appends to it with append.)
             if doc.client is not None:
                 view.sync.reset(doc.client.text)
-            if not self._viewer_warned:
+            if is_run_path(doc.path):
+                self._events.append(ShowMessage(f"pairls: {doc.path} is a run's output, read-only"))
+            elif not self._viewer_warned:
                 self._viewer_warned = True
                 self._events.append(
                     ShowMessage(

@@ -170,6 +170,16 @@ async def test_stop_ends_a_run_and_says_so(make_editor: MakeEditor) -> None:
     await _until(lambda: "stopped (exit status -15)" in bob.text(uri), "Bob sees it stopped")
     with pytest.raises(Exception, match="no such run"):
         await bob.command("pairls.stopRun", {"runId": started["runId"]})
+    # the output is read-only in Bob's editor too: his typing goes back, nothing reaches the room
+    before = bob.text(uri)
+    bob.insert(uri, 0, "forged ")
+    bob.flush(uri)
+    await _until(lambda: bob.text(uri) == before, "Bob's typing undone")
+    said = f"pairls: {started['path']} is a run's output, read-only"
+    await _until(lambda: any(m.message == said for m in bob.client.messages), "Bob told")
+    ada_uri = await _follow(ada, started["path"])
+    await _until(lambda: "stopped" in ada.text(ada_uri), "Ada's copy")
+    assert ada.text(ada_uri) == before
 
 
 async def _participant_id(ed: TestEditor, name: str) -> str:
