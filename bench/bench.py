@@ -1741,7 +1741,7 @@ async def bench_history(res: Results, env: Env, trace: dict[str, Any], *, sample
         toggles: list[float] = []
         for i in range(samples):
             kind = "undo" if i % 2 == 0 else "redo"
-            ms, reply = await timed_request(ada, {"type": kind, "path": path})
+            ms, reply = await timed_request(ada, {"type": kind, "path": path, "key": i + 1})
             assert reply["type"] == ("undone" if kind == "undo" else "redone")
             toggles.append(ms)
             await asyncio.sleep(0.05)

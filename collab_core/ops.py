@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -659,8 +660,13 @@ def _prefix_within(s: str, budget: int) -> str:
 
 #: middles up to this many code points (old + new) are diffed character by character
 _CHAR_DIFF_LIMIT = 4000
-#: and up to this many lines line by line (difflib is quadratic at worst)
+#: and up to this many lines line by line
 _LINE_DIFF_LIMIT = 20000
+#: the most work one diff may do in difflib's longest-match search (steps of its inner loop,
+#: about 0.2 microseconds each) before what is left of it is replaced whole: the search walks
+#: every occurrence of each line (or character) in the other text, so its work grows with the
+#: square of how often one repeats (a diff of 8000 identical lines took 15 s)
+_DIFF_WORK = 1_000_000
 
 
 def diff(old: str, new: str) -> Op:
@@ -670,7 +676,9 @@ def diff(old: str, new: str) -> Op:
     compared by lines, then by characters inside changed lines, so two
     edits far apart come out as two places, not one replacement of all the
     text between them (which would undo a concurrent edit in between).
-    Large middles fall back to one replacement.
+    Large middles fall back to one replacement, and so does what is left
+    once the comparisons used up their budget (``_DIFF_WORK``): the time a
+    diff takes is bounded, whatever the text.
     """
     if old == new:
         return []
@@ -680,17 +688,64 @@ def diff(old: str, new: str) -> Op:
     b = new[p : len(new) - s]
     out = _Builder()
     out.push(p)
-    _diff_middle(a, b, out)
+    _diff_middle(a, b, out, [_DIFF_WORK])
     return out.op()
 
 
-def _diff_middle(a: str, b: str, out: _Builder) -> None:
+class _OverBudget(Exception):
+    pass
+
+
+class _Matcher(difflib.SequenceMatcher[str]):
+    """difflib's matcher, charged for its work: ``find_longest_match`` over ``a[alo:ahi]``
+    walks, for each element there, the list of its places in ``b`` (to ``bhi`` at most),
+    so it costs at most the sum of their lengths (kept as prefix sums over ``a``).  A
+    search that would take more than is left of *work* (a one-item list the whole diff
+    shares) raises :class:`_OverBudget` before it starts."""
+
+    def __init__(self, a: list[str] | str, b: list[str] | str, work: list[int], *, autojunk: bool) -> None:
+        super().__init__(None, a, b, autojunk=autojunk)
+        places: dict[str, list[int]] = self.b2j  # type: ignore[attr-defined]
+        cost = [0]
+        total = 0
+        for x in a:
+            total += 1 + len(places.get(x, ()))
+            cost.append(total)
+        self._cost = cost
+        self._len = len(a)
+        self._work = work
+
+    def find_longest_match(
+        self, alo: int = 0, ahi: int | None = None, blo: int = 0, bhi: int | None = None
+    ) -> difflib.Match:
+        cost = self._cost[self._len if ahi is None else ahi] - self._cost[alo]
+        if cost > self._work[0]:
+            raise _OverBudget
+        self._work[0] -= cost
+        return super().find_longest_match(alo, ahi, blo, bhi)
+
+
+def _opcodes(
+    a: list[str] | str, b: list[str] | str, work: list[int], *, autojunk: bool
+) -> Sequence[tuple[str, int, int, int, int]] | None:
+    """difflib's opcodes turning *a* into *b*, or None if finding them would pass *work*."""
+    try:
+        return _Matcher(a, b, work, autojunk=autojunk).get_opcodes()
+    except _OverBudget:
+        return None
+
+
+def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
     if not a or not b:
         out.push(b)
         out.push(-len(a))
         return
     if len(a) + len(b) <= _CHAR_DIFF_LIMIT:
-        blocks = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+        blocks = _opcodes(a, b, work, autojunk=False)
+        if blocks is None:
+            out.push(b)
+            out.push(-len(a))
+            return
         for tag, i1, i2, j1, j2 in blocks:
             if tag == "equal":
                 out.push(i2 - i1)
@@ -700,12 +755,14 @@ def _diff_middle(a: str, b: str, out: _Builder) -> None:
         return
     la = a.splitlines(keepends=True)
     lb = b.splitlines(keepends=True)
-    if len(la) + len(lb) > _LINE_DIFF_LIMIT:
+    # (lines that repeat often, such as blank ones, anchor no match but are matched around
+    # the others: difflib's "popular" lines, which keep the search cheap in ordinary files)
+    lines = _opcodes(la, lb, work, autojunk=True) if len(la) + len(lb) <= _LINE_DIFF_LIMIT else None
+    if lines is None:
         out.push(b)
         out.push(-len(a))
         return
-    matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in lines:
         sa = "".join(la[i1:i2])
         if tag == "equal":
             out.push(len(sa))
@@ -715,7 +772,7 @@ def _diff_middle(a: str, b: str, out: _Builder) -> None:
             q = common_prefix(sa, sb)
             r = common_suffix(sa, sb, limit=min(len(sa), len(sb)) - q)
             out.push(q)
-            _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out)
+            _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out, work)
             out.push(r)
         else:
             out.push(sb)

@@ -79,8 +79,8 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "presence": {"path": (_STR, True), "rev": (_INT, True), "ranges": (_LIST, True)},
     "ping": {},
     # history (docs/protocol.md, "History")
-    "undo": {"path": (_STR, True)},
-    "redo": {"path": (_STR, True)},
+    "undo": {"path": (_STR, True), "key": (_INT, True)},
+    "redo": {"path": (_STR, True), "key": (_INT, True)},
     "history": {"path": (_STR, True), "before": (_INT, False), "limit": (_INT, False)},
     "blame": {"path": (_STR, True), "start": (_INT, False), "end": (_INT, False)},
     "revision": {"path": (_STR, True), "rev": (_INT, True)},
@@ -317,6 +317,12 @@ def _check_presence(msg: dict[str, Any]) -> None:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "a range is [anchor, head], two non-negative integers")
 
 
+def _check_toggle(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    if msg["key"] < 1:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'key' must be positive")
+
+
 def _check_history(msg: dict[str, Any]) -> None:
     _check_path(msg)
     before = msg.get("before")
@@ -381,8 +387,8 @@ _CHECKS = {
     "close": _check_path,
     "digest": _check_path,
     "presence": _check_presence,
-    "undo": _check_path,
-    "redo": _check_path,
+    "undo": _check_toggle,
+    "redo": _check_toggle,
     "history": _check_history,
     "blame": _check_blame,
     "revision": _check_revision,

@@ -15,6 +15,10 @@ Ops the hub makes itself (an undo or a redo, built from the document's
 history against the head) go in with :meth:`Sequencer.submit_made`: they are
 never transformed, and after a rollback the hub makes them again from the new
 head (:meth:`Sequencer.rollback` hands back their :class:`Made` request).
+Each is kept under its requester's :func:`toggle_client` id and the request's
+``key`` as its seq, so :meth:`Sequencer.duplicate` (and the log's uniqueness on
+client id and seq) recognise a request sent again: it gets the revision of the
+op it made then, never a second undo.
 
 Attribution: each sequenced op carries its user, the time the hub sequenced
 it (passed in), the change it belongs to (``change_rev``, decided by the
@@ -71,14 +75,22 @@ __all__ = [
     "Sequencer",
     "Submission",
     "history_cost",
+    "toggle_client",
     "utf8_length",
 ]
 
 Rev = NewType("Rev", int)
 ClientId = NewType("ClientId", str)
 
-#: the client id of the ops the hub makes itself (no client's: client ids have 8 to 64 characters)
+#: the client id of the ops the hub made itself before undo and redo requests carried a key
+#: (no client's: client ids have 8 to 64 characters); their seq is their revision
 MADE_CLIENT = ClientId("")
+
+
+def toggle_client(client_id: str) -> ClientId:
+    """The client id the undos and redos *client_id* asks for are kept under, each with the
+    request's ``key`` as its seq (no client's id: those have no colon)."""
+    return ClientId("undo:" + client_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,13 +312,22 @@ class Sequencer:
             raise InvalidState("a known seq needs its rev")
         self._clients[client_id] = (seq, Rev(rev or 0))
 
+    def duplicate(self, client_id: ClientId, seq: int) -> Duplicate | None:
+        """The (client id, seq) was seen before (sequenced, or committed as the store said:
+        :meth:`learn_client`): its revision if it is the client's last one, else ``None``
+        (only the store knows).  None: it is new."""
+        last = self._clients.get(client_id)
+        if last is None or seq > last[0]:
+            return None
+        if seq == last[0]:
+            return Duplicate(client_id, seq, last[1], last[1] <= self.committed_rev)
+        return Duplicate(client_id, seq, None, True)
+
     def submit(self, sub: Submission, time: float = 0.0) -> Sequenced | Duplicate | Refusal:
         """Sequence one submission at *time* (see the module docstring)."""
-        last = self._clients.get(sub.client_id)
-        if last is not None and sub.seq <= last[0]:
-            if sub.seq == last[0]:
-                return Duplicate(sub.client_id, sub.seq, last[1], last[1] <= self.committed_rev)
-            return Duplicate(sub.client_id, sub.seq, None, True)
+        seen = self.duplicate(sub.client_id, sub.seq)
+        if seen is not None:
+            return seen
         if sub.base_rev > self.rev:
             return Refusal(ErrorCode.FUTURE_REVISION, sub)
         first = self.rev - len(self._history)
@@ -353,13 +374,23 @@ class Sequencer:
         return seq
 
     def submit_made(
-        self, op: ops.Op, made: Made, *, author: str, user: str, time: float, toggles: int
+        self,
+        op: ops.Op,
+        made: Made,
+        *,
+        client_id: ClientId,
+        seq: int,
+        author: str,
+        user: str,
+        time: float,
+        toggles: int,
     ) -> Sequenced | ErrorCode:
         """Sequence an op the hub made against the head (an undo or redo of change *toggles*).
 
-        It gets no client seq of its own: its client id is empty (no client's is)
-        and its seq is its revision.  ``too_large`` if it would grow the document
-        past ``max_bytes``; nothing changes then.
+        It is kept as (*client_id*, *seq*): the requester's :func:`toggle_client` and
+        the request's key, which the hub checked with :meth:`duplicate` first.
+        ``too_large`` if it would grow the document past ``max_bytes``; nothing
+        changes then.
         """
         if ops.base_length(op) > len(self.text):  # (a trailing retain may be left out)
             raise InvalidState("a made op must apply to the head")
@@ -368,14 +399,14 @@ class Sequencer:
             return ErrorCode.TOO_LARGE
         text = ops.apply(self.text, op)
         rev = Rev(self.rev + 1)
-        seq = Sequenced(rev, op, MADE_CLIENT, rev, author, user, time, None, toggles, made)
-        self._remember(seq, len(self.text))
+        out = Sequenced(rev, op, client_id, seq, author, user, time, None, toggles, made)
+        self._remember(out, len(self.text))
         self.text = text
         self.bytes = size
         self.rev = rev
-        self._pending.append(seq)
+        self._pending.append(out)
         self._pending_bytes.append(size)
-        return seq
+        return out
 
     def take_unsent(self) -> list[Sequenced]:
         """The pending ops not yet handed to the store, in order."""

@@ -66,6 +66,7 @@ from collab_core.errors import (
     CloseCode,
     DocumentGone,
     ErrorCode,
+    InvalidState,
     ProtocolError,
     QuotaExceeded,
     RevisionConflict,
@@ -76,6 +77,7 @@ from . import authority
 from .attribution import (
     HistoryIndex,
     IndexBudget,
+    author_id,
     blame_range,
     blame_reply,
     history_page,
@@ -85,7 +87,6 @@ from .attribution import (
 from .authority import Admission, ChangeRole, Close, RoomState, Seat
 from .config import HubConfig
 from .document import (
-    MADE_CLIENT,
     ClientId,
     Duplicate,
     Made,
@@ -94,6 +95,7 @@ from .document import (
     Sequenced,
     Sequencer,
     Submission,
+    toggle_client,
     utf8_length,
 )
 from .invites import new_secret, role_for, secret_hash
@@ -228,6 +230,9 @@ class HubStats:
     history_mismatches: int = 0
     #: undos and redos made again after their op was rolled back (another hub won the race)
     remade_toggles: int = 0
+    #: undos and redos asked again with a key already committed: answered with that op's
+    #: revision, nothing undone again (a client that lost the answer with its connection)
+    repeated_toggles: int = 0
 
     #: checks of rooms against the database (after a notification, or periodic) that failed
     room_check_failures: int = 0
@@ -371,9 +376,6 @@ class _Toggle:
     kind: str
     conn: Connection
     msg: dict[str, Any]
-    #: the revision its op got when last sequenced (that op was rolled back since: it may
-    #: have been committed all the same, with the answer lost)
-    rev: int | None = None
 
     def get(self, key: str) -> Any:
         return self.msg.get(key)
@@ -602,10 +604,7 @@ class DocumentTask:
             if kind in HISTORY_KINDS:
                 if not self.index.ready:
                     # parked until the index is built; the document goes on meanwhile
-                    if self.index.want(items.popleft()):
-                        self._builder = asyncio.create_task(
-                            self._build_index(), name=f"index-{self.record.id}"
-                        )
+                    self._park(items.popleft())
                     continue
                 if kind in ("undo", "redo") and seq.rev != seq.committed_rev:
                     # built against the head: commit what is pending first, then come back
@@ -633,6 +632,11 @@ class DocumentTask:
                 await asyncio.sleep(0)
                 mark = seq.work
         await self._commit()
+
+    def _park(self, item: tuple[str, Connection | None, Any]) -> None:
+        """*item* waits for the index, behind those that wait already; the first starts the build."""
+        if self.index.want(item):
+            self._builder = asyncio.create_task(self._build_index(), name=f"index-{self.record.id}")
 
     def _request_failed(self, kind: str, conn: Connection | None, payload: Any) -> None:
         """Handling one request raised (a hub bug): answer it ``internal``, count it, go on."""
@@ -940,22 +944,41 @@ class DocumentTask:
 
     async def _toggle(self, req: _Toggle) -> None:
         """Undo or redo: the index makes the op against the head, sequenced like any op (its
-        requester is answered when it is committed, see _publish_made)."""
+        requester is answered when it is committed, see _publish_made).
+
+        A request whose key this client's undos and redos already committed on the document
+        (sent again after a reconnect, to this hub or another, or after the hub restarted) is
+        answered with the revision of that op, which reached the connection before: an undo
+        is done once, however often it is asked for."""
         conn = req.conn
         if conn.room is not self.room or self.path not in conn.docs:
             return  # closed meanwhile
         seq = self.seq
         assert seq is not None
-        if req.rev is not None:
-            # its op was rolled back: if the commit went through after all, it is done
-            if await self._made_committed(req):
-                self._toggled(req, req.rev)
+        client, key = toggle_client(conn.client_id), req.msg["key"]
+        if not seq.knows_client(client):
+            last = await self._retry(self.hub.store.last_client_seq, self.record.id, client)
+            seq.learn_client(client, *(last or (0, None)))
+        seen = seq.duplicate(client, key)
+        if seen is not None:
+            # (nothing is pending here: what the sequencer knows is committed)
+            rev = seen.rev
+            if rev is None:  # an older key than the client's last: the log knows
+                rev = await self._retry(self.hub.store.find_op, self.record.id, client, key)
+            if rev is not None:
+                self.hub.stats.repeated_toggles += 1
+                self._toggled(req, rev)
                 return
-            req.rev = None
+        if conn.room is not self.room or self.path not in conn.docs:
+            return  # closed while the store was asked
         history = self.index.history
-        if not self.index.ready or history is None or seq.rev != seq.committed_rev:
-            self.put(req.kind, conn, req)  # the index was dropped meanwhile: again, once rebuilt
+        if not self.index.ready or history is None:
+            # the index was dropped while the store was asked: again once it is built, in
+            # the order the requests came
+            self._park((req.kind, conn, req))
             return
+        if seq.rev != seq.committed_rev:
+            raise InvalidState("an undo is made with nothing pending")
         started = time.thread_time()
         made = history.undo_op(conn.user) if req.kind == "undo" else history.redo_op(conn.user)
         if made is None:
@@ -964,29 +987,20 @@ class DocumentTask:
         else:
             first, op = made
             out = seq.submit_made(
-                op, Made(req), author=conn.id, user=conn.user, time=self.hub.now(), toggles=first
+                op,
+                Made(req),
+                client_id=client,
+                seq=key,
+                author=conn.id,
+                user=conn.user,
+                time=self.hub.now(),
+                toggles=first,
             )
-            if isinstance(out, Sequenced):
-                req.rev = out.rev
-            else:
+            if not isinstance(out, Sequenced):
                 conn.error(out, id=req.get("id"), path=self.path)
         spent = time.thread_time() - started
         self.hub.stats.handled(req.kind, spent)
         conn.pacer.charge(spent)
-
-    async def _made_committed(self, req: _Toggle) -> bool:
-        """Is the op this undo or redo got (at ``req.rev``, since rolled back) in the log?"""
-        seq = self.seq
-        assert seq is not None and req.rev is not None
-        if req.rev > seq.committed_rev:
-            return False
-        kept = seq.ops_since(req.rev - 1)
-        if not kept:
-            kept = await self._retry(self.hub.store.ops_since, self.record.id, req.rev - 1, 1)
-        if not kept:
-            return False
-        s = kept[0]
-        return s.rev == req.rev and s.client_id == MADE_CLIENT and s.author == req.conn.id
 
     async def _text_json(self, conn: Connection) -> bytes:
         """The committed text as a JSON string in UTF-8, once per revision (a large one
@@ -1143,10 +1157,11 @@ class DocumentTask:
             if isinstance(s, Made):
                 req = s.request
                 assert isinstance(req, _Toggle)
-                if req.rev is not None and not self.unsure and await self._made_committed(req):
-                    self._toggled(req, req.rev)
+                seen = seq.duplicate(toggle_client(req.conn.client_id), req.msg["key"])
+                if not self.unsure and seen is not None and seen.rev is not None:
+                    self._toggled(req, seen.rev)  # committed after all (its op was published)
                 else:
-                    refused.append(s)
+                    refused.append(s)  # asked again with its key, it is answered either way
             elif not seq.has_committed(s.client_id, s.seq):
                 refused.append(s)
         self._refuse_subs(refused)
@@ -1697,7 +1712,7 @@ class Hub:
                 spent = time.thread_time() - started
                 self.stats.handled(kind, spent)
                 conn.pacer.charge(spent)
-            pause = conn.pacer.pause()
+            pause = conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
                 await asyncio.sleep(pause)
@@ -1949,6 +1964,8 @@ class Hub:
             "room": room_id,
             "role": role,
             "participant": conn.id,
+            # who the history and blame say this user is (docs/protocol.md, "History")
+            "author": author_id(room_id, conn.user),
             "participants": [c.describe() for c in room.connections.values()],
             "documents": _doc_list(docs),
             "presence": list(room.presence.values()),

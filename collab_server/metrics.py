@@ -210,6 +210,11 @@ class _HubCollector(Collector):
                 stats.remade_toggles,
             ),
             (
+                "pairls_repeated_undos",
+                "Undos and redos asked again with a key already committed (answered, not done twice)",
+                stats.repeated_toggles,
+            ),
+            (
                 "pairls_history_mismatches",
                 "Committed ops a history index refused; the index was dropped (a hub bug)",
                 stats.history_mismatches,

@@ -43,7 +43,8 @@ __all__ = ["LineBlame", "describe", "line_blames", "map_lines", "parse_time"]
 class LineBlame:
     """One line's blame: *rev* None means typed here and not yet committed by the hub;
     *time* None means not known yet (committed since the hub's last answer: just now);
-    *author* is the hub's opaque per-room id of the person (None until the hub says)."""
+    *author* is the hub's opaque per-room id of the person (None until the hub says; the
+    user's own lines carry the one the hub gave the user in ``joined``)."""
 
     author: str | None
     name: str

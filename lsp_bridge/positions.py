@@ -93,6 +93,19 @@ class LineIndex:
             return len(self.text)
         return self.starts[line] + _units_to_index(self.line_text(line), character, encoding)
 
+    def offset_within(self, line: int, character: int, encoding: str, limit: int) -> int | None:
+        """:meth:`offset` if any text that starts with this one's first *limit* code points
+        has it there too (the line and the characters counted lie before *limit*), else None."""
+        if line < 0:
+            return 0
+        if line >= len(self.starts):
+            return None
+        off = self.offset(line, character, encoding)
+        if line + 1 < len(self.starts) and self.starts[line + 1] < limit:
+            return off  # the whole line, its break too
+        # not clamped to the line's end (which may be elsewhere in the other text)
+        return off if off < limit and off < self.starts[line] + len(self.line_text(line)) else None
+
     def position(self, offset: int, encoding: str) -> tuple[int, int]:
         """LSP (line, character) of a code point offset."""
         offset = max(0, min(offset, len(self.text)))

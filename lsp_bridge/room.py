@@ -47,6 +47,9 @@ sockets (tests/lsp_bridge/test_room.py):
 * the connection backs off on repeated failures and says so once;
   a failure that retrying cannot fix (a hub certificate that does not
   verify) ends the entry or the room with the reason, without retrying;
+* an undo or redo (a press) carries a key of its own; one whose answer was
+  lost (a reconnect, a hub that could not answer) goes again with the same
+  key until the hub says what it did, so each press undoes once;
 * the owner's controls (:meth:`kick`, :meth:`set_role`,
   :meth:`rotate_invites`, :meth:`delete_room`) are requests like any other;
   a connection the hub ends for the owner (removed, invite withdrawn, room
@@ -382,18 +385,37 @@ class _Request:
 
 @dataclass
 class _Ask:
-    """A history request (``undo``, ``redo``, ``history``, ``revision``) for one document."""
+    """A history request (``undo``, ``redo``, ``history``, ``revision``) for one document.
 
-    ticket: int
+    An undo or redo (a *press*) carries a key; once sent, the hub may have done it, so it is
+    asked again with the same key (after a reconnect, or when the hub could not answer)
+    until the hub says what it did: each press undoes once (docs/protocol.md, "History").
+    """
+
+    #: the command waiting for it (None: answered already, the press still under way)
+    ticket: int | None
     #: the message to send (without its id)
     msg: dict[str, Any]
-    #: it fails, in words, if it could not be sent by then
-    deadline: float
+    #: its command fails (or, for a press sent already, is answered) in words if it could not
+    #: be answered by then; None: no longer waited for
+    deadline: float | None
     #: undo and redo: sent once the hub has acknowledged our ops up to this seq (the user's
     #: "last change" includes what they typed just before)
     upto: int | None = None
     #: not sent before this (the hub asked us to wait)
     not_before: float = 0.0
+    #: times a press was sent (once sent, the hub may have done it)
+    tries: int = 0
+    #: the wait before asking again after the hub could not answer (doubles)
+    delay: float = 0.0
+
+    @property
+    def press(self) -> bool:
+        return self.msg["type"] in ("undo", "redo")
+
+    @property
+    def sent(self) -> bool:
+        return self.tries > 0
 
 
 @dataclass
@@ -477,6 +499,9 @@ class Room:
         self.editor_invite: str | None = None
         self.viewer_invite: str | None = None
         self.participant = ""
+        #: who the hub's history and blame say this user is in the room (``joined.author``;
+        #: None until it says, or from an older hub)
+        self.author: str | None = None
         self.participants: dict[str, Participant] = {}
         #: path -> revision, as the hub listed them
         self.room_documents: dict[str, int] = {}
@@ -510,6 +535,8 @@ class Room:
             # from the hub that did not make sense (dropped, counted: tests fail on any)
             "blame_retries": 0,
             "bad_answers": 0,
+            # undos and redos asked again with their key (the hub may have done them unheard)
+            "presses_again": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -557,6 +584,9 @@ class Room:
         self._next_seqs: dict[str, int] = {}
         #: paths of the documents with history requests waiting to be sent
         self._asking: set[str] = set()
+        #: the key of each undo and redo press (docs/protocol.md, "History"): never counted
+        #: again from 1, since an entry that takes a leave's changes back is the same client
+        self._press_keys = itertools.count(1)
 
     # == outputs ====================================================================================
 
@@ -707,7 +737,9 @@ class Room:
         """A leave under way goes once everything typed is acknowledged, or at its deadline."""
         if not self._leaving or self._entry is not None:
             return
-        if self._unsent() and (self._leave_deadline is None or now < self._leave_deadline):
+        if (self._unsent() or self._presses_under_way()) and (
+            self._leave_deadline is None or now < self._leave_deadline
+        ):
             return
         self._finish_leave(now)
 
@@ -762,7 +794,7 @@ class Room:
         for ticket in leaving:
             self._done(ticket, result={})
         self._next_seqs = {}
-        self.room_id = self.role = self.invite = None
+        self.room_id = self.role = self.invite = self.author = None
         self.editor_invite = self.viewer_invite = None
         self.participants = {}
         self.room_documents = {}
@@ -1096,6 +1128,9 @@ class Room:
             return ticket
         msg["path"] = path
         upto = None
+        if msg["type"] in ("undo", "redo"):
+            # one key a press: asked again with it, the hub answers what it did then
+            msg["key"] = next(self._press_keys)
         if msg["type"] in ("undo", "redo") and doc.client is not None:
             # the user's typing up to now: in flight, or waiting in the buffer (its seq is next)
             client = doc.client
@@ -1128,18 +1163,34 @@ class Room:
                 if ask.not_before > now or (ask.upto is not None and not self._acked(doc.client, ask.upto)):
                     break
                 doc.asks.pop(0)
-                self._request(dict(ask.msg), "history", path=path, ticket=ask.ticket, ask=ask)
+                if ask.press:
+                    if ask.sent:
+                        self.stats["presses_again"] += 1
+                    ask.tries += 1
+                    ask.upto = None
+                self._request(dict(ask.msg), "history", path=path, ask=ask)
             if not doc.asks:
                 self._asking.discard(path)
 
     def _expire_asks(self, doc: Doc, now: float) -> None:
-        """History requests that could not be sent in time fail, in words."""
+        """History requests that could not be sent in time fail, in words; a press sent already
+        is answered so, and goes on until the hub says what it did."""
         kept = []
         for ask in doc.asks:
-            if now < ask.deadline:
+            if ask.deadline is None or now < ask.deadline:
                 kept.append(ask)
                 continue
             kind = ask.msg["type"]
+            if ask.sent:
+                kept.append(ask)
+                ask.deadline = None
+                self._answer(
+                    doc.path,
+                    ask,
+                    error=f"the hub has not confirmed your {kind} yet; it is asked again until it does "
+                    f"(it is {kind}ne once at most)",
+                )
+                continue
             if not self.connected:
                 text = "not connected to the hub right now; try again once it is back"
             elif kind in ("undo", "redo") and doc.state is DocState.OPEN:
@@ -1149,7 +1200,7 @@ class Room:
                 )
             else:
                 text = "the document is not open in the room yet; try again in a moment"
-            self._done(ask.ticket, error=text)
+            self._answer(doc.path, ask, error=text)
         doc.asks = kept
 
     def _history_reply(self, req: _Request, msg: dict[str, Any], now: float) -> None:
@@ -1160,23 +1211,19 @@ class Room:
         if kind == "error":
             code = str(msg.get("code"))
             doc = self.docs.get(req.path)
-            if code == "unavailable" and what in ("undo", "redo"):
-                # (not asked again: the hub may have committed it unheard, and another press
-                # would undo one more change)
-                self._done(
-                    ask.ticket,
-                    error=f"the hub is busy or shutting down: the {what} may or may not have happened; "
-                    "look before trying again",
-                )
+            again = code in ("not_open", "unavailable", "rate_limited") and doc is not None
+            if again and doc is not None and (ask.press or (ask.deadline is not None and now < ask.deadline)):
+                # not open on the hub yet (a reopen under way), or busy: again, a little later; a
+                # press (which the hub may have done unheard) with the same key, until it says
+                ask.delay = min(self.config.resend_max, max(self.config.resend_min, ask.delay * 2))
+                ask.not_before = now + ask.delay
+                self._ask_again(doc, [ask])
                 return
-            if code in ("not_open", "unavailable", "rate_limited") and doc is not None and now < ask.deadline:
-                # not open on the hub yet (a reopen under way), or busy: again, a little later
-                ask.not_before = now + self.config.resend_min
-                doc.asks.insert(0, ask)
-                self._asking.add(req.path)
-                self._timed.add(req.path)
-                return
-            self._done(ask.ticket, error=_history_error(code, what))
+            error = _history_error(code, what)
+            if ask.tries > 1 and code not in ("nothing_to_undo", "nothing_to_redo"):
+                # (the hub checks the key after the role: an earlier try may have been done)
+                error += f"; your {what} may have been done before the connection was lost"
+            self._answer(req.path, ask, error=error)
             return
         expected = {"undo": "undone", "redo": "redone"}.get(what, what)
         result: dict[str, Any] | None = None
@@ -1193,9 +1240,48 @@ class Room:
         if result is None:
             self.stats["bad_answers"] += 1
             logger.warning("the hub answered %s with something else (%s)", what, str(kind)[:32])
-            self._done(ask.ticket, error="the hub sent an answer that makes no sense; try again")
+            self._answer(req.path, ask, error="the hub sent an answer that makes no sense; try again")
             return
-        self._done(ask.ticket, result=result)
+        self._answer(req.path, ask, result=result)
+
+    def _answer(
+        self, path: str, ask: _Ask, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        """The history request is over (or its command answered, for a press still under way):
+        its command gets it; a press whose command was answered before is said in words."""
+        ticket, ask.ticket = ask.ticket, None
+        if ticket is not None:
+            self._done(ticket, result=result, error=error)
+        elif error is None:
+            rev = (result or {}).get("rev")
+            self._events.append(Log(f"pairls: your {ask.msg['type']} of {path} went through (rev {rev})"))
+        else:
+            self._events.append(
+                ShowMessage(f"pairls: your {ask.msg['type']} of {path} asked earlier: {error}")
+            )
+
+    def _ask_again(self, doc: Doc, asks: list[_Ask]) -> None:
+        """*asks* (sent, in the order they were) go again before those not sent yet; the
+        presses among them in the order they were pressed (their keys count up)."""
+        doc.asks[:0] = asks
+        doc.asks.sort(key=lambda a: (not a.sent, a.msg["key"] if a.sent else 0))  # (stable)
+        self._asking.add(doc.path)
+        self._timed.add(doc.path)
+
+    def _press_lost(self, path: str, ask: _Ask, text: str) -> None:
+        """A press sent already can no longer be asked again (the room is over for us, or the
+        document no longer shared): it may or may not have been done."""
+        what = ask.msg["type"]
+        said = text.split(";")[0]
+        self._answer(
+            path, ask, error=f"{said}: the {what} may or may not have happened; look before trying again"
+        )
+
+    def _presses_under_way(self) -> bool:
+        """Is an undo or redo asked for and not answered yet (a leave waits for it)?"""
+        if any(req.ask is not None and req.ask.press for req in self._requests.values()):
+            return True
+        return any(ask.press for doc in self.docs.values() for ask in doc.asks)
 
     def _history_result(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         changes = msg.get("changes")
@@ -1246,7 +1332,7 @@ class Room:
                 self._ask_blame(doc, now)
             return None
         client = doc.client
-        mine = LineBlame(None, self.name, None, None)
+        mine = LineBlame(self.author, self.name, None, None)
         stages: list[tuple[ops.Op, LineBlame | None]] = []
         if client.outstanding is not None:
             stages.append((client.outstanding.op, mine))
@@ -1420,7 +1506,10 @@ class Room:
         """*doc* is no longer shared (or the room is over): its history requests fail with *text*."""
         asks, doc.asks = doc.asks, []
         for ask in asks:
-            self._done(ask.ticket, error=text)
+            if ask.sent:
+                self._press_lost(doc.path, ask, text)
+            else:
+                self._answer(doc.path, ask, error=text)
         if doc.blame is not None:
             self._blame_done(doc.blame, error=text)
             doc.blame = None
@@ -1457,19 +1546,24 @@ class Room:
         self._notify_status()
         self._events.append(Notify("pairls/participants", {"participants": []}))
 
-    def _fail_requests(self, text: str) -> None:
-        """Commands waiting for a hub answer that will not come fail, in words."""
+    def _fail_requests(self, text: str, *, presses_go_again: bool = False) -> None:
+        """Commands waiting for a hub answer that will not come fail, in words; undos and redos
+        go again with their key once the connection is back (*presses_go_again*), or may or
+        may not have happened."""
+        again: dict[str, list[_Ask]] = {}
         for req in self._requests.values():
-            if req.ticket is None:
-                continue
-            what = req.ask.msg["type"] if req.ask is not None else None
-            if what in ("undo", "redo"):
-                # (it may have been committed: pressing it again could undo one more change)
-                said = text.split(";")[0]
-                text_ = f"{said}: the {what} may or may not have happened; look before trying again"
-                self._done(req.ticket, error=text_)
-            else:
+            ask = req.ask
+            if ask is not None and req.path is not None:
+                if not ask.press:
+                    self._answer(req.path, ask, error=text)
+                elif presses_go_again and req.path in self.docs:
+                    again.setdefault(req.path, []).append(ask)  # (in the order they went)
+                else:
+                    self._press_lost(req.path, ask, text)
+            elif req.ticket is not None:
                 self._done(req.ticket, error=text)
+        for path, asks in again.items():
+            self._ask_again(self.docs[path], asks)
 
     # == the editor =================================================================================
 
@@ -1608,7 +1702,9 @@ class Room:
         """The websocket closed (or could not open), with the hub's close *code* and *reason* if any."""
         if self.conn is Conn.DOWN and self._reconnect_at is not None:
             return
-        self._fail_requests("lost the connection to the hub before it answered; try again")
+        self._fail_requests(
+            "lost the connection to the hub before it answered; try again", presses_go_again=True
+        )
         ended = ENDED.get(code) if code is not None else None
         if ended is not None and self.in_room:
             # The owner (or the hub's operator) ended our place in the room: reconnecting
@@ -2032,6 +2128,7 @@ class Room:
             self._events.append(ShowMessage("pairls: reconnected to the hub"))
         self.room_id = str(msg.get("room"))
         self.role = str(msg.get("role"))
+        self.author = _author(msg.get("author"))
         self.participants = {}
         for p in msg.get("participants") or []:
             if isinstance(p, dict):
@@ -2425,7 +2522,7 @@ class Room:
                     self._catch_up(doc, now)
                     return
                 if doc.blame is not None:
-                    mark = LineBlame(None, self.name, None, msg["rev"])
+                    mark = LineBlame(self.author, self.name, None, msg["rev"])
                     self._blame_changed(doc, client.outstanding.op, mark, now)
                 out = client.receive_ack(msg["rev"])
                 doc.resend_delay = 0.0
@@ -2458,7 +2555,7 @@ class Room:
             peer = self.participants.get(author) if isinstance(author, str) else None
             mine = seq is not None or author == self.participant
             name = self.name if mine else peer.name if peer is not None else "?"
-            self._blame_changed(doc, op, LineBlame(None, name, None, rev), now)
+            self._blame_changed(doc, op, LineBlame(self.author if mine else None, name, None, rev), now)
         old = client.text
         local, out = client.receive_op(rev, op, self.client_id if seq is not None else None, seq)
         if local:

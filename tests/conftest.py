@@ -122,6 +122,14 @@ async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
     await pg_server.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+async def module_database_url(pg_server: PgServer) -> AsyncIterator[str]:
+    """A database of its own for a whole test module (its tests make their own rooms)."""
+    name = await pg_server.create_database()
+    yield pg_server.dsn_for(name)
+    await pg_server.drop_database(name)
+
+
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     s = await open_store(database_url, hub_id="test-hub")

@@ -184,9 +184,16 @@ async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     local = await ls.ensure_local(path)
     if local is None:
         raise user_error(f"could not open {path}")
+    return await show_file(ls, local, path)
+
+
+async def show_file(ls: PairlsServer, local: Path, what: str) -> dict[str, Any]:
+    """Show *local* with ``window/showDocument``; ``{uri}`` for the reply.
+
+    An editor that cannot show a document opens the reply's uri itself; one that can but
+    fails is told where the file is."""
     uri = ls.paths.uri(local)
-    # an editor that cannot show a document opens the uri of the reply itself
-    fallback = f"pairls: {path} is at {local}" if ls.can_show_document else None
+    fallback = f"pairls: {what} is at {local}" if ls.can_show_document else None
     await ls.editor.show_document(uri, None, fallback)
     return {"uri": uri}
 

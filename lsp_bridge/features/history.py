@@ -5,7 +5,8 @@ Commands take one JSON object argument (docs/protocol.md, "History", and the REA
 
 * ``pairls.undoMine`` / ``pairls.redoMine`` ``{uri}`` -> ``{rev}``: the hub builds the op
   (it never touches anyone else's text) and sends it to everyone, this editor included,
-  like a peer's op (``workspace/applyEdit``); asked once the hub has what the user typed;
+  like a peer's op (``workspace/applyEdit``); asked once the hub has what the user typed,
+  and asked again with the same key if the answer is lost (a press undoes once);
 * ``pairls.history`` ``{uri, before?, limit?}`` -> ``{changes, more}``;
 * ``pairls.blame`` ``{uri}`` -> ``{lines}``, one per line of the editor's text;
 * ``pairls.openRevision`` ``{uri, rev}`` -> ``{uri}``: a read-only file in the user's cache
@@ -32,7 +33,7 @@ from collab_core.wire import ROOM_ID_RE, valid_path
 from ..blame import describe
 from ..server import PairlsServer
 from ..session import Session, SessionError
-from .commands import _arg, user_error
+from .commands import _arg, show_file, user_error
 from .presence import guess_cursor
 
 #: a hover waits this long for the hub's first blame of a document (then shows nothing)
@@ -112,10 +113,7 @@ async def open_revision(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     local = ls.paths.revision_file(room_id, rev, path, text)
     if local is None:
         raise user_error(f"could not write revision {rev} of {path} in the cache folder")
-    uri = ls.paths.uri(local)
-    fallback = f"pairls: revision {rev} of {path} is at {local}" if ls.can_show_document else None
-    await ls.editor.show_document(uri, None, fallback)
-    return {"uri": uri}
+    return await show_file(ls, local, f"revision {rev} of {path}")
 
 
 async def revision_text(ls: PairlsServer, *args: Any) -> dict[str, Any]:

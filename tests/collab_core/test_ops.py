@@ -18,6 +18,7 @@ from collab_core import ops
 from collab_core.ops import InvalidOp, Op
 from tests.collab_core.ot_impls import OTTYPE, OTTYPE_PY, OURS
 from tests.collab_core.ot_strategies import doc_and_ops, json_values, ops_on, texts
+from tests.support.search_steps import search_steps
 
 OTTYPE_BIG_INT = (
     "ottype's C check() raises OverflowError (not a False answer) for a skip of 2**31 or more: "
@@ -488,6 +489,47 @@ def test_diff_keeps_two_far_edits_apart() -> None:
     assert "line 500\n" not in ops.apply(ops.apply(old, op), theirs)
     inserted = "".join(c for c in op if type(c) is str)
     assert len(inserted) < 10
+
+
+@pytest.mark.parametrize("spare", [0, -1], ids=["at-the-budget", "one-step-short"])
+def test_diff_search_stops_at_its_budget(monkeypatch: pytest.MonkeyPatch, spare: int) -> None:
+    """The search for "1aaaaaaaaaa2" in "3aaaaaaaaaa4" walks 12 characters and each "a"'s 10
+    places, then one character on either side of the match: 114 steps. With one step less,
+    what is left of the middle is replaced whole."""
+    monkeypatch.setattr(ops, "_DIFF_WORK", 114 + spare)
+    steps = search_steps(monkeypatch)
+    old, new = "1" + "a" * 10 + "2", "3" + "a" * 10 + "4"
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    if spare == 0:
+        assert op == ["3", -1, 10, "4", -1] and steps[0] == 114
+    else:
+        assert op == [new, -len(old)] and steps[0] <= 113
+
+
+def test_diff_of_many_repeated_lines_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """9,000 identical lines changed at both ends: the search would walk every place of
+    every line, 8 * 10^7 steps (a language server frozen for a minute by one diff of a
+    full-sync client's text). Lines that repeat that often anchor nothing, and no diff
+    passes its budget."""
+    steps = search_steps(monkeypatch)
+    body = "x = 1\n" * 9_000
+    old, new = "<" + body + ">", "[" + body + "]"
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert steps[0] <= ops._DIFF_WORK
+
+
+def test_diff_of_an_ordinary_file_still_keeps_far_edits_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blank lines and closing braces repeat in any file; with them, two far edits are still
+    two places, found well within the budget."""
+    steps = search_steps(monkeypatch)
+    old = "".join(f"def f{i}(x):\n    return x + {i}\n\n}}\n" for i in range(2000))
+    new = old.replace("f10(", "g10(").replace("x + 1990", "x - 1990")
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert sum(len(c) for c in op if type(c) is str) < 10
+    assert steps[0] <= ops._DIFF_WORK // 10
 
 
 # -- the windowed transform (a long op against a short one) --------------------------------------

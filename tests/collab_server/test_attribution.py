@@ -23,7 +23,7 @@ from collab_server.attribution import (
     history_reply,
     iso_time,
 )
-from collab_server.document import MADE_CLIENT, ClientId, Rev, Sequenced
+from collab_server.document import ClientId, Rev, Sequenced, toggle_client
 
 T0 = 1_764_000_000.0
 
@@ -71,7 +71,7 @@ def test_a_commit_the_index_refuses_drops_it_and_is_counted() -> None:
     index.want("r")
     index.begin("abc", "ada", T0)
     index.finish(0)
-    bad_undo = Sequenced(Rev(1), [-3], MADE_CLIENT, 1, "p", "ada", T0, None, 0)
+    bad_undo = Sequenced(Rev(1), [-3], toggle_client("ada-client"), 1, "p", "ada", T0, None, 0)
     assert index.committed([bad_undo]) is False
     assert index.state is IndexState.ABSENT and index.mismatches == 1 and index.history is None
     assert index.want("again") is True and index.builds == 2

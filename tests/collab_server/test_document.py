@@ -626,32 +626,48 @@ def test_a_sequenced_op_carries_its_user_time_and_the_change_group_decides() -> 
     assert all(e.user == "" and e.time == 0.0 and e.change_rev is None for e, *_ in s._history)
 
 
-def test_a_made_op_is_sequenced_at_the_head_without_a_client_and_rolled_back_as_made() -> None:
-    from collab_server.document import MADE_CLIENT, Made
+def test_a_made_op_is_sequenced_at_the_head_under_its_key_and_rolled_back_as_made() -> None:
+    from collab_server.document import Made, toggle_client
 
     s = Sequencer("hello", 0, max_bytes=8)
     sequenced(s.submit(sub(A, 1, 0, [5, "!"])))
     made = Made("the request")
-    out = s.submit_made([-5], made, author="p", user="ada", time=3.0, toggles=1)
+    undo_a = toggle_client(A)
+    assert undo_a != A and s.duplicate(undo_a, 1) is None
+    out = s.submit_made([-5], made, client_id=undo_a, seq=1, author="p", user="ada", time=3.0, toggles=1)
     assert isinstance(out, Sequenced)
-    assert (out.rev, out.client_id, out.seq, out.toggles, out.user, out.op) == (
-        2,
-        MADE_CLIENT,
-        2,
-        1,
-        "ada",
-        [-5],
-    )
+    assert (out.rev, out.client_id, out.seq, out.toggles, out.user, out.op) == (2, undo_a, 1, 1, "ada", [-5])
     assert s.text == "!"
+    # the same key again is the same op (pending until committed); A's own seqs are apart
+    assert s.duplicate(undo_a, 1) == Duplicate(undo_a, 1, Rev(2), False)
+    assert s.duplicate(A, 2) is None
     # an op that comes later, based before it, is transformed past it like any other
     later = sequenced(s.submit(sub(B, 1, 1, [0, "x"])))
     assert later.op == ["x"] and s.text == "x!"
     assert s.rollback() == [sub(A, 1, 0, [5, "!"]), made, sub(B, 1, 1, [0, "x"])]
     assert s.text == "hello"
+    # rolled back: forgotten (the store is asked again), like a client's op
+    assert not s.knows_client(undo_a) and s.duplicate(undo_a, 1) is None
     # too large: refused, nothing changes; an op that does not apply to the head is a bug
     assert (
-        s.submit_made([5, "four"], made, author="p", user="ada", time=3.0, toggles=1) is ErrorCode.TOO_LARGE
+        s.submit_made([5, "four"], made, client_id=undo_a, seq=1, author="p", user="ada", time=3.0, toggles=1)
+        is ErrorCode.TOO_LARGE
     )
     assert s.rev == 0 and s.text == "hello"
     with pytest.raises(InvalidState):
-        s.submit_made([6, "x"], made, author="p", user="ada", time=3.0, toggles=1)
+        s.submit_made([6, "x"], made, client_id=undo_a, seq=1, author="p", user="ada", time=3.0, toggles=1)
+
+
+def test_a_key_committed_by_another_hub_or_before_a_restart_is_a_duplicate() -> None:
+    from collab_server.document import toggle_client
+
+    undo_a = toggle_client(A)
+    s = Sequencer("hello", 2)
+    # the store says the key 4 was the last one committed, at rev 2 (a restarted hub)
+    s.learn_client(undo_a, 4, 2)
+    assert s.duplicate(undo_a, 4) == Duplicate(undo_a, 4, Rev(2), True)
+    assert s.duplicate(undo_a, 3) == Duplicate(undo_a, 3, None, True)  # the store knows
+    assert s.duplicate(undo_a, 5) is None
+    # another hub commits the key 5: read back, it is known at once
+    s.receive_committed(Sequenced(Rev(3), [5, "!"], undo_a, 5, "p"))
+    assert s.duplicate(undo_a, 5) == Duplicate(undo_a, 5, Rev(3), True)

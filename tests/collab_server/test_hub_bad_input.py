@@ -34,7 +34,6 @@ import pytest
 from collab_core.errors import MESSAGES
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store, open_store
-from tests.conftest import PgServer
 from tests.support.hubclient import Peer, SharedDoc
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,15 +52,8 @@ LEAK = re.compile(r"Traceback|Error\b|Exception|File \"|line \d+|asyncpg|psycopg
 
 
 @pytest.fixture(scope="module")
-async def database(pg_server: PgServer) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def module_store(database: str) -> AsyncIterator[Store]:
-    s = await open_store(database, hub_id="bad-input")
+async def module_store(module_database_url: str) -> AsyncIterator[Store]:
+    s = await open_store(module_database_url, hub_id="bad-input")
     try:
         yield s
     finally:
@@ -69,8 +61,8 @@ async def module_store(database: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database)
+async def db(module_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(module_database_url)
     try:
         yield conn
     finally:
@@ -812,6 +804,21 @@ CASES: list[Case] = [
         {"id": "h1", "path": DOC},
     ),
     Case(
+        "undo-bad-keys",
+        "editor",
+        lambda c: [
+            j(type="undo", path=DOC, id="k1"),
+            j(type="undo", path=DOC, key=0, id="k1"),
+            j(type="redo", path=DOC, key=-1, id="k1"),
+            j(type="undo", path=DOC, key=MARK, id="k1"),
+            j(type="redo", path=DOC, key=1.5, id="k1"),
+            j(type="undo", path=DOC, key=2**53 + 1, id="k1"),
+            j(type="redo", path=DOC, key=[1], id="k1"),
+        ],
+        ("bad_message",) * 7,
+        {"id": "k1", "path": DOC},
+    ),
+    Case(
         "blame-bad-fields",
         "editor",
         lambda c: [
@@ -842,12 +849,12 @@ CASES: list[Case] = [
         "history-requests-unopened",
         "lobby-room",
         lambda c: [
-            j(type="undo", path=DOC, id="n3"),
-            j(type="redo", path=DOC, id="n3"),
+            j(type="undo", path=DOC, key=1, id="n3"),
+            j(type="redo", path=DOC, key=1, id="n3"),
             j(type="history", path=DOC, id="n3"),
             j(type="blame", path=DOC, id="n3"),
             j(type="revision", path=DOC, rev=0, id="n3"),
-            j(type="undo", path="nope.txt", id="n3"),
+            j(type="undo", path="nope.txt", key=1, id="n3"),
             j(type="revision", path="nope.txt", rev=0, id="n3"),
         ],
         ("not_open",) * 7,
@@ -857,8 +864,8 @@ CASES: list[Case] = [
         "history-requests-not-in-room",
         "lobby",
         lambda c: [
-            j(type="undo", path=DOC, id="n4"),
-            j(type="redo", path=DOC, id="n4"),
+            j(type="undo", path=DOC, key=1, id="n4"),
+            j(type="redo", path=DOC, key=1, id="n4"),
             j(type="history", path=DOC, id="n4"),
             j(type="blame", path=DOC, id="n4"),
             j(type="revision", path=DOC, rev=0, id="n4"),
@@ -873,8 +880,8 @@ CASES: list[Case] = [
             frame
             for p in ("../" + MARK, MARK + "\x00", "")
             for frame in (
-                j(type="undo", path=p, id="bq"),
-                j(type="redo", path=p, id="bq"),
+                j(type="undo", path=p, key=1, id="bq"),
+                j(type="redo", path=p, key=1, id="bq"),
                 j(type="history", path=p, id="bq"),
                 j(type="blame", path=p, id="bq"),
                 j(type="revision", path=p, rev=0, id="bq"),
@@ -886,14 +893,14 @@ CASES: list[Case] = [
     Case(
         "viewer-undo-redo",
         "viewer",
-        lambda c: [j(type="undo", path=DOC, id="v3"), j(type="redo", path=DOC, id="v3")],
+        lambda c: [j(type="undo", path=DOC, key=1, id="v3"), j(type="redo", path=DOC, key=1, id="v3")],
         ("forbidden",) * 2,
         {"id": "v3"},
     ),
     Case(
         "nothing-of-mine-to-undo",
         "editor",
-        lambda c: [j(type="undo", path=DOC, id="m1"), j(type="redo", path=DOC, id="m1")],
+        lambda c: [j(type="undo", path=DOC, key=1, id="m1"), j(type="redo", path=DOC, key=1, id="m1")],
         ("nothing_to_undo", "nothing_to_redo"),
         {"id": "m1", "path": DOC},
     ),

@@ -195,6 +195,8 @@ class Fuzzer:
                 msg[name] = rng.choice(odd)
         elif kind == "revision":
             msg["rev"] = rng.choice(odd)
+        else:
+            msg["key"] = rng.choice(odd)
         return json.dumps(msg)
 
     def fatal(self) -> tuple[str, str | bytes]:

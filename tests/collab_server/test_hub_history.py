@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -29,6 +30,7 @@ from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store, open_store
 from tests.support.hubclient import HubError, Peer, SharedDoc
 from tests.support.hubproc import start_hub
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -116,8 +118,17 @@ async def hub_text(hub_url: str, room: dict[str, Any]) -> tuple[str, int]:
         await p.close()
 
 
+#: the keys of the undos and redos the tests ask for: a new one each press
+KEYS = itertools.count(1)
+
+
+def press(kind: str = "undo", path: str = DOC) -> dict[str, Any]:
+    """An undo or redo request with a key of its own."""
+    return {"type": kind, "path": path, "key": next(KEYS)}
+
+
 async def undo(peer: Peer, kind: str = "undo") -> int:
-    reply = await peer.request({"type": kind, "path": DOC})
+    reply = await peer.request(press(kind))
     assert reply["type"] == ("undone" if kind == "undo" else "redone")
     assert reply["path"] == DOC
     return int(reply["rev"])
@@ -154,7 +165,7 @@ async def test_undo_takes_back_only_my_changes_and_redo_restores_them(hub: Hub, 
         await settle(p.da, p.db)
         assert p.da.text == p.db.text == "[B1][B2][B3]"
         assert await hub_text(url(hub), p.room) == (p.da.text, p.da.rev)
-        err = await refused(p.ada, {"type": "undo", "path": DOC})
+        err = await refused(p.ada, press("undo"))
         assert (err["code"], err["path"]) == ("nothing_to_undo", DOC)
 
         await undo(p.ada, "redo")
@@ -163,7 +174,7 @@ async def test_undo_takes_back_only_my_changes_and_redo_restores_them(hub: Hub, 
         await undo(p.ada, "redo")
         await settle(p.da, p.db)
         assert p.da.text == p.db.text == "[B1]hello[B2] world[B3] again"
-        err = await refused(p.ada, {"type": "redo", "path": DOC})
+        err = await refused(p.ada, press("redo"))
         assert err["code"] == "nothing_to_redo"
         assert await hub_text(url(hub), p.room) == (p.da.text, p.da.rev)
         # Bob's undo is Bob's: his three places, one change each (he jumped between them)
@@ -524,10 +535,10 @@ async def test_viewers_read_the_history_but_cannot_undo(hub: Hub, clock: Clock) 
         await lobby.join(p.room["room"], p.room["editorSecret"])
         await viewer.open(DOC)
         for kind in ("undo", "redo"):
-            err = await refused(viewer, {"type": kind, "path": DOC})
+            err = await refused(viewer, press(kind))
             assert (err["code"], err["id"]) == ("forbidden", err["id"])
             # a document this connection has not opened
-            err = await refused(lobby, {"type": kind, "path": DOC})
+            err = await refused(lobby, press(kind))
             assert (err["code"], err["path"]) == ("not_open", DOC)
         for msg in (
             {"type": "history", "path": DOC},
@@ -572,23 +583,25 @@ async def test_undo_reaches_what_the_same_user_did_in_an_earlier_room_entry(
         # the same people enter the room again: new client ids (and Ada a new name)
         ada = await Peer(url(hub), "Ada L.", user="ada-user-0001").connect()
         carl = await Peer(url(hub), "Carl").connect()
-        for peer in (ada, carl):
-            await peer.join(p.room["room"], p.room["editorSecret"])
+        joined = [await peer.join(p.room["room"], p.room["editorSecret"]) for peer in (ada, carl)]
+        # each is told who the history and blame say they are: Ada the same as before
+        author = author_of(p.room["room"], "ada-user-0001")
+        assert p.room["author"] == joined[0]["author"] == author
+        assert joined[1]["author"] == author_of(p.room["room"], carl.client_id) != author
         da, dc = await ada.open(DOC), await carl.open(DOC)
-        assert (await refused(carl, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        assert (await refused(carl, press("undo")))["code"] == "nothing_to_undo"
         await undo(ada)
         await settle(da, p.db, dc)
         assert da.text == p.db.text == "one carl"
         await undo(ada)
         await settle(da, p.db, dc)
         assert da.text == dc.text == " carl"
-        assert (await refused(ada, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        assert (await refused(ada, press("undo")))["code"] == "nothing_to_undo"
         # the history names Ada by the name she joined with last
         history = (await p.bob.request({"type": "history", "path": DOC}))["changes"]
         names = [c["name"] for c in history]
         assert names == ["Ada L.", "Ada L.", "Ada L.", "Carl", "Ada L."]
         assert [c.get("kind", "edit") for c in history] == ["undo", "undo", "edit", "edit", "edit"]
-        author = author_of(p.room["room"], "ada-user-0001")
         assert {c["author"] for c in history if c["name"] == "Ada L."} == {author}
         await ada.close()
     finally:
@@ -726,7 +739,7 @@ async def test_undo_on_one_hub_while_bob_types_on_another_converges(
         await typing
         await settle(p.da, p.db)
         assert p.da.text == p.db.text == "\n" + "".join(bob_typed)
-        assert (await refused(p.ada, {"type": "undo", "path": DOC}))["code"] == "nothing_to_undo"
+        assert (await refused(p.ada, press("undo")))["code"] == "nothing_to_undo"
         assert (
             await hub_text(url(hub_a), p.room) == await hub_text(url(hub_b), p.room) == (p.da.text, p.da.rev)
         )
@@ -782,6 +795,170 @@ async def test_an_undo_that_loses_the_race_to_another_hub_is_made_again(
         await other.close()
 
 
+# -- an undo is done once, however often it is asked for (its key) ------------------------------
+
+
+async def toggles_in_log(database_url: str, room_id: str) -> list[tuple[int, str, int]]:
+    """(rev, client_id, client_seq) of every undo and redo in the document's log, read directly."""
+    db = await asyncpg.connect(database_url)
+    try:
+        rows = await db.fetch(
+            "SELECT o.rev, o.client_id, o.client_seq FROM ops o JOIN documents d ON d.id = o.document_id"
+            " WHERE d.room_id = $1 AND d.path = $2 AND o.toggles IS NOT NULL ORDER BY o.rev",
+            room_id,
+            DOC,
+        )
+    finally:
+        await db.close()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def two_words(p: Pair, clock: Clock) -> None:
+    """Ada types "one " then "two ": two changes."""
+    for word in ("one ", "two "):
+        await typed(p.da, len(p.da.text), word)
+        clock.later()
+    await settle(p.da, p.db)
+
+
+async def test_an_undo_sent_again_with_its_key_is_answered_not_done_again(
+    hub: Hub, clock: Clock, database_url: str
+) -> None:
+    p = await pair(url(hub))
+    try:
+        await two_words(p, clock)
+        # the same press twice at once: the second arrives before the first is committed
+        msg = press("undo")
+        first, second = await asyncio.gather(p.ada.request(dict(msg)), p.ada.request(dict(msg)))
+        assert first["type"] == second["type"] == "undone"
+        assert first["id"] != second["id"] and first["rev"] == second["rev"]
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == "one "
+        # and again later, after Bob typed: the same answer, nothing more undone
+        await typed(p.db, 0, "B")
+        await settle(p.da, p.db)
+        assert (await p.ada.request(dict(msg)))["rev"] == first["rev"]
+        clock.later()
+        redone = await undo(p.ada, "redo")
+        await settle(p.da, p.db)
+        assert p.da.text == "Bone two "
+        # a key older than Ada's last one (the redo's): the log knows it, the redo stays
+        assert (await p.ada.request(dict(msg)))["rev"] == first["rev"]
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == "Bone two "
+        # a new press is a new undo
+        again = await undo(p.ada)
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == "Bone "
+        assert hub.stats.repeated_toggles == 3
+        mine = "undo:" + p.ada.client_id
+        assert await toggles_in_log(database_url, p.room["room"]) == [
+            (first["rev"], mine, msg["key"]),
+            (redone, mine, msg["key"] + 1),
+            (again, mine, msg["key"] + 2),
+        ]
+        # Bob's keys are his: the same number is his own undo
+        bob = await p.bob.request({**msg, "id": "b"})
+        await settle(p.da, p.db)
+        assert bob["rev"] == again + 1 and p.da.text == p.db.text == "one "
+    finally:
+        await p.close()
+
+
+@pytest.mark.parametrize("back_to", ["the same hub", "another hub"])
+async def test_an_undo_whose_answer_was_lost_with_the_connection_is_answered_after_the_reconnect(
+    two_hubs: tuple[Hub, Hub], clock: Clock, database_url: str, back_to: str
+) -> None:
+    """The hub commits the undo, and the connection is cut before its op or its answer reaches
+    Ada: asked again with the same key after the reconnect, it is answered with the revision
+    of that undo (its op came in the catch-up), and nothing more is undone."""
+    hub_a, hub_b = two_hubs
+    proxy = await TcpProxy("127.0.0.1", hub_a.port).start()
+    p = await pair(proxy.url, bob_url=url(hub_a))
+    ada = p.ada
+    store = hub_a.store
+    append = store.append
+    cut: list[int] = []
+
+    async def cutting(doc_id: int, expected_rev: int, batch: list[Sequenced]) -> None:
+        await append(doc_id, expected_rev, batch)
+        if not cut and any(s.toggles is not None for s in batch):
+            cut.append(batch[-1].rev)
+            proxy.cut()  # committed: what the hub sends Ada now is lost
+
+    try:
+        await two_words(p, clock)
+        store.append = cutting  # type: ignore[method-assign]
+        msg = press("undo")
+        with pytest.raises(ConnectionError):
+            await ada.request(dict(msg))
+        store.append = append  # type: ignore[method-assign]
+        assert cut and p.da.text == "one two "  # neither the op nor the answer came
+        await p.db.wait_rev(cut[0])
+        assert p.db.text == "one "
+        # Ada's language server reconnects as the same client and asks again, same key
+        proxy.restore()
+        target = proxy.url if back_to == "the same hub" else url(hub_b)
+        ada = await Peer(target, "Ada", client_id=p.ada.client_id, user="ada-user-0001").connect()
+        await ada.join(p.room["room"], p.room["ownerSecret"])
+        await ada.reopen(p.da)
+        assert p.da.rev == cut[0] and p.da.text == "one "  # the undo's op, in the catch-up
+        reply = await ada.request(dict(msg))
+        assert (reply["type"], reply["path"], reply["rev"]) == ("undone", DOC, cut[0])
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == "one "
+        answering = hub_a if back_to == "the same hub" else hub_b
+        assert answering.stats.repeated_toggles == 1
+        assert await toggles_in_log(database_url, p.room["room"]) == [
+            (cut[0], "undo:" + ada.client_id, msg["key"])
+        ]
+        # the next press undoes the change before
+        await undo(ada)
+        await settle(p.da, p.db)
+        assert p.da.text == p.db.text == ""
+    finally:
+        store.append = append  # type: ignore[method-assign]
+        await ada.close()
+        await p.close()
+        await proxy.close()
+
+
+async def test_an_undo_asked_again_after_a_hub_restart_is_answered_from_the_log(
+    store: Store, clock: Clock, database_url: str
+) -> None:
+    hub = Hub(store, HubConfig(), clock=clock)
+    await hub.start("127.0.0.1", 0)
+    p = await pair(url(hub))
+    try:
+        await two_words(p, clock)
+        msg = press("undo")
+        rev = (await p.ada.request(dict(msg)))["rev"]
+        await settle(p.da, p.db)
+        assert p.da.text == "one "
+    finally:
+        await p.close()
+        await hub.close()
+    proc = await start_hub(database_url)
+    ada = await Peer(proc.url, "Ada", client_id=p.ada.client_id, user="ada-user-0001").connect()
+    try:
+        await ada.join(p.room["room"], p.room["ownerSecret"])
+        da = await ada.open(DOC)
+        reply = await ada.request(dict(msg))
+        assert (reply["type"], reply["rev"]) == ("undone", rev)
+        # (from the log at once: not made again and refused by its uniqueness, then found)
+        assert "store failed" not in proc.log
+        assert await hub_text(proc.url, p.room) == ("one ", rev)
+        assert await toggles_in_log(database_url, p.room["room"]) == [
+            (rev, "undo:" + ada.client_id, msg["key"])
+        ]
+        assert await undo(ada) == rev + 1  # a new press: the change before
+        await da.wait_rev(rev + 1)
+        assert da.text == ""
+    finally:
+        await ada.close()
+        await asyncio.to_thread(proc.terminate)
+
+
 async def test_indexes_past_the_budget_are_dropped_and_built_again(store: Store, clock: Clock) -> None:
     hub = Hub(store, HubConfig(max_index_bytes=1), clock=clock)  # room for one index at most
     await hub.start("127.0.0.1", 0)
@@ -798,7 +975,7 @@ async def test_indexes_past_the_budget_are_dropped_and_built_again(store: Store,
         assert again["lines"] == first["lines"]
         assert hub.stats.index_builds == 3 and hub.stats.index_evictions == 2
         # an evicted index is built again for an undo too
-        reply = await p.ada.request({"type": "undo", "path": "other.txt"})
+        reply = await p.ada.request(press("undo", "other.txt"))
         await other.wait_rev(reply["rev"])
         assert other.text == "two\n"
         assert hub.stats.index_builds == 4 and hub.stats.index_evictions == 3

@@ -22,7 +22,7 @@ from tests.support.oplog import check_op_log
 pytestmark = pytest.mark.slow
 
 SNIPPETS = ["a", "bc", " ", "\r\n", "\n", "😀", "👩‍💻", "é", "x = 1\r\n", "line1\nline2\n", "\t", "»"]
-PATH = "shared/notes.md"
+PATH = "team/notes.md"
 
 
 async def random_splice(doc: SharedDoc, rng: random.Random) -> None:

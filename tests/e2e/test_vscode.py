@@ -687,6 +687,24 @@ def _bare_python_unchanged(bare: Path) -> None:
 # --- the room's owner -----------------------------------------------------------------------
 
 
+def _two_users(
+    tmp_path: Path, hub_url: str, file: str, text: str, settings: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A and B, each with a workspace holding *file* and its own Pairls settings (the server
+    starts with the window), and the user settings the harness gives code-server."""
+    users = []
+    for name, display in (("A", NAME_A), ("B", NAME_B)):
+        ws = tmp_path / f"ws-{name}"
+        ws.mkdir()
+        (ws / file).write_text(text)
+        (ws / ".vscode").mkdir()
+        workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
+        (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
+        user_settings = dict(SETTINGS, **{"pairls.pythonPath": sys.executable}, **(settings or {}))
+        users.append({"id": name, "name": display, "workspace": ws, "settings": user_settings})
+    return users
+
+
 @pytest.mark.timeout(600)
 async def test_owner(
     database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
@@ -698,17 +716,7 @@ async def test_owner(
     hub = HubProcess(database_url=database_url)
     try:
         hub_url = hub.wait_ready()
-        users = []
-        for name, display in (("A", NAME_A), ("B", NAME_B)):
-            ws = tmp_path / f"ws-{name}"
-            ws.mkdir()
-            (ws / FILE).write_text(INITIAL)
-            # the workspace's own Pairls settings: the server starts with the window
-            (ws / ".vscode").mkdir()
-            workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
-            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
-            settings = dict(SETTINGS, **{"pairls.pythonPath": sys.executable})
-            users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
+        users = _two_users(tmp_path, hub_url, FILE, INITIAL)
         servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
         driver = await Driver.start(tmp_path, {"mode": "owner", "users": users, "file": FILE})
         try:
@@ -755,24 +763,9 @@ async def test_history(
     hub = HubProcess(database_url=database_url)
     try:
         hub_url = hub.wait_ready()
-        users = []
-        for name, display in (("A", NAME_A), ("B", NAME_B)):
-            ws = tmp_path / f"ws-{name}"
-            ws.mkdir()
-            (ws / H_FILE).write_text(H_INITIAL)
-            (ws / ".vscode").mkdir()
-            workspace_settings = {"pairls.hubUrl": hub_url, "pairls.displayName": display}
-            (ws / ".vscode" / "settings.json").write_text(json.dumps(workspace_settings))
-            # hovers on (the harness turns them off): the blame shows in them
-            settings = dict(
-                SETTINGS,
-                **{
-                    "pairls.pythonPath": sys.executable,
-                    "editor.hover.enabled": True,
-                    "editor.hover.delay": 300,
-                },
-            )
-            users.append({"id": name, "name": display, "workspace": ws, "settings": settings})
+        # hovers on (the harness turns them off): the blame shows in them
+        hovers = {"editor.hover.enabled": True, "editor.hover.delay": 300}
+        users = _two_users(tmp_path, hub_url, H_FILE, H_INITIAL, hovers)
         servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
         after_first = "line one\nline two [ada]\nline three\nline four\n"
         with_bob = "line one\nline two [BOBada]\nline three\nline four # ada2 bob\n"

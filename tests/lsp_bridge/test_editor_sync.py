@@ -12,6 +12,7 @@ import functools
 import random
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,7 @@ from tests.lsp_bridge.editors import (
     random_user_edit,
     splits_crlf,
 )
+from tests.support.search_steps import search_steps
 
 HubMsg = tuple[str, int, ops.Op]
 
@@ -691,3 +693,127 @@ def test_version_blind_client_shifted_edit_is_put_right_not_sent() -> None:
 
 def _counts(sync: EditorSync) -> tuple[int, int, int]:
     return sync.stats["sent"], sync.stats["confirmed"], sync.stats["missed"]
+
+
+def test_a_place_that_changes_nothing_is_not_sent() -> None:
+    """A peer's editor widened its change over a CRLF, so the room has a CR replaced by a CR:
+    the TextEdit for that place, widened over the CRLF again, would change nothing. It is
+    left out: an editor reports it as a change of its own (seed 227 of the convergence test:
+    Neovim reported it first, and the edit's other pieces were taken for the user's typing)."""
+    sync = EditorSync("ab\r\ncd\n", 5, "utf-16")
+    sync.receive_remote(["X"])
+    sync.receive_remote([3, "\r", -1])
+    edit = sync.edit_to_send()
+    assert edit is not None and edit.edits == (TextEdit((0, 0), (0, 0), "X"),)
+    sync.edit_answered(True)
+    assert sync.did_change(6, [ContentChange((0, 0, 0, 0), "X")]) == []
+    assert sync.quiet and sync.text == "Xab\r\ncd\n"
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full-sync"])
+def test_a_change_that_changes_nothing_is_no_sign_of_typing(full: bool) -> None:
+    """Neovim without debounce reports each TextEdit of an edit in its own didChange, and
+    one that replaces a text by the same text too (whole, in full sync): the text did not
+    move, so it says nothing of the user typing first. (It was taken for that, and every
+    later piece of the edit was sent to the room as typing: the peers' text doubled.)"""
+    sync = EditorSync("one\r\ntwo\n", 5, "utf-16")
+    sync.receive_remote(["A", 5, "B"])
+    edit = sync.edit_to_send()
+    assert edit is not None and len(edit.edits) == 2
+
+    def change(rng: tuple[int, int, int, int], new: str, whole: str) -> list[ContentChange]:
+        return [ContentChange(None, whole)] if full else [ContentChange(rng, new)]
+
+    assert sync.did_change(6, change((0, 3, 1, 0), "\r\n", "one\r\ntwo\n")) == []  # nothing moved
+    assert sync.did_change(7, change((1, 0, 1, 0), "B", "one\r\nBtwo\n")) == []
+    assert sync.did_change(8, change((0, 0, 0, 0), "A", "Aone\r\nBtwo\n")) == []
+    assert sync.edit_answered(True) == []
+    assert sync.quiet and sync.text == "Aone\r\nBtwo\n" and sync.version == 8
+    assert sync.stats["confirmed"] == 1 and sync.stats["missed"] == 0
+
+
+def test_a_change_that_changes_nothing_then_the_users_typing_is_the_users() -> None:
+    """The same, but what follows is the user's typing: the edit was skipped (Neovim's
+    "newer than edits") and goes again once the editor answers."""
+    sync = EditorSync("one\ntwo\n", 5, "utf-16")
+    sync.receive_remote(["A", 4, "B"])
+    assert sync.edit_to_send() is not None
+    assert sync.did_change(6, [ContentChange(None, "one\ntwo\n")]) == []
+    assert sync.did_change(7, [ContentChange(None, "one\ntwo!\n")]) == [[9, "!"]]
+    assert sync.edit_answered(True) == []
+    again = sync.edit_to_send()
+    assert again is not None and again.version == 7
+    assert [e.new_text for e in again.edits] == ["A", "B"]
+
+
+class _Eager(random.Random):
+    """Neovim's choices made plain: every TextEdit applied as sent, versions step by one, and
+    each change reported at once (no debounce)."""
+
+    def choice(self, seq: Any) -> Any:
+        return seq[0]
+
+    def random(self) -> float:
+        return 0.0
+
+
+@pytest.mark.parametrize("make", [Neovim07, FullSync])
+def test_a_catch_up_with_a_place_that_changes_nothing_is_not_doubled(make: Callable[..., SimEditor]) -> None:
+    """Seed 227 of the convergence test, without sockets: a catch-up holds a peer's insert and
+    a CR replaced by a CR; Neovim reports each TextEdit as it applies it, last first."""
+    nvim = make("ab\r\ncd\n", _Eager(), version=5)
+    hub, me = _pair(nvim)
+    hub.remote(["X"])
+    hub.remote([3, "\r", -1])
+    for _, rev, op in me.from_hub:  # both arrive before the bridge sends an edit
+        me.sync.receive_remote(me.client.receive_op(rev, op)[0])
+    me.from_hub.clear()
+    me.pump()
+    hub.settle()
+    hub.assert_converged()
+    assert hub.seq.text == "Xab\r\ncd\n"
+    assert me.sync.stats["missed"] == 0 and me.client.next_seq == 1, "nothing taken for typing"
+
+
+def test_a_whole_text_of_repeated_lines_is_read_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full-sync client reports a text of 9,000 identical lines, our edit in it and the
+    user's typing at both ends: each diff of it walked every place of every line (a minute
+    of a frozen language server for one keystroke); now each stays within its budget, and
+    the user's typing reaches the room."""
+    body = "    x = 1\n" * 9_000
+    sync = EditorSync("<" + body + ">", 3, UTF16)
+    sync.receive_remote([1, "PEER "])
+    assert sync.edit_to_send() is not None
+    steps = search_steps(monkeypatch)
+    shown = "«<PEER " + body + ">»"
+    user = sync.did_change(4, [ContentChange(None, shown)])
+    room = "<PEER " + body + ">"
+    for op in user:
+        room = ops.apply(room, op)
+    assert room == shown == sync.text and sync.target == shown
+    assert sync.edit_answered(True) == [] and sync.quiet
+    assert steps[0] <= 4 * ops._DIFF_WORK  # (a few diffs, each within its budget)
+
+
+@pytest.mark.parametrize("blind", [False, True], ids=["applied", "applied-after-typing"])
+def test_a_catch_up_of_many_places_in_a_large_text_is_sent_and_recognised(blind: bool) -> None:
+    """After an outage, one edit holds every place the editor has not shown, each a TextEdit,
+    and the editor reports each as a change of one didChange, the last place first: reading
+    them, and recognising them as the edit, is linear in the text and the places (it was
+    their product, a pass over the text for each: minutes for a megabyte and a few thousand
+    places). *blind*: a client that ignores versions applies it after the user's typing."""
+    text = "".join(f"line {i}\n" for i in range(100_000))
+    sync = EditorSync(text, 1, UTF16)
+    for i in range(3000, 0, -1):
+        sync.receive_remote([text.index(f"line {i * 30}\n"), "+"])
+    edit = sync.edit_to_send()
+    assert edit is not None and len(edit.edits) == 3000
+    if blind:
+        assert sync.did_change(2, [ContentChange((0, 0, 0, 0), "!")]) == [["!"]]
+    changes = [ContentChange((*e.start, *e.end), e.new_text) for e in reversed(edit.edits)]
+    assert sync.did_change(3, changes) == []
+    assert sync.edit_answered(True) == []
+    if blind:
+        assert sync.stats["shifted"] == 1 and sync.target[:1] == "!"
+    else:
+        assert sync.quiet and sync.stats["confirmed"] == 1 and sync.text.count("+") == 3000

@@ -20,6 +20,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -30,6 +31,7 @@ from lsp_bridge.features.history import parse_revision_uri
 from tests.support.history_ref import RefHistory
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import TestEditor, settle
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,15 +39,8 @@ MakeEditor = Callable[..., Awaitable[TestEditor]]
 
 
 @pytest.fixture(scope="module")
-async def database(pg_server: Any) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def hub(database: str) -> AsyncIterator[HubProcess]:
-    with HubProcess(database_url=database) as h:
+async def hub(module_database_url: str) -> AsyncIterator[HubProcess]:
+    with HubProcess(database_url=module_database_url) as h:
         yield h
     assert "Traceback" not in h.log, h.log
 
@@ -54,7 +49,7 @@ async def hub(database: str) -> AsyncIterator[HubProcess]:
 async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEditor]:
     started: list[TestEditor] = []
 
-    async def make(kind: str, name: str, **options: Any) -> TestEditor:
+    async def make(kind: str, name: str, *, hub_url: str | None = None, **options: Any) -> TestEditor:
         workspace = tmp_path / f"ws-{name}"
         workspace.mkdir()
         home = tmp_path / f"home-{name}"
@@ -63,7 +58,9 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
             "XDG_CACHE_HOME": str(home / "cache"),
             "XDG_STATE_HOME": str(home / "state"),
         }
-        ed = TestEditor(kind, name, workspace, hub.url, seed=len(started), env=env, init_options=options)
+        ed = TestEditor(
+            kind, name, workspace, hub_url or hub.url, seed=len(started), env=env, init_options=options
+        )
         started.append(ed)
         return await ed.start()
 
@@ -118,9 +115,9 @@ class Log:
         return ref
 
 
-async def oplog(database: str, path: str) -> Log:
+async def oplog(module_database_url: str, path: str) -> Log:
     """The log of the room document *path* (the newest room's)."""
-    db = await asyncpg.connect(database)
+    db = await asyncpg.connect(module_database_url)
     try:
         doc = await db.fetchrow(
             "SELECT id, room_id, created_by, created_at FROM documents"
@@ -172,7 +169,7 @@ async def hover(ed: TestEditor, uri: str, line: int) -> str | None:
 
 
 async def test_undo_takes_back_only_my_changes_in_both_editors_and_on_the_hub(
-    make_editor: MakeEditor, database: str
+    make_editor: MakeEditor, module_database_url: str
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "def f():\n    return 1\n")
     # (the hub's history of h.py is loaded from here on, so every op's change is in the log)
@@ -218,7 +215,7 @@ async def test_undo_takes_back_only_my_changes_in_both_editors_and_on_the_hub(
 
     # the hub's log: every op is what the independent history says, the undos and redo
     # toggles of Ada's changes whose ops are exactly their effect; its text is the editors'
-    log = await oplog(database, "h.py")
+    log = await oplog(module_database_url, "h.py")
     rows, names = log.rows, log.names
     ref = log.replay()
     assert ref.text == ada.text(ua)
@@ -276,6 +273,109 @@ async def test_undo_takes_back_only_my_changes_in_both_editors_and_on_the_hub(
     assert said == f"**Bob**, just now · rev {blame[bob_line]['rev']}"
 
 
+async def shows(ed: TestEditor, uri: str, text: str, timeout: float = 60) -> None:
+    """Wait until *ed*'s buffer *uri* holds *text* (the timeout only bounds a hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ed.text(uri) != text:
+        assert loop.time() < deadline, f"{ed.name} shows {ed.text(uri)!r}, not {text!r}"
+        await asyncio.sleep(0.05)
+
+
+def hub_address(hub: HubProcess) -> tuple[str, int]:
+    target = urlsplit(hub.url)
+    return target.hostname or "127.0.0.1", target.port or 0
+
+
+async def enter_through(
+    proxy: TcpProxy, make_editor: MakeEditor, hub: HubProcess
+) -> tuple[TestEditor, TestEditor, str, str]:
+    """Ada, whose connection goes through *proxy*, shares h.py ("one\\n"); Bob (straight to
+    the hub) joins and opens it; the hub's history of it is loaded."""
+    ada = await make_editor("vscode", "Ada", hub_url=proxy.url)
+    ua = ada.uri("h.py")
+    ada.open(ua, "one\n")
+    created = await ada.command("pairls.createRoom", {"name": "through"})
+    invite = urlsplit(created["invite"])._replace(netloc=urlsplit(hub.url).netloc).geturl()
+    bob = await make_editor("neovim", "Bob")
+    await bob.command("pairls.joinRoom", {"invite": invite})
+    ub = bob.uri("h.py")
+    bob.open(ub, "one\n")
+    await settle([(ada, ua), (bob, ub)], "h.py")
+    # (the hub's history of h.py is loaded from here on, so every op's change is in the log)
+    await ada.command("pairls.history", {"uri": ua})
+    return ada, bob, ua, ub
+
+
+async def test_an_undo_whose_answer_is_lost_with_the_connection_is_done_once(
+    make_editor: MakeEditor, module_database_url: str, hub: HubProcess
+) -> None:
+    """Ada presses undo; the hub commits it, but its op and answer never reach her language
+    server (the connection fails right after): after the reconnect the same press goes again
+    with its key, the hub answers with the undo it did, and one change is undone, once."""
+    proxy = await TcpProxy(*hub_address(hub)).start()
+    try:
+        ada, bob, ua, ub = await enter_through(proxy, make_editor, hub)
+        for word in ("two ", "three "):
+            await asyncio.sleep(1.2)  # a pause: each word a change of its own
+            ada.type(ua, 0, word)
+            await settle([(ada, ua), (bob, ub)], "h.py")
+        assert ada.text(ua) == "three two one\n"
+
+        proxy.drop_replies()
+        press = asyncio.create_task(ada.command("pairls.undoMine", {"uri": ua}))
+        # the hub commits it (Bob gets it); nothing of it reaches Ada
+        await shows(bob, ub, "two one\n")
+        assert not press.done() and ada.text(ua) == "three two one\n"
+        proxy.cut()
+        proxy.restore()
+        result = await asyncio.wait_for(press, 60)
+        await settle([(ada, ua), (bob, ub)], "h.py")
+        assert ada.text(ua) == bob.text(ub) == "two one\n"
+        log = await oplog(module_database_url, "h.py")
+        assert [r["rev"] for r in log.rows if r["toggles"] is not None] == [result["rev"]]
+        assert log.replay().text == "two one\n"
+        status = await ada.status()
+        assert status["stats"]["presses_again"] == 1 and proxy.live_cuts == 1
+
+        # the next press takes back the change before, once
+        await ada.command("pairls.undoMine", {"uri": ua})
+        await settle([(ada, ua), (bob, ub)], "h.py")
+        assert ada.text(ua) == bob.text(ub) == "one\n"
+    finally:
+        await proxy.close()
+
+
+async def test_lines_typed_here_and_not_committed_yet_carry_the_users_own_author(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    proxy = await TcpProxy(*hub_address(hub)).start()
+    try:
+        ada, bob, ua, ub = await enter_through(proxy, make_editor, hub)
+        # the hub's blame: "one" is Ada's (she created the document), under her author
+        before = (await bob.command("pairls.blame", {"uri": ub}))["lines"]
+        hers = before[0]
+        assert hers["name"] == "Ada" and hers["author"]
+        assert (await ada.command("pairls.blame", {"uri": ua}))["lines"] == before
+        # what Ada types now reaches the hub, but no acknowledgement reaches her: not committed
+        # as far as her language server knows (the first keystroke in flight, the rest held)
+        proxy.drop_replies()
+        ada.type(ua, 3, " more")
+        ada.flush(ua)
+        await shows(bob, ub, "one \n")
+        lines = (await ada.command("pairls.blame", {"uri": ua}))["lines"]  # (its answer is lost)
+        assert lines[0] == {"author": hers["author"], "name": "Ada", "time": None, "rev": None}
+        assert lines[1] == before[1]
+        proxy.cut()
+        proxy.restore()
+        await settle([(ada, ua), (bob, ub)], "h.py")
+        blame = (await ada.command("pairls.blame", {"uri": ua}))["lines"]
+        assert blame == (await bob.command("pairls.blame", {"uri": ub}))["lines"]
+        assert blame[0]["author"] == hers["author"] and blame[0]["rev"] > 0
+    finally:
+        await proxy.close()
+
+
 def reference_history(log: Log) -> list[dict[str, Any]]:
     """The history entries the log implies, newest first (by each change's last op)."""
     ref = RefHistory.start(log.first)
@@ -323,13 +423,13 @@ def reference_history(log: Log) -> list[dict[str, Any]]:
 
 
 async def test_an_earlier_revision_opens_read_only_outside_the_workspace(
-    make_editor: MakeEditor, database: str, tmp_path: Path
+    make_editor: MakeEditor, module_database_url: str, tmp_path: Path
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "one\n")
     for i in range(3):
         bob.append(ub, f"line {i}\n")
         await settle([(ada, ua), (bob, ub)], "h.py")
-    log = await oplog(database, "h.py")
+    log = await oplog(module_database_url, "h.py")
     rev = log.rows[1]["rev"]
     result = await ada.command("pairls.openRevision", {"uri": ua, "rev": rev})
     shown = ada.client.shown_documents[-1]
@@ -354,7 +454,7 @@ async def test_an_earlier_revision_opens_read_only_outside_the_workspace(
 
 
 async def test_a_client_that_shows_revisions_itself_gets_a_virtual_document(
-    make_editor: MakeEditor, database: str
+    make_editor: MakeEditor, module_database_url: str
 ) -> None:
     ada, bob, ua, ub = await enter(make_editor, "v1\n", virtualRevisions=True, cursorNotifications=True)
     bob.append(ub, "v2\n")

@@ -30,16 +30,10 @@ MakeEditor = Callable[..., Awaitable[TestEditor]]
 
 
 @pytest.fixture(scope="module")
-async def database(pg_server: Any) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def hubs(database: str) -> AsyncIterator[tuple[HubProcess, HubProcess]]:
+async def hubs(module_database_url: str) -> AsyncIterator[tuple[HubProcess, HubProcess]]:
     """Two hubs on one database."""
-    with HubProcess(database_url=database) as one, HubProcess(database_url=database) as two:
+    dsn = module_database_url
+    with HubProcess(database_url=dsn) as one, HubProcess(database_url=dsn) as two:
         yield one, two
     for h in (one, two):
         assert "Traceback" not in h.log, h.log
@@ -104,8 +98,8 @@ async def stays_out(ed: TestEditor) -> None:
     assert st["roomId"] is None and not st["connected"] and st["stats"]["connects"] == before
 
 
-async def room_rows(database: str, room_id: str) -> dict[str, int]:
-    db = await asyncpg.connect(database)
+async def room_rows(module_database_url: str, room_id: str) -> dict[str, int]:
+    db = await asyncpg.connect(module_database_url)
     try:
         docs = "(SELECT id FROM documents WHERE room_id = $1)"
         return {
@@ -243,7 +237,7 @@ async def test_rotating_invites_closes_the_old_ones_out_within_a_second(
 
 
 async def test_deleting_the_room_disconnects_everyone_and_deletes_it_from_postgresql(
-    make_editor: MakeEditor, hubs: tuple[HubProcess, HubProcess], database: str
+    make_editor: MakeEditor, hubs: tuple[HubProcess, HubProcess], module_database_url: str
 ) -> None:
     a = await make_editor("vscode", "Ada")
     ua, ua2 = a.uri("d1.py"), a.uri("pkg/d2.py")
@@ -259,7 +253,7 @@ async def test_deleting_the_room_disconnects_everyone_and_deletes_it_from_postgr
     await settle([(a, ua), (b, ub)], "d1.py")  # (typing before the share began would race it)
     b.append(ub, "bob = 3\n")
     await settle([(a, ua), (b, ub)], "d1.py")
-    rows = await room_rows(database, room["roomId"])
+    rows = await room_rows(module_database_url, room["roomId"])
     assert rows["documents"] == 2 and rows["ops"] >= 1 and rows["members"] == 3
 
     with pytest.raises(Exception, match="only the room's owner"):
@@ -271,7 +265,7 @@ async def test_deleting_the_room_disconnects_everyone_and_deletes_it_from_postgr
         await said(ed, "the room was deleted by its owner")
         await out_of_room(ed)
     await stays_out(b)
-    assert await room_rows(database, room["roomId"]) == dict.fromkeys(rows, 0)
+    assert await room_rows(module_database_url, room["roomId"]) == dict.fromkeys(rows, 0)
     assert b.text(ub) == "one = 1\nbob = 3\n"  # the editors keep their text
     with pytest.raises(Exception, match="does not exist"):
         await c.command("pairls.joinRoom", {"invite": room["viewerInvite"]})

@@ -122,6 +122,7 @@ class Wire:
             room="R",
             role="owner",
             participant="me",
+            author="ada-author",
             participants=[{"id": "me", "name": "Ada", "role": "owner"}],
             documents=documents or [],
             presence=[],
@@ -143,6 +144,7 @@ class Wire:
             room="R",
             role=role,
             participant="me",
+            author="ada-author",
             participants=[
                 {"id": "me", "name": "Ada", "role": role},
                 {"id": "bob", "name": "Bob", "role": "editor"},

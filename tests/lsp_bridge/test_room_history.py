@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lsp_bridge.blame import LineBlame
-from lsp_bridge.room import ApplyEdit, Done
+from lsp_bridge.room import ApplyEdit, Done, Log, ShowMessage
 from tests.lsp_bridge.test_room import Wire, _share_created
 
 URI = "file:///x.txt"
@@ -138,29 +138,175 @@ def test_a_document_that_is_not_shared_has_no_history() -> None:
     assert not w.sent
 
 
-def test_an_undo_in_flight_when_the_connection_drops_may_have_happened_and_says_so() -> None:
+def test_each_press_has_a_key_of_its_own_never_counted_again() -> None:
     w = _room()
+    w.room.undo("x.txt", w.now)
+    w.room.redo("x.txt", w.now)
+    presses = w.all("undo") + w.all("redo")
+    assert [m["key"] for m in presses] == [1, 2]
+    for m in presses:
+        w.reply(m, type="error", code=f"nothing_to_{m['type']}", path="x.txt", message="m")
+    # a new room entry (a new client id) goes on counting: an entry that takes a leave's
+    # changes back is the same client, whose keys the hub remembers
+    w.room.leave(w.now)
+    assert w.take("leave")
+    w.create()
+    _share_created(w, "file:///y.txt", "y.txt", "")
+    w.room.undo("y.txt", w.now)
+    assert w.take("undo")["key"] == 3
+
+
+def test_an_undo_in_flight_when_the_connection_drops_goes_again_with_its_key() -> None:
+    """The hub committed the undo; the connection dropped before its op and answer came.
+    After the reconnect the undo's op comes in the catch-up, the same press goes again (same
+    key), and the hub answers with the undo it did: the user gets one undo."""
+    w = _room()
+    w.type(URI, 2, (0, 3), "!")
+    w.commit("x.txt", w.take("op"))
     ticket = w.room.undo("x.txt", w.now)
-    w.take("undo")
+    req = w.take("undo")
+    undo = w.peer_op("x.txt", [3, -1, 1], author="me", deliver=False)  # committed, unheard
     w.lost()
-    error = w.done(ticket).error
-    assert error is not None and "may or may not have happened" in error
+    assert not [e for e in w.events_of(Done) if e.ticket == ticket]  # not said to be lost
+    w.advance(0.5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    _show(w)
+    again = w.take("undo")
+    assert (again["key"], again["path"]) == (req["key"], "x.txt") and again["id"] != req["id"]
+    w.reply(again, type="undone", path="x.txt", rev=undo["rev"])
+    assert w.done(ticket).result == {"rev": undo["rev"]}
+    assert w.room.docs["x.txt"].client.text == "abc\n"  # type: ignore[union-attr]
+    assert w.room.stats["presses_again"] == 1
+    assert not w.all("undo")
 
 
-def test_an_undo_the_hub_could_not_commit_is_not_pressed_again() -> None:
+def test_presses_in_flight_go_again_in_their_order_before_those_not_sent() -> None:
+    w = _room()
+    undo = w.room.undo("x.txt", w.now)
+    redo = w.room.redo("x.txt", w.now)
+    sent = [w.take("undo"), w.take("redo")]
+    w.lost()
+    later = w.room.undo("x.txt", w.now)  # pressed while reconnecting
+    w.advance(0.5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    w.step()
+    again = [m for m in w.sent if m["type"] in ("undo", "redo")]
+    assert [(m["type"], m["key"]) for m in again] == [
+        ("undo", sent[0]["key"]),
+        ("redo", sent[1]["key"]),
+        ("undo", sent[1]["key"] + 1),
+    ]
+    w.sent.clear()
+    for m, rev in zip(again, (1, 2, 3), strict=True):
+        w.reply(m, type="undone" if m["type"] == "undo" else "redone", path="x.txt", rev=rev)
+    done = {e.ticket: e.result for e in w.events_of(Done)}
+    assert [done[t] for t in (undo, redo, later)] == [{"rev": 1}, {"rev": 2}, {"rev": 3}]
+
+
+def test_a_press_refused_for_now_and_one_lost_with_the_connection_go_again_in_press_order() -> None:
+    w = _room()
+    w.room.undo("x.txt", w.now)
+    w.room.redo("x.txt", w.now)
+    undo, redo = w.take("undo"), w.take("redo")
+    w.reply(undo, type="error", code="unavailable", path="x.txt", message="m")  # again, later
+    w.lost()  # the redo with it
+    w.advance(0.5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    w.advance(0.5)
+    again = [(m["type"], m["key"]) for m in w.sent if m["type"] in ("undo", "redo")]
+    assert again == [("undo", undo["key"]), ("redo", redo["key"])]
+
+
+def test_an_undo_the_hub_could_not_answer_is_asked_again_with_its_key() -> None:
     w = _room()
     ticket = w.room.undo("x.txt", w.now)
-    w.reply(w.take("undo"), type="error", code="unavailable", path="x.txt", message="m")
-    error = w.done(ticket).error
-    assert error is not None and "may or may not have happened" in error
-    w.advance(1)
-    assert not w.all("undo")
-    # a hub that is not ready for the document yet (nothing done) is asked again
+    req = w.take("undo")
+    w.reply(req, type="error", code="unavailable", path="x.txt", message="m")
+    assert not [e for e in w.events_of(Done) if e.ticket == ticket]
+    w.advance(0.1)
+    assert not w.all("undo")  # a little later
+    w.advance(0.2)
+    again = w.take("undo")
+    assert again["key"] == req["key"]
+    w.reply(again, type="error", code="rate_limited", path="x.txt", message="m")
+    w.advance(0.3)
+    assert not w.all("undo")  # (the wait doubles)
+    w.advance(0.3)
+    w.reply(w.take("undo", key=req["key"]), type="undone", path="x.txt", rev=4)
+    assert w.done(ticket).result == {"rev": 4}
+    # a hub that is not ready for the document yet is asked again too
     ticket = w.room.redo("x.txt", w.now)
     w.reply(w.take("redo"), type="error", code="not_open", path="x.txt", message="m")
     w.advance(0.3)
-    w.reply(w.take("redo"), type="redone", path="x.txt", rev=3)
-    assert w.done(ticket).result == {"rev": 3}
+    w.reply(w.take("redo"), type="redone", path="x.txt", rev=5)
+    assert w.done(ticket).result == {"rev": 5}
+
+
+def test_a_press_the_hub_has_not_confirmed_in_time_is_answered_and_goes_on() -> None:
+    w = _room(history_wait=5.0)
+    ticket = w.room.undo("x.txt", w.now)
+    req = w.take("undo")
+    w.lost()
+    w.room.connection_closed(1006, w.now)  # (the hub stays out of reach)
+    w.advance(5.1)
+    assert w.done(ticket).error == (
+        "the hub has not confirmed your undo yet; it is asked again until it does (it is undone once at most)"
+    )
+    # back: the same press goes, and its outcome is said once it is known
+    w.advance(5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    again = w.take("undo")
+    assert again["key"] == req["key"]
+    w.reply(again, type="undone", path="x.txt", rev=1)
+    assert not w.events_of(Done)
+    assert [e.text for e in w.events_of(Log) if "undo" in e.text] == [
+        "pairls: your undo of x.txt went through (rev 1)"
+    ]
+    w.advance(30)
+    assert not w.all("undo")  # done with
+    # one whose outcome is a refusal is said in words
+    ticket = w.room.redo("x.txt", w.now)
+    w.take("redo")
+    w.lost()
+    w.advance(6)
+    assert w.done(ticket).error is not None
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    w.reply(w.take("redo"), type="error", code="nothing_to_redo", path="x.txt", message="m")
+    assert [e.text for e in w.events_of(ShowMessage) if "redo" in e.text] == [
+        "pairls: your redo of x.txt asked earlier: Nothing of yours to redo in this document"
+    ]
+
+
+def test_leaving_waits_for_a_press_and_past_the_wait_says_it_may_have_happened() -> None:
+    w = _room(leave_timeout=5.0)
+    ticket = w.room.undo("x.txt", w.now)
+    req = w.take("undo")
+    left = w.room.leave(w.now)
+    w.advance(1)
+    assert not w.all("leave")  # waits for the hub's answer
+    w.reply(req, type="undone", path="x.txt", rev=1)
+    done = {e.ticket: e for e in w.events_of(Done)}
+    assert done[ticket].result == {"rev": 1} and done[left].result == {}
+    assert w.take("leave")
+    # again, and the hub never answers
+    w.create()
+    _share_created(w, "file:///y.txt", "y.txt", "abc\n")
+    w.events_of(Done)
+    ticket = w.room.undo("y.txt", w.now)
+    w.take("undo")
+    left = w.room.leave(w.now)
+    w.advance(4.9)
+    assert not w.all("leave")
+    w.advance(0.2)
+    done = {e.ticket: e for e in w.events_of(Done)}
+    assert done[left].result == {}
+    error = done[ticket].error
+    assert error == "left the room: the undo may or may not have happened; look before trying again"
 
 
 def test_an_undo_asked_while_reconnecting_goes_once_the_document_is_open_again() -> None:
@@ -283,11 +429,37 @@ def test_the_users_own_typing_is_theirs_not_yet_committed_until_acknowledged() -
     w.type(URI, 2, (1, 3), "!")
     op = w.take("op")
     lines = w.room.blame_lines(URI, w.now)
-    assert lines is not None and lines[1] == LineBlame(None, "Ada", None, None)
+    # (the hub said who the user is in joined: "ada-author")
+    assert lines is not None and lines[1] == LineBlame("ada-author", "Ada", None, None)
     assert lines[0].name == "Bob"
     w.commit("x.txt", op)
     lines = w.room.blame_lines(URI, w.now)
-    assert lines is not None and lines[1] == LineBlame(None, "Ada", None, 1)
+    assert lines is not None and lines[1] == LineBlame("ada-author", "Ada", None, 1)
+
+
+def test_the_users_own_lines_carry_the_author_the_hub_gave_it() -> None:
+    w = _room("one\ntwo\nthree\n")
+    assert w.room.author == "ada-author"  # from room_created (and joined)
+    w.room.blame_lines(URI, w.now)
+    w.reply(w.take("blame"), type="blame", path="x.txt", rev=0, lines=[_line("Bob", 0, "bob-author")] * 4)
+    w.feed({"type": "participant_joined", "participant": {"id": "bob", "name": "Bob", "role": "editor"}})
+    # the user's own undo, made by the hub (author: our participant id), and a peer's op
+    w.peer_op("x.txt", [4, -3, "TWO", 7], author="me")
+    w.peer_op("x.txt", ["!", 14], author="bob")
+    _show(w)
+    w.type(URI, w.room.by_uri[URI].views[URI].sync.version + 1, (2, 0), "?")  # typed here
+    lines = w.room.blame_lines(URI, w.now)
+    assert lines is not None
+    assert [(b.author, b.name, b.rev) for b in lines] == [
+        (None, "Bob", 2),  # a peer's op since the hub's answer: the hub names it next time
+        ("ada-author", "Ada", 1),
+        ("ada-author", "Ada", None),  # typed here, not yet committed
+        ("bob-author", "Bob", 0),
+    ]
+    # an older hub that does not say: None, as before
+    w.room.author = None
+    lines = w.room.blame_lines(URI, w.now)
+    assert lines is not None and lines[2] == LineBlame(None, "Ada", None, None)
 
 
 def test_ops_the_editor_has_not_shown_are_taken_back_out() -> None:

@@ -6,7 +6,10 @@ websocket client); ``restore()`` forwards new connections again.  The client
 is expected to reconnect by itself.  ``live_cuts`` counts the cuts that closed
 at least one connection (an outage the client could notice).  With
 ``record=True`` the first 16 KiB each client sends on each connection are kept
-in ``recorded`` (its request head, for a test to read).
+in ``recorded`` (its request head, for a test to read).  ``drop_replies()``
+lets what the client sends through but throws away what the server sends
+back, until the next ``cut()``: a server's answer lost with a connection that
+is about to fail.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class TcpProxy:
         self.refused = 0
         self.accepted = 0
         self.live_cuts = 0
+        #: what the server sends is thrown away (drop_replies), and the bytes thrown away
+        self.dropping = False
+        self.dropped = 0
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
@@ -45,8 +51,12 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
+    def drop_replies(self) -> None:
+        self.dropping = True
+
     def cut(self) -> None:
         self.cut_off = True
+        self.dropping = False
         if self._conns:
             self.live_cuts += 1
         for down, up in list(self._conns):
@@ -79,7 +89,7 @@ class TcpProxy:
             sent = bytearray()
             self.recorded.append(sent)
         try:
-            await asyncio.gather(_pipe(reader, up_writer, sent), _pipe(up_reader, writer))
+            await asyncio.gather(_pipe(reader, up_writer, sent), _pipe(up_reader, writer, replies=self))
         finally:
             self._conns.discard(pair)
             writer.transport.abort()
@@ -87,12 +97,19 @@ class TcpProxy:
 
 
 async def _pipe(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bytearray | None = None
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter,
+    record: bytearray | None = None,
+    *,
+    replies: TcpProxy | None = None,
 ) -> None:
     with contextlib.suppress(Exception):
         while data := await src.read(65536):
             if record is not None and len(record) < 16384:
                 record += data[: 16384 - len(record)]
+            if replies is not None and replies.dropping:
+                replies.dropped += len(data)
+                continue
             dst.write(data)
             await dst.drain()
     dst.transport.abort()
