@@ -33,7 +33,7 @@ async def test_only_the_runner_writes_to_a_run_output_document(url: str) -> None
     await dv.splice(0, 0, "forged ")
     assert (await vic.next_event("error"))["code"] == "forbidden"
     with pytest.raises(HubError) as info:
-        await bob.request({"type": "undo", "path": OUT})
+        await bob.request({"type": "undo", "path": OUT, "key": 1})
     assert info.value.code == "forbidden"
 
     # the runner goes on writing; nobody's forged text is in it
