@@ -97,6 +97,16 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "accepted": (_ANY, True),
         "path": (_STR, False),
     },
+    # the runner tells the room how its run goes (broadcast to the others)
+    "run_status": {
+        "path": (_STR, True),
+        "state": (_STR, True),
+        "command": (_STR, True),
+        "exitCode": (_ANY, False),
+        "stopped": (_ANY, False),
+        "startedAt": (_ANY, False),
+        "endedAt": (_ANY, False),
+    },
 }
 
 #: the roles the owner may give a participant (nobody is made an owner)
@@ -367,6 +377,32 @@ def _check_run_message(msg: dict[str, Any]) -> None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'path' must be a run's output document")
 
 
+#: the states a run's status may say (docs/protocol.md, "Runs")
+RUN_STATES = ("running", "ended")
+
+
+def _check_run_status(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    if not is_run_path(msg["path"]):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'path' must be a run's output document")
+    if msg["state"] not in RUN_STATES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'state' must be 'running' or 'ended'")
+    command = msg["command"]
+    if len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
+    code = msg.get("exitCode")
+    if code is not None and (type(code) is not int or not -(1 << 31) <= code < 1 << 31):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'exitCode' must be an integer or null")
+    if "stopped" in msg and not isinstance(msg["stopped"], bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'stopped' must be true or false")
+    for key in ("startedAt", "endedAt"):
+        if key not in msg:
+            continue
+        at = msg[key]
+        if not isinstance(at, (int, float)) or isinstance(at, bool) or not 0 <= at < 1e11:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a time in seconds")
+
+
 def _check_participant(msg: dict[str, Any]) -> None:
     if not PARTICIPANT_RE.fullmatch(msg["participant"]):
         raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
@@ -395,6 +431,7 @@ _CHECKS = {
     "kick": _check_participant,
     "run_request": _check_run_message,
     "run_answer": _check_run_message,
+    "run_status": _check_run_status,
     "set_role": _check_set_role,
 }
 

@@ -149,6 +149,7 @@ _SYNC_KINDS = frozenset(
         "hello",
         "run_request",
         "run_answer",
+        "run_status",
         *HISTORY_KINDS,
     }
 )
@@ -1761,6 +1762,8 @@ class Hub:
             await self._owner_request(conn, msg)
         elif kind in ("run_request", "run_answer"):
             self._relay_run(conn, msg)
+        elif kind == "run_status":
+            self._run_status(conn, msg)
         elif kind == "hello":
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
 
@@ -1817,6 +1820,21 @@ class Hub:
             raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
         out: dict[str, Any] = {k: msg[k] for k in ("requestId", "command", "accepted", "path") if k in msg}
         target.send(wire.encode({"type": msg["type"], "participant": conn.id, "name": conn.name, **out}))
+
+    def _run_status(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """The runner says how its run goes (running, ended): to the rest of the room, with
+        who sent it.  Only the user whose ops the output document takes may say it."""
+        room = self._room_of(conn)
+        path = msg["path"]
+        doc = room.docs.get(path)
+        if doc is None or path not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        if not doc.writer or doc.writer != conn.user:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only a run's runner says how it goes")
+        keys = ("path", "state", "command", "exitCode", "stopped", "startedAt", "endedAt")
+        out: dict[str, Any] = {"type": "run_status", "participant": conn.id, "name": conn.name}
+        out.update({k: msg[k] for k in keys if k in msg})
+        room.send_to_others(conn, wire.encode(out))
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)

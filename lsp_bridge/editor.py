@@ -18,6 +18,7 @@ from lsprotocol import types as lsp
 
 from .editor_sync import EditToApply
 from .room import FollowTo, Progress, TextChanged
+from .runs import run_outcome
 
 if TYPE_CHECKING:
     from .server import PairlsServer
@@ -92,8 +93,8 @@ class LspEditor:
             self._spawn(handler(self.server, params))
             return
         self.server.protocol.notify(method, params)
-        if method == "pairls/runs" and params.get("event") == "started":
-            # someone in the room started a run: say so, with "Open output" to follow it
+        if method == "pairls/runs" and params.get("event") in ("started", "ended"):
+            # someone in the room started a run, or it ended: say so, with "Open output"
             self._spawn(self._offer_output(params))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -109,11 +110,15 @@ class LspEditor:
 
     async def _offer_output(self, params: dict[str, Any]) -> None:
         path = str(params.get("path"))
+        if params.get("event") == "ended":
+            message = f"pairls: {params.get('by')}'s run {run_outcome(params)} ({path})"
+        else:
+            message = f"pairls: {params.get('by')} started a run for the room ({path})"
         try:
             answer = await self.server.window_show_message_request_async(
                 lsp.ShowMessageRequestParams(
                     type=lsp.MessageType.Info,
-                    message=f"pairls: {params.get('by')} started a run for the room ({path})",
+                    message=message,
                     actions=[lsp.MessageActionItem(title="Open output")],
                 )
             )

@@ -44,6 +44,7 @@ __all__ = [
     "default_command",
     "is_run_path",
     "parse_tasks",
+    "run_outcome",
     "run_path",
 ]
 
@@ -282,6 +283,19 @@ class Run:
         self._pending.clear()
         return text
 
+    def room_status(self) -> dict[str, Any]:
+        """What the room is told of the run (``run_status``): running until it ended, then
+        its exit status (None: it could not start) and whether it was stopped."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "state": "ended" if self.state is RunState.ENDED else "running",
+            "command": self.command,
+            "startedAt": self.started_at if self.started_at is not None else self.created_at,
+        }
+        if self.state is RunState.ENDED:
+            out.update(exitCode=self.exit_code, stopped=self.stopped, endedAt=self.ended_at)
+        return out
+
     def describe(self) -> dict[str, Any]:
         """The run as ``pairls.runs`` and the ``pairls/runs`` notification show it."""
         out: dict[str, Any] = {
@@ -297,6 +311,20 @@ class Run:
             out["exitCode"] = self.exit_code
             out["endedAt"] = self.ended_at
         return out
+
+
+def run_outcome(status: dict[str, Any]) -> str:
+    """How a run the room was told of ended, in words: ``python3 a.py ended: exit status 3``."""
+    command = status.get("command")
+    what = f"`{command}` " if isinstance(command, str) and command else ""
+    code = status.get("exitCode")
+    if code is None:
+        how = "could not start"
+    elif status.get("stopped") is True:
+        how = f"was stopped (exit status {code})"
+    else:
+        how = f"ended: exit status {code}"
+    return what + how
 
 
 def _size(n: int) -> str:

@@ -24,7 +24,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
-from ..runs import TASKS_FILE, ChoiceError, Run, RunState, choose_command, parse_tasks
+from ..runs import TASKS_FILE, ChoiceError, Run, RunState, choose_command, is_run_path, parse_tasks
 from ..server import PairlsServer
 from ..session import SessionError
 from .commands import Handler, _arg, user_error
@@ -93,6 +93,7 @@ async def _start(ls: PairlsServer, argv: list[str], name: str, root: Path) -> di
     _runs(ls)[run_id] = local
     local.task = asyncio.get_running_loop().create_task(_supervise(ls, local, root))
     _announce(ls, state)
+    _tell_room(ls, state)
     return {"runId": run_id, "path": state.path}
 
 
@@ -132,6 +133,7 @@ async def _supervise(ls: PairlsServer, local: LocalRun, root: Path) -> None:
     finally:
         local.finished.set()
         _announce(ls, state)
+        _tell_room(ls, state)
 
 
 def _flush(ls: PairlsServer, state: Run) -> None:
@@ -143,8 +145,17 @@ def _flush(ls: PairlsServer, state: Run) -> None:
         logger.warning("run %s: output not appended (the document is not open here)", state.run_id)
 
 
+def _tell_room(ls: PairlsServer, state: Run) -> None:
+    """The room learns the run goes on, or ended (once its output before is acknowledged)."""
+    if ls.session is None:
+        return
+    room = ls.session.room
+    ls.session.call(lambda now: room.run_status(state.room_status(), now))
+
+
 def _announce(ls: PairlsServer, state: Run) -> None:
-    ls.editor.notify("pairls/runs", {"event": state.state.value, **state.describe()})
+    # (straight to the editor: the offer to open the output is for the others' runs)
+    ls.protocol.notify("pairls/runs", {"event": state.state.value, **state.describe()})
 
 
 def _signal(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
@@ -174,9 +185,12 @@ async def runs(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     known = {r["path"] for r in mine}
     others: list[dict[str, Any]] = []
     if ls.session is not None:
-        for path in sorted(ls.session.room.room_documents):
-            if path.startswith(".pairls/runs/") and path not in known:
-                others.append({"runId": Path(path).stem, "path": path, "state": "elsewhere"})
+        room = ls.session.room
+        for path in sorted(room.room_documents):
+            if is_run_path(path) and path not in known:
+                # as the room told it (started, ended), or only that the document is there
+                told = room.room_runs.get(path, {"state": "elsewhere"})
+                others.append({"runId": Path(path).stem, **told, "path": path})
     return {"runs": mine + others}
 
 

@@ -93,3 +93,49 @@ async def test_a_request_to_run_goes_to_the_one_participant_named_with_its_sende
     assert info.value.code == "bad_message"
     for p in (ada, bob, cy, vic):
         await p.close()
+
+
+async def test_the_runner_alone_tells_the_room_how_its_run_goes(url: str) -> None:
+    ada = await Peer(url, "Ada", user="user-ada-1").connect()
+    bob = await Peer(url, "Bob", user="user-bob-1").connect()
+    vic = await Peer(url, "Vic", user="user-vic-1").connect()
+    created = await ada.create_room()
+    await ada.create_document(OUT, "$ python3 slow.py\n")
+    await bob.join(created["room"], created["editorSecret"])
+    await vic.join(created["room"], created["viewerSecret"])
+    await ada.open(OUT)
+    await bob.open(OUT)
+    ended = {"path": OUT, "state": "ended", "command": "python3 slow.py", "exitCode": 3, "stopped": False}
+    await ada.send({"type": "run_status", **ended, "startedAt": 1.7e9, "endedAt": 1.7e9 + 2.5})
+    for p in (bob, vic):  # everyone else, with who says it (Vic has not even opened the output)
+        got = await p.next_event("run_status")
+        assert got == {
+            "type": "run_status",
+            "participant": ada.participant,
+            "name": "Ada",
+            **ended,
+            "startedAt": 1.7e9,
+            "endedAt": 1.7e9 + 2.5,
+        }
+    # Bob may follow the output but not speak for it; nobody speaks for a run not open to them
+    for who, msg, code in (
+        (bob, {"type": "run_status", **ended}, "forbidden"),
+        (vic, {"type": "run_status", **ended}, "not_open"),
+        (ada, {"type": "run_status", **ended, "path": ".pairls/runs/other.log"}, "not_open"),
+        (ada, {"type": "run_status", **ended, "path": "notes.txt"}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "state": "exploded"}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "exitCode": "3"}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "exitCode": True}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "stopped": 1}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "command": "x" * 5000}, "bad_message"),
+        (ada, {"type": "run_status", **ended, "endedAt": "soon"}, "bad_message"),
+    ):
+        with pytest.raises(HubError) as info:
+            await who.request(msg)
+        assert info.value.code == code, msg
+    # a run that could not start has no exit status
+    await ada.send({"type": "run_status", **ended, "exitCode": None})
+    assert (await bob.next_event("run_status"))["exitCode"] is None
+    assert not ada.events["run_status"]
+    for p in (ada, bob, vic):
+        await p.close()

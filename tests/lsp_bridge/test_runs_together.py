@@ -135,12 +135,30 @@ async def test_bob_follows_a_run_live_and_sees_the_end_line(make_editor: MakeEdi
     assert ended["exitCode"] == 3 and ended["by"] == "Ada" and ended["command"] == "python3 slow.py"
     listed = (await ada.command("pairls.runs"))["runs"]
     assert [(r["runId"], r["state"], r["exitCode"]) for r in listed] == [(started["runId"], "ended", 3)]
-    assert any(r["path"] == path for r in (await bob.command("pairls.runs"))["runs"])
-    # Bob was told, with "Open output" to follow it
-    assert any(
-        "Ada started a run" in q.message and [a.title for a in q.actions or []] == ["Open output"]
-        for q in bob.questions
+    # Bob learns that it ended, and how, once the end line is in the room
+    told = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
+    assert (told["path"], told["by"], told["command"], told["exitCode"]) == (
+        path,
+        "Ada",
+        "python3 slow.py",
+        3,
     )
+    assert "exit status 3" in bob.text(uri)
+    (theirs,) = [r for r in (await bob.command("pairls.runs"))["runs"] if r["path"] == path]
+    assert (theirs["runId"], theirs["by"], theirs["state"], theirs["exitCode"]) == (
+        started["runId"],
+        "Ada",
+        "ended",
+        3,
+    )
+    # Bob was told both, each with "Open output" to follow it
+    await _until(lambda: len(bob.questions) >= 2, "Bob told the run ended")
+    assert [(q.message, [a.title for a in q.actions or []]) for q in bob.questions] == [
+        (f"pairls: Ada started a run for the room ({path})", ["Open output"]),
+        (f"pairls: Ada's run `python3 slow.py` ended: exit status 3 ({path})", ["Open output"]),
+    ]
+    # and Ada, who ran it, was asked nothing
+    assert not ada.questions
     # nothing ran on Bob's machine
     assert bob.workspace is not None and not (bob.workspace / "go-1").exists()
     assert not (bob.workspace / "slow.py").exists()
@@ -168,6 +186,8 @@ async def test_stop_ends_a_run_and_says_so(make_editor: MakeEditor) -> None:
     await _until(lambda: "up\n" in bob.text(uri), "Bob sees the program start")
     assert await ada.command("pairls.stopRun", {"runId": started["runId"]}) == {}
     await _until(lambda: "stopped (exit status -15)" in bob.text(uri), "Bob sees it stopped")
+    told = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
+    assert (told["stopped"], told["exitCode"]) == (True, -15)
     with pytest.raises(Exception, match="no such run"):
         await bob.command("pairls.stopRun", {"runId": started["runId"]})
     # the output is read-only in Bob's editor too: his typing goes back, nothing reaches the room
