@@ -222,7 +222,9 @@ vim.api.nvim_create_user_command('PairlsRunTask', function(o)
 end, { nargs = 1 })
 vim.api.nvim_create_user_command('PairlsStopRun', function()
   command('pairls.runs', nil, function(r)
-    local mine = vim.tbl_filter(function(x) return x.state == 'running' or x.state == 'starting' end, r.runs)
+    local mine = vim.tbl_filter(function(x)
+      return x.mine == true and (x.state == 'running' or x.state == 'starting')
+    end, r.runs)
     if #mine == 0 then return vim.notify('pairls: no run of yours is running', vim.log.levels.WARN) end
     vim.ui.select(mine, {
       prompt = 'Stop',

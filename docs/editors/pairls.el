@@ -394,7 +394,8 @@ undo right after typing must include what was just typed."
   (pairls--show-run (pairls-command "pairls.run" (list :task task))))
 
 (defun pairls--read-run ()
-  (let* ((runs (cl-remove-if-not (lambda (r) (member (plist-get r :state) '("starting" "running" "stopping")))
+  (let* ((runs (cl-remove-if-not (lambda (r) (and (eq (plist-get r :mine) t)
+                                                  (member (plist-get r :state) '("starting" "running" "stopping"))))
                                  (append (plist-get (pairls-command "pairls.runs") :runs) nil)))
          (choices (mapcar (lambda (r) (cons (format "%s  %s" (plist-get r :runId) (plist-get r :command))
                                             (plist-get r :runId)))

@@ -181,7 +181,7 @@ async def stop_run(ls: PairlsServer, *args: Any) -> dict[str, Any]:
 
 async def runs(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     """This user's runs, and the other run documents the room has (as far as known here)."""
-    mine = [local.run.describe() for local in _runs(ls).values()]
+    mine = [{**local.run.describe(), "mine": True} for local in _runs(ls).values()]
     known = {r["path"] for r in mine}
     others: list[dict[str, Any]] = []
     if ls.session is not None:
@@ -190,7 +190,7 @@ async def runs(ls: PairlsServer, *args: Any) -> dict[str, Any]:
             if is_run_path(path) and path not in known:
                 # as the room told it (started, ended), or only that the document is there
                 told = room.room_runs.get(path, {"state": "elsewhere"})
-                others.append({"runId": Path(path).stem, **told, "path": path})
+                others.append({"runId": Path(path).stem, **told, "path": path, "mine": False})
     return {"runs": mine + others}
 
 

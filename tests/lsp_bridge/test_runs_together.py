@@ -134,7 +134,9 @@ async def test_bob_follows_a_run_live_and_sees_the_end_line(make_editor: MakeEdi
     ended = await ada.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
     assert ended["exitCode"] == 3 and ended["by"] == "Ada" and ended["command"] == "python3 slow.py"
     listed = (await ada.command("pairls.runs"))["runs"]
-    assert [(r["runId"], r["state"], r["exitCode"]) for r in listed] == [(started["runId"], "ended", 3)]
+    assert [(r["runId"], r["state"], r["exitCode"], r["mine"]) for r in listed] == [
+        (started["runId"], "ended", 3, True)
+    ]
     # Bob learns that it ended, and how, once the end line is in the room
     told = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
     assert (told["path"], told["by"], told["command"], told["exitCode"]) == (
@@ -145,11 +147,12 @@ async def test_bob_follows_a_run_live_and_sees_the_end_line(make_editor: MakeEdi
     )
     assert "exit status 3" in bob.text(uri)
     (theirs,) = [r for r in (await bob.command("pairls.runs"))["runs"] if r["path"] == path]
-    assert (theirs["runId"], theirs["by"], theirs["state"], theirs["exitCode"]) == (
+    assert (theirs["runId"], theirs["by"], theirs["state"], theirs["exitCode"], theirs["mine"]) == (
         started["runId"],
         "Ada",
         "ended",
         3,
+        False,
     )
     # Bob was told both, each with "Open output" to follow it
     await _until(lambda: len(bob.questions) >= 2, "Bob told the run ended")
