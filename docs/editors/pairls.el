@@ -378,8 +378,11 @@ undo right after typing must include what was just typed."
 
 (defun pairls--show-run (r)
   (message "pairls: running (%s); M-x pairls-stop-run stops it" (plist-get r :path))
-  (pairls-open-document (plist-get r :path))
-  (setq buffer-read-only t)
+  ;; the output's own buffer read-only (not whichever is current once eglot has shown it)
+  (let ((uri (plist-get (pairls-open-document (plist-get r :path)) :uri)))
+    (when uri
+      (with-current-buffer (find-file-noselect (eglot--uri-to-path uri))
+        (setq buffer-read-only t))))
   r)
 
 (defun pairls-run (&optional command)
