@@ -18,7 +18,7 @@ from lsprotocol import types as lsp
 
 from .editor_sync import EditToApply
 from .room import FollowTo, Progress, TextChanged
-from .runs import run_outcome
+from .runs import is_run_path, output_change, run_outcome
 
 if TYPE_CHECKING:
     from .server import PairlsServer
@@ -139,6 +139,10 @@ class LspEditor:
 
     def text_changed(self, event: TextChanged) -> None:
         self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
+        if self.server.run_output and is_run_path(event.path):
+            # a run's output grew: to the client's terminal for it (the VS Code extension)
+            change = output_change(event.path, event.old, event.op, event.new)
+            self.server.protocol.notify("pairls/runOutput", change)
 
     def text_replaced(self, path: str, text: str | None) -> None:
         self.server.completions.replaced(path, text)

@@ -1881,7 +1881,8 @@ class Room:
                 self._pump_opens(now)
 
     def _run_status_received(self, path: str, msg: dict[str, Any]) -> None:
-        """A peer's run goes on or ended: kept for ``pairls.runs``; its end is said once."""
+        """A peer's run goes on or ended: kept for ``pairls.runs``; what it runs is said once
+        (``running``), and its end once (``ended``)."""
         state = msg.get("state")
         if not is_run_path(path) or state not in ("running", "ended"):
             self.stats["bad_answers"] += 1
@@ -1903,8 +1904,9 @@ class Room:
             run["exitCode"] = code if type(code) is int else None
             run["stopped"] = msg.get("stopped") is True
         self.room_runs[path] = run
-        if state == "ended":
-            self._events.append(Notify("pairls/runs", {"event": "ended", **run}))
+        if state == "ended" or known is None or "command" not in known:
+            # its end, or what it runs (first said now: "started" came with the document)
+            self._events.append(Notify("pairls/runs", {"event": state, **run}))
 
     def tick(self, now: float) -> None:
         """Time passed: run what is due."""

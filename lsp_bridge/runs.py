@@ -44,6 +44,7 @@ __all__ = [
     "default_command",
     "is_run_path",
     "parse_tasks",
+    "output_change",
     "run_outcome",
     "run_path",
 ]
@@ -311,6 +312,17 @@ class Run:
             out["exitCode"] = self.exit_code
             out["endedAt"] = self.ended_at
         return out
+
+
+def output_change(path: str, old: str, op: list[Any], new: str) -> dict[str, Any]:
+    """``pairls/runOutput`` for one change of a run's output document: what it appended
+    (``{path, at, text}``, *at* the length before it in code points), or, for any other
+    change (which its runner never makes), the whole text (``{path, at: null, text}``)."""
+    if len(op) == 2 and op[0] == len(old) and isinstance(op[1], str):
+        return {"path": path, "at": len(old), "text": op[1]}
+    if len(op) == 1 and not old and isinstance(op[0], str):
+        return {"path": path, "at": 0, "text": op[0]}
+    return {"path": path, "at": None, "text": new}
 
 
 def run_outcome(status: dict[str, Any]) -> str:

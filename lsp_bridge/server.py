@@ -77,6 +77,9 @@ class PairlsServer(LanguageServer):
         #: the client says where the cursor is (``pairls/cursor``: the VS Code extension,
         #: initializationOptions.cursorNotifications): a hover is no sign of it then
         self.cursor_notifications = False
+        #: the client follows runs' output with ``pairls/runOutput`` (the VS Code extension's
+        #: terminals): initializationOptions.runOutput
+        self.run_output = False
         #: revision texts lately read, (room, path, rev) -> text, newest last (a few)
         self.revisions: dict[tuple[str, str, int], str] = {}
         #: this user's runs for the room, by run id (lsp_bridge/features/run.py)

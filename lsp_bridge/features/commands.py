@@ -174,10 +174,7 @@ async def share_folder(ls: PairlsServer, *args: Any) -> dict[str, Any]:
 
 
 async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
-    """``{path, show?}`` -> ``{uri}``: the room's document as a local file, shown unless
-    *show* is false (an editor that opens it its own way, such as a run's terminal)."""
-    arg = _arg(args)
-    path = arg.get("path")
+    path = _arg(args).get("path")
     session = ls.require_session()
     room = session.room
     if not room.in_room:
@@ -187,8 +184,6 @@ async def open_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     local = await ls.ensure_local(path)
     if local is None:
         raise user_error(f"could not open {path}")
-    if arg.get("show") is False:
-        return {"uri": ls.paths.uri(local)}
     return await show_file(ls, local, path)
 
 

@@ -287,9 +287,21 @@ async def request_received(ls: PairlsServer, params: dict[str, Any]) -> None:
         ls.session.call(lambda now: room.send_run_message(reply))
 
 
+async def run_output(ls: PairlsServer, *args: Any) -> dict[str, Any]:
+    """``{path}`` -> ``{path, text}``: a run's output as this language server has it now (a
+    client that shows it its own way follows its growth with ``pairls/runOutput``)."""
+    path = _arg(args).get("path")
+    session = ls.require_session()
+    text = session.room.document_text(path) if isinstance(path, str) and is_run_path(path) else None
+    if text is None:
+        raise user_error("no such run output in the room (yet)")
+    return {"path": path, "text": text}
+
+
 COMMANDS: dict[str, Handler] = {
     "pairls.run": run,
     "pairls.requestRun": request_run,
     "pairls.stopRun": stop_run,
     "pairls.runs": runs,
+    "pairls.runOutput": run_output,
 }

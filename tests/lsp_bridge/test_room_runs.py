@@ -105,8 +105,21 @@ def test_a_peer_learns_a_run_started_and_ended_once_each() -> None:
     w.create()
     _peer_run_started(w)
     assert _runs_notes(w) == [{"event": "started", "path": OUT, "by": "Bob"}]
-    w.feed({"type": "run_status", "participant": "bob", "name": "Bob", **_status("running")})
-    assert _runs_notes(w) == []  # known already: only what it runs is new
+    running = {"type": "run_status", "participant": "bob", "name": "Bob", **_status("running")}
+    w.feed(running)
+    # what it runs, said once (an editor may name the run by it)
+    assert _runs_notes(w) == [
+        {
+            "event": "running",
+            "path": OUT,
+            "by": "Bob",
+            "state": "running",
+            "command": "python3 slow.py",
+            "startedAt": 1.0e9,
+        }
+    ]
+    w.feed(running)
+    assert _runs_notes(w) == []
     assert w.room.room_runs[OUT]["command"] == "python3 slow.py"
     end = {"type": "run_status", "participant": "bob", "name": "Bob", **_status("ended", exitCode=3)}
     w.feed(end)

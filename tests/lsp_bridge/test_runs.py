@@ -13,6 +13,7 @@ from lsp_bridge.runs import (
     RunState,
     choose_command,
     is_run_path,
+    output_change,
     parse_tasks,
     run_path,
 )
@@ -233,3 +234,18 @@ def test_the_user_is_shown_the_command_line_exactly_as_sent() -> None:
     requests = RunRequests()
     req = requests.received({"requestId": "a", "command": "python3  -c 'print(1)'"}, "p", "Eve")
     assert req is not None and req.command == "python3  -c 'print(1)'"
+
+
+def test_what_a_terminal_is_told_of_an_output_that_grows() -> None:
+    p = ".pairls/runs/r1.log"
+    assert output_change(p, "$ x\n", [4, "line 1\n"], "$ x\nline 1\n") == {
+        "path": p,
+        "at": 4,
+        "text": "line 1\n",
+    }
+    assert output_change(p, "", ["$ x\n"], "$ x\n") == {"path": p, "at": 0, "text": "$ x\n"}
+    # (code points, as the room counts: an emoji is one)
+    assert output_change(p, "🙂\n", [2, "é"], "🙂\né") == {"path": p, "at": 2, "text": "é"}
+    # anything but an append at the end: the whole text, to draw again
+    assert output_change(p, "abc", [1, "x", 2], "axbc") == {"path": p, "at": None, "text": "axbc"}
+    assert output_change(p, "abc", [-1, 2], "bc") == {"path": p, "at": None, "text": "bc"}

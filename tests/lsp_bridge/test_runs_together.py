@@ -137,7 +137,10 @@ async def test_bob_follows_a_run_live_and_sees_the_end_line(make_editor: MakeEdi
     assert [(r["runId"], r["state"], r["exitCode"], r["mine"]) for r in listed] == [
         (started["runId"], "ended", 3, True)
     ]
-    # Bob learns that it ended, and how, once the end line is in the room
+    # Bob learns what runs (an editor may name the run by it), that it ended, and how, once
+    # the end line is in the room
+    running = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "running")
+    assert (running["path"], running["command"], running["by"]) == (path, "python3 slow.py", "Ada")
     told = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
     assert (told["path"], told["by"], told["command"], told["exitCode"]) == (
         path,
@@ -296,3 +299,51 @@ async def test_a_hostile_peer_cannot_start_a_process(make_editor: MakeEditor, hu
         assert not (bob.workspace / "ran-here").exists()
     finally:
         await eve.close()
+
+
+async def test_a_terminal_follows_the_output_from_a_snapshot_and_its_appends(make_editor: MakeEditor) -> None:
+    """An editor that shows a run its own way (the VS Code extension's terminal, with
+    initializationOptions.runOutput) reads the output once (pairls.runOutput) and then gets
+    each append (pairls/runOutput {path, at, text}): together, the output, with no editor
+    document open."""
+    ada = await make_editor("Ada")
+    bob = await make_editor("Bob", runOutput=True)
+    created = await ada.command("pairls.createRoom", {"name": "run"})
+    await bob.command("pairls.joinRoom", {"invite": created["invite"]})
+    assert ada.workspace is not None
+    (ada.workspace / "slow.py").write_text(SLOW, encoding="utf-8")
+    started = await ada.command("pairls.run", {"uri": ada.uri("slow.py")})
+    path = started["path"]
+    await _until(lambda: any(n.get("path") == path for n in bob.notes.get("pairls/runs", [])), "announced")
+
+    async def snapshot() -> str | None:
+        try:
+            return str((await bob.command("pairls.runOutput", {"path": path}))["text"])
+        except Exception:  # not followed yet
+            return None
+
+    first: str | None = None
+    for _ in range(500):
+        first = await snapshot()
+        if first is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert first is not None and first.startswith("$ python3 slow.py")
+    for i in (1, 2, 3):
+        (ada.workspace / f"go-{i}").write_text("", encoding="utf-8")
+    ended = await bob.wait_note("pairls/runs", lambda n: n.get("event") == "ended")
+    assert ended["path"] == path
+    shown = first
+    for note in bob.notes.get("pairls/runOutput", []):
+        assert note["path"] == path and note["at"] is not None
+        if note["at"] + len(note["text"]) <= len(first):
+            continue  # in the snapshot already
+        assert note["at"] == len(shown), (note, shown)
+        shown += note["text"]
+    assert shown == await snapshot()
+    assert "exit status 3" in shown and shown.index("line 1") < shown.index("line 3")
+    assert not any(path in uri for uri in bob.buffers)  # no editor document was needed
+    # Ada's editor, which did not ask for them, gets none; nor can anyone read a non-run
+    assert "pairls/runOutput" not in ada.notes
+    with pytest.raises(Exception, match="no such run output"):
+        await bob.command("pairls.runOutput", {"path": "notes.txt"})
