@@ -11,7 +11,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs
 
-.PHONY: run test bench bench-web lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web bench-run lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -116,6 +116,11 @@ bench: venv
 # latency, in headless Chromium (needs make web and make code-server's playwright-core)
 bench-web: venv web
 	$(PY) bench/web_bench.py
+
+# Runs for the room (docs/benchmarks.md, "Runs for the room"): a run's lines to a peer's editor,
+# and typing in another document while a run floods its output
+bench-run: venv
+	$(PY) bench/run_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

@@ -138,14 +138,17 @@ class LspEditor:
             self.server.workspace_inlay_hint_refresh(None)
 
     def text_changed(self, event: TextChanged) -> None:
-        self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
-        if self.server.run_output and is_run_path(event.path):
+        if not is_run_path(event.path):
+            self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
+        elif self.server.run_output:
             # a run's output grew: to the client's terminal for it (the VS Code extension)
             change = output_change(event.path, event.old, event.op, event.new)
             self.server.protocol.notify("pairls/runOutput", change)
 
     def text_replaced(self, path: str, text: str | None) -> None:
-        self.server.completions.replaced(path, text)
+        # (a run's output is no source of words to complete: a flood of it would only cost)
+        if not is_run_path(path):
+            self.server.completions.replaced(path, text)
 
     def progress(self, event: Progress) -> None:
         """``$/progress`` for following a room's documents, if the editor shows progress.
