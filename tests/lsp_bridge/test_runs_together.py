@@ -347,3 +347,26 @@ async def test_a_terminal_follows_the_output_from_a_snapshot_and_its_appends(mak
     assert "pairls/runOutput" not in ada.notes
     with pytest.raises(Exception, match="no such run output"):
         await bob.command("pairls.runOutput", {"path": "notes.txt"})
+
+
+async def test_a_run_output_is_no_source_of_completions(make_editor: MakeEditor) -> None:
+    """The words a program prints are not offered as completions (a flood of output would
+    only cost every peer's language server); the room's documents' words still are."""
+    ada, bob = await _pair(make_editor)
+    assert ada.workspace is not None and bob.workspace is not None
+    ada.open(ada.uri("words.txt"), "zqxroomword\n", "plaintext")
+    cmd = "python3 -c \"print('zqxprintedword')\""
+    started = await ada.command("pairls.run", {"command": cmd})
+    await bob.wait_note(
+        "pairls/runs", lambda n: n.get("path") == started["path"] and n.get("event") == "ended"
+    )
+    uri = bob.uri("notes.txt")
+    bob.open(uri, "", "plaintext")
+    bob.insert(uri, 0, "zqx")
+    labels: list[str] = []
+    for _ in range(500):  # (until the room's word is in: words.txt reached Bob's server)
+        labels = [i.label for i in await bob.complete(uri, 3)]
+        if "zqxroomword" in labels:
+            break
+        await asyncio.sleep(0.02)
+    assert "zqxroomword" in labels and "zqxprintedword" not in labels, labels
