@@ -1683,8 +1683,10 @@ class Room:
         if view.expire_at is not None:
             self._timed.add(doc.path)
 
-    def editor_text(self, uri: str, text: str) -> None:
-        """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal."""
+    def editor_text(self, uri: str, text: str, now: float) -> None:
+        """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal:
+        the editor is brought to the room's text now (not whenever the document changes next:
+        a run's output that has ended, or a viewer's buffer, may never change again)."""
         doc = self.by_uri.get(uri)
         if doc is None or doc.client is None or doc.state is not DocState.OPEN:
             return
@@ -1694,6 +1696,7 @@ class Room:
         self._count_heal(doc, "the editor's text drifted from ours")
         view.sync.view.text = text
         view.sync.reset(doc.client.text)
+        self._pump(doc, view, now)
 
     def cursor_moved(self, uri: str, ranges: Iterable[tuple[int, int]], now: float) -> None:
         """The user's cursor or selections, as code point offsets in the buffer's text."""

@@ -1258,6 +1258,10 @@ async def test_run_for_the_room_from_neovim(hub: HubProcess, tmp_path: Path, nvi
         await until(lambda: _has(b, said, end), 20, "the run's end at Bob's")
         text = await buffer_text(b, said)
         assert "\nhi from Ada\n" in text and "run by Ada: exit status 3" in text, repr(text.splitlines()[1:])
+        assert text == await buffer_text(a, said)
+        # no drift healed on the way (a heal is a bug: the buffer and the room disagreed)
+        for who, nv in (("Ada", a), ("Bob", b)):
+            assert (await status(nv))["heals"] == 0, who
     finally:
         await asyncio.gather(a.close(), b.close())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp_bridge.room import Notify
+from lsp_bridge.room import ApplyEdit, Notify
 from tests.lsp_bridge.test_room import Wire
 
 OUT = ".pairls/runs/r1.log"
@@ -166,3 +166,29 @@ def test_a_peer_command_is_shown_without_what_could_hide_what_it_says() -> None:
     )
     (ended,) = [n for n in _runs_notes(w) if n["event"] == "ended"]
     assert ended["command"] == "ls??rm -rf ~" and ended["by"] == "Bob" and ended["exitCode"] is None
+
+
+def test_a_buffer_that_drifted_from_a_finished_output_is_brought_back_at_once() -> None:
+    """Bob's editor shows the output of a run that has ended; its text as the LSP library
+    tracked it lacks a line the room has (an edit the editor dropped: the Neovim flake). The
+    heal brings the buffer back to the room's text at once: nothing else will ever change this
+    document, so an edit left for "the next change" never goes."""
+    w = Wire()
+    w.create()
+    _peer_run_started(w)
+    follow = w.take("open", path=OUT)
+    w.hub_doc(OUT, "$ x    (run by Bob)\n")
+    w.opened(follow)
+    w.peer_op(OUT, [19, "hi\n"])
+    w.peer_op(OUT, [22, "\n[pairls: x run by Bob: exit status 3 after 0.1s]\n"])
+    room_text = w.hub[OUT].committed_text
+    uri = "file:///ws/.pairls/runs/r1.log"
+    w.share(uri, OUT, room_text)
+    assert w.room.docs[OUT].views[uri].sync.quiet and not w.events_of(ApplyEdit)
+    # the editor's text lacks the middle line
+    w.room.editor_text(uri, room_text.replace("hi\n", ""), w.now)
+    w.step()
+    (edit,) = w.events_of(ApplyEdit)
+    assert edit.uri == uri and [e.new_text for e in edit.edit.edits] == ["hi\n"]
+    assert w.room.heals == 1
+    w.room.heals = 0
