@@ -1249,13 +1249,13 @@ async def test_run_for_the_room_from_neovim(hub: HubProcess, tmp_path: Path, nvi
         )
         said = await until(lambda: _run_path(a), 15, "Ada told where the output is")
         end = "exit status 3 after"
-        await until(lambda: _has(a, said, end), 20, "the run's end at Ada's")
+        await until(lambda: _buffer_has(a, said, end), 20, "the run's end at Ada's")
         assert (tmp_path / "ada" / "ran").exists() and not (tmp_path / "bob" / "ran").exists()
         assert await a.lua("return vim.bo[vim.fn.bufnr(...)].readonly", said) is True
         asked = await until(lambda: b.lua("return #_G.asked > 0 and _G.asked[1] or nil"), 15, "Bob told")
         assert asked == f"pairls: Ada started a run for the room ({said})"
         await b.call("nvim_command", f"PairlsOpen {said}")
-        await until(lambda: _has(b, said, end), 20, "the run's end at Bob's")
+        await until(lambda: _buffer_has(b, said, end), 20, "the run's end at Bob's")
         text = await buffer_text(b, said)
         assert "\nhi from Ada\n" in text and "run by Ada: exit status 3" in text, repr(text.splitlines()[1:])
         assert text == await buffer_text(a, said)
@@ -1273,5 +1273,5 @@ async def _run_path(nv: Nvim) -> str | None:
     return None
 
 
-async def _has(nv: Nvim, path: str, text: str) -> bool:
+async def _buffer_has(nv: Nvim, path: str, text: str) -> bool:
     return text in await buffer_text(nv, path)
