@@ -12,7 +12,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs haproxy:haproxy
 
-.PHONY: run test bench bench-web bench-multihub lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web bench-multihub bench-run lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -123,6 +123,11 @@ bench-web: venv web
 BENCH_ARGS ?=
 bench-multihub: venv
 	$(PY) bench/multihub_bench.py $(BENCH_ARGS)
+
+# Runs for the room (docs/benchmarks.md, "Runs for the room"): a run's lines to a peer's editor,
+# and typing in another document while a run floods its output
+bench-run: venv
+	$(PY) bench/run_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

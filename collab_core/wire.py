@@ -89,6 +89,24 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "set_role": {"participant": (_STR, True), "role": (_STR, True)},
     "rotate_invites": {},
     "delete_room": {},
+    # runs for the room (docs/protocol.md, "Runs"): relayed to one participant
+    "run_request": {"participant": (_STR, True), "requestId": (_STR, True), "command": (_STR, True)},
+    "run_answer": {
+        "participant": (_STR, True),
+        "requestId": (_STR, True),
+        "accepted": (_ANY, True),
+        "path": (_STR, False),
+    },
+    # the runner tells the room how its run goes (broadcast to the others)
+    "run_status": {
+        "path": (_STR, True),
+        "state": (_STR, True),
+        "command": (_STR, True),
+        "exitCode": (_ANY, False),
+        "stopped": (_ANY, False),
+        "startedAt": (_ANY, False),
+        "endedAt": (_ANY, False),
+    },
 }
 
 #: the roles the owner may give a participant (nobody is made an owner)
@@ -340,6 +358,51 @@ def _check_revision(msg: dict[str, Any]) -> None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'rev' must not be negative")
 
 
+#: the longest command line one participant may ask another to run
+MAX_RUN_COMMAND = 4096
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_run_message(msg: dict[str, Any]) -> None:
+    _check_participant(msg)
+    if not REQUEST_ID_RE.fullmatch(msg["requestId"]):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'requestId' must be 1 to 64 of [A-Za-z0-9_-]")
+    command = msg.get("command")
+    if command is not None and (len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
+    if "accepted" in msg and not isinstance(msg["accepted"], bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'accepted' must be true or false")
+    path = msg.get("path")
+    if path is not None and not (valid_path(path) and is_run_path(path)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'path' must be a run's output document")
+
+
+#: the states a run's status may say (docs/protocol.md, "Runs")
+RUN_STATES = ("running", "ended")
+
+
+def _check_run_status(msg: dict[str, Any]) -> None:
+    _check_path(msg)
+    if not is_run_path(msg["path"]):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'path' must be a run's output document")
+    if msg["state"] not in RUN_STATES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'state' must be 'running' or 'ended'")
+    command = msg["command"]
+    if len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
+    code = msg.get("exitCode")
+    if code is not None and (type(code) is not int or not -(1 << 31) <= code < 1 << 31):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'exitCode' must be an integer or null")
+    if "stopped" in msg and not isinstance(msg["stopped"], bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'stopped' must be true or false")
+    for key in ("startedAt", "endedAt"):
+        if key not in msg:
+            continue
+        at = msg[key]
+        if not isinstance(at, (int, float)) or isinstance(at, bool) or not 0 <= at < 1e11:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a time in seconds")
+
+
 def _check_participant(msg: dict[str, Any]) -> None:
     if not PARTICIPANT_RE.fullmatch(msg["participant"]):
         raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
@@ -366,8 +429,21 @@ _CHECKS = {
     "blame": _check_blame,
     "revision": _check_revision,
     "kick": _check_participant,
+    "run_request": _check_run_message,
+    "run_answer": _check_run_message,
+    "run_status": _check_run_status,
     "set_role": _check_set_role,
 }
+
+
+#: where runs for the room keep their output (docs/protocol.md, "Runs"): a document
+#: under it takes ops only from the user who created it
+RUNS_DIR = ".pairls/runs"
+
+
+def is_run_path(path: str) -> bool:
+    """Whether *path* is a run's output document (read-only for all but its runner)."""
+    return path.startswith(RUNS_DIR + "/")
 
 
 def valid_path(path: str) -> bool:

@@ -139,7 +139,21 @@ INDEX_CHARGE_EVERY = 1000
 #: requests a document task answers from its history index
 HISTORY_KINDS = frozenset({"undo", "redo", "history", "blame"})
 #: message kinds whose handling never waits: their time is all their own
-_SYNC_KINDS = frozenset({"op", "presence", "digest", "close", "leave", "ping", "hello", *HISTORY_KINDS})
+_SYNC_KINDS = frozenset(
+    {
+        "op",
+        "presence",
+        "digest",
+        "close",
+        "leave",
+        "ping",
+        "hello",
+        "run_request",
+        "run_answer",
+        "run_status",
+        *HISTORY_KINDS,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -448,6 +462,9 @@ class DocumentTask:
         self.index: HistoryIndex[tuple[str, Connection | None, Any]] = HistoryIndex()
         #: this task's key in the hub's index budget (a document loaded again is another task)
         self.index_key = next(_index_keys)
+        #: a run's output document (``wire.is_run_path``): the user whose ops it takes
+        #: ('' if unknown: nobody's)
+        self.writer: str | None = None
         self._builder: asyncio.Task[None] | None = None
         #: committed ops since the index's size was last counted, and that size
         self._uncharged = 0
@@ -1782,6 +1799,10 @@ class Hub:
             self._history_request(conn, msg)
         elif kind in ("kick", "set_role", "rotate_invites", "delete_room"):
             await self._owner_request(conn, msg)
+        elif kind in ("run_request", "run_answer"):
+            self._relay_run(conn, msg)
+        elif kind == "run_status":
+            self._run_status(conn, msg)
         elif kind == "hello":
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
 
@@ -1799,6 +1820,8 @@ class Hub:
         doc = room.docs.get(path)
         if doc is None or path not in conn.docs:
             raise ProtocolError(ErrorCode.NOT_OPEN)
+        if not _may_write(doc, conn):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a run's output is written only by its runner")
         if self.closing:
             # Refused, but not the client's fault: raising would count a
             # strike, and a burst in flight at shutdown would end in 4400.
@@ -1818,10 +1841,39 @@ class Hub:
         doc = room.docs.get(path)
         if doc is None or path not in conn.docs:
             raise ProtocolError(ErrorCode.NOT_OPEN)
+        if toggle and not _may_write(doc, conn):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a run's output is written only by its runner")
         if toggle and self.closing:
             conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=path)
             return
         doc.put(kind, conn, _Toggle(kind, conn, msg) if toggle else msg)
+
+    def _relay_run(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """A request to run, or its answer, to the one participant it names (with who sent
+        it).  The hub runs nothing and decides nothing: the receiver's user does."""
+        room = self._room_of(conn)
+        if msg["type"] == "run_request" and conn.role not in ROLES_THAT_EDIT:
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        target = room.connections.get(msg["participant"])
+        if target is None or target is conn:
+            raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
+        out: dict[str, Any] = {k: msg[k] for k in ("requestId", "command", "accepted", "path") if k in msg}
+        target.send(wire.encode({"type": msg["type"], "participant": conn.id, "name": conn.name, **out}))
+
+    def _run_status(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """The runner says how its run goes (running, ended): to the rest of the room, with
+        who sent it.  Only the user whose ops the output document takes may say it."""
+        room = self._room_of(conn)
+        path = msg["path"]
+        doc = room.docs.get(path)
+        if doc is None or path not in conn.docs:
+            raise ProtocolError(ErrorCode.NOT_OPEN)
+        if not doc.writer or doc.writer != conn.user:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only a run's runner says how it goes")
+        keys = ("path", "state", "command", "exitCode", "stopped", "startedAt", "endedAt")
+        out: dict[str, Any] = {"type": "run_status", "participant": conn.id, "name": conn.name}
+        out.update({k: msg[k] for k in keys if k in msg})
+        room.send_to_others(conn, wire.encode(out))
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1850,11 +1902,15 @@ class Hub:
             record = await self.store.get_document(room.id, path)
             if record is None:
                 raise ProtocolError(ErrorCode.NO_SUCH_DOCUMENT)
+            writer = None
+            if wire.is_run_path(path):
+                writer = (await self.store.document_origin(record.id)).created_by
             if conn.room is not room:
                 return
             doc = room.docs.get(path)
             if doc is None:
                 doc = room.docs[path] = DocumentTask(self, room, record)
+                doc.writer = writer
                 self.docs_by_id[record.id] = doc
         conn.docs.add(path)
         doc.put("open", conn, msg)
@@ -2045,6 +2101,11 @@ class Hub:
             conn,
             wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )
+
+
+def _may_write(doc: DocumentTask, conn: Connection) -> bool:
+    """Ops to a run's output document come only from the user who created it."""
+    return doc.writer is None or (bool(doc.writer) and doc.writer == conn.user)
 
 
 async def _off_loop_if(large: bool, fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:

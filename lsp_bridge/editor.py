@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
 from .editor_sync import EditToApply
 from .room import FollowTo, Progress, TextChanged
+from .runs import is_run_path, output_change, run_outcome
 
 if TYPE_CHECKING:
     from .server import PairlsServer
@@ -37,6 +38,9 @@ class LspEditor:
         self._progress_token: str | None = None
         self._progress_runs = 0
         self._progress_ready: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: tasks of the editor port that ended in an exception (a bug: status counts them)
+        self.failed_tasks = 0
 
     def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[lsp.ApplyWorkspaceEditResult]:
         """Write the ``workspace/applyEdit`` request now; the awaitable is the editor's answer."""
@@ -86,17 +90,70 @@ class LspEditor:
         self.server.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Info, message=text))
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method in ("pairls/run_request", "pairls/run_answer"):
+            # a peer's ask to run (a question for the user) or answer: not for the editor
+            from .features import run
+
+            handler = run.request_received if method == "pairls/run_request" else run.answer_received
+            self._spawn(handler(self.server, params))
+            return
         self.server.protocol.notify(method, params)
+        if method == "pairls/runs" and params.get("event") in ("started", "ended"):
+            # someone in the room started a run, or it ended: say so, with "Open output"
+            self._spawn(self._offer_output(params))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failed_tasks += 1
+            logger.error("pairls task failed", exc_info=task.exception())
+
+    async def _offer_output(self, params: dict[str, Any]) -> None:
+        path = str(params.get("path"))
+        if params.get("event") == "ended":
+            message = f"pairls: {params.get('by')}'s run {run_outcome(params)} ({path})"
+        else:
+            message = f"pairls: {params.get('by')} started a run for the room ({path})"
+        try:
+            answer = await self.server.window_show_message_request_async(
+                lsp.ShowMessageRequestParams(
+                    type=lsp.MessageType.Info,
+                    message=message,
+                    actions=[lsp.MessageActionItem(title="Open output")],
+                )
+            )
+        except Exception:  # an editor that cannot ask: the notification said it
+            logger.info("window/showMessageRequest failed")
+            return
+        if answer is None or answer.title != "Open output":
+            return
+        local = await self.server.ensure_local(path)
+        if local is None:
+            self.log(f"pairls: could not open {path}")
+            return
+        await self.show_document(self.server.paths.uri(local), None, f"pairls: the output is at {local}")
 
     def refresh_inlay_hints(self) -> None:
         if self.server.can_refresh_inlay_hints:
             self.server.workspace_inlay_hint_refresh(None)
 
     def text_changed(self, event: TextChanged) -> None:
-        self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
+        if not is_run_path(event.path):
+            self.server.completions.index.apply_op(event.path, event.old, event.op, event.new, event.author)
+        elif self.server.run_output:
+            # a run's output grew: to the client's terminal for it (the VS Code extension)
+            change = output_change(event.path, event.old, event.op, event.new)
+            self.server.protocol.notify("pairls/runOutput", change)
 
     def text_replaced(self, path: str, text: str | None) -> None:
-        self.server.completions.replaced(path, text)
+        # (a run's output is no source of words to complete: a flood of it would only cost)
+        if not is_run_path(path):
+            self.server.completions.replaced(path, text)
 
     def progress(self, event: Progress) -> None:
         """``$/progress`` for following a room's documents, if the editor shows progress.

@@ -73,7 +73,7 @@ from typing import Any
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import CloseCode
-from collab_core.wire import valid_path
+from collab_core.wire import is_run_path, valid_path
 
 from .blame import LineBlame, line_blames, map_lines
 from .editor_sync import ContentChange, EditorSync, EditToApply
@@ -505,6 +505,12 @@ class Room:
         self.participants: dict[str, Participant] = {}
         #: path -> revision, as the hub listed them
         self.room_documents: dict[str, int] = {}
+        #: other participants' runs for the room, by output path, as the room told them
+        #: (``document_added``, ``run_status``): ``{path, by, state, command?, exitCode?...}``
+        self.room_runs: dict[str, dict[str, Any]] = {}
+        #: this user's run statuses to tell the room, by output path (the newest each), each
+        #: sent once the output before it is acknowledged (see :meth:`run_status`)
+        self._run_statuses: dict[str, dict[str, Any]] = {}
         self.docs: dict[str, Doc] = {}
         self.by_uri: dict[str, Doc] = {}
         self.heals = 0
@@ -802,6 +808,8 @@ class Room:
         self.editor_invite = self.viewer_invite = None
         self.participants = {}
         self.room_documents = {}
+        self.room_runs = {}
+        self._run_statuses = {}
         for doc in self.docs.values():
             for ticket in doc.tickets:
                 self._done(ticket, error="left the room")
@@ -929,6 +937,49 @@ class Room:
         self._enqueue(doc)
         self._pump_opens(now)
         return ticket
+
+    def append(self, path: str, text: str, now: float) -> bool:
+        """Add *text* at the end of *path* (a run's output, published here): False if the
+        document is not here (never published, failed, or the room was left).  While the
+        connection is down it is kept, like typing, and goes after the catch-up."""
+        doc = self.docs.get(path)
+        if doc is None or doc.client is None or doc.state is DocState.FAILED or not text:
+            return False
+        self._user_ops(doc, None, [ops.insert(len(doc.client.text), text)], now)
+        return True
+
+    def run_status(self, status: dict[str, Any], now: float) -> None:
+        """Tell the room how this user's run goes (``run_status``: *status* holds its path,
+        state, command and, once ended, exitCode, stopped, endedAt).
+
+        It goes once the hub has acknowledged everything appended to the output before it,
+        so a peer told that the run ended has its last line already (a newer status of the
+        same run replaces one not sent yet)."""
+        if not self.in_room or not is_run_path(str(status.get("path"))):
+            return
+        self._run_statuses[status["path"]] = {"type": "run_status", **status}
+        self._send_run_statuses()
+
+    def _send_run_statuses(self) -> None:
+        if not self._run_statuses or not self.connected or not self.in_room:
+            return
+        for path, msg in list(self._run_statuses.items()):
+            doc = self.docs.get(path)
+            if doc is None or doc.state is DocState.FAILED:
+                # the output is no longer shared from here: nobody would follow it
+                del self._run_statuses[path]
+                logger.info("run status of %s not sent: the document is not shared", path)
+                continue
+            if doc.state is DocState.OPEN and doc.client is not None and not doc.client.unacknowledged:
+                del self._run_statuses[path]
+                self._send(msg)
+
+    def send_run_message(self, msg: dict[str, Any]) -> bool:
+        """A ``run_request`` or ``run_answer`` to the hub: False if not connected."""
+        if not self.connected or not self.in_room:
+            return False
+        self._send(msg)
+        return True
 
     def open_text(self, path: str, now: float) -> int:
         """The room's text of *path*, for a file to show: :class:`Done` with ``{path, text}``."""
@@ -1568,11 +1619,14 @@ class Room:
         if not user_ops:
             self._pump(doc, view, now)
             return False
-        if self.role == "viewer":
+        if self.role == "viewer" or is_run_path(doc.path):
             # The hub would refuse these; the buffer goes back to the room's text, said once.
+            # (A run's output is read-only for everyone: its runner appends to it with append.)
             if doc.client is not None:
                 view.sync.reset(doc.client.text)
-            if not self._viewer_warned:
+            if is_run_path(doc.path):
+                self._events.append(ShowMessage(f"pairls: {doc.path} is a run's output, read-only"))
+            elif not self._viewer_warned:
                 self._viewer_warned = True
                 self._events.append(
                     ShowMessage(
@@ -1633,8 +1687,10 @@ class Room:
         if view.expire_at is not None:
             self._timed.add(doc.path)
 
-    def editor_text(self, uri: str, text: str) -> None:
-        """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal."""
+    def editor_text(self, uri: str, text: str, now: float) -> None:
+        """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal:
+        the editor is brought to the room's text now (not whenever the document changes next:
+        a run's output that has ended, or a viewer's buffer, may never change again)."""
         doc = self.by_uri.get(uri)
         if doc is None or doc.client is None or doc.state is not DocState.OPEN:
             return
@@ -1644,6 +1700,7 @@ class Room:
         self._count_heal(doc, "the editor's text drifted from ours")
         view.sync.view.text = text
         view.sync.reset(doc.client.text)
+        self._pump(doc, view, now)
 
     def cursor_moved(self, uri: str, ranges: Iterable[tuple[int, int]], now: float) -> None:
         """The user's cursor or selections, as code point offsets in the buffer's text."""
@@ -1767,6 +1824,7 @@ class Room:
         self._pump_batched(now)
         self._maybe_left(now)
         self._pump_asks(now)
+        self._send_run_statuses()
 
     def _pump_batched(self, now: float) -> None:
         if self._batching:
@@ -1783,6 +1841,7 @@ class Room:
         if not self._batching:
             self._maybe_left(now)  # (an ack may have been the last thing a leave waited for)
             self._pump_asks(now)  # (or what an undo waited for)
+            self._send_run_statuses()  # (or what a run's status waited for)
 
     def _receive(self, msg: dict[str, Any], now: float) -> None:
         rid = msg.get("id")
@@ -1810,13 +1869,51 @@ class Room:
             self._participants_changed()
             if gone is not None and gone.path is not None:
                 self._cursors_changed(gone.path)
+        elif kind in ("run_request", "run_answer"):
+            # another participant's ask to run, or answer: a question for the user, never a run
+            self._events.append(Notify("pairls/" + kind, dict(msg)))
+        elif kind == "run_status" and path is not None:
+            self._run_status_received(path, msg)
         elif kind == "document_added" and path is not None:
             rev = msg.get("rev")
             self.room_documents[path] = rev if isinstance(rev, int) else 0
+            if is_run_path(path) and path not in self.room_runs:
+                who = self.participants.get(str(msg.get("by")))
+                by = who.name if who is not None else "someone"
+                self.room_runs[path] = {"path": path, "by": by, "state": "running"}
+                self._events.append(Notify("pairls/runs", {"event": "started", "path": path, "by": by}))
             if path not in self.docs:
                 self.docs[path] = Doc(path, need="full")
                 self._enqueue(self.docs[path])
                 self._pump_opens(now)
+
+    def _run_status_received(self, path: str, msg: dict[str, Any]) -> None:
+        """A peer's run goes on or ended: kept for ``pairls.runs``; what it runs is said once
+        (``running``), and its end once (``ended``)."""
+        state = msg.get("state")
+        if not is_run_path(path) or state not in ("running", "ended"):
+            self.stats["bad_answers"] += 1
+            return
+        known = self.room_runs.get(path)
+        if known is not None and known["state"] == "ended":
+            return  # said already
+        run: dict[str, Any] = {"path": path, "by": display_name(msg.get("name")), "state": state}
+        command = msg.get("command")
+        if isinstance(command, str):
+            # shown to the user: nothing in it may hide what it says
+            run["command"] = _UNSAFE_NAME.sub("?", command[:4096])
+        for key in ("startedAt", "endedAt"):
+            at = msg.get(key)
+            if type(at) in (int, float):
+                run[key] = at
+        if state == "ended":
+            code = msg.get("exitCode")
+            run["exitCode"] = code if type(code) is int else None
+            run["stopped"] = msg.get("stopped") is True
+        self.room_runs[path] = run
+        if state == "ended" or known is None or "command" not in known:
+            # its end, or what it runs (first said now: "started" came with the document)
+            self._events.append(Notify("pairls/runs", {"event": state, **run}))
 
     def tick(self, now: float) -> None:
         """Time passed: run what is due."""

@@ -35,6 +35,7 @@ from .completion_service import CompletionService
 from .editor import LspEditor
 from .editor_sync import ContentChange
 from .paths import PathMapper
+from .runs import RunRequests
 from .session import Session, SessionError
 from .user_id import UserId, load_user_id
 
@@ -76,8 +77,17 @@ class PairlsServer(LanguageServer):
         #: the client says where the cursor is (``pairls/cursor``: the VS Code extension,
         #: initializationOptions.cursorNotifications): a hover is no sign of it then
         self.cursor_notifications = False
+        #: the client follows runs' output with ``pairls/runOutput`` (the VS Code extension's
+        #: terminals): initializationOptions.runOutput
+        self.run_output = False
         #: revision texts lately read, (room, path, rev) -> text, newest last (a few)
         self.revisions: dict[tuple[str, str, int], str] = {}
+        #: this user's runs for the room, by run id (lsp_bridge/features/run.py)
+        self.runs: dict[str, Any] = {}
+        #: other participants' requests to run, each a question until the user answers
+        self.run_requests = RunRequests()
+        #: this user's requests to others, by request id: (participant, its answer)
+        self.run_asks: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
 
     def completion_mode(self, language_id: str | None) -> str:
         modes = self.completions_by_language

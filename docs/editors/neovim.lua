@@ -195,3 +195,47 @@ vim.api.nvim_create_user_command('PairlsHistory', function()
     }, function(c) if c then open_revision(c.rev) end end)
   end)
 end, {})
+
+-- Run it together. :PairlsRun runs this file with its language's runner (python3, node,
+-- go run, cargo run, bash), :PairlsRun {command line} that line, :PairlsRunTask {name} a task
+-- of .pairls/run.toml; the output (.pairls/runs/<id>.log) opens read-only and everyone can
+-- follow it. :PairlsStopRun stops your run; :PairlsAskToRun {command line} asks someone else
+-- (picked from a list) to run it: they choose Run or Decline.
+local function show_run(r)
+  print(('pairls: running (%s); :PairlsStopRun stops it'):format(r.path))
+  command('pairls.openDocument', { path = r.path }, function(o)
+    local fname = vim.uri_to_fname(o.uri)
+    if vim.fn.resolve(vim.api.nvim_buf_get_name(0)) ~= vim.fn.resolve(fname) then
+      local ok, err = pcall(vim.cmd, 'view ' .. vim.fn.fnameescape(fname))
+      if not ok then return vim.notify('pairls: ' .. err, vim.log.levels.ERROR) end
+    end
+    -- read-only (the output comes in as edits from the server, so it stays modifiable)
+    local b = vim.fn.bufnr(fname)
+    if b ~= -1 then vim.bo[b].readonly = true end
+  end)
+end
+vim.api.nvim_create_user_command('PairlsRun', function(o)
+  command('pairls.run', o.args ~= '' and { command = o.args } or this_document(), show_run)
+end, { nargs = '?' })
+vim.api.nvim_create_user_command('PairlsRunTask', function(o)
+  command('pairls.run', { task = o.args }, show_run)
+end, { nargs = 1 })
+vim.api.nvim_create_user_command('PairlsStopRun', function()
+  command('pairls.runs', nil, function(r)
+    local mine = vim.tbl_filter(function(x)
+      return x.mine == true and (x.state == 'running' or x.state == 'starting')
+    end, r.runs)
+    if #mine == 0 then return vim.notify('pairls: no run of yours is running', vim.log.levels.WARN) end
+    vim.ui.select(mine, {
+      prompt = 'Stop',
+      format_item = function(x) return x.runId .. '  ' .. x.command end,
+    }, function(x) if x then command('pairls.stopRun', { runId = x.runId }, function() print('pairls: stopped') end) end end)
+  end)
+end, {})
+vim.api.nvim_create_user_command('PairlsAskToRun', function(o)
+  pick_participant(function(id)
+    command('pairls.requestRun', { participantId = id, command = o.args }, function(r)
+      if r.accepted then show_run(r) else print('pairls: declined') end
+    end)
+  end)
+end, { nargs = 1 })

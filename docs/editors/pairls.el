@@ -370,5 +370,58 @@ undo right after typing must include what was just typed."
     (let ((pick (completing-read "Open the document as it was after: " choices nil t)))
       (pairls-open-revision (cdr (assoc pick choices))))))
 
+;;; Run it together: run on your machine, everyone follows the output.
+;; `pairls-run' runs this file with its language's runner (python3, node, go run, cargo
+;; run, bash), or with C-u a command line you type; `pairls-run-task' a task of
+;; .pairls/run.toml.  The output goes to .pairls/runs/<id>.log, opened here (read-only).
+;; `pairls-ask-to-run' asks someone else to run a command: they choose Run or Decline.
+
+(defun pairls--show-run (r)
+  (message "pairls: running (%s); M-x pairls-stop-run stops it" (plist-get r :path))
+  ;; the output's own buffer read-only (not whichever is current once eglot has shown it)
+  (let ((uri (plist-get (pairls-open-document (plist-get r :path)) :uri)))
+    (when uri
+      (with-current-buffer (find-file-noselect (eglot--uri-to-path uri))
+        (setq buffer-read-only t))))
+  r)
+
+(defun pairls-run (&optional command)
+  "Run this file for the room; with a prefix argument, a COMMAND line you type."
+  (interactive (list (when current-prefix-arg (read-string "Command line: "))))
+  (pairls--show-run (pairls-command "pairls.run" (if command (list :command command)
+                                                   (list :uri (pairls--this-document))))))
+
+(defun pairls-run-task (task)
+  "Run TASK of the workspace's .pairls/run.toml for the room."
+  (interactive "sTask: ")
+  (pairls--show-run (pairls-command "pairls.run" (list :task task))))
+
+(defun pairls--read-run ()
+  (let* ((runs (cl-remove-if-not (lambda (r) (and (eq (plist-get r :mine) t)
+                                                  (member (plist-get r :state) '("starting" "running" "stopping"))))
+                                 (append (plist-get (pairls-command "pairls.runs") :runs) nil)))
+         (choices (mapcar (lambda (r) (cons (format "%s  %s" (plist-get r :runId) (plist-get r :command))
+                                            (plist-get r :runId)))
+                          runs)))
+    (unless choices (user-error "pairls: no run of yours is running"))
+    (cdr (assoc (completing-read "Stop: " choices nil t) choices))))
+
+(defun pairls-stop-run (run-id)
+  "Stop your run RUN-ID."
+  (interactive (list (pairls--read-run)))
+  (pairls-command "pairls.stopRun" (list :runId run-id))
+  (message "pairls: stopped"))
+
+(defun pairls-ask-to-run (participant-id command)
+  "Ask PARTICIPANT-ID to run COMMAND on their machine; they choose Run or Decline."
+  (interactive (list (pairls--read-participant "Ask to run: ") (read-string "Command line: ")))
+  (let ((r (pairls--request (pairls--server) :workspace/executeCommand
+                            (list :command "pairls.requestRun"
+                                  :arguments (vector (list :participantId participant-id :command command)))
+                            310)))
+    (if (eq (plist-get r :accepted) t)
+        (pairls--show-run r)
+      (message "pairls: declined"))))
+
 (provide 'pairls)
 ;;; pairls.el ends here

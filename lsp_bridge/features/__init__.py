@@ -5,6 +5,7 @@
 * :mod:`.commands`: the ``pairls.*`` commands (``workspace/executeCommand``);
 * :mod:`.completion`: ``textDocument/completion``;
 * :mod:`.presence`: cursors (``pairls/cursor``, hover, highlight) and inlay hints;
+* :mod:`.run`: runs for the room (``pairls.run``, ``pairls.stopRun``, ``pairls.runs``);
 * :mod:`.history`: undo and redo of the user's own changes, history, blame (and the
   hover that shows it), earlier revisions.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from ..server import PairlsServer
-from . import commands, completion, history, lifecycle, presence, text_sync
+from . import commands, completion, history, lifecycle, presence, run, text_sync
 
 __all__ = ["register"]
 
@@ -39,5 +40,5 @@ def register(server: PairlsServer) -> None:
     server.feature(lsp.TEXT_DOCUMENT_HOVER)(history.hover)
     server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)(presence.document_highlight)
     server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)(presence.inlay_hint)
-    for name, handler in {**commands.COMMANDS, **history.COMMANDS}.items():
+    for name, handler in {**commands.COMMANDS, **history.COMMANDS, **run.COMMANDS}.items():
         server.command(name)(handler)

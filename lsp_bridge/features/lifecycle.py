@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from ..server import PairlsServer
+from . import run
 
 
 def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
@@ -18,6 +19,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
     ls.completions_by_language = completion_modes(opts.get("completions"))
     ls.virtual_revisions = opts.get("virtualRevisions") is True
     ls.cursor_notifications = opts.get("cursorNotifications") is True
+    ls.run_output = opts.get("runOutput") is True
     # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
     # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"
     enc = ls.workspace.position_encoding or "utf-16"
@@ -37,6 +39,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 
 
 async def shutdown(ls: PairlsServer, params: None) -> None:
+    await run.stop_all(ls)
     await ls.stop_session()
 
 

@@ -49,8 +49,8 @@ def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> Non
     tdoc = ls.workspace.text_documents.get(uri)
     if tdoc is not None and view.sync.quiet:
         # the text as pygls tracked it must be ours; if not, that is a bug (counted as a heal)
-        room.editor_text(uri, tdoc.source)
-        session.flush()
+        source = tdoc.source
+        session.call(lambda now: room.editor_text(uri, source, now))
 
 
 def did_close(ls: PairlsServer, params: lsp.DidCloseTextDocumentParams) -> None:

@@ -45,6 +45,7 @@ SANS_IO = [
     "lsp_bridge/positions.py",
     "lsp_bridge/invite.py",
     "lsp_bridge/blame.py",
+    "lsp_bridge/runs.py",
 ]
 
 

@@ -977,3 +977,65 @@ async def _undid_the_last_edit(e: Emacs) -> dict[str, Any] | None:
     ):
         return {"undo": changes[0], "edit": changes[1]}
     return None
+
+
+# -- run it together -------------------------------------------------------------------------------
+
+# Test-only: what the server asks (window/showMessageRequest) is recorded and answered with no
+# choice (eglot would read a choice in the minibuffer, which a daemon without a frame has not)
+ASK_PROBE = r"""
+(progn
+  (defvar pairls-probe-asked nil)
+  (cl-defmethod eglot-handle-request
+    ((_server pairls-eglot-server) (_method (eql window/showMessageRequest)) &key message &allow-other-keys)
+    (push message pairls-probe-asked)
+    nil)
+  t)
+"""
+
+
+def _ran_in(ws: Path) -> bool:
+    return (ws / "ran-here").exists()
+
+
+async def _shows(e: Emacs, path: str, text: str) -> bool:
+    return await _has_file(e, path) and text in await e.text(path)
+
+
+async def test_emacs_run_for_the_room_fills_the_output_on_the_peer(hub: HubProcess, tmp_path: Path) -> None:
+    """Ada's pairls-run runs a command line on her machine; its output opens read-only at hers;
+    Bob is told it started and ended, opens it with pairls-open-document, and sees it fill:
+    every line and the end line with the exit status."""
+    a, b, _ = await pair(tmp_path, hub)
+    try:
+        await b.eval(ASK_PROBE)
+        code = (
+            "import sys, time; open('ran-here', 'w').close(); print('hi from', 'Ada', flush=True);"
+            " time.sleep(1); print('bye'); sys.exit(3)"
+        )
+        cmd = f'python3 -c "{code}"'
+        started = await a.eval(a.in_buffer(f"(pairls-run {json.dumps(cmd)})"))
+        path = started["path"]
+        assert path.startswith(".pairls/runs/"), started
+        # Bob is told, and opens it while it runs (or just after)
+        await until(lambda: b.eval("(and pairls-probe-asked t)"), 20, "Bob told the run started")
+        await b.eval(b.in_buffer(f"(pairls-open-document {json.dumps(path)})"))
+        end = "run by Ada: exit status 3 after"
+        await until(lambda: _shows(b, path, end), 30, "the output to fill to its end at Bob's")
+        text = await b.text(path)
+        assert text.startswith("$ python3 -c ")
+        assert text.index("\nhi from Ada\n") < text.index("\nbye\n") < text.index(end), text
+        await until(lambda: _shows(a, path, end), 10, "the output's end at Ada's")
+        assert await a.text(path) == text
+        assert await a.eval(a.in_buffer("buffer-read-only", path)) is True
+        assert await a.eval(a.in_buffer("buffer-read-only")) is None  # (not the buffer it ran from)
+        # it ran at Ada's only; Bob was told it started and that it ended, and how
+        assert [_ran_in(e.ws) for e in (a, b)] == [True, False]
+        await until(lambda: b.eval("(>= (length pairls-probe-asked) 2)"), 20, "Bob told the run ended")
+        asked = list(reversed(await b.eval("pairls-probe-asked")))
+        assert asked[0] == f"pairls: Ada started a run for the room ({path})", asked
+        assert asked[1].startswith("pairls: Ada's run `python3 -c ") and asked[1].endswith(
+            f"` ended: exit status 3 ({path})"
+        ), asked
+    finally:
+        await asyncio.gather(a.close(), b.close())

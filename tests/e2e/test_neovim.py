@@ -1223,3 +1223,55 @@ async def test_lsp_boundary(
 
 async def _has(rec: Recorded, method: str) -> bool:
     return bool(rec.method(method))
+
+
+# -- run it together ---------------------------------------------------------------------------
+
+# Bob's answer to window/showMessageRequest (in place of his pick in the prompt): recorded
+ANSWER_ASKS = """
+_G.asked = {}
+vim.lsp.handlers['window/showMessageRequest'] = function(_, params)
+  table.insert(_G.asked, params.message)
+  return vim.NIL
+end
+"""
+
+
+async def test_run_for_the_room_from_neovim(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
+    """Ada's :PairlsRun runs a command line in her folder; its output opens read-only at
+    hers and Bob (told) opens it with :PairlsOpen and sees every line and the end line."""
+    a, b, _ = await pair(hub, tmp_path, nvim_binary)
+    try:
+        await b.lua(ANSWER_ASKS)
+        await a.call(
+            "nvim_command",
+            "PairlsRun python3 -c \"import sys; print('hi from', 'Ada'); open('ran', 'w'); sys.exit(3)\"",
+        )
+        said = await until(lambda: _run_path(a), 15, "Ada told where the output is")
+        end = "exit status 3 after"
+        await until(lambda: _buffer_has(a, said, end), 20, "the run's end at Ada's")
+        assert (tmp_path / "ada" / "ran").exists() and not (tmp_path / "bob" / "ran").exists()
+        assert await a.lua("return vim.bo[vim.fn.bufnr(...)].readonly", said) is True
+        asked = await until(lambda: b.lua("return #_G.asked > 0 and _G.asked[1] or nil"), 15, "Bob told")
+        assert asked == f"pairls: Ada started a run for the room ({said})"
+        await b.call("nvim_command", f"PairlsOpen {said}")
+        await until(lambda: _buffer_has(b, said, end), 20, "the run's end at Bob's")
+        text = await buffer_text(b, said)
+        assert "\nhi from Ada\n" in text and "run by Ada: exit status 3" in text, repr(text.splitlines()[1:])
+        assert text == await buffer_text(a, said)
+        # no drift healed on the way (a heal is a bug: the buffer and the room disagreed)
+        for who, nv in (("Ada", a), ("Bob", b)):
+            assert (await status(nv))["heals"] == 0, who
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+async def _run_path(nv: Nvim) -> str | None:
+    for line in (await messages(nv)).splitlines():
+        if line.startswith("pairls: running (") and line.endswith("); :PairlsStopRun stops it"):
+            return line.removeprefix("pairls: running (").removesuffix("); :PairlsStopRun stops it")
+    return None
+
+
+async def _buffer_has(nv: Nvim, path: str, text: str) -> bool:
+    return text in await buffer_text(nv, path)

@@ -825,3 +825,69 @@ async def test_history(
             driver.kill()
     finally:
         hub.terminate()
+
+
+# --- run it together: A runs for the room, B's window shows the output in a terminal -------------
+
+R_FILE = "count.py"
+R_TEXT = (
+    "import sys, time\n"
+    "for i in range(1, 4):\n"
+    "    print(f'count {i} of 3', flush=True)\n"
+    "    time.sleep(0.3)\n"
+    "print('oops on stderr', file=sys.stderr, flush=True)\n"
+    "open('ran-here', 'w').close()\n"
+    "sys.exit(3)\n"
+)
+
+
+def _ran_in(workspace: str) -> bool:
+    return (Path(workspace) / "ran-here").exists()
+
+
+@pytest.mark.timeout(600)
+async def test_run_for_the_room(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
+    """A runs count.py for the room from the palette ("Pairls: Run for the Room", "Run
+    count.py"); B's window opens a terminal fed by the output document by itself and shows every
+    line and the end line with the exit status; A's own terminal shows the same; it ran on A's
+    machine only."""
+    _require_installed()
+    hub = HubProcess(database_url=database_url)
+    try:
+        hub_url = hub.wait_ready()
+        # the terminal's rows in the DOM (not drawn by WebGL), to read what it shows
+        users = _two_users(tmp_path, hub_url, R_FILE, R_TEXT, {"terminal.integrated.gpuAcceleration": "off"})
+        servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
+        end = f"[pairls: python3 {R_FILE} run by {NAME_A}: exit status 3 after "
+        driver = await Driver.start(tmp_path, {"mode": "run", "users": users, "file": R_FILE, "endText": end})
+        try:
+            await driver.until("joined", 300)
+            shown = await driver.until("terminal", 240)
+            for text in (shown["b"], shown["a"]):
+                lines = text.splitlines()
+                assert lines[0].startswith(f"$ python3 {R_FILE}    (run by {NAME_A})"), text
+                counts = [ln for ln in lines if ln.startswith("count ")]
+                assert counts == ["count 1 of 3", "count 2 of 3", "count 3 of 3"], text
+                assert "oops on stderr" in lines and text.index("count 3") < text.index("oops on stderr")
+                assert lines[-1].startswith(end), text
+            assert any(f"Pairls run: python3 {R_FILE} ({NAME_A})" in n for n in shown["names"]), shown[
+                "names"
+            ]
+            # B was told it started and ended, and no editor tab opened for the output
+            assert any(f"{NAME_A} started a run for the room" in t for t in shown["told"]), shown["told"]
+            assert any(f"run `python3 {R_FILE}` ended: exit status 3" in t for t in shown["told"]), shown[
+                "told"
+            ]
+            assert not any(".log" in t for t in shown["tabs"]), shown["tabs"]
+            stop = await driver.until("stop", 120)
+            assert "no run of yours is running" in stop["told"]
+            done = await driver.finish()
+            assert done.get("ok"), driver.summary()
+        finally:
+            driver.kill()
+        # it ran on A's machine, in A's folder, and nowhere else
+        assert [_ran_in(u["workspace"]) for u in users] == [True, False]
+    finally:
+        hub.terminate()

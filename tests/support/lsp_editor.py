@@ -194,7 +194,13 @@ class TestEditor:
                     self.open(params.uri, path.read_text(encoding="utf-8"))
             return T.ShowDocumentResult(success=True)
 
-        for method in ("pairls/status", "pairls/participants", "pairls/cursors"):
+        for method in (
+            "pairls/status",
+            "pairls/participants",
+            "pairls/cursors",
+            "pairls/runs",
+            "pairls/runOutput",
+        ):
 
             def note(ls: Any, params: Any, method: str = method) -> None:
                 self.notes.setdefault(method, []).append(_plain(params))

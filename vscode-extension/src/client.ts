@@ -21,6 +21,8 @@ import {
   Notification,
   type ParticipantsParams,
   type Range,
+  type RunOutputParams,
+  type RunsParams,
   type Status,
 } from "./protocol";
 import type { Found } from "./python";
@@ -34,6 +36,8 @@ export interface ServerConfig {
   /** bundled/tool/server.py in the installed extension */
   serverScript: string;
   initializationOptions: InitializationOptions;
+  /** the server asks to show *uri* (`window/showDocument`): true if the extension showed it its own way */
+  showDocument?: (uri: vscode.Uri) => boolean;
 }
 
 /** The LanguageClient for `<python> bundled/tool/server.py` over stdio. */
@@ -58,6 +62,11 @@ export function createLanguageClient(config: ServerConfig, output: vscode.LogOut
       // takes no cursor from them: initializationOptions.cursorNotifications).
       provideDocumentHighlights: () => undefined,
       provideInlayHints: () => [],
+      // a run's output ("Open output") shows in its terminal (runTerminal.ts), not as a file
+      window: {
+        showDocument: (params, token, next) =>
+          config.showDocument?.(vscode.Uri.parse(params.uri)) ? { success: true } : next(params, token),
+      },
     },
   };
   return new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
@@ -92,6 +101,12 @@ export class ServerConnection implements vscode.Disposable {
   private readonly participantsEmitter = new vscode.EventEmitter<ParticipantsParams>();
   private readonly cursorsEmitter = new vscode.EventEmitter<{ uri: vscode.Uri; params: CursorsParams }>();
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
+  private readonly runsEmitter = new vscode.EventEmitter<RunsParams>();
+  private readonly runOutputEmitter = new vscode.EventEmitter<RunOutputParams>();
+  /** `window/showDocument` of a run's output: shown by whoever set this (extension.ts) */
+  showRunOutput: ((uri: vscode.Uri) => boolean) | undefined;
+  readonly onRuns = this.runsEmitter.event;
+  readonly onRunOutput = this.runOutputEmitter.event;
   readonly onStatus = this.statusEmitter.event;
   readonly onParticipants = this.participantsEmitter.event;
   readonly onCursors = this.cursorsEmitter.event;
@@ -186,6 +201,8 @@ export class ServerConnection implements vscode.Disposable {
     this.participantsEmitter.dispose();
     this.cursorsEmitter.dispose();
     this.stateEmitter.dispose();
+    this.runsEmitter.dispose();
+    this.runOutputEmitter.dispose();
   }
 
   private serialize<T>(f: () => Promise<T>): Promise<T> {
@@ -226,13 +243,20 @@ export class ServerConnection implements vscode.Disposable {
     this.output.info(`starting the pairls language server: ${found.python} ${this.serverScript} (${which.join(", ")})`);
     this.output.info(`initializationOptions: ${JSON.stringify(initializationOptions)}`);
     const client = createLanguageClient(
-      { python: found.python, serverScript: this.serverScript, initializationOptions },
+      {
+        python: found.python,
+        serverScript: this.serverScript,
+        initializationOptions,
+        showDocument: (uri) => this.showRunOutput?.(uri) ?? false,
+      },
       this.output,
     );
     this.client = client;
     this.startedWith = { python: found.python, options: JSON.stringify(initializationOptions) };
     this.clientDisposables = [
       client.onNotification(Notification.status, (params: Status) => this.statusEmitter.fire(params)),
+      client.onNotification(Notification.runs, (params: RunsParams) => this.runsEmitter.fire(params)),
+      client.onNotification(Notification.runOutput, (params: RunOutputParams) => this.runOutputEmitter.fire(params)),
       client.onNotification(Notification.participants, (params: ParticipantsParams) =>
         this.participantsEmitter.fire(params),
       ),

@@ -16,10 +16,14 @@ import {
   type JoinRoomResult,
   type OpenRevisionResult,
   type Participant,
+  type RequestRunResult,
   type RotateInvitesResult,
+  type RunInfo,
+  type RunResult,
   ServerCommand,
   type UndoResult,
 } from "./protocol";
+import { stoppableRuns } from "./runs";
 
 /** The extension's command ids (the server's own `pairls.*` ids are taken by the client). */
 export const Command = {
@@ -35,6 +39,9 @@ export const Command = {
   undoMine: "pairls.edit.undoMine",
   redoMine: "pairls.edit.redoMine",
   showHistory: "pairls.history.show",
+  runForRoom: "pairls.run.forRoom",
+  askToRun: "pairls.run.ask",
+  stopRun: "pairls.run.stop",
 } as const;
 
 /** Where new rooms go: the `pairls.hubUrl` setting, else what the user answered last time. */
@@ -61,6 +68,8 @@ export class Commands {
     private readonly currentParticipants: () => Participant[] | undefined,
     /** after a restart: the room is gone with the old server */
     private readonly serverRestarted: () => void,
+    /** show a run's output in its terminal (runTerminal.ts) */
+    private readonly showRun: (run: { path: string; by?: string; command?: string }) => void = () => undefined,
   ) {}
 
   register(context: vscode.ExtensionContext): void {
@@ -78,6 +87,9 @@ export class Commands {
     reg(Command.undoMine, () => this.undoMine(false));
     reg(Command.redoMine, () => this.undoMine(true));
     reg(Command.showHistory, () => this.showHistory());
+    reg(Command.runForRoom, () => this.runForRoom());
+    reg(Command.askToRun, () => this.askToRun());
+    reg(Command.stopRun, () => this.stopRun());
   }
 
   /** The room is gone (left, or the server stopped): forget its invites. */
@@ -509,6 +521,115 @@ export class Commands {
       const title = diffTitle(name, pick.rev);
       await vscode.commands.executeCommand("vscode.diff", vscode.Uri.parse(opened.uri), doc.uri, title);
       return opened.uri;
+    }
+  }
+
+  /**
+   * Run for the Room: the active file with its language's runner, a command line, or a task of
+   * .pairls/run.toml, on this machine in the workspace folder; everyone follows the output.
+   */
+  async runForRoom(): Promise<RunResult | undefined> {
+    const doc = vscode.window.activeTextEditor?.document;
+    const items: (vscode.QuickPickItem & { what: "file" | "command" | "task" })[] = [];
+    if (doc?.uri.scheme === "file") {
+      const name = vscode.workspace.asRelativePath(doc.uri);
+      items.push({ label: `$(play) Run ${name}`, description: "with its language's usual runner", what: "file" });
+    }
+    items.push(
+      { label: "$(terminal) Type a command line…", description: "split like a shell line, never run by one", what: "command" },
+      { label: "$(tasklist) Run a task of .pairls/run.toml…", what: "task" },
+    );
+    const pick = await vscode.window.showQuickPick(items, {
+      title: "Pairls: Run for the Room",
+      placeHolder: "It runs on your machine, in your workspace folder; everyone in the room sees the output",
+    });
+    let arg: Record<string, string>;
+    if (pick === undefined) {
+      return undefined;
+    } else if (pick.what === "file" && doc !== undefined) {
+      arg = { uri: this.connection.protocolUri(doc.uri) };
+    } else {
+      const typed = await vscode.window.showInputBox({
+        title: "Pairls: Run for the Room",
+        prompt: pick.what === "task" ? "The task's name in .pairls/run.toml" : "The command line to run",
+        ignoreFocusOut: true,
+      });
+      if (!typed?.trim()) {
+        return undefined;
+      }
+      arg = pick.what === "task" ? { task: typed.trim() } : { command: typed };
+    }
+    const result = await this.run(ServerCommand.run, "starting the run", () =>
+      this.connection.execute<RunResult>(ServerCommand.run, arg),
+    );
+    if (result !== undefined) {
+      this.output.info(`run ${result.runId}: output in ${result.path}`);
+      this.showRun({ path: result.path, by: "you" });
+    }
+    return result;
+  }
+
+  /** Ask to Run: someone else runs a command line on their machine, if they choose Run. */
+  async askToRun(): Promise<RequestRunResult | undefined> {
+    const participants = (await this.participants())?.filter((p) => !p.self) ?? [];
+    if (participants.length === 0) {
+      void vscode.window.showInformationMessage("Pairls: nobody else is in the room.");
+      return undefined;
+    }
+    const who = await vscode.window.showQuickPick(
+      participants.map((p) => ({ label: p.name, description: p.role, id: p.id })),
+      { title: "Pairls: Ask to Run", placeHolder: "Who should run it (on their machine)?" },
+    );
+    if (who === undefined) {
+      return undefined;
+    }
+    const command = await vscode.window.showInputBox({
+      title: `Pairls: Ask ${who.label} to Run`,
+      prompt: `The command line ${who.label} is asked to run; they see it exactly and choose Run or Decline`,
+      ignoreFocusOut: true,
+    });
+    if (!command?.trim()) {
+      return undefined;
+    }
+    const answer = await this.run(ServerCommand.requestRun, `waiting for ${who.label}'s choice`, () =>
+      this.connection.execute<RequestRunResult>(ServerCommand.requestRun, { participantId: who.id, command }),
+    );
+    if (answer?.accepted && answer.path !== undefined) {
+      void vscode.window.showInformationMessage(`Pairls: ${who.label} runs it.`);
+      this.showRun({ path: answer.path, by: who.label });
+    } else if (answer !== undefined) {
+      void vscode.window.showInformationMessage(`Pairls: ${who.label} declined (or did not answer).`);
+    }
+    return answer;
+  }
+
+  /** Stop Run: one of the user's own runs (picked, if more than one is going). */
+  async stopRun(): Promise<void> {
+    const listed = await this.run(ServerCommand.runs, "listing your runs", () =>
+      this.connection.execute<{ runs: RunInfo[] }>(ServerCommand.runs, {}, false),
+    );
+    const going = stoppableRuns(listed?.runs ?? []);
+    if (going.length === 0) {
+      void vscode.window.showInformationMessage("Pairls: no run of yours is running.");
+      return;
+    }
+    const pick =
+      going.length === 1
+        ? going[0]
+        : (
+            await vscode.window.showQuickPick(
+              going.map((r) => ({ label: r.command ?? r.runId, description: r.runId, run: r })),
+              { title: "Pairls: Stop Run" },
+            )
+          )?.run;
+    if (pick === undefined) {
+      return;
+    }
+    const done = await this.run(ServerCommand.stopRun, "stopping the run", () =>
+      this.connection.execute(ServerCommand.stopRun, { runId: pick.runId }),
+    );
+    if (done !== undefined) {
+      vscode.window.setStatusBarMessage(`Pairls: stopped ${pick.command ?? pick.runId}`, 4000);
     }
   }
 

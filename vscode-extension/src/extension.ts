@@ -14,6 +14,8 @@ import { Command, Commands } from "./commands";
 import { servedLanguages } from "./completions";
 import { PeerDecorations } from "./decorations";
 import { REVISION_SCHEME, type Status, ServerCommand } from "./protocol";
+import { startedRun } from "./runs";
+import { RunTerminals } from "./runTerminal";
 import { defaultPython, expandPath, findInterpreter, MIN_PYTHON_TEXT, probeInterpreter } from "./python";
 import { onDidChangePythonInterpreter, pythonExtensionInterpreter } from "./pythonExtension";
 import { SelectionSender } from "./selection";
@@ -69,6 +71,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const statusBar = new StatusBar(Command.showParticipants);
   const decorations = new PeerDecorations();
   const selections = new SelectionSender(conn);
+  const runTerminals = new RunTerminals(conn, output);
+  conn.showRunOutput = (uri) => runTerminals.showUri(uri);
   const commands = new Commands(
     conn,
     output,
@@ -79,6 +83,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     },
     () => statusBar.participants,
     () => decorations.clear(),
+    (run) => runTerminals.show(run, true),
   );
   commands.register(context);
 
@@ -117,6 +122,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     statusBar,
     decorations,
     selections,
+    runTerminals,
+    // a run for the room, anyone's: its terminal opens on every participant's side
+    conn.onRuns((params) => {
+      const path = startedRun(params);
+      if (path !== undefined) {
+        const own = typeof params.runId === "string";
+        runTerminals.show({ path, by: own ? "you" : params.by, command: params.command }, false);
+      } else if (params?.event === "ended" && typeof params.path === "string") {
+        runTerminals.ended(params.path);
+      }
+    }),
     conn.onServerState((state) => {
       statusBar.setServer(state);
       if (state !== "running") {

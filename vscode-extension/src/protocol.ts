@@ -30,6 +30,13 @@ export const ServerCommand = {
   openRevision: "pairls.openRevision",
   /** the text of a `pairls-rev:` document (openRevision gives their URIs) */
   revisionText: "pairls.revisionText",
+  // runs for the room: on this machine, output in a room document everyone follows
+  run: "pairls.run",
+  stopRun: "pairls.stopRun",
+  requestRun: "pairls.requestRun",
+  runs: "pairls.runs",
+  /** a run's output as the server has it now: `{path}` -> `{path, text}` */
+  runOutput: "pairls.runOutput",
 } as const;
 
 /** The scheme of the read-only documents that show earlier revisions (history.ts). */
@@ -40,6 +47,10 @@ export const Notification = {
   participants: "pairls/participants",
   cursors: "pairls/cursors",
   status: "pairls/status",
+  /** a run started or ended (anyone's), or one of the user's own changed state */
+  runs: "pairls/runs",
+  /** a run's output grew (initializationOptions.runOutput) */
+  runOutput: "pairls/runOutput",
   /** client -> server: the local selections of a document */
   cursor: "pairls/cursor",
 } as const;
@@ -167,4 +178,50 @@ export interface InitializationOptions {
   virtualRevisions?: boolean;
   /** this extension sends the cursor (`pairls/cursor`): hovers say nothing of where it is */
   cursorNotifications?: boolean;
+  /** this extension shows runs in terminals: the server reports their output (`pairls/runOutput`) */
+  runOutput?: boolean;
+}
+
+/** `pairls.run` and an accepted `pairls.requestRun`: the run and its output document. */
+export interface RunResult {
+  runId: string;
+  path: string;
+}
+
+/** `pairls.requestRun`: the other person's choice (and their run's output, if they ran it). */
+export interface RequestRunResult {
+  accepted: boolean;
+  path?: string;
+}
+
+/** One run of `pairls.runs` (the user's own have `mine: true`). */
+export interface RunInfo {
+  runId: string;
+  path: string;
+  by?: string;
+  name?: string;
+  command?: string;
+  state: "starting" | "running" | "stopping" | "ended" | "elsewhere" | string;
+  exitCode?: number | null;
+  startedAt?: number;
+  endedAt?: number;
+  mine?: boolean;
+}
+
+/** `pairls/runs`: `event` "started"/"ended" for anyone's run, or the state of the user's own. */
+export interface RunsParams {
+  event: string;
+  path: string;
+  by?: string;
+  name?: string;
+  command?: string;
+  runId?: string;
+  exitCode?: number | null;
+}
+
+/** `pairls/runOutput`: text appended to a run's output at *at* (code points), or (*at* null) its whole text. */
+export interface RunOutputParams {
+  path: string;
+  at: number | null;
+  text: string;
 }

@@ -54,6 +54,7 @@ export function initializationOptions(s: Settings, ctx: Context = { servedLangua
     // what this extension does itself: show earlier revisions, say where the cursor is
     virtualRevisions: true,
     cursorNotifications: true,
+    runOutput: true,
   };
   const hubUrl = s.hubUrl || ctx.rememberedHubUrl || "";
   if (hubUrl !== "") {

@@ -12,6 +12,7 @@ describe("package.json", () => {
   it("contributes the commands with their exact titles", () => {
     const titles = manifest.contributes.commands.map((c: { title: string }) => c.title).sort();
     assert.deepEqual(titles, [
+      "Pairls: Ask to Run",
       "Pairls: Copy Invite",
       "Pairls: Create Room",
       "Pairls: Delete Room",
@@ -21,8 +22,10 @@ describe("package.json", () => {
       "Pairls: Redo My Change",
       "Pairls: Restart Server",
       "Pairls: Rotate Invites",
+      "Pairls: Run for the Room",
       "Pairls: Show History",
       "Pairls: Show Participants",
+      "Pairls: Stop Run",
       "Pairls: Undo My Last Change",
     ]);
   });
@@ -31,7 +34,7 @@ describe("package.json", () => {
     const server = [
       "createRoom", "joinRoom", "leaveRoom", "shareDocument", "openDocument", "participants", "follow", "status",
       "kick", "setRole", "rotateInvites", "deleteRoom", "undoMine", "redoMine", "history", "blame", "openRevision",
-      "revisionText",
+      "revisionText", "run", "stopRun", "requestRun", "runs",
     ];
     for (const c of manifest.contributes.commands as { command: string }[]) {
       assert.ok(commandsSource.includes(`"${c.command}"`), `${c.command} is not in src/commands.ts`);

@@ -12,6 +12,7 @@ describe("settings", () => {
       completions: { "*": "all" },
       virtualRevisions: true,
       cursorNotifications: true,
+      runOutput: true,
     });
   });
 
@@ -31,6 +32,7 @@ describe("settings", () => {
       completions: "room",
       virtualRevisions: true,
       cursorNotifications: true,
+      runOutput: true,
     });
   });
 
@@ -43,6 +45,7 @@ describe("settings", () => {
       completions: { "*": "all", python: "room" },
       virtualRevisions: true,
       cursorNotifications: true,
+      runOutput: true,
     });
   });
 });

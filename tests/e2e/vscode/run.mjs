@@ -33,6 +33,11 @@
 //            Change" brings the first back; B's hover on that line names A; A's "Pairls: Show
 //            History" lists the changes and opens the one picked as a diff (its left side: the
 //            text at that revision).
+//   "run":   A creates the room and B joins; A runs "Pairls: Run for the Room" from the palette
+//            and picks "Run <file>"; B's window opens a terminal for it on its own, which shows
+//            the program's lines and the end line with its exit status (read from the
+//            terminal's rendered rows), with no editor tab for it; B's "Pairls: Stop Run" finds
+//            no run of B's.
 
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -242,6 +247,38 @@ class Window {
     await this.page.screenshot({ path });
     log(`screenshot ${path}`);
     return path;
+  }
+
+  /** The active terminal's rendered rows (the DOM renderer: gpuAcceleration off), or null. */
+  terminalText() {
+    return this.page.evaluate(() => {
+      const rows = document.querySelector(".terminal-wrapper.active .xterm-rows") ?? document.querySelector(".xterm-rows");
+      if (!rows) return null;
+      return [...rows.children].map((r) => (r.textContent ?? "").replace(/\u00a0/g, " ").trimEnd()).join("\n").trim();
+    });
+  }
+
+  /** What the panel says of its terminals: labels and titles naming a Pairls run, tab texts. */
+  terminalNames() {
+    return this.page.evaluate(() => {
+      const out = new Set();
+      for (const e of document.querySelectorAll(".part.panel *")) {
+        for (const v of [e.getAttribute("aria-label"), e.getAttribute("title")]) {
+          if (v && v.includes("Pairls run")) out.add(v.trim());
+        }
+      }
+      for (const e of document.querySelectorAll(".part.panel .single-terminal-tab, .part.panel .terminal-tabs-entry")) {
+        out.add((e.textContent || "").trim());
+      }
+      return [...out];
+    });
+  }
+
+  /** The labels of the editor tabs. */
+  tabs() {
+    return this.page.evaluate(() =>
+      [...document.querySelectorAll(".part.editor .tab")].map((t) => t.getAttribute("aria-label") || t.textContent || ""),
+    );
   }
 
   /** Text of the notifications (toasts and the notification center). */
@@ -786,6 +823,44 @@ async function history([a, b]) {
   emit("diff", { ...diff, rows });
 }
 
+async function runTogether([a, b]) {
+  await a.openFile(config.file);
+  const before = await a.clipboard();
+  await a.waitServerReady();
+  await a.command("Pairls: Create Room");
+  const invite = await inviteOf(a, null, before);
+  await b.waitServerReady();
+  await joinWith(b, invite);
+  emit("joined", { invite });
+
+  // --- A runs the file for the room, from the palette ---------------------------------------------
+  await a.focusEditor();
+  await a.command("Pairls: Run for the Room");
+  const row = `.quick-input-widget .quick-input-list .monaco-list-row:has-text("Run ${config.file}")`;
+  await a.page.click(row, { timeout: 30000 });
+  log("A: picked the file to run");
+  emit("started", {});
+
+  // --- B's window shows it in a terminal, to the end line -------------------------------------------
+  const shown = await until("B's terminal to show the run to its end line", async () => {
+    const t = await b.terminalText();
+    return t && t.includes(config.endText) ? t : null;
+  }, 120000, 500).catch(async (e) => {
+    emit("terminal-missing", { b: await b.terminalText(), names: await b.terminalNames(), told: await b.notifications() });
+    throw e;
+  });
+  await b.screenshot("run-terminal");
+  const mine = await until("A's terminal to show the run to its end line", async () => {
+    const t = await a.terminalText();
+    return t && t.includes(config.endText) ? t : null;
+  }, 60000, 500);
+  emit("terminal", { b: shown, a: mine, names: await b.terminalNames(), told: await b.notifications(), tabs: await b.tabs() });
+
+  // --- B has no run of B's own to stop ----------------------------------------------------------------
+  await b.command("Pairls: Stop Run");
+  emit("stop", { told: await told(b, "no run of yours is running") });
+}
+
 let browser;
 const windows = [];
 let failed = false;
@@ -802,6 +877,7 @@ try {
   else if (config.mode === "fresh") await fresh(windows);
   else if (config.mode === "owner") await owner(windows);
   else if (config.mode === "history") await history(windows);
+  else if (config.mode === "run") await runTogether(windows);
   else await pair(windows);
 } catch (e) {
   failed = true;
