@@ -1,12 +1,13 @@
 """The pairls hub side by side with Hocuspocus under one load generator (``make bench-hocus``).
 
-    .venv/bin/python bench/hocus_bench.py [--rounds 2] [--window 12] [--shapes a,b]
+    .venv/bin/python bench/hocus_bench.py [--rounds 3] [--window 12] [--shapes a,b] [--first-run 3]
 
 Needs ``make bench-hocus-deps`` first (Node 24 from npm ``node@24`` and bench/hocus/node_modules).
 
-Starts an embedded PostgreSQL (in a temp dir unless ``DATABASE_URL`` is set), then, interleaved,
-``--rounds`` times over: a fresh ``pairls-hub`` process (commits every op to PostgreSQL before
-its ack), a fresh Hocuspocus 4 in memory, and a fresh Hocuspocus with
+Starts an embedded PostgreSQL (in a temp dir unless ``DATABASE_URL`` is set); a first short run
+of each server (``--first-run`` seconds, not reported: a fresh PostgreSQL is slow at first); then,
+interleaved, ``--rounds`` times over: a fresh ``pairls-hub`` process (commits every op to
+PostgreSQL before its ack), a fresh Hocuspocus 4 in memory, and a fresh Hocuspocus with
 ``@hocuspocus/extension-database`` on the same PostgreSQL (bench/hocus/server.mjs: its default
 debounce, the state stored seconds after the answer).  Against each, in each shape, one run of
 the same Node.js load generator (bench/hocus/load.mjs: one typist per room, one edit in flight,
@@ -256,6 +257,16 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     try:
         env.start_db()
+        if args.first_run:
+            # a fresh PostgreSQL (and machine) is slow at first: in a run without this, pairls' first
+            # runs measured p50 6.5 and 12.4 ms, its second 3.4 and 2.0 ms
+            warm = argparse.Namespace(**{**vars(args), "warmup": 1.0, "window": args.first_run})
+            for server in servers:
+                r = one_run(env, node, server, shapes[-1], warm)
+                print(
+                    f"warm-up, {server}, shape {shapes[-1].key}: not reported (valid: {r.get('valid')})",
+                    flush=True,
+                )
         for rnd in range(1, args.rounds + 1):
             for server in servers:
                 for shape in shapes:
@@ -288,10 +299,16 @@ def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--window", type=float, default=12.0)
     ap.add_argument("--shapes", default="a,b")
+    ap.add_argument(
+        "--first-run",
+        type=float,
+        default=3.0,
+        help="window of a first run per server, not reported (0: none)",
+    )
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--json", default="", help="also write every run's figures to this file")
     return run(ap.parse_args())
