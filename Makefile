@@ -12,7 +12,7 @@ DATA_DIR ?= data
 # elpa-eglot has no command: it goes with emacs (Emacs 28 has no built-in eglot).
 SYSDEPS_PKGS ?= neovim:nvim emacs-nox:emacs elpa-eglot:emacs haproxy:haproxy
 
-.PHONY: run test bench bench-web bench-multihub bench-run lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
+.PHONY: run test bench bench-web bench-multihub bench-run bench-hocus bench-hocus-deps lint types fix clean venv sysdeps soak soak-convergence soak-hub code-server neovim web web-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -128,6 +128,15 @@ bench-multihub: venv
 # and typing in another document while a run floods its output
 bench-run: venv
 	$(PY) bench/run_bench.py
+
+# The hub side by side with Hocuspocus 4 (in memory, and with its database extension on the same
+# PostgreSQL) under one Node.js load generator (docs/benchmarks.md, "Hocuspocus side by side";
+# issue 14). bench-hocus-deps: Node 24 (npm `node@24`) and bench/hocus/node_modules.
+bench-hocus-deps:
+	scripts/install-bench-hocus.sh
+
+bench-hocus: venv bench-hocus-deps
+	$(PY) bench/hocus_bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check collab_core collab_server lsp_bridge tests bench

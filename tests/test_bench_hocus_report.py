@@ -1,0 +1,62 @@
+"""bench/hocus_bench.py's report (the Python side of ``make bench-hocus``; no Node.js here):
+figures are medians of the valid runs only, and each ratio pairls / Hocuspocus-in-memory gets
+issue 14's target and a verdict."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module() -> Any:
+    spec = importlib.util.spec_from_file_location("hocus_bench", ROOT / "bench" / "hocus_bench.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(
+    server: str, p50: float, p99: float, cpu: float, *, valid: bool = True, db: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "server": server,
+        "shape": "a",
+        "valid": valid,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "server_us_per_edit": cpu,
+        "db_us_per_edit": db,
+        "acks_per_s": 1000.0,
+        "load_cpu_s": 1.2,
+        "window_s": 12.0,
+    }
+
+
+def test_ratios_use_the_medians_of_valid_runs_and_say_pass_or_miss() -> None:
+    hb = _module()
+    results = [
+        _run("pairls", 2.0, 8.0, 300.0, db=200.0),
+        _run("pairls", 4.0, 12.0, 500.0, db=200.0),
+        _run("pairls", 90.0, 900.0, 9000.0, valid=False),  # not used
+        _run("hocus-mem", 2.0, 10.0, 400.0),
+        _run("hocus-db", 2.0, 10.0, 400.0, db=10.0),
+    ]
+    text = hb.report(results, [hb.SHAPES["a"]])
+    pairls_row = next(line for line in text.splitlines() if "| pairls" in line)
+    assert "| 3 (2) | 3.00 / 10.00 ms | 400 us (600 us) |" in pairls_row
+    shape = "| 200 clients in 100 rooms, 1,000 edits/s |"
+    ratio_rows = [line for line in text.splitlines() if line.startswith(shape) and "<=" in line]
+    assert ratio_rows == [
+        f"{shape} edit to peer p50 | 1.50x (3 / 2 ms) | <= 1.5x | pass |",
+        f"{shape} edit to peer p99 | 1.00x (10 / 10 ms) | <= 1x | pass |",
+        f"{shape} hub CPU per edit | 1.00x (400 / 400 us) | <= 1x | pass |",
+    ]
+    slower = [*results, _run("pairls", 5.0, 30.0, 900.0), _run("pairls", 6.0, 40.0, 950.0)]
+    text = hb.report(slower, [hb.SHAPES["a"]])
+    assert text.count("**MISS**") == 3
