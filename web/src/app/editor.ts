@@ -263,12 +263,15 @@ export class Editor {
       // DOM (setting the browser's selection lays the page out) is most of a keystroke's time
       // in the page, and the op does not depend on it (the session keeps its own text).
       dispatchTransactions: (trs, view) => {
-        for (const tr of trs) {
-          if (tr.docChanged && !tr.annotation(remote)) {
-            this.hooks.edit(changesOf(tr));
+        try {
+          for (const tr of trs) {
+            if (tr.docChanged && !tr.annotation(remote)) {
+              this.hooks.edit(changesOf(tr));
+            }
           }
+        } finally {
+          view.update(trs); // (the view shows the user's change whatever the session made of it)
         }
-        view.update(trs);
       },
     });
   }
