@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,7 @@ import pytest
 from collab_core.client import DocumentClient
 from collab_core.errors import CloseCode
 from collab_server.hub import Hub, HubConfig
-from collab_server.store import Store, open_store
+from collab_server.store import open_store
 from tests.support.http import scrape
 from tests.support.hubclient import HubError, Peer
 
@@ -30,24 +29,8 @@ TABLES = ("invites", "members", "documents", "snapshots", "removals")
 
 
 @pytest.fixture
-async def two_hubs(database_url: str) -> AsyncIterator[tuple[Hub, Hub]]:
-    stores: list[Store] = []
-    hubs: list[Hub] = []
-    try:
-        for name in ("hub-a", "hub-b"):
-            store = await open_store(database_url, hub_id=name)
-            stores.append(store)
-            hub = Hub(store, HubConfig())
-            await hub.start("127.0.0.1", 0)
-            hubs.append(hub)
-        yield hubs[0], hubs[1]
-    finally:
-        for hub in hubs:
-            await hub.close()
-        for store in stores:
-            await store.close()
-    for hub in hubs:  # nothing went wrong behind the tests' backs
-        assert hub.stats.room_check_failures == 0 and hub.stats.sweep_failures == 0
+def hub_config() -> HubConfig:
+    return HubConfig()
 
 
 def url(hub: Hub) -> str:

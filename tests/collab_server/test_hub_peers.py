@@ -11,7 +11,6 @@ change nothing and are counted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,6 @@ import pytest
 from collab_core.errors import CloseCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.roster import CHANNEL, encode
-from collab_server.store import Store, open_store
 from tests.support.hubclient import Peer
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,25 +27,8 @@ EXPIRY = 1.0
 
 
 @pytest.fixture
-async def two_hubs(database_url: str) -> AsyncIterator[tuple[Hub, Hub]]:
-    stores: list[Store] = []
-    hubs: list[Hub] = []
-    try:
-        for name in ("hub-a", "hub-b"):
-            store = await open_store(database_url, hub_id=name)
-            stores.append(store)
-            hub = Hub(store, HubConfig(hub_expiry=EXPIRY))
-            await hub.start("127.0.0.1", 0)
-            hubs.append(hub)
-        yield hubs[0], hubs[1]
-    finally:
-        for hub in hubs:
-            if not hub.closing:
-                await hub.close()
-        for store in stores:
-            await store.close()
-    for hub in hubs:  # nothing went wrong behind the tests' backs
-        assert hub.stats.peer_failures == 0, hub.stats
+def hub_config() -> HubConfig:
+    return HubConfig(hub_expiry=EXPIRY)
 
 
 def url(hub: Hub) -> str:

@@ -9,14 +9,14 @@ after it), never how long something took.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
 from collab_server.hub import Hub, HubConfig
-from collab_server.store import Store, open_store
+from collab_server.store import Store
 from tests.support.hubclient import Peer
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,22 +25,8 @@ TTL = 2.0
 
 
 @pytest.fixture
-async def two_hubs(database_url: str) -> AsyncIterator[tuple[Hub, Hub]]:
-    stores: list[Store] = []
-    hubs: list[Hub] = []
-    try:
-        for name in ("sweep-a", "sweep-b"):
-            store = await open_store(database_url, hub_id=name)
-            stores.append(store)
-            hub = Hub(store, HubConfig(room_ttl=TTL))
-            await hub.start("127.0.0.1", 0)
-            hubs.append(hub)
-        yield hubs[0], hubs[1]
-    finally:
-        for hub in hubs:
-            await hub.close()
-        for store in stores:
-            await store.close()
+def hub_config() -> HubConfig:
+    return HubConfig(room_ttl=TTL)
 
 
 async def rows(database_url: str, room: str) -> int:
