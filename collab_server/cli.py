@@ -36,12 +36,17 @@ import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import HubConfig
 from .logs import FORMATS, configure
 from .tls import ServerTLS, TLSConfigError, server_context
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .supervisor import PostgresSupervisor
 
 logger = logging.getLogger("collab_server")
 
@@ -321,11 +326,29 @@ def warn_if_open(addresses: list[Any], token: str | None) -> bool:
     return True
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def _database(
+    args: argparse.Namespace, give_up: Callable[[str], None]
+) -> tuple[str, PostgresSupervisor | None]:
+    """The database's DSN: ``--database-url``, or the embedded PostgreSQL under ``--data-dir``,
+    started here with the supervisor that keeps it running (returned: the caller stops both)."""
     from .database import start_embedded
+    from .supervisor import PostgresSupervisor
+
+    if args.database_url:
+        return args.database_url, None
+    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    # (start_embedded creates data_dir, after checking that PostgreSQL's account can reach it)
+    embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
+    logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
+    # ours to keep running: restarted if it dies (a --database-url server is never touched)
+    supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
+    supervisor.start()
+    return embedded.dsn, supervisor
+
+
+async def serve(args: argparse.Namespace) -> int:
     from .hub import Hub
     from .store import open_store
-    from .supervisor import PostgresSupervisor
 
     config = HubConfig(
         max_message_bytes=args.max_message_bytes,
@@ -360,17 +383,7 @@ async def serve(args: argparse.Namespace) -> int:
         stop.set()
 
     tls = ServerTLS(args.tls_cert, args.tls_key) if args.tls_cert else None  # (checked in main)
-    supervisor = None
-    dsn = args.database_url
-    if not dsn:
-        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
-        # (start_embedded creates data_dir, after checking that PostgreSQL's account can reach it)
-        embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
-        logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
-        # ours to keep running: restarted if it dies (a --database-url server is never touched)
-        supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
-        supervisor.start()
-        dsn = embedded.dsn
+    dsn, supervisor = await _database(args, give_up)
     try:
         store = await open_store(dsn, hub_id=secrets.token_hex(8))
         try:
@@ -408,8 +421,6 @@ async def serve(args: argparse.Namespace) -> int:
 
 async def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     """``--workers N``: start N hubs on one port and watch them (``workers.py``)."""
-    from .database import start_embedded
-    from .supervisor import PostgresSupervisor
     from .workers import WorkerPool, reserve_port, worker_argv, worker_env
 
     stop = asyncio.Event()
@@ -419,15 +430,7 @@ async def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         failure.append(message)
         stop.set()
 
-    supervisor = None
-    dsn = args.database_url
-    if not dsn:
-        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
-        embedded = await asyncio.to_thread(start_embedded, data_dir / "postgres")
-        logger.info("embedded PostgreSQL runs as user %s, its data in %s", embedded.user, embedded.data_dir)
-        supervisor = PostgresSupervisor(embedded, on_give_up=give_up)
-        supervisor.start()
-        dsn = embedded.dsn
+    dsn, supervisor = await _database(args, give_up)
     reserved = reserve_port(args.host) if args.port == 0 else None
     port = int(reserved.getsockname()[1]) if reserved is not None else args.port
     # the database goes in the environment when it is ours (a --database-url given is in argv already)
