@@ -919,7 +919,8 @@ def test_a_buffer_that_moved_without_a_change_we_saw_is_resynced_not_retried() -
 # -- cursors ------------------------------------------------------------------------------------
 
 
-def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None:
+def _bob_at_6_in_hello_world() -> Wire:
+    """A room sharing x.txt ("hello world") with Bob's cursor at 6 in it, at rev 0."""
     w = Wire()
     w.create()
     _share_created(w, "file:///x.txt", "x.txt", "hello world")
@@ -934,6 +935,11 @@ def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None
             "ranges": [[6, 6]],
         }
     )
+    return w
+
+
+def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None:
+    w = _bob_at_6_in_hello_world()
     assert w.room.cursors("file:///x.txt")[0][1] == [((0, 6), (0, 6))]
     w.peer_op("x.txt", ["> "], author="carol")
     bob = w.room.participants["bob"]
@@ -947,20 +953,7 @@ def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None
 def test_an_incoming_op_goes_to_the_editor_before_the_cursors_it_moved() -> None:
     """The peers wait on the text: its edit is the first event of the step, ahead of the
     cursors notification (and anything else) the same op produced."""
-    w = Wire()
-    w.create()
-    _share_created(w, "file:///x.txt", "x.txt", "hello world")
-    w.feed({"type": "participant_joined", "participant": {"id": "bob", "name": "Bob", "role": "editor"}})
-    w.feed(
-        {
-            "type": "presence",
-            "participant": "bob",
-            "name": "Bob",
-            "path": "x.txt",
-            "rev": 0,
-            "ranges": [[6, 6]],
-        }
-    )
+    w = _bob_at_6_in_hello_world()
     w.step()
     w.events.clear()
     w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
