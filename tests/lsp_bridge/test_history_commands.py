@@ -12,12 +12,11 @@ logged), who last changed each line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,44 +35,6 @@ from tests.support.proxy import TcpProxy
 pytestmark = pytest.mark.timeout(240)
 
 MakeEditor = Callable[..., Awaitable[TestEditor]]
-
-
-@pytest.fixture(scope="module")
-async def hub(module_database_url: str) -> AsyncIterator[HubProcess]:
-    with HubProcess(database_url=module_database_url) as h:
-        yield h
-    assert "Traceback" not in h.log, h.log
-
-
-@pytest.fixture
-async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEditor]:
-    started: list[TestEditor] = []
-
-    async def make(kind: str, name: str, *, hub_url: str | None = None, **options: Any) -> TestEditor:
-        workspace = tmp_path / f"ws-{name}"
-        workspace.mkdir()
-        home = tmp_path / f"home-{name}"
-        env = {
-            "PAIRLS_USER_ID": f"user-of-{name.lower()}",
-            "XDG_CACHE_HOME": str(home / "cache"),
-            "XDG_STATE_HOME": str(home / "state"),
-        }
-        ed = TestEditor(
-            kind, name, workspace, hub_url or hub.url, seed=len(started), env=env, init_options=options
-        )
-        started.append(ed)
-        return await ed.start()
-
-    yield make
-    # a heal, a failed task or an answer that made no sense hides a bug: none is caused here
-    problems = {}
-    for ed in started:
-        if ed.alive:
-            with contextlib.suppress(Exception):
-                st = await asyncio.wait_for(ed.status(), 10)
-                problems[ed.name] = (st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"])
-    await asyncio.gather(*(ed.stop() for ed in started))
-    assert all(p == (0, 0, 0) for p in problems.values()), f"heals, failed tasks, bad answers: {problems}"
 
 
 async def enter(

@@ -9,10 +9,7 @@ its next line, so "Bob sees line 1 before line 2 exists" holds on any machine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -35,51 +32,9 @@ sys.exit(3)
 """
 
 
-@pytest.fixture(scope="module")
-async def database(pg_server: Any) -> AsyncIterator[str]:
-    name = await pg_server.create_database()
-    yield pg_server.dsn_for(name)
-    await pg_server.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-async def hub(database: str) -> AsyncIterator[HubProcess]:
-    with HubProcess(database_url=database) as h:
-        yield h
-    assert "Traceback" not in h.log, h.log
-
-
-@pytest.fixture
-async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEditor]:
-    started: list[TestEditor] = []
-
-    async def make(name: str, **options: Any) -> TestEditor:
-        workspace = tmp_path / f"ws-{name}"
-        workspace.mkdir()
-        home = tmp_path / f"home-{name}"
-        env = {
-            "PAIRLS_USER_ID": f"user-of-{name.lower()}",
-            "XDG_CACHE_HOME": str(home / "cache"),
-            "XDG_STATE_HOME": str(home / "state"),
-        }
-        ed = TestEditor("vscode", name, workspace, hub.url, seed=len(started), env=env, init_options=options)
-        started.append(ed)
-        return await ed.start()
-
-    yield make
-    problems = {}
-    for ed in started:
-        if ed.alive:
-            with contextlib.suppress(Exception):
-                st = await asyncio.wait_for(ed.status(), 10)
-                problems[ed.name] = (st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"])
-    await asyncio.gather(*(ed.stop() for ed in started))
-    assert all(p == (0, 0, 0) for p in problems.values()), f"heals, failed tasks, bad answers: {problems}"
-
-
 async def _pair(make_editor: MakeEditor) -> tuple[TestEditor, TestEditor]:
-    ada = await make_editor("Ada")
-    bob = await make_editor("Bob")
+    ada = await make_editor("vscode", "Ada")
+    bob = await make_editor("vscode", "Bob")
     created = await ada.command("pairls.createRoom", {"name": "run"})
     await bob.command("pairls.joinRoom", {"invite": created["invite"]})
     return ada, bob
@@ -255,8 +210,8 @@ async def test_a_hostile_peer_cannot_start_a_process(make_editor: MakeEditor, hu
     from lsp_bridge.invite import parse_invite
     from tests.support.hubclient import Peer
 
-    ada = await make_editor("Ada")
-    bob = await make_editor("Bob")
+    ada = await make_editor("vscode", "Ada")
+    bob = await make_editor("vscode", "Bob")
     created = await ada.command("pairls.createRoom", {"name": "run"})
     await bob.command("pairls.joinRoom", {"invite": created["invite"]})
     invite = parse_invite(created["invite"])
@@ -306,8 +261,8 @@ async def test_a_terminal_follows_the_output_from_a_snapshot_and_its_appends(mak
     initializationOptions.runOutput) reads the output once (pairls.runOutput) and then gets
     each append (pairls/runOutput {path, at, text}): together, the output, with no editor
     document open."""
-    ada = await make_editor("Ada")
-    bob = await make_editor("Bob", runOutput=True)
+    ada = await make_editor("vscode", "Ada")
+    bob = await make_editor("vscode", "Bob", runOutput=True)
     created = await ada.command("pairls.createRoom", {"name": "run"})
     await bob.command("pairls.joinRoom", {"invite": created["invite"]})
     assert ada.workspace is not None
