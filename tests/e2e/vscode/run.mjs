@@ -694,15 +694,21 @@ async function confirmModal(w, button) {
   return message;
 }
 
-async function owner([a, b]) {
-  await a.openFile(config.file);
+/** A opens *file* and creates a room; B joins it with the invite A got ("joined" said if *tell*). */
+async function roomOfTwo(a, b, file, tell = true) {
+  await a.openFile(file);
   const before = await a.clipboard();
   await a.waitServerReady();
   await a.command("Pairls: Create Room");
   const invite = await inviteOf(a, null, before);
   await b.waitServerReady();
   await joinWith(b, invite);
-  emit("joined", { invite });
+  if (tell) emit("joined", { invite });
+  return invite;
+}
+
+async function owner([a, b]) {
+  const invite = await roomOfTwo(a, b, config.file);
 
   await manage(a, b.name, "Make viewer");
   emit("viewer", { told: await told(b, "made you a viewer") });
@@ -741,13 +747,7 @@ async function bothShow(a, b, text, what) {
 
 async function history([a, b]) {
   const file = config.file;
-  await a.openFile(file);
-  const before = await a.clipboard();
-  await a.waitServerReady();
-  await a.command("Pairls: Create Room");
-  const invite = await inviteOf(a, null, before);
-  await b.waitServerReady();
-  await joinWith(b, invite);
+  const invite = await roomOfTwo(a, b, file, false);
   await b.openFile(file);
   await bothShow(a, b, config.initial, "the room's text");
   emit("joined", { invite });
@@ -824,14 +824,7 @@ async function history([a, b]) {
 }
 
 async function runTogether([a, b]) {
-  await a.openFile(config.file);
-  const before = await a.clipboard();
-  await a.waitServerReady();
-  await a.command("Pairls: Create Room");
-  const invite = await inviteOf(a, null, before);
-  await b.waitServerReady();
-  await joinWith(b, invite);
-  emit("joined", { invite });
+  await roomOfTwo(a, b, config.file);
 
   // --- A runs the file for the room, from the palette ---------------------------------------------
   await a.focusEditor();
