@@ -142,16 +142,17 @@ def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int
         idx = LineIndex.of(text)
     if idx is not None:
         return [idx.position(o, encoding) for o in offsets]
-    return [_scan_position(text, o, encoding) for o in offsets]
+    crs = "\r" in text
+    return [_scan_position(text, o, encoding, crs) for o in offsets]
 
 
-def _scan_position(text: str, offset: int, encoding: str) -> tuple[int, int]:
+def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[int, int]:
     end = max(0, min(offset, len(text)))
     if 0 < end < len(text) and text[end - 1] == "\r" and text[end] == "\n":
         end -= 1  # between the \r and \n of a CRLF: the end of the line
     line = text.count("\n", 0, end)
     start = text.rfind("\n", 0, end) + 1
-    if "\r" in text:
+    if crs:
         line += text.count("\r", 0, end) - text.count("\r\n", 0, end)
         start = max(start, text.rfind("\r", 0, end) + 1)
     return line, encoded_length(text[start:end], encoding)
