@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -58,6 +57,7 @@ from importlib import resources
 from typing import NamedTuple
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import orjson
 
 from collab_core import ops
 from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
@@ -354,14 +354,17 @@ def _encode_op(op: ops.Op) -> str:
     for c in op:
         if type(c) is str and "\x00" in c:
             raise StoreError("ops containing NUL (U+0000) cannot be stored")
-    return json.dumps(op, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(op).decode()
+    except orjson.JSONEncodeError:
+        raise StoreError("ops UTF-8 cannot carry (a surrogate) cannot be stored") from None
 
 
 def _sequenced(row: asyncpg.Record) -> Sequenced:
     # ops stored before the user was (migration 0003): the user is the client id
     return Sequenced(
         Rev(row[0]),
-        json.loads(row[1]),
+        orjson.loads(row[1]),
         ClientId(row[2]),
         row[3],
         row[4],
@@ -1094,7 +1097,7 @@ class Store:
                 )
         if len(rows) != rev - snap_rev:
             raise StoreError(f"document {doc_id}: op log has gaps")
-        return Revision(text, snap_rev, [json.loads(r[0]) for r in rows])
+        return Revision(text, snap_rev, [orjson.loads(r[0]) for r in rows])
 
     async def last_client_seq(self, doc_id: int, client_id: str) -> tuple[int, int] | None:
         """(highest seq, its rev) that *client_id* committed on the document, or None."""
