@@ -1206,12 +1206,17 @@ class Store:
         for neither a task nor a pool acquire and release per transaction.
         """
         held = _Held()
+        me = asyncio.current_task()
         try:
             while True:
                 if not self._queue:
-                    if self._closing or not await self._more_work():
-                        return
-                    continue
+                    if not self._closing and await self._more_work():
+                        continue
+                    if self._queue and not self._closing:
+                        continue  # queued just as the linger ended
+                    # no longer counted from here on: an append from now on starts another
+                    self._committers.discard(me)
+                    return
                 group = self._take_group()
                 try:
                     await self._commit_group(group, held)
