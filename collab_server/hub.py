@@ -509,10 +509,10 @@ class DocumentTask:
                     if self.stopping:
                         return
                     self.wake.clear()
+                    # (the connections' frames read in the same loop iteration are all
+                    # here when this wakes: a further sleep(0) made no bigger batches,
+                    # only a loop iteration more per batch)
                     await self.wake.wait()
-                    # Let the other connections' frames that arrived in the same
-                    # loop iteration join this batch (one commit, fewer frames).
-                    await asyncio.sleep(0)
                 items, self.inbox = self.inbox, deque()
                 self._current = items
                 try:
