@@ -1,0 +1,9 @@
+"""``python -m pairls_bench`` (with ``bench/`` on ``sys.path``): the same as ``bench/bench.py``."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
