@@ -177,6 +177,15 @@ async def bench_keystroke(
         f"{percentile(rt, 50):.2f} / {percentile(rt, 99):.2f} ms",
     )
     cpu = [(y - x) / dt for x, y in zip(cpu0, cpu1, strict=True)]
+    per_key = cpu[0] / max(1, keys / dt) * 1e6 / 2
+    res.add(
+        f"7. pairls-lsp CPU per keystroke per server (A's and B's servers together, halved), "
+        f"{rooms} rooms x {rate:g} edits/s",
+        f"{per_key:.0f} us",
+        "<= 200 us",
+        per_key <= 200,
+        baseline=f"the hub's CPU per keystroke, same window: {cpu[1] / max(1, keys / dt) * 1e6:.0f} us",
+    )
     res.note(
         f"keystroke: {len(lat):,} of {keys:,} keystrokes in the {dt:.0f} s window arrived (all arrive: "
         f"the rooms converged, checked after the run); p90 {percentile(lat, 90):.2f} ms, p99.9 "

@@ -98,6 +98,22 @@ async def timed_completions(
     return out, with_jedi
 
 
+async def jedi_worker_rss(ed: Any) -> int | None:
+    """RSS of the server's jedi worker process, if the server reports one (issue 14: run jedi where
+    its memory and its GIL cannot touch the keystroke path, and count its memory apart).
+
+    The hook: a server that runs jedi in a process of its own gives that process's pid as
+    ``jediPid`` in ``pairls.status``; without it (jedi in the server's own process) None, and
+    scenario 8 reports the server alone."""
+    pid = (await ed.status()).get("jediPid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
+
+
 def _bench_module() -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
     import completion_bench

@@ -8,7 +8,15 @@ import asyncio
 from typing import Any
 
 from .env import Env
-from .lsp import METHOD, _bench_module, lsp_editor, server_process, stop_editors, timed_completions
+from .lsp import (
+    METHOD,
+    _bench_module,
+    jedi_worker_rss,
+    lsp_editor,
+    server_process,
+    stop_editors,
+    timed_completions,
+)
 from .report import Results
 from .scenario import Scenario
 
@@ -82,6 +90,7 @@ async def bench_lsp_memory(res: Results, env: Env, *, docs: int, lines: int) -> 
                 await asyncio.sleep(0.25)
         await asyncio.sleep(3.0)
         after = a_p.memory_info().rss
+        worker = await jedi_worker_rss(a)
     finally:
         await stop_editors(eds)
         env.stop_hub(hub)
@@ -99,6 +108,13 @@ async def bench_lsp_memory(res: Results, env: Env, *, docs: int, lines: int) -> 
         "< 80 MB",
         after < 80e6,
     )
+    if worker is not None:
+        res.add(
+            "8. the same server's jedi worker process, RSS, counted apart from the server's",
+            f"{worker / mib:.1f} MiB",
+            "apart (no target)",
+            None,
+        )
     res.base(
         f"pairls-lsp RSS: fresh (initialized, no room) / the same {docs} documents as plain text "
         "(jedi never imported)",

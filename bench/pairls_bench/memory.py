@@ -44,8 +44,8 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
     res.add(
         f"5. hub RSS per idle connection (hello + join + open), {len(all_conns):,} connections",
         f"{per / KiB:.1f} KiB ({before / 2**20:.0f} -> {after / 2**20:.0f} MiB)",
-        "<= 30 KiB",
-        per <= 30 * KiB,
+        "<= 20 KiB",
+        per <= 20 * KiB,
     )
     await gather_limited([c.close() for c in all_conns], limit=200)
     env.stop_hub(hub)
