@@ -309,10 +309,18 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
         figs = figures(results, shape)
         for server, f in figs.items():
             runs = [r for r in results if r.get("shape") == shape.key and r.get("server") == server]
+            valid = sum(1 for r in runs if r.get("valid"))
+            if not valid:
+                res.note(
+                    f"Hocuspocus side by side, {shape.title}, {LABELS[server]}: no valid run of {len(runs)}"
+                )
+                continue
+            db = f" (+{f['db_us_per_edit']:.0f} us PostgreSQL)" if server != "hocus-mem" else ""
             res.note(
-                f"Hocuspocus side by side, {shape.title}, {LABELS[server]}: "
-                f"{sum(1 for r in runs if r.get('valid'))} valid of {len(runs)} runs; medians: "
-                + ", ".join(f"{k} {v:.4g}" for k, v in f.items() if v is not None)
+                f"Hocuspocus side by side, {shape.title}, {LABELS[server]}, medians of {valid} valid of "
+                f"{len(runs)} runs: edit to peer p50 / p99 {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms, CPU "
+                f"{f['server_us_per_edit']:.0f} us per edit{db}, {f['acks_per_s']:,.0f} acked edits/s, load "
+                f"generator {f['load_cores']:.2f} cores"
             )
         p, h = figs.get("pairls", {}), figs.get("hocus-mem", {})
         for key, what, field, unit in RATIOS:

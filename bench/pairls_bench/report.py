@@ -137,8 +137,9 @@ def render(
     if alone:
         out += ["", "## Baselines of scenarios without a row (same run)", ""]
         out += [f"- {b.what}: {b.measured}" for b in alone]
-    out += ["", "## Details from this run", ""]
-    out += [f"- {n}" for n in res.notes]
+    if res.notes:
+        out += ["", "## Details from this run", ""]
+        out += [f"- {n}" for n in res.notes]
     out += ["", "## Method", ""]
     out += [
         "- Setup: an embedded PostgreSQL in a temp dir (unless `DATABASE_URL` is set); for every hub "
