@@ -18,7 +18,8 @@ from .traces import load_trace, patch_op
 def bench_core(res: Results, trace: dict[str, Any]) -> None:
     print("1. core replay (automerge-paper)", flush=True)
     patches = [tuple(p) for t in trace["txns"] for p in t["patches"]]
-    start, end = trace["startContent"], trace["endContent"]
+    start: str = trace["startContent"]
+    end: str = trace["endContent"]
     prebuilt = [patch_op(*p) for p in patches]
 
     def plain() -> str:

