@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -119,3 +120,21 @@ def test_the_entry_points_parse_as_before() -> None:
     args = cli.parser().parse_args(["--only", "core,memory", "--conns", "300", "--out", ""])
     assert (args.only, args.conns, args.out, args.scenarios) == ("core,memory", 300, "", [])
     assert isinstance(cli.parser().parse_args(["keystroke"]), argparse.Namespace)
+
+
+class _Reports:
+    """What scenario 8 asks of an editor: its server's ``pairls.status``."""
+
+    def __init__(self, status: dict[str, object]) -> None:
+        self._status = status
+
+    async def status(self) -> dict[str, object]:
+        return self._status
+
+
+async def test_a_jedi_worker_is_measured_apart_when_the_server_gives_its_pid() -> None:
+    from pairls_bench.lsp import jedi_worker_rss
+
+    rss = await jedi_worker_rss(_Reports({"jediPid": os.getpid()}))
+    assert rss is not None and rss > 1 << 20
+    assert await jedi_worker_rss(_Reports({})) is None  # jedi in the server's own process
