@@ -50,6 +50,12 @@ def main() -> int:
     )
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--json", default="", help="also write every run's figures to this file")
+    ap.add_argument(
+        "--pairls-before",
+        default="",
+        help="also run the hub of this other checkout (e.g. `git worktree add /tmp/before main`), "
+        "interleaved with the others, and report pairls / pairls before",
+    )
     return run_cli(ap.parse_args())
 
 

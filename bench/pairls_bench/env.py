@@ -39,10 +39,11 @@ class Env:
         self.embedded = start_embedded(self.tmp / "pg")
         self.dsn = self.embedded.dsn
 
-    def hub(self, *args: str) -> HubProcess:
+    def hub(self, *args: str, source: Path | None = None) -> HubProcess:
+        """A fresh hub process on the bench's PostgreSQL (from the checkout *source*, if given)."""
         # the load generator is one address standing in for thousands of users (scenario 5
         # holds 2,000 connections): no per-address connection quota
-        h = HubProcess("--max-connections-per-address", "0", *args, database_url=self.dsn)
+        h = HubProcess("--max-connections-per-address", "0", *args, database_url=self.dsn, source=source)
         self.hubs.append(h)
         h.wait_ready()
         return h

@@ -29,10 +29,13 @@ from .scenario import Scenario
 
 HOCUS = ROOT / "bench" / "hocus"
 SERVERS = ("pairls", "hocus-mem", "hocus-db")
+#: the hub of another checkout (``--pairls-before DIR``): a change's before and after in one run
+BEFORE = "pairls-before"
 LABELS = {
     "pairls": "pairls (PostgreSQL before ack)",
     "hocus-mem": "Hocuspocus in memory",
     "hocus-db": "Hocuspocus + PostgreSQL (debounced)",
+    BEFORE: "pairls before (another checkout)",
 }
 
 
@@ -127,8 +130,9 @@ def run_load(
 
 def one_run(env: Any, node: str, server: str, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
     db_pid = env.embedded.pid if env.embedded is not None else None
-    if server == "pairls":
-        hub = env.hub()
+    if server in ("pairls", BEFORE):
+        before = getattr(args, "pairls_before", None)
+        hub = env.hub(source=Path(before) if server == BEFORE and before else None)
         try:
             r = run_load(node, "pairls", hub.url, shape, args, server_pid=hub.proc.pid, db_pid=db_pid)
         finally:
@@ -168,7 +172,7 @@ def verdict(ratio: float | None, limit: float) -> str:
 def figures(results: list[dict[str, Any]], shape: Shape) -> dict[str, dict[str, float | None]]:
     """Per server that ran in *shape*: the median of each figure over its valid runs."""
     figs: dict[str, dict[str, float | None]] = {}
-    for server in SERVERS:
+    for server in (*SERVERS, BEFORE):
         runs = [r for r in results if r.get("shape") == shape.key and r.get("server") == server]
         if not runs:
             continue
@@ -221,7 +225,13 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
             cores = f"{f['load_cores']:.2f}" if f["load_cores"] is not None else "-"
             row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, eps, cores]
             out.append("| " + " | ".join(row) + " |")
-        p, h = figs.get("pairls"), figs.get("hocus-mem")
+        p, h, old = figs.get("pairls"), figs.get("hocus-mem"), figs.get(BEFORE)
+        if p is not None and old is not None:
+            for _, what, field, unit in RATIOS:
+                a, b = p[field], old[field]
+                ratio = a / b if a is not None and b else None
+                measured = f"{ratio:.2f}x ({a:.4g} / {b:.4g} {unit})" if ratio is not None else "-"
+                ratios.append(f"| {shape.title} | {what}, pairls / pairls before | {measured} | - | - |")
         if p is None or h is None:
             continue
         for key, what, field, unit in RATIOS:
@@ -281,6 +291,11 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     shapes = [SHAPES[k.strip()] for k in args.shapes.split(",")]
     servers = [s.strip() for s in args.servers.split(",")]
+    if getattr(args, "pairls_before", ""):
+        if not (Path(args.pairls_before) / "collab_server" / "__main__.py").is_file():
+            print(f"--pairls-before {args.pairls_before}: not a pairls checkout")
+            return 2
+        servers.insert(servers.index("pairls") + 1 if "pairls" in servers else 0, BEFORE)
     env = Env()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results: list[dict[str, Any]] = []
