@@ -14,13 +14,12 @@ import re
 import unicodedata
 from typing import Any
 
-import orjson
-
 from . import ops
 from .errors import MESSAGES, ErrorCode, ProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "checked",
     "decode",
     "display_name",
     "encode",
@@ -131,7 +130,12 @@ def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[
     :attr:`~collab_core.errors.ProtocolError.echo` holds what of its ``id``,
     ``seq`` and ``path`` may be sent back (:func:`refers_to`).
     """
-    msg = _parse(frame)
+    return checked(_parse(frame), max_op_components=max_op_components)
+
+
+def checked(msg: Any, *, max_op_components: int | None = None) -> dict[str, Any]:
+    """*msg*, a frame's JSON value parsed by the standard ``json`` module or one that
+    parses exactly as it does, validated as :func:`decode` does.  Raises :class:`ProtocolError`."""
     try:
         _validate(msg, max_op_components)
     except ProtocolError as exc:
@@ -141,13 +145,6 @@ def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[
 
 
 def _parse(frame: str | bytes) -> Any:
-    try:
-        return orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        # orjson is stricter than the protocol: it refuses what JSON allows and
-        # the schema then judges (a lone surrogate's escape, an integer past 64
-        # bits, a nesting past 1024): the standard parser decides those as before
-        pass
     if isinstance(frame, bytes):
         try:
             frame = frame.decode("utf-8")
@@ -464,12 +461,7 @@ def valid_path(path: str) -> bool:
 
 def encode(msg: dict[str, Any]) -> str:
     """Serialize one hub message (compact JSON, non-ASCII kept as is)."""
-    try:
-        return orjson.dumps(msg).decode()
-    except orjson.JSONEncodeError:
-        # what orjson will not write (a lone surrogate, an integer past 64 bits):
-        # the standard encoder writes it as before, and the send decides
-        return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
 
 
 #: code points encoded at one go by :func:`encode_string`

@@ -73,7 +73,7 @@ from collab_core.errors import (
     StoreError,
 )
 
-from . import authority
+from . import authority, codec
 from .attribution import (
     HistoryIndex,
     IndexBudget,
@@ -772,7 +772,7 @@ class DocumentTask:
             # reached it (after a reconnect, to us or to another hub)
             return
         else:
-            conn.send(wire.encode({"type": "ack", "path": self.path, "seq": sub.seq, "rev": rev}))
+            conn.send(codec.encode({"type": "ack", "path": self.path, "seq": sub.seq, "rev": rev}))
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
         seq = self.seq
@@ -801,7 +801,7 @@ class DocumentTask:
             return  # left or closed while we waited
         started = time.perf_counter()
         # the reply is its fields and the (large, prepared) body, spliced as bytes
-        head = wire.encode(reply)
+        head = codec.encode(reply)
         self.subscribers.add(conn)
         conn.opened_at[self.path] = seq.committed_rev
         conn.send(head[:-1].encode() + body + b"}")
@@ -945,7 +945,7 @@ class DocumentTask:
         else:
             reply = blame_reply(self.path, room_id, rev, lines, names)
         reply["id"] = msg.get("id")
-        conn.send(wire.encode(reply))
+        conn.send(codec.encode(reply))
         spent += time.perf_counter() - started
         self.hub.stats.handled(kind, spent)
         conn.pacer.charge(spent)
@@ -1049,7 +1049,7 @@ class DocumentTask:
             if i:
                 await asyncio.sleep(0)
             page = missed[i : i + OPS_PAGE]
-            parts.append(",".join(wire.encode(self._op_entry(s, conn)) for s in page).encode())
+            parts.append(",".join(codec.encode(self._op_entry(s, conn)) for s in page).encode())
         return b"[" + b",".join(parts) + b"]"
 
     async def _digest(self, conn: Connection, msg: dict[str, Any]) -> None:
@@ -1079,7 +1079,7 @@ class DocumentTask:
             "rev": rev,
             "sha256": digest,
         }
-        conn.send(wire.encode(reply))
+        conn.send(codec.encode(reply))
 
     @staticmethod
     def _op_entry(s: Sequenced, conn: Connection) -> dict[str, Any]:
@@ -1221,7 +1221,7 @@ class DocumentTask:
 
     def _publish_made(self, s: Sequenced, out: dict[Connection, list[str]]) -> None:
         """An undo or redo committed: its op to everyone (the requester too), then the requester's answer."""
-        msg = wire.encode({"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author})
+        msg = codec.encode({"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author})
         for conn in self.subscribers:
             out.setdefault(conn, []).append(msg)
         req = s.submission.request if isinstance(s.submission, Made) else None
@@ -1231,7 +1231,7 @@ class DocumentTask:
 
     def _toggled_reply(self, req: _Toggle, rev: int) -> str:
         kind = "undone" if req.kind == "undo" else "redone"
-        return wire.encode({"type": kind, "id": req.get("id"), "path": self.path, "rev": rev})
+        return codec.encode({"type": kind, "id": req.get("id"), "path": self.path, "rev": rev})
 
     def _toggled(self, req: _Toggle, rev: int) -> None:
         """The requester's answer alone (its op reached it already)."""
@@ -1253,7 +1253,7 @@ class DocumentTask:
                 continue
             author = self.room.by_client.get(s.client_id)
             if author is not None and author in self.subscribers:
-                ack = wire.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
+                ack = codec.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
                 out.setdefault(author, []).append(ack)
                 authors.add(author)
             else:
@@ -1262,7 +1262,7 @@ class DocumentTask:
             for conn in self.subscribers:
                 if conn is not author:
                     if not msg:
-                        msg = wire.encode(
+                        msg = codec.encode(
                             {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
                         )
                     out.setdefault(conn, []).append(msg)
@@ -1562,7 +1562,7 @@ class Hub:
                 conn.role = action.role
                 conn.log.info("role changed to %s", action.role)
                 room.send_to_others(
-                    None, wire.encode({"type": "participant_changed", "participant": conn.describe()})
+                    None, codec.encode({"type": "participant_changed", "participant": conn.describe()})
                 )
                 self.peers.changed(room.id, conn.id, conn.name, conn.role)
 
@@ -1608,7 +1608,7 @@ class Hub:
             if not await self.store.delete_room(room.id, by="owner"):
                 raise ProtocolError(ErrorCode.NO_SUCH_ROOM)
             conn.log.info("deleted the room")
-            conn.send(wire.encode({"type": "room_deleted", **reply}))
+            conn.send(codec.encode({"type": "room_deleted", **reply}))
             await self.check_rooms([room.id])
             return
         if kind == "rotate_invites":
@@ -1630,7 +1630,7 @@ class Hub:
                 reply.update(type="role_set", participant=target.participant, role=msg["role"])
                 conn.log.info("made participant %s a %s", target.participant, msg["role"])
         await self.check_rooms([room.id])
-        conn.send(wire.encode(reply))
+        conn.send(codec.encode(reply))
 
     # -- connections --------------------------------------------------------
 
@@ -1661,7 +1661,7 @@ class Hub:
         stats.bytes_received += len(first) if isinstance(first, bytes) else utf8_length(first)
         started = time.perf_counter()
         try:
-            hello = wire.decode(first, max_op_components=self.config.max_op_components)
+            hello = codec.decode(first, max_op_components=self.config.max_op_components)
         except ProtocolError as exc:
             conn.error(exc.code, exc.detail, **exc.echo)
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
@@ -1680,7 +1680,7 @@ class Hub:
         conn.user = hello.get("user") or conn.client_id
         conn.name = hello["name"]
         conn.send(
-            wire.encode(
+            codec.encode(
                 {
                     "type": "welcome",
                     "id": hello.get("id"),
@@ -1723,7 +1723,7 @@ class Hub:
             started = time.perf_counter()
             kind = "frame"
             try:
-                msg = wire.decode(frame, max_op_components=max_components)
+                msg = codec.decode(frame, max_op_components=max_components)
                 kind = msg["type"]
                 await self._dispatch(conn, msg)
             except ProtocolError as exc:
@@ -1777,22 +1777,22 @@ class Hub:
             doc.put("digest", conn, msg)
         elif kind == "close":
             self._close_doc(conn, msg["path"])
-            conn.send(wire.encode({"type": "closed", "id": msg.get("id"), "path": msg["path"]}))
+            conn.send(codec.encode({"type": "closed", "id": msg.get("id"), "path": msg["path"]}))
         elif kind == "create_room":
             await self._create_room(conn, msg)
         elif kind == "join":
             await self._join(conn, msg)
         elif kind == "leave":
             self._leave(conn)
-            conn.send(wire.encode({"type": "left", "id": msg.get("id")}))
+            conn.send(codec.encode({"type": "left", "id": msg.get("id")}))
         elif kind == "list_documents":
             room = self._room_of(conn)
             docs = await self.store.list_documents(room.id)
-            conn.send(wire.encode({"type": "documents", "id": msg.get("id"), "documents": _doc_list(docs)}))
+            conn.send(codec.encode({"type": "documents", "id": msg.get("id"), "documents": _doc_list(docs)}))
         elif kind == "create_document":
             await self._create_document(conn, msg)
         elif kind == "ping":
-            conn.send(wire.encode({"type": "pong", "id": msg.get("id")}))
+            conn.send(codec.encode({"type": "pong", "id": msg.get("id")}))
         elif kind == "revision":
             await self._revision(conn, msg)
         elif kind in HISTORY_KINDS:
@@ -1858,7 +1858,7 @@ class Hub:
         if target is None or target is conn:
             raise ProtocolError(ErrorCode.NO_SUCH_PARTICIPANT)
         out: dict[str, Any] = {k: msg[k] for k in ("requestId", "command", "accepted", "path") if k in msg}
-        target.send(wire.encode({"type": msg["type"], "participant": conn.id, "name": conn.name, **out}))
+        target.send(codec.encode({"type": msg["type"], "participant": conn.id, "name": conn.name, **out}))
 
     def _run_status(self, conn: Connection, msg: dict[str, Any]) -> None:
         """The runner says how its run goes (running, ended): to the rest of the room, with
@@ -1873,7 +1873,7 @@ class Hub:
         keys = ("path", "state", "command", "exitCode", "stopped", "startedAt", "endedAt")
         out: dict[str, Any] = {"type": "run_status", "participant": conn.id, "name": conn.name}
         out.update({k: msg[k] for k in keys if k in msg})
-        room.send_to_others(conn, wire.encode(out))
+        room.send_to_others(conn, codec.encode(out))
 
     def _presence(self, conn: Connection, msg: dict[str, Any]) -> None:
         room = self._room_of(conn)
@@ -1891,7 +1891,7 @@ class Hub:
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
         room.presence[(conn.id, msg["path"])] = out
-        room.send_to_others(conn, wire.encode(out))
+        room.send_to_others(conn, codec.encode(out))
         self.peers.presence(room.id, conn.id, out)
 
     async def _open(self, conn: Connection, msg: dict[str, Any]) -> None:
@@ -1938,7 +1938,7 @@ class Hub:
         work = len(parts.snapshot) * (1 + len(parts.ops))
         data, spent = await _off_loop_if(work > REVISION_INLINE_WORK, _revision_json, parts)
         conn.pacer.charge(spent)
-        head = wire.encode({"type": "revision", "id": msg.get("id"), "path": path, "rev": msg["rev"]})
+        head = codec.encode({"type": "revision", "id": msg.get("id"), "path": path, "rev": msg["rev"]})
         conn.send(head[:-1].encode() + b',"text":' + data + b"}")
 
     async def _create_room(self, conn: Connection, msg: dict[str, Any]) -> None:
@@ -1966,7 +1966,7 @@ class Hub:
             viewerSecret=invites["viewer"],
         )
         reply["id"] = msg.get("id")
-        conn.send(wire.encode(reply))
+        conn.send(codec.encode(reply))
         conn.log.info("created a room")
 
     async def _join(self, conn: Connection, msg: dict[str, Any]) -> None:
@@ -1986,7 +1986,7 @@ class Hub:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM)
         reply = await self._enter(conn, room_id, role, digest)
         reply["id"] = msg.get("id")
-        conn.send(wire.encode(reply))
+        conn.send(codec.encode(reply))
         conn.log.info("joined as %s", role)
 
     async def _enter(self, conn: Connection, room_id: str, role: str, secret_hash: bytes) -> dict[str, Any]:
@@ -2023,7 +2023,9 @@ class Hub:
         conn.log.extra = {"participant": conn.id, "room": room_id[:8]}
         room.connections[conn.id] = conn
         room.by_client[conn.client_id] = conn
-        room.send_to_others(conn, wire.encode({"type": "participant_joined", "participant": conn.describe()}))
+        room.send_to_others(
+            conn, codec.encode({"type": "participant_joined", "participant": conn.describe()})
+        )
         return {
             "type": "joined",
             "room": room_id,
@@ -2051,7 +2053,7 @@ class Hub:
         for key in [k for k in room.presence if k[0] == conn.id]:
             del room.presence[key]
         conn.log.extra = {"participant": conn.id}
-        room.send_to_others(None, wire.encode({"type": "participant_left", "participant": conn.id}))
+        room.send_to_others(None, codec.encode({"type": "participant_left", "participant": conn.id}))
         self.peers.left(room.id, conn.id)
         if not room.connections:
             self._unload(room)
@@ -2093,13 +2095,13 @@ class Hub:
         if record is None:
             raise ProtocolError(ErrorCode.DOCUMENT_EXISTS)
         conn.send(
-            wire.encode(
+            codec.encode(
                 {"type": "document_created", "id": msg.get("id"), "path": record.path, "rev": record.rev}
             )
         )
         room.send_to_others(
             conn,
-            wire.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
+            codec.encode({"type": "document_added", "path": record.path, "rev": record.rev, "by": conn.id}),
         )
 
 

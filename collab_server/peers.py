@@ -28,9 +28,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from collab_core import wire
 from collab_core.errors import StoreError
 
+from . import codec
 from .roster import Broadcast, Outbox, Replaced, Resend, Roster, encode_presence
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class PeerLink:
             if room is None:
                 continue
             if isinstance(action, Broadcast):
-                room.send_to_others(None, wire.encode(action.message))
+                room.send_to_others(None, codec.encode(action.message))
             elif isinstance(action, Resend):
                 for message in list(room.presence.values()):
                     self.presence(room.id, message["participant"], message)
