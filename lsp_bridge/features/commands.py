@@ -256,6 +256,7 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st = session.room.status()
     st["stats"]["failedTasks"] = session.failed_tasks + ls.editor.failed_tasks
     st["stats"]["pathsRefused"] = ls.paths.refusals
+    st["jedi"] = ls.completions.jedi.client.status()
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st
