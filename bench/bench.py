@@ -1081,9 +1081,16 @@ async def bench_lsp_completion(res: Results, env: Env, *, lines: int, requests: 
     hub = env.hub()
     eds: list[Any] = []
     try:
-        # one room, two servers; the same text as big.py (Python: jedi) and big.txt (no language)
-        a, b, _, ub = await lsp_room(env, hub.url, "c", {"src/big.py": text, "src/big.txt": text}, "python")
+        # one room, two servers; the same text as big.py (Python: jedi) and big.txt (plain text)
+        a, b, _, ub = await lsp_room(env, hub.url, "c", {"src/big.py": text}, "python")
         eds = [a, b]
+        from tests.support.lsp_editor import settle
+
+        ua_txt, ub["src/big.txt"] = a.uri("src/big.txt"), b.uri("src/big.txt")
+        a.open(ua_txt, text, "plaintext")  # autoShare shares it
+        await settle([(a, ua_txt)], "src/big.txt", timeout=300)
+        b.open(ub["src/big.txt"], "", "plaintext")
+        await settle([(a, ua_txt), (b, ub["src/big.txt"])], "src/big.txt", timeout=300)
         b_p = server_process(b)
         # warm-up, not counted: the index, pygls' converters (then jedi's first parse, below)
         warm = rng.sample(offsets, 10)

@@ -73,6 +73,11 @@ _WORD_CHAR = re.compile(r"\w")
 MIN_WORD = 2
 
 
+# The words of _WORD at least MIN_WORD long, found faster (a word boundary costs less than a
+# lookbehind at every character): the proximity scan runs on every request.
+_NEAR_WORD = re.compile(rf"\b[^\W\d]\w{{{MIN_WORD - 1},}}")
+
+
 def _words(text: str) -> Counter[str]:
     return Counter(w for w in _WORD.findall(text) if len(w) >= MIN_WORD)
 
@@ -789,9 +794,10 @@ def _nearness(text: str, start: int, end: int) -> dict[str, int]:
             rows.append((before[-1 - k], k))
         if k < len(after):
             rows.append((after[k], k))
+    findall = _NEAR_WORD.findall
     for row, d in rows:
-        for w in _WORD.findall(row):
-            if len(w) >= MIN_WORD and w not in near:
+        for w in findall(row):
+            if w not in near:
                 near[w] = d
     return near
 

@@ -27,8 +27,6 @@ __all__ = ["CompletionService", "JediWorker"]
 
 logger = logging.getLogger(__name__)
 
-#: how long a completion waits for jedi (the worker goes on; its answer serves the next keystroke)
-JEDI_WAIT_S = 0.012
 #: the directory holding the package lsp_bridge (site-packages, a checkout, a bundle)
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(lsp_bridge.__file__)))
 #: lines of a worker's stderr logged (a crash's traceback), per worker
@@ -64,7 +62,7 @@ class JediWorker:
         self._timer: asyncio.TimerHandle | None = None
 
     async def semantic(self, path: str, text: str, offset: int, language_id: str | None) -> SemanticResult:
-        """jedi's names at *offset*, if the worker answers within :data:`JEDI_WAIT_S`."""
+        """jedi's names at *offset*, if the worker answers within the wait the client set."""
         loop = asyncio.get_running_loop()
         ask = self.client.ask(path, text, offset, language_id, loop.time())
         if isinstance(ask, SemanticResult):
@@ -84,7 +82,9 @@ class JediWorker:
             return SemanticResult([], "error")
         self._arm(loop)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), JEDI_WAIT_S)
+            if ask.wait_s <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(asyncio.shield(fut), ask.wait_s)
         except TimeoutError:
             self.client.waited_out(ask.id)
             return SemanticResult([], "skipped")

@@ -9,6 +9,9 @@ reads and kills:
   (the document or a window of it, the cursor; the answer cached per word, the
   budget) turned into one line to write, or an answer at once (``off``,
   ``cached``, ``skipped``, ``unavailable``);
+* **how long a completion waits** for the answer: *wait_s*, or not at all
+  when jedi took longer than that on the document last time (the answer
+  then serves the next keystrokes in the word, from the cache);
 * **one question at a time**: jedi cannot be interrupted; a completion while
   the worker is still busy skips jedi (``skipped``, so the editor asks again);
 * **a worker is started lazily** (``Ask.spawn``: at the first question that
@@ -39,11 +42,13 @@ __all__ = ["Ask", "JediClient", "Received"]
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """Write *data* to the worker (start one first if *spawn*); its answer will carry *id*."""
+    """Write *data* to the worker (start one first if *spawn*); its answer will carry *id*.
+    The completion waits for it at most *wait_s* seconds (0: not at all)."""
 
     id: int
     data: bytes
     spawn: bool
+    wait_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +66,13 @@ class JediClient:
         self,
         engine: CompletionEngine,
         *,
+        wait_s: float = 0.012,
         hang_s: float = 10.0,
         failures_before_pause: int = 3,
         pause_s: float = 60.0,
     ) -> None:
         self.engine = engine
+        self.wait_s = wait_s
         self.hang_s = hang_s
         self.failures_before_pause = failures_before_pause
         self.pause_s = pause_s
@@ -81,6 +88,8 @@ class JediClient:
         self._killing = False
         self._failures = 0  # deaths and hangs since the last answer
         self._paused_until = float("-inf")
+        #: how long jedi took on each document the last time
+        self._took: dict[str, float] = {}
 
     # -- the server asks
 
@@ -107,7 +116,9 @@ class JediClient:
             "column": job.column,
         }
         data = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        return Ask(self._next_id, data + b"\n", spawn=self.pid is None)
+        # a document jedi was slower on than the wait last time: waiting would only add the wait
+        wait = self.wait_s if self._took.get(path, 0.0) <= self.wait_s else 0.0
+        return Ask(self._next_id, data + b"\n", spawn=self.pid is None, wait_s=wait)
 
     def waited_out(self, ask_id: int) -> None:
         """The completion that asked *ask_id* answered without jedi (the answer is late)."""
@@ -145,6 +156,7 @@ class JediClient:
         job = asked[1]
         seconds = msg.get("seconds")
         seconds = float(seconds) if isinstance(seconds, int | float) else 0.0
+        self._took[job.path] = seconds
         names = msg.get("names")
         if isinstance(names, list) and all(
             isinstance(n, list) and len(n) == 2 and all(isinstance(x, str) for x in n) for n in names
@@ -167,11 +179,11 @@ class JediClient:
         """The worker's stdout ended (it exited, or was killed): the line to log (None when
         :meth:`check` killed it: said then), and the failed answer of its question, if any."""
         killed, self._killing = self._killing, False
-        self.pid = None
         log = None
         if not killed:
             self.stats["deaths"] += 1
             log = self._failed_worker("died", now)
+        self.pid = None
         return log, self._fail(SemanticResult([], "error"))
 
     def status(self) -> dict[str, Any]:

@@ -14,6 +14,10 @@ from ..completion import Candidate, SemanticResult
 from ..positions import encoded_length, line_offset, positions_of
 from ..server import PairlsServer
 
+#: items in one answer at most (clangd's default): when more match, the answer is
+#: ``isIncomplete`` and the editor asks again as the user types on
+LIMIT = 100
+
 
 async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.CompletionList:
     """What the ``completions`` setting asks for: ``all`` (room words, keywords, jedi),
@@ -46,7 +50,9 @@ async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.Comp
         semantic = SemanticResult([], "off")
     else:
         semantic = await svc.jedi.semantic(path, text, offset, language_id)
-    result = svc.engine.complete(path, text, offset, language_id, semantic=semantic, keywords=mode == "all")
+    result = svc.engine.complete(
+        path, text, offset, language_id, limit=LIMIT, semantic=semantic, keywords=mode == "all"
+    )
     if at is not None and at[1] <= result.start:  # the word is on the cursor's line: no line to count
         start = (line, encoded_length(text[at[1] : result.start], ls.encoding))
     else:
