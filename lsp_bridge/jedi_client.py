@@ -10,7 +10,8 @@ reads and kills:
   budget) turned into one line to write, or an answer at once (``off``,
   ``cached``, ``skipped``, ``unavailable``);
 * **how long a completion waits** for the answer: *wait_s*, or not at all
-  when jedi took longer than that on the document last time (the answer
+  when jedi took longer than that on the document in one of its last four
+  answers (the answer
   then serves the next keystrokes in the word, from the cache);
 * **one question at a time**: jedi cannot be interrupted; a completion while
   the worker is still busy skips jedi (``skipped``, so the editor asks again);
@@ -66,7 +67,7 @@ class JediClient:
         self,
         engine: CompletionEngine,
         *,
-        wait_s: float = 0.012,
+        wait_s: float = 0.008,
         hang_s: float = 10.0,
         failures_before_pause: int = 3,
         pause_s: float = 60.0,
@@ -88,8 +89,8 @@ class JediClient:
         self._killing = False
         self._failures = 0  # deaths and hangs since the last answer
         self._paused_until = float("-inf")
-        #: how long jedi took on each document the last time
-        self._took: dict[str, float] = {}
+        #: how long jedi took on each document, its last few answers
+        self._took: dict[str, list[float]] = {}
 
     # -- the server asks
 
@@ -116,8 +117,8 @@ class JediClient:
             "column": job.column,
         }
         data = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        # a document jedi was slower on than the wait last time: waiting would only add the wait
-        wait = self.wait_s if self._took.get(path, 0.0) <= self.wait_s else 0.0
+        # a document jedi was slower on than the wait lately: waiting would only add the wait
+        wait = self.wait_s if max(self._took.get(path, [0.0])) <= self.wait_s else 0.0
         return Ask(self._next_id, data + b"\n", spawn=self.pid is None, wait_s=wait)
 
     def waited_out(self, ask_id: int) -> None:
@@ -156,7 +157,7 @@ class JediClient:
         job = asked[1]
         seconds = msg.get("seconds")
         seconds = float(seconds) if isinstance(seconds, int | float) else 0.0
-        self._took[job.path] = seconds
+        self._took[job.path] = [*self._took.get(job.path, [])[-3:], seconds]
         names = msg.get("names")
         if isinstance(names, list) and all(
             isinstance(n, list) and len(n) == 2 and all(isinstance(x, str) for x in n) for n in names

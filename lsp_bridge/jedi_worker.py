@@ -19,11 +19,14 @@ stdout (one object a line; JSON escapes every newline in a string):
 
 The worker exits when its stdin ends (the server exited, even by SIGKILL: the
 kernel closes the pipe), also in the middle of a jedi call: a thread reads
-stdin.  It ignores SIGINT (a Ctrl-C meant for the editor's terminal).
+stdin.  It ignores SIGINT (a Ctrl-C meant for the editor's terminal), and
+runs at a lower CPU priority (nice 10): on a busy machine jedi waits, not the
+server answering a keystroke.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -40,6 +43,10 @@ __all__ = ["BOOT", "JediRunner", "main"]
 #: that directory replaces ``-c``'s current directory on ``sys.path`` (a workspace's own
 #: ``json.py`` or ``jedi.py`` must not shadow the real ones), and works for a bundled copy too
 BOOT = "import sys; sys.path[0] = sys.argv[1]; from lsp_bridge.jedi_worker import main; main()"
+
+
+#: how much lower the worker's CPU priority is than the language server's
+NICE = 10
 
 
 class JediRunner:
@@ -108,6 +115,9 @@ def _read_stdin(jobs: queue.SimpleQueue[bytes]) -> None:
 def main() -> None:
     """The worker process: jobs from stdin, answers to stdout, until stdin ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the editor and the language server come first when the cores are busy
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     out = sys.stdout.buffer
 
     def send(msg: dict[str, Any]) -> None:
