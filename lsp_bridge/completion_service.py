@@ -93,8 +93,9 @@ class JediWorker:
 
     def close(self) -> None:
         """Stop the worker (closing its stdin ends it)."""
-        proc, self._proc = self._proc, None
+        proc = self._proc
         if proc is not None and proc.stdin is not None:
+            self.client.stopping()
             proc.stdin.close()
 
     # -- the process

@@ -187,6 +187,10 @@ class JediClient:
         self.pid = None
         return log, self._fail(SemanticResult([], "error"))
 
+    def stopping(self) -> None:
+        """The server stops its worker (closes its stdin): its end is no death."""
+        self._killing = self.pid is not None
+
     def status(self) -> dict[str, Any]:
         """For ``pairls.status``: the worker's pid (None: none running), whether jedi is
         available, and the counters."""
@@ -200,7 +204,8 @@ class JediClient:
 
     def _failed_worker(self, what: str, now: float) -> str:
         self._failures += 1
-        line = f"pairls: the jedi worker (pid {self.pid}) {what}; Python completions go on without jedi"
+        who = "" if self.pid is None else f" (pid {self.pid})"
+        line = f"pairls: the jedi worker{who} {what}; Python completions go on without jedi"
         if self._failures >= self.failures_before_pause:
             self._paused_until = now + self.pause_s
             self._failures = 0

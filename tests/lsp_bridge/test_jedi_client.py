@@ -124,6 +124,15 @@ def test_a_hung_worker_is_killed_once_and_replaced() -> None:
     assert ask(c, "x.y", 112.0, path="b.py").spawn
 
 
+def test_a_worker_the_server_stops_is_no_death() -> None:
+    c = client()
+    a = ask(c)
+    c.started(5)
+    c.stopping()
+    assert c.exited(1.0) == (None, Received(a.id, SemanticResult([], "error")))
+    assert c.stats["deaths"] == 0 and c.pid is None
+
+
 def test_failures_in_a_row_pause_the_worker_then_it_is_tried_again() -> None:
     c = client(failures_before_pause=3, pause_s=60.0)
     now = 0.0
