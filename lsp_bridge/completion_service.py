@@ -127,6 +127,10 @@ class JediWorker:
                 received = self.client.received(line)
                 if received is not None:
                     self._deliver(received)
+                    waiting = self.client.to_send(loop.time())
+                    if waiting is not None and proc.stdin is not None:
+                        proc.stdin.write(waiting.data)
+                        self._arm(loop)
         except (ValueError, OSError):  # a line over the limit, or the pipe broke: a dead worker
             logger.warning("pairls: unreadable output from the jedi worker")
             proc.kill()

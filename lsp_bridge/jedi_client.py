@@ -14,7 +14,9 @@ reads and kills:
   answers (the answer
   then serves the next keystrokes in the word, from the cache);
 * **one question at a time**: jedi cannot be interrupted; a completion while
-  the worker is still busy skips jedi (``skipped``, so the editor asks again);
+  the worker is still busy skips jedi (``skipped``, so the editor asks again)
+  and its question waits, replacing any older one, until the worker is free
+  (:meth:`to_send`), so jedi's next answer is for the newest word;
 * **a worker is started lazily** (``Ask.spawn``: at the first question that
   needs one), and again after it died or hung;
 * **a hung worker** (a question older than *hang_s*: :meth:`check`) is killed;
@@ -86,6 +88,7 @@ class JediClient:
         self.stats: Counter[str] = Counter()
         self._next_id = 0
         self._asked: tuple[int, JediJob, float] | None = None
+        self._pending: JediJob | None = None
         self._killing = False
         self._failures = 0  # deaths and hangs since the last answer
         self._paused_until = float("-inf")
@@ -105,8 +108,25 @@ class JediClient:
         if not self.available or (self.pid is None and now < self._paused_until):
             return SemanticResult([], "unavailable")
         if self._asked is not None or self._killing:
+            # the newest question waits for the worker (it replaces an older one): its answer
+            # serves the next keystrokes in this word
             self.stats["busy"] += 1
+            self._pending = None if self._killing else job
             return SemanticResult([], "skipped")
+        ask = self._ask(job, now)
+        # a document jedi was slower on than the wait lately: waiting would only add the wait
+        wait = self.wait_s if max(self._took.get(path, [0.0])) <= self.wait_s else 0.0
+        return Ask(ask.id, ask.data, ask.spawn, wait)
+
+    def to_send(self, now: float) -> Ask | None:
+        """The question that waited for the worker, now that it is free (ask after each answer);
+        nobody waits for its answer (``wait_s`` 0)."""
+        job, self._pending = self._pending, None
+        if job is None or self._asked is not None or self.pid is None or not self.available:
+            return None
+        return self._ask(job, now)
+
+    def _ask(self, job: JediJob, now: float) -> Ask:
         self._next_id += 1
         self._asked = (self._next_id, job, now)
         msg = {
@@ -117,9 +137,7 @@ class JediClient:
             "column": job.column,
         }
         data = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        # a document jedi was slower on than the wait lately: waiting would only add the wait
-        wait = self.wait_s if max(self._took.get(path, [0.0])) <= self.wait_s else 0.0
-        return Ask(self._next_id, data + b"\n", spawn=self.pid is None, wait_s=wait)
+        return Ask(self._next_id, data + b"\n", spawn=self.pid is None, wait_s=0.0)
 
     def waited_out(self, ask_id: int) -> None:
         """The completion that asked *ask_id* answered without jedi (the answer is late)."""
@@ -185,6 +203,7 @@ class JediClient:
             self.stats["deaths"] += 1
             log = self._failed_worker("died", now)
         self.pid = None
+        self._pending = None  # a new worker starts at the next question
         return log, self._fail(SemanticResult([], "error"))
 
     def stopping(self) -> None:

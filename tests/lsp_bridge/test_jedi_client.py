@@ -58,16 +58,41 @@ def test_the_answer_serves_the_next_keystrokes_in_the_word_without_asking() -> N
     assert not b.spawn  # the worker runs
 
 
-def test_one_question_at_a_time_the_others_skip_jedi() -> None:
+def test_one_question_at_a_time_the_newest_waits_for_the_worker() -> None:
     c = client()
     a = ask(c)
     c.started(1)
+    assert c.to_send(0.0) is None
     assert c.ask("b.py", "x.y", 3, None, 0.1) == SemanticResult([], "skipped")
-    assert c.stats["busy"] == 1
+    assert c.ask("b.py", "x.y\nz.w", 7, None, 0.2) == SemanticResult([], "skipped")  # newer
+    assert c.stats["busy"] == 2
     c.waited_out(a.id)
     c.received(answer(a.id, [["path", "module"]], seconds=0.5))
     assert c.stats["late"] == 1
-    assert isinstance(c.ask("b.py", "x.y", 3, None, 0.2), Ask)
+    waiting = c.to_send(0.6)
+    assert waiting is not None and not waiting.spawn and waiting.wait_s == 0
+    assert json.loads(waiting.data) == {
+        "id": waiting.id,
+        "path": "b.py",
+        "source": "x.y\nz.w",
+        "line": 2,
+        "column": 3,
+    }
+    assert c.to_send(0.7) is None  # sent once
+    assert c.ask("b.py", "q.r", 3, None, 0.8) == SemanticResult([], "skipped")  # busy with it
+    got = c.received(answer(waiting.id, [["wx", "function"]]))
+    assert got is not None and got.result.names == [("wx", "function")]
+    assert c.to_send(0.9) is not None  # q.r's question
+
+
+def test_a_question_waiting_for_a_dead_worker_is_dropped() -> None:
+    c = client()
+    ask(c)
+    c.started(1)
+    c.ask("b.py", "x.y", 3, None, 0.1)
+    c.exited(0.2)
+    assert c.to_send(0.3) is None
+    assert ask(c, "x.y", 0.4, path="b.py").spawn
 
 
 def test_no_wait_on_a_document_jedi_was_slower_on_than_the_wait_lately() -> None:
