@@ -60,6 +60,8 @@ class JediWorker:
         self._waiting: dict[int, asyncio.Future[SemanticResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        #: reader tasks that ended with an exception (in ``pairls.status``'s failedTasks)
+        self.failed_tasks = 0
 
     async def semantic(self, path: str, text: str, offset: int, language_id: str | None) -> SemanticResult:
         """jedi's names at *offset*, if the worker answers within the wait the client set."""
@@ -117,7 +119,13 @@ class JediWorker:
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a bug: counted, tests fail on it
+            self.failed_tasks += 1
+            logger.error("pairls: the jedi worker's reader failed", exc_info=task.exception())
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
