@@ -192,7 +192,7 @@ class JediClient:
             return None
         self._killing = True
         self.stats["hangs"] += 1
-        return self._failed_worker(f"no answer in {self.hang_s:g} s: killed", now)
+        return self._failed_worker(f"gave no answer in {self.hang_s:g} s and was killed", now)
 
     def exited(self, now: float) -> tuple[str | None, Received | None]:
         """The worker's stdout ended (it exited, or was killed): the line to log (None when

@@ -1,6 +1,6 @@
 """jedi's worker process, through the real language server over stdio: Python completions
-carry jedi's names from it; a killed worker is survived, counted and replaced; a killed
-server leaves no worker behind.  (The policy alone: test_jedi_client.py.)"""
+carry jedi's names from it; a killed or hung worker is survived, counted and replaced; a
+killed server leaves no worker behind.  (The policy alone: test_jedi_client.py.)"""
 
 from __future__ import annotations
 
@@ -99,6 +99,30 @@ async def test_a_killed_worker_is_survived_counted_and_replaced(editor: TestEdit
     assert jedi["deaths"] == 1 and jedi["starts"] == 2
     assert jedi["pid"] not in (None, first)
     assert editor.alive
+
+
+async def test_a_hung_worker_is_killed_counted_and_replaced(editor: TestEditor) -> None:
+    u = editor.uri("a.py")
+    editor.open(u, TEXT)
+    await _eventually(lambda: _jedi_names(editor, u))
+    first = (await editor.status())["jedi"]["pid"]
+    os.kill(first, signal.SIGSTOP)  # alive, and silent: a jedi call that never ends
+    try:
+        editor.append(u, "\nimport sys\nsys.pl")
+        assert editor.alive and await editor.complete(u, len(editor.text(u))) is not None
+
+        async def killed() -> bool:
+            return (await editor.status())["jedi"].get("hangs") == 1
+
+        await _eventually(killed)  # after 10 s without an answer
+        assert _gone(first)
+        await _eventually(lambda: _names_in(editor, u, "platform"))  # from a new worker
+        jedi = (await editor.status())["jedi"]
+        assert jedi["hangs"] == 1 and "deaths" not in jedi and jedi["starts"] == 2
+        assert jedi["pid"] not in (None, first)
+    finally:
+        if not _gone(first):
+            os.kill(first, signal.SIGKILL)
 
 
 async def _names_in(ed: TestEditor, uri: str, name: str) -> bool:
