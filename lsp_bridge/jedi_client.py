@@ -83,7 +83,8 @@ class JediClient:
         self.pid: int | None = None
         #: False once a worker said jedi is not installed
         self.available = True
-        #: starts, answers, late (answers after the completion stopped waiting), busy (questions
+        #: starts, waits (questions a completion waits for), answers, late (answers after the
+        #: completion stopped waiting or did not wait), busy (questions
         #: skipped: the worker was busy), errors (jedi failed), deaths, hangs, pauses, bad_lines
         self.stats: Counter[str] = Counter()
         self._next_id = 0
@@ -116,6 +117,8 @@ class JediClient:
         ask = self._ask(job, now)
         # a document jedi was slower on than the wait lately: waiting would only add the wait
         wait = self.wait_s if max(self._took.get(path, [0.0])) <= self.wait_s else 0.0
+        if wait:
+            self.stats["waits"] += 1
         return Ask(ask.id, ask.data, ask.spawn, wait)
 
     def to_send(self, now: float) -> Ask | None:

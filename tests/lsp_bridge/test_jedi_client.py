@@ -44,7 +44,7 @@ def test_the_first_question_starts_a_worker_and_carries_the_document_and_the_cur
     assert c.received(b'{"ready": true}\n') is None
     got = c.received(answer(a.id, [["path", "module"], ["pardir", "statement"]]))
     assert got == Received(a.id, SemanticResult([("path", "module"), ("pardir", "statement")], "ok", 0.001))
-    assert c.status() == {"pid": 4242, "available": True, "starts": 1, "answers": 1}
+    assert c.status() == {"pid": 4242, "available": True, "starts": 1, "waits": 1, "answers": 1}
 
 
 def test_the_answer_serves_the_next_keystrokes_in_the_word_without_asking() -> None:
