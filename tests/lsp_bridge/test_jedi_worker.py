@@ -66,8 +66,10 @@ async def test_a_python_completion_carries_jedis_names_from_the_worker(editor: T
     u = editor.uri("a.py")
     editor.open(u, TEXT)
     await _eventually(lambda: _jedi_names(editor, u))
-    jedi = (await editor.status())["jedi"]
+    st = await editor.status()
+    jedi = st["jedi"]
     assert jedi["available"] and jedi["starts"] == 1 and jedi["answers"] >= 1
+    assert st["jediPid"] == jedi["pid"]
     worker = psutil.Process(jedi["pid"])
     assert worker in server.children()
     assert "lsp_bridge.jedi_worker" in " ".join(worker.cmdline())
