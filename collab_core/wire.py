@@ -14,6 +14,8 @@ import re
 import unicodedata
 from typing import Any
 
+import orjson
+
 from . import ops
 from .errors import MESSAGES, ErrorCode, ProtocolError
 
@@ -139,6 +141,13 @@ def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[
 
 
 def _parse(frame: str | bytes) -> Any:
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        # orjson is stricter than the protocol: it refuses what JSON allows and
+        # the schema then judges (a lone surrogate's escape, an integer past 64
+        # bits, a nesting past 1024): the standard parser decides those as before
+        pass
     if isinstance(frame, bytes):
         try:
             frame = frame.decode("utf-8")
@@ -455,7 +464,12 @@ def valid_path(path: str) -> bool:
 
 def encode(msg: dict[str, Any]) -> str:
     """Serialize one hub message (compact JSON, non-ASCII kept as is)."""
-    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(msg).decode()
+    except orjson.JSONEncodeError:
+        # what orjson will not write (a lone surrogate, an integer past 64 bits):
+        # the standard encoder writes it as before, and the send decides
+        return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
 
 
 #: code points encoded at one go by :func:`encode_string`

@@ -27,9 +27,9 @@ and costs at most ``transform_budget`` to bring to the head
 off the event loop when the text is large.  The reader of a connection and
 the document tasks let the others run between large pieces of work, so one
 connection cannot hold the event loop for long, and each connection is
-paced to its share of the loop (:mod:`collab_server.pacing`: charged the CPU
+paced to its share of the loop (:mod:`collab_server.pacing`: charged the
 time its messages cost, its next message waits).  :class:`HubStats` records
-the most CPU time any one message took (``slowest_message_seconds``).
+the longest any one message held the loop (``slowest_message_seconds``).
 
 Admission and quotas (policy in :mod:`collab_server.quotas`): connections
 per address are counted at the handshake (one too many gets HTTP 429); a
@@ -132,7 +132,7 @@ LAG_PERIOD = 0.05
 OPS_PAGE = 2000
 #: ops read from the log at one go while building a document's history index
 INDEX_PAGE = 5000
-#: CPU seconds a history index build spends at one go before it lets the others run
+#: Seconds a history index build spends at one go before it lets the others run
 INDEX_SLICE = 0.005
 #: committed ops between two reports of an index's size to the budget
 INDEX_CHARGE_EVERY = 1000
@@ -195,7 +195,7 @@ class HubStats:
     send_failures: int = 0
     #: digests computed (the others came from the per-revision cache)
     digests_hashed: int = 0
-    #: the most CPU time (seconds) one message's handling took at one go: the
+    #: the longest (seconds) one message's handling took at one go: the
     #: decoding and dispatch of a frame, or a document task's work on one request
     slowest_message_seconds: float = 0.0
     #: the kind of message that took it
@@ -254,7 +254,7 @@ class HubStats:
     malformed_notifications: int = 0
 
     def handled(self, kind: str, seconds: float) -> None:
-        """One message took *seconds* of CPU time without letting the others run."""
+        """One message held the event loop for *seconds* (nobody else ran meanwhile)."""
         if seconds > self.slowest_message_seconds:
             self.slowest_message_seconds = seconds
             self.slowest_message_kind = kind
@@ -509,10 +509,10 @@ class DocumentTask:
                     if self.stopping:
                         return
                     self.wake.clear()
+                    # (the connections' frames read in the same loop iteration are all
+                    # here when this wakes: a further sleep(0) made no bigger batches,
+                    # only a loop iteration more per batch)
                     await self.wake.wait()
-                    # Let the other connections' frames that arrived in the same
-                    # loop iteration join this batch (one commit, fewer frames).
-                    await asyncio.sleep(0)
                 items, self.inbox = self.inbox, deque()
                 self._current = items
                 try:
@@ -739,9 +739,9 @@ class DocumentTask:
         if not seq.knows_client(sub.client_id):
             last = await self._retry(store.last_client_seq, self.record.id, sub.client_id)
             seq.learn_client(sub.client_id, *(last or (0, None)))
-        started = time.thread_time()
+        started = time.perf_counter()
         out = seq.submit(sub, self.hub.now())
-        spent = time.thread_time() - started
+        spent = time.perf_counter() - started
         self.hub.stats.handled("op", spent)
         if conn is not None:
             conn.pacer.charge(spent)
@@ -799,13 +799,13 @@ class DocumentTask:
             body = b',"ops":' + await self._op_entries(missed, conn)
         if conn.room is not self.room or self.path not in conn.docs:
             return  # left or closed while we waited
-        started = time.thread_time()
+        started = time.perf_counter()
         # the reply is its fields and the (large, prepared) body, spliced as bytes
         head = wire.encode(reply)
         self.subscribers.add(conn)
         conn.opened_at[self.path] = seq.committed_rev
         conn.send(head[:-1].encode() + body + b"}")
-        spent = time.thread_time() - started
+        spent = time.perf_counter() - started
         self.hub.stats.handled("open", spent)
         conn.pacer.charge(spent)
 
@@ -821,7 +821,7 @@ class DocumentTask:
         try:
             origin = await self._retry(store.document_origin, self.record.id)
             index.begin(origin.text, origin.created_by, origin.time)
-            mark = time.thread_time()
+            mark = time.perf_counter()
             while True:
                 seq = self.seq
                 assert seq is not None
@@ -836,9 +836,9 @@ class DocumentTask:
                     raise StoreError(f"document {self.record.id}: op log has gaps")
                 for i in range(0, len(page), 64):
                     index.feed(page[i : i + 64])
-                    if time.thread_time() - mark > INDEX_SLICE:
+                    if time.perf_counter() - mark > INDEX_SLICE:
                         await asyncio.sleep(0)
-                        mark = time.thread_time()
+                        mark = time.perf_counter()
         except StoreError as exc:
             self.hub.stats.failed_index_builds += 1
             logger.warning(
@@ -923,7 +923,7 @@ class DocumentTask:
         assert seq is not None and history is not None
         if conn.room is not self.room or self.path not in conn.docs:
             return  # closed meanwhile
-        started = time.thread_time()
+        started = time.perf_counter()
         room_id = self.room.id
         if kind == "history":
             before, limit = history_page(msg.get("before"), msg.get("limit"))
@@ -935,18 +935,18 @@ class DocumentTask:
             lines = history.blame(lo, hi)
             rev = history.rev
             users = users_of(lines)
-        spent = time.thread_time() - started
+        spent = time.perf_counter() - started
         names = await self._names(users)
         if conn.room is not self.room or self.path not in conn.docs:
             return
-        started = time.thread_time()
+        started = time.perf_counter()
         if kind == "history":
             reply = history_reply(self.path, room_id, changes, more, names)
         else:
             reply = blame_reply(self.path, room_id, rev, lines, names)
         reply["id"] = msg.get("id")
         conn.send(wire.encode(reply))
-        spent += time.thread_time() - started
+        spent += time.perf_counter() - started
         self.hub.stats.handled(kind, spent)
         conn.pacer.charge(spent)
         self._charge_index()
@@ -988,7 +988,7 @@ class DocumentTask:
             return
         if seq.rev != seq.committed_rev:
             raise InvalidState("an undo is made with nothing pending")
-        started = time.thread_time()
+        started = time.perf_counter()
         made = history.undo_op(conn.user) if req.kind == "undo" else history.redo_op(conn.user)
         if made is None:
             code = ErrorCode.NOTHING_TO_UNDO if req.kind == "undo" else ErrorCode.NOTHING_TO_REDO
@@ -1007,7 +1007,7 @@ class DocumentTask:
             )
             if not isinstance(out, Sequenced):
                 conn.error(out, id=req.get("id"), path=self.path)
-        spent = time.thread_time() - started
+        spent = time.perf_counter() - started
         self.hub.stats.handled(req.kind, spent)
         conn.pacer.charge(spent)
 
@@ -1367,7 +1367,7 @@ class Hub:
             self._lag_monitor.cancel()
         s = self.stats
         logger.info(
-            "slowest message %.1f ms of CPU (%s), event loop at most %.1f ms late, %d messages paced",
+            "slowest message %.1f ms (%s), event loop at most %.1f ms late, %d messages paced",
             s.slowest_message_seconds * 1e3,
             s.slowest_message_kind or "-",
             s.max_loop_lag_seconds * 1e3,
@@ -1659,7 +1659,7 @@ class Hub:
             return
         stats.frames_received += 1
         stats.bytes_received += len(first) if isinstance(first, bytes) else utf8_length(first)
-        started = time.thread_time()
+        started = time.perf_counter()
         try:
             hello = wire.decode(first, max_op_components=self.config.max_op_components)
         except ProtocolError as exc:
@@ -1667,7 +1667,7 @@ class Hub:
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
             return
         finally:
-            self.stats.handled("hello", time.thread_time() - started)
+            self.stats.handled("hello", time.perf_counter() - started)
         if hello["type"] != "hello":
             conn.error(ErrorCode.NOT_HELLO, **wire.refers_to(hello))
             await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "hello expected")
@@ -1720,7 +1720,7 @@ class Hub:
                 conn.error(ErrorCode.RATE_LIMITED, **wire.refers_to_frame(frame))
                 continue
             msg: dict[str, Any] = {}
-            started = time.thread_time()
+            started = time.perf_counter()
             kind = "frame"
             try:
                 msg = wire.decode(frame, max_op_components=max_components)
@@ -1749,7 +1749,7 @@ class Hub:
                 conn.strikes = 0
             if kind in _SYNC_KINDS or kind == "frame":
                 # (the others wait for the store: their time is not all theirs)
-                spent = time.thread_time() - started
+                spent = time.perf_counter() - started
                 self.stats.handled(kind, spent)
                 conn.pacer.charge(spent)
             pause = conn.pacer.pause(time.monotonic())
@@ -2109,17 +2109,17 @@ def _may_write(doc: DocumentTask, conn: Connection) -> bool:
 
 
 async def _off_loop_if(large: bool, fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:
-    """``fn(arg)`` and the CPU time it took: on a worker thread if *large* (the
+    """``fn(arg)`` and the time it took: on a worker thread if *large* (the
     caller waits, the event loop does not), else here."""
     if not large:
-        started = time.thread_time()
-        return fn(arg), time.thread_time() - started
+        started = time.perf_counter()
+        return fn(arg), time.perf_counter() - started
     return await asyncio.to_thread(_timed, fn, arg)
 
 
 def _timed(fn: Callable[[_A], _T], arg: _A) -> tuple[_T, float]:
-    started = time.thread_time()
-    return fn(arg), time.thread_time() - started
+    started = time.perf_counter()
+    return fn(arg), time.perf_counter() - started
 
 
 def _revision_json(parts: Revision) -> bytes:

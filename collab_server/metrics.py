@@ -266,7 +266,7 @@ class _HubCollector(Collector):
             yield CounterMetricFamily(name, doc, value=value)
         yield GaugeMetricFamily(
             "pairls_slowest_message_seconds",
-            "Most CPU time one message's handling took at one go, since the hub started",
+            "Longest one message's handling held the event loop at one go, since the hub started",
             value=stats.slowest_message_seconds,
         )
         yield GaugeMetricFamily(

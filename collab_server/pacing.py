@@ -4,8 +4,10 @@ The hub has one event loop; every message it handles holds it for a while.
 Each message's work is bounded (frame size, op components, transform
 budget), but a client can still send such messages back to back, and every
 other client's request then waits behind one of them at each step of its
-way through the hub.  A :class:`Pacer` per connection is charged the CPU
-time the hub spends on that connection's messages (decoding them in its
+way through the hub.  A :class:`Pacer` per connection is charged the time
+the hub's loop spends on that connection's messages (wall time of the
+synchronous work, which is what every other connection waits for; the
+thread's CPU clock would cost a system call per reading) (decoding them in its
 reader, and what a document task spends on its ops, opens, digests and
 history requests, often after the reader has taken the next message) and
 answers, when the reader is about to take the next one, how long it waits:

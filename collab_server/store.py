@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -58,6 +57,7 @@ from importlib import resources
 from typing import NamedTuple
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import orjson
 
 from collab_core import ops
 from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
@@ -230,6 +230,29 @@ _OPS_COLUMNS = (
 )
 
 
+#: seconds a committer out of work keeps its connection, waiting for more
+COMMITTER_LINGER = 1.0
+
+
+class _Held:
+    """The connection one committer holds (none until its first transaction, or after a failure)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: asyncpg.Connection | None = None
+
+    async def drop(self, pool: asyncpg.Pool) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await pool.release(conn)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 @dataclass(eq=False)
 class _Append:
     doc_id: int
@@ -354,14 +377,17 @@ def _encode_op(op: ops.Op) -> str:
     for c in op:
         if type(c) is str and "\x00" in c:
             raise StoreError("ops containing NUL (U+0000) cannot be stored")
-    return json.dumps(op, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(op).decode()
+    except orjson.JSONEncodeError:
+        raise StoreError("ops UTF-8 cannot carry (a surrogate) cannot be stored") from None
 
 
 def _sequenced(row: asyncpg.Record) -> Sequenced:
     # ops stored before the user was (migration 0003): the user is the client id
     return Sequenced(
         Rev(row[0]),
-        json.loads(row[1]),
+        orjson.loads(row[1]),
         ClientId(row[2]),
         row[3],
         row[4],
@@ -391,6 +417,8 @@ class Store:
         self._commit_concurrency = commit_concurrency
         self._queue: list[_Append] = []
         self._committers: set[asyncio.Task[None]] = set()
+        #: committers waiting for work, each on its future (True: work came; False: stop)
+        self._idle: list[asyncio.Future[bool]] = []
         self._closing = False
         self._listen_conn: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task[None] | None = None
@@ -427,6 +455,10 @@ class Store:
     async def close(self) -> None:
         """Wait for queued and in-flight commits, then close the listener and the pool."""
         self._closing = True
+        for waiting in self._idle:
+            if not waiting.done():
+                waiting.set_result(False)
+        self._idle.clear()
         while self._committers:
             await asyncio.gather(*self._committers, return_exceptions=True)
         if self._listen_task is not None:
@@ -1094,7 +1126,7 @@ class Store:
                 )
         if len(rows) != rev - snap_rev:
             raise StoreError(f"document {doc_id}: op log has gaps")
-        return Revision(text, snap_rev, [json.loads(r[0]) for r in rows])
+        return Revision(text, snap_rev, [orjson.loads(r[0]) for r in rows])
 
     async def last_client_seq(self, doc_id: int, client_id: str) -> tuple[int, int] | None:
         """(highest seq, its rev) that *client_id* committed on the document, or None."""
@@ -1153,25 +1185,64 @@ class Store:
         loop = asyncio.get_running_loop()
         item = _Append(doc_id, expected_rev, expected_rev + len(batch), batch, encoded, loop.create_future())
         self._queue.append(item)
-        if len(self._committers) < self._commit_concurrency:
-            task = loop.create_task(self._committer())
-            self._committers.add(task)
-            task.add_done_callback(self._committers.discard)
+        while self._idle:
+            waiting = self._idle.pop()
+            if not waiting.done():
+                waiting.set_result(True)
+                break
+        else:
+            if len(self._committers) < self._commit_concurrency:
+                task = loop.create_task(self._committer())
+                self._committers.add(task)
+                task.add_done_callback(self._committers.discard)
         # the commit goes on even if our caller is cancelled; only the wait stops
         await asyncio.shield(item.future)
 
     async def _committer(self) -> None:
-        while self._queue:
-            group = self._take_group()
-            try:
-                await self._commit_group(group)
-            except BaseException as e:  # noqa: BLE001 - fail the waiters, then re-raise cancellation
-                for item in group:
-                    if not item.future.done():
-                        item.future.set_exception(StoreError(f"commit failed: {type(e).__name__}"))
-                if isinstance(e, asyncio.CancelledError):
-                    raise
-                logger.exception("group commit failed")
+        """Commit groups while there are any, on one connection held throughout.
+
+        Out of work, it waits up to :data:`COMMITTER_LINGER` seconds for more
+        with the connection still held: a hub that commits all the time pays
+        for neither a task nor a pool acquire and release per transaction.
+        """
+        held = _Held()
+        me = asyncio.current_task()
+        try:
+            while True:
+                if not self._queue:
+                    if not self._closing and await self._more_work():
+                        continue
+                    if self._queue and not self._closing:
+                        continue  # queued just as the linger ended
+                    # no longer counted from here on: an append from now on starts another
+                    self._committers.discard(me)
+                    return
+                group = self._take_group()
+                try:
+                    await self._commit_group(group, held)
+                except BaseException as e:  # noqa: BLE001 - fail the waiters, then re-raise cancellation
+                    for item in group:
+                        if not item.future.done():
+                            item.future.set_exception(StoreError(f"commit failed: {type(e).__name__}"))
+                    if isinstance(e, asyncio.CancelledError):
+                        raise
+                    logger.exception("group commit failed")
+                    await held.drop(self._pool)
+        finally:
+            await held.drop(self._pool)
+
+    async def _more_work(self) -> bool:
+        """Wait until :meth:`append` queues something (True) or the linger is over (False)."""
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[bool] = loop.create_future()
+        self._idle.append(waiting)
+        timer = loop.call_later(COMMITTER_LINGER, _resolve, waiting, False)
+        try:
+            return await waiting
+        finally:
+            timer.cancel()
+            if waiting in self._idle:
+                self._idle.remove(waiting)
 
     def _take_group(self) -> list[_Append]:
         """Everything queued, at most one append per document (the rest waits for the next group)."""
@@ -1187,9 +1258,9 @@ class Store:
         self._queue = later
         return group
 
-    async def _commit_group(self, group: list[_Append]) -> None:
+    async def _commit_group(self, group: list[_Append], held: _Held) -> None:
         try:
-            committed = await self._run_append(group)
+            committed = await self._run_append(group, held)
         except StoreError as e:
             if len(group) == 1:
                 await self._settle_single(group[0], e)
@@ -1202,7 +1273,7 @@ class Store:
             logger.debug("group of %d appends failed (%s); retrying one by one", len(group), e)
             for item in group:
                 try:
-                    done = await self._run_append([item])
+                    done = await self._run_append([item], held)
                 except StoreError as e1:
                     await self._settle_single(item, e1)
                 else:
@@ -1210,7 +1281,7 @@ class Store:
             return
         await self._settle(group, committed, verify=False)
 
-    async def _run_append(self, group: list[_Append]) -> set[int]:
+    async def _run_append(self, group: list[_Append], held: _Held) -> set[int]:
         """Run the group-commit statement; returns the ids of the documents committed."""
         doc_ids, expected, new_revs = [], [], []
         o_doc, o_rev, o_author, o_client, o_seq, o_op = [], [], [], [], [], []
@@ -1236,14 +1307,21 @@ class Store:
                 o_micros.append(micros(s.time) if s.time else None)
         self.stats.transactions += 1
         started = time.perf_counter()
-        async with _db_errors("append"):
-            row = await self._pool.fetchrow(
-                _APPEND_SQL,
-                doc_ids, expected, new_revs,
-                o_doc, o_rev, o_author, o_client, o_seq, o_op,
-                o_user, o_change, o_toggles, o_micros,
-                self.hub_id,
-            )  # fmt: skip
+        try:
+            async with _db_errors("append"):
+                if held.conn is None:
+                    held.conn = await self._pool.acquire()
+                row = await held.conn.fetchrow(
+                    _APPEND_SQL,
+                    doc_ids, expected, new_revs,
+                    o_doc, o_rev, o_author, o_client, o_seq, o_op,
+                    o_user, o_change, o_toggles, o_micros,
+                    self.hub_id,
+                )  # fmt: skip
+        except StoreError:
+            # the connection may be broken: back to the pool (which checks it); the next one is fresh
+            await held.drop(self._pool)
+            raise
         assert row is not None
         if self._commit_observers:
             elapsed = time.perf_counter() - started

@@ -60,3 +60,18 @@ def test_ratios_use_the_medians_of_valid_runs_and_say_pass_or_miss() -> None:
     slower = [*results, _run("pairls", 5.0, 30.0, 900.0), _run("pairls", 6.0, 40.0, 950.0)]
     text = hb.report(slower, [hb.SHAPES["a"]])
     assert text.count("**MISS**") == 3
+
+
+def test_a_checkout_before_the_change_is_compared_with_pairls_without_a_target() -> None:
+    hb = _module()
+    results = [
+        _run("pairls", 3.0, 9.0, 200.0, db=100.0),
+        _run("pairls-before", 4.0, 12.0, 250.0, db=100.0),
+        _run("hocus-mem", 2.0, 10.0, 400.0),
+    ]
+    text = hb.report(results, [hb.SHAPES["a"]])
+    assert "| pairls before (another checkout) | 1 (1) | 4.00 / 12.00 ms | 250 us (350 us) |" in text
+    shape = "| 200 clients in 100 rooms, 1,000 edits/s |"
+    assert f"{shape} hub CPU per edit, pairls / pairls before | 0.80x (200 / 250 us) | - | - |" in text
+    # the targets stay pairls / Hocuspocus in memory
+    assert f"{shape} hub CPU per edit | 0.50x (200 / 400 us) | <= 1x | pass |" in text

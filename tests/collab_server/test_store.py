@@ -10,6 +10,7 @@ import pytest
 
 from collab_core import ops
 from collab_core.errors import DocumentGone, RevisionConflict, StoreError
+from collab_server import store as store_module
 from collab_server.document import ClientId, Rev, Sequenced
 from collab_server.store import DocumentRecord, Store, _migrations, open_store, storable
 from tests.conftest import PgServer
@@ -566,3 +567,29 @@ async def test_ops_stored_before_migration_0003_read_as_their_client_ids(pg_serv
             await s.close()
     finally:
         await pg_server.drop_database(name)
+
+
+async def test_an_append_as_a_committer_stops_lingering_is_committed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A committer out of work waits a while for more, then ends.  An append queued just as
+    they end (their linger over, before they ran again) must still be committed, not wait
+    for the next append."""
+    monkeypatch.setattr(store_module, "COMMITTER_LINGER", 30.0)
+    docs = [await make_doc(store, path=f"d{i}.txt") for i in range(4)]
+    revs = [0] * len(docs)
+
+    async def append(k: int) -> None:
+        await store.append(docs[k].id, revs[k], batch(revs[k], [ops.insert(0, "x")], first_seq=revs[k] + 1))
+        revs[k] += 1
+
+    for _ in range(3):
+        await asyncio.gather(*(append(k) for k in range(len(docs))))  # both committers at work
+        for _ in range(1000):  # then both waiting for more
+            if len(store._idle) == 2:
+                break
+            await asyncio.sleep(0.01)
+        for waiting in list(store._idle):
+            waiting.set_result(False)  # what their linger's end does
+        await asyncio.wait_for(append(0), 10)
+    assert (await store.load_document(docs[0].id)).rev == revs[0] == 6

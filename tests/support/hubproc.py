@@ -38,6 +38,7 @@ class HubProcess:
         database_url: str | None = None,
         env: dict[str, str] | None = None,
         allow_faults: bool = False,
+        source: Path | None = None,
     ) -> None:
         self.allow_faults = allow_faults
         cmd = [sys.executable, "-m", "collab_server", "--host", "127.0.0.1", "--port", "0", *args]
@@ -52,7 +53,9 @@ class HubProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=full_env,
-            cwd=Path(__file__).resolve().parents[2],
+            # (``python -m`` imports from its working directory first: *source*, another
+            # checkout of pairls, runs that one's hub; the benches compare two that way)
+            cwd=source or Path(__file__).resolve().parents[2],
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
