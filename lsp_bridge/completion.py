@@ -39,18 +39,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from collab_core import ops
 
 from .positions import LineIndex
+
+if TYPE_CHECKING:
+    from .jedi_worker import JediRunner
 
 __all__ = [
     "Candidate",
     "CompletionEngine",
     "Completions",
     "IdentifierIndex",
+    "JediJob",
     "KEYWORDS",
     "language_of",
 ]
@@ -68,6 +71,11 @@ _WORD_CHAR = re.compile(r"\w")
 # Words shorter than this are not worth suggesting (``i``, ``x``); not indexing
 # them also keeps the index small.
 MIN_WORD = 2
+
+
+# The words of _WORD at least MIN_WORD long, found faster (a word boundary costs less than a
+# lookbehind at every character): the proximity scan runs on every request.
+_NEAR_WORD = re.compile(rf"\b[^\W\d]\w{{{MIN_WORD - 1},}}")
 
 
 def _words(text: str) -> Counter[str]:
@@ -378,6 +386,24 @@ class SemanticResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class JediJob:
+    """One question to jedi (:meth:`CompletionEngine.semantic_job`): complete at *line*
+    (from 1), *column* (code points) of *source*, the document (or a window of *lines* of it)
+    as jedi sees it at *jedi_path*.  The rest tells the answer's word apart for the cache."""
+
+    path: str
+    jedi_path: str
+    source: str
+    line: int
+    column: int
+    windowed: bool
+    lines: int
+    start: int
+    before: str
+    prefix: str
+
+
 @dataclass(slots=True)
 class _JediState:
     """Per document: jedi's window, the requests left to skip, the last answer."""
@@ -450,14 +476,14 @@ class CompletionEngine:
     line of the document.  Semantic names are asked for only with a prefix or
     after a ``.`` (an empty prefix elsewhere would list every builtin).
 
-    :meth:`complete` calls jedi inline; a server that does not want to block
-    its event loop runs :meth:`semantic` in a worker thread (one at a time:
-    jedi is not thread-safe), waits at most *jedi_budget_s* for it
-    (``asyncio.wait_for`` on a shielded future), and passes the result, or
-    ``SemanticResult([], "skipped")`` if late, to :meth:`complete`.  A late
+    :meth:`complete` calls jedi inline (:meth:`semantic`).  The language
+    server does not: it asks :meth:`semantic_job` what to ask, has a worker
+    process run the :class:`JediJob` (:mod:`lsp_bridge.jedi_client`), passes
+    the outcome to :meth:`semantic_done`, and hands :meth:`complete` the
+    result, or ``SemanticResult([], "skipped")`` if jedi was late.  A late
     answer is not lost: it becomes the document's last answer, so the next
-    keystroke in the word gets it from the cache.  ``semantic`` touches only
-    jedi and this engine's jedi state, never the index.
+    keystroke in the word gets it from the cache.  The jedi methods touch
+    only this engine's jedi state, never the index.
     """
 
     def __init__(
@@ -481,11 +507,9 @@ class CompletionEngine:
         self.jedi_min_lines = min(jedi_min_lines, jedi_max_lines)
         self.jedi_root = jedi_root
         self.jedi_parsed_documents = jedi_parsed_documents
-        self._parsed: list[Any] = []  # jedi's paths whose parse trees parso keeps, oldest first
         self._clock = clock
         self._jedi_states: dict[str, _JediState] = {}
-        self._jedi: Any = None
-        self._project: Any = None
+        self._runner: JediRunner | None = None
 
     def jedi_window(self, path: str) -> int | None:
         """How many lines of *path* jedi gets now (``None`` before jedi ran on it)."""
@@ -632,8 +656,17 @@ class CompletionEngine:
 
     # -- jedi
 
-    def semantic(self, path: str, text: str, offset: int, language_id: str | None = None) -> SemanticResult:
-        """jedi's names at *offset* (Python documents only), within the time budget."""
+    def semantic_job(
+        self, path: str, text: str, offset: int, language_id: str | None = None
+    ) -> SemanticResult | JediJob:
+        """What to ask jedi at *offset* (Python documents only), or the answer without asking.
+
+        An answer without jedi: ``"off"`` (disabled, not Python), ``"skipped"``
+        (nothing typed to complete, or over budget lately), ``"cached"`` (the
+        last answer of this document, for the same word).  Else a
+        :class:`JediJob`, to be run by :meth:`semantic` inline or by a worker
+        process, and its outcome given to :meth:`semantic_done`.
+        """
         if not self.jedi_enabled or language_of(path, language_id) != "python":
             return SemanticResult([], "off")
         offset = max(0, min(offset, len(text)))
@@ -642,15 +675,13 @@ class CompletionEngine:
             start -= 1
         if start == offset and not (start > 0 and text[start - 1] == "."):
             return SemanticResult([], "skipped")
-        jedi = self._load_jedi()
-        if jedi is None:
-            return SemanticResult([], "unavailable")
         state = self._jedi_states.setdefault(path, _JediState(self.jedi_max_lines))
         prefix = text[start:offset]
+        before = text[:start]
         if (
             state.start == start
             and prefix.casefold().startswith(state.prefix.casefold())
-            and text[:start] == state.before
+            and before == state.before
         ):
             return SemanticResult(state.names, "cached")
         if state.skip:
@@ -658,66 +689,56 @@ class CompletionEngine:
             return SemanticResult([], "skipped")
         source, line, column, windowed = _jedi_source(text, offset, state.lines)
         jedi_path = os.path.join(self.jedi_root, path) if self.jedi_root else path
+        return JediJob(path, jedi_path, source, line, column, windowed, state.lines, start, before, prefix)
+
+    def semantic_done(
+        self, job: JediJob, names: list[tuple[str, str]] | None, seconds: float
+    ) -> SemanticResult:
+        """jedi's *names* for *job* (``None``: jedi failed), which took it *seconds*.
+
+        Sizes the document's window for its next job and keeps the answer for
+        the next keystrokes in the same word.
+        """
+        if names is None:
+            return SemanticResult([], "error", seconds)
+        state = self._jedi_states.get(job.path)
+        if state is None:  # closed meanwhile
+            return SemanticResult(names, "windowed" if job.windowed else "ok", seconds)
+        if seconds > self.jedi_budget_s:
+            if job.lines <= self.jedi_min_lines:
+                state.skip = 3
+            state.lines = max(self.jedi_min_lines, min(state.lines, job.lines // 2))
+        elif seconds < self.jedi_budget_s / 4 and job.windowed:
+            state.lines = min(self.jedi_max_lines, max(state.lines, job.lines * 2))
+        state.start, state.before, state.prefix, state.names = job.start, job.before, job.prefix, names
+        return SemanticResult(names, "windowed" if job.windowed else "ok", seconds)
+
+    def semantic(self, path: str, text: str, offset: int, language_id: str | None = None) -> SemanticResult:
+        """jedi's names at *offset* (Python documents only), jedi run here, within the time budget."""
+        job = self.semantic_job(path, text, offset, language_id)
+        if isinstance(job, SemanticResult):
+            return job
+        runner = self._load_jedi()
+        if runner is None:
+            return SemanticResult([], "unavailable")
         t0 = self._clock()
         try:
-            script = jedi.Script(source, path=jedi_path, project=self._project)
-            names = [(c.name, c.type) for c in script.complete(line, column)]
+            names: list[tuple[str, str]] | None = runner.complete(
+                job.jedi_path, job.source, job.line, job.column
+            )
         except Exception:  # jedi's inference has internal errors on odd code; never fail a completion
             logger.warning("jedi failed to complete in %s", path, exc_info=True)
-            return SemanticResult([], "error", self._clock() - t0)
-        finally:
-            self._keep_parsed(jedi_path)
-        elapsed = self._clock() - t0
-        if elapsed > self.jedi_budget_s:
-            if state.lines <= self.jedi_min_lines:
-                state.skip = 3
-            state.lines = max(self.jedi_min_lines, state.lines // 2)
-        elif elapsed < self.jedi_budget_s / 4 and windowed:
-            state.lines = min(self.jedi_max_lines, state.lines * 2)
-        state.start, state.before, state.prefix, state.names = start, text[:start], prefix, names
-        return SemanticResult(names, "windowed" if windowed else "ok", elapsed)
+            names = None
+        return self.semantic_done(job, names, self._clock() - t0)
 
-    def _keep_parsed(self, jedi_path: str) -> None:
-        """Let parso keep the parse trees of the last few documents only.
+    def _load_jedi(self) -> JediRunner | None:
+        if self._runner is None:
+            from .jedi_worker import JediRunner
 
-        parso keeps every parsed file's tree in ``parso.cache.parser_cache``
-        (for its diff parser) until it holds 600 files: about 2.5 MB for a
-        2,000-line module, 50 MB for 20 open documents.  The trees of the
-        documents completed in most recently stay (typing in one document
-        re-parses only the changed lines); older ones are dropped, and
-        re-parsed if completed in again.  Stub and library trees stay: they
-        are shared by every document.
-        """
-        key = str(Path(jedi_path).absolute())  # as jedi.Script does
-        if key in self._parsed:
-            self._parsed.remove(key)
-        self._parsed.append(key)
-        if len(self._parsed) <= self.jedi_parsed_documents:
-            return
-        old, self._parsed = (
-            self._parsed[: -self.jedi_parsed_documents],
-            self._parsed[-self.jedi_parsed_documents :],
-        )
-        try:
-            import parso.cache
-        except ImportError:  # pragma: no cover - jedi depends on parso
-            return
-        stale = set(old)
-        for trees in parso.cache.parser_cache.values():
-            for tree_path in [p for p in trees if p is not None and os.fspath(p) in stale]:
-                del trees[tree_path]
-
-    def _load_jedi(self) -> Any:
-        if self._jedi is None:
-            try:
-                import jedi  # type: ignore[import-untyped]
-            except ImportError:
+            self._runner = JediRunner.load(root=self.jedi_root, parsed_documents=self.jedi_parsed_documents)
+            if self._runner is None:
                 self.jedi_enabled = False
-                return None
-            self._jedi = jedi
-            if self.jedi_root is not None:
-                self._project = jedi.Project(self.jedi_root)
-        return self._jedi
+        return self._runner
 
 
 def _tier(word: str, prefix: str) -> int | None:
@@ -773,9 +794,10 @@ def _nearness(text: str, start: int, end: int) -> dict[str, int]:
             rows.append((before[-1 - k], k))
         if k < len(after):
             rows.append((after[k], k))
+    findall = _NEAR_WORD.findall
     for row, d in rows:
-        for w in _WORD.findall(row):
-            if len(w) >= MIN_WORD and w not in near:
+        for w in findall(row):
+            if w not in near:
                 near[w] = d
     return near
 

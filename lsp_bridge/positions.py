@@ -15,7 +15,7 @@ import bisect
 import re
 from itertools import accumulate
 
-__all__ = ["LineIndex", "UTF8", "UTF16", "UTF32", "encoded_length", "positions_of"]
+__all__ = ["LineIndex", "UTF8", "UTF16", "UTF32", "encoded_length", "line_offset", "positions_of"]
 
 UTF8 = "utf-8"
 UTF16 = "utf-16"
@@ -127,6 +127,35 @@ class LineIndex:
         if head.endswith("\r"):  # between the \r and \n of a CRLF: the end of the line
             head = head[:-1]
         return line, encoded_length(head, encoding)
+
+
+def line_offset(text: str, line: int, character: int, encoding: str) -> tuple[int, int] | None:
+    """Code point offset of the LSP position (*line*, *character*) and where its line starts,
+    as :meth:`LineIndex.offset`; ``None`` for a line past the end of the text.
+
+    One position of a text no index was built for (a completion request after a keystroke)
+    is found by skipping the lines before it in C (``str.split`` with a count), a fraction of
+    the cost of indexing every line of the text.
+    """
+    if line < 0:
+        return 0, 0
+    idx = next((i for i in LineIndex._recent if i.text is text), None)
+    if idx is None and "\r" in text:
+        idx = LineIndex.of(text)
+    if idx is not None:
+        if line >= len(idx.starts):
+            return None
+        return idx.offset(line, character, encoding), idx.starts[line]
+    if line == 0:
+        start = 0
+    else:
+        skipped = text.split("\n", line)
+        if len(skipped) <= line:
+            return None
+        start = len(text) - len(skipped[-1])
+    end = text.find("\n", start)
+    row = text[start:] if end < 0 else text[start:end]
+    return start + _units_to_index(row, character, encoding), start
 
 
 def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int, int]]:

@@ -138,3 +138,32 @@ async def test_a_jedi_worker_is_measured_apart_when_the_server_gives_its_pid() -
     rss = await jedi_worker_rss(_Reports({"jediPid": os.getpid()}))
     assert rss is not None and rss > 1 << 20
     assert await jedi_worker_rss(_Reports({})) is None  # jedi in the server's own process
+
+
+async def test_a_jedi_workers_own_subprocess_is_counted_with_it() -> None:
+    """jedi starts a subprocess of its own under the worker: scenario 8 counts it with the worker."""
+    import asyncio
+
+    import psutil
+    from pairls_bench.lsp import jedi_worker_rss
+
+    # a "worker" with a child of its own; both idle (the child says so) when measured
+    child_code = "import time; print('ready', flush=True); time.sleep(60)"
+    code = (
+        f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {child_code!r}]); "
+        "print(p.pid, flush=True); sys.stdin.read()"
+    )
+    pipe = asyncio.subprocess.PIPE
+    worker = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdin=pipe, stdout=pipe)
+    try:
+        assert worker.stdout is not None
+        child = psutil.Process(int(await worker.stdout.readline()))
+        assert await worker.stdout.readline() == b"ready\n"
+        rss = await jedi_worker_rss(_Reports({"jediPid": worker.pid}))
+        alone, child_rss = psutil.Process(worker.pid).memory_info().rss, child.memory_info().rss
+        assert rss is not None and rss > alone + child_rss // 2
+    finally:
+        for c in psutil.Process(worker.pid).children(recursive=True):
+            c.kill()
+        worker.kill()
+        await worker.wait()

@@ -99,8 +99,9 @@ async def timed_completions(
 
 
 async def jedi_worker_rss(ed: Any) -> int | None:
-    """RSS of the server's jedi worker process, if the server reports one (issue 14: run jedi where
-    its memory and its GIL cannot touch the keystroke path, and count its memory apart).
+    """RSS of the server's jedi worker process and the processes under it (jedi's own subprocess),
+    if the server reports one (issue 14: run jedi where its memory and its GIL cannot touch the
+    keystroke path, and count its memory apart).
 
     The hook: a server that runs jedi in a process of its own gives that process's pid as
     ``jediPid`` in ``pairls.status``; without it (jedi in the server's own process) None, and
@@ -109,9 +110,16 @@ async def jedi_worker_rss(ed: Any) -> int | None:
     if not isinstance(pid, int):
         return None
     try:
-        return int(psutil.Process(pid).memory_info().rss)
+        worker = psutil.Process(pid)
+        rss = worker.memory_info().rss
     except psutil.Error:
         return None
+    for child in worker.children(recursive=True):
+        try:
+            rss += child.memory_info().rss
+        except psutil.Error:  # (gone since it was listed)
+            pass
+    return int(rss)
 
 
 def _bench_module() -> Any:

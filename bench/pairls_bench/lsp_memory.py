@@ -90,31 +90,45 @@ async def bench_lsp_memory(res: Results, env: Env, *, docs: int, lines: int) -> 
                 await asyncio.sleep(0.25)
         await asyncio.sleep(3.0)
         after = a_p.memory_info().rss
+        # jedi's worker process (and jedi's own subprocess under it), counted apart; a server
+        # without one (a baseline run of an older checkout) has jedi's subprocess as its own child
         worker = await jedi_worker_rss(a)
+        children = 0 if worker is not None else sum(p.memory_info().rss for p in a_p.children(recursive=True))
+        jedi_stats = (await a.status()).get("jedi")
     finally:
         await stop_editors(eds)
         env.stop_hub(hub)
     res.add(
         f"8. pairls-lsp RSS, {docs} shared Python documents x {lines:,} lines, edited, settled, "
-        "no completion yet (jedi not loaded until the first completion)",
+        "no completion yet (no jedi worker until the first Python completion)",
         f"{before / mib:.1f} MiB",
         "< 80 MB",
         before < 80e6,
     )
     res.add(
         f"8. pairls-lsp RSS, the same after one completion in each document (jedi ran on "
-        f"{jedi_docs} of {docs})",
+        f"{jedi_docs} of {docs}, in its worker process: not counted here)",
         f"{after / mib:.1f} MiB",
         "< 80 MB",
         after < 80e6,
     )
     if worker is not None:
         res.add(
-            "8. the same server's jedi worker process, RSS, counted apart from the server's",
+            "8. the same server's jedi worker process (with jedi's own subprocess under it), RSS, "
+            "counted apart from the server's",
             f"{worker / mib:.1f} MiB",
             "apart (no target)",
             None,
         )
+    res.note(
+        f"pairls-lsp's jedi worker after the completions: {jedi_stats}"
+        + (
+            ""
+            if worker is not None
+            else f"; no jediPid: the server's child processes (jedi's own subprocess) hold "
+            f"{children / mib:.1f} MiB, in neither row"
+        )
+    )
     res.base(
         f"pairls-lsp RSS: fresh (initialized, no room) / the same {docs} documents as plain text "
         "(jedi never imported)",
@@ -134,10 +148,11 @@ def method(args: argparse.Namespace) -> list[str]:
         "of 2,000 lines (`completion_bench.make_document`, different seeds; autoShare shares each); "
         "B joins (its server follows every room document), opens 3 of them and types a line in each; "
         "A inserts a 3-line function in every document; all quiet (`settle`), 3 s, RSS of A's "
-        "server (psutil). Note: the server warms jedi up at the first Python `didOpen` (it imports "
-        "jedi and completes `os.pa`), so 'no completion yet' already has jedi loaded. Then one "
-        "completion per document (asked again in the same word until jedi's names come back, i.e. "
-        "jedi has parsed that document; parso keeps the trees of the last 2), 3 s, RSS again. "
+        "server (psutil). jedi runs in the server's worker process, started at the first Python "
+        "completion: 'no completion yet' has none. Then one completion per document (asked again in "
+        "the same word until jedi's names come back, i.e. jedi has parsed that document; parso keeps "
+        "the trees of the last 2), 3 s, RSS of the server again, and apart from it the RSS of the "
+        "worker (its pid from `pairls.status`'s `jediPid`) and jedi's own subprocess under it. "
         "Baseline: the same procedure with the documents as `.txt` / `plaintext` on a fresh server "
         "(jedi never imported).",
     ]

@@ -254,8 +254,12 @@ async def _owner(request: Awaitable[dict[str, Any]]) -> dict[str, Any]:
 async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     session = ls.require_session()
     st = session.room.status()
-    st["stats"]["failedTasks"] = session.failed_tasks + ls.editor.failed_tasks
+    st["stats"]["failedTasks"] = (
+        session.failed_tasks + ls.editor.failed_tasks + ls.completions.jedi.failed_tasks
+    )
     st["stats"]["pathsRefused"] = ls.paths.refusals
+    st["jedi"] = ls.completions.jedi.client.status()
+    st["jediPid"] = st["jedi"]["pid"]  # (the bench's hook reads it here)
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st

@@ -2,25 +2,21 @@
 
 The engine (``lsp_bridge/completion.py``) sees paths, texts and offsets;
 this module maps LSP positions to offsets and candidates to
-``CompletionItem``s, and runs jedi on its own thread under a time budget.
+``CompletionItem``s, and asks jedi's worker process (``completion_service.py``),
+waiting for it a few milliseconds at most.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from lsprotocol import types as lsp
 
-from ..completion import Candidate, SemanticResult, language_of
-from ..completion_service import CompletionService
-from ..positions import LineIndex
+from ..completion import Candidate, SemanticResult
+from ..positions import encoded_length, line_offset, positions_of
 from ..server import PairlsServer
 
-logger = logging.getLogger(__name__)
-
-#: how long a completion waits for jedi (it runs on in the background after that)
-JEDI_WAIT_S = 0.015
+#: items in one answer at most (clangd's default): when more match, the answer is
+#: ``isIncomplete`` and the editor asks again as the user types on
+LIMIT = 100
 
 
 async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.CompletionList:
@@ -47,42 +43,27 @@ async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.Comp
             svc.indexed_versions[path] = tdoc.version or 0
     else:
         return lsp.CompletionList(is_incomplete=False, items=[])
-    idx = LineIndex.of(text)
-    offset = idx.offset(params.position.line, params.position.character, ls.encoding)
+    line, character = params.position.line, params.position.character
+    at = line_offset(text, line, character, ls.encoding)
+    offset = len(text) if at is None else at[0]
     if mode == "room":
         semantic = SemanticResult([], "off")
     else:
-        semantic = await _semantic(svc, path, text, offset, language_id)
-    result = svc.engine.complete(path, text, offset, language_id, semantic=semantic, keywords=mode == "all")
-    start = idx.position(result.start, ls.encoding)
+        semantic = await svc.jedi.semantic(path, text, offset, language_id)
+    result = svc.engine.complete(
+        path, text, offset, language_id, limit=LIMIT, semantic=semantic, keywords=mode == "all"
+    )
+    if at is not None and at[1] <= result.start:  # the word is on the cursor's line: no line to count
+        start = (line, encoded_length(text[at[1] : result.start], ls.encoding))
+    else:
+        start = positions_of(text, [result.start], ls.encoding)[0]
     replace = lsp.Range(
         start=lsp.Position(line=start[0], character=start[1]),
-        end=lsp.Position(line=params.position.line, character=params.position.character),
+        end=lsp.Position(line=line, character=character),
     )
     return lsp.CompletionList(
         is_incomplete=result.incomplete, items=[_item(c, replace) for c in result.items]
     )
-
-
-async def _semantic(
-    svc: CompletionService, path: str, text: str, offset: int, language_id: str | None
-) -> SemanticResult:
-    if language_of(path, language_id) != "python" or not svc.engine.jedi_enabled:
-        return SemanticResult([], "off")
-    if svc.jedi_busy is not None and not svc.jedi_busy.done():
-        return SemanticResult([], "skipped")  # the last one is still running
-    loop = asyncio.get_running_loop()
-    fut = loop.run_in_executor(svc.jedi_pool, svc.engine.semantic, path, text, offset, language_id)
-    svc.jedi_busy = fut
-    try:
-        # Wait less than the 20 ms a completion may take; a late answer is
-        # cached and serves the next keystroke in the same word.
-        return await asyncio.wait_for(asyncio.shield(fut), JEDI_WAIT_S)
-    except TimeoutError:
-        return SemanticResult([], "skipped")
-    except Exception:
-        logger.exception("jedi failed")
-        return SemanticResult([], "error")
 
 
 _KINDS = {
@@ -106,6 +87,5 @@ def _item(c: Candidate, replace: lsp.Range) -> lsp.CompletionItem:
         kind=kind,
         detail=c.detail,
         sort_text=c.sort_text,
-        filter_text=c.label,
         text_edit=lsp.TextEdit(range=replace, new_text=c.label),
     )

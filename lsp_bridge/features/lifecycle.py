@@ -41,6 +41,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 async def shutdown(ls: PairlsServer, params: None) -> None:
     await run.stop_all(ls)
     await ls.stop_session()
+    ls.completions.jedi.close()
 
 
 def did_change_workspace_folders(ls: PairlsServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:

@@ -1,6 +1,6 @@
 """The language-server tests' fixtures: a hub process on the module's database, and editors
 (``pairls-lsp`` processes driven by a :class:`TestEditor`) that must end without a heal, a
-failed task or an answer that made no sense."""
+failed task, an answer that made no sense or a jedi worker that died or hung."""
 
 from __future__ import annotations
 
@@ -45,12 +45,19 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
         return await ed.start()
 
     yield make
-    # a heal, a failed task or an answer that made no sense hides a bug: none is caused here
+    # a heal, a failed task, an answer that made no sense or a jedi worker lost hides a bug:
+    # none is caused here
     problems = {}
     for ed in started:
         if ed.alive:
             with contextlib.suppress(Exception):
                 st = await asyncio.wait_for(ed.status(), 10)
-                problems[ed.name] = (st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"])
+                jedi = st["jedi"]
+                jedi_failures = sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines"))
+                problems[ed.name] = (
+                    st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"], jedi_failures
+                )  # fmt: skip
     await asyncio.gather(*(ed.stop() for ed in started))
-    assert all(p == (0, 0, 0) for p in problems.values()), f"heals, failed tasks, bad answers: {problems}"
+    assert all(p == (0, 0, 0, 0) for p in problems.values()), (
+        f"heals, failed tasks, bad answers, jedi worker deaths/hangs/bad lines: {problems}"
+    )

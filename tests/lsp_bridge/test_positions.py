@@ -6,7 +6,16 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lsp_bridge.positions import FEW_POSITIONS, UTF8, UTF16, UTF32, LineIndex, encoded_length, positions_of
+from lsp_bridge.positions import (
+    FEW_POSITIONS,
+    UTF8,
+    UTF16,
+    UTF32,
+    LineIndex,
+    encoded_length,
+    line_offset,
+    positions_of,
+)
 from tests.lsp_bridge.editors import lines, ref_offset, ref_position, splits_crlf, units
 
 ENCODINGS = [UTF8, UTF16, UTF32]
@@ -75,6 +84,24 @@ def test_every_position_matches_the_reference_and_clamps(text: str, enc: str) ->
     for extra in range(3):
         assert idx.offset(len(ls) + extra, 0, enc) == len(text)
         assert idx.offset(len(ls) + extra, 99, enc) == len(text)
+
+
+@given(texts, encodings)
+@example("a\nb\n", UTF16)
+@example("\n😀é\n", UTF8)
+def test_line_offset_without_an_index_matches_the_reference(text: str, enc: str) -> None:
+    """One position of a new text (no index built: a completion after a keystroke), CRs or not."""
+    ls = lines(text)
+    for ln, (start, end, _) in enumerate(ls):
+        for ch in range(units(text[start:end], enc) + 2):
+            fresh = (text + "x")[:-1]  # a new string each time: no index of it was built yet
+            assert line_offset(fresh, ln, ch, enc) == (ref_offset(text, ln, ch, enc), start)
+    assert line_offset(text, len(ls), 0, enc) is None
+    assert line_offset(text, -1, 5, enc) == (0, 0)
+    LineIndex.of(text)  # with an index built, the same answers
+    assert [line_offset(text, ln, 1, enc) for ln in range(len(ls))] == [
+        (ref_offset(text, ln, 1, enc), start) for ln, (start, _, _) in enumerate(ls)
+    ]
 
 
 @given(texts, encodings)

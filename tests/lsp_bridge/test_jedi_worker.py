@@ -1,0 +1,146 @@
+"""jedi's worker process, through the real language server over stdio: Python completions
+carry jedi's names from it; a killed or hung worker is survived, counted and replaced; a
+killed server leaves no worker behind.  (The policy alone: test_jedi_client.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support.lsp_editor import TestEditor
+
+pytest.importorskip("jedi")
+
+TEXT = "import os\nos.pa"
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]], tries: int = 120, delay: float = 0.25) -> Any:
+    """Ask *check* until it returns something truthy (bounded; asserts nothing about time)."""
+    for _ in range(tries):
+        got = await check()
+        if got:
+            return got
+        await asyncio.sleep(delay)
+    raise AssertionError("condition never held")
+
+
+@pytest.fixture
+async def editor(tmp_path: Path) -> AsyncIterator[TestEditor]:
+    """A VS Code at the LSP boundary and its own pairls-lsp; no hub (the documents are not
+    shared: they complete from themselves and jedi)."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    env = {"PAIRLS_USER_ID": "user-of-ada", "XDG_STATE_HOME": str(tmp_path / "state")}
+    ed = await TestEditor("vscode", "Ada", workspace, None, env=env).start()
+    try:
+        yield ed
+    finally:
+        await ed.stop()
+
+
+async def _jedi_names(ed: TestEditor, uri: str) -> bool:
+    return "path" in {i.label for i in await ed.complete(uri, len(ed.text(uri)))}
+
+
+def _server(ed: TestEditor) -> psutil.Process:
+    return psutil.Process(ed.client._server.pid)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_a_python_completion_carries_jedis_names_from_the_worker(editor: TestEditor) -> None:
+    server = _server(editor)
+    assert server.children() == []  # no worker before the first Python completion
+    u = editor.uri("a.py")
+    editor.open(u, TEXT)
+    await _eventually(lambda: _jedi_names(editor, u))
+    st = await editor.status()
+    jedi = st["jedi"]
+    assert jedi["available"] and jedi["starts"] == 1 and jedi["answers"] >= 1
+    assert st["jediPid"] == jedi["pid"]
+    worker = psutil.Process(jedi["pid"])
+    assert worker in server.children()
+    assert "lsp_bridge.jedi_worker" in " ".join(worker.cmdline())
+    assert worker.exe() == server.exe()  # the same Python
+    # its stdio are its own pipes, not the editor's (the LSP channel)
+    for fd in (0, 1, 2):
+        mine = os.readlink(f"/proc/{worker.pid}/fd/{fd}")
+        assert mine.startswith("pipe:"), mine
+        assert mine != os.readlink(f"/proc/{server.pid}/fd/{fd}")
+    assert not {"deaths", "hangs", "bad_lines", "errors"} & jedi.keys()
+
+
+async def test_a_killed_worker_is_survived_counted_and_replaced(editor: TestEditor) -> None:
+    u = editor.uri("a.py")
+    editor.open(u, TEXT)
+    await _eventually(lambda: _jedi_names(editor, u))
+    first = (await editor.status())["jedi"]["pid"]
+    os.kill(first, signal.SIGKILL)
+
+    async def counted() -> bool:
+        return bool((await editor.status())["jedi"].get("deaths"))
+
+    await _eventually(counted)
+    assert _gone(first)
+    # completion answers meanwhile and after (the room's words and keywords at least)
+    editor.append(u, "\nimport sys\nsys.pl")
+    await _eventually(lambda: _names_in(editor, u, "platform"))
+    jedi = (await editor.status())["jedi"]
+    assert jedi["deaths"] == 1 and jedi["starts"] == 2
+    assert jedi["pid"] not in (None, first)
+    assert editor.alive
+
+
+async def test_a_hung_worker_is_killed_counted_and_replaced(editor: TestEditor) -> None:
+    u = editor.uri("a.py")
+    editor.open(u, TEXT)
+    await _eventually(lambda: _jedi_names(editor, u))
+    first = (await editor.status())["jedi"]["pid"]
+    os.kill(first, signal.SIGSTOP)  # alive, and silent: a jedi call that never ends
+    try:
+        editor.append(u, "\nimport sys\nsys.pl")
+        assert editor.alive and await editor.complete(u, len(editor.text(u))) is not None
+
+        async def killed() -> bool:
+            return (await editor.status())["jedi"].get("hangs") == 1
+
+        await _eventually(killed)  # after 10 s without an answer
+        assert _gone(first)
+        await _eventually(lambda: _names_in(editor, u, "platform"))  # from a new worker
+        jedi = (await editor.status())["jedi"]
+        assert jedi["hangs"] == 1 and "deaths" not in jedi and jedi["starts"] == 2
+        assert jedi["pid"] not in (None, first)
+    finally:
+        if not _gone(first):
+            os.kill(first, signal.SIGKILL)
+
+
+async def _names_in(ed: TestEditor, uri: str, name: str) -> bool:
+    return name in {i.label for i in await ed.complete(uri, len(ed.text(uri)))}
+
+
+async def test_a_killed_server_leaves_no_worker_behind(editor: TestEditor) -> None:
+    u = editor.uri("a.py")
+    editor.open(u, TEXT)
+    await _eventually(lambda: _jedi_names(editor, u))
+    server = _server(editor)
+    worker = psutil.Process((await editor.status())["jedi"]["pid"])
+    left = [worker, *worker.children(recursive=True)]  # jedi's own subprocess too
+    server.kill()  # SIGKILL: no shutdown, no clean-up of its own
+
+    async def all_gone() -> bool:
+        return all(_gone(p.pid) for p in left)
+
+    await _eventually(all_gone, tries=40)  # 10 s at most
