@@ -55,7 +55,8 @@ class EditorPort(Protocol):
     """What the session needs from the language-server side."""
 
     def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[Any]:
-        """Send ``workspace/applyEdit`` now; the awaitable is the answer (``.applied``)."""
+        """Send ``workspace/applyEdit`` now; the awaitable is the answer as plain JSON
+        (``{"applied": bool}``)."""
         ...
 
     def buffer(self, uri: str) -> tuple[int, str] | None:
@@ -296,7 +297,8 @@ class Session:
 
     async def _answered(self, ev: ApplyEdit, answer: Awaitable[Any]) -> None:
         try:
-            applied = bool((await answer).applied)
+            result = await answer
+            applied = isinstance(result, dict) and result.get("applied") is True
         except Exception as exc:  # eglot answers a stale edit with an error: that is "not applied"
             logger.debug("applyEdit answered with an error: %s", type(exc).__name__)
             applied = False

@@ -21,9 +21,7 @@ def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
 
 
 def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    session = ls.session
-    if session is None:
-        return
+    """pygls's way (pygls updated the workspace's document before)."""
     changes = []
     for c in params.content_changes:
         if isinstance(c, lsp.TextDocumentContentChangePartial):
@@ -33,8 +31,33 @@ def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> Non
             )
         else:
             changes.append(ContentChange(None, c.text))
-    uri = params.text_document.uri
-    typed = session.editor_changed(uri, params.text_document.version, changes)
+    changed(ls, params.text_document.uri, params.text_document.version, changes)
+
+
+def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
+    """The short way (``lsp_bridge/rpc.py``): the workspace's document is updated here, as
+    pygls's own handler does, then :func:`changed`."""
+    ident = lsp.VersionedTextDocumentIdentifier(uri=uri, version=version)
+    for c in changes:
+        event: lsp.TextDocumentContentChangeEvent
+        if c.range is None:
+            event = lsp.TextDocumentContentChangeWholeDocument(text=c.text)
+        else:
+            sl, sc, el, ec = c.range
+            where = lsp.Range(
+                start=lsp.Position(line=sl, character=sc), end=lsp.Position(line=el, character=ec)
+            )
+            event = lsp.TextDocumentContentChangePartial(range=where, text=c.text)
+        ls.workspace.update_text_document(ident, event)
+    changed(ls, uri, version, changes)
+
+
+def changed(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
+    """The user's changes to buffer *uri* (now at *version*): to the room."""
+    session = ls.session
+    if session is None:
+        return
+    typed = session.editor_changed(uri, version, changes)
     room = session.room
     doc = room.by_uri.get(uri)
     if doc is None:
