@@ -609,13 +609,19 @@ class Room:
 
     # == outputs ====================================================================================
 
-    def events(self) -> list[Event]:
+    def events(self, now: float | None = None) -> list[Event]:
         """What to do on the editor side (or with the connection), in order; a step's edits
-        to the buffers come first (peers wait on the text, not on the cursors drawn around it)."""
+        to the buffers come first (peers wait on the text, not on the cursors drawn around it).
+        With *now*, an inlay hint refresh that is due goes in this step (with the cursors that
+        moved), not at the next :meth:`tick`."""
         if self._cursors_dirty:
             dirty, self._cursors_dirty = self._cursors_dirty, {}
             for path in dirty:
                 self._notify_cursors(path)
+        if now is not None and self._refresh_due is not None and now >= self._refresh_due:
+            self._refresh_due = None
+            self._refresh_at = now
+            self._events.append(RefreshInlayHints())
         out, self._events = self._events, []
         edits = [ev for ev in out if isinstance(ev, ApplyEdit)]
         if edits and len(edits) < len(out):

@@ -8,9 +8,11 @@ us where it is).
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from lsprotocol import types as lsp
 
-from ..editor_sync import ContentChange
+from ..editor_sync import ContentChange, apply_changes
 from ..positions import LineIndex
 from ..server import PairlsServer
 
@@ -36,24 +38,26 @@ def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> Non
 
 def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
     """The short way (``lsp_bridge/rpc.py``): the workspace's document is updated here, as
-    pygls's own handler does, then :func:`changed`."""
-    ident = lsp.VersionedTextDocumentIdentifier(uri=uri, version=version)
-    for c in changes:
-        event: lsp.TextDocumentContentChangeEvent
-        if c.range is None:
-            event = lsp.TextDocumentContentChangeWholeDocument(text=c.text)
-        else:
-            sl, sc, el, ec = c.range
-            where = lsp.Range(
-                start=lsp.Position(line=sl, character=sc), end=lsp.Position(line=el, character=ec)
-            )
-            event = lsp.TextDocumentContentChangePartial(range=where, text=c.text)
-        ls.workspace.update_text_document(ident, event)
-    changed(ls, uri, version, changes)
+    pygls's own handler would, then :func:`changed`."""
+    doc = ls.workspace.text_documents.get(unquote(uri))
+    if doc is None:  # (as pygls's own update fails: reported as a failed notification)
+        raise KeyError("didChange of a document that is not open")
+    text, cursor = apply_changes(doc.source, changes, ls.encoding)
+    doc._source = text
+    doc.version = version
+    changed(ls, uri, version, changes, cursor)
+    session = ls.session
+    view = session.room.by_uri[uri].views[uri] if session is not None and uri in session.room.by_uri else None
+    if view is not None and view.sync.text is not text and view.sync.text == text:
+        # one object for both: the next keystroke's positions are read with one line index
+        doc._source = view.sync.text
 
 
-def changed(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
-    """The user's changes to buffer *uri* (now at *version*): to the room."""
+def changed(
+    ls: PairlsServer, uri: str, version: int, changes: list[ContentChange], cursor: int | None = None
+) -> None:
+    """The user's changes to buffer *uri* (now at *version*): to the room; *cursor*: the end
+    of the last change, if known already."""
     session = ls.session
     if session is None:
         return
@@ -65,9 +69,11 @@ def changed(ls: PairlsServer, uri: str, version: int, changes: list[ContentChang
     view = doc.views[uri]
     if typed and changes[-1].range is not None:
         # the end of the last change is a good guess at the cursor
-        sl, sc, _, _ = changes[-1].range
         text = view.sync.text
-        pos = min(len(text), LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text))
+        if cursor is None:
+            sl, sc, _, _ = changes[-1].range
+            cursor = LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text)
+        pos = min(len(text), cursor)
         session.cursor_moved(uri, [(pos, pos)])
     tdoc = ls.workspace.text_documents.get(uri)
     if tdoc is not None and view.sync.quiet:
