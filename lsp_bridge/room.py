@@ -259,8 +259,10 @@ class RoomConfig:
     #: the hub's op arrives) at most this often: it only keeps the hub's copy, which
     #: newcomers are given, at a recent revision
     presence_implied_interval: float = 1.0
-    #: inlay hint refreshes at most this often
-    refresh_interval: float = 0.1
+    #: inlay hint refreshes at most this often (a peer typing up to 20 characters a second has
+    #: each refresh go with the edit and the cursors, not on a timer of its own: a wake-up
+    #: of the server, a write and the editor's answer each)
+    refresh_interval: float = 0.05
     #: the share of the hub's message rate we use
     rate_share: float = 0.8
     #: follow progress is reported for rooms with at least this many documents

@@ -57,29 +57,34 @@ def changed(
     ls: PairlsServer, uri: str, version: int, changes: list[ContentChange], cursor: int | None = None
 ) -> None:
     """The user's changes to buffer *uri* (now at *version*): to the room; *cursor*: the end
-    of the last change, if known already."""
+    of the last change, if known already.  One room step: the changes, the cursor guessed
+    from them, the check of the text as pygls tracked it."""
     session = ls.session
     if session is None:
         return
-    typed = session.editor_changed(uri, version, changes)
     room = session.room
-    doc = room.by_uri.get(uri)
-    if doc is None:
-        return
-    view = doc.views[uri]
-    if typed and changes[-1].range is not None:
-        # the end of the last change is a good guess at the cursor
-        text = view.sync.text
-        if cursor is None:
-            sl, sc, _, _ = changes[-1].range
-            cursor = LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text)
-        pos = min(len(text), cursor)
-        session.cursor_moved(uri, [(pos, pos)])
     tdoc = ls.workspace.text_documents.get(uri)
-    if tdoc is not None and view.sync.quiet:
-        # the text as pygls tracked it must be ours; if not, that is a bug (counted as a heal)
-        source = tdoc.source
-        session.call(lambda now: room.editor_text(uri, source, now))
+
+    def step(now: float) -> None:
+        nonlocal cursor
+        typed = room.editor_changed(uri, version, changes, now)
+        doc = room.by_uri.get(uri)
+        if doc is None:
+            return
+        view = doc.views[uri]
+        if typed and changes[-1].range is not None:
+            # the end of the last change is a good guess at the cursor
+            text = view.sync.text
+            if cursor is None:
+                sl, sc, _, _ = changes[-1].range
+                cursor = LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text)
+            pos = min(len(text), cursor)
+            room.cursor_moved(uri, [(pos, pos)], now)
+        if tdoc is not None and view.sync.quiet:
+            # the text as pygls tracked it must be ours; if not, that is a bug (counted as a heal)
+            room.editor_text(uri, tdoc.source, now)
+
+    session.call(step)
 
 
 def did_close(ls: PairlsServer, params: lsp.DidCloseTextDocumentParams) -> None:
