@@ -1078,6 +1078,22 @@ def test_an_op_and_a_presence_in_one_frame_tell_the_editor_of_the_cursors_once()
     assert w.room.cursors("file:///x.txt")[0][1] == [((0, 2), (0, 2))]
 
 
+def test_a_due_inlay_hint_refresh_goes_in_the_step_of_the_cursors_that_moved() -> None:
+    """Given the time, :meth:`Room.events` puts a refresh that is due with the cursors of the
+    step (no timer of its own: a wake-up of the server each); one that is not due yet waits
+    for its time."""
+    w = _bob_at_6_in_hello_world()
+    w.advance(1.0)
+    w.events.clear()
+    w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
+    kinds = [type(e).__name__ for e in w.room.events(w.now)]
+    assert kinds.count("RefreshInlayHints") == 1 and kinds.index("RefreshInlayHints") > kinds.index("Notify")
+    w.now += 0.01
+    w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
+    assert "RefreshInlayHints" not in [type(e).__name__ for e in w.room.events(w.now)]
+    assert w.room.next_wakeup() == pytest.approx(w.now - 0.01 + 0.05)
+
+
 # -- entering -----------------------------------------------------------------------------------
 
 
