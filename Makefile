@@ -110,7 +110,11 @@ soak-convergence: venv
 soak-hub: venv
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
-bench: venv
+# Every scenario of bench/pairls_bench (bench/bench.py --list), Hocuspocus side by side included
+# (scenario 13: hence bench-hocus-deps, below), one table of every target with its verdict and the
+# baseline measured beside it, written to docs/benchmarks.md. One scenario alone:
+# .venv/bin/python bench/bench.py keystroke (--out '' is implied: the file needs every scenario).
+bench: venv bench-hocus-deps
 	$(PY) bench/bench.py
 
 # The web client's figures (docs/benchmarks.md, "Web client"): page size, first paint, keystroke

@@ -22,7 +22,8 @@ the store add their own costs on top):
 
 Targets (issue 10, for the hub's answers): undo/redo p99 <= 20 ms, whole blame
 <= 200 ms, one-line blame p99 <= 10 ms, a history page <= 20 ms.
-``bench_history(res, trace)`` reports into bench/bench.py's ``Results``.
+``bench_history(res, trace)`` reports into an object with the bench's ``Results`` interface
+(bench/pairls_bench/report.py).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def ms(x: float) -> str:
 
 
 class Printer:
-    """bench.py's ``Results`` interface, printing only."""
+    """pairls_bench.report.Results' interface, printing only."""
 
     def add(self, what: str, measured: str, target: str, ok: bool | None) -> None:
         verdict = "-" if ok is None else ("pass" if ok else "**MISS**")

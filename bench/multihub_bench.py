@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
 import sys
@@ -50,10 +49,11 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_spec = importlib.util.spec_from_file_location("pairls_bench", ROOT / "bench" / "bench.py")
-assert _spec is not None and _spec.loader is not None
-B = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(B)
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pairls_bench.client import connect, gather_limited  # noqa: E402
+from pairls_bench.env import Env, cpu_seconds  # noqa: E402
+from pairls_bench.report import percentile  # noqa: E402
 
 from tests.support.hubproc import HubProcess  # noqa: E402
 
@@ -170,13 +170,13 @@ async def join_all(urls: list[str], clients: int, rooms: int, spread: bool, *, p
     async def one_room(r: int) -> None:
         room = Room()
         hub0 = r % len(urls)
-        owner = await B.connect(urls[hub0], "owner")
+        owner = await connect(urls[hub0], "owner")
         created = await owner.request({"type": "create_room", "name": "bench"})
         await owner.request({"type": "create_document", "path": PATH, "text": "hello\n"})
         wss = [(owner, hub0)]
         for i in range(1, per_room):
             h = (r + i) % len(urls) if spread else hub0
-            ws = await B.connect(urls[h], f"p{i}")
+            ws = await connect(urls[h], f"p{i}")
             await ws.request({"type": "join", "room": created["room"], "secret": created["editorSecret"]})
             wss.append((ws, h))
         for ws, h in wss:
@@ -186,13 +186,13 @@ async def join_all(urls: list[str], clients: int, rooms: int, spread: bool, *, p
             room.members.append(m)
         load.rooms.append(room)
 
-    await B.gather_limited([one_room(r) for r in range(rooms)], limit=25)
+    await gather_limited([one_room(r) for r in range(rooms)], limit=25)
     load.members = [m for room in load.rooms for m in room.members]
     return load
 
 
 def pct(xs: list[float], q: float) -> float:
-    return B.percentile(xs, q) if xs else float("nan")
+    return percentile(xs, q) if xs else float("nan")
 
 
 @dataclass
@@ -263,13 +263,13 @@ async def scenario_a(env: Any, kind: str, args: argparse.Namespace) -> Figures:
         typing = asyncio.create_task(load.type_at(args.rate, stop, random.Random(1)))
         await asyncio.sleep(args.warmup)
         procs, pg, me = setup.processes(), env.postgres_processes(), psutil.Process()
-        cpu0 = (B.cpu_seconds(procs), B.cpu_seconds(pg), B.cpu_seconds([me]))
+        cpu0 = (cpu_seconds(procs), cpu_seconds(pg), cpu_seconds([me]))
         load.measuring = True
         start = time.perf_counter()
         await asyncio.sleep(args.window)
         load.measuring = False
         dt = time.perf_counter() - start
-        cpu1 = (B.cpu_seconds(procs), B.cpu_seconds(pg), B.cpu_seconds([me]))
+        cpu1 = (cpu_seconds(procs), cpu_seconds(pg), cpu_seconds([me]))
         stop.set()
         await typing
         await asyncio.sleep(1.0)  # what is on its way arrives
@@ -325,13 +325,13 @@ async def scenario_b(env: Any, kind: str, args: argparse.Namespace) -> tuple[flo
             load.edit(m, presence=False)
         await asyncio.sleep(args.warmup)
         procs, pg = setup.processes(), env.postgres_processes()
-        cpu0 = (B.cpu_seconds(procs), B.cpu_seconds(pg))
+        cpu0 = (cpu_seconds(procs), cpu_seconds(pg))
         a0 = sum(m.acks for m in load.members)
         start = time.perf_counter()
         await asyncio.sleep(args.sat_window)
         a1 = sum(m.acks for m in load.members)
         dt = time.perf_counter() - start
-        cpu1 = (B.cpu_seconds(procs), B.cpu_seconds(pg))
+        cpu1 = (cpu_seconds(procs), cpu_seconds(pg))
         for m in load.members:
             m.saturating = False
         await asyncio.sleep(1.0)
@@ -373,7 +373,7 @@ def table(
 
 
 async def run(args: argparse.Namespace) -> int:
-    env = B.Env()
+    env = Env()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         await asyncio.to_thread(env.start_db)

@@ -39,7 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import bench as B  # noqa: E402  (bench/bench.py: Env, Results, percentile, ticker, KeystrokeRoom)
+import psutil  # noqa: E402
+from pairls_bench.client import ticker  # noqa: E402
+from pairls_bench.env import Env, cpu_seconds, report_profile, start_profiler  # noqa: E402
+from pairls_bench.keystroke import KeystrokeRoom  # noqa: E402
+from pairls_bench.lsp import _bench_module, lsp_editor, server_process, stop_editors  # noqa: E402
+from pairls_bench.report import Results, percentile  # noqa: E402
 
 # (a) prints "<time.time()> <i>" at RATE lines/s, once the file "go" exists
 TICKING = """\
@@ -66,8 +71,8 @@ out.flush()
 """
 
 
-async def _editor(env: B.Env, name: str, hub_url: str) -> Any:
-    return await B.lsp_editor(env, name, hub_url)
+async def _editor(env: Env, name: str, hub_url: str) -> Any:
+    return await lsp_editor(env, name, hub_url)
 
 
 async def _follow(ed: Any, path: str) -> str:
@@ -88,9 +93,7 @@ async def _ended(ed: Any, path: str, timeout: float = 300) -> dict[str, Any]:
     )
 
 
-async def bench_output_latency(
-    res: B.Results, env: B.Env, hub_url: str, *, rate: float, seconds: float
-) -> None:
+async def bench_output_latency(res: Results, env: Env, hub_url: str, *, rate: float, seconds: float) -> None:
     print(f"(a) a run's lines -> the peer's editor ({rate:g} lines/s for {seconds:g} s)", flush=True)
     a = await _editor(env, "RunA", hub_url)
     b = await _editor(env, "RunB", hub_url)
@@ -124,7 +127,7 @@ async def bench_output_latency(
         ended = await _ended(b, path, timeout=seconds * 4 + 60)
         await asyncio.sleep(0.5)
         expected = int(rate * seconds)
-        p50, p99 = B.percentile(samples, 50), B.percentile(samples, 99)
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
         res.add(
             f"(a) a run's line -> peer editor's applyEdit holding it, {rate:g} lines/s for {seconds:g} s "
             "(p50 / p99)",
@@ -134,16 +137,16 @@ async def bench_output_latency(
         )
         res.note(
             f"(a): {len(samples):,} of {expected:,} lines timed at B (exit {ended.get('exitCode')}); "
-            f"p90 {B.percentile(samples, 90):.1f} ms, max {max(samples):.1f} ms; {seen['edits']:,} "
+            f"p90 {percentile(samples, 90):.1f} ms, max {max(samples):.1f} ms; {seen['edits']:,} "
             f"applyEdit requests at B; heals A {(await a.status())['heals']}, B {(await b.status())['heals']}"
         )
     finally:
-        await B.stop_editors([a, b])
+        await stop_editors([a, b])
 
 
 async def bench_flood(
-    res: B.Results,
-    env: B.Env,
+    res: Results,
+    env: Env,
     hub: Any,
     *,
     mb: float,
@@ -155,7 +158,7 @@ async def bench_flood(
     print(f"(b) typing in another document while a run prints {mb:g} MB as fast as it can", flush=True)
     from tests.support.lsp_editor import settle
 
-    cb = B._bench_module()
+    cb = _bench_module()
     a = await _editor(env, "FloodA", hub_url)
     b = await _editor(env, "FloodB", hub_url)
     c = await _editor(env, "TypistC", hub_url)
@@ -174,20 +177,20 @@ async def bench_flood(
         await settle([(c, uc), (d, ud)], "src/app.py", timeout=300)
         (a.workspace / "flood.py").write_text(FLOOD, encoding="utf-8")
         cursor = text.index("\n", len(text) // 2) + 1
-        keys = B.KeystrokeRoom(c, uc, d, ud, cursor)
+        keys = KeystrokeRoom(c, uc, d, ud, cursor)
         stop = asyncio.Event()
-        typing = asyncio.create_task(B.ticker(0.1, 0.0, keys.key, stop))
+        typing = asyncio.create_task(ticker(0.1, 0.0, keys.key, stop))
         await asyncio.sleep(2.0)
         procs = {
-            "runner's pairls-lsp": [B.server_process(a)],
-            "3 other pairls-lsp": [B.server_process(e) for e in (b, c, d)],
-            "hub": [B.psutil.Process(hub.proc.pid)],
+            "runner's pairls-lsp": [server_process(a)],
+            "3 other pairls-lsp": [server_process(e) for e in (b, c, d)],
+            "hub": [psutil.Process(hub.proc.pid)],
             "PostgreSQL": env.postgres_processes(),
-            "bench process (4 editors)": [B.psutil.Process()],
+            "bench process (4 editors)": [psutil.Process()],
         }
 
         def cpu() -> dict[str, float]:
-            return {k: B.cpu_seconds(v) for k, v in procs.items()}
+            return {k: cpu_seconds(v) for k, v in procs.items()}
 
         # baseline: the same typing, no run
         keys.measuring = True
@@ -204,12 +207,12 @@ async def bench_flood(
         if profile is not None:
             targets = {
                 "hub": hub.proc.pid,
-                "lsp-runner": B.server_process(a).pid,
-                "lsp-peer": B.server_process(d).pid,
+                "lsp-runner": server_process(a).pid,
+                "lsp-peer": server_process(d).pid,
             }
             for label, pid in targets.items():
                 out = Path(f"{profile}.flood.{label}")
-                spies.append((label, B.start_profiler(pid, runs * 1.0 + 5, out), out))
+                spies.append((label, start_profiler(pid, runs * 1.0 + 5, out), out))
         run_cpu = dict.fromkeys(procs, 0.0)
         for _ in range(runs):
             await asyncio.sleep(0.5)
@@ -247,13 +250,13 @@ async def bench_flood(
         assert d.text(ud) == c.text(uc), "the typists' documents did not converge"
         heals = [(await e.status())["heals"] for e in eds]
     finally:
-        await B.stop_editors(eds)
+        await stop_editors(eds)
     for label, spy, out in spies:
         if spy is not None:
             spy.wait(120)
             print(f"  profile of {label}:")
-            B.report_profile(out)
-    p99_base, p99_run = B.percentile(baseline, 99), B.percentile(during, 99)
+            report_profile(out)
+    p99_base, p99_run = percentile(baseline, 99), percentile(during, 99)
     ratio = p99_run / p99_base
     res.add(
         f"(b) keystroke -> peer applyEdit in another document while a run prints {mb:g} MB, p99 during / "
@@ -264,18 +267,18 @@ async def bench_flood(
     )
     res.base(
         "(b) the same typing without a run, p50 / p99",
-        f"{B.percentile(baseline, 50):.1f} / {p99_base:.1f} ms ({len(baseline)} keys)",
+        f"{percentile(baseline, 50):.1f} / {p99_base:.1f} ms ({len(baseline)} keys)",
     )
     res.base(
         f"(b) the same typing while the same program prints {mb:g} MB outside pairls (to /dev/null), "
         "p99 and its ratio to without",
-        f"{B.percentile(outside, 99):.1f} ms, {B.percentile(outside, 99) / p99_base:.2f}x "
-        f"({len(outside)} keys; {B.percentile(alone, 50):.2f} s a run)",
+        f"{percentile(outside, 99):.1f} ms, {percentile(outside, 99) / p99_base:.2f}x "
+        f"({len(outside)} keys; {percentile(alone, 50):.2f} s a run)",
     )
     res.note(
-        f"(b): during {runs} runs, {len(during)} keys, p50 {B.percentile(during, 50):.1f} ms, max "
+        f"(b): during {runs} runs, {len(during)} keys, p50 {percentile(during, 50):.1f} ms, max "
         f"{max(during):.1f} ms; each run, start to 'ended' at a peer: "
-        + f"{B.percentile(took, 50):.2f} s median, {max(took):.2f} s longest"
+        + f"{percentile(took, 50):.2f} s median, {max(took):.2f} s longest"
         + f"; heals {sum(heals)}"
     )
     res.note(
@@ -286,8 +289,8 @@ async def bench_flood(
 
 
 async def run(args: argparse.Namespace) -> int:
-    env = B.Env()
-    res = B.Results()
+    env = Env()
+    res = Results()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         env.start_db()
@@ -300,10 +303,10 @@ async def run(args: argparse.Namespace) -> int:
         env.close()
     print(f"\nRuns for the room, {started}\n")
     print("| measured | result | target | verdict |\n|---|---|---|---|")
-    for what, measured, target, verdict in res.rows:
-        print(f"| {what} | {measured} | {target} | {verdict} |")
-    for what, measured in res.baselines:
-        print(f"| baseline: {what} | {measured} | | |")
+    for row in res.rows:
+        print(f"| {row.what} | {row.measured} | {row.target} | {row.verdict} |")
+    for base in res.baselines:
+        print(f"| baseline: {base.what} | {base.measured} | | |")
     print()
     for note in res.notes:
         print(f"- {note}")

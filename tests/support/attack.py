@@ -1,7 +1,7 @@
 """One connection's worst within the hub's limits, and typists that time their acks.
 
-Used by ``tests/collab_server/test_hub_stall.py`` and by ``bench/bench.py``
-(scenario 11).  The attacker is three connections of one client, each
+Used by ``tests/collab_server/test_hub_stall.py`` and by the bench's scenario 11
+(``bench/pairls_bench/attack.py``).  The attacker is three connections of one client, each
 sending as fast as the hub reads, the most expensive messages the limits
 allow (docs/protocol.md, *Limits*):
 

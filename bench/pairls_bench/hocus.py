@@ -1,0 +1,391 @@
+"""Scenario 13: the pairls hub side by side with Hocuspocus 4 under one Node.js load generator
+(issue 14), in the two shapes of ``SHAPES``; the ratios pairls / Hocuspocus-in-memory against
+``TARGETS``, each with the Hocuspocus figure as its baseline. ``bench/hocus_bench.py`` (``make
+bench-hocus``) runs it alone with its own table; ``run_cli`` is that.
+
+Needs ``make bench-hocus-deps`` (Node 24 from npm ``node@24`` and bench/hocus/node_modules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import ROOT
+from .env import Env
+from .report import Results
+from .scenario import Scenario
+
+HOCUS = ROOT / "bench" / "hocus"
+SERVERS = ("pairls", "hocus-mem", "hocus-db")
+LABELS = {
+    "pairls": "pairls (PostgreSQL before ack)",
+    "hocus-mem": "Hocuspocus in memory",
+    "hocus-db": "Hocuspocus + PostgreSQL (debounced)",
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    key: str
+    rooms: int
+    per_room: int
+    rate: float
+
+    @property
+    def title(self) -> str:
+        return f"{self.rooms * self.per_room:,} clients in {self.rooms} rooms, {self.rate:,.0f} edits/s"
+
+
+SHAPES = {"a": Shape("a", 100, 2, 1000.0), "b": Shape("b", 500, 3, 350.0)}
+
+#: issue 14: pairls / Hocuspocus-in-memory at most these
+TARGETS = {"p50": 1.5, "p99": 1.0, "cpu": 1.0}
+
+
+def node_binary() -> str:
+    """Node 24: $PAIRLS_NODE, else where scripts/install-bench-hocus.sh puts it."""
+    if os.environ.get("PAIRLS_NODE"):
+        return os.environ["PAIRLS_NODE"]
+    cache = os.environ.get("PAIRLS_CODE_SERVER_DIR") or str(
+        Path(os.environ.get("PAIRLS_CACHE", Path.home() / ".cache" / "pairls")) / "code-server"
+    )
+    return str(Path(cache) / "node24" / "node_modules" / "node" / "bin" / "node")
+
+
+class HocusServer:
+    """``node bench/hocus/server.mjs [--db DSN]``; ``url`` from its ``listening on`` line."""
+
+    def __init__(self, node: str, dsn: str | None) -> None:
+        cmd = [node, str(HOCUS / "server.mjs"), *(["--db", dsn] if dsn else [])]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HOCUS
+        )
+        self.lines: list[str] = []
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(
+                f"Hocuspocus did not start: {first}{self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
+        self.url = first.split()[-1]
+        self._pumps = [
+            threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True),
+        ]
+        for t in self._pumps:
+            t.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self._pumps:
+            t.join(5)
+
+
+def run_load(
+    node: str, kind: str, url: str, shape: Shape, args: argparse.Namespace, **pids: int | None
+) -> dict[str, Any]:
+    cmd = [
+        node,
+        str(HOCUS / "load.mjs"),
+        *("--kind", kind, "--url", url),
+        *("--rooms", str(shape.rooms), "--per-room", str(shape.per_room), "--rate", str(shape.rate)),
+        *("--warmup", str(args.warmup), "--window", str(args.window)),
+        *("--clk-tck", str(os.sysconf("SC_CLK_TCK")), "--doc-prefix", f"r{time.monotonic_ns()}"),
+    ]
+    for name, pid in pids.items():
+        if pid is not None:
+            cmd += [f"--{name.replace('_', '-')}", str(pid)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=HOCUS, timeout=600)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        return {"valid": False, "problems": [f"load generator exited {out.returncode}: {out.stderr[-500:]}"]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def one_run(env: Any, node: str, server: str, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
+    db_pid = env.embedded.pid if env.embedded is not None else None
+    if server == "pairls":
+        hub = env.hub()
+        try:
+            r = run_load(node, "pairls", hub.url, shape, args, server_pid=hub.proc.pid, db_pid=db_pid)
+        finally:
+            env.stop_hub(hub)
+    else:
+        hp = HocusServer(node, env.dsn if server == "hocus-db" else None)
+        try:
+            r = run_load(
+                node,
+                "hocus",
+                hp.url,
+                shape,
+                args,
+                server_pid=hp.proc.pid,
+                db_pid=db_pid if server == "hocus-db" else None,
+            )
+        finally:
+            hp.stop()
+        if hp.lines:
+            r["server_said"] = [line[:200] for line in hp.lines[-3:]]
+    r["server"] = server
+    r["shape"] = shape.key
+    return r
+
+
+def med(runs: list[dict[str, Any]], key: str) -> float | None:
+    xs = [float(r[key]) for r in runs if r.get(key) is not None]
+    return statistics.median(xs) if xs else None
+
+
+def verdict(ratio: float | None, limit: float) -> str:
+    if ratio is None:
+        return "-"
+    return "pass" if ratio <= limit else "**MISS**"
+
+
+def figures(results: list[dict[str, Any]], shape: Shape) -> dict[str, dict[str, float | None]]:
+    """Per server that ran in *shape*: the median of each figure over its valid runs."""
+    figs: dict[str, dict[str, float | None]] = {}
+    for server in SERVERS:
+        runs = [r for r in results if r.get("shape") == shape.key and r.get("server") == server]
+        if not runs:
+            continue
+        ok = [r for r in runs if r.get("valid")]
+        f = {
+            k: med(ok, k) for k in ("p50_ms", "p99_ms", "server_us_per_edit", "db_us_per_edit", "acks_per_s")
+        }
+        f["load_cores"] = statistics.median(r["load_cpu_s"] / r["window_s"] for r in ok) if ok else None
+        figs[server] = f
+    return figs
+
+
+#: the ratios issue 14 sets a target on: (TARGETS key, what, figure, unit)
+RATIOS = (
+    ("p50", "edit to peer p50", "p50_ms", "ms"),
+    ("p99", "edit to peer p99", "p99_ms", "ms"),
+    ("cpu", "hub CPU per edit", "server_us_per_edit", "us"),
+)
+
+
+def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
+    """The Markdown tables of a run: figures per shape and server, then ratios and verdicts."""
+    out = [
+        "| shape | server | runs (valid) | edit to peer p50 / p99 | server CPU per edit (+ PostgreSQL)"
+        " | acked edits/s | load generator cores |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ratios = [
+        "| shape | pairls / Hocuspocus in memory | measured | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for shape in shapes:
+        figs = figures(results, shape)
+        for server, f in figs.items():
+            runs = [r for r in results if r.get("shape") == shape.key and r.get("server") == server]
+            ok = [r for r in runs if r.get("valid")]
+            db = f["db_us_per_edit"] if server != "hocus-mem" else None
+            cpu = (
+                f"{f['server_us_per_edit']:.0f} us"
+                + (f" ({f['server_us_per_edit'] + db:.0f} us)" if db is not None else "")
+                if f["server_us_per_edit"] is not None
+                else "-"
+            )
+            lat = (
+                f"{f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms"
+                if f["p50_ms"] is not None and f["p99_ms"] is not None
+                else "-"
+            )
+            eps = f"{f['acks_per_s']:,.0f}" if f["acks_per_s"] is not None else "-"
+            cores = f"{f['load_cores']:.2f}" if f["load_cores"] is not None else "-"
+            row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, eps, cores]
+            out.append("| " + " | ".join(row) + " |")
+        p, h = figs.get("pairls"), figs.get("hocus-mem")
+        if p is None or h is None:
+            continue
+        for key, what, field, unit in RATIOS:
+            a, b = p[field], h[field]
+            ratio = a / b if a is not None and b else None
+            measured = f"{ratio:.2f}x ({a:.4g} / {b:.4g} {unit})" if ratio is not None else "-"
+            limit = TARGETS[key]
+            row = [shape.title, what, measured, f"<= {limit:g}x", verdict(ratio, limit)]
+            ratios.append("| " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n\n" + "\n".join(ratios)
+
+
+def installed(node: str) -> bool:
+    return Path(node).exists() and (HOCUS / "node_modules" / "@hocuspocus" / "server").is_dir()
+
+
+def measure(
+    env: Env, node: str, shapes: list[Shape], servers: list[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """A first short run of each server (not kept), then ``args.rounds`` rounds of one run per
+    server and shape, interleaved; every run's figures (``args``: rounds, warmup, window,
+    first_run)."""
+    results: list[dict[str, Any]] = []
+    if args.first_run:
+        # a fresh PostgreSQL (and machine) is slow at first: in a run without this, pairls' first
+        # runs measured p50 6.5 and 12.4 ms, its second 3.4 and 2.0 ms
+        warm = argparse.Namespace(**{**vars(args), "warmup": 1.0, "window": args.first_run})
+        for server in servers:
+            r = one_run(env, node, server, shapes[-1], warm)
+            print(
+                f"warm-up, {server}, shape {shapes[-1].key}: not reported (valid: {r.get('valid')})",
+                flush=True,
+            )
+    for rnd in range(1, args.rounds + 1):
+        for server in servers:
+            for shape in shapes:
+                r = one_run(env, node, server, shape, args)
+                results.append(r)
+                state = "valid" if r.get("valid") else f"INVALID {r.get('problems')}"
+                print(
+                    f"round {rnd}, {server}, shape {shape.key}: p50 {r.get('p50_ms') or 0:.2f} ms,"
+                    f" p99 {r.get('p99_ms') or 0:.2f} ms, {r.get('server_us_per_edit') or 0:.0f} us"
+                    f" (+{r.get('db_us_per_edit') or 0:.0f} us db) per edit,"
+                    f" {r.get('acks_per_s') or 0:,.0f} acked/s, {r.get('skipped', 0)} skipped,"
+                    f" setup {r.get('setup_s') or 0:.1f} s; {state}"
+                    + (f"; server: {' | '.join(r['server_said'])}" if r.get("server_said") else ""),
+                    flush=True,
+                )
+    return results
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``bench/hocus_bench.py``: its own PostgreSQL, the runs, its own tables."""
+    node = node_binary()
+    if not installed(node):
+        print(f"no Node 24 at {node} or no bench/hocus/node_modules: run `make bench-hocus-deps`")
+        return 2
+    shapes = [SHAPES[k.strip()] for k in args.shapes.split(",")]
+    servers = [s.strip() for s in args.servers.split(",")]
+    env = Env()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results: list[dict[str, Any]] = []
+    try:
+        env.start_db()
+        results = measure(env, node, shapes, servers, args)
+    finally:
+        with contextlib.suppress(Exception):
+            env.close()
+    load = os.getloadavg()
+    print(
+        f"\nHocuspocus side by side, {started}, {psutil.cpu_count()} CPUs, {args.rounds} round(s) of"
+        f" {args.window:g} s windows after {args.warmup:g} s warm-up; load average at the end"
+        f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}\n"
+    )
+    print(report(results, shapes))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -> None:
+    """Scenario 13's rows: per shape, each ratio of ``RATIOS`` with its target and verdict, and the
+    Hocuspocus-in-memory figure beside it as its baseline; every server's figures as notes."""
+    for shape in shapes:
+        figs = figures(results, shape)
+        for server, f in figs.items():
+            runs = [r for r in results if r.get("shape") == shape.key and r.get("server") == server]
+            valid = sum(1 for r in runs if r.get("valid"))
+            if not valid:
+                res.note(
+                    f"Hocuspocus side by side, {shape.title}, {LABELS[server]}: no valid run of {len(runs)}"
+                )
+                continue
+            db = f" (+{f['db_us_per_edit']:.0f} us PostgreSQL)" if server != "hocus-mem" else ""
+            res.note(
+                f"Hocuspocus side by side, {shape.title}, {LABELS[server]}, medians of {valid} valid of "
+                f"{len(runs)} runs: edit to peer p50 / p99 {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms, CPU "
+                f"{f['server_us_per_edit']:.0f} us per edit{db}, {f['acks_per_s']:,.0f} acked edits/s, load "
+                f"generator {f['load_cores']:.2f} cores"
+            )
+        p, h = figs.get("pairls", {}), figs.get("hocus-mem", {})
+        for key, what, field, unit in RATIOS:
+            a, b = p.get(field), h.get(field)
+            ratio = a / b if a is not None and b else None
+            limit = TARGETS[key]
+            res.add(
+                f"13. {what}, pairls / Hocuspocus in memory, {shape.title}",
+                f"{ratio:.2f}x (pairls {a:.4g} {unit})" if ratio is not None else "no valid run",
+                f"<= {limit:g}x",
+                None if ratio is None else ratio <= limit,
+                baseline=f"Hocuspocus in memory {b:.4g} {unit}" if b is not None else "no valid run",
+            )
+
+
+async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
+    print("13. the hub side by side with Hocuspocus 4, one Node.js load generator", flush=True)
+    shapes = list(SHAPES.values())
+    node = node_binary()
+    if not installed(node):
+        for shape in shapes:
+            for key, what, _, _ in RATIOS:
+                res.add(
+                    f"13. {what}, pairls / Hocuspocus in memory, {shape.title}",
+                    "not run: no Node 24 or bench/hocus/node_modules (`make bench-hocus-deps`)",
+                    f"<= {TARGETS[key]:g}x",
+                    None,
+                    baseline="-",
+                )
+        return
+    runs = argparse.Namespace(
+        rounds=args.hocus_rounds, warmup=args.hocus_warmup, window=args.hocus_window,
+        first_run=args.hocus_first_run,
+    )  # fmt: skip
+    results = measure(env, node, shapes, list(SERVERS), runs)
+    add_rows(res, results, shapes)
+
+
+def method(args: argparse.Namespace) -> list[str]:
+    """This scenario's paragraph of the report's Method."""
+    return [
+        "- 13: the hub against Hocuspocus 4 (npm `@hocuspocus/server`) under one Node.js load generator "
+        "(`bench/hocus/load.mjs`: one typist per room, one edit in flight, a one-character insert at "
+        "the end per edit; the pairls wire protocol, and raw Hocuspocus sync with a Y.Doc per client), "
+        "on the same PostgreSQL: a fresh `pairls-hub` (commits every op before its ack), a fresh "
+        "Hocuspocus in memory, a fresh Hocuspocus with `@hocuspocus/extension-database` (its default "
+        f"debounce). A first {args.hocus_first_run:g} s run of each server, not kept; then "
+        f"{args.hocus_rounds} rounds, interleaved, of one run per server and shape "
+        f"({args.hocus_window:g} s window after {args.hocus_warmup:g} s warm-up): shape a, 100 rooms x 2 "
+        "clients at 1,000 edits/s in all; shape b, 1,500 clients in 500 rooms at 350 edits/s. A run "
+        "that fails validation (an edit a peer never saw, texts that differ, an error) is not used. "
+        "Each figure is the median of its valid runs; CPU per edit is the server process's CPU over "
+        "the window per acknowledged edit (PostgreSQL's apart, in the notes). `make bench-hocus` "
+        "(`bench/hocus_bench.py`) runs this alone with its full table.",
+    ]
+
+
+SCENARIO = Scenario(
+    key="hocus",
+    number=13,
+    title="the hub side by side with Hocuspocus in memory",
+    targets=(
+        "CPU per edit at most Hocuspocus-in-memory's, in both shapes",
+        "edit-to-peer p50 at most 1.5x Hocuspocus-in-memory's and p99 at most equal, in both shapes",
+    ),
+    run=run,
+    method=method,
+)

@@ -1,0 +1,75 @@
+"""Scenario 5: hub RSS per idle connection (hello + join + open), 2,000 connections."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import psutil
+
+from .client import WS, connect, gather_limited, make_room
+from .env import Env, KiB
+from .report import Results
+from .scenario import Scenario
+
+
+async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> None:
+    print(f"5. hub memory per idle connection ({conns} connections)", flush=True)
+    hub = env.hub()
+    hub_p = psutil.Process(hub.proc.pid)
+    # warm-up: import paths, pools and caches the first connections touch
+    warm, _ = await make_room(hub.url, 5, path="small.txt", text="hello\n" * 20)
+    for c in warm:
+        await c.close()
+    await asyncio.sleep(1.0)
+    before = hub_p.memory_info().rss
+    all_conns: list[WS] = []
+
+    async def room() -> None:
+        owner = await connect(hub.url, "owner")
+        r = await owner.request({"type": "create_room", "name": "idle"})
+        await owner.request({"type": "create_document", "path": "small.txt", "text": "hello\n" * 20})
+        await owner.request({"type": "open", "path": "small.txt"})
+        all_conns.append(owner)
+        for i in range(per_room - 1):
+            c = await connect(hub.url, f"idle{i}")
+            await c.request({"type": "join", "room": r["room"], "secret": r["editorSecret"]})
+            await c.request({"type": "open", "path": "small.txt"})
+            all_conns.append(c)
+
+    await gather_limited([room() for _ in range(conns // per_room)], limit=20)
+    await asyncio.sleep(2.0)
+    after = hub_p.memory_info().rss
+    per = (after - before) / len(all_conns)
+    res.add(
+        f"5. hub RSS per idle connection (hello + join + open), {len(all_conns):,} connections",
+        f"{per / KiB:.1f} KiB ({before / 2**20:.0f} -> {after / 2**20:.0f} MiB)",
+        "<= 20 KiB",
+        per <= 20 * KiB,
+    )
+    await gather_limited([c.close() for c in all_conns], limit=200)
+    env.stop_hub(hub)
+
+
+async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
+    await bench_memory(res, env, conns=args.conns, per_room=args.mem_per_room)
+
+
+def method(args: argparse.Namespace) -> list[str]:
+    """This scenario's paragraph of the report's Method."""
+    return [
+        f"- 5: fresh hub; warm-up room of 5 connections opened and closed; RSS (psutil) before, then "
+        f"{args.conns:,} connections in rooms of {args.mem_per_room} (each: hello, join or create, open a "
+        "120-char document), 2 s settle, RSS after; per connection = delta / N (rooms and documents "
+        "amortized in).",
+    ]
+
+
+SCENARIO = Scenario(
+    key="memory",
+    number=5,
+    title="hub memory per idle connection",
+    targets=("<= 20 KiB per idle connection",),
+    run=run,
+    method=method,
+)

@@ -1,0 +1,140 @@
+"""bench/pairls_bench, the package ``make bench`` runs (no servers here): every scenario module is
+one the command line lists and can run alone, and the verdict table marks each target pass or
+MISS with the baseline measured beside it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import pairls_bench  # noqa: E402
+from pairls_bench import cli, hocus  # noqa: E402
+from pairls_bench.report import Results, render, table  # noqa: E402
+from pairls_bench.scenario import Scenario  # noqa: E402
+
+
+def _scenario_modules() -> dict[str, Scenario]:
+    found = {}
+    for info in pkgutil.iter_modules(pairls_bench.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"pairls_bench.{info.name}")
+        if isinstance(getattr(mod, "SCENARIO", None), Scenario):
+            found[info.name] = mod.SCENARIO
+    return found
+
+
+def test_every_scenario_module_is_listed_by_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    modules = _scenario_modules()
+    assert len(modules) == 13
+    assert sorted(sc.number for sc in cli.SCENARIOS) == list(range(1, 14))
+    assert {sc.key for sc in modules.values()} == {sc.key for sc in cli.SCENARIOS}
+    assert cli.main(["--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == [sc.key for sc in cli.SCENARIOS]
+    for name, sc in modules.items():
+        # each runs alone, by its key or by its module's name
+        assert cli.select([sc.key]) == [sc] == cli.select([name])
+        assert sc.targets and all(
+            t in next(x for x in listed if x.startswith(sc.key + " ")) for t in sc.targets
+        )
+
+
+def test_scenarios_run_in_their_order_and_an_unknown_name_is_refused() -> None:
+    assert cli.select([]) == cli.SCENARIOS
+    assert [sc.key for sc in cli.select(["keystroke", "core", "lsp_memory"])] == [
+        "core",
+        "keystroke",
+        "lsp-memory",
+    ]
+    with pytest.raises(SystemExit, match="unknown scenario nope"):
+        cli.select(["core", "nope"])
+
+
+def test_the_verdict_table_marks_pass_and_miss_with_each_targets_baseline() -> None:
+    res = Results()
+    res.scenario = 2
+    res.add("2. durable ops/s", "25,000 ops/s", ">= 20,000 ops/s", True)
+    res.base("PostgreSQL INSERT + COMMIT, 1 connection", "3,900 commits/s")
+    res.base("PostgreSQL INSERT + COMMIT, 10 connections", "9,900 commits/s")
+    res.scenario = 7
+    res.add("7. keystroke -> peer (p50 / p99)", "2.50 / 9.00 ms", "p50 <= 2 ms, p99 <= 10 ms", False)
+    res.add("7. pairls-lsp CPU per keystroke", "150 us", "<= 200 us", True, baseline="hub 90 us")
+    res.add("7. a figure without a target", "3", "none", None)
+    res.base("hub only (p50 / p99)", "1.90 / 2.89 ms")
+    rows = table(res)[2:]
+    assert rows == [
+        "| 2 | durable ops/s | 25,000 ops/s | >= 20,000 ops/s | pass | PostgreSQL INSERT + COMMIT, "
+        "1 connection: 3,900 commits/s; PostgreSQL INSERT + COMMIT, 10 connections: 9,900 commits/s |",
+        "| 7 | keystroke -> peer (p50 / p99) | 2.50 / 9.00 ms | p50 <= 2 ms, p99 <= 10 ms | **MISS** | "
+        "hub only (p50 / p99): 1.90 / 2.89 ms |",
+        "| 7 | pairls-lsp CPU per keystroke | 150 us | <= 200 us | pass | hub 90 us |",
+        "| 7 | a figure without a target | 3 | none | - | (as above) |",
+    ]
+    args = cli.parser().parse_args([])
+    chosen = cli.select(["completion", "keystroke", "memory"])
+    text = render(res, chosen, args, "now", ["a machine"])
+    assert text.count("- 6-8: the language server") == 1  # the paragraph 6-8 share, once
+    for n in (5, 6, 7):
+        assert f"\n- {n}: " in text
+    assert "\n- 2: " not in text  # only the Method of what ran
+    assert "- a machine" in text
+
+
+def _hocus_run(server: str, p50: float, p99: float, cpu: float) -> dict[str, object]:
+    return {"server": server, "shape": "a", "valid": True, "p50_ms": p50, "p99_ms": p99,
+            "server_us_per_edit": cpu, "db_us_per_edit": 10.0, "acks_per_s": 1000.0,
+            "load_cpu_s": 1.2, "window_s": 12.0}  # fmt: skip
+
+
+def test_hocuspocus_ratios_are_rows_of_the_table_with_hocuspocus_as_their_baseline() -> None:
+    res = Results()
+    res.scenario = 13
+    results = [_hocus_run("pairls", 3.0, 12.0, 400.0), _hocus_run("hocus-mem", 2.0, 10.0, 400.0)]
+    hocus.add_rows(res, results, [hocus.SHAPES["a"], hocus.SHAPES["b"]])
+    shape = "200 clients in 100 rooms, 1,000 edits/s"
+    assert [r.what for r in res.rows[:3]] == [
+        f"13. edit to peer p50, pairls / Hocuspocus in memory, {shape}",
+        f"13. edit to peer p99, pairls / Hocuspocus in memory, {shape}",
+        f"13. hub CPU per edit, pairls / Hocuspocus in memory, {shape}",
+    ]
+    assert [(r.measured, r.target, r.verdict, r.baseline) for r in res.rows[:3]] == [
+        ("1.50x (pairls 3 ms)", "<= 1.5x", "pass", "Hocuspocus in memory 2 ms"),
+        ("1.20x (pairls 12 ms)", "<= 1x", "**MISS**", "Hocuspocus in memory 10 ms"),
+        ("1.00x (pairls 400 us)", "<= 1x", "pass", "Hocuspocus in memory 400 us"),
+    ]
+    # shape b did not run: its targets are in the table, without a verdict
+    assert [(r.measured, r.verdict) for r in res.rows[3:]] == [("no valid run", "-")] * 3
+
+
+def test_the_entry_points_parse_as_before() -> None:
+    args = cli.parser().parse_args(["--only", "core,memory", "--conns", "300", "--out", ""])
+    assert (args.only, args.conns, args.out, args.scenarios) == ("core,memory", 300, "", [])
+    assert isinstance(cli.parser().parse_args(["keystroke"]), argparse.Namespace)
+
+
+class _Reports:
+    """What scenario 8 asks of an editor: its server's ``pairls.status``."""
+
+    def __init__(self, status: dict[str, object]) -> None:
+        self._status = status
+
+    async def status(self) -> dict[str, object]:
+        return self._status
+
+
+async def test_a_jedi_worker_is_measured_apart_when_the_server_gives_its_pid() -> None:
+    from pairls_bench.lsp import jedi_worker_rss
+
+    rss = await jedi_worker_rss(_Reports({"jediPid": os.getpid()}))
+    assert rss is not None and rss > 1 << 20
+    assert await jedi_worker_rss(_Reports({})) is None  # jedi in the server's own process
