@@ -66,7 +66,8 @@ class PairlsProtocol(LanguageServerProtocol):
 
     def notify_json(self, method: str, params: dict[str, Any]) -> None:
         """A notification whose *params* are plain JSON values already."""
-        self._write_json({"jsonrpc": "2.0", "method": method, "params": params})
+        if not self._write_json({"jsonrpc": "2.0", "method": method, "params": params}):
+            logger.error("no writer to the editor: %s not sent", method)
 
     def request_json(self, method: str, params: dict[str, Any] | None) -> asyncio.Future[Any]:
         """Write a request now; the future is the editor's ``result`` as plain JSON (or
@@ -78,22 +79,26 @@ class PairlsProtocol(LanguageServerProtocol):
         if params is not None:
             msg["params"] = params
         try:
-            self._write_json(msg)
+            written = self._write_json(msg)
         except BaseException:
             self._answers.pop(msg_id, None)
             raise
+        if not written:
+            self._answers.pop(msg_id, None)
+            fut.set_exception(BrokenPipeError("no writer to the editor"))
         return fut
 
-    def _write_json(self, msg: dict[str, Any]) -> None:
+    def _write_json(self, msg: dict[str, Any]) -> bool:
         writer = self.writer
         if writer is None:
-            raise BrokenPipeError("no writer to the editor")
+            return False
         body = json.dumps(
             msg, ensure_ascii=False, separators=(",", ":"), default=self._serialize_message
         ).encode()
         # (Content-Length counts bytes, LSP 3.17 "Base Protocol"; pygls's StdoutWriter flushes)
         writer.write(b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
         self.short_out += 1
+        return True
 
     # -- in ---------------------------------------------------------------------------------
 

@@ -256,6 +256,11 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st = session.room.status()
     st["stats"]["failedTasks"] = session.failed_tasks + ls.editor.failed_tasks
     st["stats"]["pathsRefused"] = ls.paths.refusals
+    # the keystroke path's messages that took the short way (lsp_bridge/rpc.py), and writes to
+    # the editor that failed (the editor is gone)
+    st["stats"]["shortIn"] = ls.rpc.short_in
+    st["stats"]["shortOut"] = ls.rpc.short_out
+    st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st
