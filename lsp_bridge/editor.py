@@ -42,8 +42,9 @@ class LspEditor:
         #: tasks of the editor port that ended in an exception (a bug: status counts them)
         self.failed_tasks = 0
 
-    def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[lsp.ApplyWorkspaceEditResult]:
-        """Write the ``workspace/applyEdit`` request now; the awaitable is the editor's answer."""
+    def apply_edit(self, uri: str, edit: EditToApply) -> Awaitable[Any]:
+        """Write the ``workspace/applyEdit`` request now; the awaitable is the editor's answer
+        (``ApplyWorkspaceEditResult`` as plain JSON: ``{"applied": bool, ...}``)."""
         version = edit.version
         if version == 0 and self.server.client_name == "Neovim":
             # Neovim opens documents at version 0 and never checks an edit's version 0 against
@@ -51,32 +52,23 @@ class LspEditor:
             # It checks 1, and a change since didOpen makes the buffer's version (b:changedtick) >= 3.
             version = 1
         edits = [
-            lsp.TextEdit(
-                range=lsp.Range(
-                    start=lsp.Position(line=e.start[0], character=e.start[1]),
-                    end=lsp.Position(line=e.end[0], character=e.end[1]),
-                ),
-                new_text=e.new_text,
-            )
+            {
+                "range": {
+                    "start": {"line": e.start[0], "character": e.start[1]},
+                    "end": {"line": e.end[0], "character": e.end[1]},
+                },
+                "newText": e.new_text,
+            }
             for e in edit.edits
         ]
+        # ApplyWorkspaceEditParams as JSON (lsp_bridge/rpc.py: the keystroke path's short way);
         # no label: Neovim prints it for every edit
-        params = lsp.ApplyWorkspaceEditParams(
-            edit=lsp.WorkspaceEdit(
-                document_changes=[
-                    lsp.TextDocumentEdit(
-                        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-                        edits=list(edits),
-                    )
-                ]
-            ),
-        )
-        # (the protocol's send writes the request before returning: the edit is on its way
-        # before anything else this step produced, such as peers' cursors)
-        answer: Awaitable[lsp.ApplyWorkspaceEditResult] = self.server.protocol.send_request_async(
-            lsp.WORKSPACE_APPLY_EDIT, params
-        )
-        return answer
+        params = {
+            "edit": {"documentChanges": [{"textDocument": {"uri": uri, "version": version}, "edits": edits}]}
+        }
+        # (written before this returns: the edit is on its way before anything else this step
+        # produced, such as peers' cursors)
+        return self.server.rpc.request_json(lsp.WORKSPACE_APPLY_EDIT, params)
 
     def buffer(self, uri: str) -> tuple[int, str] | None:
         doc = self.server.workspace.text_documents.get(uri)
@@ -97,7 +89,7 @@ class LspEditor:
             handler = run.request_received if method == "pairls/run_request" else run.answer_received
             self._spawn(handler(self.server, params))
             return
-        self.server.protocol.notify(method, params)
+        self.server.rpc.notify_json(method, params)
         if method == "pairls/runs" and params.get("event") in ("started", "ended"):
             # someone in the room started a run, or it ended: say so, with "Open output"
             self._spawn(self._offer_output(params))
@@ -140,7 +132,7 @@ class LspEditor:
 
     def refresh_inlay_hints(self) -> None:
         if self.server.can_refresh_inlay_hints:
-            self.server.workspace_inlay_hint_refresh(None)
+            self.server.rpc.request_json(lsp.WORKSPACE_INLAY_HINT_REFRESH, None).add_done_callback(_refreshed)
 
     def text_changed(self, event: TextChanged) -> None:
         if not is_run_path(event.path):
@@ -148,7 +140,7 @@ class LspEditor:
         elif self.server.run_output:
             # a run's output grew: to the client's terminal for it (the VS Code extension)
             change = output_change(event.path, event.old, event.op, event.new)
-            self.server.protocol.notify("pairls/runOutput", change)
+            self.server.rpc.notify_json("pairls/runOutput", change)
 
     def text_replaced(self, path: str, text: str | None) -> None:
         # (a run's output is no source of words to complete: a flood of it would only cost)
@@ -246,3 +238,10 @@ class LspEditor:
             self.server.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Info, message=fallback)
             )
+
+
+def _refreshed(answer: asyncio.Future[Any]) -> None:
+    """The editor's answer to an inlay hint refresh: nothing to do (an editor that failed it
+    shows the hints at its next request)."""
+    if not answer.cancelled() and answer.exception() is not None:
+        logger.debug("workspace/inlayHint/refresh failed")

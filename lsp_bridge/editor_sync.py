@@ -50,7 +50,7 @@ from collab_core.view import LaggingView
 
 from .positions import UTF8, UTF16, UTF32, LineIndex, positions_of
 
-__all__ = ["ContentChange", "EditToApply", "EditorSync", "TextEdit", "diff"]
+__all__ = ["ContentChange", "EditToApply", "EditorSync", "TextEdit", "apply_changes", "diff"]
 
 #: a version-ignoring client is looked for among at most this many changes
 _RAW_SEARCH = 16
@@ -144,6 +144,20 @@ class _Reader:
         self.same = min(self.same, start)
         self.span = (start, end)
         return ops.normalize([start, change.text, -(end - start)])
+
+
+def apply_changes(text: str, changes: list[ContentChange], encoding: str) -> tuple[str, int | None]:
+    """*changes* (a ``didChange``'s, each made to the text the ones before it left) applied to
+    *text*; and the end of what the last one inserted, where the cursor likely is (None if
+    it replaced the whole text).  A ``str`` index of the text is reused between keystrokes
+    (:meth:`LineIndex.of`), so the buffer the language server tracks and the room's view of
+    it are best the same object."""
+    read = _Reader(encoding)
+    cursor = None
+    for change in changes:
+        text = ops.apply(text, read.op(text, change))
+        cursor = None if read.span is None else read.span[0] + len(change.text)
+    return text, cursor
 
 
 def _crlfs_after(count: int, old: str, new: str, span: tuple[int, int] | None) -> int:

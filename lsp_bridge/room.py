@@ -255,8 +255,14 @@ class RoomConfig:
     edit_retry: float = 1.0
     #: our cursor goes to the hub at most this often
     presence_interval: float = 0.05
-    #: inlay hint refreshes at most this often
-    refresh_interval: float = 0.1
+    #: ... and a cursor the peers already have (they move our cursor past what we type, as
+    #: the hub's op arrives) at most this often: it only keeps the hub's copy, which
+    #: newcomers are given, at a recent revision
+    presence_implied_interval: float = 1.0
+    #: inlay hint refreshes at most this often (a peer typing up to 20 characters a second has
+    #: each refresh go with the edit and the cursors, not on a timer of its own: a wake-up
+    #: of the server, a write and the editor's answer each)
+    refresh_interval: float = 0.05
     #: the share of the hub's message rate we use
     rate_share: float = 0.8
     #: follow progress is reported for rooms with at least this many documents
@@ -543,6 +549,8 @@ class Room:
             "bad_answers": 0,
             # undos and redos asked again with their key (the hub may have done them unheard)
             "presses_again": 0,
+            # cursor moves the peers knew already (typing): their presence went later
+            "presence_implied": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -564,6 +572,13 @@ class Room:
         self._presence: tuple[str, int, list[list[int]]] | None = None
         self._presence_at = 0.0
         self._presence_due: float | None = None
+        #: the presence waiting is one the peers hold already (see :meth:`_peers_hold`)
+        self._presence_implied = False
+        #: our cursor as the peers hold it: the last presence sent, moved by every op since as
+        #: they move it (path, revision, ranges); None when they may not hold it
+        self._shown: tuple[str, int, list[list[int]]] | None = None
+        #: paths whose peers' cursors changed this step (one ``pairls/cursors`` each, at the end)
+        self._cursors_dirty: dict[str, None] = {}
         self._refresh_due: float | None = None
         self._refresh_at = 0.0
         self._progress_open = False
@@ -596,9 +611,19 @@ class Room:
 
     # == outputs ====================================================================================
 
-    def events(self) -> list[Event]:
+    def events(self, now: float | None = None) -> list[Event]:
         """What to do on the editor side (or with the connection), in order; a step's edits
-        to the buffers come first (peers wait on the text, not on the cursors drawn around it)."""
+        to the buffers come first (peers wait on the text, not on the cursors drawn around it).
+        With *now*, an inlay hint refresh that is due goes in this step (with the cursors that
+        moved), not at the next :meth:`tick`."""
+        if self._cursors_dirty:
+            dirty, self._cursors_dirty = self._cursors_dirty, {}
+            for path in dirty:
+                self._notify_cursors(path)
+        if now is not None and self._refresh_due is not None and now >= self._refresh_due:
+            self._refresh_due = None
+            self._refresh_at = now
+            self._events.append(RefreshInlayHints())
         out, self._events = self._events, []
         edits = [ev for ev in out if isinstance(ev, ApplyEdit)]
         if edits and len(edits) < len(out):
@@ -831,6 +856,7 @@ class Room:
         self._lost_said = False
         self._presence = None
         self._presence_due = None
+        self._shown = None
         self._viewer_warned = False
         self._too_large_warned = set()
         self._room_full_said = False
@@ -1710,18 +1736,56 @@ class Room:
         view = doc.views[uri]
         client = doc.client
         pending = [o for o in (client.outstanding.op if client.outstanding else None, client.buffer) if o]
+        in_room = [[view.sync.to_room(anchor), view.sync.to_room(head)] for anchor, head in list(ranges)[:64]]
         hub_ranges = []
-        for anchor, head in list(ranges)[:64]:
-            pair = []
-            for pos in (anchor, head):
-                pos = view.sync.to_room(pos)
+        for pair in in_room:
+            back = []
+            for pos in pair:
                 for op in reversed(pending):
                     pos = ops.map_back(pos, op)
-                pair.append(pos)
-            hub_ranges.append(pair)
+                back.append(pos)
+            hub_ranges.append(back)
+        held = self._peers_hold(doc.path, client.rev, pending, in_room)
+        if held and (self._presence is None or self._presence_implied):
+            # typing: the peers move our cursor past what we type as our op reaches them, so
+            # this presence would tell them nothing new; it goes later, keeping the hub's copy
+            # (newcomers get it) recent, unless the cursor moves some other way first
+            if self._presence is None:
+                self._presence_due = max(now, self._presence_at + self.config.presence_implied_interval)
+            self._presence = (doc.path, client.rev, hub_ranges)
+            self._presence_implied = True
+            self.stats["presence_implied"] += 1
+            return
         self._presence = (doc.path, client.rev, hub_ranges)
+        self._presence_implied = False
         self._presence_due = max(now, self._presence_at + self.config.presence_interval)
         self._flush_presence(now)
+
+    def _peers_hold(self, path: str, rev: int, pending: list[ops.Op], ranges: list[list[int]]) -> bool:
+        """Whether the peers hold our cursor at *ranges* (the room's text with our *pending* ops,
+        on revision *rev*) once those ops reach them: the last presence we sent, moved by every
+        op since as they move it (our own inserts push our cursor past them)."""
+        shown = self._shown
+        if shown is None or shown[0] != path or shown[1] != rev or len(shown[2]) != len(ranges):
+            return False
+        for was, now in zip(shown[2], ranges, strict=True):
+            for x, want in zip(was, now, strict=True):
+                for op in pending:
+                    x = ops.transform_index(x, op, after_insert=True)
+                if x != want:
+                    return False
+        return True
+
+    def _move_shown(self, path: str, rev: int, op: ops.Op, mine: bool) -> None:
+        """The hub's op at *rev*: our cursor as the peers hold it moves as they move it."""
+        shown = self._shown
+        if shown is None or shown[0] != path:
+            return
+        if shown[1] != rev - 1:
+            self._shown = None  # (a revision we did not see go by: no longer known)
+            return
+        moved = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in shown[2]]
+        self._shown = (path, rev, moved)
 
     # == the connection =============================================================================
 
@@ -1764,6 +1828,7 @@ class Room:
         self._out.clear()
         self._opening = set()
         self._presence_due = None
+        self._shown = None  # the hub forgets our presence with the connection
         for doc in self.docs.values():
             doc.request = None
             doc.resend_at = None
@@ -2591,6 +2656,7 @@ class Room:
                 if doc.blame is not None:
                     mark = LineBlame(self.author, self.name, None, msg["rev"])
                     self._blame_changed(doc, client.outstanding.op, mark, now)
+                self._move_shown(doc.path, msg["rev"], client.outstanding.op, True)
                 out = client.receive_ack(msg["rev"])
                 doc.resend_delay = 0.0
                 if doc.need == "full" and client.outstanding is None:
@@ -2618,6 +2684,7 @@ class Room:
         client = doc.client
         assert client is not None
         self._move_cursors(doc, rev, op, author if isinstance(author, str) else None)
+        self._move_shown(doc.path, rev, op, seq is not None or author == self.participant)
         if doc.blame is not None:
             peer = self.participants.get(author) if isinstance(author, str) else None
             mine = seq is not None or author == self.participant
@@ -2883,8 +2950,18 @@ class Room:
         return view.sync.to_editor(pos)
 
     def _cursors_changed(self, path: str) -> None:
+        """Peers' cursors in *path* moved: the editor hears of it once, at the end of the step
+        (an op and a presence in one frame move them twice)."""
         doc = self.docs.get(path)
         if doc is None or not doc.views:
+            return
+        self._cursors_dirty[path] = None
+        if self._refresh_due is None:
+            self._refresh_due = self._refresh_at + self.config.refresh_interval
+
+    def _notify_cursors(self, path: str) -> None:
+        doc = self.docs.get(path)
+        if doc is None:
             return
         for view in doc.views.values():
             cursors = [
@@ -2900,8 +2977,6 @@ class Room:
                 for p, ranges in self.cursors(view.uri)
             ]
             self._events.append(Notify("pairls/cursors", {"uri": view.uri, "cursors": cursors}))
-        if self._refresh_due is None:
-            self._refresh_due = self._refresh_at + self.config.refresh_interval
 
     def _follow_moved(self, p: Participant) -> None:
         if p.path is None:
@@ -2929,9 +3004,14 @@ class Room:
         path, rev, ranges = self._presence
         doc = self.docs.get(path)
         self._presence = None
-        if doc is None or doc.state is not DocState.OPEN:
+        if doc is None or doc.state is not DocState.OPEN or doc.client is None:
             return
+        shown = self._shown
+        if self._presence_implied and shown is not None and shown[0] == path and shown[1] == doc.client.rev:
+            # what the peers hold now, at the newest revision (the hub's copy for newcomers)
+            rev, ranges = shown[1], shown[2]
         self._presence_at = now
+        self._shown = (path, rev, ranges)
         self._send({"type": "presence", "path": path, "rev": rev, "ranges": ranges})
 
     # == internals: misc =============================================================================

@@ -35,6 +35,7 @@ from .completion_service import CompletionService
 from .editor import LspEditor
 from .editor_sync import ContentChange
 from .paths import PathMapper
+from .rpc import PairlsProtocol
 from .runs import RunRequests
 from .session import Session, SessionError
 from .user_id import UserId, load_user_id
@@ -49,7 +50,10 @@ class PairlsServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__(
-            "pairls-lsp", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental
+            "pairls-lsp",
+            __version__,
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            protocol_cls=PairlsProtocol,
         )
         self.hub_url = os.environ.get("PAIRLS_HUB_URL", "ws://127.0.0.1:8765")
         self.display_name = os.environ.get("USER", "someone")
@@ -88,6 +92,12 @@ class PairlsServer(LanguageServer):
         self.run_requests = RunRequests()
         #: this user's requests to others, by request id: (participant, its answer)
         self.run_asks: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+
+    @property
+    def rpc(self) -> PairlsProtocol:
+        """The JSON-RPC protocol with the editor (with the keystroke path's short way)."""
+        assert isinstance(self.protocol, PairlsProtocol)
+        return self.protocol
 
     def completion_mode(self, language_id: str | None) -> str:
         modes = self.completions_by_language

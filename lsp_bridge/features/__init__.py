@@ -30,6 +30,9 @@ def register(server: PairlsServer) -> None:
     server.feature(lsp.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(lifecycle.did_change_workspace_folders)
     server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)(text_sync.did_open)
     server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)(text_sync.did_change)
+    server.rpc.change_handler = lambda uri, version, changes: text_sync.did_change_json(
+        server, uri, version, changes
+    )
     server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)(text_sync.did_close)
     server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)(text_sync.did_save)
     server.feature(

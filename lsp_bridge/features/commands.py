@@ -260,6 +260,11 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st["stats"]["pathsRefused"] = ls.paths.refusals
     st["jedi"] = ls.completions.jedi.client.status()
     st["jediPid"] = st["jedi"]["pid"]  # (the bench's hook reads it here)
+    # the keystroke path's messages that took the short way (lsp_bridge/rpc.py), and writes to
+    # the editor that failed (the editor is gone)
+    st["stats"]["shortIn"] = ls.rpc.short_in
+    st["stats"]["shortOut"] = ls.rpc.short_out
+    st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st

@@ -8,9 +8,11 @@ us where it is).
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from lsprotocol import types as lsp
 
-from ..editor_sync import ContentChange
+from ..editor_sync import ContentChange, apply_changes
 from ..positions import LineIndex
 from ..server import PairlsServer
 
@@ -21,9 +23,7 @@ def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
 
 
 def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    session = ls.session
-    if session is None:
-        return
+    """pygls's way (pygls updated the workspace's document before)."""
     changes = []
     for c in params.content_changes:
         if isinstance(c, lsp.TextDocumentContentChangePartial):
@@ -33,24 +33,58 @@ def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> Non
             )
         else:
             changes.append(ContentChange(None, c.text))
-    uri = params.text_document.uri
-    typed = session.editor_changed(uri, params.text_document.version, changes)
-    room = session.room
-    doc = room.by_uri.get(uri)
-    if doc is None:
+    changed(ls, params.text_document.uri, params.text_document.version, changes)
+
+
+def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
+    """The short way (``lsp_bridge/rpc.py``): the workspace's document is updated here, as
+    pygls's own handler would, then :func:`changed`."""
+    doc = ls.workspace.text_documents.get(unquote(uri))
+    if doc is None:  # (as pygls's own update fails: reported as a failed notification)
+        raise KeyError("didChange of a document that is not open")
+    text, cursor = apply_changes(doc.source, changes, ls.encoding)
+    doc._source = text
+    doc.version = version
+    changed(ls, uri, version, changes, cursor)
+    session = ls.session
+    view = session.room.by_uri[uri].views[uri] if session is not None and uri in session.room.by_uri else None
+    if view is not None and view.sync.text is not text and view.sync.text == text:
+        # one object for both: the next keystroke's positions are read with one line index
+        doc._source = view.sync.text
+
+
+def changed(
+    ls: PairlsServer, uri: str, version: int, changes: list[ContentChange], cursor: int | None = None
+) -> None:
+    """The user's changes to buffer *uri* (now at *version*): to the room; *cursor*: the end
+    of the last change, if known already.  One room step: the changes, the cursor guessed
+    from them, the check of the text as pygls tracked it."""
+    session = ls.session
+    if session is None:
         return
-    view = doc.views[uri]
-    if typed and changes[-1].range is not None:
-        # the end of the last change is a good guess at the cursor
-        sl, sc, _, _ = changes[-1].range
-        text = view.sync.text
-        pos = min(len(text), LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text))
-        session.cursor_moved(uri, [(pos, pos)])
+    room = session.room
     tdoc = ls.workspace.text_documents.get(uri)
-    if tdoc is not None and view.sync.quiet:
-        # the text as pygls tracked it must be ours; if not, that is a bug (counted as a heal)
-        source = tdoc.source
-        session.call(lambda now: room.editor_text(uri, source, now))
+
+    def step(now: float) -> None:
+        nonlocal cursor
+        typed = room.editor_changed(uri, version, changes, now)
+        doc = room.by_uri.get(uri)
+        if doc is None:
+            return
+        view = doc.views[uri]
+        if typed and changes[-1].range is not None:
+            # the end of the last change is a good guess at the cursor
+            text = view.sync.text
+            if cursor is None:
+                sl, sc, _, _ = changes[-1].range
+                cursor = LineIndex.of(text).offset(sl, sc, ls.encoding) + len(changes[-1].text)
+            pos = min(len(text), cursor)
+            room.cursor_moved(uri, [(pos, pos)], now)
+        if tdoc is not None and view.sync.quiet:
+            # the text as pygls tracked it must be ours; if not, that is a bug (counted as a heal)
+            room.editor_text(uri, tdoc.source, now)
+
+    session.call(step)
 
 
 def did_close(ls: PairlsServer, params: lsp.DidCloseTextDocumentParams) -> None:

@@ -19,7 +19,7 @@ import pytest
 from collab_core import ops
 from collab_core.client import ClientState, DocumentClient, Outgoing
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
-from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit
+from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit, apply_changes
 from tests.lsp_bridge.editors import (
     UTF8,
     UTF16,
@@ -817,3 +817,43 @@ def test_a_catch_up_of_many_places_in_a_large_text_is_sent_and_recognised(blind:
         assert sync.stats["shifted"] == 1 and sync.target[:1] == "!"
     else:
         assert sync.quiet and sync.stats["confirmed"] == 1 and sync.text.count("+") == 3000
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8", "utf-32"])
+def test_apply_changes_gives_the_text_pygls_tracks_for_the_same_changes(encoding: str) -> None:
+    """The short way of a ``didChange`` (lsp_bridge/rpc.py) updates the workspace's document
+    with :func:`apply_changes` instead of pygls's own update: the same text, CRLFs, astral
+    characters and several changes in one notification included; and the cursor guess is
+    the end of the last change."""
+    from lsprotocol import types as lsp
+    from pygls.workspace import TextDocument
+    from pygls.workspace.position_codec import PositionCodec
+
+    kinds = {"utf-16": lsp.PositionEncodingKind.Utf16, "utf-8": lsp.PositionEncodingKind.Utf8}
+    codec = PositionCodec(kinds.get(encoding, lsp.PositionEncodingKind.Utf32))
+    rng = random.Random(14)
+    alphabet = ["a", "b", " ", "\n", "\r\n", "é", "\U0001f600", "x"]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        doc = TextDocument("file:///t.txt", text, position_codec=codec)
+        changes = []
+        current = text
+        end_of_last = -1
+        for _ in range(rng.randrange(1, 4)):
+            lines = current.splitlines(keepends=True) or [""]
+            places = [(i, k) for i, line in enumerate(lines) for k in range(len(line.rstrip("\r\n")) + 1)]
+            (sl, sc), (el, ec) = sorted(rng.sample(places, 2) if len(places) > 1 else places * 2)
+            units = [codec.client_num_units(lines[sl][:sc]), codec.client_num_units(lines[el][:ec])]
+            new = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 4)))
+            change = lsp.TextDocumentContentChangePartial(
+                range=lsp.Range(
+                    start=lsp.Position(line=sl, character=units[0]),
+                    end=lsp.Position(line=el, character=units[1]),
+                ),
+                text=new,
+            )
+            doc.apply_change(change)
+            changes.append(ContentChange((sl, units[0], el, units[1]), new))
+            end_of_last = sum(map(len, lines[:sl])) + sc + len(new)
+            current = doc.source
+        assert apply_changes(text, changes, encoding) == (doc.source, end_of_last)

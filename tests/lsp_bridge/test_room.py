@@ -974,6 +974,126 @@ def test_our_cursor_goes_to_the_hub_in_the_hubs_text_at_our_revision() -> None:
     assert pres["rev"] == 0 and pres["ranges"] == [[6, 6]]
 
 
+def _bob_watching_x() -> Wire:
+    """Bob's room, with Ada in it and x.txt ("hello world") open: what Ada's presences and
+    ops do to her cursor there."""
+    bob = Wire()
+    bob.create()
+    _share_created(bob, "file:///bob/x.txt", "x.txt", "hello world")
+    bob.feed({"type": "participant_joined", "participant": {"id": "ada", "name": "Ada", "role": "editor"}})
+    return bob
+
+
+def _to_bob(bob: Wire, ada: Wire, presences: list[dict[str, Any]], op: dict[str, Any] | None) -> None:
+    """What the hub broadcasts of Ada's: her presences (they need no commit: ahead of her op)
+    and her op once committed, as Bob's hub connection delivers them; Bob's editor shows it."""
+    for p in presences:
+        bob.feed({**p, "participant": "ada", "name": "Ada"})
+    if op is not None:
+        ack = ada.commit("x.txt", op)
+        bob.peer_op("x.txt", ack.op, author="ada")
+        _editor_shows(bob, "file:///bob/x.txt")
+
+
+def _editor_shows(w: Wire, uri: str) -> None:
+    """The editor applies the room's edit, answers ``applied: true`` and reports the change."""
+    (edit,) = w.events_of(ApplyEdit)
+    w.room.edit_answered(uri, True, w.now)
+    version = edit.edit.version
+    for e in edit.edit.edits:
+        version += 1
+        w.room.editor_changed(uri, version, [ContentChange((*e.start, *e.end), e.new_text)], w.now)
+    w.step()
+
+
+def test_typing_sends_no_presence_the_peers_infer_from_the_op_and_they_show_the_cursor_right() -> None:
+    """Issue 14: a keystroke's presence costs every server in the room a frame, a
+    ``pairls/cursors`` and an inlay hint refresh.  The peers move our cursor past what we type
+    when our op arrives, so while the cursor only follows the typing no presence goes (until
+    ``presence_implied_interval``); any other move goes at once.  Bob's room, fed what the
+    hub broadcasts, shows Ada's cursor where her editor has it after every keystroke."""
+    ada, bob = Wire(presence_interval=0.05, presence_implied_interval=1.0), _bob_watching_x()
+    ada.create()
+    _share_created(ada, "file:///x.txt", "x.txt", "hello world")
+    cursor, version = 5, 2
+    for n, ch in enumerate("abc"):
+        ada.type("file:///x.txt", version, (0, cursor), ch)
+        op = ada.take("op")
+        cursor, version = cursor + 1, version + 1
+        ada.room.cursor_moved("file:///x.txt", [(cursor, cursor)], ada.now)
+        presences = ada.all("presence")
+        assert len(presences) == (1 if n == 0 else 0), presences  # only the first keystroke's
+        _to_bob(bob, ada, presences, op)
+        assert bob.room.cursors("file:///bob/x.txt")[0][1] == [((0, cursor), (0, cursor))]
+        ada.advance(0.2)
+    assert ada.room.stats["presence_implied"] == 2
+    # a move that is not typing goes at once, and Bob shows it
+    ada.room.cursor_moved("file:///x.txt", [(1, 1)], ada.now)
+    (moved,) = ada.all("presence")
+    _to_bob(bob, ada, [moved], None)
+    assert bob.room.cursors("file:///bob/x.txt")[0][1] == [((0, 1), (0, 1))]
+
+
+def test_a_held_back_presence_goes_within_its_interval_at_the_newest_revision() -> None:
+    """The hub keeps each member's last presence for newcomers: while Ada types, hers still
+    goes once a ``presence_implied_interval``, at the revision the room has reached, with the
+    cursor where the peers already hold it (a peer's op in between included)."""
+    ada = Wire(presence_interval=0.05, presence_implied_interval=1.0)
+    ada.create()
+    _share_created(ada, "file:///x.txt", "x.txt", "hello world")
+    ada.type("file:///x.txt", 2, (0, 5), "a")
+    ada.commit("x.txt", ada.take("op"))
+    ada.room.cursor_moved("file:///x.txt", [(6, 6)], ada.now)
+    assert ada.all("presence") == [{"type": "presence", "path": "x.txt", "rev": 1, "ranges": [[6, 6]]}]
+    ada.advance(0.1)
+    ada.type("file:///x.txt", 3, (0, 6), "b")
+    ada.commit("x.txt", ada.take("op"))
+    ada.room.cursor_moved("file:///x.txt", [(7, 7)], ada.now)
+    assert ada.all("presence") == []
+    ada.peer_op("x.txt", [">> "], author="bob")  # Bob types at the start: her cursor moves on
+    ada.advance(0.5)
+    assert ada.all("presence") == []
+    ada.advance(0.5)
+    assert ada.all("presence") == [{"type": "presence", "path": "x.txt", "rev": 3, "ranges": [[10, 10]]}]
+
+
+def test_an_op_and_a_presence_in_one_frame_tell_the_editor_of_the_cursors_once() -> None:
+    w = _bob_at_6_in_hello_world()
+    w.step()
+    w.events.clear()
+    op = w.peer_op("x.txt", ["> "], author="carol", deliver=False)
+    pres = {
+        "type": "presence",
+        "participant": "bob",
+        "name": "Bob",
+        "path": "x.txt",
+        "rev": 1,
+        "ranges": [[2, 2]],
+    }
+    w.room.receive_frame([op, pres], w.now)
+    notes = [n for n in w.events_of(Notify) if n.method == "pairls/cursors"]
+    assert len(notes) == 1
+    assert notes[0].params["cursors"][0]["ranges"][0]["start"] == {"line": 0, "character": 0}
+    _editor_shows(w, "file:///x.txt")
+    assert w.room.cursors("file:///x.txt")[0][1] == [((0, 2), (0, 2))]
+
+
+def test_a_due_inlay_hint_refresh_goes_in_the_step_of_the_cursors_that_moved() -> None:
+    """Given the time, :meth:`Room.events` puts a refresh that is due with the cursors of the
+    step (no timer of its own: a wake-up of the server each); one that is not due yet waits
+    for its time."""
+    w = _bob_at_6_in_hello_world()
+    w.advance(1.0)
+    w.events.clear()
+    w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
+    kinds = [type(e).__name__ for e in w.room.events(w.now)]
+    assert kinds.count("RefreshInlayHints") == 1 and kinds.index("RefreshInlayHints") > kinds.index("Notify")
+    w.now += 0.01
+    w.room.receive(w.peer_op("x.txt", ["> "], author="carol", deliver=False), w.now)
+    assert "RefreshInlayHints" not in [type(e).__name__ for e in w.room.events(w.now)]
+    assert w.room.next_wakeup() == pytest.approx(w.now - 0.01 + 0.05)
+
+
 # -- entering -----------------------------------------------------------------------------------
 
 

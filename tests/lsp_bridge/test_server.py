@@ -242,6 +242,10 @@ async def test_typing_converges(make_editor: MakeEditor, hub: HubProcess, kind: 
         assert text.count(f"<a{i}🎉>") == 1 and text.count(f"[b{i}é]") == 1
     st = await b.status()
     assert st["heals"] == 0
+    # the keystroke path took the short way (lsp_bridge/rpc.py): didChange and the editor's
+    # answers in, applyEdit and the cursors out; nothing failed to reach the editor
+    stats = st["stats"]
+    assert stats["shortIn"] > 0 and stats["shortOut"] > 0 and stats["editorWritesFailed"] == 0
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)

@@ -1,0 +1,196 @@
+"""JSON-RPC with the editor: pygls's protocol, with a short way for the keystroke path.
+
+pygls handles every message in several layers: cattrs structures it into
+lsprotocol classes (and unstructures what goes out), each notification gets
+a uuid, a future and a copy of the context, ``didChange`` goes through a
+builtin generator handler before ours.  A keystroke crosses the editor
+boundary several times (the typist's server: its ``didChange``; each peer's
+server: the ``workspace/applyEdit``, its answer, the ``didChange`` that
+reports it, the peers' cursors), so the messages of that path take a
+shorter way; everything else goes through pygls as before:
+
+* ``textDocument/didChange`` in: read from the JSON itself, the workspace's
+  document updated as pygls's own handler does, then
+  :func:`lsp_bridge.features.text_sync.changed`;
+* requests the server makes of the editor (``workspace/applyEdit``,
+  ``workspace/inlayHint/refresh``): written as plain JSON, with ids of their
+  own (``pairls-N``) whose answers resolve a future directly;
+* notifications (``pairls/cursors`` and the others): written as plain JSON.
+
+The editor receives the same JSON-RPC messages either way.  A ``didChange``
+whose shape is not what LSP says goes the long way, so pygls answers it as
+it answers any malformed message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.exceptions import FeatureNotificationError
+from pygls.protocol import LanguageServerProtocol
+
+from .editor_sync import ContentChange
+
+__all__ = ["EditorRequestError", "PairlsProtocol", "did_change_of"]
+
+logger = logging.getLogger(__name__)
+
+#: the handler of a ``didChange`` read the short way: (uri, version, changes)
+ChangeHandler = Callable[[str, int, list[ContentChange]], None]
+
+
+class EditorRequestError(Exception):
+    """The editor answered one of our requests with an error (its message; never shown to peers)."""
+
+
+class PairlsProtocol(LanguageServerProtocol):
+    """pygls's LSP protocol with the short way of the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: set by the text sync feature: where a ``didChange`` read the short way goes
+        self.change_handler: ChangeHandler | None = None
+        self._ids = itertools.count(1)
+        self._answers: dict[str, asyncio.Future[Any]] = {}
+        #: messages that took the short way, in and out (the status shows them)
+        self.short_in = 0
+        self.short_out = 0
+
+    # -- out --------------------------------------------------------------------------------
+
+    def notify_json(self, method: str, params: dict[str, Any]) -> None:
+        """A notification whose *params* are plain JSON values already."""
+        if not self._write_json({"jsonrpc": "2.0", "method": method, "params": params}):
+            logger.error("no writer to the editor: %s not sent", method)
+
+    def request_json(self, method: str, params: dict[str, Any] | None) -> asyncio.Future[Any]:
+        """Write a request now; the future is the editor's ``result`` as plain JSON (or
+        :class:`EditorRequestError`)."""
+        msg_id = f"pairls-{next(self._ids)}"
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._answers[msg_id] = fut
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        try:
+            written = self._write_json(msg)
+        except BaseException:
+            self._answers.pop(msg_id, None)
+            raise
+        if not written:
+            self._answers.pop(msg_id, None)
+            fut.set_exception(BrokenPipeError("no writer to the editor"))
+        return fut
+
+    def _write_json(self, msg: dict[str, Any]) -> bool:
+        writer = self.writer
+        if writer is None:
+            return False
+        body = json.dumps(
+            msg, ensure_ascii=False, separators=(",", ":"), default=self._serialize_message
+        ).encode()
+        # (Content-Length counts bytes, LSP 3.17 "Base Protocol"; pygls's StdoutWriter flushes)
+        writer.write(b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
+        self.short_out += 1
+        return True
+
+    # -- in ---------------------------------------------------------------------------------
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # (pygls calls this on every object of a message, inner ones first; only the
+        # message itself has "jsonrpc")
+        if "jsonrpc" in data:
+            if "method" not in data:
+                if data.get("id") in self._answers:
+                    return _Answer(data)
+            elif data["method"] == lsp.TEXT_DOCUMENT_DID_CHANGE and "id" not in data:
+                change = did_change_of(data.get("params"))
+                if change is not None and self.change_handler is not None:
+                    return change
+        return super().structure_message(data)
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Answer):
+            self.short_in += 1
+            self._answered(message.data)
+        elif isinstance(message, _Change):
+            self.short_in += 1
+            if self._shutdown:
+                logger.warning("Server shutting down. No more requests!")
+                return
+            assert self.change_handler is not None  # (structure_message)
+            try:
+                self.change_handler(message.uri, message.version, message.changes)
+            except Exception as exc:  # as pygls reports a failed notification handler
+                logger.exception("didChange failed")
+                self._server._report_server_error(exc, FeatureNotificationError)
+        else:
+            super().handle_message(message)
+
+    def _answered(self, data: dict[str, Any]) -> None:
+        fut = self._answers.pop(data["id"])
+        if fut.done():
+            return
+        error = data.get("error")
+        if error is not None:
+            text = error.get("message") if isinstance(error, dict) else None
+            fut.set_exception(EditorRequestError(str(text or "error")))
+        else:
+            fut.set_result(data.get("result"))
+
+
+class _Answer:
+    """An answer to one of our requests, as plain JSON."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+
+class _Change:
+    """A ``didChange`` read the short way."""
+
+    __slots__ = ("changes", "uri", "version")
+
+    def __init__(self, uri: str, version: int, changes: list[ContentChange]) -> None:
+        self.uri, self.version, self.changes = uri, version, changes
+
+
+def did_change_of(params: Any) -> _Change | None:
+    """``didChange`` params as plain JSON -> uri, version, changes; None if not that shape."""
+    if not isinstance(params, dict):
+        return None
+    td = params.get("textDocument")
+    changes = params.get("contentChanges")
+    if not isinstance(td, dict) or not isinstance(changes, list):
+        return None
+    uri, version = td.get("uri"), td.get("version")
+    if not isinstance(uri, str) or type(version) is not int:
+        return None
+    out = []
+    for c in changes:
+        if not isinstance(c, dict):
+            return None
+        text = c.get("text")
+        if not isinstance(text, str):
+            return None
+        r = c.get("range")
+        if r is None:
+            out.append(ContentChange(None, text))
+            continue
+        try:
+            s, e = r["start"], r["end"]
+            where = (s["line"], s["character"], e["line"], e["character"])
+        except (TypeError, KeyError):
+            return None
+        if any(type(x) is not int or x < 0 for x in where):
+            return None
+        out.append(ContentChange(where, text))
+    return _Change(uri, version, out)
