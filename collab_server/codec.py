@@ -6,7 +6,7 @@ every message, so it parses and writes them with orjson, several times faster.
 What orjson refuses and the standard ``json`` module accepts (a lone
 surrogate's escape, an integer past 64 bits, nesting past 1,024 levels, a
 value JSON cannot spell such as ``NaN``) goes to ``wire`` as before, and so
-does a frame with a number of 20 digits or more (orjson reads an integer past
+does a frame with a run of 19 digits or more (orjson reads an integer past
 64 bits as a float, ``json`` as an integer), so the
 hub accepts, refuses and writes exactly what it did with ``json`` alone
 (``tests/collab_server/test_codec.py`` holds the two side by side).
@@ -23,8 +23,8 @@ from collab_core import wire
 
 __all__ = ["decode", "encode"]
 
-_LONG_NUMBER = re.compile(r"[0-9]{20}")
-_LONG_NUMBER_BYTES = re.compile(rb"[0-9]{20}")
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:

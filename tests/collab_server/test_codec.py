@@ -16,8 +16,9 @@ from collab_server import codec
 # JSON texts where orjson and json part ways, or nearly
 ODD_VALUES = [
     "18446744073709551615",  # the largest integer orjson keeps an integer
+    "-9223372036854775808",  # the least
+    "-9223372036854775809",  # orjson: a float; json: an integer
     "18446744073709551616",  # orjson: a float; json: an integer
-    "-9223372036854775809",
     "1" * 25,
     "1e999",
     "-0",
