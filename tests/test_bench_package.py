@@ -167,3 +167,15 @@ async def test_a_jedi_workers_own_subprocess_is_counted_with_it() -> None:
             c.kill()
         worker.kill()
         await worker.wait()
+
+
+def test_an_invite_goes_through_the_proxy_or_the_scenario_stops() -> None:
+    """Scenarios 9 and 10 join through a proxy they cut: an invite the swap missed would
+    join the hub directly, and the scenario would measure a network that never failed."""
+    from pairls_bench.client import through
+
+    hub, proxy = "ws://127.0.0.1:4000", "ws://127.0.0.1:5000"
+    assert through("http://127.0.0.1:4000/room/r1#s", hub, proxy) == "http://127.0.0.1:5000/room/r1#s"
+    assert through("ws://127.0.0.1:4000/room/r1#s", hub, proxy) == "ws://127.0.0.1:5000/room/r1#s"
+    with pytest.raises(AssertionError):
+        through("http://127.0.0.1:40001/room/r1#s", hub, proxy)

@@ -9,7 +9,7 @@ import random
 import time
 from typing import Any
 
-from .client import _split
+from .client import _split, through
 from .env import Env
 from .lsp import METHOD, lsp_editor, stop_editors
 from .report import Results
@@ -35,7 +35,7 @@ async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
         ua, ub = a.uri("doc.txt"), b.uri("doc.txt")
         a.open(ua, text, "plaintext")
         room = await a.command("pairls.createRoom", {"name": "cut"})
-        await b.command("pairls.joinRoom", {"invite": room["invite"].replace(hub.url, proxy.url)})
+        await b.command("pairls.joinRoom", {"invite": through(room["invite"], hub.url, proxy.url)})
         b.open(ub, "", "plaintext")
         await settle([(a, ua), (b, ub)], "doc.txt", timeout=120)
         rng = random.Random(10)

@@ -161,6 +161,19 @@ def _split(url: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
+def through(invite: str, hub_url: str, proxy_url: str) -> str:
+    """*invite* (a link or the ``ws://`` form) naming *proxy_url*'s host and port instead of the hub's.
+
+    Raises AssertionError if the invite does not name the hub: a join would then
+    bypass the proxy, and a scenario about the network would measure without it.
+    """
+    (hh, hp), (ph, pp) = _split(hub_url), _split(proxy_url)
+    hub, proxy = f"{hh}:{hp}", f"{ph}:{pp}"
+    swapped = re.sub(r"^(\w+://)" + re.escape(hub) + r"(?=[/?#]|$)", lambda m: m.group(1) + proxy, invite)
+    assert swapped != invite, f"the invite does not name the hub at {hub}"
+    return swapped
+
+
 async def connect(url: str, name: str = "bench", *, user: str | None = None) -> WS:
     host, port = _split(url)
     _, ws = await asyncio.get_running_loop().create_connection(lambda: WS(host, port), host, port)

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from .client import _split, ticker
+from .client import _split, through, ticker
 from .env import Env, cpu_seconds
 from .keystroke import KeystrokeRoom
 from .lsp import METHOD, _bench_module, lsp_editor, lsp_room, server_process, stop_editors
@@ -60,7 +60,7 @@ async def detours(env: Env, hub_url: str, proxy: Any, stop: asyncio.Event, count
         uc = c.uri("big.txt")
         c.open(uc, "start\n", "plaintext")
         room = await c.command("pairls.createRoom", {"name": "detours"})
-        inv = room["invite"].replace(hub_url, proxy.url)
+        inv = through(room["invite"], hub_url, proxy.url)
         await d.command("pairls.joinRoom", {"invite": inv})
         ud = d.uri("big.txt")
         d.open(ud, "", "plaintext")
