@@ -6,9 +6,9 @@ every message, so it parses and writes them with orjson, several times faster.
 What orjson refuses and the standard ``json`` module accepts (a lone
 surrogate's escape, an integer past 64 bits, nesting past 1,024 levels, a
 value JSON cannot spell such as ``NaN``) goes to ``wire`` as before, and so
-does a frame with a run of 19 digits or more (orjson reads an integer past
-64 bits as a float, ``json`` as an integer), so the
-hub accepts, refuses and writes exactly what it did with ``json`` alone
+does a frame with a run of 19 digits or more (orjson reads an integer
+outside -2**63 .. 2**64-1 as a float, ``json`` as an integer), so the hub
+accepts, refuses and writes exactly what it did with ``json`` alone
 (``tests/collab_server/test_codec.py`` holds the two side by side).
 """
 
