@@ -132,6 +132,8 @@ LAG_PERIOD = 0.05
 OPS_PAGE = 2000
 #: ops read from the log at one go while building a document's history index
 INDEX_PAGE = 5000
+#: seconds without a frame from any client after which a shutting-down hub closes the connections
+DRAIN_QUIET = 0.1
 #: Seconds a history index build spends at one go before it lets the others run
 INDEX_SLICE = 0.005
 #: committed ops between two reports of an index's size to the budget
@@ -1290,6 +1292,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.server: Server | None = None
         self.closing = False
+        #: when a frame was last read from any client (shutdown waits for the readers to go quiet)
+        self.last_frame_at = 0.0
         self.stats = HubStats()
         cfg = self.config
         #: connections per address and their shared byte buckets
@@ -1384,6 +1388,7 @@ class Hub:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, self.config.shutdown_timeout)
+        await self._drain_readers()
         closing = [c.ws.close(CloseCode.GOING_AWAY, "hub shutting down") for c in list(self.connections)]
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
@@ -1393,6 +1398,19 @@ class Hub:
         if self._health is not None:
             self._health.cancel()
         self.store.remove_commit_observer(self.metrics.commit_observed)
+
+    async def _drain_readers(self) -> None:
+        """Before closing the connections, let every reader take what its client sent before
+        the shutdown (each op is refused ``unavailable`` now): until no frame came for
+        :data:`DRAIN_QUIET` seconds, at most ``shutdown_timeout``.  Closing at once dropped the
+        frames still unread, and their authors never heard of those ops."""
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while self.connections:
+            now = time.monotonic()
+            quiet = now - self.last_frame_at
+            if quiet >= DRAIN_QUIET or now >= deadline:
+                return
+            await asyncio.sleep(min(DRAIN_QUIET - quiet, deadline - now))
 
     # -- plain HTTP on the same port ------------------------------------------
 
@@ -1702,12 +1720,14 @@ class Hub:
         conn.log.info("connected")
         max_components = self.config.max_op_components
         async for frame in ws:
+            self.last_frame_at = now = time.monotonic()
             stats.frames_received += 1
             stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
-            now = time.monotonic()
             delay = conn.charge(frame, now)
-            if delay > 0:
+            if delay > 0 and not self.closing:
                 # over its byte rate: read on later; meanwhile TCP slows the sender
+                # (not while shutting down: every op read now is only refused, and the
+                # readers must take all their clients sent before the connections close)
                 stats.throttled_frames += 1
                 stats.throttled_seconds += delay
                 await asyncio.sleep(delay)
@@ -1752,7 +1772,7 @@ class Hub:
                 spent = time.perf_counter() - started
                 self.stats.handled(kind, spent)
                 conn.pacer.charge(spent)
-            pause = conn.pacer.pause(time.monotonic())
+            pause = 0.0 if self.closing else conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
                 await asyncio.sleep(pause)
