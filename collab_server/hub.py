@@ -1292,6 +1292,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.server: Server | None = None
         self.closing = False
+        #: set with closing: a reader paced or throttled before the shutdown reads on at once
+        self._closing_now = asyncio.Event()
         #: when a frame was last read from any client (shutdown waits for the readers to go quiet)
         self.last_frame_at = 0.0
         self.stats = HubStats()
@@ -1366,6 +1368,7 @@ class Hub:
     async def close(self) -> None:
         """Shut down cleanly: no new ops, queued ops acked or refused, clients closed with 1001."""
         self.closing = True
+        self._closing_now.set()
         await self.keeper.stop()
         if self._lag_monitor is not None:
             self._lag_monitor.cancel()
@@ -1398,6 +1401,11 @@ class Hub:
         if self._health is not None:
             self._health.cancel()
         self.store.remove_commit_observer(self.metrics.commit_observed)
+
+    async def _wait_unless_closing(self, seconds: float) -> None:
+        """Sleep *seconds*, or less if the hub starts shutting down meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing_now.wait(), seconds)
 
     async def _drain_readers(self) -> None:
         """Before closing the connections, let every reader take what its client sent before
@@ -1730,7 +1738,7 @@ class Hub:
                 # readers must take all their clients sent before the connections close)
                 stats.throttled_frames += 1
                 stats.throttled_seconds += delay
-                await asyncio.sleep(delay)
+                await self._wait_unless_closing(delay)
                 now = time.monotonic()
             if not conn.allow(now):
                 conn.limited += 1
@@ -1775,7 +1783,7 @@ class Hub:
             pause = 0.0 if self.closing else conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
-                await asyncio.sleep(pause)
+                await self._wait_unless_closing(pause)
             elif len(frame) >= YIELD_FRAME_BYTES:
                 # frames already received come back without a pause: a client
                 # with many large ones queued must not hold the loop for all of them
