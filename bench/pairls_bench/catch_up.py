@@ -9,6 +9,8 @@ import random
 import time
 from typing import Any
 
+from tests.support import hubclient
+
 from .client import _split, through
 from .env import Env
 from .lsp import METHOD, lsp_editor, stop_editors
@@ -100,7 +102,7 @@ async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
             assert time.monotonic() - reconnected < 120, "no convergence"
         converged = time.monotonic()
         await settle([(a, ua), (b, ub)], "doc.txt", timeout=120)  # and it stays so
-        hub_text = await _lsp_hub_text(hub.url, room["invite"], "doc.txt")
+        hub_text = await hubclient.hub_text(hub.url, room["invite"], "doc.txt")
         assert a.text(ua) == b.text(ub) == hub_text, "the editors did not converge"
         first = [n for n in b.notes.get("pairls/status", [])[n_notes:] if n["connected"]]
         assert first
@@ -136,19 +138,6 @@ async def bench_catch_up(res: Results, env: Env, *, cut: float) -> None:
             for label, times in edit_times.items()
         )
     )
-
-
-async def _lsp_hub_text(url: str, invite: str, path: str) -> str:
-    from lsp_bridge.invite import parse_invite
-    from tests.support.hubclient import Peer
-
-    inv = parse_invite(invite)
-    peer = await Peer(url, "checker").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()
 
 
 async def run(res: Results, env: Env, args: argparse.Namespace) -> None:

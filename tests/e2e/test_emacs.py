@@ -53,6 +53,7 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
+from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 
@@ -527,22 +528,11 @@ async def pair(tmp_path: Path, hub: HubProcess) -> tuple[Emacs, Emacs, str]:
 
 
 async def hub_text(hub: HubProcess, invite: str, path: str = PATH) -> str:
-    inv = parse_invite(invite)
-    peer = await Peer(hub.url, "checker").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()
+    return await hubclient.hub_text(hub.url, invite, path)
 
 
 async def room_paths(hub: HubProcess, invite: str) -> list[str]:
-    inv = parse_invite(invite)
-    peer = await Peer(hub.url, "checker").connect()
-    try:
-        return [d["path"] for d in (await peer.join(inv.room_id, inv.secret)).get("documents", [])]
-    finally:
-        await peer.close()
+    return await hubclient.room_paths(hub.url, invite)
 
 
 async def converged(a: Emacs, b: Emacs, hub: HubProcess, invite: str, timeout: float = 30) -> str:

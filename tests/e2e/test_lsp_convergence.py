@@ -104,7 +104,7 @@ from collab_core import ops
 from collab_server.database import EmbeddedPostgres, start_embedded
 from lsp_bridge.invite import Invite, parse_invite
 from tests.lsp_bridge.editors import PIECES, random_text, random_user_edit, splits_crlf
-from tests.support.hubclient import Peer
+from tests.support import hubclient
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.lsp_editor import ALL_KINDS, TestEditor, settle, sha256
 from tests.support.oplog import check_op_log
@@ -611,7 +611,7 @@ async def _no_runaway(s: _Seed) -> None:
 async def _check(s: _Seed, pairs: list[tuple[TestEditor, str]], statuses: list[dict[str, Any]]) -> None:
     """Convergence and no lost keystroke (see the module docstring)."""
     world, plan = s.world, s.plan
-    hub_text = await _hub_text(world.hub.url, s.invite, s.path)
+    hub_text = await hubclient.hub_text(world.hub.url, s.invite, s.path)
     shadows = {ed.name: st_["documents"][s.path]["sha256"] for ed, st_ in zip(s.eds, statuses, strict=True)}
     want = sha256(hub_text)
     assert set(shadows.values()) == {want}, f"shadows differ from the hub's text: {shadows} vs {want}"
@@ -1068,13 +1068,3 @@ def _inserted(op: list[Any]) -> list[tuple[int, int]]:
         elif c > 0:
             pos += c
     return out
-
-
-async def _hub_text(url: str, invite: str, path: str) -> str:
-    inv = parse_invite(invite)
-    peer = await Peer(url, "checker").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()

@@ -52,6 +52,7 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
+from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 from tests.support.nvim import BINARIES, Nvim, NvimBinary
@@ -265,24 +266,11 @@ async def messages(nv: Nvim) -> str:
 
 
 async def hub_text(hub: HubProcess, invite: str, path: str = PATH) -> str:
-    """The room's text of *path* as a fresh hub client reads it."""
-    inv = parse_invite(invite)
-    peer = await Peer(hub.url, "checker").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()
+    return await hubclient.hub_text(hub.url, invite, path)
 
 
 async def room_paths(hub: HubProcess, invite: str) -> list[str]:
-    inv = parse_invite(invite)
-    peer = await Peer(hub.url, "checker").connect()
-    try:
-        joined = await peer.join(inv.room_id, inv.secret)
-        return [d["path"] for d in joined.get("documents", [])]
-    finally:
-        await peer.close()
+    return await hubclient.room_paths(hub.url, invite)
 
 
 async def pair(

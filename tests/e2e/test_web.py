@@ -40,8 +40,8 @@ import pytest
 from lsp_bridge.invite import parse_invite
 from tests.e2e import test_vscode as vs
 from tests.e2e.test_vscode import vsix  # noqa: F401  (the fixture: make extension)
+from tests.support import hubclient
 from tests.support.browser import Browser, Page, missing
-from tests.support.hubclient import Peer
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import TestEditor
 from tests.support.proxy import TcpProxy
@@ -107,14 +107,7 @@ async def room_of(
 
 
 async def hub_text(hub_url: str, invite: str, path: str = FILE) -> str:
-    """The document as the hub has it (a protocol peer joins with the invite and opens it)."""
-    inv = parse_invite(invite)
-    peer = await Peer(hub_url, "Reader").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()
+    return await hubclient.hub_text(hub_url, invite, path)
 
 
 async def joined(page: Page, text: str | None = None, timeout: float = 60) -> dict[str, Any]:

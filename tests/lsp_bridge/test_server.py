@@ -21,7 +21,7 @@ from lsprotocol import types as T
 
 from lsp_bridge.invite import Invite, parse_invite
 from tests.lsp_bridge.editors import Notification
-from tests.support.hubclient import Peer
+from tests.support.hubclient import Peer, hub_text, room_paths
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import ALL_KINDS, KINDS, TestEditor, settle, sha256
 from tests.support.proxy import TcpProxy
@@ -88,16 +88,6 @@ async def _pair(
     b.open(ub, "", "plaintext")
     await settle([(a, ua), (b, ub)], path)
     return a, b, ua, ub, room
-
-
-async def _hub_text(url: str, invite: str, path: str) -> str:
-    inv = parse_invite(invite)
-    peer = await Peer(url, "checker").connect()
-    try:
-        await peer.join(inv.room_id, inv.secret)
-        return (await peer.open(path)).text
-    finally:
-        await peer.close()
 
 
 async def _eventually(check: Callable[[], Awaitable[Any]], tries: int = 200, delay: float = 0.05) -> Any:
@@ -217,7 +207,7 @@ async def test_share_document(make_editor: MakeEditor, hub: HubProcess) -> None:
     assert (await a.status())["documents"] == {}  # autoShare off: nothing shared by itself
     shared = await a.command("pairls.shareDocument", {"uri": u})
     assert shared["path"] == "src/tool.py" and isinstance(shared["rev"], int)
-    assert await _hub_text(hub.url, room["invite"], "src/tool.py") == "x = 1\n"
+    assert await hub_text(hub.url, room["invite"], "src/tool.py") == "x = 1\n"
     # sharing again is harmless
     assert (await a.command("pairls.shareDocument", {"uri": u}))["path"] == "src/tool.py"
 
@@ -237,7 +227,7 @@ async def test_typing_converges(make_editor: MakeEditor, hub: HubProcess, kind: 
         await asyncio.sleep(0.01 * (i % 3))
     await settle([(a, ua), (b, ub)], "t.txt")
     text = a.text(ua)
-    assert b.text(ub) == text == await _hub_text(hub.url, room["invite"], "t.txt")
+    assert b.text(ub) == text == await hub_text(hub.url, room["invite"], "t.txt")
     for i in range(12):
         assert text.count(f"<a{i}🎉>") == 1 and text.count(f"[b{i}é]") == 1
     st = await b.status()
@@ -268,7 +258,7 @@ async def test_leave_and_join_again_keeps_syncing(
         await settle([(a, ua), (b, ub)], "r.txt")
         b.close(ub)
         assert await b.command("pairls.leaveRoom", {}) == {}
-    text = await _hub_text(hub.url, room["invite"], "r.txt")
+    text = await hub_text(hub.url, room["invite"], "r.txt")
     assert a.text(ua) == text
     for r in range(3):
         assert text.count(f"B{r}\n") == 1 and text.count(f"A{r} ") == 1, text
@@ -295,7 +285,7 @@ async def test_two_buffers_of_one_room_path_are_one_document(
     b.append(u2, "two\n")
     a.insert(ua, 0, "> ")
     await settle([(a, ua), (b, u1), (b, u2)], "real.txt")
-    text = await _hub_text(hub.url, room["invite"], "real.txt")
+    text = await hub_text(hub.url, room["invite"], "real.txt")
     assert a.text(ua) == b.text(u1) == b.text(u2) == text
     assert text.count("one\n") == 1 and text.count("two\n") == 1 and text.startswith("> ")
     st = await b.status()
@@ -381,7 +371,7 @@ async def test_viewer_edit_restored(make_editor: MakeEditor, hub: HubProcess, ki
     await settle([(a, ua), (b, ub)], "v.py")
     assert b.text(ub) == "keep = 1\n"
     assert any("viewer" in m.message for m in b.client.messages)
-    assert await _hub_text(hub.url, room["invite"], "v.py") == "keep = 1\n"
+    assert await hub_text(hub.url, room["invite"], "v.py") == "keep = 1\n"
     # the viewer still sees the others' edits
     a.append(ua, "more = 2\n")
     await settle([(a, ua), (b, ub)], "v.py")
@@ -591,7 +581,7 @@ async def test_hub_restart_keeps_offline_edits(pg_server: Any, tmp_path: Path, k
         await settle([(a, ua), (b, ub)], "r.txt", timeout=90)
         assert any(n["connected"] for n in a.notes["pairls/status"][n_a:])
         text = a.text(ua)
-        assert text == b.text(ub) == await _hub_text(hub2.url, room["invite"], "r.txt")
+        assert text == b.text(ub) == await hub_text(hub2.url, room["invite"], "r.txt")
         for i in range(8):
             assert text.count(f"A{i}😀 ") == 1 and text.count(f"B{i}\r\n") == 1, text
         assert "start\n" in text
@@ -655,16 +645,6 @@ async def test_share_a_folder_with_progress_leaving_secrets_out(
     assert reports[0].kind == "begin" and reports[-1].kind == "end"
 
 
-async def _room_paths(hub: HubProcess, invite: str) -> set[str]:
-    peer = await Peer(hub.url, "checker").connect()
-    try:
-        inv = parse_invite(invite)
-        await peer.join(inv.room_id, inv.secret)
-        return {d["path"] for d in (await peer.request({"type": "list_documents"}))["documents"]}
-    finally:
-        await peer.close()
-
-
 async def test_autoshare_leaves_out_secrets_and_ignored_files_and_asks_before_sharing_one(
     make_editor: MakeEditor, hub: HubProcess
 ) -> None:
@@ -702,7 +682,7 @@ async def test_autoshare_leaves_out_secrets_and_ignored_files_and_asks_before_sh
     await asyncio.sleep(0.5)  # what would have gone, has
     shared = {"main.py", ".gitignore", ".pairlsignore", "notes/public.md"}
     assert set((await a.status())["documents"]) == shared
-    assert await _room_paths(hub, room["invite"]) == shared
+    assert set(await room_paths(hub.url, room["invite"])) == shared
     assert not a.questions  # autoShare never asks: it leaves out
 
     # sharing one of them by hand asks first; no answer (dismissed) is no
@@ -715,7 +695,7 @@ async def test_autoshare_leaves_out_secrets_and_ignored_files_and_asks_before_sh
         await a.command("pairls.shareDocument", {"uri": a.uri("debug.log")})
     with pytest.raises(Exception, match="outside the workspace"):
         await a.command("pairls.shareDocument", {"uri": outside.as_uri()})
-    assert await _room_paths(hub, room["invite"]) == shared
+    assert set(await room_paths(hub.url, room["invite"])) == shared
     # yes shares it
     a.answer = "Share"
     assert (await a.command("pairls.shareDocument", {"uri": a.uri(".env")}))["path"] == ".env"
@@ -726,7 +706,7 @@ async def test_autoshare_leaves_out_secrets_and_ignored_files_and_asks_before_sh
         "path"
     ] == "notes/private.md"
     assert len(a.questions) == asked
-    assert await _room_paths(hub, room["invite"]) == shared | {
+    assert set(await room_paths(hub.url, room["invite"])) == shared | {
         ".env",
         "outside-notes.txt",
         "notes/private.md",
@@ -781,7 +761,7 @@ async def test_typing_right_after_opening_a_file_is_shared(
     a.append(u, "typed at once\n")
     a.flush(u)  # sent right behind didOpen, before the server could start the share
     await _eventually(lambda: _status_with(a, "quick.py"))
-    assert await _hub_text(hub.url, room["invite"], "quick.py") == "start\ntyped at once\n"
+    assert await hub_text(hub.url, room["invite"], "quick.py") == "start\ntyped at once\n"
 
 
 # -- impatient users: leaving right after typing, typing right after joining -----------------------
@@ -798,7 +778,7 @@ async def test_typing_then_leaving_at_once_loses_nothing(
     # (Neovim and eglot send what is pending before a request, as the test editors do)
     assert await b.command("pairls.leaveRoom", {}) == {}
     typed = "".join(f"typed {i}\n" for i in range(5))
-    assert await _hub_text(hub.url, room["invite"], "r.txt") == "start\n" + typed
+    assert await hub_text(hub.url, room["invite"], "r.txt") == "start\n" + typed
     assert not [m for m in b.client.messages if "before the hub had" in m.message]
     assert (await b.status())["stats"]["left_unsent"] == 0
 
@@ -837,7 +817,7 @@ async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_nex
 
         await b.command("pairls.joinRoom", {"invite": invite})
         await settle([(a, ua), (b, ub)], "r.txt")
-        text = await _hub_text(hub.url, room["invite"], "r.txt")
+        text = await hub_text(hub.url, room["invite"], "r.txt")
         assert text == "meanwhile\nstart\ntyped offline\n" == a.text(ua) == b.text(ub)
         st = await b.status()
         assert st["stats"]["left_unsent"] == 1 and st["stats"]["carried"] == 1
@@ -865,7 +845,7 @@ async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
     b.flush(ub)
     await asyncio.wrap_future(join)
     await settle([(a, ua), (b, ub)], "r.txt")
-    text = await _hub_text(hub.url, room["invite"], "r.txt")
+    text = await hub_text(hub.url, room["invite"], "r.txt")
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
 
 
@@ -898,7 +878,7 @@ async def test_an_edit_refused_while_the_editors_change_is_late_goes_once_more_t
     assert st["edit_retries"] == 1 and st["edits_held"] == 1 and st["edits_refused"] == 2
     b.notify_change(ub, late)
     await settle([(a, ua), (b, ub)], "r.txt")
-    assert b.text(ub) == "late start\npeer\n" == await _hub_text(hub.url, room["invite"], "r.txt")
+    assert b.text(ub) == "late start\npeer\n" == await hub_text(hub.url, room["invite"], "r.txt")
     st = (await b.status())["stats"]
     assert st["edit_retries"] == 1 and st["edits_held"] == 1 and st["resyncs"] == 0
 
@@ -994,4 +974,4 @@ async def test_a_line_typed_at_the_end_of_a_text_without_a_final_newline_stays_p
         b.flush(ub)
     await settle([(a, ua), (b, ub)], "end.py")
     text = "x = 1\nimport os\nprint(os.getcw"
-    assert a.text(ua) == b.text(ub) == text == await _hub_text(hub.url, room["invite"], "end.py")
+    assert a.text(ua) == b.text(ub) == text == await hub_text(hub.url, room["invite"], "end.py")

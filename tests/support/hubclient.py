@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
+from lsp_bridge.invite import parse_invite
 
 
 class HubError(Exception):
@@ -314,3 +315,25 @@ class SharedDoc:
                 await self.changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
+
+
+async def hub_text(url: str, invite: str, path: str) -> str:
+    """*path*'s text as the hub at *url* has it: a fresh protocol peer joins with *invite* and opens it."""
+    inv = parse_invite(invite)
+    peer = await Peer(url, "checker").connect()
+    try:
+        await peer.join(inv.room_id, inv.secret)
+        return (await peer.open(path)).text
+    finally:
+        await peer.close()
+
+
+async def room_paths(url: str, invite: str) -> list[str]:
+    """The paths of the room's documents, as a fresh protocol peer joining with *invite* is told."""
+    inv = parse_invite(invite)
+    peer = await Peer(url, "checker").connect()
+    try:
+        joined = await peer.join(inv.room_id, inv.secret)
+        return [d["path"] for d in joined.get("documents", [])]
+    finally:
+        await peer.close()
