@@ -232,6 +232,33 @@ test("with nothing in flight our cursor goes at once, at most every 50 ms", () =
   assert.deepEqual(only(s.tick(1050), "presence").ranges, [[2, 2]]);
 });
 
+test("typing at our cursor sends no presence per keystroke: the peers move it; one a second keeps the hub's copy", () => {
+  const { s } = joinedWith("abc");
+  assert.deepEqual(only(s.select("a.txt", [[3, 3]], 1000), "presence").ranges, [[3, 3]]);
+  let rev = 0;
+  let now = 1100;
+  for (const ch of "xyz") {
+    // the shell reports the change, then the cursor it moved
+    only(s.edit("a.txt", [{ from: 3 + rev, to: 3 + rev, insert: ch }], now), "op");
+    assert.deepEqual(sent(s.select("a.txt", [[4 + rev, 4 + rev]], now)), [], "the peers move our cursor with the op");
+    rev++;
+    assert.deepEqual(sent(s.frameReceived(JSON.stringify({ type: "ack", path: "a.txt", seq: rev, rev }), now + 5)), []);
+    now += 100;
+  }
+  assert.equal(s.stats.presenceImplied, 3);
+  // a second after the last one sent, the hub's copy is brought up to date, at the newest revision
+  assert.equal(s.wakeAt(), 2000);
+  const kept = only(s.tick(2000), "presence");
+  assert.deepEqual([kept.rev, kept.ranges], [3, [[6, 6]]]);
+  // a peer's insert before our cursor moves it for everyone alike: still nothing to send
+  s.frameReceived(JSON.stringify({ type: "op", path: "a.txt", rev: 4, op: ["Q", 6], author: "pAda" }), 2010);
+  assert.deepEqual(sent(s.select("a.txt", [[7, 7]], 2020)), []);
+  // the cursor moved some other way: it goes at once (50 ms after the last)
+  const moved = only(s.select("a.txt", [[0, 0]], 2100), "presence");
+  assert.deepEqual([moved.rev, moved.ranges], [4, [[0, 0]]]);
+  assert.equal(s.text("a.txt"), "Qabcxyz");
+});
+
 test("participants get distinct colours, the same from their ids on every page", () => {
   const { s } = joinedWith("");
   for (const id of ["p1", "p2", "p3", "p4", "p5"]) {

@@ -84,6 +84,10 @@ const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 10_000;
 const RETRY_DELAY = 1_000;
 const PRESENCE_INTERVAL = 50;
+// ... and a cursor the peers already have (they move our cursor past what we type as our op
+// reaches them) at most this often: it only keeps the hub's copy, which newcomers are given,
+// at a recent revision (the language server does the same: lsp_bridge/room.py)
+const PRESENCE_IMPLIED_INTERVAL = 1000;
 const PING_AFTER = 15_000; // a quiet connection is pinged...
 const DEAD_AFTER = 35_000; // ...and given up on when nothing came for this long
 
@@ -116,6 +120,8 @@ export interface SessionStats {
   heals: number;
   retries: number;
   refusedViewerEdits: number;
+  /** cursor moves not sent at once: the peers had them already (typing at the cursor) */
+  presenceImplied: number;
 }
 
 type Json = Record<string, unknown>;
@@ -150,7 +156,7 @@ export class Session {
   participantId: string | null = null;
   participants = new Map<string, Participant>();
   documents = new Map<string, DocumentInfo>();
-  stats: SessionStats = { reconnects: 0, resent: 0, catchUps: 0, heals: 0, retries: 0, refusedViewerEdits: 0 };
+  stats: SessionStats = { reconnects: 0, resent: 0, catchUps: 0, heals: 0, retries: 0, refusedViewerEdits: 0, presenceImplied: 0 };
   /** why the session ended, when conn is "closed" */
   closedReason: string | null = null;
   limits: Json = {};
@@ -167,6 +173,11 @@ export class Session {
   private presence: { path: string; rev: number; ranges: [number, number][] } | null = null;
   private presenceAt = -Infinity;
   private presenceDue: number | null = null;
+  /** the presence due is one the peers hold already (see select) */
+  private presenceImplied = false;
+  /** our cursor as the peers hold it: the last presence we sent, moved by every hub op since as
+   * they move it (our own inserts push it past them); null when not known */
+  private shown: { path: string; rev: number; ranges: [number, number][] } | null = null;
 
   constructor(readonly config: SessionConfig) {}
 
@@ -222,6 +233,7 @@ export class Session {
     const wasJoined = this.conn === "joined";
     this.conn = "offline";
     this.pending.clear();
+    this.shown = null; // the hub forgets our presence with the connection
     for (const doc of this.docs.values()) {
       doc.client?.hold();
       doc.openId = null;
@@ -316,10 +328,9 @@ export class Session {
     if (out && this.conn === "joined" && doc.state === "open") {
       this.sendOp(doc, out);
     }
-    // (offline, the op stays in flight unsent: the reconnect sends it with its seq)
-    if (this.presence && this.presence.path === path) {
-      this.presenceDue = Math.max(now, this.presenceAt + PRESENCE_INTERVAL);
-    }
+    // (offline, the op stays in flight unsent: the reconnect sends it with its seq; our cursor
+    // goes with the select() that follows every change the user makes)
+    void now;
     return this.take();
   }
 
@@ -331,17 +342,29 @@ export class Session {
       return this.take();
     }
     const pending = [client.outstanding?.op ?? null, client.buffer].filter((o): o is Op => o !== null);
-    const hub: [number, number][] = ranges.slice(0, 64).map(([a, h]) => {
-      const pair = [a, h].map((u16) => {
-        let pos = toCodePoint(client.text, u16);
+    const view = ranges.slice(0, 64).map(([a, h]) => [toCodePoint(client.text, a), toCodePoint(client.text, h)]);
+    const hub: [number, number][] = view.map((pair) => {
+      const back = pair.map((pos) => {
         for (let i = pending.length - 1; i >= 0; i--) {
           pos = ops.mapBack(pos, pending[i]);
         }
         return pos;
       });
-      return [pair[0], pair[1]];
+      return [back[0], back[1]];
     });
     this.presence = { path, rev: client.rev, ranges: hub };
+    if (this.peersHold(path, client.rev, pending, view) && (this.presenceDue === null || this.presenceImplied)) {
+      // typing: the peers move our cursor past what we type as our op reaches them, so this
+      // presence would tell them nothing new; it goes later, keeping the hub's copy (newcomers
+      // get it) recent, unless the cursor moves some other way first
+      if (this.presenceDue === null) {
+        this.presenceDue = Math.max(now, this.presenceAt + PRESENCE_IMPLIED_INTERVAL);
+      }
+      this.presenceImplied = true;
+      this.stats.presenceImplied++;
+      return this.take();
+    }
+    this.presenceImplied = false;
     this.presenceDue = Math.max(now, this.presenceAt + PRESENCE_INTERVAL);
     this.flushPresence(now);
     return this.take();
@@ -606,6 +629,9 @@ export class Session {
         const before = client.text;
         const theirs = client.rebase(msg.text, rev);
         doc.history = [];
+        if (this.shown?.path === doc.path) {
+          this.shown = null;
+        }
         this.effects.push({ kind: "remote", path: doc.path, changes: opToChanges(before, theirs) });
         this.release(doc);
       }
@@ -711,6 +737,14 @@ export class Session {
     doc.history.push([rev, op, author]);
     if (doc.history.length > HISTORY) {
       doc.history.splice(0, doc.history.length - HISTORY);
+    }
+    const shown = this.shown;
+    if (shown !== null && shown.path === doc.path) {
+      const mine = author === this.participantId;
+      this.shown =
+        shown.rev !== rev - 1
+          ? null // (a revision we did not see go by: no longer known)
+          : { path: shown.path, rev, ranges: shown.ranges.map(([a, h]) => [ops.transformIndex(a, op, mine), ops.transformIndex(h, op, mine)]) };
     }
     let moved = false;
     for (const p of this.participants.values()) {
@@ -866,6 +900,18 @@ export class Session {
     this.send({ type: "op", path: doc.path, rev: out.baseRev, seq: out.seq, op: out.op });
   }
 
+  /** Whether the peers hold our cursor at *view* (code points of the text with our *pending* ops,
+   * on revision *rev*) once those ops reach them. */
+  private peersHold(path: string, rev: number, pending: Op[], view: number[][]): boolean {
+    const shown = this.shown;
+    if (shown === null || shown.path !== path || shown.rev !== rev || shown.ranges.length !== view.length) {
+      return false;
+    }
+    return shown.ranges.every((pair, i) =>
+      pair.every((pos, j) => pending.reduce((x, op) => ops.transformIndex(x, op, true), pos) === view[i][j]),
+    );
+  }
+
   /** True while our cursor waits for our op in flight in its document (see flushPresence). */
   private presenceWaits(): boolean {
     return this.presence !== null && this.docs.get(this.presence.path)?.client?.outstanding != null;
@@ -889,6 +935,15 @@ export class Session {
     }
     this.presenceDue = null;
     this.presenceAt = now;
+    const shown = this.shown;
+    if (this.presenceImplied && shown !== null && shown.path === path && shown.rev === doc.client.rev) {
+      // what the peers hold now, at the newest revision (the hub's copy for newcomers)
+      this.presenceImplied = false;
+      this.presence = { path, rev: shown.rev, ranges: shown.ranges };
+      this.send({ type: "presence", path, rev: shown.rev, ranges: shown.ranges });
+      return;
+    }
+    this.presenceImplied = false;
     // the ranges are in the hub's text at the revision the client had when the cursor moved:
     // brought forward through the hub's ops since (ours included), to the client's revision
     let { rev, ranges } = this.presence;
@@ -903,6 +958,7 @@ export class Session {
       return; // (history lost since: the next move of the cursor sends it)
     }
     this.presence = { path, rev, ranges };
+    this.shown = { path, rev, ranges };
     this.send({ type: "presence", path, rev, ranges });
   }
 
