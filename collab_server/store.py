@@ -11,6 +11,10 @@ Group commit: concurrent :meth:`Store.append` calls (for different
 documents) are queued; a committer takes everything queued and commits it in
 one single-statement transaction (one round trip, one WAL flush), with up to
 ``commit_concurrency`` such transactions in flight on separate connections.
+A group holds at most :data:`GROUP_BYTES` of ops (one append larger than
+that goes alone), so a keystroke in one document is not committed inside a
+megabyte of another's (a run's output, a paste): it goes in the next group,
+on the other connection.
 
 Text limits: PostgreSQL ``text`` cannot hold NUL (U+0000), and strings with
 lone surrogates (U+D800..U+DFFF) are not valid UTF-8.  Documents containing
@@ -233,6 +237,9 @@ _OPS_COLUMNS = (
 #: seconds a committer out of work keeps its connection, waiting for more
 COMMITTER_LINGER = 1.0
 
+#: the ops' encoded size one group commit takes at most (unless one append alone is larger)
+GROUP_BYTES = 128 * 1024
+
 
 class _Held:
     """The connection one committer holds (none until its first transaction, or after a failure)."""
@@ -261,6 +268,29 @@ class _Append:
     batch: list[Sequenced]
     encoded: list[str]
     future: asyncio.Future[None]
+    #: characters of ``encoded``, all ops together
+    size: int = 0
+
+
+def take_group(queue: Sequence[_Append], budget: int = GROUP_BYTES) -> tuple[list[_Append], list[_Append]]:
+    """The next group commit out of *queue* (in its order), and what stays queued.
+
+    At most one append per document goes in a group, and at most *budget* of
+    ops: an append that would take the group past it waits for the next group
+    (unless the group is empty: one append larger than *budget* goes alone).
+    """
+    group: list[_Append] = []
+    later: list[_Append] = []
+    seen: set[int] = set()
+    size = 0
+    for item in queue:
+        if item.doc_id in seen or (group and size + item.size > budget):
+            later.append(item)
+        else:
+            seen.add(item.doc_id)
+            group.append(item)
+            size += item.size
+    return group, later
 
 
 # -- opening -----------------------------------------------------------------
@@ -1183,20 +1213,32 @@ class Store:
             raise StoreError("store is closed")
         encoded = [_encode_op(s.op) for s in batch]
         loop = asyncio.get_running_loop()
-        item = _Append(doc_id, expected_rev, expected_rev + len(batch), batch, encoded, loop.create_future())
+        item = _Append(
+            doc_id,
+            expected_rev,
+            expected_rev + len(batch),
+            batch,
+            encoded,
+            loop.create_future(),
+            sum(map(len, encoded)),
+        )
         self._queue.append(item)
+        self._kick()
+        # the commit goes on even if our caller is cancelled; only the wait stops
+        await asyncio.shield(item.future)
+
+    def _kick(self) -> None:
+        """Something is queued: wake a committer out of work, or start one if there are fewer
+        than ``commit_concurrency``."""
         while self._idle:
             waiting = self._idle.pop()
             if not waiting.done():
                 waiting.set_result(True)
-                break
-        else:
-            if len(self._committers) < self._commit_concurrency:
-                task = loop.create_task(self._committer())
-                self._committers.add(task)
-                task.add_done_callback(self._committers.discard)
-        # the commit goes on even if our caller is cancelled; only the wait stops
-        await asyncio.shield(item.future)
+                return
+        if len(self._committers) < self._commit_concurrency:
+            task = asyncio.get_running_loop().create_task(self._committer())
+            self._committers.add(task)
+            task.add_done_callback(self._committers.discard)
 
     async def _committer(self) -> None:
         """Commit groups while there are any, on one connection held throughout.
@@ -1218,6 +1260,8 @@ class Store:
                     self._committers.discard(me)
                     return
                 group = self._take_group()
+                if self._queue:
+                    self._kick()  # what did not fit goes alongside, on another connection
                 try:
                     await self._commit_group(group, held)
                 except BaseException as e:  # noqa: BLE001 - fail the waiters, then re-raise cancellation
@@ -1245,17 +1289,7 @@ class Store:
                 self._idle.remove(waiting)
 
     def _take_group(self) -> list[_Append]:
-        """Everything queued, at most one append per document (the rest waits for the next group)."""
-        group: list[_Append] = []
-        later: list[_Append] = []
-        seen: set[int] = set()
-        for item in self._queue:
-            if item.doc_id in seen:
-                later.append(item)
-            else:
-                seen.add(item.doc_id)
-                group.append(item)
-        self._queue = later
+        group, self._queue = take_group(self._queue)
         return group
 
     async def _commit_group(self, group: list[_Append], held: _Held) -> None:

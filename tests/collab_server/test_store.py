@@ -346,6 +346,38 @@ async def test_group_commit_sustains_a_stream_of_appends(store: Store) -> None:
         assert (await store.load_document(d.id)).text == "x" * rounds
 
 
+async def test_a_group_commit_holds_at_most_its_byte_budget() -> None:
+    loop = asyncio.get_running_loop()
+
+    def item(doc_id: int, size: int) -> store_module._Append:
+        return store_module._Append(doc_id, 0, 1, [], [], loop.create_future(), size)
+
+    big, small, other, again = item(1, 300_000), item(2, 10), item(3, 20), item(2, 10)
+    # a large append goes alone; what follows waits for the next group
+    assert store_module.take_group([big, small, other], 1000) == ([big], [small, other])
+    # small ones go together; a large one after them waits
+    assert store_module.take_group([small, other, big], 1000) == ([small, other], [big])
+    # one append per document in a group
+    assert store_module.take_group([small, again, other], 1000) == ([small, other], [again])
+    # up to the budget exactly
+    assert store_module.take_group([item(4, 600), item(5, 400), item(6, 1)], 1000)[1][0].doc_id == 6
+
+
+async def test_a_keystroke_is_not_committed_inside_a_large_append(store: Store) -> None:
+    """A megabyte pasted (or printed by a run) in one document and a keystroke in another,
+    queued together: two transactions on two connections, so the keystroke's commit does not
+    carry the megabyte."""
+    big_doc, small_doc = await make_doc(store, path="big.txt"), await make_doc(store, path="small.txt")
+    before = store.stats.transactions
+    await asyncio.gather(
+        store.append(big_doc.id, 0, batch(0, [ops.insert(0, "x" * (store_module.GROUP_BYTES * 4))])),
+        store.append(small_doc.id, 0, batch(0, [ops.insert(0, "k")], client="c2")),
+    )
+    assert store.stats.transactions - before == 2
+    assert (await store.load_document(small_doc.id)).text == "k"
+    assert len((await store.load_document(big_doc.id)).text) == store_module.GROUP_BYTES * 4
+
+
 async def test_close_waits_for_in_flight_commits(database_url: str) -> None:
     store = await open_store(database_url, hub_id="h")
     docs = [await make_doc(store, path=f"f{i}.txt") for i in range(10)]
