@@ -19,6 +19,7 @@ from .errors import MESSAGES, ErrorCode, ProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "bad_text",
     "checked",
     "decode",
     "display_name",
@@ -41,9 +42,6 @@ MAX_ID = 64
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ROOM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as
-# UTF-8: both are refused at the edge so they never reach the store.
-BAD_TEXT_RE = re.compile("[\x00\ud800-\udfff]")
 # What a display name loses before anyone sees it: control characters (C0, C1,
 # line and paragraph separators), the bidirectional marks, embeddings,
 # overrides and isolates that can make a name read as something else (Unicode
@@ -119,6 +117,26 @@ MAX_INT = 2**53  # JSON-safe integers only
 #: changes a ``history`` reply holds by default, and at most
 HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 500
+
+
+def bad_text(text: str) -> bool:
+    """Whether *text* holds NUL or a surrogate (U+D800..U+DFFF, which a Python string holds
+    only alone: UTF-8 cannot encode it).  PostgreSQL text cannot hold NUL, and UTF-8 no
+    surrogate: both are refused at the edge so they never reach the store.
+
+    At C speed (a 64 KiB paste: 1 us if ASCII, 60 us if not, where a regular expression took
+    450 us): NUL by ``in``, a surrogate by UTF-8 refusing it, which only text that is not ASCII
+    can hold.
+    """
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:
@@ -198,7 +216,7 @@ def safe_id(value: Any) -> bool:
     UTF-8 can carry (no lone surrogates) and PostgreSQL could store (no NUL)."""
     if type(value) is int:
         return -MAX_INT <= value <= MAX_INT
-    return type(value) is str and len(value) <= MAX_ID and not BAD_TEXT_RE.search(value)
+    return type(value) is str and len(value) <= MAX_ID and not bad_text(value)
 
 
 def refers_to(msg: Any) -> dict[str, Any]:
@@ -248,7 +266,7 @@ def display_name(name: str, max_length: int = MAX_NAME) -> str:
 
 def _check_hello(msg: dict[str, Any]) -> None:
     name = msg["name"]
-    if not 1 <= len(name) <= MAX_NAME or BAD_TEXT_RE.search(name):
+    if not 1 <= len(name) <= MAX_NAME or bad_text(name):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be 1 to {MAX_NAME} characters")
     shown = display_name(name)
     if not shown:
@@ -264,7 +282,7 @@ def _check_hello(msg: dict[str, Any]) -> None:
 def _check_create_room(msg: dict[str, Any]) -> None:
     name = msg.get("name")
     if name is not None:
-        if len(name) > MAX_ROOM_NAME or BAD_TEXT_RE.search(name):
+        if len(name) > MAX_ROOM_NAME or bad_text(name):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'name' must be at most {MAX_ROOM_NAME} characters")
         msg["name"] = display_name(name, MAX_ROOM_NAME)
 
@@ -284,7 +302,7 @@ def _check_path(msg: dict[str, Any]) -> None:
 def _check_create_document(msg: dict[str, Any]) -> None:
     _check_path(msg)
     text = msg.get("text")
-    if text is not None and BAD_TEXT_RE.search(text):
+    if text is not None and bad_text(text):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "text must not contain NUL or lone surrogates")
 
 
@@ -309,7 +327,7 @@ def _check_op(msg: dict[str, Any], max_components: int | None) -> None:
     except ops.InvalidOp:
         raise ProtocolError(ErrorCode.INVALID_OP) from None
     for c in op:
-        if type(c) is str and BAD_TEXT_RE.search(c):
+        if type(c) is str and bad_text(c):
             raise ProtocolError(ErrorCode.INVALID_OP, "inserted text must not contain NUL or lone surrogates")
         elif type(c) is int and not -MAX_INT <= c <= MAX_INT:
             raise ProtocolError(ErrorCode.INVALID_OP)
@@ -374,7 +392,7 @@ def _check_run_message(msg: dict[str, Any]) -> None:
     if not REQUEST_ID_RE.fullmatch(msg["requestId"]):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'requestId' must be 1 to 64 of [A-Za-z0-9_-]")
     command = msg.get("command")
-    if command is not None and (len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command)):
+    if command is not None and (len(command) > MAX_RUN_COMMAND or bad_text(command)):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
     if "accepted" in msg and not isinstance(msg["accepted"], bool):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'accepted' must be true or false")
@@ -394,7 +412,7 @@ def _check_run_status(msg: dict[str, Any]) -> None:
     if msg["state"] not in RUN_STATES:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'state' must be 'running' or 'ended'")
     command = msg["command"]
-    if len(command) > MAX_RUN_COMMAND or BAD_TEXT_RE.search(command):
+    if len(command) > MAX_RUN_COMMAND or bad_text(command):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "'command' is too long or not text")
     code = msg.get("exitCode")
     if code is not None and (type(code) is not int or not -(1 << 31) <= code < 1 << 31):
@@ -454,7 +472,7 @@ def is_run_path(path: str) -> bool:
 
 def valid_path(path: str) -> bool:
     """A document path: relative, '/'-separated, no empty, '.' or '..' segment."""
-    if not 1 <= len(path) <= MAX_PATH or _BAD_PATH_CHARS.search(path) or BAD_TEXT_RE.search(path):
+    if not 1 <= len(path) <= MAX_PATH or _BAD_PATH_CHARS.search(path) or bad_text(path):
         return False
     return all(part not in ("", ".", "..") for part in path.split("/"))
 

@@ -199,7 +199,7 @@ def _participant(value: Any) -> str:
 def _name(value: Any) -> str:
     """A name as the sending hub cleaned it, cleaned again here: nobody's client sees what the
     hub would not have let through (``wire.display_name``)."""
-    if type(value) is not str or not 1 <= len(value) <= wire.MAX_NAME or wire.BAD_TEXT_RE.search(value):
+    if type(value) is not str or not 1 <= len(value) <= wire.MAX_NAME or wire.bad_text(value):
         raise ValueError("name")
     shown = wire.display_name(value)
     if not shown:

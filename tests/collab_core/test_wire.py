@@ -250,3 +250,14 @@ def test_display_name_never_keeps_a_bidi_control_and_is_bounded(raw: str) -> Non
     assert len(shown) <= wire.MAX_NAME
     assert not set(shown) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
     assert all(ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F for ch in shown)
+
+
+@given(st.text(max_size=200) | st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_bad_text_finds_nul_and_surrogates_exactly(text: str) -> None:
+    assert wire.bad_text(text) == any(ch == "\x00" or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def test_bad_text_in_a_large_paste() -> None:
+    paste = ("x" * 99 + "\n") * 700
+    assert not wire.bad_text(paste) and not wire.bad_text(paste + "é😀")
+    assert wire.bad_text(paste + "\x00") and wire.bad_text("é" + paste + "\ud800")
