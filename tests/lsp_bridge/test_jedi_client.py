@@ -3,9 +3,7 @@ no process (the worker itself is driven over its pipes in test_jedi_worker.py)."
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 from typing import Any
 
 from lsp_bridge.completion import CompletionEngine, IdentifierIndex, SemanticResult
@@ -206,15 +204,3 @@ def test_jedis_error_and_garbage_lines_are_counted_not_raised() -> None:
     got = c.received(json.dumps({"id": b.id, "names": [["x", 1]]}).encode())  # not (str, str) pairs
     assert got is not None and got.result.status == "error"
     assert c.stats["errors"] == 2
-
-
-def test_the_policy_imports_no_process_or_event_loop() -> None:
-    source = Path(__file__).resolve().parents[2] / "lsp_bridge" / "jedi_client.py"
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    imported = {
-        (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    assert not imported & {"asyncio", "subprocess", "os", "signal", "time", "pygls", "lsprotocol", "jedi"}
