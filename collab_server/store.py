@@ -63,7 +63,7 @@ from typing import NamedTuple
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import orjson
 
-from collab_core import ops
+from collab_core import ops, wire
 from collab_core.errors import DocumentGone, InvalidState, QuotaExceeded, RevisionConflict, StoreError
 
 from . import roster
@@ -182,16 +182,9 @@ class StoreStats:
 
 
 def storable(text: str) -> bool:
-    """True if *text* can be stored: no NUL and no lone surrogate."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """True if *text* can be stored: no NUL and no lone surrogate (what the hub refuses at the
+    edge, :func:`collab_core.wire.bad_text`)."""
+    return not wire.bad_text(text)
 
 
 # -- SQL ---------------------------------------------------------------------
