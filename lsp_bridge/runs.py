@@ -52,6 +52,18 @@ __all__ = [
 DEFAULT_CAP = 1 << 20
 """Bytes of output a run keeps in its document before it is cut (1 MiB)."""
 
+KEEP_RATE = 4 << 20
+"""Bytes per second of output read while it is kept (each byte kept goes through the hub,
+PostgreSQL and every peer's language server): a program that prints faster waits on its
+pipe, as on a slow terminal, and the room's typing keeps its pace."""
+
+DRAIN_RATE = 16 << 20
+"""Bytes per second of output read once the cap cut it (read and counted, not kept)."""
+
+PACE_BURST = 64 << 10
+"""Bytes of output read at once before the pace applies: a program that prints a little
+at a time is never held back."""
+
 TASKS_FILE = ".pairls/run.toml"
 
 # The language's usual runner, by file suffix; the file's path is appended.
@@ -190,6 +202,9 @@ class Run:
     stopped: bool = False
     cut: bool = False
     error: str | None = None
+    #: bytes that may be read now without waiting, as of ``_paced_at`` (see :meth:`read_wait`)
+    _allowance: float = PACE_BURST
+    _paced_at: float | None = None
     _pending: list[str] = field(default_factory=list)
     _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
@@ -239,6 +254,18 @@ class Run:
                 if tail:
                     self._pending.append(tail)
                 self._pending.append(f"\n[pairls: output cut at {_size(self.cap)}; the rest is not shown]\n")
+
+    def read_wait(self, size: int, now: float) -> float:
+        """The shell read *size* bytes of output at *now* (a monotonic clock): seconds to
+        wait before reading more.  Output is read at :data:`KEEP_RATE` while it is kept and
+        :data:`DRAIN_RATE` once cut, after a burst of :data:`PACE_BURST`; while the shell
+        waits the pipe fills and the program waits too."""
+        rate = DRAIN_RATE if self.cut else KEEP_RATE
+        if self._paced_at is not None:
+            self._allowance = min(PACE_BURST, self._allowance + (now - self._paced_at) * rate)
+        self._paced_at = now
+        self._allowance -= size
+        return max(0.0, -self._allowance / rate)
 
     def stop_requested(self) -> bool:
         """The runner asked to stop: True if the shell should now end the process."""

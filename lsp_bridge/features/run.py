@@ -3,8 +3,9 @@
 The shell of :mod:`lsp_bridge.runs`: the process runs on this machine, in the workspace
 folder, with the user's own environment (none of it is sent to the room); what it prints
 (stdout and stderr as they arrive) is appended to the run's room document under
-``.pairls/runs/`` in batches (one op per read).  The hub takes ops to that document only
-from this user (docs/protocol.md, "Runs").
+``.pairls/runs/`` in batches (one op per read), read no faster than :meth:`Run.read_wait`
+allows (a program that floods its output waits on its pipe, not the room's typing).  The
+hub takes ops to that document only from this user (docs/protocol.md, "Runs").
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ async def _supervise(ls: PairlsServer, local: LocalRun, root: Path) -> None:
                 break
             state.output_received(data)
             _flush(ls, state)
+            wait = state.read_wait(len(data), time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
         code = await proc.wait()
         state.exited(code, time.time())
         _flush(ls, state)

@@ -7,6 +7,9 @@ import pytest
 
 from lsp_bridge.runs import (
     DEFAULT_CAP,
+    DRAIN_RATE,
+    KEEP_RATE,
+    PACE_BURST,
     ChoiceError,
     Run,
     RunRequests,
@@ -135,6 +138,42 @@ def test_output_that_exactly_fills_the_cap_is_cut_only_when_more_comes() -> None
     assert run.text_to_send() == "abcd"
     run.output_received(b"e")
     assert "output cut at 4 bytes" in run.text_to_send()
+
+
+def test_output_that_comes_a_little_at_a_time_is_read_at_once() -> None:
+    run = _run()
+    run.started(0.0)
+    now = 0.0
+    for _ in range(1000):  # a line of 100 bytes every 10 ms: 10 KB/s, far under the pace
+        run.output_received(b"x" * 99 + b"\n")
+        assert run.read_wait(100, now) == 0.0
+        now += 0.01
+
+
+def test_a_flood_is_read_at_the_keep_rate_after_a_burst() -> None:
+    run = _run()
+    run.started(0.0)
+    run.output_received(b"x" * PACE_BURST)
+    assert run.read_wait(PACE_BURST, 0.0) == 0.0  # the burst: at once
+    run.output_received(b"x" * PACE_BURST)
+    wait = run.read_wait(PACE_BURST, 0.0)
+    assert wait == pytest.approx(PACE_BURST / KEEP_RATE)
+    # read again when told to: the same wait again, the rate holds
+    run.output_received(b"x" * PACE_BURST)
+    assert run.read_wait(PACE_BURST, wait) == pytest.approx(PACE_BURST / KEEP_RATE)
+    # a pause refills the burst, no more
+    assert run.read_wait(PACE_BURST, 60.0) == 0.0
+
+
+def test_output_past_the_cap_is_drained_faster_than_kept() -> None:
+    run = _run(cap=PACE_BURST)
+    run.started(0.0)
+    run.output_received(b"x" * PACE_BURST)
+    assert run.read_wait(PACE_BURST, 0.0) == 0.0
+    run.output_received(b"x" * PACE_BURST)  # all of it past the cap
+    assert run.cut
+    assert run.read_wait(PACE_BURST, 0.0) == pytest.approx(PACE_BURST / DRAIN_RATE)
+    assert DRAIN_RATE > KEEP_RATE
 
 
 def test_the_default_cap_is_one_mib() -> None:
