@@ -39,6 +39,7 @@ class KeystrokeRoom:
         self.edits = 0  # applyEdit requests B received
         self.measuring = False
         self.samples: list[float] = []
+        self.sample_at: list[float] = []  # each sample's keystroke, perf_counter at its didChange
         orig = b._apply_edit
 
         def timed(params: Any) -> Any:
@@ -50,6 +51,7 @@ class KeystrokeRoom:
                 t, counted = self.sent[self.seen]
                 if counted:
                     self.samples.append((now - t) * 1e3)
+                    self.sample_at.append(t)
                 self.seen += 1
             return answer
 
