@@ -105,18 +105,27 @@ class LineIndex:
             return len(self.text)
         return self.starts[line] + _units_to_index(self.line_text(line), character, encoding)
 
-    def offset_within(self, line: int, character: int, encoding: str, limit: int) -> int | None:
-        """:meth:`offset` if any text that starts with this one's first *limit* code points
-        has it there too (the line and the characters counted lie before *limit*), else None."""
+    def offset_in(self, text: str, line: int, character: int, encoding: str, limit: int) -> int | None:
+        """:meth:`offset` of the position in *text*, a text whose first *limit* code points
+        are this index's, when this index knows where the line starts there (the line starts
+        before *limit*, after a ``\n``); the line itself is read from *text*.  None if not
+        (or if the line holds a ``\r``): build an index of *text*.
+
+        A keystroke changes the text after the line it is on, so the index of the text
+        before it still finds the line of the next keystroke, a pass over the whole text
+        fewer per keystroke."""
         if line < 0:
             return 0
         if line >= len(self.starts):
             return None
-        off = self.offset(line, character, encoding)
-        if line + 1 < len(self.starts) and self.starts[line + 1] < limit:
-            return off  # the whole line, its break too
-        # not clamped to the line's end (which may be elsewhere in the other text)
-        return off if off < limit and off < self.starts[line] + len(self.line_text(line)) else None
+        start = self.starts[line]
+        if start > limit or (start and self.text[start - 1] != "\n"):
+            return None
+        end = text.find("\n", start)
+        row = text[start:] if end < 0 else text[start:end]
+        if "\r" in row:
+            return None
+        return start + _units_to_index(row, character, encoding)
 
     def position(self, offset: int, encoding: str) -> tuple[int, int]:
         """LSP (line, character) of a code point offset."""

@@ -104,6 +104,30 @@ def test_line_offset_without_an_index_matches_the_reference(text: str, enc: str)
     ]
 
 
+@given(texts, texts, st.integers(0, 20), st.integers(0, 20), encodings)
+@example("ab\ncd\nef", "x", 4, 4, UTF16)  # typing on a line after the one changed
+@example("ab\ncd", "x", 2, 3, UTF16)  # the line break itself replaced: the next line is gone
+@example("ab\rcd", "\n", 3, 3, UTF16)  # a lone \r becomes a CRLF: the next line starts later
+@example("ab\rcd\n", "", 2, 3, UTF16)  # a lone \r changed into nothing
+def test_offset_in_a_changed_text_is_the_new_index_or_none(
+    text: str, new: str, a: int, b: int, enc: str
+) -> None:
+    """The index of a text, asked about the text a change at offset *limit* made of it
+    (a keystroke after the one indexed): the new text's own answer, or None."""
+    start, end = sorted((min(a, len(text)), min(b, len(text))))
+    changed = text[:start] + new + text[end:]
+    old, fresh = LineIndex(text), LineIndex(changed)
+    for ln in range(-1, len(fresh.starts) + 1):
+        for ch in range(0, 8):
+            got = old.offset_in(changed, ln, ch, enc, start)
+            if got is not None:
+                assert got == fresh.offset(ln, ch, enc), (ln, ch)
+    # the line the change is on is found (no \r in it: LSP's line ends are all \n then)
+    line = text.count("\n", 0, start)
+    if "\r" not in changed:
+        assert old.offset_in(changed, line, 0, enc, start) == fresh.offset(line, 0, enc)
+
+
 @given(texts, encodings)
 def test_encoded_length_is_the_codecs(text: str, enc: str) -> None:
     assert encoded_length(text, enc) == units(text, enc)
