@@ -141,9 +141,9 @@ class _Reader:
         sl, sc, el, ec = change.range
         enc = self.encoding
         if self.idx is None:
-            for left, idx, same in _Reader._left:
+            for left, left_idx, same in _Reader._left:
                 if left is text:
-                    self.idx, self.same = idx, same
+                    self.idx, self.same = left_idx, same
                     break
         idx = self.idx
         start = end = None
