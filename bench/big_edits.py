@@ -16,7 +16,10 @@ longer than ``--timeout`` is reported as such.  Scenarios:
 * ``catch-up-blind``: the same, the user's typing first, the edit applied as
   sent after it (a client that ignores versions);
 * ``full-sync-repeated``: a full-sync client's whole text of 9,000 identical
-  lines with the edit in flight and the user's typing at both ends.
+  lines with the edit in flight and the user's typing at both ends;
+* ``typing-10k``: 1,000 keystrokes typed mid-file in a 10,000-line text, one
+  character per didChange, read as the server reads them (``apply_changes``
+  for its copy, ``EditorSync.did_change`` for the room).
 
 Prints seconds and the peak resident memory of each run.
 """
@@ -82,6 +85,19 @@ sync = EditorSync("<" + body + ">", 3, "utf-16")
 sync.receive_remote([1, "PEER "])
 sync.edit_to_send()
 sync.did_change(4, [ContentChange(None, "«<PEER " + body + ">»")])
+""",
+    "typing-10k": """
+from lsp_bridge.editor_sync import ContentChange, EditorSync, apply_changes
+text = "".join(f"    value_{i} = compute(item, {i})  # a comment here\\n" for i in range(10_000))
+sync = EditorSync(text, 1, "utf-16")
+source, line, col = text, 5000, 4
+for i in range(1000):
+    typed = "value = compute(item, 42)\\n"[i % 26]
+    change = ContentChange((line, col, line, col), typed)
+    source, _ = apply_changes(source, [change], "utf-16")  # as the server's didChange does
+    sync.did_change(i + 2, [change])
+    line, col = (line + 1, 0) if typed == "\\n" else (line, col + 1)
+assert sync.text == source
 """,
 }
 
