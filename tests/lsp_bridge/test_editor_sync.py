@@ -20,6 +20,7 @@ from collab_core import ops
 from collab_core.client import ClientState, DocumentClient, Outgoing
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit, apply_changes
+from lsp_bridge.positions import LineIndex
 from tests.lsp_bridge.editors import (
     UTF8,
     UTF16,
@@ -541,6 +542,26 @@ def test_edit_written_with_the_documents_line_endings_counts_as_applied() -> Non
     assert user == [[2, "\r"]]
     assert sync.text == "ax\r\ny\r\nb\r\n"
     assert sync.quiet and sync.edit_to_send() is None
+
+
+@pytest.mark.parametrize("enc", [UTF8, UTF16, UTF32])
+def test_the_editors_report_of_our_edit_is_read_without_indexing_the_text(enc: str) -> None:
+    """A peer's keystroke sent to the editor comes back as a change at the positions sent:
+    they are read from the edit, with no line index of the (possibly large) text."""
+    text = "".join(f"line {i} 😀 é\n" for i in range(50))
+    sync = EditorSync(text, 1, enc)
+    at = text.index("line 30")
+    sync.receive_remote([at + 8, "xy", len(text) - at - 8])
+    edit = sync.edit_to_send()
+    assert edit is not None
+    (one,) = edit.edits
+    LineIndex._recent = []
+    mine = apply_changes(text, [ContentChange((*one.start, *one.end), one.new_text)], enc)[0]
+    assert sync.did_change(2, [ContentChange((*one.start, *one.end), one.new_text)]) == []
+    assert sync.edit_answered(True) == []
+    assert sync.text == mine == text[: at + 8] + "xy" + text[at + 8 :]
+    assert LineIndex._recent == []  # no index of the text was built to read it
+    assert sync.quiet
 
 
 def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
