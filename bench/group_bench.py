@@ -15,37 +15,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pairls_bench.env import Env  # noqa: E402
 
 from collab_core import ops  # noqa: E402
 from collab_server import store as store_module  # noqa: E402
-from collab_server.database import start_embedded  # noqa: E402
 from collab_server.document import ClientId, Rev, Sequenced  # noqa: E402
-
-
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    if url := os.environ.get("DATABASE_URL"):
-        yield url
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)  # (as root, the embedded server runs as its own user)
-        pg = start_embedded(Path(tmp) / "postgres")
-        try:
-            yield pg.dsn
-        finally:
-            pg.stop()
 
 
 async def measure(dsn: str, big_kib: int, rounds: int) -> None:
@@ -93,8 +77,12 @@ def main() -> int:
     ap.add_argument("--big-kib", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=40)
     args = ap.parse_args()
-    with database() as dsn:
-        asyncio.run(measure(dsn, args.big_kib, args.rounds))
+    env = Env()  # (the bench's PostgreSQL: embedded in a temp dir unless DATABASE_URL is set)
+    try:
+        env.start_db()
+        asyncio.run(measure(env.dsn, args.big_kib, args.rounds))
+    finally:
+        env.close()
     return 0
 
 

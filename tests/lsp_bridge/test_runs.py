@@ -163,6 +163,7 @@ def test_a_flood_is_read_at_the_keep_rate_after_a_burst() -> None:
     assert run.read_wait(PACE_BURST, wait) == pytest.approx(PACE_BURST / KEEP_RATE)
     # a pause refills the burst, no more
     assert run.read_wait(PACE_BURST, 60.0) == 0.0
+    assert run.read_wait(PACE_BURST, 60.0) == pytest.approx(PACE_BURST / KEEP_RATE)
 
 
 def test_output_past_the_cap_is_drained_faster_than_kept() -> None:
