@@ -397,6 +397,7 @@ async def test_cursors_and_inlay_hints(make_editor: MakeEditor, hub: HubProcess,
     b.open(ub, text)
     await settle([(a, ua), (b, ub)], "c.py")
     offset = text.index("'  #") + 1  # after the two emoji
+    short_in = (await a.status())["stats"]["shortIn"]
     a.send_cursor(ua, offset)
     want = b.position(ub, offset)
     assert want.line == 0 and want.character == {"utf-16": 14, "utf-32": 12, "utf-8": 18}[b.encoding]
@@ -412,6 +413,8 @@ async def test_cursors_and_inlay_hints(make_editor: MakeEditor, hub: HubProcess,
     note = await b.wait_note("pairls/cursors", has_ada)
     cur = next(c for c in note["cursors"] if c["name"] == "Ada")
     assert cur["color"].startswith("#") and cur["participantId"]
+    # the cursor's params were read as the JSON they came as, not made into namedtuple types
+    assert (await a.status())["stats"]["shortIn"] == short_in + 1
     hints = await b.inlay_hints(ub)
     assert [(h.position.line, h.position.character) for h in hints] == [(0, want.character)]
     label = hints[0].label
