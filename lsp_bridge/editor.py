@@ -131,7 +131,7 @@ class LspEditor:
         await self.show_document(self.server.paths.uri(local), None, f"pairls: the output is at {local}")
 
     def refresh_inlay_hints(self) -> None:
-        if self.server.can_refresh_inlay_hints:
+        if self.server.can_refresh_inlay_hints and self.server.cursor_hints:
             self.server.rpc.request_json(lsp.WORKSPACE_INLAY_HINT_REFRESH, None).add_done_callback(_refreshed)
 
     def text_changed(self, event: TextChanged) -> None:

@@ -81,6 +81,10 @@ class PairlsServer(LanguageServer):
         #: the client says where the cursor is (``pairls/cursor``: the VS Code extension,
         #: initializationOptions.cursorNotifications): a hover is no sign of it then
         self.cursor_notifications = False
+        #: peers' cursors are shown as inlay hints, redrawn with ``workspace/inlayHint/refresh``
+        #: (initializationOptions.cursorHints); the VS Code extension draws them itself from
+        #: ``pairls/cursors`` and turns this off: no refresh at each peer's keystroke
+        self.cursor_hints = True
         #: the client follows runs' output with ``pairls/runOutput`` (the VS Code extension's
         #: terminals): initializationOptions.runOutput
         self.run_output = False

@@ -19,6 +19,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
     ls.completions_by_language = completion_modes(opts.get("completions"))
     ls.virtual_revisions = opts.get("virtualRevisions") is True
     ls.cursor_notifications = opts.get("cursorNotifications") is True
+    ls.cursor_hints = opts.get("cursorHints") is not False
     ls.run_output = opts.get("runOutput") is True
     # pygls picks PositionEncodingKind.Utf16 (an enum) when the client names no encoding
     # (Neovim 0.7): str() of it is "PositionEncodingKind.Utf16" on Python 3.11, not "utf-16"

@@ -61,7 +61,7 @@ def document_highlight(ls: PairlsServer, params: lsp.DocumentHighlightParams) ->
 
 def inlay_hint(ls: PairlsServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
     session = ls.session
-    if session is None:
+    if session is None or not ls.cursor_hints:
         return []
     hints = []
     for p, ranges in session.room.cursors(params.text_document.uri):

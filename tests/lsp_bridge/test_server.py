@@ -431,6 +431,50 @@ async def test_cursors_and_inlay_hints(make_editor: MakeEditor, hub: HubProcess,
     assert ada["path"] == "c.py" and ada["ranges"] == [[offset, offset]]
 
 
+async def test_cursor_hints_off(make_editor: MakeEditor, hub: HubProcess) -> None:
+    """A client that draws peers' cursors itself (the VS Code extension: ``cursorHints: false``)
+    gets ``pairls/cursors`` as a peer types, and no inlay hints of them nor a refresh for them;
+    Cy, a VS Code without it in the same room, gets both."""
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("m.py")
+    text = "x = 1\n"
+    a.open(ua, text)
+    room = await _room(a)
+    b = await make_editor("vscode", "Bob", init_options={"cursorNotifications": True, "cursorHints": False})
+    c = await make_editor("vscode", "Cy")
+    pairs = [(a, ua)]
+    for ed in (b, c):
+        await ed.command("pairls.joinRoom", {"invite": room["invite"]})
+        ed.open(ed.uri("m.py"), text)
+        pairs.append((ed, ed.uri("m.py")))
+    await settle(pairs, "m.py")
+    a.send_cursor(ua, 0)
+    for i, ch in enumerate("y = 2\n"):
+        a.type(ua, i, ch)
+        await asyncio.sleep(0.02)
+    end = b.position(b.uri("m.py"), 6)
+
+    def ada_at_end(n: dict[str, Any]) -> bool:
+        return any(
+            c["name"] == "Ada"
+            and c["ranges"]
+            and c["ranges"][0]["end"] == {"line": end.line, "character": end.character}
+            for c in n["cursors"]
+        )
+
+    await b.wait_note("pairls/cursors", ada_at_end)
+    await c.wait_note("pairls/cursors", ada_at_end)
+
+    async def cy_refreshed() -> bool:
+        return c.inlay_refreshes >= 1
+
+    await _eventually(cy_refreshed)
+    assert [h.label for h in await c.inlay_hints(c.uri("m.py"))]
+    await asyncio.sleep(0.3)  # (a refresh waits 50 ms at most)
+    assert b.inlay_refreshes == 0
+    assert await b.inlay_hints(b.uri("m.py")) == []
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_open_document_and_follow(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
     a = await make_editor("vscode", "Ada")

@@ -178,6 +178,8 @@ export interface InitializationOptions {
   virtualRevisions?: boolean;
   /** this extension sends the cursor (`pairls/cursor`): hovers say nothing of where it is */
   cursorNotifications?: boolean;
+  /** peers' cursors as inlay hints (false: this extension draws them from `pairls/cursors`) */
+  cursorHints?: boolean;
   /** this extension shows runs in terminals: the server reports their output (`pairls/runOutput`) */
   runOutput?: boolean;
 }

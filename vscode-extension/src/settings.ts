@@ -51,9 +51,11 @@ export function initializationOptions(s: Settings, ctx: Context = { servedLangua
   const opts: InitializationOptions = {
     autoShare: s.autoShare,
     completions: completionsOption(s.completions, ctx.servedLanguages),
-    // what this extension does itself: show earlier revisions, say where the cursor is
+    // what this extension does itself: show earlier revisions, say where the cursor is, draw
+    // peers' cursors (client.ts), so no inlay hints of them and no refresh at their keystrokes
     virtualRevisions: true,
     cursorNotifications: true,
+    cursorHints: false,
     runOutput: true,
   };
   const hubUrl = s.hubUrl || ctx.rememberedHubUrl || "";

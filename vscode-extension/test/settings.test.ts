@@ -12,6 +12,7 @@ describe("settings", () => {
       completions: { "*": "all" },
       virtualRevisions: true,
       cursorNotifications: true,
+      cursorHints: false,
       runOutput: true,
     });
   });
@@ -32,6 +33,7 @@ describe("settings", () => {
       completions: "room",
       virtualRevisions: true,
       cursorNotifications: true,
+      cursorHints: false,
       runOutput: true,
     });
   });
@@ -45,6 +47,7 @@ describe("settings", () => {
       completions: { "*": "all", python: "room" },
       virtualRevisions: true,
       cursorNotifications: true,
+      cursorHints: false,
       runOutput: true,
     });
   });
