@@ -380,9 +380,14 @@ async def test_a_create_token_from_the_environment_is_required_and_silences_the_
         url = await start(hub)
         p = await Peer(url, "Ada").connect()
         for token in (None, CREATE_TOKEN[:-1] + "0"):
-            with pytest.raises(HubError) as info:
-                await p.create_room(token=token)
-            assert info.value.code == "bad_token"
+            try:
+                room = await p.create_room(token=token)
+            except HubError as exc:
+                assert exc.code == "bad_token"
+            else:  # (seen once in CI, not reproduced: what the hub said and logged)
+                pytest.fail(
+                    f"a room was created at {url} with token {token!r}: {room}\nthe hub's log:\n{hub.log}"
+                )
         created = await p.create_room(token=CREATE_TOKEN)
         assert created["role"] == "owner"
         await p.close()
