@@ -257,7 +257,6 @@ def test_empty_prefix_lists_nearby_words_first_and_is_incomplete() -> None:
 
 
 def test_empty_prefix_skips_jedi_except_after_a_dot() -> None:
-    pytest.importorskip("jedi")
     assert complete("import os\n|", jedi=True).semantic == "skipped"
     result = complete("import json\njson.|", jedi=True)
     assert result.semantic == "ok"
@@ -268,7 +267,6 @@ def test_empty_prefix_skips_jedi_except_after_a_dot() -> None:
 
 
 def test_jedi_completes_module_attributes() -> None:
-    pytest.importorskip("jedi")
     result = complete("import os\nos.pa|", jedi=True)
     assert result.semantic == "ok"
     path = item(result, "path")
@@ -277,7 +275,6 @@ def test_jedi_completes_module_attributes() -> None:
 
 
 def test_jedi_names_come_first_after_a_dot() -> None:
-    pytest.importorskip("jedi")
     result = complete("pandas_thing = 1\npanorama = 2\nimport os\nos.pa|", jedi=True)
     kinds = [c.kind for c in result.items]
     assert kinds[0] == "semantic"
@@ -285,7 +282,6 @@ def test_jedi_names_come_first_after_a_dot() -> None:
 
 
 def test_jedi_columns_count_code_points() -> None:
-    pytest.importorskip("jedi")
     result = complete('s = "😀😀"; import os; os.pa|', jedi=True)
     assert "path" in labels(result)
 
@@ -301,7 +297,6 @@ def big_module(lines: int) -> str:
 
 
 def test_jedi_sees_a_window_of_a_large_document_with_its_imports() -> None:
-    pytest.importorskip("jedi")
     text = big_module(4000)
     text = text + "x = os.pa"
     engine = CompletionEngine(IdentifierIndex(), jedi_max_lines=300, jedi_min_lines=100)
@@ -328,7 +323,6 @@ class FakeClock:
 
 
 def test_jedi_window_shrinks_over_budget_then_skips_then_grows_back() -> None:
-    pytest.importorskip("jedi")
     big = big_module(4000)
     clock = FakeClock([0.2, 0.2, 0.2, 0.001, 0.001])
     engine = CompletionEngine(
@@ -353,7 +347,6 @@ def test_jedi_window_shrinks_over_budget_then_skips_then_grows_back() -> None:
 
 
 def test_jedi_answer_is_reused_while_typing_on_in_the_same_word() -> None:
-    pytest.importorskip("jedi")
     engine = CompletionEngine(IdentifierIndex())
     text = "import os\nos.p"
     first = engine.semantic("a.py", text, len(text))
@@ -368,7 +361,6 @@ def test_jedi_answer_is_reused_while_typing_on_in_the_same_word() -> None:
 
 
 def test_precomputed_semantic_result_is_used() -> None:
-    pytest.importorskip("jedi")
     index = IdentifierIndex()
     text = "import os\nos.pa"
     index.update("a.py", text)
@@ -482,7 +474,6 @@ def test_the_engine_imports_no_lsp_or_event_loop() -> None:
 
 
 def test_parso_keeps_the_trees_of_the_last_documents_only() -> None:
-    pytest.importorskip("jedi")
     import parso.cache
 
     def parsed() -> set[str]:

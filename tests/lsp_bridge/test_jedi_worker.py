@@ -16,8 +16,6 @@ import pytest
 
 from tests.support.lsp_editor import TestEditor
 
-pytest.importorskip("jedi")
-
 TEXT = "import os\nos.pa"
 
 
