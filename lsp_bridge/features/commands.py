@@ -265,6 +265,7 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st["stats"]["shortIn"] = ls.rpc.short_in
     st["stats"]["shortOut"] = ls.rpc.short_out
     st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
+    st["eventLoop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop, asyncio
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st
