@@ -230,7 +230,7 @@ class Session:
             if timer is not None:
                 timer.cancel()
                 self._timer = None
-        elif timer is None or self._timer_at > wake:
+        elif timer is None or self._timer_at > max(wake, self.now):
             if timer is not None:
                 timer.cancel()
             self._timer_at = max(wake, self.now)
