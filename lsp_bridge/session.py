@@ -233,8 +233,8 @@ class Session:
         elif timer is None or self._timer_at > max(wake, self.now):
             if timer is not None:
                 timer.cancel()
-            self._timer_at = max(wake, self.now)
-            self._timer = self._loop.call_at(self._timer_at, self._tick)
+            self._timer_at = at = max(wake, self.now)
+            self._timer = self._loop.call_at(at, self._tick)
         # else the timer goes off first, or then: the tick finds what is due (nothing, if the
         # wakeup moved later, such as the content check each keystroke puts off) and sets it
         # again (one timer a keystroke cost more than an early tick now and then)
