@@ -21,8 +21,9 @@
 //
 // Measured over --window seconds after --warmup: edit to peer (the typist's send to a peer
 // having applied it: p50/p99 over every peer and edit), acknowledged edits per second, CPU
-// seconds of --server-pid and of --db-pid with its children (utime + stime from /proc), and
-// this process's own CPU. Validated after: every edit acknowledged was seen by every peer, and
+// seconds of --server-pid and of --db-pid with its children (utime + stime from /proc), the
+// server's wake-ups (its main thread's voluntary context switches: each time its event loop
+// slept and was woken), and this process's own CPU. Validated after: every edit acknowledged was seen by every peer, and
 // every peer's text equals its typist's. Prints one JSON object on the last line of stdout.
 import { readFileSync, readdirSync } from "node:fs";
 import WebSocket from "ws";
@@ -82,9 +83,20 @@ function treeTicks(root) {
   return total;
 }
 
+function wakeUps(pid) {
+  // the main thread's (the event loop's) voluntary context switches
+  try {
+    const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function cpuNow() {
   return {
     server: serverPid ? (procTicks(serverPid)?.ticks ?? 0) / clkTck : 0,
+    serverWakeUps: serverPid ? wakeUps(serverPid) : 0,
     db: dbPid ? treeTicks(dbPid) / clkTck : 0,
     me: (() => {
       const u = process.cpuUsage();
@@ -434,6 +446,7 @@ const result = {
   db_cpu_s: c1.db - c0.db,
   load_cpu_s: c1.me - c0.me,
   server_us_per_edit: ((c1.server - c0.server) / Math.max(1, acks)) * 1e6,
+  server_wake_ups_per_edit: (c1.serverWakeUps - c0.serverWakeUps) / Math.max(1, acks),
   db_us_per_edit: ((c1.db - c0.db) / Math.max(1, acks)) * 1e6,
   valid: problems.length === 0,
   problems: problems.slice(0, 5),

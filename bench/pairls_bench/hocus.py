@@ -178,7 +178,15 @@ def figures(results: list[dict[str, Any]], shape: Shape) -> dict[str, dict[str, 
             continue
         ok = [r for r in runs if r.get("valid")]
         f = {
-            k: med(ok, k) for k in ("p50_ms", "p99_ms", "server_us_per_edit", "db_us_per_edit", "acks_per_s")
+            k: med(ok, k)
+            for k in (
+                "p50_ms",
+                "p99_ms",
+                "server_us_per_edit",
+                "db_us_per_edit",
+                "acks_per_s",
+                "server_wake_ups_per_edit",
+            )
         }
         f["load_cores"] = statistics.median(r["load_cpu_s"] / r["window_s"] for r in ok) if ok else None
         figs[server] = f
@@ -197,8 +205,8 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
     """The Markdown tables of a run: figures per shape and server, then ratios and verdicts."""
     out = [
         "| shape | server | runs (valid) | edit to peer p50 / p99 | server CPU per edit (+ PostgreSQL)"
-        " | acked edits/s | load generator cores |",
-        "|---|---|---|---|---|---|---|",
+        " | server wake-ups per edit | acked edits/s | load generator cores |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     ratios = [
         "| shape | pairls / Hocuspocus in memory | measured | target | verdict |",
@@ -223,7 +231,9 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
             )
             eps = f"{f['acks_per_s']:,.0f}" if f["acks_per_s"] is not None else "-"
             cores = f"{f['load_cores']:.2f}" if f["load_cores"] is not None else "-"
-            row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, eps, cores]
+            woke = f["server_wake_ups_per_edit"]
+            wakes = f"{woke:.2f}" if woke is not None else "-"
+            row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, wakes, eps, cores]
             out.append("| " + " | ".join(row) + " |")
         p, h, old = figs.get("pairls"), figs.get("hocus-mem"), figs.get(BEFORE)
         if p is not None and old is not None:
@@ -274,7 +284,8 @@ def measure(
                 print(
                     f"round {rnd}, {server}, shape {shape.key}: p50 {r.get('p50_ms') or 0:.2f} ms,"
                     f" p99 {r.get('p99_ms') or 0:.2f} ms, {r.get('server_us_per_edit') or 0:.0f} us"
-                    f" (+{r.get('db_us_per_edit') or 0:.0f} us db) per edit,"
+                    f" (+{r.get('db_us_per_edit') or 0:.0f} us db,"
+                    f" {r.get('server_wake_ups_per_edit') or 0:.2f} wake-ups) per edit,"
                     f" {r.get('acks_per_s') or 0:,.0f} acked/s, {r.get('skipped', 0)} skipped,"
                     f" setup {r.get('setup_s') or 0:.1f} s; {state}"
                     + (f"; server: {' | '.join(r['server_said'])}" if r.get("server_said") else ""),
@@ -331,10 +342,13 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
                 )
                 continue
             db = f" (+{f['db_us_per_edit']:.0f} us PostgreSQL)" if server != "hocus-mem" else ""
+            wakes = f["server_wake_ups_per_edit"]
+            woke = f", {wakes:.2f} wake-ups of its event loop per edit" if wakes is not None else ""
             res.note(
                 f"Hocuspocus side by side, {shape.title}, {LABELS[server]}, medians of {valid} valid of "
                 f"{len(runs)} runs: edit to peer p50 / p99 {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms, CPU "
-                f"{f['server_us_per_edit']:.0f} us per edit{db}, {f['acks_per_s']:,.0f} acked edits/s, load "
+                f"{f['server_us_per_edit']:.0f} us per edit{db}{woke},"
+                f" {f['acks_per_s']:,.0f} acked edits/s, load "
                 f"generator {f['load_cores']:.2f} cores"
             )
         p, h = figs.get("pairls", {}), figs.get("hocus-mem", {})

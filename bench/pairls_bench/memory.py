@@ -8,7 +8,7 @@ import asyncio
 import psutil
 
 from .client import WS, connect, gather_limited, make_room
-from .env import Env, KiB
+from .env import Env, KiB, cpu_seconds
 from .report import Results
 from .scenario import Scenario
 
@@ -23,6 +23,7 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
         await c.close()
     await asyncio.sleep(1.0)
     before = hub_p.memory_info().rss
+    alone = await cpu_per_second(hub_p, ALONE_WINDOW)
     all_conns: list[WS] = []
 
     async def room() -> None:
@@ -47,8 +48,32 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
         "<= 20 KiB",
         per <= 20 * KiB,
     )
+    # quiet for longer than the hub's keepalive interval (20 s): each gets its pings now
+    await asyncio.sleep(KEEPALIVE_QUIET)
+    idle = await cpu_per_second(hub_p, CPU_WINDOW)
+    res.note(
+        f"idle connections: the hub's CPU with the {len(all_conns):,} connections quiet for "
+        f"{KEEPALIVE_QUIET + 2:.0f} s and more (each pinged every 20 s and answering), {CPU_WINDOW:.0f} s: "
+        f"{idle * 1e3:.1f} ms a second, {(idle - alone) / len(all_conns) * 1e6:.1f} us a second per "
+        f"connection; the hub alone before them: {alone * 1e3:.1f} ms a second"
+    )
     await gather_limited([c.close() for c in all_conns], limit=200)
     env.stop_hub(hub)
+
+
+#: seconds the idle connections stay quiet before their CPU is measured (past the hub's keepalive
+#: interval of 20 s), and the window of that measurement
+KEEPALIVE_QUIET = 22.0
+CPU_WINDOW = 20.0
+#: the window of the hub's own CPU before the connections
+ALONE_WINDOW = 5.0
+
+
+async def cpu_per_second(proc: psutil.Process, seconds: float) -> float:
+    """*proc*'s CPU seconds per second over the next *seconds*."""
+    start = cpu_seconds([proc])
+    await asyncio.sleep(seconds)
+    return (cpu_seconds([proc]) - start) / seconds
 
 
 async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
@@ -61,7 +86,9 @@ def method(args: argparse.Namespace) -> list[str]:
         f"- 5: fresh hub; warm-up room of 5 connections opened and closed; RSS (psutil) before, then "
         f"{args.conns:,} connections in rooms of {args.mem_per_room} (each: hello, join or create, open a "
         "120-char document), 2 s settle, RSS after; per connection = delta / N (rooms and documents "
-        "amortized in).",
+        "amortized in). Then the connections stay quiet past the hub's keepalive interval (the bench's "
+        f"client answers pings) and the hub's CPU is read over {CPU_WINDOW:.0f} s; per connection "
+        f"against the hub's own CPU over {ALONE_WINDOW:.0f} s before the connections.",
     ]
 
 
