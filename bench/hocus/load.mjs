@@ -23,8 +23,9 @@
 // having applied it: p50/p99 over every peer and edit), acknowledged edits per second, CPU
 // seconds of --server-pid and of --db-pid with its children (utime + stime from /proc), the
 // server's wake-ups (its main thread's voluntary context switches: each time its event loop
-// slept and was woken), and this process's own CPU. Validated after: every edit acknowledged was seen by every peer, and
-// every peer's text equals its typist's. Prints one JSON object on the last line of stdout.
+// slept and was woken), and this process's own CPU. Validated after: every edit acknowledged
+// was seen by every peer, and every peer's text equals its typist's. Prints one JSON object on
+// the last line of stdout.
 import { readFileSync, readdirSync } from "node:fs";
 import WebSocket from "ws";
 import * as Y from "yjs";
@@ -86,7 +87,8 @@ function treeTicks(root) {
 function wakeUps(pid) {
   // the main thread's (the event loop's) voluntary context switches
   try {
-    const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
+    const status = readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8");
+    const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
