@@ -85,20 +85,20 @@ function treeTicks(root) {
 }
 
 function wakeUps(pid) {
-  // the main thread's (the event loop's) voluntary context switches
+  // the main thread's (the event loop's) voluntary context switches; null: not readable
   try {
     const status = readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8");
     const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
-    return m ? Number(m[1]) : 0;
+    return m ? Number(m[1]) : null;
   } catch {
-    return 0;
+    return null;
   }
 }
 
 function cpuNow() {
   return {
     server: serverPid ? (procTicks(serverPid)?.ticks ?? 0) / clkTck : 0,
-    serverWakeUps: serverPid ? wakeUps(serverPid) : 0,
+    serverWakeUps: serverPid ? wakeUps(serverPid) : null,
     db: dbPid ? treeTicks(dbPid) / clkTck : 0,
     me: (() => {
       const u = process.cpuUsage();
@@ -448,7 +448,11 @@ const result = {
   db_cpu_s: c1.db - c0.db,
   load_cpu_s: c1.me - c0.me,
   server_us_per_edit: ((c1.server - c0.server) / Math.max(1, acks)) * 1e6,
-  server_wake_ups_per_edit: (c1.serverWakeUps - c0.serverWakeUps) / Math.max(1, acks),
+  // (null, shown as "-", when they could not be read: never a made-up 0)
+  server_wake_ups_per_edit:
+    c0.serverWakeUps === null || c1.serverWakeUps === null
+      ? null
+      : (c1.serverWakeUps - c0.serverWakeUps) / Math.max(1, acks),
   db_us_per_edit: ((c1.db - c0.db) / Math.max(1, acks)) * 1e6,
   valid: problems.length === 0,
   problems: problems.slice(0, 5),

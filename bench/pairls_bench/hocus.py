@@ -201,6 +201,11 @@ RATIOS = (
 )
 
 
+def _wake_ups(value: float | None) -> str:
+    """Wake-ups per edit as the tables show them ("-": the load generator could not read them)."""
+    return f"{value:.2f}" if value is not None else "-"
+
+
 def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
     """The Markdown tables of a run: figures per shape and server, then ratios and verdicts."""
     out = [
@@ -231,8 +236,7 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
             )
             eps = f"{f['acks_per_s']:,.0f}" if f["acks_per_s"] is not None else "-"
             cores = f"{f['load_cores']:.2f}" if f["load_cores"] is not None else "-"
-            woke = f["server_wake_ups_per_edit"]
-            wakes = f"{woke:.2f}" if woke is not None else "-"
+            wakes = _wake_ups(f["server_wake_ups_per_edit"])
             row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, wakes, eps, cores]
             out.append("| " + " | ".join(row) + " |")
         p, h, old = figs.get("pairls"), figs.get("hocus-mem"), figs.get(BEFORE)
@@ -285,7 +289,7 @@ def measure(
                     f"round {rnd}, {server}, shape {shape.key}: p50 {r.get('p50_ms') or 0:.2f} ms,"
                     f" p99 {r.get('p99_ms') or 0:.2f} ms, {r.get('server_us_per_edit') or 0:.0f} us"
                     f" (+{r.get('db_us_per_edit') or 0:.0f} us db,"
-                    f" {r.get('server_wake_ups_per_edit') or 0:.2f} wake-ups) per edit,"
+                    f" {_wake_ups(r.get('server_wake_ups_per_edit'))} wake-ups) per edit,"
                     f" {r.get('acks_per_s') or 0:,.0f} acked/s, {r.get('skipped', 0)} skipped,"
                     f" setup {r.get('setup_s') or 0:.1f} s; {state}"
                     + (f"; server: {' | '.join(r['server_said'])}" if r.get("server_said") else ""),

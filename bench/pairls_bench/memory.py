@@ -39,7 +39,7 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
             all_conns.append(c)
 
     await gather_limited([room() for _ in range(conns // per_room)], limit=20)
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(SETTLE)
     after = hub_p.memory_info().rss
     per = (after - before) / len(all_conns)
     res.add(
@@ -53,7 +53,8 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
     idle = await cpu_per_second(hub_p, CPU_WINDOW)
     res.note(
         f"idle connections: the hub's CPU with the {len(all_conns):,} connections quiet for "
-        f"{KEEPALIVE_QUIET + 2:.0f} s and more (each pinged every 20 s and answering), {CPU_WINDOW:.0f} s: "
+        f"{SETTLE + KEEPALIVE_QUIET:.0f} s and more (each pinged every 20 s and answering), "
+        f"{CPU_WINDOW:.0f} s: "
         f"{idle * 1e3:.1f} ms a second, {(idle - alone) / len(all_conns) * 1e6:.1f} us a second per "
         f"connection; the hub alone before them: {alone * 1e3:.1f} ms a second"
     )
@@ -61,6 +62,8 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
     env.stop_hub(hub)
 
 
+#: seconds after the last connection before its RSS is read
+SETTLE = 2.0
 #: seconds the idle connections stay quiet before their CPU is measured (past the hub's keepalive
 #: interval of 20 s), and the window of that measurement
 KEEPALIVE_QUIET = 22.0
@@ -85,10 +88,10 @@ def method(args: argparse.Namespace) -> list[str]:
     return [
         f"- 5: fresh hub; warm-up room of 5 connections opened and closed; RSS (psutil) before, then "
         f"{args.conns:,} connections in rooms of {args.mem_per_room} (each: hello, join or create, open a "
-        "120-char document), 2 s settle, RSS after; per connection = delta / N (rooms and documents "
-        "amortized in). Then the connections stay quiet past the hub's keepalive interval (the bench's "
-        f"client answers pings) and the hub's CPU is read over {CPU_WINDOW:.0f} s; per connection "
-        f"against the hub's own CPU over {ALONE_WINDOW:.0f} s before the connections.",
+        f"120-char document), {SETTLE:.0f} s settle, RSS after; per connection = delta / N (rooms and "
+        "documents amortized in). Then the connections stay quiet past the hub's keepalive interval "
+        f"(the bench's client answers pings) and the hub's CPU is read over {CPU_WINDOW:.0f} s; per "
+        f"connection against the hub's own CPU over {ALONE_WINDOW:.0f} s before the connections.",
     ]
 
 
