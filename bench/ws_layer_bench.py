@@ -1,0 +1,174 @@
+"""What websockets' asyncio connection costs per message over its sans-I/O core (issue 14).
+
+    .venv/bin/python bench/ws_layer_bench.py [--rounds 5] [--seconds 10]
+
+The hub reads each client with websockets' asyncio server: a task per connection, woken for
+every frame (``async for frame in ws``), and writes with ``broadcast``, which uses the sans-I/O
+protocol directly.  The question this answers: how much of the hub's CPU per edit would a
+connection layer of its own (an ``asyncio.Protocol`` feeding ``websockets.server.ServerProtocol``
+and handling each frame in ``data_received``, no task per connection) save?
+
+Two echo servers on uvloop, as the hub runs, each a subprocess of this script, measured in the
+same run, rounds interleaved:
+
+- ``asyncio``: ``websockets.asyncio.server.serve``, the handler ``async for frame in ws`` and
+  ``broadcast([ws], frame)``: the hub's reading and writing, without the hub;
+- ``sans-io``: an ``asyncio.Protocol`` on ``ServerProtocol``; each text frame is answered in
+  ``data_received``.
+
+The load: 200 connections from this process, each sending a keystroke-sized op and waiting for
+its echo, 1,000 messages a second in all (phases spread).  Reported: each server's CPU time
+(``/proc/<pid>/stat``, user + system) over the window, per message (a frame in and a frame out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+MESSAGE = '{"type":"op","path":"a.txt","rev":12,"seq":3,"op":[5,"x"]}'
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the servers (run as `ws_layer_bench.py --serve KIND`; print the port, then serve) ---------
+
+
+async def serve_asyncio() -> None:
+    from websockets.asyncio.server import broadcast, serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+        try:
+            async for frame in ws:
+                broadcast([ws], frame, text=True)
+        except ConnectionClosed:
+            pass
+
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**20) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+
+async def serve_sans_io() -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Request
+    from websockets.server import ServerProtocol
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            self.transport = transport
+            self.protocol = ServerProtocol(max_size=2**20)
+
+        def data_received(self, data: bytes) -> None:
+            protocol = self.protocol
+            protocol.receive_data(data)
+            for event in protocol.events_received():
+                if isinstance(event, Request):
+                    protocol.send_response(protocol.accept(event))
+                elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    protocol.send_text(event.data)
+            out = protocol.data_to_send()
+            if out:
+                self.transport.writelines(out)
+            if protocol.close_expected():
+                self.transport.close()
+
+        def eof_received(self) -> None:
+            self.protocol.receive_eof()
+
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Future()
+
+
+SERVERS = {"asyncio": serve_asyncio, "sans-io": serve_sans_io}
+
+
+# -- the load ------------------------------------------------------------------------------------
+
+
+async def load(port: int, pid: int, connections: int, rate: float, seconds: float) -> float:
+    """Server CPU (us) per echoed message over *seconds*, after 2 s of warm-up."""
+    from websockets.asyncio.client import connect
+
+    sockets = [await connect(f"ws://127.0.0.1:{port}", compression=None) for _ in range(connections)]
+    echoed = 0
+    period = connections / rate
+
+    async def client(ws, phase: float) -> None:  # type: ignore[no-untyped-def]
+        nonlocal echoed
+        await asyncio.sleep(phase)
+        due = time.perf_counter()
+        while True:
+            await ws.send(MESSAGE)
+            await ws.recv()
+            echoed += 1
+            due += period
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+
+    tasks = [asyncio.create_task(client(ws, i * period / connections)) for i, ws in enumerate(sockets)]
+    try:
+        await asyncio.sleep(2)
+        cpu0, echoed0 = cpu_seconds(pid), echoed
+        await asyncio.sleep(seconds)
+        cpu1, echoed1 = cpu_seconds(pid), echoed
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ws in sockets:
+            await ws.close()
+    return (cpu1 - cpu0) / (echoed1 - echoed0) * 1e6
+
+
+def measure(kind: str, args: argparse.Namespace) -> float:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        return asyncio.run(load(port, proc.pid, args.connections, args.rate, args.seconds))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=1000.0, help="messages a second, all connections")
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        import uvloop
+
+        uvloop.run(SERVERS[args.serve]())
+        return
+    results: dict[str, list[float]] = {kind: [] for kind in SERVERS}
+    for n in range(args.rounds):
+        for kind in SERVERS if n % 2 == 0 else reversed(SERVERS):
+            results[kind].append(measure(kind, args))
+            print(f"round {n + 1}: {kind}: {results[kind][-1]:.1f} us", flush=True)
+    medians = {kind: statistics.median(values) for kind, values in results.items()}
+    for kind, values in results.items():
+        rounds = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{kind}: median {medians[kind]:.1f} us of server CPU per message (rounds: {rounds})")
+    ratio = medians["asyncio"] / medians["sans-io"]
+    saved = medians["asyncio"] - medians["sans-io"]
+    print(
+        f"asyncio / sans-io: {ratio:.2f}x, {saved:.1f} us per message; load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
