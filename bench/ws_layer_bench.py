@@ -35,7 +35,8 @@ MESSAGE = '{"type":"op","path":"a.txt","rev":12,"seq":3,"op":[5,"x"]}'
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -110,7 +111,8 @@ async def load(port: int, pid: int, connections: int, rate: float, seconds: floa
         due = time.perf_counter()
         while True:
             await ws.send(MESSAGE)
-            await ws.recv()
+            if await ws.recv() != MESSAGE:
+                raise RuntimeError("the server answered something other than the message sent")
             echoed += 1
             due += period
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -121,6 +123,9 @@ async def load(port: int, pid: int, connections: int, rate: float, seconds: floa
         cpu0, echoed0 = cpu_seconds(pid), echoed
         await asyncio.sleep(seconds)
         cpu1, echoed1 = cpu_seconds(pid), echoed
+        for task in tasks:
+            if task.done():  # a client that stopped: its failure is the run's
+                task.result()
     finally:
         for task in tasks:
             task.cancel()
