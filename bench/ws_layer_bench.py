@@ -18,7 +18,8 @@ same run, rounds interleaved:
 
 The load: 200 connections from this process, each sending a keystroke-sized op and waiting for
 its echo, 1,000 messages a second in all (phases spread).  Reported: each server's CPU time
-(``/proc/<pid>/stat``, user + system) over the window, per message (a frame in and a frame out).
+(user + system, read as ``make bench`` reads it: ``pairls_bench.env.cpu_seconds``) over the
+window, per message (a frame in and a frame out).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pairls_bench.env import cpu_seconds  # noqa: E402
 
 MESSAGE = '{"type":"op","path":"a.txt","rev":12,"seq":3,"op":[5,"x"]}'
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the servers (run as `ws_layer_bench.py --serve KIND`; print the port, then serve) ---------
@@ -117,12 +119,13 @@ async def load(port: int, pid: int, connections: int, rate: float, seconds: floa
             due += period
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
+    server = [psutil.Process(pid)]
     tasks = [asyncio.create_task(client(ws, i * period / connections)) for i, ws in enumerate(sockets)]
     try:
         await asyncio.sleep(2)
-        cpu0, echoed0 = cpu_seconds(pid), echoed
+        cpu0, echoed0 = cpu_seconds(server), echoed
         await asyncio.sleep(seconds)
-        cpu1, echoed1 = cpu_seconds(pid), echoed
+        cpu1, echoed1 = cpu_seconds(server), echoed
         for task in tasks:
             if task.done():  # a client that stopped: its failure is the run's
                 task.result()
