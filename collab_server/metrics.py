@@ -114,11 +114,6 @@ class _HubCollector(Collector):
             ("pairls_ops_committed", "Ops committed to PostgreSQL by this hub", store.ops),
             ("pairls_received_frames", "WebSocket messages received from clients", stats.frames_received),
             ("pairls_received_bytes", "Payload bytes of the messages received", stats.bytes_received),
-            (
-                "pairls_received_frames_taken_as_read",
-                "Messages received that were handled as they were read, not queued for their reader",
-                stats.frames_taken_as_read,
-            ),
             ("pairls_sent_frames", "WebSocket messages queued to clients", stats.frames_sent),
             ("pairls_sent_bytes", "Payload bytes of the messages queued to clients", stats.bytes_sent),
             (

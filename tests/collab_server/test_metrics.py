@@ -84,9 +84,6 @@ async def test_counters_and_gauges_move_when_ops_are_committed(hub: Hub) -> None
     assert (during["pairls_connections"], during["pairls_rooms"], during["pairls_documents"]) == (2, 1, 1)
     # a frame per op and per request (2 hellos, create_room, create_document, join, 2 opens)
     assert moved(before, during, "pairls_received_frames_total") == committed + 7
-    # the first 20 ops each came with nothing queued before them: handled as read
-    taken = moved(before, during, "pairls_received_frames_taken_as_read_total")
-    assert taken == hub.stats.frames_taken_as_read and 20 <= taken <= committed
     # the replies, then the acks and broadcasts: a frame per connection per commit, at least
     assert moved(before, during, "pairls_sent_frames_total") >= 8 + transactions
     assert moved(before, during, "pairls_received_bytes_total") > moved(
