@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import itertools
 import logging
@@ -59,8 +58,7 @@ from ssl import SSLContext
 from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
-from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from collab_core import ops, wire
@@ -171,9 +169,6 @@ class HubStats:
     #: messages received from clients (the refused and the malformed included)
     frames_received: int = 0
     bytes_received: int = 0
-    #: of those, the ones handled as they were read, not through their connection's reader
-    #: (``_ShortWay``)
-    frames_taken_as_read: int = 0
     #: messages queued to clients (one per recipient of a broadcast)
     frames_sent: int = 0
     bytes_sent: int = 0
@@ -279,47 +274,10 @@ class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-class _ShortWay(ServerConnection):
-    """websockets' server connection with a short way for a client's messages.
-
-    While the connection's reader waits with nothing queued (:attr:`idle`), a whole text
-    frame is offered to :attr:`take` as it is read, in websockets' ``data_received``: most
-    messages (an op, a presence) are handled there, without queuing the frame for the
-    reader's task to take on a later turn of the event loop (that hop cost about as much
-    as the rest of a frame's reading: ``bench/ws_layer_bench.py``).  A frame ``take``
-    declines, and every data frame after it until the reader waits again, goes websockets'
-    own way to the reader, so messages are handled in the order they came.  Pings, pongs,
-    close frames, fragments and the handshake are websockets' as before.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: the reader waits for a message and none is queued for it
-        self.idle = False
-        #: handles a text frame (and its size in bytes) now, or says False; never raises
-        self.take: Callable[[str, int], bool] | None = None
-
-    def process_event(self, event: Any) -> None:
-        if self.idle and isinstance(event, Frame) and event.opcode in DATA_OPCODES:
-            take = self.take
-            if take is not None and event.opcode is Opcode.TEXT and event.fin:
-                data = bytes(event.data)
-                if len(data) < YIELD_FRAME_BYTES:
-                    try:
-                        text = data.decode()
-                    except UnicodeDecodeError:
-                        pass  # websockets' way: it closes with 1007
-                    else:
-                        if take(text, len(data)):
-                            return
-            self.idle = False  # this one and what follows, in order, through the reader
-        super().process_event(event)
-
-
 class Connection:
     """One client connection and what it has joined and opened."""
 
-    def __init__(self, hub: Hub, ws: _ShortWay) -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
         self.hub = hub
         self.ws = ws
         cfg = hub.config
@@ -350,8 +308,6 @@ class Connection:
         self.limited = 0
         #: what this connection's messages cost the hub, and how long its next one waits
         self.pacer = Pacer(hub.config.connection_share)
-        #: its next message is not handled before this (time.monotonic(); the pacer's pause)
-        self.resume_at = 0.0
         self.log = _ConnLog(logger, {"participant": self.id})
 
     def send(self, text: str | bytes) -> None:
@@ -397,26 +353,13 @@ class Connection:
         except TimeoutError:
             self.ws.transport.abort()
 
-    def charge(self, size: int, now: float) -> float:
-        """Count a received frame of *size* bytes against the byte rates; seconds to wait
-        before reading on."""
+    def charge(self, frame: str | bytes, now: float) -> float:
+        """Count a received frame against the byte rates; seconds to wait before reading on."""
+        size = len(frame) if isinstance(frame, bytes) else utf8_length(frame)
         delay = self.bytes.take(size, now)
         if self.address_bytes is not None:
             delay = max(delay, self.address_bytes.take(size, now))
         return delay
-
-    def ready(self, size: int, now: float) -> bool:
-        """May a frame of *size* bytes be handled *now* with nothing to wait for and nothing
-        to refuse it for: no pause due, within the byte and message rates, and a bad message
-        would not be the one too many.  (What is not ready goes through the reader, which
-        waits, refuses or closes as the frame deserves.)"""
-        return (
-            now >= self.resume_at
-            and self.strikes < self.hub.config.max_strikes
-            and self.messages.covers(1.0, now)
-            and self.bytes.covers(size, now)
-            and (self.address_bytes is None or self.address_bytes.covers(size, now))
-        )
 
     def error(self, code: ErrorCode, detail: str | None = None, **extra: Any) -> None:
         """Send an ``error`` (every error a client gets goes through here, and is counted)."""
@@ -1408,7 +1351,6 @@ class Hub:
             max_size=self.config.max_message_bytes,
             max_queue=64,
             compression=None,
-            create_connection=_ShortWay,
             ping_interval=20,
             ping_timeout=20,
             reuse_port=reuse_port or None,
@@ -1719,7 +1661,6 @@ class Hub:
     # -- connections --------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, _ShortWay)  # (start() has websockets make them)
         conn = Connection(self, ws)
         self.connections.add(conn)
         try:
@@ -1731,7 +1672,6 @@ class Hub:
             with contextlib.suppress(Exception):
                 await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            ws.take = None
             self.connections.discard(conn)
             self._leave(conn)
 
@@ -1787,24 +1727,11 @@ class Hub:
         )
         conn.log.info("connected")
         max_components = self.config.max_op_components
-        ws.take = functools.partial(self._take_now, conn)
-        while True:
-            ws.idle = True
-            try:
-                frame = await ws.recv()
-            except ConnectionClosedOK:
-                return
-            finally:
-                ws.idle = False
-            now = time.monotonic()
-            if conn.resume_at > now and not self.closing:
-                # paced: what this connection's messages cost the hub asks it to wait
-                await self._wait_unless_closing(conn.resume_at - now)
+        async for frame in ws:
             self.last_frame_at = now = time.monotonic()
-            size = len(frame) if isinstance(frame, bytes) else utf8_length(frame)
             stats.frames_received += 1
-            stats.bytes_received += size
-            delay = conn.charge(size, now)
+            stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
+            delay = conn.charge(frame, now)
             if delay > 0 and not self.closing:
                 # over its byte rate: read on later; meanwhile TCP slows the sender
                 # (not while shutting down: every op read now is only refused, and the
@@ -1826,104 +1753,50 @@ class Hub:
             try:
                 msg = codec.decode(frame, max_op_components=max_components)
                 kind = msg["type"]
-                if kind in _SYNC_KINDS:
-                    self._dispatch_sync(conn, msg)
-                else:
-                    await self._dispatch(conn, msg)
-            except ConnectionClosed:
-                raise
-            except Exception as exc:
-                if self._failed(conn, kind, msg, exc):
+                await self._dispatch(conn, msg)
+            except ProtocolError as exc:
+                conn.strikes += 1
+                if conn.strikes > self.config.max_strikes:
                     await _close_and_drain(ws, CloseCode.PROTOCOL_VIOLATION, "too many bad messages")
                     return
+                conn.error(exc.code, exc.detail, **(exc.echo or wire.refers_to(msg)))
+            except StoreError as exc:
+                # The one place a request meets a store failure: not the
+                # client's fault (no strike), and it may retry on this connection.
+                self.stats.unavailable_requests += 1
+                conn.log.warning("store failed a %s request (%s); answered unavailable", msg["type"], exc)
+                conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=msg.get("path"))
+            except ConnectionClosed:
+                raise
+            except Exception:
+                # A hub bug: this request is answered, the connection goes on.
+                self.stats.internal_errors += 1
+                conn.log.exception("failed to answer a %s request; answered internal", kind)
+                conn.error(ErrorCode.INTERNAL, **wire.refers_to(msg))
             else:
                 conn.strikes = 0
             if kind in _SYNC_KINDS or kind == "frame":
                 # (the others wait for the store: their time is not all theirs)
-                self._spent(conn, kind, time.perf_counter() - started)
-            self._pace(conn)
-            if conn.resume_at <= time.monotonic() and len(frame) >= YIELD_FRAME_BYTES:
+                spent = time.perf_counter() - started
+                self.stats.handled(kind, spent)
+                conn.pacer.charge(spent)
+            pause = 0.0 if self.closing else conn.pacer.pause(time.monotonic())
+            if pause:
+                self.stats.paced_messages += 1
+                await self._wait_unless_closing(pause)
+            elif len(frame) >= YIELD_FRAME_BYTES:
                 # frames already received come back without a pause: a client
                 # with many large ones queued must not hold the loop for all of them
                 await asyncio.sleep(0)
 
-    def _take_now(self, conn: Connection, frame: str, size: int) -> bool:
-        """The short way (:class:`_ShortWay`): handle *frame*, of *size* bytes, as it is read
-        if it needs no waiting (:meth:`Connection.ready`) and is of a kind whose handling
-        never waits; else False, and the reader takes it, as every frame before the short way.
-        What it does is the reader's, step for step."""
-        now = time.monotonic()
-        if self.closing or not conn.ready(size, now):
-            return False
-        started = time.perf_counter()
-        try:
-            msg = codec.decode(frame, max_op_components=self.config.max_op_components)
-        except ProtocolError:
-            conn.pacer.charge(time.perf_counter() - started)  # (decoded again by the reader)
-            return False
-        kind = msg["type"]
-        if kind not in _SYNC_KINDS:
-            conn.pacer.charge(time.perf_counter() - started)
-            return False
-        self.last_frame_at = now
-        stats = self.stats
-        stats.frames_received += 1
-        stats.frames_taken_as_read += 1
-        stats.bytes_received += size
-        conn.charge(size, now)  # (ready: nothing to wait for)
-        conn.allow(now)  # (ready: allowed)
-        try:
-            self._dispatch_sync(conn, msg)
-        except Exception as exc:
-            self._failed(conn, kind, msg, exc)  # (ready: never the strike too many)
-        else:
-            conn.strikes = 0
-        self._spent(conn, kind, time.perf_counter() - started)
-        self._pace(conn)
-        return True
-
-    def _failed(self, conn: Connection, kind: str, msg: dict[str, Any], exc: Exception) -> bool:
-        """Answer a message whose handling raised *exc*; True if it was the client's bad
-        message too many and the connection is to close."""
-        if isinstance(exc, ProtocolError):
-            conn.strikes += 1
-            if conn.strikes > self.config.max_strikes:
-                return True
-            conn.error(exc.code, exc.detail, **(exc.echo or wire.refers_to(msg)))
-        elif isinstance(exc, StoreError):
-            # The one place a request meets a store failure: not the
-            # client's fault (no strike), and it may retry on this connection.
-            self.stats.unavailable_requests += 1
-            conn.log.warning("store failed a %s request (%s); answered unavailable", msg["type"], exc)
-            conn.error(ErrorCode.UNAVAILABLE, id=msg.get("id"), path=msg.get("path"))
-        else:
-            # A hub bug: this request is answered, the connection goes on.
-            self.stats.internal_errors += 1
-            conn.log.error("failed to answer a %s request; answered internal", kind, exc_info=exc)
-            conn.error(ErrorCode.INTERNAL, **wire.refers_to(msg))
-        return False
-
-    def _spent(self, conn: Connection, kind: str, seconds: float) -> None:
-        """*seconds* of the hub's time went into a message of *kind* from *conn*."""
-        self.stats.handled(kind, seconds)
-        conn.pacer.charge(seconds)
-
-    def _pace(self, conn: Connection) -> None:
-        """After each message: when the connection's next one may be handled."""
-        if not self.closing:
-            now = time.monotonic()
-            pause = conn.pacer.pause(now)
-            if pause:
-                self.stats.paced_messages += 1
-                conn.resume_at = now + pause
-
-    def _dispatch_sync(self, conn: Connection, msg: dict[str, Any]) -> None:
-        """Handle a message of one of :data:`_SYNC_KINDS`."""
+    async def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "op":
             self._op(conn, msg)
         elif kind == "presence":
             self._presence(conn, msg)
+        elif kind == "open":
+            await self._open(conn, msg)
         elif kind == "digest":
             room = self._room_of(conn)
             doc = room.docs.get(msg["path"])
@@ -1933,39 +1806,33 @@ class Hub:
         elif kind == "close":
             self._close_doc(conn, msg["path"])
             conn.send(codec.encode({"type": "closed", "id": msg.get("id"), "path": msg["path"]}))
-        elif kind == "leave":
-            self._leave(conn)
-            conn.send(codec.encode({"type": "left", "id": msg.get("id")}))
-        elif kind == "ping":
-            conn.send(codec.encode({"type": "pong", "id": msg.get("id")}))
-        elif kind in HISTORY_KINDS:
-            self._history_request(conn, msg)
-        elif kind in ("run_request", "run_answer"):
-            self._relay_run(conn, msg)
-        elif kind == "run_status":
-            self._run_status(conn, msg)
-        elif kind == "hello":
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
-
-    async def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
-        """Handle a message of a kind that may wait (for the store, mostly)."""
-        kind = msg["type"]
-        if kind == "open":
-            await self._open(conn, msg)
         elif kind == "create_room":
             await self._create_room(conn, msg)
         elif kind == "join":
             await self._join(conn, msg)
+        elif kind == "leave":
+            self._leave(conn)
+            conn.send(codec.encode({"type": "left", "id": msg.get("id")}))
         elif kind == "list_documents":
             room = self._room_of(conn)
             docs = await self.store.list_documents(room.id)
             conn.send(codec.encode({"type": "documents", "id": msg.get("id"), "documents": _doc_list(docs)}))
         elif kind == "create_document":
             await self._create_document(conn, msg)
+        elif kind == "ping":
+            conn.send(codec.encode({"type": "pong", "id": msg.get("id")}))
         elif kind == "revision":
             await self._revision(conn, msg)
+        elif kind in HISTORY_KINDS:
+            self._history_request(conn, msg)
         elif kind in ("kick", "set_role", "rotate_invites", "delete_room"):
             await self._owner_request(conn, msg)
+        elif kind in ("run_request", "run_answer"):
+            self._relay_run(conn, msg)
+        elif kind == "run_status":
+            self._run_status(conn, msg)
+        elif kind == "hello":
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received")
 
     @staticmethod
     def _room_of(conn: Connection) -> Room:

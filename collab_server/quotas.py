@@ -69,13 +69,6 @@ class TokenBucket:
         self._refill(now)
         return self.tokens >= self.burst
 
-    def covers(self, amount: float, now: float) -> bool:
-        """Would :meth:`take` of *amount* now leave no debt (and :meth:`try_take` succeed)?"""
-        if self.unlimited:
-            return True
-        self._refill(now)
-        return self.tokens >= amount
-
     def try_take(self, amount: float, now: float) -> bool:
         """Take *amount* if the bucket holds it; otherwise take nothing and say no."""
         if self.unlimited:

@@ -920,13 +920,6 @@ CASES: list[Case] = [
         close=1009,
     ),
     Case("51-bad-in-a-row", "editor", lambda c: ["{" + MARK] * 51, ("bad_json",) * 50, close=4400),
-    Case(  # well formed, refused as handled (the short way: collab_server/hub.py, _ShortWay)
-        "51-not-open-in-a-row",
-        "editor",
-        lambda c: [j(type="op", path="nope.txt", rev=0, seq=i + 1, op=[MARK]) for i in range(51)],
-        ("not_open",) * 50,
-        close=4400,
-    ),
     Case(
         "51-mixed-bad-in-a-row",
         "editor",

@@ -32,17 +32,6 @@ def test_try_take_takes_nothing_when_it_refuses() -> None:
     assert b.try_take(2, 0.0)
 
 
-def test_covers_says_whether_a_take_would_wait_and_takes_nothing() -> None:
-    b = TokenBucket(rate=8, burst=3, now=100.0)
-    assert b.covers(3, 100.0) and b.covers(3, 100.0)  # asking twice takes nothing
-    assert b.take(2, 100.0) == 0.0
-    assert b.covers(1, 100.0) and not b.covers(2, 100.0)
-    assert b.covers(2, 100.125)  # a token earned: a take of 2 now leaves no debt
-    assert b.take(2, 100.125) == 0.0
-    assert not b.covers(0.5, 100.125) and b.take(0.5, 100.125) > 0.0
-    assert TokenBucket(rate=0, burst=0, now=0.0).covers(10**9, 0.0)
-
-
 def test_take_borrows_and_says_how_long_to_wait() -> None:
     b = TokenBucket(rate=1000, burst=500, now=0.0)
     assert b.take(400, 0.0) == 0.0
