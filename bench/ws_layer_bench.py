@@ -14,7 +14,11 @@ same run, rounds interleaved:
 - ``asyncio``: ``websockets.asyncio.server.serve``, the handler ``async for frame in ws`` and
   ``broadcast([ws], frame)``: the hub's reading and writing, without the hub;
 - ``sans-io``: an ``asyncio.Protocol`` on ``ServerProtocol``; each text frame is answered in
-  ``data_received``.
+  ``data_received``;
+- ``short-way``: websockets' asyncio server, with each whole text frame answered as it is read
+  (a ``ServerConnection`` whose ``process_event`` takes it), the handshake, keepalive and close
+  still websockets'.  The hub was built this way once and measured against itself: no gain
+  there (docs/benchmarks.md, "The short way in the hub").
 
 The load: 200 connections from this process, each sending a keystroke-sized op and waiting for
 its echo, 1,000 messages a second in all (phases spread).  Reported: each server's CPU time
@@ -64,6 +68,7 @@ async def serve_asyncio() -> None:
 async def serve_sans_io() -> None:
     from websockets.frames import Frame, Opcode
     from websockets.http11 import Request
+    from websockets.protocol import State
     from websockets.server import ServerProtocol
 
     class Echo(asyncio.Protocol):
@@ -78,7 +83,8 @@ async def serve_sans_io() -> None:
                 if isinstance(event, Request):
                     protocol.send_response(protocol.accept(event))
                 elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    protocol.send_text(event.data)
+                    if protocol.state is State.OPEN:  # (not once the client's close came)
+                        protocol.send_text(event.data)
             out = protocol.data_to_send()
             if out:
                 self.transport.writelines(out)
@@ -93,7 +99,34 @@ async def serve_sans_io() -> None:
     await asyncio.Future()
 
 
-SERVERS = {"asyncio": serve_asyncio, "sans-io": serve_sans_io}
+async def serve_short_way() -> None:
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.exceptions import ConnectionClosed
+    from websockets.frames import Frame, Opcode
+
+    class ShortWay(ServerConnection):
+        def process_event(self, event) -> None:  # type: ignore[no-untyped-def]
+            text = isinstance(event, Frame) and event.opcode is Opcode.TEXT and event.fin
+            if text and self.request is not None:
+                broadcast([self], bytes(event.data).decode(), text=True)
+                return
+            super().process_event(event)
+
+    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+        try:
+            async for _ in ws:
+                pass
+        except ConnectionClosed:
+            pass
+
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, max_size=2**20, create_connection=ShortWay
+    ) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+
+SERVERS = {"asyncio": serve_asyncio, "sans-io": serve_sans_io, "short-way": serve_short_way}
 
 
 # -- the load ------------------------------------------------------------------------------------
@@ -171,11 +204,11 @@ def main() -> None:
     for kind, values in results.items():
         rounds = ", ".join(f"{v:.0f}" for v in values)
         print(f"{kind}: median {medians[kind]:.1f} us of server CPU per message (rounds: {rounds})")
-    ratio = medians["asyncio"] / medians["sans-io"]
-    saved = medians["asyncio"] - medians["sans-io"]
-    print(
-        f"asyncio / sans-io: {ratio:.2f}x, {saved:.1f} us per message; load average {os.getloadavg()[0]:.2f}"
-    )
+    for kind in ("sans-io", "short-way"):
+        ratio = medians["asyncio"] / medians[kind]
+        saved = medians["asyncio"] - medians[kind]
+        print(f"asyncio / {kind}: {ratio:.2f}x, {saved:.1f} us per message")
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
