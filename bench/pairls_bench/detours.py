@@ -1,19 +1,30 @@
 """Scenario 9: keystroke to peer editor while, on the same hub, a server leaves and rejoins, pastes
 larger than a frame go in pieces, the network is cut and storms; quiet and detour windows
-interleaved in one run."""
+interleaved in one run.
+
+The detours run in a process of their own (``python -m pairls_bench.detours HUB_URL TMP``, this
+module), with their two editors and the TCP proxy: the bench process that times the keystrokes
+then does none of their work (a 1.5 MB paste is a 1.5 MB LSP message for an editor to write and
+read), and what its event loop's lag adds to a sample is the same in both phases.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from . import ROOT
 from .client import _split, through, ticker
 from .env import Env, cpu_seconds
 from .keystroke import KeystrokeRoom
@@ -49,9 +60,18 @@ class PhasedKeystrokeRoom(KeystrokeRoom):
         super().key()
 
 
-async def detours(env: Env, hub_url: str, proxy: Any, stop: asyncio.Event, counts: dict[str, int]) -> None:
+#: how the detour process's lines to the bench begin (the editors may print lines of their own)
+SAYS = "detours: "
+COUNTS = ("pastes", "cuts", "storms", "rejoins", "heals")
+
+
+async def detours(
+    env: Any, hub_url: str, proxy: Any, stop: asyncio.Event, counts: dict[str, int], ready: Callable[[], None]
+) -> None:
     """The everyday detours, over and over, in a room of their own on the same hub: a server
-    leaves and joins again, pastes larger than a hub frame, network cuts, reconnect storms."""
+    leaves and joins again, pastes larger than a hub frame, network cuts, reconnect storms.
+    *ready* is called once the room is set up and the first step begins; *env* is anything
+    with a ``tmp`` directory for the editors' workspaces."""
     from tests.support.lsp_editor import settle
 
     c = await lsp_editor(env, "Cy", hub_url)
@@ -69,6 +89,7 @@ async def detours(env: Env, hub_url: str, proxy: Any, stop: asyncio.Event, count
         # about what a busy room goes through: a big paste now and then, a flaky network, a
         # colleague who leaves and comes back
         step = 0
+        ready()
         while not stop.is_set():
             step += 1
             if step % 8 == 2:
@@ -102,18 +123,84 @@ async def detours(env: Env, hub_url: str, proxy: Any, stop: asyncio.Event, count
         await stop_editors([c, d])
 
 
+async def detour_process(hub_url: str, tmp: Path) -> None:
+    """The detours as a process of their own: a line ``detours: ready`` once under way, until a
+    line on stdin (or its end); then ``detours: {counts as JSON}``."""
+    from tests.support.proxy import TcpProxy
+
+    host, port = _split(hub_url)
+    proxy = await TcpProxy(host, port).start()
+    counts = dict.fromkeys(COUNTS, 0)
+    stop = asyncio.Event()
+    env = argparse.Namespace(tmp=tmp)
+    driver = asyncio.create_task(
+        detours(env, hub_url, proxy, stop, counts, lambda: print(f"{SAYS}ready", flush=True))
+    )
+    stdin = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    told = asyncio.ensure_future(stdin.readline())
+    try:
+        await asyncio.wait([driver, told], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await driver  # (a failure of the detours fails this process, and so the scenario)
+    finally:
+        told.cancel()
+        await proxy.close()
+    print(f"{SAYS}{json.dumps(counts)}", flush=True)
+
+
+class DetourProcess:
+    """The bench's side of :func:`detour_process`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, hub_url: str, tmp: Path) -> DetourProcess:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "bench"), str(ROOT)]))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pairls_bench.detours", hub_url, str(tmp),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        self = cls(proc)
+        said = await self._said(300)
+        if said != "ready":
+            raise RuntimeError(f"the detour process did not get under way: {said!r}")
+        return self
+
+    async def _said(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        while True:
+            line = (await asyncio.wait_for(self.proc.stdout.readline(), timeout)).decode()
+            if not line:
+                code = await self.proc.wait()
+                raise RuntimeError(f"the detour process ended ({code}) before it said what it did")
+            if line.startswith(SAYS):
+                return line[len(SAYS) :].strip()
+
+    async def stop(self, counts: dict[str, int]) -> None:
+        """Tell it to stop; add what it did to *counts*."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"stop\n")
+        await self.proc.stdin.drain()
+        done = json.loads(await self._said(600))
+        code = await asyncio.wait_for(self.proc.wait(), 60)
+        if code != 0:
+            raise RuntimeError(f"the detour process exited with {code}")
+        for key in COUNTS:
+            counts[key] += done[key]
+
+
 async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: float, window: float) -> None:
     print(f"9. keystroke -> peer editor while detours happen on the same hub ({rooms} rooms)", flush=True)
     from tests.support.lsp_editor import settle
-    from tests.support.proxy import TcpProxy
 
     cb = _bench_module()
     hub = env.hub()
     eds: list[Any] = []
-    host, port = _split(hub.url)
-    proxy = await TcpProxy(host, port).start()
-    counts = {"pastes": 0, "cuts": 0, "storms": 0, "rejoins": 0, "heals": 0}
+    counts = dict.fromkeys(COUNTS, 0)
     tasks: list[asyncio.Task[None]] = []
+    driver: DetourProcess | None = None
     try:
         krooms: list[PhasedKeystrokeRoom] = []
         for r in range(rooms):
@@ -127,8 +214,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         rng = random.Random(9)
         tasks = [asyncio.create_task(ticker(1 / rate, rng.random() / rate, k.key, stop)) for k in krooms]
         await asyncio.sleep(2.0)
-        # where the time goes: this process's event loop (it times the keystrokes and also
-        # drives the detour editors), and the CPU of the hub, of this process, of the servers
+        # where the time goes: this process's event loop (it times the keystrokes), and the CPU
+        # of the hub, of this process, of the servers
         lags: dict[str, list[float]] = {"quiet": [], "detours": []}
         lag_task = asyncio.create_task(loop_lag(lambda: krooms[0].phase, lags, stop))
         me, hub_p = psutil.Process(), psutil.Process(hub.proc.pid)
@@ -136,14 +223,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         cpu = {ph: {"hub": 0.0, "bench": 0.0, "servers": 0.0} for ph in ("quiet", "detours")}
         # quiet and detours, twice each, interleaved (the machine drifts; both see the drift)
         for phase in ("quiet", "detours", "quiet", "detours"):
-            stop_detours = asyncio.Event()
-            driver = (
-                asyncio.create_task(detours(env, hub.url, proxy, stop_detours, counts))
-                if phase == "detours"
-                else None
-            )
-            if driver is not None:
-                await asyncio.sleep(3.0)  # the detour room is set up; the detours are under way
+            if phase == "detours":  # (returns once the detours are under way)
+                driver = await DetourProcess.start(hub.url, Path(tempfile.mkdtemp(dir=env.tmp)))
             for k in krooms:
                 k.phase = phase
             c0 = {"hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers)}
@@ -154,8 +235,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
             for who in c0:
                 cpu[phase][who] += (c1[who] - c0[who]) / (2 * window)
             if driver is not None:
-                stop_detours.set()
-                await driver
+                await driver.stop(counts)
+                driver = None
         stop.set()
         await asyncio.gather(*tasks, lag_task)
         await asyncio.sleep(1.0)
@@ -166,8 +247,10 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
     finally:
         for t in tasks:
             t.cancel()
+        if driver is not None and driver.proc.returncode is None:
+            driver.proc.kill()  # (the scenario failed: its error is the one to see)
+            await driver.proc.wait()
         await stop_editors(eds)
-        await proxy.close()
         env.stop_hub(hub)
     quiet = [x for k in krooms for x in k.by_phase.get("quiet", [])]
     busy = [x for k in krooms for x in k.by_phase.get("detours", [])]
@@ -189,8 +272,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
     res.note(
         "detours, where the time goes (quiet / with detours): this bench process's event loop lag "
         f"p99 {percentile(lags['quiet'], 99):.1f} / {percentile(lags['detours'], 99):.1f} ms, max "
-        f"{max(lags['quiet']):.1f} / {max(lags['detours']):.1f} ms (it timestamps the keystrokes and also "
-        "drives the detour editors); CPU in cores: hub "
+        f"{max(lags['quiet']):.1f} / {max(lags['detours']):.1f} ms (it timestamps the keystrokes; the "
+        "detours run in a process of their own); CPU in cores: hub "
         f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the typing rooms' {len(servers)} servers "
         f"{cpu['quiet']['servers']:.2f} / {cpu['detours']['servers']:.2f}, bench process "
         f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average {os.getloadavg()[0]:.1f}"
@@ -225,10 +308,11 @@ def method(args: argparse.Namespace) -> list[str]:
         "its deletion 4 steps later, a 0.5 s network cut every 4th, a reconnect storm (5 cuts of 50 ms) "
         "every 10th, D leaving and rejoining every 7th, D typing at each. Windows of "
         f"{args.detour_window:g} s, quiet and with detours, interleaved twice; a keystroke's sample is "
-        "filed under the window it was typed in; every room must converge after. Also measured per "
-        "phase: this bench process's event-loop lag (how late a 5 ms sleep wakes: it times the "
-        "keystrokes and drives the detour editors) and the CPU of the hub, the typing rooms' servers "
-        "and this process.",
+        "filed under the window it was typed in; every room must converge after. The detours run in "
+        "a process of their own (their editors and the proxy), so the bench process that times the "
+        "keystrokes does none of their work. Also measured per phase: this bench process's event-loop "
+        "lag (how late a 5 ms sleep wakes) and the CPU of the hub, the typing rooms' servers and this "
+        "process.",
     ]
 
 
@@ -240,3 +324,7 @@ SCENARIO = Scenario(
     run=run,
     method=method,
 )
+
+
+if __name__ == "__main__":
+    asyncio.run(detour_process(sys.argv[1], Path(sys.argv[2])))
