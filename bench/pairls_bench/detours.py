@@ -150,10 +150,20 @@ async def detour_process(hub_url: str, tmp: Path) -> None:
 
 
 class DetourProcess:
-    """The bench's side of :func:`detour_process`."""
+    """The bench's side of :func:`detour_process`: its stdout is read all along (what else the
+    child prints must never fill the pipe and stall it), its own lines are kept for :meth:`_said`."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._pump = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := (await self.proc.stdout.readline()).decode():
+            if line.startswith(SAYS):
+                self._lines.put_nowait(line[len(SAYS) :].strip())
+        self._lines.put_nowait(None)  # (the child closed its stdout: it ended)
 
     @classmethod
     async def start(cls, hub_url: str, tmp: Path) -> DetourProcess:
@@ -169,14 +179,11 @@ class DetourProcess:
         return self
 
     async def _said(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        while True:
-            line = (await asyncio.wait_for(self.proc.stdout.readline(), timeout)).decode()
-            if not line:
-                code = await self.proc.wait()
-                raise RuntimeError(f"the detour process ended ({code}) before it said what it did")
-            if line.startswith(SAYS):
-                return line[len(SAYS) :].strip()
+        line = await asyncio.wait_for(self._lines.get(), timeout)
+        if line is None:
+            code = await self.proc.wait()
+            raise RuntimeError(f"the detour process ended ({code}) before it said what it did")
+        return line
 
     async def stop(self, counts: dict[str, int]) -> None:
         """Tell it to stop; add what it did to *counts*."""
@@ -185,6 +192,7 @@ class DetourProcess:
         await self.proc.stdin.drain()
         done = json.loads(await self._said(600))
         code = await asyncio.wait_for(self.proc.wait(), 60)
+        await self._pump
         if code != 0:
             raise RuntimeError(f"the detour process exited with {code}")
         for key in COUNTS:
@@ -247,9 +255,11 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
     finally:
         for t in tasks:
             t.cancel()
-        if driver is not None and driver.proc.returncode is None:
-            driver.proc.kill()  # (the scenario failed: its error is the one to see)
-            await driver.proc.wait()
+        if driver is not None:  # (the scenario failed: its error is the one to see)
+            if driver.proc.returncode is None:
+                driver.proc.kill()
+                await driver.proc.wait()
+            driver._pump.cancel()
         await stop_editors(eds)
         env.stop_hub(hub)
     quiet = [x for k in krooms for x in k.by_phase.get("quiet", [])]
