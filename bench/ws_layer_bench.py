@@ -8,7 +8,7 @@ protocol directly.  The question this answers: how much of the hub's CPU per edi
 connection layer of its own (an ``asyncio.Protocol`` feeding ``websockets.server.ServerProtocol``
 and handling each frame in ``data_received``, no task per connection) save?
 
-Two echo servers on uvloop, as the hub runs, each a subprocess of this script, measured in the
+Three echo servers on uvloop, as the hub runs, each a subprocess of this script, measured in the
 same run, rounds interleaved:
 
 - ``asyncio``: ``websockets.asyncio.server.serve``, the handler ``async for frame in ws`` and
@@ -50,7 +50,7 @@ MESSAGE = '{"type":"op","path":"a.txt","rev":12,"seq":3,"op":[5,"x"]}'
 
 
 async def serve_asyncio() -> None:
-    from websockets.asyncio.server import broadcast, serve
+    from websockets.asyncio.server import broadcast
     from websockets.exceptions import ConnectionClosed
 
     async def handler(ws) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +60,14 @@ async def serve_asyncio() -> None:
         except ConnectionClosed:
             pass
 
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**20) as server:
+    await _serve_with(handler)
+
+
+async def _serve_with(handler, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """websockets' asyncio server with the hub's settings; the port on stdout, then serve."""
+    from websockets.asyncio.server import serve
+
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**20, **kwargs) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 
@@ -100,7 +107,7 @@ async def serve_sans_io() -> None:
 
 
 async def serve_short_way() -> None:
-    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.asyncio.server import ServerConnection, broadcast
     from websockets.exceptions import ConnectionClosed
     from websockets.frames import Frame, Opcode
 
@@ -119,11 +126,7 @@ async def serve_short_way() -> None:
         except ConnectionClosed:
             pass
 
-    async with serve(
-        handler, "127.0.0.1", 0, compression=None, max_size=2**20, create_connection=ShortWay
-    ) as server:
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await asyncio.Future()
+    await _serve_with(handler, create_connection=ShortWay)
 
 
 SERVERS = {"asyncio": serve_asyncio, "sans-io": serve_sans_io, "short-way": serve_short_way}

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -132,7 +133,7 @@ async def detour_process(hub_url: str, tmp: Path) -> None:
     proxy = await TcpProxy(host, port).start()
     counts = dict.fromkeys(COUNTS, 0)
     stop = asyncio.Event()
-    env = argparse.Namespace(tmp=tmp)
+    env = SimpleNamespace(tmp=tmp)  # (all lsp_editor takes of an Env)
     driver = asyncio.create_task(
         detours(env, hub_url, proxy, stop, counts, lambda: print(f"{SAYS}ready", flush=True))
     )
@@ -184,6 +185,13 @@ class DetourProcess:
             code = await self.proc.wait()
             raise RuntimeError(f"the detour process ended ({code}) before it said what it did")
         return line
+
+    async def kill(self) -> None:
+        """End it without asking (the scenario failed: its error is the one to see)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        self._pump.cancel()
 
     async def stop(self, counts: dict[str, int]) -> None:
         """Tell it to stop; add what it did to *counts*."""
@@ -255,11 +263,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
     finally:
         for t in tasks:
             t.cancel()
-        if driver is not None:  # (the scenario failed: its error is the one to see)
-            if driver.proc.returncode is None:
-                driver.proc.kill()
-                await driver.proc.wait()
-            driver._pump.cancel()
+        if driver is not None:
+            await driver.kill()
         await stop_editors(eds)
         env.stop_hub(hub)
     quiet = [x for k in krooms for x in k.by_phase.get("quiet", [])]
