@@ -555,3 +555,33 @@ def test_windowed_compose_equals_the_full_walk(data: st.DataObject) -> None:
     assume(a and b)
     assert ops._compose_window(a, b) == ops._compose(a, b)
     assert ops.compose(a, b) == ops._compose(a, b)
+
+
+# -- the short way for two single edits ------------------------------------------------------------
+
+
+def _single_edits(length: int) -> list[Op]:
+    """Every insert (of one or two characters) and every delete on a text of *length*."""
+    edits: list[Op] = []
+    for pos in range(length + 1):
+        edits += [ops.insert(pos, "x"), ops.insert(pos, "yz")]
+        edits += [ops.delete(pos, n) for n in range(1, length - pos + 1)]
+    return edits
+
+
+def test_single_edits_transform_as_the_full_walk() -> None:
+    text = "abcdef"
+    edits = _single_edits(len(text))
+    for a in edits:
+        for b in edits:
+            assert ops._edit(a) is not None and ops._edit(b) is not None
+            assert ops.transform(a, b) == ops._transform(a, b), (a, b)
+            a2, b2 = ops.transform(a, b)
+            assert ops.apply(ops.apply(text, a), b2) == ops.apply(ops.apply(text, b), a2), (a, b)
+
+
+@pytest.mark.parametrize(
+    "op", [[3, "ab", -1], ["a", -1], [2, 3], [2, ""], [0, "a"], [True, "a"], [1, 2, "a"], []]
+)
+def test_what_is_not_one_edit_takes_the_full_walk(op: Op) -> None:
+    assert ops._edit(op) is None
