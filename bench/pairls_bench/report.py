@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import psutil
 
+from . import env as bench_env
 from .env import Env
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ def render(
     out += [
         f"- Load average at the end of the run: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} "
         "(1/5/15 min); other engineers' test suites may run on the same cores at the same time.",
+        f"- CPU readings that missed a process (it had ended; its CPU is left out of that figure): "
+        f"{bench_env.cpu_misses}",
         "- The hub is one Python process (one core at most); PostgreSQL and the load generator "
         "share the same 2 cores, so the hub gets less than one full core under load.",
     ]
