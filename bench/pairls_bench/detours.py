@@ -267,6 +267,7 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
             await driver.kill()
         await stop_editors(eds)
         env.stop_hub(hub)
+    hub_says = next((line.split(": ", 1)[1] for line in hub.stderr if "slowest message" in line), "?")
     quiet = [x for k in krooms for x in k.by_phase.get("quiet", [])]
     busy = [x for k in krooms for x in k.by_phase.get("detours", [])]
     q99, d99 = percentile(quiet, 99), percentile(busy, 99)
@@ -291,7 +292,8 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         "detours run in a process of their own); CPU in cores: hub "
         f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the typing rooms' {len(servers)} servers "
         f"{cpu['quiet']['servers']:.2f} / {cpu['detours']['servers']:.2f}, bench process "
-        f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average {os.getloadavg()[0]:.1f}"
+        f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average "
+        f"{os.getloadavg()[0]:.1f}; the hub over the whole run: {hub_says}"
     )
 
 
