@@ -359,13 +359,11 @@ def _transform_edits(pa: int, ca: Component, pb: int, cb: Component) -> tuple[Op
     """:func:`_transform` of two single edits (an insert or a delete each), the same result
     computed from their positions (``test_ops`` holds the two to each other)."""
     if type(ca) is str:
+        if pa <= pb:  # a's text first where both insert, and before what b deletes
+            return _at(pa, ca), _at(pb + len(ca), cb)
         if type(cb) is str:
-            if pa <= pb:  # a's text first where both insert
-                return _at(pa, ca), _at(pb + len(ca), cb)
             return _at(pa + len(cb), ca), _at(pb, cb)
         end = pb - cb  # type: ignore[operator]
-        if pa <= pb:
-            return _at(pa, ca), _at(pb + len(ca), cb)
         if pa >= end:
             return _at(pa + cb, ca), _at(pb, cb)  # type: ignore[operator]
         # a inserts into what b deletes: b' deletes around a's text
@@ -380,8 +378,7 @@ def _transform_edits(pa: int, ca: Component, pb: int, cb: Component) -> tuple[Op
     # two deletes: what both delete is gone for both
     ea = pa - ca  # type: ignore[operator]
     eb = pb - cb  # type: ignore[operator]
-    both = min(ea, eb) - max(pa, pb)
-    both = max(both, 0)
+    both = max(min(ea, eb) - max(pa, pb), 0)
     a_left = -ca - both  # type: ignore[operator]
     b_left = -cb - both  # type: ignore[operator]
     # each moves back by what the other deleted before it
