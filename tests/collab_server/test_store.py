@@ -430,6 +430,73 @@ async def test_commits_are_notified_to_every_listening_store(store: Store, datab
         await other.close()
 
 
+async def test_a_group_commit_notifies_once_per_hundred_documents(store: Store, database_url: str) -> None:
+    """Every document a group commit moved is named to the listeners, in as few notifications as
+    fit (each notification is queued under PostgreSQL's one lock and read by every hub)."""
+    other = await open_store(database_url, hub_id="other-hub")
+    raw = await asyncpg.connect(database_url)
+    payloads: list[str] = []
+    try:
+        await raw.add_listener(store_module.CHANNEL, lambda *a: payloads.append(a[3]))
+        seen: list[tuple[str, int, int]] = []
+        await other.listen(lambda *a: seen.append(a))
+        docs = [await make_doc(store, path=f"{i}.txt") for i in range(250)]
+        before = store.stats.transactions
+        await asyncio.gather(*(store.append(d.id, 0, batch(0, [ops.insert(0, "x")])) for d in docs))
+        transactions = store.stats.transactions - before
+        await wait_for(lambda: len(seen) == 250)
+        assert sorted(seen) == sorted(("test-hub", d.id, 1) for d in docs)
+        named = [store_module.parse_ops_notification(p)[1] for p in payloads]
+        assert sum(map(len, named)) == 250
+        assert max(map(len, named)) <= store_module.NOTIFY_DOCUMENTS
+        # one per transaction, and one more for each further hundred documents in it
+        assert transactions <= len(payloads) <= transactions + 250 // store_module.NOTIFY_DOCUMENTS
+    finally:
+        await raw.close()
+        await other.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "parsed"),
+    [
+        ("hub 7 12", ("hub", [(7, 12)])),
+        ("hub 7 12 9 1 30 4", ("hub", [(7, 12), (9, 1), (30, 4)])),
+    ],
+)
+def test_ops_notifications_parse(payload: str, parsed: tuple[str, list[tuple[int, int]]]) -> None:
+    assert store_module.parse_ops_notification(payload) == parsed
+
+
+@pytest.mark.parametrize(
+    "payload", ["", "hub", "hub 7", "hub 7 12 9", " 7 12", "hub 7 x", "hub 7  12", "hub 7 1.5"]
+)
+def test_malformed_ops_notifications_do_not_parse(payload: str) -> None:
+    with pytest.raises(ValueError):
+        store_module.parse_ops_notification(payload)
+
+
+@pytest.mark.parametrize("hub_id", ["", "a b", "x" * (store_module.MAX_HUB_ID_BYTES + 1)])
+async def test_a_hub_id_that_cannot_go_in_a_notification_is_refused(database_url: str, hub_id: str) -> None:
+    with pytest.raises(ValueError):
+        await open_store(database_url, hub_id=hub_id)
+
+
+async def test_a_malformed_ops_notification_is_counted_and_the_next_one_heard(
+    store: Store, database_url: str
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    await store.listen(lambda *a: seen.append(a))
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute("SELECT pg_notify($1, $2)", store_module.CHANNEL, "other-hub 5")
+        await admin.execute("SELECT pg_notify($1, $2)", store_module.CHANNEL, "other-hub 5 6 8 9")
+    finally:
+        await admin.close()
+    await wait_for(lambda: len(seen) == 2)
+    assert seen == [("other-hub", 5, 6), ("other-hub", 8, 9)]
+    assert store.stats.malformed_notifications == 1
+
+
 async def test_listener_reconnects_after_losing_its_connection(store: Store, database_url: str) -> None:
     seen: list[tuple[str, int, int]] = []
     reconnected = asyncio.Event()
