@@ -4,9 +4,8 @@ PostgreSQL is the system of record (docs/architecture.md, decision 3): the hub
 acknowledges an op only after :meth:`Store.append` returned, i.e. after
 COMMIT.  Several hubs may share one database (decision 5): committing is a
 compare-and-set on ``documents.rev``, and every commit sends ``NOTIFY
-pairls_ops`` with ``"<hub_id> <doc_id> <new_rev> [<doc_id> <new_rev> ...]"``
-(every document of the group commit, :func:`parse_ops_notification`) so the
-other hubs read the new ops back with :meth:`Store.ops_since`.
+pairls_ops`` with ``"<hub_id> <doc_id> <new_rev>"`` so the other hubs read
+the new ops back with :meth:`Store.ops_since`.
 
 Group commit: concurrent :meth:`Store.append` calls (for different
 documents) are queued; a committer takes everything queued and commits it in
@@ -81,19 +80,12 @@ __all__ = [
     "Store",
     "StoreStats",
     "open_store",
-    "parse_ops_notification",
     "storable",
 ]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "pairls_ops"
-#: documents one ``pairls_ops`` notification names at most: a group commit of more sends several.
-#: Each takes at most 40 bytes ("<doc_id> <rev> ", two bigints), so 100 of them and the hub's id
-#: stay well under PostgreSQL's 8,000-byte payload limit
-NOTIFY_DOCUMENTS = 100
-#: a hub's id goes in every notification it sends
-MAX_HUB_ID_BYTES = 256
 #: notifications that a room changed: "<hub_id> <room_id> <event>", event in ROOM_EVENTS
 ROOMS_CHANNEL = "pairls_rooms"
 ROOM_EVENTS = ("removed", "role", "rotated", "deleted:owner", "deleted:operator", "deleted:idle")
@@ -187,8 +179,6 @@ class StoreStats:
     split_retries: int = 0
     #: failed attempts to re-open the LISTEN connection after losing it
     listener_retries: int = 0
-    #: ``pairls_ops`` and ``pairls_rooms`` notifications dropped because they did not parse
-    malformed_notifications: int = 0
 
 
 def storable(text: str) -> bool:
@@ -197,28 +187,13 @@ def storable(text: str) -> bool:
     return not wire.bad_text(text)
 
 
-def parse_ops_notification(payload: str) -> tuple[str, list[tuple[int, int]]]:
-    """``"<hub_id> <doc_id> <rev> [<doc_id> <rev> ...]"`` (a ``pairls_ops`` payload: one group
-    commit's documents and their new heads) as ``(hub_id, [(doc_id, rev), ...])``.
-
-    Raises ValueError for anything else.
-    """
-    hub_id, *fields = payload.split(" ")
-    if not hub_id or not fields or len(fields) % 2:
-        raise ValueError("not a hub id followed by pairs of a document and its revision")
-    numbers = [int(f) for f in fields]
-    return hub_id, list(zip(numbers[::2], numbers[1::2], strict=True))
-
-
 # -- SQL ---------------------------------------------------------------------
 
 # One statement, hence one implicit transaction and one round trip, for a
 # whole group of appends: the compare-and-set on every document, the ops of
-# those whose CAS matched, and one NOTIFY naming every committed document (up
-# to NOTIFY_DOCUMENTS a notification: PostgreSQL queues each notification under
-# one lock, and every listening hub reads each one).  Documents whose CAS
-# failed (another hub moved their head) are absent from the result and get
-# nothing written.
+# those whose CAS matched, and one NOTIFY per committed document.  Documents
+# whose CAS failed (another hub moved their head) are absent from the result
+# and get nothing written.
 _APPEND_SQL = """
 WITH cas AS (
     UPDATE documents AS d SET rev = b.new_rev
@@ -237,9 +212,7 @@ WITH cas AS (
     JOIN cas ON cas.id = o.document_id
     RETURNING 1
 ), notified AS (
-    SELECT pg_notify('pairls_ops', $14::text || ' ' || string_agg(n.id || ' ' || n.rev, ' '))
-    FROM (SELECT id, rev, (row_number() OVER () - 1) / $15::bigint AS part FROM cas) AS n
-    GROUP BY n.part
+    SELECT pg_notify('pairls_ops', $14::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
 )
 SELECT array(SELECT id FROM cas) AS committed,
        (SELECT count(*) FROM ins) AS inserted,
@@ -325,11 +298,8 @@ async def open_store(
     commit_concurrency: int = 2,
 ) -> Store:
     """Connect to *dsn*, apply pending migrations and return the :class:`Store`."""
-    if " " in hub_id or not hub_id or len(hub_id.encode()) > MAX_HUB_ID_BYTES:
-        raise ValueError(
-            f"hub_id must be non-empty, without spaces and at most {MAX_HUB_ID_BYTES} bytes"
-            " (it goes in NOTIFY payloads)"
-        )
+    if " " in hub_id or not hub_id:
+        raise ValueError("hub_id must be non-empty without spaces (it goes in NOTIFY payloads)")
     if commit_concurrency < 1:
         raise ValueError("commit_concurrency must be positive")
     try:
@@ -1373,7 +1343,7 @@ class Store:
                     doc_ids, expected, new_revs,
                     o_doc, o_rev, o_author, o_client, o_seq, o_op,
                     o_user, o_change, o_toggles, o_micros,
-                    self.hub_id, NOTIFY_DOCUMENTS,
+                    self.hub_id,
                 )  # fmt: skip
         except StoreError:
             # the connection may be broken: back to the pool (which checks it); the next one is fresh
@@ -1492,24 +1462,21 @@ class Store:
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         try:
-            hub_id, commits = parse_ops_notification(payload)
+            hub_id, doc_id, rev = payload.split(" ")
+            args = (hub_id, int(doc_id), int(rev))
         except ValueError:
-            self.stats.malformed_notifications += 1
             logger.warning("ignoring a malformed %s notification", CHANNEL)
             return
-        callbacks = list(self._callbacks)
-        for doc_id, rev in commits:
-            for cb in callbacks:
-                try:
-                    cb(hub_id, doc_id, rev)
-                except Exception:
-                    logger.exception("listen callback failed")
+        for cb in list(self._callbacks):
+            try:
+                cb(*args)
+            except Exception:
+                logger.exception("listen callback failed")
 
     def _room_notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         try:
             hub_id, room_id, event = payload.split(" ")
         except ValueError:
-            self.stats.malformed_notifications += 1
             logger.warning("ignoring a malformed %s notification", ROOMS_CHANNEL)
             return
         for cb in list(self._room_callbacks):
