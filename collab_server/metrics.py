@@ -233,7 +233,7 @@ class _HubCollector(Collector):
             (
                 "pairls_malformed_notifications",
                 "Notifications of the other hubs dropped because they did not parse or check",
-                stats.malformed_notifications,
+                stats.malformed_notifications + store.malformed_notifications,
             ),
             (
                 "pairls_peer_failures",

@@ -80,12 +80,15 @@ __all__ = [
     "Store",
     "StoreStats",
     "open_store",
+    "parse_ops_notification",
     "storable",
 ]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "pairls_ops"
+#: a hub's id goes in every notification it sends (PostgreSQL takes payloads under 8,000 bytes)
+MAX_HUB_ID_BYTES = 256
 #: notifications that a room changed: "<hub_id> <room_id> <event>", event in ROOM_EVENTS
 ROOMS_CHANNEL = "pairls_rooms"
 ROOM_EVENTS = ("removed", "role", "rotated", "deleted:owner", "deleted:operator", "deleted:idle")
@@ -179,12 +182,23 @@ class StoreStats:
     split_retries: int = 0
     #: failed attempts to re-open the LISTEN connection after losing it
     listener_retries: int = 0
+    #: ``pairls_ops`` and ``pairls_rooms`` notifications dropped because they did not parse
+    malformed_notifications: int = 0
 
 
 def storable(text: str) -> bool:
     """True if *text* can be stored: no NUL and no lone surrogate (what the hub refuses at the
     edge, :func:`collab_core.wire.bad_text`)."""
     return not wire.bad_text(text)
+
+
+def parse_ops_notification(payload: str) -> tuple[str, int, int]:
+    """``"<hub_id> <doc_id> <rev>"`` (a ``pairls_ops`` payload) as ``(hub_id, doc_id, rev)``;
+    ValueError for anything else."""
+    hub_id, doc_id, rev = payload.split(" ")
+    if not hub_id:
+        raise ValueError("no hub id")
+    return hub_id, int(doc_id), int(rev)
 
 
 # -- SQL ---------------------------------------------------------------------
@@ -298,8 +312,11 @@ async def open_store(
     commit_concurrency: int = 2,
 ) -> Store:
     """Connect to *dsn*, apply pending migrations and return the :class:`Store`."""
-    if " " in hub_id or not hub_id:
-        raise ValueError("hub_id must be non-empty without spaces (it goes in NOTIFY payloads)")
+    if " " in hub_id or not hub_id or len(hub_id.encode()) > MAX_HUB_ID_BYTES:
+        raise ValueError(
+            f"hub_id must be non-empty, without spaces and at most {MAX_HUB_ID_BYTES} bytes"
+            " (it goes in NOTIFY payloads)"
+        )
     if commit_concurrency < 1:
         raise ValueError("commit_concurrency must be positive")
     try:
@@ -1462,9 +1479,9 @@ class Store:
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         try:
-            hub_id, doc_id, rev = payload.split(" ")
-            args = (hub_id, int(doc_id), int(rev))
+            args = parse_ops_notification(payload)
         except ValueError:
+            self.stats.malformed_notifications += 1
             logger.warning("ignoring a malformed %s notification", CHANNEL)
             return
         for cb in list(self._callbacks):
@@ -1477,6 +1494,7 @@ class Store:
         try:
             hub_id, room_id, event = payload.split(" ")
         except ValueError:
+            self.stats.malformed_notifications += 1
             logger.warning("ignoring a malformed %s notification", ROOMS_CHANNEL)
             return
         for cb in list(self._room_callbacks):

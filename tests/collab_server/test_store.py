@@ -430,6 +430,44 @@ async def test_commits_are_notified_to_every_listening_store(store: Store, datab
         await other.close()
 
 
+@pytest.mark.parametrize(
+    "payload", ["", "hub", "hub 7", "hub 7 12 9 1", " 7 12", "hub 7 x", "hub 7  12", "hub 7 1.5"]
+)
+def test_malformed_ops_notifications_do_not_parse(payload: str) -> None:
+    with pytest.raises(ValueError):
+        store_module.parse_ops_notification(payload)
+
+
+@pytest.mark.parametrize("hub_id", ["", "a b", "x" * (store_module.MAX_HUB_ID_BYTES + 1)])
+async def test_a_hub_id_that_cannot_go_in_a_notification_is_refused(database_url: str, hub_id: str) -> None:
+    with pytest.raises(ValueError):
+        await open_store(database_url, hub_id=hub_id)
+
+
+async def test_a_malformed_notification_is_counted_and_the_next_one_heard(
+    store: Store, database_url: str
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    rooms: list[tuple[str, str, str]] = []
+    await store.listen(lambda *a: seen.append(a), on_room=lambda *a: rooms.append(a))
+    admin = await asyncpg.connect(database_url)
+    try:
+        for channel, payload in [
+            (store_module.CHANNEL, "other-hub 5"),
+            (store_module.CHANNEL, "other-hub 5 6 8 9"),
+            (store_module.ROOMS_CHANNEL, "other-hub r1"),
+            (store_module.CHANNEL, "other-hub 5 6"),
+            (store_module.ROOMS_CHANNEL, "other-hub r1 rotated"),
+        ]:
+            await admin.execute("SELECT pg_notify($1, $2)", channel, payload)
+    finally:
+        await admin.close()
+    await wait_for(lambda: len(seen) == 1 and len(rooms) == 1)
+    assert seen == [("other-hub", 5, 6)]
+    assert rooms == [("other-hub", "r1", "rotated")]
+    assert store.stats.malformed_notifications == 3
+
+
 async def test_listener_reconnects_after_losing_its_connection(store: Store, database_url: str) -> None:
     seen: list[tuple[str, int, int]] = []
     reconnected = asyncio.Event()
