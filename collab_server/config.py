@@ -79,7 +79,8 @@ class HubConfig:
     #: seconds a room may stay idle (no member connected, no op) before it is deleted; 0: never
     room_ttl: float = 30 * 86400.0
     #: the longest time between two checks of this hub's rooms against the database (see
-    #: ``authority.room_check_interval``): lost notifications are repaired within it
+    #: ``authority.room_check_interval``) and the heads of its open documents: lost
+    #: notifications are repaired within it
     room_check_interval: float = 60.0
     #: seconds after its last heartbeat (it beats every fifth of this) that a hub is taken for
     #: dead by the others on its database: its participants leave their lists

@@ -99,7 +99,7 @@ from .document import (
     utf8_length,
 )
 from .invites import new_secret, role_for, secret_hash
-from .lifecycle import RoomKeeper
+from .lifecycle import HEAD_GRACE, RoomKeeper, heads_behind
 from .metrics import HubMetrics
 from .pacing import Pacer
 from .peers import PeerLink
@@ -240,6 +240,9 @@ class HubStats:
 
     #: checks of rooms against the database (after a notification, or periodic) that failed
     room_check_failures: int = 0
+    #: open documents the periodic check found behind their stored head with no notification
+    #: of it in the grace that followed: a pairls_ops notification was lost (caught up since)
+    missed_notifications: int = 0
     #: connections closed because the room's owner (or the operator, or the idle sweep) ended them
     owner_closes: int = 0
     #: documents whose task ended because their room was deleted under them
@@ -490,6 +493,12 @@ class DocumentTask:
         """Notifications may have been lost: read the log for anything new."""
         self.stale = True
         self.wake.set()
+
+    def known_rev(self) -> int | None:
+        """The newest revision this task knows was committed (None while it loads)."""
+        if self.seq is None or self.gone:
+            return None
+        return max(self.seq.committed_rev, self.remote_rev)
 
     async def stop(self) -> None:
         """Finish what is queued (ack or refuse it), then end."""
@@ -1549,6 +1558,34 @@ class Hub:
         except StoreError as exc:
             self.stats.room_check_failures += 1
             logger.warning("could not check %d rooms against the database (%s)", len(room_ids), exc)
+
+    async def check_heads(self, grace: float = HEAD_GRACE) -> None:
+        """Catch up the open documents whose stored head moved without a notification reaching us.
+
+        A document behind its head is given *grace* seconds for the
+        notification to come (a commit of the moment); one still behind after
+        it missed its notification: counted, logged, and caught up.  Raises
+        :class:`StoreError`.
+        """
+        known = self._known_revs()
+        if not known:
+            return
+        behind = heads_behind(await self.store.heads(list(known)), known)
+        if not behind:
+            return
+        await asyncio.sleep(grace)
+        for doc_id, head in heads_behind(behind, self._known_revs()).items():
+            self.stats.missed_notifications += 1
+            logger.warning("document %s was behind its head with no notification of it; catching up", doc_id)
+            self.docs_by_id[doc_id].remote(head)
+
+    def _known_revs(self) -> dict[int, int]:
+        known = {}
+        for doc_id, doc in self.docs_by_id.items():
+            rev = doc.known_rev()
+            if rev is not None:
+                known[doc_id] = rev
+        return known
 
     async def check_rooms(self, room_ids: list[str], *, touch: bool = False) -> None:
         """Read *room_ids* from the database and apply :func:`authority.reconcile` to their connections here.

@@ -11,7 +11,11 @@ tenth of ``--room-ttl``) the keeper
   to and no op was committed to for ``room_ttl`` seconds
   (``Store.delete_idle_rooms``; several hubs may sweep at once);
 * about once an hour, forgets rooms deleted more than a week ago
-  (``Store.forget_deleted_rooms``).
+  (``Store.forget_deleted_rooms``);
+* reads the heads of the documents open on this hub and catches up those
+  still behind theirs once :data:`HEAD_GRACE` has passed (``Hub.check_heads``:
+  what a lost ``pairls_ops`` notification, such as one a hub of another
+  version cannot read, would have done).
 
 A failure is counted (``HubStats.room_check_failures``,
 ``HubStats.sweep_failures``), logged, and tried again at the next round.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from collab_core.errors import StoreError
@@ -31,12 +36,22 @@ from .authority import room_check_interval
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["RoomKeeper"]
+__all__ = ["HEAD_GRACE", "RoomKeeper", "heads_behind"]
 
 logger = logging.getLogger(__name__)
 
 #: seconds between two clean-ups of the record of deleted rooms
 FORGET_EVERY = 3600.0
+
+#: seconds a document found behind its stored head has for the notification of that commit to
+#: arrive (it comes within milliseconds of the commit) before it counts as missed
+HEAD_GRACE = 1.0
+
+
+def heads_behind(heads: Mapping[int, int], known: Mapping[int, int]) -> dict[int, int]:
+    """The documents of *known* (id -> the newest revision the hub knows) whose head in
+    *heads* (id -> revision) is past it, with that head."""
+    return {doc_id: head for doc_id, head in heads.items() if doc_id in known and head > known[doc_id]}
 
 
 class RoomKeeper:
@@ -68,11 +83,16 @@ class RoomKeeper:
                 logger.exception("room keeper round failed")
 
     async def round(self) -> None:
-        """One check of this hub's rooms, then one idle sweep."""
+        """One check of this hub's rooms and open documents, then one idle sweep."""
         hub = self.hub
         rooms = list(hub.rooms)
         if rooms:
             await hub.check_rooms_logged(rooms, touch=True)
+        try:
+            await hub.check_heads()
+        except StoreError as exc:
+            hub.stats.room_check_failures += 1
+            logger.warning("could not read the heads of the open documents (%s)", exc)
         ttl = hub.config.room_ttl
         try:
             now = asyncio.get_running_loop().time()

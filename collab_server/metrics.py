@@ -194,6 +194,11 @@ class _HubCollector(Collector):
                 stats.room_check_failures,
             ),
             ("pairls_sweep_failures", "Idle room sweeps that failed", stats.sweep_failures),
+            (
+                "pairls_missed_notifications",
+                "Open documents found behind their stored head with no notification of it (caught up)",
+                stats.missed_notifications,
+            ),
             ("pairls_history_index_builds", "History indexes built from the op log", stats.index_builds),
             (
                 "pairls_history_index_build_seconds",

@@ -1023,6 +1023,14 @@ class Store:
             )
         return [DocumentRecord(*r) for r in rows]
 
+    async def heads(self, doc_ids: list[int]) -> dict[int, int]:
+        """Each of *doc_ids*' committed revision (documents that no longer exist are left out)."""
+        async with _db_errors("heads"):
+            rows = await self._pool.fetch(
+                "SELECT id, rev FROM documents WHERE id = ANY($1::bigint[])", doc_ids
+            )
+        return {r["id"]: r["rev"] for r in rows}
+
     async def get_document(self, room_id: str, path: str) -> DocumentRecord | None:
         async with _db_errors("get_document"):
             row = await self._pool.fetchrow(

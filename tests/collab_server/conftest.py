@@ -63,3 +63,5 @@ async def two_hubs(database_url: str, hub_config: HubConfig) -> AsyncIterator[tu
     for hub in hubs:
         stats = hub.stats
         assert stats.peer_failures == stats.room_check_failures == stats.sweep_failures == 0, stats
+        # (a commit whose notification a hub missed: a test that causes one clears the count)
+        assert stats.missed_notifications == 0, stats
