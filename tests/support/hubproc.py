@@ -21,6 +21,8 @@ FAULT_MARKS = (
     "cannot send a frame",
     "its history refused a committed op",
     "malformed pairls_peers notification",
+    "ignoring a malformed",  # a pairls_ops or pairls_rooms notification
+    "with no notification of it",  # a commit whose pairls_ops notification never came
 )
 
 
