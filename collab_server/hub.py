@@ -99,7 +99,7 @@ from .document import (
     utf8_length,
 )
 from .invites import new_secret, role_for, secret_hash
-from .lifecycle import HEAD_GRACE, RoomKeeper, heads_behind
+from .lifecycle import HEAD_GRACE, REGISTER_RESYNC_DELAY, RoomKeeper, heads_behind
 from .metrics import HubMetrics
 from .pacing import Pacer
 from .peers import PeerLink
@@ -1323,6 +1323,8 @@ class Hub:
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
         self.keeper = RoomKeeper(self)
+        #: the second reading of the open documents' logs after (re)registering (see registered)
+        self._register_timer: asyncio.TimerHandle | None = None
         #: the health check in progress: concurrent probes share one query
         self._health: asyncio.Future[bool] | None = None
         #: the web client's page and files (read at the first request for them)
@@ -1344,6 +1346,7 @@ class Hub:
         """Listen on *host*:*port*; with an *ssl* context, ``wss://`` (cli.py, ``--tls-cert``);
         *reuse_port*: beside other hubs on the same port (``--workers``, ``SO_REUSEPORT``)."""
         await self.peers.start()
+        self.registered()
         await self.store.listen(
             self._notified,
             on_reconnect=self._resync_all,
@@ -1381,6 +1384,8 @@ class Hub:
         await self.keeper.stop()
         if self._lag_monitor is not None:
             self._lag_monitor.cancel()
+        if self._register_timer is not None:
+            self._register_timer.cancel()
         s = self.stats
         logger.info(
             "slowest message %.1f ms (%s), event loop at most %.1f ms late, %d messages paced",
@@ -1528,6 +1533,19 @@ class Hub:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
+
+    def registered(self) -> None:
+        """This hub's row in ``hubs`` was written again (at start, or after it was gone): the
+        other hubs' commits notify it from now on, but not those in flight, and none did while
+        it had no row.  Its open documents read their logs now, and again a moment later."""
+        self._resync_docs()
+        if self._register_timer is not None:
+            self._register_timer.cancel()
+        self._register_timer = asyncio.get_running_loop().call_later(REGISTER_RESYNC_DELAY, self._resync_docs)
+
+    def _resync_docs(self) -> None:
+        for doc in self.docs_by_id.values():
+            doc.resync()
 
     def _resync_all(self) -> None:
         for doc in self.docs_by_id.values():

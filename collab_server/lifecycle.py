@@ -36,7 +36,7 @@ from .authority import room_check_interval
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["HEAD_GRACE", "RoomKeeper", "heads_behind"]
+__all__ = ["HEAD_GRACE", "REGISTER_RESYNC_DELAY", "RoomKeeper", "heads_behind"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ FORGET_EVERY = 3600.0
 #: seconds a document found behind its stored head has for the notification of that commit to
 #: arrive (it comes within milliseconds of the commit) before it counts as missed
 HEAD_GRACE = 1.0
+
+
+#: seconds after a hub (re)registers that its open documents read their logs again: a commit
+#: whose statement began before the registration was visible, and which did not notify, has
+#: ended by then (one that has not is caught by the check of the heads)
+REGISTER_RESYNC_DELAY = 2.0
 
 
 def heads_behind(heads: Mapping[int, int], known: Mapping[int, int]) -> dict[int, int]:

@@ -208,6 +208,8 @@ class PeerLink:
             self.resyncs += 1
             logger.info("writing this hub's %s participants again", "lost" if not alive else "unsure")
             await self.store.sync_participants(self.hub.participant_rows())
+            if not alive:
+                self.hub.registered()  # (its row is written again with its participants)
         rooms = self.roster.rooms
         if rooms:
             token = self.roster.begin_read()

@@ -5,7 +5,8 @@ acknowledges an op only after :meth:`Store.append` returned, i.e. after
 COMMIT.  Several hubs may share one database (decision 5): committing is a
 compare-and-set on ``documents.rev``, and every commit sends ``NOTIFY
 pairls_ops`` with ``"<hub_id> <doc_id> <new_rev>"`` so the other hubs read
-the new ops back with :meth:`Store.ops_since`.
+the new ops back with :meth:`Store.ops_since` (unless no other hub is
+registered: see :meth:`Store.register_hub`).
 
 Group commit: concurrent :meth:`Store.append` calls (for different
 documents) are queued; a committer takes everything queued and commits it in
@@ -205,9 +206,11 @@ def parse_ops_notification(payload: str) -> tuple[str, int, int]:
 
 # One statement, hence one implicit transaction and one round trip, for a
 # whole group of appends: the compare-and-set on every document, the ops of
-# those whose CAS matched, and one NOTIFY per committed document.  Documents
-# whose CAS failed (another hub moved their head) are absent from the result
-# and get nothing written.
+# those whose CAS matched, and one NOTIFY per committed document if another
+# hub is registered (``hubs``): a hub alone on its database has nobody to tell,
+# and a notifying transaction holds PostgreSQL's notification lock through its
+# WAL flush (docs/scaling.md).  Documents whose CAS failed (another hub moved
+# their head) are absent from the result and get nothing written.
 _APPEND_SQL = """
 WITH cas AS (
     UPDATE documents AS d SET rev = b.new_rev
@@ -227,6 +230,7 @@ WITH cas AS (
     RETURNING 1
 ), notified AS (
     SELECT pg_notify('pairls_ops', $14::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
+    WHERE EXISTS (SELECT 1 FROM hubs WHERE hubs.id <> $14::text)
 )
 SELECT array(SELECT id FROM cas) AS committed,
        (SELECT count(*) FROM ins) AS inserted,
@@ -808,7 +812,15 @@ class Store:
     # -- participants on every hub (roster.py) ------------------------------------
 
     async def register_hub(self) -> None:
-        """This hub is alive (its row in ``hubs``, made or refreshed)."""
+        """This hub is alive (its row in ``hubs``, made or refreshed).
+
+        Commits notify (``pairls_ops``) only while a hub other than their
+        committer has a row: from when this row is visible, the other hubs'
+        commits notify this one.  A commit whose statement began before that
+        (in flight now) does not: a hub that registers reads its open
+        documents' logs again a moment later (``Hub``), and the periodic check
+        of their heads catches what is left.
+        """
         async with _db_errors("register_hub"):
             await self._pool.execute(
                 "INSERT INTO hubs (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
@@ -1452,6 +1464,7 @@ class Store:
         on_peer: Callable[[str], None] | None = None,
     ) -> None:
         """Call ``callback(hub_id, doc_id, rev)`` for every commit by any hub, ours included,
+        made while a hub other than its committer was registered (:meth:`register_hub`),
         and ``on_room(hub_id, room_id, event)`` for every change to a room (see ``ROOM_EVENTS``),
         and ``on_peer(payload)`` with every ``pairls_peers`` payload (``roster.py`` parses it).
 

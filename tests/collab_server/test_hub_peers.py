@@ -18,6 +18,7 @@ import pytest
 
 from collab_core.errors import CloseCode
 from collab_server.hub import Hub, HubConfig
+from collab_server.lifecycle import REGISTER_RESYNC_DELAY
 from collab_server.roster import CHANNEL, encode
 from tests.support.hubclient import Peer
 
@@ -157,6 +158,49 @@ async def test_a_hub_that_stops_beating_drops_out_and_comes_back(two_hubs: tuple
     await b.peers.beat()
     back = await event_where(ada, "participant_joined", lambda e: e["participant"]["id"] == bob.participant)
     assert back["participant"] == {"id": bob.participant, "name": "Bob", "role": "editor"}
+    for p in (ada, bob):
+        await p.close()
+
+
+async def test_a_hub_whose_row_was_gone_reads_what_it_was_not_told(
+    two_hubs: tuple[Hub, Hub], database_url: str
+) -> None:
+    """Commits notify only hubs with a row in ``hubs``: one whose row went (the database emptied
+    its unlogged tables after a crash, say) misses what the others commit meanwhile, and reads
+    its open documents' logs when its heartbeat writes the row again."""
+    a, b = two_hubs
+    await asyncio.sleep(REGISTER_RESYNC_DELAY)  # (past the hubs' second reading after they started)
+    ada = await Peer(url(a), "Ada").connect()
+    room = await ada.create_room()
+    await ada.create_document("a.txt", "abc")
+    ada_doc = await ada.open("a.txt")
+    bob, _ = await in_room(b, "Bob", room)
+    bob_doc = await bob.open("a.txt")
+    task = b.peers._task
+    assert task is not None
+    task.cancel()  # (hub-b beats when the test says)
+    db = await asyncpg.connect(database_url)
+    try:
+        await db.execute("DELETE FROM hubs WHERE id = 'hub-b'")
+    finally:
+        await db.close()
+    await ada_doc.splice(3, 0, "XYZ")  # hub-a is alone on the database now: nobody is told
+    await ada_doc.wait_synced()
+    await asyncio.sleep(1.0)
+    assert bob_doc.text == "abc"
+    await b.peers.beat()  # finds its row gone, and writes it again
+    for _ in range(400):
+        if bob_doc.text == "abcXYZ":
+            break
+        await asyncio.sleep(0.05)
+    assert bob_doc.text == "abcXYZ"
+    await ada_doc.splice(0, 0, ">")  # notified again
+    for _ in range(400):
+        if bob_doc.text == ">abcXYZ":
+            break
+        await asyncio.sleep(0.05)
+    assert bob_doc.text == ">abcXYZ"
+    assert a.stats.missed_notifications == b.stats.missed_notifications == 0
     for p in (ada, bob):
         await p.close()
 

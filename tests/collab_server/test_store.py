@@ -408,6 +408,8 @@ async def wait_for(cond: object, seconds: float = 5.0) -> None:
 async def test_commits_are_notified_to_every_listening_store(store: Store, database_url: str) -> None:
     other = await open_store(database_url, hub_id="other-hub")
     try:
+        await store.register_hub()
+        await other.register_hub()
         seen: list[tuple[str, int, int]] = []
         mine: list[tuple[str, int, int]] = []
         await other.listen(lambda *a: seen.append(a))
@@ -468,8 +470,33 @@ async def test_a_malformed_notification_is_counted_and_the_next_one_heard(
     assert store.stats.malformed_notifications == 3
 
 
+async def test_a_hub_alone_on_its_database_notifies_nobody(store: Store, database_url: str) -> None:
+    """Commits notify while a hub other than their committer is registered, and only then."""
+    raw = await asyncpg.connect(database_url)
+    heard: list[str] = []
+    other = await open_store(database_url, hub_id="other-hub")
+    try:
+        await raw.add_listener(store_module.CHANNEL, lambda *a: heard.append(a[3]))
+        doc = await make_doc(store)
+        await store.register_hub()
+        await store.append(doc.id, 0, batch(0, [ops.insert(0, "a")]))  # alone
+        await other.register_hub()
+        await store.append(doc.id, 1, batch(1, [ops.insert(1, "b")], first_seq=2))
+        await other.unregister_hub()
+        await store.append(doc.id, 2, batch(2, [ops.insert(2, "c")], first_seq=3))  # alone again
+        await raw.execute("SELECT pg_notify($1, 'marker 0 0')", store_module.CHANNEL)
+        await wait_for(lambda: "marker 0 0" in heard)
+        assert heard == [f"test-hub {doc.id} 2", "marker 0 0"]
+    finally:
+        await other.close()
+        await raw.close()
+
+
 async def test_listener_reconnects_after_losing_its_connection(store: Store, database_url: str) -> None:
     seen: list[tuple[str, int, int]] = []
+    other = await open_store(database_url, hub_id="other-hub")
+    await other.register_hub()  # (commits notify only while another hub is registered)
+    await other.close()
     reconnected = asyncio.Event()
     await store.listen(lambda *a: seen.append(a), on_reconnect=reconnected.set)
     doc = await make_doc(store)
