@@ -1548,8 +1548,7 @@ class Hub:
             doc.resync()
 
     def _resync_all(self) -> None:
-        for doc in self.docs_by_id.values():
-            doc.resync()
+        self._resync_docs()
         # room notifications may have been lost too
         self.background(self.check_rooms_logged(list(self.rooms)))
         self.peers.wake()
