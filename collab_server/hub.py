@@ -1576,10 +1576,10 @@ class Hub:
             self.stats.room_check_failures += 1
             logger.warning("could not check %d rooms against the database (%s)", len(room_ids), exc)
 
-    async def check_heads(self, grace: float = HEAD_GRACE) -> None:
+    async def check_heads(self) -> None:
         """Catch up the open documents whose stored head moved without a notification reaching us.
 
-        A document behind its head is given *grace* seconds for the
+        A document behind its head is given :data:`HEAD_GRACE` seconds for the
         notification to come (a commit of the moment); one still behind after
         it missed its notification: counted, logged, and caught up.  Raises
         :class:`StoreError`.
@@ -1590,7 +1590,7 @@ class Hub:
         behind = heads_behind(await self.store.heads(list(known)), known)
         if not behind:
             return
-        await asyncio.sleep(grace)
+        await asyncio.sleep(HEAD_GRACE)
         for doc_id, head in heads_behind(behind, self._known_revs()).items():
             self.stats.missed_notifications += 1
             logger.warning("document %s was behind its head with no notification of it; catching up", doc_id)

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from collab_server.hub import Hub, HubConfig
-from collab_server.lifecycle import heads_behind
-from tests.support.hubclient import Peer, SharedDoc
+from collab_server.lifecycle import REGISTER_RESYNC_DELAY, heads_behind
+from tests.support.hubclient import Peer, SharedDoc, until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,19 +54,11 @@ async def commit_without_notifying(database_url: str, room: str, path: str, op: 
         await db.close()
 
 
-async def until(check: object, seconds: float = 30) -> None:
-    assert callable(check)
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")
-
-
 async def test_a_commit_nobody_was_told_of_reaches_every_hub_and_is_counted(
     two_hubs: tuple[Hub, Hub], database_url: str
 ) -> None:
     a, b = two_hubs
+    await asyncio.sleep(REGISTER_RESYNC_DELAY)  # (past the hubs' second reading after they started)
     ada = await Peer(f"ws://127.0.0.1:{a.port}", "Ada").connect()
     bob = await Peer(f"ws://127.0.0.1:{b.port}", "Bob").connect()
     try:
@@ -99,6 +91,7 @@ async def test_a_commit_nobody_was_told_of_reaches_every_hub_and_is_counted(
 
 async def test_a_document_not_open_here_is_not_checked(two_hubs: tuple[Hub, Hub], database_url: str) -> None:
     a, b = two_hubs
+    await asyncio.sleep(REGISTER_RESYNC_DELAY)  # (past the hubs' second reading after they started)
     ada = await Peer(f"ws://127.0.0.1:{a.port}", "Ada").connect()
     try:
         room = await ada.create_room("elsewhere")

@@ -20,7 +20,7 @@ from collab_core.errors import CloseCode
 from collab_server.hub import Hub, HubConfig
 from collab_server.lifecycle import REGISTER_RESYNC_DELAY
 from collab_server.roster import CHANNEL, encode
-from tests.support.hubclient import Peer
+from tests.support.hubclient import Peer, until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -189,17 +189,9 @@ async def test_a_hub_whose_row_was_gone_reads_what_it_was_not_told(
     await asyncio.sleep(1.0)
     assert bob_doc.text == "abc"
     await b.peers.beat()  # finds its row gone, and writes it again
-    for _ in range(400):
-        if bob_doc.text == "abcXYZ":
-            break
-        await asyncio.sleep(0.05)
-    assert bob_doc.text == "abcXYZ"
+    await until(lambda: bob_doc.text == "abcXYZ")
     await ada_doc.splice(0, 0, ">")  # notified again
-    for _ in range(400):
-        if bob_doc.text == ">abcXYZ":
-            break
-        await asyncio.sleep(0.05)
-    assert bob_doc.text == ">abcXYZ"
+    await until(lambda: bob_doc.text == ">abcXYZ")
     assert a.stats.missed_notifications == b.stats.missed_notifications == 0
     for p in (ada, bob):
         await p.close()

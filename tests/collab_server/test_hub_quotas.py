@@ -23,7 +23,7 @@ from collab_core.errors import MESSAGES, ErrorCode
 from collab_server.hub import Connection, Hub, HubConfig
 from collab_server.store import Store
 from tests.support.http import get, scrape
-from tests.support.hubclient import HubError, Peer
+from tests.support.hubclient import HubError, Peer, until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,14 +66,6 @@ async def still_served(p: Peer) -> None:
     """The connection is open and answers (a refusal never drops it)."""
     assert p.closed is not None and not p.closed.done()
     assert (await p.request({"type": "ping"}))["type"] == "pong"
-
-
-async def until(cond: Callable[[], bool], timeout: float = 30) -> None:
-    """Wait for *cond* (state the hub reaches on its own time), polling."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 # -- the create-room token ------------------------------------------------------------------------

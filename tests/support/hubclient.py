@@ -15,7 +15,9 @@ import contextlib
 import itertools
 import json
 import secrets
+import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +26,14 @@ from websockets.exceptions import ConnectionClosed
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from lsp_bridge.invite import parse_invite
+
+
+async def until(cond: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait for *cond* (state the hub or its clients reach on their own time), polling."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
 
 
 class HubError(Exception):
