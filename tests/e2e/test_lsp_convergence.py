@@ -135,6 +135,8 @@ KINDS = [k for k in os.environ.get("PAIRLS_CONVERGENCE_KINDS", ",".join(ALL_KIND
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(600, 30 * SEEDS))]
 
 MARKER = re.compile(r"«\d+\.\d+»")
+#: anything a marker is made of (the text typed around markers has none of it but "= 1")
+MARKER_PIECE = re.compile(r"[«»\d.]+")
 #: counters of pairls.status stats summed over the seeds (see lsp_bridge/room.py)
 EDIT_STATS = ("edits_refused", "edit_retries", "edits_held", "resyncs", "left_unsent", "carried")
 FRAME_LIMIT = 1 << 20  # the hub's default maxMessageBytes
@@ -778,10 +780,7 @@ def _type_marker(s: _Seed, e: int, uri: str, marker: str) -> None:
     """The user of editor *e* inserts *marker* in *uri* (where a cursor may be)."""
     ed = s.eds[e]
     text = ed.text(uri)
-    avoid = [(m.start(), m.end()) for m in MARKER.finditer(text)]
-    if ed.buffers[uri].avoid_fresh:
-        avoid += ed.buffers[uri].fresh
-    start, end, new = _edit(s.rng, text, marker=marker, deletes=False, avoid=avoid)
+    start, end, new = _edit(s.rng, text, marker=marker, deletes=False, avoid=_untouchable(ed, uri))
     ed.replace(uri, start, end, new)
     s.markers.append(marker)
     s.typed_by[marker] = f"{ed.name} {uri.rsplit('/', 1)[-1]} {start}-{end} {new[:80]!r} (offline, leaving)"
@@ -842,9 +841,7 @@ def _user_action(s: _Seed, i: int) -> None:
     ed = s.eds[e]
     buf = ed.buffers[uri]
     text = buf.text
-    avoid = [(m.start(), m.end()) for m in MARKER.finditer(text)]
-    if buf.avoid_fresh:
-        avoid += buf.fresh
+    avoid = _untouchable(ed, uri)
     marker = f"«{s.plan.seed}.{i}»"
     deletes = not s.plan.insert_only
     if rng.random() < 0.12:
@@ -871,10 +868,7 @@ def _big_paste(s: _Seed, i: int, size: int) -> None:
     e, uri = rng.choice(live)
     ed = s.eds[e]
     buf = ed.buffers[uri]
-    avoid = [(m.start(), m.end()) for m in MARKER.finditer(buf.text)]
-    if buf.avoid_fresh:
-        avoid += buf.fresh
-    at, _, _ = _edit(rng, buf.text, marker=None, deletes=False, avoid=avoid)
+    at, _, _ = _edit(rng, buf.text, marker=None, deletes=False, avoid=_untouchable(ed, uri))
     marker = f"«{s.plan.seed}.{i}»"
     new = _with_marker(rng, _paste_body(rng, size), marker)
     ed.replace(uri, at, at, new)
@@ -885,6 +879,21 @@ def _big_paste(s: _Seed, i: int, size: int) -> None:
     st["big pastes"] += 1
     st["over frame"] += len(new.encode("utf-8")) > FRAME_LIMIT
     st["edits"] += 1
+
+
+def _untouchable(ed: TestEditor, uri: str) -> list[tuple[int, int]]:
+    """The spans of *uri*'s buffer the user of *ed* leaves alone: every marker they can see,
+    with a full-sync editor the text that appeared in the current debounce window, and with a
+    version-blind editor what is left of a marker, too.  Such an editor shows a peer's edit at
+    shifted places until the server puts it right, and so may show a marker broken for a
+    moment (the user's own among them); a user who deleted the piece they saw would delete
+    that piece from the room, which is the user's doing, not a lost keystroke."""
+    buf = ed.buffers[uri]
+    pattern = MARKER_PIECE if ed.kind == "blind" else MARKER
+    avoid = [(m.start(), m.end()) for m in pattern.finditer(buf.text)]
+    if buf.avoid_fresh:
+        avoid += buf.fresh
+    return avoid
 
 
 def _edit(
