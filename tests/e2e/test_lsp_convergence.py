@@ -19,8 +19,9 @@ a plan does not depend on timing or on the seeds run before it):
   typing, multi-line pastes, pastes of 1 byte to 64 KB, deleting selections
   (not in insert-only seeds), each carrying a unique marker, with random
   short delays and debounce flushes.  A user never deletes a marker they can
-  see, and a full-sync editor's user never types inside text that appeared
-  in the same debounce window (:attr:`SimEditor.fresh`);
+  see (in a version-blind editor, nor what is left of one: see
+  :func:`_untouchable`), and a full-sync editor's user never types inside text
+  that appeared in the same debounce window (:attr:`SimEditor.fresh`);
 * detours, each at a random action and interleaved with the typing:
 
   - ``leave``: ``pairls.leaveRoom`` once the status shows the leaver's edits
