@@ -17,7 +17,6 @@ import os
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,19 +41,12 @@ class PhasedKeystrokeRoom(KeystrokeRoom):
         self.phase: str | None = None
         self.by_phase: dict[str, list[float]] = {}
         self.phases: list[str | None] = []
-        orig = b._apply_edit
 
-        def timed(params: Any) -> Any:
-            now = time.perf_counter()
-            before = self.seen
-            answer = orig(params)
-            for i in range(before, self.seen):
-                label = self.phases[i]
-                if label is not None:
-                    self.by_phase.setdefault(label, []).append((now - self.sent[i][0]) * 1e3)
-            return answer
-
-        b._apply_edit = timed
+    def arrived(self, i: int, read_at: float, now: float) -> None:
+        super().arrived(i, read_at, now)
+        label = self.phases[i]
+        if label is not None:
+            self.by_phase.setdefault(label, []).append((read_at - self.sent[i][1]) * 1e3)
 
     def key(self) -> None:
         self.phases.append(self.phase)
