@@ -712,6 +712,24 @@ def test_version_blind_client_shifted_edit_is_put_right_not_sent() -> None:
     assert sync.stats["shifted"] == 1 and sync.target == "abc\nuudXef\n"
 
 
+def test_version_blind_client_text_it_took_comes_back_what_the_user_deleted_goes() -> None:
+    """A peer's delete, applied at its place as sent after the user typed there, takes a
+    character of what the user typed; the user then deletes what they see of it.  The room
+    loses exactly that, and gets back what the client took (tests/e2e/test_lsp_convergence.py:
+    a marker so broken loses only the piece its user deleted)."""
+    sync = EditorSync("xyz", 1, "utf-16")
+    sync.receive_remote([1, -1])  # the peer deleted "y"
+    assert sync.edit_to_send() == EditToApply(1, (TextEdit((0, 1), (0, 2), ""),))
+    assert sync.did_change(2, [ContentChange((0, 1, 0, 1), "«M»")]) == [[1, "«M»"]]  # the user types
+    # the client deletes (0, 1)-(0, 2) of "x«M»yz": "xM»yz", not "x«M»z"
+    assert sync.did_change(3, [ContentChange((0, 1, 0, 2), "")]) == []
+    assert sync.edit_answered(True) == []
+    # the user deletes the "M»" they see: in the room's "x«M»z", those two
+    assert sync.did_change(4, [ContentChange((0, 1, 0, 3), "")]) == [[2, -2]]
+    assert sync.edit_to_send() == EditToApply(4, (TextEdit((0, 1), (0, 2), "«"),))
+    assert sync.target == "x«z" and sync.stats["shifted"] == 1
+
+
 def _counts(sync: EditorSync) -> tuple[int, int, int]:
     return sync.stats["sent"], sync.stats["confirmed"], sync.stats["missed"]
 
