@@ -52,7 +52,7 @@ class KeystrokeRoom:
         self.sample_at: list[float] = []  # each sample's keystroke, perf_counter at its key
         #: perf_counter when the body of B's server's last message was read off its stdout
         self.read_at = 0.0
-        stdout = b.client._server.stdout  # (pygls reads each message's body with readexactly)
+        stdout: asyncio.StreamReader = b.client._server.stdout  # (pygls reads each body with readexactly)
         read = stdout.readexactly
 
         async def timed_read(n: int) -> bytes:
@@ -60,7 +60,7 @@ class KeystrokeRoom:
             self.read_at = time.perf_counter()
             return body
 
-        stdout.readexactly = timed_read
+        stdout.readexactly = timed_read  # type: ignore[method-assign]
         orig = b._apply_edit
 
         def timed(params: Any) -> Any:
