@@ -88,3 +88,21 @@ def test_a_checkout_before_the_change_is_compared_with_pairls_without_a_target()
     assert f"{shape} hub CPU per edit, pairls / pairls before | 0.80x (200 / 250 us) | - | - |" in text
     # the targets stay pairls / Hocuspocus in memory
     assert f"{shape} hub CPU per edit | 0.50x (200 / 400 us) | <= 1x | pass |" in text
+
+
+def test_the_hub_without_its_commit_is_a_baseline_against_hocuspocus_without_a_target() -> None:
+    hb = _module()
+    results = [
+        _run("pairls", 3.0, 9.0, 200.0, db=100.0),
+        _run("pairls-uncommitted", 1.0, 4.0, 110.0),
+        _run("hocus-mem", 2.0, 10.0, 100.0),
+    ]
+    text = hb.report(results, [hb.SHAPES["a"]])
+    assert "| pairls, its commit taken out (a baseline) | 1 (1) | 1.00 / 4.00 ms | 110 us (110 us) |" in text
+    shape = "| 200 clients in 100 rooms, 1,000 edits/s |"
+    compared = "pairls without its commit / Hocuspocus in memory"
+    assert f"{shape} hub CPU per edit, {compared} | 1.10x (110 / 100 us) | - | - |" in text
+    assert f"{shape} edit to peer p50, {compared} | 0.50x (1 / 2 ms) | - | - |" in text
+    # the targets stay pairls / Hocuspocus in memory, and only they get a verdict
+    assert f"{shape} hub CPU per edit | 2.00x (200 / 100 us) | <= 1x | **MISS** |" in text
+    assert text.count("**MISS**") + text.count("| pass |") == 3

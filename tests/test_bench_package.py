@@ -116,6 +116,22 @@ def test_hocuspocus_ratios_are_rows_of_the_table_with_hocuspocus_as_their_baseli
     assert [(r.measured, r.verdict) for r in res.rows[3:]] == [("no valid run", "-")] * 3
 
 
+def test_the_hub_without_its_commit_is_a_note_beside_the_targets_not_a_row_of_its_own() -> None:
+    res = Results()
+    res.scenario = 13
+    results = [
+        _hocus_run("pairls", 3.0, 12.0, 400.0),
+        _hocus_run("pairls-uncommitted", 1.0, 5.0, 300.0),
+        _hocus_run("hocus-mem", 2.0, 10.0, 200.0),
+    ]
+    hocus.add_rows(res, results, [hocus.SHAPES["a"]])
+    assert len(res.rows) == 3  # the targets only
+    baseline = [n for n in res.notes if "pairls without its commit / Hocuspocus in memory" in n]
+    assert len(baseline) == 1
+    assert "edit to peer p50 0.50x (1 / 2 ms)" in baseline[0]
+    assert "hub CPU per edit 1.50x (300 / 200 us)" in baseline[0]
+
+
 def test_the_entry_points_parse_as_before() -> None:
     args = cli.parser().parse_args(["--only", "core,memory", "--conns", "300", "--out", ""])
     assert (args.only, args.conns, args.out, args.scenarios) == ("core,memory", 300, "", [])

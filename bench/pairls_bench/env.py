@@ -39,11 +39,14 @@ class Env:
         self.embedded = start_embedded(self.tmp / "pg")
         self.dsn = self.embedded.dsn
 
-    def hub(self, *args: str, source: Path | None = None) -> HubProcess:
-        """A fresh hub process on the bench's PostgreSQL (from the checkout *source*, if given)."""
+    def hub(self, *args: str, source: Path | None = None, module: str = "collab_server") -> HubProcess:
+        """A fresh hub process on the bench's PostgreSQL (from the checkout *source*, if given; run
+        as ``python -m`` *module*)."""
         # the load generator is one address standing in for thousands of users (scenario 5
         # holds 2,000 connections): no per-address connection quota
-        h = HubProcess("--max-connections-per-address", "0", *args, database_url=self.dsn, source=source)
+        h = HubProcess(
+            "--max-connections-per-address", "0", *args, database_url=self.dsn, source=source, module=module
+        )
         self.hubs.append(h)
         h.wait_ready()
         return h

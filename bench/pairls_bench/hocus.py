@@ -28,11 +28,14 @@ from .report import Results
 from .scenario import Scenario
 
 HOCUS = ROOT / "bench" / "hocus"
-SERVERS = ("pairls", "hocus-mem", "hocus-db")
+#: the hub with its commit taken out (``bench/hub_without_commit.py``): a baseline, no target
+UNCOMMITTED = "pairls-uncommitted"
+SERVERS = ("pairls", UNCOMMITTED, "hocus-mem", "hocus-db")
 #: the hub of another checkout (``--pairls-before DIR``): a change's before and after in one run
 BEFORE = "pairls-before"
 LABELS = {
     "pairls": "pairls (PostgreSQL before ack)",
+    UNCOMMITTED: "pairls, its commit taken out (a baseline)",
     "hocus-mem": "Hocuspocus in memory",
     "hocus-db": "Hocuspocus + PostgreSQL (debounced)",
     BEFORE: "pairls before (another checkout)",
@@ -130,9 +133,12 @@ def run_load(
 
 def one_run(env: Any, node: str, server: str, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
     db_pid = env.embedded.pid if env.embedded is not None else None
-    if server in ("pairls", BEFORE):
+    if server in ("pairls", BEFORE, UNCOMMITTED):
         before = getattr(args, "pairls_before", None)
-        hub = env.hub(source=Path(before) if server == BEFORE and before else None)
+        hub = env.hub(
+            source=Path(before) if server == BEFORE and before else None,
+            module="bench.hub_without_commit" if server == UNCOMMITTED else "collab_server",
+        )
         try:
             r = run_load(node, "pairls", hub.url, shape, args, server_pid=hub.proc.pid, db_pid=db_pid)
         finally:
@@ -206,6 +212,11 @@ def _wake_ups(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
 
+def _ratio(a: float | None, b: float | None, unit: str) -> str:
+    """*a* / *b* as the tables show it ("1.10x (106 / 96.2 us)"), or "-" without both figures."""
+    return f"{a / b:.2f}x ({a:.4g} / {b:.4g} {unit})" if a is not None and b else "-"
+
+
 def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
     """The Markdown tables of a run: figures per shape and server, then ratios and verdicts."""
     out = [
@@ -239,13 +250,16 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
             wakes = _wake_ups(f["server_wake_ups_per_edit"])
             row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, wakes, eps, cores]
             out.append("| " + " | ".join(row) + " |")
-        p, h, old = figs.get("pairls"), figs.get("hocus-mem"), figs.get(BEFORE)
-        if p is not None and old is not None:
+        p, h = figs.get("pairls"), figs.get("hocus-mem")
+        for mine, theirs, compared in (
+            (p, figs.get(BEFORE), "pairls / pairls before"),
+            (figs.get(UNCOMMITTED), h, "pairls without its commit / Hocuspocus in memory"),
+        ):
+            if mine is None or theirs is None:
+                continue
             for _, what, field, unit in RATIOS:
-                a, b = p[field], old[field]
-                ratio = a / b if a is not None and b else None
-                measured = f"{ratio:.2f}x ({a:.4g} / {b:.4g} {unit})" if ratio is not None else "-"
-                ratios.append(f"| {shape.title} | {what}, pairls / pairls before | {measured} | - | - |")
+                measured = _ratio(mine[field], theirs[field], unit)
+                ratios.append(f"| {shape.title} | {what}, {compared} | {measured} | - | - |")
         if p is None or h is None:
             continue
         for key, what, field, unit in RATIOS:
@@ -355,7 +369,13 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
                 f" {f['acks_per_s']:,.0f} acked edits/s, load "
                 f"generator {f['load_cores']:.2f} cores"
             )
-        p, h = figs.get("pairls", {}), figs.get("hocus-mem", {})
+        p, h, u = figs.get("pairls", {}), figs.get("hocus-mem", {}), figs.get(UNCOMMITTED)
+        if u is not None and h:
+            res.note(
+                f"Hocuspocus side by side, {shape.title}, pairls without its commit / Hocuspocus in "
+                "memory (a baseline: the ratios below as they would be with no commit): "
+                + ", ".join(f"{what} {_ratio(u[field], h[field], unit)}" for _, what, field, unit in RATIOS)
+            )
         for key, what, field, unit in RATIOS:
             a, b = p.get(field), h.get(field)
             ratio = a / b if a is not None and b else None
@@ -398,8 +418,10 @@ def method(args: argparse.Namespace) -> list[str]:
         "- 13: the hub against Hocuspocus 4 (npm `@hocuspocus/server`) under one Node.js load generator "
         "(`bench/hocus/load.mjs`: one typist per room, one edit in flight, a one-character insert at "
         "the end per edit; the pairls wire protocol, and raw Hocuspocus sync with a Y.Doc per client), "
-        "on the same PostgreSQL: a fresh `pairls-hub` (commits every op before its ack), a fresh "
-        "Hocuspocus in memory, a fresh Hocuspocus with `@hocuspocus/extension-database` (its default "
+        "on the same PostgreSQL: a fresh `pairls-hub` (commits every op before its ack), a fresh hub "
+        "with its commit taken out (`bench/hub_without_commit.py`: a baseline with no target, the "
+        "commit's share of each figure), a fresh Hocuspocus in memory, a fresh Hocuspocus with "
+        "`@hocuspocus/extension-database` (its default "
         f"debounce). A first {args.hocus_first_run:g} s run of each server, not kept; then "
         f"{args.hocus_rounds} rounds, interleaved, of one run per server and shape "
         f"({args.hocus_window:g} s window after {args.hocus_warmup:g} s warm-up): shape a, 100 rooms x 2 "

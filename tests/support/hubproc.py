@@ -31,7 +31,8 @@ class HubProcess:
 
     A clean stop (:meth:`terminate`, :meth:`interrupt`, leaving the ``with``
     block) fails with AssertionError if the hub logged one of its own faults,
-    unless *allow_faults*.
+    unless *allow_faults*.  *module* is what ``python -m`` runs (a bench's
+    variant of the hub; ``collab_server`` is the hub itself).
     """
 
     def __init__(
@@ -41,9 +42,10 @@ class HubProcess:
         env: dict[str, str] | None = None,
         allow_faults: bool = False,
         source: Path | None = None,
+        module: str = "collab_server",
     ) -> None:
         self.allow_faults = allow_faults
-        cmd = [sys.executable, "-m", "collab_server", "--host", "127.0.0.1", "--port", "0", *args]
+        cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args]
         if database_url:
             cmd += ["--database-url", database_url]
         full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
