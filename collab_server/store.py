@@ -237,6 +237,33 @@ SELECT array(SELECT id FROM cas) AS committed,
        (SELECT count(*) FROM notified) AS notified
 """
 
+# The same for the commonest group at typing rates: one document, one op.  Scalar
+# parameters instead of thirteen one-element arrays: asyncpg encodes each array
+# with a Python check per element and per dimension, which made this statement
+# cost the hub about twice the client CPU of a plain one-row INSERT.  Same
+# rows written, same notification, same result as _APPEND_SQL for that group.
+_APPEND_ONE_SQL = """
+WITH cas AS (
+    UPDATE documents AS d SET rev = $3::bigint
+    WHERE d.id = $1::bigint AND d.rev = $2::bigint
+    RETURNING d.id, d.rev
+), ins AS (
+    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op,
+                     user_id, change_rev, toggles, created_at)
+    SELECT cas.id, cas.rev, $4::text, $5::text, $6::bigint, $7::text,
+           $8::text, $9::bigint, $10::bigint,
+           coalesce(timestamptz 'epoch' + $11::bigint * interval '1 microsecond', now())
+    FROM cas
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify('pairls_ops', $12::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
+    WHERE EXISTS (SELECT 1 FROM hubs WHERE hubs.id <> $12::text)
+)
+SELECT array(SELECT id FROM cas) AS committed,
+       (SELECT count(*) FROM ins) AS inserted,
+       (SELECT count(*) FROM notified) AS notified
+"""
+
 # created_at as whole microseconds since the epoch: the float the hub had when it
 # sequenced the op (Sequenced.time) is exactly that many microseconds
 _OPS_COLUMNS = (
@@ -1347,6 +1374,16 @@ class Store:
 
     async def _run_append(self, group: list[_Append], held: _Held) -> set[int]:
         """Run the group-commit statement; returns the ids of the documents committed."""
+        if len(group) == 1 and len(group[0].batch) == 1:
+            item = group[0]
+            s = item.batch[0]
+            args: tuple[object, ...] = (
+                item.doc_id, item.expected_rev, item.new_rev,
+                s.author, s.client_id, s.seq, item.encoded[0],
+                s.user, s.change_rev, s.toggles, micros(s.time) if s.time else None,
+                self.hub_id,
+            )  # fmt: skip
+            return await self._run_statement(_APPEND_ONE_SQL, args, 1, held)
         doc_ids, expected, new_revs = [], [], []
         o_doc, o_rev, o_author, o_client, o_seq, o_op = [], [], [], [], [], []
         o_user: list[str] = []
@@ -1369,19 +1406,23 @@ class Store:
                 o_toggles.append(s.toggles)
                 # (a time of 0: not given, the database's clock)
                 o_micros.append(micros(s.time) if s.time else None)
+        args = (
+            doc_ids, expected, new_revs,
+            o_doc, o_rev, o_author, o_client, o_seq, o_op,
+            o_user, o_change, o_toggles, o_micros,
+            self.hub_id,
+        )  # fmt: skip
+        return await self._run_statement(_APPEND_SQL, args, len(o_op), held)
+
+    async def _run_statement(self, sql: str, args: tuple[object, ...], n_ops: int, held: _Held) -> set[int]:
+        """One group-commit transaction; returns the ids of the documents committed."""
         self.stats.transactions += 1
         started = time.perf_counter()
         try:
             async with _db_errors("append"):
                 if held.conn is None:
                     held.conn = await self._pool.acquire()
-                row = await held.conn.fetchrow(
-                    _APPEND_SQL,
-                    doc_ids, expected, new_revs,
-                    o_doc, o_rev, o_author, o_client, o_seq, o_op,
-                    o_user, o_change, o_toggles, o_micros,
-                    self.hub_id,
-                )  # fmt: skip
+                row = await held.conn.fetchrow(sql, *args)
         except StoreError:
             # the connection may be broken: back to the pool (which checks it); the next one is fresh
             await held.drop(self._pool)
@@ -1391,7 +1432,7 @@ class Store:
             elapsed = time.perf_counter() - started
             for observer in self._commit_observers:
                 try:
-                    observer(elapsed, len(o_op))
+                    observer(elapsed, n_ops)
                 except Exception:
                     # a broken observer must not fail a commit that happened
                     logger.exception("commit observer failed")

@@ -575,9 +575,37 @@ async def test_ops_keep_their_user_change_toggles_and_exact_time(store: Store) -
 
 async def test_an_op_without_a_time_gets_the_databases(store: Store) -> None:
     doc = await make_doc(store)
-    await store.append(doc.id, 0, batch(0, ["a"]))
-    (back,) = await store.ops_since(doc.id, 0)
-    assert back.time > 1_700_000_000
+    await store.append(doc.id, 0, batch(0, ["a"]))  # alone: the one-op statement
+    await store.append(doc.id, 1, batch(1, typing("bc", at=1), first_seq=2))  # the group's
+    back = await store.ops_since(doc.id, 0)
+    assert len(back) == 3
+    assert all(s.time > 1_700_000_000 for s in back)
+
+
+async def test_an_op_committed_alone_is_written_as_in_a_group(store: Store) -> None:
+    """A group of one op takes a statement of its own (scalars, not arrays): same rows."""
+    alone, together = await make_doc(store), await make_doc(store, path="b.txt")
+    sent = [
+        Sequenced(Rev(1), ["a"], ClientId("c1"), 1, "p1", "ada-user", 1_764_000_000.123456, 1, None),
+        Sequenced(Rev(2), [1, "é😀"], ClientId("c1"), 2, "p1", "ada-user", 1_764_000_000.9, 1, None),
+        Sequenced(Rev(3), [-2], ClientId(""), 3, "p1", "ada-user", 1_764_000_001.5, None, 1),
+        Sequenced(Rev(4), ["x"], ClientId("c2"), 1, "p2", "bob-user", 1_764_000_002.0, None, None),
+    ]
+    before = store.stats.transactions
+    for i, s in enumerate(sent):
+        await store.append(alone.id, i, [s])
+    assert store.stats.transactions - before == 4
+    await store.append(together.id, 0, sent)
+    one_by_one = await store.ops_since(alone.id, 0)
+    assert [attributed(s) for s in one_by_one] == [attributed(s) for s in sent]
+    in_a_group = await store.ops_since(together.id, 0)
+    assert [attributed(s) for s in one_by_one] == [attributed(s) for s in in_a_group]
+    loaded = await store.load_document(alone.id)
+    assert (loaded.rev, loaded.text) == (4, "x😀")
+    # the compare-and-set holds for a lone op too: nothing written past a stale head
+    with pytest.raises(RevisionConflict):
+        await store.append(alone.id, 3, [Sequenced(Rev(4), ["y"], ClientId("c3"), 1, "p3")])
+    assert (await store.load_document(alone.id)).rev == 4
 
 
 async def test_revision_is_the_nearest_snapshot_and_the_ops_after_it(store: Store) -> None:
