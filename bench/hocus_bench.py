@@ -6,13 +6,14 @@ Needs ``make bench-hocus-deps`` first (Node 24 from npm ``node@24`` and bench/ho
 
 Starts an embedded PostgreSQL (in a temp dir unless ``DATABASE_URL`` is set); a first short run of
 each server (``--first-run`` seconds, not reported: a fresh PostgreSQL is slow at first); then,
-interleaved, ``--rounds`` times over: a fresh ``pairls-hub`` process (commits every op to
-PostgreSQL before its ack), a fresh hub with its commit taken out (``bench/hub_without_commit.py``:
-a baseline with no target, the commit's share of each figure), a fresh Hocuspocus 4 in memory, and
-a fresh Hocuspocus with ``@hocuspocus/extension-database`` on the same PostgreSQL
-(bench/hocus/server.mjs: its default debounce, the state stored seconds after the answer). Against
-each, in each shape, one run of the same Node.js load generator (bench/hocus/load.mjs: one typist
-per room, one edit in flight, a one-character insert at the end per edit):
+interleaved, ``--rounds`` times over (the servers' order reversed every other round): a fresh
+``pairls-hub`` process (commits every op to PostgreSQL before its ack), a fresh hub with its commit
+taken out (``bench/hub_without_commit.py``: a baseline with no target, the commit's share of each
+figure), a fresh Hocuspocus 4 in memory, and a fresh Hocuspocus with ``@hocuspocus/extension-
+database`` on the same PostgreSQL (bench/hocus/server.mjs: its default debounce, the state stored
+seconds after the answer). Against each, in each shape, one run of the same Node.js load generator
+(bench/hocus/load.mjs: one typist per room, one edit in flight, a one-character insert at the end
+per edit):
 
 * a: 100 rooms x 2 clients, 1,000 edits/s in all;
 * b: 1,500 clients in 500 rooms, 350 edits/s in all.

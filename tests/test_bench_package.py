@@ -195,3 +195,20 @@ def test_an_invite_goes_through_the_proxy_or_the_scenario_stops() -> None:
     assert through("ws://127.0.0.1:4000/room/r1#s", hub, proxy) == "ws://127.0.0.1:5000/room/r1#s"
     with pytest.raises(AssertionError):
         through("http://127.0.0.1:40001/room/r1#s", hub, proxy)
+
+
+def test_scenario_13_reverses_the_servers_order_every_other_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def one_run(env: object, node: str, server: str, shape: object, args: object) -> dict[str, object]:
+        ran.append(server)
+        return {"valid": True}
+
+    monkeypatch.setattr(hocus, "one_run", one_run)
+    args = argparse.Namespace(rounds=3, first_run=0, warmup=1.0, window=1.0)
+    hocus.measure(None, "node", [hocus.SHAPES["a"]], ["pairls", "hocus-mem", "hocus-db"], args)
+    assert ran == [
+        "pairls", "hocus-mem", "hocus-db",
+        "hocus-db", "hocus-mem", "pairls",
+        "pairls", "hocus-mem", "hocus-db",
+    ]  # fmt: skip

@@ -276,12 +276,20 @@ def installed(node: str) -> bool:
     return Path(node).exists() and (HOCUS / "node_modules" / "@hocuspocus" / "server").is_dir()
 
 
+def round_order(servers: list[str], rnd: int) -> list[str]:
+    """The servers in round *rnd* (from 1): as given in odd rounds, reversed in even ones.
+
+    In the A/Bs of 2026-12-01 the hub that ran first in a round did worse, whichever checkout it
+    was; alternating puts each server first in half of the rounds."""
+    return list(servers) if rnd % 2 else list(reversed(servers))
+
+
 def measure(
     env: Env, node: str, shapes: list[Shape], servers: list[str], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """A first short run of each server (not kept), then ``args.rounds`` rounds of one run per
-    server and shape, interleaved; every run's figures (``args``: rounds, warmup, window,
-    first_run)."""
+    server and shape, interleaved, the servers' order reversed every other round
+    (:func:`round_order`); every run's figures (``args``: rounds, warmup, window, first_run)."""
     results: list[dict[str, Any]] = []
     if args.first_run:
         # a fresh PostgreSQL (and machine) is slow at first: in a run without this, pairls' first
@@ -294,7 +302,7 @@ def measure(
                 flush=True,
             )
     for rnd in range(1, args.rounds + 1):
-        for server in servers:
+        for server in round_order(servers, rnd):
             for shape in shapes:
                 r = one_run(env, node, server, shape, args)
                 results.append(r)
@@ -423,7 +431,8 @@ def method(args: argparse.Namespace) -> list[str]:
         "commit's share of each figure), a fresh Hocuspocus in memory, a fresh Hocuspocus with "
         "`@hocuspocus/extension-database` (its default "
         f"debounce). A first {args.hocus_first_run:g} s run of each server, not kept; then "
-        f"{args.hocus_rounds} rounds, interleaved, of one run per server and shape "
+        f"{args.hocus_rounds} rounds, interleaved (the servers' order reversed every other round), of one "
+        "run per server and shape "
         f"({args.hocus_window:g} s window after {args.hocus_warmup:g} s warm-up): shape a, 100 rooms x 2 "
         "clients at 1,000 edits/s in all; shape b, 1,500 clients in 500 rooms at 350 edits/s. A run "
         "that fails validation (an edit a peer never saw, texts that differ, an error) is not used. "
