@@ -238,10 +238,10 @@ SELECT array(SELECT id FROM cas) AS committed,
 """
 
 # The same for the commonest group at typing rates: one document, one op.  Scalar
-# parameters instead of thirteen one-element arrays: asyncpg encodes each array
-# with a Python check per element and per dimension, which made this statement
-# cost the hub about twice the client CPU of a plain one-row INSERT.  Same
-# rows written, same notification, same result as _APPEND_SQL for that group.
+# parameters instead of thirteen one-element arrays: asyncpg checks each array and
+# each element in Python, which cost the hub about 18 us more CPU per commit than
+# these scalars (docs/benchmarks.md, "A lone op's commit with scalar parameters").
+# Same rows written, same notification, same result as _APPEND_SQL for that group.
 _APPEND_ONE_SQL = """
 WITH cas AS (
     UPDATE documents AS d SET rev = $3::bigint
