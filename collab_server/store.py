@@ -204,6 +204,28 @@ def parse_ops_notification(payload: str) -> tuple[str, int, int]:
 
 # -- SQL ---------------------------------------------------------------------
 
+
+def _append_statement(cas: str, rows: str, hub_id: str) -> str:
+    """A group-commit statement: the compare-and-set *cas* (``RETURNING d.id, d.rev``), the op
+    rows of *rows* (a ``SELECT`` of the ``ops`` columns, through ``cas``), the notification, and
+    the result; *hub_id* is the committing hub's parameter."""
+    return f"""
+WITH cas AS ({cas}
+), ins AS (
+    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op,
+                     user_id, change_rev, toggles, created_at)
+    {rows}
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify('pairls_ops', {hub_id}::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
+    WHERE EXISTS (SELECT 1 FROM hubs WHERE hubs.id <> {hub_id}::text)
+)
+SELECT array(SELECT id FROM cas) AS committed,
+       (SELECT count(*) FROM ins) AS inserted,
+       (SELECT count(*) FROM notified) AS notified
+"""
+
+
 # One statement, hence one implicit transaction and one round trip, for a
 # whole group of appends: the compare-and-set on every document, the ops of
 # those whose CAS matched, and one NOTIFY per committed document if another
@@ -211,58 +233,38 @@ def parse_ops_notification(payload: str) -> tuple[str, int, int]:
 # and a notifying transaction holds PostgreSQL's notification lock through its
 # WAL flush (docs/scaling.md).  Documents whose CAS failed (another hub moved
 # their head) are absent from the result and get nothing written.
-_APPEND_SQL = """
-WITH cas AS (
+_APPEND_SQL = _append_statement(
+    cas="""
     UPDATE documents AS d SET rev = b.new_rev
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS b(id, expected, new_rev)
     WHERE d.id = b.id AND d.rev = b.expected
-    RETURNING d.id, d.rev
-), ins AS (
-    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op,
-                     user_id, change_rev, toggles, created_at)
-    SELECT o.document_id, o.rev, o.author, o.client_id, o.client_seq, o.op,
+    RETURNING d.id, d.rev""",
+    rows="""SELECT o.document_id, o.rev, o.author, o.client_id, o.client_seq, o.op,
            o.user_id, o.change_rev, o.toggles,
            coalesce(timestamptz 'epoch' + o.micros * interval '1 microsecond', now())
     FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[],
                 $10::text[], $11::bigint[], $12::bigint[], $13::bigint[])
         AS o(document_id, rev, author, client_id, client_seq, op, user_id, change_rev, toggles, micros)
-    JOIN cas ON cas.id = o.document_id
-    RETURNING 1
-), notified AS (
-    SELECT pg_notify('pairls_ops', $14::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
-    WHERE EXISTS (SELECT 1 FROM hubs WHERE hubs.id <> $14::text)
+    JOIN cas ON cas.id = o.document_id""",
+    hub_id="$14",
 )
-SELECT array(SELECT id FROM cas) AS committed,
-       (SELECT count(*) FROM ins) AS inserted,
-       (SELECT count(*) FROM notified) AS notified
-"""
 
 # The same for the commonest group at typing rates: one document, one op.  Scalar
 # parameters instead of thirteen one-element arrays: asyncpg checks each array and
 # each element in Python, which cost the hub about 18 us more CPU per commit than
 # these scalars (docs/benchmarks.md, "A lone op's commit with scalar parameters").
 # Same rows written, same notification, same result as _APPEND_SQL for that group.
-_APPEND_ONE_SQL = """
-WITH cas AS (
+_APPEND_ONE_SQL = _append_statement(
+    cas="""
     UPDATE documents AS d SET rev = $3::bigint
     WHERE d.id = $1::bigint AND d.rev = $2::bigint
-    RETURNING d.id, d.rev
-), ins AS (
-    INSERT INTO ops (document_id, rev, author, client_id, client_seq, op,
-                     user_id, change_rev, toggles, created_at)
-    SELECT cas.id, cas.rev, $4::text, $5::text, $6::bigint, $7::text,
+    RETURNING d.id, d.rev""",
+    rows="""SELECT cas.id, cas.rev, $4::text, $5::text, $6::bigint, $7::text,
            $8::text, $9::bigint, $10::bigint,
            coalesce(timestamptz 'epoch' + $11::bigint * interval '1 microsecond', now())
-    FROM cas
-    RETURNING 1
-), notified AS (
-    SELECT pg_notify('pairls_ops', $12::text || ' ' || cas.id || ' ' || cas.rev) FROM cas
-    WHERE EXISTS (SELECT 1 FROM hubs WHERE hubs.id <> $12::text)
+    FROM cas""",
+    hub_id="$12",
 )
-SELECT array(SELECT id FROM cas) AS committed,
-       (SELECT count(*) FROM ins) AS inserted,
-       (SELECT count(*) FROM notified) AS notified
-"""
 
 # created_at as whole microseconds since the epoch: the float the hub had when it
 # sequenced the op (Sequenced.time) is exactly that many microseconds
