@@ -46,7 +46,7 @@ class PhasedKeystrokeRoom(KeystrokeRoom):
         super().arrived(i, read_at, now)
         label = self.phases[i]
         if label is not None:
-            self.by_phase.setdefault(label, []).append((read_at - self.sent[i][1]) * 1e3)
+            self.by_phase.setdefault(label, []).append(self.pipe_ms(i, read_at))
 
     def key(self) -> None:
         self.phases.append(self.phase)

@@ -265,7 +265,7 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
         for key, what, field, unit in RATIOS:
             a, b = p[field], h[field]
             ratio = a / b if a is not None and b else None
-            measured = f"{ratio:.2f}x ({a:.4g} / {b:.4g} {unit})" if ratio is not None else "-"
+            measured = _ratio(a, b, unit)
             limit = TARGETS[key]
             row = [shape.title, what, measured, f"<= {limit:g}x", verdict(ratio, limit)]
             ratios.append("| " + " | ".join(row) + " |")

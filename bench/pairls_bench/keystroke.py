@@ -75,11 +75,15 @@ class KeystrokeRoom:
 
         b._apply_edit = timed
 
+    def pipe_ms(self, i: int, read_at: float) -> float:
+        """Keystroke *i*'s time at the pipes, in ms: its didChange written to its applyEdit read."""
+        return (read_at - self.sent[i][1]) * 1e3
+
     def arrived(self, i: int, read_at: float, now: float) -> None:
         """Keystroke *i* reached B: its applyEdit read at *read_at*, handled at *now*."""
-        key_at, written_at, counted = self.sent[i]
+        key_at, _, counted = self.sent[i]
         if counted:
-            self.samples.append((read_at - written_at) * 1e3)
+            self.samples.append(self.pipe_ms(i, read_at))
             self.full.append((now - key_at) * 1e3)
             self.sample_at.append(key_at)
 
