@@ -30,6 +30,7 @@ def _run(
     valid: bool = True,
     db: float = 0.0,
     wakes: float | None = None,
+    commits: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     run: dict[str, Any] = {
         "server": server,
@@ -45,24 +46,28 @@ def _run(
     }
     if wakes is not None:
         run["server_wake_ups_per_edit"] = wakes
+    if commits is not None:
+        run["commit_ms"], run["ops_per_commit"] = commits
     return run
 
 
 def test_ratios_use_the_medians_of_valid_runs_and_say_pass_or_miss() -> None:
     hb = _module()
     results = [
-        _run("pairls", 2.0, 8.0, 300.0, db=200.0, wakes=2.0),
-        _run("pairls", 4.0, 12.0, 500.0, db=200.0, wakes=3.0),
-        _run("pairls", 90.0, 900.0, 9000.0, valid=False, wakes=50.0),  # not used
+        _run("pairls", 2.0, 8.0, 300.0, db=200.0, wakes=2.0, commits=(0.5, 9.0)),
+        _run("pairls", 4.0, 12.0, 500.0, db=200.0, wakes=3.0, commits=(0.7, 10.0)),
+        _run("pairls", 90.0, 900.0, 9000.0, valid=False, wakes=50.0, commits=(90.0, 1.0)),  # not used
         _run("hocus-mem", 2.0, 10.0, 400.0),
         _run("hocus-db", 2.0, 10.0, 400.0, db=10.0),
     ]
     text = hb.report(results, [hb.SHAPES["a"]])
     pairls_row = next(line for line in text.splitlines() if "| pairls" in line)
     assert "| 3 (2) | 3.00 / 10.00 ms | 400 us (600 us) | 2.50 |" in pairls_row
+    assert pairls_row.endswith("| 0.60 ms, 9.5 ops |")  # the hub's commits, medians of the valid runs
     # a run without the wake-ups (a load generator before they were counted) shows none
     hocus_row = next(line for line in text.splitlines() if "| Hocuspocus in memory" in line)
     assert "| 1 (1) | 2.00 / 10.00 ms | 400 us | - |" in hocus_row
+    assert hocus_row.endswith("| - |")  # no commits to report
     shape = "| 200 clients in 100 rooms, 1,000 edits/s |"
     ratio_rows = [line for line in text.splitlines() if line.startswith(shape) and "<=" in line]
     assert ratio_rows == [

@@ -132,6 +132,18 @@ def test_the_hub_without_its_commit_is_a_note_beside_the_targets_not_a_row_of_it
     assert "hub CPU per edit 1.50x (300 / 200 us)" in baseline[0]
 
 
+def test_the_hubs_commits_are_in_its_note() -> None:
+    res = Results()
+    res.scenario = 13
+    mine = {**_hocus_run("pairls", 3.0, 12.0, 400.0), "commit_ms": 0.69, "ops_per_commit": 9.55}
+    results = [mine, _hocus_run("hocus-mem", 2.0, 10.0, 200.0)]
+    hocus.add_rows(res, results, [hocus.SHAPES["a"]])
+    pairls = next(n for n in res.notes if ", pairls (PostgreSQL before ack), " in n)
+    assert "its group commits over the whole run: 0.69 ms per statement (mean), 9.6 ops each" in pairls
+    hocuspocus = next(n for n in res.notes if ", Hocuspocus in memory, " in n)
+    assert "commits" not in hocuspocus
+
+
 def test_the_entry_points_parse_as_before() -> None:
     args = cli.parser().parse_args(["--only", "core,memory", "--conns", "300", "--out", ""])
     assert (args.only, args.conns, args.out, args.scenarios) == ("core,memory", 300, "", [])

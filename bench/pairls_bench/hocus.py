@@ -12,10 +12,12 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,32 @@ def run_load(
     return result
 
 
+#: the hub's group-commit series in its ``/metrics`` (collab_server/metrics.py)
+_COMMIT_SERIES = re.compile(r"^pairls_commit_(seconds|batch_ops)_(sum|count) ([0-9.e+-]+)$", re.MULTILINE)
+
+
+def commit_figures(metrics: str) -> dict[str, float]:
+    """From a hub's ``/metrics`` text: its group commits so far (``commits``), their mean
+    statement time (``commit_ms``: one round trip with its WAL flush) and mean ops each
+    (``ops_per_commit``); empty if it committed nothing."""
+    found = {f"{name}_{part}": float(value) for name, part, value in _COMMIT_SERIES.findall(metrics)}
+    n = found.get("seconds_count", 0.0)
+    if not n:
+        return {}
+    return {
+        "commits": n,
+        "commit_ms": found["seconds_sum"] / n * 1e3,
+        "ops_per_commit": found["batch_ops_sum"] / found["batch_ops_count"],
+    }
+
+
+def scrape_commits(ws_url: str) -> dict[str, float]:
+    """:func:`commit_figures` of the hub at *ws_url* (its ``/metrics`` on the same port)."""
+    http = "http" + ws_url.removeprefix("ws").rstrip("/") + "/metrics"
+    with urllib.request.urlopen(http, timeout=10) as answer:
+        return commit_figures(answer.read().decode())
+
+
 def one_run(env: Any, node: str, server: str, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
     db_pid = env.embedded.pid if env.embedded is not None else None
     if server in ("pairls", BEFORE, UNCOMMITTED):
@@ -141,6 +169,9 @@ def one_run(env: Any, node: str, server: str, shape: Shape, args: argparse.Names
         )
         try:
             r = run_load(node, "pairls", hub.url, shape, args, server_pid=hub.proc.pid, db_pid=db_pid)
+            if server != UNCOMMITTED:
+                # over the whole run, warm-up included (the hub counts from its start)
+                r.update(scrape_commits(hub.url))
         finally:
             env.stop_hub(hub)
     else:
@@ -192,6 +223,8 @@ def figures(results: list[dict[str, Any]], shape: Shape) -> dict[str, dict[str, 
                 "db_us_per_edit",
                 "acks_per_s",
                 "server_wake_ups_per_edit",
+                "commit_ms",
+                "ops_per_commit",
             )
         }
         f["load_cores"] = statistics.median(r["load_cpu_s"] / r["window_s"] for r in ok) if ok else None
@@ -217,12 +250,19 @@ def _ratio(a: float | None, b: float | None, unit: str) -> str:
     return f"{a / b:.2f}x ({a:.4g} / {b:.4g} {unit})" if a is not None and b else "-"
 
 
+def _commits(f: dict[str, float | None]) -> str:
+    """A hub's group commits as the tables show them: "0.69 ms, 9.6 ops" ("-": none counted)."""
+    ms, ops = f.get("commit_ms"), f.get("ops_per_commit")
+    return f"{ms:.2f} ms, {ops:.1f} ops" if ms is not None and ops is not None else "-"
+
+
 def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
     """The Markdown tables of a run: figures per shape and server, then ratios and verdicts."""
     out = [
         "| shape | server | runs (valid) | edit to peer p50 / p99 | server CPU per edit (+ PostgreSQL)"
-        " | server wake-ups per edit | acked edits/s | load generator cores |",
-        "|---|---|---|---|---|---|---|---|",
+        " | server wake-ups per edit | acked edits/s | load generator cores"
+        " | the hub's commits: statement (mean), ops each |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ratios = [
         "| shape | pairls / Hocuspocus in memory | measured | target | verdict |",
@@ -249,6 +289,7 @@ def report(results: list[dict[str, Any]], shapes: list[Shape]) -> str:
             cores = f"{f['load_cores']:.2f}" if f["load_cores"] is not None else "-"
             wakes = _wake_ups(f["server_wake_ups_per_edit"])
             row = [shape.title, LABELS[server], f"{len(runs)} ({len(ok)})", lat, cpu, wakes, eps, cores]
+            row.append(_commits(f))
             out.append("| " + " | ".join(row) + " |")
         p, h = figs.get("pairls"), figs.get("hocus-mem")
         for mine, theirs, compared in (
@@ -313,7 +354,9 @@ def measure(
                     f" (+{r.get('db_us_per_edit') or 0:.0f} us db,"
                     f" {_wake_ups(r.get('server_wake_ups_per_edit'))} wake-ups) per edit,"
                     f" {r.get('acks_per_s') or 0:,.0f} acked/s, {r.get('skipped', 0)} skipped,"
-                    f" setup {r.get('setup_s') or 0:.1f} s; {state}"
+                    f" setup {r.get('setup_s') or 0:.1f} s"
+                    + (f", commits {_commits(r)}" if r.get("commit_ms") is not None else "")
+                    + f"; {state}"
                     + (f"; server: {' | '.join(r['server_said'])}" if r.get("server_said") else ""),
                     flush=True,
                 )
@@ -370,6 +413,11 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
             db = f" (+{f['db_us_per_edit']:.0f} us PostgreSQL)" if server != "hocus-mem" else ""
             wakes = f["server_wake_ups_per_edit"]
             woke = f", {wakes:.2f} wake-ups of its event loop per edit" if wakes is not None else ""
+            if f["commit_ms"] is not None and f["ops_per_commit"] is not None:
+                woke += (
+                    f", its group commits over the whole run: {f['commit_ms']:.2f} ms per statement"
+                    f" (mean), {f['ops_per_commit']:.1f} ops each"
+                )
             res.note(
                 f"Hocuspocus side by side, {shape.title}, {LABELS[server]}, medians of {valid} valid of "
                 f"{len(runs)} runs: edit to peer p50 / p99 {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms, CPU "
@@ -437,7 +485,9 @@ def method(args: argparse.Namespace) -> list[str]:
         "clients at 1,000 edits/s in all; shape b, 1,500 clients in 500 rooms at 350 edits/s. A run "
         "that fails validation (an edit a peer never saw, texts that differ, an error) is not used. "
         "Each figure is the median of its valid runs; CPU per edit is the server process's CPU over "
-        "the window per acknowledged edit (PostgreSQL's apart, in the notes). `make bench-hocus` "
+        "the window per acknowledged edit (PostgreSQL's apart, in the notes). For the hub, the notes "
+        "also give its group commits from its `/metrics` over the whole run (warm-up included): the "
+        "statement's mean time, one round trip with its WAL flush, and ops per commit. `make bench-hocus` "
         "(`bench/hocus_bench.py`) runs this alone with its full table.",
     ]
 

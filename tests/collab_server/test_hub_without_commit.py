@@ -1,16 +1,22 @@
 """bench/hub_without_commit.py, scenario 13's baseline, run as the bench runs it: a real process
 on PostgreSQL.  It must be what it says (the hub relaying and acking with nothing written to the
-log), or the bench's "commit's share" would be a wrong figure."""
+log), or the bench's "commit's share" would be a wrong figure.  Scenario 13 also reads each hub's
+group commits from its ``/metrics``: here from the real hub and the baseline, as the bench does."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from tests.support.hubclient import Peer
 from tests.support.hubproc import HubProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from pairls_bench.hocus import scrape_commits  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,5 +52,13 @@ async def test_the_baseline_acks_and_relays_with_nothing_written(
 ) -> None:
     with HubProcess(database_url=database_url, module=module) as hub:
         a, b, ops, head = await _edit_and_count_rows(hub, database_url)
+        commits = await asyncio.to_thread(scrape_commits, hub.url)
     assert a == b == "abcxyz"
     assert (ops, head) == (written, written)
+    if written:
+        # each character was acked before the next was typed: three commits of one op each,
+        # each a round trip to PostgreSQL
+        assert (commits["commits"], commits["ops_per_commit"]) == (3, 1.0)
+        assert 0 < commits["commit_ms"] < 10_000
+    else:
+        assert commits == {}  # no statement ran: nothing for the bench to report
