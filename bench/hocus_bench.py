@@ -19,7 +19,8 @@ per edit):
 * b: 1,500 clients in 500 rooms, 350 edits/s in all.
 
 Prints one table: per shape, edit-to-peer p50/p99 and CPU per acknowledged edit of each server
-(PostgreSQL's processes counted apart, for the durable ones), each figure the median of its runs;
+(PostgreSQL's processes counted apart, for the durable ones), each figure the median of its runs,
+and for the hub its group commits from its ``/metrics`` (the statement's mean time, ops per commit);
 then the ratios pairls / Hocuspocus-in-memory against issue 14's targets with a verdict, and the
 baseline's ratios to Hocuspocus-in-memory without one. A run that fails validation (an edit a peer
 never saw, texts that differ, an error) is reported and its figures are not used. Nothing is
