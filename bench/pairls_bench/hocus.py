@@ -413,15 +413,16 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
             db = f" (+{f['db_us_per_edit']:.0f} us PostgreSQL)" if server != "hocus-mem" else ""
             wakes = f["server_wake_ups_per_edit"]
             woke = f", {wakes:.2f} wake-ups of its event loop per edit" if wakes is not None else ""
-            if f["commit_ms"] is not None and f["ops_per_commit"] is not None:
-                woke += (
-                    f", its group commits over the whole run: {f['commit_ms']:.2f} ms per statement"
-                    f" (mean), {f['ops_per_commit']:.1f} ops each"
-                )
+            commits = (
+                f", its group commits over the whole run: {f['commit_ms']:.2f} ms per statement"
+                f" (mean), {f['ops_per_commit']:.1f} ops each"
+                if f["commit_ms"] is not None and f["ops_per_commit"] is not None
+                else ""
+            )
             res.note(
                 f"Hocuspocus side by side, {shape.title}, {LABELS[server]}, medians of {valid} valid of "
                 f"{len(runs)} runs: edit to peer p50 / p99 {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms, CPU "
-                f"{f['server_us_per_edit']:.0f} us per edit{db}{woke},"
+                f"{f['server_us_per_edit']:.0f} us per edit{db}{woke}{commits},"
                 f" {f['acks_per_s']:,.0f} acked edits/s, load "
                 f"generator {f['load_cores']:.2f} cores"
             )
