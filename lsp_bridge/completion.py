@@ -8,7 +8,8 @@ tested without an editor.  Three sources answer:
 1. **Identifiers** of every document of the room, peers' unsaved text
    included, kept in an :class:`IdentifierIndex` that the server updates on
    each change (``update`` or the incremental ``apply_op``), so a request
-   never rescans the room.  Ranked by proximity and frequency; the detail
+   never rescans the room (only a document whose change was too big to count
+   on its way, a big paste, is counted at the next request).  Ranked by proximity and frequency; the detail
    names the peer who introduced the word (``from alice (peer)``) or the
    document it comes from (``in src/util.py``).
 2. **Keywords** of Python, JavaScript/TypeScript, Go, Rust, Java, C and C++,
@@ -72,6 +73,10 @@ _WORD_CHAR = re.compile(r"\w")
 # them also keeps the index small.
 MIN_WORD = 2
 
+
+#: characters an op's index update may scan as the op comes (about 2.5 ms here); a bigger one
+#: is left to the next read of the index (:meth:`IdentifierIndex.catch_up`)
+DEFER_SCAN = 1 << 16
 
 # The words of _WORD at least MIN_WORD long, found faster (a word boundary costs less than a
 # lookbehind at every character): the proximity scan runs on every request.
@@ -204,11 +209,19 @@ class IdentifierIndex:
 
     The index is updated when text changes, either by re-counting a document
     (:meth:`update`, linear in its size) or from an op (:meth:`apply_op`,
-    linear in the size of the changed region).
+    linear in the size of the changed region, or in the document's when that
+    is less: deleting most of a document recounts what is left).  An op that
+    would cost more than *defer_scan* characters of scanning (a big paste)
+    is not scanned on the edit's way: its document is recounted from its
+    latest text when the index is next read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, defer_scan: int = DEFER_SCAN) -> None:
+        self._defer_scan = defer_scan
         self._docs: dict[str, dict[str, int]] = {}
+        #: documents to recount before the next read: their latest text, and the author of
+        #: every op since (``None`` when they were not all one author's)
+        self._deferred: dict[str, tuple[str, str | None]] = {}
         self._total: dict[str, int] = {}
         self._origin: dict[str, str] = {}
         # Every word of the room, sorted by case-folded form, and those forms
@@ -221,6 +234,7 @@ class IdentifierIndex:
     def update(self, path: str, text: str, *, author: str | None = None) -> None:
         """Re-index *path* from its full *text*; words new to the room are attributed to *author*."""
         old = self._docs.get(path, {})
+        self._deferred.pop(path, None)
         new = _words(text)
         delta = {w: n - old.get(w, 0) for w, n in new.items()}
         for w, n in old.items():
@@ -233,10 +247,16 @@ class IdentifierIndex:
 
         Only the words touching the changed region are re-counted: the region
         is widened to the nearest non-word characters, outside of which the
-        two texts, and so their words, are the same.  Words that *op* brings
-        into the room are attributed to *author*.  A document the index does
-        not know yet is indexed whole, with no attribution.
+        two texts, and so their words, are the same.  When the region's old
+        and new text together are longer than *new_text*, the document is
+        recounted whole instead (the same result, for less).  Words that *op*
+        brings into the room are attributed to *author*.  A document the
+        index does not know yet is indexed whole, with no attribution.
         """
+        deferred = self._deferred.get(path)
+        if deferred is not None:  # (a recount is due anyway: it will see this op too)
+            self._deferred[path] = (new_text, deferred[1] if deferred[1] == author else None)
+            return
         if path not in self._docs:
             self.update(path, new_text)
             return
@@ -249,6 +269,13 @@ class IdentifierIndex:
         while old_end < len(old_text) and _is_word_char(old_text[old_end]):
             old_end += 1
             new_end += 1
+        scan = (old_end - start) + (new_end - start)
+        if min(scan, len(new_text)) > self._defer_scan:
+            self._deferred[path] = (new_text, author)
+            return
+        if scan > len(new_text):
+            self.update(path, new_text, author=author)
+            return
         delta: dict[str, int] = dict(_words(new_text[start:new_end]))
         for w, n in _words(old_text[start:old_end]).items():
             delta[w] = delta.get(w, 0) - n
@@ -256,6 +283,7 @@ class IdentifierIndex:
 
     def remove(self, path: str) -> None:
         """Forget *path* (closed or deleted)."""
+        self._deferred.pop(path, None)
         old = self._docs.get(path)
         if old is not None:
             self._apply(path, {w: -n for w, n in old.items()}, None)
@@ -294,30 +322,43 @@ class IdentifierIndex:
                 del self._sorted[i]
                 del self._folded[i]
 
+    def catch_up(self) -> None:
+        """Recount the documents whose ops were too big to scan as they came (every query does
+        this first)."""
+        while self._deferred:
+            path, (text, author) = self._deferred.popitem()
+            self.update(path, text, author=author)
+
     # -- queries
 
     def paths(self) -> list[str]:
         """The indexed documents."""
+        self.catch_up()
         return list(self._docs)
 
     def count(self, path: str, word: str) -> int:
         """Occurrences of *word* in *path*."""
+        self.catch_up()
         return self._docs.get(path, {}).get(word, 0)
 
     def counts(self, path: str) -> dict[str, int]:
         """``{word: count}`` of *path* (a copy)."""
+        self.catch_up()
         return dict(self._docs.get(path, {}))
 
     def total(self, word: str) -> int:
         """Occurrences of *word* in the whole room."""
+        self.catch_up()
         return self._total.get(word, 0)
 
     def origin(self, word: str) -> str | None:
         """Who introduced *word* into the room, if known."""
+        self.catch_up()
         return self._origin.get(word)
 
     def where(self, word: str, *, exclude: str | None = None) -> str | None:
         """A document other than *exclude* that has *word*: the first indexed."""
+        self.catch_up()
         for path, counts in self._docs.items():
             if word in counts and path != exclude:
                 return path
@@ -325,6 +366,7 @@ class IdentifierIndex:
 
     def with_prefix(self, prefix: str) -> Iterator[str]:
         """Words whose case-folded form starts with *prefix*'s (every word for ``""``)."""
+        self.catch_up()
         folded, keys, words = prefix.casefold(), self._folded, self._sorted
         i = bisect.bisect_left(keys, folded)
         while i < len(keys) and keys[i].startswith(folded):
@@ -333,10 +375,12 @@ class IdentifierIndex:
 
     def top(self, path: str, n: int) -> list[str]:
         """The *n* most frequent words of *path*."""
+        self.catch_up()
         counts = self._docs.get(path, {})
         return heapq.nlargest(n, counts, key=counts.__getitem__)
 
     def __len__(self) -> int:
+        self.catch_up()
         return len(self._total)
 
 
@@ -609,6 +653,7 @@ class CompletionEngine:
         prefix: str,
     ) -> None:
         index = self.index
+        index.catch_up()  # (the counts below are read directly)
         current = text[start:end]
         near = _nearness(text, start, end)
         words: list[str]

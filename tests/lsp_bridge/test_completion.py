@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -456,6 +457,67 @@ def test_incremental_index_matches_a_full_reindex(
         words = list(incremental.with_prefix(""))
         assert [w.casefold() for w in words] == sorted(w.casefold() for w in words)
         text = new
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits(), WORDY, st.integers(0, 12), st.lists(st.booleans(), min_size=6, max_size=6))
+def test_deferred_and_whole_recounts_match_a_full_reindex(
+    case: tuple[str, list[tuple[ops.Op, str]]], peer: str, defer_scan: int, read: list[bool]
+) -> None:
+    """With a small *defer_scan* ops go every way (scanned, the document recounted, left to the
+    next read) and several can wait for one read; what a read sees is a full reindex's counts.
+    A word's author may be one it had earlier (its net change over the ops a recount covers is
+    what counts, as within one op) or none (those ops were several authors'), never another."""
+    text, steps = case
+    deferring, full = IdentifierIndex(defer_scan=defer_scan), IdentifierIndex()
+    for index in (deferring, full):
+        index.update("peer.py", peer, author="carol")
+        index.update("a.py", text, author="me")
+    authors = {w: {a} for w, a in index_state(full)[2].items()}
+    for i, (op, author) in enumerate(steps):
+        new = ops.apply(text, op)
+        deferring.apply_op("a.py", text, op, new, author)
+        full.update("a.py", new, author=author)
+        for w, a in index_state(full)[2].items():
+            authors.setdefault(w, set()).add(a)
+        if read[i] or i == len(steps) - 1:
+            counts, totals, origins = index_state(deferring)
+            assert (counts, totals) == index_state(full)[:2]
+            assert all(a in authors.get(w, ()) for w, a in origins.items())
+            words = list(deferring.with_prefix(""))
+            assert [w.casefold() for w in words] == sorted(w.casefold() for w in words)
+        text = new
+
+
+def test_a_big_paste_is_counted_at_the_next_read_and_its_removal_from_what_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lsp_bridge import completion
+
+    scanned: list[int] = []
+    words = completion._words
+
+    def counting(text: str) -> Counter[str]:
+        scanned.append(len(text))
+        return words(text)
+
+    monkeypatch.setattr(completion, "_words", counting)
+    index = IdentifierIndex()
+    old = "def main():\n    pass\n"
+    index.update("a.py", old, author="me")
+    paste = "pasted_name = other_name\n" * 20_000  # 500,000 characters
+    new = ops.apply(old, ops.insert(len(old), paste))
+    scanned.clear()
+    index.apply_op("a.py", old, ops.insert(len(old), paste), new, "bob")
+    assert scanned == []  # not on the edit's way
+    assert index.count("a.py", "pasted_name") == 20_000
+    assert index.origin("pasted_name") == "bob"
+    assert scanned == [len(new)]  # once, at the read
+    scanned.clear()
+    index.apply_op("a.py", new, ops.delete(len(old), len(paste)), old, "bob")
+    assert scanned == [len(old)]  # what is left, not the 500,000 characters that went
+    assert index.count("a.py", "pasted_name") == 0 and index.origin("pasted_name") is None
+    assert index.counts("a.py") == {"def": 1, "main": 1, "pass": 1}
 
 
 # ---------------------------------------------------------------- layering
