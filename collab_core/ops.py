@@ -21,7 +21,6 @@ which the callers turn into a coded refusal.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -643,10 +642,23 @@ def encoded_size(op: Op) -> int:
     return size
 
 
+#: bytes JSON writes as a two-character escape (one byte more each)
+_SHORT_ESCAPES = b'"\\\n\r\t\b\f'
+#: the other control characters, written ``\\u00XX`` (five bytes more each)
+_LONG_ESCAPES = bytes(c for c in range(0x20) if c not in _SHORT_ESCAPES)
+
+
 def _json_size(s: str) -> int:
+    """Bytes of *s* as a JSON string in UTF-8 (``ensure_ascii=False``), counted without writing it.
+
+    Counted in its UTF-8 bytes (which hold an ASCII character's byte only where that character
+    is): what deleting the escaped characters takes away is how many there are."""
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
         return len(s) + 2
-    return len(json.dumps(s, ensure_ascii=False).encode("utf-8"))
+    b = s.encode("utf-8")
+    n = len(b)
+    short = n - len(b.translate(None, _SHORT_ESCAPES))
+    return n + 2 + short + 5 * (n - len(b.translate(None, _LONG_ESCAPES)))
 
 
 def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -> tuple[Op, Op]:
@@ -699,21 +711,34 @@ def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -
     raise AssertionError("unreachable: the op fitted")  # pragma: no cover
 
 
+#: code points :func:`_prefix_within` measures at a time
+_PREFIX_CHUNK = 1 << 14
+
+
 def _prefix_within(s: str, budget: int) -> str:
-    """The longest prefix of *s* whose JSON string form is at most *budget* bytes."""
-    if budget <= 2:
-        return ""
-    n = min(len(s), budget - 2)
-    while n > 0:
-        size = _json_size(s[:n])
-        if size <= budget:
+    """The longest prefix of *s* whose JSON string form is at most *budget* bytes.
+
+    A character's bytes do not depend on its neighbours, so the sizes of pieces add up: whole
+    chunks while they fit, then halves of the chunk that does not (linear in the prefix).
+    """
+    room = budget - 2  # (the quotes)
+    n = 0
+    while n < len(s):
+        cost = _json_size(s[n : n + _PREFIX_CHUNK]) - 2
+        if cost > room:
             break
-        n = max(0, min(n - 1, n * (budget - 2) // size))
-    # grow back by small steps if the estimate undershot a lot
-    step = max(1, n // 64)
-    while n < len(s) and _json_size(s[: n + step]) <= budget:
-        n += step
-    return s[:n]
+        room -= cost
+        n += _PREFIX_CHUNK
+    else:
+        return s
+    lo, hi = 0, min(_PREFIX_CHUNK, len(s) - n)  # s[n:n+lo] fits, s[n:n+hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _json_size(s[n : n + mid]) - 2 <= room:
+            lo = mid
+        else:
+            hi = mid
+    return s[: n + lo]
 
 
 # -- diff ----------------------------------------------------------------------------------

@@ -442,6 +442,34 @@ def test_encoded_size_is_the_wire_size(s: str) -> None:
     assert ops.encoded_size(op) == len(json.dumps(op, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def _wire_size(s: str) -> int:
+    import json
+
+    return len(json.dumps(s, ensure_ascii=False).encode())
+
+
+def test_the_size_of_each_ascii_character_and_a_few_others_is_its_wire_size() -> None:
+    for ch in [*map(chr, range(0x80)), "\u00e9", "\u2028", "变", "😀"]:
+        assert ops._json_size(ch) == _wire_size(ch), repr(ch)
+        assert ops._json_size(f"ab{ch}\u00e9") == _wire_size(f"ab{ch}\u00e9"), repr(ch)
+
+
+@given(s=texts(max_size=40), budget=st.integers(0, 80))
+def test_a_cut_insert_is_the_longest_prefix_within_the_budget(s: str, budget: int) -> None:
+    head = ops._prefix_within(s, budget)
+    assert s.startswith(head)
+    assert head == "" or _wire_size(head) <= budget
+    assert head == s or _wire_size(s[: len(head) + 1]) > budget
+
+
+def test_a_cut_across_many_chunks_is_the_longest_prefix_within_the_budget() -> None:
+    s = ('ascii, then "quotes" \\ \t\x01\x1f \u00e9 😀 变量\n' * 20_000)[: 5 * ops._PREFIX_CHUNK + 123]
+    for budget in (3, 1_000, ops._PREFIX_CHUNK * 3 + 7, _wire_size(s) - 1, _wire_size(s)):
+        head = ops._prefix_within(s, budget)
+        assert _wire_size(head) <= budget
+        assert head == s or _wire_size(s[: len(head) + 1]) > budget, budget
+
+
 def test_split_a_big_paste_into_frames() -> None:
     paste = ('línea 😀 "quoted" \\ tab\t\n' * 40_000)[:1_000_000]
     op: Op = [5, paste]
