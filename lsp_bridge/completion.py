@@ -8,10 +8,11 @@ tested without an editor.  Three sources answer:
 1. **Identifiers** of every document of the room, peers' unsaved text
    included, kept in an :class:`IdentifierIndex` that the server updates on
    each change (``update`` or the incremental ``apply_op``), so a request
-   never rescans the room (only a document whose change was too big to count
-   on its way, a big paste, is counted at the next request).  Ranked by proximity and frequency; the detail
-   names the peer who introduced the word (``from alice (peer)``) or the
-   document it comes from (``in src/util.py``).
+   never rescans the room (only a document whose change was too big to
+   count on its way, a big paste, is counted at the next request).  Ranked
+   by proximity and frequency; the detail names the peer who introduced the
+   word (``from alice (peer)``) or the document it comes from (``in
+   src/util.py``).
 2. **Keywords** of Python, JavaScript/TypeScript, Go, Rust, Java, C and C++,
    by the document's language (LSP ``languageId`` or the path's extension).
 3. **Semantic** completions from jedi for Python documents, under a time
