@@ -252,6 +252,11 @@ class _HubCollector(Collector):
                 hub.peers.outbox.coalesced,
             ),
             (
+                "pairls_presence_unshared",
+                "Cursor moves not sent to the other hubs: nobody in their room was on another hub",
+                hub.peers.presence_unshared,
+            ),
+            (
                 "pairls_presence_clipped",
                 "Cursor messages clipped to fit a notification to the other hubs",
                 peers.stats.clipped_presence,

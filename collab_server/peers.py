@@ -11,9 +11,10 @@ this module only reads, writes and sleeps:
 * a join is written (with its notification) and the room's other
   participants read in one statement, before ``joined`` is answered; a
   departure or role change is written in the background;
-* presence waits in the :class:`~collab_server.roster.Outbox` while the
-  previous batch is being sent: one statement sends a batch, the newest
-  cursor of each participant;
+* presence goes only for rooms with members on other hubs
+  (``Roster.shares``), and waits in the :class:`~collab_server.roster.Outbox`
+  while the previous batch is being sent: one statement sends a batch, the
+  newest cursor of each participant;
 * at a clean stop the hub's participants leave at once (the others are
   told), and its row goes.
 
@@ -61,6 +62,8 @@ class PeerLink:
         self.resyncs = 0
         #: presence notifications sent
         self.presence_sent = 0
+        #: cursor moves not sent: nobody in their room was on another hub
+        self.presence_unshared = 0
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -145,6 +148,9 @@ class PeerLink:
         )
 
     def presence(self, room_id: str, participant: str, message: dict[str, Any]) -> None:
+        if not self.roster.shares(room_id):
+            self.presence_unshared += 1
+            return
         payload, clipped = encode_presence(self.store.hub_id, room_id, message)
         if clipped:
             self.roster.stats.clipped_presence += 1

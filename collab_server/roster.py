@@ -20,6 +20,11 @@ kind           body                                                   the others
                                                                         members' presence again)
 =============  =====================================================  ======================
 
+A hub sends its members' ``presence`` only for rooms that have members on
+other hubs (:meth:`Roster.shares`): a room on one hub costs its cursor
+moves no notification.  When a room gets its first member elsewhere, the
+hub sends the newest cursor of each of its members (:class:`Resend`).
+
 Participants are also rows in PostgreSQL (``participants``, with the hub
 they are on, and ``hubs`` with each hub's heartbeat): every hub reads the
 rows of its rooms every heartbeat, so a notification that was lost is
@@ -300,6 +305,18 @@ class Roster:
     def remote_count(self) -> int:
         return sum(len(v.remote) for v in self._rooms.values())
 
+    def shares(self, room_id: str) -> bool:
+        """Someone in *room_id* is on another hub, as far as this hub knows.
+
+        Its members' cursors go to the other hubs only then: nobody else
+        would read them.  The moment the room gets its first member elsewhere
+        (a notification, or a read of the table), :meth:`receive` and
+        :meth:`synced` return a :class:`Resend`, so what this hub kept to
+        itself meanwhile goes out then, the newest cursor of each member.
+        """
+        view = self._rooms.get(room_id)
+        return view is not None and bool(view.remote)
+
     # -- notifications ------------------------------------------------------------
 
     def receive(self, payload: str) -> list[Broadcast | Replaced | Resend]:
@@ -369,15 +386,20 @@ class Roster:
 
     def _put(self, view: _RoomView, room_id: str, participant: str, entry: _Remote) -> list[Any]:
         known = view.remote.get(participant)
+        first = not view.remote
         view.remote[participant] = entry
         if known is None:
-            out = [
+            out: list[Any] = [
                 Broadcast(room_id, {"type": "participant_joined", "participant": entry.describe(participant)})
             ]
             early = view.early.pop(participant, None)
             if early is not None:
                 view.presence[participant] = early
                 out.append(Broadcast(room_id, early))
+            if first:
+                # the room is shared from now on: our cursors, kept here until now, go there
+                # (a hub new to the room asks for them too: they may go twice, never not at all)
+                out.append(Resend(room_id))
             return out
         if (known.name, known.role) != (entry.name, entry.role):
             return [

@@ -121,6 +121,51 @@ async def test_participants_presence_and_documents_cross_hubs(two_hubs: tuple[Hu
     assert b.peers.presence_sent >= 1
 
 
+async def test_cursors_of_a_room_on_one_hub_stay_there_until_it_has_a_member_elsewhere(
+    two_hubs: tuple[Hub, Hub], database_url: str
+) -> None:
+    """Nobody on another hub would read them: a room whose members are all on one hub costs its
+    cursor moves no notification.  Its first member elsewhere gets the newest of each."""
+    a, b = two_hubs
+    heard: list[str] = []
+    db = await asyncpg.connect(database_url)
+    await db.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: heard.append(payload))
+    try:
+        ada = await Peer(url(a), "Ada").connect()
+        room = await ada.create_room("r")
+        await ada.create_document("a.txt", "hello")
+        await ada.open("a.txt")
+        cy, _ = await in_room(a, "Cy", room)
+        for k in range(5):
+            await ada.send({"type": "presence", "path": "a.txt", "rev": 0, "ranges": [[k, k]]})
+        await event_where(cy, "presence", lambda e: e["ranges"] == [[4, 4]])  # (on the hub, as ever)
+        await asyncio.sleep(0.5)  # (a notification sent would be heard by now)
+        assert (a.peers.presence_sent, a.peers.presence_unshared) == (0, 5)
+        assert not [n for n in heard if " presence " in n]
+
+        # Bob comes in through hub B: he gets Ada's newest cursor, and her moves from now on
+        bob, bob_joined = await in_room(b, "Bob", room)
+        resent = [p for p in bob_joined["presence"] if p["participant"] == ada.participant] or [
+            await event_where(bob, "presence", lambda e: e["participant"] == ada.participant)
+        ]
+        assert [p["ranges"] for p in resent] == [[[4, 4]]]
+        await ada.send({"type": "presence", "path": "a.txt", "rev": 0, "ranges": [[2, 3]]})
+        await event_where(bob, "presence", lambda e: e["ranges"] == [[2, 3]])
+        assert [n for n in heard if n.startswith("hub-a ") and " presence " in n]
+
+        # Bob leaves: the room is on one hub again
+        await bob.close()
+        await event_where(ada, "participant_left", lambda e: e["participant"] == bob.participant)
+        sent = a.peers.presence_sent
+        await ada.send({"type": "presence", "path": "a.txt", "rev": 0, "ranges": [[1, 1]]})
+        await event_where(cy, "presence", lambda e: e["ranges"] == [[1, 1]])
+        assert a.peers.presence_sent == sent and a.peers.presence_unshared == 6
+        for p in (ada, cy):
+            await p.close()
+    finally:
+        await db.close()
+
+
 async def test_a_client_back_through_the_other_hub_replaces_its_old_connection(
     two_hubs: tuple[Hub, Hub],
 ) -> None:

@@ -149,6 +149,31 @@ def test_a_hub_new_to_the_room_asks_for_the_cursors_again() -> None:
     assert r.receive(encode("hub-b", ROOM, "ask", {})) == [Resend(ROOM)]
 
 
+def test_a_room_is_shared_while_it_has_members_elsewhere_and_each_first_one_gets_our_cursors() -> None:
+    r = roster("other")
+    r.hold(ROOM)
+    assert not r.shares(ROOM) and not r.shares("nowhere")
+    # the first member elsewhere, announced: its join is told, then our cursors go there
+    out = r.receive(joined("p1"))
+    assert out[-1] == Resend(ROOM) and out.count(Resend(ROOM)) == 1
+    assert r.shares(ROOM) and not r.shares("other")
+    # a second one finds the room shared already: nothing to send again
+    assert Resend(ROOM) not in r.receive(joined("p2", hub="hub-c"))
+    r.receive(encode("hub-b", ROOM, "left", {"id": "p1"}))
+    assert r.shares(ROOM)
+    r.receive(encode("hub-c", ROOM, "left", {"id": "p2"}))
+    assert not r.shares(ROOM)
+    # the first member again, found by a read (its notification was lost): the same
+    out = r.synced(r.begin_read(), {ROOM: [Row("p3", "hub-b", "Bo", "editor")]})
+    assert out[-1] == Resend(ROOM) and r.shares(ROOM)
+    # a hub that stopped beating takes the room's last member elsewhere with it
+    r.synced(r.begin_read(), {ROOM: []})
+    assert not r.shares(ROOM)
+    # our own rows are not members elsewhere
+    assert r.synced(r.begin_read(), {ROOM: [Row("p4", "hub-me", "Me", "owner")]}) == []
+    assert not r.shares(ROOM)
+
+
 def test_a_document_added_elsewhere_is_told() -> None:
     r = roster()
     out = messages(r.receive(encode("hub-b", ROOM, "document", {"path": "src/a.py", "rev": 0, "by": "p1"})))
