@@ -321,6 +321,11 @@ class View:
     expire_at: float | None = None
 
 
+#: revisions of a document kept to move a peer's cursor that comes late (its presence older
+#: than our text) to our revision
+RECENT_REVS = 64
+
+
 @dataclass
 class Doc:
     path: str
@@ -348,6 +353,9 @@ class Doc:
     asks: list[_Ask] = field(default_factory=list)
     #: who last changed each line (kept once someone asked: hover, pairls.blame)
     blame: _Blame | None = None
+    #: the hub's latest revisions as (rev, op, author), oldest first and without gaps: a peer's
+    #: cursor from a revision before ours moves past them (:meth:`Room._bring_up`)
+    recent: deque[tuple[int, ops.Op, str | None]] = field(default_factory=lambda: deque(maxlen=RECENT_REVS))
     #: the text whose hash is cached in ``_hash``
     _hashed: str | None = None
     _hash: str = ""
@@ -551,6 +559,9 @@ class Room:
             "presses_again": 0,
             # cursor moves the peers knew already (typing): their presence went later
             "presence_implied": 0,
+            # peers' cursors from a revision older than the ones kept here: left where they were
+            # until their next presence
+            "cursors_too_old": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -2656,6 +2667,7 @@ class Room:
                 if doc.blame is not None:
                     mark = LineBlame(self.author, self.name, None, msg["rev"])
                     self._blame_changed(doc, client.outstanding.op, mark, now)
+                self._move_cursors(doc, msg["rev"], client.outstanding.op, self.participant)
                 self._move_shown(doc.path, msg["rev"], client.outstanding.op, True)
                 out = client.receive_ack(msg["rev"])
                 doc.resend_delay = 0.0
@@ -2919,6 +2931,9 @@ class Room:
         part = self.participants.get(pid) or self._participant({"id": pid, "name": msg.get("name", "?")})
         old_path = part.path
         part.path, part.rev, part.ranges = path, rev, clean
+        doc = self.docs.get(path)
+        if doc is not None and doc.client is not None and rev < doc.client.rev:
+            self._bring_up(doc, part)
         if old_path is not None and old_path != path:
             self._cursors_changed(old_path)
         self._cursors_changed(path)
@@ -2926,7 +2941,12 @@ class Room:
             self._follow_moved(part)
 
     def _move_cursors(self, doc: Doc, rev: int, op: ops.Op, author: str | None) -> None:
-        """A hub op of *doc* at *rev*: cursors at the revision before it move with it."""
+        """A hub op of *doc* at *rev* (ours too, when acknowledged): cursors at the revision
+        before it move with it, and it is kept for cursors that come later (:meth:`_bring_up`)."""
+        recent = doc.recent
+        if recent and recent[-1][0] != rev - 1:
+            recent.clear()  # (a revision we did not see go by: a catch-up or a fresh text)
+        recent.append((rev, op, author))
         moved = False
         for p in self.participants.values():
             if p.path != doc.path or p.rev != rev - 1:
@@ -2937,6 +2957,23 @@ class Room:
             moved = True
         if moved:
             self._cursors_changed(doc.path)
+
+    def _bring_up(self, doc: Doc, p: Participant) -> None:
+        """*p*'s cursor is at a revision before ours (its presence was sent before ops we have
+        applied already): moved past those ops as if it had come in time, its own inserts
+        pushing it on.  Older than the revisions kept, it stays where it is until its next
+        presence (counted)."""
+        client = doc.client
+        assert client is not None
+        recent = doc.recent
+        if not recent or recent[0][0] > p.rev + 1 or recent[-1][0] != client.rev:
+            self.stats["cursors_too_old"] += 1
+            return
+        for rev, op, author in recent:
+            if rev > p.rev:
+                mine = p.id == author
+                p.ranges = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in p.ranges]
+                p.rev = rev
 
     def _to_editor(self, doc: Doc, view: View, p: Participant, pos: int) -> int:
         """A peer's cursor (hub text at ``p.rev``) in the buffer's text."""

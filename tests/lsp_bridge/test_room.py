@@ -19,6 +19,7 @@ from collab_core import ops
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange
 from lsp_bridge.room import (
+    RECENT_REVS,
     ApplyEdit,
     Connect,
     Disconnect,
@@ -948,6 +949,47 @@ def test_peers_cursors_move_with_incoming_ops_and_carry_their_revision() -> None
     assert w.room.cursors("file:///x.txt")[0][1] == [((0, 6), (0, 6))]
     notes = [n for n in w.events_of(Notify) if n.method == "pairls/cursors"]
     assert notes
+
+
+def test_a_presence_older_than_our_text_is_moved_by_the_ops_since() -> None:
+    """A presence can be older than the ops that follow it (its sender held it back a moment,
+    and its op was committed meanwhile): it is moved past them as if it had come in time, the
+    sender's own inserts pushing the sender's cursor on, and then by every op after."""
+    w = _bob_watching_x()
+    w.peer_op("x.txt", [5, "a"], author="ada")  # rev 1: Ada typed at 5
+    _editor_shows(w, "file:///bob/x.txt")
+    w.peer_op("x.txt", ["> "], author="carol")  # rev 2
+    _editor_shows(w, "file:///bob/x.txt")
+    # Ada's presence from before her keystroke: her cursor at 5, at rev 0
+    late = {
+        "type": "presence",
+        "participant": "ada",
+        "name": "Ada",
+        "path": "x.txt",
+        "rev": 0,
+        "ranges": [[5, 5]],
+    }
+    w.feed(late)
+    ada = w.room.participants["ada"]
+    assert (ada.rev, ada.ranges) == (2, [[8, 8]])
+    assert w.room.cursors("file:///bob/x.txt")[0][1] == [((0, 8), (0, 8))]
+    w.peer_op("x.txt", [8, "b"], author="ada")  # and on with her typing
+    assert (ada.rev, ada.ranges) == (3, [[9, 9]])
+    assert w.room.stats["cursors_too_old"] == 0
+    # older than the revisions kept: left as it came (its next presence puts it right), counted
+    for _ in range(RECENT_REVS):
+        w.peer_op("x.txt", ["."], author="carol")
+    w.feed({**late, "rev": 2})
+    assert (ada.rev, ada.ranges) == (2, [[5, 5]]) and w.room.stats["cursors_too_old"] == 1
+
+
+def test_peers_cursors_move_with_our_own_acknowledged_ops() -> None:
+    w = _bob_at_6_in_hello_world()
+    w.type("file:///x.txt", 2, (0, 0), "> ")
+    w.commit("x.txt", w.take("op"))
+    bob = w.room.participants["bob"]
+    assert (bob.rev, bob.ranges) == (1, [[8, 8]])
+    assert w.room.cursors("file:///x.txt")[0][1] == [((0, 8), (0, 8))]
 
 
 def test_an_incoming_op_goes_to_the_editor_before_the_cursors_it_moved() -> None:
