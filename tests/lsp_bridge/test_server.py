@@ -452,6 +452,8 @@ async def test_cursor_hints_off(make_editor: MakeEditor, hub: HubProcess) -> Non
     for i, ch in enumerate("y = 2\n"):
         a.type(ua, i, ch)
         await asyncio.sleep(0.02)
+    # (where offset 6 is in Bob's text once all of it arrived: part of it would put it elsewhere)
+    await settle(pairs, "m.py")
     end = b.position(b.uri("m.py"), 6)
 
     def ada_at_end(n: dict[str, Any]) -> bool:
