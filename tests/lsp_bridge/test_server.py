@@ -477,6 +477,40 @@ async def test_cursor_hints_off(make_editor: MakeEditor, hub: HubProcess) -> Non
     assert await b.inlay_hints(b.uri("m.py")) == []
 
 
+async def test_a_peers_cursor_moves_with_what_we_type_before_it(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    """Bob types before Ada's cursor: his server shows her cursor pushed on by his text, after
+    his keystrokes are acknowledged too (it once went back to where it was, and stayed)."""
+    a = await make_editor("vscode", "Ada")
+    ua = a.uri("w.py")
+    text = "hello world\n"
+    a.open(ua, text)
+    room = await _room(a)
+    b = await make_editor("vscode", "Bob")
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    ub = b.uri("w.py")
+    b.open(ub, text)
+    pairs = [(a, ua), (b, ub)]
+    await settle(pairs, "w.py")
+    a.send_cursor(ua, 6)
+
+    async def hints_at(character: int) -> bool:
+        hints = await b.inlay_hints(ub)
+        return [(h.position.line, h.position.character) for h in hints] == [(0, character)]
+
+    await _eventually(lambda: hints_at(6))
+    for i, ch in enumerate("> "):
+        b.type(ub, i, ch)
+        await asyncio.sleep(0.02)
+    await settle(pairs, "w.py")  # (Bob's keystrokes acknowledged)
+    await _eventually(lambda: hints_at(8))
+    await asyncio.sleep(0.3)  # and there it stays
+    assert await hints_at(8)
+    parts = (await b.command("pairls.participants", {}))["participants"]
+    assert next(p for p in parts if p["name"] == "Ada")["ranges"] == [[8, 8]]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_open_document_and_follow(make_editor: MakeEditor, hub: HubProcess, kind: str) -> None:
     a = await make_editor("vscode", "Ada")
