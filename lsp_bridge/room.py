@@ -322,8 +322,9 @@ class View:
 
 
 #: revisions of a document kept to move a peer's cursor that comes late (its presence older
-#: than our text) to our revision
+#: than our text) to our revision, and the most text they may hold (a paste is not kept)
 RECENT_REVS = 64
+RECENT_CHARS = 1 << 16
 
 
 @dataclass
@@ -353,9 +354,11 @@ class Doc:
     asks: list[_Ask] = field(default_factory=list)
     #: who last changed each line (kept once someone asked: hover, pairls.blame)
     blame: _Blame | None = None
-    #: the hub's latest revisions as (rev, op, author), oldest first and without gaps: a peer's
-    #: cursor from a revision before ours moves past them (:meth:`Room._bring_up`)
-    recent: deque[tuple[int, ops.Op, str | None]] = field(default_factory=lambda: deque(maxlen=RECENT_REVS))
+    #: the hub's latest revisions as (rev, op, author, characters inserted), oldest first and
+    #: without gaps: a peer's cursor from a revision before ours moves past them
+    #: (:meth:`Room._bring_up`); at most RECENT_REVS of them and RECENT_CHARS of text
+    recent: deque[tuple[int, ops.Op, str | None, int]] = field(default_factory=deque)
+    recent_chars: int = 0
     #: the text whose hash is cached in ``_hash``
     _hashed: str | None = None
     _hash: str = ""
@@ -2944,9 +2947,16 @@ class Room:
         """A hub op of *doc* at *rev* (ours too, when acknowledged): cursors at the revision
         before it move with it, and it is kept for cursors that come later (:meth:`_bring_up`)."""
         recent = doc.recent
-        if recent and recent[-1][0] != rev - 1:
-            recent.clear()  # (a revision we did not see go by: a catch-up or a fresh text)
-        recent.append((rev, op, author))
+        size = sum(len(c) for c in op if type(c) is str)
+        if (recent and recent[-1][0] != rev - 1) or size > RECENT_CHARS:
+            # a revision we did not see go by (a catch-up, a fresh text), or one too big to keep
+            recent.clear()
+            doc.recent_chars = 0
+        if size <= RECENT_CHARS:
+            recent.append((rev, op, author, size))
+            doc.recent_chars += size
+            while len(recent) > RECENT_REVS or doc.recent_chars > RECENT_CHARS:
+                doc.recent_chars -= recent.popleft()[3]
         moved = False
         for p in self.participants.values():
             if p.path != doc.path or p.rev != rev - 1:
@@ -2969,7 +2979,7 @@ class Room:
         if not recent or recent[0][0] > p.rev + 1 or recent[-1][0] != client.rev:
             self.stats["cursors_too_old"] += 1
             return
-        for rev, op, author in recent:
+        for rev, op, author, _ in recent:
             if rev > p.rev:
                 mine = p.id == author
                 p.ranges = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in p.ranges]

@@ -19,6 +19,7 @@ from collab_core import ops
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange
 from lsp_bridge.room import (
+    RECENT_CHARS,
     RECENT_REVS,
     ApplyEdit,
     Connect,
@@ -981,6 +982,16 @@ def test_a_presence_older_than_our_text_is_moved_by_the_ops_since() -> None:
         w.peer_op("x.txt", ["."], author="carol")
     w.feed({**late, "rev": 2})
     assert (ada.rev, ada.ranges) == (2, [[5, 5]]) and w.room.stats["cursors_too_old"] == 1
+    # a paste is not kept (its text could be megabytes): a presence from before it is too old
+    doc = w.room.docs["x.txt"]
+    rev = doc.client.rev  # type: ignore[union-attr]
+    w.peer_op("x.txt", ["x" * (RECENT_CHARS + 1)], author="carol")
+    w.peer_op("x.txt", ["."], author="carol")
+    assert [r[0] for r in doc.recent] == [rev + 2] and doc.recent_chars == 1
+    w.feed({**late, "rev": rev})
+    assert w.room.stats["cursors_too_old"] == 2
+    w.feed({**late, "rev": rev + 1})  # (from after it: moved past the op since)
+    assert (ada.rev, ada.ranges) == (rev + 2, [[6, 6]]) and w.room.stats["cursors_too_old"] == 2
 
 
 def test_peers_cursors_move_with_our_own_acknowledged_ops() -> None:
