@@ -2969,9 +2969,9 @@ class Room:
             self._cursors_changed(doc.path)
 
     def _bring_up(self, doc: Doc, p: Participant) -> None:
-        """*p*'s cursor is at a revision before ours (its presence was sent before ops we have
-        applied already): moved past those ops as if it had come in time, its own inserts
-        pushing it on.  Older than the revisions kept, it stays where it is until its next
+        """*p*'s cursor is at a revision before ours (its presence came after ops of later
+        revisions): moved past those ops as if it had come in time, its own inserts pushing
+        it on.  Older than the revisions kept, it stays where it is until its next
         presence (counted)."""
         client = doc.client
         assert client is not None
