@@ -151,15 +151,18 @@ async def test_cursors_of_a_room_on_one_hub_stay_there_until_it_has_a_member_els
         assert [p["ranges"] for p in resent] == [[[4, 4]]]
         await ada.send({"type": "presence", "path": "a.txt", "rev": 0, "ranges": [[2, 3]]})
         await event_where(bob, "presence", lambda e: e["ranges"] == [[2, 3]])
-        assert [n for n in heard if n.startswith("hub-a ") and " presence " in n]
+        await until(lambda: any(n.startswith("hub-a ") and " presence " in n for n in heard))
 
         # Bob leaves: the room is on one hub again
         await bob.close()
         await event_where(ada, "participant_left", lambda e: e["participant"] == bob.participant)
-        sent = a.peers.presence_sent
+        await until(lambda: a.peers._flusher is None)  # (what was on its way has gone)
+        sent, told = a.peers.presence_sent, len(heard)
         await ada.send({"type": "presence", "path": "a.txt", "rev": 0, "ranges": [[1, 1]]})
         await event_where(cy, "presence", lambda e: e["ranges"] == [[1, 1]])
+        await asyncio.sleep(0.5)
         assert a.peers.presence_sent == sent and a.peers.presence_unshared == 6
+        assert not [n for n in heard[told:] if n.startswith("hub-a ") and " presence " in n]
         for p in (ada, cy):
             await p.close()
     finally:
