@@ -327,6 +327,11 @@ RECENT_REVS = 64
 RECENT_CHARS = 1 << 16
 
 
+def _move_ranges(ranges: list[list[int]], op: ops.Op, mine: bool) -> list[list[int]]:
+    """Cursor *ranges* after *op*; *mine*: the op is the cursor's owner's (its inserts push it on)."""
+    return [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in ranges]
+
+
 @dataclass
 class Doc:
     path: str
@@ -1798,7 +1803,7 @@ class Room:
         if shown[1] != rev - 1:
             self._shown = None  # (a revision we did not see go by: no longer known)
             return
-        moved = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in shown[2]]
+        moved = _move_ranges(shown[2], op, mine)
         self._shown = (path, rev, moved)
 
     # == the connection =============================================================================
@@ -2962,7 +2967,7 @@ class Room:
             if p.path != doc.path or p.rev != rev - 1:
                 continue
             mine = p.id == author
-            p.ranges = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in p.ranges]
+            p.ranges = _move_ranges(p.ranges, op, mine)
             p.rev = rev
             moved = True
         if moved:
@@ -2982,7 +2987,7 @@ class Room:
         for rev, op, author, _ in recent:
             if rev > p.rev:
                 mine = p.id == author
-                p.ranges = [[ops.transform_index(x, op, after_insert=mine) for x in r] for r in p.ranges]
+                p.ranges = _move_ranges(p.ranges, op, mine)
                 p.rev = rev
 
     def _to_editor(self, doc: Doc, view: View, p: Participant, pos: int) -> int:
