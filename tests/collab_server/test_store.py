@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 
 import asyncpg
@@ -147,7 +148,10 @@ async def test_document_in_unknown_room_raises_store_error(store: Store) -> None
 
 async def test_append_and_load_round_trip_unicode_exactly(store: Store) -> None:
     doc = await make_doc(store, text="\r\n")
+    # (a batch of several ops: the group statement, whose rows travel as JSON; so escapes too)
+    escapes = '"\\ \\u0000 \\" \x01\x1f\x7f </script> \\\\n'
     op_list = [*typing(UNICODE, 1), ops.insert(0, "\u0301\U0001f468\u200d"), [3, -2, "é"]]
+    op_list.append(ops.insert(1, escapes))
     expected = "\r\n"
     for op in op_list:
         expected = ops.apply(expected, op)
@@ -292,6 +296,23 @@ async def test_unstorable_text_is_refused_with_store_error(store: Store) -> None
     assert (await store.load_document(doc.id)).rev == 0
     assert (await store.load_document(other.id)).text == "fine"
     assert await store.get_document("r1", "nul.txt") is None
+    # in a batch of several ops (the group statement: its rows go as JSON), a lone surrogate
+    # in an op or in a name the edge let through fails that append alone
+    two = batch(0, [ops.insert(0, "x"), ops.insert(1, "y")])
+    bad_name = [dataclasses.replace(s, author="ada \ud800") for s in two]
+    bad_op = [two[0], dataclasses.replace(two[1], op=[1, "lone \ud800"])]
+    for i, bad in enumerate((bad_name, bad_op)):
+        rev = (await store.load_document(other.id)).rev
+        results = await asyncio.gather(
+            store.append(doc.id, 0, bad),
+            store.append(other.id, rev, batch(rev, [["y"], ["z"]], first_seq=2 + 2 * i)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], StoreError)
+        assert "lone" not in str(results[0]) and results[0].__cause__ is None
+        assert results[1] is None
+        assert (await store.load_document(other.id)).rev == rev + 2
+    assert (await store.load_document(doc.id)).rev == 0
 
 
 async def test_store_recovers_when_its_connections_are_killed(store: Store, database_url: str) -> None:
