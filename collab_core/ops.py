@@ -77,7 +77,7 @@ def check(raw: Any) -> Op:
     return normalize(raw)
 
 
-def normalize(op: list[Component]) -> Op:
+def normalize(op: Sequence[Component]) -> Op:
     """Canonical form: merged neighbours, inserts before deletes, no trailing retain.
 
     Linear in the number of components and the inserted text: a run of
@@ -166,7 +166,7 @@ class _Builder:
         return out
 
 
-def base_length(op: Op) -> int:
+def base_length(op: Sequence[Component]) -> int:
     """The smallest document length *op* can apply to."""
     n = 0
     for c in op:
@@ -175,7 +175,7 @@ def base_length(op: Op) -> int:
     return n
 
 
-def target_length(op: Op, length: int) -> int:
+def target_length(op: Sequence[Component], length: int) -> int:
     """Length of a document of *length* code points after *op*."""
     for c in op:
         if type(c) is str:
@@ -266,7 +266,7 @@ class _Reader:
 
     __slots__ = ("op", "i", "head")
 
-    def __init__(self, op: Op) -> None:
+    def __init__(self, op: Sequence[Component]) -> None:
         self.op = op
         self.i = 0
         self.head: Component | None = op[0] if op else None
@@ -305,7 +305,7 @@ def _span(c: Component) -> int:
     return c if c > 0 else -c  # type: ignore[operator,return-value]
 
 
-def transform(a: Op, b: Op) -> tuple[Op, Op]:
+def transform(a: Op, b: Sequence[Component]) -> tuple[Op, Op]:
     """Transform concurrent *a* and *b* (same base) into ``(a', b')``.
 
     ``apply(apply(s, a), b') == apply(apply(s, b), a')`` (TP1).  Where both
@@ -332,7 +332,7 @@ def transform(a: Op, b: Op) -> tuple[Op, Op]:
     return _transform(a, b)
 
 
-def _edit(op: Op) -> tuple[int, Component] | None:
+def _edit(op: Sequence[Component]) -> tuple[int, Component] | None:
     """``(position, component)`` of a canonical op that is one insert or one delete, else None."""
     n = len(op)
     if n == 1:
@@ -386,7 +386,7 @@ def _transform_edits(pa: int, ca: Component, pb: int, cb: Component) -> tuple[Op
     return (_at(a_pos, -a_left) if a_left else []), (_at(b_pos, -b_left) if b_left else [])
 
 
-def _transform(a: Op, b: Op) -> tuple[Op, Op]:
+def _transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Op, Op]:
     a_b = _Builder()
     b_b = _Builder()
     a_push = a_b.push
@@ -454,7 +454,7 @@ def _cut(op: Op, at: int, *, inserts_at_cut: bool) -> tuple[Op, Op]:
     return list(op), []
 
 
-def _transform_window(a: Op, b: Op) -> tuple[Op, Op]:
+def _transform_window(a: Op, b: Sequence[Component]) -> tuple[Op, Op]:
     first = b[0]
     lo = first if isinstance(first, int) and first > 0 else 0
     hi = base_length(b)

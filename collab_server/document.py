@@ -46,6 +46,12 @@ a :class:`HistoryLedger` such as the hub's
 :class:`~collab_server.quotas.HistoryBudget`, reports each one's size in
 bytes, :func:`history_cost`, which may evict the oldest ones hub-wide).  A
 submission based before the oldest kept op is refused ``revision_too_old``.
+Each kept op is one flat tuple of numbers and strings (:data:`Kept`), its op a
+tuple too: the garbage collector stops tracking such a tuple at its first
+collection, so a hub holding hundreds of thousands of ops does not make every
+full collection walk them (three tracked objects an op made each full
+collection about 15 times longer: docs/benchmarks.md, "The history and the
+garbage collector").
 
 Group commit: the shell takes :meth:`Sequencer.take_unsent` as one batch,
 stores it, then calls :meth:`commit` or, if another hub won the race,
@@ -59,7 +65,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import NewType, Protocol
+from typing import Final, NewType, Protocol
 
 from collab_core import ops
 from collab_core.errors import ErrorCode, InvalidState
@@ -154,14 +160,34 @@ class Refusal:
 
 Outcome = Sequenced | Duplicate | Refusal
 
+#: A kept op (the history's entry): its rev, op (a tuple), client id, seq and author, the
+#: document's length before it, the history's components before it, its serial (serials grow
+#: and are never reused) and its cost in bytes.  Only numbers, strings and a tuple of them:
+#: untracked by the garbage collector (see the module docstring).
+Kept = tuple[int, tuple[ops.Component, ...], str, int, str, int, int, int, int]
+_REV: Final = 0
+_OP: Final = 1
+_CLIENT: Final = 2
+_SEQ: Final = 3
+_AUTHOR: Final = 4
+_LENGTH: Final = 5
+_COMPONENTS: Final = 6
+_SERIAL: Final = 7
+_COST: Final = 8
+
+
+def _sequenced_of(e: Kept) -> Sequenced:
+    return Sequenced(Rev(e[_REV]), list(e[_OP]), ClientId(e[_CLIENT]), e[_SEQ], e[_AUTHOR])
+
+
 #: what transforming past one more op costs beyond the components of both, in
 #: components (calling transform, reading the op): measured, about 8
 TRANSFORM_STEP = 8
 
 
 #: bytes a history entry costs besides its inserted text, as tracemalloc sees a
-#: sequencer and its budget grow (CPython 3.11, 64-bit): the entry's tuple, its
-#: Sequenced, the op's list, the revision, seq, stamp and cost ints; and per op
+#: sequencer and its budget grow (CPython 3.11, 64-bit): the entry's tuple, the op's
+#: tuple, the revision, seq, length, components, stamp and cost ints; and per op
 #: component (a pointer and an int or a str's header).
 #: tests/collab_server/test_document.py checks the estimate against tracemalloc.
 HISTORY_ENTRY_BYTES = 320
@@ -236,11 +262,9 @@ class Sequencer:
         self.bytes = self.committed_bytes = utf8_length(text)
         # UTF-8 length of the text after each pending op, parallel to _pending
         self._pending_bytes: list[int] = []
-        # ops with rev in (rev - len(history), rev], oldest first, each with the
-        # document length before it, the component count before it, its serial
-        # (serials grow and are never reused) and its cost in bytes; one tuple
-        # an op, and the op without its submission (see _remember)
-        self._history: deque[tuple[Sequenced, int, int, int, int]] = deque()
+        # ops with rev in (rev - len(history), rev], oldest first (Kept); the
+        # component count before each makes the components of the last k a subtraction
+        self._history: deque[Kept] = deque()
         self._next_serial = 1
         #: bytes the history costs (history_cost of each op kept)
         self.history_bytes = 0
@@ -290,8 +314,8 @@ class Sequencer:
         first = self.rev - len(self._history)
         if rev < first:
             return None
-        out = [e[0] for e in islice(self._history, rev - first, None) if e[0].rev <= self.committed_rev]
-        return out
+        committed = self.committed_rev
+        return [_sequenced_of(e) for e in islice(self._history, rev - first, None) if e[_REV] <= committed]
 
     def transform_cost(self, base_rev: int, components: int) -> int:
         """Units it costs to transform an op of *components* components made
@@ -299,7 +323,7 @@ class Sequencer:
         k = self.rev - base_rev
         if k <= 0:
             return 0
-        past = self._components - self._history[-k][2]
+        past = self._components - self._history[-k][_COMPONENTS]
         return k * (components + TRANSFORM_STEP) + past
 
     # -- input -----------------------------------------------------------
@@ -336,7 +360,7 @@ class Sequencer:
         if sub.base_rev == self.rev:
             length = len(self.text)
         else:
-            length = self._history[sub.base_rev - first][1]
+            length = self._history[sub.base_rev - first][_LENGTH]
         cost = self.transform_cost(sub.base_rev, len(sub.op))
         if self.transform_budget is not None and cost > self.transform_budget:
             # catching up and sending it against a newer revision costs the hub less
@@ -352,7 +376,7 @@ class Sequencer:
             # (up to history_limit entries) to reach the few newest ops
             history = self._history
             for i in range(sub.base_rev - self.rev, 0):
-                op, _ = ops.transform(op, history[i][0].op)
+                op, _ = ops.transform(op, history[i][_OP])
         size = self.bytes + _utf8_delta(self.text, op)
         if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
             # an op that shrinks (or keeps) an oversized document is still taken
@@ -441,8 +465,8 @@ class Sequencer:
         # history_limit may already have dropped the oldest pending ops
         for _ in range(min(len(self._pending), len(self._history))):
             entry = self._history.pop()
-            self._components -= len(entry[0].op)
-            self._forget(entry[4])
+            self._components -= len(entry[_OP])
+            self._forget(entry[_COST])
         self._pending.clear()
         self._pending_bytes.clear()
         self._unsent = 0
@@ -470,22 +494,22 @@ class Sequencer:
         last = self._clients.get(s.client_id)
         if last is None or s.seq > last[0]:
             self._clients[s.client_id] = (s.seq, s.rev)
-        if s.submission is not None or s.user or s.time or s.change_rev is not None or s.toggles is not None:
-            # the history only transforms and catches up: the submission (the op as
-            # the client sent it, for a rollback) and the attribution stay with the
-            # pending op, not here
-            s = Sequenced(s.rev, s.op, s.client_id, s.seq, s.author)
         if self._ledger is not None:
             serial = self._ledger.stamp()  # hub-wide: the budget's age order
         else:
             serial = self._next_serial
             self._next_serial += 1
         cost = history_cost(s.op)
-        self._history.append((s, length_before, self._components, serial, cost))
-        self._components += len(s.op)
+        # the history only transforms and catches up: the submission (the op as the client
+        # sent it, for a rollback) and the attribution stay with the pending op, not here
+        op = tuple(s.op)
+        self._history.append(
+            (s.rev, op, s.client_id, s.seq, s.author, length_before, self._components, serial, cost)
+        )
+        self._components += len(op)
         self.history_bytes += cost
         if len(self._history) > self.history_limit:
-            self._forget(self._history.popleft()[4])
+            self._forget(self._history.popleft()[_COST])
         if self._ledger is not None:
             # last: the ledger may evict from this very history
             self._ledger.remembered(self._ledger_id, serial, cost)
@@ -499,13 +523,13 @@ class Sequencer:
 
     def oldest_history(self) -> int | None:
         history = self._history
-        return history[0][3] if history else None
+        return history[0][_SERIAL] if history else None
 
     def evict_history_through(self, serial: int) -> int:
         """Drop the kept ops numbered up to *serial*, oldest first; returns how many."""
         history, n, freed = self._history, 0, 0
-        while history and history[0][3] <= serial:
-            freed += history.popleft()[4]
+        while history and history[0][_SERIAL] <= serial:
+            freed += history.popleft()[_COST]
             n += 1
         if n:
             self._forget(freed, n)
