@@ -16,11 +16,13 @@ only label is ``code``, an :class:`~collab_core.errors.ErrorCode`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -55,6 +57,8 @@ class HubMetrics:
         )
         self.registry.register(_HubCollector(hub))
         ProcessCollector(registry=self.registry)
+        # python_gc_collections_total{generation} and what they collected
+        GCCollector(registry=self.registry)
 
     def commit_observed(self, seconds: float, ops: int) -> None:
         """A :data:`~collab_server.store.CommitObserver`: one group commit took *seconds* for *ops*."""
@@ -283,6 +287,11 @@ class _HubCollector(Collector):
             "pairls_max_loop_lag_seconds",
             "Most the event loop was late to wake a timer, since the hub started",
             value=stats.max_loop_lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            "pairls_gc_frozen_objects",
+            "Objects the hub froze at start, out of every full garbage collection since",
+            value=gc.get_freeze_count(),
         )
         refusals = CounterMetricFamily(
             "pairls_refusals", "Error messages sent to clients, by error code", labels=["code"]

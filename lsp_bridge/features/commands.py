@@ -8,6 +8,7 @@ your editor").  A failure the user can act on is a JSON-RPC error
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -266,6 +267,8 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st["stats"]["shortOut"] = ls.rpc.short_out
     st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
     st["eventLoop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop, asyncio
+    # what the server froze at start (serve.py) and the collections per generation since
+    st["gc"] = {"frozen": gc.get_freeze_count(), "collections": [g["collections"] for g in gc.get_stats()]}
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st

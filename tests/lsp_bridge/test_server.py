@@ -146,6 +146,19 @@ async def test_create_join_status_participants_leave(make_editor: MakeEditor, hu
     assert again["roomId"] == room["roomId"]
 
 
+async def test_the_server_keeps_what_it_holds_at_start_out_of_full_collections(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    """pygls, lsprotocol and the handlers are frozen before the server serves: a full collection
+    walks only what came after (docs/benchmarks.md, "The history and the garbage collector")."""
+    a = await make_editor("vscode", "Ada")
+    a.open(a.uri("main.py"), "print('hi')\n")
+    await _room(a)
+    gc_status = (await a.status())["gc"]
+    assert gc_status["frozen"] > 20_000
+    assert len(gc_status["collections"]) == 3
+
+
 async def _status_with(ed: TestEditor, path: str) -> dict[str, Any] | None:
     st = await ed.status()
     d = st["documents"].get(path)
