@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import ipaddress
 import json
 import logging
@@ -404,11 +403,6 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"listening on {scheme}://{host}:{hub.port}", flush=True)
             for line in connect_hints(args.host, hub.port, scheme=scheme):
                 print(line, flush=True)
-            # What the hub holds by now (modules, classes, the store's pool) lives as long as the
-            # process: out of every full collection from here on (docs/benchmarks.md, "The
-            # history and the garbage collector")
-            gc.collect()
-            gc.freeze()
             await stop.wait()
             logger.info("shutting down")
             await hub.close()

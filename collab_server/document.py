@@ -47,8 +47,8 @@ a :class:`HistoryLedger` such as the hub's
 bytes, :func:`history_cost`, which may evict the oldest ones hub-wide).  A
 submission based before the oldest kept op is refused ``revision_too_old``.
 Each kept op is one flat tuple of numbers and strings (:data:`Kept`), its op a
-tuple too: the garbage collector stops tracking such a tuple at its first
-collection, so a hub holding hundreds of thousands of ops does not make every
+tuple too: the garbage collector stops tracking such a tuple at one of its
+first collections, so a hub holding hundreds of thousands of ops does not make every
 full collection walk them (three tracked objects an op made each full
 collection about 15 times longer: docs/benchmarks.md, "The history and the
 garbage collector").

@@ -16,7 +16,6 @@ only label is ``code``, an :class:`~collab_core.errors.ErrorCode`.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -287,11 +286,6 @@ class _HubCollector(Collector):
             "pairls_max_loop_lag_seconds",
             "Most the event loop was late to wake a timer, since the hub started",
             value=stats.max_loop_lag_seconds,
-        )
-        yield GaugeMetricFamily(
-            "pairls_gc_frozen_objects",
-            "Objects the hub froze at start, out of every full garbage collection since",
-            value=gc.get_freeze_count(),
         )
         refusals = CounterMetricFamily(
             "pairls_refusals", "Error messages sent to clients, by error code", labels=["code"]

@@ -48,6 +48,7 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     # collector")
     gc.collect()
     gc.freeze()
+    server.gc_frozen = gc.get_freeze_count()  # (it walks them: counted once, here)
     stdin = sys.stdin.buffer
     if not stat.S_ISFIFO(os.fstat(stdin.fileno()).st_mode):
         server.start_io()  # a file or a terminal: pygls's way works everywhere

@@ -67,6 +67,9 @@ class PairlsServer(LanguageServer):
         #: the ``completions`` setting: a mode for every language (``"*"``) and per language id
         self.completions_by_language: dict[str, str] = {"*": "all"}
         self.session: Session | None = None
+        #: objects frozen out of full collections at start (serve.py); counted once there, as
+        #: ``gc.get_freeze_count`` walks them all
+        self.gc_frozen = 0
         self.editor = LspEditor(self)
         self.completions = CompletionService()
         self.paths = PathMapper.for_workspace([])

@@ -268,7 +268,7 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
     st["eventLoop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop, asyncio
     # what the server froze at start (serve.py) and the collections per generation since
-    st["gc"] = {"frozen": gc.get_freeze_count(), "collections": [g["collections"] for g in gc.get_stats()]}
+    st["gc"] = {"frozen": ls.gc_frozen, "collections": [g["collections"] for g in gc.get_stats()]}
     if st["hubUrl"] is None:
         st["hubUrl"] = ls.hub_url
     return st

@@ -51,6 +51,8 @@ async def test_counters_and_gauges_move_when_ops_are_committed(hub: Hub) -> None
     assert before["pairls_ops_committed_total"] == 0
     assert (before["pairls_connections"], before["pairls_rooms"], before["pairls_documents"]) == (0, 0, 0)
     assert before["pairls_commit_seconds_count"] == 0
+    # the garbage collector's collections, by generation (a full one is a pause of the hub)
+    assert {f'python_gc_collections_total{{generation="{g}"}}' for g in "012"} <= set(before)
 
     a = await Peer(url, "Ada").connect()
     b = await Peer(url, "Bob").connect()
