@@ -81,3 +81,8 @@ def configure(level: str, fmt: LogFormat = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Neither format shows where a line was logged, so logging need not walk
+    # the stack to find it (the Logging HOWTO's "Optimization"): that walk
+    # also gives every suspended frame above it a frame object, which lives
+    # as long as the connection whose coroutine logged.
+    logging._srcfile = None

@@ -163,6 +163,20 @@ async def test_websocket_upgrades_work_on_every_path(hub: Hub) -> None:
     assert status == 426
 
 
+async def test_an_open_connection_keeps_none_of_its_handshake_headers(hub: Hub) -> None:
+    """The handshake's headers are read at the handshake (``process_request``); websockets would
+    keep the request and the response for as long as the connection lives, with their headers
+    (about 2 KiB per idle connection, and more for a client that sends large ones)."""
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect(additional_headers={"X-Padding": "x" * 4000})
+    await a.create_room("pair")
+    [conn] = hub.connections
+    assert conn.ws.request is not None and conn.ws.response is not None
+    assert list(conn.ws.request.headers.raw_items()) == list(conn.ws.response.headers.raw_items()) == []
+    assert conn.ws.response.status_code == 101
+    assert (await a.request({"type": "ping"}))["type"] == "pong"
+    await a.close()
+
+
 async def test_healthz_answers_head_without_a_body(hub: Hub) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
     writer.write(b"HEAD /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")

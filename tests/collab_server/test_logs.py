@@ -71,3 +71,30 @@ def test_text_lines_show_the_connection_as_a_prefix(stream: io.StringIO) -> None
     assert lines[0].endswith(" INFO tests.logs: [-/Ab12] connected")
     assert lines[1].endswith(" INFO tests.logs: [q3LbX0aZ/Ab12] joined as editor")
     assert lines[2].endswith(" INFO tests.logs: plain")
+
+
+def test_configured_logging_does_not_look_for_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither format shows where a line was logged, so after ``configure`` logging does not walk
+    the stack for it: the walk gives each suspended frame above the call a frame object, which a
+    connection's coroutine keeps as long as the connection lives."""
+    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)  # put back afterwards
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    try:
+        logs.configure("INFO", "json")
+        root.addHandler(Keep())
+        logging.getLogger("tests.logs.caller").info("connected")
+    finally:
+        for h in root.handlers[:]:
+            root.removeHandler(h)
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)
+    [record] = records
+    assert (record.funcName, record.lineno) == ("(unknown function)", 0)
