@@ -1812,6 +1812,7 @@ class Hub:
                     await _close_and_drain(ws, CloseCode.RATE_LIMIT, "rate limit exceeded")
                     return
                 conn.error(ErrorCode.RATE_LIMITED, **wire.refers_to_frame(frame))
+                del frame  # (as below)
                 continue
             msg: dict[str, Any] = {}
             started = time.perf_counter()
@@ -1846,11 +1847,16 @@ class Hub:
                 spent = time.perf_counter() - started
                 self.stats.handled(kind, spent)
                 conn.pacer.charge(spent)
+            large = len(frame) >= YIELD_FRAME_BYTES
+            # Neither the frame nor what it said is kept while this waits: for a
+            # pause here, or for the client's next frame, which may come much
+            # later (and the last one may have been a 1 MiB paste).
+            del frame, msg
             pause = 0.0 if self.closing else conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
                 await self._wait_unless_closing(pause)
-            elif len(frame) >= YIELD_FRAME_BYTES:
+            elif large:
                 # frames already received come back without a pause: a client
                 # with many large ones queued must not hold the loop for all of them
                 await asyncio.sleep(0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 
 import pytest
 
@@ -173,6 +175,27 @@ async def test_an_open_connection_keeps_none_of_its_handshake_headers(hub: Hub) 
     assert conn.ws.request is not None and conn.ws.response is not None
     assert list(conn.ws.request.headers.raw_items()) == list(conn.ws.response.headers.raw_items()) == []
     assert conn.ws.response.status_code == 101
+    assert (await a.request({"type": "ping"}))["type"] == "pong"
+    await a.close()
+
+
+async def test_an_idle_connection_does_not_keep_what_it_sent_last(hub: Hub) -> None:
+    """The text of a frame is freed once handled, not kept while its connection sits idle: here
+    a 600 KB frame the hub refuses, so that nothing else keeps its text.  (websockets' parser
+    keeps the last frame's bytes until the next one comes: those 600 KB stay.)"""
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(HubError):
+            await a.request({"type": "no such type", "padding": "x" * 600_000})
+        await asyncio.sleep(0.1)  # (the hub's reader is past the frame: it answered)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 800_000, f"{kept} bytes kept"
     assert (await a.request({"type": "ping"}))["type"] == "pong"
     await a.close()
 
