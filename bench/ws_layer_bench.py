@@ -24,6 +24,12 @@ The load: 200 connections from this process, each sending a keystroke-sized op a
 its echo, 1,000 messages a second in all (phases spread).  Reported: each server's CPU time
 (user + system, read as ``make bench`` reads it: ``pairls_bench.env.cpu_seconds``) over the
 window, per message (a frame in and a frame out).
+
+``--idle N`` measures what each server holds per idle connection instead: N connections, each
+echoed once, then quiet; the server's RSS per connection, the objects its garbage collector
+tracks per connection, and what one full collection of them takes (the server times a
+``gc.collect()`` when told).  The ``sans-io`` echo has no keepalive: its figures are a bound
+for a connection layer of our own, which would need one.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -135,6 +142,54 @@ SERVERS = {"asyncio": serve_asyncio, "sans-io": serve_sans_io, "short-way": serv
 # -- the load ------------------------------------------------------------------------------------
 
 
+def _collect_when_told() -> None:
+    """On SIGUSR1: one full collection, timed; ``tracked objects, milliseconds`` on stdout."""
+    import gc
+    import signal
+
+    def collect(*_: object) -> None:
+        started = time.perf_counter()
+        gc.collect()
+        print(len(gc.get_objects()), (time.perf_counter() - started) * 1e3, flush=True)
+
+    signal.signal(signal.SIGUSR1, collect)
+
+
+async def idle(proc: subprocess.Popen[str], port: int, connections: int) -> tuple[float, float, float, float]:
+    """(RSS bytes, tracked objects) per idle connection; a full collection's ms before and with them."""
+    import signal
+
+    from websockets.asyncio.client import connect
+
+    assert proc.stdout is not None
+    server = psutil.Process(proc.pid)
+
+    def collect() -> tuple[int, float]:
+        server.send_signal(signal.SIGUSR1)
+        tracked, ms = proc.stdout.readline().split()  # type: ignore[union-attr]
+        return int(tracked), float(ms)
+
+    async def echoed_once() -> object:
+        ws = await connect(f"ws://127.0.0.1:{port}", compression=None)
+        await ws.send(MESSAGE)
+        await ws.recv()
+        return ws
+
+    warm = [await echoed_once() for _ in range(20)]  # pools and caches the first ones touch
+    for ws in warm:
+        await ws.close()  # type: ignore[attr-defined]
+    await asyncio.sleep(1)
+    tracked0, ms0 = await asyncio.to_thread(collect)
+    rss0 = server.memory_info().rss
+    sockets = [await echoed_once() for _ in range(connections)]
+    await asyncio.sleep(2)
+    tracked1, ms1 = await asyncio.to_thread(collect)
+    rss1 = server.memory_info().rss
+    for ws in sockets:
+        await ws.close()  # type: ignore[attr-defined]
+    return (rss1 - rss0) / connections, (tracked1 - tracked0) / connections, ms0, ms1
+
+
 async def load(port: int, pid: int, connections: int, rate: float, seconds: float) -> float:
     """Server CPU (us) per echoed message over *seconds*, after 2 s of warm-up."""
     from websockets.asyncio.client import connect
@@ -174,11 +229,13 @@ async def load(port: int, pid: int, connections: int, rate: float, seconds: floa
     return (cpu1 - cpu0) / (echoed1 - echoed0) * 1e6
 
 
-def measure(kind: str, args: argparse.Namespace) -> float:
+def measure(kind: str, args: argparse.Namespace) -> Any:
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
+        if args.idle:
+            return asyncio.run(idle(proc, port, args.idle))
         return asyncio.run(load(port, proc.pid, args.connections, args.rate, args.seconds))
     finally:
         proc.kill()
@@ -191,12 +248,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--rate", type=float, default=1000.0, help="messages a second, all connections")
+    parser.add_argument("--idle", type=int, default=0, metavar="N", help="what N idle connections hold")
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         import uvloop
 
+        _collect_when_told()
         uvloop.run(SERVERS[args.serve]())
+        return
+    if args.idle:
+        report_idle(args)
         return
     results: dict[str, list[float]] = {kind: [] for kind in SERVERS}
     for n in range(args.rounds):
@@ -212,6 +274,18 @@ def main() -> None:
         saved = medians["asyncio"] - medians[kind]
         print(f"asyncio / {kind}: {ratio:.2f}x, {saved:.1f} us per message")
     print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+def report_idle(args: argparse.Namespace) -> None:
+    for n in range(args.rounds):
+        for kind in SERVERS if n % 2 == 0 else reversed(SERVERS):
+            rss, tracked, ms0, ms1 = measure(kind, args)
+            print(
+                f"round {n + 1}: {kind}: {args.idle:,} idle connections: {rss / 1024:.1f} KiB and "
+                f"{tracked:.1f} tracked objects each; a full collection {ms0:.1f} ms before them, "
+                f"{ms1:.1f} ms with them",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
