@@ -38,6 +38,11 @@ class HubConfig:
     #: consecutive protocol errors before the connection is closed
     max_strikes: int = 50
     hello_timeout: float = 10.0
+    #: seconds a connection may stay quiet before the hub pings it (up to a quarter less, at
+    #: random), and seconds it then has to answer before it is closed (``keepalive.py``); an
+    #: interval of 0: no pings
+    keepalive_interval: float = 20.0
+    keepalive_timeout: float = 20.0
     #: ops each document keeps in memory for transforming old bases
     history: int = 2000
     #: a snapshot every this many revisions
@@ -110,6 +115,8 @@ class HubConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.create_token == "":
             raise ValueError("create_token must not be empty (None: no token)")
+        if self.keepalive_interval < 0 or self.keepalive_timeout <= 0:
+            raise ValueError("keepalive_interval must not be negative, keepalive_timeout must be positive")
         if self.hub_expiry <= 0:
             raise ValueError("hub_expiry must be positive")
         if self.room_ttl < 0 or self.room_check_interval <= 0:

@@ -48,6 +48,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import random
 import secrets
 import time
 from collections import deque
@@ -99,6 +100,7 @@ from .document import (
     utf8_length,
 )
 from .invites import new_secret, role_for, secret_hash
+from .keepalive import Keepalive, next_wait
 from .lifecycle import HEAD_GRACE, REGISTER_RESYNC_DELAY, RoomKeeper, heads_behind
 from .metrics import HubMetrics
 from .pacing import Pacer
@@ -212,6 +214,9 @@ class HubStats:
     refused_connections: int = 0
     #: clients closed with 4408 because they did not read what the hub sent
     slow_consumers: int = 0
+    #: keepalive pings sent to quiet connections, and connections closed for not answering one
+    keepalive_pings: int = 0
+    keepalive_timeouts: int = 0
     #: frames read late to hold a connection (or its address) to its byte rate, and the seconds waited
     throttled_frames: int = 0
     throttled_seconds: float = 0.0
@@ -312,6 +317,12 @@ class Connection:
         #: what this connection's messages cost the hub, and how long its next one waits
         self.pacer = Pacer(hub.config.connection_share)
         self.log = _ConnLog(logger, {"participant": self.id})
+        #: when a frame, or the pong of a keepalive ping, last came, and how long it may then
+        #: stay quiet before it is pinged (``keepalive.py``)
+        self.heard_at = now
+        self.ping_wait = next_wait(cfg.keepalive_interval, random.random())
+        #: a keepalive ping of ours is waiting for its pong
+        self.pinging = False
 
     def send(self, text: str | bytes) -> None:
         """Queue *text* (or its UTF-8) without waiting (ordering across tasks is preserved).
@@ -1323,6 +1334,7 @@ class Hub:
         self._background: set[asyncio.Task[Any]] = set()
         self._lag_monitor: asyncio.Task[None] | None = None
         self.keeper = RoomKeeper(self)
+        self.keepalive = Keepalive(self)
         #: the second reading of the open documents' logs after (re)registering (see registered)
         self._register_timer: asyncio.TimerHandle | None = None
         #: the health check in progress: concurrent probes share one query
@@ -1363,11 +1375,11 @@ class Hub:
             max_size=self.config.max_message_bytes,
             max_queue=64,
             compression=None,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=None,  # the hub's own keepalive (keepalive.py), without a task per connection
             reuse_port=reuse_port or None,
         )
         self.keeper.start()
+        self.keepalive.start()
         self._lag_monitor = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
 
     async def _watch_loop_lag(self) -> None:
@@ -1382,6 +1394,7 @@ class Hub:
         self.closing = True
         self._closing_now.set()
         await self.keeper.stop()
+        await self.keepalive.stop()
         if self._lag_monitor is not None:
             self._lag_monitor.cancel()
         if self._register_timer is not None:
@@ -1794,7 +1807,7 @@ class Hub:
         stats = self.stats
         max_components = self.config.max_op_components
         async for frame in ws:
-            self.last_frame_at = now = time.monotonic()
+            self.last_frame_at = conn.heard_at = now = time.monotonic()
             stats.frames_received += 1
             stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
             delay = conn.charge(frame, now)

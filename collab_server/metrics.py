@@ -171,6 +171,16 @@ class _HubCollector(Collector):
                 stats.slow_consumers,
             ),
             (
+                "pairls_keepalive_pings",
+                "Keepalive pings sent to connections quiet for a while",
+                stats.keepalive_pings,
+            ),
+            (
+                "pairls_keepalive_timeouts",
+                "Connections closed with 1011 for not answering a keepalive ping in time",
+                stats.keepalive_timeouts,
+            ),
+            (
                 "pairls_throttled_frames",
                 "Frames read late to hold a connection or its address to its bytes per second",
                 stats.throttled_frames,

@@ -1,0 +1,113 @@
+"""The hub's keepalive (``collab_server/keepalive.py``): the decisions without sockets, then a
+real hub with short intervals and real clients: one that answers, one that sends, and one that
+stopped reading (its pongs never come)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collab_server.hub import Hub, HubConfig
+from collab_server.keepalive import JITTER, next_wait, ping_due, sweep_period
+from collab_server.store import Store
+from tests.support.hubclient import Peer
+
+INTERVAL = 0.2
+TIMEOUT = 0.4
+
+
+def test_a_connection_is_pinged_once_quiet_for_its_wait() -> None:
+    assert not ping_due(now=119.9, heard_at=100.0, wait=20.0, pinging=False)
+    assert ping_due(now=120.0, heard_at=100.0, wait=20.0, pinging=False)
+    assert ping_due(now=500.0, heard_at=100.0, wait=20.0, pinging=False)
+
+
+def test_a_connection_with_a_ping_on_its_way_is_not_pinged_again() -> None:
+    assert not ping_due(now=500.0, heard_at=100.0, wait=20.0, pinging=True)
+
+
+def test_a_wait_is_between_three_quarters_of_the_interval_and_all_of_it() -> None:
+    assert next_wait(20.0, 0.0) == 20.0
+    assert next_wait(20.0, 0.999) > 15.0 == next_wait(20.0, 1.0) == 20.0 * (1 - JITTER)
+
+
+def test_connections_that_went_quiet_together_are_pinged_over_many_sweeps() -> None:
+    """2,000 connections heard at the same moment (they answered one sweep's pings): no sweep
+    pings more than a few times its share of them."""
+    draw = random.Random(7).random
+    waits = [next_wait(20.0, draw()) for _ in range(2000)]
+    period = sweep_period(20.0)
+    assert period <= 0.5
+    pinged = [False] * len(waits)
+    per_sweep = []
+    for k in range(1, int(25 / period)):
+        now = k * period
+        due = [i for i, w in enumerate(waits) if ping_due(now, 0.0, w, pinged[i])]
+        for i in due:
+            pinged[i] = True
+        per_sweep.append(len(due))
+    assert all(pinged)
+    sweeps_in_the_spread = 20.0 * JITTER / period
+    assert max(per_sweep) <= 2 * len(waits) / sweeps_in_the_spread
+
+
+def test_the_keepalive_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="keepalive"):
+        HubConfig(keepalive_timeout=0)
+    with pytest.raises(ValueError, match="keepalive"):
+        HubConfig(keepalive_interval=-1)
+
+
+@pytest.fixture
+async def hub(store: Store) -> AsyncIterator[Hub]:
+    h = Hub(store, HubConfig(keepalive_interval=INTERVAL, keepalive_timeout=TIMEOUT))
+    await h.start("127.0.0.1", 0)
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+async def test_a_quiet_client_that_answers_stays_connected(hub: Hub) -> None:
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
+    await asyncio.sleep(8 * INTERVAL)
+    assert hub.stats.keepalive_pings >= 3  # one per interval or so, each answered
+    assert hub.stats.keepalive_timeouts == 0
+    assert len(hub.connections) == 1
+    assert (await a.request({"type": "ping"}))["type"] == "pong"
+    await a.close()
+
+
+async def test_a_client_that_sends_is_not_pinged(hub: Hub) -> None:
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
+    for _ in range(30):
+        assert (await a.request({"type": "ping"}))["type"] == "pong"
+        await asyncio.sleep(INTERVAL / 4)
+    assert hub.stats.keepalive_pings == 0
+    await a.close()
+
+
+async def test_a_client_that_does_not_answer_is_closed_with_1011(hub: Hub) -> None:
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
+    b = await Peer(f"ws://127.0.0.1:{hub.port}", "Bob").connect()
+    assert a.ws is not None and a.ws.transport is not None
+    a.ws.transport.pause_reading()  # its pongs will not come: it reads nothing
+    for _ in range(200):
+        if hub.stats.keepalive_timeouts:
+            break
+        await asyncio.sleep(0.05)
+    assert hub.stats.keepalive_timeouts == 1
+    a.ws.transport.resume_reading()  # it reads the close now, and answers it
+    assert a.closed is not None
+    code, reason = await asyncio.wait_for(a.closed, 10)
+    assert (code, reason) == (1011, "keepalive ping timeout")
+    for _ in range(100):
+        if len(hub.connections) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert [c.name for c in hub.connections] == ["Bob"]
+    assert (await b.request({"type": "ping"}))["type"] == "pong"  # the other one answered its pings
+    await b.close()
