@@ -68,6 +68,9 @@ class Keepalive:
         self.interval = hub.config.keepalive_interval
         self.timeout = hub.config.keepalive_timeout
         self._task: asyncio.Task[None] | None = None
+        #: pings waiting for their pongs (cancelled by :meth:`stop`: a shutdown does not wait
+        #: for a client that stopped answering)
+        self._pings: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         if self._task is None and self.interval > 0:
@@ -75,10 +78,12 @@ class Keepalive:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        tasks = [task, *self._pings] if task is not None else list(self._pings)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await t
 
     async def _run(self) -> None:
         period = sweep_period(self.interval)
@@ -89,12 +94,20 @@ class Keepalive:
     def sweep(self, now: float) -> int:
         """Ping each connection due at *now* (in a task of its own); the number pinged."""
         pinged = 0
+        loop = asyncio.get_running_loop()
         for conn in self.hub.connections:
             if ping_due(now, conn.heard_at, conn.ping_wait, conn.pinging):
                 conn.pinging = True
-                self.hub.background(self._ping(conn))
+                task = loop.create_task(self._ping(conn))
+                self._pings.add(task)
+                task.add_done_callback(self._ping_done)
                 pinged += 1
         return pinged
+
+    def _ping_done(self, task: asyncio.Task[None]) -> None:
+        self._pings.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("keepalive ping failed", exc_info=task.exception())
 
     async def _ping(self, conn: Connection) -> None:
         stats = self.hub.stats

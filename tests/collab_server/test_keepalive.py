@@ -111,3 +111,24 @@ async def test_a_client_that_does_not_answer_is_closed_with_1011(hub: Hub) -> No
     assert [c.name for c in hub.connections] == ["Bob"]
     assert (await b.request({"type": "ping"}))["type"] == "pong"  # the other one answered its pings
     await b.close()
+
+
+async def test_stopping_the_keepalive_does_not_wait_for_a_pong(store: Store) -> None:
+    """A hub shutting down stops its keepalive first: a ping still waiting for its pong (here from
+    a client that reads nothing) is given up, not waited for until its timeout."""
+    hub = Hub(store, HubConfig(keepalive_interval=INTERVAL, keepalive_timeout=60))
+    await hub.start("127.0.0.1", 0)
+    a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
+    assert a.ws is not None and a.ws.transport is not None
+    a.ws.transport.pause_reading()
+    for _ in range(200):
+        if hub.stats.keepalive_pings:
+            break
+        await asyncio.sleep(0.01)
+    [conn] = hub.connections
+    assert conn.pinging and hub.stats.keepalive_timeouts == 0  # its pong cannot come
+    await asyncio.wait_for(hub.keepalive.stop(), 5)
+    assert not conn.pinging
+    a.ws.transport.resume_reading()
+    await a.close()
+    await hub.close()
