@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import Protocol, State
 
 from collab_core import ops, wire
 from collab_core.errors import (
@@ -1865,6 +1866,8 @@ class Hub:
             # pause here, or for the client's next frame, which may come much
             # later (and the last one may have been a 1 MiB paste).
             del frame, msg
+            if large:
+                _release_parsed_frame(ws.protocol)
             pause = 0.0 if self.closing else conn.pacer.pause(time.monotonic())
             if pause:
                 self.stats.paced_messages += 1
@@ -2294,6 +2297,26 @@ def _forget_handshake(ws: ServerConnection) -> None:
         ws.request.headers.clear()
     if ws.response is not None:
         ws.response.headers.clear()
+
+
+def _release_parsed_frame(protocol: Protocol) -> bool:
+    """Make websockets' frame parser let go of the last frame it parsed; True if it did.
+
+    The parser (a generator) keeps the last frame it parsed in a local until the
+    next frame is whole: for a client quiet after a 1 MiB paste, 1 MiB for as long
+    as it stays quiet.  Between frames, with nothing buffered, the parser waits for
+    the next frame's first byte and holds no other state (a fragmented message's
+    state is the protocol's, not the parser's): a fresh one, started as websockets
+    starts it, is the same parser without that frame.  Otherwise (bytes of the next
+    frame already in, or the connection closing) the next frame replaces it, or the
+    connection ends.
+    """
+    if protocol.state is not State.OPEN or protocol.reader.buffer or protocol.parser_exc is not None:
+        return False
+    protocol.parser.close()
+    protocol.parser = protocol.parse()
+    next(protocol.parser)
+    return True
 
 
 async def _close_and_drain(ws: ServerConnection, code: int, reason: str) -> None:
