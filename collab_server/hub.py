@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from ssl import SSLContext
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -101,7 +101,7 @@ from .document import (
     utf8_length,
 )
 from .invites import new_secret, role_for, secret_hash
-from .keepalive import Keepalive, next_wait
+from .keepalive import HubSocket, Keepalive, next_wait
 from .lifecycle import HEAD_GRACE, REGISTER_RESYNC_DELAY, RoomKeeper, heads_behind
 from .metrics import HubMetrics
 from .pacing import Pacer
@@ -286,7 +286,7 @@ class _ConnLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 class Connection:
     """One client connection and what it has joined and opened."""
 
-    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
+    def __init__(self, hub: Hub, ws: HubSocket) -> None:
         self.hub = hub
         self.ws = ws
         cfg = hub.config
@@ -318,12 +318,10 @@ class Connection:
         #: what this connection's messages cost the hub, and how long its next one waits
         self.pacer = Pacer(hub.config.connection_share)
         self.log = _ConnLog(logger, {"participant": self.id})
-        #: when a frame, or the pong of a keepalive ping, last came, and how long it may then
-        #: stay quiet before it is pinged (``keepalive.py``)
-        self.heard_at = now
+        #: how long it may stay quiet before it is pinged, and when our keepalive ping went, if
+        #: nothing came from it since (``keepalive.py``; ``ws.heard_at``: when bytes last came)
         self.ping_wait = next_wait(cfg.keepalive_interval, random.random())
-        #: a keepalive ping of ours is waiting for its pong
-        self.pinging = False
+        self.pinged_at: float | None = None
 
     def send(self, text: str | bytes) -> None:
         """Queue *text* (or its UTF-8) without waiting (ordering across tasks is preserved).
@@ -1377,6 +1375,7 @@ class Hub:
             max_queue=64,
             compression=None,
             ping_interval=None,  # the hub's own keepalive (keepalive.py), without a task per connection
+            create_connection=HubSocket,  # (which notes when bytes last came)
             reuse_port=reuse_port or None,
         )
         self.keeper.start()
@@ -1730,7 +1729,7 @@ class Hub:
 
     async def _handle(self, ws: ServerConnection) -> None:
         _forget_handshake(ws)
-        conn = Connection(self, ws)
+        conn = Connection(self, cast(HubSocket, ws))  # (``serve``'s ``create_connection``)
         self.connections.add(conn)
         try:
             if await self._greet(conn):
@@ -1808,7 +1807,7 @@ class Hub:
         stats = self.stats
         max_components = self.config.max_op_components
         async for frame in ws:
-            self.last_frame_at = conn.heard_at = now = time.monotonic()
+            self.last_frame_at = now = time.monotonic()
             stats.frames_received += 1
             stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
             delay = conn.charge(frame, now)

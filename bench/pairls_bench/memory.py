@@ -53,7 +53,7 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
     idle = await cpu_per_second(hub_p, CPU_WINDOW)
     res.note(
         f"idle connections: the hub's CPU with the {len(all_conns):,} connections quiet for "
-        f"{SETTLE + KEEPALIVE_QUIET:.0f} s and more (each pinged after 15-20 s of quiet, and answering), "
+        f"{SETTLE + KEEPALIVE_QUIET:.0f} s and more (each pinged after 20-25 s of quiet, and answering), "
         f"{CPU_WINDOW:.0f} s: "
         f"{idle * 1e3:.1f} ms a second, {(idle - alone) / len(all_conns) * 1e6:.1f} us a second per "
         f"connection; the hub alone before them: {alone * 1e3:.1f} ms a second"
@@ -65,7 +65,7 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
 #: seconds after the last connection before its RSS is read
 SETTLE = 2.0
 #: seconds the idle connections stay quiet before their CPU is measured (past the hub's keepalive
-#: interval of 20 s), and the window of that measurement
+#: interval of 20 s: each is pinged after 20-25 s), and the window of that measurement
 KEEPALIVE_QUIET = 22.0
 CPU_WINDOW = 20.0
 #: the window of the hub's own CPU before the connections

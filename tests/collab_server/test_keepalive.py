@@ -1,6 +1,6 @@
 """The hub's keepalive (``collab_server/keepalive.py``): the decisions without sockets, then a
-real hub with short intervals and real clients: one that answers, one that sends, and one that
-stopped reading (its pongs never come)."""
+real hub with short intervals and real clients: one that answers, one that sends, one that only
+pings, and one that stopped reading (its pongs never come)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
+from websockets.asyncio.client import connect
 
 from collab_server.hub import Hub, HubConfig
-from collab_server.keepalive import JITTER, next_wait, ping_due, sweep_period
+from collab_server.keepalive import JITTER, Action, next_wait, step, sweep_period
 from collab_server.store import Store
 from tests.support.hubclient import Peer
 
@@ -22,18 +23,26 @@ TIMEOUT = 2.0
 
 
 def test_a_connection_is_pinged_once_quiet_for_its_wait() -> None:
-    assert not ping_due(now=119.9, heard_at=100.0, wait=20.0, pinging=False)
-    assert ping_due(now=120.0, heard_at=100.0, wait=20.0, pinging=False)
-    assert ping_due(now=500.0, heard_at=100.0, wait=20.0, pinging=False)
+    assert step(now=119.9, heard_at=100.0, wait=20.0, pinged_at=None, timeout=20.0) is None
+    assert step(now=120.0, heard_at=100.0, wait=20.0, pinged_at=None, timeout=20.0) is Action.PING
+    assert step(now=500.0, heard_at=100.0, wait=20.0, pinged_at=None, timeout=20.0) is Action.PING
 
 
-def test_a_connection_with_a_ping_on_its_way_is_not_pinged_again() -> None:
-    assert not ping_due(now=500.0, heard_at=100.0, wait=20.0, pinging=True)
+def test_a_pinged_connection_is_not_pinged_again_and_is_closed_if_it_stays_quiet() -> None:
+    assert step(now=130.0, heard_at=100.0, wait=20.0, pinged_at=120.0, timeout=20.0) is None
+    assert step(now=139.9, heard_at=100.0, wait=20.0, pinged_at=120.0, timeout=20.0) is None
+    assert step(now=140.0, heard_at=100.0, wait=20.0, pinged_at=120.0, timeout=20.0) is Action.CLOSE
 
 
-def test_a_wait_is_between_three_quarters_of_the_interval_and_all_of_it() -> None:
+def test_anything_heard_after_the_ping_answers_it() -> None:
+    # its pong, or any other frame: it is alive; its next wait counts from then
+    assert step(now=121.0, heard_at=120.5, wait=20.0, pinged_at=120.0, timeout=20.0) is Action.ANSWERED
+    assert step(now=500.0, heard_at=139.0, wait=20.0, pinged_at=120.0, timeout=20.0) is Action.ANSWERED
+
+
+def test_a_wait_is_between_the_interval_and_a_quarter_more() -> None:
     assert next_wait(20.0, 0.0) == 20.0
-    assert next_wait(20.0, 0.999) > 15.0 == next_wait(20.0, 1.0) == 20.0 * (1 - JITTER)
+    assert next_wait(20.0, 0.999) < 25.0 == next_wait(20.0, 1.0) == 20.0 * (1 + JITTER)
 
 
 def test_connections_that_went_quiet_together_are_pinged_over_many_sweeps() -> None:
@@ -45,9 +54,11 @@ def test_connections_that_went_quiet_together_are_pinged_over_many_sweeps() -> N
     assert period <= 0.5
     pinged = [False] * len(waits)
     per_sweep = []
-    for k in range(1, int(25 / period)):
+    for k in range(1, int(26 / period)):
         now = k * period
-        due = [i for i, w in enumerate(waits) if ping_due(now, 0.0, w, pinged[i])]
+        due = [
+            i for i, w in enumerate(waits) if not pinged[i] and step(now, 0.0, w, None, 20.0) is Action.PING
+        ]
         for i in due:
             pinged[i] = True
         per_sweep.append(len(due))
@@ -119,9 +130,24 @@ async def test_a_client_that_does_not_answer_is_closed_with_1011(hub: Hub) -> No
     await b.close()
 
 
-async def test_stopping_the_keepalive_does_not_wait_for_a_pong(store: Store) -> None:
-    """A hub shutting down stops its keepalive first: a ping still waiting for its pong (here from
-    a client that reads nothing) is given up, not waited for until its timeout."""
+async def test_a_client_that_pings_the_hub_is_not_pinged(store: Store) -> None:
+    """A language server pings the hub (websockets' keepalive on its side): those pings are heard,
+    so the hub has no need to ping it back."""
+    hub = Hub(store, HubConfig(keepalive_interval=1.0, keepalive_timeout=TIMEOUT))
+    await hub.start("127.0.0.1", 0)
+    async with connect(f"ws://127.0.0.1:{hub.port}", ping_interval=0.1, ping_timeout=TIMEOUT) as ws:
+        await ws.send('{"type": "hello", "protocol": 1, "name": "LS", "clientId": "language-server-1"}')
+        assert '"welcome"' in str(await ws.recv())
+        await asyncio.sleep(2.5)  # quiet but for its pings, past the hub's longest wait (1 s)
+        assert hub.stats.keepalive_pings == 0
+        assert len(hub.connections) == 1
+    await hub.close()
+
+
+async def test_stopping_the_keepalive_closes_nothing_and_waits_for_nothing(store: Store) -> None:
+    """A hub shutting down stops its keepalive first: a ping still unanswered (here from a client
+    that reads nothing) leaves nothing to wait for, and the connection is left to the hub's
+    shutdown."""
     hub = Hub(store, HubConfig(keepalive_interval=INTERVAL, keepalive_timeout=60))
     await hub.start("127.0.0.1", 0)
     a = await Peer(f"ws://127.0.0.1:{hub.port}", "Ada").connect()
@@ -132,9 +158,9 @@ async def test_stopping_the_keepalive_does_not_wait_for_a_pong(store: Store) -> 
             break
         await asyncio.sleep(0.01)
     [conn] = hub.connections
-    assert conn.pinging and hub.stats.keepalive_timeouts == 0  # its pong cannot come
+    assert conn.pinged_at is not None and hub.stats.keepalive_timeouts == 0  # its pong cannot come
     await asyncio.wait_for(hub.keepalive.stop(), 5)
-    assert not conn.pinging
+    assert len(hub.connections) == 1
     a.ws.transport.resume_reading()
     await a.close()
     await hub.close()
