@@ -28,10 +28,8 @@ def _pair() -> tuple[ClientProtocol, ServerProtocol]:
     return client, server
 
 
-def _carry(src: ClientProtocol | ServerProtocol, dst: ClientProtocol | ServerProtocol) -> bytes:
-    data = b"".join(src.data_to_send())
-    dst.receive_data(data)
-    return data
+def _carry(src: ClientProtocol | ServerProtocol, dst: ClientProtocol | ServerProtocol) -> None:
+    dst.receive_data(b"".join(src.data_to_send()))
 
 
 def _texts(server: ServerProtocol) -> list[str]:
@@ -102,7 +100,7 @@ def test_no_release_once_the_connection_closes() -> None:
     assert server.state is State.CLOSING
     assert not _release_parsed_frame(server)
     # a broken stream: the parser has failed and must stay failed
-    client2, server2 = _pair()
+    _, server2 = _pair()
     server2.receive_data(b"\x8f\x80\x00\x00\x00\x00")  # a reserved opcode
     assert server2.parser_exc is not None
     assert not _release_parsed_frame(server2)
