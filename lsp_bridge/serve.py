@@ -16,9 +16,10 @@ from typing import Any, BinaryIO
 from pygls.exceptions import JsonRpcException
 
 from .features import register
+from .framing import MessageReader
 from .server import PairlsServer
 
-__all__ = ["StepWriter", "create_server", "read_messages", "serve_stdio"]
+__all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     """Serve LSP on stdin/stdout.
 
     pygls's own ``start_io`` reads stdin through a thread pool, three
-    hand-offs per message (header line, blank line, body); on a pipe, an
-    asyncio pipe reader reads in the event loop itself, and what one step
-    of the loop writes goes out in one write (:class:`StepWriter`).
+    hand-offs per message (header line, blank line, body); on a pipe, the
+    event loop reads stdin itself and handles each message as it is read
+    (:class:`StdinProtocol`), and what one step of the loop writes goes out
+    in one write (:class:`StepWriter`).
 
     *event_loop* ``"auto"`` runs on uvloop when it is installed: every keystroke
     wakes a server two to four times, and a wake-up of uvloop costs about
@@ -58,18 +60,19 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     async def main() -> None:
         nonlocal writer
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 30)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
         writer = StepWriter(sys.stdout.buffer, loop)
         server.protocol.set_writer(writer)
         server._stop_event = stop = threading.Event()
-        await read_messages(reader, server, stop)
+        ended: asyncio.Future[None] = loop.create_future()
+        await loop.connect_read_pipe(lambda: StdinProtocol(server, stop, ended), stdin)
+        await ended
 
     try:
         _run(main(), event_loop)
-    except (BrokenPipeError, KeyboardInterrupt, SystemExit):
+    except (BrokenPipeError, KeyboardInterrupt):
         pass
     finally:
+        # (a SystemExit goes on after this: LSP's exit code, 1 for an exit without shutdown)
         if writer is not None:
             writer.flush()
         server.shutdown()  # type: ignore[no-untyped-call]
@@ -122,30 +125,46 @@ class StepWriter:
         self._out.close()
 
 
-async def read_messages(reader: asyncio.StreamReader, server: PairlsServer, stop: threading.Event) -> None:
-    """Read LSP messages (LSP 3.17 "Base Protocol": headers, an empty line, a JSON body of
-    Content-Length bytes) until stdin ends, and hand each to the protocol."""
-    protocol = server.protocol
-    while not stop.is_set():
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            break
-        length = None
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = None
-        if length is None or length < 0:
+class StdinProtocol(asyncio.Protocol):
+    """The editor's messages, handled as they are read (LSP's base protocol:
+    :class:`lsp_bridge.framing.MessageReader`), until stdin ends or the server stops.
+
+    Each whole message is handled in the read's own step of the loop, with no task to wake.
+    *ended* gets the end: None, or what handling raised past its own handler (pygls's ``exit``
+    raises ``SystemExit`` with LSP's exit code), which ``serve_stdio`` raises after its clean-up."""
+
+    def __init__(self, server: PairlsServer, stop: threading.Event, ended: asyncio.Future[None]) -> None:
+        self._server = server
+        self._stop = stop
+        self._ended = ended
+        self._reader = MessageReader()
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._ended.done():
+            return
+        reader = self._reader
+        skipped = reader.skipped
+        bodies = reader.feed(data)
+        if reader.skipped != skipped:
             logger.warning("a message without a Content-Length: skipped")
-            continue
         try:
-            body = await reader.readexactly(length)
-        except asyncio.IncompleteReadError:
-            break
+            for body in bodies:
+                if self._stop.is_set():
+                    break
+                self._handle(body)
+        except BaseException as exc:  # (SystemExit from pygls's exit): serve_stdio's to see
+            self._end(exc)
+            return
+        if self._stop.is_set():
+            self._end(None)
+
+    def _handle(self, body: bytes) -> None:
+        server = self._server
+        protocol = server.protocol
         try:
             data = json.loads(body)
             # (only the message itself is structured: pygls's object_hook tried every object in it)
@@ -154,3 +173,20 @@ async def read_messages(reader: asyncio.StreamReader, server: PairlsServer, stop
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
             logger.exception("Unable to handle message")
             server._report_server_error(exc, JsonRpcException)
+
+    def eof_received(self) -> bool | None:
+        self._end(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(None)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._ended.done():
+            return
+        if exc is None:
+            self._ended.set_result(None)
+        else:
+            self._ended.set_exception(exc)
+        if self._transport is not None:
+            self._transport.close()
