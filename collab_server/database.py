@@ -430,6 +430,9 @@ max_connections = 200
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# a new WAL segment is not filled with 16 MB of zeros first: that write and its flush held every
+# commit behind it for 10-16 ms (docs/benchmarks.md, "A new WAL segment")
+wal_init_zero = off
 logging_collector = on
 log_directory = 'log'
 log_filename = 'postgresql-%a.log'

@@ -82,6 +82,9 @@ async def test_start_connect_stop_and_restart_keeps_data(
     assert not server.reused
     assert await fetch(server.dsn, "SELECT current_database()") == "pairls"
     assert await fetch(server.dsn, "SHOW fsync") == "on"
+    assert await fetch(server.dsn, "SHOW synchronous_commit") == "on"
+    # (a new WAL segment not zero-filled first: docs/benchmarks.md, "A new WAL segment")
+    assert await fetch(server.dsn, "SHOW wal_init_zero") == "off"
     assert await fetch(server.dsn, "SHOW max_connections") == "200"
     assert (
         await fetch(
