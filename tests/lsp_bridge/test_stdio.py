@@ -36,10 +36,10 @@ INITIALIZE = request(1, "initialize", {"processId": None, "rootUri": None, "capa
 class RawServer:
     """``python -m lsp_bridge`` with its stdin and stdout as pipes, nothing between."""
 
-    async def start(self) -> RawServer:
+    async def start(self, loop: str = "auto") -> RawServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PAIRLS_USER_ID=f"test-raw-{secrets.token_hex(4)}")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING",
+            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", "--loop", loop,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             cwd=str(ROOT), env=env,
         )  # fmt: skip
@@ -69,8 +69,9 @@ class RawServer:
         return await asyncio.wait_for(self.proc.wait(), 20), err.decode(errors="replace")
 
 
-async def test_messages_in_pieces_several_in_one_write_and_a_header_without_length() -> None:
-    server = await RawServer().start()
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])  # (auto: uvloop)
+async def test_messages_in_pieces_several_in_one_write_and_a_header_without_length(loop: str) -> None:
+    server = await RawServer().start(loop)
     for i in range(len(INITIALIZE)):  # a byte a write: the server reads them in many pieces
         await server.write(INITIALIZE[i : i + 1])
         if i % 16 == 0:
@@ -94,8 +95,9 @@ async def test_messages_in_pieces_several_in_one_write_and_a_header_without_leng
     assert log.count("a message without a Content-Length: skipped") == 1
 
 
-async def test_exit_without_shutdown_ends_with_1() -> None:
-    server = await RawServer().start()
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+async def test_exit_without_shutdown_ends_with_1(loop: str) -> None:
+    server = await RawServer().start(loop)
     await server.write(INITIALIZE)
     await server.answer(1)
     await server.write(notification("initialized", {}) + notification("exit"))
@@ -103,8 +105,9 @@ async def test_exit_without_shutdown_ends_with_1() -> None:
     assert code == 1
 
 
-async def test_the_server_ends_when_the_editor_closes_its_stdin() -> None:
-    server = await RawServer().start()
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+async def test_the_server_ends_when_the_editor_closes_its_stdin(loop: str) -> None:
+    server = await RawServer().start(loop)
     await server.write(INITIALIZE + notification("initialized", {}))
     await server.answer(1)
     assert server.proc.stdin is not None
