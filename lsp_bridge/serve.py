@@ -149,7 +149,7 @@ class StdinProtocol(asyncio.Protocol):
         reader = self._reader
         skipped = reader.skipped
         bodies = reader.feed(data)
-        if reader.skipped != skipped:
+        for _ in range(reader.skipped - skipped):
             logger.warning("a message without a Content-Length: skipped")
         try:
             for body in bodies:
