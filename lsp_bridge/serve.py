@@ -40,7 +40,7 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     in one write (:class:`StepWriter`).
 
     *event_loop* ``"auto"`` runs on uvloop when it is installed: every keystroke
-    wakes a server two to four times, and a wake-up of uvloop costs about
+    wakes a server two or three times, and a wake-up of uvloop costs about
     100 us of CPU less than one of asyncio's own loop (docs/benchmarks.md).
     ``"asyncio"`` runs on asyncio's loop.
     """
@@ -173,10 +173,6 @@ class StdinProtocol(asyncio.Protocol):
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
             logger.exception("Unable to handle message")
             server._report_server_error(exc, JsonRpcException)
-
-    def eof_received(self) -> bool | None:
-        self._end(None)
-        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end(None)

@@ -4,14 +4,17 @@ the editor's messages (whatever pieces they come in) and when it ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from lsp_bridge.framing import content_length
 from tests.support.lsp_editor import ROOT
 
 pytestmark = pytest.mark.timeout(60)
@@ -56,8 +59,8 @@ class RawServer:
         assert self.proc.stdout is not None
         while True:
             head = await asyncio.wait_for(self.proc.stdout.readuntil(b"\r\n\r\n"), 20)
-            lines = head.lower().split(b"\r\n")
-            length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
+            length = content_length(head[:-4])
+            assert length is not None, head
             msg = json.loads(await self.proc.stdout.readexactly(length))
             if msg.get("id") == id_ and "method" not in msg:
                 return msg
@@ -69,9 +72,23 @@ class RawServer:
         return await asyncio.wait_for(self.proc.wait(), 20), err.decode(errors="replace")
 
 
+@pytest.fixture
+async def raw() -> AsyncIterator[RawServer]:
+    """A :class:`RawServer` not started yet; killed at teardown if a test left it running."""
+    server = RawServer()
+    yield server
+    proc = getattr(server, "proc", None)
+    if proc is not None and proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # (auto: uvloop)
-async def test_messages_in_pieces_several_in_one_write_and_a_header_without_length(loop: str) -> None:
-    server = await RawServer().start(loop)
+async def test_messages_in_pieces_several_in_one_write_and_a_header_without_length(
+    raw: RawServer, loop: str
+) -> None:
+    server = await raw.start(loop)
     for i in range(len(INITIALIZE)):  # a byte a write: the server reads them in many pieces
         await server.write(INITIALIZE[i : i + 1])
         if i % 16 == 0:
@@ -96,8 +113,8 @@ async def test_messages_in_pieces_several_in_one_write_and_a_header_without_leng
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-async def test_exit_without_shutdown_ends_with_1(loop: str) -> None:
-    server = await RawServer().start(loop)
+async def test_exit_without_shutdown_ends_with_1(raw: RawServer, loop: str) -> None:
+    server = await raw.start(loop)
     await server.write(INITIALIZE)
     await server.answer(1)
     await server.write(notification("initialized", {}) + notification("exit"))
@@ -106,8 +123,8 @@ async def test_exit_without_shutdown_ends_with_1(loop: str) -> None:
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-async def test_the_server_ends_when_the_editor_closes_its_stdin(loop: str) -> None:
-    server = await RawServer().start(loop)
+async def test_the_server_ends_when_the_editor_closes_its_stdin(raw: RawServer, loop: str) -> None:
+    server = await raw.start(loop)
     await server.write(INITIALIZE + notification("initialized", {}))
     await server.answer(1)
     assert server.proc.stdin is not None
