@@ -9,9 +9,11 @@
 * :mod:`collab_core.history`: a document's attribution index (who inserted and
   deleted every character; changes, blame, history, per-person undo and redo);
 * :mod:`collab_core.wire`: the wire protocol's schema (``docs/protocol.md``);
-* :mod:`collab_core.errors`: the exception tree, error codes and close codes.
+* :mod:`collab_core.errors`: the exception tree, error codes and close codes;
+* :mod:`collab_core.jsonio`: JSON read exactly as ``json`` reads it, and written
+  compactly, through orjson when it is installed.
 
 The hub (``collab_server``), the language server (``lsp_bridge``), the tests
-and the benchmarks all use it; it imports nothing outside the standard
-library.
+and the benchmarks all use it; it needs nothing outside the standard library
+(``jsonio`` uses orjson if it is there, and ``json`` if not).
 """

@@ -22,23 +22,9 @@ from typing import Any
 import orjson
 
 from collab_core import wire
+from collab_core.jsonio import has_float
 
 __all__ = ["decode", "encode"]
-
-
-def _has_float(value: Any) -> bool:
-    """Whether a float is anywhere in *value* (parsed JSON: dicts, lists, scalars)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t is float:
-            return True
-        if t is dict:
-            stack.extend(v.values())
-        elif t is list:
-            stack.extend(v)
-    return False
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:
@@ -47,7 +33,7 @@ def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[
         msg = orjson.loads(frame)
     except orjson.JSONDecodeError:
         return wire.decode(frame, max_op_components=max_op_components)
-    if _has_float(msg):
+    if has_float(msg):
         return wire.decode(frame, max_op_components=max_op_components)
     return wire.checked(msg, max_op_components=max_op_components)
 

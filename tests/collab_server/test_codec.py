@@ -12,31 +12,7 @@ from hypothesis import strategies as st
 from collab_core import wire
 from collab_core.errors import ProtocolError
 from collab_server import codec
-
-# JSON texts where orjson and json part ways, or nearly
-ODD_VALUES = [
-    "18446744073709551615",  # the largest integer orjson keeps an integer
-    "-9223372036854775808",  # the least
-    "-9223372036854775809",  # orjson: a float; json: an integer
-    "18446744073709551616",  # orjson: a float; json: an integer
-    "1" * 25,
-    "1e999",
-    "-0",
-    "-0.0",
-    "1.5",
-    "NaN",
-    "Infinity",
-    '"\\ud800"',
-    '"\\udc00\\ud800"',
-    '"\\ud83d\\ude00"',
-    '"\\u0000"',
-    '"a\\u2028b"',
-    '"é😀"',
-    "[" * 1100 + "]" * 1100,
-    "true",
-    "null",
-    '{"a":1,"a":2}',
-]
+from tests.support.json_cases import ODD_VALUES
 
 MESSAGES = [
     '{"type":"op","path":"a.txt","rev":%s,"seq":1,"op":[3,"x"]}',
