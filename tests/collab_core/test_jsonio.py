@@ -47,7 +47,9 @@ def outcome(loads: Any, data: str | bytes) -> tuple[str, str]:
     form=st.sampled_from(["str", "utf-8", "utf-8-sig", "utf-16"]),
     cut=st.one_of(st.none(), st.integers(min_value=0, max_value=120)),
 )
-def test_loads_agrees_with_the_standard_library(template: str, value: str, form: str, cut: int | None) -> None:
+def test_loads_agrees_with_the_standard_library(
+    template: str, value: str, form: str, cut: int | None
+) -> None:
     text = template % value
     if cut is not None:
         text = text[:cut]  # malformed too
@@ -111,7 +113,9 @@ def test_dumps_calls_default_as_json_does() -> None:
         raise TypeError(type(obj).__name__)
 
     value = {"p": [Point(1), {"q": Point(2)}], "é": "😀"}
-    assert jsonio.dumps(value, default=default) == reference_dumps({"p": [{"x": 1}, {"q": {"x": 2}}], "é": "😀"})
+    assert jsonio.dumps(value, default=default) == reference_dumps(
+        {"p": [{"x": 1}, {"q": {"x": 2}}], "é": "😀"}
+    )
     with pytest.raises(TypeError):
         jsonio.dumps({"s": {1, 2}}, default=default)
     with pytest.raises(TypeError):
