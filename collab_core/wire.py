@@ -29,6 +29,7 @@ __all__ = [
     "refers_to",
     "refers_to_frame",
     "safe_id",
+    "shareable",
     "valid_path",
 ]
 
@@ -137,6 +138,15 @@ def bad_text(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def shareable(text: str) -> str:
+    """*text* with each character :func:`bad_text` refuses (NUL, a lone surrogate) replaced by
+    U+FFFD, one code point for one: offsets in code points stay where they were."""
+    return _BAD_CHAR.sub("\ufffd", text) if bad_text(text) else text
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:

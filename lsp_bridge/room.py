@@ -73,7 +73,7 @@ from typing import Any
 from collab_core import ops
 from collab_core.client import DocumentClient, Outgoing
 from collab_core.errors import CloseCode
-from collab_core.wire import is_run_path, valid_path
+from collab_core.wire import bad_text, is_run_path, shareable, valid_path
 
 from .blame import LineBlame, line_blames, map_lines
 from .editor_sync import ContentChange, EditorSync, EditToApply
@@ -605,6 +605,8 @@ class Room:
         self._progress_total = 0
         self._viewer_warned = False
         self._too_large_warned: set[str] = set()
+        #: paths whose text had characters the hub refuses, replaced (the user was told)
+        self._replaced_warned: set[str] = set()
         #: the user was told the room holds as many documents as the hub allows
         self._room_full_said = False
         self._batching = 0
@@ -878,6 +880,7 @@ class Room:
         self._shown = None
         self._viewer_warned = False
         self._too_large_warned = set()
+        self._replaced_warned = set()
         self._room_full_said = False
         self._end_progress()
 
@@ -906,17 +909,20 @@ class Room:
                 self._done(ticket, error="viewers cannot share documents")
                 return ticket
             limit = self.limits.get("maxDocumentBytes")
-            if limit is not None and len(text.encode("utf-8")) > int(limit):
-                self._done(ticket, error=self._too_large(path, len(text.encode("utf-8")), int(limit)))
+            size = len(shareable(text).encode("utf-8"))
+            if limit is not None and size > int(limit):
+                self._done(ticket, error=self._too_large(path, size, int(limit)))
                 return ticket
             doc = self.docs[path] = Doc(path)
             # Until the hub answers, the buffer's text is the base and typing waits in
             # the (held) client: nothing the user does meanwhile is lost.
-            doc.client = self._new_client(path, text, 0, held=True)
+            doc.client = self._new_client(path, self._shareable(path, text), 0, held=True)
             doc.create = path not in self.room_documents
             doc.need = "zero" if doc.create else "full"
             view = View(uri, EditorSync(text, version, self.encoding))
             doc.views[uri] = view
+            if doc.client.text != text:
+                view.sync.reset(doc.client.text)
             self.by_uri[uri] = doc
             doc.tickets.append(ticket)
             self._enqueue(doc, front=True)
@@ -936,9 +942,9 @@ class Room:
         if doc.client is None:
             # Followed, not open yet: the buffer's text is the base until the room's
             # arrives; what the user types meanwhile is rebased onto it then.
-            doc.client = self._new_client(path, text, 0, held=True)
+            doc.client = self._new_client(path, self._shareable(path, text), 0, held=True)
             doc.need = "full"
-        elif text != doc.client.text:
+        if text != doc.client.text:
             # being opened or caught up: the buffer shows the client's text
             view.sync.reset(doc.client.text)
         doc.tickets.append(ticket)
@@ -971,11 +977,12 @@ class Room:
             self._pump_opens(now)
             return ticket
         limit = self.limits.get("maxDocumentBytes")
-        if limit is not None and len(text.encode("utf-8")) > int(limit):
-            self._done(ticket, error=self._too_large(path, len(text.encode("utf-8")), int(limit)))
+        size = len(shareable(text).encode("utf-8"))
+        if limit is not None and size > int(limit):
+            self._done(ticket, error=self._too_large(path, size, int(limit)))
             return ticket
         doc = self.docs[path] = Doc(path)
-        doc.client = self._new_client(path, text, 0, held=True)
+        doc.client = self._new_client(path, self._shareable(path, text), 0, held=True)
         doc.create = path not in self.room_documents
         doc.need = "zero" if doc.create else "full"
         doc.tickets.append(ticket)
@@ -1731,6 +1738,24 @@ class Room:
         view.expire_at = now + self.config.edit_expire if view.sync.waiting else None
         if view.expire_at is not None:
             self._timed.add(doc.path)
+
+    def _shareable(self, path: str, text: str) -> str:
+        """*text* as the room can hold it (:func:`collab_core.wire.shareable`), the user told once."""
+        clean = shareable(text)
+        if clean is not text:
+            self._replaced(path)
+        return clean
+
+    def _replaced(self, path: str) -> None:
+        if path in self._replaced_warned:
+            return
+        self._replaced_warned.add(path)
+        self._events.append(
+            ShowMessage(
+                f"pairls: {path} held characters that cannot be shared (NUL, or half of a UTF-16 "
+                "pair); they are U+FFFD (\ufffd) for everyone now"
+            )
+        )
 
     def editor_text(self, uri: str, text: str, now: float) -> None:
         """The editor's text as the LSP library tracked it: if ours disagrees (a bug), heal:
@@ -2726,7 +2751,13 @@ class Room:
         client = doc.client
         if client is None:
             return
+        replaced = False
         for op in user_ops:
+            clean = _shareable_op(op)
+            if clean is not op:
+                # NUL or half a UTF-16 pair (a program's output, an editor's odd buffer), which
+                # the hub refuses: it goes as U+FFFD, and the editor is brought to that below
+                op, replaced = clean, True
             old = client.text
             out = client.apply_local(op)
             self._events.append(TextChanged(doc.path, old, op, client.text, self.name))
@@ -2743,6 +2774,9 @@ class Room:
         ):
             self._fail(doc, self._too_large(doc.path, None, limit))
             return
+        if replaced and view is not None:
+            view.sync.reset(client.text)
+            self._replaced(doc.path)
         for v in doc.views.values():
             self._pump(doc, v, now)
         self._schedule_check(doc, now)
@@ -3078,6 +3112,14 @@ class Room:
 #: control characters and the bidirectional overrides and isolates, which can make a name
 #: read as something else in the editor
 _UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _shareable_op(op: ops.Op) -> ops.Op:
+    """*op* with the text it inserts made :func:`~collab_core.wire.shareable` (the same op, if
+    it needed nothing: the keystroke's way)."""
+    if not any(type(c) is str and bad_text(c) for c in op):
+        return op
+    return [shareable(c) if type(c) is str else c for c in op]
 
 
 def display_name(name: object) -> str:

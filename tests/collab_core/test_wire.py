@@ -257,6 +257,17 @@ def test_bad_text_finds_nul_and_surrogates_exactly(text: str) -> None:
     assert wire.bad_text(text) == any(ch == "\x00" or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
+@given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=50))
+def test_shareable_replaces_what_bad_text_finds_one_for_one(text: str) -> None:
+    out = wire.shareable(text)
+    assert not wire.bad_text(out) and len(out) == len(text)
+    for before, after in zip(text, out, strict=True):
+        bad = before == "\x00" or 0xD800 <= ord(before) <= 0xDFFF
+        assert after == ("\ufffd" if bad else before)
+    if not wire.bad_text(text):
+        assert out is text  # (nothing copied on the keystroke's way)
+
+
 def test_bad_text_in_a_large_paste() -> None:
     paste = ("x" * 99 + "\n") * 700
     assert not wire.bad_text(paste) and not wire.bad_text(paste + "é😀")

@@ -80,12 +80,14 @@ UTF32 = "utf-32"
 
 
 def units(s: str, encoding: str) -> int:
-    """Length of *s* in code units of *encoding*, by the codec itself."""
+    """Length of *s* in code units of *encoding*, by the codec itself (half of a UTF-16 pair, alone,
+    is one unit, as in an editor's UTF-16 string, and three bytes of UTF-8, as a buffer read as
+    WTF-8 holds it)."""
     if encoding == UTF32:
-        return len(s.encode("utf-32-le")) // 4
+        return len(s.encode("utf-32-le", "surrogatepass")) // 4
     if encoding == UTF16:
-        return len(s.encode("utf-16-le")) // 2
-    return len(s.encode("utf-8"))
+        return len(s.encode("utf-16-le", "surrogatepass")) // 2
+    return len(s.encode("utf-8", "surrogatepass"))
 
 
 _EOL = re.compile("\r\n|\r|\n")

@@ -520,6 +520,62 @@ def test_a_big_paste_goes_in_pieces_that_fit_the_hubs_frames() -> None:
     assert pieces >= 6 and w.hub["x.txt"].committed_text == paste
 
 
+def _edited(text: str, edit: Any) -> str:
+    """*text* (one line per edit's line, UTF-16 columns of ASCII and U+FFFD only) after *edit*."""
+    lines = text.split("\n")
+    for e in reversed(edit.edits):
+        (sl, sc), (el, ec) = e.start, e.end
+        assert sl == el
+        lines[sl] = lines[sl][:sc] + e.new_text + lines[sl][ec:]
+    return "\n".join(lines)
+
+
+def test_text_the_hub_refuses_goes_as_replacement_characters_and_the_editor_shows_them() -> None:
+    """NUL and half a UTF-16 pair (an editor's odd buffer): the hub refuses both, so they go as
+    U+FFFD, one code point for one, and the editor is brought to that; said once per document."""
+    w = Wire()
+    w.create()
+    uri = "file:///x.txt"
+    buffer = "a\x00b\ud800c\n"
+    _, create = _share_created(w, uri, "x.txt", buffer)
+    assert create["text"] == "a\ufffdb\ufffdc\n"
+    (fix,) = w.events_of(ApplyEdit)
+    buffer = _edited(buffer, fix.edit)
+    assert buffer == "a\ufffdb\ufffdc\n"
+    w.room.edit_answered(uri, True, w.now)
+    w.room.editor_changed(
+        uri, 2, [ContentChange((0, 1, 0, 2), "\ufffd"), ContentChange((0, 3, 0, 4), "\ufffd")], w.now
+    )
+    w.step()
+    assert not w.all("op")  # (the editor's change was our edit)
+    # typed: a lone surrogate and a NUL, each an op of its own
+    for version, (col, ch) in enumerate([(5, "\udc00"), (6, "\x00")], start=3):
+        buffer = buffer[:col] + ch + buffer[col:]
+        w.type(uri, version, (0, col), ch)
+        (op,) = w.all("op")
+        assert "\ufffd" in op["op"] and ch not in json.dumps(op["op"])
+        w.commit("x.txt", op)
+        (fix,) = w.events_of(ApplyEdit)
+        buffer = _edited(buffer, fix.edit)
+        w.room.edit_answered(uri, True, w.now)
+    assert buffer == w.hub["x.txt"].committed_text == "a\ufffdb\ufffdc\ufffd\ufffd\n"
+    said = [e.text for e in w.events_of(ShowMessage) if "cannot be shared" in e.text]
+    assert len(said) == 1 and "x.txt" in said[0]
+    # and a program's output (a run's, appended) with NUL goes the same way, unsaid
+    ticket = w.room.publish("out.txt", "", w.now)
+    w.step()
+    create = w.take("create_document", path="out.txt")
+    w.hub_doc("out.txt", create["text"])
+    w.reply(create, type="document_created", path="out.txt", rev=0)
+    w.opened(w.take("open", path="out.txt"))
+    assert w.done(ticket).result is not None
+    assert w.room.append("out.txt", "ok\x00\n", w.now)
+    w.step()
+    (op,) = w.all("op")
+    assert op["op"] == ["ok\ufffd\n"]
+    assert not [e for e in w.events_of(ShowMessage) if "cannot be shared" in e.text]
+
+
 def test_a_file_too_big_for_one_frame_is_created_empty_and_sent_as_ops() -> None:
     w = Wire(limits={"maxMessageBytes": 4000})
     w.create()
