@@ -423,6 +423,27 @@ async def test_two_neovims_type_at_once(
         await asyncio.gather(a.close(), b.close())
 
 
+async def test_half_a_utf16_pair_in_a_buffer_goes_as_a_replacement_character(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """Bytes that decode to half of a UTF-16 pair (a file read as WTF-8 or CESU-8 holds them) in
+    Ada's buffer: the hub refuses that character, so it goes as U+FFFD, Ada's buffer is brought
+    to that, and she is told once; the room goes on."""
+    a, b, invite = await pair(hub, tmp_path, nvim_binary)
+    try:
+        await a.lua("vim.api.nvim_buf_set_text(0, 0, 0, 0, 0, {'\\237\\160\\128'})")  # U+D800
+        text = await converged(a, b, hub, invite)
+        assert text == "\ufffd" + INITIAL
+        # (probe.messages only: its record of the didChange holds the bytes, not UTF-8)
+        said = [m for m in await a.lua("return probe.messages") if "cannot be shared" in m]
+        assert len(said) == 1, said
+        await type_script(b, [key("<Esc>GA"), "!", key("<Esc>")], 0.02)
+        assert await converged(a, b, hub, invite) == "\ufffd" + INITIAL[:-1] + "!\n"
+        assert (await status(a))["heals"] == 0 and (await status(b))["heals"] == 0
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
 async def diagnose(a: Nvim, b: Nvim, path: str = PATH) -> str:
     out = []
     for name, nv in (("A", a), ("B", b)):
