@@ -240,6 +240,35 @@ async def test_a_viewer_page_cannot_change_the_text(
         await ada.stop()
 
 
+async def test_text_the_hub_refuses_typed_in_a_page_goes_as_replacement_characters(
+    hub: HubProcess, browser: Browser, tmp_path: Path
+) -> None:
+    """NUL and half of a UTF-16 pair put into the page's editor (a paste of odd text): the hub
+    refuses both, so they go as U+FFFD, the page shows that, is told once, and typing goes on."""
+    ada, uri, room = await room_of(hub, tmp_path)
+    try:
+        bea = await browser.open("bea", room["invite"], "Bea")
+        await joined(bea, START)
+        await caret_at_line_end(bea, 2)
+        await bea.do("keyboard.insertText", " a\u0000b\ud800c")
+        # (a warning shows for 6 s: read while it is up)
+        notices = await bea.wait(
+            """() => {
+              const shown = [...document.querySelectorAll('#notices > *')].map((n) => n.textContent);
+              return shown.some((t) => t.includes('cannot be shared')) ? shown : null;
+            }"""
+        )
+        assert sum("cannot be shared" in n for n in notices) == 1, notices
+        final = await settled([bea], [(ada, uri)], hub.url, room["invite"])
+        assert final == START.replace("second line", "second line a\ufffdb\ufffdc")
+        await bea.do("keyboard.type", " ok", {"delay": 10})
+        final = await settled([bea], [(ada, uri)], hub.url, room["invite"])
+        assert final == START.replace("second line", "second line a\ufffdb\ufffdc ok")
+        await clean(bea)
+    finally:
+        await ada.stop()
+
+
 async def test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect(
     hub: HubProcess, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

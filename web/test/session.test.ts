@@ -187,6 +187,26 @@ test("a viewer's refused typing is undone in the view", () => {
   assert.deepEqual(s.unsent(), []);
 });
 
+test("NUL and half of a UTF-16 pair go as U+FFFD, the view is brought to that, said once", () => {
+  const { s } = joinedWith("a😀b");
+  // two changes in one transaction: each offset of the text before them
+  const fx = s.edit("a.txt", [{ from: 1, to: 1, insert: "\0x" }, { from: 3, to: 4, insert: "\ud83d\ude00\udc00" }], 1);
+  const op = only(fx, "op");
+  assert.deepEqual(op.op, [1, "\ufffdx", 1, "😀\ufffd", -1]);
+  // the view holds "a\0x😀😀\udc00" now: its NUL and its lone half become U+FFFD where they are
+  const fix = fx.find((e) => e.kind === "remote");
+  assert.deepEqual(fix, { kind: "remote", path: "a.txt", changes: [{ from: 1, to: 2, insert: "\ufffd" }, { from: 7, to: 8, insert: "\ufffd" }] });
+  assert.equal(s.text("a.txt"), "a\ufffdx😀😀\ufffd");
+  assert.equal(fx.filter((e) => e.kind === "notice").length, 1);
+  s.frameReceived(JSON.stringify({ type: "ack", path: "a.txt", seq: op.seq, rev: 1 }), 2);
+  const again = s.edit("a.txt", [{ from: 0, to: 0, insert: "\0" }], 3);
+  assert.deepEqual(only(again, "op").op, ["\ufffd"]); // (a trailing retain is left out)
+  assert.equal(again.filter((e) => e.kind === "notice").length, 0);
+  // and plain typing is left as it is, with no fix for the view
+  const plain = s.edit("a.txt", [{ from: 0, to: 0, insert: "é" }], 4);
+  assert.equal(plain.filter((e) => e.kind === "remote").length, 0);
+});
+
 test("the owner removing us, deleting the room or rotating the invites ends the session", () => {
   for (const code of [4401, 4403, 4410]) {
     const { s } = joinedWith("abc");

@@ -250,6 +250,10 @@ export class Editor {
   private readonly readOnly = new Compartment();
   private readonly language = new Compartment();
   private ro = false;
+  /** while the user's transactions go to the session: what it asks to change in return (see
+   * dispatchTransactions), and the index of the transaction being handed over */
+  private later: { after: number; changes: Change[] }[] | null = null;
+  private after = 0;
 
   constructor(
     parent: HTMLElement,
@@ -263,14 +267,27 @@ export class Editor {
       // DOM (setting the browser's selection lays the page out) is most of a keystroke's time
       // in the page, and the op does not depend on it (the session keeps its own text).
       dispatchTransactions: (trs, view) => {
+        const later: { after: number; changes: Change[] }[] = [];
+        this.later = later;
         try {
-          for (const tr of trs) {
+          trs.forEach((tr, i) => {
             if (tr.docChanged && !tr.annotation(remote)) {
+              this.after = i;
               this.hooks.edit(changesOf(tr));
             }
-          }
+          });
         } finally {
+          this.later = null;
           view.update(trs); // (the view shows the user's change whatever the session made of it)
+        }
+        // changes the session made of the user's own (text the hub refuses, replaced): they are
+        // offsets of the text after that transaction, so they go now, past any that followed it
+        for (const { after, changes } of later) {
+          let set = ChangeSet.of(changes, trs[after].newDoc.length);
+          for (const tr of trs.slice(after + 1)) {
+            set = set.map(tr.changes);
+          }
+          this.applyRemote(set);
         }
       },
     });
@@ -344,8 +361,12 @@ export class Editor {
   }
 
   /** The room changed the shown text. */
-  applyRemote(changes: Change[]): void {
-    if (!changes.length) {
+  applyRemote(changes: Change[] | ChangeSet): void {
+    if (changes instanceof ChangeSet ? changes.empty : !changes.length) {
+      return;
+    }
+    if (this.later !== null && !(changes instanceof ChangeSet)) {
+      this.later.push({ after: this.after, changes }); // (the user's transaction is not shown yet)
       return;
     }
     this.view.dispatch({

@@ -178,6 +178,8 @@ export class Session {
   /** our cursor as the peers hold it: the last presence we sent, moved by every hub op since as
    * they move it (our own inserts push it past them); null when not known */
   private shown: { path: string; rev: number; ranges: [number, number][] } | null = null;
+  /** documents whose user was told that text the hub refuses went as U+FFFD */
+  private readonly replacedSaid = new Set<string>();
 
   constructor(readonly config: SessionConfig) {}
 
@@ -323,10 +325,34 @@ export class Session {
     if (!doc || !doc.client) {
       return this.take();
     }
-    const op = changesToOp(doc.client.text, changes);
+    const clean = changes.map((c) => {
+      const insert = shareable(c.insert);
+      return insert === c.insert ? c : { ...c, insert };
+    });
+    const op = changesToOp(doc.client.text, clean);
     const out = doc.client.applyLocal(op);
     if (out && this.conn === "joined" && doc.state === "open") {
       this.sendOp(doc, out);
+    }
+    if (clean.some((c, i) => c !== changes[i])) {
+      // NUL or half of a UTF-16 pair (a paste of odd text), which the hub refuses: it went as
+      // U+FFFD, one UTF-16 unit for one, and the view is brought to that at the same offsets
+      const fixes: Change[] = [];
+      let shift = 0; // how far the changes before this one moved the text after them
+      changes.forEach((c, i) => {
+        for (let k = 0; k < c.insert.length; k++) {
+          if (c.insert[k] !== clean[i].insert[k]) {
+            const at = c.from + shift + k;
+            fixes.push({ from: at, to: at + 1, insert: "\ufffd" });
+          }
+        }
+        shift += c.insert.length - (c.to - c.from);
+      });
+      this.effects.push({ kind: "remote", path, changes: fixes });
+      if (!this.replacedSaid.has(path)) {
+        this.replacedSaid.add(path);
+        this.notice(`${path}: characters that cannot be shared (NUL, or half of a UTF-16 pair) are \ufffd for everyone.`, "warning");
+      }
     }
     // (offline, the op stays in flight unsent: the reconnect sends it with its seq; our cursor
     // goes with the select() that follows every change the user makes)
@@ -1038,6 +1064,13 @@ function asRole(v: unknown): Role | null {
 const UNSAFE_NAME = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /** A peer's name as the page shows it: text without control or direction-changing characters. */
+/** *text* with NUL and each half of a UTF-16 pair that is alone (what the hub refuses: PostgreSQL
+ * cannot hold NUL, UTF-8 cannot encode the half) replaced by U+FFFD, one unit for one; *text*
+ * itself if it holds neither, as lsp_bridge does with collab_core.wire.shareable. */
+export function shareable(text: string): string {
+  return text.replace(/\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
 export function displayName(name: unknown): string {
   const text = (typeof name === "string" ? name : "").replace(UNSAFE_NAME, "").trim().slice(0, 64);
   return text || "?";
