@@ -520,13 +520,20 @@ def test_a_big_paste_goes_in_pieces_that_fit_the_hubs_frames() -> None:
     assert pieces >= 6 and w.hub["x.txt"].committed_text == paste
 
 
-def _edited(text: str, edit: Any) -> str:
-    """*text* (one line per edit's line, UTF-16 columns of ASCII and U+FFFD only) after *edit*."""
+def _shown(w: Wire, uri: str, version: int, text: str, fix: ApplyEdit) -> str:
+    """The editor applies *fix* to *text* (UTF-16 columns of ASCII and U+FFFD only) and says so
+    at *version*, its places last to first; returns the new text."""
+    w.room.edit_answered(uri, True, w.now)
     lines = text.split("\n")
-    for e in reversed(edit.edits):
+    changes = []
+    for e in reversed(fix.edit.edits):
         (sl, sc), (el, ec) = e.start, e.end
         assert sl == el
         lines[sl] = lines[sl][:sc] + e.new_text + lines[sl][ec:]
+        changes.append(ContentChange((sl, sc, el, ec), e.new_text))
+    w.room.editor_changed(uri, version, changes, w.now)
+    w.step()
+    assert not w.all("op")  # (the change was our edit, not the user's)
     return "\n".join(lines)
 
 
@@ -540,25 +547,19 @@ def test_text_the_hub_refuses_goes_as_replacement_characters_and_the_editor_show
     _, create = _share_created(w, uri, "x.txt", buffer)
     assert create["text"] == "a\ufffdb\ufffdc\n"
     (fix,) = w.events_of(ApplyEdit)
-    buffer = _edited(buffer, fix.edit)
+    buffer = _shown(w, uri, 2, buffer, fix)
     assert buffer == "a\ufffdb\ufffdc\n"
-    w.room.edit_answered(uri, True, w.now)
-    w.room.editor_changed(
-        uri, 2, [ContentChange((0, 1, 0, 2), "\ufffd"), ContentChange((0, 3, 0, 4), "\ufffd")], w.now
-    )
-    w.step()
-    assert not w.all("op")  # (the editor's change was our edit)
     # typed: a lone surrogate and a NUL, each an op of its own
-    for version, (col, ch) in enumerate([(5, "\udc00"), (6, "\x00")], start=3):
+    for version, (col, ch) in [(3, (5, "\udc00")), (5, (6, "\x00"))]:
         buffer = buffer[:col] + ch + buffer[col:]
         w.type(uri, version, (0, col), ch)
         (op,) = w.all("op")
         assert "\ufffd" in op["op"] and ch not in json.dumps(op["op"])
         w.commit("x.txt", op)
         (fix,) = w.events_of(ApplyEdit)
-        buffer = _edited(buffer, fix.edit)
-        w.room.edit_answered(uri, True, w.now)
+        buffer = _shown(w, uri, version + 1, buffer, fix)
     assert buffer == w.hub["x.txt"].committed_text == "a\ufffdb\ufffdc\ufffd\ufffd\n"
+    assert not w.events_of(ApplyEdit)  # (nothing more to show: the editor has the room's text)
     said = [e.text for e in w.events_of(ShowMessage) if "cannot be shared" in e.text]
     assert len(said) == 1 and "x.txt" in said[0]
     # and a program's output (a run's, appended) with NUL goes the same way, unsaid

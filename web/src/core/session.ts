@@ -1058,12 +1058,6 @@ function asRole(v: unknown): Role | null {
   return v === "owner" || v === "editor" || v === "viewer" ? v : null;
 }
 
-// control characters and the bidirectional overrides and isolates, which can make a name read as
-// something else (the hub removes them too; the page does not rely on it)
-// eslint-disable-next-line no-control-regex
-const UNSAFE_NAME = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-/** A peer's name as the page shows it: text without control or direction-changing characters. */
 /** *text* with NUL and each half of a UTF-16 pair that is alone (what the hub refuses: PostgreSQL
  * cannot hold NUL, UTF-8 cannot encode the half) replaced by U+FFFD, one unit for one; *text*
  * itself if it holds neither, as lsp_bridge does with collab_core.wire.shareable. */
@@ -1071,6 +1065,12 @@ export function shareable(text: string): string {
   return text.replace(/\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 }
 
+// control characters and the bidirectional overrides and isolates, which can make a name read as
+// something else (the hub removes them too; the page does not rely on it)
+// eslint-disable-next-line no-control-regex
+const UNSAFE_NAME = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** A peer's name as the page shows it: text without control or direction-changing characters. */
 export function displayName(name: unknown): string {
   const text = (typeof name === "string" ? name : "").replace(UNSAFE_NAME, "").trim().slice(0, 64);
   return text || "?";
