@@ -909,20 +909,21 @@ class Room:
                 self._done(ticket, error="viewers cannot share documents")
                 return ticket
             limit = self.limits.get("maxDocumentBytes")
-            size = len(shareable(text).encode("utf-8"))
+            clean = self._shareable(path, text)
+            size = len(clean.encode("utf-8"))
             if limit is not None and size > int(limit):
                 self._done(ticket, error=self._too_large(path, size, int(limit)))
                 return ticket
             doc = self.docs[path] = Doc(path)
             # Until the hub answers, the buffer's text is the base and typing waits in
             # the (held) client: nothing the user does meanwhile is lost.
-            doc.client = self._new_client(path, self._shareable(path, text), 0, held=True)
+            doc.client = self._new_client(path, clean, 0, held=True)
             doc.create = path not in self.room_documents
             doc.need = "zero" if doc.create else "full"
             view = View(uri, EditorSync(text, version, self.encoding))
             doc.views[uri] = view
-            if doc.client.text != text:
-                view.sync.reset(doc.client.text)
+            if clean is not text:
+                view.sync.reset(clean)
             self.by_uri[uri] = doc
             doc.tickets.append(ticket)
             self._enqueue(doc, front=True)
@@ -977,12 +978,13 @@ class Room:
             self._pump_opens(now)
             return ticket
         limit = self.limits.get("maxDocumentBytes")
-        size = len(shareable(text).encode("utf-8"))
+        clean = self._shareable(path, text)
+        size = len(clean.encode("utf-8"))
         if limit is not None and size > int(limit):
             self._done(ticket, error=self._too_large(path, size, int(limit)))
             return ticket
         doc = self.docs[path] = Doc(path)
-        doc.client = self._new_client(path, self._shareable(path, text), 0, held=True)
+        doc.client = self._new_client(path, clean, 0, held=True)
         doc.create = path not in self.room_documents
         doc.need = "zero" if doc.create else "full"
         doc.tickets.append(ticket)
@@ -3117,9 +3119,10 @@ _UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2
 def _shareable_op(op: ops.Op) -> ops.Op:
     """*op* with the text it inserts made :func:`~collab_core.wire.shareable` (the same op, if
     it needed nothing: the keystroke's way)."""
-    if not any(type(c) is str and bad_text(c) for c in op):
-        return op
-    return [shareable(c) if type(c) is str else c for c in op]
+    for c in op:
+        if type(c) is str and bad_text(c):
+            return [shareable(c) if type(c) is str else c for c in op]
+    return op
 
 
 def display_name(name: object) -> str:
