@@ -12,10 +12,13 @@ and raises what it raises (``tests/collab_core/test_jsonio.py`` holds the two
 side by side).
 
 :func:`dumps` writes what ``json.dumps(value, ensure_ascii=False,
-separators=(",", ":"))`` writes, in UTF-8, with two differences in floats
-only: orjson spells some differently (``0.00001`` for ``1e-05``: the same
-number) and writes ``null`` for NaN and the infinities, which JSON cannot
-spell (``json`` writes ``NaN``, which no strict reader takes).
+separators=(",", ":"))`` writes, in UTF-8, except in three ways: orjson
+spells some floats differently (``0.00001`` for ``1e-05``: the same
+number); it writes ``null`` for NaN and the infinities, which JSON cannot
+spell (``json`` writes ``NaN``, which no strict reader takes); and a value
+holding a lone surrogate, which UTF-8 cannot hold, is written with every
+character past ASCII as its ``\\u`` escape (``json.dumps``'s default), the
+same value to any reader.
 
 Without orjson (collab_core itself needs nothing but the standard library)
 both go to ``json``.
@@ -70,4 +73,8 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
             return orjson.dumps(value, default=default)
         except orjson.JSONEncodeError:
             pass  # (a lone surrogate, an integer past 64 bits, a key that is not a string)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default).encode()
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot hold: as its escape
+        return json.dumps(value, separators=(",", ":"), default=default).encode()

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import FeatureNotificationError
+from pygls.exceptions import FeatureNotificationError, JsonRpcInternalError
 from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 
 from collab_core import jsonio
@@ -94,13 +94,33 @@ class PairlsProtocol(LanguageServerProtocol):
         return fut
 
     def _write_json(self, msg: dict[str, Any]) -> bool:
+        if not self._write(msg):
+            return False
+        self.short_out += 1
+        return True
+
+    def _send_data(self, data: Any) -> None:
+        """pygls's own messages (the answers to requests, its notifications), written as
+        :meth:`_write_json` writes: pygls's ``json.dumps`` took ten times as long (a completion
+        list of 300 items: 0.7 ms) and logged each message's text at INFO."""
+        if not data:
+            return
+        try:
+            if not self._write(data):
+                logger.error("no writer to the editor: a message not sent")
+        except BrokenPipeError:
+            raise  # (as pygls: the editor is gone)
+        except Exception as error:
+            logger.exception("cannot write a message to the editor")
+            self._server._report_server_error(error, JsonRpcInternalError)
+
+    def _write(self, msg: Any) -> bool:
         writer = self.writer
         if writer is None:
             return False
         body = jsonio.dumps(msg, default=self._serialize_message)
         # (Content-Length counts bytes, LSP 3.17 "Base Protocol"; pygls's StdoutWriter flushes)
         writer.write(b"Content-Length: %d\r\n\r\n%b" % (len(body), body))
-        self.short_out += 1
         return True
 
     # -- in ---------------------------------------------------------------------------------

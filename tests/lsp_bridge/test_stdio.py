@@ -56,14 +56,25 @@ class RawServer:
     async def answer(self, id_: int) -> dict[str, Any]:
         """The next answer to request *id_* (what comes before it, the server's own
         notifications and requests, is passed over)."""
+        return json.loads(await self.answer_body(id_))
+
+    async def answer_body(self, id_: int) -> bytes:
+        """:meth:`answer` as the bytes its Content-Length counted."""
+        return (await self.answer_bodies({id_}))[id_]
+
+    async def answer_bodies(self, ids: set[int]) -> dict[int, bytes]:
+        """The answers to requests *ids*, in whatever order they come (the rest is passed over)."""
         assert self.proc.stdout is not None
-        while True:
+        found: dict[int, bytes] = {}
+        while found.keys() != ids:
             head = await asyncio.wait_for(self.proc.stdout.readuntil(b"\r\n\r\n"), 20)
             length = content_length(head[:-4])
             assert length is not None, head
-            msg = json.loads(await self.proc.stdout.readexactly(length))
-            if msg.get("id") == id_ and "method" not in msg:
-                return msg
+            body = await self.proc.stdout.readexactly(length)
+            msg = json.loads(body)
+            if msg.get("id") in ids and "method" not in msg:
+                found[msg["id"]] = body
+        return found
 
     async def ended(self) -> tuple[int, str]:
         """Its exit code and what it logged, once it ends by itself."""
@@ -132,3 +143,36 @@ async def test_the_server_ends_when_the_editor_closes_its_stdin(raw: RawServer, 
     code, log = await server.ended()
     assert code == 0
     assert "Traceback" not in log
+
+
+async def test_pygls_answers_are_written_in_utf_8(raw: RawServer, tmp_path: Any) -> None:
+    # pygls's own answers (here a completion) are written as the server's other messages:
+    # UTF-8 as it is, Content-Length counted in bytes
+    server = await raw.start()
+    await server.write(INITIALIZE)
+    await server.answer(1)
+    uri = (tmp_path / "notes.txt").as_uri()
+    opened = {"uri": uri, "languageId": "plaintext", "version": 1, "text": "größe straße\ngr"}
+    await server.write(
+        notification("initialized", {})
+        + notification("textDocument/didOpen", {"textDocument": opened})
+        + request(
+            2,
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 2}},
+        )
+    )
+    body = await server.answer_body(2)
+    assert '"größe"'.encode() in body  # (not "gr\\u00f6\\u00dfe")
+    assert "größe" in [item["label"] for item in json.loads(body)["result"]["items"]]
+    await server.write(
+        request(3, "workspace/executeCommand", {"command": "pairls.status", "arguments": [{}]})
+    )
+    assert (await server.answer(3))["result"]["connected"] is False  # (the byte count was right)
+    await server.write(request(4, "shutdown"))
+    assert (await server.answer(4))["result"] is None
+    await server.write(notification("exit"))
+    code, log = await server.ended()
+    assert code == 0
+    assert "cannot write" not in log
+
