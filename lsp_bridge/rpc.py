@@ -35,14 +35,19 @@ from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import FeatureNotificationError, JsonRpcInternalError
+from pygls.exceptions import (
+    FeatureNotificationError,
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidRequest,
+)
 from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 
 from collab_core import jsonio
 
 from .editor_sync import ContentChange
 
-__all__ = ["EditorRequestError", "PairlsProtocol", "did_change_of"]
+__all__ = ["EditorRequestError", "PairlsProtocol", "did_change_of", "refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +166,12 @@ class PairlsProtocol(LanguageServerProtocol):
         else:
             super().handle_message(message)
 
+    def refuse(self, data: Any, error: Exception) -> None:
+        """Answer *data*, a message that could not be read, if it is a request: see :func:`refusal`."""
+        answer = refusal(data, error)
+        if answer is not None and not self._write(answer):
+            logger.error("no writer to the editor: a refusal not sent")
+
     def _answered(self, data: dict[str, Any]) -> None:
         fut = self._answers.pop(data["id"])
         if fut.done():
@@ -193,6 +204,25 @@ class _Change:
 
     def __init__(self, uri: str, version: int, changes: list[ContentChange]) -> None:
         self.uri, self.version, self.changes = uri, version, changes
+
+
+def refusal(data: Any, error: Exception) -> dict[str, Any] | None:
+    """JSON-RPC's error answer to *data*, a message read as JSON that could not be structured
+    (its params not what LSP says: *error*), if it is a request with an id to answer; else None.
+
+    pygls's reader logs such a message and goes on, and the editor waits for its answer for
+    ever.  The error is *error*'s when it is JSON-RPC's (pygls raises Invalid Params), else
+    Invalid Request; its message is the exception's class, never the text it may hold."""
+    if not isinstance(data, dict) or not isinstance(data.get("method"), str):
+        return None
+    msg_id = data.get("id")
+    if type(msg_id) is not int and type(msg_id) is not str:
+        return None  # a notification (nothing to answer) or an id no answer could name
+    if isinstance(error, JsonRpcException):
+        code, message = error.code, error.message
+    else:
+        code, message = JsonRpcInvalidRequest.CODE, f"Invalid Request: {type(error).__name__}"
+    return {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
 
 
 def did_change_of(params: Any) -> _Change | None:

@@ -166,12 +166,19 @@ class StdinProtocol(asyncio.Protocol):
     def _handle(self, body: bytes) -> None:
         server = self._server
         protocol = server.protocol
+        data: Any = None
         try:
             data = jsonio.loads(body)
             # (only the message itself is structured: pygls's object_hook tried every object in it)
             message = protocol.structure_message(data) if isinstance(data, dict) else data
-            protocol.handle_message(message)
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
+            logger.exception("Unable to read a message")
+            server._report_server_error(exc, JsonRpcException)
+            server.rpc.refuse(data, exc)  # (and a request is answered: the editor waits for it)
+            return
+        try:
+            protocol.handle_message(message)
+        except Exception as exc:
             logger.exception("Unable to handle message")
             server._report_server_error(exc, JsonRpcException)
 

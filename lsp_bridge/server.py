@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
@@ -99,6 +100,23 @@ class PairlsServer(LanguageServer):
         self.run_requests = RunRequests()
         #: this user's requests to others, by request id: (participant, its answer)
         self.run_asks: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        #: failures of the server's own code that pygls caught and answered for (a handler that
+        #: raised, a message it could not write): in the status's ``serverErrors``
+        self.server_errors = 0
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls's hook for what it caught (it has logged it, with its traceback, already).
+
+        What the editor caused is not counted: a message that could not be read
+        (``source`` is :class:`JsonRpcException`, the reader's), a method or command we do
+        not have, a request refused with the user's message (a :class:`JsonRpcException`).
+        What is left is a bug of ours, counted: a handler that raised anything else (pygls
+        makes it a :class:`JsonRpcInternalError` for a request) or a failed write."""
+        if source is JsonRpcException:
+            return
+        if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
+            return
+        self.server_errors += 1
 
     @property
     def rpc(self) -> PairlsProtocol:

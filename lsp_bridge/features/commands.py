@@ -259,6 +259,7 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
         session.failed_tasks + ls.editor.failed_tasks + ls.completions.jedi.failed_tasks
     )
     st["stats"]["pathsRefused"] = ls.paths.refusals
+    st["stats"]["serverErrors"] = ls.server_errors
     st["jedi"] = ls.completions.jedi.client.status()
     st["jediPid"] = st["jedi"]["pid"]  # (the bench's hook reads it here)
     # the keystroke path's messages that took the short way (lsp_bridge/rpc.py), and writes to

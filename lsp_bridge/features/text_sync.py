@@ -8,6 +8,7 @@ us where it is).
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import unquote
 
 from lsprotocol import types as lsp
@@ -15,6 +16,8 @@ from lsprotocol import types as lsp
 from ..editor_sync import ContentChange, apply_changes
 from ..positions import LineIndex
 from ..server import PairlsServer
+
+logger = logging.getLogger(__name__)
 
 
 def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -40,8 +43,9 @@ def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[Cont
     """The short way (``lsp_bridge/rpc.py``): the workspace's document is updated here, as
     pygls's own handler would, then :func:`changed`."""
     doc = ls.workspace.text_documents.get(unquote(uri))
-    if doc is None:  # (as pygls's own update fails: reported as a failed notification)
-        raise KeyError("didChange of a document that is not open")
+    if doc is None:  # the editor's mistake (LSP: didOpen first), not the server's
+        logger.warning("a didChange of a document that is not open: ignored")
+        return
     text, cursor = apply_changes(doc.source, changes, ls.encoding)
     doc._source = text
     doc.version = version

@@ -1,6 +1,7 @@
 """The language-server tests' fixtures: a hub process on the module's database, and editors
 (``pairls-lsp`` processes driven by a :class:`TestEditor`) that must end without a heal, a
-failed task, an answer that made no sense or a jedi worker that died or hung."""
+failed task, an error of the server's own, an answer that made no sense or a jedi worker that
+died or hung."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
         return await ed.start()
 
     yield make
-    # a heal, a failed task, an answer that made no sense or a jedi worker lost hides a bug:
-    # none is caused here
+    # a heal, a failed task, an error pygls caught in our code, an answer that made no sense or
+    # a jedi worker lost hides a bug: none is caused here
     problems: dict[str, Any] = {}
     for ed in started:
         if ed.alive:
@@ -56,10 +57,11 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
                 continue
             jedi = st["jedi"]
             jedi_failures = sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines"))
+            stats = st["stats"]
             problems[ed.name] = (
-                st["heals"], st["stats"]["failedTasks"], st["stats"]["bad_answers"], jedi_failures
+                st["heals"], stats["failedTasks"], stats["serverErrors"], stats["bad_answers"], jedi_failures
             )  # fmt: skip
     await asyncio.gather(*(ed.stop() for ed in started))
-    assert all(p == (0, 0, 0, 0) for p in problems.values()), (
-        f"heals, failed tasks, bad answers, jedi worker deaths/hangs/bad lines: {problems}"
+    assert all(p == (0, 0, 0, 0, 0) for p in problems.values()), (
+        f"heals, failed tasks, server errors, bad answers, jedi worker deaths/hangs/bad lines: {problems}"
     )

@@ -176,3 +176,37 @@ async def test_pygls_answers_are_written_in_utf_8(raw: RawServer, tmp_path: Any)
     assert code == 0
     assert "cannot write" not in log
 
+
+async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: RawServer) -> None:
+    # what a broken editor sends is answered or ignored, and logged; serverErrors (the
+    # conftest fails a test on any) counts only failures of the server's own code
+    server = await raw.start()
+    await server.write(INITIALIZE)
+    await server.answer(1)
+    changed = {
+        "textDocument": {"uri": "file:///never/opened.py", "version": 2},
+        "contentChanges": [{"text": "x"}],
+    }
+    await server.write(
+        notification("initialized", {})
+        + notification("textDocument/didChange", changed)  # never opened
+        + request(2, "workspace/executeCommand", {"command": "no.such.command", "arguments": []})
+        + request(3, "workspace/executeCommand", {"command": "pairls.joinRoom", "arguments": [{"invite": 5}]})
+        + request(4, "no/such/method", {})
+        + message({"jsonrpc": "2.0", "id": 5, "method": "textDocument/hover", "params": {"position": "x"}})
+        + b"Content-Length: 9\r\n\r\n{not json"
+    )
+    answers = {id_: json.loads(body) for id_, body in (await server.answer_bodies({2, 3, 4, 5})).items()}
+    assert all("error" in answer for answer in answers.values()), answers
+    assert answers[5]["error"]["code"] == -32602  # Invalid Params: before, no answer at all
+    await server.write(
+        request(6, "workspace/executeCommand", {"command": "pairls.status", "arguments": [{}]})
+    )
+    stats = (await server.answer(6))["result"]["stats"]
+    assert stats["serverErrors"] == 0 and stats["failedTasks"] == 0
+    await server.write(request(7, "shutdown"))
+    await server.answer(7)
+    await server.write(notification("exit"))
+    code, log = await server.ended()
+    assert code == 0
+    assert "a didChange of a document that is not open: ignored" in log

@@ -1,0 +1,58 @@
+"""Which failures pygls catches count as the server's own errors (``serverErrors`` in
+``pairls.status``, which the language-server tests' fixture fails a test on), and how a
+request that could not be read is answered."""
+
+from __future__ import annotations
+
+from pygls.exceptions import (
+    FeatureNotificationError,
+    FeatureRequestError,
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcMethodNotFound,
+)
+
+from lsp_bridge.rpc import refusal
+from lsp_bridge.server import PairlsServer
+
+
+def test_a_failure_of_the_servers_code_is_counted_and_the_editors_mistake_is_not() -> None:
+    server = PairlsServer()
+    # the editor's: a message that could not be read, a method or command we do not have, a
+    # request refused with the user's message
+    server.report_server_error(ValueError("not JSON"), JsonRpcException)
+    server.report_server_error(JsonRpcMethodNotFound.of("no/such"), FeatureRequestError)
+    server.report_server_error(JsonRpcInvalidParams.of("no such command"), FeatureRequestError)
+    server.report_server_error(JsonRpcException(message="not a pairls invite"), FeatureRequestError)
+    assert server.server_errors == 0
+    # ours: a request handler that raised (pygls makes it an internal error), a notification
+    # handler that raised, a message that could not be written
+    server.report_server_error(JsonRpcInternalError(message="KeyError"), FeatureRequestError)
+    server.report_server_error(KeyError("x"), FeatureNotificationError)
+    server.report_server_error(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogate"), JsonRpcInternalError)
+    assert server.server_errors == 3
+
+
+def test_a_request_that_could_not_be_read_is_answered_with_json_rpcs_error() -> None:
+    hover = {"jsonrpc": "2.0", "id": 7, "method": "textDocument/hover", "params": {"position": "x"}}
+    assert refusal(hover, JsonRpcInvalidParams()) == {
+        "jsonrpc": "2.0", "id": 7, "error": {"code": -32602, "message": "Invalid Params"}
+    }  # fmt: skip
+    # what is not JSON-RPC's is Invalid Request, named by its class: never the text it holds
+    answer = refusal({**hover, "id": "a"}, ValueError("the document's text"))
+    assert answer == {
+        "jsonrpc": "2.0",
+        "id": "a",
+        "error": {"code": -32600, "message": "Invalid Request: ValueError"},
+    }
+
+
+def test_nothing_is_answered_where_no_answer_could_be_matched() -> None:
+    request = {"jsonrpc": "2.0", "method": "textDocument/hover", "params": None}
+    for odd in ({}, {"id": None}, {"id": True}, {"id": 1.5}, {"id": {"a": 1}}, {"id": [1]}):
+        assert refusal({**request, **odd}, JsonRpcInvalidParams()) is None  # a notification, or no id
+    assert refusal({"jsonrpc": "2.0", "id": 1, "result": None}, JsonRpcInvalidParams()) is None  # an answer
+    assert refusal({"jsonrpc": "2.0", "id": 1, "method": 5}, JsonRpcInvalidParams()) is None
+    for data in (None, [request], "x", 3):
+        assert refusal(data, JsonRpcInvalidParams()) is None
