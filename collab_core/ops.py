@@ -21,6 +21,7 @@ which the callers turn into a coded refusal.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -642,6 +643,19 @@ def encoded_size(op: Op) -> int:
     return size
 
 
+def _size_within(op: Op, budget: int) -> bool:
+    """``encoded_size(op) <= budget``, without measuring an insert longer than what is left."""
+    size = 2 + max(len(op) - 1, 0)  # brackets and commas
+    for c in op:
+        if type(c) is str:
+            if size + len(c) + 2 > budget:  # (at least a byte a character, and the quotes)
+                return False
+            size += _json_size(c)
+        else:
+            size += len(str(c))
+    return size <= budget
+
+
 #: bytes JSON writes as a two-character escape (one byte more each)
 _SHORT_ESCAPES = b'"\\\n\r\t\b\f'
 #: the other control characters, written ``\\u00XX`` (five bytes more each)
@@ -674,16 +688,21 @@ def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -
         raise ValueError("max_bytes too small to hold an op")
     if max_components is not None and max_components < 4:
         raise ValueError("max_components too small to hold an op")
-    limit_bytes = max_bytes if max_bytes is not None else encoded_size(op)
     limit_components = max_components if max_components is not None else len(op)
-    if len(op) <= limit_components and encoded_size(op) <= limit_bytes:
+    if len(op) <= limit_components and (max_bytes is None or _size_within(op, max_bytes)):
         return normalize(op), []
+    limit_bytes = max_bytes if max_bytes is not None else math.inf
     head = _Builder()
     used = 2
     base = 0  # base positions consumed by head
     out = 0  # target positions produced by head
     for i, c in enumerate(op):
-        cost = (_json_size(c) if type(c) is str else len(str(c))) + 1
+        if max_bytes is None:
+            cost = 0
+        elif type(c) is str and len(c) + 3 > limit_bytes - used:
+            cost = len(c) + 3  # at least (a byte a character, quotes, comma): it will not fit
+        else:
+            cost = (_json_size(c) if type(c) is str else len(str(c))) + 1
         if used + cost <= limit_bytes and i < limit_components:
             head.push(c)
             used += cost
@@ -698,7 +717,8 @@ def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -
         rest: Op = op[i:]
         if type(c) is str and i < limit_components:
             # cut the insert to fill what is left of the byte budget
-            piece = _prefix_within(c, limit_bytes - used - 1)
+            assert max_bytes is not None  # (without one, only the component count stops us)
+            piece = _prefix_within(c, max_bytes - used - 1)
             if piece:
                 head.push(piece)
                 out += len(piece)

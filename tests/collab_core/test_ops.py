@@ -613,3 +613,23 @@ def test_single_edits_transform_as_the_full_walk() -> None:
 )
 def test_what_is_not_one_edit_takes_the_full_walk(op: Op) -> None:
     assert ops._edit(op) is None
+
+
+@given(case=doc_and_ops(1), budget=st.integers(0, 120))
+def test_size_within_is_encoded_size_within(case: tuple[str, Op], budget: int) -> None:
+    _, op = case
+    assert ops._size_within(op, budget) == (ops.encoded_size(op) <= budget)
+
+
+def test_a_paste_over_the_budget_is_measured_only_as_far_as_it_is_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a 1.5 MB paste split for a 1 MiB frame: measured up to the cut (and a chunk), not whole
+    # once to see it does not fit and again before it is cut (7.5 ms, now 2.7 ms)
+    measured = []
+    size = ops._json_size
+    monkeypatch.setattr(ops, "_json_size", lambda s: measured.append(len(s)) or size(s))
+    paste = ('línea 😀 "quoted" \\ tab\t\n' * 60_000)[:1_500_000]
+    head, tail = ops.split([5, paste], 1 << 20)
+    assert ops.apply(ops.apply("01234", head), tail) == "01234" + paste
+    assert sum(measured) < (1 << 20) + 2 * ops._PREFIX_CHUNK
