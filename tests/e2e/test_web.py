@@ -269,6 +269,30 @@ async def test_text_the_hub_refuses_typed_in_a_page_goes_as_replacement_characte
         await ada.stop()
 
 
+async def test_refused_text_in_the_first_of_two_transactions_dispatched_together(
+    hub: HubProcess, browser: Browser, tmp_path: Path
+) -> None:
+    """CodeMirror may hand the page several transactions at once (an input method, an
+    extension): the replacement of what the hub refuses in the first is mapped past the second."""
+    ada, uri, room = await room_of(hub, tmp_path)
+    try:
+        bea = await browser.open("bea", room["invite"], "Bea")
+        await joined(bea, START)
+        await bea.eval(
+            """() => {
+              const view = document.querySelector(".cm-content").cmTile.root.view;  // (CodeMirror's own)
+              const first = view.state.update({ changes: { from: 7, insert: "<\u0000>" } });
+              const second = first.state.update({ changes: { from: 0, insert: "ab" } });
+              view.dispatch([first, second]);  // (an array: several transactions at once)
+            }"""
+        )
+        final = await settled([bea], [(ada, uri)], hub.url, room["invite"])
+        assert final == "ab" + START[:7] + "<\ufffd>" + START[7:]
+        await clean(bea)
+    finally:
+        await ada.stop()
+
+
 async def test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect(
     hub: HubProcess, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
