@@ -5,7 +5,6 @@ died or hung."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import TestEditor
+from tests.support.lsp_editor import TestEditor, stop_checked
 
 MakeEditor = Callable[..., Awaitable[TestEditor]]
 
@@ -45,23 +44,4 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
         return await ed.start()
 
     yield make
-    # a heal, a failed task, an error pygls caught in our code, an answer that made no sense or
-    # a jedi worker lost hides a bug: none is caused here
-    problems: dict[str, Any] = {}
-    for ed in started:
-        if ed.alive:
-            try:
-                st = await asyncio.wait_for(ed.status(), 10)
-            except Exception as exc:  # a server that cannot say how it is: a bug too
-                problems[ed.name] = f"pairls.status failed: {exc!r}"
-                continue
-            jedi = st["jedi"]
-            jedi_failures = sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines"))
-            stats = st["stats"]
-            problems[ed.name] = (
-                st["heals"], stats["failedTasks"], stats["serverErrors"], stats["bad_answers"], jedi_failures
-            )  # fmt: skip
-    await asyncio.gather(*(ed.stop() for ed in started))
-    assert all(p == (0, 0, 0, 0, 0) for p in problems.values()), (
-        f"heals, failed tasks, server errors, bad answers, jedi worker deaths/hangs/bad lines: {problems}"
-    )
+    await stop_checked(started)

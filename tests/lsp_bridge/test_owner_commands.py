@@ -12,7 +12,6 @@ editor learns it is out) is measured, printed, and asserted generously.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 
 from lsp_bridge.invite import parse_invite
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import TestEditor, settle
+from tests.support.lsp_editor import TestEditor, settle, stop_checked
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -51,17 +50,7 @@ async def make_editor(tmp_path: Path, hubs: tuple[HubProcess, HubProcess]) -> As
         return await ed.start()
 
     yield make
-    # a heal or a failed task hides a bug: no test here causes one on purpose, so any fails it
-    healed, failed = {}, {}
-    for ed in started:
-        if ed.alive:
-            with contextlib.suppress(Exception):
-                st = await asyncio.wait_for(ed.status(), 10)
-                healed[ed.name] = st["heals"]
-                failed[ed.name] = st["stats"]["failedTasks"]
-    await asyncio.gather(*(ed.stop() for ed in started))
-    assert not any(healed.values()), f"heals: {healed}"
-    assert not any(failed.values()), f"session tasks that failed: {failed}"
+    await stop_checked(started)
 
 
 def via(invite: str, hub: HubProcess) -> str:

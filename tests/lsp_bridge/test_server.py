@@ -10,7 +10,6 @@ boundary matters (versions, encodings, debounce) run once per editor kind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from lsp_bridge.invite import Invite, parse_invite
 from tests.lsp_bridge.editors import Notification
 from tests.support.hubclient import Peer, hub_text, room_paths
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import ALL_KINDS, KINDS, TestEditor, settle, sha256
+from tests.support.lsp_editor import ALL_KINDS, KINDS, TestEditor, settle, sha256, stop_checked
 from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(180)
@@ -55,20 +54,7 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
         return await ed.start()
 
     yield make
-    # a heal, a failed task or a resync with the editor hides a bug: no test here causes one
-    # on purpose, so any fails it
-    healed, failed, resynced = {}, {}, {}
-    for ed in started:
-        if ed.alive:
-            with contextlib.suppress(Exception):
-                st = await asyncio.wait_for(ed.status(), 10)
-                healed[ed.name] = st["heals"]
-                failed[ed.name] = st["stats"]["failedTasks"]
-                resynced[ed.name] = st["stats"]["resyncs"]
-    await asyncio.gather(*(ed.stop() for ed in started))
-    assert not any(healed.values()), f"heals: {healed}"
-    assert not any(failed.values()), f"session tasks that failed: {failed}"
-    assert not any(resynced.values()), f"resyncs with the editor: {resynced}"
+    await stop_checked(started, resyncs=True)
 
 
 async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:

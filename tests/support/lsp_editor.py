@@ -544,3 +544,34 @@ async def settle(
         if loop.time() > deadline:
             raise TimeoutError(f"no quiescence on {path}: {last!r}")
         await asyncio.sleep(interval)
+
+
+async def stop_checked(editors: list[TestEditor], *, resyncs: bool = False) -> None:
+    """Stop *editors*, failing on what hides a bug in any server still running: a heal, a
+    failed task, an error of the server's own (``serverErrors``), an answer that made no
+    sense, a jedi worker lost, a status it cannot give (and a resync with the editor, if
+    *resyncs*).  For the language-server tests' fixtures: none of their tests causes one on
+    purpose."""
+    problems: dict[str, Any] = {}
+    for i, ed in enumerate(editors):
+        if not ed.alive:
+            continue
+        try:
+            st = await asyncio.wait_for(ed.status(), 10)
+        except Exception as exc:  # a server that cannot say how it is: a bug too
+            problems[f"{ed.name}#{i}"] = f"pairls.status failed: {exc!r}"
+            continue
+        stats, jedi = st["stats"], st["jedi"]
+        found = {
+            "heals": st["heals"],
+            "failedTasks": stats["failedTasks"],
+            "serverErrors": stats["serverErrors"],
+            "bad_answers": stats["bad_answers"],
+            "jedi deaths, hangs, bad lines": sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines")),
+        }
+        if resyncs:
+            found["resyncs"] = stats["resyncs"]
+        if any(found.values()):
+            problems[f"{ed.name}#{i}"] = {k: n for k, n in found.items() if n}
+    await asyncio.gather(*(ed.stop() for ed in editors))
+    assert not problems, f"what hides a bug, in servers still running at the end: {problems}"
