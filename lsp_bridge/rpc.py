@@ -47,7 +47,7 @@ from collab_core import jsonio
 
 from .editor_sync import ContentChange
 
-__all__ = ["EditorRequestError", "PairlsProtocol", "did_change_of", "refusal"]
+__all__ = ["EditorRequestError", "PairlsProtocol", "PyglsLogFilter", "UserError", "did_change_of", "refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,36 @@ ChangeHandler = Callable[[str, int, list[ContentChange]], None]
 
 class EditorRequestError(Exception):
     """The editor answered one of our requests with an error (its message; never shown to peers)."""
+
+
+class UserError(JsonRpcException):
+    """A request refused for the user, in words (a bad invite, no room yet): LSP 3.17's
+    RequestFailed.  The editor shows the message; it is no failure of the server's."""
+
+    CODE = -32803
+
+
+class PyglsLogFilter(logging.Filter):
+    """On pygls's JSON-RPC logger: what it logs about a handler, without the message's params
+    (a ``didOpen``'s or ``didChange``'s hold the document's text, which is never logged), and a
+    :class:`UserError` as one line at INFO instead of an ERROR with its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Failed to handle") and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            # (the method's name and the request's id stay)
+            record.args = tuple(_short(a) for a in args)
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UserError):
+            record.msg, record.args = "a request refused: %s", (exc.message,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def _short(arg: Any) -> Any:
+    return arg if isinstance(arg, str | int) and len(str(arg)) <= 200 else "(not logged)"
 
 
 class PairlsProtocol(LanguageServerProtocol):

@@ -18,6 +18,7 @@ from collab_core import jsonio
 
 from .features import register
 from .framing import MessageReader
+from .rpc import PyglsLogFilter
 from .server import PairlsServer
 
 __all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 def create_server() -> PairlsServer:
     server = PairlsServer()
     register(server)
+    pygls_rpc = logging.getLogger("pygls.protocol.json_rpc")
+    if not any(isinstance(f, PyglsLogFilter) for f in pygls_rpc.filters):
+        pygls_rpc.addFilter(PyglsLogFilter())
     return server
 
 

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
 from ..paths import shareable_files
+from ..rpc import UserError
 from ..server import PairlsServer
 from ..session import SessionError
 
@@ -30,10 +30,8 @@ def _arg(args: tuple[Any, ...]) -> dict[str, Any]:
     return {}
 
 
-def user_error(message: str) -> JsonRpcException:
-    err = JsonRpcException(message=message)
-    err.code = -32803  # LSP 3.17 RequestFailed
-    return err
+def user_error(message: str) -> UserError:
+    return UserError(message=message)
 
 
 # Creating and joining read the open buffers as the request arrives: what the user types

@@ -1,8 +1,11 @@
 """Which failures pygls catches count as the server's own errors (``serverErrors`` in
 ``pairls.status``, which the language-server tests' fixture fails a test on), and how a
-request that could not be read is answered."""
+request that could not be read is answered, and what pygls's log of them may hold."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from pygls.exceptions import (
     FeatureNotificationError,
@@ -13,7 +16,7 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 
-from lsp_bridge.rpc import refusal
+from lsp_bridge.rpc import PyglsLogFilter, UserError, refusal
 from lsp_bridge.server import PairlsServer
 
 
@@ -56,3 +59,37 @@ def test_nothing_is_answered_where_no_answer_could_be_matched() -> None:
     assert refusal({"jsonrpc": "2.0", "id": 1, "method": 5}, JsonRpcInvalidParams()) is None
     for data in (None, [request], "x", 3):
         assert refusal(data, JsonRpcInvalidParams()) is None
+
+
+def _record(msg: str, args: tuple[Any, ...], exc: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, None) if exc is not None else None
+    return logging.LogRecord("pygls.protocol.json_rpc", logging.ERROR, "json_rpc.py", 1, msg, args, exc_info)
+
+
+def test_pyglss_log_of_a_failed_handler_keeps_the_method_and_leaves_out_the_text() -> None:
+    params = {"textDocument": {"uri": "file:///a.py", "text": "the document's text"}}
+    record = _record("Failed to handle notification %r: %s", ("textDocument/didOpen", params))
+    assert PyglsLogFilter().filter(record)
+    assert record.getMessage() == "Failed to handle notification 'textDocument/didOpen': (not logged)"
+    record = _record("Failed to handle request %s %s %s", (7, "textDocument/hover", params))
+    assert PyglsLogFilter().filter(record)
+    assert record.getMessage() == "Failed to handle request 7 textDocument/hover (not logged)"
+
+
+def test_a_user_error_is_one_line_at_info_and_another_error_stays_as_it_is() -> None:
+    logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.DEBUG)
+    try:
+        record = _record(
+            'Exception occurred for message "%s"', (3,), UserError(message="not a pairls invite")
+        )
+        assert PyglsLogFilter().filter(record)
+        assert (record.levelno, record.getMessage(), record.exc_info) == (
+            logging.INFO, "a request refused: not a pairls invite", None
+        )  # fmt: skip
+    finally:
+        logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.WARNING)
+    record = _record('Exception occurred for message "%s"', (3,), UserError(message="not a pairls invite"))
+    assert not PyglsLogFilter().filter(record)  # (INFO is not logged at WARNING, pairls-lsp's default)
+    record = _record('Exception occurred for message "%s"', (3,), KeyError("x"))
+    assert PyglsLogFilter().filter(record)
+    assert record.levelno == logging.ERROR and record.exc_info is not None

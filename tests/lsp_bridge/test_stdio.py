@@ -210,3 +210,21 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
     code, log = await server.ended()
     assert code == 0
     assert "a didChange of a document that is not open: ignored" in log
+
+
+async def test_a_refusal_in_words_is_not_logged_as_an_error(raw: RawServer) -> None:
+    # a mistyped invite is an everyday mistake: the editor shows the words, and the server's log
+    # (an editor's output panel) gets no ERROR and no traceback for it
+    server = await raw.start()
+    await server.write(INITIALIZE)
+    await server.answer(1)
+    bad = {"command": "pairls.joinRoom", "arguments": [{"invite": "no invite at all"}]}
+    await server.write(notification("initialized", {}) + request(2, "workspace/executeCommand", bad))
+    error = (await server.answer(2))["error"]
+    assert error["code"] == -32803 and "not a pairls invite" in error["message"]
+    await server.write(request(3, "shutdown"))
+    await server.answer(3)
+    await server.write(notification("exit"))
+    code, log = await server.ended()
+    assert code == 0
+    assert "Traceback" not in log and "ERROR" not in log, log
