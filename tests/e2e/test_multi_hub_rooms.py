@@ -26,7 +26,7 @@ import pytest
 from collab_core.errors import CloseCode
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess, start_hub
-from tests.support.lsp_editor import TestEditor, settle
+from tests.support.lsp_editor import TestEditor, settle, stop_checked
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -185,7 +185,7 @@ async def test_one_room_over_three_hubs_is_one_room(
         for p, _ in people:
             assert not [e for e in p.events["error"] if p is not ann], p.events["error"]
     finally:
-        await ed.stop()
+        await stop_checked([ed])
         for p, _ in people:
             await p.close()
     for hub in h:

@@ -43,7 +43,7 @@ from tests.e2e.test_vscode import vsix  # noqa: F401  (the fixture: make extensi
 from tests.support import hubclient
 from tests.support.browser import Browser, Page, missing
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import TestEditor
+from tests.support.lsp_editor import TestEditor, stop_checked
 from tests.support.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +207,7 @@ async def test_two_pages_and_an_editor_type_at_once(
             "() => [...document.querySelectorAll('.pairls-caret')].some((e) => e.textContent === 'Bea')"
         )
     finally:
-        await ada.stop()
+        await stop_checked([ada])
 
 
 async def test_a_viewer_page_cannot_change_the_text(
@@ -237,7 +237,7 @@ async def test_a_viewer_page_cannot_change_the_text(
         print(f"screenshot: {await vic.screenshot(artifacts(request) / 'viewer.png')}")
         await clean(vic)
     finally:
-        await ada.stop()
+        await stop_checked([ada])
 
 
 async def test_text_the_hub_refuses_typed_in_a_page_goes_as_replacement_characters(
@@ -266,7 +266,7 @@ async def test_text_the_hub_refuses_typed_in_a_page_goes_as_replacement_characte
         assert final == START.replace("second line", "second line a\ufffdb\ufffdc ok")
         await clean(bea)
     finally:
-        await ada.stop()
+        await stop_checked([ada])
 
 
 async def test_refused_text_in_the_first_of_two_transactions_dispatched_together(
@@ -290,7 +290,7 @@ async def test_refused_text_in_the_first_of_two_transactions_dispatched_together
         assert final == "ab" + START[:7] + "<\ufffd>" + START[7:]
         await clean(bea)
     finally:
-        await ada.stop()
+        await stop_checked([ada])
 
 
 async def test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect(
@@ -328,7 +328,7 @@ async def test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect(
         await clean(bea)
     finally:
         await proxy.close()
-        await ada.stop()
+        await stop_checked([ada])
 
 
 async def test_the_secret_never_reaches_the_server(
@@ -367,7 +367,7 @@ async def test_the_secret_never_reaches_the_server(
         await clean(bea)
     finally:
         await proxy.close()
-        await ada.stop()
+        await stop_checked([ada])
 
 
 # --- a browser and VS Code in one room ----------------------------------------------------
@@ -538,4 +538,4 @@ async def test_a_browser_and_vscode_see_each_others_cursors(
     finally:
         for s in servers:
             await asyncio.to_thread(s.stop)
-        await ada.stop()
+        await stop_checked([ada])

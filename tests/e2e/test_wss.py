@@ -17,7 +17,7 @@ import pytest
 from lsp_bridge.invite import parse_invite
 from tests.support.certs import make_certs
 from tests.support.hubproc import HubProcess, start_hub
-from tests.support.lsp_editor import TestEditor, settle
+from tests.support.lsp_editor import TestEditor, settle, stop_checked
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -77,6 +77,6 @@ async def test_language_servers_pair_over_wss_and_refuse_a_hub_they_cannot_verif
         assert (await c.status())["stats"]["connects"] == 1
         assert (await a.status())["heals"] == (await b.status())["heals"] == 0
     finally:
-        await asyncio.gather(a.stop(), b.stop(), c.stop())
+        await stop_checked([a, b, c])
         code = await asyncio.to_thread(hub.terminate, 60)
     assert code == 0, hub.log
