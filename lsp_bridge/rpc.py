@@ -24,6 +24,13 @@ shorter way; everything else goes through pygls as before:
 The editor receives the same JSON-RPC messages either way.  A ``didChange``
 whose shape is not what LSP says goes the long way, so pygls answers it as
 it answers any malformed message.
+
+Everything goes out through :func:`collab_core.jsonio.dumps` (orjson), what
+pygls writes by itself too (``_send_data``: its answers and notifications).
+A request that could not be read gets JSON-RPC's error (:func:`refusal`);
+pygls's reader gave it no answer.  :class:`PyglsLogFilter` keeps documents'
+text out of pygls's log, and a refusal in words (:class:`UserError`) out of
+its errors.
 """
 
 from __future__ import annotations

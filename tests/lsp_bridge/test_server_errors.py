@@ -77,19 +77,20 @@ def test_pyglss_log_of_a_failed_handler_keeps_the_method_and_leaves_out_the_text
 
 
 def test_a_user_error_is_one_line_at_info_and_another_error_stays_as_it_is() -> None:
-    logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.DEBUG)
+    pygls_rpc = logging.getLogger("pygls.protocol.json_rpc")
+    level = pygls_rpc.level
+    refused = UserError(message="not a pairls invite")
     try:
-        record = _record(
-            'Exception occurred for message "%s"', (3,), UserError(message="not a pairls invite")
-        )
+        pygls_rpc.setLevel(logging.DEBUG)
+        record = _record('Exception occurred for message "%s"', (3,), refused)
         assert PyglsLogFilter().filter(record)
         assert (record.levelno, record.getMessage(), record.exc_info) == (
             logging.INFO, "a request refused: not a pairls invite", None
         )  # fmt: skip
+        pygls_rpc.setLevel(logging.WARNING)  # (pairls-lsp's default: INFO is not logged)
+        assert not PyglsLogFilter().filter(_record('Exception occurred for message "%s"', (3,), refused))
+        record = _record('Exception occurred for message "%s"', (3,), KeyError("x"))
+        assert PyglsLogFilter().filter(record)
+        assert record.levelno == logging.ERROR and record.exc_info is not None
     finally:
-        logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.WARNING)
-    record = _record('Exception occurred for message "%s"', (3,), UserError(message="not a pairls invite"))
-    assert not PyglsLogFilter().filter(record)  # (INFO is not logged at WARNING, pairls-lsp's default)
-    record = _record('Exception occurred for message "%s"', (3,), KeyError("x"))
-    assert PyglsLogFilter().filter(record)
-    assert record.levelno == logging.ERROR and record.exc_info is not None
+        pygls_rpc.setLevel(level)
