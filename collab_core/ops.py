@@ -637,23 +637,22 @@ def map_back(index: int, op: Op) -> int:
 
 def encoded_size(op: Op) -> int:
     """Bytes of *op* as compact JSON in UTF-8 (``ensure_ascii=False``), as it goes on the wire."""
-    size = 2 + max(len(op) - 1, 0)  # brackets and commas
-    for c in op:
-        size += _json_size(c) if type(c) is str else len(str(c))
-    return size
+    return _size_up_to(op, None)
 
 
-def _size_within(op: Op, budget: int) -> bool:
-    """``encoded_size(op) <= budget``, without measuring an insert longer than what is left."""
+def _size_up_to(op: Op, budget: int | None) -> int:
+    """:func:`encoded_size`, or, once an insert longer than what is left of *budget* shows the op
+    is over it, a size over *budget* without measuring that insert (a character is a byte at
+    least)."""
     size = 2 + max(len(op) - 1, 0)  # brackets and commas
     for c in op:
         if type(c) is str:
-            if size + len(c) + 2 > budget:  # (at least a byte a character, and the quotes)
-                return False
+            if budget is not None and size + len(c) + 2 > budget:
+                return size + len(c) + 2
             size += _json_size(c)
         else:
             size += len(str(c))
-    return size <= budget
+    return size
 
 
 #: bytes JSON writes as a two-character escape (one byte more each)
@@ -689,7 +688,7 @@ def split(op: Op, max_bytes: int | None, *, max_components: int | None = None) -
     if max_components is not None and max_components < 4:
         raise ValueError("max_components too small to hold an op")
     limit_components = max_components if max_components is not None else len(op)
-    if len(op) <= limit_components and (max_bytes is None or _size_within(op, max_bytes)):
+    if len(op) <= limit_components and (max_bytes is None or _size_up_to(op, max_bytes) <= max_bytes):
         return normalize(op), []
     limit_bytes = max_bytes if max_bytes is not None else math.inf
     head = _Builder()

@@ -616,9 +616,9 @@ def test_what_is_not_one_edit_takes_the_full_walk(op: Op) -> None:
 
 
 @given(case=doc_and_ops(1), budget=st.integers(0, 120))
-def test_size_within_is_encoded_size_within(case: tuple[str, Op], budget: int) -> None:
+def test_size_up_to_a_budget_tells_what_encoded_size_tells(case: tuple[str, Op], budget: int) -> None:
     _, op = case
-    assert ops._size_within(op, budget) == (ops.encoded_size(op) <= budget)
+    assert (ops._size_up_to(op, budget) <= budget) == (ops.encoded_size(op) <= budget)
 
 
 def test_a_paste_over_the_budget_is_measured_only_as_far_as_it_is_cut(
