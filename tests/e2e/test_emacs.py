@@ -56,6 +56,7 @@ from lsp_bridge.invite import parse_invite
 from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
+from tests.support.lsp_editor import hidden_problems
 
 EMACS = shutil.which("emacs")
 EMACSCLIENT = shutil.which("emacsclient")
@@ -284,6 +285,40 @@ class Emacs:
                 os.kill(self.pid, 9)
 
 
+# pairls.status from every pairls-lsp this Emacs runs (whatever buffer each manages)
+ALL_STATUSES = """
+(let (out)
+  (maphash (lambda (_project servers)
+             (dolist (s servers)
+               (when (jsonrpc-running-p s)
+                 (push (jsonrpc-request s :workspace/executeCommand
+                                        (list :command "pairls.status" :arguments (vector eglot--{}))
+                                        :timeout 10)
+                       out))))
+           eglot--servers-by-project)
+  (vconcat out))
+"""
+
+
+async def close_checked(*editors: Emacs) -> None:
+    """Close *editors*, failing on what hides a bug in any pairls-lsp they still run
+    (:func:`hidden_problems`: a heal, a failed task, an error of the server's own, ...)."""
+    problems: dict[str, Any] = {}
+    for e in editors:
+        if e.pid is None or not _alive(e.pid):
+            continue
+        try:
+            statuses = await e.eval(ALL_STATUSES)
+        except Exception as exc:  # an Emacs or a server that cannot say: a bug too
+            problems[e.name] = f"pairls.status failed: {exc!r}"
+            continue
+        for i, st in enumerate(statuses):
+            if found := hidden_problems(st):
+                problems[f"{e.name}#{i}"] = found
+    await asyncio.gather(*(e.close() for e in editors))
+    assert not problems, f"what hides a bug, in the pairls-lsp of each Emacs at the end: {problems}"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -464,7 +499,7 @@ async def test_two_emacs_type_at_once(
         for e in (a, b):
             assert "Edit successful" not in await e.messages()
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def diagnose(a: Emacs, b: Emacs, path: str = PATH) -> str:
@@ -579,7 +614,7 @@ async def test_emacs_leave_and_join_the_same_room_again(hub: HubProcess, tmp_pat
         assert text.count("while Bob was out") == 1, text
         assert text.count("bob before leaving é") == 1, text
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _hub_shows(hub: HubProcess, invite: str, e: Emacs) -> bool:
@@ -618,7 +653,7 @@ async def test_emacs_leave_and_join_another_room(hub: HubProcess, tmp_path: Path
         assert "room two" not in await a.text()
     finally:
         await cleo.close()
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 #: the hub's default frame limit (HubConfig.max_message_bytes)
@@ -697,7 +732,7 @@ async def test_emacs_insert_larger_than_a_hub_frame(hub: HubProcess, tmp_path: P
         await no_reconnect_loop(a)
         await no_reconnect_loop(b)
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_path: Path) -> None:
@@ -724,7 +759,7 @@ async def test_emacs_share_a_file_larger_than_a_hub_frame(hub: HubProcess, tmp_p
         await no_reconnect_loop(a)
         await no_reconnect_loop(b)
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 # -- a folder that is not a VC checkout ------------------------------------------------------------
@@ -786,7 +821,7 @@ async def test_emacs_plain_folder_with_a_pairls_marker(hub: HubProcess, tmp_path
         await until(lambda: _room_has(hub, invite, [notes, "README.txt", "top.txt"]), 15, "top.txt shared")
         assert await hub_text(hub, invite, "top.txt") == "top\n"
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _room_has(hub: HubProcess, invite: str, paths: list[str]) -> bool:
@@ -842,7 +877,7 @@ async def test_emacs_the_owners_commands(hub: HubProcess, tmp_path: Path) -> Non
         await until(lambda: _left(a), 10, "A to be out of the deleted room")
         assert await room_gone(hub, new)
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _role(e: Emacs, role: str) -> bool:
@@ -941,7 +976,7 @@ async def test_emacs_undo_and_redo_my_changes_keep_the_others_text(hub: HubProce
         assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
         assert await converged(a, b, hub, invite) == mine_gone
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def revision_buffer(e: Emacs, uri: str) -> dict[str, Any]:
@@ -1028,4 +1063,4 @@ async def test_emacs_run_for_the_room_fills_the_output_on_the_peer(hub: HubProce
             f"` ended: exit status 3 ({path})"
         ), asked
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)

@@ -107,7 +107,7 @@ from lsp_bridge.invite import Invite, parse_invite
 from tests.lsp_bridge.editors import PIECES, random_text, random_user_edit, splits_crlf
 from tests.support import hubclient
 from tests.support.hubproc import HubProcess, start_hub
-from tests.support.lsp_editor import ALL_KINDS, TestEditor, settle, sha256
+from tests.support.lsp_editor import ALL_KINDS, TestEditor, settle, sha256, stop_checked
 from tests.support.oplog import check_op_log
 from tests.support.proxy import TcpProxy
 
@@ -380,15 +380,19 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
         )
         assert not failures, "failed seeds:\n" + "\n".join(failures)
     finally:
-        await asyncio.gather(*(e.stop() for e in editors))
-        for p in proxies:
-            await p.close()
-        if world is not None:
-            hub = world.hub
-            pg = world.pg
-        if hub is not None:
-            await asyncio.to_thread(hub.__exit__, None, None, None)
-        await asyncio.to_thread(pg.stop)
+        try:
+            # cuts, outages and restarts are this test's own doing; a failed task or an
+            # error of the server's own is not (resyncs and heals are counted per seed above)
+            await stop_checked(editors)
+        finally:
+            for p in proxies:
+                await p.close()
+            if world is not None:
+                hub = world.hub
+                pg = world.pg
+            if hub is not None:
+                await asyncio.to_thread(hub.__exit__, None, None, None)
+            await asyncio.to_thread(pg.stop)
 
 
 async def _recover(world: World) -> None:

@@ -55,6 +55,7 @@ from lsp_bridge.invite import parse_invite
 from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
+from tests.support.lsp_editor import hidden_problems
 from tests.support.nvim import BINARIES, Nvim, NvimBinary
 
 IN_CI = bool(os.environ.get("CI"))
@@ -420,7 +421,7 @@ async def test_two_neovims_type_at_once(
             assert (await status(nv))["heals"] == 0, who
             assert "deprecated" not in await messages(nv), (who, await messages(nv))
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def test_half_a_utf16_pair_in_a_buffer_goes_as_a_replacement_character(
@@ -441,7 +442,7 @@ async def test_half_a_utf16_pair_in_a_buffer_goes_as_a_replacement_character(
         assert await converged(a, b, hub, invite) == "\ufffd" + INITIAL[:-1] + "!\n"
         assert (await status(a))["heals"] == 0 and (await status(b))["heals"] == 0
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def diagnose(a: Nvim, b: Nvim, path: str = PATH) -> str:
@@ -491,9 +492,8 @@ async def test_room_document_without_final_newline(
         assert shared.text in (text, text + "\n"), f"the room's text became {shared.text!r}"
         assert await b.text() == text + "\n"
     finally:
-        if b is not None:
-            await b.close()
         await owner.close()
+        await close_checked(b)
 
 
 async def _joined(nv: Nvim) -> bool:
@@ -530,7 +530,7 @@ async def test_full_sync_neovims_type_at_once(
                 assert changes, "no didChange recorded"
                 assert all((c.get("range") is not None) == inc for c in changes), changes
         finally:
-            await asyncio.gather(a.close(), b.close())
+            await close_checked(a, b)
 
 
 # -- leave and join again ------------------------------------------------------------------------
@@ -567,7 +567,7 @@ async def test_leave_and_join_the_same_room_again(
         assert text.count(" while Bob was out") == 1, text
         assert text.count("bob before leaving é") == 1, text
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def test_leave_and_join_another_room(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
@@ -594,7 +594,7 @@ async def test_leave_and_join_another_room(hub: HubProcess, tmp_path: Path, nvim
         assert "room two" not in await a.text()
     finally:
         await cleo.close()
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _shows(doc: Any, text: str) -> bool:
@@ -661,7 +661,7 @@ async def test_the_owners_commands(hub: HubProcess, tmp_path: Path, nvim_binary:
         finally:
             await peer.close()
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _changed_register(nv: Nvim, old: str) -> str | None:
@@ -744,7 +744,7 @@ async def test_undo_and_redo_my_changes_keep_the_others_text(
         assert newest["edit"]["inserted"] == 2 and newest["edit"]["name"] == "Ada", newest
         assert await converged(a, b, hub, invite) == mine_gone
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 # what the language server answers to a hover on line 2 (0-based 1) of the current buffer
@@ -892,7 +892,7 @@ async def test_paste_larger_than_a_hub_frame(
             no_reconnect_loop(await nv.lua("return probe"), who)
             assert (await status(nv))["heals"] == 0, who
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def test_share_a_file_larger_than_a_hub_frame(
@@ -923,7 +923,7 @@ async def test_share_a_file_larger_than_a_hub_frame(
             no_reconnect_loop(await nv.lua("return probe"), who)
             assert (await status(nv))["heals"] == 0, who
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _hub_has(hub: HubProcess, invite: str, path: str, text: str) -> bool:
@@ -976,6 +976,27 @@ async def client_status(nv: Nvim) -> dict[str, Any]:
     return await nv.lua(CLIENT_STATUS) or {}  # type: ignore[no-any-return]
 
 
+async def close_checked(*nvs: Nvim | None) -> None:
+    """Close *nvs* (None: never started), failing on what hides a bug in any of their
+    pairls-lsp still running (:func:`hidden_problems`: a heal, a failed task, an error of the
+    server's own, ...).  A Neovim with no pairls-lsp (no file was opened) has none to ask."""
+    problems: dict[str, Any] = {}
+    started = [nv for nv in nvs if nv is not None]
+    for i, nv in enumerate(started):
+        try:
+            if nv.proc.returncode is not None or not await nv.lua(CLIENT):
+                continue
+            st = await client_status(nv)
+        except Exception as exc:  # a Neovim that cannot say: a bug too
+            problems[f"#{i}"] = f"pairls.status failed: {exc!r}"
+            continue
+        found = hidden_problems(st) if st else "pairls.status gave nothing"
+        if found:
+            problems[f"#{i}"] = found
+    await asyncio.gather(*(nv.close() for nv in started))
+    assert not problems, f"what hides a bug, in the pairls-lsp of each Neovim at the end: {problems}"
+
+
 async def _client_in_room(nv: Nvim) -> dict[str, Any] | None:
     st = await client_status(nv)
     return st if st.get("roomId") else None
@@ -1024,9 +1045,8 @@ async def test_join_with_no_file_open(
         assert (await client_status(nv))["documents"]["src/notes.txt"]["pending"] is False
         await no_error_shown(nv)
     finally:
-        if nv is not None:
-            await nv.close()
         await cleo.close()
+        await close_checked(nv)
 
 
 async def test_create_with_no_file_open(hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary) -> None:
@@ -1049,7 +1069,7 @@ async def test_create_with_no_file_open(hub: HubProcess, tmp_path: Path, nvim_bi
         await until(lambda: _hub_has(hub, invite, PATH, want), 15, "A's typing in the room")
         await no_error_shown(nv)
     finally:
-        await nv.close()
+        await close_checked(nv)
 
 
 # -- the LSP boundary, against a recording stand-in server ------------------------------------------
@@ -1227,7 +1247,7 @@ async def test_lsp_boundary(
         elif nvim_binary.name == "nvim-modern":
             assert offered == ["utf-8", "utf-16", "utf-32"]
     finally:
-        await nv.close()
+        await nv.close()  # a recording server, not pairls-lsp: nothing to ask
 
 
 async def _has(rec: Recorded, method: str) -> bool:
@@ -1272,7 +1292,7 @@ async def test_run_for_the_room_from_neovim(hub: HubProcess, tmp_path: Path, nvi
         for who, nv in (("Ada", a), ("Bob", b)):
             assert (await status(nv))["heals"] == 0, who
     finally:
-        await asyncio.gather(a.close(), b.close())
+        await close_checked(a, b)
 
 
 async def _run_path(nv: Nvim) -> str | None:

@@ -360,6 +360,17 @@ def servers_to_stop(request: pytest.FixtureRequest) -> Iterator[list[CodeServer]
                 shutil.copy(f, logs / f.name)
         if logs.is_dir():
             print(f"logs: {logs}")
+    # what hides a bug: a warning or an error in the Pairls output channel (the extension's
+    # own, or a line its language server wrote to stderr: a heal, a failed task, a handler
+    # of ours that raised), unless the test caused it on purpose
+    said = {s.home.name: _log_problems(_pairls_log(s)) for s in servers}
+    said = {who: lines for who, lines in said.items() if lines}
+    assert not said, f"warnings and errors in the Pairls output channel: {said}"
+
+
+def _log_problems(text: str) -> list[str]:
+    """The lines of a Pairls output channel's log at level warning or error."""
+    return [line for line in text.splitlines() if re.match(r"\S+ \S+ \[(warning|error)\] ", line)]
 
 
 @pytest.mark.timeout(300)

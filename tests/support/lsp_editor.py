@@ -546,6 +546,24 @@ async def settle(
         await asyncio.sleep(interval)
 
 
+def hidden_problems(status: dict[str, Any], *, resyncs: bool = False) -> dict[str, int]:
+    """What in a ``pairls.status`` answer hides a bug, by name, with its count (none: ``{}``):
+    a heal, a failed task, an error of the server's own (``serverErrors``), an answer that made
+    no sense, a jedi worker lost (and a resync with the editor, if *resyncs*).  Shared by the
+    test editors' :func:`stop_checked` and the real editors' end-to-end tests."""
+    stats, jedi = status["stats"], status["jedi"]
+    found = {
+        "heals": status["heals"],
+        "failedTasks": stats["failedTasks"],
+        "serverErrors": stats["serverErrors"],
+        "bad_answers": stats["bad_answers"],
+        "jedi deaths, hangs, bad lines": sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines")),
+    }
+    if resyncs:
+        found["resyncs"] = stats["resyncs"]
+    return {k: n for k, n in found.items() if n}
+
+
 async def stop_checked(editors: list[TestEditor], *, resyncs: bool = False) -> None:
     """Stop *editors*, failing on what hides a bug in any server still running: a heal, a
     failed task, an error of the server's own (``serverErrors``), an answer that made no
@@ -561,17 +579,8 @@ async def stop_checked(editors: list[TestEditor], *, resyncs: bool = False) -> N
         except Exception as exc:  # a server that cannot say how it is: a bug too
             problems[f"{ed.name}#{i}"] = f"pairls.status failed: {exc!r}"
             continue
-        stats, jedi = st["stats"], st["jedi"]
-        found = {
-            "heals": st["heals"],
-            "failedTasks": stats["failedTasks"],
-            "serverErrors": stats["serverErrors"],
-            "bad_answers": stats["bad_answers"],
-            "jedi deaths, hangs, bad lines": sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines")),
-        }
-        if resyncs:
-            found["resyncs"] = stats["resyncs"]
-        if any(found.values()):
-            problems[f"{ed.name}#{i}"] = {k: n for k, n in found.items() if n}
+        found = hidden_problems(st, resyncs=resyncs)
+        if found:
+            problems[f"{ed.name}#{i}"] = found
     await asyncio.gather(*(ed.stop() for ed in editors))
     assert not problems, f"what hides a bug, in servers still running at the end: {problems}"
