@@ -27,7 +27,8 @@ it answers any malformed message.
 
 Everything goes out through :func:`collab_core.jsonio.dumps` (orjson), what
 pygls writes by itself too (``_send_data``: its answers and notifications).
-A request that could not be read gets JSON-RPC's error (:func:`refusal`);
+A request that could not be read, or is not JSON-RPC 2.0 (:func:`is_json_rpc`:
+pygls's dispatch raised on it), gets JSON-RPC's error (:func:`refusal`);
 pygls's reader gave it no answer.  :class:`PyglsLogFilter` keeps documents'
 text out of pygls's log, and a refusal in words (:class:`UserError`) out of
 its errors.
@@ -54,7 +55,16 @@ from collab_core import jsonio
 
 from .editor_sync import ContentChange
 
-__all__ = ["EditorRequestError", "PairlsProtocol", "PyglsLogFilter", "UserError", "did_change_of", "refusal"]
+__all__ = [
+    "EditorRequestError",
+    "NotJsonRpc",
+    "PairlsProtocol",
+    "PyglsLogFilter",
+    "UserError",
+    "did_change_of",
+    "is_json_rpc",
+    "refusal",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +251,19 @@ class _Change:
 
     def __init__(self, uri: str, version: int, changes: list[ContentChange]) -> None:
         self.uri, self.version, self.changes = uri, version, changes
+
+
+class NotJsonRpc(JsonRpcInvalidRequest):
+    """What the reader raises for a message that is not JSON-RPC 2.0 (no ``"jsonrpc": "2.0"``):
+    pygls's dispatch would raise on it, or log it whole as an unknown message."""
+
+    def __init__(self) -> None:
+        super().__init__(message="Invalid Request: not JSON-RPC 2.0")
+
+
+def is_json_rpc(data: Any) -> bool:
+    """Whether *data*, a message read as JSON, is one of JSON-RPC 2.0's: an object that says so."""
+    return isinstance(data, dict) and data.get("jsonrpc") == "2.0"
 
 
 def refusal(data: Any, error: Exception) -> dict[str, Any] | None:

@@ -12,13 +12,13 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, BinaryIO
 
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 
 from collab_core import jsonio
 
 from .features import register
 from .framing import MessageReader
-from .rpc import PyglsLogFilter
+from .rpc import NotJsonRpc, PyglsLogFilter, is_json_rpc
 from .server import PairlsServer
 
 __all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
@@ -173,18 +173,23 @@ class StdinProtocol(asyncio.Protocol):
         data: Any = None
         try:
             data = jsonio.loads(body)
+            if not is_json_rpc(data):
+                raise NotJsonRpc()
             # (only the message itself is structured: pygls's object_hook tried every object in it)
-            message = protocol.structure_message(data) if isinstance(data, dict) else data
+            message = protocol.structure_message(data)
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
-            logger.exception("Unable to read a message")
-            server._report_server_error(exc, JsonRpcException)
+            if isinstance(exc, NotJsonRpc):  # (a line of its own: pygls would log the message, text and all)
+                logger.warning("Unable to read a message: not JSON-RPC 2.0")
+            else:
+                logger.exception("Unable to read a message")
+            server._report_server_error(exc, JsonRpcException)  # (the editor's: not counted)
             server.rpc.refuse(data, exc)  # (and a request is answered: the editor waits for it)
             return
         try:
             protocol.handle_message(message)
-        except Exception as exc:
+        except Exception as exc:  # a JSON-RPC 2.0 message handled: what escapes is ours, counted
             logger.exception("Unable to handle message")
-            server._report_server_error(exc, JsonRpcException)
+            server._report_server_error(exc, JsonRpcInternalError)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end(None)

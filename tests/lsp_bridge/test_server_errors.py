@@ -4,7 +4,9 @@ request that could not be read is answered, and what pygls's log of them may hol
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from pygls.exceptions import (
@@ -16,8 +18,11 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 
-from lsp_bridge.rpc import PyglsLogFilter, UserError, refusal
+from lsp_bridge.rpc import NotJsonRpc, PyglsLogFilter, UserError, is_json_rpc, refusal
+from lsp_bridge.serve import StdinProtocol, create_server
 from lsp_bridge.server import PairlsServer
+
+NOT_JSON_RPC_ERROR = {"code": -32600, "message": "Invalid Request: not JSON-RPC 2.0"}
 
 
 def test_a_failure_of_the_servers_code_is_counted_and_the_editors_mistake_is_not() -> None:
@@ -94,3 +99,32 @@ def test_a_user_error_is_one_line_at_info_and_another_error_stays_as_it_is() -> 
         assert record.levelno == logging.ERROR and record.exc_info is not None
     finally:
         pygls_rpc.setLevel(level)
+
+
+def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_is_ours() -> None:
+    assert is_json_rpc({"jsonrpc": "2.0", "method": "initialized"})
+    for data in ({"id": 1, "method": "x"}, {"jsonrpc": "1.0", "method": "x"}, [1, 2], "x", 5, None):
+        assert not is_json_rpc(data), data
+    # a request, though not JSON-RPC's: answered (the editor waits for it)
+    answer = refusal({"id": 1, "method": "x"}, NotJsonRpc())
+    assert answer == {"jsonrpc": "2.0", "id": 1, "error": NOT_JSON_RPC_ERROR}
+
+    # the reader's own step: a JSON-RPC 2.0 message read, then its handling fails past pygls's
+    # handlers (our short way's code, pygls's dispatch): counted, and the next message read
+    loop = asyncio.new_event_loop()
+    try:
+        server = create_server()
+        reader = StdinProtocol(server, threading.Event(), loop.create_future())
+        handled: list[Any] = []
+
+        def handle(message: Any) -> None:
+            handled.append(message)
+            raise RuntimeError("a bug of ours")
+
+        server.protocol.handle_message = handle  # type: ignore[method-assign]
+        reader._handle(b'{"id": 1, "method": "shutdown"}')  # not JSON-RPC 2.0: never handled
+        assert handled == [] and server.server_errors == 0
+        reader._handle(b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}')
+        assert len(handled) == 1 and server.server_errors == 1
+    finally:
+        loop.close()

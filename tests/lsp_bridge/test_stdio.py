@@ -20,7 +20,7 @@ from tests.support.lsp_editor import ROOT
 pytestmark = pytest.mark.timeout(60)
 
 
-def message(obj: dict[str, Any]) -> bytes:
+def message(obj: Any) -> bytes:
     body = json.dumps(obj).encode()
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
@@ -187,6 +187,7 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
         "textDocument": {"uri": "file:///never/opened.py", "version": 2},
         "contentChanges": [{"text": "x"}],
     }
+    opened = {"uri": "file:///a.py", "languageId": "python", "version": 0, "text": "SECRET-TEXT"}
     await server.write(
         notification("initialized", {})
         + notification("textDocument/didChange", changed)  # never opened
@@ -195,10 +196,16 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
         + request(4, "no/such/method", {})
         + message({"jsonrpc": "2.0", "id": 5, "method": "textDocument/hover", "params": {"position": "x"}})
         + b"Content-Length: 9\r\n\r\n{not json"
+        # not JSON-RPC 2.0: pygls's dispatch raised on the first three, and logged the last whole
+        + message({"id": 8, "method": "textDocument/hover", "params": {}})
+        + message([1, 2])
+        + message("didOpen")
+        + message({"jsonrpc": "1.0", "method": "textDocument/didOpen", "params": {"textDocument": opened}})
     )
-    answers = {id_: json.loads(body) for id_, body in (await server.answer_bodies({2, 3, 4, 5})).items()}
+    answers = {id_: json.loads(body) for id_, body in (await server.answer_bodies({2, 3, 4, 5, 8})).items()}
     assert all("error" in answer for answer in answers.values()), answers
     assert answers[5]["error"]["code"] == -32602  # Invalid Params: before, no answer at all
+    assert answers[8]["error"]["code"] == -32600  # Invalid Request: before, no answer at all
     await server.write(
         request(6, "workspace/executeCommand", {"command": "pairls.status", "arguments": [{}]})
     )
@@ -210,6 +217,8 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
     code, log = await server.ended()
     assert code == 0
     assert "a didChange of a document that is not open: ignored" in log
+    assert log.count("Unable to read a message: not JSON-RPC 2.0") == 4, log
+    assert "SECRET-TEXT" not in log and "Unable to handle" not in log, log
 
 
 async def test_a_refusal_in_words_is_not_logged_as_an_error(raw: RawServer) -> None:
