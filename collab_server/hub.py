@@ -1731,6 +1731,7 @@ class Hub:
         _forget_handshake(ws)
         conn = Connection(self, cast(HubSocket, ws))  # (``serve``'s ``create_connection``)
         self.connections.add(conn)
+        self.keepalive.watch(conn)
         try:
             if await self._greet(conn):
                 await self._serve(conn)
@@ -1742,6 +1743,7 @@ class Hub:
                 await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self.connections.discard(conn)
+            self.keepalive.forget(conn)
             self._leave(conn)
 
     async def _greet(self, conn: Connection) -> bool:

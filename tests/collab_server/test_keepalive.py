@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
 
 from collab_server.hub import Hub, HubConfig
-from collab_server.keepalive import JITTER, Action, next_wait, step, sweep_period
+from collab_server.keepalive import JITTER, Action, Timetable, next_look, next_wait, step, sweep_period
 from collab_server.store import Store
 from tests.support.hubclient import Peer
 
@@ -65,6 +66,91 @@ def test_connections_that_went_quiet_together_are_pinged_over_many_sweeps() -> N
     assert all(pinged)
     sweeps_in_the_spread = 20.0 * JITTER / period
     assert max(per_sweep) <= 2 * len(waits) / sweeps_in_the_spread
+
+
+def test_a_timetable_gives_each_item_to_the_first_sweep_at_or_after_its_time() -> None:
+    table: Timetable[str] = Timetable()
+    table.put("a", 10.1)
+    table.put("b", 10.5)
+    table.put("c", 12.0)
+    table.put("gone", 10.2)
+    table.drop("gone")
+    assert table.due(10.05) == [] and len(table) == 3
+    assert sorted(table.due(10.5)) == ["a", "b"] and len(table) == 1
+    table.put("c", 11.0)  # put again: its earlier time is gone
+    table.put("d", 3.0)  # already past: the next sweep
+    table.put("e", 10.6)
+    table.drop("e")
+    table.put("e", 10.6)  # (dropped and put again at the same time: once)
+    assert sorted(table.due(11.1)) == ["c", "d", "e"]
+    assert table.due(100.0) == [] and len(table) == 0
+
+
+def test_a_timetable_holds_no_item_it_dropped() -> None:
+    class Conn:
+        pass
+
+    table: Timetable[Conn] = Timetable()
+    kept, gone = Conn(), Conn()
+    table.put(kept, 30.0)
+    table.put(gone, 25.0)
+    ref = weakref.ref(gone)
+    table.drop(gone)
+    del gone
+    assert ref() is None  # freed now, though its time (25 s) has not come
+    assert table.due(40.0) == [kept]
+
+
+def _sweeps(timetable: bool, seed: int) -> list[tuple[int, int, Action]]:
+    """Pings, answers and closes over 120 s of 300 connections (quiet ones that answer, chatty
+    ones, dead ones), swept every connection at each sweep (as the hub swept before its
+    timetable) or by the timetable: (sweep, connection, action)."""
+    rng = random.Random(seed)
+    interval, timeout = 20.0, 20.0
+    period = sweep_period(interval)
+    kinds = [rng.choice(("quiet", "chatty", "dead", "late")) for _ in range(300)]
+    heard = [rng.uniform(0, 5) for _ in kinds]
+    wait = [next_wait(interval, rng.random()) for _ in kinds]
+    pinged: list[float | None] = [None] * len(kinds)
+    closed: set[int] = set()
+    table: Timetable[int] = Timetable()
+    for i in range(len(kinds)):
+        table.put(i, heard[i] + wait[i])
+    done = []
+    before = 5.0
+    for k in range(1, int(120 / period)):
+        now = k * period + rng.uniform(0, 0.01)  # (a sweep's sleep ends a little late)
+        for i, kind in enumerate(kinds):  # what each connection sent since the last sweep
+            if i in closed:
+                continue
+            if kind == "chatty" and rng.random() < 0.05:
+                heard[i] = max(heard[i], rng.uniform(before, now))
+            answer = pinged[i] is not None and kind in ("quiet", "late")
+            if answer and (kind == "quiet" or now - pinged[i] > 9.0):
+                heard[i] = max(heard[i], pinged[i] + 0.01)
+        looked = table.due(now) if timetable else [i for i in range(len(kinds)) if i not in closed]
+        for i in looked:
+            action = step(now, heard[i], wait[i], pinged[i], timeout)
+            if action is Action.PING:
+                pinged[i] = now
+            elif action is Action.ANSWERED:
+                pinged[i] = None
+                wait[i] = next_wait(interval, (i * 7919 + k) % 1000 / 1000)  # (the same draw either way)
+            elif action is Action.CLOSE:
+                closed.add(i)
+            if action is not None:
+                done.append((k, i, action))
+            if timetable and action is not Action.CLOSE:
+                table.put(i, next_look(now, heard[i], wait[i], pinged[i]))
+        before = now
+    return done
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_timetable_sweeps_act_as_sweeps_of_every_connection(seed: int) -> None:
+    every = _sweeps(False, seed)
+    assert {a for _, _, a in every} == set(Action)  # (each kind of action happened)
+    assert sorted(_sweeps(True, seed), key=lambda d: d[:2]) == sorted(every, key=lambda d: d[:2])
 
 
 def test_the_keepalive_settings_are_checked() -> None:
