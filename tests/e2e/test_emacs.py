@@ -312,6 +312,8 @@ async def close_checked(*editors: Emacs) -> None:
         except Exception as exc:  # an Emacs or a server that cannot say: a bug too
             problems[e.name] = f"pairls.status failed: {exc!r}"
             continue
+        if not statuses:
+            problems[e.name] = "no pairls-lsp running"
         for i, st in enumerate(statuses):
             if found := hidden_problems(st):
                 problems[f"{e.name}#{i}"] = found

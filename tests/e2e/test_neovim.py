@@ -492,8 +492,10 @@ async def test_room_document_without_final_newline(
         assert shared.text in (text, text + "\n"), f"the room's text became {shared.text!r}"
         assert await b.text() == text + "\n"
     finally:
-        await owner.close()
-        await close_checked(b)
+        try:
+            await close_checked(b)
+        finally:
+            await owner.close()
 
 
 async def _joined(nv: Nvim) -> bool:

@@ -362,7 +362,7 @@ def servers_to_stop(request: pytest.FixtureRequest) -> Iterator[list[CodeServer]
             print(f"logs: {logs}")
     # what hides a bug: a warning or an error in the Pairls output channel (the extension's
     # own, or a line its language server wrote to stderr: a heal, a failed task, a handler
-    # of ours that raised), unless the test caused it on purpose
+    # of ours that raised); none of these tests causes one on purpose
     said = {s.home.name: _log_problems(_pairls_log(s)) for s in servers}
     said = {who: lines for who, lines in said.items() if lines}
     assert not said, f"warnings and errors in the Pairls output channel: {said}"
