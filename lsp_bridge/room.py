@@ -1381,12 +1381,16 @@ class Room:
         if not isinstance(changes, list):
             return None
         out = []
+        skipped = 0
         for c in changes[: MAX_HISTORY_LIMIT + 1]:
             clean = _clean_change(c)
             if clean is None:
-                self.stats["bad_answers"] += 1
+                skipped += 1
                 continue
             out.append(clean)
+        if skipped:
+            self.stats["bad_answers"] += skipped
+            logger.warning("%d changes in the hub's history page make no sense: skipped", skipped)
         return {"changes": out, "more": msg.get("more") is True}
 
     # -- blame --
@@ -2004,6 +2008,7 @@ class Room:
         state = msg.get("state")
         if not is_run_path(path) or state not in ("running", "ended"):
             self.stats["bad_answers"] += 1
+            logger.warning("a run's status from the hub that makes no sense: dropped")
             return
         known = self.room_runs.get(path)
         if known is not None and known["state"] == "ended":

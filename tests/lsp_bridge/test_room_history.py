@@ -8,7 +8,10 @@ is not ready, answers that make no sense) is a transition checked here.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from lsp_bridge.blame import LineBlame
 from lsp_bridge.room import ApplyEdit, Done, Log, ShowMessage
@@ -333,7 +336,7 @@ def test_a_hub_not_ready_for_the_document_is_asked_again_within_the_wait() -> No
     assert w.done(ticket).result == {"changes": [], "more": False}
 
 
-def test_history_pages_are_checked_and_cleaned() -> None:
+def test_history_pages_are_checked_and_cleaned(caplog: pytest.LogCaptureFixture) -> None:
     w = _room()
     assert w.done(w.room.history("x.txt", w.now, limit=0)).error == "limit must be a number from 1 to 500"
     assert w.done(w.room.history("x.txt", w.now, before="x")).error == (
@@ -360,6 +363,10 @@ def test_history_pages_are_checked_and_cleaned() -> None:
         "more": True,
     }
     assert w.room.stats["bad_answers"] == 2
+    # said in the log too (an editor's output panel, where VS Code's tests look for warnings)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "2 changes in the hub's history page make no sense: skipped"
+    ]
 
 
 def test_a_revision_is_the_hubs_text_and_a_future_one_is_refused_here() -> None:

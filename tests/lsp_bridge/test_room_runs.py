@@ -4,7 +4,10 @@ and a peer told that a run started and ended."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from lsp_bridge.room import ApplyEdit, Notify
 from tests.lsp_bridge.test_room import Wire
@@ -140,7 +143,7 @@ def test_a_peer_learns_a_run_started_and_ended_once_each() -> None:
     assert w.room.room_runs[OUT]["state"] == "ended"
 
 
-def test_a_peer_status_that_makes_no_sense_is_dropped_and_counted() -> None:
+def test_a_peer_status_that_makes_no_sense_is_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     w = Wire()
     w.create()
     _peer_run_started(w)
@@ -148,6 +151,8 @@ def test_a_peer_status_that_makes_no_sense_is_dropped_and_counted() -> None:
     w.feed({"type": "run_status", "participant": "bob", "name": "Bob", **_status("exploded")})
     w.feed({"type": "run_status", "participant": "bob", "name": "Bob", **_status("ended"), "path": "a.txt"})
     assert _runs_notes(w) == [] and w.room.stats["bad_answers"] == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["a run's status from the hub that makes no sense: dropped"] * 2
     w.room.stats["bad_answers"] = 0
 
 
