@@ -56,7 +56,7 @@ from lsp_bridge.invite import parse_invite
 from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import hidden_problems
+from tests.support.lsp_editor import end_checked
 
 EMACS = shutil.which("emacs")
 EMACSCLIENT = shutil.which("emacsclient")
@@ -301,24 +301,15 @@ ALL_STATUSES = """
 
 
 async def close_checked(*editors: Emacs) -> None:
-    """Close *editors*, failing on what hides a bug in any pairls-lsp they still run
-    (:func:`hidden_problems`: a heal, a failed task, an error of the server's own, ...)."""
-    problems: dict[str, Any] = {}
-    for e in editors:
+    """Close *editors* through :func:`end_checked`: every pairls-lsp each still runs is asked
+    for its status."""
+
+    async def statuses(e: Emacs) -> list[dict[str, Any]] | None:
         if e.pid is None or not _alive(e.pid):
-            continue
-        try:
-            statuses = await e.eval(ALL_STATUSES)
-        except Exception as exc:  # an Emacs or a server that cannot say: a bug too
-            problems[e.name] = f"pairls.status failed: {exc!r}"
-            continue
-        if not statuses:
-            problems[e.name] = "no pairls-lsp running"
-        for i, st in enumerate(statuses):
-            if found := hidden_problems(st):
-                problems[f"{e.name}#{i}"] = found
-    await asyncio.gather(*(e.close() for e in editors))
-    assert not problems, f"what hides a bug, in the pairls-lsp of each Emacs at the end: {problems}"
+            return None
+        return list(await e.eval(ALL_STATUSES))
+
+    await end_checked(editors, lambda _, e: e.name, statuses, Emacs.close)
 
 
 def _alive(pid: int) -> bool:

@@ -55,7 +55,7 @@ from lsp_bridge.invite import parse_invite
 from tests.support import hubclient
 from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
-from tests.support.lsp_editor import hidden_problems
+from tests.support.lsp_editor import end_checked
 from tests.support.nvim import BINARIES, Nvim, NvimBinary
 
 IN_CI = bool(os.environ.get("CI"))
@@ -979,24 +979,18 @@ async def client_status(nv: Nvim) -> dict[str, Any]:
 
 
 async def close_checked(*nvs: Nvim | None) -> None:
-    """Close *nvs* (None: never started), failing on what hides a bug in any of their
-    pairls-lsp still running (:func:`hidden_problems`: a heal, a failed task, an error of the
-    server's own, ...).  A Neovim with no pairls-lsp (no file was opened) has none to ask."""
-    problems: dict[str, Any] = {}
+    """Close *nvs* (None: never started) through :func:`end_checked`: each pairls-lsp still
+    running is asked for its status.  A Neovim with no pairls-lsp (no file was opened) has none
+    to ask."""
+
+    async def statuses(nv: Nvim) -> list[dict[str, Any]] | None:
+        if nv.proc.returncode is not None or not await nv.lua(CLIENT):
+            return None
+        st = await client_status(nv)
+        return [st] if st else []
+
     started = [nv for nv in nvs if nv is not None]
-    for i, nv in enumerate(started):
-        try:
-            if nv.proc.returncode is not None or not await nv.lua(CLIENT):
-                continue
-            st = await client_status(nv)
-        except Exception as exc:  # a Neovim that cannot say: a bug too
-            problems[f"#{i}"] = f"pairls.status failed: {exc!r}"
-            continue
-        found = hidden_problems(st) if st else "pairls.status gave nothing"
-        if found:
-            problems[f"#{i}"] = found
-    await asyncio.gather(*(nv.close() for nv in started))
-    assert not problems, f"what hides a bug, in the pairls-lsp of each Neovim at the end: {problems}"
+    await end_checked(started, lambda k, _: f"Neovim #{k}", statuses, Nvim.close)
 
 
 async def _client_in_room(nv: Nvim) -> dict[str, Any] | None:

@@ -34,9 +34,9 @@ import os
 import random
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from lsprotocol import types as T
@@ -49,6 +49,8 @@ from lsp_bridge.editor_sync import ContentChange, EditToApply, TextEdit
 from tests.lsp_bridge.editors import Answer, Eglot, Neovim07, Notification, SimEditor, VersionBlind, VSCode
 
 ROOT = Path(__file__).resolve().parents[2]
+
+E = TypeVar("E")
 
 KINDS = ("vscode", "neovim", "emacs")
 #: also a full-sync client (Neovim with allow_incremental_sync = false) and a client that
@@ -564,23 +566,43 @@ def hidden_problems(status: dict[str, Any], *, resyncs: bool = False) -> dict[st
     return {k: n for k, n in found.items() if n}
 
 
-async def stop_checked(editors: list[TestEditor], *, resyncs: bool = False) -> None:
-    """Stop *editors*, failing on what hides a bug in any server still running: a heal, a
-    failed task, an error of the server's own (``serverErrors``), an answer that made no
-    sense, a jedi worker lost, a status it cannot give (and a resync with the editor, if
-    *resyncs*).  For the language-server tests' fixtures: none of their tests causes one on
-    purpose."""
+async def end_checked(
+    editors: Sequence[E],
+    name: Callable[[int, E], str],
+    statuses: Callable[[E], Awaitable[list[dict[str, Any]] | None]],
+    close: Callable[[E], Awaitable[None]],
+    *,
+    resyncs: bool = False,
+) -> None:
+    """Close *editors*, failing on what hides a bug (:func:`hidden_problems`) in any language
+    server they still run, or on a status one cannot give.  *statuses* gives an editor's
+    servers' ``pairls.status`` answers (None: it runs none to ask, as when it has ended); an
+    editor that should run one and runs none fails too.  For the test editors' fixtures
+    (:func:`stop_checked`) and the real editors' end-to-end tests: none of them causes one
+    on purpose."""
     problems: dict[str, Any] = {}
-    for i, ed in enumerate(editors):
-        if not ed.alive:
-            continue
+    for k, ed in enumerate(editors):
+        who = name(k, ed)
         try:
-            st = await asyncio.wait_for(ed.status(), 10)
+            found = await statuses(ed)
         except Exception as exc:  # a server that cannot say how it is: a bug too
-            problems[f"{ed.name}#{i}"] = f"pairls.status failed: {exc!r}"
+            problems[who] = f"pairls.status failed: {exc!r}"
             continue
-        found = hidden_problems(st, resyncs=resyncs)
-        if found:
-            problems[f"{ed.name}#{i}"] = found
-    await asyncio.gather(*(ed.stop() for ed in editors))
+        if found is None:
+            continue
+        if not found:
+            problems[who] = "no pairls-lsp running"
+        for i, st in enumerate(found):
+            if hidden := hidden_problems(st, resyncs=resyncs):
+                problems[f"{who}, server {i}"] = hidden
+    await asyncio.gather(*(close(ed) for ed in editors))
     assert not problems, f"what hides a bug, in servers still running at the end: {problems}"
+
+
+async def stop_checked(editors: list[TestEditor], *, resyncs: bool = False) -> None:
+    """:func:`end_checked` for test editors (and a resync with the editor too, if *resyncs*)."""
+
+    async def statuses(ed: TestEditor) -> list[dict[str, Any]] | None:
+        return [await asyncio.wait_for(ed.status(), 10)] if ed.alive else None
+
+    await end_checked(editors, lambda k, ed: f"{ed.name}#{k}", statuses, TestEditor.stop, resyncs=resyncs)
