@@ -23,7 +23,8 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
         await c.close()
     await asyncio.sleep(1.0)
     before = hub_p.memory_info().rss
-    alone = await cpu_per_second(hub_p, ALONE_WINDOW)
+    pg = env.postgres_processes()
+    alone, pg_alone = await cpu_per_second([hub_p], pg, seconds=ALONE_WINDOW)
     all_conns: list[WS] = []
 
     async def room() -> None:
@@ -50,13 +51,16 @@ async def bench_memory(res: Results, env: Env, *, conns: int, per_room: int) -> 
     )
     # quiet for longer than the hub's keepalive interval (20 s): each is pinged now and then
     await asyncio.sleep(KEEPALIVE_QUIET)
-    idle = await cpu_per_second(hub_p, CPU_WINDOW)
+    pg = env.postgres_processes()  # (again: the hub's pool may have opened connections since)
+    idle, pg_idle = await cpu_per_second([hub_p], pg, seconds=CPU_WINDOW)
+    rooms = conns // per_room
+    db = f"; PostgreSQL's {pg_idle * 1e3:.1f} ms a second ({pg_alone * 1e3:.1f} before them)" if pg else ""
     res.note(
-        f"idle connections: the hub's CPU with the {len(all_conns):,} connections quiet for "
-        f"{SETTLE + KEEPALIVE_QUIET:.0f} s and more (each pinged after 20-25 s of quiet, and answering), "
+        f"idle connections: the hub's CPU with the {len(all_conns):,} connections in {rooms:,} rooms quiet "
+        f"for {SETTLE + KEEPALIVE_QUIET:.0f} s and more (each pinged after 20-25 s of quiet, and answering), "
         f"{CPU_WINDOW:.0f} s: "
         f"{idle * 1e3:.1f} ms a second, {(idle - alone) / len(all_conns) * 1e6:.1f} us a second per "
-        f"connection; the hub alone before them: {alone * 1e3:.1f} ms a second"
+        f"connection; the hub alone before them: {alone * 1e3:.1f} ms a second{db}"
     )
     await gather_limited([c.close() for c in all_conns], limit=200)
     env.stop_hub(hub)
@@ -72,11 +76,11 @@ CPU_WINDOW = 20.0
 ALONE_WINDOW = 5.0
 
 
-async def cpu_per_second(proc: psutil.Process, seconds: float) -> float:
-    """*proc*'s CPU seconds per second over the next *seconds*."""
-    start = cpu_seconds([proc])
+async def cpu_per_second(*groups: list[psutil.Process], seconds: float) -> tuple[float, ...]:
+    """Each group's CPU seconds per second over the next *seconds* (an empty group: 0)."""
+    start = [cpu_seconds(g) for g in groups]
     await asyncio.sleep(seconds)
-    return (cpu_seconds([proc]) - start) / seconds
+    return tuple((cpu_seconds(g) - s) / seconds for g, s in zip(groups, start, strict=True))
 
 
 async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
