@@ -7,7 +7,8 @@ this module only reads, writes and sleeps:
   it beats (writing all its participants again if its row was gone, or if
   writing a departure failed), then reads the participants of its rooms on
   live hubs and hands them to the roster, which repairs what notifications
-  missed and drops the participants of hubs that stopped beating;
+  missed and drops the participants of hubs that stopped beating (with no
+  other hub alive, as the heartbeat says, it hands over nobody, unread);
 * a join is written (with its notification) and the room's other
   participants read in one statement, before ``joined`` is answered; a
   departure or role change is written in the background;
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from collab_core.errors import StoreError
 
 from . import codec
-from .roster import Broadcast, Outbox, Replaced, Resend, Roster, encode_presence
+from .roster import Broadcast, Outbox, Replaced, Resend, Roster, Row, encode_presence
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -60,6 +61,8 @@ class PeerLink:
         #: beats done, and times this hub wrote all its rows again
         self.beats = 0
         self.resyncs = 0
+        #: beats that read the participants of this hub's rooms on other hubs (none while alone)
+        self.reads = 0
         #: presence notifications sent
         self.presence_sent = 0
         #: cursor moves not sent: nobody in their room was on another hub
@@ -208,18 +211,24 @@ class PeerLink:
     async def beat(self) -> None:
         """Say this hub is alive (all its rows again if need be), then read its rooms' participants."""
         self.beats += 1
-        alive = await self.store.heartbeat()
-        if not alive or self.dirty:
+        # before the heartbeat: a hub that starts beating after it was read as "no other hub"
+        # may have told us of its participants since, and those must stay
+        token = self.roster.begin_read()
+        beat = await self.store.heartbeat(expiry=self.expiry)
+        if not beat.alive or self.dirty:
             self.dirty = False
             self.resyncs += 1
-            logger.info("writing this hub's %s participants again", "lost" if not alive else "unsure")
+            logger.info("writing this hub's %s participants again", "lost" if not beat.alive else "unsure")
             await self.store.sync_participants(self.hub.participant_rows())
-            if not alive:
+            if not beat.alive:
                 self.hub.registered()  # (its row is written again with its participants)
         rooms = self.roster.rooms
         if rooms:
-            token = self.roster.begin_read()
-            rows = await self.store.remote_participants(rooms, expiry=self.expiry)
+            rows: dict[str, list[Row]] = {}
+            if beat.others:
+                self.reads += 1
+                rows = await self.store.remote_participants(rooms, expiry=self.expiry)
+            # (alone: the read would find nobody, so it is not made)
             self.carry_out(self.roster.synced(token, rows, rooms))
         if self.beats % FORGET_EVERY == 0:
             await self.store.forget_dead_hubs(max(60.0, 3 * self.expiry))

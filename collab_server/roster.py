@@ -439,8 +439,11 @@ class Roster:
             view = self._rooms.get(room_id)
             if view is None:
                 continue  # released meanwhile
+            found = rows.get(room_id, ())
+            if not found and not view.remote and not view.gone:
+                continue  # nobody elsewhere, before and after
             seen: set[str] = set()
-            for row in rows.get(room_id, ()):
+            for row in found:
                 if row.hub_id == self.hub_id:
                     continue
                 seen.add(row.participant)

@@ -72,6 +72,7 @@ from .authority import RoomState, Seat
 from .document import ClientId, Rev, Sequenced
 
 __all__ = [
+    "Beat",
     "CommitObserver",
     "DocumentOrigin",
     "DocumentRecord",
@@ -149,6 +150,17 @@ class Revision(NamedTuple):
     snapshot: str
     snapshot_rev: int
     ops: list[ops.Op]
+
+
+class Beat(NamedTuple):
+    """What a heartbeat found."""
+
+    #: False if this hub's row was gone (taken for dead, or the database crashed and emptied
+    #: the table): then its participants must be written again
+    alive: bool
+    #: another hub beat within the expiry (True when unknown: this hub's row was gone), so its
+    #: participants may be in the table; False: a read of the table would find nobody
+    others: bool
 
 
 class RoomInfo(NamedTuple):
@@ -875,12 +887,19 @@ class Store:
                 self.hub_id,
             )
 
-    async def heartbeat(self) -> bool:
-        """Say this hub is alive; False if its row was gone (taken for dead, or the database
-        crashed and emptied the table): then its participants must be written again."""
+    async def heartbeat(self, *, expiry: float) -> Beat:
+        """Say this hub is alive, and whether another hub beat within *expiry* seconds."""
         async with _db_errors("heartbeat"):
-            done = await self._pool.execute("UPDATE hubs SET heartbeat_at = now() WHERE id = $1", self.hub_id)
-        return bool(done != "UPDATE 0")
+            others = await self._pool.fetchrow(
+                "UPDATE hubs SET heartbeat_at = now() WHERE id = $1"
+                " RETURNING EXISTS (SELECT 1 FROM hubs WHERE id <> $1"
+                " AND heartbeat_at > now() - make_interval(secs => $2))",
+                self.hub_id,
+                float(expiry),
+            )
+        if others is None:
+            return Beat(alive=False, others=True)
+        return Beat(alive=True, others=bool(others[0]))
 
     async def enter_room(
         self,

@@ -210,6 +210,43 @@ async def test_a_hub_that_stops_beating_drops_out_and_comes_back(two_hubs: tuple
         await p.close()
 
 
+async def test_a_hub_alone_on_its_database_reads_nobody_elses_participants(
+    two_hubs: tuple[Hub, Hub],
+) -> None:
+    """A beat reads the participants of the hub's rooms on the other hubs only while another hub
+    beats: alone, the read would find nobody, so it is not made, and what the roster held of the
+    others goes as a read would take it."""
+    a, b = two_hubs
+    for hub in (a, b):
+        task = hub.peers._task
+        assert task is not None
+        task.cancel()  # (the hubs beat when the test says)
+    ada = await Peer(url(a), "Ada").connect()
+    room = await ada.create_room()
+    bob, _ = await in_room(b, "Bob", room)
+    await ada.next_event("participant_joined")
+    reads = a.peers.reads
+    await a.peers.beat()
+    assert a.peers.reads == reads + 1
+    # B stops beating: past the expiry, A's beats read nothing, and Bob leaves A's list
+    await asyncio.sleep(EXPIRY + 0.2)
+    await a.peers.beat()
+    await a.peers.beat()
+    assert a.peers.reads == reads + 1
+    left = await event_where(ada, "participant_left", lambda e: e["participant"] == bob.participant)
+    assert left["participant"] == bob.participant
+    assert a.peers.roster.participants(room["room"]) == []
+    assert a.peers.roster.stats.expired == 1
+    # B beats again: A reads again, and Bob is back
+    await b.peers.beat()
+    await a.peers.beat()
+    assert a.peers.reads == reads + 2
+    back = await event_where(ada, "participant_joined", lambda e: e["participant"]["id"] == bob.participant)
+    assert back["participant"] == {"id": bob.participant, "name": "Bob", "role": "editor"}
+    for p in (ada, bob):
+        await p.close()
+
+
 async def test_a_hub_whose_row_was_gone_reads_what_it_was_not_told(
     two_hubs: tuple[Hub, Hub], database_url: str
 ) -> None:
