@@ -29,19 +29,31 @@ Everything goes out through :func:`collab_core.jsonio.dumps` (orjson), what
 pygls writes by itself too (``_send_data``: its answers and notifications).
 A request that could not be read, or is not JSON-RPC 2.0 (:func:`is_json_rpc`:
 pygls's dispatch raised on it), gets JSON-RPC's error (:func:`refusal`);
-pygls's reader gave it no answer.  :class:`PyglsLogFilter` keeps documents'
-text out of pygls's log, and a refusal in words (:class:`UserError`) out of
-its errors.
+pygls's reader gave it no answer.  A message whose fields are not what LSP
+says is logged, and refused, by the fields and the types they should have
+(:class:`Unreadable`): cattrs' messages, which pygls logged, quote the values.
+:class:`PyglsLogFilter` keeps documents' text out of pygls's log, and a
+refusal in words (:class:`UserError`) out of its errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
-from collections.abc import Callable
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 from lsprotocol import types as lsp
 from pygls.exceptions import (
     FeatureNotificationError,
@@ -60,10 +72,13 @@ __all__ = [
     "NotJsonRpc",
     "PairlsProtocol",
     "PyglsLogFilter",
+    "Unreadable",
     "UserError",
     "did_change_of",
     "is_json_rpc",
     "refusal",
+    "unreadable",
+    "wrong_fields",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,10 +100,14 @@ class UserError(JsonRpcException):
 
 class PyglsLogFilter(logging.Filter):
     """On pygls's JSON-RPC logger: what it logs about a handler, without the message's params
-    (a ``didOpen``'s or ``didChange``'s hold the document's text, which is never logged), and a
-    :class:`UserError` as one line at INFO instead of an ERROR with its traceback."""
+    (a ``didOpen``'s or ``didChange``'s hold the document's text, which is never logged), a
+    :class:`UserError` as one line at INFO instead of an ERROR with its traceback, and nothing
+    of a message it could not structure (:class:`Unreadable` says what was wrong)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"):
+            # (its traceback quotes the wrong values; the reader logs a line of its own)
+            return False
         if isinstance(record.msg, str) and record.msg.startswith("Failed to handle") and record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             # (the method's name and the request's id stay)
@@ -190,7 +209,10 @@ class PairlsProtocol(LanguageServerProtocol):
                     return change
             elif "id" not in data and str(data["method"]).startswith("pairls/"):
                 return _Note(method=data["method"], jsonrpc=data["jsonrpc"], params=data.get("params"))
-        return super().structure_message(data)
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:  # (pygls's, from cattrs': its cause names values)
+            raise Unreadable(exc, data) from None
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Answer):
@@ -251,6 +273,78 @@ class _Change:
 
     def __init__(self, uri: str, version: int, changes: list[ContentChange]) -> None:
         self.uri, self.version, self.changes = uri, version, changes
+
+
+class Unreadable(JsonRpcException):
+    """A JSON-RPC 2.0 message whose fields are not what LSP says: JSON-RPC's error (pygls's
+    code), its message the fields that were wrong and what they should have been, never their
+    values (cattrs' own messages quote them: the text of a document, say)."""
+
+    def __init__(self, error: JsonRpcException, data: dict[str, Any]) -> None:
+        self.where = wrong_fields(error.__cause__)
+        super().__init__(code=error.code, message=f"{error.message}: {self.where}")
+        method = data.get("method")
+        #: LSP's name of its method; what else the editor named is not repeated
+        known = isinstance(method, str) and method in lsp.METHOD_TO_TYPES
+        self.method = method if known else "an answer" if method is None else "a method"
+
+
+def unreadable(exc: BaseException) -> str:
+    """What was wrong with a message that could not be read, for the log: where and what kind,
+    never a value of the message."""
+    if isinstance(exc, NotJsonRpc):
+        return "not JSON-RPC 2.0"
+    if isinstance(exc, Unreadable):
+        return f"{exc.method}: {exc.where}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON (line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"
+
+
+#: wrong fields listed in one message at most (the rest counted)
+MAX_WRONG = 3
+
+
+def wrong_fields(exc: BaseException | None) -> str:
+    """Where *exc*, cattrs' failure to structure a message, found it wrong ("$.params.position.line:
+    expected int"): field names and list indexes, as LSP spells them, and the types expected."""
+    found = list(_wrong(exc, "$", None)) if exc is not None else []
+    if not found:
+        return "unreadable"
+    more = f" (and {len(found) - MAX_WRONG} more)" if len(found) > MAX_WRONG else ""
+    return "; ".join(found[:MAX_WRONG]) + more
+
+
+def _wrong(exc: BaseException, path: str, expected: Any) -> Iterator[str]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        noted, bare = exc.group_exceptions()
+        for sub, note in noted:
+            if isinstance(note, AttributeValidationNote):
+                step = "." + _CAMEL.sub(lambda m: m.group(1).upper(), note.name)
+            elif isinstance(note, IterableValidationNote) and type(note.index) is int:
+                step = f"[{note.index}]"
+            else:
+                step = "[?]"  # (a mapping's key, say: a value of the message)
+            yield from _wrong(sub, path + step, note.type)
+        for sub in bare:
+            yield from _wrong(sub, path, None)
+    elif isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _wrong(inner, path, None)
+    elif isinstance(exc, KeyError):
+        yield f"{path}: missing"
+    elif expected is not None:
+        name = getattr(expected, "__name__", None) or repr(expected)
+        yield f"{path}: expected {name[:80]}"
+    else:
+        yield f"{path}: {type(exc).__name__}"
+
+
+_CAMEL = re.compile(r"_([a-z])")
 
 
 class NotJsonRpc(JsonRpcInvalidRequest):

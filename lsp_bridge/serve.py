@@ -18,7 +18,7 @@ from collab_core import jsonio
 
 from .features import register
 from .framing import MessageReader
-from .rpc import NotJsonRpc, PyglsLogFilter, is_json_rpc
+from .rpc import NotJsonRpc, PyglsLogFilter, is_json_rpc, unreadable
 from .server import PairlsServer
 
 __all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
@@ -178,10 +178,8 @@ class StdinProtocol(asyncio.Protocol):
             # (only the message itself is structured: pygls's object_hook tried every object in it)
             message = protocol.structure_message(data)
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
-            if isinstance(exc, NotJsonRpc):  # (a line of its own: pygls would log the message, text and all)
-                logger.warning("Unable to read a message: not JSON-RPC 2.0")
-            else:
-                logger.exception("Unable to read a message")
+            # one line, where and what kind: pygls's log, and cattrs' traceback, quote the message
+            logger.warning("Unable to read a message: %s", unreadable(exc))
             server._report_server_error(exc, JsonRpcException)  # (the editor's: not counted)
             server.rpc.refuse(data, exc)  # (and a request is answered: the editor waits for it)
             return

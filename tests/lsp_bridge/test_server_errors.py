@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Any
 
+import pytest
 from pygls.exceptions import (
     FeatureNotificationError,
     FeatureRequestError,
@@ -18,7 +19,16 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 
-from lsp_bridge.rpc import NotJsonRpc, PyglsLogFilter, UserError, is_json_rpc, refusal
+from collab_core import jsonio
+from lsp_bridge.rpc import (
+    NotJsonRpc,
+    PyglsLogFilter,
+    Unreadable,
+    UserError,
+    is_json_rpc,
+    refusal,
+    unreadable,
+)
 from lsp_bridge.serve import StdinProtocol, create_server
 from lsp_bridge.server import PairlsServer
 
@@ -128,3 +138,77 @@ def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_i
         assert len(handled) == 1 and server.server_errors == 1
     finally:
         loop.close()
+
+
+def _unreadable(data: dict[str, Any]) -> Unreadable:
+    """What the server's protocol raises structuring *data* (the reader's step, no pipes)."""
+    with pytest.raises(Unreadable) as caught:
+        create_server().protocol.structure_message(data)
+    return caught.value
+
+
+def test_a_message_with_wrong_fields_says_where_and_never_what_they_held() -> None:
+    secret = "SECRET-TEXT"
+    opened = {"uri": "file:///a.py", "languageId": "python", "version": secret, "text": secret}
+    error = _unreadable(
+        {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": opened}}
+    )
+    assert (error.code, error.method) == (-32602, "textDocument/didOpen")
+    assert error.where == "$.params.textDocument.version: expected int"
+    assert error.message == "Invalid Params: $.params.textDocument.version: expected int"
+    assert unreadable(error) == "textDocument/didOpen: $.params.textDocument.version: expected int"
+    # several at once, a list's index, a field missing; past three, counted
+    changed = {
+        "textDocument": {"uri": "file:///a.py", "version": 2},
+        "contentChanges": [{"text": "ok"}, {"text": secret, "range": {"start": secret, "end": [secret]}}],
+    }
+    error = _unreadable({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": changed})
+    assert error.where == (
+        "$.params.contentChanges[1].range.start.line: expected int; "
+        "$.params.contentChanges[1].range.start.character: expected int; "
+        "$.params.contentChanges[1].range.end.line: expected int (and 1 more)"
+    )
+    hover = {"textDocument": {"uri": "file:///a.py"}, "position": {"line": secret}}
+    error = _unreadable({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover", "params": hover})
+    assert error.where == "$.params.position.line: expected int; $.params.position.character: missing"
+    assert refusal({"id": 3, "method": "textDocument/hover"}, error) == {
+        "jsonrpc": "2.0", "id": 3, "error": {"code": -32602, "message": f"Invalid Params: {error.where}"}
+    }  # fmt: skip
+    # what the editor named that LSP does not is not repeated either
+    error = _unreadable({"jsonrpc": "2.0", "id": {"x": secret}, "method": secret})
+    assert secret not in error.message and error.method == "a method"
+    listed = _unreadable({"jsonrpc": "2.0", "method": [secret], "params": {}})
+    assert listed.method == "a method"
+    for wrong in (listed, *[_unreadable(m) for m in _WRONG]):
+        assert secret not in f"{wrong.message} {unreadable(wrong)}", wrong
+
+
+_WRONG = [
+    {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "initialize",
+        "params": {"processId": "SECRET-TEXT", "capabilities": {}},
+    },
+    {"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": ["SECRET-TEXT"]}},
+    {"jsonrpc": "2.0", "method": "textDocument/didSave", "params": {"textDocument": "SECRET-TEXT"}},
+]
+
+
+def test_what_could_not_be_read_is_logged_by_its_place_and_kind() -> None:
+    for body in (b'{"a": SECRET-TEXT}', b'["SECRET-TEXT" 1]'):
+        with pytest.raises(ValueError) as caught:
+            jsonio.loads(body)
+        assert unreadable(caught.value).startswith("not JSON (line 1, column ")
+    with pytest.raises(UnicodeDecodeError) as bad:
+        jsonio.loads(b'{"a": "SECRET-TEXT\xff"}')
+    assert unreadable(bad.value) == "not UTF-8 (byte 18)"
+    assert unreadable(NotJsonRpc()) == "not JSON-RPC 2.0"
+    # anything else: its class and where it was raised, not its message
+    try:
+        int("SECRET-TEXT")
+    except ValueError as e:
+        assert unreadable(e) == f"ValueError at test_server_errors.py:{e.__traceback__.tb_lineno}"  # type: ignore[union-attr]
+    # pygls's own line (its traceback quotes the values) is dropped: the reader logs one of its own
+    record = _record("Unable to deserialize message\n%s", ("Traceback ... 'SECRET-TEXT'",))
+    assert not PyglsLogFilter().filter(record)

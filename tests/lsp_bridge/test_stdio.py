@@ -33,6 +33,8 @@ def notification(method: str, params: Any = None) -> bytes:
     return message({"jsonrpc": "2.0", "method": method, "params": params})
 
 
+#: a message whose bytes are not UTF-8 from the 18th on
+NOT_UTF8 = b'{"a": "SECRET-TEXT\xff\xfe"}'
 INITIALIZE = request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
 
 
@@ -201,11 +203,26 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
         + message([1, 2])
         + message("didOpen")
         + message({"jsonrpc": "1.0", "method": "textDocument/didOpen", "params": {"textDocument": opened}})
+        # wrongly typed fields: cattrs' messages quote their values, and pygls logged them
+        + notification("textDocument/didOpen", {"textDocument": {**opened, "version": "SECRET-TEXT"}})
+        + request(
+            9,
+            "textDocument/hover",
+            {"textDocument": {"uri": "file:///a.py"}, "position": {"line": "SECRET-TEXT"}},
+        )
+        + b"Content-Length: %d\r\n\r\n%b" % (len(NOT_UTF8), NOT_UTF8)
     )
-    answers = {id_: json.loads(body) for id_, body in (await server.answer_bodies({2, 3, 4, 5, 8})).items()}
+    answers = {
+        id_: json.loads(body) for id_, body in (await server.answer_bodies({2, 3, 4, 5, 8, 9})).items()
+    }
     assert all("error" in answer for answer in answers.values()), answers
     assert answers[5]["error"]["code"] == -32602  # Invalid Params: before, no answer at all
     assert answers[8]["error"]["code"] == -32600  # Invalid Request: before, no answer at all
+    assert answers[9]["error"] == {
+        "code": -32602,
+        "message": "Invalid Params: $.params.position.line: expected int; "
+        "$.params.position.character: missing",
+    }
     await server.write(
         request(6, "workspace/executeCommand", {"command": "pairls.status", "arguments": [{}]})
     )
@@ -219,6 +236,11 @@ async def test_the_editors_mistakes_are_not_counted_as_the_servers_errors(raw: R
     assert "a didChange of a document that is not open: ignored" in log
     assert log.count("Unable to read a message: not JSON-RPC 2.0") == 4, log
     assert "SECRET-TEXT" not in log and "Unable to handle" not in log, log
+    assert (
+        "Unable to read a message: textDocument/didOpen: $.params.textDocument.version: expected int" in log
+    )
+    assert "Unable to read a message: not UTF-8 (byte 18)" in log
+    assert "Unable to deserialize" not in log and "ClassValidationError" not in log, log
 
 
 async def test_a_refusal_in_words_is_not_logged_as_an_error(raw: RawServer) -> None:
