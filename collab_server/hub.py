@@ -129,8 +129,11 @@ DIGEST_CHUNK_CHARS = 1 << 20
 #: a revision whose snapshot's code points times its ops (plus one) pass this is made
 #: on a worker thread
 REVISION_INLINE_WORK = 1 << 20
-#: how often (seconds) the hub checks how late its event loop runs
+#: how often (seconds) the hub checks how late its event loop runs while clients send
 LAG_PERIOD = 0.05
+#: and once no frame has come for this long, how often: each check wakes the loop, and twenty a
+#: second were most of an idle hub's CPU
+IDLE_LAG_PERIOD = 1.0
 #: ops read from the store, or encoded for an ``opened`` reply, at one go
 OPS_PAGE = 2000
 #: ops read from the log at one go while building a document's history index
@@ -159,6 +162,12 @@ _SYNC_KINDS = frozenset(
         *HISTORY_KINDS,
     }
 )
+
+
+def lag_period(now: float, last_frame_at: float) -> float:
+    """Seconds until the next check of how late the event loop runs: :data:`LAG_PERIOD` while
+    frames come, :data:`IDLE_LAG_PERIOD` once none has for that long (``time.monotonic``)."""
+    return LAG_PERIOD if now - last_frame_at < IDLE_LAG_PERIOD else IDLE_LAG_PERIOD
 
 
 @dataclass(slots=True)
@@ -1385,8 +1394,9 @@ class Hub:
     async def _watch_loop_lag(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + LAG_PERIOD
-            await asyncio.sleep(LAG_PERIOD)
+            period = lag_period(time.monotonic(), self.last_frame_at)
+            due = loop.time() + period
+            await asyncio.sleep(period)
             self.stats.max_loop_lag_seconds = max(self.stats.max_loop_lag_seconds, loop.time() - due)
 
     async def close(self) -> None:
