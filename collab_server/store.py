@@ -1321,8 +1321,9 @@ class Store:
         )
         self._queue.append(item)
         self._kick()
-        # the commit goes on even if our caller is cancelled; only the wait stops
-        await asyncio.shield(item.future)
+        # the commit goes on even if our caller is cancelled (the future with it: the committer
+        # tells a cancelled future nothing); only the wait stops
+        await item.future
 
     def _kick(self) -> None:
         """Something is queued: wake a committer out of work, or start one if there are fewer
@@ -1464,12 +1465,13 @@ class Store:
 
     async def _settle(self, group: list[_Append], committed: set[int], *, verify: bool) -> None:
         for item in group:
-            if item.future.done():
-                continue
             if item.doc_id in committed:
                 self.stats.appends += 1
                 self.stats.ops += len(item.batch)
-                item.future.set_result(None)
+                if not item.future.done():  # (its waiter was cancelled)
+                    item.future.set_result(None)
+            elif item.future.done():
+                continue  # nobody waits to hear why not
             elif verify and await self._already_committed(item):
                 # the first attempt did commit; only its answer was lost
                 self.stats.appends += 1

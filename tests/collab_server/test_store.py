@@ -440,6 +440,21 @@ async def test_close_waits_for_in_flight_commits(database_url: str) -> None:
         await reopened.append(docs[0].id, 1, batch(1, [ops.insert(0, "y")]))
 
 
+async def test_an_append_whose_caller_is_cancelled_is_committed_and_counted(store: Store) -> None:
+    docs = [await make_doc(store, path=f"c{i}.txt") for i in range(3)]
+    tasks = [asyncio.create_task(store.append(d.id, 0, batch(0, [ops.insert(0, "z")]))) for d in docs]
+    await asyncio.sleep(0)  # (queued)
+    tasks[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[1]
+    await asyncio.gather(tasks[0], tasks[2])
+    await wait_for(lambda: store.stats.ops == 3)
+    assert [(await store.load_document(d.id)).text for d in docs] == ["z"] * 3
+    # the document goes on from there
+    await store.append(docs[1].id, 1, batch(1, [ops.insert(1, "y")], first_seq=2))
+    assert (await store.load_document(docs[1].id)).text == "zy"
+
+
 # -- notifications -------------------------------------------------------------
 
 
