@@ -76,6 +76,7 @@ __all__ = [
     "UserError",
     "did_change_of",
     "is_json_rpc",
+    "raised_at",
     "refusal",
     "unreadable",
     "wrong_fields",
@@ -201,7 +202,8 @@ class PairlsProtocol(LanguageServerProtocol):
         # message itself has "jsonrpc")
         if "jsonrpc" in data:
             if "method" not in data:
-                if data.get("id") in self._answers:
+                msg_id = data.get("id")
+                if type(msg_id) is str and msg_id in self._answers:  # (ours are strings)
                     return _Answer(data)
             elif data["method"] == lsp.TEXT_DOCUMENT_DID_CHANGE and "id" not in data:
                 change = did_change_of(data.get("params"))
@@ -289,9 +291,10 @@ class Unreadable(JsonRpcException):
         self.method = method if known else "an answer" if method is None else "a method"
 
 
-def unreadable(exc: BaseException) -> str:
-    """What was wrong with a message that could not be read, for the log: where and what kind,
-    never a value of the message."""
+def unreadable(exc: BaseException) -> str | None:
+    """What was wrong with a message from the editor that could not be read, for the log: where
+    and what kind, never a value of the message; None if *exc* is no mistake of the editor's
+    (then it is a bug of ours: :func:`raised_at`)."""
     if isinstance(exc, NotJsonRpc):
         return "not JSON-RPC 2.0"
     if isinstance(exc, Unreadable):
@@ -300,6 +303,14 @@ def unreadable(exc: BaseException) -> str:
         return f"not JSON (line {exc.lineno}, column {exc.colno})"
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 (byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deep"
+    return None
+
+
+def raised_at(exc: BaseException) -> str:
+    """*exc*'s class and where it was raised, for the log: not its message, which may quote what
+    it was given."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
     return f"{type(exc).__name__}{where}"

@@ -18,7 +18,7 @@ from collab_core import jsonio
 
 from .features import register
 from .framing import MessageReader
-from .rpc import NotJsonRpc, PyglsLogFilter, is_json_rpc, unreadable
+from .rpc import NotJsonRpc, PyglsLogFilter, is_json_rpc, raised_at, unreadable
 from .server import PairlsServer
 
 __all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
@@ -179,8 +179,13 @@ class StdinProtocol(asyncio.Protocol):
             message = protocol.structure_message(data)
         except Exception as exc:  # as pygls's reader: logged, reported, the next message read
             # one line, where and what kind: pygls's log, and cattrs' traceback, quote the message
-            logger.warning("Unable to read a message: %s", unreadable(exc))
-            server._report_server_error(exc, JsonRpcException)  # (the editor's: not counted)
+            mistake = unreadable(exc)
+            if mistake is not None:
+                logger.warning("Unable to read a message: %s", mistake)
+                server._report_server_error(exc, JsonRpcException)  # (the editor's: not counted)
+            else:
+                logger.error("Unable to read a message: %s", raised_at(exc))
+                server._report_server_error(exc, JsonRpcInternalError)  # (ours: counted)
             server.rpc.refuse(data, exc)  # (and a request is answered: the editor waits for it)
             return
         try:

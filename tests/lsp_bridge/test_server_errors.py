@@ -26,6 +26,7 @@ from lsp_bridge.rpc import (
     Unreadable,
     UserError,
     is_json_rpc,
+    raised_at,
     refusal,
     unreadable,
 )
@@ -136,6 +137,18 @@ def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_i
         assert handled == [] and server.server_errors == 0
         reader._handle(b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}')
         assert len(handled) == 1 and server.server_errors == 1
+        # an answer whose id no request could have is read (ours look only at string ids) and
+        # handed on like any answer (to the stub above, which raises: counted)
+        reader._handle(b'{"jsonrpc": "2.0", "id": ["SECRET-TEXT"], "result": null}')
+        assert len(handled) == 2 and server.server_errors == 2
+
+        # what escapes reading a message and is no mistake the editor can make: ours, counted
+        def broken(data: Any) -> Any:
+            raise KeyError("SECRET-TEXT")
+
+        server.protocol.structure_message = broken  # type: ignore[method-assign]
+        reader._handle(b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}')
+        assert len(handled) == 2 and server.server_errors == 3
     finally:
         loop.close()
 
@@ -204,11 +217,16 @@ def test_what_could_not_be_read_is_logged_by_its_place_and_kind() -> None:
         jsonio.loads(b'{"a": "SECRET-TEXT\xff"}')
     assert unreadable(bad.value) == "not UTF-8 (byte 18)"
     assert unreadable(NotJsonRpc()) == "not JSON-RPC 2.0"
-    # anything else: its class and where it was raised, not its message
+    with pytest.raises(RecursionError) as deep:
+        jsonio.loads(b"[" * 100_000 + b"]" * 100_000)
+    assert unreadable(deep.value) == "JSON nested too deep"
+    # anything else is no mistake of the editor's: a bug of ours, named by its class and where
+    # it was raised, not by its message
     try:
         int("SECRET-TEXT")
     except ValueError as e:
-        assert unreadable(e) == f"ValueError at test_server_errors.py:{e.__traceback__.tb_lineno}"  # type: ignore[union-attr]
+        assert unreadable(e) is None
+        assert raised_at(e) == f"ValueError at test_server_errors.py:{e.__traceback__.tb_lineno}"  # type: ignore[union-attr]
     # pygls's own line (its traceback quotes the values) is dropped: the reader logs one of its own
     record = _record("Unable to deserialize message\n%s", ("Traceback ... 'SECRET-TEXT'",))
     assert not PyglsLogFilter().filter(record)
