@@ -55,6 +55,7 @@ __all__ = [
     "CompletionEngine",
     "Completions",
     "IdentifierIndex",
+    "is_subsequence",
     "JediJob",
     "KEYWORDS",
     "language_of",
@@ -799,14 +800,23 @@ def _tier(word: str, prefix: str) -> int | None:
 def _subsequence_matches(index: IdentifierIndex, prefix: str, exclude: set[str]) -> list[str]:
     """Words with the same first letter containing the rest of *prefix* in order (case-folded)."""
     folded = prefix.casefold()
-    pattern = re.compile(".*?".join(re.escape(ch) for ch in folded))
+    first, rest = folded[0], folded[1:]
     out = []
-    for i, w in enumerate(index.with_prefix(folded[0])):
+    for i, w in enumerate(index.with_prefix(first)):
         if i >= _FUZZY_SCAN:
             break
-        if w not in exclude and pattern.match(w.casefold()):
+        word = w.casefold()
+        if w not in exclude and word.startswith(first) and is_subsequence(rest, word[1:]):
             out.append(w)
     return out
+
+
+def is_subsequence(needle: str, hay: str) -> bool:
+    """Whether *needle*'s characters are in *hay* in order, in one pass over *hay*.  (A regular
+    expression ``a.*?b.*?c`` did it before, and backtracked for ever on a long prefix of one
+    letter against a long word that did not match: a completion that never answered.)"""
+    rest = iter(hay)
+    return all(ch in rest for ch in needle)
 
 
 def _nearness(text: str, start: int, end: int) -> dict[str, int]:

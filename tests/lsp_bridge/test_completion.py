@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from lsp_bridge.completion import (
     CompletionEngine,
     Completions,
     IdentifierIndex,
+    is_subsequence,
     language_of,
 )
 
@@ -89,6 +91,20 @@ def test_subsequence_matches_come_last_when_prefix_matches_are_few() -> None:
     assert labels(result) == ["hreq_x", "handle_request"]  # both subsequences; the nearer first
     result = complete("handle_request = 1\nhreq_x = 2\nhreq|")
     assert labels(result) == ["hreq_x", "handle_request"]
+
+
+@given(st.text("abcA", max_size=8), st.text("abcA", max_size=12))
+def test_a_subsequence_is_what_the_regular_expression_matched(needle: str, hay: str) -> None:
+    pattern = re.compile(".*?".join(re.escape(ch) for ch in needle))
+    assert is_subsequence(needle, hay) == (pattern.search(hay) is not None)
+
+
+def test_a_long_prefix_of_one_letter_is_no_work_for_ever() -> None:
+    # the regular expression before backtracked on this for longer than any test runs
+    text = f"{'a' * 60}b_end = 1\n{'a' * 40}|"
+    assert labels(complete(text)) == [f"{'a' * 60}b_end"]
+    near_miss = f"{'a' * 45}c = 1\n{'a' * 20}b|"
+    assert labels(complete(near_miss)) == []
 
 
 def test_sort_text_follows_the_ranking() -> None:
