@@ -210,8 +210,10 @@ class JediClient:
         return log, self._fail(SemanticResult([], "error"))
 
     def stopping(self) -> None:
-        """The server stops its worker (closes its stdin): its end is no death."""
+        """The server stops its worker (closes its stdin): its end is no death, and the question
+        that waited is not sent (the pipe is closed)."""
         self._killing = self.pid is not None
+        self._pending = None
 
     def status(self) -> dict[str, Any]:
         """For ``pairls.status``: the worker's pid (None: none running), whether jedi is

@@ -156,6 +156,17 @@ def test_a_worker_the_server_stops_is_no_death() -> None:
     assert c.stats["deaths"] == 0 and c.pid is None
 
 
+def test_the_question_that_waited_is_not_sent_to_a_worker_the_server_stops() -> None:
+    # (its stdin is closed: the write after the answer to the question before raised)
+    c = client()
+    a = ask(c)
+    c.started(5)
+    assert c.ask("b.py", "x.y", 3, None, 0.1) == SemanticResult([], "skipped")  # waits
+    c.stopping()
+    c.received(answer(a.id, [["path", "module"]]))
+    assert c.to_send(0.2) is None
+
+
 def test_failures_in_a_row_pause_the_worker_then_it_is_tried_again() -> None:
     c = client(failures_before_pause=3, pause_s=60.0)
     now = 0.0
