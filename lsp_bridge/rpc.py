@@ -46,8 +46,10 @@ import os
 import re
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn, Union
 
+import attrs
+import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
     ClassValidationError,
@@ -59,9 +61,10 @@ from pygls.exceptions import (
     FeatureNotificationError,
     JsonRpcException,
     JsonRpcInternalError,
+    JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
 )
-from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
+from pygls.protocol import JsonRPCNotification, LanguageServerProtocol, default_converter
 
 from collab_core import jsonio
 
@@ -74,6 +77,7 @@ __all__ = [
     "PyglsLogFilter",
     "Unreadable",
     "UserError",
+    "converter",
     "did_change_of",
     "is_json_rpc",
     "raised_at",
@@ -84,6 +88,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: LSP's methods whose messages are notifications (no ``id``)
+NOTIFICATIONS = frozenset(
+    method for method, (kind, *_) in lsp.METHOD_TO_TYPES.items() if "id" not in attrs.fields_dict(kind)
+)
 #: the handler of a ``didChange`` read the short way: (uri, version, changes)
 ChangeHandler = Callable[[str, int, list[ContentChange]], None]
 
@@ -102,16 +110,20 @@ class UserError(JsonRpcException):
 class PyglsLogFilter(logging.Filter):
     """On pygls's JSON-RPC logger: what it logs about a handler, without the message's params
     (a ``didOpen``'s or ``didChange``'s hold the document's text, which is never logged), a
-    :class:`UserError` as one line at INFO instead of an ERROR with its traceback, and nothing
-    of a message it could not structure (:class:`Unreadable` says what was wrong)."""
+    :class:`UserError` as one line at INFO instead of an ERROR with its traceback, pygls's own
+    refusals (a command we do not have) as one line at WARNING, and nothing of a message it
+    could not structure (:class:`Unreadable` says what was wrong)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"):
             # (its traceback quotes the wrong values; the reader logs a line of its own)
             return False
-        if isinstance(record.msg, str) and record.msg.startswith("Failed to handle") and record.args:
+        if isinstance(record.msg, str) and record.msg.startswith("Cancel notification for unknown"):
+            # (an everyday race: the answer went before the editor's cancel came)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        if isinstance(record.msg, str) and record.msg.startswith(_NAMING) and record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
-            # (the method's name and the request's id stay)
+            # (the method's name and the request's id stay, if short)
             record.args = tuple(_short(a) for a in args)
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, UserError):
@@ -119,7 +131,18 @@ class PyglsLogFilter(logging.Filter):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.exc_info = record.exc_text = None
             return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        if isinstance(exc, JsonRpcException) and not isinstance(exc, JsonRpcInternalError):
+            # pygls's refusal of what the editor asked (a command we do not have, say): the
+            # editor's mistake, one line; its message may repeat what the editor sent
+            record.msg, record.args = "a request refused: %s (%s)", (type(exc).__name__, exc.code)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+            return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
         return True
+
+
+#: pygls's log lines that name what the editor sent (clipped by :func:`_short`)
+_NAMING = ("Failed to handle", "Ignoring notification for unknown method")
 
 
 def _short(arg: Any) -> Any:
@@ -201,20 +224,37 @@ class PairlsProtocol(LanguageServerProtocol):
         # (pygls calls this on every object of a message, inner ones first; only the
         # message itself has "jsonrpc")
         if "jsonrpc" in data:
+            if "id" in data and data.get("method") in NOTIFICATIONS and data["method"] != lsp.EXIT:
+                # (pygls would read it as the notification, drop its id, and never answer it)
+                raise Unreadable(JsonRpcInvalidRequest(), data, "$.id: the method's messages have none")
             if "method" not in data:
                 msg_id = data.get("id")
                 if type(msg_id) is str and msg_id in self._answers:  # (ours are strings)
                     return _Answer(data)
             elif data["method"] == lsp.TEXT_DOCUMENT_DID_CHANGE and "id" not in data:
                 change = did_change_of(data.get("params"))
-                if change is not None and self.change_handler is not None:
+                if change is None:
+                    # not what LSP says (pygls would read a uri of 5 as "5", and fail on it)
+                    self._unreadable(data, "$.params: not a didChange's")
+                if self.change_handler is not None:
                     return change
+            elif data["method"] == lsp.CANCEL_REQUEST and not _cancels_an_id(data.get("params")):
+                # (pygls would look the id up as a dict key: a list or an object raised there)
+                raise Unreadable(JsonRpcInvalidParams(), data, "$.params.id: expected int or str")
             elif "id" not in data and str(data["method"]).startswith("pairls/"):
                 return _Note(method=data["method"], jsonrpc=data["jsonrpc"], params=data.get("params"))
+        return self._structured(data)
+
+    def _structured(self, data: dict[str, Any]) -> Any:
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:  # (pygls's, from cattrs': its cause names values)
             raise Unreadable(exc, data) from None
+
+    def _unreadable(self, data: dict[str, Any], otherwise: str) -> NoReturn:
+        """Raise :class:`Unreadable` for *data*: where cattrs finds it wrong, else *otherwise*."""
+        self._structured(data)
+        raise Unreadable(JsonRpcInvalidParams(), data, otherwise)
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Answer):
@@ -282,13 +322,17 @@ class Unreadable(JsonRpcException):
     code), its message the fields that were wrong and what they should have been, never their
     values (cattrs' own messages quote them: the text of a document, say)."""
 
-    def __init__(self, error: JsonRpcException, data: dict[str, Any]) -> None:
-        self.where = wrong_fields(error.__cause__)
+    def __init__(self, error: JsonRpcException, data: dict[str, Any], where: str | None = None) -> None:
+        self.where = wrong_fields(error.__cause__) if where is None else where
         super().__init__(code=error.code, message=f"{error.message}: {self.where}")
         method = data.get("method")
         #: LSP's name of its method; what else the editor named is not repeated
         known = isinstance(method, str) and method in lsp.METHOD_TO_TYPES
         self.method = method if known else "an answer" if method is None else "a method"
+
+
+def _cancels_an_id(params: Any) -> bool:
+    return isinstance(params, dict) and type(params.get("id")) in (int, str)
 
 
 def unreadable(exc: BaseException) -> str | None:
@@ -359,16 +403,40 @@ _CAMEL = re.compile(r"_([a-z])")
 
 
 class NotJsonRpc(JsonRpcInvalidRequest):
-    """What the reader raises for a message that is not JSON-RPC 2.0 (no ``"jsonrpc": "2.0"``):
+    """What the reader raises for a message that is not JSON-RPC 2.0 (:func:`is_json_rpc`):
     pygls's dispatch would raise on it, or log it whole as an unknown message."""
 
     def __init__(self) -> None:
         super().__init__(message="Invalid Request: not JSON-RPC 2.0")
 
 
+def converter() -> cattrs.Converter:
+    """pygls's converter, except that a ``languageId`` must be a string: lsprotocol's hook for
+    its type (a LanguageKind or a string) let any value through, and a document opened with a
+    languageId of 5 failed every completion in it."""
+    conv: cattrs.Converter = default_converter()  # type: ignore[no-untyped-call]
+    conv.register_structure_hook(Union[lsp.LanguageKind, str], _language_id)  # noqa: UP007 - (the annotation's own type)
+    return conv
+
+
+def _language_id(value: Any, _: Any) -> str:
+    if type(value) is not str:
+        raise TypeError("a languageId is a string")
+    return value
+
+
 def is_json_rpc(data: Any) -> bool:
-    """Whether *data*, a message read as JSON, is one of JSON-RPC 2.0's: an object that says so."""
-    return isinstance(data, dict) and data.get("jsonrpc") == "2.0"
+    """Whether *data*, a message read as JSON, is one of JSON-RPC 2.0's: an object that says so,
+    whose method (if it has one) is a string and whose id (if it has one) a string, an integer
+    or null; without a method, an answer (an id, and a result or an error).  pygls's dispatch
+    raised on the others (a method of 5: MethodNotFound's message; an id of [1]: a dict key)."""
+    if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
+        return False
+    if "id" in data and not (data["id"] is None or type(data["id"]) in (int, str)):
+        return False
+    if "method" in data:
+        return type(data["method"]) is str
+    return "id" in data and ("result" in data or "error" in data)
 
 
 def refusal(data: Any, error: Exception) -> dict[str, Any] | None:
@@ -378,8 +446,8 @@ def refusal(data: Any, error: Exception) -> dict[str, Any] | None:
     pygls's reader logs such a message and goes on, and the editor waits for its answer for
     ever.  The error is *error*'s when it is JSON-RPC's (pygls raises Invalid Params), else
     Invalid Request; its message is the exception's class, never the text it may hold."""
-    if not isinstance(data, dict) or not isinstance(data.get("method"), str):
-        return None
+    if not isinstance(data, dict) or "method" not in data:
+        return None  # (an answer, or not even that)
     msg_id = data.get("id")
     if type(msg_id) is not int and type(msg_id) is not str:
         return None  # a notification (nothing to answer) or an id no answer could name

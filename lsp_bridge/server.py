@@ -36,7 +36,7 @@ from .completion_service import CompletionService
 from .editor import LspEditor
 from .editor_sync import ContentChange
 from .paths import PathMapper
-from .rpc import PairlsProtocol
+from .rpc import PairlsProtocol, converter
 from .runs import RunRequests
 from .session import Session, SessionError
 from .user_id import UserId, load_user_id
@@ -55,6 +55,7 @@ class PairlsServer(LanguageServer):
             __version__,
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
             protocol_cls=PairlsProtocol,
+            converter_factory=converter,
         )
         self.hub_url = os.environ.get("PAIRLS_HUB_URL", "ws://127.0.0.1:8765")
         self.display_name = os.environ.get("USER", "someone")
@@ -105,7 +106,9 @@ class PairlsServer(LanguageServer):
         self.server_errors = 0
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        """pygls's hook for what it caught (it has logged it, with its traceback, already).
+        """pygls's hook for what it caught (it has logged most of it with its traceback, not a
+        notification's handler that failed later: each one counted is logged here too, by its
+        class alone: pygls's message for it quotes the value that failed).
 
         What the editor caused is not counted: a message that could not be read
         (``source`` is :class:`JsonRpcException`, the reader's), a method or command we do
@@ -117,6 +120,8 @@ class PairlsServer(LanguageServer):
         if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
             return
         self.server_errors += 1
+        logger.error("an error of the server's own (%s, %s): %d so far", type(error).__name__,
+                     getattr(source, "__name__", "?"), self.server_errors)  # fmt: skip
 
     @property
     def rpc(self) -> PairlsProtocol:

@@ -72,7 +72,10 @@ def test_nothing_is_answered_where_no_answer_could_be_matched() -> None:
     for odd in ({}, {"id": None}, {"id": True}, {"id": 1.5}, {"id": {"a": 1}}, {"id": [1]}):
         assert refusal({**request, **odd}, JsonRpcInvalidParams()) is None  # a notification, or no id
     assert refusal({"jsonrpc": "2.0", "id": 1, "result": None}, JsonRpcInvalidParams()) is None  # an answer
-    assert refusal({"jsonrpc": "2.0", "id": 1, "method": 5}, JsonRpcInvalidParams()) is None
+    # a method that is no string: still a request, answered (the reader refuses it: not JSON-RPC)
+    assert refusal({"jsonrpc": "2.0", "id": 1, "method": 5}, NotJsonRpc()) == {
+        "jsonrpc": "2.0", "id": 1, "error": NOT_JSON_RPC_ERROR
+    }  # fmt: skip
     for data in (None, [request], "x", 3):
         assert refusal(data, JsonRpcInvalidParams()) is None
 
@@ -114,8 +117,15 @@ def test_a_user_error_is_one_line_at_info_and_another_error_stays_as_it_is() -> 
 
 def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_is_ours() -> None:
     assert is_json_rpc({"jsonrpc": "2.0", "method": "initialized"})
+    assert is_json_rpc({"jsonrpc": "2.0", "id": "a", "method": "x", "params": [1]})
+    assert is_json_rpc({"jsonrpc": "2.0", "id": None, "error": {"code": 1}})  # (an answer)
     for data in ({"id": 1, "method": "x"}, {"jsonrpc": "1.0", "method": "x"}, [1, 2], "x", 5, None):
         assert not is_json_rpc(data), data
+    # a method that is no string, an id no answer could carry, an answer to nothing: pygls's
+    # dispatch raised on each (MethodNotFound's message, a dict key)
+    for odd in ({"method": 5}, {"method": None, "id": 1}, {"method": "x", "id": [1]},
+                {"method": "x", "id": True}, {"method": "x", "id": 1.5}, {"id": 1}, {}):  # fmt: skip
+        assert not is_json_rpc({"jsonrpc": "2.0", **odd}), odd
     # a request, though not JSON-RPC's: answered (the editor waits for it)
     answer = refusal({"id": 1, "method": "x"}, NotJsonRpc())
     assert answer == {"jsonrpc": "2.0", "id": 1, "error": NOT_JSON_RPC_ERROR}
@@ -137,10 +147,9 @@ def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_i
         assert handled == [] and server.server_errors == 0
         reader._handle(b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}')
         assert len(handled) == 1 and server.server_errors == 1
-        # an answer whose id no request could have is read (ours look only at string ids) and
-        # handed on like any answer (to the stub above, which raises: counted)
+        # an answer whose id no request could have: the editor's mistake, refused as it is read
         reader._handle(b'{"jsonrpc": "2.0", "id": ["SECRET-TEXT"], "result": null}')
-        assert len(handled) == 2 and server.server_errors == 2
+        assert len(handled) == 1 and server.server_errors == 1
 
         # what escapes reading a message and is no mistake the editor can make: ours, counted
         def broken(data: Any) -> Any:
@@ -148,7 +157,7 @@ def test_a_message_not_json_rpc_2_is_the_editors_and_what_escapes_handling_one_i
 
         server.protocol.structure_message = broken  # type: ignore[method-assign]
         reader._handle(b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}')
-        assert len(handled) == 2 and server.server_errors == 3
+        assert len(handled) == 1 and server.server_errors == 2
     finally:
         loop.close()
 
