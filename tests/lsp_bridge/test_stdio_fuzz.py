@@ -40,6 +40,7 @@ COMMANDS = [
     "pairls.revisionText", "pairls.runOutput", "pairls.stopRun", "pairls.shareDocument",
     "pairls.openDocument", "pairls.kick", "pairls.setRole", "pairls.rotateInvites", "no.such.command",
 ]  # fmt: skip
+AT_A_POSITION = ("textDocument/completion", "textDocument/hover", "textDocument/documentHighlight")
 HOSTILE: list[Any] = [
     None, True, False, 0, -1, 2**31, 2**63, 2**64 + 5, -(2**70), 1.5, -0.0, "", SECRET, "x" * 5000,
     "\ud800", [], [None], [SECRET], {}, {SECRET: SECRET}, {"line": -5, "character": 2**40},
@@ -73,14 +74,9 @@ class Editor:
                 change["range"] = _range(rng)
             params = {"textDocument": {**doc, "version": self.versions[uri]}, "contentChanges": [change]}
             return {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": params}
-        if kind == 3:
-            return {"jsonrpc": "2.0", "id": i, "method": "textDocument/completion",
-                    "params": {"textDocument": doc, "position": _pos(rng)}}  # fmt: skip
-        if kind == 4:
-            return {"jsonrpc": "2.0", "id": i, "method": "textDocument/hover",
-                    "params": {"textDocument": doc, "position": _pos(rng)}}  # fmt: skip
-        if kind == 5:
-            return {"jsonrpc": "2.0", "id": i, "method": "textDocument/documentHighlight",
+        if kind < 6:  # a request at a position
+            method = AT_A_POSITION[kind - 3]
+            return {"jsonrpc": "2.0", "id": i, "method": method,
                     "params": {"textDocument": doc, "position": _pos(rng)}}  # fmt: skip
         if kind == 6:
             return {"jsonrpc": "2.0", "id": i, "method": "textDocument/inlayHint",
