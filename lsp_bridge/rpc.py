@@ -224,7 +224,8 @@ class PairlsProtocol(LanguageServerProtocol):
         # (pygls calls this on every object of a message, inner ones first; only the
         # message itself has "jsonrpc")
         if "jsonrpc" in data:
-            if "id" in data and data.get("method") in NOTIFICATIONS and data["method"] != lsp.EXIT:
+            method = data.get("method")
+            if "id" in data and type(method) is str and method in NOTIFICATIONS and method != lsp.EXIT:
                 # (pygls would read it as the notification, drop its id, and never answer it)
                 raise Unreadable(JsonRpcInvalidRequest(), data, "$.id: the method's messages have none")
             if "method" not in data:
