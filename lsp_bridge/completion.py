@@ -802,11 +802,10 @@ def _subsequence_matches(index: IdentifierIndex, prefix: str, exclude: set[str])
     folded = prefix.casefold()
     first, rest = folded[0], folded[1:]
     out = []
-    for i, w in enumerate(index.with_prefix(first)):
+    for i, w in enumerate(index.with_prefix(first)):  # (their case-folded forms start with it)
         if i >= _FUZZY_SCAN:
             break
-        word = w.casefold()
-        if w not in exclude and word.startswith(first) and is_subsequence(rest, word[1:]):
+        if w not in exclude and is_subsequence(rest, w.casefold()[1:]):
             out.append(w)
     return out
 

@@ -5,6 +5,7 @@ died or hung."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import TestEditor, stop_checked
+from tests.support.raw_lsp import RawServer
 
 MakeEditor = Callable[..., Awaitable[TestEditor]]
 
@@ -45,3 +47,15 @@ async def make_editor(tmp_path: Path, hub: HubProcess) -> AsyncIterator[MakeEdit
 
     yield make
     await stop_checked(started)
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[RawServer]:
+    """A :class:`RawServer` not started yet; killed at teardown if a test left it running."""
+    server = RawServer()
+    yield server
+    proc = getattr(server, "proc", None)
+    if proc is not None and proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

@@ -4,97 +4,17 @@ the editor's messages (whatever pieces they come in) and when it ends."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import secrets
-import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from lsp_bridge.framing import content_length
-from tests.support.lsp_editor import ROOT
+from tests.support.raw_lsp import INITIALIZE, RawServer, message, notification, request
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def message(obj: Any) -> bytes:
-    body = json.dumps(obj).encode()
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-def request(id_: int, method: str, params: Any = None) -> bytes:
-    return message({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})
-
-
-def notification(method: str, params: Any = None) -> bytes:
-    return message({"jsonrpc": "2.0", "method": method, "params": params})
-
-
 #: a message whose bytes are not UTF-8 from the 18th on
 NOT_UTF8 = b'{"a": "SECRET-TEXT\xff\xfe"}'
-INITIALIZE = request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
-
-
-class RawServer:
-    """``python -m lsp_bridge`` with its stdin and stdout as pipes, nothing between."""
-
-    async def start(self, loop: str = "auto") -> RawServer:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PAIRLS_USER_ID=f"test-raw-{secrets.token_hex(4)}")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", "--loop", loop,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(ROOT), env=env,
-        )  # fmt: skip
-        return self
-
-    async def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
-
-    async def answer(self, id_: int) -> dict[str, Any]:
-        """The next answer to request *id_* (what comes before it, the server's own
-        notifications and requests, is passed over)."""
-        return json.loads(await self.answer_body(id_))
-
-    async def answer_body(self, id_: int) -> bytes:
-        """:meth:`answer` as the bytes its Content-Length counted."""
-        return (await self.answer_bodies({id_}))[id_]
-
-    async def answer_bodies(self, ids: set[int]) -> dict[int, bytes]:
-        """The answers to requests *ids*, in whatever order they come (the rest is passed over)."""
-        assert self.proc.stdout is not None
-        found: dict[int, bytes] = {}
-        while found.keys() != ids:
-            head = await asyncio.wait_for(self.proc.stdout.readuntil(b"\r\n\r\n"), 20)
-            length = content_length(head[:-4])
-            assert length is not None, head
-            body = await self.proc.stdout.readexactly(length)
-            msg = json.loads(body)
-            if msg.get("id") in ids and "method" not in msg:
-                found[msg["id"]] = body
-        return found
-
-    async def ended(self) -> tuple[int, str]:
-        """Its exit code and what it logged, once it ends by itself."""
-        assert self.proc.stderr is not None
-        err = await asyncio.wait_for(self.proc.stderr.read(), 20)
-        return await asyncio.wait_for(self.proc.wait(), 20), err.decode(errors="replace")
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[RawServer]:
-    """A :class:`RawServer` not started yet; killed at teardown if a test left it running."""
-    server = RawServer()
-    yield server
-    proc = getattr(server, "proc", None)
-    if proc is not None and proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # (auto: uvloop)

@@ -19,10 +19,7 @@ from typing import Any
 
 import pytest
 
-from lsp_bridge.framing import content_length
-from tests.lsp_bridge.test_stdio import INITIALIZE, RawServer, message, notification, raw, request
-
-__all__ = ["raw"]  # (the fixture, imported for pytest)
+from tests.support.raw_lsp import INITIALIZE, RawServer, message, notification, request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -154,12 +151,8 @@ def answerable(msg: dict[str, Any]) -> Any:
 
 
 async def read_answers(server: RawServer, answers: dict[str, Any]) -> None:
-    assert server.proc.stdout is not None
     while True:
-        head = await server.proc.stdout.readuntil(b"\r\n\r\n")
-        length = content_length(head[:-4])
-        assert length is not None, head
-        msg = json.loads(await server.proc.stdout.readexactly(length))
+        msg = json.loads(await server.next_body())
         if "method" not in msg and "id" in msg:
             answers[json.dumps(msg["id"])] = msg
 
