@@ -570,6 +570,9 @@ class Room:
             # peers' cursors from a revision older than the ones kept here: left where they were
             # until their next presence
             "cursors_too_old": 0,
+            # texts and ops from the hub holding NUL or a lone surrogate, which no hub stores
+            # (a broken or lying hub): made U+FFFD
+            "bad_text_from_hub": 0,
         }
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
@@ -1135,7 +1138,7 @@ class Room:
         assert req.ticket is not None
         kind = msg.get("type")
         if kind == "error":
-            code = str(msg.get("code"))
+            code = _code(msg)
             text = OWNER_UNTOUCHABLE if code == "forbidden" and self.role == "owner" else _explain(code)
             self._done(req.ticket, error=text)
         elif kind == "kicked":
@@ -1160,7 +1163,7 @@ class Room:
             self._done(req.ticket, result={})
             self._room_ended("pairls: you deleted the room")
         else:
-            self._done(req.ticket, error=_explain(str(msg.get("code"))))
+            self._done(req.ticket, error=_explain(_code(msg)))
 
     # == history: undo and redo of the user's own changes, history, blame, revisions ==============
 
@@ -1302,7 +1305,7 @@ class Room:
         what = ask.msg["type"]
         kind = msg.get("type")
         if kind == "error":
-            code = str(msg.get("code"))
+            code = _code(msg)
             doc = self.docs.get(req.path)
             again = code in ("not_open", "unavailable", "rate_limited") and doc is not None
             if again and doc is not None and (ask.press or (ask.deadline is not None and now < ask.deadline)):
@@ -1555,7 +1558,7 @@ class Room:
         asked, cache.asked = cache.asked, None
         client = doc.client
         if msg.get("type") == "error":
-            code = str(msg.get("code"))
+            code = _code(msg)
             if code in ("not_open", "unavailable", "rate_limited"):
                 cache.refresh_at = now + self.config.resend_min
                 self._timed.add(doc.path)
@@ -1883,6 +1886,7 @@ class Room:
             doc.request = None
             doc.resend_at = None
             doc.check_at = None
+            doc.held = []  # (the catch-up on the next connection reads them, from its hub)
             if doc.blame is not None and doc.blame.request is not None:
                 doc.blame.request = None
                 doc.blame.asked = None
@@ -1967,7 +1971,7 @@ class Room:
         path = self._path_of(msg)
         doc = self.docs.get(path) if path is not None else None
         if kind in ("op", "ack"):
-            if doc is not None and isinstance(msg.get("rev"), int):
+            if doc is not None and type(msg.get("rev")) is int:
                 doc.held.append(msg)
                 self._deliver_held(doc, now)
         elif kind == "error":
@@ -1991,7 +1995,7 @@ class Room:
             self._run_status_received(path, msg)
         elif kind == "document_added" and path is not None:
             rev = msg.get("rev")
-            self.room_documents[path] = rev if isinstance(rev, int) else 0
+            self.room_documents[path] = rev if type(rev) is int else 0
             if is_run_path(path) and path not in self.room_runs:
                 who = self.participants.get(str(msg.get("by")))
                 by = who.name if who is not None else "someone"
@@ -2202,9 +2206,7 @@ class Room:
             self.conn = Conn.UP
             self._up_since = now
             self.participant = str(msg.get("participant", ""))
-            limits = msg.get("limits")
-            if isinstance(limits, dict):
-                self.limits.update({k: v for k, v in limits.items() if isinstance(v, int | float)})
+            self.limits.update(hub_limits(msg.get("limits")))
             self._set_op_limits()
             if self._entry is not None:
                 what, arg, _ = self._entry
@@ -2223,6 +2225,11 @@ class Room:
         elif req.kind in ("enter", "rejoin"):
             if kind not in ("joined", "room_created"):
                 self._entry_failed(msg, now)
+                return
+            if not self._entry_answer_valid(msg):
+                self.stats["bad_answers"] += 1
+                logger.warning("the hub's answer to entering the room makes no sense")
+                self._entry_failed({"code": "bad_answer"}, now)
                 return
             self._entered_room(msg, req.kind == "rejoin", now)
         elif req.kind == "create_document" and req.path is not None:
@@ -2283,7 +2290,7 @@ class Room:
         return max(64, frame - overhead - 64)
 
     def _entry_failed(self, msg: dict[str, Any], now: float) -> None:
-        code = str(msg.get("code"))
+        code = _code(msg)
         if code == "unavailable" or code == "rate_limited":
             # the hub cannot serve it right now: the connection goes again, with backoff
             self._events.append(Disconnect())
@@ -2303,6 +2310,26 @@ class Room:
         self._events.append(Disconnect())
         self._notify_status()
 
+    def _entry_answer_valid(self, msg: dict[str, Any]) -> bool:
+        """Whether a ``joined`` or ``room_created`` names a role, and the room asked for (a
+        join) or a room and its three secrets an invite can hold (a create)."""
+        room = msg.get("room")
+        if msg.get("role") not in ("owner", "editor", "viewer") or not isinstance(room, str):
+            return False
+        if self._entry is None or self._entry[0] != "create":
+            asked = self._entry[1] if self._entry is not None else self.invite
+            return asked is not None and room == asked.room_id
+        assert self.hub_url is not None
+        secrets = [msg.get(key) for key in ("ownerSecret", "editorSecret", "viewerSecret")]
+        try:
+            for secret in secrets:
+                if not isinstance(secret, str):
+                    return False
+                parse_invite(str(Invite(self.hub_url, room, secret)))
+        except InvalidInvite:
+            return False
+        return True
+
     def _entered_room(self, msg: dict[str, Any], rejoin: bool, now: float) -> None:
         self._entered = True
         self._enter_deadline = None
@@ -2313,10 +2340,10 @@ class Room:
         self.role = str(msg.get("role"))
         self.author = _author(msg.get("author"))
         self.participants = {}
-        for p in msg.get("participants") or []:
+        for p in _list(msg.get("participants")):
             if isinstance(p, dict):
                 self._participant(p)
-        for pres in msg.get("presence") or []:
+        for pres in _list(msg.get("presence")):
             if isinstance(pres, dict):
                 self._presence_received(pres)
         documents = msg.get("documents")
@@ -2489,7 +2516,7 @@ class Room:
         )
 
     def _open_failed(self, doc: Doc, msg: dict[str, Any], now: float) -> None:
-        code = str(msg.get("code"))
+        code = _code(msg)
         self._set_state(doc, DocState.NEW)
         if code in ("unavailable", "rate_limited"):
             doc.resend_delay = _grow(doc.resend_delay, self.config.resend_min, self.config.resend_max)
@@ -2504,7 +2531,12 @@ class Room:
             self._room_full(doc)
             return
         if code == "future_revision":
-            # the hub is behind what we saw (another hub, a restored database): read it whole
+            # The hub is behind what we saw (a restored database; a hub reads the log before
+            # it says so): read it whole.  An op in flight was made after what the hub has, so
+            # the hub never took it: it goes back with our other changes, to be rebased onto
+            # the hub's text (else it would ask "since" again, and be told the same, for ever).
+            if doc.client is not None:
+                doc.client.unsend()
             doc.need = "full"
             self._enqueue(doc)
             return
@@ -2565,8 +2597,16 @@ class Room:
         )
 
     def _opened(self, doc: Doc, msg: dict[str, Any], now: float) -> None:
-        rev = msg.get("rev")
-        if not isinstance(rev, int):
+        rev, client = msg.get("rev"), doc.client
+        if isinstance(msg.get("text"), str):
+            # (a whole text is asked for only with nothing in flight, whose fate it would hide)
+            sensible = client is None or client.outstanding is None
+        else:
+            sensible = client is not None and isinstance(msg.get("ops"), list)
+        if type(rev) is not int or rev < 0 or not sensible:
+            self.stats["bad_answers"] += 1
+            logger.warning("%s: the hub's answer to opening it makes no sense; asking again later", doc.path)
+            self._open_failed(doc, {"code": "unavailable"}, now)
             return
         doc.resend_delay = 0.0
         self._batching += 1
@@ -2579,7 +2619,7 @@ class Room:
     def _open_reply(self, doc: Doc, msg: dict[str, Any], rev: int, now: float) -> None:
         client = doc.client
         if isinstance(msg.get("text"), str):
-            text = msg["text"]
+            text = self._hubs_text(doc, msg["text"])
             if client is None:
                 doc.client = client = self._new_client(doc.path, text, rev, held=False)
                 for view in doc.views.values():
@@ -2599,11 +2639,11 @@ class Room:
         else:
             if client is None:
                 return
-            for entry in msg.get("ops") or []:
+            for entry in _list(msg.get("ops")):
                 if not isinstance(entry, dict) or entry.get("rev") != client.rev + 1:
                     continue
                 try:
-                    op = ops.check(entry.get("op"))
+                    op = self._hubs_op(doc, ops.check(entry.get("op")))
                 except ops.InvalidOp:
                     op = None
                 if op is None or ops.base_length(op) > len(client.shadow):
@@ -2630,7 +2670,11 @@ class Room:
                 self._enqueue(doc, front=True)
             return
         self._deliver_held(doc, now)
-        out = client.release() if client.held else client.resend()
+        # what was in flight goes again (same seq: the hub knows it if it took it), then, no
+        # longer held, what waited behind it (a heal holds the client with an op in flight)
+        out = client.resend()
+        if client.held:
+            out = client.release() or out
         if out is not None:
             self._send_op(doc, out)
         for ticket in doc.tickets:
@@ -2722,7 +2766,7 @@ class Room:
             else:
                 op = msg.get("op")
                 try:
-                    checked = ops.check(op)
+                    checked = self._hubs_op(doc, ops.check(op))
                 except ops.InvalidOp:
                     self._heal(doc, "the hub sent an op that is not an op", now)
                     return
@@ -2731,6 +2775,29 @@ class Room:
                     return
                 self._hub_op(doc, msg["rev"], checked, None, msg.get("author"), now)
             self._schedule_check(doc, now)
+
+    def _hubs_text(self, doc: Doc, text: str) -> str:
+        """A text the hub sent, as the room can hold it: a hub stores no NUL and no lone
+        surrogate, so one that sends them is broken or lying; they become U+FFFD, one code
+        point for one (offsets stay), counted and said in the log, never a crash further on
+        (a digest, a frame to the hub, the editor's UTF-8)."""
+        clean = shareable(text)
+        if clean is not text:
+            self._bad_text_from_hub(doc)
+        return clean
+
+    def _hubs_op(self, doc: Doc, op: ops.Op) -> ops.Op:
+        """An op the hub sent, its inserts as :meth:`_hubs_text` makes a text."""
+        clean = _shareable_op(op)
+        if clean is not op:
+            self._bad_text_from_hub(doc)
+        return clean
+
+    def _bad_text_from_hub(self, doc: Doc) -> None:
+        self.stats["bad_text_from_hub"] += 1
+        logger.warning(
+            "%s: the hub sent text no hub stores (NUL or half a UTF-16 pair): made U+FFFD", doc.path
+        )
 
     def _hub_op(self, doc: Doc, rev: int, op: ops.Op, seq: int | None, author: Any, now: float) -> None:
         client = doc.client
@@ -2802,7 +2869,7 @@ class Room:
             self._send_op(doc, out)
 
     def _hub_error(self, doc: Doc | None, msg: dict[str, Any], now: float) -> None:
-        code = str(msg.get("code"))
+        code = _code(msg)
         seq = msg.get("seq")
         if doc is None or doc.client is None:
             logger.warning("hub error: %s", code)
@@ -2893,8 +2960,16 @@ class Room:
         client = doc.client
         if client is None or doc.state is not DocState.OPEN:
             return
-        if msg.get("rev") != client.rev or client.unacknowledged:
+        rev = msg.get("rev")
+        if client.unacknowledged:
             return  # things moved on; a later check tells
+        if type(rev) is int and rev < client.rev:
+            # the hub has lost revisions we saw (a restored database): no op will come to
+            # bring us back to its text, so read it whole
+            self._heal(doc, "the hub is at a revision older than ours", now)
+            return
+        if rev != client.rev:
+            return  # ops on their way; a later check tells
         if doc.sha256() != msg.get("sha256"):
             self._heal(doc, "content hash differs from the hub's", now)
 
@@ -2969,7 +3044,7 @@ class Room:
         path = self._path_of(msg)
         rev = msg.get("rev")
         ranges = msg.get("ranges")
-        if not isinstance(pid, str) or path is None or not isinstance(rev, int):
+        if not isinstance(pid, str) or path is None or type(rev) is not int:
             return
         if not isinstance(ranges, list):
             return
@@ -3137,6 +3212,31 @@ def display_name(name: object) -> str:
     return text or "?"
 
 
+#: the hub's limits (``welcome.limits``) the room paces and cuts by
+HUB_LIMITS = (
+    "maxMessageBytes",
+    "maxDocumentBytes",
+    "maxOpComponents",
+    "rate",
+    "burst",
+    "maxDocumentsPerRoom",
+)
+
+
+def hub_limits(raw: object) -> dict[str, int | float]:
+    """What a ``welcome``'s *raw* limits say that the room can go by: each a positive, finite
+    number of at most 2**53 under one of :data:`HUB_LIMITS`' names.  A limit said otherwise
+    (NaN, a string, a bool, -1) keeps what the room had, as if the hub had not said it."""
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, int | float] = {}
+    for name in HUB_LIMITS:
+        value = raw.get(name)
+        if isinstance(value, int | float) and type(value) is not bool and 0 < value <= 2**53:
+            out[name] = value  # (NaN compares false)
+    return out
+
+
 def _grow(delay: float, low: float, high: float) -> float:
     return min(high, max(low, delay * 2))
 
@@ -3158,6 +3258,7 @@ def _explain(code: str) -> str:
         "unavailable": "the hub is busy or shutting down; try again",
         "removed": "the room's owner removed you or withdrew this invite; ask them for a new invite",
         "no_such_participant": "no such participant in the room",
+        "bad_answer": "the hub's answer made no sense (is it a pairls-hub?)",
     }.get(code, f"the hub refused the request ({code})")
 
 
@@ -3179,6 +3280,22 @@ def _history_error(code: str, what: str) -> str:
     if code == "bad_message" and what == "revision":
         return "the document has no such revision"
     return _explain(code)
+
+
+#: an error code as the protocol spells them (docs/protocol.md, "Errors")
+_CODE = re.compile(r"[a-z_]{1,40}")
+
+
+def _code(msg: dict[str, Any]) -> str:
+    """A hub error's code, or ``?`` if it is not one: it goes into the log and before the
+    user (:func:`_explain`), where a hub's 5,000 characters or line breaks do not belong."""
+    code = msg.get("code")
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else "?"
+
+
+def _list(value: object) -> list[Any]:
+    """*value* if the hub sent a list there, else nothing."""
+    return value if isinstance(value, list) else []
 
 
 def _author(value: object) -> str | None:

@@ -6,14 +6,20 @@ followed peer, ``op``, ``ack``, ``opened``, ``error``); the editor opens every d
 room lists and follows the evil peer.  Afterwards nothing new exists outside the workspace
 (the folder around it, a fake home, the cache), nothing is written into ``.git``, the user
 was told once, and the language server still edits the room's honest document.
+
+Then the rest of what a hub sends, made wrong, to the real process (the room's own fuzz
+test, without sockets, is test_room_hub_fuzz): it counts no failure of its own, and once
+the hub is honest again the editor shows the hub's text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import pytest
 from lsp_bridge.paths import PathMapper
 from tests.support.hostile_hub import HostileHub
 from tests.support.lsp_editor import TestEditor
+from tests.support.mutate import mutate
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX paths")
 
@@ -259,3 +266,85 @@ def test_a_revision_file_is_read_only_inside_the_cache_whatever_the_hub_names(tm
     inside = PathMapper([("project", ws.resolve())], ws / ".cache" / "pairls" / "rooms")
     assert inside.revision_file("R1", 1, "a.py", "x") is None
     assert not (ws / ".cache" / "pairls" / "revisions" / "R1" / "1" / "a.py").exists()
+
+
+def _said_by_a_hub(rng: random.Random, hub: HostileHub) -> Any:
+    """One frame a hub might send about good.txt, most of them with a part made wrong, and
+    now and then one that is not a message at all."""
+    rev, text = hub.revs["good.txt"], hub.texts["good.txt"]
+    at = rng.randrange(len(text) + 1)
+    msgs: list[dict[str, Any]] = [
+        {
+            "type": "op",
+            "path": "good.txt",
+            "rev": rev + 1,
+            "op": [at, "z"] if at else ["z"],
+            "author": "evil0",
+        },
+        {"type": "ack", "path": "good.txt", "seq": rng.randrange(1, 4), "rev": rev + 1},
+        {"type": "presence", "participant": "evil0", "path": "good.txt", "rev": rev, "ranges": [[at, at]]},
+        {"type": "participant_joined", "participant": {"id": "evil1", "name": "Eve", "role": "editor"}},
+        {"type": "participant_changed", "participant": {"id": "me", "name": "me", "role": "viewer"}},
+        {"type": "participant_left", "participant": "evil1"},
+        {"type": "error", "code": "invalid_op", "path": "good.txt", "seq": 1},
+        {"type": "error", "code": rng.choice(["unavailable", "revision_too_old", "forbidden", "x" * 300])},
+        {"type": "run_status", "path": ".pairls/runs/1.log", "state": "ended", "exitCode": 3},
+        {"type": "run_request", "participant": "evil0", "name": "Eve", "command": "rm -rf ~"},
+        {"type": "document_added", "path": "more.txt", "rev": 0, "by": "evil0"},
+    ]
+    r = rng.random()
+    if r < 0.05:
+        return rng.choice(["not json", "[1, 2, 3]", "[]", "null", '{"type": "op"}', "[" * 200 + "]" * 200])
+    frame = [mutate(m, rng) if rng.random() < 0.7 else m for m in rng.sample(msgs, rng.randint(1, 3))]
+    return json.dumps(frame if len(frame) > 1 or r < 0.5 else frame[0])
+
+
+async def test_whatever_a_hub_sends_the_language_server_counts_no_failure_and_heals(tmp_path: Path) -> None:
+    """2,000 frames of what a hub says, most of them made wrong, while the user types; then the
+    hub drops the connection and comes back honest (its text older than what was said): the
+    language server counted no failure of its own, still answers the editor, and the editor
+    shows the hub's text with the user's typing in it."""
+    hub = await HostileHub([]).start()
+    ws = tmp_path / "project"
+    ws.mkdir()
+    ed = await TestEditor("vscode", "Ada", ws, hub.url).start()
+    try:
+        await ed.command("pairls.joinRoom", {"invite": hub.invite})
+        uri = (await ed.command("pairls.openDocument", {"path": "good.txt"}))["uri"]
+        if uri not in ed.buffers:
+            ed.open(uri, (ws / "good.txt").read_text(), "plaintext")
+        rng = random.Random(14)
+        for i in range(2000):
+            await hub.push(_said_by_a_hub(rng, hub))
+            if i % 50 == 0:
+                ed.insert(uri, rng.randrange(len(ed.text(uri)) + 1), "typed")
+                ed.flush(uri)
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        status = await ed.status()
+        assert (status["stats"]["failedTasks"], status["stats"]["serverErrors"]) == (0, 0), status["stats"]
+        assert ed.alive
+
+        # the hub comes back honest, from an older text (it made us a viewer, maybe: the
+        # rejoin says we are an editor); the user types once more
+        hub.texts["good.txt"], hub.revs["good.txt"] = "honest\n", 0
+        await hub.drop()
+
+        async def shows(want: Callable[[str], bool]) -> None:
+            for _ in range(400):
+                status = await ed.status()
+                if status["connected"] and ed.text(uri) == hub.texts["good.txt"] and want(ed.text(uri)):
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"the editor shows {ed.text(uri)!r}, the hub has {hub.texts['good.txt']!r}")
+
+        await shows(lambda text: text == "honest\n")
+        ed.insert(uri, 0, "after ")
+        ed.flush(uri)
+        await shows(lambda text: text == "after honest\n")
+        status = await ed.status()
+        assert (status["stats"]["failedTasks"], status["stats"]["serverErrors"]) == (0, 0), status["stats"]
+        assert await ed.complete(uri, 0) is not None  # (the editor is still served)
+    finally:
+        await ed.stop()
+        await hub.close()

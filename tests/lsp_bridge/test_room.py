@@ -753,6 +753,80 @@ def test_a_reconnect_catches_up_since_our_revision_and_resends_the_same_seq() ->
     assert w.room.heals == 0
 
 
+def _restored(w: Wire) -> None:
+    """The hub comes back from a backup older than what the room saw: x.txt at rev 1 again."""
+    hub = w.hub["x.txt"] = Sequencer("abc", 0)
+    hub.submit(Submission(ClientId("bob"), 1, Rev(0), ["<"], "bob"))
+    hub.commit(hub.take_unsent()[-1].rev)
+
+
+def test_a_hub_behind_our_revision_after_a_cut_is_read_whole_with_the_op_in_flight_rebased() -> None:
+    """``future_revision`` with an op in flight: the hub never took that op (it was made after
+    what the hub has), so it goes back with our typing onto the hub's text, once; it asked
+    ``since`` again for ever before (found by test_room_hub_fuzz)."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.peer_op("x.txt", ["<"])
+    w.peer_op("x.txt", [">"])  # rev 2
+    w.type("file:///x.txt", 2, (0, 0), "!")
+    w.take("op")
+    w.lost()
+    _restored(w)
+    w.advance(6)
+    w.rejoin()
+    req = w.take("open", path="x.txt")
+    assert req["since"] == 2
+    w.reply(req, type="error", code="future_revision", path="x.txt")
+    req = w.take("open", path="x.txt")
+    assert "since" not in req
+    w.opened(req)
+    w.commit("x.txt", w.take("op"))
+    assert w.hub["x.txt"].committed_text == "!<abc"
+    assert w.room.docs["x.txt"].client is not None and w.room.docs["x.txt"].client.text == "!<abc"
+    assert not w.all("open")
+
+
+def test_a_digest_from_a_hub_behind_our_revision_heals() -> None:
+    """A hub restored from a backup says an older revision in its digest: no op would ever bring
+    us back to its text, so the room reads it whole (it waited for ops that never came)."""
+    w = Wire(check_after=1.0)
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.peer_op("x.txt", ["<"])
+    w.peer_op("x.txt", [">"])
+    _editor_shows(w, "file:///x.txt")
+    _restored(w)
+    w.advance(1.5)
+    digest = w.take("digest", path="x.txt")
+    seq = w.hub["x.txt"]
+    w.reply(digest, type="digest", path="x.txt", rev=seq.committed_rev, sha256="0" * 64)
+    assert w.room.heals == 1
+    w.opened(w.take("open", path="x.txt"))
+    assert w.room.docs["x.txt"].client is not None and w.room.docs["x.txt"].client.text == "<abc"
+
+
+def test_what_the_last_connection_brought_ahead_of_its_turn_is_not_applied_after_a_reconnect() -> None:
+    """An op that came while the document was being read again is held for its turn; the
+    connection drops, and the next hub (restored from a backup) has less: the next
+    connection's read is what counts, the old connection's op is not applied on top of it."""
+    w = Wire(check_after=1.0)
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.advance(1.5)
+    digest = w.take("digest", path="x.txt")
+    w.reply(digest, type="digest", path="x.txt", rev=0, sha256="0" * 64)  # a heal: read it whole
+    w.take("open", path="x.txt")
+    w.feed({"type": "op", "path": "x.txt", "rev": 2, "op": ["?"], "author": "bob"})  # held
+    w.lost()
+    _restored(w)
+    w.advance(6)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    client = w.room.docs["x.txt"].client
+    assert client is not None and client.text == "<abc" and client.rev == 1
+
+
 def test_an_op_committed_before_the_cut_is_acked_by_the_catch_up() -> None:
     w = Wire()
     w.create()
@@ -826,6 +900,30 @@ def test_an_op_that_does_not_fit_heals_by_rebasing_the_typing_never_dropping_it(
     assert w.hub["x.txt"].committed_text == ">HELLO world!"
     (edit,) = w.events_of(ApplyEdit)  # the buffer is brought to the room's text
     assert _op_of(edit, ">hello world!")
+
+
+def test_a_catch_up_during_a_heal_sends_the_op_in_flight_again() -> None:
+    """A heal holds the client while an op is in flight; a gap that comes before the op's
+    fate turns the whole read into a catch-up.  The catch-up sends the op again (found by
+    test_room_hub_fuzz: it released the hold and sent nothing, so the op never went)."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "hello world")
+    w.type("file:///x.txt", 2, (0, 11), "!")
+    op = w.take("op")
+    w.feed({"type": "op", "path": "x.txt", "rev": 1, "op": [500, "z"], "author": "bob"})  # does not fit
+    assert w.room.heals == 1
+    w.opened(w.take("open", path="x.txt"))  # since 0: nothing new; the op goes again
+    assert w.take("op")["seq"] == op["seq"]
+    w.feed({"type": "op", "path": "x.txt", "rev": 3, "op": ["q"], "author": "bob"})  # a gap
+    req = w.take("open", path="x.txt")
+    assert req["since"] == 0
+    w.opened(req)
+    again = w.take("op")
+    assert again["seq"] == op["seq"]
+    w.commit("x.txt", again)
+    assert w.hub["x.txt"].committed_text == "hello world!"
+    assert w.room.docs["x.txt"].client is not None and w.room.docs["x.txt"].client.text == "hello world!"
 
 
 def test_a_content_hash_that_differs_heals_when_quiet() -> None:

@@ -2,8 +2,9 @@
 edit, and that puts whatever paths a test gives it into every message that carries one.
 
 It keeps the text of the documents it was sent (single writer: every op applies at the
-head), answers ``open``, ``create_document``, ``op`` (acks) and ``digest`` honestly, and
-lets a test push any message to the connected language server (:meth:`push`).
+head; an op that does not apply ends the connection), answers ``open``, ``create_document``,
+``op`` (acks) and ``digest`` honestly, and lets a test push any message to the connected
+language server (:meth:`push`) and drop the connection (:meth:`drop`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class HostileHub:
             except Exception:  # a connection that went: the next one gets the rest
                 continue
 
+    async def drop(self) -> None:
+        """Close every connection (the language servers reconnect)."""
+        for ws in list(self.conns):
+            await ws.close()
+
     def evil_documents(self) -> list[dict[str, Any]]:
         return [{"path": p, "rev": 3} for p in self.evil_paths]
 
@@ -96,6 +102,11 @@ class HostileHub:
                 }
             ]
         if kind == "open":
+            since = msg.get("since")
+            if path in self.texts and since is not None and since > self.revs[path]:
+                return [{"id": rid, "type": "error", "code": "future_revision", "path": path}]
+            if path in self.texts and since == self.revs[path]:
+                return [{"id": rid, "type": "opened", "path": path, "rev": since, "ops": []}]
             if path in self.texts:
                 return [
                     {
