@@ -32,6 +32,7 @@ from lsp_bridge.room import (
     RoomConfig,
     ShowMessage,
 )
+from tests.support.room_time import advance
 
 HUB = "ws://hub.test:8765"
 LINK = "http://hub.test:8765"  # invites are links a browser opens too
@@ -57,16 +58,10 @@ class Wire:
 
     def advance(self, seconds: float) -> None:
         """Let time pass, ticking at every wakeup on the way."""
-        end = self.now + seconds
-        while True:
-            wake = self.room.next_wakeup()
-            if wake is None or wake > end:
-                break
-            self.now = max(self.now, wake)
-            self.room.tick(self.now)
-            self.step()
-        self.now = end
-        self.room.tick(self.now)
+        self.now = advance(self.room, self.now, seconds, self._stepped)
+
+    def _stepped(self, now: float) -> None:
+        self.now = now
         self.step()
 
     def take(self, kind: str, **match: Any) -> dict[str, Any]:

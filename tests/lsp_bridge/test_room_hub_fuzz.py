@@ -41,6 +41,7 @@ from lsp_bridge.room import (
 )
 from tests.lsp_bridge.editors import Answer, Notification, VSCode
 from tests.support.mutate import mutate
+from tests.support.room_time import advance
 
 HUB = "ws://hub.test:8765"
 URI = "file:///w/x.txt"
@@ -99,16 +100,10 @@ class FuzzHub:
         raise AssertionError("the room and the editor talk for ever")
 
     def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        for _ in range(1000):
-            wake = self.room.next_wakeup()
-            if wake is None or wake > end:
-                break
-            self.now = max(self.now, wake)
-            self.room.tick(self.now)
-            self.step()
-        self.now = end
-        self.room.tick(self.now)
+        self.now = advance(self.room, self.now, seconds, self._stepped)
+
+    def _stepped(self, now: float) -> None:
+        self.now = now
         self.step()
 
     def type(self) -> None:
