@@ -151,7 +151,33 @@ class FuzzHub:
                 {"type": "error", "code": "invalid_op", "path": msg["path"], "seq": msg["seq"]}
             )
 
-    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, req: dict[str, Any]) -> list[dict[str, Any]]:
+        """What an honest hub answers to *req* (a frame's messages)."""
+        made = self._made(req)
+        if made is not None:
+            return made
+        return [self._answer(req)]
+
+    def _made(self, req: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """An undo or redo: the hub's op, then the answer; None for another request."""
+        kind, path = req.get("type"), req.get("path")
+        if kind not in ("undo", "redo") or not isinstance(path, str) or path not in self.docs:
+            return None
+        if self.rng.random() < 0.5:
+            return [{"id": req["id"], "type": "error", "code": f"nothing_to_{kind}", "path": path}]
+        op = self.peer_op(path, author="me")
+        assert op is not None
+        return [
+            op,
+            {
+                "id": req["id"],
+                "type": "undone" if kind == "undo" else "redone",
+                "path": path,
+                "rev": op["rev"],
+            },
+        ]
+
+    def _answer(self, req: dict[str, Any]) -> dict[str, Any]:
         kind, rid = req.get("type"), req["id"]
         if kind == "hello":
             return {"id": rid, "type": "welcome", "protocol": 1, "participant": "me", "limits": dict(LIMITS)}
@@ -212,9 +238,54 @@ class FuzzHub:
         if kind == "digest" and seq is not None:
             digest = hashlib.sha256(seq.committed_text.encode("utf-8")).hexdigest()
             return {"id": rid, "type": "digest", "path": path, "rev": seq.committed_rev, "sha256": digest}
-        return {"id": rid, "type": "error", "code": "bad_request", "message": "not here"}
+        if kind == "history" and seq is not None:
+            changes = [
+                {
+                    "rev": rev,
+                    "firstRev": rev,
+                    "author": "bob-author",
+                    "name": "Bob",
+                    "time": "2026-12-03T10:00:00Z",
+                    "inserted": 1,
+                    "deleted": 0,
+                    "line": 0,
+                }
+                for rev in range(seq.committed_rev, max(0, seq.committed_rev - 3), -1)
+            ]
+            return {"id": rid, "type": "history", "path": path, "changes": changes, "more": False}
+        if kind == "blame" and seq is not None:
+            lines = [
+                {
+                    "author": "bob-author",
+                    "name": "Bob",
+                    "time": "2026-12-03T10:00:00Z",
+                    "rev": seq.committed_rev,
+                }
+                for _ in seq.committed_text.split("\n")
+            ]
+            return {"id": rid, "type": "blame", "path": path, "rev": seq.committed_rev, "lines": lines}
+        if kind == "revision" and seq is not None and req.get("rev") == seq.committed_rev:
+            return {
+                "id": rid,
+                "type": "revision",
+                "path": path,
+                "rev": seq.committed_rev,
+                "text": seq.committed_text,
+            }
+        if kind == "kick":
+            return {"id": rid, "type": "kicked", "participant": req.get("participant")}
+        if kind == "set_role":
+            return {
+                "id": rid,
+                "type": "role_set",
+                "participant": req.get("participant"),
+                "role": req.get("role"),
+            }
+        if kind == "rotate_invites":
+            return {"id": rid, "type": "invites_rotated", "editorSecret": "F" * 43, "viewerSecret": "W" * 43}
+        return {"id": rid, "type": "error", "code": "bad_message", "path": path}
 
-    def peer_op(self, path: str) -> dict[str, Any] | None:
+    def peer_op(self, path: str, author: str = "bob") -> dict[str, Any] | None:
         seq = self.docs.get(path)
         if seq is None:
             return None
@@ -226,10 +297,10 @@ class FuzzHub:
         else:
             op = ops.check([at, self.rng.choice(["b", "\n", "😀", "ß "])] if at else ["b"])
         self.bob_seq += 1
-        out = seq.submit(Submission(ClientId("bob"), self.bob_seq, seq.rev, op, "bob"))
+        out = seq.submit(Submission(ClientId(author), self.bob_seq, seq.rev, op, author))
         assert isinstance(out, Sequenced), out
         seq.commit(seq.take_unsent()[-1].rev)
-        return {"type": "op", "path": path, "rev": out.rev, "op": out.op, "author": "bob"}
+        return {"type": "op", "path": path, "rev": out.rev, "op": out.op, "author": author}
 
     def unsolicited(self) -> dict[str, Any]:
         """Something a hub sends of its own accord."""
@@ -282,6 +353,26 @@ class FuzzHub:
         self.room.create(HUB, "r", f"client-{self.rng.randrange(10**9)}", self.now)
         self.step()
 
+    def ask(self) -> None:
+        """The user asks something of the room: undo, history, blame, an owner's control."""
+        if not self.room.in_room:
+            return
+        doc = self.room.docs.get(PATH)
+        rev = doc.client.rev if doc is not None and doc.client is not None else 0
+        asks = [
+            lambda: self.room.undo(PATH, self.now),
+            lambda: self.room.redo(PATH, self.now),
+            lambda: self.room.history(PATH, self.now, limit=self.rng.choice([None, 3])),
+            lambda: self.room.revision(PATH, self.rng.choice([rev, 0]), self.now),
+            lambda: self.room.blame(PATH, self.now),
+            lambda: self.room.blame_lines(URI, self.now),
+            lambda: self.room.kick("bob", self.now),
+            lambda: self.room.set_role("bob", "viewer", self.now),
+            lambda: self.room.rotate_invites(self.now),
+        ]
+        self.rng.choice(asks)()
+        self.step()
+
     def share(self) -> None:
         """Share the editor's buffer (again, if the hub made the room drop it)."""
         if self.room.in_room and self.room.by_uri.get(URI) is None:
@@ -300,15 +391,17 @@ class FuzzHub:
             req = self.requests.pop(self.rng.randrange(len(self.requests)))
             if self.rng.random() < 0.1:
                 return  # never answered
-            self.send(self.answer(req))
+            self.send(*self.answer(req))
         elif r < 0.75:
             op = self.peer_op(self.rng.choice(list(self.docs) or [PATH]))
             if op is not None:
                 self.send(op)
         elif r < 0.85:
             self.send(*(self.unsolicited() for _ in range(self.rng.randint(1, 3))))
-        elif r < 0.93:
+        elif r < 0.90:
             self.type()
+        elif r < 0.93:
+            self.ask()
         elif r < 0.97:
             self.advance(self.rng.choice([0.01, 0.2, 1.0, 5.0]))
         elif self.connected:
@@ -336,7 +429,7 @@ class FuzzHub:
             if self.pending_acks:
                 self.send(self.pending_acks.pop(0))
             elif self.requests:
-                self.send(self.answer(self.requests.pop(0)))
+                self.send(*self.answer(self.requests.pop(0)))
             else:
                 self.advance(2.0)
                 if not self.requests and not self.pending_acks and self._quiet():
