@@ -67,7 +67,6 @@ class FuzzHub:
         #: how much of what the hub sends is made wrong (0: an honest hub)
         self.hostility = 0.7
         self.bob_seq = 0
-        self.sent_by_hub = 0
         self.connected = False
 
     # -- the room's side, as the language server drives it --
@@ -123,7 +122,6 @@ class FuzzHub:
         if not self.connected:
             return
         frame = [mutate(m, self.rng) if self.rng.random() < self.hostility else m for m in msgs]
-        self.sent_by_hub += len(frame)
         self.room.receive_frame(frame, self.now)
         self.step()
 
