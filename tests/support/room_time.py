@@ -19,6 +19,8 @@ def advance(room: Room, now: float, seconds: float, step: Callable[[float], None
         now = max(now, wake)
         room.tick(now)
         step(now)
+    else:
+        raise AssertionError(f"the room woke 100,000 times before {end}: a timer that never settles")
     room.tick(end)
     step(end)
     return end
