@@ -224,3 +224,33 @@ def test_scenario_13_reverses_the_servers_order_every_other_round(monkeypatch: p
         "hocus-db", "hocus-mem", "pairls",
         "pairls", "hocus-mem", "hocus-db",
     ]  # fmt: skip
+
+
+async def test_scenario_7s_bare_readers_each_read_and_are_timed_by_the_scheduler() -> None:
+    """The wake-up baselines: every reader (Python on both loops, Node.js where installed, ``cat``)
+    stays up while it is fed didChange lines, and its CPU comes from ``/proc/PID/schedstat`` in ns,
+    on the scale psutil's 10 ms ticks give a busy process."""
+    import asyncio
+
+    import psutil
+    from pairls_bench.keystroke import run_time_ns, wakeup_commands, wakeup_floor
+
+    cmds = wakeup_commands()
+    assert {"uvloop", "asyncio", "cat"} <= cmds.keys()
+    for cmd in cmds.values():
+        assert await wakeup_floor(50.0, 0.2, cmd) > 0
+    # a reader that dies is an error, not a floor of zero
+    with pytest.raises(RuntimeError, match="exited"):
+        await wakeup_floor(50.0, 0.2, [sys.executable, "-c", "import sys; sys.stdin.readline()"])
+
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\ninput()"
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", spin, stdin=asyncio.subprocess.PIPE)
+    try:
+        await asyncio.sleep(1.0)
+        ns, ticks = run_time_ns(child.pid), psutil.Process(child.pid).cpu_times()
+        assert ns is not None
+        assert abs(ns / 1e9 - (ticks.user + ticks.system)) < 0.1
+    finally:
+        child.kill()
+        await child.wait()
+    assert run_time_ns(child.pid) is None

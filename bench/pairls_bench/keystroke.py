@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -195,8 +196,7 @@ async def bench_keystroke(
         eds = []
         # baseline: the hub alone, same shape (scenario 3's clients), same hub
         hub_only = await hub_latency_samples(hub.url, rooms, rate, warmup=2.0, window=min(window, 15.0))
-        floor_us = await wakeup_floor(rate, min(window, 10.0), "uvloop")
-        floor_asyncio_us = await wakeup_floor(rate, min(window, 10.0), "asyncio")
+        floors = {k: await wakeup_floor(rate, min(window, 10.0), c) for k, c in wakeup_commands().items()}
     finally:
         await stop_editors(eds)
         env.stop_hub(hub)
@@ -232,8 +232,7 @@ async def bench_keystroke(
         "<= 200 us",
         per_key <= 200,
         baseline=f"the hub's CPU per keystroke, same window: {cpu[1] / max(1, keys / dt) * 1e6:.0f} us; "
-        f"one wake-up of a bare process reading a didChange, {rate:g}/s, on uvloop (the server's loop): "
-        f"{floor_us:.0f} us, on asyncio's own loop: {floor_asyncio_us:.0f} us",
+        f"one wake-up of a bare process reading a didChange, {rate:g}/s: " + floor_text(floors),
     )
     res.note(
         f"keystroke: {len(lat):,} of {keys:,} keystrokes in the {dt:.0f} s window arrived (all arrive: "
@@ -255,24 +254,61 @@ async def bench_keystroke(
             report_profile(out)
 
 
-async def wakeup_floor(rate: float, seconds: float, loop: str) -> float:
-    """CPU (us) of one wake-up of a bare process on *loop* (``"uvloop"``, the language server's,
-    or ``"asyncio"``) that reads a didChange from a pipe and parses it, nothing else, at *rate*:
-    a keystroke wakes a language server at least once (the typist's: the didChange, the hub's
-    ack; the peer's: the op, the editor's answers), whatever pygls or pairls do."""
-    run = "import uvloop; uvloop.run(main())" if loop == "uvloop" else "asyncio.run(main())"
-    reader = (
-        "import asyncio, json, sys\n"
-        "async def main():\n"
-        "    loop = asyncio.get_running_loop()\n"
-        "    r = asyncio.StreamReader()\n"
-        "    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(r), sys.stdin.buffer)\n"
-        "    while line := await r.readline():\n"
-        "        json.loads(line)\n"
-        f"{run}\n"
-    )
-    child = await asyncio.create_subprocess_exec(sys.executable, "-c", reader, stdin=subprocess.PIPE)
-    assert child.stdin is not None
+#: the bare readers of :func:`wakeup_floor`: each reads a didChange from its stdin and parses it
+_PY_READER = (
+    "import asyncio, json, sys\n"
+    "async def main():\n"
+    "    loop = asyncio.get_running_loop()\n"
+    "    r = asyncio.StreamReader()\n"
+    "    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(r), sys.stdin.buffer)\n"
+    "    while line := await r.readline():\n"
+    "        json.loads(line)\n"
+)
+_NODE_READER = (
+    "let buf = '';"
+    "process.stdin.on('data', (d) => { buf += d; let i;"
+    " while ((i = buf.indexOf('\\n')) >= 0) { JSON.parse(buf.slice(0, i)); buf = buf.slice(i + 1); } });"
+)
+
+
+def wakeup_commands() -> dict[str, list[str]]:
+    """The bare readers whose wake-up :func:`wakeup_floor` measures, by label: Python on uvloop (the
+    language server's loop) and on asyncio's own loop; Node.js, Hocuspocus's runtime (the bench's
+    Node 24 if installed, else a ``node`` on PATH); and ``cat``, a C program that only reads."""
+    cmds = {
+        "uvloop": [sys.executable, "-c", _PY_READER + "import uvloop; uvloop.run(main())\n"],
+        "asyncio": [sys.executable, "-c", _PY_READER + "asyncio.run(main())\n"],
+    }
+    from .hocus import node_binary
+
+    node = node_binary() if Path(node_binary()).is_file() else shutil.which("node")
+    if node:
+        cmds["node"] = [node, "-e", _NODE_READER]
+    cat = shutil.which("cat")
+    if cat:
+        cmds["cat"] = [cat]
+    return cmds
+
+
+def run_time_ns(pid: int) -> int | None:
+    """The CPU time a single-threaded process *pid* has run, in ns, from the scheduler
+    (``/proc/PID/schedstat``): psutil's user and system times count in ticks of 10 ms, too coarse
+    for a hundred wake-ups of 100-300 us."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def wakeup_floor(rate: float, seconds: float, cmd: list[str]) -> float:
+    """CPU (us) of one wake-up of a bare process (*cmd*, from :func:`wakeup_commands`) that reads a
+    didChange from a pipe and parses it, nothing else, at *rate*: a keystroke wakes a language
+    server at least once (the typist's: the didChange, the hub's ack; the peer's: the op, the
+    editor's answers), whatever pygls or pairls do."""
+    child = await asyncio.create_subprocess_exec(*cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    stdin = child.stdin
+    assert stdin is not None
     await asyncio.sleep(1.0)
     change = {
         "range": {"start": {"line": 150, "character": 3}, "end": {"line": 150, "character": 3}},
@@ -284,15 +320,42 @@ async def wakeup_floor(rate: float, seconds: float, loop: str) -> float:
     )
     wakes = max(1, int(rate * seconds))
     proc = psutil.Process(child.pid)
-    before = cpu_seconds([proc])
-    for _ in range(wakes):
-        child.stdin.write(line)
-        await child.stdin.drain()
-        await asyncio.sleep(1 / rate)
+
+    async def wake(n: int) -> None:
+        for _ in range(n):
+            try:
+                stdin.write(line)
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                await child.wait()
+                raise RuntimeError(f"the bare reader {cmd[0]} exited with {child.returncode}") from None
+            await asyncio.sleep(1 / rate)
+
+    await wake(max(1, wakes // 5))  # not counted: the first reads page the runtime in (and JIT it)
+    before, before_ns = cpu_seconds([proc]), run_time_ns(child.pid)
+    await wake(wakes)
+    after_ns = run_time_ns(child.pid)
     used = cpu_seconds([proc]) - before
-    child.stdin.close()
+    if child.returncode is not None:  # (a reader that failed would measure nothing)
+        raise RuntimeError(f"the bare reader {cmd[0]} exited with {child.returncode}")
+    if before_ns is not None and after_ns is not None:
+        used = (after_ns - before_ns) / 1e9
+    stdin.close()
     await asyncio.wait_for(child.wait(), 10)
     return used / wakes * 1e6
+
+
+_FLOOR_LABELS = {
+    "uvloop": "Python on uvloop (the server's loop)",
+    "asyncio": "on asyncio's own loop",
+    "node": "Node.js (Hocuspocus's runtime)",
+    "cat": "`cat` (C, reads only)",
+}
+
+
+def floor_text(floors: dict[str, float]) -> str:
+    """The wake-up baselines, as the report gives them."""
+    return ", ".join(f"{_FLOOR_LABELS[k]} {v:.0f} us" for k, v in floors.items())
 
 
 async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
@@ -326,9 +389,12 @@ def method(args: argparse.Namespace) -> list[str]:
         "all servers' CPU time in the window / keystrokes / 2; typist: the A servers' / keystrokes, "
         "peer: the B servers'. Baselines: scenario 3's hub-only measurement on the same hub at the "
         "same shape, 15 s; 200 sequential `pairls.status` requests on one idle server; the hub's CPU "
-        "per keystroke; the CPU of one wake-up of a bare process (`python -c`: an asyncio pipe "
-        "reader that `json.loads` each line), on uvloop as the servers run and on asyncio's own loop, "
-        "sent the same didChange JSON at the keystroke rate for 10 s each.",
+        "per keystroke; the CPU of one wake-up of a bare process that reads each line from its stdin and "
+        "parses it as JSON, sent the same didChange JSON at the keystroke rate for 10 s each (after 2 s "
+        "not counted), timed by the scheduler (`/proc/PID/schedstat`, not psutil's 10 ms ticks): Python "
+        "(an asyncio pipe reader) on uvloop as the servers run and on asyncio's own loop, Node.js (the "
+        "runtime of Hocuspocus, scenario 13) and `cat` (C, reads only: what the kernel and the machine "
+        "charge any process for a wake-up).",
     ]
 
 
