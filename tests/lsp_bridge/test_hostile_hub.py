@@ -346,7 +346,11 @@ async def test_whatever_a_hub_sends_the_language_server_counts_no_failure_and_he
         await shows(lambda text: text.startswith("after ") and "honest\n" in text)
         status = await ed.status()
         assert (status["stats"]["failedTasks"], status["stats"]["serverErrors"]) == (0, 0), status["stats"]
-        assert await ed.complete(uri, 0) is not None  # (the editor is still served)
+        # the editor is still served: completion offers the honest text's words
+        end = len(ed.text(uri))
+        ed.insert(uri, end, "hon")
+        labels = {item.label for item in await ed.complete(uri, end + 3)}
+        assert "honest" in labels, sorted(labels)[:20]
     finally:
         await ed.stop()
         await hub.close()
