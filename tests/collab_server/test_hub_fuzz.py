@@ -24,11 +24,13 @@ connects again.  Afterwards:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,17 +201,16 @@ class Fuzzer:
             msg["key"] = rng.choice(odd)
         return json.dumps(msg)
 
-    def fatal(self) -> tuple[str, str | bytes]:
-        """A frame after which the hub closes the connection: (how it is sent, the frame)."""
-        kind = self.rng.choice(["over-limit", "bad-utf8", "strikes", "flood"])
+    def fatal(self, kind: str) -> str | bytes:
+        """A frame of *kind* (one of :data:`FATAL_KINDS`) after which the hub closes the connection."""
         self.counts[kind] += 1
         if kind == "over-limit":
             envelope = '{"type":"ping","id":1,"pad":""}'
             pad = MAX_BYTES - len(envelope) + self.rng.randrange(1, 100)
-            return kind, envelope.replace('"pad":""', '"pad":"' + "p" * pad + '"')
+            return envelope.replace('"pad":""', '"pad":"' + "p" * pad + '"')
         if kind == "bad-utf8":
-            return kind, b'{"type":"ping","id":"\xff\xfe"}'
-        return kind, '{"type":"launch"}'
+            return b'{"type":"ping","id":"\xff\xfe"}'
+        return '{"type":"launch"}'
 
     def op(self) -> str:
         rng = self.rng
@@ -279,14 +280,23 @@ def hello(rng: random.Random) -> str:
 # -- the run -----------------------------------------------------------------------------
 
 
+#: the frames after which the hub closes the connection (:meth:`Fuzzer.fatal`)
+FATAL_KINDS = ("over-limit", "bad-utf8", "strikes", "flood")
+
+
 @dataclass
 class Hostile:
     """One hostile client: connects again whenever the hub closes it, until *quota* frames were
-    handled.  Frames go in bursts that a ping ends: its pong shows the hub read them all."""
+    handled.  Frames go in bursts that a ping ends: its pong shows the hub read them all.  It
+    sends a frame the hub closes it for now and then, and at least once (by half its quota);
+    the kind of that frame comes from *fatal_kinds*, which the clients of a run share, so that
+    every kind is tried whatever the seed."""
 
     url: str
     rng: random.Random
     quota: int
+    fatal_kinds: Iterator[str] = field(default_factory=lambda: itertools.cycle(FATAL_KINDS))
+    ends: int = 0
     handled: int = 0
     connections: int = 0
     closes: Counter[int | None] = field(default_factory=Counter)
@@ -306,8 +316,9 @@ class Hostile:
                 await self.sync(p)
                 self.handled += 1
                 while self.handled < self.quota:
-                    if self.rng.random() < 0.03:
-                        await self.end(p, fuzzer)
+                    if self.rng.random() < 0.03 or (not self.ends and self.handled >= self.quota // 2):
+                        self.ends += 1
+                        await self.end(p, fuzzer, next(self.fatal_kinds))
                         break
                     burst = min(self.rng.randrange(1, 40), self.quota - self.handled)
                     for _ in range(burst):
@@ -328,9 +339,9 @@ class Hostile:
         self.syncs += 1
         await p.request({"type": "ping"}, timeout=60, rid=f"sync-{self.syncs}")
 
-    async def end(self, p: Peer, fuzzer: Fuzzer) -> None:
-        """A frame the hub closes the connection for, then wait for the close."""
-        kind, frame = fuzzer.fatal()
+    async def end(self, p: Peer, fuzzer: Fuzzer, kind: str) -> None:
+        """A frame of *kind* that the hub closes the connection for, then wait for the close."""
+        frame = fuzzer.fatal(kind)
         assert p.ws is not None
         if kind == "strikes":
             for _ in range(60):
@@ -390,8 +401,10 @@ async def hostile_run(pg_server: PgServer, messages: int) -> None:
         stop = asyncio.Event()
         typing = [asyncio.create_task(typist(da, "A", stop)), asyncio.create_task(typist(db, "B", stop))]
         started = time.monotonic()
+        fatal_kinds = itertools.cycle(FATAL_KINDS)
         hostiles = [
-            Hostile(url, random.Random(rng.random()), messages // CONNECTIONS) for _ in range(CONNECTIONS)
+            Hostile(url, random.Random(rng.random()), messages // CONNECTIONS, fatal_kinds)
+            for _ in range(CONNECTIONS)
         ]
         await asyncio.gather(*(h.run() for h in hostiles))
         elapsed = time.monotonic() - started
