@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -291,14 +292,24 @@ def wakeup_commands() -> dict[str, list[str]]:
 
 
 def run_time_ns(pid: int) -> int | None:
-    """The CPU time a single-threaded process *pid* has run, in ns, from the scheduler
-    (``/proc/PID/schedstat``): psutil's user and system times count in ticks of 10 ms, too coarse
-    for a hundred wake-ups of 100-300 us."""
+    """The CPU time the threads of process *pid* have run, in ns, from the scheduler
+    (``/proc/PID/task/*/schedstat``; a thread that ended is not in it, and the readers here keep
+    theirs: Node.js's helper threads live as long as it): psutil's user and system times count in
+    ticks of 10 ms, too coarse for a hundred wake-ups of 100-300 us."""
     try:
-        with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
         return None
+    total = 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            continue  # (a thread that ended as we read)
+        except (OSError, ValueError, IndexError):
+            return None
+    return total
 
 
 async def wakeup_floor(rate: float, seconds: float, cmd: list[str]) -> float:
