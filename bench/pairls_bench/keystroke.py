@@ -255,15 +255,24 @@ async def bench_keystroke(
             report_profile(out)
 
 
-#: the bare readers of :func:`wakeup_floor`: each reads a didChange from its stdin and parses it
+#: the bare readers of :func:`wakeup_floor`: each reads a didChange from its stdin and parses it;
+#: Python's through a protocol, with no stream or task, as the language server reads
 _PY_READER = (
     "import asyncio, json, sys\n"
+    "class Reader(asyncio.Protocol):\n"
+    "    def __init__(self, done):\n"
+    "        self.done, self.buf = done, b''\n"
+    "    def data_received(self, data):\n"
+    "        *lines, self.buf = (self.buf + data).split(b'\\n')\n"
+    "        for line in lines:\n"
+    "            json.loads(line)\n"
+    "    def connection_lost(self, exc):\n"
+    "        self.done.set_result(None)\n"
     "async def main():\n"
     "    loop = asyncio.get_running_loop()\n"
-    "    r = asyncio.StreamReader()\n"
-    "    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(r), sys.stdin.buffer)\n"
-    "    while line := await r.readline():\n"
-    "        json.loads(line)\n"
+    "    done = loop.create_future()\n"
+    "    await loop.connect_read_pipe(lambda: Reader(done), sys.stdin.buffer)\n"
+    "    await done\n"
 )
 _NODE_READER = (
     "let buf = '';"
@@ -402,8 +411,9 @@ def method(args: argparse.Namespace) -> list[str]:
         "same shape, 15 s; 200 sequential `pairls.status` requests on one idle server; the hub's CPU "
         "per keystroke; the CPU of one wake-up of a bare process that reads each line from its stdin and "
         "parses it as JSON, sent the same didChange JSON at the keystroke rate for 10 s each (after 2 s "
-        "not counted), timed by the scheduler (`/proc/PID/schedstat`, not psutil's 10 ms ticks): Python "
-        "(an asyncio pipe reader) on uvloop as the servers run and on asyncio's own loop, Node.js (the "
+        "not counted), timed by the scheduler (`/proc/PID/task/*/schedstat`, not psutil's 10 ms ticks): "
+        "Python (an asyncio protocol on the pipe, with no stream or task, as the servers read) on uvloop "
+        "as the servers run and on asyncio's own loop, Node.js (the "
         "runtime of Hocuspocus, scenario 13) and `cat` (C, reads only: what the kernel and the machine "
         "charge any process for a wake-up).",
     ]
