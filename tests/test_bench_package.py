@@ -233,7 +233,8 @@ async def test_scenario_7s_bare_readers_each_read_and_are_timed_by_the_scheduler
     import asyncio
 
     import psutil
-    from pairls_bench.keystroke import run_time_ns, wakeup_commands, wakeup_floor
+    from pairls_bench.env import run_time_ns
+    from pairls_bench.keystroke import wakeup_commands, wakeup_floor
 
     cmds = wakeup_commands()
     assert {"uvloop", "asyncio", "cat"} <= cmds.keys()

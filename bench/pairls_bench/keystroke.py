@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from typing import Any
 import psutil
 
 from .client import make_room, ticker
-from .env import Env, cpu_seconds, report_profile, start_profiler
+from .env import Env, cpu_seconds, report_profile, run_time_ns, start_profiler
 from .latency import Pair
 from .lsp import METHOD, _bench_module, lsp_room, server_process, stop_editors
 from .report import Results, percentile
@@ -300,27 +299,6 @@ def wakeup_commands() -> dict[str, list[str]]:
     return cmds
 
 
-def run_time_ns(pid: int) -> int | None:
-    """The CPU time the threads of process *pid* have run, in ns, from the scheduler
-    (``/proc/PID/task/*/schedstat``; a thread that ended is not in it, and the readers here keep
-    theirs: Node.js's helper threads live as long as it): psutil's user and system times count in
-    ticks of 10 ms, too coarse for a hundred wake-ups of 100-300 us."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    total = 0
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:
-            continue  # (a thread that ended as we read)
-        except (OSError, ValueError, IndexError):
-            return None
-    return total
-
-
 async def wakeup_floor(rate: float, seconds: float, cmd: list[str]) -> float:
     """CPU (us) of one wake-up of a bare process (*cmd*, from :func:`wakeup_commands`) that reads a
     didChange from a pipe and parses it, nothing else, at *rate*: a keystroke wakes a language
@@ -341,6 +319,10 @@ async def wakeup_floor(rate: float, seconds: float, cmd: list[str]) -> float:
     wakes = max(1, int(rate * seconds))
     proc = psutil.Process(child.pid)
 
+    def spent() -> float:  # (the scheduler's count where there is one, else psutil's ticks)
+        ns = run_time_ns(child.pid)
+        return ns / 1e9 if ns is not None else cpu_seconds([proc])
+
     async def wake(n: int) -> None:
         for _ in range(n):
             try:
@@ -352,14 +334,11 @@ async def wakeup_floor(rate: float, seconds: float, cmd: list[str]) -> float:
             await asyncio.sleep(1 / rate)
 
     await wake(max(1, wakes // 5))  # not counted: the first reads page the runtime in (and JIT it)
-    before, before_ns = cpu_seconds([proc]), run_time_ns(child.pid)
+    before = spent()
     await wake(wakes)
-    after_ns = run_time_ns(child.pid)
-    used = cpu_seconds([proc]) - before
+    used = spent() - before
     if child.returncode is not None:  # (a reader that failed would measure nothing)
         raise RuntimeError(f"the bare reader {cmd[0]} exited with {child.returncode}")
-    if before_ns is not None and after_ns is not None:
-        used = (after_ns - before_ns) / 1e9
     stdin.close()
     await asyncio.wait_for(child.wait(), 10)
     return used / wakes * 1e6
