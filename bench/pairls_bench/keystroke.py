@@ -304,9 +304,9 @@ def wakeup_commands() -> dict[str, list[str]]:
 
 def _caught_up(fd: int, pid: int) -> bool:
     """Whether the reader *pid* has read all that was written to the pipe *fd* and sleeps again: the
-    scheduler may run a wake-up's work after the window that caused it (a virtual CPU the host has
-    paused for 200 ms, as on a shared machine), and the count must hold all of it, and nothing of
-    the warm-up's."""
+    scheduler may run a wake-up's work after the window that caused it (on a virtual CPU the host
+    has paused, as on a shared machine), and the count must hold all of it, and nothing of the
+    warm-up's."""
     unread = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, unread)  # (a pipe answers it on either end)
     try:
