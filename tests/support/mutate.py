@@ -39,7 +39,7 @@ WEIRD: list[Any] = [
 ]
 
 
-def weird(rng: random.Random) -> Any:
+def _weird(rng: random.Random) -> Any:
     return copy.deepcopy(rng.choice(WEIRD))
 
 
@@ -63,7 +63,7 @@ def mutate(msg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     walk(msg, 0)
     how = rng.random()
     if not places or how < 0.1:
-        msg[rng.choice(["rev", "seq", "path", "op", "type", "id", "zz", "participant"])] = weird(rng)
+        msg[rng.choice(["rev", "seq", "path", "op", "type", "id", "zz", "participant"])] = _weird(rng)
         return msg
     parent, key = rng.choice(places)
     value = parent[key]
@@ -75,5 +75,5 @@ def mutate(msg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         i = rng.randrange(len(value) + 1)
         parent[key] = value[:i] + rng.choice(["\n", "\r", "😀", "\x00", "é", "\ud800"]) + value[i:]
     else:
-        parent[key] = weird(rng)
+        parent[key] = _weird(rng)
     return msg
