@@ -447,9 +447,13 @@ class _Seed:
         self.leaving: dict[int, asyncio.Task[None]] = {}
         #: closed buffers to open again at a rejoin: editor -> [(uri, text)]
         self.reopen: dict[int, list[tuple[str, str]]] = {}
+        #: each editor's last storm of cuts (it restores the network after each cut)
+        self.storms: dict[int, asyncio.Task[None]] = {}
 
-    def spawn(self, coro: Any) -> None:
-        self.tasks.append(asyncio.get_running_loop().create_task(coro))
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.append(task)
+        return task
 
     def live(self) -> list[tuple[int, str]]:
         return [
@@ -736,7 +740,7 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         _, e, n = step
         st["storms"] += 1
         st["storm cuts"] += n
-        s.spawn(_storm(s.proxies[e], n, random.Random(f"storm {s.plan.seed}")))
+        s.storms[e] = s.spawn(_storm(s.proxies[e], n, random.Random(f"storm {s.plan.seed}")))
     else:
         raise AssertionError(step)
 
@@ -747,6 +751,11 @@ async def _leave(s: _Seed, e: int, reopen: bool, *, synced: bool = False, offlin
     the user types a last word and leaves at once, and the network comes back after."""
     ed = s.eds[e]
     proxy = s.proxies[e]
+    storm = s.storms.get(e)
+    if offline and storm is not None:
+        # a storm going on would bring the network back under the user's last word (seed 3383:
+        # the word went through and the leave had nothing unsent): offline after it
+        await storm
     was_cut = proxy.cut_off
     typed = False
     if offline:
@@ -1001,14 +1010,15 @@ async def _marker_history(
     kept: dict[str, set[int]] = {m: set() for m in markers}
     for r in rows:
         op = json.loads(r["op"])
+        before = text
+        text = ops.apply(text, op)
         for m in markers:
-            if fate[m] == "never committed" and any(
-                isinstance(c, str) and m not in c and spread[m].search(c) for c in op
+            if fate[m] == "never committed" and (
+                any(isinstance(c, str) and m not in c and spread[m].search(c) for c in op)
+                or _split_across(m, _pieces(op, text, len(m)))
             ):
                 fate[m] = "split"
                 lines[m].append(f"rev {r['rev']} by {r['name']} seq {r['client_seq']}: split in {op}"[:300])
-        before = text
-        text = ops.apply(text, op)
         for m in markers:
             n = text.count(m)
             if n == counts[m]:
@@ -1069,6 +1079,78 @@ def _deleted(op: list[Any], at: int, length: int) -> set[int]:
             out.update(i - at for i in range(max(pos, at), min(pos - c, at + length)))
             pos -= c
     return out
+
+
+def _pieces(op: list[Any], result: str, most: int) -> list[tuple[bool, str | None]]:
+    """*op*'s components in order as (inserted, text) in its *result*: an insert's text, a
+    retain's text if shorter than *most* (else None: too long to be part of a marker); deletes
+    left out."""
+    out: list[tuple[bool, str | None]] = []
+    pos = 0
+    for c in op:
+        if isinstance(c, str):
+            out.append((True, c))
+            pos += len(c)
+        elif c > 0:
+            out.append((False, result[pos : pos + c] if c < most else None))
+            pos += c
+    return out
+
+
+def _split_across(m: str, pieces: list[tuple[bool, str | None]]) -> bool:
+    """Whether one op wrote marker *m* in parts, other text between them: it starts at the end of
+    an insert and ends at the start of a later one, and what lies between is either whole
+    components of it (a diff that kept some of the old text's characters as part of the user's
+    typing) or retained text the parts go around (a concurrent insert, transformed into the op)."""
+
+    def rest_from(rest: str, i: int) -> bool:
+        for inserted, piece in pieces[i:]:
+            if inserted and piece is not None and piece.startswith(rest):
+                return True
+            if (
+                piece
+                and len(piece) < len(rest)
+                and rest.startswith(piece)
+                and rest_from(rest[len(piece) :], i + 1)
+            ):
+                return True
+            if inserted:
+                return False  # (text this op typed inside the marker: not the user's marker)
+            i += 1  # a retain gone around
+        return False
+
+    for i, (inserted, piece) in enumerate(pieces):
+        if inserted and piece:
+            for k in range(1, len(m)):
+                if piece.endswith(m[:k]) and rest_from(m[k:], i + 1):
+                    return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("pieces", "split"),
+    [
+        ([(True, "x«1.2»y")], False),  # whole in one insert: not split
+        ([(True, "«1."), (False, "2"), (True, "»")], True),  # a diff kept an old "2" as part of it
+        ([(True, "a«1"), (False, None), (True, ".2»b")], True),  # a concurrent insert went inside
+        ([(True, "«1"), (False, "q"), (False, "."), (True, "2»")], True),  # both
+        ([(True, "«1"), (True, "zz"), (True, ".2»")], False),  # the op's own text inside it
+        ([(True, "«1.2"), (False, "»")], False),  # its end not typed by this op
+        ([(False, "«"), (True, "1.2»")], False),  # its start not typed by this op
+        ([(True, "«1.3»"), (False, None), (True, "2»")], False),  # another marker's characters
+    ],
+)
+def test_a_marker_one_op_wrote_in_parts_is_told_apart(
+    pieces: list[tuple[bool, str | None]], split: bool
+) -> None:
+    assert _split_across("«1.2»", pieces) is split
+
+
+def test_the_pieces_of_an_op_are_read_from_its_result() -> None:
+    op: list[Any] = [2, "«1.", -2, 1, "»", 30, -1]
+    result = ops.apply("ab" + "cd" + "2" + "e" * 30 + "f", op)
+    assert _pieces(op, result, 5) == [(False, "ab"), (True, "«1."), (False, "2"), (True, "»"), (False, None)]
+    assert _split_across("«1.2»", _pieces(op, result, 5))
 
 
 def _inserted(op: list[Any]) -> list[tuple[int, int]]:
