@@ -141,14 +141,13 @@ class JediWorker:
                         self._arm(loop)
         except (ValueError, OSError):  # a line over the limit, or the pipe broke: a dead worker
             logger.warning("pairls: unreadable output from the jedi worker")
-            proc.kill()
+            _kill(proc)
         except asyncio.CancelledError:
-            proc.kill()
+            _kill(proc)
             raise
         if self._proc is proc:
             self._proc = None
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        _kill(proc)
         await proc.wait()
         self._handle(self.client.exited(loop.time()))
 
@@ -171,8 +170,7 @@ class JediWorker:
         if line is not None:
             logger.warning(line)
             if self._proc is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._proc.kill()
+                _kill(self._proc)
 
     def _handle(self, exited: tuple[str | None, Received | None]) -> None:
         line, received = exited
@@ -185,3 +183,10 @@ class JediWorker:
         fut = self._waiting.get(received.id)
         if fut is not None and not fut.done():
             fut.set_result(received.result)
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill *proc* if it is still there: one that ended and was reaped (closing its stdin ends
+    it, and the server's end may cancel its reader after that) raises ProcessLookupError."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()

@@ -1,12 +1,16 @@
 """jedi's worker process, through the real language server over stdio: Python completions
 carry jedi's names from it; a killed or hung worker is survived, counted and replaced; a
-killed server leaves no worker behind.  (The policy alone: test_jedi_client.py.)"""
+killed server leaves no worker behind; and, on the shell alone, a reader stopped after its
+worker was reaped counts no failure.  (The policy alone: test_jedi_client.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,9 @@ from typing import Any
 import psutil
 import pytest
 
+from lsp_bridge.completion import CompletionEngine, IdentifierIndex
+from lsp_bridge.completion_service import JediWorker
+from lsp_bridge.jedi_client import JediClient
 from tests.support.lsp_editor import TestEditor
 
 TEXT = "import os\nos.pa"
@@ -146,3 +153,29 @@ async def test_a_killed_server_leaves_no_worker_behind(editor: TestEditor) -> No
         return all(_gone(p.pid) for p in left)
 
     await _eventually(all_gone, tries=40)  # 10 s at most
+
+
+async def test_a_reader_stopped_after_its_worker_was_reaped_counts_no_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server's end cancels the worker's reader; the worker may have ended and been reaped
+    already (closing its stdin ends it), and killing it then raised ProcessLookupError: a
+    failed task and a traceback in the log (seen once in the stdio fuzz test, seed 2001)."""
+    worker = JediWorker(JediClient(CompletionEngine(IdentifierIndex())))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "pass", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    await proc.communicate()  # ended, reaped, its pipes closed
+    with pytest.raises(ProcessLookupError):
+        proc.kill()
+    # the moment of the race: the reader waits for a line it will not be woken for before the end
+    proc.stdout = asyncio.StreamReader()
+    worker._start(worker._read(proc))
+    (task,) = worker._tasks
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert worker.failed_tasks == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
