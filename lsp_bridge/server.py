@@ -77,6 +77,9 @@ class PairlsServer(LanguageServer):
         self.paths = PathMapper.for_workspace([])
         #: files autoShare left out (said once each)
         self._not_shared: set[str] = set()
+        #: while a create or join is under way: the buffers as they were when it began, and
+        #: those opened since as they were opened (:meth:`share_open_documents` shares them so)
+        self.entering_buffers: dict[str, tuple[int, str]] | None = None
         self.can_show_document = False
         #: who "mine" is for undo and redo (``hello.user``), read at the first session
         self.user: UserId | None = None
@@ -171,14 +174,35 @@ class PairlsServer(LanguageServer):
         """Every open document's version and text, as the editor's notifications left them."""
         return {uri: (doc.version or 0, doc.source) for uri, doc in self.workspace.text_documents.items()}
 
+    def begin_entering(self) -> dict[str, tuple[int, str]]:
+        """A create or join begins: the open buffers as they are (:meth:`open_buffers`), to
+        which the editor's opens add theirs until :meth:`share_open_documents`."""
+        self.entering_buffers = self.open_buffers()
+        return self.entering_buffers
+
+    def opened(self, uri: str, version: int, text: str) -> None:
+        """``didOpen``: while entering, the buffer's text as opened is what it shares from (the
+        typing that follows before the room answers is the user's); else shared now."""
+        if self.entering_buffers is not None:
+            self.entering_buffers.setdefault(uri, (version, text))
+        self.begin_share(uri, text, version)
+
+    def closed(self, uri: str) -> None:
+        """``didClose``: the buffer leaves the room (the document stays followed)."""
+        if self.entering_buffers is not None:
+            self.entering_buffers.pop(uri, None)
+        if self.session is not None:
+            self.session.room.unshare(uri)
+
     def share_open_documents(
         self, before: dict[str, tuple[int, str]] | None = None
     ) -> list[asyncio.Task[None]]:
         """Share every open document under a workspace folder (autoShare); returns the shares.
 
-        *before*: the buffers as they were when the create or join began.  A buffer is
-        shared as it was then, and what the user typed since (while the hub answered) is
-        their typing during the share: kept on top of the room's text, never replaced by it.
+        *before*: the buffers as they were when the create or join began (or as they were
+        opened, since: :meth:`begin_entering`).  A buffer is shared as it was then, and what the
+        user typed since (while the hub answered) is their typing during the share: kept on top
+        of the room's text, never replaced by it.
         """
         shares = []
         for uri, doc in list(self.workspace.text_documents.items()):

@@ -45,14 +45,28 @@ Entering = Generator[
 
 
 def create_room(ls: PairlsServer, *args: Any) -> Entering:
-    return (yield _create_room, (ls, ls.open_buffers(), *args), {})
+    return (yield _create_room, (ls, ls.begin_entering(), *args), {})
 
 
 def join_room(ls: PairlsServer, *args: Any) -> Entering:
-    return (yield _join_room, (ls, ls.open_buffers(), *args), {})
+    return (yield _join_room, (ls, ls.begin_entering(), *args), {})
 
 
 async def _create_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
+    try:
+        return await _create(ls, before, *args)
+    finally:
+        ls.entering_buffers = None  # (before holds the buffers opened meanwhile)
+
+
+async def _join_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
+    try:
+        return await _join(ls, before, *args)
+    finally:
+        ls.entering_buffers = None
+
+
+async def _create(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
     arg = _arg(args)
     name = str(arg.get("name") or "")
     token = arg.get("token") if isinstance(arg.get("token"), str) and arg.get("token") else ls.create_token
@@ -68,7 +82,7 @@ async def _create_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *ar
     return result
 
 
-async def _join_room(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
+async def _join(ls: PairlsServer, before: dict[str, tuple[int, str]], *args: Any) -> dict[str, Any]:
     invite = _arg(args).get("invite")
     if not isinstance(invite, str) or not invite:
         raise user_error("joinRoom needs {invite}")

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def did_open(ls: PairlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
     td = params.text_document
-    ls.begin_share(td.uri, td.text, td.version)
+    ls.opened(td.uri, td.version, td.text)
 
 
 def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
@@ -92,8 +92,7 @@ def changed(
 
 
 def did_close(ls: PairlsServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    if ls.session is not None:
-        ls.session.room.unshare(params.text_document.uri)
+    ls.closed(params.text_document.uri)
 
 
 def did_save(ls: PairlsServer, params: lsp.DidSaveTextDocumentParams) -> None:

@@ -931,6 +931,33 @@ async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_the_answer(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """Bob left and closed his buffer, the room moved on; he joins again, and before the join
+    has answered he opens the file (his copy on disk is old) and types into it: the room's
+    text wins over the copy, his typing stays on top of it (the convergence test, seed 4489,
+    under load: the buffer was shared from its text with the typing, and that was replaced)."""
+    a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n")
+    assert await b.command("pairls.leaveRoom", {}) == {}
+    b.close(ub)
+    a.append(ua, "while Bob was out\n")
+    await settle([(a, ua)], "r.txt")
+
+    # the request, the open and the keystrokes right behind it (read at one go)
+    join = b.client.workspace_execute_command(
+        T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": room["invite"]}])
+    )
+    b.open(ub, "start\n", "plaintext")
+    b.insert(ub, 0, "typed while joining\n")
+    b.flush(ub)
+    await asyncio.wrap_future(join)
+    await settle([(a, ua), (b, ub)], "r.txt")
+    text = await hub_text(hub.url, room["invite"], "r.txt")
+    assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
+
+
 async def test_an_edit_refused_while_the_editors_change_is_late_goes_once_more_then_waits(
     make_editor: MakeEditor, hub: HubProcess
 ) -> None:
