@@ -32,8 +32,9 @@ a plan does not depend on timing or on the seeds run before it):
   - ``alias``: a VS Code-like server opens a second buffer of the document
     through a symbolic link (another URI, the same room path: VS Code keeps
     one document per URI), typed into once shared, later perhaps closing one
-    of the two (Neovim and Emacs reuse the buffer they have for a linked
-    file, so only VS Code-like editors get two);
+    of the two, once a rejoin under way has answered (before, what was typed
+    into the closed one was in that buffer alone) (Neovim and Emacs reuse the
+    buffer they have for a linked file, so only VS Code-like editors get two);
   - ``big paste``: one paste of 256 KB to 5 MB, mostly over the hub's 1 MiB
     frame limit (a minority of seeds);
   - ``hub restart``: the hub is stopped (SIGTERM or SIGKILL) and a new one
@@ -449,6 +450,8 @@ class _Seed:
         self.reopen: dict[int, list[tuple[str, str]]] = {}
         #: each editor's last storm of cuts (it restores the network after each cut)
         self.storms: dict[int, asyncio.Task[None]] = {}
+        #: each editor's last rejoin
+        self.joining: dict[int, asyncio.Task[None]] = {}
 
     def spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -699,7 +702,7 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
             s.leaving[e] = asyncio.get_running_loop().create_task(_leave(s, e, reopen, synced=True))
             s.tasks.append(s.leaving[e])
     elif what == "join":
-        s.spawn(_rejoin(s, step[1]))
+        s.joining[step[1]] = s.spawn(_rejoin(s, step[1]))
     elif what == "alias":
         e = step[1]
         ed = eds[e]
@@ -717,6 +720,12 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         st["aliases"] += 1
     elif what == "unalias":
         e = step[1]
+        joining = s.joining.get(e)
+        if joining is not None:
+            # what the user typed into a buffer before the room had it is in that buffer alone
+            # until the join answers: closing it then (unsaved) would drop it, the user's own
+            # doing (seed 4489, under load: the join took from one action to six after)
+            await joining
         uris = s.bufs.get(e, [])
         if len(uris) == 2:
             uri = s.rng.choice(uris)
