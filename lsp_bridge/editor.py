@@ -71,7 +71,7 @@ class LspEditor:
         return self.server.rpc.request_json(lsp.WORKSPACE_APPLY_EDIT, params)
 
     def buffer(self, uri: str) -> tuple[int, str] | None:
-        doc = self.server.workspace.text_documents.get(uri)
+        doc = self.server.text_document(uri)
         return None if doc is None else (doc.version or 0, doc.source)
 
     def show_message(self, text: str, *, error: bool = False) -> None:

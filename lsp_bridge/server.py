@@ -26,10 +26,12 @@ import os
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
 
 from . import __version__
 from .completion_service import CompletionService
@@ -171,8 +173,15 @@ class PairlsServer(LanguageServer):
     # -- sharing -----------------------------------------------------------------------------
 
     def open_buffers(self) -> dict[str, tuple[int, str]]:
-        """Every open document's version and text, as the editor's notifications left them."""
-        return {uri: (doc.version or 0, doc.source) for uri, doc in self.workspace.text_documents.items()}
+        """Every open document's version and text, as the editor's notifications left them, by
+        its URI as the editor writes it."""
+        return {doc.uri: (doc.version or 0, doc.source) for doc in self.workspace.text_documents.values()}
+
+    def text_document(self, uri: str) -> TextDocument | None:
+        """The open document *uri* names (as the editor writes it: pygls keys its documents by
+        the URI percent-decoded, ``file:///my notes.txt`` for ``file:///my%20notes.txt``)."""
+        doc: TextDocument | None = self.workspace.text_documents.get(unquote(uri))
+        return doc
 
     def begin_entering(self) -> dict[str, tuple[int, str]]:
         """A create or join begins: the open buffers as they are (:meth:`open_buffers`), to
@@ -205,7 +214,10 @@ class PairlsServer(LanguageServer):
         of the room's text, never replaced by it.
         """
         shares = []
-        for uri, doc in list(self.workspace.text_documents.items()):
+        for doc in list(self.workspace.text_documents.values()):
+            # (by the URI the editor writes, as its didChange and didClose name the buffer; not
+            # pygls's key, percent-decoded: a buffer shared by that took no keystroke)
+            uri = doc.uri
             now = (doc.version or 0, doc.source)
             version, text = (before or {}).get(uri, now)
             share = self.begin_share(uri, text, version)

@@ -117,7 +117,7 @@ async def share_document(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     arg = _arg(args)
     uri = arg.get("uri")
     session = ls.require_session()
-    doc = ls.workspace.text_documents.get(uri) if isinstance(uri, str) else None
+    doc = ls.text_document(uri) if isinstance(uri, str) else None
     if doc is None:
         raise user_error("open the document in the editor first")
     path = ls.paths.room_path(doc.uri)

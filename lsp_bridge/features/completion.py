@@ -24,13 +24,13 @@ async def completion(ls: PairlsServer, params: lsp.CompletionParams) -> lsp.Comp
     ``room`` (the room's words only: another language server serves the language), ``off``."""
     svc = ls.completions
     uri = params.text_document.uri
-    tdoc0 = ls.workspace.text_documents.get(uri)
+    tdoc0 = ls.text_document(uri)
     mode = ls.completion_mode(tdoc0.language_id if tdoc0 is not None else None)
     if mode == "off":
         return lsp.CompletionList(is_incomplete=False, items=[])
     session = ls.session
     doc = session.room.by_uri.get(uri) if session else None
-    tdoc = ls.workspace.text_documents.get(uri)
+    tdoc = ls.text_document(uri)
     language_id = tdoc.language_id if tdoc is not None else None
     if doc is not None:
         path, text = doc.path, doc.views[uri].sync.text

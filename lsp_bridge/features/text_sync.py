@@ -9,7 +9,6 @@ us where it is).
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 
@@ -42,7 +41,7 @@ def did_change(ls: PairlsServer, params: lsp.DidChangeTextDocumentParams) -> Non
 def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[ContentChange]) -> None:
     """The short way (``lsp_bridge/rpc.py``): the workspace's document is updated here, as
     pygls's own handler would, then :func:`changed`."""
-    doc = ls.workspace.text_documents.get(unquote(uri))
+    doc = ls.text_document(uri)
     if doc is None:  # the editor's mistake (LSP: didOpen first), not the server's
         logger.warning("a didChange of a document that is not open: ignored")
         return
@@ -67,7 +66,7 @@ def changed(
     if session is None:
         return
     room = session.room
-    tdoc = ls.workspace.text_documents.get(uri)
+    tdoc = ls.text_document(uri)
 
     def step(now: float) -> None:
         nonlocal cursor

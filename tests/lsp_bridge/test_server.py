@@ -932,18 +932,44 @@ async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_file_whose_name_is_percent_encoded_in_its_uri_takes_keystrokes_once_shared(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """A space or a letter outside ASCII in a file's name is percent-encoded in its URI, and
+    pygls keys its documents by the URI decoded: a buffer open when its room was created (or
+    joined) was shared under that key, so the editor's didChange, which names the URI as the
+    editor writes it, found no buffer in the room and the typing went nowhere."""
+    path = "my notes é.txt"
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri(path), b.uri(path)
+    assert "%20" in ua and "%C3%A9" in ua
+    a.open(ua, "start\n", "plaintext")
+    b.open(ub, "", "plaintext")  # open before the join: shared by the join
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    await settle([(a, ua), (b, ub)], path)
+    a.append(ua, "from Ada\n")
+    b.insert(ub, 0, "from Bob\n")
+    await settle([(a, ua), (b, ub)], path)
+    text = await hub_text(hub.url, room["invite"], path)
+    assert text == "from Bob\nstart\nfrom Ada\n" == a.text(ua) == b.text(ub)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_the_answer(
     make_editor: MakeEditor, hub: HubProcess, kind: str
 ) -> None:
     """Bob left and closed his buffer, the room moved on; he joins again, and before the join
     has answered he opens the file (his copy on disk is old) and types into it: the room's
     text wins over the copy, his typing stays on top of it (the convergence test, seed 4489,
-    under load: the buffer was shared from its text with the typing, and that was replaced)."""
-    a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n")
+    under load: the buffer was shared from its text with the typing, and that was replaced).
+    (A name with a space: its URI is percent-encoded, the workspace's key is not.)"""
+    a, b, ua, ub, room = await _pair(make_editor, kind, "my notes.txt", "start\n")
     assert await b.command("pairls.leaveRoom", {}) == {}
     b.close(ub)
     a.append(ua, "while Bob was out\n")
-    await settle([(a, ua)], "r.txt")
+    await settle([(a, ua)], "my notes.txt")
 
     # the request, the open and the keystrokes right behind it (read at one go)
     join = b.client.workspace_execute_command(
@@ -953,8 +979,8 @@ async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_
     b.insert(ub, 0, "typed while joining\n")
     b.flush(ub)
     await asyncio.wrap_future(join)
-    await settle([(a, ua), (b, ub)], "r.txt")
-    text = await hub_text(hub.url, room["invite"], "r.txt")
+    await settle([(a, ua), (b, ub)], "my notes.txt")
+    text = await hub_text(hub.url, room["invite"], "my notes.txt")
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
 
 
