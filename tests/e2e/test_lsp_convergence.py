@@ -724,7 +724,7 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         if joining is not None:
             # what the user typed into a buffer before the room had it is in that buffer alone
             # until the join answers: closing it then (unsaved) would drop it, the user's own
-            # doing (seed 4489, under load: the join took from one action to six after)
+            # doing (seed 4489, under load)
             await joining
         uris = s.bufs.get(e, [])
         if len(uris) == 2:

@@ -160,7 +160,7 @@ async def test_a_reader_stopped_after_its_worker_was_reaped_counts_no_failure(
 ) -> None:
     """The server's end cancels the worker's reader; the worker may have ended and been reaped
     already (closing its stdin ends it), and killing it then raised ProcessLookupError: a
-    failed task and a traceback in the log (seen once in the stdio fuzz test, seed 2001)."""
+    failed task and a traceback in the log (seen in the stdio fuzz test, seed 2001, under load)."""
     worker = JediWorker(JediClient(CompletionEngine(IdentifierIndex())))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "pass", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE

@@ -908,6 +908,21 @@ async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_nex
         await proxy.close()
 
 
+async def _type_while_joining(
+    b: TestEditor, room: dict[str, Any], ub: str, opened: str | None = None
+) -> None:
+    """Bob's join request and, right behind it (the server reads them at one go), the opening of
+    *ub* with the text *opened* (if given) and his typing into it; then the join's answer."""
+    join = b.client.workspace_execute_command(
+        T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": room["invite"]}])
+    )
+    if opened is not None:
+        b.open(ub, opened, "plaintext")
+    b.insert(ub, 0, "typed while joining\n")
+    b.flush(ub)
+    await asyncio.wrap_future(join)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
     make_editor: MakeEditor, hub: HubProcess, kind: str
@@ -919,13 +934,7 @@ async def test_typing_while_joining_again_is_kept_on_top_of_the_rooms_text(
     a.append(ua, "while Bob was out\n")
     await settle([(a, ua)], "r.txt")
 
-    # the request and the keystrokes right behind it (the server reads them at one go)
-    join = b.client.workspace_execute_command(
-        T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": room["invite"]}])
-    )
-    b.insert(ub, 0, "typed while joining\n")
-    b.flush(ub)
-    await asyncio.wrap_future(join)
+    await _type_while_joining(b, room, ub)
     await settle([(a, ua), (b, ub)], "r.txt")
     text = await hub_text(hub.url, room["invite"], "r.txt")
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
@@ -971,14 +980,7 @@ async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_
     a.append(ua, "while Bob was out\n")
     await settle([(a, ua)], "my notes.txt")
 
-    # the request, the open and the keystrokes right behind it (read at one go)
-    join = b.client.workspace_execute_command(
-        T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": room["invite"]}])
-    )
-    b.open(ub, "start\n", "plaintext")
-    b.insert(ub, 0, "typed while joining\n")
-    b.flush(ub)
-    await asyncio.wrap_future(join)
+    await _type_while_joining(b, room, ub, opened="start\n")
     await settle([(a, ua), (b, ub)], "my notes.txt")
     text = await hub_text(hub.url, room["invite"], "my notes.txt")
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
