@@ -53,6 +53,11 @@ a plan does not depend on timing or on the seeds run before it):
     shared before typing into it: right after opening it (a reopened or
     alias buffer) and while the rejoin is under way (the buffers still
     open); that typing is kept on top of the room's text;
+  - ``lag``: one server's route to the hub holds every byte, both ways, for
+    0.05 to 1 s over a span of actions (drawn by a generator of its own, so
+    the other draws of a seed are as they were), mostly spanning a leaver's
+    rejoin: the join, the shares and the acks answer late while its user
+    types, opens and closes buffers;
 
 * then waits (bounded) for quiescence and requires: every editor buffer ==
   every server's shadow (``pairls.status`` sha256) == the hub's text (a
@@ -126,6 +131,8 @@ DETOURS = (
     # impatient users: they leave, and type, without waiting for the status to say "shared"
     "leave at once",
     "type at once",
+    # a slow route to the hub: every answer late (a join, a share, an ack)
+    "lag",
 )
 DEFAULT_DETOURS = list(DETOURS)
 ONLY = {d.strip() for d in os.environ.get("PAIRLS_CONVERGENCE_DETOURS", ",".join(DEFAULT_DETOURS)).split(",")}
@@ -182,6 +189,8 @@ class Plan:
     cuts: list[tuple[int, int, int]] = field(default_factory=list)
     #: (editor, at, cuts)
     storms: list[tuple[int, int, int]] = field(default_factory=list)
+    #: (editor, from, to, seconds every byte to and from the hub is held)
+    lags: list[tuple[int, int, int, float]] = field(default_factory=list)
     #: users type into a buffer they just opened (or got back by a rejoin) at once, rather
     #: than once the status shows it shared
     type_at_once: bool = False
@@ -206,6 +215,8 @@ class Plan:
             parts.append(f"cut {k[e]}@{a}-{b}")
         for e, a, n in self.storms:
             parts.append(f"storm {k[e]}@{a} x{n}")
+        for e, a, b, secs in self.lags:
+            parts.append(f"lag {secs}s {k[e]}@{a}-{b}")
         if self.type_at_once and (self.leaves or self.alias):
             parts.append("typing at once after an open or a join")
         return "; ".join(parts)
@@ -257,6 +268,19 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         if e not in cut_off:
             plan.storms.append((e, rng.randrange(0, n), rng.randint(5, 15)))
     plan.type_at_once = rng.random() < 0.5 and "type at once" in ONLY
+    # (a generator of its own: the plans drawn before lags were added stay as they were)
+    lag_rng = random.Random(f"lag {seed}")
+    if lag_rng.random() < 0.2:
+        secs = lag_rng.choice((0.05, 0.2, 0.5, 1.0))
+        if plan.leaves and lag_rng.random() < 0.7:
+            # slow when it matters most: the leaver's rejoin answers late while its user
+            # types, opens and closes buffers
+            e, a, b = plan.leaves[0][:3]
+            plan.lags.append((e, lag_rng.randint(a, b), lag_rng.randint(b, n), secs))
+        else:
+            e = lag_rng.randrange(k)
+            a = lag_rng.randrange(0, n)
+            plan.lags.append((e, a, lag_rng.randint(a + 1, n), secs))
     # narrowing a failure down: drop what was not asked for, keep the draws
     # (typing at once happens after the opens and joins of these two: it keeps them)
     if not {"leave", "leave at once", "type at once"} & ONLY:
@@ -273,6 +297,8 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         plan.cuts = []
     if "storm" not in ONLY:
         plan.storms = []
+    if "lag" not in ONLY:
+        plan.lags = []
     return plan
 
 
@@ -371,7 +397,7 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             f"offline, {st['reopens']} reopening, "
             f"{st['left_unsent']} with edits unsent and {st['carried']} taking them back), "
             f"{st['aliases']} alias buffers; "
-            f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}); "
+            f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}), {st['lags']} lags; "
             f"{st['hub restarts']} hub restarts ({st['hub kills']} SIGKILL), "
             f"{st['postgres restarts']} postgres restarts; {st['lost']} 'lost' messages; "
             f"{st['split markers']} split markers; {st['edits_refused']} edits refused by editors "
@@ -400,6 +426,7 @@ async def _recover(world: World) -> None:
     """After a failed seed (keep-going runs): everything reachable again for the next one."""
     for p in world.proxies:
         p.restore()
+        p.lag(0)
     async with world.infra:
         if not world.pg.is_running():
             world.pg = await asyncio.to_thread(start_embedded, world.pg_dir)
@@ -475,6 +502,7 @@ async def _one_seed(plan: Plan, world: World) -> None:
     finally:
         for p in s.proxies:
             p.restore()
+            p.lag(0)
         for t in s.tasks:
             if not t.done():
                 t.cancel()
@@ -536,6 +564,9 @@ async def _run(s: _Seed) -> None:
         at.setdefault(b, []).append(("restore", e))
     for e, a, n in plan.storms:
         at.setdefault(a, []).append(("storm", e, n))
+    for e, a, b, secs in plan.lags:
+        at.setdefault(a, []).append(("lag", e, secs))
+        at.setdefault(b, []).append(("lag", e, 0.0))
 
     for i in range(plan.n_actions + 1):
         for step in at.get(i, []):
@@ -750,6 +781,10 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         st["storms"] += 1
         st["storm cuts"] += n
         s.storms[e] = s.spawn(_storm(s.proxies[e], n, random.Random(f"storm {s.plan.seed}")))
+    elif what == "lag":
+        _, e, secs = step
+        s.proxies[e].lag(secs)
+        st["lags"] += secs > 0
     else:
         raise AssertionError(step)
 

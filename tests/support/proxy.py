@@ -9,7 +9,9 @@ at least one connection (an outage the client could notice).  With
 in ``recorded`` (its request head, for a test to read).  ``drop_replies()``
 lets what the client sends through but throws away what the server sends
 back, until the next ``cut()``: a server's answer lost with a connection that
-is about to fail.
+is about to fail.  ``lag(seconds)`` holds every byte, both ways, that long before
+passing it on, in order (a slow route: the answers to a join, a share or an edit
+come late); ``lag(0)`` ends it (what was held still comes in order).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class TcpProxy:
         #: what the server sends is thrown away (drop_replies), and the bytes thrown away
         self.dropping = False
         self.dropped = 0
+        #: seconds every byte is held (lag)
+        self.delay = 0.0
         self._server: asyncio.Server | None = None
         self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
@@ -53,6 +57,9 @@ class TcpProxy:
 
     def drop_replies(self) -> None:
         self.dropping = True
+
+    def lag(self, seconds: float) -> None:
+        self.delay = seconds
 
     def cut(self) -> None:
         self.cut_off = True
@@ -89,7 +96,9 @@ class TcpProxy:
             sent = bytearray()
             self.recorded.append(sent)
         try:
-            await asyncio.gather(_pipe(reader, up_writer, sent), _pipe(up_reader, writer, replies=self))
+            await asyncio.gather(
+                _pipe(reader, up_writer, self, sent), _pipe(up_reader, writer, self, replies=True)
+            )
         finally:
             self._conns.discard(pair)
             writer.transport.abort()
@@ -99,17 +108,46 @@ class TcpProxy:
 async def _pipe(
     src: asyncio.StreamReader,
     dst: asyncio.StreamWriter,
+    proxy: TcpProxy,
     record: bytearray | None = None,
     *,
-    replies: TcpProxy | None = None,
+    replies: bool = False,
 ) -> None:
-    with contextlib.suppress(Exception):
-        while data := await src.read(65536):
-            if record is not None and len(record) < 16384:
-                record += data[: 16384 - len(record)]
-            if replies is not None and replies.dropping:
-                replies.dropped += len(data)
-                continue
+    loop = asyncio.get_running_loop()
+    # what a lag holds, in order: (when to pass it on, the bytes); None: the end
+    held: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    forwarding: asyncio.Task[None] | None = None
+
+    async def forward() -> None:
+        while (item := await held.get()) is not None:
+            due, data = item
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            if dst.transport.is_closing():
+                return  # cut meanwhile: what was held goes with the connection
             dst.write(data)
             await dst.drain()
-    dst.transport.abort()
+
+    try:
+        with contextlib.suppress(Exception):
+            while data := await src.read(65536):
+                if record is not None and len(record) < 16384:
+                    record += data[: 16384 - len(record)]
+                if replies and proxy.dropping:
+                    proxy.dropped += len(data)
+                    continue
+                if forwarding is None and proxy.delay > 0:
+                    # from now on every byte goes through the queue (none overtakes one held)
+                    forwarding = loop.create_task(forward())
+                if forwarding is not None:
+                    held.put_nowait((loop.time() + proxy.delay, data))
+                    continue
+                dst.write(data)
+                await dst.drain()
+            if forwarding is not None:
+                held.put_nowait(None)
+                await forwarding  # the end comes after what was held
+    finally:
+        if forwarding is not None:
+            forwarding.cancel()
+        dst.transport.abort()
