@@ -986,6 +986,84 @@ async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_join_over_a_slow_route_keeps_what_is_typed_opened_and_closed_while_it_answers(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """Bob left with one of the room's two files open, the room moved on, and his route to the
+    hub is slow (every byte held 0.3 s each way).  While his join answers he types twice into
+    the open buffer, opens the other file (his copy is old) and types into it, opens a file the
+    room does not have and types into it, and opens a scratch file, types and closes it unsaved.
+    The room's texts win, with all of his typing on top; the new file is shared with his typing;
+    the scratch file, which he threw away, is not shared."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a = await make_editor("vscode", "Ada")
+        b = await make_editor(kind, "Bob", hub_url=proxy.url)
+        ua, ub, una, unb = a.uri("r.txt"), b.uri("r.txt"), a.uri("notes.txt"), b.uri("notes.txt")
+        uo, us = b.uri("other.txt"), b.uri("scratch.txt")
+        a.open(ua, "start\n", "plaintext")
+        a.open(una, "notes\n", "plaintext")
+        room = await _room(a)
+        inv = parse_invite(room["invite"])
+        invite = str(Invite(proxy.url, inv.room_id, inv.secret))  # Bob reaches the hub through it
+        await b.command("pairls.joinRoom", {"invite": invite})
+        b.open(ub, "", "plaintext")
+        b.open(unb, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "r.txt")
+        await settle([(a, una), (b, unb)], "notes.txt")
+        assert await b.command("pairls.leaveRoom", {}) == {}
+        b.close(unb)
+        a.append(ua, "while Bob was out\n")
+        a.append(una, "by Ada\n")
+        await settle([(a, ua)], "r.txt")
+        await settle([(a, una)], "notes.txt")
+
+        proxy.lag(0.3)
+        join = asyncio.wrap_future(
+            b.client.workspace_execute_command(
+                T.ExecuteCommandParams(command="pairls.joinRoom", arguments=[{"invite": invite}])
+            )
+        )
+        b.insert(ub, 0, "one\n")
+        b.flush(ub)
+        await asyncio.sleep(0.2)
+        b.open(unb, "notes\n", "plaintext")  # from disk: older than the room's
+        b.insert(unb, 0, "by Bob\n")
+        b.flush(unb)
+        b.open(uo, "other\n", "plaintext")
+        b.insert(uo, 0, "typed\n")
+        b.flush(uo)
+        b.open(us, "", "plaintext")
+        b.insert(us, 0, "thrown away\n")
+        b.flush(us)
+        await asyncio.sleep(0.2)
+        b.close(us)
+        b.insert(ub, 0, "two\n")
+        b.flush(ub)
+        await b.status()  # every notification above has reached the server
+        assert not join.done()  # all of it while the join was under way
+        await join
+        proxy.lag(0)
+
+        await settle([(a, ua), (b, ub)], "r.txt")
+        await settle([(a, una), (b, unb)], "notes.txt")
+        await settle([(b, uo)], "other.txt")
+        texts = {p: await hub_text(hub.url, room["invite"], p) for p in ("r.txt", "notes.txt", "other.txt")}
+        assert texts == {
+            "r.txt": "two\none\nstart\nwhile Bob was out\n",
+            "notes.txt": "by Bob\nnotes\nby Ada\n",
+            "other.txt": "typed\nother\n",
+        }
+        assert a.text(ua) == b.text(ub) == texts["r.txt"]
+        assert a.text(una) == b.text(unb) == texts["notes.txt"]
+        assert b.text(uo) == texts["other.txt"]
+        assert sorted(await room_paths(hub.url, room["invite"])) == ["notes.txt", "other.txt", "r.txt"]
+    finally:
+        await proxy.close()
+
+
 async def test_an_edit_refused_while_the_editors_change_is_late_goes_once_more_then_waits(
     make_editor: MakeEditor, hub: HubProcess
 ) -> None:
