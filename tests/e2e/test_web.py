@@ -13,6 +13,9 @@ test editors (``tests/support/lsp_editor.py``) in the same rooms:
 * ``test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect``: a TCP proxy between page
   and hub cuts the page's WebSocket and refuses new connections; the page says it is offline,
   keeps what is typed meanwhile, and sends it once the way is open again.
+* ``test_a_page_on_a_slow_route_types_with_others_in_the_same_line``: the same proxy holds every
+  byte 0.25 s each way; the page types at the end of a line while an editor types at its start
+  and another page on the next line: all end with the hub's text, every piece in its place.
 * ``test_the_secret_never_reaches_the_server``: every HTTP request the page makes, as the
   browser reports it and as its bytes cross a proxy, and the hub's access log lines, hold
   neither the secret nor the fragment; only the ``join`` message inside the WebSocket carries it.
@@ -44,6 +47,7 @@ from tests.support import hubclient
 from tests.support.browser import Browser, Page, missing
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import TestEditor, stop_checked
+from tests.support.oplog import check_op_log
 from tests.support.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,6 +330,65 @@ async def test_a_page_cut_off_keeps_its_typing_and_sends_it_on_reconnect(
         assert st["stats"]["reconnects"] >= 1 and st["stats"]["heals"] == 0, st
         print(f"screenshot: {await bea.screenshot(artifacts(request) / 'back.png')}")
         await clean(bea)
+    finally:
+        await proxy.close()
+        await stop_checked([ada])
+
+
+async def test_a_page_on_a_slow_route_types_with_others_in_the_same_line(
+    hub: HubProcess, browser: Browser, tmp_path: Path, database_url: str
+) -> None:
+    """Bea's page reaches the hub over a slow route (every byte held 0.25 s each way, from
+    before the page loads): she types at the end of the first line while Ada's editor types at
+    its start and Cy's page at the end of the second, each key its own op.  Bea's edits go
+    based on revisions the others left long ago and theirs reach her late, so every one is
+    transformed in both places; all three end with the hub's text, every piece once, in its
+    place."""
+    ada, uri, room = await room_of(hub, tmp_path)
+    port = int(hub.url.rsplit(":", 1)[1])
+    proxy = await TcpProxy("127.0.0.1", port).start()
+    proxy.lag(0.25)
+    try:
+        link = room["invite"].replace(f":{port}/", f":{proxy.port}/")
+        bea = await browser.open("bea", link, "Bea")
+        cy = await browser.open("cy", room["invite"], "Cy")
+        for p in (bea, cy):
+            await joined(p, START)
+        await caret_at_line_end(bea, 1)
+        await caret_at_line_end(cy, 2)
+        bea_words = " bea typed on a slow line"
+        cy_words = " cy wrote"
+        ada_words = "Ada here, "
+
+        async def ada_types() -> None:
+            for i, ch in enumerate(ada_words):
+                ada.insert(uri, i, ch)
+                await asyncio.sleep(0.08)  # (as long as Bea types)
+
+        await asyncio.gather(
+            bea.do("keyboard.type", bea_words, {"delay": 30}),
+            cy.do("keyboard.type", cy_words, {"delay": 30}),
+            ada_types(),
+        )
+        final = await settled([bea, cy], [(ada, uri)], hub.url, room["invite"])
+        assert final == (f"{ada_words}first line 😀{bea_words}\r\nsecond line{cy_words}\r\nthird line\r\n"), (
+            final
+        )
+        log = await check_op_log(database_url, room["roomId"], FILE)
+        assert log.text == final
+        # Bea's keys wait while her op crosses the slow route (her ops are the fewest), and one
+        # of hers went in while the others still typed
+        revs: dict[str, list[int]] = {}
+        for (client, _), rev in log.by_client.items():
+            revs.setdefault(client, []).append(rev)
+        assert len(revs) == 3, revs
+        slow = min(revs, key=lambda c: len(revs[c]))
+        assert len(revs[slow]) < len(bea_words) and min(revs[slow]) < max(
+            rev for c in revs if c != slow for rev in revs[c]
+        ), revs
+        for p in (bea, cy):
+            await clean(p)
+        assert (await ada.status())["heals"] == 0
     finally:
         await proxy.close()
         await stop_checked([ada])
