@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import urllib.parse
 
 import asyncpg
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tests.support.http import scrape
 from tests.support.hubclient import Peer, SharedDoc
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +50,44 @@ async def head_rev(database_url: str) -> int:
         await conn.close()
 
 
-async def test_two_hubs_one_database_converge(database_url: str, hubs: list[HubProcess]) -> None:
-    hub_a = await start_hub(database_url)
+async def _through(database_url: str, lag: float, proxies: list[TcpProxy]) -> str:
+    """*database_url* (PostgreSQL on its Unix socket) reached over TCP through a proxy that holds
+    every byte *lag* seconds each way: a database far from the hub, or slow to answer."""
+    url = urllib.parse.urlsplit(database_url)
+    query = urllib.parse.parse_qs(url.query)
+    proxy = await TcpProxy("", 0, unix=f"{query['host'][0]}/.s.PGSQL.{query['port'][0]}").start()
+    proxy.lag(lag)
+    proxies.append(proxy)
+    tcp = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}", query="sslmode=disable")
+    return urllib.parse.urlunsplit(tcp)
+
+
+@pytest.mark.parametrize("db_lag", [None, (0.05, 0.01)], ids=["near", "slow-database"])
+async def test_two_hubs_one_database_converge(
+    database_url: str, hubs: list[HubProcess], db_lag: tuple[float, float] | None
+) -> None:
+    """*slow-database*: hub A's every byte to and from PostgreSQL is held 50 ms each way, hub
+    B's 10 ms: a commit takes longer than the typing between two, so each client's keys
+    compose while its op is in flight, and each hub hears of the other's commits late."""
+    proxies: list[TcpProxy] = []
+    try:
+        await _two_hubs_converge(database_url, hubs, db_lag, proxies)
+    finally:
+        for proxy in proxies:
+            await proxy.close()
+
+
+async def _two_hubs_converge(
+    database_url: str, hubs: list[HubProcess], db_lag: tuple[float, float] | None, proxies: list[TcpProxy]
+) -> None:
+    urls = (
+        [database_url] * 2
+        if db_lag is None
+        else [await _through(database_url, lag, proxies) for lag in db_lag]
+    )
+    hub_a = await start_hub(urls[0])
     hubs.append(hub_a)
-    hub_b = await start_hub(database_url)
+    hub_b = await start_hub(urls[1])
     hubs.append(hub_b)
     owner = await Peer(hub_a.url, "a1").connect()
     created = await owner.create_room("two hubs")
@@ -111,12 +148,16 @@ async def test_two_hubs_one_database_converge(database_url: str, hubs: list[HubP
         opened = await fresh.open(PATH)
         assert (opened.text, opened.rev) == (text, head)
         await fresh.close()
+    conflicts = [
+        (await scrape(hub.url.replace("ws://", "http://")))["pairls_revision_conflicts_total"]
+        for hub in (hub_a, hub_b)
+    ]
     for p in peers:
         await p.close()
     for hub in (hub_a, hub_b):
         assert await asyncio.to_thread(hub.terminate) == 0
         assert not [line for line in hub.stderr if " ERROR " in line or "Traceback" in line], hub.log
-    print(f"\ntwo hubs: {len(docs)} clients x {edits_each} edits -> {head} revisions")
+    print(f"\ntwo hubs: {len(docs)} clients x {edits_each} edits -> {head} revisions, {conflicts} conflicts")
 
 
 async def test_op_failed_over_to_the_other_hub_is_acked_once(

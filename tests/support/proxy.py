@@ -21,8 +21,12 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, *, record: bool = False) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, record: bool = False, unix: str | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        #: a Unix socket to forward to instead (PostgreSQL's, say): clients still come over TCP
+        self.unix = unix
         self.record = record
         #: with ``record``: what each client sent first, one bytearray per connection
         self.recorded: list[bytearray] = []
@@ -80,7 +84,10 @@ class TcpProxy:
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.unix is not None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.unix)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
