@@ -58,6 +58,9 @@ a plan does not depend on timing or on the seeds run before it):
     the other draws of a seed are as they were), mostly spanning a leaver's
     rejoin: the join, the shares and the acks answer late while its user
     types, opens and closes buffers;
+  - ``slow database``: the hub's route to PostgreSQL holds every byte, both
+    ways, 0.02 to 0.3 s over a span of actions (a generator of its own too):
+    every commit, and so every ack, join and open, is late;
 
 * then waits (bounded) for quiescence and requires: every editor buffer ==
   every server's shadow (``pairls.status`` sha256) == the hub's text (a
@@ -115,7 +118,7 @@ from tests.support import hubclient
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.lsp_editor import ALL_KINDS, TestEditor, settle, sha256, stop_checked
 from tests.support.oplog import check_op_log
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import TcpProxy, database_proxy
 
 SEEDS = int(os.environ.get("PAIRLS_CONVERGENCE_SEEDS", "200"))
 START = int(os.environ.get("PAIRLS_CONVERGENCE_SEED_START", "0"))
@@ -133,6 +136,8 @@ DETOURS = (
     "type at once",
     # a slow route to the hub: every answer late (a join, a share, an ack)
     "lag",
+    # the hub's route to PostgreSQL is slow: every commit, join and open late
+    "slow database",
 )
 DEFAULT_DETOURS = list(DETOURS)
 ONLY = {d.strip() for d in os.environ.get("PAIRLS_CONVERGENCE_DETOURS", ",".join(DEFAULT_DETOURS)).split(",")}
@@ -191,6 +196,8 @@ class Plan:
     storms: list[tuple[int, int, int]] = field(default_factory=list)
     #: (editor, from, to, seconds every byte to and from the hub is held)
     lags: list[tuple[int, int, int, float]] = field(default_factory=list)
+    #: (from, to, seconds every byte between the hub and PostgreSQL is held)
+    db_lags: list[tuple[int, int, float]] = field(default_factory=list)
     #: users type into a buffer they just opened (or got back by a rejoin) at once, rather
     #: than once the status shows it shared
     type_at_once: bool = False
@@ -217,6 +224,8 @@ class Plan:
             parts.append(f"storm {k[e]}@{a} x{n}")
         for e, a, b, secs in self.lags:
             parts.append(f"lag {secs}s {k[e]}@{a}-{b}")
+        for a, b, secs in self.db_lags:
+            parts.append(f"slow database {secs}s @{a}-{b}")
         if self.type_at_once and (self.leaves or self.alias):
             parts.append("typing at once after an open or a join")
         return "; ".join(parts)
@@ -281,6 +290,10 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
             e = lag_rng.randrange(k)
             a = lag_rng.randrange(0, n)
             plan.lags.append((e, a, lag_rng.randint(a + 1, n), secs))
+    db_rng = random.Random(f"slow database {seed}")
+    if db_rng.random() < 0.1:
+        a = db_rng.randrange(0, n)
+        plan.db_lags.append((a, db_rng.randint(a + 1, n), db_rng.choice((0.02, 0.1, 0.3))))
     # narrowing a failure down: drop what was not asked for, keep the draws
     # (typing at once happens after the opens and joins of these two: it keeps them)
     if not {"leave", "leave at once", "type at once"} & ONLY:
@@ -299,6 +312,8 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         plan.storms = []
     if "lag" not in ONLY:
         plan.lags = []
+    if "slow database" not in ONLY:
+        plan.db_lags = []
     return plan
 
 
@@ -313,6 +328,9 @@ class World:
     hub_port: int
     pg: EmbeddedPostgres
     pg_dir: Path
+    #: the hub reaches PostgreSQL through this (``hub_dsn``), so that it can be slowed
+    pg_proxy: TcpProxy
+    hub_dsn: str
     #: one hub or database restart at a time (a hub cannot start without its database)
     infra: asyncio.Lock = field(default_factory=asyncio.Lock)
     stats: Counter[str] = field(default_factory=Counter)
@@ -328,7 +346,7 @@ class World:
                 assert code == 0, f"the hub exited with {code} on SIGTERM:\n{_tail(old.log)}"
             # (world.hub before it listens: whatever happens, the end of the test stops it)
             self.hub = HubProcess(
-                "--log-level", "WARNING", "--port", str(self.hub_port), database_url=self.pg.dsn
+                "--log-level", "WARNING", "--port", str(self.hub_port), database_url=self.hub_dsn
             )
             await asyncio.to_thread(self.hub.wait_ready)
             self.stats["hub restarts"] += 1
@@ -352,8 +370,10 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
     proxies: list[TcpProxy] = []
     hub: HubProcess | None = None
     world: World | None = None
+    pg_proxy: TcpProxy | None = None
     try:
-        hub = await start_hub(pg.dsn, "--log-level", "WARNING")
+        pg_proxy, hub_dsn = await database_proxy(pg.dsn)
+        hub = await start_hub(hub_dsn, "--log-level", "WARNING")
         host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
         for i, kind in enumerate(ALL_KINDS):
             proxy = await TcpProxy(host, int(port)).start()
@@ -362,7 +382,7 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             ws.mkdir()
             editors.append(TestEditor(kind, f"E{i}-{kind}", ws, proxy.url, seed=1000 + i, debounce=0.05))
         await asyncio.gather(*(e.start() for e in editors))
-        world = World(editors, proxies, hub, int(port), pg, pg_dir)
+        world = World(editors, proxies, hub, int(port), pg, pg_dir, pg_proxy, hub_dsn)
         failures: list[str] = []
         begun = time.monotonic()
         for seed in range(START, START + SEEDS):
@@ -397,7 +417,8 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             f"offline, {st['reopens']} reopening, "
             f"{st['left_unsent']} with edits unsent and {st['carried']} taking them back), "
             f"{st['aliases']} alias buffers; "
-            f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}), {st['lags']} lags; "
+            f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}), {st['lags']} lags, "
+            f"{st['slow databases']} slow databases; "
             f"{st['hub restarts']} hub restarts ({st['hub kills']} SIGKILL), "
             f"{st['postgres restarts']} postgres restarts; {st['lost']} 'lost' messages; "
             f"{st['split markers']} split markers; {st['edits_refused']} edits refused by editors "
@@ -419,6 +440,8 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
                 pg = world.pg
             if hub is not None:
                 await asyncio.to_thread(hub.__exit__, None, None, None)
+            if pg_proxy is not None:
+                await pg_proxy.close()
             await asyncio.to_thread(pg.stop)
 
 
@@ -427,11 +450,14 @@ async def _recover(world: World) -> None:
     for p in world.proxies:
         p.restore()
         p.lag(0)
+    world.pg_proxy.lag(0)
     async with world.infra:
         if not world.pg.is_running():
             world.pg = await asyncio.to_thread(start_embedded, world.pg_dir)
         if world.hub.proc.poll() is not None:
-            world.hub = await start_hub(world.pg.dsn, "--log-level", "WARNING", "--port", str(world.hub_port))
+            world.hub = await start_hub(
+                world.hub_dsn, "--log-level", "WARNING", "--port", str(world.hub_port)
+            )
 
 
 # -- one seed --------------------------------------------------------------------------------------
@@ -503,6 +529,7 @@ async def _one_seed(plan: Plan, world: World) -> None:
         for p in s.proxies:
             p.restore()
             p.lag(0)
+        world.pg_proxy.lag(0)
         for t in s.tasks:
             if not t.done():
                 t.cancel()
@@ -567,6 +594,9 @@ async def _run(s: _Seed) -> None:
     for e, a, b, secs in plan.lags:
         at.setdefault(a, []).append(("lag", e, secs))
         at.setdefault(b, []).append(("lag", e, 0.0))
+    for a, b, secs in plan.db_lags:
+        at.setdefault(a, []).append(("slow database", secs))
+        at.setdefault(b, []).append(("slow database", 0.0))
 
     for i in range(plan.n_actions + 1):
         for step in at.get(i, []):
@@ -785,6 +815,9 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         _, e, secs = step
         s.proxies[e].lag(secs)
         st["lags"] += secs > 0
+    elif what == "slow database":
+        world.pg_proxy.lag(step[1])
+        st["slow databases"] += step[1] > 0
     else:
         raise AssertionError(step)
 

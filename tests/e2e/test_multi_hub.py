@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import urllib.parse
 
 import asyncpg
 import pytest
@@ -22,7 +21,7 @@ from tests.support.http import scrape
 from tests.support.hubclient import Peer, SharedDoc
 from tests.support.hubproc import HubProcess, start_hub
 from tests.support.oplog import check_op_log
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import TcpProxy, database_proxy
 
 pytestmark = pytest.mark.slow
 
@@ -50,18 +49,6 @@ async def head_rev(database_url: str) -> int:
         await conn.close()
 
 
-async def _through(database_url: str, lag: float, proxies: list[TcpProxy]) -> str:
-    """*database_url* (PostgreSQL on its Unix socket) reached over TCP through a proxy that holds
-    every byte *lag* seconds each way: a database far from the hub, or slow to answer."""
-    url = urllib.parse.urlsplit(database_url)
-    query = urllib.parse.parse_qs(url.query)
-    proxy = await TcpProxy("", 0, unix=f"{query['host'][0]}/.s.PGSQL.{query['port'][0]}").start()
-    proxy.lag(lag)
-    proxies.append(proxy)
-    tcp = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}", query="sslmode=disable")
-    return urllib.parse.urlunsplit(tcp)
-
-
 @pytest.mark.parametrize("db_lag", [None, (0.05, 0.01)], ids=["near", "slow-database"])
 async def test_two_hubs_one_database_converge(
     database_url: str, hubs: list[HubProcess], db_lag: tuple[float, float] | None
@@ -80,11 +67,11 @@ async def test_two_hubs_one_database_converge(
 async def _two_hubs_converge(
     database_url: str, hubs: list[HubProcess], db_lag: tuple[float, float] | None, proxies: list[TcpProxy]
 ) -> None:
-    urls = (
-        [database_url] * 2
-        if db_lag is None
-        else [await _through(database_url, lag, proxies) for lag in db_lag]
-    )
+    urls = [database_url] * 2
+    for i, lag in enumerate(db_lag or ()):
+        proxy, urls[i] = await database_proxy(database_url)
+        proxy.lag(lag)
+        proxies.append(proxy)
     hub_a = await start_hub(urls[0])
     hubs.append(hub_a)
     hub_b = await start_hub(urls[1])

@@ -12,12 +12,14 @@ back, until the next ``cut()``: a server's answer lost with a connection that
 is about to fail.  ``lag(seconds)`` holds every byte, both ways, that long before
 passing it on, in order (a slow route: the answers to a join, a share or an edit
 come late); ``lag(0)`` ends it (what was held still comes in order).
+:func:`database_proxy` puts one in front of PostgreSQL's Unix socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 
 
 class TcpProxy:
@@ -110,6 +112,17 @@ class TcpProxy:
             self._conns.discard(pair)
             writer.transport.abort()
             up_writer.transport.abort()
+
+
+async def database_proxy(database_url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of PostgreSQL on its Unix socket (*database_url* names it with ``host``
+    and ``port``, as the embedded server's does), started, and the URL that reaches the database
+    over TCP through it (PostgreSQL sees a local connection)."""
+    url = urllib.parse.urlsplit(database_url)
+    query = urllib.parse.parse_qs(url.query)
+    proxy = await TcpProxy("", 0, unix=f"{query['host'][0]}/.s.PGSQL.{query['port'][0]}").start()
+    tcp = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}", query="sslmode=disable")
+    return proxy, urllib.parse.urlunsplit(tcp)
 
 
 async def _pipe(
