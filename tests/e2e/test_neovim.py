@@ -25,7 +25,8 @@ older than its buffer: Neovim skips them ("newer than edits") yet answers
 records what Neovim did with each edit (through a wrapper around its
 ``workspace/applyEdit`` handler and its didChange notifications).
 
-The same pair then takes the detours a user takes: full-document sync
+The same pair then takes the detours a user takes: a slow route to the hub
+(every byte of Bob's held 0.15 s each way while both type), full-document sync
 (``PAIRLS_INCREMENTAL_SYNC=0``: every didChange carries the whole text),
 leaving and joining again (the same room, another room), a paste and a file
 larger than the hub's 1 MiB frame limit (opened with ``:PairlsOpen``, which
@@ -57,6 +58,7 @@ from tests.support.hubclient import HubError, Peer
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import end_checked
 from tests.support.nvim import BINARIES, Nvim, NvimBinary
+from tests.support.proxy import TcpProxy
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -281,8 +283,10 @@ async def pair(
     debounce: int = 150,
     *,
     incremental: tuple[bool, bool] = (True, True),
+    bob_via: TcpProxy | None = None,
 ) -> tuple[Nvim, Nvim, str]:
-    """Ada creates a room from Neovim with notes.txt (INITIAL); Bob joins from Neovim."""
+    """Ada creates a room from Neovim with notes.txt (INITIAL); Bob joins from Neovim (through
+    *bob_via*, if given: the invite he is given names the proxy)."""
     wa, wb = tmp_path / "ada", tmp_path / "bob"
     wa.mkdir()
     wb.mkdir()
@@ -304,7 +308,11 @@ async def pair(
             lambda: a.call("nvim_call_function", "getreg", ['"']), 15, "the invite in A's register"
         )
         assert str(invite).startswith("http://"), invite
-        await b.call("nvim_command", f"PairlsJoin {invite}")
+        bobs = str(invite)
+        if bob_via is not None:
+            bobs = bobs.replace(hub.url.removeprefix("ws://"), f"127.0.0.1:{bob_via.port}")
+            assert bobs != invite, (invite, hub.url)
+        await b.call("nvim_command", f"PairlsJoin {bobs}")
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
         await until(lambda: quiescent(a, b), 15, "quiet after join")
         assert (await status(b))["role"] == "editor"
@@ -422,6 +430,30 @@ async def test_two_neovims_type_at_once(
             assert "deprecated" not in await messages(nv), (who, await messages(nv))
     finally:
         await close_checked(a, b)
+
+
+async def test_two_neovims_type_at_once_one_on_a_slow_route(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """Bob's route to the hub holds every byte 0.15 s each way while both type at once: Ada's
+    edits reach his Neovim long after he typed past them, and his reach her late.  The same
+    checks as above: one text everywhere, every fragment once and in its place, no reconnect,
+    no heal, nothing the user must act on."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, invite = await pair(hub, tmp_path, nvim_binary, bob_via=proxy)
+        try:
+            proxy.lag(0.15)
+            _, probe_a, probe_b = await type_at_once_and_check(a, b, hub, invite, INITIAL)
+            for who, nv, probe in (("A", a, probe_a), ("B", b, probe_b)):
+                assert not probe["messages"], (who, probe["messages"])
+                assert "disconnected" not in {s["state"] for s in probe["states"]}, (who, probe["states"])
+                assert (await status(nv))["heals"] == 0, who
+        finally:
+            await close_checked(a, b)
+    finally:
+        await proxy.close()
 
 
 async def test_half_a_utf16_pair_in_a_buffer_goes_as_a_replacement_character(
