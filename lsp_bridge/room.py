@@ -577,6 +577,10 @@ class Room:
         #: ("create", (name, token), ticket) | ("join", invite, ticket)
         self._entry: tuple[str, Any, int] | None = None
         self._enter_deadline: float | None = None
+        #: how far the create or join under way got, for the words if it times out: None (the
+        #: hub was never reached), "welcome" (it answered hello), or the code it last refused
+        #: the entry with for now ("unavailable", "rate_limited")
+        self._entry_got: str | None = None
         self._entered = False
         self._ids = itertools.count(1)
         self._tickets = itertools.count(1)
@@ -762,6 +766,7 @@ class Room:
         self.hub_url = hub_url
         self._entry = entry
         self._enter_deadline = now + self.config.enter_timeout
+        self._entry_got = None
         self._failures = 0
         self._connect(now)
 
@@ -2038,8 +2043,7 @@ class Room:
     def tick(self, now: float) -> None:
         """Time passed: run what is due."""
         if self._enter_deadline is not None and now >= self._enter_deadline and self._entry is not None:
-            url = self.hub_url
-            self._done(self._entry[2], error=f"cannot reach the hub at {url}; is pairls-hub running?")
+            self._done(self._entry[2], error=self._entry_timed_out())
             self._reset_room()
             self._events.append(Disconnect())
             self._notify_status()
@@ -2205,6 +2209,8 @@ class Room:
                 return
             self.conn = Conn.UP
             self._up_since = now
+            if self._entry is not None and self._entry_got is None:
+                self._entry_got = "welcome"
             self.participant = str(msg.get("participant", ""))
             self.limits.update(hub_limits(msg.get("limits")))
             self._set_op_limits()
@@ -2293,10 +2299,27 @@ class Room:
         code = _code(msg)
         if code == "unavailable" or code == "rate_limited":
             # the hub cannot serve it right now: the connection goes again, with backoff
+            if self._entry is not None:
+                self._entry_got = code
             self._events.append(Disconnect())
             self.connection_closed(None, now)
             return
         self._give_up(_explain(code), "could not rejoin the room")
+
+    def _entry_timed_out(self) -> str:
+        """Why the create or join under way failed at its deadline, in words: by how far it got."""
+        url, secs = self.hub_url, f"{self.config.enter_timeout:g}"
+        got = self._entry_got
+        if got == "unavailable":
+            return (
+                f"the hub at {url} is running but could not serve the request for {secs} s "
+                "(it is busy, shutting down, or cannot reach its database); try again"
+            )
+        if got == "rate_limited":
+            return f"the hub at {url} asked to slow down for {secs} s; try again in a moment"
+        if got == "welcome":
+            return f"the hub at {url} is running but did not answer in {secs} s; try again"
+        return f"cannot reach the hub at {url}; is pairls-hub running?"
 
     def _give_up(self, text: str, doing: str) -> None:
         """Fail the create or join under way with *text*, or leave the room saying why; no retry."""

@@ -1313,6 +1313,52 @@ def test_an_unreachable_hub_fails_the_command_in_words() -> None:
     assert w.room.status()["roomId"] is None
 
 
+def test_a_hub_that_answers_hello_but_not_the_join_is_said_to_be_running() -> None:
+    """Reached, but its answer to the join never came (its database is very slow, say): not
+    "cannot reach the hub" (it is running)."""
+    w = Wire(enter_timeout=10)
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)
+    w.step()
+    w.connect()
+    w.take("join")
+    w.advance(10)
+    err = w.done(ticket).error
+    assert err == f"the hub at {HUB} is running but did not answer in 10 s; try again"
+    assert w.room.status()["roomId"] is None
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (
+            "unavailable",
+            "is running but could not serve the request for 10 s "
+            "(it is busy, shutting down, or cannot reach its database)",
+        ),
+        ("rate_limited", "asked to slow down for 10 s; try again in a moment"),
+    ],
+)
+def test_a_join_the_hub_refuses_for_now_until_the_deadline_says_what_the_hub_said(
+    code: str, words: str
+) -> None:
+    """The hub answers the join with a refusal for now (its database is down): the join goes
+    again with backoff, and if the deadline comes first the user is told what the hub said,
+    also when a later attempt could not connect at all."""
+    w = Wire(enter_timeout=10)
+    ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)
+    w.step()
+    w.connect()
+    w.reply(w.take("join"), type="error", code=code, message="try again")
+    assert w.events_of(Disconnect)
+    for _ in range(20):
+        w.step()
+        if w.events_of(Connect):
+            w.lost(None)
+        w.advance(1)
+    err = w.done(ticket).error
+    assert err is not None and words in err and HUB in err, err
+
+
 def test_a_certificate_that_does_not_verify_fails_the_join_at_once_without_retrying() -> None:
     w = Wire(enter_timeout=10)
     ticket = w.room.join(f"{HUB}/room/R#" + "E" * 43, "client-x", w.now)

@@ -23,7 +23,7 @@ from tests.lsp_bridge.editors import Notification
 from tests.support.hubclient import Peer, hub_text, room_paths
 from tests.support.hubproc import HubProcess
 from tests.support.lsp_editor import ALL_KINDS, KINDS, TestEditor, settle, sha256, stop_checked
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import TcpProxy, database_proxy
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -984,6 +984,42 @@ async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_
     await settle([(a, ua), (b, ub)], "my notes.txt")
     text = await hub_text(hub.url, room["invite"], "my notes.txt")
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
+
+
+async def test_a_join_while_the_hubs_database_is_down_says_so_and_works_once_it_is_back(
+    make_editor: MakeEditor, database_url: str
+) -> None:
+    """The hub runs but cannot reach PostgreSQL: Bob's join is refused for now again and again,
+    and after the join's 10 s he is told that the hub is running and cannot serve it (it said
+    "cannot reach the hub ...; is pairls-hub running?", which sends the user to the wrong
+    place).  Once the database is back, the same join works."""
+    db, url = await database_proxy(database_url)
+    own = HubProcess(database_url=url)
+    try:
+        await asyncio.to_thread(own.wait_ready)
+        a = await make_editor("vscode", "Ada", hub_url=own.url)
+        b = await make_editor("vscode", "Bob", hub_url=own.url)
+        ua, ub = a.uri("r.txt"), b.uri("r.txt")
+        a.open(ua, "start\n", "plaintext")
+        room = await _room(a)
+        db.cut()  # the hub's connections to PostgreSQL drop, and no new one gets through
+        with pytest.raises(Exception, match="is running but could not serve the request") as failed:
+            await b.command("pairls.joinRoom", {"invite": room["invite"]})
+        assert "cannot reach its database" in str(failed.value)
+        assert [m.message for m in b.client.messages if "could not serve" in m.message] == [
+            f"pairls: the hub at {own.url} is running but could not serve the request for 10 s "
+            "(it is busy, shutting down, or cannot reach its database); try again"
+        ]
+        assert (await b.status())["roomId"] is None
+
+        db.restore()
+        await b.command("pairls.joinRoom", {"invite": room["invite"]})
+        b.open(ub, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "r.txt")
+        assert b.text(ub) == "start\n"
+    finally:
+        await asyncio.to_thread(own.__exit__, None, None, None)
+        await db.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
