@@ -1300,14 +1300,19 @@ def test_a_due_inlay_hint_refresh_goes_in_the_step_of_the_cursors_that_moved() -
 # -- entering -----------------------------------------------------------------------------------
 
 
-def test_an_unreachable_hub_fails_the_command_in_words() -> None:
-    w = Wire(enter_timeout=10)
-    ticket = w.room.create(HUB, "r", "client-x", w.now)
-    for _ in range(20):
+def _unreachable_for(w: Wire, seconds: int) -> None:
+    """Every connection the room tries in the next *seconds* fails at once."""
+    for _ in range(seconds):
         w.step()
         if w.events_of(Connect):
             w.lost(None)
         w.advance(1)
+
+
+def test_an_unreachable_hub_fails_the_command_in_words() -> None:
+    w = Wire(enter_timeout=10)
+    ticket = w.room.create(HUB, "r", "client-x", w.now)
+    _unreachable_for(w, 20)
     err = w.done(ticket).error
     assert err is not None and "cannot reach the hub" in err
     assert w.room.status()["roomId"] is None
@@ -1350,11 +1355,7 @@ def test_a_join_the_hub_refuses_for_now_until_the_deadline_says_what_the_hub_sai
     w.connect()
     w.reply(w.take("join"), type="error", code=code, message="try again")
     assert w.events_of(Disconnect)
-    for _ in range(20):
-        w.step()
-        if w.events_of(Connect):
-            w.lost(None)
-        w.advance(1)
+    _unreachable_for(w, 20)
     err = w.done(ticket).error
     assert err is not None and words in err and HUB in err, err
 
