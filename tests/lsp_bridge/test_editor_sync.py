@@ -575,6 +575,30 @@ def test_final_newline_the_editor_keeps_is_its_edit_not_a_loop() -> None:
     assert sync.quiet and sync.edit_to_send() is None
 
 
+@pytest.mark.parametrize("answer_first", [True, False])
+def test_a_line_ending_brought_to_the_rooms_is_awaited_when_the_answer_comes_first(
+    answer_first: bool,
+) -> None:
+    """A buffer opened from a copy with LF where the room has CRLF is brought to the room's
+    text by inserting the CR; VS Code answers applied before the didChange of it. Nothing goes
+    to the room: it was taken for an edit shown already "up to line endings", and the text
+    without the CR for the editor's own edit (the room lost the CR, and got it again after
+    the LF: the convergence test, seed 6383)."""
+    room = " 中\n\nba\n\né\r\n \na\n"
+    sync = EditorSync(room.replace("\r\n", "\n"), 1, "utf-16")
+    sync.reset(room)
+    edit = sync.edit_to_send()
+    assert edit is not None and edit.edits == (TextEdit((4, 1), (4, 1), "\r"),)
+    change = ContentChange((4, 1, 4, 1), "\r")
+    if answer_first:
+        assert sync.edit_answered(True) == []
+        assert sync.did_change(2, [change]) == []
+    else:
+        assert sync.did_change(2, [change]) == []
+        assert sync.edit_answered(True) == []
+    assert sync.text == room and sync.quiet and sync.edit_to_send() is None
+
+
 def test_a_final_newline_added_is_awaited_when_the_answer_comes_first() -> None:
     """VS Code answers applied before the didChange of the edit: an edit that adds the final
     newline has not arrived yet. (It was taken for one the editor already showed "up to a

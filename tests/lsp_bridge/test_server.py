@@ -986,6 +986,29 @@ async def test_a_buffer_opened_while_joining_keeps_what_is_typed_into_it_before_
     assert text == "typed while joining\nstart\nwhile Bob was out\n" == b.text(ub) == a.text(ua)
 
 
+@pytest.mark.parametrize("kind", ALL_KINDS)
+async def test_a_buffer_reopened_with_other_line_endings_takes_the_rooms_text(
+    make_editor: MakeEditor, hub: HubProcess, kind: str
+) -> None:
+    """Bob closes the room's file and opens it again from a copy whose line endings are LF
+    where the room's are CRLF: the room's text wins, unchanged, and his buffer shows it (the
+    room's "é\\r\\n" became "é\\n\\r" for everyone: the convergence test, seed 6383)."""
+    text = " 中\n\nba\n\n\né\r\n \na\n\n中"
+    a = await make_editor("vscode", "Ada")
+    b = await make_editor(kind, "Bob")
+    ua, ub = a.uri("r.txt"), b.uri("r.txt")
+    a.open(ua, text, "plaintext")
+    room = await _room(a)
+    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    b.open(ub, text, "plaintext")
+    await settle([(a, ua), (b, ub)], "r.txt")
+    b.close(ub)
+    await asyncio.sleep(0.2)
+    b.open(ub, text.replace("\r\n", "\n"), "plaintext")
+    await settle([(a, ua), (b, ub)], "r.txt")
+    assert await hub_text(hub.url, room["invite"], "r.txt") == text == b.text(ub) == a.text(ua)
+
+
 async def test_a_join_while_the_hubs_database_is_down_says_so_and_works_once_it_is_back(
     make_editor: MakeEditor, database_url: str
 ) -> None:
