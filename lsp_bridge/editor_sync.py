@@ -885,11 +885,11 @@ class EditorSync:
         """The editor answered the last applyEdit (an error counts as ``applied=False``).
 
         Returns the user's edits to send, if any: when the editor says it
-        applied an edit whose effect it already shows up to line endings
-        (Neovim asked to drop the final newline it always keeps changes
-        nothing and reports nothing), the edit is taken as applied and the
-        difference is the editor's edit.  Otherwise its effect is still to
-        come: VS Code answers before it sends the didChange of the edit.
+        applied an edit that only drops a final newline it keeps (Neovim
+        while 'eol' is set changes nothing and reports nothing), the edit is
+        taken as applied and the difference is the editor's edit.  Otherwise
+        its effect is still to come: VS Code answers before it sends the
+        didChange of the edit (also of an edit of line endings alone).
         """
         self._awaiting_answer = False
         sent = self._sent
