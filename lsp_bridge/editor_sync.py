@@ -456,10 +456,8 @@ def _shows_already(shown: str, expected: str) -> bool:
     showing *shown*, show the edit's effect (*expected*) as far as it ever will? Yes if the
     edit only drops a final newline the editor keeps (Neovim while 'eol' is set). An edit
     that adds a final newline adds a line every editor shows, and reports, perhaps after
-    answering; so does an edit of line endings alone (CRLF for LF: the room's text brought
-    to a buffer opened from a copy with other line endings), which was taken for one shown
-    already "up to line endings", and the text it had not changed yet for the editor's own
-    edit: the room lost the CR, and got it again after the LF when the change came."""
+    answering; so does an edit of line endings alone (the room's CRLF brought to a buffer
+    opened from a copy with LF): the text it has not changed yet is not its effect."""
     return shown == expected or (
         shown[: len(expected)] == expected and shown[len(expected) :] in ("\n", "\r\n")
     )

@@ -308,10 +308,7 @@ async def pair(
             lambda: a.call("nvim_call_function", "getreg", ['"']), 15, "the invite in A's register"
         )
         assert str(invite).startswith("http://"), invite
-        bobs = str(invite)
-        if bob_via is not None:
-            bobs = bobs.replace(hub.url.removeprefix("ws://"), f"127.0.0.1:{bob_via.port}")
-            assert bobs != invite, (invite, hub.url)
+        bobs = str(invite) if bob_via is None else bob_via.invite(str(invite))
         await b.call("nvim_command", f"PairlsJoin {bobs}")
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
         await until(lambda: quiescent(a, b), 15, "quiet after join")

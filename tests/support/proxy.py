@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import urllib.parse
 
+from lsp_bridge.invite import Invite, parse_invite
+
 
 class TcpProxy:
     def __init__(
@@ -63,6 +65,11 @@ class TcpProxy:
 
     def drop_replies(self) -> None:
         self.dropping = True
+
+    def invite(self, invite: str) -> str:
+        """*invite* (any form) leading through this proxy to the same room."""
+        inv = parse_invite(invite)
+        return str(Invite(self.url, inv.room_id, inv.secret))
 
     def lag(self, seconds: float) -> None:
         self.delay = seconds
