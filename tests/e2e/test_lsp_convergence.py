@@ -88,8 +88,9 @@ detours (the plans are otherwise the same; ``type at once`` happens after
 the opens and joins of ``leave`` and ``alias``, so it keeps those two),
 ``PAIRLS_CONVERGENCE_KINDS=vscode,emacs``
 only those servers (other plans), ``PAIRLS_CONVERGENCE_KEEP_GOING=1`` runs
-every seed and lists all failures (a seed after a failed one may be
-tainted: rerun it alone), ``PAIRLS_CONVERGENCE_DUMP=dir`` writes a failed
+every seed and lists all failures (after a failed seed every editor
+and its server start again, and the network, hub and database are
+brought back), ``PAIRLS_CONVERGENCE_DUMP=dir`` writes a failed
 seed's op log, texts and statuses there.
 """
 
@@ -446,7 +447,10 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
 
 
 async def _recover(world: World) -> None:
-    """After a failed seed (keep-going runs): everything reachable again for the next one."""
+    """After a failed seed (keep-going runs): everything reachable again for the next one,
+    and every editor a new one with a new server.  A failed seed can leave an editor with
+    requests it cancelled and a server with its state, so that every seed after it failed
+    too; the failure was reported already."""
     for p in world.proxies:
         p.restore()
         p.lag(0)
@@ -458,6 +462,15 @@ async def _recover(world: World) -> None:
             world.hub = await start_hub(
                 world.hub_dsn, "--log-level", "WARNING", "--port", str(world.hub_port)
             )
+    old = list(world.editors)
+    await asyncio.gather(*(ed.stop() for ed in old))
+    for i, ed in enumerate(old):
+        # the same editor (kind, name, workspace, route, choices), started again
+        world.editors[i] = TestEditor(
+            ed.kind, ed.name, ed.workspace, ed.hub_url, seed=1000 + i, debounce=ed.debounce
+        )
+    await asyncio.gather(*(ed.start() for ed in world.editors))
+    world.stats["editors restarted"] += len(old)
 
 
 # -- one seed --------------------------------------------------------------------------------------
@@ -533,6 +546,9 @@ async def _one_seed(plan: Plan, world: World) -> None:
         for t in s.tasks:
             if not t.done():
                 t.cancel()
+        # (a failed seed's typing must not go on into the next seed's)
+        if s.tasks:
+            await asyncio.wait(s.tasks, timeout=10)
 
 
 async def _run(s: _Seed) -> None:

@@ -271,12 +271,17 @@ class TestEditor:
         return self
 
     async def stop(self) -> None:
-        for t in self._timers.values():
-            t.cancel()
+        self._cancel_timers()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.shutdown_session(), 10)
         with contextlib.suppress(Exception):
             await self.client.stop()
+        self._cancel_timers()  # (any a change made while it shut down: nothing to send to)
+
+    def _cancel_timers(self) -> None:
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
 
     @property
     def alive(self) -> bool:
