@@ -2,10 +2,11 @@
 
 Five language-server subprocesses, one per editor behaviour of
 :data:`tests.support.lsp_editor.ALL_KINDS` (VS Code, Neovim 0.7, eglot,
-Neovim with full sync, a client blind to an edit's version), one hub
-subprocess and the test's own embedded PostgreSQL (so that it can stop and
-start it without disturbing other tests) are started once and reused by
-every seed.  Each server reaches the hub through its own
+Neovim with full sync, a client blind to an edit's version), two hub
+subprocesses on one database (hub A, and hub B for the ``two hubs`` detour)
+and the test's own embedded PostgreSQL (so that it can stop and start it
+without disturbing other tests) are started once and reused by every seed.
+Each server reaches a hub (A, unless the plan says B) through its own
 :class:`~tests.support.proxy.TcpProxy`, so any of them can be cut off.
 
 Each seed draws a :class:`Plan` from ``random.Random(seed)`` (the typing and
@@ -61,6 +62,11 @@ a plan does not depend on timing or on the seeds run before it):
   - ``slow database``: the hub's route to PostgreSQL holds every byte, both
     ways, 0.02 to 0.3 s over a span of actions (a generator of its own too):
     every commit, and so every ack, join and open, is late;
+  - ``two hubs``: some of the servers reach the room through hub B from the
+    start, the others through hub A (a generator of its own too), and one or
+    two servers fail over: their route is cut and leads to the other hub
+    when they reconnect, as a load balancer in front of several hubs would
+    do; hub restarts are A's (B's servers go on meanwhile);
 
 * then waits (bounded) for quiescence and requires: every editor buffer ==
   every server's shadow (``pairls.status`` sha256) == the hub's text (a
@@ -139,6 +145,8 @@ DETOURS = (
     "lag",
     # the hub's route to PostgreSQL is slow: every commit, join and open late
     "slow database",
+    # a room over two hubs on one database, and servers failing over between them
+    "two hubs",
 )
 DEFAULT_DETOURS = list(DETOURS)
 ONLY = {d.strip() for d in os.environ.get("PAIRLS_CONVERGENCE_DETOURS", ",".join(DEFAULT_DETOURS)).split(",")}
@@ -199,6 +207,10 @@ class Plan:
     lags: list[tuple[int, int, int, float]] = field(default_factory=list)
     #: (from, to, seconds every byte between the hub and PostgreSQL is held)
     db_lags: list[tuple[int, int, float]] = field(default_factory=list)
+    #: editors reaching hub B at the start (the others: hub A)
+    on_b: list[int] = field(default_factory=list)
+    #: (editor, at): its route is cut and leads to the other hub when it reconnects
+    failovers: list[tuple[int, int]] = field(default_factory=list)
     #: users type into a buffer they just opened (or got back by a rejoin) at once, rather
     #: than once the status shows it shared
     type_at_once: bool = False
@@ -227,6 +239,10 @@ class Plan:
             parts.append(f"lag {secs}s {k[e]}@{a}-{b}")
         for a, b, secs in self.db_lags:
             parts.append(f"slow database {secs}s @{a}-{b}")
+        if self.on_b:
+            parts.append(f"on hub B: {[k[e] for e in self.on_b]}")
+        for e, a in self.failovers:
+            parts.append(f"failover {k[e]}@{a}")
         if self.type_at_once and (self.leaves or self.alias):
             parts.append("typing at once after an open or a join")
         return "; ".join(parts)
@@ -295,6 +311,11 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
     if db_rng.random() < 0.1:
         a = db_rng.randrange(0, n)
         plan.db_lags.append((a, db_rng.randint(a + 1, n), db_rng.choice((0.02, 0.1, 0.3))))
+    hubs_rng = random.Random(f"two hubs {seed}")
+    if hubs_rng.random() < 0.2:
+        plan.on_b = sorted(e for e in range(k) if hubs_rng.random() < 0.5)
+        for _ in range(hubs_rng.choice((1, 1, 2))):
+            plan.failovers.append((hubs_rng.randrange(k), hubs_rng.randrange(0, n)))
     # narrowing a failure down: drop what was not asked for, keep the draws
     # (typing at once happens after the opens and joins of these two: it keeps them)
     if not {"leave", "leave at once", "type at once"} & ONLY:
@@ -315,6 +336,8 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         plan.lags = []
     if "slow database" not in ONLY:
         plan.db_lags = []
+    if "two hubs" not in ONLY:
+        plan.on_b, plan.failovers = [], []
     return plan
 
 
@@ -332,6 +355,9 @@ class World:
     #: the hub reaches PostgreSQL through this (``hub_dsn``), so that it can be slowed
     pg_proxy: TcpProxy
     hub_dsn: str
+    #: the second hub on the same database (``two hubs``); never restarted by a plan
+    hub_b: HubProcess
+    hub_b_port: int
     #: one hub or database restart at a time (a hub cannot start without its database)
     infra: asyncio.Lock = field(default_factory=asyncio.Lock)
     stats: Counter[str] = field(default_factory=Counter)
@@ -359,6 +385,10 @@ class World:
             self.pg = await asyncio.to_thread(start_embedded, self.pg_dir)
             self.stats["postgres restarts"] += 1
 
+    def route(self, proxy: TcpProxy, *, to_b: bool) -> None:
+        """Where *proxy*'s next connections lead: hub B or hub A."""
+        proxy.target = (proxy.target[0], self.hub_b_port if to_b else self.hub_port)
+
 
 def _tail(text: str, n: int = 30) -> str:
     return "\n".join(text.splitlines()[-n:])
@@ -370,11 +400,14 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
     editors: list[TestEditor] = []
     proxies: list[TcpProxy] = []
     hub: HubProcess | None = None
+    hub_b: HubProcess | None = None
     world: World | None = None
     pg_proxy: TcpProxy | None = None
     try:
         pg_proxy, hub_dsn = await database_proxy(pg.dsn)
-        hub = await start_hub(hub_dsn, "--log-level", "WARNING")
+        hub, hub_b = await asyncio.gather(
+            start_hub(hub_dsn, "--log-level", "WARNING"), start_hub(hub_dsn, "--log-level", "WARNING")
+        )
         host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
         for i, kind in enumerate(ALL_KINDS):
             proxy = await TcpProxy(host, int(port)).start()
@@ -383,7 +416,8 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             ws.mkdir()
             editors.append(TestEditor(kind, f"E{i}-{kind}", ws, proxy.url, seed=1000 + i, debounce=0.05))
         await asyncio.gather(*(e.start() for e in editors))
-        world = World(editors, proxies, hub, int(port), pg, pg_dir, pg_proxy, hub_dsn)
+        port_b = int(hub_b.url.rsplit(":", 1)[1])
+        world = World(editors, proxies, hub, int(port), pg, pg_dir, pg_proxy, hub_dsn, hub_b, port_b)
         failures: list[str] = []
         begun = time.monotonic()
         for seed in range(START, START + SEEDS):
@@ -419,7 +453,8 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             f"{st['left_unsent']} with edits unsent and {st['carried']} taking them back), "
             f"{st['aliases']} alias buffers; "
             f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}), {st['lags']} lags, "
-            f"{st['slow databases']} slow databases; "
+            f"{st['slow databases']} slow databases; {st['two hubs']} seeds on two hubs "
+            f"({st['failovers']} failovers); "
             f"{st['hub restarts']} hub restarts ({st['hub kills']} SIGKILL), "
             f"{st['postgres restarts']} postgres restarts; {st['lost']} 'lost' messages; "
             f"{st['split markers']} split markers; {st['edits_refused']} edits refused by editors "
@@ -437,10 +472,11 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             for p in proxies:
                 await p.close()
             if world is not None:
-                hub = world.hub
+                hub, hub_b = world.hub, world.hub_b
                 pg = world.pg
-            if hub is not None:
-                await asyncio.to_thread(hub.__exit__, None, None, None)
+            for h in (hub, hub_b):
+                if h is not None:
+                    await asyncio.to_thread(h.__exit__, None, None, None)
             if pg_proxy is not None:
                 await pg_proxy.close()
             await asyncio.to_thread(pg.stop)
@@ -461,6 +497,10 @@ async def _recover(world: World) -> None:
         if world.hub.proc.poll() is not None:
             world.hub = await start_hub(
                 world.hub_dsn, "--log-level", "WARNING", "--port", str(world.hub_port)
+            )
+        if world.hub_b.proc.poll() is not None:
+            world.hub_b = await start_hub(
+                world.hub_dsn, "--log-level", "WARNING", "--port", str(world.hub_b_port)
             )
     old = list(world.editors)
     await asyncio.gather(*(ed.stop() for ed in old))
@@ -559,6 +599,15 @@ async def _run(s: _Seed) -> None:
         for uri in list(ed.buffers):
             ed.close(uri)
     await asyncio.gather(*(ed.command("pairls.leaveRoom", {}) for ed in world.editors))
+    # (a server that left closes its connection: the next one goes where this seed says)
+    on_b = {plan.servers[e] for e in plan.on_b}
+    for i, p in enumerate(world.proxies):
+        world.route(p, to_b=i in on_b)
+        for _ in range(250):
+            if not p.connections:
+                break
+            await asyncio.sleep(0.02)
+        assert not p.connections, f"{world.editors[i].name} still connected 5 s after leaving"
     for ed in world.editors:
         # the simulated editors' own choices (versions, debounce, how an edit is applied):
         # from the seed, not from the seeds run before it
@@ -613,6 +662,9 @@ async def _run(s: _Seed) -> None:
     for a, b, secs in plan.db_lags:
         at.setdefault(a, []).append(("slow database", secs))
         at.setdefault(b, []).append(("slow database", 0.0))
+    for e, a in plan.failovers:
+        at.setdefault(a, []).append(("failover", e))
+    st["two hubs"] += bool(plan.on_b or plan.failovers)
 
     for i in range(plan.n_actions + 1):
         for step in at.get(i, []):
@@ -834,6 +886,14 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
     elif what == "slow database":
         world.pg_proxy.lag(step[1])
         st["slow databases"] += step[1] > 0
+    elif what == "failover":
+        proxy = s.proxies[step[1]]
+        was_cut = proxy.cut_off  # (a cut of the plan's: it ends when the plan says)
+        proxy.cut()
+        world.route(proxy, to_b=proxy.target[1] != world.hub_b_port)
+        if not was_cut:
+            proxy.restore()
+        st["failovers"] += 1
     else:
         raise AssertionError(step)
 

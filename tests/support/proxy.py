@@ -63,6 +63,11 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
+    @property
+    def connections(self) -> int:
+        """Connections proxied now."""
+        return len(self._conns)
+
     def drop_replies(self) -> None:
         self.dropping = True
 
