@@ -66,7 +66,7 @@ a plan does not depend on timing or on the seeds run before it):
     start, the others through hub A (a generator of its own too), and one or
     two servers fail over: their route is cut and leads to the other hub
     when they reconnect, as a load balancer in front of several hubs would
-    do; hub restarts are A's (B's servers go on meanwhile);
+    do; a hub restart then stops A or B;
 
 * then waits (bounded) for quiescence and requires: every editor buffer ==
   every server's shadow (``pairls.status`` sha256) == the hub's text (a
@@ -195,8 +195,8 @@ class Plan:
     alias: tuple[int, int, int | None] | None = None
     #: (at, size in bytes)
     big_paste: tuple[int, int] | None = None
-    #: (at, SIGKILL rather than SIGTERM)
-    hub_restarts: list[tuple[int, bool]] = field(default_factory=list)
+    #: (at, SIGKILL rather than SIGTERM, hub B rather than A)
+    hub_restarts: list[tuple[int, bool, bool]] = field(default_factory=list)
     #: (at, seconds down)
     pg_restarts: list[tuple[int, float]] = field(default_factory=list)
     #: (editor, cut at, restore at)
@@ -227,8 +227,8 @@ class Plan:
             parts.append(f"alias buffer {k[e]}@{a}" + (f" one closed@{c}" if c is not None else ""))
         if self.big_paste is not None:
             parts.append(f"big paste {self.big_paste[1]} B@{self.big_paste[0]}")
-        for a, kill in self.hub_restarts:
-            parts.append(f"hub {'SIGKILL' if kill else 'SIGTERM'}@{a}")
+        for a, kill, b in self.hub_restarts:
+            parts.append(f"hub {'B ' if b else ''}{'SIGKILL' if kill else 'SIGTERM'}@{a}")
         for a, down in self.pg_restarts:
             parts.append(f"postgres restart@{a} down {down}s")
         for e, a, b in self.cuts:
@@ -280,7 +280,7 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         low, high = (FRAME_LIMIT + 1, 5_000_000) if rng.random() < 0.75 else (256_000, FRAME_LIMIT)
         plan.big_paste = (rng.randrange(0, n), rng.randint(low, high))
     if rng.random() < 0.08:
-        plan.hub_restarts.append((rng.randrange(0, n), rng.random() < 0.5))
+        plan.hub_restarts.append((rng.randrange(0, n), rng.random() < 0.5, False))
     if rng.random() < 0.06:
         plan.pg_restarts.append((rng.randrange(0, n), rng.choice((0.1, 0.5, 1.5, 4.0))))
     cut_off = set()
@@ -316,6 +316,10 @@ def draw_plan(seed: int, n_servers: int) -> Plan:
         plan.on_b = sorted(e for e in range(k) if hubs_rng.random() < 0.5)
         for _ in range(hubs_rng.choice((1, 1, 2))):
             plan.failovers.append((hubs_rng.randrange(k), hubs_rng.randrange(0, n)))
+        # either hub may go down then (A's restarts were drawn above)
+        plan.hub_restarts = [(a, kill, hubs_rng.random() < 0.5) for a, kill, _ in plan.hub_restarts]
+        if hubs_rng.random() < 0.3:
+            plan.hub_restarts.append((hubs_rng.randrange(0, n), hubs_rng.random() < 0.5, True))
     # narrowing a failure down: drop what was not asked for, keep the draws
     # (typing at once happens after the opens and joins of these two: it keeps them)
     if not {"leave", "leave at once", "type at once"} & ONLY:
@@ -363,19 +367,27 @@ class World:
     stats: Counter[str] = field(default_factory=Counter)
     per_seed: list[float] = field(default_factory=list)
 
-    async def restart_hub(self, kill: bool) -> None:
+    async def restart_hub(self, kill: bool, b: bool = False) -> None:
         async with self.infra:
-            old = self.hub
+            old = self.hub_b if b else self.hub
             if kill:
                 await asyncio.to_thread(old.kill)
             else:
                 code = await asyncio.to_thread(old.terminate)
                 assert code == 0, f"the hub exited with {code} on SIGTERM:\n{_tail(old.log)}"
-            # (world.hub before it listens: whatever happens, the end of the test stops it)
-            self.hub = HubProcess(
-                "--log-level", "WARNING", "--port", str(self.hub_port), database_url=self.hub_dsn
+            # (the world's before it listens: whatever happens, the end of the test stops it)
+            new = HubProcess(
+                "--log-level",
+                "WARNING",
+                "--port",
+                str(self.hub_b_port if b else self.hub_port),
+                database_url=self.hub_dsn,
             )
-            await asyncio.to_thread(self.hub.wait_ready)
+            if b:
+                self.hub_b = new
+            else:
+                self.hub = new
+            await asyncio.to_thread(new.wait_ready)
             self.stats["hub restarts"] += 1
 
     async def restart_pg(self, down_for: float) -> None:
@@ -455,7 +467,7 @@ async def test_lsp_convergence(tmp_path: Path, pg_tmp: Path) -> None:
             f"{st['cuts']} cuts ({st['storms']} storms of {st['storm cuts']}), {st['lags']} lags, "
             f"{st['slow databases']} slow databases; {st['two hubs']} seeds on two hubs "
             f"({st['failovers']} failovers); "
-            f"{st['hub restarts']} hub restarts ({st['hub kills']} SIGKILL), "
+            f"{st['hub restarts']} hub restarts ({st['hub kills']} SIGKILL, {st['hub B restarts']} of B), "
             f"{st['postgres restarts']} postgres restarts; {st['lost']} 'lost' messages; "
             f"{st['split markers']} split markers; {st['edits_refused']} edits refused by editors "
             f"({st['edit_retries']} sent again unchanged, {st['edits_held']} held, "
@@ -647,8 +659,8 @@ async def _run(s: _Seed) -> None:
         at.setdefault(a, []).append(("alias", e))
         if c is not None:
             at.setdefault(c, []).append(("unalias", e))
-    for a, kill in plan.hub_restarts:
-        at.setdefault(a, []).append(("hub", kill))
+    for a, kill, b in plan.hub_restarts:
+        at.setdefault(a, []).append(("hub", kill, b))
     for a, down in plan.pg_restarts:
         at.setdefault(a, []).append(("pg", down))
     for e, a, b in plan.cuts:
@@ -862,9 +874,10 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
             uris.remove(uri)
             s.unshared.discard((e, uri))
     elif what == "hub":
-        kill = step[1]
+        _, kill, b = step
         st["hub kills"] += kill
-        s.spawn(world.restart_hub(kill))
+        st["hub B restarts"] += b
+        s.spawn(world.restart_hub(kill, b))
     elif what == "pg":
         s.spawn(world.restart_pg(step[1]))
     elif what == "cut":
