@@ -359,7 +359,7 @@ class World:
     #: the hub reaches PostgreSQL through this (``hub_dsn``), so that it can be slowed
     pg_proxy: TcpProxy
     hub_dsn: str
-    #: the second hub on the same database (``two hubs``); never restarted by a plan
+    #: the second hub on the same database (``two hubs``), on a port of its own
     hub_b: HubProcess
     hub_b_port: int
     #: one hub or database restart at a time (a hub cannot start without its database)
