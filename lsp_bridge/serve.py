@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import stat
 import sys
 import threading
@@ -39,8 +40,8 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     """Serve LSP on stdin/stdout.
 
     pygls's own ``start_io`` reads stdin through a thread pool, three
-    hand-offs per message (header line, blank line, body); on a pipe, the
-    event loop reads stdin itself and handles each message as it is read
+    hand-offs per message (header line, blank line, body); on a pipe or a
+    socket, the event loop reads stdin itself and handles each message as it is read
     (:class:`StdinProtocol`), and what one step of the loop writes goes out
     in one write (:class:`StepWriter`).
 
@@ -57,9 +58,13 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
     gc.freeze()
     server.gc_frozen = gc.get_freeze_count()  # (it walks them: counted once, here)
     stdin = sys.stdin.buffer
-    if not stat.S_ISFIFO(os.fstat(stdin.fileno()).st_mode):
+    mode = os.fstat(stdin.fileno()).st_mode
+    # a pipe, or a socket: editors built on libuv (Neovim, VS Code's Node.js) give their
+    # servers a socket pair for each of stdin and stdout
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
         server.start_io()  # a file or a terminal: pygls's way works everywhere
         return
+    server.stdio_reader = "loop"
     writer: StepWriter | None = None
 
     async def main() -> None:
@@ -69,8 +74,20 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
         server.protocol.set_writer(writer)
         server._stop_event = stop = threading.Event()
         ended: asyncio.Future[None] = loop.create_future()
-        await loop.connect_read_pipe(lambda: StdinProtocol(server, stop, ended), stdin)
-        await ended
+        _, reader = await loop.connect_read_pipe(lambda: StdinProtocol(server, stop, ended), stdin)
+        assert isinstance(reader, StdinProtocol)
+
+        def terminated() -> None:  # as the end of stdin; a second SIGTERM ends the process
+            loop.remove_signal_handler(signal.SIGTERM)
+            reader.end()
+
+        loop.add_signal_handler(signal.SIGTERM, terminated)
+        try:
+            await ended
+        finally:
+            # the editor has gone: what its user typed last goes to the hub first (an editor
+            # that waits no longer for ``shutdown``'s answer leaves the server doing so)
+            await server.depart()
 
     try:
         _run(main(), event_loop)
@@ -195,6 +212,10 @@ class StdinProtocol(asyncio.Protocol):
             server._report_server_error(exc, JsonRpcInternalError)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._end(None)
+
+    def end(self) -> None:
+        """Stop reading, as at the end of stdin."""
         self._end(None)
 
     def _end(self, exc: BaseException | None) -> None:

@@ -71,6 +71,11 @@ class PairlsServer(LanguageServer):
         #: the ``completions`` setting: a mode for every language (``"*"``) and per language id
         self.completions_by_language: dict[str, str] = {"*": "all"}
         self.session: Session | None = None
+        #: who reads stdin: ``"loop"``, the event loop itself (a pipe or a socket:
+        #: serve.py), or ``"pygls"``, pygls's threads (a file, a terminal)
+        self.stdio_reader = "pygls"
+        #: the editor has gone or is going (:meth:`depart`)
+        self._departure: asyncio.Future[None] | None = None
         #: objects frozen out of full collections at start (serve.py); counted once there, as
         #: ``gc.get_freeze_count`` walks them all
         self.gc_frozen = 0
@@ -166,9 +171,28 @@ class PairlsServer(LanguageServer):
         self.require_session().room.user = self.user.value
         return self.user.value
 
-    async def stop_session(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+    def depart(self) -> asyncio.Future[None]:
+        """The editor is going (``shutdown``) or has gone (``exit``, the end of stdin, SIGTERM):
+        leave the room as ``pairls.leaveRoom`` does, so that what the user typed last reaches
+        the hub first (the room waits ``leave_timeout`` at most for its acknowledgements), then
+        close.  Once, however many of those come: each awaits the same departure."""
+        if self._departure is None:
+            self._departure = asyncio.ensure_future(self._depart())
+        return self._departure
+
+    async def _depart(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        left = await session.leave()
+        if left.get("unsent"):
+            # (the room said so: its words are for an editor that stays, this one is gone)
+            logger.warning(
+                "exiting before the hub had the last edits to %d document(s): they are in the "
+                "editor's buffers only",
+                len(left["unsent"]),
+            )
+        await session.close()
 
     # -- sharing -----------------------------------------------------------------------------
 

@@ -280,6 +280,7 @@ async def status(ls: PairlsServer, *args: Any) -> dict[str, Any]:
     st["stats"]["shortOut"] = ls.rpc.short_out
     st["stats"]["editorWritesFailed"] = getattr(ls.rpc.writer, "failed", 0)
     st["eventLoop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]  # uvloop, asyncio
+    st["stdioReader"] = ls.stdio_reader
     # what the server froze at start (serve.py) and the collections per generation since
     st["gc"] = {"frozen": ls.gc_frozen, "collections": [g["collections"] for g in gc.get_stats()]}
     if st["hubUrl"] is None:

@@ -40,9 +40,12 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 
 
 async def shutdown(ls: PairlsServer, params: None) -> None:
+    """Answered once the room is left: what the user typed last has reached the hub (or the
+    room gave up waiting for it).  An editor that stops waiting first and sends ``exit`` or
+    SIGTERM, or closes stdin, finds the server still leaving (``serve_stdio``)."""
     await run.stop_all(ls)
-    await ls.stop_session()
     ls.completions.jedi.close()
+    await ls.depart()
 
 
 def did_change_workspace_folders(ls: PairlsServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:

@@ -40,6 +40,7 @@ to pin down what it does at the LSP boundary (docs/editors/neovim-notes.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -447,6 +448,38 @@ async def test_two_neovims_type_at_once_one_on_a_slow_route(
                 assert not probe["messages"], (who, probe["messages"])
                 assert "disconnected" not in {s["state"] for s in probe["states"]}, (who, probe["states"])
                 assert (await status(nv))["heals"] == 0, who
+        finally:
+            await close_checked(a, b)
+    finally:
+        await proxy.close()
+
+
+async def test_typing_then_wq_at_once_on_a_slow_route_loses_nothing(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """Bob's route to the hub holds every byte 0.2 s each way.  He types a line and ends with
+    ``:wq`` at once: Neovim sends what is pending, asks his pairls-lsp to shut down, waits a
+    little (Neovim 0.7: 500 ms, then SIGTERM) and is gone.  Every key reaches the room and Ada's
+    buffer; his saved file has them too, but the room's text wins when he comes back, so a key
+    lost here would be lost for good."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, invite = await pair(hub, tmp_path, nvim_binary, bob_via=proxy)
+        try:
+            # (Neovim gives its server a socket pair, not a pipe: read by the loop all the same)
+            assert (await status(b))["stdioReader"] == "loop"
+            proxy.lag(0.2)
+            line = "typed, saved and quit"
+            await type_script(b, [K("Go"), line, K("<Esc>")], 0.02)
+            with contextlib.suppress(ConnectionError, TimeoutError):  # (Neovim leaves at once)
+                await b.input(":wq<CR>")
+            await asyncio.wait_for(b.proc.wait(), 15)
+            assert (tmp_path / "bob" / PATH).read_text() == INITIAL + line + "\n"
+            want = INITIAL + line + "\n"
+            await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's last line")
+            proxy.lag(0)
+            assert await hub_text(hub, invite) == want
         finally:
             await close_checked(a, b)
     finally:

@@ -865,6 +865,68 @@ async def test_typing_then_leaving_at_once_loses_nothing(
     assert (await b.status())["stats"]["left_unsent"] == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "how"),
+    [
+        ("vscode", "shutdown"),
+        ("neovim", "shutdown"),
+        ("emacs", "shutdown"),
+        ("vscode", "exit"),
+        ("neovim", "SIGTERM"),
+        ("emacs", "end of stdin"),
+    ],
+)
+async def test_typing_then_closing_the_editor_loses_nothing(
+    make_editor: MakeEditor, hub: HubProcess, kind: str, how: str
+) -> None:
+    """Bob, on a slow route (every byte held 0.2 s each way), types a line a key at a time and
+    closes his editor at once: it asks the server to shut down and exit (or only to exit, or
+    ends it with SIGTERM, or closes its stdin).  Every key reaches the room before the server
+    ends, and he leaves it as ``pairls.leaveRoom`` would: when he opens the file again, the
+    room's text wins over his saved copy, so a key lost here would be lost for good."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a = await make_editor("vscode", "Ada")
+        b = await make_editor(kind, "Bob", hub_url=proxy.url)
+        ua, ub = a.uri("r.txt"), b.uri("r.txt")
+        a.open(ua, "start\n", "plaintext")
+        room = await _room(a)
+        await b.command("pairls.joinRoom", {"invite": proxy.invite(room["invite"])})
+        b.open(ub, "", "plaintext")
+        await settle([(a, ua), (b, ub)], "r.txt")
+        proxy.lag(0.2)
+        typed = "typed, saved and quit"
+        for ch in typed:
+            b.append(ub, ch)
+            b.flush(ub)
+            await asyncio.sleep(0.01)  # faster than the route: keys wait behind the first
+        server = b.client._server
+        assert server is not None
+        if how == "shutdown":
+            await asyncio.wait_for(b.client.shutdown_session(), 30)  # shutdown, exit
+        else:
+            await b.status()  # (every key has reached the server)
+            if how == "exit":
+                b.client.exit(None)
+            elif how == "SIGTERM":
+                server.terminate()
+            else:
+                assert server.stdin is not None
+                server.stdin.close()
+        code = await asyncio.wait_for(server.wait(), 30)
+        assert code == (1 if how == "exit" else 0) or how == "SIGTERM", code  # (LSP's exit codes)
+        proxy.lag(0)
+        want = "start\n" + typed
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want
+        await settle([(a, ua)], "r.txt")
+        assert a.text(ua) == want
+        # he left the room: the others' lists no longer show him
+        await a.wait_note("pairls/participants", lambda p: [x["name"] for x in p["participants"]] == ["Ada"])
+    finally:
+        await proxy.close()
+
+
 @pytest.mark.parametrize("kind", ["vscode", "neovim"])
 async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_next_entry(
     make_editor: MakeEditor, hub: HubProcess, kind: str

@@ -17,11 +17,12 @@ pytestmark = pytest.mark.timeout(60)
 NOT_UTF8 = b'{"a": "SECRET-TEXT\xff\xfe"}'
 
 
+@pytest.mark.parametrize("stdio", ["pipe", "socket"])  # (socket: libuv's, Neovim's and VS Code's)
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # (auto: uvloop)
 async def test_messages_in_pieces_several_in_one_write_and_a_header_without_length(
-    raw: RawServer, loop: str
+    raw: RawServer, loop: str, stdio: str
 ) -> None:
-    server = await raw.start(loop)
+    server = await raw.start(loop, stdio)
     for i in range(len(INITIALIZE)):  # a byte a write: the server reads them in many pieces
         await server.write(INITIALIZE[i : i + 1])
         if i % 16 == 0:
@@ -36,6 +37,7 @@ async def test_messages_in_pieces_several_in_one_write_and_a_header_without_leng
     first, second = await server.answer(2), await server.answer(3)
     assert first["result"]["connected"] is False
     assert second["result"]["connected"] is False
+    assert first["result"]["stdioReader"] == "loop"  # (not pygls's threads: serve.py)
     # headers with no Content-Length: skipped, and what follows is read as the next message
     await server.write(b"Content-Type: x\r\n\r\nContent-Length: -1\r\n\r\n" + request(4, "shutdown"))
     assert (await server.answer(4))["result"] is None
@@ -45,9 +47,10 @@ async def test_messages_in_pieces_several_in_one_write_and_a_header_without_leng
     assert log.count("a message without a Content-Length: skipped") == 2
 
 
+@pytest.mark.parametrize("stdio", ["pipe", "socket"])
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-async def test_exit_without_shutdown_ends_with_1(raw: RawServer, loop: str) -> None:
-    server = await raw.start(loop)
+async def test_exit_without_shutdown_ends_with_1(raw: RawServer, loop: str, stdio: str) -> None:
+    server = await raw.start(loop, stdio)
     await server.write(INITIALIZE)
     await server.answer(1)
     await server.write(notification("initialized", {}) + notification("exit"))
@@ -55,13 +58,15 @@ async def test_exit_without_shutdown_ends_with_1(raw: RawServer, loop: str) -> N
     assert code == 1
 
 
+@pytest.mark.parametrize("stdio", ["pipe", "socket"])
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-async def test_the_server_ends_when_the_editor_closes_its_stdin(raw: RawServer, loop: str) -> None:
-    server = await raw.start(loop)
+async def test_the_server_ends_when_the_editor_closes_its_stdin(
+    raw: RawServer, loop: str, stdio: str
+) -> None:
+    server = await raw.start(loop, stdio)
     await server.write(INITIALIZE + notification("initialized", {}))
     await server.answer(1)
-    assert server.proc.stdin is not None
-    server.proc.stdin.close()
+    server.close_stdin()
     code, log = await server.ended()
     assert code == 0
     assert "Traceback" not in log

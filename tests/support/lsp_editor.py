@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import random
 import secrets
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -41,9 +43,10 @@ from typing import Any, TypeVar
 import attrs
 from lsprotocol import types as T
 from pygls.exceptions import JsonRpcException
+from pygls.io_ import run_async
 from pygls.protocol import JsonRPCNotification, default_converter
 from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, forward_stderr, register_lsp_features
 
 from lsp_bridge.editor_sync import ContentChange, EditToApply, TextEdit
 from tests.lsp_bridge.editors import Answer, Eglot, Neovim07, Notification, SimEditor, VersionBlind, VSCode
@@ -64,6 +67,7 @@ _CAPS = {
     "neovim-full": "neovim@v0.7.0",
     "blind": "visual-studio-code",
 }
+_STDIO = {"vscode": "socket", "neovim": "socket", "neovim-full": "socket", "emacs": "pipe", "blind": "pipe"}
 _INFO = {
     "vscode": T.ClientInfo(name="Visual Studio Code", version="1.65.2"),
     "neovim": T.ClientInfo(name="Neovim", version="0.7.0"),
@@ -143,8 +147,14 @@ class TestEditor:
         env: dict[str, str] | None = None,
         debounce: float = 0.08,
         init_options: dict[str, Any] | None = None,
+        stdio: str | None = None,
     ) -> None:
         assert kind in ALL_KINDS, kind
+        #: how the server's stdin and stdout are made: as the editor this one plays makes them
+        #: (``"socket"``: a socket pair each, libuv's way, in VS Code's Node.js and in Neovim;
+        #: ``"pipe"``: Emacs's way, and Python's)
+        self.stdio = stdio or _STDIO[kind]
+        self._out_writer: asyncio.StreamWriter | None = None
         self.init_options = init_options or {}
         self.kind = kind
         self.name = name
@@ -243,7 +253,10 @@ class TestEditor:
             name = "".join(c for c in self.name if c.isalnum())[:20]
             env["PAIRLS_USER_ID"] = f"test-{name}-{secrets.token_hex(4)}"
         cmd = command or [sys.executable, "-m", "lsp_bridge"]
-        await self.client.start_io(*cmd, "--log-level", "WARNING", env=env, cwd=str(cwd or ROOT))
+        if self.stdio == "socket":
+            await self._start_on_sockets([*cmd, "--log-level", "WARNING"], env, str(cwd or ROOT))
+        else:
+            await self.client.start_io(*cmd, "--log-level", "WARNING", env=env, cwd=str(cwd or ROOT))
         caps = client_capabilities(_CAPS[self.kind])
         if self.kind == "vscode":
             # VS Code >= 1.67 renders inlay hints and honours refresh (the 1.65 capture predates it)
@@ -269,6 +282,33 @@ class TestEditor:
         enc = result.capabilities.position_encoding or "utf-16"
         self.encoding = str(getattr(enc, "value", enc))
         return self
+
+    async def _start_on_sockets(self, cmd: list[str], env: dict[str, str], cwd: str) -> None:
+        """pygls's ``start_io``, with a socket pair for each of the server's stdin and stdout."""
+        c = self.client
+        ours_in, theirs_in = socket.socketpair()
+        ours_out, theirs_out = socket.socketpair()
+        try:
+            server = await asyncio.create_subprocess_exec(
+                *cmd, stdin=theirs_in, stdout=theirs_out, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
+            )
+        finally:
+            theirs_in.close()
+            theirs_out.close()
+        # (both of each pair kept: a StreamWriter collected closes its transport)
+        reader, self._out_writer = await asyncio.open_unix_connection(sock=ours_out)
+        _, writer = await asyncio.open_unix_connection(sock=ours_in)
+        c.protocol.set_writer(writer)
+        read = run_async(
+            stop_event=c._stop_event,
+            reader=reader,
+            protocol=c.protocol,
+            logger=logging.getLogger("pygls.client"),
+            error_handler=c.report_server_error,
+        )
+        c._server = server
+        c._async_tasks.extend([asyncio.create_task(read), asyncio.create_task(c._server_exit())])
+        c._stderr_forwarder = asyncio.create_task(forward_stderr(server))
 
     async def stop(self) -> None:
         self._cancel_timers()

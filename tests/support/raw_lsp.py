@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import sys
 from typing import Any
 
@@ -33,21 +34,44 @@ INITIALIZE = request(1, "initialize", {"processId": None, "rootUri": None, "capa
 
 
 class RawServer:
-    """``python -m lsp_bridge`` with its stdin and stdout as pipes, nothing between."""
+    """``python -m lsp_bridge`` with its stdin and stdout as pipes (as Python and Emacs give
+    them) or as a socket pair each (*stdio* ``"socket"``: as libuv gives them, in Neovim and
+    in VS Code's Node.js), nothing between."""
 
-    async def start(self, loop: str = "auto") -> RawServer:
+    async def start(self, loop: str = "auto", stdio: str = "pipe") -> RawServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PAIRLS_USER_ID=f"test-raw-{secrets.token_hex(4)}")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", "--loop", loop,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(ROOT), env=env,
-        )  # fmt: skip
+        cmd = (sys.executable, "-m", "lsp_bridge", "--log-level", "WARNING", "--loop", loop)
+        if stdio == "pipe":
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=str(ROOT), env=env,
+            )  # fmt: skip
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+            return self
+        assert stdio == "socket", stdio
+        ours_in, theirs_in = socket.socketpair()
+        ours_out, theirs_out = socket.socketpair()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=theirs_in, stdout=theirs_out, stderr=asyncio.subprocess.PIPE,
+                cwd=str(ROOT), env=env,
+            )  # fmt: skip
+        finally:
+            theirs_in.close()
+            theirs_out.close()
+        _, self.stdin = await asyncio.open_unix_connection(sock=ours_in)
+        # (its writer kept: a StreamWriter collected closes its transport)
+        self.stdout, self._out_writer = await asyncio.open_unix_connection(sock=ours_out)
         return self
 
     async def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
+        self.stdin.write(data)
+        await self.stdin.drain()
+
+    def close_stdin(self) -> None:
+        """What an editor that has gone does: the server reads the end of its stdin."""
+        self.stdin.close()
 
     async def answer(self, id_: int) -> dict[str, Any]:
         """The next answer to request *id_* (what comes before it, the server's own
@@ -70,11 +94,10 @@ class RawServer:
 
     async def next_body(self) -> bytes:
         """The next message the server wrote, as the bytes its Content-Length counted."""
-        assert self.proc.stdout is not None
-        head = await self.proc.stdout.readuntil(b"\r\n\r\n")
+        head = await self.stdout.readuntil(b"\r\n\r\n")
         length = content_length(head[:-4])
         assert length is not None, head
-        return await self.proc.stdout.readexactly(length)
+        return await self.stdout.readexactly(length)
 
     async def ended(self) -> tuple[int, str]:
         """Its exit code and what it logged, once it ends by itself."""
