@@ -439,7 +439,7 @@ class Arrivals(list[float]):
         this process: the bytes read from its stdout, before the test client parses them (the
         server writes the method name before the params, so a message's first chunk holds it)."""
         arrivals = cls()
-        reader = editor.client._server.stdout
+        reader = editor.stdout  # (the server's stdout: a pipe's end or a socket's)
         feed = reader.feed_data
 
         def timed_feed(data: bytes) -> None:

@@ -56,7 +56,7 @@ class KeystrokeRoom:
         self.sample_at: list[float] = []  # each sample's keystroke, perf_counter at its key
         #: perf_counter when the body of B's server's last message was read off its stdout
         self.read_at = 0.0
-        stdout: asyncio.StreamReader = b.client._server.stdout  # (pygls reads each body with readexactly)
+        stdout: asyncio.StreamReader = b.stdout  # (pygls reads each body with readexactly)
         read = stdout.readexactly
 
         async def timed_read(n: int) -> bytes:

@@ -912,8 +912,7 @@ async def test_typing_then_closing_the_editor_loses_nothing(
             elif how == "SIGTERM":
                 server.terminate()
             else:
-                assert server.stdin is not None
-                server.stdin.close()
+                b.close_stdin()
         code = await asyncio.wait_for(server.wait(), 30)
         assert code == (1 if how == "exit" else 0) or how == "SIGTERM", code  # (LSP's exit codes)
         proxy.lag(0)

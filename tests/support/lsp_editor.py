@@ -154,6 +154,10 @@ class TestEditor:
         #: (``"socket"``: a socket pair each, libuv's way, in VS Code's Node.js and in Neovim;
         #: ``"pipe"``: Emacs's way, and Python's)
         self.stdio = stdio or _STDIO[kind]
+        #: what the client reads the server's messages from, and writes its own to (the
+        #: server's stdout and stdin, a pipe's end or a socket's)
+        self.stdout: asyncio.StreamReader | None = None
+        self.stdin: asyncio.StreamWriter | None = None
         self._out_writer: asyncio.StreamWriter | None = None
         self.init_options = init_options or {}
         self.kind = kind
@@ -257,6 +261,8 @@ class TestEditor:
             await self._start_on_sockets([*cmd, "--log-level", "WARNING"], env, str(cwd or ROOT))
         else:
             await self.client.start_io(*cmd, "--log-level", "WARNING", env=env, cwd=str(cwd or ROOT))
+            assert self.client._server is not None
+            self.stdout, self.stdin = self.client._server.stdout, self.client._server.stdin
         caps = client_capabilities(_CAPS[self.kind])
         if self.kind == "vscode":
             # VS Code >= 1.67 renders inlay hints and honours refresh (the 1.65 capture predates it)
@@ -298,6 +304,7 @@ class TestEditor:
         # (both of each pair kept: a StreamWriter collected closes its transport)
         reader, self._out_writer = await asyncio.open_unix_connection(sock=ours_out)
         _, writer = await asyncio.open_unix_connection(sock=ours_in)
+        self.stdout, self.stdin = reader, writer
         c.protocol.set_writer(writer)
         read = run_async(
             stop_event=c._stop_event,
@@ -322,6 +329,11 @@ class TestEditor:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+
+    def close_stdin(self) -> None:
+        """What an editor that has gone does: its server reads the end of its stdin."""
+        assert self.stdin is not None
+        self.stdin.close()
 
     @property
     def alive(self) -> bool:
