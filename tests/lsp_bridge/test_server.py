@@ -62,15 +62,17 @@ async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:
 
 
 async def _pair(
-    make_editor: MakeEditor, kind: str, path: str, text: str
+    make_editor: MakeEditor, kind: str, path: str, text: str, *, bob_via: TcpProxy | None = None
 ) -> tuple[TestEditor, TestEditor, str, str, dict[str, Any]]:
-    """Ada (VS Code) shares *path* with *text* in a new room; Bob (*kind*) joins and opens it; settled."""
+    """Ada (VS Code) shares *path* with *text* in a new room; Bob (*kind*) joins and opens it; settled.
+    Bob reaches the hub through *bob_via*, if given (his server and his invite name it)."""
     a = await make_editor("vscode", "Ada")
-    b = await make_editor(kind, "Bob")
+    b = await make_editor(kind, "Bob", **({"hub_url": bob_via.url} if bob_via is not None else {}))
     ua, ub = a.uri(path), b.uri(path)
     a.open(ua, text, "plaintext")
     room = await _room(a)
-    await b.command("pairls.joinRoom", {"invite": room["invite"]})
+    invite = room["invite"] if bob_via is None else bob_via.invite(room["invite"])
+    await b.command("pairls.joinRoom", {"invite": invite})
     b.open(ub, "", "plaintext")
     await settle([(a, ua), (b, ub)], path)
     return a, b, ua, ub, room
@@ -887,14 +889,7 @@ async def test_typing_then_closing_the_editor_loses_nothing(
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        a = await make_editor("vscode", "Ada")
-        b = await make_editor(kind, "Bob", hub_url=proxy.url)
-        ua, ub = a.uri("r.txt"), b.uri("r.txt")
-        a.open(ua, "start\n", "plaintext")
-        room = await _room(a)
-        await b.command("pairls.joinRoom", {"invite": proxy.invite(room["invite"])})
-        b.open(ub, "", "plaintext")
-        await settle([(a, ua), (b, ub)], "r.txt")
+        a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n", bob_via=proxy)
         proxy.lag(0.2)
         typed = "typed, saved and quit"
         for ch in typed:
@@ -935,15 +930,8 @@ async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_nex
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        a = await make_editor("vscode", "Ada")
-        b = await make_editor(kind, "Bob", hub_url=proxy.url)
-        ua, ub = a.uri("r.txt"), b.uri("r.txt")
-        a.open(ua, "start\n", "plaintext")
-        room = await _room(a)
+        a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n", bob_via=proxy)
         invite = proxy.invite(room["invite"])  # Bob reaches the hub through it
-        await b.command("pairls.joinRoom", {"invite": invite})
-        b.open(ub, "", "plaintext")
-        await settle([(a, ua), (b, ub)], "r.txt")
 
         proxy.cut()
         b.append(ub, "typed offline\n")
