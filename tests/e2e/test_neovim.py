@@ -475,8 +475,8 @@ async def test_typing_then_wq_at_once_on_a_slow_route_loses_nothing(
             with contextlib.suppress(ConnectionError, TimeoutError):  # (Neovim leaves at once)
                 await b.input(":wq<CR>")
             await asyncio.wait_for(b.proc.wait(), 15)
-            assert (tmp_path / "bob" / PATH).read_text() == INITIAL + line + "\n"
             want = INITIAL + line + "\n"
+            assert (tmp_path / "bob" / PATH).read_text() == want
             await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's last line")
             proxy.lag(0)
             assert await hub_text(hub, invite) == want

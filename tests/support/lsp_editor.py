@@ -292,18 +292,7 @@ class TestEditor:
     async def _start_on_sockets(self, cmd: list[str], env: dict[str, str], cwd: str) -> None:
         """pygls's ``start_io``, with a socket pair for each of the server's stdin and stdout."""
         c = self.client
-        ours_in, theirs_in = socket.socketpair()
-        ours_out, theirs_out = socket.socketpair()
-        try:
-            server = await asyncio.create_subprocess_exec(
-                *cmd, stdin=theirs_in, stdout=theirs_out, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
-            )
-        finally:
-            theirs_in.close()
-            theirs_out.close()
-        # (both of each pair kept: a StreamWriter collected closes its transport)
-        reader, self._out_writer = await asyncio.open_unix_connection(sock=ours_out)
-        _, writer = await asyncio.open_unix_connection(sock=ours_in)
+        server, reader, writer, self._out_writer = await spawn_on_socket_pairs(cmd, env, cwd)
         self.stdout, self.stdin = reader, writer
         c.protocol.set_writer(writer)
         read = run_async(
@@ -557,6 +546,27 @@ class TestEditor:
                 await self._note_event.wait()
 
         return await asyncio.wait_for(wait(), timeout)
+
+
+async def spawn_on_socket_pairs(
+    cmd: Sequence[str], env: dict[str, str], cwd: str
+) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.StreamWriter, asyncio.StreamWriter]:
+    """Start *cmd* with a socket pair for each of its stdin and stdout, as libuv does (VS Code's
+    Node.js, Neovim), stderr a pipe: the process, the reader of its stdout, the writer to its
+    stdin, and the stdout pair's own writer, to keep (a StreamWriter collected closes its
+    transport, and the reader with it)."""
+    ours_in, theirs_in = socket.socketpair()
+    ours_out, theirs_out = socket.socketpair()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=theirs_in, stdout=theirs_out, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
+        )
+    finally:
+        theirs_in.close()
+        theirs_out.close()
+    reader, keep = await asyncio.open_unix_connection(sock=ours_out)
+    _, writer = await asyncio.open_unix_connection(sock=ours_in)
+    return proc, reader, writer, keep
 
 
 def _lsp_change(c: ContentChange) -> T.TextDocumentContentChangeEvent:

@@ -7,12 +7,11 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import sys
 from typing import Any
 
 from lsp_bridge.framing import content_length
-from tests.support.lsp_editor import ROOT
+from tests.support.lsp_editor import ROOT, spawn_on_socket_pairs
 
 __all__ = ["INITIALIZE", "RawServer", "message", "notification", "request"]
 
@@ -50,19 +49,9 @@ class RawServer:
             self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
             return self
         assert stdio == "socket", stdio
-        ours_in, theirs_in = socket.socketpair()
-        ours_out, theirs_out = socket.socketpair()
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=theirs_in, stdout=theirs_out, stderr=asyncio.subprocess.PIPE,
-                cwd=str(ROOT), env=env,
-            )  # fmt: skip
-        finally:
-            theirs_in.close()
-            theirs_out.close()
-        _, self.stdin = await asyncio.open_unix_connection(sock=ours_in)
-        # (its writer kept: a StreamWriter collected closes its transport)
-        self.stdout, self._out_writer = await asyncio.open_unix_connection(sock=ours_out)
+        self.proc, self.stdout, self.stdin, self._out_writer = await spawn_on_socket_pairs(
+            cmd, env, str(ROOT)
+        )
         return self
 
     async def write(self, data: bytes) -> None:
