@@ -627,6 +627,8 @@ class Room:
         #: the leave under way (its commands' tickets), and when it goes whatever is unsent
         self._leaving: list[int] = []
         self._leave_deadline: float | None = None
+        #: the leave under way is the editor's last act (see leave)
+        self._exiting = False
         #: what the last leave could not deliver (see _Carry)
         self._carry: _Carry | None = None
         #: seq numbers to go on from, by path (an entry that took a carry back)
@@ -770,7 +772,7 @@ class Room:
         self._failures = 0
         self._connect(now)
 
-    def leave(self, now: float) -> int:
+    def leave(self, now: float, *, exiting: bool = False) -> int:
         """Leave the room (or give up entering one): the editors keep their text.
 
         What the user typed goes first: the room stays until the hub has acknowledged
@@ -778,9 +780,15 @@ class Room:
         that it leaves anyway, says so once, and keeps the unsent changes for the next
         entry into the same room, which sends them (:class:`_Carry`).  :class:`Done`
         with ``{}``, or ``{unsent: [paths]}`` when changes were kept.
+
+        *exiting*: the editor is going, and the server with it (``shutdown``, ``exit``, the
+        end of stdin, a signal), even if a leave was already under way.  The wait is the same;
+        past it nothing is kept, since there will be no next entry, and the log says that the
+        changes are in the editor's buffers only (an editor that is going shows no message).
         """
         ticket = next(self._tickets)
         self._leaving.append(ticket)
+        self._exiting = self._exiting or exiting
         if self._entry is not None or not self.in_room:
             self._finish_leave(now)
         elif self._leave_deadline is None:
@@ -810,10 +818,18 @@ class Room:
     def _finish_leave(self, now: float) -> None:
         tickets, self._leaving = self._leaving, []
         self._leave_deadline = None
+        exiting, self._exiting = self._exiting, False
         if self._entry is not None:
             self._done(self._entry[2], error="cancelled: left the room")
         unsent = self._unsent() if self.in_room else []
-        if unsent:
+        if unsent and exiting:
+            self.stats["left_unsent"] += 1
+            logger.warning(
+                "exiting before the hub had the last edits to %d document(s): they are in the "
+                "editor's buffers only",
+                len(unsent),
+            )
+        elif unsent:
             self._keep_unsent(unsent)
         connected = self.connected
         for doc in self.docs.values():
@@ -855,6 +871,7 @@ class Room:
         # (a leave under way is over too: the room ended, or entering it failed)
         leaving, self._leaving = self._leaving, []
         self._leave_deadline = None
+        self._exiting = False
         for ticket in leaving:
             self._done(ticket, result={})
         self._next_seqs = {}

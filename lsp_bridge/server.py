@@ -184,14 +184,7 @@ class PairlsServer(LanguageServer):
         session = self.session
         if session is None:
             return
-        left = await session.leave()
-        if left.get("unsent"):
-            # (the room said so: its words are for an editor that stays, this one is gone)
-            logger.warning(
-                "exiting before the hub had the last edits to %d document(s): they are in the "
-                "editor's buffers only",
-                len(left["unsent"]),
-            )
+        await session.leave(exiting=True)  # (what it could not send, the room logs)
         await session.close()
 
     # -- sharing -----------------------------------------------------------------------------

@@ -162,9 +162,10 @@ class Session:
         result = await self.command(lambda now: self.room.open_text(path, now))
         return str(result["text"])
 
-    async def leave(self) -> dict[str, Any]:
-        """Leave once what the user typed is the room's (bounded: the room decides)."""
-        return await self.command(self.room.leave)
+    async def leave(self, *, exiting: bool = False) -> dict[str, Any]:
+        """Leave once what the user typed is the room's (bounded: the room decides); *exiting*:
+        the editor is going (see ``Room.leave``)."""
+        return await self.command(lambda now: self.room.leave(now, exiting=exiting))
 
     async def kick(self, participant: Any) -> dict[str, Any]:
         return await self.command(lambda now: self.room.kick(participant, now))

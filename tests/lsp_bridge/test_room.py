@@ -370,6 +370,46 @@ def test_a_leave_the_hub_cannot_hear_keeps_the_typing_for_the_next_entry(committ
     assert w.room.heals == 0
 
 
+@pytest.mark.parametrize("left_first", [False, True], ids=["exiting", "leaving-then-exiting"])
+def test_an_editor_going_waits_as_a_leave_and_keeps_nothing(
+    left_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The editor is going (``shutdown``, a signal), with the hub away: the room waits for the
+    acknowledgements as a leave does, then goes.  What it could not send is logged (once, with
+    no text), not said to an editor that is gone, and not kept: no next entry comes."""
+    w = Wire()
+    hello = w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.take("op")
+    w.lost()
+    w.events_of(ShowMessage)  # (lost the connection)
+    w.events_of(Done)
+    start = w.now
+    tickets = []
+    if left_first:  # the user leaves, and closes the editor a second later
+        tickets.append(w.room.leave(w.now))
+        w.advance(1)
+    tickets.append(w.room.leave(w.now, exiting=True))
+    w.advance(start + 4.9 - w.now)
+    assert w.room.in_room and not w.events_of(Done)
+    w.advance(0.2)
+    assert {d.ticket: d.result for d in w.events_of(Done)} == {t: {"unsent": ["x.txt"]} for t in tickets}
+    assert not w.events_of(ShowMessage) and not w.room.in_room
+    assert w.room.stats["left_unsent"] == 1
+    said = [
+        r.getMessage() for r in caplog.records if "unsent" in r.getMessage() or "exiting" in r.getMessage()
+    ]
+    assert said == [
+        "exiting before the hub had the last edits to 1 document(s): they are in the editor's buffers only"
+    ]
+    assert "abc" not in caplog.text
+    # nothing carried: an entry after it is a new client
+    _, again = _join_again(w, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    assert again["clientId"] == "client-new" != hello["clientId"]
+    assert w.room.stats["carried"] == 0
+
+
 def test_the_next_entry_of_a_carried_client_goes_on_with_every_documents_seq() -> None:
     """Seq numbers of the documents that had nothing unsent go on too: the hub would take a
     seq 1 of the same client for the acknowledged op it already has."""

@@ -922,6 +922,33 @@ async def test_typing_then_closing_the_editor_loses_nothing(
         await proxy.close()
 
 
+async def test_closing_the_editor_while_the_hub_is_unreachable_logs_what_stayed_in_the_buffers(
+    make_editor: MakeEditor, hub: HubProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bob's connection is cut, he types and closes his editor: the server waits for the hub as
+    a leave does (``leave_timeout``), then ends.  It says nothing to an editor that is going,
+    keeps nothing for a next entry that will not come, and logs once, without the text, that
+    the edits are in the editor's buffers only."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, ua, ub, room = await _pair(make_editor, "vscode", "r.txt", "start\n", bob_via=proxy)
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        b.flush(ub)
+        server = b.client._server
+        assert server is not None
+        await asyncio.wait_for(b.client.shutdown_session(), 30)
+        assert await asyncio.wait_for(server.wait(), 30) == 0
+        err = capsys.readouterr().err
+        assert err.count("exiting before the hub had the last edits to 1 document(s)") == 1, err
+        assert "kept for the next entry" not in err and "typed offline" not in err
+        assert not [m for m in b.client.messages if "before the hub had" in m.message]
+        assert await hub_text(hub.url, room["invite"], "r.txt") == "start\n"
+    finally:
+        await proxy.close()
+
+
 @pytest.mark.parametrize("kind", ["vscode", "neovim"])
 async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_next_entry(
     make_editor: MakeEditor, hub: HubProcess, kind: str
