@@ -27,6 +27,12 @@ __all__ = ["StdinProtocol", "StepWriter", "create_server", "serve_stdio"]
 logger = logging.getLogger(__name__)
 
 
+#: what an editor ends its server with when it goes without ``shutdown``: SIGTERM (Neovim 0.7,
+#: 500 ms after ``:q``), SIGHUP (Emacs, as it exits, to every process it started; then it closes
+#: the pipes); each starts the departure as the end of stdin does
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def create_server() -> PairlsServer:
     server = PairlsServer()
     register(server)
@@ -77,11 +83,13 @@ def serve_stdio(server: PairlsServer, *, event_loop: str = "auto") -> None:
         _, reader = await loop.connect_read_pipe(lambda: StdinProtocol(server, stop, ended), stdin)
         assert isinstance(reader, StdinProtocol)
 
-        def terminated() -> None:  # as the end of stdin; a second SIGTERM ends the process
-            loop.remove_signal_handler(signal.SIGTERM)
+        def terminated() -> None:  # as the end of stdin; a second signal ends the process
+            for sig in _ENDING_SIGNALS:
+                loop.remove_signal_handler(sig)
             reader.end()
 
-        loop.add_signal_handler(signal.SIGTERM, terminated)
+        for sig in _ENDING_SIGNALS:
+            loop.add_signal_handler(sig, terminated)
         try:
             await ended
         finally:

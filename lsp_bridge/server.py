@@ -172,10 +172,11 @@ class PairlsServer(LanguageServer):
         return self.user.value
 
     def depart(self) -> asyncio.Future[None]:
-        """The editor is going (``shutdown``) or has gone (``exit``, the end of stdin, SIGTERM):
-        leave the room as ``pairls.leaveRoom`` does, so that what the user typed last reaches
-        the hub first (the room waits ``leave_timeout`` at most for its acknowledgements), then
-        close.  Once, however many of those come: each awaits the same departure."""
+        """The editor is going (``shutdown``) or has gone (``exit``, the end of stdin, SIGTERM,
+        SIGHUP): leave the room as ``pairls.leaveRoom`` does, so that what the user typed last
+        reaches the hub first (the room waits ``leave_timeout`` at most for its
+        acknowledgements), then close.  Once, however many of those come: each awaits the same
+        departure."""
         if self._departure is None:
             self._departure = asyncio.ensure_future(self._depart())
         return self._departure

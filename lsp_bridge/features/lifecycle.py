@@ -42,7 +42,7 @@ def initialize(ls: PairlsServer, params: lsp.InitializeParams) -> None:
 async def shutdown(ls: PairlsServer, params: None) -> None:
     """Answered once the room is left: what the user typed last has reached the hub (or the
     room gave up waiting for it).  An editor that stops waiting first and sends ``exit`` or
-    SIGTERM, or closes stdin, finds the server still leaving (``serve_stdio``)."""
+    SIGTERM or SIGHUP, or closes stdin, finds the server still leaving (``serve_stdio``)."""
     await run.stop_all(ls)
     ls.completions.jedi.close()
     await ls.depart()

@@ -557,8 +557,9 @@ async def _equals(e: Emacs, text: str) -> bool:
 # -- detours: leave and join again, larger than a hub frame ---------------------------------------
 
 
-async def pair(tmp_path: Path, hub: HubProcess) -> tuple[Emacs, Emacs, str]:
-    """Ada creates a room from Emacs with notes.txt (INITIAL); Bob joins from Emacs (both by eval)."""
+async def pair(tmp_path: Path, hub: HubProcess, bob_via: TcpProxy | None = None) -> tuple[Emacs, Emacs, str]:
+    """Ada creates a room from Emacs with notes.txt (INITIAL); Bob joins from Emacs (both by eval),
+    through *bob_via* if given (his server's connection to the hub goes through it)."""
     wa = workspace(tmp_path / "ada", INITIAL)
     wb = workspace(tmp_path / "bob", "bob's stale copy\n")
     a = Emacs("Ada", tmp_path / "home-ada", wa, hub.url)
@@ -569,7 +570,8 @@ async def pair(tmp_path: Path, hub: HubProcess) -> tuple[Emacs, Emacs, str]:
         await asyncio.gather(a.start(), b.start())
         invite = await a.eval(a.in_buffer('(plist-get (pairls-create-room "demo") :invite)'))
         assert isinstance(invite, str) and invite.startswith("http://"), invite
-        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(invite)})"))
+        bobs = invite if bob_via is None else bob_via.invite(invite)
+        joined = await b.eval(b.in_buffer(f"(pairls-join-room {json.dumps(bobs)})"))
         assert joined["role"] == "editor"
         await until(lambda: _equals(b, INITIAL), 15, "B's buffer to become the room's text")
         await until(lambda: quiescent(a, b), 15, "quiet after join")
@@ -609,6 +611,47 @@ async def add_lines(a: Emacs, b: Emacs, hub: HubProcess, invite: str, tag: str) 
     for line in (line_a, line_b):
         assert text.count(line) == 1, (line, text)
     return text
+
+
+async def test_emacs_save_and_quit_at_once_on_a_slow_route_loses_nothing(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob's route to the hub holds every byte 0.2 s each way.  He types a line in his terminal
+    frame, saves (eglot sends the changes it was holding back) and quits Emacs at once: Emacs
+    sends no ``shutdown``, it sends SIGHUP to his pairls-lsp as it exits and closes its pipes.
+    Every key reaches the room and Ada's buffer; his saved file has them too, but the room's
+    text wins when he comes back, so a key lost here would be lost for good."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, invite = await pair(tmp_path, hub, bob_via=proxy)
+        try:
+            server = int(await b.eval(b.in_buffer("(process-id (jsonrpc--process (eglot-current-server)))")))
+            b.open_tty()
+            await until(lambda: b.eval("(and (cdr (frame-list)) t)"), 10, "B's terminal frame")
+            proxy.lag(0.2)
+            line = "typed, saved and quit"
+            await b.keys("\x1b>")  # M->
+            for ch in line:
+                await b.keys(ch)
+                await asyncio.sleep(0.02)
+            await b.keys("\x18\x13")  # C-x C-s
+            await b.keys("\x1bxkill-emacs\r")  # M-x kill-emacs RET
+            await until(lambda: _gone(b.pid), 15, "Bob's Emacs to exit")
+            want = INITIAL + line + "\n"  # (the save adds a final newline, as text modes ask)
+            assert (b.ws / PATH).read_text(encoding="utf-8") == want
+            await until(lambda: _gone(server), 15, "Bob's pairls-lsp to leave the room and end")
+            await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's last line")
+            proxy.lag(0)
+            assert await hub_text(hub, invite) == want
+        finally:
+            await close_checked(a, b)
+    finally:
+        await proxy.close()
+
+
+async def _gone(pid: int | None) -> bool:
+    return pid is not None and not _alive(pid)
 
 
 async def _left(e: Emacs) -> bool:

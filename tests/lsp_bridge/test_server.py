@@ -10,6 +10,7 @@ boundary matters (versions, encodings, debounce) run once per editor kind.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -876,6 +877,7 @@ async def test_typing_then_leaving_at_once_loses_nothing(
         ("vscode", "exit"),
         ("neovim", "SIGTERM"),
         ("emacs", "end of stdin"),
+        ("emacs", "SIGHUP, end of stdin"),  # (as Emacs exits)
     ],
 )
 async def test_typing_then_closing_the_editor_loses_nothing(
@@ -883,9 +885,10 @@ async def test_typing_then_closing_the_editor_loses_nothing(
 ) -> None:
     """Bob, on a slow route (every byte held 0.2 s each way), types a line a key at a time and
     closes his editor at once: it asks the server to shut down and exit (or only to exit, or
-    ends it with SIGTERM, or closes its stdin).  Every key reaches the room before the server
-    ends, and he leaves it as ``pairls.leaveRoom`` would: when he opens the file again, the
-    room's text wins over his saved copy, so a key lost here would be lost for good."""
+    ends it with SIGTERM, or closes its stdin, or sends SIGHUP and closes its stdin as Emacs
+    does when it exits).  Every key reaches the room before the server ends, and he leaves it
+    as ``pairls.leaveRoom`` would: when he opens the file again, the room's text wins over his
+    saved copy, so a key lost here would be lost for good."""
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
@@ -907,6 +910,9 @@ async def test_typing_then_closing_the_editor_loses_nothing(
                 b.client.exit(None)
             elif how == "SIGTERM":
                 server.terminate()
+            elif how == "SIGHUP, end of stdin":
+                server.send_signal(signal.SIGHUP)
+                b.close_stdin()
             else:
                 b.close_stdin()
         code = await asyncio.wait_for(server.wait(), 30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from typing import Any
 
 import pytest
@@ -67,6 +68,22 @@ async def test_the_server_ends_when_the_editor_closes_its_stdin(
     await server.write(INITIALIZE + notification("initialized", {}))
     await server.answer(1)
     server.close_stdin()
+    code, log = await server.ended()
+    assert code == 0
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+async def test_the_server_ends_on_sigterm_and_sighup_as_on_the_end_of_stdin(
+    raw: RawServer, signum: int
+) -> None:
+    """Neovim 0.7 ends a server that did not exit in 500 ms with SIGTERM, and Emacs sends
+    SIGHUP to every process it started as it exits: each is the end of stdin (leave the room,
+    then end), not a death on the spot (SIGHUP's default)."""
+    server = await raw.start("auto", "socket")
+    await server.write(INITIALIZE + notification("initialized", {}))
+    await server.answer(1)
+    server.proc.send_signal(signum)
     code, log = await server.ended()
     assert code == 0
     assert "Traceback" not in log
