@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from . import ops
 from .errors import InvalidState
@@ -157,6 +158,67 @@ class DocumentClient:
         self.outstanding = Outgoing(out.seq, self.rev, out.op)
         return self.outstanding
 
+    def saved(self) -> dict[str, Any]:
+        """What :meth:`restored` needs to go on from here in another process (plain JSON):
+        the hub's text at :attr:`rev`, the op in flight and the buffer, the seq to go on from."""
+        out = self.outstanding
+        return {
+            "rev": self.rev,
+            "shadow": self.shadow,
+            "outstanding": None if out is None else {"seq": out.seq, "op": out.op},
+            "buffer": self.buffer,
+            "nextSeq": self._next_seq,
+        }
+
+    @classmethod
+    def restored(
+        cls,
+        saved: Any,
+        client_id: str,
+        *,
+        max_op_bytes: int | None = None,
+        max_op_components: int | None = None,
+    ) -> DocumentClient:
+        """A client as :meth:`saved` left it (held: the caller releases it once caught up).
+        Raises ``ValueError`` on anything :meth:`saved` cannot have written."""
+        if not isinstance(saved, dict):
+            raise ValueError("not an object")
+        rev, shadow, next_seq = saved.get("rev"), saved.get("shadow"), saved.get("nextSeq")
+        if not (_count(rev) and isinstance(shadow, str) and _count(next_seq)):
+            raise ValueError("rev, shadow or nextSeq")
+        assert isinstance(rev, int) and isinstance(next_seq, int)
+        if next_seq < 1:
+            raise ValueError("nextSeq")
+        raw_out, raw_buffer = saved.get("outstanding"), saved.get("buffer")
+        text = shadow
+        out = None
+        if raw_out is not None:
+            if not isinstance(raw_out, dict) or not _count(raw_out.get("seq")) or raw_out["seq"] >= next_seq:
+                raise ValueError("outstanding")
+            op = ops.check(raw_out.get("op"))
+            if ops.base_length(op) > len(text):
+                raise ValueError("the op in flight does not fit the text")
+            text = ops.apply(text, op)
+            out = Outgoing(raw_out["seq"], rev, op)
+        buffer = None
+        if raw_buffer is not None:
+            buffer = ops.check(raw_buffer)
+            if ops.base_length(buffer) > len(text):
+                raise ValueError("the buffer does not fit the text")
+            text = ops.apply(text, buffer)
+        client = cls(
+            text,
+            rev,
+            client_id,
+            next_seq=next_seq,
+            held=True,
+            max_op_bytes=max_op_bytes,
+            max_op_components=max_op_components,
+        )
+        client._shadow = shadow
+        client.outstanding, client.buffer = out, buffer
+        return client
+
     def hold(self) -> None:
         """Stop sending: local changes wait in the buffer until :meth:`release`."""
         self.held = True
@@ -234,3 +296,8 @@ class DocumentClient:
         self.outstanding = Outgoing(self._next_seq, self.rev, op)
         self._next_seq += 1
         return self.outstanding
+
+
+def _count(value: Any) -> bool:
+    """A JSON integer >= 0 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

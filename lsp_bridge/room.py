@@ -29,7 +29,9 @@ sockets (tests/lsp_bridge/test_room.py):
 * leaving waits (``leave_timeout`` at most) until the hub has acknowledged
   what the user typed; past that the room is left, said once, and the
   unacknowledged documents are kept for the next entry into that room,
-  which is the same client, its seq numbers going on;
+  which is the same client, its seq numbers going on (when the editor is
+  going, they go to the shell to keep on disk, :class:`KeepCarry`, and the
+  next server restores them, :meth:`Room.restore_carry`);
 * one document per room path, however many buffers show it;
 * ops larger than the hub's frame limit go in pieces (``welcome.limits``),
   a document larger than its document limit is refused once, in words;
@@ -202,6 +204,23 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepCarry:
+    """The editor is going with changes the hub has not acknowledged: keep *saved* (plain JSON,
+    :meth:`Room.restore_carry` reads it) where the next server of this user finds it for an
+    entry into room *room_id*."""
+
+    room_id: str
+    saved: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CarryTaken:
+    """The carry of room *room_id* is this entry's: a kept copy of it is done with."""
+
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class FollowTo:
     """Show the followed participant's place: *uri* if a buffer shows *path*, else the file."""
 
@@ -225,6 +244,8 @@ Event = (
     | Done
     | Progress
     | FollowTo
+    | KeepCarry
+    | CarryTaken
 )
 
 
@@ -491,6 +512,46 @@ class _Carry:
     #: the next seq of every document the entry had a client for
     seqs: dict[str, int]
 
+    def saved(self) -> dict[str, Any]:
+        """Plain JSON for :meth:`restored` in another process (the editor is going)."""
+        docs = {}
+        for path, doc in self.docs.items():
+            assert doc.client is not None
+            docs[path] = {"create": doc.create, "need": doc.need, "client": doc.client.saved()}
+        return {
+            "version": 1,
+            "roomId": self.room_id,
+            "clientId": self.client_id,
+            "seqs": self.seqs,
+            "docs": docs,
+        }
+
+    @classmethod
+    def restored(cls, saved: Any) -> _Carry:
+        """What :meth:`saved` wrote; ``ValueError`` on anything else."""
+        if not isinstance(saved, dict) or saved.get("version") != 1:
+            raise ValueError("not a carry of this version")
+        room_id, client_id = saved.get("roomId"), saved.get("clientId")
+        seqs, raw_docs = saved.get("seqs"), saved.get("docs")
+        if not (isinstance(room_id, str) and room_id and isinstance(client_id, str) and client_id):
+            raise ValueError("roomId or clientId")
+        if not isinstance(seqs, dict) or not all(
+            isinstance(p, str) and type(n) is int and n >= 1 for p, n in seqs.items()
+        ):
+            raise ValueError("seqs")
+        if not isinstance(raw_docs, dict) or not raw_docs:
+            raise ValueError("docs")
+        docs = {}
+        for path, raw in raw_docs.items():
+            if not isinstance(path, str) or not isinstance(raw, dict):
+                raise ValueError("a document")
+            create, need = raw.get("create"), raw.get("need")
+            if not isinstance(create, bool) or need not in (None, "since", "full", "zero"):
+                raise ValueError("create or need")
+            client = DocumentClient.restored(raw.get("client"), client_id)
+            docs[path] = Doc(path, client=client, create=create, need=need)
+        return cls(room_id, client_id, docs, dict(seqs))
+
 
 class Room:
     """See the module docstring."""
@@ -555,6 +616,8 @@ class Room:
             "gave_up": 0,
             "left_unsent": 0,
             "carried": 0,
+            # carries kept by an earlier server that could not be read (not taken)
+            "carries_unreadable": 0,
             "edits_refused": 0,
             "edit_retries": 0,
             "edits_held": 0,
@@ -822,15 +885,13 @@ class Room:
         if self._entry is not None:
             self._done(self._entry[2], error="cancelled: left the room")
         unsent = self._unsent() if self.in_room else []
-        if unsent and exiting:
-            self.stats["left_unsent"] += 1
-            logger.warning(
-                "exiting before the hub had the last edits to %d document(s): they are in the "
-                "editor's buffers only",
-                len(unsent),
-            )
-        elif unsent:
-            self._keep_unsent(unsent)
+        if unsent:
+            self._keep_unsent(unsent, exiting=exiting)
+        carry = self._carry
+        if exiting and carry is not None:
+            # (this leave's, or an earlier leave's that no entry took back)
+            self._carry = None
+            self._events.append(KeepCarry(carry.room_id, carry.saved()))
         connected = self.connected
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))
@@ -843,8 +904,9 @@ class Room:
         for ticket in tickets:
             self._done(ticket, result={"unsent": unsent} if unsent else {})
 
-    def _keep_unsent(self, paths: list[str]) -> None:
-        """Leaving with *paths* unacknowledged: kept for the next entry, said once."""
+    def _keep_unsent(self, paths: list[str], *, exiting: bool = False) -> None:
+        """Leaving with *paths* unacknowledged: kept for the next entry, said once (logged
+        only if the editor is going: the next entry is another server's, from what it kept)."""
         assert self.room_id is not None
         self.stats["left_unsent"] += 1
         docs = {}
@@ -857,6 +919,13 @@ class Room:
         seqs = dict(self._next_seqs)
         seqs.update({d.path: d.client.next_seq for d in self.docs.values() if d.client is not None})
         self._carry = _Carry(self.room_id, self.client_id, docs, seqs)
+        if exiting:
+            logger.warning(
+                "exiting before the hub had the last edits to %d document(s): kept for the next "
+                "entry into the room",
+                len(paths),
+            )
+            return
         shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         logger.warning("left the room with %d document(s) unsent; kept for the next entry", len(paths))
         self._events.append(
@@ -2446,6 +2515,20 @@ class Room:
         self._participants_changed()
         self._pump_opens(now)
 
+    def restore_carry(self, saved: Any) -> bool:
+        """What an earlier server kept at exit (:class:`KeepCarry`), for the next entry into its
+        room, unless this one has a carry of its own.  False (logged, counted) if it cannot be
+        read: the entry goes on without it."""
+        if self._carry is not None:
+            return False
+        try:
+            self._carry = _Carry.restored(saved)
+        except (ValueError, TypeError) as exc:  # (ops.InvalidOp is a ValueError)
+            self.stats["carries_unreadable"] += 1
+            logger.warning("a kept carry could not be read (%s): not taken", type(exc).__name__)
+            return False
+        return True
+
     def _take_carry(self) -> None:
         """Entering the room a leave left with changes unsent: they are ours again, caught up
         and sent like after a reconnect (the buffers that show them attach as they share)."""
@@ -2453,6 +2536,7 @@ class Room:
         if carry is None or carry.room_id != self.room_id or carry.client_id != self.client_id:
             return
         self._carry = None
+        self._events.append(CarryTaken(carry.room_id))
         self.stats["carried"] += 1
         self._next_seqs = dict(carry.seqs)
         for path, doc in carry.docs.items():

@@ -34,6 +34,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from . import __version__
+from .carries import CarryStore
 from .completion_service import CompletionService
 from .editor import LspEditor
 from .editor_sync import ContentChange
@@ -41,7 +42,7 @@ from .paths import PathMapper
 from .rpc import PairlsProtocol, converter
 from .runs import RunRequests
 from .session import Session, SessionError
-from .user_id import UserId, load_user_id
+from .user_id import UserId, load_user_id, state_folder
 
 __all__ = ["PairlsServer"]
 
@@ -154,7 +155,12 @@ class PairlsServer(LanguageServer):
 
     def require_session(self) -> Session:
         if self.session is None:
-            self.session = Session(self.editor, name=self.display_name, encoding=self.encoding)
+            self.session = Session(
+                self.editor,
+                name=self.display_name,
+                encoding=self.encoding,
+                carries=CarryStore(None if (folder := state_folder()) is None else folder / "carries"),
+            )
         return self.session
 
     def require_user(self) -> str:

@@ -25,14 +25,18 @@ from websockets.protocol import State
 
 from collab_core import jsonio
 
+from .carries import CarryStore
 from .editor_sync import ContentChange, EditToApply
+from .invite import InvalidInvite, parse_invite
 from .room import (
     ApplyEdit,
+    CarryTaken,
     Connect,
     Disconnect,
     Done,
     Event,
     FollowTo,
+    KeepCarry,
     Log,
     Notify,
     Progress,
@@ -94,8 +98,11 @@ class Session:
         encoding: str,
         config: RoomConfig | None = None,
         user: str = "",
+        carries: CarryStore | None = None,
     ):
         self.editor = editor
+        #: where what the hub never acknowledged is kept when the editor goes (carries.py)
+        self.carries = carries or CarryStore(None)
         self.room = Room(
             name=name, encoding=encoding, config=config, jitter=lambda: 0.5 + random.random(), user=user
         )
@@ -141,6 +148,10 @@ class Session:
         return await self.command(lambda now: self.room.create(hub_url, name, _client_id(), now, token))
 
     async def join_room(self, invite: str) -> dict[str, Any]:
+        with contextlib.suppress(InvalidInvite):  # (the room says what is wrong with it)
+            kept = self.carries.load(parse_invite(invite).room_id)
+            if kept is not None:
+                self.room.restore_carry(kept)
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
 
     def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:
@@ -283,6 +294,10 @@ class Session:
             editor.progress(ev)
         elif isinstance(ev, FollowTo):
             self._spawn(editor.follow_to(ev))
+        elif isinstance(ev, KeepCarry):
+            self.carries.save(ev.room_id, ev.saved)
+        elif isinstance(ev, CarryTaken):
+            self.carries.remove(ev.room_id)
         elif isinstance(ev, Done):
             fut = self._waiters.get(ev.ticket)
             if fut is not None and not fut.done():

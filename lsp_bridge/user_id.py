@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["USER_ID_ENV", "UserId", "load_user_id", "user_id_file", "valid_user_id"]
+__all__ = ["USER_ID_ENV", "UserId", "load_user_id", "state_folder", "user_id_file", "valid_user_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ class UserId:
     problem: str | None = None
 
 
-def user_id_file(env: Mapping[str, str] | None = None) -> Path | None:
-    """``$XDG_STATE_HOME/pairls/user-id``, else ``~/.local/state/pairls/user-id``; None without a home."""
+def state_folder(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_STATE_HOME/pairls``, else ``~/.local/state/pairls``; None without a home."""
     env = os.environ if env is None else env
     base = env.get("XDG_STATE_HOME") or ""
     if not os.path.isabs(base):  # (the XDG spec: a relative value is to be ignored)
@@ -64,7 +64,13 @@ def user_id_file(env: Mapping[str, str] | None = None) -> Path | None:
         if not os.path.isabs(home):
             return None
         base = os.path.join(home, ".local", "state")
-    return Path(base) / "pairls" / "user-id"
+    return Path(base) / "pairls"
+
+
+def user_id_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """``user-id`` in :func:`state_folder`; None without a home."""
+    folder = state_folder(env)
+    return None if folder is None else folder / "user-id"
 
 
 def load_user_id(env: Mapping[str, str] | None = None) -> UserId:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -297,3 +298,44 @@ def test_client_converges_with_hub_through_pieces_holds_and_rebases(data: st.Dat
         else:
             break
     assert me.text == hub.text and me.shadow == hub.text and not me.unacknowledged
+
+
+def test_a_saved_client_goes_on_in_another_process_as_it_would_have() -> None:
+    """saved() is plain JSON; restored() gives a held client with the same text, revision, op in
+    flight (its seq) and buffer, which goes on exactly as the first: a hub op transformed past
+    both, the ack sending the buffer with the next seq."""
+    c = DocumentClient("hello", 3, "me", next_seq=5)
+    first = c.apply_local(ops.insert(5, "!"))
+    c.apply_local(ops.insert(0, ">"))
+    c.receive_op(4, ops.insert(0, "<"), "bob", 1)
+    again = DocumentClient.restored(json.loads(json.dumps(c.saved())), "me")
+    assert again.held and again.state is ClientState.AWAITING_WITH_BUFFER
+    assert (again.text, again.rev, again.shadow, again.buffer) == (c.text, c.rev, c.shadow, c.buffer)
+    assert again.outstanding is not None and c.outstanding is not None and first is not None
+    assert (again.outstanding.seq, again.outstanding.op) == (first.seq, c.outstanding.op)
+    again.release()
+    for client in (c, again):
+        client.receive_op(5, ops.insert(1, "~"), "bob", 2)
+        out = client.receive_ack(6)
+        assert out is not None and out.seq == first.seq + 1 and out.base_rev == 6
+    assert again.text == c.text == "><~hello!"
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        None,
+        [],
+        {"rev": -1, "shadow": "", "outstanding": None, "buffer": None, "nextSeq": 1},
+        {"rev": True, "shadow": "", "outstanding": None, "buffer": None, "nextSeq": 1},
+        {"rev": 0, "shadow": 5, "outstanding": None, "buffer": None, "nextSeq": 1},
+        {"rev": 0, "shadow": "", "outstanding": None, "buffer": None, "nextSeq": 0},
+        {"rev": 0, "shadow": "ab", "outstanding": {"seq": 1, "op": [3, "x"]}, "buffer": None, "nextSeq": 2},
+        {"rev": 0, "shadow": "ab", "outstanding": {"seq": 2, "op": ["x"]}, "buffer": None, "nextSeq": 2},
+        {"rev": 0, "shadow": "ab", "outstanding": None, "buffer": [0], "nextSeq": 2},
+        {"rev": 0, "shadow": "ab", "outstanding": None, "buffer": [-3], "nextSeq": 2},
+    ],
+)
+def test_restored_refuses_what_saved_cannot_have_written(saved: Any) -> None:
+    with pytest.raises(ValueError):
+        DocumentClient.restored(saved, "me")

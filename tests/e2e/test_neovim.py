@@ -486,6 +486,54 @@ async def test_typing_then_wq_at_once_on_a_slow_route_loses_nothing(
         await proxy.close()
 
 
+async def test_typing_offline_then_wq_keeps_it_for_the_next_session(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+) -> None:
+    """Bob's network is down.  He types a line and ``:wq``s: his pairls-lsp waits for the hub as
+    a leave does, then keeps what the hub never had in his state folder.  Ada goes on.  Later,
+    the network back, Bob starts Neovim again and joins: his line reaches the room once, after
+    Ada's, and both buffers show it.  (The room's text wins at a join: without the kept copy,
+    his saved line would have been replaced by the room's older text.)"""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    b2: Nvim | None = None
+    try:
+        a, b, invite = await pair(hub, tmp_path, nvim_binary, bob_via=proxy)
+        try:
+            proxy.cut()
+            line = "typed offline"
+            await type_script(b, [K("Go"), line, K("<Esc>")], 0.02)
+            with contextlib.suppress(ConnectionError, TimeoutError):  # (Neovim leaves at once)
+                await b.input(":wq<CR>")
+            await asyncio.wait_for(b.proc.wait(), 15)
+            assert (tmp_path / "bob" / PATH).read_text() == INITIAL + line + "\n"
+            carries = tmp_path / "home-bob" / "state" / "pairls" / "carries"
+            await until(lambda: _holds_a_file(carries), 30, "Bob's pairls-lsp to keep his line")
+            await type_script(a, [K("ggO"), "meanwhile", K("<Esc>")], 0.02)
+            await until(lambda: _hub_is(hub, invite, "meanwhile\n" + INITIAL), 20, "Ada's line in the room")
+            proxy.restore()
+
+            b2 = await start_nvim(tmp_path / "bob", "Bob", hub.url, 150, tmp_path / "home-bob", nvim_binary)
+            await b2.call("nvim_command", f"PairlsJoin {proxy.invite(invite)}")
+            want = "meanwhile\n" + INITIAL + line + "\n"
+            await until(lambda: _equals(b2, want), 20, "Bob's buffer to show both lines")
+            await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's line")
+            assert await hub_text(hub, invite) == want
+            assert not await _holds_a_file(carries)  # (taken)
+        finally:
+            await close_checked(a, b, b2)
+    finally:
+        await proxy.close()
+
+
+async def _holds_a_file(folder: Path) -> bool:
+    return await asyncio.to_thread(lambda: folder.is_dir() and any(folder.iterdir()))
+
+
+async def _hub_is(hub: HubProcess, invite: str, text: str) -> bool:
+    return await hub_text(hub, invite) == text
+
+
 async def test_half_a_utf16_pair_in_a_buffer_goes_as_a_replacement_character(
     hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
 ) -> None:

@@ -22,9 +22,11 @@ from lsp_bridge.room import (
     RECENT_CHARS,
     RECENT_REVS,
     ApplyEdit,
+    CarryTaken,
     Connect,
     Disconnect,
     Done,
+    KeepCarry,
     Log,
     Notify,
     Progress,
@@ -371,18 +373,21 @@ def test_a_leave_the_hub_cannot_hear_keeps_the_typing_for_the_next_entry(committ
 
 
 @pytest.mark.parametrize("left_first", [False, True], ids=["exiting", "leaving-then-exiting"])
-def test_an_editor_going_waits_as_a_leave_and_keeps_nothing(
+def test_an_editor_going_with_the_hub_away_keeps_the_typing_for_the_next_server(
     left_first: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The editor is going (``shutdown``, a signal), with the hub away: the room waits for the
-    acknowledgements as a leave does, then goes.  What it could not send is logged (once, with
-    no text), not said to an editor that is gone, and not kept: no next entry comes."""
+    acknowledgements as a leave does, then goes, and hands what the hub never acknowledged to
+    the shell to keep (:class:`KeepCarry`, plain JSON), saying nothing to an editor that is
+    gone.  The next server, another process, takes it back at its entry into the room: the same
+    client, the same seqs, the typing committed once."""
     w = Wire()
     hello = w.create()
     _share_created(w, "file:///x.txt", "x.txt", "abc")
     w.type("file:///x.txt", 2, (0, 3), "!")
-    w.take("op")
+    op = w.take("op")
     w.lost()
+    w.type("file:///x.txt", 3, (0, 4), "?")  # typed offline
     w.events_of(ShowMessage)  # (lost the connection)
     w.events_of(Done)
     start = w.now
@@ -397,17 +402,68 @@ def test_an_editor_going_waits_as_a_leave_and_keeps_nothing(
     assert {d.ticket: d.result for d in w.events_of(Done)} == {t: {"unsent": ["x.txt"]} for t in tickets}
     assert not w.events_of(ShowMessage) and not w.room.in_room
     assert w.room.stats["left_unsent"] == 1
-    said = [
-        r.getMessage() for r in caplog.records if "unsent" in r.getMessage() or "exiting" in r.getMessage()
-    ]
+    (kept,) = w.events_of(KeepCarry)
+    assert kept.room_id == "R"
+    said = [r.getMessage() for r in caplog.records if r.name == "lsp_bridge.room"]
     assert said == [
-        "exiting before the hub had the last edits to 1 document(s): they are in the editor's buffers only"
+        "exiting before the hub had the last edits to 1 document(s): kept for the next entry into the room"
     ]
     assert "abc" not in caplog.text
-    # nothing carried: an entry after it is a new client
-    _, again = _join_again(w, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
-    assert again["clientId"] == "client-new" != hello["clientId"]
-    assert w.room.stats["carried"] == 0
+    saved = json.loads(json.dumps(kept.saved))  # (what a file holds)
+
+    # the next server: a new room, the same hub; the editor opened the saved file
+    w2 = Wire()
+    w2.hub = w.hub
+    assert w2.room.restore_carry(saved)
+    _, again = _join_again(w2, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    assert again["clientId"] == hello["clientId"] and w2.room.stats["carried"] == 1
+    (taken,) = w2.events_of(CarryTaken)
+    assert taken.room_id == "R"
+    req = w2.take("open", path="x.txt")
+    assert req["since"] == 0
+    w2.opened(req)
+    (sent,) = w2.all("op")
+    assert sent["seq"] == op["seq"]  # the op in flight again: never applied twice
+    w2.commit("x.txt", sent)
+    for more in w2.all("op"):
+        w2.commit("x.txt", more)
+    assert w.hub["x.txt"].committed_text == "abc!?"
+    w2.share("file:///x.txt", "x.txt", "abc!?", version=1)
+    assert w2.room.document_text("x.txt") == "abc!?" and w2.room.heals == 0
+
+
+def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytest.LogCaptureFixture) -> None:
+    w = Wire()
+    for broken in (
+        None,
+        {"version": 2},
+        {"version": 1, "roomId": "R", "clientId": "c", "seqs": {}, "docs": {}},
+        {"version": 1, "roomId": "R", "clientId": "c", "seqs": {"x.txt": 0}, "docs": {"x.txt": {}}},
+        {
+            "version": 1,
+            "roomId": "R",
+            "clientId": "c",
+            "seqs": {"x.txt": 3},
+            "docs": {
+                "x.txt": {
+                    "create": False,
+                    "need": None,
+                    # an op in flight that does not fit the text
+                    "client": {
+                        "rev": 1,
+                        "shadow": "ab",
+                        "outstanding": {"seq": 2, "op": [5, "x"]},
+                        "buffer": None,
+                        "nextSeq": 3,
+                    },
+                }
+            },
+        },
+    ):
+        assert not w.room.restore_carry(broken)
+    assert w.room.stats["carries_unreadable"] == 5
+    hello = w.create()
+    assert w.room.stats["carried"] == 0 and hello["clientId"] != "c"
 
 
 def test_the_next_entry_of_a_carried_client_goes_on_with_every_documents_seq() -> None:

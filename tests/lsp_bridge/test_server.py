@@ -63,12 +63,21 @@ async def _room(a: TestEditor, name: str = "r") -> dict[str, Any]:
 
 
 async def _pair(
-    make_editor: MakeEditor, kind: str, path: str, text: str, *, bob_via: TcpProxy | None = None
+    make_editor: MakeEditor,
+    kind: str,
+    path: str,
+    text: str,
+    *,
+    bob_via: TcpProxy | None = None,
+    bob_env: dict[str, str] | None = None,
 ) -> tuple[TestEditor, TestEditor, str, str, dict[str, Any]]:
     """Ada (VS Code) shares *path* with *text* in a new room; Bob (*kind*) joins and opens it; settled.
-    Bob reaches the hub through *bob_via*, if given (his server and his invite name it)."""
+    Bob reaches the hub through *bob_via*, if given (his server and his invite name it); his
+    server runs with *bob_env* added to its environment."""
     a = await make_editor("vscode", "Ada")
-    b = await make_editor(kind, "Bob", **({"hub_url": bob_via.url} if bob_via is not None else {}))
+    b = await make_editor(
+        kind, "Bob", **({"hub_url": bob_via.url} if bob_via is not None else {}), env=bob_env
+    )
     ua, ub = a.uri(path), b.uri(path)
     a.open(ua, text, "plaintext")
     room = await _room(a)
@@ -928,17 +937,24 @@ async def test_typing_then_closing_the_editor_loses_nothing(
         await proxy.close()
 
 
-async def test_closing_the_editor_while_the_hub_is_unreachable_logs_what_stayed_in_the_buffers(
-    make_editor: MakeEditor, hub: HubProcess, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("saved", [True, False], ids=["saved", "not-saved"])
+async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_session(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], saved: bool
 ) -> None:
-    """Bob's connection is cut, he types and closes his editor: the server waits for the hub as
-    a leave does (``leave_timeout``), then ends.  It says nothing to an editor that is going,
-    keeps nothing for a next entry that will not come, and logs once, without the text, that
-    the edits are in the editor's buffers only."""
+    """Bob's connection is cut; he types and closes his editor.  His server waits for the hub
+    as a leave does, says nothing to an editor that is going, and keeps what the hub never had
+    in his state folder (0600; the log says so, without the text).  Later he starts his editor
+    again and joins: the typing reaches the room once, after what Ada wrote meanwhile, and his
+    buffer shows it, whether the file he opened was saved with it or not (the room's text
+    wins at a join: without the kept copy, it would have been lost)."""
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        a, b, ua, ub, room = await _pair(make_editor, "vscode", "r.txt", "start\n", bob_via=proxy)
+        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+        a, b, ua, ub, room = await _pair(
+            make_editor, "vscode", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
+        )
+        invite = proxy.invite(room["invite"])
         proxy.cut()
         b.append(ub, "typed offline\n")
         b.flush(ub)
@@ -947,12 +963,32 @@ async def test_closing_the_editor_while_the_hub_is_unreachable_logs_what_stayed_
         await asyncio.wait_for(b.client.shutdown_session(), 30)
         assert await asyncio.wait_for(server.wait(), 30) == 0
         err = capsys.readouterr().err
-        assert err.count("exiting before the hub had the last edits to 1 document(s)") == 1, err
-        assert "kept for the next entry" not in err and "typed offline" not in err
+        assert err.count("exiting before the hub had the last edits to 1 document(s): kept") == 1, err
+        assert "typed offline" not in err
         assert not [m for m in b.client.messages if "before the hub had" in m.message]
-        assert await hub_text(hub.url, room["invite"], "r.txt") == "start\n"
+        (kept,) = (tmp_path / "bob-state" / "pairls" / "carries").iterdir()
+        assert kept.stat().st_mode & 0o777 == 0o600
+        a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
+        await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
+        proxy.restore()
+
+        # his editor, started again
+        b2 = await make_editor("vscode", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
+        await b2.command("pairls.joinRoom", {"invite": invite})
+        ub2 = b2.uri("r.txt")
+        b2.open(ub2, "start\ntyped offline\n" if saved else "start\n", "plaintext")
+        await settle([(a, ua), (b2, ub2)], "r.txt")
+        want = "meanwhile\nstart\ntyped offline\n"
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
+        st = await b2.status()
+        assert st["stats"]["carried"] == 1 and st["heals"] == 0
+        assert not kept.exists()
     finally:
         await proxy.close()
+
+
+async def _hub_has(hub: HubProcess, room: dict[str, Any], text: str) -> bool:
+    return await hub_text(hub.url, room["invite"], "r.txt") == text
 
 
 @pytest.mark.parametrize("kind", ["vscode", "neovim"])

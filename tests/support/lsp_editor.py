@@ -34,8 +34,10 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -181,6 +183,8 @@ class TestEditor:
         self.encoding = "utf-16"
         self.buffers: dict[str, SimEditor] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: the server's state folder when the caller gave none (a temporary one, removed at stop)
+        self._state_home: Path | None = None
         #: pairls/* notifications received, by method, in order
         self.notes: dict[str, list[dict[str, Any]]] = {}
         #: when each of them arrived (the event loop's clock), parallel to ``notes``
@@ -256,6 +260,10 @@ class TestEditor:
             # (not from self.rng: the simulated editors' choices stay what each seed made them)
             name = "".join(c for c in self.name if c.isalnum())[:20]
             env["PAIRLS_USER_ID"] = f"test-{name}-{secrets.token_hex(4)}"
+        if "XDG_STATE_HOME" not in (self.env or {}):
+            # nor what a server keeps when its editor goes with edits unsent (lsp_bridge/carries.py)
+            self._state_home = Path(tempfile.mkdtemp(prefix="pairls-test-state-"))
+            env["XDG_STATE_HOME"] = str(self._state_home)
         cmd = command or [sys.executable, "-m", "lsp_bridge"]
         if self.stdio == "socket":
             await self._start_on_sockets([*cmd, "--log-level", "WARNING"], env, str(cwd or ROOT))
@@ -313,6 +321,9 @@ class TestEditor:
         with contextlib.suppress(Exception):
             await self.client.stop()
         self._cancel_timers()  # (any a change made while it shut down: nothing to send to)
+        if self._state_home is not None and not self.alive:
+            shutil.rmtree(self._state_home, ignore_errors=True)
+            self._state_home = None
 
     def _cancel_timers(self) -> None:
         for t in self._timers.values():
@@ -626,6 +637,7 @@ def hidden_problems(status: dict[str, Any], *, resyncs: bool = False) -> dict[st
         "failedTasks": stats["failedTasks"],
         "serverErrors": stats["serverErrors"],
         "bad_answers": stats["bad_answers"],
+        "carries_unreadable": stats["carries_unreadable"],
         "jedi deaths, hangs, bad lines": sum(jedi.get(k, 0) for k in ("deaths", "hangs", "bad_lines")),
     }
     if resyncs:
