@@ -9,11 +9,17 @@ the next server of this user entering that room sends it as that client: the hub
 it never had, recognises what it committed unheard, and applies nothing twice.  Without it, the
 room's text would win over the saved file at the next join, and the typing would be lost.
 
-One file per room, ``carries/<sha256 of the room id>.json`` in the user's state folder
-(``$XDG_STATE_HOME/pairls``, else ``~/.local/state/pairls``), mode 0600 (it holds the
-documents' text), written whole under a temporary name and renamed into place; removed once
-an entry has taken it.  A file that cannot be read is left where it is and logged: the entry
-goes on without it.  Nothing here is logged with the text.
+One file per room entry, ``carries/<room>-<client>.json`` (hashes of the room id and the client
+id) in the user's state folder (``$XDG_STATE_HOME/pairls``, else ``~/.local/state/pairls``),
+mode 0600 (it holds the documents' text), written whole under a temporary name and renamed into
+place.  Two editors of the same user that went offline from the same room keep two files.
+
+An entry *claims* one of its room's files before it joins: renamed to ``...json.taking-<pid>``,
+which only one process can do, so two editors joining at once never enter as the same client.
+Once the entry has taken it, the claimed file is removed; an entry that could not use it gives
+it back (renamed again), and a claim whose process is gone (killed) is taken over by the next.
+A file that cannot be read is given back and logged: the entry goes on without it.  Nothing here
+is logged with the text.
 """
 
 from __future__ import annotations
@@ -43,19 +49,15 @@ class CarryStore:
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
 
-    def path(self, room_id: str) -> Path | None:
+    def save(self, room_id: str, client_id: str, saved: dict[str, Any]) -> Path | None:
+        """Keep *saved*, the carry of *client_id* in room *room_id*; the file, or None if it
+        could not be written (logged)."""
         if self.folder is None:
-            return None
-        return self.folder / f"{hashlib.sha256(room_id.encode()).hexdigest()}.json"
-
-    def save(self, room_id: str, saved: dict[str, Any]) -> Path | None:
-        """Keep *saved* for room *room_id*; the file, or None if it could not be written (logged)."""
-        path = self.path(room_id)
-        if path is None:
             logger.warning(
                 "no state folder to keep the unsent changes in: they are in the editor's buffers only"
             )
             return None
+        path = self.folder / f"{_hash(room_id)}-{_hash(client_id)[:32]}.json"
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -77,19 +79,56 @@ class CarryStore:
         logger.info("kept the unsent changes in %s for the next entry into the room", path)
         return path
 
-    def load(self, room_id: str) -> Any | None:
-        """What :meth:`save` kept for *room_id*; None if nothing (or nothing readable: logged)."""
-        path = self.path(room_id)
-        if path is None:
+    def claim(self, room_id: str) -> tuple[Path, Any] | None:
+        """One carry kept for *room_id* (the oldest), claimed for this process, and what it
+        holds; None if there is none (or none readable: given back, logged)."""
+        if self.folder is None:
             return None
+        prefix = f"{_hash(room_id)}-"
+        try:
+            names = [n for n in os.listdir(self.folder) if n.startswith(prefix)]
+        except OSError:  # (no folder: nothing kept)
+            return None
+        candidates = []
+        for name in names:
+            kept, _, taker = name.partition(".json.taking-")
+            if not name.endswith(".json") and not (taker.isdigit() and not _running(int(taker))):
+                continue  # (a temporary file, or claimed by a process that runs)
+            with contextlib.suppress(OSError):
+                candidates.append((os.stat(self.folder / name).st_mtime, name, kept.removesuffix(".json")))
+        for _, name, base in sorted(candidates):
+            claimed = self.folder / f"{base}.json.taking-{os.getpid()}"
+            try:
+                os.rename(self.folder / name, claimed)
+            except OSError:  # (another process claimed it first)
+                continue
+            data = self._read(claimed)
+            if data is not None:
+                return claimed, data
+            self.give_back(claimed)
+        return None
+
+    def give_back(self, claimed: Path) -> None:
+        """A claimed carry this entry could not use: kept for another."""
+        kept = claimed.with_name(claimed.name.rpartition(".taking-")[0])
+        try:
+            os.rename(claimed, kept)
+        except OSError as exc:
+            logger.warning("could not give back the kept changes in %s (%s)", claimed, type(exc).__name__)
+
+    def remove(self, claimed: Path) -> None:
+        """A claimed carry the entry has taken: done with."""
+        try:
+            claimed.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # (taken all the same: the hub recognises what it has by seq)
+            logger.warning("could not remove the kept changes in %s (%s)", claimed, type(exc).__name__)
+
+    @staticmethod
+    def _read(path: Path) -> Any | None:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("could not read the kept changes in %s (%s)", path, type(exc).__name__)
-            return None
-        try:
             with os.fdopen(fd, "rb") as f:
                 data = f.read(MAX_BYTES + 1)
             if len(data) > MAX_BYTES:
@@ -99,13 +138,16 @@ class CarryStore:
             logger.warning("could not read the kept changes in %s (%s)", path, type(exc).__name__)
             return None
 
-    def remove(self, room_id: str) -> None:
-        path = self.path(room_id)
-        if path is None:
-            return
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # (taken all the same: the hub recognises what it has by seq)
-            logger.warning("could not remove the kept changes in %s (%s)", path, type(exc).__name__)
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (another user's: running)
+        return True
+    return True

@@ -207,9 +207,10 @@ class Progress:
 class KeepCarry:
     """The editor is going with changes the hub has not acknowledged: keep *saved* (plain JSON,
     :meth:`Room.restore_carry` reads it) where the next server of this user finds it for an
-    entry into room *room_id*."""
+    entry into room *room_id* (as client *client_id*)."""
 
     room_id: str
+    client_id: str
     saved: dict[str, Any]
 
 
@@ -891,7 +892,7 @@ class Room:
         if exiting and carry is not None:
             # (this leave's, or an earlier leave's that no entry took back)
             self._carry = None
-            self._events.append(KeepCarry(carry.room_id, carry.saved()))
+            self._events.append(KeepCarry(carry.room_id, carry.client_id, carry.saved()))
         connected = self.connected
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))

@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -103,6 +104,8 @@ class Session:
         self.editor = editor
         #: where what the hub never acknowledged is kept when the editor goes (carries.py)
         self.carries = carries or CarryStore(None)
+        #: carries claimed from disk and given to the room, by room id: their files
+        self._restored: dict[str, Path] = {}
         self.room = Room(
             name=name, encoding=encoding, config=config, jitter=lambda: 0.5 + random.random(), user=user
         )
@@ -149,9 +152,14 @@ class Session:
 
     async def join_room(self, invite: str) -> dict[str, Any]:
         with contextlib.suppress(InvalidInvite):  # (the room says what is wrong with it)
-            kept = self.carries.load(parse_invite(invite).room_id)
-            if kept is not None:
-                self.room.restore_carry(kept)
+            room_id = parse_invite(invite).room_id
+            claimed = self.carries.claim(room_id)
+            if claimed is not None:
+                path, kept = claimed
+                if self.room.restore_carry(kept):
+                    self._restored[room_id] = path  # (removed once taken, or kept anew at exit)
+                else:
+                    self.carries.give_back(path)
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
 
     def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:
@@ -295,9 +303,15 @@ class Session:
         elif isinstance(ev, FollowTo):
             self._spawn(editor.follow_to(ev))
         elif isinstance(ev, KeepCarry):
-            self.carries.save(ev.room_id, ev.saved)
+            restored = self._restored.pop(ev.room_id, None)
+            if self.carries.save(ev.room_id, ev.client_id, ev.saved) is not None and restored is not None:
+                self.carries.remove(restored)  # (the one it came from, claimed and not taken)
+            elif restored is not None:
+                self.carries.give_back(restored)
         elif isinstance(ev, CarryTaken):
-            self.carries.remove(ev.room_id)
+            restored = self._restored.pop(ev.room_id, None)
+            if restored is not None:
+                self.carries.remove(restored)
         elif isinstance(ev, Done):
             fut = self._waiters.get(ev.ticket)
             if fut is not None and not fut.done():
