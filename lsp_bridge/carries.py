@@ -2,12 +2,13 @@
 their room (the room's :class:`~lsp_bridge.room.KeepCarry` and ``restore_carry``).
 
 A server whose editor goes (``shutdown``, ``exit``, the end of stdin, SIGTERM, SIGHUP) leaves
-the room first and waits ``leave_timeout`` for the hub's acknowledgements.  If the hub cannot
-be reached (the user typed offline, saved and closed the editor), what it did not acknowledge
-is kept here, as the client the hub knows it from and the seq numbers to go on from, so that
-the next server of this user entering that room sends it as that client: the hub commits what
-it never had, recognises what it committed unheard, and applies nothing twice.  Without it, the
-room's text would win over the saved file at the next join, and the typing would be lost.
+the room first and waits a little (``exit_timeout``, 2 s) for the hub's acknowledgements.  If
+the hub cannot be reached (the user typed offline, saved and closed the editor), what it did not
+acknowledge is kept here, as the client the hub knows it from and the seq numbers to go on
+from, so that the next server of this user entering that room sends it as that client: the hub
+commits what it never had, recognises what it committed unheard, and applies nothing twice.
+Without it, the room's text would win over the saved file at the next join, and the typing
+would be lost.
 
 One file per room entry, ``carries/<room>-<client>.json`` (hashes of the room id and the client
 id) in the user's state folder (``$XDG_STATE_HOME/pairls``, else ``~/.local/state/pairls``),

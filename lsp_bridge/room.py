@@ -292,6 +292,10 @@ class RoomConfig:
     #: leaving waits this long for the hub to take what the user typed (then leaves anyway,
     #: keeping it for the next entry into the room)
     leave_timeout: float = 5.0
+    #: the same when the editor is going: editors give a server little time once they have
+    #: asked it to shut down (VS Code's client SIGKILLs it 5 s after it asked, when it asks for
+    #: 3 s), and what the hub did not take must be kept on disk before that
+    exit_timeout: float = 2.0
     #: undo and redo wait this long for the hub to take what the user typed (then fail, in
     #: words, undoing nothing); history, blame and revisions wait this long for the document
     #: to be open on the hub (after a reconnect, say)
@@ -846,17 +850,20 @@ class Room:
         with ``{}``, or ``{unsent: [paths]}`` when changes were kept.
 
         *exiting*: the editor is going, and the server with it (``shutdown``, ``exit``, the
-        end of stdin, a signal), even if a leave was already under way.  The wait is the same;
-        past it nothing is kept, since there will be no next entry, and the log says that the
-        changes are in the editor's buffers only (an editor that is going shows no message).
+        end of stdin, a signal), even if a leave was already under way.  The wait is
+        ``exit_timeout`` at most; past it, what the hub did not take goes to the shell to keep
+        on disk for the next server (:class:`KeepCarry`), with a line in the log and no
+        message (the editor is going).
         """
         ticket = next(self._tickets)
         self._leaving.append(ticket)
         self._exiting = self._exiting or exiting
         if self._entry is not None or not self.in_room:
             self._finish_leave(now)
-        elif self._leave_deadline is None:
-            self._leave_deadline = now + self.config.leave_timeout
+            return ticket
+        deadline = now + (self.config.exit_timeout if exiting else self.config.leave_timeout)
+        if self._leave_deadline is None or deadline < self._leave_deadline:
+            self._leave_deadline = deadline
             self._notify_status()
             self._maybe_left(now)
         return ticket

@@ -180,9 +180,9 @@ class PairlsServer(LanguageServer):
     def depart(self) -> asyncio.Future[None]:
         """The editor is going (``shutdown``) or has gone (``exit``, the end of stdin, SIGTERM,
         SIGHUP): leave the room as ``pairls.leaveRoom`` does, so that what the user typed last
-        reaches the hub first (the room waits ``leave_timeout`` at most for its
-        acknowledgements), then close.  Once, however many of those come: each awaits the same
-        departure."""
+        reaches the hub first (the room waits ``exit_timeout`` at most for its
+        acknowledgements, and has what it did not get kept on disk), then close.  Once,
+        however many of those come: each awaits the same departure."""
         if self._departure is None:
             self._departure = asyncio.ensure_future(self._depart())
         return self._departure

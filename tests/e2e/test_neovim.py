@@ -489,8 +489,8 @@ async def test_typing_then_wq_at_once_on_a_slow_route_loses_nothing(
 async def test_typing_offline_then_wq_keeps_it_for_the_next_session(
     hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
 ) -> None:
-    """Bob's network is down.  He types a line and ``:wq``s: his pairls-lsp waits for the hub as
-    a leave does, then keeps what the hub never had in his state folder.  Ada goes on.  Later,
+    """Bob's network is down.  He types a line and ``:wq``s: his pairls-lsp waits for the hub a
+    little, then keeps what the hub never had in his state folder.  Ada goes on.  Later,
     the network back, Bob starts Neovim again and joins: his line reaches the room once, after
     Ada's, and both buffers show it.  (The room's text wins at a join: without the kept copy,
     his saved line would have been replaced by the room's older text.)"""

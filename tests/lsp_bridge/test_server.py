@@ -942,7 +942,7 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], saved: bool
 ) -> None:
     """Bob's connection is cut; he types and closes his editor.  His server waits for the hub
-    as a leave does, says nothing to an editor that is going, and keeps what the hub never had
+    (2 s at most), says nothing to an editor that is going, and keeps what the hub never had
     in his state folder (0600; the log says so, without the text).  Later he starts his editor
     again and joins: the typing reaches the room once, after what Ada wrote meanwhile, and his
     buffer shows it, whether the file he opened was saved with it or not (the room's text
