@@ -917,6 +917,11 @@ class Room:
         only if the editor is going: the next entry is another server's, from what it kept)."""
         assert self.room_id is not None
         self.stats["left_unsent"] += 1
+        old = self._carry
+        if old is not None and old.room_id != self.room_id:
+            # an earlier leave's, from another room, that no entry took back: kept on disk
+            # rather than dropped for this one
+            self._events.append(KeepCarry(old.room_id, old.client_id, old.saved()))
         docs = {}
         for path in paths:
             doc = self.docs[path]
@@ -2525,9 +2530,10 @@ class Room:
 
     def restore_carry(self, saved: Any) -> bool:
         """What an earlier server kept at exit (:class:`KeepCarry`), for the next entry into its
-        room, unless this one has a carry of its own.  False (logged, counted) if it cannot be
-        read: the entry goes on without it."""
-        if self._carry is not None:
+        room: only before a join, with no carry of this server's own (False: not taken, the
+        caller keeps it for another).  False (logged, counted) if it cannot be read too: the
+        entry goes on without it."""
+        if self._carry is not None or self.in_room or self._entry is not None or self._leaving:
             return False
         try:
             self._carry = _Carry.restored(saved)

@@ -431,6 +431,49 @@ def test_an_editor_going_with_the_hub_away_keeps_the_typing_for_the_next_server(
     assert w2.room.document_text("x.txt") == "abc!?" and w2.room.heals == 0
 
 
+def _kept_elsewhere(room_id: str) -> dict[str, Any]:
+    """A carry as an earlier server kept it, of *room_id*: "ab" at rev 1, "!" in flight as seq 2."""
+    client = {
+        "rev": 1,
+        "shadow": "ab",
+        "outstanding": {"seq": 2, "op": [2, "!"]},
+        "buffer": None,
+        "nextSeq": 3,
+    }
+    return {
+        "version": 1,
+        "roomId": room_id,
+        "clientId": "earlier",
+        "seqs": {"x.txt": 3},
+        "docs": {"x.txt": {"create": False, "need": None, "client": client}},
+    }
+
+
+def test_a_kept_carry_is_restored_only_before_an_entry() -> None:
+    w = Wire()
+    w.create()
+    assert not w.room.restore_carry(_kept_elsewhere("OTHER"))  # (in a room: its own entry's)
+    assert w.room.stats["carries_unreadable"] == 0
+
+
+def test_a_carry_of_another_room_is_kept_on_disk_when_a_leave_makes_a_new_one() -> None:
+    """A carry from another room that no entry took back is not dropped when leaving this room
+    with edits unsent makes a new one: it goes to the shell to keep, as at exit."""
+    w = Wire()
+    assert w.room.restore_carry(_kept_elsewhere("OTHER"))
+    w.create()  # (room R: the carry of OTHER stays, not this entry's)
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.take("op")
+    w.lost()
+    w.events_of(KeepCarry)
+    w.room.leave(w.now)
+    w.advance(5.1)
+    (kept,) = w.events_of(KeepCarry)
+    assert kept.room_id == "OTHER" and kept.saved == _kept_elsewhere("OTHER")
+    assert w.room.stats["left_unsent"] == 1  # (and R's is kept in memory, as before)
+
+
 def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytest.LogCaptureFixture) -> None:
     w = Wire()
     for broken in (
