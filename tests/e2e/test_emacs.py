@@ -47,7 +47,7 @@ import sys
 import termios
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ class Emacs:
 
     async def start(self) -> None:
         init = self.home / ".emacs.d" / "init.el"
-        init.parent.mkdir(parents=True)
+        init.parent.mkdir(parents=True, exist_ok=True)  # (exists: the same user's Emacs again)
         init.write_text(f"(load {json.dumps(str(CONFIG))})\n{PROBE}", encoding="utf-8")
         assert EMACS is not None
         proc = await asyncio.create_subprocess_exec(
@@ -626,21 +626,9 @@ async def test_emacs_save_and_quit_at_once_on_a_slow_route_loses_nothing(
     try:
         a, b, invite = await pair(tmp_path, hub, bob_via=proxy)
         try:
-            server = int(await b.eval(b.in_buffer("(process-id (jsonrpc--process (eglot-current-server)))")))
-            b.open_tty()
-            await until(lambda: b.eval("(and (cdr (frame-list)) t)"), 10, "B's terminal frame")
-            proxy.lag(0.2)
             line = "typed, saved and quit"
-            await b.keys("\x1b>")  # M->
-            for ch in line:
-                await b.keys(ch)
-                await asyncio.sleep(0.02)
-            await b.keys("\x18\x13")  # C-x C-s
-            await b.keys("\x1bxkill-emacs\r")  # M-x kill-emacs RET
-            await until(lambda: _gone(b.pid), 15, "Bob's Emacs to exit")
+            await _type_save_and_quit(b, line, lambda: proxy.lag(0.2))
             want = INITIAL + line + "\n"  # (the save adds a final newline, as text modes ask)
-            assert (b.ws / PATH).read_text(encoding="utf-8") == want
-            await until(lambda: _gone(server), 15, "Bob's pairls-lsp to leave the room and end")
             await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's last line")
             proxy.lag(0)
             assert await hub_text(hub, invite) == want
@@ -648,6 +636,64 @@ async def test_emacs_save_and_quit_at_once_on_a_slow_route_loses_nothing(
             await close_checked(a, b)
     finally:
         await proxy.close()
+
+
+async def test_emacs_typing_offline_then_quitting_keeps_it_for_the_next_session(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob's network is down.  He types a line, saves and quits Emacs (SIGHUP to his pairls-lsp):
+    it waits for the hub a little, then keeps what the hub never had in his state folder.  Ada
+    goes on.  Later, the network back, Bob starts Emacs again, opens the file and joins: his
+    line reaches the room once, after Ada's, and both buffers show it (without the kept copy, the
+    room's older text would have replaced his saved line)."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    b2: Emacs | None = None
+    try:
+        a, b, invite = await pair(tmp_path, hub, bob_via=proxy)
+        try:
+            line = "typed offline"
+            await _type_save_and_quit(b, line, proxy.cut)
+            saved = INITIAL + line + "\n"
+            carries = b.home / ".local" / "state" / "pairls" / "carries"
+            assert len(list(carries.iterdir())) == 1
+            await a.eval(a.in_buffer('(goto-char (point-min)) (insert "meanwhile\n")'))
+            await until(lambda: _hub_shows(hub, invite, a), 10, "Ada's line to reach the hub")
+            proxy.restore()
+
+            b2 = Emacs("Bob", b.home, b.ws, hub.url)  # his Emacs, started again
+            await b2.start()
+            joined = await b2.eval(b2.in_buffer(f"(pairls-join-room {json.dumps(proxy.invite(invite))})"))
+            assert joined["role"] == "editor"
+            want = "meanwhile\n" + saved
+            await until(lambda: _equals(b2, want), 20, "Bob's buffer to show both lines")
+            await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's line")
+            assert await hub_text(hub, invite) == want
+            assert list(carries.iterdir()) == []  # (taken)
+        finally:
+            await close_checked(*[e for e in (a, b, b2) if e is not None])
+    finally:
+        await proxy.close()
+
+
+async def _type_save_and_quit(b: Emacs, line: str, then: Callable[[], None]) -> None:
+    """In a terminal frame of *b*, after *then* (the route made slow, or cut): the end of the
+    buffer, *line* a key at a time, ``C-x C-s``, ``M-x kill-emacs``.  Returns once Emacs and its
+    pairls-lsp (which it sent SIGHUP, and which leaves the room before it ends) have both exited,
+    with the line and the final newline the save adds (text modes ask for one) in the file."""
+    server = int(await b.eval(b.in_buffer("(process-id (jsonrpc--process (eglot-current-server)))")))
+    b.open_tty()
+    await until(lambda: b.eval("(and (cdr (frame-list)) t)"), 10, "B's terminal frame")
+    then()
+    await b.keys("\x1b>")  # M->
+    for ch in line:
+        await b.keys(ch)
+        await asyncio.sleep(0.02)
+    await b.keys("\x18\x13")  # C-x C-s
+    await b.keys("\x1bxkill-emacs\r")  # M-x kill-emacs RET
+    await until(lambda: _gone(b.pid), 15, "Bob's Emacs to exit")
+    assert (b.ws / PATH).read_text(encoding="utf-8") == INITIAL + line + "\n"
+    await until(lambda: _gone(server), 15, "Bob's pairls-lsp to leave the room and end")
 
 
 async def _gone(pid: int | None) -> bool:
