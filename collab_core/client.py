@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import ops
 from .errors import InvalidState
@@ -171,22 +171,14 @@ class DocumentClient:
         }
 
     @classmethod
-    def restored(
-        cls,
-        saved: Any,
-        client_id: str,
-        *,
-        max_op_bytes: int | None = None,
-        max_op_components: int | None = None,
-    ) -> DocumentClient:
-        """A client as :meth:`saved` left it (held: the caller releases it once caught up).
-        Raises ``ValueError`` on anything :meth:`saved` cannot have written."""
+    def restored(cls, saved: Any, client_id: str) -> DocumentClient:
+        """A client as :meth:`saved` left it (held: the caller releases it once caught up, and
+        sets its limits).  Raises ``ValueError`` on anything :meth:`saved` cannot have written."""
         if not isinstance(saved, dict):
             raise ValueError("not an object")
-        rev, shadow, next_seq = saved.get("rev"), saved.get("shadow"), saved.get("nextSeq")
-        if not (_count(rev) and isinstance(shadow, str) and _count(next_seq)):
-            raise ValueError("rev, shadow or nextSeq")
-        assert isinstance(rev, int) and isinstance(next_seq, int)
+        rev, next_seq, shadow = _count_at(saved, "rev"), _count_at(saved, "nextSeq"), saved.get("shadow")
+        if not isinstance(shadow, str):
+            raise ValueError("shadow")
         if next_seq < 1:
             raise ValueError("nextSeq")
         raw_out, raw_buffer = saved.get("outstanding"), saved.get("buffer")
@@ -206,15 +198,7 @@ class DocumentClient:
             if ops.base_length(buffer) > len(text):
                 raise ValueError("the buffer does not fit the text")
             text = ops.apply(text, buffer)
-        client = cls(
-            text,
-            rev,
-            client_id,
-            next_seq=next_seq,
-            held=True,
-            max_op_bytes=max_op_bytes,
-            max_op_components=max_op_components,
-        )
+        client = cls(text, rev, client_id, next_seq=next_seq, held=True)
         client._shadow = shadow
         client.outstanding, client.buffer = out, buffer
         return client
@@ -298,6 +282,13 @@ class DocumentClient:
         return self.outstanding
 
 
-def _count(value: Any) -> bool:
+def _count(value: Any) -> TypeGuard[int]:
     """A JSON integer >= 0 (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count_at(saved: dict[str, Any], key: str) -> int:
+    value = saved.get(key)
+    if _count(value):
+        return value
+    raise ValueError(key)

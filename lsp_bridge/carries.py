@@ -17,10 +17,11 @@ place.  Two editors of the same user that went offline from the same room keep t
 
 An entry *claims* one of its room's files before it joins: renamed to ``...json.taking-<pid>``,
 which only one process can do, so two editors joining at once never enter as the same client.
-Once the entry has taken it, the claimed file is removed; an entry that could not use it gives
+Once the entry has taken it, the claimed file is removed; an entry that cannot use it now gives
 it back (renamed again), and a claim whose process is gone (killed) is taken over by the next.
-A file that cannot be read is given back and logged: the entry goes on without it.  Nothing here
-is logged with the text.
+A file that holds no carry this version can read is set aside (``...json.unreadable``, logged
+once, left for the user) and the next file is offered: the entry goes on without it, and it
+never hides a good carry of the same room.  Nothing here is logged with the text.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from collab_core import jsonio
+
+from .room import Restore
 
 __all__ = ["CarryStore"]
 
@@ -80,9 +84,12 @@ class CarryStore:
         logger.info("kept the unsent changes in %s for the next entry into the room", path)
         return path
 
-    def claim(self, room_id: str) -> tuple[Path, Any] | None:
-        """One carry kept for *room_id* (the oldest), claimed for this process, and what it
-        holds; None if there is none (or none readable: given back, logged)."""
+    def claim(self, room_id: str, take: Callable[[Any], Restore]) -> Path | None:
+        """Offer *take* the carries kept for *room_id*, oldest first, each claimed for this
+        process while it is offered; the file of the one it took (to :meth:`remove` once the
+        entry has it, or to :meth:`keep` anew), or None.  A carry it cannot take now is given
+        back, and one that cannot be read (by this process or by *take*) set aside: the next
+        is offered."""
         if self.folder is None:
             return None
         prefix = f"{_hash(room_id)}-"
@@ -94,7 +101,7 @@ class CarryStore:
         for name in names:
             kept, _, taker = name.partition(".json.taking-")
             if not name.endswith(".json") and not (taker.isdigit() and not _running(int(taker))):
-                continue  # (a temporary file, or claimed by a process that runs)
+                continue  # (a temporary file, one set aside, or claimed by a process that runs)
             with contextlib.suppress(OSError):
                 candidates.append((os.stat(self.folder / name).st_mtime, name, kept.removesuffix(".json")))
         for _, name, base in sorted(candidates):
@@ -104,10 +111,23 @@ class CarryStore:
             except OSError:  # (another process claimed it first)
                 continue
             data = self._read(claimed)
-            if data is not None:
-                return claimed, data
-            self.give_back(claimed)
+            outcome = Restore.UNREADABLE if data is None else take(data)
+            if outcome is Restore.TAKEN:
+                return claimed
+            if outcome is Restore.NOT_NOW:
+                self.give_back(claimed)
+                return None
+            self._set_aside(claimed)
         return None
+
+    def keep(self, room_id: str, client_id: str, saved: dict[str, Any], replacing: Path | None) -> None:
+        """:meth:`save`, in place of the claimed file *replacing* (the carry the entry took back
+        from it and kept again at exit): removed once the new one is on disk, else given back."""
+        if self.save(room_id, client_id, saved) is not None:
+            if replacing is not None:
+                self.remove(replacing)
+        elif replacing is not None:
+            self.give_back(replacing)
 
     def give_back(self, claimed: Path) -> None:
         """A claimed carry this entry could not use: kept for another."""
@@ -125,6 +145,17 @@ class CarryStore:
             pass
         except OSError as exc:  # (taken all the same: the hub recognises what it has by seq)
             logger.warning("could not remove the kept changes in %s (%s)", claimed, type(exc).__name__)
+
+    def _set_aside(self, claimed: Path) -> None:
+        """A claimed file that holds no carry this version can read: renamed so that no entry is
+        offered it again, and left for the user (it may hold their typing)."""
+        aside = claimed.with_name(f"{claimed.name.rpartition('.taking-')[0]}.unreadable")
+        try:
+            os.replace(claimed, aside)
+        except OSError as exc:
+            logger.warning("could not set aside the kept changes in %s (%s)", claimed, type(exc).__name__)
+            return
+        logger.warning("set aside %s: not changes this version can take back (left there for you)", aside)
 
     @staticmethod
     def _read(path: Path) -> Any | None:

@@ -93,6 +93,7 @@ __all__ = [
     "Notify",
     "Progress",
     "RefreshInlayHints",
+    "Restore",
     "Room",
     "RoomConfig",
     "ShowMessage",
@@ -316,6 +317,17 @@ class Conn(enum.Enum):
     CONNECTING = "connecting"
     HELLO = "hello"
     UP = "connected"
+
+
+class Restore(enum.Enum):
+    """What :meth:`Room.restore_carry` made of a kept carry."""
+
+    #: the next entry into its room takes it
+    TAKEN = "taken"
+    #: not now (in a room, or holding a carry of this server's own): keep it for another entry
+    NOT_NOW = "not now"
+    #: not a carry this version can read: set it aside, never to be offered again
+    UNREADABLE = "unreadable"
 
 
 class DocState(enum.Enum):
@@ -2528,20 +2540,20 @@ class Room:
         self._participants_changed()
         self._pump_opens(now)
 
-    def restore_carry(self, saved: Any) -> bool:
+    def restore_carry(self, saved: Any) -> Restore:
         """What an earlier server kept at exit (:class:`KeepCarry`), for the next entry into its
-        room: only before a join, with no carry of this server's own (False: not taken, the
-        caller keeps it for another).  False (logged, counted) if it cannot be read too: the
-        entry goes on without it."""
+        room: taken only before a join, with no carry of this server's own (else
+        :attr:`Restore.NOT_NOW`: the caller keeps it for another entry), and only if it can be
+        read (else :attr:`Restore.UNREADABLE`, logged and counted: the entry goes on without it)."""
         if self._carry is not None or self.in_room or self._entry is not None or self._leaving:
-            return False
+            return Restore.NOT_NOW
         try:
             self._carry = _Carry.restored(saved)
         except (ValueError, TypeError) as exc:  # (ops.InvalidOp is a ValueError)
             self.stats["carries_unreadable"] += 1
             logger.warning("a kept carry could not be read (%s): not taken", type(exc).__name__)
-            return False
-        return True
+            return Restore.UNREADABLE
+        return Restore.TAKEN
 
     def _take_carry(self) -> None:
         """Entering the room a leave left with changes unsent: they are ours again, caught up

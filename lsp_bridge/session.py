@@ -153,13 +153,9 @@ class Session:
     async def join_room(self, invite: str) -> dict[str, Any]:
         with contextlib.suppress(InvalidInvite):  # (the room says what is wrong with it)
             room_id = parse_invite(invite).room_id
-            claimed = self.carries.claim(room_id)
+            claimed = self.carries.claim(room_id, self.room.restore_carry)
             if claimed is not None:
-                path, kept = claimed
-                if self.room.restore_carry(kept):
-                    self._restored[room_id] = path  # (removed once taken, or kept anew at exit)
-                else:
-                    self.carries.give_back(path)
+                self._restored[room_id] = claimed  # (removed once taken, or kept anew at exit)
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
 
     def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:
@@ -303,11 +299,7 @@ class Session:
         elif isinstance(ev, FollowTo):
             self._spawn(editor.follow_to(ev))
         elif isinstance(ev, KeepCarry):
-            restored = self._restored.pop(ev.room_id, None)
-            if self.carries.save(ev.room_id, ev.client_id, ev.saved) is not None and restored is not None:
-                self.carries.remove(restored)  # (the one it came from, claimed and not taken)
-            elif restored is not None:
-                self.carries.give_back(restored)
+            self.carries.keep(ev.room_id, ev.client_id, ev.saved, self._restored.pop(ev.room_id, None))
         elif isinstance(ev, CarryTaken):
             restored = self._restored.pop(ev.room_id, None)
             if restored is not None:

@@ -8,18 +8,33 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lsp_bridge.carries import CarryStore
+from lsp_bridge.room import Restore
 
 SAVED = {"version": 1, "roomId": "room-1", "clientId": "c", "seqs": {}, "docs": {"a.txt": {"text": "SECRET"}}}
+
+
+class Entry:
+    """What the room answers when offered a carry (``Room.restore_carry``): *outcomes* in turn,
+    then TAKEN; what it was offered in :attr:`offered`."""
+
+    def __init__(self, *outcomes: Restore) -> None:
+        self.outcomes = list(outcomes)
+        self.offered: list[Any] = []
+
+    def __call__(self, saved: Any) -> Restore:
+        self.offered.append(saved)
+        return self.outcomes.pop(0) if self.outcomes else Restore.TAKEN
 
 
 def test_kept_private_claimed_once_and_removed_once_taken(tmp_path: Path) -> None:
     folder = tmp_path / "state" / "pairls" / "carries"
     store = CarryStore(folder)
-    assert store.claim("room-1") is None
+    assert store.claim("room-1", Entry()) is None
     path = store.save("room-1", "c", SAVED)
     assert path is not None and path.parent == folder
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -27,13 +42,14 @@ def test_kept_private_claimed_once_and_removed_once_taken(tmp_path: Path) -> Non
     assert "room-1" not in path.name  # (named by hashes: a room id from a hub is no path)
     again = {**SAVED, "seqs": {"a.txt": 2}}
     assert store.save("room-1", "c", again) == path  # (the same entry's: replaced whole)
-    assert store.claim("room-2") is None
-    claimed = store.claim("room-1")
-    assert claimed is not None and claimed[1] == again
-    assert not path.exists() and claimed[0].name.endswith(f".taking-{os.getpid()}")
-    assert store.claim("room-1") is None  # (claimed: by this process, which runs)
-    store.remove(claimed[0])
-    store.remove(claimed[0])  # (gone already: nothing to do)
+    assert store.claim("room-2", Entry()) is None
+    entry = Entry()
+    claimed = store.claim("room-1", entry)
+    assert claimed is not None and entry.offered == [again]
+    assert not path.exists() and claimed.name.endswith(f".taking-{os.getpid()}")
+    assert store.claim("room-1", Entry()) is None  # (claimed: by this process, which runs)
+    store.remove(claimed)
+    store.remove(claimed)  # (gone already: nothing to do)
     assert list(folder.iterdir()) == []  # (no temporary file left either)
 
 
@@ -43,12 +59,15 @@ def test_two_editors_that_went_offline_keep_two_and_each_entry_claims_one(tmp_pa
     second = store.save("room-1", "neovim-entry", {**SAVED, "clientId": "neovim-entry"})
     assert first is not None and second is not None and first != second
     os.utime(first, (1, 1))  # the older one is claimed first
-    a = store.claim("room-1")
-    b = store.claim("room-1")
-    assert a is not None and b is not None and store.claim("room-1") is None
-    assert [a[1]["clientId"], b[1]["clientId"]] == ["vscode-entry", "neovim-entry"]
-    store.give_back(b[0])  # (this entry could not use it: kept for another)
-    assert second.exists()
+    a, b = Entry(), Entry()
+    assert store.claim("room-1", a) is not None and store.claim("room-1", b) is not None
+    assert store.claim("room-1", Entry()) is None
+    assert [a.offered[0]["clientId"], b.offered[0]["clientId"]] == ["vscode-entry", "neovim-entry"]
+    assert store.claim("room-1", Entry(Restore.NOT_NOW)) is None  # (nothing left to claim)
+    # an entry that cannot take one now (in a room already) gives it back, for another
+    third = store.save("room-1", "emacs-entry", {**SAVED, "clientId": "emacs-entry"})
+    assert third is not None and store.claim("room-1", Entry(Restore.NOT_NOW)) is None
+    assert third.exists()
 
 
 def test_a_claim_whose_process_is_gone_is_taken_over(tmp_path: Path) -> None:
@@ -65,9 +84,10 @@ def test_a_claim_whose_process_is_gone_is_taken_over(tmp_path: Path) -> None:
         other = store.save("room-2", "c", SAVED)
         assert other is not None
         other.rename(other.with_name(f"{other.name}.taking-{running.pid}"))
-        assert store.claim("room-2") is None  # (its claimer runs)
-        claimed = store.claim("room-1")
-        assert claimed is not None and claimed[1] == SAVED and not dead.exists()
+        assert store.claim("room-2", Entry()) is None  # (its claimer runs)
+        entry = Entry()
+        assert store.claim("room-1", entry) is not None
+        assert entry.offered == [SAVED] and not dead.exists()
     finally:
         running.kill()
         running.wait()
@@ -78,18 +98,58 @@ def test_what_cannot_be_kept_or_read_is_logged_without_the_text(
 ) -> None:
     caplog.set_level(logging.INFO, "lsp_bridge.carries")
     assert CarryStore(None).save("room-1", "c", SAVED) is None  # no home folder
-    assert CarryStore(None).claim("room-1") is None
+    assert CarryStore(None).claim("room-1", Entry()) is None
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
     assert CarryStore(blocked / "carries").save("room-1", "c", SAVED) is None  # cannot be written
     store = CarryStore(tmp_path / "carries")
     path = store.save("room-1", "c", SAVED)
     assert path is not None
-    path.write_bytes(b'{"version": 1, "roomId": ')  # cut short
-    assert store.claim("room-1") is None
-    assert path.exists()  # (given back: the user may want it)
+    path.write_bytes(b'{"version": 1, "roomId": "SECRET')  # cut short
+    entry = Entry()
+    assert store.claim("room-1", entry) is None and entry.offered == []
+    aside = path.with_name(f"{path.name}.unreadable")
+    assert not path.exists() and aside.exists()  # (set aside, never offered again: the user may want it)
+    assert store.claim("room-1", entry) is None and entry.offered == []
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(said) == 3, said
+    assert len(said) == 4, said
     assert "they are in the editor's buffers only" in said[0] and "could not keep" in said[1]
-    assert "could not read" in said[2]
+    assert "could not read" in said[2] and "set aside" in said[3]
     assert "SECRET" not in caplog.text
+
+
+def test_a_carry_that_cannot_be_taken_never_hides_a_good_one_of_the_same_room(tmp_path: Path) -> None:
+    """Offered oldest first: one this version cannot read (cut short, or refused by the room) is
+    set aside, and the next is offered in the same claim, and never again."""
+    store = CarryStore(tmp_path / "carries")
+    cut = store.save("room-1", "cut", SAVED)
+    refused = store.save("room-1", "refused", {**SAVED, "version": 99})
+    good = store.save("room-1", "good", {**SAVED, "clientId": "good"})
+    assert cut is not None and refused is not None and good is not None
+    cut.write_bytes(b"{")
+    for age, path in enumerate((cut, refused, good)):
+        os.utime(path, (age + 1, age + 1))
+    entry = Entry(Restore.UNREADABLE)  # (the room cannot read version 99)
+    claimed = store.claim("room-1", entry)
+    assert claimed is not None and claimed.name.startswith(good.name)
+    assert [s["version"] for s in entry.offered] == [99, 1] and entry.offered[1]["clientId"] == "good"
+    store.remove(claimed)
+    assert sorted(p.name for p in (tmp_path / "carries").iterdir()) == sorted(
+        [f"{cut.name}.unreadable", f"{refused.name}.unreadable"]
+    )
+    assert store.claim("room-1", Entry()) is None
+
+
+def test_a_carry_kept_again_replaces_the_claimed_file_it_came_from(tmp_path: Path) -> None:
+    store = CarryStore(tmp_path / "carries")
+    first = store.save("room-1", "c", SAVED)
+    claimed = store.claim("room-1", Entry())
+    assert first is not None and claimed is not None
+    store.keep("room-1", "c", {**SAVED, "seqs": {"a.txt": 4}}, replacing=claimed)  # (not taken: exit)
+    assert not claimed.exists() and [p.name for p in first.parent.iterdir()] == [first.name]
+    again = store.claim("room-1", Entry())
+    assert again is not None
+    blocked = CarryStore(tmp_path / "file")
+    (tmp_path / "file").write_text("")
+    blocked.keep("room-1", "c", SAVED, replacing=again)  # (cannot be written: the old one stays)
+    assert not again.exists() and first.exists()

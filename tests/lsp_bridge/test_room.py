@@ -30,6 +30,7 @@ from lsp_bridge.room import (
     Log,
     Notify,
     Progress,
+    Restore,
     Room,
     RoomConfig,
     ShowMessage,
@@ -413,7 +414,7 @@ def test_an_editor_going_with_the_hub_away_keeps_the_typing_for_the_next_server(
     # the next server: a new room, the same hub; the editor opened the saved file
     w2 = Wire()
     w2.hub = w.hub
-    assert w2.room.restore_carry(saved)
+    assert w2.room.restore_carry(saved) is Restore.TAKEN
     _, again = _join_again(w2, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
     assert again["clientId"] == hello["clientId"] and w2.room.stats["carried"] == 1
     (taken,) = w2.events_of(CarryTaken)
@@ -452,7 +453,7 @@ def _kept_elsewhere(room_id: str) -> dict[str, Any]:
 def test_a_kept_carry_is_restored_only_before_an_entry() -> None:
     w = Wire()
     w.create()
-    assert not w.room.restore_carry(_kept_elsewhere("OTHER"))  # (in a room: its own entry's)
+    assert w.room.restore_carry(_kept_elsewhere("OTHER")) is Restore.NOT_NOW  # (in a room)
     assert w.room.stats["carries_unreadable"] == 0
 
 
@@ -460,7 +461,8 @@ def test_a_carry_of_another_room_is_kept_on_disk_when_a_leave_makes_a_new_one() 
     """A carry from another room that no entry took back is not dropped when leaving this room
     with edits unsent makes a new one: it goes to the shell to keep, as at exit."""
     w = Wire()
-    assert w.room.restore_carry(_kept_elsewhere("OTHER"))
+    assert w.room.restore_carry(_kept_elsewhere("OTHER")) is Restore.TAKEN
+    assert w.room.restore_carry(_kept_elsewhere("THIRD")) is Restore.NOT_NOW  # (holds one)
     w.create()  # (room R: the carry of OTHER stays, not this entry's)
     _share_created(w, "file:///x.txt", "x.txt", "abc")
     w.type("file:///x.txt", 2, (0, 3), "!")
@@ -502,7 +504,7 @@ def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytes
             },
         },
     ):
-        assert not w.room.restore_carry(broken)
+        assert w.room.restore_carry(broken) is Restore.UNREADABLE
     assert w.room.stats["carries_unreadable"] == 5
     hello = w.create()
     assert w.room.stats["carried"] == 0 and hello["clientId"] != "c"

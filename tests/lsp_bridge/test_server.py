@@ -10,6 +10,8 @@ boundary matters (versions, encodings, debounce) run once per editor kind.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -937,16 +939,27 @@ async def test_typing_then_closing_the_editor_loses_nothing(
         await proxy.close()
 
 
-@pytest.mark.parametrize("saved", [True, False], ids=["saved", "not-saved"])
+@pytest.mark.parametrize(
+    ("saved", "then"),
+    [(True, "emacs"), (False, "neovim")],
+    ids=["saved,then-emacs", "not-saved,then-neovim"],
+)
 async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_session(
-    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], saved: bool
+    make_editor: MakeEditor,
+    hub: HubProcess,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    saved: bool,
+    then: str,
 ) -> None:
-    """Bob's connection is cut; he types and closes his editor.  His server waits for the hub
-    (2 s at most), says nothing to an editor that is going, and keeps what the hub never had
-    in his state folder (0600; the log says so, without the text).  Later he starts his editor
-    again and joins: the typing reaches the room once, after what Ada wrote meanwhile, and his
-    buffer shows it, whether the file he opened was saved with it or not (the room's text
-    wins at a join: without the kept copy, it would have been lost)."""
+    """Bob's connection is cut; he types and closes his editor (VS Code).  His server waits for
+    the hub (2 s at most), says nothing to an editor that is going, and keeps what the hub never
+    had in his state folder (0600; the log says so, without the text).  Later he starts an
+    editor of his again (another kind: they share the folder) and joins: the typing reaches the
+    room once, after what Ada wrote meanwhile, and his buffer shows it, whether the file he
+    opened was saved with it or not (the room's text wins at a join: without the kept copy, it
+    would have been lost).  Older files of the same room that hold no carry this version can
+    take (cut short; a version it does not know) are set aside and do not hide his."""
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
@@ -969,12 +982,18 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
         carries = tmp_path / "bob-state" / "pairls" / "carries"
         (kept,) = carries.iterdir()
         assert kept.stat().st_mode & 0o777 == 0o600
+        room_hash = kept.name.partition("-")[0]
+        cut, unknown = (carries / f"{room_hash}-{c * 32}.json" for c in "01")
+        cut.write_bytes(b'{"version": 1, "roomId": ')
+        unknown.write_text(json.dumps({"version": 99}))
+        os.utime(cut, (1, 1))
+        os.utime(unknown, (2, 2))
         a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
         await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
         proxy.restore()
 
-        # his editor, started again
-        b2 = await make_editor("vscode", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
+        # an editor of his, started again
+        b2 = await make_editor(then, "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
         await b2.command("pairls.joinRoom", {"invite": invite})
         ub2 = b2.uri("r.txt")
         b2.open(ub2, "start\ntyped offline\n" if saved else "start\n", "plaintext")
@@ -983,7 +1002,12 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
         assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
         st = await b2.status()
         assert st["stats"]["carried"] == 1 and st["heals"] == 0
-        assert not any(carries.iterdir())  # (taken)
+        assert st["stats"]["carries_unreadable"] == 1  # (the unknown version: caused here)
+        assert sorted(p.name for p in carries.iterdir()) == [
+            f"{cut.name}.unreadable",
+            f"{unknown.name}.unreadable",
+        ]
+        await b2.stop()  # (its count of unreadable carries is this test's doing)
     finally:
         await proxy.close()
 
