@@ -64,8 +64,9 @@ from typing import Any
 import pytest
 
 from lsp_bridge.invite import parse_invite
-from tests.support.hubclient import HubError, Peer
+from tests.support.hubclient import HubError, Peer, hub_text
 from tests.support.hubproc import HubProcess
+from tests.support.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "tests" / "e2e" / "vscode" / "run.mjs"
@@ -901,4 +902,72 @@ async def test_run_for_the_room(
         # it ran on A's machine, in A's folder, and nowhere else
         assert [_ran_in(u["workspace"]) for u in users] == [True, False]
     finally:
+        hub.terminate()
+
+
+# --- closing VS Code while offline: the typing is kept for the next entry ------------------------
+
+C_FILE = "notes.txt"
+C_INITIAL = "first line\nsecond line\nthird line\n"
+
+
+@pytest.mark.timeout(600)
+async def test_typing_offline_then_reloading_the_window_keeps_it_for_the_next_entry(
+    database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
+) -> None:
+    """VS Code's own way of ending its language server: B's route to the hub is cut, B types a
+    line, saves and runs "Developer: Reload Window" (the extension host ends, and the language
+    client stops B's server: `stop(3000)`, then a kill).  The server keeps what the hub never had
+    in B's state folder before that kill; A types meanwhile; once the route is back, B's new
+    window joins with the same invite and the room gets B's line once, after A's."""
+    _require_installed()
+    hub = HubProcess(database_url=database_url)
+    host, port = hub.wait_ready().removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        hub_url = hub.url
+        users = _two_users(tmp_path, hub_url, C_FILE, C_INITIAL)
+        servers_to_stop += await asyncio.to_thread(_start, tmp_path, users, vsix)
+        carries = tmp_path / "home-B" / "xdg-state" / "pairls" / "carries"
+        with_a = "first line A online\nsecond line\nthird line\n"
+        want = "first line A online\nsecond line\nthird line B offline\n"
+        config = {
+            "mode": "carry",
+            "users": users,
+            "file": C_FILE,
+            "initial": C_INITIAL,
+            "hubAddress": f"{host}:{port}",
+            "bobHubAddress": proxy.url.removeprefix("ws://"),
+            "lineA": 1,
+            "typeA": " A online",
+            "withA": with_a,
+            "lineB": 3,
+            "typeB": " B offline",
+            "want": want,
+            "typeDelayMs": 40,
+            "pauseAt": ["joined", "reloaded"],
+        }
+        driver = await Driver.start(tmp_path, config)
+        try:
+            invite = parse_invite((await driver.until("joined", 300))["invite"])
+            proxy.cut()
+            await driver.resume()
+            reloaded = await driver.until("reloaded", 240)
+            assert reloaded["typed"] == "first line\nsecond line\nthird line B offline\n", reloaded
+            (kept,) = carries.iterdir()  # (B's old server kept it before VS Code killed it)
+            assert kept.name.endswith(".json") and kept.stat().st_mode & 0o777 == 0o600
+            assert (tmp_path / "ws-B" / C_FILE).read_text() == reloaded["typed"]  # (saved)
+            assert await hub_text(hub_url, str(invite), C_FILE) == with_a  # (not B's line yet)
+            proxy.restore()
+            await driver.resume()
+            converged = await driver.until("converged", 240)
+            assert converged["text"] == want
+            assert await hub_text(hub_url, str(invite), C_FILE) == want
+            assert not any(carries.iterdir())  # (taken)
+            done = await driver.finish()
+            assert done.get("ok"), driver.summary()
+        finally:
+            driver.kill()
+    finally:
+        await proxy.close()
         hub.terminate()

@@ -38,6 +38,12 @@
 //            the program's lines and the end line with its exit status (read from the
 //            terminal's rendered rows), with no editor tab for it; B's "Pairls: Stop Run" finds
 //            no run of B's.
+//   "carry": A creates the room and B joins through the test's proxy (the invite's address
+//            swapped for "bobHubAddress"); the test cuts B's route ("joined"); B types a line, saves
+//            it and runs "Developer: Reload Window", which ends VS Code's extension host and so
+//            B's language server; A types meanwhile ("reloaded": the test looks at B's state
+//            folder, then restores the route); B's new window joins again with the same invite
+//            and both editors show A's line and B's offline line.
 
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -823,6 +829,53 @@ async function history([a, b]) {
   emit("diff", { ...diff, rows });
 }
 
+async function carry([a, b]) {
+  const file = config.file;
+  await a.openFile(file);
+  const before = await a.clipboard();
+  await a.waitServerReady();
+  await a.command("Pairls: Create Room");
+  const invite = await inviteOf(a, null, before);
+  const bobInvite = invite.replace(`//${config.hubAddress}/`, `//${config.bobHubAddress}/`);
+  if (bobInvite === invite) throw new Error(`no ${config.hubAddress} in the invite ${invite}`);
+  await b.waitServerReady();
+  await joinWith(b, bobInvite);
+  await b.openFile(file);
+  await bothShow(a, b, config.initial, "the room's text");
+  await pause("joined", { invite });
+
+  // --- B, cut off: types, saves, reloads the window -------------------------------------------------
+  await b.gotoLineEnd(config.lineB);
+  await b.kb.type(config.typeB, { delay: config.typeDelayMs });
+  await b.kb.press("Control+S");
+  await until("B's file to be saved", async () => !(await b.page.isVisible(".part.editor .tab.active.dirty")), 20000, 200);
+  const typed = await b.editorText();
+  await b.page.evaluate(() => { window.pairlsBeforeReload = true; });
+  await b.command("Developer: Reload Window");
+  await until("B's window to reload", async () => {
+    try {
+      return (await b.page.evaluate(() => window.pairlsBeforeReload !== true && !!document.querySelector(".monaco-workbench .part.statusbar")));
+    } catch (e) {
+      return false; // (the page is navigating)
+    }
+  }, 90000, 250);
+  await b.page.waitForSelector(".explorer-folders-view .monaco-list-row", { timeout: 90000 });
+  await b.waitServerReady();
+  log("B: window reloaded, its new server runs");
+
+  // --- A types meanwhile ------------------------------------------------------------------------------
+  await a.gotoLineEnd(config.lineA);
+  await a.kb.type(config.typeA, { delay: config.typeDelayMs });
+  await until("A's line in A's editor", async () => (await a.editorText()) === config.withA, 20000, 200);
+  await pause("reloaded", { typed });
+
+  // --- B joins again --------------------------------------------------------------------------------
+  await joinWith(b, bobInvite);
+  await b.openFile(file);
+  await bothShow(a, b, config.want, "A's line and B's offline line");
+  emit("converged", { text: await a.editorText() });
+}
+
 async function runTogether([a, b]) {
   await roomOfTwo(a, b, config.file);
 
@@ -871,6 +924,7 @@ try {
   else if (config.mode === "owner") await owner(windows);
   else if (config.mode === "history") await history(windows);
   else if (config.mode === "run") await runTogether(windows);
+  else if (config.mode === "carry") await carry(windows);
   else await pair(windows);
 } catch (e) {
   failed = true;
