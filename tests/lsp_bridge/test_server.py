@@ -1012,6 +1012,62 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
         await proxy.close()
 
 
+async def test_two_editors_of_one_user_closed_offline_keep_two_carries_and_two_entries_take_one_each(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob has the room open in VS Code and in Neovim (one state folder); the route is cut, he
+    types a line in each and closes both: two files.  Two editors of his join again at the same
+    moment: each claims one (never the same: they would enter as one client), and the room gets
+    both lines once each."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+        a = await make_editor("vscode", "Ada")
+        ua = a.uri("r.txt")
+        a.open(ua, "start\n", "plaintext")
+        room = await _room(a)
+        invite = proxy.invite(room["invite"])
+        bobs = []
+        for kind in ("vscode", "neovim"):
+            ed = await make_editor(kind, f"Bob-{kind}", hub_url=proxy.url, env=env)
+            await ed.command("pairls.joinRoom", {"invite": invite})
+            ed.open(ed.uri("r.txt"), "", "plaintext")
+            bobs.append(ed)
+        await settle([(a, ua), *((ed, ed.uri("r.txt")) for ed in bobs)], "r.txt")
+        proxy.cut()
+        for ed in bobs:
+            ub = ed.uri("r.txt")
+            ed.append(ub, f"offline in {ed.kind}\n")
+            ed.flush(ub)
+        for ed in bobs:
+            server = ed.client._server
+            assert server is not None
+            await asyncio.wait_for(ed.client.shutdown_session(), 30)
+            assert await asyncio.wait_for(server.wait(), 30) == 0
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        assert len(list(carries.iterdir())) == 2
+        proxy.restore()
+
+        again = [
+            await make_editor(kind, f"Bob-{kind}-again", hub_url=proxy.url, env=env)
+            for kind in ("emacs", "vscode")
+        ]
+        await asyncio.gather(*(ed.command("pairls.joinRoom", {"invite": invite}) for ed in again))
+        for ed in again:
+            ed.open(ed.uri("r.txt"), "start\n", "plaintext")
+        await settle([(a, ua), *((ed, ed.uri("r.txt")) for ed in again)], "r.txt")
+        text = await hub_text(hub.url, room["invite"], "r.txt")
+        assert text.startswith("start\n") and sorted(text.splitlines()[1:]) == [
+            "offline in neovim",
+            "offline in vscode",
+        ], text
+        assert [(await ed.status())["stats"]["carried"] for ed in again] == [1, 1]
+        assert not any(carries.iterdir())  # (both taken)
+    finally:
+        await proxy.close()
+
+
 async def _hub_has(hub: HubProcess, room: dict[str, Any], text: str) -> bool:
     return await hub_text(hub.url, room["invite"], "r.txt") == text
 
