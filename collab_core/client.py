@@ -259,6 +259,13 @@ class DocumentClient:
             self._since_shadow = []
         return self._shadow
 
+    @property
+    def shadow_length(self) -> int:
+        """``len(self.shadow)``, without applying what the shadow is behind by."""
+        if self._since_shadow:
+            return ops.target_length(self._since_shadow, len(self._shadow))
+        return len(self._shadow)
+
     def _advance_shadow(self, op: ops.Op) -> None:
         # composing is cheap (a few components); applying is O(text): done when asked for
         self._since_shadow = ops.compose(self._since_shadow, op) if self._since_shadow else op

@@ -184,13 +184,36 @@ def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int
     return [_scan_position(text, o, encoding, crs) for o in offsets]
 
 
+class _Anchor:
+    """The last offset :func:`positions_of` found by counting, with its line, and in which text:
+    the next offset of the same text (the change's other end, a cursor beside it) counts only
+    the line breaks between the two, not all those before it."""
+
+    text = ""
+    offset = 0
+    line = 0
+
+
 def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[int, int]:
     end = max(0, min(offset, len(text)))
     if 0 < end < len(text) and text[end - 1] == "\r" and text[end] == "\n":
         end -= 1  # between the \r and \n of a CRLF: the end of the line
-    line = text.count("\n", 0, end)
+    # (no count below starts or ends inside a CRLF, so counts of spans add up)
+    if _Anchor.text is text:
+        at = _Anchor.offset
+        line = _Anchor.line + (_breaks(text, at, end, crs) if end >= at else -_breaks(text, end, at, crs))
+    else:
+        line = _breaks(text, 0, end, crs)
+    _Anchor.text, _Anchor.offset, _Anchor.line = text, end, line
     start = text.rfind("\n", 0, end) + 1
     if crs:
-        line += text.count("\r", 0, end) - text.count("\r\n", 0, end)
         start = max(start, text.rfind("\r", 0, end) + 1)
     return line, encoded_length(text[start:end], encoding)
+
+
+def _breaks(text: str, start: int, end: int, crs: bool) -> int:
+    """Line breaks in ``text[start:end]`` (a CRLF is one)."""
+    n = text.count("\n", start, end)
+    if crs:
+        n += text.count("\r", start, end) - text.count("\r\n", start, end)
+    return n

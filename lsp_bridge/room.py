@@ -2796,7 +2796,7 @@ class Room:
                     op = self._hubs_op(doc, ops.check(entry.get("op")))
                 except ops.InvalidOp:
                     op = None
-                if op is None or ops.base_length(op) > len(client.shadow):
+                if op is None or ops.base_length(op) > client.shadow_length:
                     client.hold()
                     self._count_heal(doc, "the hub sent an op that does not fit our text")
                     doc.need = "full"
@@ -2920,7 +2920,7 @@ class Room:
                 except ops.InvalidOp:
                     self._heal(doc, "the hub sent an op that is not an op", now)
                     return
-                if ops.base_length(checked) > len(client.shadow):
+                if ops.base_length(checked) > client.shadow_length:
                     self._heal(doc, "the hub sent an op that does not fit our text", now)
                     return
                 self._hub_op(doc, msg["rev"], checked, None, msg.get("author"), now)
@@ -3260,7 +3260,7 @@ class Room:
         """A peer's cursor (hub text at ``p.rev``) in the buffer's text."""
         client = doc.client
         assert client is not None
-        pos = min(pos, len(client.shadow)) if p.rev == client.rev else pos
+        pos = min(pos, client.shadow_length) if p.rev == client.rev else pos
         for op in (client.outstanding.op if client.outstanding else None, client.buffer):
             if op:
                 pos = ops.transform_index(pos, op)

@@ -272,6 +272,8 @@ def test_client_converges_with_hub_through_pieces_holds_and_rebases(data: st.Dat
                 _, out = me.receive_op(s.rev, s.op, "other", s.seq)
             if out is not None:
                 wire.append(out)
+            if data.draw(st.booleans(), label="look at the shadow"):  # (else it stays behind)
+                assert me.shadow_length == len(me.shadow)
         elif action == "rebase" and me.outstanding is None and not wire:
             # the hub's text, sent whole (what a reopen answers): every op up to now
             while inbox:

@@ -65,6 +65,24 @@ def test_positions_of_a_few_offsets_or_many_match_the_reference(
     assert positions_of(text, many, enc) == [ref_position(text, max(0, min(o, len(text))), enc) for o in many]
 
 
+@given(st.lists(texts, min_size=1, max_size=3), encodings, st.data())
+@example(["a\r\nb\r\n\nc", "\r\r\n"], UTF16, None)
+def test_offsets_counted_from_the_last_one_in_the_same_text_match_the_reference(
+    some: list[str], enc: str, data: st.DataObject | None
+) -> None:
+    """Each offset found by counting line breaks is counted from the last one, when it was in
+    the same text: forwards, backwards, across CRLFs, between texts."""
+    some = ["".join(t) for t in some]  # (new strings: no index of them was built yet)
+    for _ in range(12):
+        text = some[0] if data is None else data.draw(st.sampled_from(some))
+        every = list(range(-1, len(text) + 2))
+        offsets = every[-3:] if data is None else data.draw(st.lists(st.sampled_from(every), max_size=3))
+        want = [ref_position(text, max(0, min(o, len(text))), enc) for o in offsets]
+        assert positions_of(text, offsets, enc) == want, (text, offsets)
+        if data is None:
+            some.reverse()
+
+
 @given(texts, encodings)
 def test_every_position_matches_the_reference_and_clamps(text: str, enc: str) -> None:
     idx = LineIndex(text)
