@@ -184,14 +184,10 @@ def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int
     return [_scan_position(text, o, encoding, crs) for o in offsets]
 
 
-class _Anchor:
-    """The last offset :func:`positions_of` found by counting, with its line, and in which text:
-    the next offset of the same text (the change's other end, a cursor beside it) counts only
-    the line breaks between the two, not all those before it."""
-
-    text = ""
-    offset = 0
-    line = 0
+#: the text, offset and line :func:`positions_of` last found by counting (one tuple, replaced
+#: whole): the next offset of the same text (the change's other end, a cursor beside it) counts
+#: only the line breaks between the two, not all those before it
+_last_counted: tuple[str, int, int] = ("", 0, 0)
 
 
 def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[int, int]:
@@ -199,12 +195,13 @@ def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[in
     if 0 < end < len(text) and text[end - 1] == "\r" and text[end] == "\n":
         end -= 1  # between the \r and \n of a CRLF: the end of the line
     # (no count below starts or ends inside a CRLF, so counts of spans add up)
-    if _Anchor.text is text:
-        at = _Anchor.offset
-        line = _Anchor.line + (_breaks(text, at, end, crs) if end >= at else -_breaks(text, end, at, crs))
+    global _last_counted
+    counted, at, at_line = _last_counted
+    if counted is text:
+        line = at_line + (_breaks(text, at, end, crs) if end >= at else -_breaks(text, end, at, crs))
     else:
         line = _breaks(text, 0, end, crs)
-    _Anchor.text, _Anchor.offset, _Anchor.line = text, end, line
+    _last_counted = (text, end, line)
     start = text.rfind("\n", 0, end) + 1
     if crs:
         start = max(start, text.rfind("\r", 0, end) + 1)
