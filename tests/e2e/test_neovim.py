@@ -384,6 +384,15 @@ async def type_at_once_and_check(
     return text, probe_a, probe_b
 
 
+def _lua_lines(text: str) -> str:
+    """*text*'s lines as a Lua list of strings (for ``nvim_buf_set_lines``)."""
+    return "{" + ", ".join(json.dumps(line, ensure_ascii=False) for line in text.splitlines()) + "}"
+
+
+async def _room_is(hub: HubProcess, invite: str, text: str) -> bool:
+    return await hub_text(hub, invite) == text
+
+
 def skipped_edits(probe: dict[str, Any]) -> list[dict[str, Any]]:
     """The applyEdits Neovim skipped as 'newer than edits' (it checks only versions > 0)."""
     return [e for e in probe["edits"] if e["version"] > 0 and e["buffer"] > e["version"]]
@@ -402,6 +411,16 @@ async def test_two_neovims_type_at_once(
         version = await a.version()
         encoding = await a.lua(f"return vim.lsp.get_client_by_id({await a.lua(CLIENT)}).offset_encoding")
         text, probe_a, probe_b = await type_at_once_and_check(a, b, hub, invite, INITIAL)
+        rounds = 1
+        while debounce and not skipped_edits(probe_a) + skipped_edits(probe_b) and rounds < 3:
+            # the race this case is for (Neovim skips an edit older than its buffer) comes of
+            # timing, and a loaded machine can miss it: the room back to the start, both type
+            # again, every round checked whole (the probes keep every round's edits)
+            await a.lua(f"vim.api.nvim_buf_set_lines(0, 0, -1, false, {_lua_lines(INITIAL)})")
+            await until(lambda: _room_is(hub, invite, INITIAL), 20, "the room's text back to the start")
+            assert await converged(a, b, hub, invite) == INITIAL
+            text, probe_a, probe_b = await type_at_once_and_check(a, b, hub, invite, INITIAL)
+            rounds += 1
         skipped = {"A": skipped_edits(probe_a), "B": skipped_edits(probe_b)}
         with capsys.disabled():
             print(
@@ -412,6 +431,7 @@ async def test_two_neovims_type_at_once(
                     f" {len(p['changes'])} didChange;"
                     for who, p in (("A", probe_a), ("B", probe_b))
                 )
+                + f" {rounds} round(s)"
             )
         if debounce:
             # Neovim skipped at least one stale edit and still said applied: true; the
