@@ -916,10 +916,11 @@ async def test_typing_offline_then_reloading_the_window_keeps_it_for_the_next_en
     database_url: str, tmp_path: Path, servers_to_stop: list[CodeServer], vsix: Path
 ) -> None:
     """VS Code's own way of ending its language server: B's route to the hub is cut, B types a
-    line, saves and runs "Developer: Reload Window" (the extension host ends, and the language
-    client stops B's server: `stop(3000)`, then a kill).  The server keeps what the hub never had
-    in B's state folder before that kill; A types meanwhile; once the route is back, B's new
-    window joins with the same invite and the room gets B's line once, after A's."""
+    line, saves and runs "Developer: Reload Window" (the extension host ends, and with it the
+    language client that ran B's server: the server is asked to shut down, or finds its stdin
+    closed; the test does not tell which).  The server keeps what the hub never had in B's state
+    folder before it goes; A types meanwhile; once the route is back, B's new window joins with
+    the same invite and the room gets B's line once, after A's."""
     _require_installed()
     hub = HubProcess(database_url=database_url)
     host, port = hub.wait_ready().removeprefix("ws://").rsplit(":", 1)

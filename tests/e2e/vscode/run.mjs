@@ -829,6 +829,9 @@ async function history([a, b]) {
   emit("diff", { ...diff, rows });
 }
 
+// the active editor's tab while its file has changes not saved
+const DIRTY_TAB = ".part.editor .editor-group-container.active .tab.active.dirty";
+
 async function carry([a, b]) {
   const file = config.file;
   await a.openFile(file);
@@ -847,8 +850,11 @@ async function carry([a, b]) {
   // --- B, cut off: types, saves, reloads the window -------------------------------------------------
   await b.gotoLineEnd(config.lineB);
   await b.kb.type(config.typeB, { delay: config.typeDelayMs });
+  // (the tab shows the unsaved change first: a selector that never matched would let the wait
+  // for the save pass at once)
+  await until("B's tab to show the unsaved change", () => b.page.isVisible(DIRTY_TAB), 20000, 100);
   await b.kb.press("Control+S");
-  await until("B's file to be saved", async () => !(await b.page.isVisible(".part.editor .tab.active.dirty")), 20000, 200);
+  await until("B's file to be saved", async () => !(await b.page.isVisible(DIRTY_TAB)), 20000, 200);
   const typed = await b.editorText();
   await b.page.evaluate(() => { window.pairlsBeforeReload = true; });
   await b.command("Developer: Reload Window");
