@@ -171,6 +171,11 @@ class DetourProcess:
             raise RuntimeError(f"the detour process did not get under way: {said!r}")
         return self
 
+    def processes(self) -> list[psutil.Process]:
+        """It and its children (the detour editors' servers)."""
+        me = psutil.Process(self.proc.pid)
+        return [me, *me.children(recursive=True)]
+
     async def _said(self, timeout: float) -> str:
         line = await asyncio.wait_for(self._lines.get(), timeout)
         if line is None:
@@ -228,16 +233,28 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         lag_task = asyncio.create_task(loop_lag(lambda: krooms[0].phase, lags, stop))
         me, hub_p = psutil.Process(), psutil.Process(hub.proc.pid)
         servers = [server_process(e) for e in eds]
-        cpu = {ph: {"hub": 0.0, "bench": 0.0, "servers": 0.0} for ph in ("quiet", "detours")}
+        pg = env.postgres_processes()
+        cpu = {
+            ph: {"hub": 0.0, "bench": 0.0, "servers": 0.0, "detours": 0.0, "postgres": 0.0}
+            for ph in ("quiet", "detours")
+        }
         # quiet and detours, twice each, interleaved (the machine drifts; both see the drift)
         for phase in ("quiet", "detours", "quiet", "detours"):
             if phase == "detours":  # (returns once the detours are under way)
                 driver = await DetourProcess.start(hub.url, Path(tempfile.mkdtemp(dir=env.tmp)))
+            # the detour process with its editors' servers (on this machine's cores too)
+            away = driver.processes() if driver is not None else []
             for k in krooms:
                 k.phase = phase
-            c0 = {"hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers)}
+            c0 = {
+                "hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers),
+                "detours": cpu_seconds(away), "postgres": cpu_seconds(pg),
+            }  # fmt: skip
             await asyncio.sleep(window)
-            c1 = {"hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers)}
+            c1 = {
+                "hub": cpu_seconds([hub_p]), "bench": cpu_seconds([me]), "servers": cpu_seconds(servers),
+                "detours": cpu_seconds(away), "postgres": cpu_seconds(pg),
+            }  # fmt: skip
             for k in krooms:
                 k.phase = None
             for who in c0:
@@ -284,7 +301,9 @@ async def bench_keystroke_detours(res: Results, env: Env, *, rooms: int, rate: f
         "detours run in a process of their own); CPU in cores: hub "
         f"{cpu['quiet']['hub']:.2f} / {cpu['detours']['hub']:.2f}, the typing rooms' {len(servers)} servers "
         f"{cpu['quiet']['servers']:.2f} / {cpu['detours']['servers']:.2f}, bench process "
-        f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}; load average "
+        f"{cpu['quiet']['bench']:.2f} / {cpu['detours']['bench']:.2f}, the detour process with its two "
+        f"servers - / {cpu['detours']['detours']:.2f}, PostgreSQL {cpu['quiet']['postgres']:.2f} / "
+        f"{cpu['detours']['postgres']:.2f}; load average "
         f"{os.getloadavg()[0]:.1f}; the hub over the whole run: {hub_says}"
     )
 
