@@ -8,7 +8,10 @@ acknowledge is kept here, as the client the hub knows it from and the seq number
 from, so that the next server of this user entering that room sends it as that client: the hub
 commits what it never had, recognises what it committed unheard, and applies nothing twice.
 Without it, the room's text would win over the saved file at the next join, and the typing
-would be lost.
+would be lost.  A server killed without a word (kill -9, the OOM killer) has no exit to keep
+anything at: so what the hub has not acknowledged for a second is *held* here while the server
+runs (:meth:`CarryStore.hold`, the room's :class:`~lsp_bridge.room.HoldCarry`), written as a
+file this process has claimed, which the next server takes over once this one is gone.
 
 One file per room entry, ``carries/<room>-<client>.json`` (hashes of the room id and the client
 id) in the user's state folder (``$XDG_STATE_HOME/pairls``, else ``~/.local/state/pairls``),
@@ -53,6 +56,10 @@ class CarryStore:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
+        #: the file this process holds (hold), until dropped or kept
+        self.held: Path | None = None
+        #: the last hold could not be written (said once until one is)
+        self._hold_failed = False
 
     def save(self, room_id: str, client_id: str, saved: dict[str, Any]) -> Path | None:
         """Keep *saved*, the carry of *client_id* in room *room_id*; the file, or None if it
@@ -63,6 +70,37 @@ class CarryStore:
             )
             return None
         path = self.folder / f"{_hash(room_id)}-{_hash(client_id)[:32]}.json"
+        if not self._write(path, saved):
+            return None
+        logger.info("kept the unsent changes in %s for the next entry into the room", path)
+        return path
+
+    def hold(self, room_id: str, client_id: str, saved: dict[str, Any]) -> Path | None:
+        """Keep *saved* as :meth:`save` does, while the server runs: claimed by this process (no
+        entry of another takes it while this one runs; the next after it does, as it takes over
+        any claim of a process that is gone), in place of what it held before; the file
+        (:attr:`held`), or None if it could not be written (logged once; the one held before
+        stays)."""
+        if self.folder is None:
+            return None  # (said at exit, if there is still something to keep then)
+        path = self.folder / f"{_hash(room_id)}-{_hash(client_id)[:32]}.json.taking-{os.getpid()}"
+        if not self._write(path, saved, quiet=self._hold_failed):
+            self._hold_failed = True
+            return None
+        self._hold_failed = False
+        before, self.held = self.held, path
+        if before is not None and before != path:
+            self.remove(before)  # (another room's or another entry's)
+        return path
+
+    def drop_held(self) -> None:
+        """What this process held is done with (the hub has it, or the room was left)."""
+        held, self.held = self.held, None
+        if held is not None:
+            self.remove(held)
+
+    def _write(self, path: Path, saved: dict[str, Any], *, quiet: bool = False) -> bool:
+        """*saved* written whole to *path* (0600), or False (logged unless *quiet*)."""
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -75,14 +113,14 @@ class CarryStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            logger.warning(
-                "could not keep the unsent changes in %s (%s): they are in the editor's buffers only",
-                path.parent,
-                type(exc).__name__,
-            )
-            return None
-        logger.info("kept the unsent changes in %s for the next entry into the room", path)
-        return path
+            if not quiet:
+                logger.warning(
+                    "could not keep the unsent changes in %s (%s): they are in the editor's buffers only",
+                    path.parent,
+                    type(exc).__name__,
+                )
+            return False
+        return True
 
     def claim(self, room_id: str, take: Callable[[Any], Restore]) -> Path | None:
         """Offer *take* the carries kept for *room_id*, oldest first, each claimed for this
@@ -122,11 +160,20 @@ class CarryStore:
 
     def keep(self, room_id: str, client_id: str, saved: dict[str, Any], replacing: Path | None) -> None:
         """:meth:`save`, in place of the claimed file *replacing* (the carry the entry took back
-        from it and kept again at exit): removed once the new one is on disk, else given back."""
-        if self.save(room_id, client_id, saved) is not None:
-            if replacing is not None:
-                self.remove(replacing)
-        elif replacing is not None:
+        from it and kept again at exit): removed once the new one is on disk, else given back;
+        and in place of what this process held of the same entry (left for the next server if
+        the new one could not be written)."""
+        path = self.save(room_id, client_id, saved)
+        held = self.held
+        if held is not None and held.name.startswith(f"{_hash(room_id)}-{_hash(client_id)[:32]}.json."):
+            self.held = None
+            if path is not None:
+                self.remove(held)
+        if replacing is None or replacing == held:
+            return
+        if path is not None:
+            self.remove(replacing)
+        else:
             self.give_back(replacing)
 
     def give_back(self, claimed: Path) -> None:
@@ -138,7 +185,9 @@ class CarryStore:
             logger.warning("could not give back the kept changes in %s (%s)", claimed, type(exc).__name__)
 
     def remove(self, claimed: Path) -> None:
-        """A claimed carry the entry has taken: done with."""
+        """A claimed carry the entry has taken: done with (unless this process holds it anew)."""
+        if claimed == self.held:
+            return
         try:
             claimed.unlink()
         except FileNotFoundError:

@@ -31,7 +31,9 @@ sockets (tests/lsp_bridge/test_room.py):
   unacknowledged documents are kept for the next entry into that room,
   which is the same client, its seq numbers going on (when the editor is
   going, they go to the shell to keep on disk, :class:`KeepCarry`, and the
-  next server restores them, :meth:`Room.restore_carry`);
+  next server restores them, :meth:`Room.restore_carry`; what the hub has
+  not acknowledged for ``hold_after`` is kept on disk already while the
+  server runs, :class:`HoldCarry`, for a server killed without an exit);
 * one document per room path, however many buffers show it;
 * ops larger than the hub's frame limit go in pieces (``welcome.limits``),
   a document larger than its document limit is refused once, in words;
@@ -87,8 +89,11 @@ __all__ = [
     "Connect",
     "Disconnect",
     "Done",
+    "DropHeld",
     "Event",
     "FollowTo",
+    "HoldCarry",
+    "KeepCarry",
     "Log",
     "Notify",
     "Progress",
@@ -216,6 +221,24 @@ class KeepCarry:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldCarry:
+    """Changes the hub has not acknowledged for ``hold_after``: keep *saved* (as
+    :class:`KeepCarry` would) on disk now, claimed by this server while it runs (a later copy
+    replaces it), so that if the server is killed without a word (kill -9, the OOM killer, a
+    crash) the next server of this user finds it, as it finds what an exit keeps."""
+
+    room_id: str
+    client_id: str
+    saved: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DropHeld:
+    """What :class:`HoldCarry` kept is done with: the hub acknowledged it all, or the room was
+    left (an exit keeps it with :class:`KeepCarry` first)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CarryTaken:
     """The carry of room *room_id* is this entry's: a kept copy of it is done with."""
 
@@ -247,6 +270,8 @@ Event = (
     | Progress
     | FollowTo
     | KeepCarry
+    | HoldCarry
+    | DropHeld
     | CarryTaken
 )
 
@@ -297,6 +322,10 @@ class RoomConfig:
     #: asked it to shut down (VS Code's client SIGKILLs it 5 s after it asked, when it asks for
     #: 3 s), and what the hub did not take must be kept on disk before that
     exit_timeout: float = 2.0
+    #: changes the hub has not acknowledged this long are kept on disk while the server runs
+    #: (:class:`HoldCarry`), and again at most this often while more come; looked at this often
+    #: until the hub has them all (then :class:`DropHeld`)
+    hold_after: float = 1.0
     #: undo and redo wait this long for the hub to take what the user typed (then fail, in
     #: words, undoing nothing); history, blame and revisions wait this long for the document
     #: to be open on the hub (after a reconnect, say)
@@ -632,6 +661,7 @@ class Room:
             "bad_paths": 0,
             "gave_up": 0,
             "left_unsent": 0,
+            "held": 0,
             "carried": 0,
             # carries kept by an earlier server that could not be read (not taken)
             "carries_unreadable": 0,
@@ -711,6 +741,11 @@ class Room:
         self._exiting = False
         #: what the last leave could not deliver (see _Carry)
         self._carry: _Carry | None = None
+        #: when the unacknowledged changes are next looked at, to be kept on disk (HoldCarry)
+        self._hold_due: float | None = None
+        #: a HoldCarry is on disk (until DropHeld), and changes came since the last one
+        self._held = False
+        self._hold_stale = False
         #: seq numbers to go on from, by path (an entry that took a carry back)
         self._next_seqs: dict[str, int] = {}
         #: paths of the documents with history requests waiting to be sent
@@ -762,6 +797,7 @@ class Room:
             self._presence_due,
             self._refresh_due,
             self._leave_deadline,
+            self._hold_due,
         ]
         if self._out and self._tokens < 1.0 - 1e-6:
             rate = float(self.limits.get("rate") or 1000.0) * self.config.rate_share
@@ -907,6 +943,8 @@ class Room:
         unsent = self._unsent() if self.in_room else []
         if unsent:
             self._keep_unsent(unsent, exiting=exiting)
+            if exiting:
+                self._held = False  # (the KeepCarry below holds it all: it replaces the held copy)
         carry = self._carry
         if exiting and carry is not None:
             # (this leave's, or an earlier leave's that no entry took back)
@@ -924,6 +962,42 @@ class Room:
         for ticket in tickets:
             self._done(ticket, result={"unsent": unsent} if unsent else {})
 
+    def _carry_of(self, paths: list[str]) -> _Carry:
+        """The documents *paths* (with changes the hub has not acknowledged) as a carry of this
+        entry."""
+        assert self.room_id is not None
+        docs = {}
+        for path in paths:
+            doc = self.docs[path]
+            docs[path] = Doc(path, client=doc.client, create=doc.create, need=doc.need, heals=doc.heals)
+        seqs = dict(self._next_seqs)
+        seqs.update({d.path: d.client.next_seq for d in self.docs.values() if d.client is not None})
+        return _Carry(self.room_id, self.client_id, docs, seqs)
+
+    def _unsent_changed(self, now: float) -> None:
+        """Changes the hub has not acknowledged came: looked at in ``hold_after`` (HoldCarry)."""
+        self._hold_stale = True
+        if self._hold_due is None:
+            self._hold_due = now + self.config.hold_after
+
+    def _hold(self, now: float) -> None:
+        """Kept on disk (HoldCarry) what the hub has not acknowledged since the last look, and
+        looked at again; once it has it all, the copy is done with (DropHeld)."""
+        unsent = self._unsent() if self.in_room else []
+        if not unsent:
+            self._hold_stale = False
+            if self._held:
+                self._held = False
+                self._events.append(DropHeld())
+            return
+        if self._hold_stale or not self._held:
+            assert self.room_id is not None
+            self._hold_stale = False
+            self._held = True
+            self.stats["held"] += 1
+            self._events.append(HoldCarry(self.room_id, self.client_id, self._carry_of(unsent).saved()))
+        self._hold_due = now + self.config.hold_after
+
     def _keep_unsent(self, paths: list[str], *, exiting: bool = False) -> None:
         """Leaving with *paths* unacknowledged: kept for the next entry, said once (logged
         only if the editor is going: the next entry is another server's, from what it kept)."""
@@ -934,16 +1008,10 @@ class Room:
             # an earlier leave's, from another room, that no entry took back: kept on disk
             # rather than dropped for this one
             self._events.append(KeepCarry(old.room_id, old.client_id, old.saved()))
-        docs = {}
         for path in paths:
-            doc = self.docs[path]
-            for ticket in doc.tickets:
+            for ticket in self.docs[path].tickets:
                 self._done(ticket, error="left the room")
-            carried = Doc(path, client=doc.client, create=doc.create, need=doc.need, heals=doc.heals)
-            docs[path] = carried
-        seqs = dict(self._next_seqs)
-        seqs.update({d.path: d.client.next_seq for d in self.docs.values() if d.client is not None})
-        self._carry = _Carry(self.room_id, self.client_id, docs, seqs)
+        self._carry = self._carry_of(paths)
         if exiting:
             logger.warning(
                 "exiting before the hub had the last edits to %d document(s): kept for the next "
@@ -962,6 +1030,11 @@ class Room:
 
     def _reset_room(self) -> None:
         self._fail_requests("left the room")
+        self._hold_due = None
+        self._hold_stale = False
+        if self._held:
+            self._held = False
+            self._events.append(DropHeld())
         # (a leave under way is over too: the room ended, or entering it failed)
         leaving, self._leaving = self._leaving, []
         self._leave_deadline = None
@@ -1990,6 +2063,8 @@ class Room:
             self._room_ended(ended)
             return
         healthy = self._up_since is not None and now - self._up_since >= self.config.healthy_after
+        if self.in_room and self._unsent():
+            self._unsent_changed(now)  # (what was in flight waits for the next connection)
         self.conn = Conn.DOWN
         self._up_since = None
         self._entered = False
@@ -2168,6 +2243,9 @@ class Room:
             self._connect(now)
         if self._presence_due is not None and now >= self._presence_due:
             self._flush_presence(now)
+        if self._hold_due is not None and now >= self._hold_due:
+            self._hold_due = None
+            self._hold(now)
         if self._refresh_due is not None and now >= self._refresh_due:
             self._refresh_due = None
             self._refresh_at = now
@@ -2504,7 +2582,7 @@ class Room:
                 )
             else:
                 self.invite = arg
-                self._take_carry()
+                self._take_carry(now)
                 if self.role == "viewer":
                     self.viewer_invite = str(arg)
                 else:
@@ -2555,7 +2633,7 @@ class Room:
             return Restore.UNREADABLE
         return Restore.TAKEN
 
-    def _take_carry(self) -> None:
+    def _take_carry(self, now: float) -> None:
         """Entering the room a leave left with changes unsent: they are ours again, caught up
         and sent like after a reconnect (the buffers that show them attach as they share)."""
         carry = self._carry
@@ -2568,6 +2646,7 @@ class Room:
         for path, doc in carry.docs.items():
             self.docs[path] = doc
         self._set_op_limits()
+        self._unsent_changed(now)
         logger.info("took back %d document(s) with changes unsent at the last leave", len(carry.docs))
 
     def _set_state(self, doc: Doc, state: DocState) -> None:
@@ -3004,6 +3083,8 @@ class Room:
         for v in doc.views.values():
             self._pump(doc, v, now)
         self._schedule_check(doc, now)
+        if not self.connected:
+            self._unsent_changed(now)  # (the hub has it in ms when connected: no timer for that)
 
     def _send_op(self, doc: Doc, out: Outgoing) -> None:
         """Send an op now if the document is open here; otherwise it goes after the catch-up."""
@@ -3042,6 +3123,7 @@ class Room:
             doc.resend_delay = _grow(doc.resend_delay, self.config.resend_min, self.config.resend_max)
             doc.resend_at = now + doc.resend_delay * self._jitter()
             self._timed.add(doc.path)
+            self._unsent_changed(now)  # (the hub cannot take it now: kept on disk meanwhile)
         elif code in ("revision_too_old", "not_open"):
             self._catch_up(doc, now)
         elif code == "forbidden":

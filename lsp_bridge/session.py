@@ -35,8 +35,10 @@ from .room import (
     Connect,
     Disconnect,
     Done,
+    DropHeld,
     Event,
     FollowTo,
+    HoldCarry,
     KeepCarry,
     Log,
     Notify,
@@ -300,6 +302,10 @@ class Session:
             self._spawn(editor.follow_to(ev))
         elif isinstance(ev, KeepCarry):
             self.carries.keep(ev.room_id, ev.client_id, ev.saved, self._restored.pop(ev.room_id, None))
+        elif isinstance(ev, HoldCarry):
+            self.carries.hold(ev.room_id, ev.client_id, ev.saved)
+        elif isinstance(ev, DropHeld):
+            self.carries.drop_held()
         elif isinstance(ev, CarryTaken):
             restored = self._restored.pop(ev.room_id, None)
             if restored is not None:

@@ -153,3 +153,71 @@ def test_a_carry_kept_again_replaces_the_claimed_file_it_came_from(tmp_path: Pat
     (tmp_path / "file").write_text("")
     blocked.keep("room-1", "c", SAVED, replacing=again)  # (cannot be written: the old one stays)
     assert not again.exists() and first.exists()
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from lsp_bridge.carries import CarryStore
+store = CarryStore(Path(sys.argv[1]))
+store.hold("room-1", "c", {"version": 1, "first": True})
+print(store.hold("room-1", "c", {"version": 1, "first": False}), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_held_carry_is_claimed_by_its_server_and_taken_by_the_next_once_that_one_is_killed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a running server holds (HoldCarry) is claimed by it: no entry takes it while that
+    server runs, the next held copy replaces it whole, and once the server is killed (kill -9:
+    nothing kept at exit) the next entry into the room takes it."""
+    folder = tmp_path / "carries"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        held = Path(holder.stdout.readline().strip())
+        assert held.parent == folder and held.name.endswith(f".json.taking-{holder.pid}")
+        assert stat.S_IMODE(held.stat().st_mode) == 0o600
+        assert [p.name for p in folder.iterdir()] == [held.name]  # (replaced whole, no temporary file)
+        assert CarryStore(folder).claim("room-1", Entry()) is None  # (its server runs)
+    finally:
+        holder.kill()
+        holder.wait()
+    entry = Entry()
+    claimed = CarryStore(folder).claim("room-1", entry)
+    assert claimed is not None and entry.offered == [{"version": 1, "first": False}]
+    store = CarryStore(folder)
+    store.remove(claimed)
+    # this process's own: not claimed by its own entries either; the next hold of another entry
+    # replaces it, dropped once done with
+    mine = store.hold("room-1", "d", SAVED)
+    assert mine is not None and store.held == mine and store.claim("room-1", Entry()) is None
+    other = store.hold("room-2", "e", SAVED)
+    assert other is not None and store.held == other and [p.name for p in folder.iterdir()] == [other.name]
+    store.drop_held()
+    assert list(folder.iterdir()) == [] and store.held is None
+    # an exit keeps the entry's changes: the kept file replaces the held one
+    store.hold("room-1", "d", SAVED)
+    store.keep("room-1", "d", SAVED, replacing=None)
+    (kept,) = folder.iterdir()
+    assert kept.name.endswith(".json") and store.held is None
+    store.remove(kept)
+    # ... unless it cannot be written: the held one stays, for the next server once this one is gone
+    broken = CarryStore(folder)
+    held = broken.hold("room-1", "d", SAVED)
+    assert held is not None
+    in_the_way = kept  # (a folder where the kept file would go: it cannot be written, even as root)
+    (in_the_way / "x").mkdir(parents=True)
+    broken.keep("room-1", "d", SAVED, replacing=None)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([held.name, kept.name])
+    assert held.exists() and broken.held is None
+    # nowhere to hold it: said once, not at every look
+    caplog.clear()
+    caplog.set_level(logging.INFO, "lsp_bridge.carries")
+    (tmp_path / "file").write_text("")
+    blocked = CarryStore(tmp_path / "file" / "carries")
+    assert blocked.hold("room-1", "c", SAVED) is None and blocked.hold("room-1", "c", SAVED) is None
+    assert CarryStore(None).hold("room-1", "c", SAVED) is None
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and "could not keep" in said[0] and "SECRET" not in caplog.text

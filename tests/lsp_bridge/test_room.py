@@ -26,6 +26,8 @@ from lsp_bridge.room import (
     Connect,
     Disconnect,
     Done,
+    DropHeld,
+    HoldCarry,
     KeepCarry,
     Log,
     Notify,
@@ -430,6 +432,115 @@ def test_an_editor_going_with_the_hub_away_keeps_the_typing_for_the_next_server(
     assert w.hub["x.txt"].committed_text == "abc!?"
     w2.share("file:///x.txt", "x.txt", "abc!?", version=1)
     assert w2.room.document_text("x.txt") == "abc!?" and w2.room.heals == 0
+
+
+def _commit_all(w: Wire, path: str) -> None:
+    """The hub takes every op the room sends, acknowledging each (the next goes on the ack)."""
+    while sent := w.all("op"):
+        for msg in sent:
+            w.commit(path, msg)
+
+
+def test_what_the_hub_has_not_acknowledged_for_a_second_is_held_for_a_server_killed_without_a_word() -> None:
+    """kill -9, the OOM killer, a crash: the server has no time to keep anything at exit.  So what
+    the hub has not acknowledged for ``hold_after`` (1 s) goes to the shell to keep at once
+    (:class:`HoldCarry`, the JSON an exit keeps), and again once more is typed; the next server,
+    another process, takes it back as it takes what an exit kept, and the room gets the typing
+    once.  Typing the hub acknowledges is not held."""
+    w = Wire()
+    hello = w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.commit("x.txt", w.take("op"))
+    w.advance(5)
+    assert not w.events_of(HoldCarry)
+    w.type("file:///x.txt", 3, (0, 4), "?")
+    in_flight = w.take("op")
+    w.lost()  # (the op in flight is unacknowledged from here on)
+    w.advance(0.9)
+    assert not w.events_of(HoldCarry)
+    w.advance(0.2)
+    (held,) = w.events_of(HoldCarry)
+    assert (held.room_id, held.client_id) == ("R", hello["clientId"])
+    w.advance(3)
+    assert not w.events_of(HoldCarry)  # (nothing new: not written again)
+    w.type("file:///x.txt", 4, (0, 5), "#")  # typed offline
+    w.peer_op("x.txt", ["<"], deliver=False)  # meanwhile in the room
+    w.advance(1.1)
+    (held,) = w.events_of(HoldCarry)
+    assert w.room.stats["held"] == 2 and not w.events_of(DropHeld)
+    saved = json.loads(json.dumps(held.saved))  # (what the file holds)
+
+    # the server is killed here; the next one finds the held copy
+    w2 = Wire()
+    w2.hub = w.hub
+    assert w2.room.restore_carry(saved) is Restore.TAKEN
+    _, again = _join_again(w2, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    assert again["clientId"] == hello["clientId"]
+    req = w2.take("open", path="x.txt")
+    w2.opened(req)
+    (sent,) = w2.all("op")
+    assert sent["seq"] == in_flight["seq"]  # the op in flight again: never applied twice
+    w2.commit("x.txt", sent)
+    _commit_all(w2, "x.txt")
+    assert w.hub["x.txt"].committed_text == "<abc!?#"
+    w2.share("file:///x.txt", "x.txt", "<abc!?#", version=1)
+    assert w2.room.document_text("x.txt") == "<abc!?#" and w2.room.heals == 0
+
+
+def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_exit_keeps() -> None:
+    """Back online, the held copy is done with once the hub has acknowledged everything
+    (:class:`DropHeld`, at the next look); held again when the hub goes away again; and an exit
+    with the hub away keeps it all (:class:`KeepCarry`), which replaces the held copy: no
+    DropHeld after it."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.take("op")
+    w.lost()
+    w.advance(1.1)
+    assert len(w.events_of(HoldCarry)) == 1
+    w.advance(5)
+    w.rejoin()
+    w.opened(w.take("open", path="x.txt"))
+    _commit_all(w, "x.txt")
+    assert w.hub["x.txt"].committed_text == "abc!"
+    assert not w.events_of(DropHeld)
+    w.advance(1.1)
+    assert len(w.events_of(DropHeld)) == 1
+    w.advance(10)
+    assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
+
+    w.type("file:///x.txt", 3, (0, 4), "?")
+    w.take("op")
+    w.lost()
+    w.advance(1.1)
+    assert len(w.events_of(HoldCarry)) == 1
+    w.room.leave(w.now, exiting=True)
+    w.advance(2.1)
+    (kept,) = w.events_of(KeepCarry)
+    assert kept.room_id == "R" and not w.room.in_room
+    assert not w.events_of(DropHeld)  # (the shell replaces the held copy with the kept one)
+    w.advance(10)
+    assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
+
+
+def test_a_leave_drops_the_held_copy() -> None:
+    """Leaving (not exiting) with the hub away keeps the changes for the next entry of this
+    server, in memory, as before; the held copy on disk is dropped with the room."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.take("op")
+    w.lost()
+    w.advance(1.1)
+    assert len(w.events_of(HoldCarry)) == 1
+    w.room.leave(w.now)
+    w.advance(5.1)
+    assert not w.room.in_room and w.room.stats["left_unsent"] == 1
+    assert len(w.events_of(DropHeld)) == 1 and not w.events_of(KeepCarry)
 
 
 def _kept_elsewhere(room_id: str) -> dict[str, Any]:

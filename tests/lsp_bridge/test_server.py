@@ -1012,6 +1012,57 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
         await proxy.close()
 
 
+async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_the_next_session(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kill -9 (or the OOM killer) gives Bob's server no time to keep anything at exit.  His
+    connection is cut and he types: what the hub has not acknowledged for a second is already on
+    disk, claimed by his running server (0600; no text in the log).  The server is killed; Ada
+    writes meanwhile; an editor of his started again joins: the typing reaches the room once,
+    after Ada's line, and nothing is left in his state folder."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+        a, b, ua, ub, room = await _pair(
+            make_editor, "neovim", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
+        )
+        invite = proxy.invite(room["invite"])
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        b.flush(ub)
+        server = b.client._server
+        assert server is not None
+
+        async def held() -> list[Path]:
+            return list(carries.iterdir()) if carries.exists() else []
+
+        (kept,) = await _eventually(held)
+        assert kept.name.endswith(f".json.taking-{server.pid}")
+        assert kept.stat().st_mode & 0o777 == 0o600
+        assert (await b.status())["stats"]["held"] >= 1
+        server.kill()
+        assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
+        assert "typed offline" not in capsys.readouterr().err
+        a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
+        await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
+        proxy.restore()
+
+        b2 = await make_editor("emacs", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
+        await b2.command("pairls.joinRoom", {"invite": invite})
+        ub2 = b2.uri("r.txt")
+        b2.open(ub2, "start\ntyped offline\n", "plaintext")  # (the editor had it; the room's text wins)
+        await settle([(a, ua), (b2, ub2)], "r.txt")
+        want = "meanwhile\nstart\ntyped offline\n"
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
+        st = await b2.status()
+        assert st["stats"]["carried"] == 1 and st["heals"] == 0
+        assert list(carries.iterdir()) == []
+    finally:
+        await proxy.close()
+
+
 async def test_two_editors_of_one_user_closed_offline_keep_two_carries_and_two_entries_take_one_each(
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
 ) -> None:
