@@ -507,14 +507,18 @@ async def test_typing_then_wq_at_once_on_a_slow_route_loses_nothing(
         await proxy.close()
 
 
-async def test_typing_offline_then_wq_keeps_it_for_the_next_session(
-    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
+@pytest.mark.parametrize("how", ["wq", "kill -9"])
+async def test_typing_offline_then_quitting_keeps_it_for_the_next_session(
+    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary, how: str
 ) -> None:
     """Bob's network is down.  He types a line and ``:wq``s: his pairls-lsp waits for the hub a
-    little, then keeps what the hub never had in his state folder.  Ada goes on.  Later,
-    the network back, Bob starts Neovim again and joins: his line reaches the room once, after
-    Ada's, and both buffers show it.  (The room's text wins at a join: without the kept copy,
-    his saved line would have been replaced by the room's older text.)"""
+    little, then keeps what the hub never had in his state folder.  Or (``kill -9``) his
+    pairls-lsp is killed outright first, as the OOM killer does: no exit, no time to keep
+    anything then; what the hub had not acknowledged for a second was on disk already, claimed
+    by that server.  Ada goes on.  Later, the network back, Bob starts Neovim again and joins:
+    his line reaches the room once, after Ada's, both buffers show it, and nothing is left in
+    his state folder.  (The room's text wins at a join: without the kept copy, his saved line
+    would have been replaced by the room's older text.)"""
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     b2: Nvim | None = None
@@ -524,56 +528,19 @@ async def test_typing_offline_then_wq_keeps_it_for_the_next_session(
             proxy.cut()
             line = "typed offline"
             await type_script(b, [K("Go"), line, K("<Esc>")], 0.02)
+            carries = tmp_path / "home-bob" / "state" / "pairls" / "carries"
+            if how == "kill -9":
+                held = await until(lambda: _one_file(carries), 30, "Bob's pairls-lsp to hold his line")
+                os.kill(int(held.name.rpartition(".taking-")[2]), signal.SIGKILL)  # (its claimer)
             with contextlib.suppress(ConnectionError, TimeoutError):  # (Neovim leaves at once)
                 await b.input(":wq<CR>")
             await asyncio.wait_for(b.proc.wait(), 15)
             assert (tmp_path / "bob" / PATH).read_text() == INITIAL + line + "\n"
-            carries = tmp_path / "home-bob" / "state" / "pairls" / "carries"
-            # (kept at its exit: what it held on disk while it ran, claimed by it, is no longer)
-            await until(lambda: _kept_a_file(carries), 30, "Bob's pairls-lsp to keep his line")
-            await type_script(a, [K("ggO"), "meanwhile", K("<Esc>")], 0.02)
-            await until(lambda: _hub_is(hub, invite, "meanwhile\n" + INITIAL), 20, "Ada's line in the room")
-            proxy.restore()
-
-            b2 = await start_nvim(tmp_path / "bob", "Bob", hub.url, 150, tmp_path / "home-bob", nvim_binary)
-            await b2.call("nvim_command", f"PairlsJoin {proxy.invite(invite)}")
-            want = "meanwhile\n" + INITIAL + line + "\n"
-            await until(lambda: _equals(b2, want), 20, "Bob's buffer to show both lines")
-            await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's line")
-            assert await hub_text(hub, invite) == want
-            assert not await _holds_a_file(carries)  # (taken)
-        finally:
-            await close_checked(a, b, b2)
-    finally:
-        await proxy.close()
-
-
-async def test_typing_offline_then_a_killed_pairls_lsp_keeps_it_for_the_next_session(
-    hub: HubProcess, tmp_path: Path, nvim_binary: NvimBinary
-) -> None:
-    """Bob's network is down.  He types a line, and his pairls-lsp is killed outright (kill -9,
-    as the OOM killer does): no exit, no time to keep anything then.  What the hub had not
-    acknowledged for a second was on disk already, claimed by that server.  He saves and quits;
-    Ada goes on.  Later, the network back, Bob starts Neovim again and joins: his line reaches
-    the room once, after Ada's, and nothing is left in his state folder."""
-    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
-    proxy = await TcpProxy(host, int(port)).start()
-    b2: Nvim | None = None
-    try:
-        a, b, invite = await pair(hub, tmp_path, nvim_binary, bob_via=proxy)
-        try:
-            proxy.cut()
-            line = "typed offline"
-            await type_script(b, [K("Go"), line, K("<Esc>")], 0.02)
-            carries = tmp_path / "home-bob" / "state" / "pairls" / "carries"
-            held = await until(lambda: _one_file(carries), 30, "Bob's pairls-lsp to hold his line")
-            server = int(held.name.rpartition(".taking-")[2])  # (claimed by the server that runs)
-            os.kill(server, signal.SIGKILL)
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await b.input(":wq<CR>")
-            await asyncio.wait_for(b.proc.wait(), 15)
-            assert (tmp_path / "bob" / PATH).read_text() == INITIAL + line + "\n"
-            assert [p.name for p in carries.iterdir()] == [held.name]
+            if how == "kill -9":
+                assert [p.name for p in carries.iterdir()] == [held.name]
+            else:
+                # (kept at its exit: what it held on disk while it ran, claimed by it, is no longer)
+                await until(lambda: _kept_a_file(carries), 30, "Bob's pairls-lsp to keep his line")
             await type_script(a, [K("ggO"), "meanwhile", K("<Esc>")], 0.02)
             await until(lambda: _hub_is(hub, invite, "meanwhile\n" + INITIAL), 20, "Ada's line in the room")
             proxy.restore()

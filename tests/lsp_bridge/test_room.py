@@ -488,19 +488,30 @@ def test_what_the_hub_has_not_acknowledged_for_a_second_is_held_for_a_server_kil
     assert w2.room.document_text("x.txt") == "<abc!?#" and w2.room.heals == 0
 
 
+def _type_offline_until_held(w: Wire, version: int, at: tuple[int, int], text: str) -> None:
+    """*text* typed in x.txt and sent, the connection lost with it in flight, a second gone: held."""
+    w.type("file:///x.txt", version, at, text)
+    w.take("op")
+    w.lost()
+    w.advance(1.1)
+    assert len(w.events_of(HoldCarry)) == 1
+
+
+def _held_once() -> Wire:
+    """A room with x.txt ("abc"), "!" typed and held (the hub away)."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    _type_offline_until_held(w, 2, (0, 3), "!")
+    return w
+
+
 def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_exit_keeps() -> None:
     """Back online, the held copy is done with once the hub has acknowledged everything
     (:class:`DropHeld`, at the next look); held again when the hub goes away again; and an exit
     with the hub away keeps it all (:class:`KeepCarry`), which replaces the held copy: no
     DropHeld after it."""
-    w = Wire()
-    w.create()
-    _share_created(w, "file:///x.txt", "x.txt", "abc")
-    w.type("file:///x.txt", 2, (0, 3), "!")
-    w.take("op")
-    w.lost()
-    w.advance(1.1)
-    assert len(w.events_of(HoldCarry)) == 1
+    w = _held_once()
     w.advance(5)
     w.rejoin()
     w.opened(w.take("open", path="x.txt"))
@@ -512,11 +523,7 @@ def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_
     w.advance(10)
     assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
 
-    w.type("file:///x.txt", 3, (0, 4), "?")
-    w.take("op")
-    w.lost()
-    w.advance(1.1)
-    assert len(w.events_of(HoldCarry)) == 1
+    _type_offline_until_held(w, 3, (0, 4), "?")
     w.room.leave(w.now, exiting=True)
     w.advance(2.1)
     (kept,) = w.events_of(KeepCarry)
@@ -529,14 +536,7 @@ def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_
 def test_a_leave_drops_the_held_copy() -> None:
     """Leaving (not exiting) with the hub away keeps the changes for the next entry of this
     server, in memory, as before; the held copy on disk is dropped with the room."""
-    w = Wire()
-    w.create()
-    _share_created(w, "file:///x.txt", "x.txt", "abc")
-    w.type("file:///x.txt", 2, (0, 3), "!")
-    w.take("op")
-    w.lost()
-    w.advance(1.1)
-    assert len(w.events_of(HoldCarry)) == 1
+    w = _held_once()
     w.room.leave(w.now)
     w.advance(5.1)
     assert not w.room.in_room and w.room.stats["left_unsent"] == 1
