@@ -1063,6 +1063,41 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         await proxy.close()
 
 
+async def test_what_was_held_while_offline_is_removed_once_the_hub_has_it(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    """The route is cut and Bob types: a copy goes to his state folder while his server runs.
+    The route comes back, the hub acknowledges the line, and the copy goes: nothing is left for
+    a later entry to take back."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+        a, b, ua, ub, room = await _pair(
+            make_editor, "vscode", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
+        )
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        b.flush(ub)
+
+        async def files() -> list[Path]:
+            return list(carries.iterdir()) if carries.exists() else []
+
+        await _eventually(files)
+        proxy.restore()
+        await settle([(a, ua), (b, ub)], "r.txt")
+        assert await hub_text(hub.url, room["invite"], "r.txt") == "start\ntyped offline\n" == a.text(ua)
+
+        async def none() -> bool:
+            return not await files()
+
+        await _eventually(none)
+        assert (await b.status())["stats"]["held"] == 1
+    finally:
+        await proxy.close()
+
+
 async def test_two_editors_of_one_user_closed_offline_keep_two_carries_and_two_entries_take_one_each(
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
 ) -> None:
