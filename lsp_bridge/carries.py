@@ -69,7 +69,7 @@ class CarryStore:
                 "no state folder to keep the unsent changes in: they are in the editor's buffers only"
             )
             return None
-        path = self.folder / f"{_hash(room_id)}-{_hash(client_id)[:32]}.json"
+        path = self.folder / _name(room_id, client_id)
         if not self._write(path, saved):
             return None
         logger.info("kept the unsent changes in %s for the next entry into the room", path)
@@ -83,7 +83,7 @@ class CarryStore:
         stays)."""
         if self.folder is None:
             return None  # (said at exit, if there is still something to keep then)
-        path = self.folder / f"{_hash(room_id)}-{_hash(client_id)[:32]}.json.taking-{os.getpid()}"
+        path = self.folder / f"{_name(room_id, client_id)}.taking-{os.getpid()}"
         if not self._write(path, saved, quiet=self._hold_failed):
             self._hold_failed = True
             return None
@@ -165,7 +165,7 @@ class CarryStore:
         the new one could not be written)."""
         path = self.save(room_id, client_id, saved)
         held = self.held
-        if held is not None and held.name.startswith(f"{_hash(room_id)}-{_hash(client_id)[:32]}.json."):
+        if held is not None and held.name.startswith(f"{_name(room_id, client_id)}."):
             self.held = None
             if path is not None:
                 self.remove(held)
@@ -218,6 +218,12 @@ class CarryStore:
         except (OSError, ValueError) as exc:
             logger.warning("could not read the kept changes in %s (%s)", path, type(exc).__name__)
             return None
+
+
+def _name(room_id: str, client_id: str) -> str:
+    """The file of the carry of *client_id* in room *room_id* (hashes: a room id from a hub is
+    no path)."""
+    return f"{_hash(room_id)}-{_hash(client_id)[:32]}.json"
 
 
 def _hash(text: str) -> str:
