@@ -169,7 +169,7 @@ class CarryStore:
             self.held = None
             if path is not None:
                 self.remove(held)
-        if replacing is None or replacing == held:
+        if replacing is None:
             return
         if path is not None:
             self.remove(replacing)
@@ -185,9 +185,7 @@ class CarryStore:
             logger.warning("could not give back the kept changes in %s (%s)", claimed, type(exc).__name__)
 
     def remove(self, claimed: Path) -> None:
-        """A claimed carry the entry has taken: done with (unless this process holds it anew)."""
-        if claimed == self.held:
-            return
+        """A claimed carry the entry has taken: done with."""
         try:
             claimed.unlink()
         except FileNotFoundError:

@@ -2063,8 +2063,10 @@ class Room:
             self._room_ended(ended)
             return
         healthy = self._up_since is not None and now - self._up_since >= self.config.healthy_after
-        if self.in_room and self._unsent():
-            self._unsent_changed(now)  # (what was in flight waits for the next connection)
+        if self._entered and self._unsent():
+            # (what was in flight waits for the next connection; a reconnect that fails before
+            # it entered the room changes nothing of it)
+            self._unsent_changed(now)
         self.conn = Conn.DOWN
         self._up_since = None
         self._entered = False

@@ -939,6 +939,24 @@ async def test_typing_then_closing_the_editor_loses_nothing(
         await proxy.close()
 
 
+async def _bob_types_offline(
+    make_editor: MakeEditor, proxy: TcpProxy, tmp_path: Path, kind: str
+) -> tuple[TestEditor, TestEditor, str, str, dict[str, Any], dict[str, str]]:
+    """Ada and Bob (*kind*, through *proxy*, his state folder under *tmp_path*) in a room on
+    r.txt ("start\\n"); the route cut, Bob types "typed offline\\n".  Returns the pair as
+    :func:`_pair` does, and Bob's environment."""
+    bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+    a, b, ua, ub, room = await _pair(make_editor, kind, "r.txt", "start\n", bob_via=proxy, bob_env=bob_env)
+    proxy.cut()
+    b.append(ub, "typed offline\n")
+    b.flush(ub)
+    return a, b, ua, ub, room, bob_env
+
+
+async def _files(folder: Path) -> list[Path]:
+    return await asyncio.to_thread(lambda: list(folder.iterdir()) if folder.exists() else [])
+
+
 @pytest.mark.parametrize(
     ("saved", "then"),
     [(True, "emacs"), (False, "neovim")],
@@ -963,14 +981,8 @@ async def test_typing_offline_then_closing_the_editor_keeps_it_for_the_next_sess
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
-        a, b, ua, ub, room = await _pair(
-            make_editor, "vscode", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
-        )
+        a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
         invite = proxy.invite(room["invite"])
-        proxy.cut()
-        b.append(ub, "typed offline\n")
-        b.flush(ub)
         server = b.client._server
         assert server is not None
         await asyncio.wait_for(b.client.shutdown_session(), 30)
@@ -1023,22 +1035,12 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
-        a, b, ua, ub, room = await _pair(
-            make_editor, "neovim", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
-        )
+        a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "neovim")
         invite = proxy.invite(room["invite"])
         carries = tmp_path / "bob-state" / "pairls" / "carries"
-        proxy.cut()
-        b.append(ub, "typed offline\n")
-        b.flush(ub)
         server = b.client._server
         assert server is not None
-
-        async def held() -> list[Path]:
-            return list(carries.iterdir()) if carries.exists() else []
-
-        (kept,) = await _eventually(held)
+        (kept,) = await _eventually(lambda: _files(carries))
         assert kept.name.endswith(f".json.taking-{server.pid}")
         assert kept.stat().st_mode & 0o777 == 0o600
         assert (await b.status())["stats"]["held"] >= 1
@@ -1072,25 +1074,15 @@ async def test_what_was_held_while_offline_is_removed_once_the_hub_has_it(
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
-        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
-        a, b, ua, ub, room = await _pair(
-            make_editor, "vscode", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
-        )
+        a, b, ua, ub, room, _ = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
         carries = tmp_path / "bob-state" / "pairls" / "carries"
-        proxy.cut()
-        b.append(ub, "typed offline\n")
-        b.flush(ub)
-
-        async def files() -> list[Path]:
-            return list(carries.iterdir()) if carries.exists() else []
-
-        await _eventually(files)
+        await _eventually(lambda: _files(carries))
         proxy.restore()
         await settle([(a, ua), (b, ub)], "r.txt")
         assert await hub_text(hub.url, room["invite"], "r.txt") == "start\ntyped offline\n" == a.text(ua)
 
         async def none() -> bool:
-            return not await files()
+            return not await _files(carries)
 
         await _eventually(none)
         assert (await b.status())["stats"]["held"] == 1
