@@ -128,6 +128,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--completion-requests", type=int, default=300)
     ap.add_argument("--keystroke-rooms", type=int, default=5)
     ap.add_argument("--keystroke-window", type=float, default=30.0)
+    ap.add_argument(
+        "--keystroke-lines", type=int, default=300, help="lines of each document in 7 (the target's: 300)"
+    )
     ap.add_argument("--detour-window", type=float, default=15.0, help="each of scenario 9's four windows")
     ap.add_argument("--cut", type=float, default=60.0, help="scenario 10's network cut, seconds")
     ap.add_argument("--attack-window", type=float, default=10.0, help="each of scenario 11's four windows")

@@ -130,7 +130,15 @@ async def hub_latency_samples(
 
 
 async def bench_keystroke(
-    res: Results, env: Env, *, rooms: int, rate: float, warmup: float, window: float, profile: Path | None
+    res: Results,
+    env: Env,
+    *,
+    rooms: int,
+    rate: float,
+    warmup: float,
+    window: float,
+    profile: Path | None,
+    lines: int = 300,
 ) -> None:
     print(f"7. keystroke -> peer editor through pairls-lsp ({rooms} rooms x 2 servers, {rate:g} edits/s)",
           flush=True)  # fmt: skip
@@ -143,7 +151,7 @@ async def bench_keystroke(
     try:
         krooms: list[KeystrokeRoom] = []
         for r in range(rooms):
-            text = cb.make_document(300, seed=100 + r)
+            text = cb.make_document(lines, seed=100 + r)
             a, b, ua, ub = await lsp_room(env, hub.url, f"k{r}", {"src/app.py": text}, "python")
             eds += [a, b]
             cursor = text.index("\n", len(text) // 2) + 1  # at the start of a line mid-file
@@ -389,7 +397,7 @@ def floor_text(floors: dict[str, float]) -> str:
 async def run(res: Results, env: Env, args: argparse.Namespace) -> None:
     await bench_keystroke(
         res, env, rooms=args.keystroke_rooms, rate=10.0, warmup=3.0, window=args.keystroke_window,
-        profile=Path(args.profile) if args.profile else None,
+        profile=Path(args.profile) if args.profile else None, lines=args.keystroke_lines,
     )  # fmt: skip
 
 
@@ -398,7 +406,8 @@ def method(args: argparse.Namespace) -> list[str]:
     return [
         METHOD,
         f"- 7: {args.keystroke_rooms} rooms, each two servers (A and B, both VS Code at the boundary) "
-        "sharing a 300-line Python module; A types `value = compute(item, 42)\\n` over and over at a "
+        f"sharing a {args.keystroke_lines:,}-line Python module; "
+        "A types `value = compute(item, 42)\\n` over and over at a "
         "cursor mid-file, one character per `didChange`, 10 per second (phases spread); latency = "
         "`perf_counter` just after A's `didChange` was written to the pipe to A's server (the test "
         "editor built it first) to the moment the body of the `workspace/applyEdit` that brings it was "
