@@ -30,6 +30,7 @@ __all__ = [
     "InvalidOp",
     "Op",
     "apply",
+    "applied",
     "base_length",
     "check",
     "common_prefix",
@@ -198,6 +199,27 @@ def insert(pos: int, text: str) -> Op:
 def delete(pos: int, count: int) -> Op:
     """The operation deleting *count* code points at *pos*."""
     return normalize([pos, -count])
+
+
+def applied(text: str, op: Op, result: str) -> str:
+    """*result*, which the caller holds as ``apply(text, op)`` already (made another way: an
+    editor's own copy of its buffer), so that the whole text is not copied again.
+
+    Checked for what costs nothing next to a copy: *op* reaches no further than *text*,
+    *result* has the length *op* makes, and each insert of *op* stands at its place in
+    *result*.  Raises :class:`InvalidOp` if not (the caller's result is not this op's).
+    """
+    if base_length(op) > len(text) or target_length(op, len(text)) != len(result):
+        raise InvalidOp("the given result is not the op applied to the text")
+    at = 0
+    for c in op:
+        if type(c) is str:
+            if not result.startswith(c, at):
+                raise InvalidOp("the given result is not the op applied to the text")
+            at += len(c)
+        elif c > 0:  # type: ignore[operator]
+            at += c  # type: ignore[operator]
+    return result
 
 
 def apply(text: str, op: Op) -> str:

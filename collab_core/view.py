@@ -41,17 +41,23 @@ class LaggingView:
         self.text = ops.apply(self.text, op)
         return tag, op
 
-    def show(self, count: int) -> None:
+    def show(self, count: int, result: str | None = None) -> None:
         """:meth:`show_next` *count* times, the text rewritten once (composed, the ops touch
-        a large text once, not once each: a catch-up of thousands of keystrokes)."""
+        a large text once, not once each: a catch-up of thousands of keystrokes).
+
+        *result*: the text they make, if the caller has it already (not made again)."""
         op: ops.Op = []
         for _ in range(count):
             op = ops.compose(op, self.pending.popleft()[1])
-        self.text = ops.apply(self.text, op)
+        self.text = ops.apply(self.text, op) if result is None else ops.applied(self.text, op, result)
 
-    def local(self, op: ops.Op) -> ops.Op:
-        """An edit made against the shown text; returns it as the client must see it."""
-        self.text = ops.apply(self.text, op)
+    def local(self, op: ops.Op, result: str | None = None) -> ops.Op:
+        """An edit made against the shown text; returns it as the client must see it.
+
+        *result*: the shown text with *op* applied, if the caller has it already (the
+        editor's own copy of its buffer): taken as it is, not made again (a copy of the
+        whole text per keystroke)."""
+        self.text = ops.apply(self.text, op) if result is None else ops.applied(self.text, op, result)
         if not self.pending:
             return op
         moved: deque[tuple[Any, ops.Op]] = deque()

@@ -633,3 +633,17 @@ def test_a_paste_over_the_budget_is_measured_only_as_far_as_it_is_cut(
     head, tail = ops.split([5, paste], 1 << 20)
     assert ops.apply(ops.apply("01234", head), tail) == "01234" + paste
     assert sum(measured) < (1 << 20) + 2 * ops._PREFIX_CHUNK
+
+
+def test_applied_takes_the_result_given_and_refuses_one_the_op_does_not_make() -> None:
+    """Issue 14: a caller that has the text an op makes already (an editor's copy of its
+    buffer) hands it over, and a large text is not copied again; what costs nothing next to
+    a copy is checked: the op's reach, the result's length, each insert at its place."""
+    text, op = "hello world", [5, ",", 6, "!"]
+    result = "".join(["hello, ", "world!"])
+    assert ops.applied(text, op, result) is result and result == ops.apply(text, op)
+    for wrong in ("hello, world", "hello, world!!", "hello world,!", "hello, world?"):
+        with pytest.raises(InvalidOp):
+            ops.applied(text, op, wrong)
+    with pytest.raises(InvalidOp):  # the op reaches past the text
+        ops.applied("abc", [5, "x"], "abcxx")

@@ -52,3 +52,18 @@ def test_a_catch_up_of_many_ops_rewrites_a_large_text_once(monkeypatch: pytest.M
     view.show(3000)
     assert view.text == text[:500_000] + "y" * 3000 + text[500_000:]
     assert applied == [1_000_000]
+
+
+def test_a_result_given_is_the_text_shown_as_it_is_and_one_that_does_not_fit_is_refused() -> None:
+    """Issue 14: the editor's own copy of its buffer, after the user's edit or once a remote
+    edit is shown, becomes the view's text as it is: the whole text is not made again."""
+    view = LaggingView("hello")
+    typed = "".join(["hello", "!"])
+    assert view.local([5, "!"], typed) == [5, "!"] and view.text is typed
+    view.receive_remote(["<"])
+    view.receive_remote([7, ">"])
+    shown = "".join(["<hello!", ">"])
+    view.show(2, shown)
+    assert view.text is shown and not view.pending
+    with pytest.raises(ops.InvalidOp):
+        view.local([0, "x"], "<hello!>x")  # (the insert is not where the op puts it)
