@@ -100,9 +100,12 @@ class DocumentClient:
         """Local changes the hub has not acknowledged (in flight or buffered)."""
         return self.outstanding is not None or self.buffer is not None
 
-    def apply_local(self, op: ops.Op) -> Outgoing | None:
-        """The user changed the text by *op*; returns what to send now, if anything."""
-        self.text = ops.apply(self.text, op)
+    def apply_local(self, op: ops.Op, result: str | None = None) -> Outgoing | None:
+        """The user changed the text by *op*; returns what to send now, if anything.
+
+        *result*: :attr:`text` with *op* applied, if the caller has it already (checked as
+        :func:`~collab_core.ops.applied` checks it, not made again)."""
+        self.text = ops.apply(self.text, op) if result is None else ops.applied(self.text, op, result)
         # transform breaks ties by the shape of its first operand (an insert
         # spelled after a delete at the same place loses to a concurrent
         # insert there); the hub sees the canonical form, so must we
@@ -267,11 +270,15 @@ class DocumentClient:
         return len(self._shadow)
 
     def _advance_shadow(self, op: ops.Op) -> None:
-        # composing is cheap (a few components); applying is O(text): done when asked for
-        self._since_shadow = ops.compose(self._since_shadow, op) if self._since_shadow else op
-        if len(self._since_shadow) > 256:
-            self._shadow = ops.apply(self._shadow, self._since_shadow)
-            self._since_shadow = []
+        # Composing is cheap while the ops are a few components with little text in them;
+        # applying is O(text): done when asked for, or once composing would cost as much:
+        # many components, or a large insert (a document created empty and sent as pieces:
+        # composing a keystroke into one large insert copies all of it, at every ack).
+        since = ops.compose(self._since_shadow, op) if self._since_shadow else op
+        if len(since) > 256 or _inserted(since) > SHADOW_INSERT_LIMIT:
+            self._shadow = ops.apply(self._shadow, since)
+            since = []
+        self._since_shadow = since
 
     def _send_buffer(self) -> Outgoing | None:
         if self.buffer is None or self.held:
@@ -287,6 +294,15 @@ class DocumentClient:
         self.outstanding = Outgoing(self._next_seq, self.rev, op)
         self._next_seq += 1
         return self.outstanding
+
+
+#: code points of inserted text the ops the shadow is behind by may hold before they are applied
+SHADOW_INSERT_LIMIT = 4096
+
+
+def _inserted(op: ops.Op) -> int:
+    """Code points *op* inserts."""
+    return sum(len(c) for c in op if type(c) is str)
 
 
 def _count(value: Any) -> TypeGuard[int]:

@@ -341,3 +341,31 @@ def test_a_saved_client_goes_on_in_another_process_as_it_would_have() -> None:
 def test_restored_refuses_what_saved_cannot_have_written(saved: Any) -> None:
     with pytest.raises(ValueError):
         DocumentClient.restored(saved, "me")
+
+
+def test_a_document_sent_in_pieces_leaves_each_ack_no_large_insert_to_compose() -> None:
+    """Issue 14: a document too large for one frame is created empty and its text goes as
+    pieces; the acks of those pieces composed into one large insert, which every later ack
+    then copied whole (the typist's server, on a large document, each keystroke).  What the
+    shadow is behind by now holds at most ``SHADOW_INSERT_LIMIT`` inserted code points."""
+    from collab_core import client as client_module
+
+    limit = client_module.SHADOW_INSERT_LIMIT
+    c = DocumentClient("", 0, "me", max_op_bytes=4096)
+    hub = Sequencer("", 0)
+
+    def acked(out: Outgoing | None) -> Outgoing | None:
+        assert out is not None
+        s = hub.submit(Submission(ClientId("me"), out.seq, Rev(out.base_rev), ops.check(out.op)))
+        assert isinstance(s, Sequenced)
+        hub.commit(hub.take_unsent()[-1].rev)
+        return c.receive_ack(s.rev)
+
+    out = c.apply_local(["x" * (10 * limit)])
+    while out is not None:
+        out = acked(out)
+        assert sum(len(x) for x in c._since_shadow if isinstance(x, str)) <= limit
+    for i in range(20):
+        acked(c.apply_local([5 * limit + i, "y"]))
+        assert sum(len(x) for x in c._since_shadow if isinstance(x, str)) <= limit
+    assert c.shadow == c.text == hub.committed_text
