@@ -180,8 +180,19 @@ def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int
         idx = LineIndex.of(text)
     if idx is not None:
         return [idx.position(o, encoding) for o in offsets]
-    crs = "\r" in text
-    return [_scan_position(text, o, encoding, crs) for o in offsets]
+    return [_scan_position(text, o, encoding) for o in offsets]
+
+
+def carry_count(old: str, new: str, unchanged: int) -> None:
+    """*new* is *old* with its first *unchanged* code points as they were (an edit after them):
+    a count of line breaks :func:`positions_of` made in *old* before that holds in *new*, and
+    its next count in *new* starts from there (a peer's keystroke, shown, then the next one
+    beside it: the line breaks between the two counted, not all those before them)."""
+    global _last_counted
+    counted, at, line = _last_counted
+    # (not where a \r before the edit and a \n it brings are one CRLF now: no count ends in one)
+    if counted is old and at <= unchanged and not (0 < at < len(new) and new[at - 1 : at + 1] == "\r\n"):
+        _last_counted = (new, at, line)
 
 
 #: the text, offset and line :func:`positions_of` last found by counting (one tuple, replaced
@@ -190,7 +201,7 @@ def positions_of(text: str, offsets: list[int], encoding: str) -> list[tuple[int
 _last_counted: tuple[str, int, int] = ("", 0, 0)
 
 
-def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[int, int]:
+def _scan_position(text: str, offset: int, encoding: str) -> tuple[int, int]:
     end = max(0, min(offset, len(text)))
     if 0 < end < len(text) and text[end - 1] == "\r" and text[end] == "\n":
         end -= 1  # between the \r and \n of a CRLF: the end of the line
@@ -198,19 +209,19 @@ def _scan_position(text: str, offset: int, encoding: str, crs: bool) -> tuple[in
     global _last_counted
     counted, at, at_line = _last_counted
     if counted is text:
-        line = at_line + (_breaks(text, at, end, crs) if end >= at else -_breaks(text, end, at, crs))
+        line = at_line + (_breaks(text, at, end) if end >= at else -_breaks(text, end, at))
     else:
-        line = _breaks(text, 0, end, crs)
+        line = _breaks(text, 0, end)
     _last_counted = (text, end, line)
     start = text.rfind("\n", 0, end) + 1
-    if crs:
-        start = max(start, text.rfind("\r", 0, end) + 1)
+    # (a lone \r ends a line too: the line starts after the last one, if after the last \n)
+    start = max(start, text.rfind("\r", start, end) + 1)
     return line, encoded_length(text[start:end], encoding)
 
 
-def _breaks(text: str, start: int, end: int, crs: bool) -> int:
-    """Line breaks in ``text[start:end]`` (a CRLF is one)."""
+def _breaks(text: str, start: int, end: int) -> int:
+    """Line breaks in ``text[start:end]`` (a CRLF is one); only that span is read."""
     n = text.count("\n", start, end)
-    if crs:
+    if text.find("\r", start, end) >= 0:
         n += text.count("\r", start, end) - text.count("\r\n", start, end)
     return n

@@ -12,6 +12,7 @@ from lsp_bridge.positions import (
     UTF16,
     UTF32,
     LineIndex,
+    carry_count,
     encoded_length,
     line_offset,
     positions_of,
@@ -81,6 +82,39 @@ def test_offsets_counted_from_the_last_one_in_the_same_text_match_the_reference(
         assert positions_of(text, offsets, enc) == want, (text, offsets)
         if data is None:
             some.reverse()
+
+
+@given(texts, encodings, st.data())
+@example("a\rb", UTF16, None)
+def test_a_count_carried_to_an_edited_text_counts_on_from_there_and_matches_the_reference(
+    text: str, enc: str, data: st.DataObject | None
+) -> None:
+    """Issue 14: a peer's keystroke, shown, makes a new text; a count made in the old one before
+    the edit holds in the new one, so the next count starts there, not at the top of a large
+    text.  Not where a \r before the edit and a \n it brings make one CRLF: no count may end
+    inside one (``"a\rb"`` counted after its \r, then a \n inserted there)."""
+    import lsp_bridge.positions as positions
+
+    old = "".join(text)  # (a new string: no index of it was built yet)
+    at = 2 if data is None else data.draw(st.integers(0, len(old)))
+    start = 2 if data is None else data.draw(st.integers(min(at, len(old)), len(old)))
+    end = start if data is None else data.draw(st.integers(start, len(old)))
+    ins = "\n" if data is None else data.draw(st.sampled_from(["", "x", "\n", "\r", "\r\n", "\ny"]))
+    positions_of(old, [at], enc)
+    counted_at = positions._last_counted[1]  # (moved off the middle of a CRLF, if it was in one)
+    new = old[:start] + ins + old[end:]
+    carry_count(old, new, start)
+    spans: list[tuple[int, int]] = []
+    real = positions._breaks
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(positions, "_breaks", lambda t, a, b: spans.append((a, b)) or real(t, a, b))
+        every = list(range(len(new) + 1))
+        offsets = every[-2:] if data is None else data.draw(st.lists(st.sampled_from(every), max_size=3))
+        got = positions_of(new, offsets, enc)
+    assert got == [ref_position(new, o, enc) for o in offsets], (old, new, offsets)
+    crlf_made = 0 < counted_at < len(new) and new[counted_at - 1] == "\r" and new[counted_at] == "\n"
+    if spans:  # (the first count: on from the old one's end if carried, else from the top)
+        assert counted_at in spans[0] if not crlf_made and counted_at <= start else spans[0][0] == 0, spans
 
 
 @given(texts, encodings)
