@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from collab_core import ops
 from collab_core.view import LaggingView
 
-from .positions import UTF8, UTF16, UTF32, LineIndex, positions_of
+from .positions import UTF8, UTF16, UTF32, LineIndex, carry_count, positions_of
 
 __all__ = ["ContentChange", "EditToApply", "EditorSync", "TextEdit", "apply_changes", "diff"]
 
@@ -191,8 +191,12 @@ def apply_changes(text: str, changes: list[ContentChange], encoding: str) -> tup
     read = _Reader(encoding)
     cursor = None
     for change in changes:
-        text = ops.apply(text, read.op(text, change))
-        cursor = None if read.span is None else read.span[0] + len(change.text)
+        before, text = text, ops.apply(text, read.op(text, change))
+        if read.span is None:
+            cursor = None
+        else:
+            cursor = read.span[0] + len(change.text)
+            carry_count(before, text, read.span[0])
     read.done(text)
     return text, cursor
 
@@ -231,8 +235,9 @@ class _Scan:
         self.count = 0
         #: the texts after the first _RAW_SEARCH changes (the first is the base), then the last
         self.texts = [base]
-        #: CRLFs in the last text
-        self.crlfs = _crlfs(base)
+        #: CRLFs in the last text (None: not counted yet; counted once a text is not the
+        #: expected one exactly: a pass over the whole text a keystroke spared otherwise)
+        self.crlfs: int | None = None
         #: the first text equal to the expected one, and equal up to line endings: (k, text)
         self.exact: tuple[int, str] | None = None
         self.eol: tuple[int, str] | None = None
@@ -248,12 +253,16 @@ class _Scan:
     def add(self, text: str, span: tuple[int, int] | None, expected: _Expected | None, shift: _Shift) -> None:
         """The text after the next change (*span* of the last text replaced)."""
         k = self.count = self.count + 1
-        self.crlfs = _crlfs_after(self.crlfs, self.texts[-1], text, span)
+        if self.crlfs is not None:
+            self.crlfs = _crlfs_after(self.crlfs, self.texts[-1], text, span)
         if expected is not None and self.exact is None:
-            if text == expected[0]:
+            if text == expected.text:
                 self.exact = (k, text)
-            elif self.eol is None and _eol_length(text, self.crlfs) == expected[1]:
-                if _same_but_eol(text, expected[0]):
+            elif self.eol is None:
+                if self.crlfs is None:
+                    self.crlfs = _crlfs(text)
+                same_length = _eol_length(text, self.crlfs) == expected.eol_length
+                if same_length and _same_but_eol(text, expected.text):
                     self.eol = (k, text)
         if k <= _RAW_SEARCH:
             self.texts.append(text)
@@ -294,8 +303,24 @@ class _Scan:
 
 
 _Shift = Callable[[str], "str | None"]
-#: the text an edit gives, and its length once CRLF is read as LF and a final newline dropped
-_Expected = tuple[str, int]
+
+
+class _Expected:
+    """The text an edit gives, and its length once CRLF is read as LF and a final newline
+    dropped (counted when first asked for: an editor that reports the edit exactly never
+    makes it needed)."""
+
+    __slots__ = ("_eol_length", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._eol_length: int | None = None
+
+    @property
+    def eol_length(self) -> int:
+        if self._eol_length is None:
+            self._eol_length = _eol_length(self.text, _crlfs(self.text))
+        return self._eol_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +333,8 @@ class _Verdict:
     k: int = 0
     #: the editor's text once our edit is in (the user's difference from what we expected follows)
     text: str = ""
+    #: applied, and *text* is what was expected, exactly (compared already)
+    exact: bool = False
 
 
 def _places(op: ops.Op) -> list[tuple[int, int, str]]:
@@ -539,15 +566,22 @@ class EditorSync:
 
     # -- from the editor ---------------------------------------------------
 
-    def did_change(self, version: int, changes: list[ContentChange]) -> list[ops.Op]:
-        """The editor reports *changes* reaching *version*; returns the user's edits as ops."""
+    def did_change(
+        self, version: int, changes: list[ContentChange], known: tuple[str, str] | None = None
+    ) -> list[ops.Op]:
+        """The editor reports *changes* reaching *version*; returns the user's edits as ops.
+
+        *known*: ``(before, after)``, the caller's own copy of the buffer and that copy with
+        *changes* applied (:func:`apply_changes`).  Where *changes* are the user's alone and
+        *before* is the text here, *after* becomes the text here as it is, not made again:
+        one copy of the whole text per keystroke, not two."""
         late, self._late = self._late, None
         if late is not None and self._sent is None and late.version == self.version and changes:
             # An edit given up on (expire) with nothing changed since: if these changes are
             # it, the editor was only slow; it is in flight again (pieces of it wait for the
             # rest as ever).  Otherwise they are the user's, and it goes again.
             late.deferred, late.scan = [], None
-            first = self._recognize(late, changes)
+            first = self._recognize(late, changes, known)
             if first.kind in ("applied", "after_user"):
                 self.stats["late"] += 1
                 out = self._resolve(late, changes, first)
@@ -562,7 +596,8 @@ class EditorSync:
                 return []
         sent = self._sent
         if sent is None or not changes:
-            out = self._user_changes(changes)
+            after = known[1] if known is not None and known[0] is self.view.text else None
+            out = self._user_changes(changes, after)
             self.version = version
             return out
         if not sent.deferred and all(self._changes_nothing(change) for change in changes):
@@ -582,7 +617,7 @@ class EditorSync:
             self.version = version
             return out
         stream = sent.deferred + changes
-        verdict = self._recognize(sent, stream)
+        verdict = self._recognize(sent, stream, known)
         if verdict.kind == "partial":
             sent.deferred = stream
             sent.deferred_version = version
@@ -612,9 +647,15 @@ class EditorSync:
         if verdict.kind == "after_user":
             out = self._user_changes(stream[: verdict.j])
             self.stats["shifted"] += 1
-        self.view.show(sent.count)
+        # (what the edit's places make of the text it was sent for is known: its expected
+        # text, unless the text shown moved since; the whole text is not made again)
+        self.view.show(sent.count, sent.expected if sent.count and self.view.text is sent.base else None)
         self.stats["confirmed"] += 1
-        if verdict.kind == "after_user":
+        if verdict.exact and self.view.text is sent.expected:
+            # the editor's text is the one expected (compared as it was read): shown as the
+            # editor's own copy of it, one object for both from here on
+            self.view.text = verdict.text
+        elif verdict.kind == "after_user":
             # A version-blind client put it at shifted places: the room has it
             # where it belongs, so the editor is put right (the next edit moves
             # it), and the room never sees the misplacement (two such clients
@@ -635,13 +676,15 @@ class EditorSync:
         self._sent = None
         self.stats["missed"] += 1
 
-    def _user_changes(self, changes: list[ContentChange]) -> list[ops.Op]:
+    def _user_changes(self, changes: list[ContentChange], after: str | None = None) -> list[ops.Op]:
+        """*changes* as the user's ops; *after*: the text they make of this one, if known."""
         out = []
         read = _Reader(self.encoding)
-        for change in changes:
+        last = len(changes) - 1
+        for i, change in enumerate(changes):
             op = read.op(self.view.text, change)
             if op:
-                out.append(self.view.local(op))
+                out.append(self.view.local(op, after if i == last else None))
         read.done(self.view.text)
         return out
 
@@ -660,16 +703,31 @@ class EditorSync:
         end = max(start, idx.offset(el, ec, self.encoding))
         return text[start:end] == change.text
 
-    def _scan(self, scan: _Scan, stream: list[ContentChange], expected: str | None, shift: _Shift) -> None:
-        """Read the changes of *stream* that *scan* has not read yet."""
+    def _scan(
+        self,
+        scan: _Scan,
+        stream: list[ContentChange],
+        expected: str | None,
+        shift: _Shift,
+        known: tuple[str, str] | None = None,
+    ) -> None:
+        """Read the changes of *stream* that *scan* has not read yet; *known*: a text and
+        what the last change makes of it, if the caller has it (see :meth:`did_change`)."""
         read = _Reader(self.encoding)
-        want = None if expected is None else (expected, _eol_length(expected, _crlfs(expected)))
+        want = None if expected is None else _Expected(expected)
         text = scan.last
-        for change in stream[scan.count :]:
-            before, text = text, ops.apply(text, read.op(text, change))
+        last = len(stream) - 1
+        for i in range(scan.count, len(stream)):
+            op = read.op(text, stream[i])
+            if i == last and known is not None and known[0] is text:
+                before, text = text, ops.applied(text, op, known[1])
+            else:
+                before, text = text, ops.apply(text, op)
             scan.add(text, read.span if text is not before else (0, 0), want, shift)
 
-    def _recognize(self, sent: _Sent, stream: list[ContentChange]) -> _Verdict:
+    def _recognize(
+        self, sent: _Sent, stream: list[ContentChange], known: tuple[str, str] | None = None
+    ) -> _Verdict:
         # The changes that arrived earlier (``deferred``) were all partial, none the whole
         # edit: only the texts after the new changes need looking at (``scan`` read them).
         scan = sent.scan or _Scan(sent.base)
@@ -678,12 +736,13 @@ class EditorSync:
         def shift(text: str) -> str | None:
             return self._apply_raw(text, sent.edits)
 
-        self._scan(scan, stream, sent.expected, shift)
+        self._scan(scan, stream, sent.expected, shift, known)
         last = scan.last
         # 1. it comes first, exactly; 2. or up to line endings
-        for match in (scan.exact, scan.eol):
-            if match is not None:
-                return _Verdict("applied", k=match[0], text=match[1])
+        if scan.exact is not None:
+            return _Verdict("applied", k=scan.exact[0], text=scan.exact[1], exact=True)
+        if scan.eol is not None:
+            return _Verdict("applied", k=scan.eol[0], text=scan.eol[1])
         # 3. arriving in pieces: the text so far has some of its places done
         if len(sent.regions) > 1 and last != sent.base and _partial(sent.base, sent.regions, last):
             sent.scan = scan

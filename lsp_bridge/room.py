@@ -1856,13 +1856,34 @@ class Room:
 
     # == the editor =================================================================================
 
-    def editor_changed(self, uri: str, version: int, changes: list[ContentChange], now: float) -> bool:
-        """``textDocument/didChange``; returns True if any of it was the user's typing."""
+    def editor_changed(
+        self,
+        uri: str,
+        version: int,
+        changes: list[ContentChange],
+        now: float,
+        known: tuple[str, str] | None = None,
+    ) -> bool:
+        """``textDocument/didChange``; returns True if any of it was the user's typing.
+
+        *known*: the buffer's text before and after *changes*, as the server tracks it
+        (:meth:`EditorSync.did_change`): on a large document, every copy of the text a
+        keystroke spares is time."""
         doc = self.by_uri.get(uri)
         if doc is None:
             return False
         view = doc.views[uri]
-        user_ops = view.sync.did_change(version, changes)
+        client = doc.client
+        shared = False
+        if client is not None and not view.sync.view.pending:
+            # Nothing of the hub's waits to be shown, so the room's text is the buffer's: one
+            # string for both, and the buffer's text after the user's change is the room's
+            # too, not made twice.  (They part when a peer's edit is shown, each made on its
+            # own side: compared once then, equal, the room takes the buffer's.)
+            if client.text is not view.sync.text and client.text == view.sync.text:
+                client.text = view.sync.text
+            shared = client.text is view.sync.text
+        user_ops = view.sync.did_change(version, changes, known)
         # a refused edit was waiting for this change: it goes again, against the new version
         view.refused = view.retry_at = None
         self._after_sync(doc, view, now)
@@ -1885,7 +1906,7 @@ class Room:
                 )
             self._pump(doc, view, now)
             return False
-        self._user_ops(doc, view, user_ops, now)
+        self._user_ops(doc, view, user_ops, now, view.sync.text if shared and len(user_ops) == 1 else None)
         return True
 
     def edit_answered(
@@ -3051,8 +3072,11 @@ class Room:
         if out is not None:
             self._send_op(doc, out)
 
-    def _user_ops(self, doc: Doc, view: View | None, user_ops: list[ops.Op], now: float) -> None:
-        """Edits the user made in *view*: to the hub, and to the other buffers of the document."""
+    def _user_ops(
+        self, doc: Doc, view: View | None, user_ops: list[ops.Op], now: float, after: str | None = None
+    ) -> None:
+        """Edits the user made in *view*: to the hub, and to the other buffers of the document.
+        *after*: the room's text after the one op of *user_ops*, if known already."""
         client = doc.client
         if client is None:
             return
@@ -3064,7 +3088,7 @@ class Room:
                 # the hub refuses: it goes as U+FFFD, and the editor is brought to that below
                 op, replaced = clean, True
             old = client.text
-            out = client.apply_local(op)
+            out = client.apply_local(op, after if clean is op else None)
             self._events.append(TextChanged(doc.path, old, op, client.text, self.name))
             for other in doc.views.values():
                 if other is not view:

@@ -45,10 +45,11 @@ def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[Cont
     if doc is None:  # the editor's mistake (LSP: didOpen first), not the server's
         logger.warning("a didChange of a document that is not open: ignored")
         return
-    text, cursor = apply_changes(doc.source, changes, ls.encoding)
+    before = doc.source
+    text, cursor = apply_changes(before, changes, ls.encoding)
     doc._source = text
     doc.version = version
-    changed(ls, uri, version, changes, cursor)
+    changed(ls, uri, version, changes, cursor, (before, text))
     session = ls.session
     view = session.room.by_uri[uri].views[uri] if session is not None and uri in session.room.by_uri else None
     if view is not None and view.sync.text is not text and view.sync.text == text:
@@ -57,11 +58,17 @@ def did_change_json(ls: PairlsServer, uri: str, version: int, changes: list[Cont
 
 
 def changed(
-    ls: PairlsServer, uri: str, version: int, changes: list[ContentChange], cursor: int | None = None
+    ls: PairlsServer,
+    uri: str,
+    version: int,
+    changes: list[ContentChange],
+    cursor: int | None = None,
+    known: tuple[str, str] | None = None,
 ) -> None:
     """The user's changes to buffer *uri* (now at *version*): to the room; *cursor*: the end
-    of the last change, if known already.  One room step: the changes, the cursor guessed
-    from them, the check of the text as pygls tracked it."""
+    of the last change, if known already; *known*: the buffer's text before and after them,
+    as tracked here.  One room step: the changes, the cursor guessed from them, the check of
+    the text as pygls tracked it."""
     session = ls.session
     if session is None:
         return
@@ -70,7 +77,7 @@ def changed(
 
     def step(now: float) -> None:
         nonlocal cursor
-        typed = room.editor_changed(uri, version, changes, now)
+        typed = room.editor_changed(uri, version, changes, now, known)
         doc = room.by_uri.get(uri)
         if doc is None:
             return

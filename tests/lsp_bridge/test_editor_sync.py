@@ -920,3 +920,38 @@ def test_apply_changes_gives_the_text_pygls_tracks_for_the_same_changes(encoding
             end_of_last = sum(map(len, lines[:sl])) + sc + len(new)
             current = doc.source
         assert apply_changes(text, changes, encoding) == (doc.source, end_of_last)
+
+
+def test_the_buffers_own_copy_after_the_users_change_is_the_text_here() -> None:
+    """Issue 14: the server has the buffer's text after a ``didChange`` already (its copy of
+    the buffer); given it with the text it was made from, the sync takes it as its own text
+    instead of making it again (a copy of the whole text per keystroke).  A copy made from
+    another text than the sync's is not taken."""
+    sync = EditorSync("hello\nworld", 1, "utf-16")
+    before = sync.text
+    change = ContentChange((1, 5, 1, 5), "!")
+    after, _ = apply_changes(before, [change], "utf-16")
+    assert sync.did_change(2, [change], (before, after)) == [[11, "!"]]
+    assert sync.text is after
+    other = "".join(["hello\nworld", "!"])  # (the same text, another string)
+    change = ContentChange((0, 0, 0, 0), ">")
+    made, _ = apply_changes(other, [change], "utf-16")
+    assert sync.did_change(3, [change], (other, made)) == [[">"]]
+    assert sync.text == made and sync.text is not made
+
+
+def test_the_buffers_own_copy_after_a_peers_edit_is_the_text_shown() -> None:
+    """Issue 14: a peer's edit goes to the editor, which reports it back as a change; the
+    server's copy of the buffer after that change is the text the edit was expected to make,
+    so it becomes the text shown as it is: the edit's text is not made again to show it, and
+    the buffer's next change finds its text here already (one string for both)."""
+    sync = EditorSync("hello\nworld", 1, "utf-16")
+    sync.receive_remote([6, "brave "])
+    edit = sync.edit_to_send()
+    assert edit is not None
+    assert sync.edit_answered(True) == []
+    before = sync.text
+    changes = [ContentChange((*e.start, *e.end), e.new_text) for e in edit.edits]
+    after, _ = apply_changes(before, changes, "utf-16")
+    assert sync.did_change(2, changes, (before, after)) == []
+    assert sync.quiet and sync.text is after and after == "hello\nbrave world"

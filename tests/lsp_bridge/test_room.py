@@ -17,7 +17,7 @@ import pytest
 
 from collab_core import ops
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
-from lsp_bridge.editor_sync import ContentChange
+from lsp_bridge.editor_sync import ContentChange, apply_changes
 from lsp_bridge.room import (
     RECENT_CHARS,
     RECENT_REVS,
@@ -1961,3 +1961,38 @@ def test_a_role_the_owner_changes_takes_effect_at_once() -> None:
     w.feed({"type": "participant_changed", "participant": {"id": "bob", "name": "Bob", "role": "viewer"}})
     assert w.room.participants["bob"].role == "viewer" and w.room.role == "editor"
     assert w.room.heals == 0
+
+
+def test_a_keystroke_with_the_buffers_copy_makes_the_rooms_text_once_also_after_a_peers_edit() -> None:
+    """Issue 14: on a large document every copy of the text a keystroke makes is time.  The
+    server's copy of the buffer after the user's change, handed over with the change, is the
+    room's text from then on (the view's and the client's: one string), so a keystroke makes
+    the text once.  A peer's edit, shown, parts the two (each side makes its own); the next
+    keystroke finds them equal and shares them again.  The hub gets every keystroke."""
+    w = Wire()
+    w.create()
+    uri = "file:///x.txt"
+    _share_created(w, uri, "x.txt", "hello world")
+    doc = w.room.docs["x.txt"]
+    view = doc.views[uri]
+    assert doc.client is not None
+    version = 1
+
+    def typed(at: int, text: str) -> None:
+        nonlocal version
+        version += 1
+        before = view.sync.text
+        change = ContentChange((0, at, 0, at), text)
+        after, _ = apply_changes(before, [change], view.sync.encoding)
+        w.room.editor_changed(uri, version, [change], w.now, (before, after))
+        assert doc.client is not None and doc.client.text is view.sync.text is after
+        w.commit("x.txt", w.take("op"))
+
+    typed(5, ",")
+    typed(12, "!")
+    w.peer_op("x.txt", [0, ">"])
+    _editor_shows(w, uri)
+    assert doc.client.text == view.sync.text == ">hello, world!"
+    version = max(version, view.sync.version)
+    typed(1, "<")
+    assert w.hub["x.txt"].committed_text == "><hello, world!"
