@@ -3083,12 +3083,14 @@ class Room:
         replaced = False
         for op in user_ops:
             clean = _shareable_op(op)
+            given = after
             if clean is not op:
                 # NUL or half a UTF-16 pair (a program's output, an editor's odd buffer), which
                 # the hub refuses: it goes as U+FFFD, and the editor is brought to that below
-                op, replaced = clean, True
+                # (so the room's text is not the buffer's)
+                op, replaced, given = clean, True, None
             old = client.text
-            out = client.apply_local(op, after if clean is op else None)
+            out = client.apply_local(op, given)
             self._events.append(TextChanged(doc.path, old, op, client.text, self.name))
             for other in doc.views.values():
                 if other is not view:
