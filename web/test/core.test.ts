@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 
 import * as ops from "../src/core/ops.js";
 import type { Op } from "../src/core/ops.js";
-import { DocumentClient } from "../src/core/client.js";
+import { DocumentClient, SHADOW_INSERT_LIMIT } from "../src/core/client.js";
 import type { Outgoing } from "../src/core/client.js";
 import { changesToOp, opToChanges, toCodePoint, toUtf16 } from "../src/core/positions.js";
 
@@ -164,4 +164,32 @@ test("the client state machine answers every scripted event as the Python one do
       );
     }
   }
+});
+
+test("a document sent as pieces leaves each ack no large insert to compose (issue 14)", () => {
+  const client = new DocumentClient("", 0, "me", { maxOpBytes: 4096 });
+  let hub = "";
+  let rev = 0;
+  const ack = (out: Outgoing | null): Outgoing | null => {
+    assert.ok(out !== null);
+    hub = ops.apply(hub, out.op); // (nothing else reaches this hub: no transform)
+    rev += 1;
+    return client.receiveAck(rev);
+  };
+  const pending = (): number => {
+    let n = 0;
+    for (const c of (client as unknown as { sinceShadow: Op }).sinceShadow) if (typeof c === "string") n += c.length;
+    return n;
+  };
+  let out = client.applyLocal(["x".repeat(10 * SHADOW_INSERT_LIMIT)]);
+  while (out !== null) {
+    out = ack(out);
+    assert.ok(pending() <= SHADOW_INSERT_LIMIT);
+  }
+  for (let i = 0; i < 20; i++) {
+    ack(client.applyLocal([5 * SHADOW_INSERT_LIMIT + i, "y"]));
+    assert.ok(pending() <= SHADOW_INSERT_LIMIT);
+  }
+  assert.equal(client.shadow, hub);
+  assert.equal(client.text, hub);
 });

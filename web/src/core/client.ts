@@ -216,11 +216,15 @@ export class DocumentClient {
   }
 
   private advanceShadow(op: Op): void {
-    // composing is cheap; applying is O(text): done when asked for
-    this.sinceShadow = this.sinceShadow.length ? ops.compose(this.sinceShadow, op) : op;
-    if (this.sinceShadow.length > 256) {
-      this.shadowText = ops.apply(this.shadowText, this.sinceShadow);
+    // Composing is cheap while the ops are a few components with little text in them; applying
+    // is O(text): done when asked for, or once composing would cost as much: many components, or
+    // a large insert (a document created empty and sent as pieces), as collab_core/client.py does
+    const since = this.sinceShadow.length ? ops.compose(this.sinceShadow, op) : op;
+    if (since.length > 256 || inserted(since) > SHADOW_INSERT_LIMIT) {
+      this.shadowText = ops.apply(this.shadowText, since);
       this.sinceShadow = [];
+    } else {
+      this.sinceShadow = since;
     }
   }
 
@@ -245,4 +249,14 @@ export class DocumentClient {
     this.seqNext++;
     return this.outstanding;
   }
+}
+
+/** Inserted text the ops the shadow is behind by may hold before they are applied (UTF-16 units
+ * here, code points in Python: a bound on the work, not a count anyone else sees). */
+export const SHADOW_INSERT_LIMIT = 4096;
+
+function inserted(op: Op): number {
+  let n = 0;
+  for (const c of op) if (typeof c === "string") n += c.length;
+  return n;
 }
