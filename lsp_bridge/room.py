@@ -1906,7 +1906,10 @@ class Room:
                 )
             self._pump(doc, view, now)
             return False
-        self._user_ops(doc, view, user_ops, now, view.sync.text if shared and len(user_ops) == 1 else None)
+        # (the buffer's text is the room's only if the user's op is all that moved it: nothing
+        # of the hub's was shown or put right meanwhile, which would leave something pending)
+        alone = shared and len(user_ops) == 1 and not view.sync.view.pending
+        self._user_ops(doc, view, user_ops, now, view.sync.text if alone else None)
         return True
 
     def edit_answered(
