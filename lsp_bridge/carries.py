@@ -229,10 +229,26 @@ def _hash(text: str) -> str:
 
 
 def _running(pid: int) -> bool:
+    """Is process *pid* running?  A zombie is not: it ended, and its parent has not reaped it.
+    A server killed outright (kill -9, the OOM killer) whose editor quit before reaping it goes
+    to PID 1, which may reap it seconds later (an editor started again at once would find its
+    claims still held), or never (a container's PID 1 that reaps nobody)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # (another user's: running)
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Has *pid* ended, unreaped?  (Read from ``/proc``; False where there is none.)"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold ") " itself, so the last ")" ends it
+    end = stat.rfind(b")")
+    return stat[end + 2 : end + 3] in (b"Z", b"X")

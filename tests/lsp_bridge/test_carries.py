@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,30 @@ def test_a_held_carry_is_claimed_by_its_server_and_taken_by_the_next_once_that_o
     assert CarryStore(None).hold("room-1", "c", SAVED) is None
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(said) == 1 and "could not keep" in said[0] and "SECRET" not in caplog.text
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombies are read from /proc (Linux)")
+def test_a_held_carry_of_a_killed_server_nobody_reaped_is_taken(tmp_path: Path) -> None:
+    """A server killed outright whose editor quit before reaping it is a zombie of PID 1 until
+    PID 1 reaps it: late (this machine's, about 2 s after), or never (a container's that reaps
+    nobody); meanwhile its pid answers ``kill(pid, 0)``.  Its held carry is taken all the same
+    (a zombie runs nothing).  Here the holder is this process's own child, killed and not
+    waited for: a zombie."""
+    folder = tmp_path / "carries"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        held = Path(holder.stdout.readline().strip())
+        assert held.name.endswith(f".json.taking-{holder.pid}")
+        os.kill(holder.pid, 9)
+        for _ in range(500):  # (until it has ended: a zombie, not reaped)
+            if Path(f"/proc/{holder.pid}/stat").read_bytes().split(b") ")[-1][:1] == b"Z":
+                break
+            time.sleep(0.01)
+        os.kill(holder.pid, 0)  # (a zombie's pid answers)
+        entry = Entry()
+        claimed = CarryStore(folder).claim("room-1", entry)
+        assert claimed is not None and entry.offered == [{"version": 1, "first": False}]
+    finally:
+        holder.kill()
+        holder.wait()
