@@ -548,7 +548,11 @@ async def test_typing_offline_then_quitting_keeps_it_for_the_next_session(
             b2 = await start_nvim(tmp_path / "bob", "Bob", hub.url, 150, tmp_path / "home-bob", nvim_binary)
             await b2.call("nvim_command", f"PairlsJoin {proxy.invite(invite)}")
             want = "meanwhile\n" + INITIAL + line + "\n"
-            await until(lambda: _equals(b2, want), 20, "Bob's buffer to show both lines")
+            try:
+                await until(lambda: _equals(b2, want), 20, "Bob's buffer to show both lines")
+            except AssertionError as e:  # (what is left in his state folder says why)
+                left = sorted(p.name for p in carries.iterdir())
+                raise AssertionError(f"{e}; his state folder: {left}") from e
             await until(lambda: _equals(a, want), 20, "Ada's buffer to show Bob's line")
             assert await hub_text(hub, invite) == want
             assert not await _holds_a_file(carries)  # (taken)
