@@ -21,7 +21,8 @@ place.  Two editors of the same user that went offline from the same room keep t
 An entry *claims* one of its room's files before it joins: renamed to ``...json.taking-<pid>``,
 which only one process can do, so two editors joining at once never enter as the same client.
 Once the entry has taken it, the claimed file is removed; an entry that cannot use it now gives
-it back (renamed again), and a claim whose process is gone (killed) is taken over by the next.
+it back (renamed again), and a claim whose process is gone (killed; ended but not yet reaped
+counts as gone) is taken over by the next.
 A file that holds no carry this version can read is set aside (``...json.unreadable``, logged
 once, left for the user) and the next file is offered: the entry goes on without it, and it
 never hides a good carry of the same room.  Nothing here is logged with the text.

@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +237,7 @@ def test_a_held_carry_of_a_killed_server_nobody_reaped_is_taken(tmp_path: Path) 
         held = Path(holder.stdout.readline().strip())
         assert held.name.endswith(f".json.taking-{holder.pid}")
         os.kill(holder.pid, 9)
-        for _ in range(500):  # (until it has ended: a zombie, not reaped)
-            if Path(f"/proc/{holder.pid}/stat").read_bytes().split(b") ")[-1][:1] == b"Z":
-                break
-            time.sleep(0.01)
+        os.waitid(os.P_PID, holder.pid, os.WEXITED | os.WNOWAIT)  # (ended, left unreaped: a zombie)
         os.kill(holder.pid, 0)  # (a zombie's pid answers)
         entry = Entry()
         claimed = CarryStore(folder).claim("room-1", entry)
