@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from . import ops
+from .deferred import DeferredText
 from .errors import InvalidState
 
 __all__ = ["ClientState", "DocumentClient", "Outgoing"]
@@ -79,9 +80,8 @@ class DocumentClient:
         self.max_op_bytes = max_op_bytes
         self.max_op_components = max_op_components
         self._next_seq = next_seq
-        # the hub's text at `rev`: a text and the hub ops since it, composed
-        self._shadow = text
-        self._since_shadow: ops.Op = []
+        # the hub's text at `rev` (the hub ops are applied to it when it is read)
+        self._shadow = DeferredText(text)
 
     @property
     def state(self) -> ClientState:
@@ -202,7 +202,7 @@ class DocumentClient:
                 raise ValueError("the buffer does not fit the text")
             text = ops.apply(text, buffer)
         client = cls(text, rev, client_id, next_seq=next_seq, held=True)
-        client._shadow = shadow
+        client._shadow = DeferredText(shadow)
         client.outstanding, client.buffer = out, buffer
         return client
 
@@ -250,35 +250,23 @@ class DocumentClient:
         mine, theirs = ops.transform(self.buffer or [], correction)
         self.buffer = mine or None
         self.rev = rev
-        self._shadow, self._since_shadow = text, []
+        self._shadow = DeferredText(text)
         self.text = ops.apply(text, mine)
         return theirs
 
     @property
     def shadow(self) -> str:
         """The hub's text at :attr:`rev` as this client knows it (without local changes)."""
-        if self._since_shadow:
-            self._shadow = ops.apply(self._shadow, self._since_shadow)
-            self._since_shadow = []
-        return self._shadow
+        return self._shadow.text
 
     @property
     def shadow_length(self) -> int:
         """``len(self.shadow)``, without applying what the shadow is behind by."""
-        if self._since_shadow:
-            return ops.target_length(self._since_shadow, len(self._shadow))
-        return len(self._shadow)
+        return self._shadow.length
 
     def _advance_shadow(self, op: ops.Op) -> None:
-        # Composing is cheap while the ops are a few components with little text in them;
-        # applying is O(text): done when asked for, or once composing would cost as much:
-        # many components, or a large insert (a document created empty and sent as pieces:
-        # composing a keystroke into one large insert copies all of it, at every ack).
-        since = ops.compose(self._since_shadow, op) if self._since_shadow else op
-        if len(since) > 256 or _inserted(since) > SHADOW_INSERT_LIMIT:
-            self._shadow = ops.apply(self._shadow, since)
-            since = []
-        self._since_shadow = since
+        # composed while that is cheap; applied when read, or once composing would cost as much
+        self._shadow = self._shadow.then(op)
 
     def _send_buffer(self) -> Outgoing | None:
         if self.buffer is None or self.held:
@@ -294,15 +282,6 @@ class DocumentClient:
         self.outstanding = Outgoing(self._next_seq, self.rev, op)
         self._next_seq += 1
         return self.outstanding
-
-
-#: code points of inserted text the ops the shadow is behind by may hold before they are applied
-SHADOW_INSERT_LIMIT = 4096
-
-
-def _inserted(op: ops.Op) -> int:
-    """Code points *op* inserts."""
-    return sum(len(c) for c in op if type(c) is str)
 
 
 def _count(value: Any) -> TypeGuard[int]:

@@ -68,6 +68,7 @@ from itertools import islice
 from typing import Final, NewType, Protocol
 
 from collab_core import ops
+from collab_core.deferred import DeferredText
 from collab_core.errors import ErrorCode, InvalidState
 
 __all__ = [
@@ -240,9 +241,9 @@ class Sequencer:
             raise ValueError("transform_budget must not be negative")
         if history and history[-1].rev != rev:
             raise InvalidState("history does not end at rev")
-        self.committed_text = text
+        # the texts at committed_rev and at rev (ops are applied to them when they are read)
+        self._committed = self._text = DeferredText(text)
         self.committed_rev = Rev(rev)
-        self.text = text
         self.rev = Rev(rev)
         self.history_limit = history_limit
         #: the largest document, in bytes of UTF-8, an op may leave (None: no limit)
@@ -285,6 +286,16 @@ class Sequencer:
                 self._remember(s, before)
 
     # -- queries ---------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The text at :attr:`rev` (pending ops included)."""
+        return self._text.text
+
+    @property
+    def committed_text(self) -> str:
+        """The text at :attr:`committed_rev`."""
+        return self._committed.text
 
     @property
     def oldest_base(self) -> Rev:
@@ -358,7 +369,7 @@ class Sequencer:
         if sub.base_rev < first:
             return Refusal(ErrorCode.REVISION_TOO_OLD, sub)
         if sub.base_rev == self.rev:
-            length = len(self.text)
+            length = self._text.length
         else:
             length = self._history[sub.base_rev - first][_LENGTH]
         cost = self.transform_cost(sub.base_rev, len(sub.op))
@@ -377,20 +388,20 @@ class Sequencer:
             history = self._history
             for i in range(sub.base_rev - self.rev, 0):
                 op, _ = ops.transform(op, history[i][_OP])
-        size = self.bytes + _utf8_delta(self.text, op)
+        size = self.bytes + _utf8_delta(self._text, op)
         if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
             # an op that shrinks (or keeps) an oversized document is still taken
             return Refusal(ErrorCode.TOO_LARGE, sub)
         try:
-            text = ops.apply(self.text, op)
+            text = self._text.then(op)
         except ops.InvalidOp:  # pragma: no cover - base_length check above
             return Refusal(ErrorCode.INVALID_OP, sub)
         change = self.group(sub.user, op, time) if self.group is not None else None
         seq = Sequenced(
             Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub.user, time, change, None, sub
         )
-        self._remember(seq, len(self.text))
-        self.text = text
+        self._remember(seq, self._text.length)
+        self._text = text
         self.bytes = size
         self.rev = seq.rev
         self._pending.append(seq)
@@ -416,16 +427,16 @@ class Sequencer:
         ``too_large`` if it would grow the document past ``max_bytes``; nothing
         changes then.
         """
-        if ops.base_length(op) > len(self.text):  # (a trailing retain may be left out)
+        if ops.base_length(op) > self._text.length:  # (a trailing retain may be left out)
             raise InvalidState("a made op must apply to the head")
-        size = self.bytes + _utf8_delta(self.text, op)
+        size = self.bytes + _utf8_delta(self._text, op)
         if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
             return ErrorCode.TOO_LARGE
-        text = ops.apply(self.text, op)
+        text = self._text.then(op)
         rev = Rev(self.rev + 1)
         out = Sequenced(rev, op, client_id, seq, author, user, time, None, toggles, made)
-        self._remember(out, len(self.text))
-        self.text = text
+        self._remember(out, self._text.length)
+        self._text = text
         self.bytes = size
         self.rev = rev
         self._pending.append(out)
@@ -451,12 +462,12 @@ class Sequencer:
             del self._pending_bytes[:n]
             self.committed_rev = Rev(rev)
             if not self._pending:
-                self.committed_text = self.text
+                self._committed = self._text
             else:
-                text = self.committed_text
+                text = self._committed
                 for s in done:
-                    text = ops.apply(text, s.op)
-                self.committed_text = text
+                    text = text.then(s.op)
+                self._committed = text
         return done
 
     def rollback(self) -> list[Submission | Made]:
@@ -470,7 +481,7 @@ class Sequencer:
         self._pending.clear()
         self._pending_bytes.clear()
         self._unsent = 0
-        self.text = self.committed_text
+        self._text = self._committed
         self.bytes = self.committed_bytes
         self.rev = self.committed_rev
         self._clients = {c: v for c, v in self._clients.items() if v[1] <= self.rev}
@@ -483,10 +494,10 @@ class Sequencer:
             raise InvalidState("roll back pending ops before receiving committed ones")
         if s.rev != self.rev + 1:
             raise InvalidState("committed op out of order")
-        size = self.bytes + _utf8_delta(self.text, s.op)
-        text = ops.apply(self.text, s.op)
-        self._remember(s, len(self.text))
-        self.text = self.committed_text = text
+        size = self.bytes + _utf8_delta(self._text, s.op)
+        text = self._text.then(s.op)
+        self._remember(s, self._text.length)
+        self._text = self._committed = text
         self.bytes = self.committed_bytes = size
         self.rev = self.committed_rev = s.rev
 
@@ -562,10 +573,11 @@ def utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _utf8_delta(text: str, op: ops.Op) -> int:
+def _utf8_delta(text: DeferredText, op: ops.Op) -> int:
     """How many bytes of UTF-8 applying *op* to *text* adds (negative: removes).
 
-    Looks only at the inserted strings and the deleted spans of *text*.
+    Looks only at the inserted strings and the deleted spans of *text* (without applying the
+    ops it holds).
     """
     delta = 0
     pos = 0
@@ -576,6 +588,6 @@ def _utf8_delta(text: str, op: ops.Op) -> int:
             pos += c  # type: ignore[operator]
         else:
             end = pos - c  # type: ignore[operator]
-            delta -= utf8_length(text[pos:end])
+            delta -= utf8_length(text.span(pos, end))
             pos = end
     return delta

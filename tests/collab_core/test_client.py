@@ -347,10 +347,10 @@ def test_a_document_sent_in_pieces_leaves_each_ack_no_large_insert_to_compose() 
     """Issue 14: a document too large for one frame is created empty and its text goes as
     pieces; the acks of those pieces composed into one large insert, which every later ack
     then copied whole (the typist's server, on a large document, each keystroke).  What the
-    shadow is behind by now holds at most ``SHADOW_INSERT_LIMIT`` inserted code points."""
-    from collab_core import client as client_module
+    shadow is behind by now holds at most ``deferred.MAX_INSERTED`` inserted code points."""
+    from collab_core import deferred
 
-    limit = client_module.SHADOW_INSERT_LIMIT
+    limit = deferred.MAX_INSERTED
     c = DocumentClient("", 0, "me", max_op_bytes=4096)
     hub = Sequencer("", 0)
 
@@ -364,8 +364,8 @@ def test_a_document_sent_in_pieces_leaves_each_ack_no_large_insert_to_compose() 
     out = c.apply_local(["x" * (10 * limit)])
     while out is not None:
         out = acked(out)
-        assert sum(len(x) for x in c._since_shadow if isinstance(x, str)) <= limit
+        assert sum(len(x) for x in c._shadow.behind if isinstance(x, str)) <= limit
     for i in range(20):
         acked(c.apply_local([5 * limit + i, "y"]))
-        assert sum(len(x) for x in c._since_shadow if isinstance(x, str)) <= limit
+        assert sum(len(x) for x in c._shadow.behind if isinstance(x, str)) <= limit
     assert c.shadow == c.text == hub.committed_text

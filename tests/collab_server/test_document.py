@@ -382,6 +382,31 @@ def test_byte_length_always_matches_the_text(data: st.DataObject) -> None:
 
 
 @given(data=st.data())
+def test_byte_length_is_kept_without_the_text_being_read(data: st.DataObject) -> None:
+    """The sequencer applies ops to its texts only when they are read (issue 14: a copy of a
+    large document per keystroke); deleting text that pending or committed ops brought in, never
+    read meanwhile, still counts its UTF-8 bytes right.  The texts are read only at the end."""
+    start = data.draw(texts(max_size=8), label="start")
+    s = Sequencer(start, 0, max_bytes=data.draw(st.integers(0, 60), label="limit"))
+    text = committed = start
+    for seq in range(1, data.draw(st.integers(1, 25)) + 1):
+        action = data.draw(st.sampled_from(["submit", "submit", "submit", "commit", "rollback"]))
+        if action == "submit":
+            op = data.draw(ops_on(text, max_components=3))
+            if not isinstance(s.submit(sub(A, seq, s.rev, op)), Refusal):
+                text = ops.apply(text, op)
+        elif action == "commit":
+            s.take_unsent()
+            s.commit(s.rev)
+            committed = text
+        else:
+            s.rollback()
+            text = committed
+        assert (s.bytes, s.committed_bytes) == (utf8(text), utf8(committed))
+    assert (s.text, s.committed_text) == (text, committed)
+
+
+@given(data=st.data())
 def test_history_bytes_always_match_what_is_kept(data: st.DataObject) -> None:
     """Submits, commits, rollbacks, the op limit and budget evictions all keep the byte counts true."""
     budget = HistoryBudget(data.draw(st.sampled_from([0, 500, 2000]), label="budget"))
