@@ -361,11 +361,12 @@ def test_a_document_sent_in_pieces_leaves_each_ack_no_large_insert_to_compose() 
         hub.commit(hub.take_unsent()[-1].rev)
         return c.receive_ack(s.rev)
 
-    out = c.apply_local(["x" * (10 * limit)])
+    out = c.apply_local(["x" * (deferred.EAGER_LENGTH + 10 * limit)])  # large: its shadow is deferred
     while out is not None:
         out = acked(out)
         assert sum(len(x) for x in c._shadow.behind if isinstance(x, str)) <= limit
     for i in range(20):
         acked(c.apply_local([5 * limit + i, "y"]))
         assert sum(len(x) for x in c._shadow.behind if isinstance(x, str)) <= limit
+        assert c._shadow.behind  # deferred: the typing is held, not applied
     assert c.shadow == c.text == hub.committed_text

@@ -11,12 +11,16 @@ from collab_core.deferred import DeferredText
 from tests.collab_core.ot_strategies import ops_on, texts
 
 
-@pytest.mark.parametrize("bounds", [(256, 4096), (2, 3)], ids=["as-shipped", "tight"])
+@pytest.mark.parametrize(
+    "bounds", [(256, 4096, 0), (2, 3, 0), (2, 3, 8)], ids=["deferred", "tight", "tight-eager-when-small"]
+)
 @given(data=st.data())
-def test_agrees_with_applying_each_op(bounds: tuple[int, int], data: st.DataObject) -> None:
+def test_agrees_with_applying_each_op(bounds: tuple[int, int, int], data: st.DataObject) -> None:
     """After any run of ops: the length, every span and the text are the applied text's, read in
-    any order; and every earlier value still reads as it did (``then`` leaves it as it was)."""
+    any order; and every earlier value still reads as it did (``then`` leaves it as it was).
+    (The texts are small: every text here is deferred, or those of up to 8 code points are not.)"""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(deferred, "EAGER_LENGTH", bounds[2])
         mp.setattr(deferred, "MAX_COMPONENTS", bounds[0])
         mp.setattr(deferred, "MAX_INSERTED", bounds[1])
         model = data.draw(texts(max_size=16), label="text")
@@ -53,7 +57,15 @@ def test_typing_into_a_large_text_keeps_one_copy_until_it_is_read() -> None:
     assert d.text == model
 
 
-def test_ops_held_are_applied_at_their_bounds() -> None:
+def test_a_small_text_takes_each_op_at_once() -> None:
+    d = DeferredText("abc").then([1, "x"]).then([4, "y"])
+    assert d.behind == [] and d.text == "axbcy"
+    big = DeferredText("-" * deferred.EAGER_LENGTH).then(["+"])  # grows past: the next op waits
+    assert big.behind == [] and big.then([1, "+"]).behind
+
+
+def test_ops_held_are_applied_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deferred, "EAGER_LENGTH", 0)
     d = DeferredText("abc")
     d = d.then(["z" * deferred.MAX_INSERTED])
     assert d.behind == ["z" * deferred.MAX_INSERTED]
@@ -69,7 +81,9 @@ def test_ops_held_are_applied_at_their_bounds() -> None:
     assert d.text == "+-" * deferred.MAX_COMPONENTS + "-" * (1000 - deferred.MAX_COMPONENTS)
 
 
-def test_an_op_past_the_end_is_refused() -> None:
+@pytest.mark.parametrize("eager", [0, 100], ids=["deferred", "eager"])
+def test_an_op_past_the_end_is_refused(monkeypatch: pytest.MonkeyPatch, eager: int) -> None:
+    monkeypatch.setattr(deferred, "EAGER_LENGTH", eager)
     d = DeferredText("abc").then([3, "d"])
     with pytest.raises(ops.InvalidOp):
         d.then([5, "e"])
