@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collab_core import ops
+from collab_core.deferred import DeferredText
 from collab_core.view import LaggingView
 
 from .positions import UTF8, UTF16, UTF32, LineIndex, carry_count, positions_of
@@ -89,7 +90,10 @@ class _Sent:
     version: int
     #: the text the editor showed when the edit was sent
     base: str
-    expected: str
+    #: what the edit makes of ``base``: the pending ops it shows, composed (normalized)
+    op: ops.Op
+    #: the text it gives (a large one is made only if it is read: see :attr:`expected`)
+    after: DeferredText
     #: how many pending remote ops the edit shows
     count: int
     #: (start, end, new text) in ``base``, in order: the places the edit changes
@@ -103,6 +107,11 @@ class _Sent:
     answered: bool = False
     #: the user's changes came before any sign of the edit (it may still come: see did_change)
     user_seen: bool = False
+
+    @property
+    def expected(self) -> str:
+        """The text the edit gives."""
+        return self.after.text
 
 
 class _Reader:
@@ -250,13 +259,21 @@ class _Scan:
     def last(self) -> str:
         return self.texts[-1]
 
-    def add(self, text: str, span: tuple[int, int] | None, expected: _Expected | None, shift: _Shift) -> None:
-        """The text after the next change (*span* of the last text replaced)."""
+    def add(
+        self,
+        before: str,
+        op: ops.Op,
+        text: str,
+        span: tuple[int, int] | None,
+        expected: _Expected | None,
+        shift: _Shift,
+    ) -> None:
+        """The text after the next change: *op* applied to *before* (*span* of it replaced)."""
         k = self.count = self.count + 1
         if self.crlfs is not None:
             self.crlfs = _crlfs_after(self.crlfs, self.texts[-1], text, span)
         if expected is not None and self.exact is None:
-            if text == expected.text:
+            if expected.given(before, op, text):
                 self.exact = (k, text)
             elif self.eol is None:
                 if self.crlfs is None:
@@ -307,14 +324,26 @@ _Shift = Callable[[str], "str | None"]
 
 class _Expected:
     """The text an edit gives, and its length once CRLF is read as LF and a final newline
-    dropped (counted when first asked for: an editor that reports the edit exactly never
-    makes it needed)."""
+    dropped (each made when first asked for: an editor that reports the edit exactly, as one
+    change made of the edit's own op, never makes them needed)."""
 
-    __slots__ = ("_eol_length", "text")
+    __slots__ = ("_eol_length", "_sent")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, sent: _Sent) -> None:
+        self._sent = sent
         self._eol_length: int | None = None
+
+    @property
+    def text(self) -> str:
+        return self._sent.expected
+
+    def given(self, before: str, op: ops.Op, text: str) -> bool:
+        """Is *text* (*op* applied to *before*) the text expected?  Without comparing the two
+        when *op* is the edit's own, applied to the text it was sent for."""
+        sent = self._sent
+        if before is sent.base and ops.normalize(op) == sent.op:
+            return True
+        return len(text) == sent.after.length and text == self.text
 
     @property
     def eol_length(self) -> int:
@@ -478,16 +507,18 @@ def _same_but_eol(a: str, b: str) -> bool:
     return a.removesuffix("\n") == b.removesuffix("\n")
 
 
-def _shows_already(shown: str, expected: str) -> bool:
+def _shows_already(shown: str, expected: DeferredText) -> bool:
     """Does an editor that answered "applied" and reported no change since the edit went,
     showing *shown*, show the edit's effect (*expected*) as far as it ever will? Yes if the
     edit only drops a final newline the editor keeps (Neovim while 'eol' is set). An edit
     that adds a final newline adds a line every editor shows, and reports, perhaps after
     answering; so does an edit of line endings alone (the room's CRLF brought to a buffer
-    opened from a copy with LF): the text it has not changed yet is not its effect."""
-    return shown == expected or (
-        shown[: len(expected)] == expected and shown[len(expected) :] in ("\n", "\r\n")
-    )
+    opened from a copy with LF): the text it has not changed yet is not its effect.
+    (Told by the lengths first: the expected text is made, and compared, only if they fit.)"""
+    n = expected.length
+    if len(shown) - n not in (0, 1, 2):
+        return False
+    return shown == expected.text or (shown.startswith(expected.text) and shown[n:] in ("\n", "\r\n"))
 
 
 def _splits_crlf(text: str, i: int) -> bool:
@@ -647,15 +678,14 @@ class EditorSync:
         if verdict.kind == "after_user":
             out = self._user_changes(stream[: verdict.j])
             self.stats["shifted"] += 1
-        # (what the edit's places make of the text it was sent for is known: its expected
-        # text, unless the text shown moved since; the whole text is not made again)
-        self.view.show(sent.count, sent.expected if sent.count and self.view.text is sent.base else None)
+        # (what the edit's places make of the text it was sent for is known, unless the text
+        # shown moved since: the editor's text if it is the one expected (found as it was
+        # read), shown as the editor's own copy, one object for both from here on; else the
+        # expected text.  The whole text is not made again.)
+        unmoved = sent.count and self.view.text is sent.base
+        self.view.show(sent.count, (verdict.text if verdict.exact else sent.expected) if unmoved else None)
         self.stats["confirmed"] += 1
-        if verdict.exact and self.view.text is sent.expected:
-            # the editor's text is the one expected (compared as it was read): shown as the
-            # editor's own copy of it, one object for both from here on
-            self.view.text = verdict.text
-        elif verdict.kind == "after_user":
+        if verdict.kind == "after_user":
             # A version-blind client put it at shifted places: the room has it
             # where it belongs, so the editor is put right (the next edit moves
             # it), and the room never sees the misplacement (two such clients
@@ -663,7 +693,7 @@ class EditorSync:
             right = self.view.text
             self.view.text = verdict.text
             self.view.pending.appendleft((None, ops.diff(verdict.text, right)))
-        else:
+        elif not (verdict.exact and self.view.text is verdict.text):
             # The editor wrote it its way (line endings, a final newline, the
             # user's typing in a whole-text change): that difference is the
             # user's edit, sent once, so the room follows the buffer.
@@ -707,14 +737,15 @@ class EditorSync:
         self,
         scan: _Scan,
         stream: list[ContentChange],
-        expected: str | None,
+        sent: _Sent | None,
         shift: _Shift,
         known: tuple[str, str] | None = None,
     ) -> None:
-        """Read the changes of *stream* that *scan* has not read yet; *known*: a text and
-        what the last change makes of it, if the caller has it (see :meth:`did_change`)."""
+        """Read the changes of *stream* that *scan* has not read yet, against the edit *sent*
+        if any; *known*: a text and what the last change makes of it, if the caller has it
+        (see :meth:`did_change`)."""
         read = _Reader(self.encoding)
-        want = None if expected is None else _Expected(expected)
+        want = None if sent is None else _Expected(sent)
         text = scan.last
         last = len(stream) - 1
         for i in range(scan.count, len(stream)):
@@ -723,7 +754,7 @@ class EditorSync:
                 before, text = text, ops.applied(text, op, known[1])
             else:
                 before, text = text, ops.apply(text, op)
-            scan.add(text, read.span if text is not before else (0, 0), want, shift)
+            scan.add(before, op, text, read.span if text is not before else (0, 0), want, shift)
 
     def _recognize(
         self, sent: _Sent, stream: list[ContentChange], known: tuple[str, str] | None = None
@@ -736,7 +767,7 @@ class EditorSync:
         def shift(text: str) -> str | None:
             return self._apply_raw(text, sent.edits)
 
-        self._scan(scan, stream, sent.expected, shift, known)
+        self._scan(scan, stream, sent, shift, known)
         last = scan.last
         # 1. it comes first, exactly; 2. or up to line endings
         if scan.exact is not None:
@@ -867,8 +898,9 @@ class EditorSync:
         for _, more in self.view.pending:
             op = ops.compose(op, more)
         count = len(self.view.pending)
-        expected = ops.apply(base, op)
-        if expected == base:
+        op = ops.normalize(op)
+        expected = DeferredText(base).then(op)
+        if expected.length == len(base) and expected.text == base:
             # They change nothing (e.g. "b" replaced by "b"): an editor that
             # applies an edit as a diff would report no change, and we would
             # wait for its effect forever.  Show them; send none.
@@ -881,13 +913,15 @@ class EditorSync:
         _Reader.know(base, self.encoding, positions, offsets)
         places = iter(positions)
         edits = tuple(TextEdit(next(places), next(places), new) for _, _, new in regions)
-        self._sent = _Sent(self.version, base, expected, count, regions, edits)
+        self._sent = _Sent(self.version, base, op, expected, count, regions, edits)
         self._awaiting_answer = True
         self.stats["sent"] += 1
         return EditToApply(self.version, edits)
 
     @staticmethod
-    def _regions(base: str, expected: str, places: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    def _regions(
+        base: str, expected: DeferredText, places: list[tuple[int, int, str]]
+    ) -> list[tuple[int, int, str]]:
         """The places to send, widened where an editor cannot address them, as (start, end, new text)."""
         spans: list[list[int]] = []
         for start, end, _ in places:
@@ -920,7 +954,7 @@ class EditorSync:
         out = []
         for s, e in spans:
             lo = moved(s, end=False)
-            out.append((s, e, expected[lo : moved(e, end=True)]))
+            out.append((s, e, expected.span(lo, moved(e, end=True))))
         # A place that changes nothing (a CR deleted and one inserted, widened over its CRLF
         # to "\r\n" for "\r\n") is left out: an editor would report it as a change of its
         # own, the text not moving, before the edit's real places.  (The edit changes
@@ -958,11 +992,7 @@ class EditorSync:
             # follow (Neovim skips a stale edit yet answers applied: true)
             self._missed()
             return self._flush_deferred(sent)
-        if (
-            not sent.deferred
-            and sent.version == self.version
-            and _shows_already(self.view.text, sent.expected)
-        ):
+        if not sent.deferred and sent.version == self.version and _shows_already(self.view.text, sent.after):
             self._sent = None
             shown = self.view.text
             self.view.show(sent.count)

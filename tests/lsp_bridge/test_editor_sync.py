@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from collab_core import ops
+from collab_core import deferred, ops
 from collab_core.client import ClientState, DocumentClient, Outgoing
+from collab_core.deferred import DeferredText
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange, EditorSync, EditToApply, TextEdit, apply_changes
 from lsp_bridge.positions import LineIndex
@@ -955,3 +956,48 @@ def test_the_buffers_own_copy_after_a_peers_edit_is_the_text_shown() -> None:
     after, _ = apply_changes(before, changes, "utf-16")
     assert sync.did_change(2, changes, (before, after)) == []
     assert sync.quiet and sync.text is after and after == "hello\nbrave world"
+
+
+@pytest.mark.parametrize("report", ["as-sent", "whole-text", "another-way"])
+def test_a_peers_edit_to_a_large_text_is_not_made_whole_when_reported_as_sent(report: str) -> None:
+    """Issue 14: the text a peer's edit gives a large document is made only if it is read. An
+    editor that reports the edit as one change that is the edit's own op on the text it was
+    sent for (also a whole-text change: read as a diff, it is that op) has made that text: it
+    is shown as the buffer's copy, and the expected one never made.  Reported as another op
+    with the same effect, the expected text is made and compared, and shown the same."""
+    text = "x = 1\n" * (deferred.EAGER_LENGTH // 6 + 1)
+    sync = EditorSync(text, 1, "utf-16")
+    sync.receive_remote([600, "y"])
+    edit = sync.edit_to_send()
+    assert edit is not None and len(edit.edits) == 1
+    sent = sync._sent
+    assert sent is not None and sent.after.behind  # not made
+    assert sync.edit_answered(True) == []
+    before = sync.text
+    changes = [ContentChange((*e.start, *e.end), e.new_text) for e in edit.edits]
+    after, _ = apply_changes(before, changes, "utf-16")
+    if report == "whole-text":
+        changes = [ContentChange(None, after)]
+    elif report == "another-way":  # "x" at 600 replaced by "yx"
+        changes = [ContentChange((100, 0, 100, 1), "yx")]
+    assert sync.did_change(2, changes, (before, after)) == []
+    assert sync.quiet and sync.text is after and after == text[:600] + "y" + text[600:]
+    assert bool(sent.after.behind) is (report != "another-way")
+
+
+def test_an_answered_edit_shows_already_only_a_kept_final_newline_more() -> None:
+    """``_shows_already``: the editor's text is the edit's effect, or that with a final line
+    break more (Neovim keeps it); told by the lengths first, so that a large expected text is
+    made only when the lengths fit."""
+    from lsp_bridge.editor_sync import _shows_already
+
+    base = DeferredText("a\r\nb\r\n")
+    expected = base.then([4, -2])  # the final CRLF dropped
+    assert _shows_already("a\r\nb", expected)
+    assert _shows_already("a\r\nb\r\n", expected)
+    assert _shows_already("a\r\nb\n", expected)
+    assert not _shows_already("a\r\nb\r\n\n", expected)
+    assert not _shows_already("a\r\nbxy", expected)
+    assert not _shows_already("a\r\n", expected)
+    big = DeferredText("z" * (deferred.EAGER_LENGTH + 1)).then([5, "y"])
+    assert not _shows_already("z" * 10, big) and big.behind  # not made
