@@ -33,7 +33,9 @@ sockets (tests/lsp_bridge/test_room.py):
   going, they go to the shell to keep on disk, :class:`KeepCarry`, and the
   next server restores them, :meth:`Room.restore_carry`; what the hub has
   not acknowledged for ``hold_after`` is kept on disk already while the
-  server runs, :class:`HoldCarry`, for a server killed without an exit);
+  server runs, :class:`HoldCarry`, for a server killed without an exit, and
+  so is what a leave kept, until an entry takes it back; an entry into
+  another room has it kept on disk for a later one);
 * one document per room path, however many buffers show it;
 * ops larger than the hub's frame limit go in pieces (``welcome.limits``),
   a document larger than its document limit is refused once, in words;
@@ -211,9 +213,9 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class KeepCarry:
-    """The editor is going with changes the hub has not acknowledged: keep *saved* (plain JSON,
-    :meth:`Room.restore_carry` reads it) where the next server of this user finds it for an
-    entry into room *room_id* (as client *client_id*)."""
+    """The editor is going with changes the hub has not acknowledged (or this server enters
+    another room than theirs): keep *saved* (plain JSON, :meth:`Room.restore_carry` reads it)
+    where the next entry of this user into room *room_id* finds it (as client *client_id*)."""
 
     room_id: str
     client_id: str
@@ -222,10 +224,11 @@ class KeepCarry:
 
 @dataclass(frozen=True, slots=True)
 class HoldCarry:
-    """Changes the hub has not acknowledged for ``hold_after``: keep *saved* (as
-    :class:`KeepCarry` would) on disk now, claimed by this server while it runs (a later copy
-    replaces it), so that if the server is killed without a word (kill -9, the OOM killer, a
-    crash) the next server of this user finds it, as it finds what an exit keeps."""
+    """Changes the hub has not acknowledged for ``hold_after``, or that a leave kept for this
+    server's next entry: keep *saved* (as :class:`KeepCarry` would) on disk now, claimed by this
+    server while it runs (a later copy replaces it), so that if the server is killed without a
+    word (kill -9, the OOM killer, a crash) the next server of this user finds it, as it finds
+    what an exit keeps."""
 
     room_id: str
     client_id: str
@@ -235,7 +238,8 @@ class HoldCarry:
 @dataclass(frozen=True, slots=True)
 class DropHeld:
     """What :class:`HoldCarry` kept is done with: the hub acknowledged it all, or the room was
-    left (an exit keeps it with :class:`KeepCarry` first)."""
+    left with it all acknowledged (a leave with changes unsent holds them again, an exit keeps
+    them with :class:`KeepCarry`; either replaces the held copy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,6 +745,9 @@ class Room:
         self._exiting = False
         #: what the last leave could not deliver (see _Carry)
         self._carry: _Carry | None = None
+        #: that carry is held on disk too (HoldCarry at the leave), for a server killed before
+        #: an entry takes it back or it is kept (KeepCarry)
+        self._carry_held = False
         #: when the unacknowledged changes are next looked at, to be kept on disk (HoldCarry)
         self._hold_due: float | None = None
         #: a HoldCarry is on disk (until DropHeld), and changes came since the last one
@@ -943,17 +950,22 @@ class Room:
         unsent = self._unsent() if self.in_room else []
         if unsent:
             self._keep_unsent(unsent, exiting=exiting)
-            if exiting:
-                self._held = False  # (the KeepCarry below holds it all: it replaces the held copy)
-        carry = self._carry
-        if exiting and carry is not None:
+            # (what is held goes on as the carry: kept below at an exit, held again otherwise;
+            # either replaces the held copy, so it is not dropped with the room)
+            self._held = False
+        if exiting and self._carry is not None:
             # (this leave's, or an earlier leave's that no entry took back)
-            self._carry = None
-            self._events.append(KeepCarry(carry.room_id, carry.client_id, carry.saved()))
+            self._keep_carry()
         connected = self.connected
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))
         self._reset_room()
+        carry = self._carry
+        if unsent and not exiting and carry is not None:
+            # kept in memory for this server's next entry, and on disk while it runs: a server
+            # killed before that entry leaves it to the next server, as typing held offline
+            self._carry_held = True
+            self._events.append(HoldCarry(carry.room_id, carry.client_id, carry.saved()))
         if connected:
             self._send({"type": "leave"})  # goes before the close
         self._events.append(Disconnect())
@@ -961,6 +973,14 @@ class Room:
         self._events.append(Notify("pairls/participants", {"participants": []}))
         for ticket in tickets:
             self._done(ticket, result={"unsent": unsent} if unsent else {})
+
+    def _keep_carry(self) -> None:
+        """The carry no entry of this server takes back now goes to the shell to keep on disk
+        for any later entry into its room (:class:`KeepCarry`: in place of its held copy)."""
+        carry, self._carry = self._carry, None
+        assert carry is not None
+        self._carry_held = False
+        self._events.append(KeepCarry(carry.room_id, carry.client_id, carry.saved()))
 
     def _carry_of(self, paths: list[str]) -> _Carry:
         """The documents *paths* (with changes the hub has not acknowledged) as a carry of this
@@ -1007,7 +1027,7 @@ class Room:
         if old is not None and old.room_id != self.room_id:
             # an earlier leave's, from another room, that no entry took back: kept on disk
             # rather than dropped for this one
-            self._events.append(KeepCarry(old.room_id, old.client_id, old.saved()))
+            self._keep_carry()
         for path in paths:
             for ticket in self.docs[path].tickets:
                 self._done(ticket, error="left the room")
@@ -2594,6 +2614,10 @@ class Room:
             what, arg, ticket = self._entry
             self._entry = None
             assert self.hub_url is not None
+            if self._carry is not None and self._carry.room_id != self.room_id:
+                # another room's, that this entry does not take: on disk for a later entry
+                # (this server holds one copy of typing on disk, this room's from now on)
+                self._keep_carry()
             if what == "create":
                 self.editor_invite = str(Invite(self.hub_url, self.room_id, msg["editorSecret"]))
                 self.viewer_invite = str(Invite(self.hub_url, self.room_id, msg["viewerSecret"]))
@@ -2666,6 +2690,10 @@ class Room:
         if carry is None or carry.room_id != self.room_id or carry.client_id != self.client_id:
             return
         self._carry = None
+        if self._carry_held:
+            # its held copy is this entry's now: dropped once the hub has it all (_hold)
+            self._carry_held = False
+            self._held = True
         self._events.append(CarryTaken(carry.room_id))
         self.stats["carried"] += 1
         self._next_seqs = dict(carry.seqs)

@@ -536,14 +536,92 @@ def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_
     assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
 
 
-def test_a_leave_drops_the_held_copy() -> None:
-    """Leaving (not exiting) with the hub away keeps the changes for the next entry of this
-    server, in memory, as before; the held copy on disk is dropped with the room."""
+def _left_holding() -> tuple[Wire, HoldCarry]:
+    """A room with x.txt ("abc"), "!" typed and held (the hub away), then left (not exiting):
+    the leave's carry, held on disk."""
     w = _held_once()
     w.room.leave(w.now)
     w.advance(5.1)
     assert not w.room.in_room and w.room.stats["left_unsent"] == 1
-    assert len(w.events_of(DropHeld)) == 1 and not w.events_of(KeepCarry)
+    (held,) = w.events_of(HoldCarry)
+    assert not w.events_of(DropHeld) and not w.events_of(KeepCarry)
+    return w, held
+
+
+def test_what_a_leave_could_not_deliver_is_held_on_disk_for_a_server_killed_before_it_joins_again() -> None:
+    """Leaving (not exiting) with the hub away keeps the changes in memory for the next entry of
+    this server; until then they are held on disk as well (:class:`HoldCarry`, not dropped with
+    the room): killed before that entry, the server leaves them to the next, which sends them
+    once.  A leave with everything acknowledged drops a held copy, as before."""
+    w, held = _left_holding()
+    assert held.room_id == "R" and set(held.saved["docs"]) == {"x.txt"}
+    w.advance(30)
+    assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
+
+    # killed here; the next server finds the held copy
+    w2 = Wire()
+    w2.hub = w.hub
+    assert w2.room.restore_carry(json.loads(json.dumps(held.saved))) is Restore.TAKEN
+    _join_again(w2, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    w2.opened(w2.take("open", path="x.txt"))
+    _commit_all(w2, "x.txt")
+    assert w.hub["x.txt"].committed_text == "abc!"
+
+    # held, the hub back and acknowledging it all, then left before the next look: dropped
+    w3 = _held_once()
+    w3.rejoin()
+    w3.opened(w3.take("open", path="x.txt"))
+    _commit_all(w3, "x.txt")
+    w3.room.leave(w3.now)
+    w3.advance(0.1)
+    assert len(w3.events_of(DropHeld)) == 1 and not w3.events_of(HoldCarry)
+
+
+def test_an_entry_that_takes_a_leaves_carry_back_drops_its_held_copy_once_the_hub_has_it() -> None:
+    """This server joins the room it left again: the carry is its, and the copy on disk is
+    done with once the hub has acknowledged it all (:class:`DropHeld` at the next look)."""
+    w, _ = _left_holding()
+    _join_again(w, "client-new", [{"path": "x.txt", "rev": w.hub["x.txt"].rev}])
+    assert len(w.events_of(CarryTaken)) == 1
+    w.opened(w.take("open", path="x.txt"))
+    _commit_all(w, "x.txt")
+    assert w.hub["x.txt"].committed_text == "abc!"
+    w.advance(1.1)
+    assert len(w.events_of(DropHeld)) == 1 and not w.events_of(HoldCarry)
+
+
+def test_an_entry_into_another_room_keeps_a_leaves_carry_on_disk() -> None:
+    """This server enters another room: the carry goes to the shell to keep on disk (in place
+    of its held copy) for a later entry into its room.  An entry that fails keeps it held."""
+    w, held = _left_holding()
+    failed = w.room.create(HUB, "r2", "client-other", w.now)
+    w.step()
+    w.events_of(Connect)
+    w.room.connection_closed(1006, w.now, None)
+    w.advance(60)
+    assert w.done(failed).error is not None and not w.room.in_room
+    assert not w.events_of(DropHeld) and not w.events_of(KeepCarry)
+    entered = w.room.create(HUB, "r2", "client-other", w.now)
+    w.step()
+    w.connect()
+    w.reply(
+        w.take("create_room"),
+        type="room_created",
+        room="R2",
+        role="owner",
+        participant="me",
+        author="ada-author",
+        participants=[{"id": "me", "name": "Ada", "role": "owner"}],
+        documents=[],
+        presence=[],
+        ownerSecret="O" * 43,
+        editorSecret="E" * 43,
+        viewerSecret="V" * 43,
+    )
+    assert w.done(entered).result is not None
+    (kept,) = w.events_of(KeepCarry)
+    assert (kept.room_id, kept.client_id, kept.saved) == (held.room_id, held.client_id, held.saved)
+    assert not w.events_of(DropHeld) and not w.events_of(CarryTaken)
 
 
 def _kept_elsewhere(room_id: str) -> dict[str, Any]:
@@ -571,23 +649,25 @@ def test_a_kept_carry_is_restored_only_before_an_entry() -> None:
     assert w.room.stats["carries_unreadable"] == 0
 
 
-def test_a_carry_of_another_room_is_kept_on_disk_when_a_leave_makes_a_new_one() -> None:
-    """A carry from another room that no entry took back is not dropped when leaving this room
-    with edits unsent makes a new one: it goes to the shell to keep, as at exit."""
+def test_a_carry_of_another_room_is_kept_on_disk_when_this_server_enters_a_room() -> None:
+    """A carry from another room that no entry took back is not dropped, nor left in memory
+    only, when this server enters a room: it goes to the shell to keep, as at exit; leaving this
+    room with edits unsent then makes a carry of its own, held."""
     w = Wire()
     assert w.room.restore_carry(_kept_elsewhere("OTHER")) is Restore.TAKEN
     assert w.room.restore_carry(_kept_elsewhere("THIRD")) is Restore.NOT_NOW  # (holds one)
-    w.create()  # (room R: the carry of OTHER stays, not this entry's)
+    w.create()  # (room R: the carry of OTHER is not this entry's)
+    (kept,) = w.events_of(KeepCarry)
+    assert kept.room_id == "OTHER" and kept.saved == _kept_elsewhere("OTHER")
     _share_created(w, "file:///x.txt", "x.txt", "abc")
     w.type("file:///x.txt", 2, (0, 3), "!")
     w.take("op")
     w.lost()
-    w.events_of(KeepCarry)
     w.room.leave(w.now)
     w.advance(5.1)
-    (kept,) = w.events_of(KeepCarry)
-    assert kept.room_id == "OTHER" and kept.saved == _kept_elsewhere("OTHER")
-    assert w.room.stats["left_unsent"] == 1  # (and R's is kept in memory, as before)
+    assert not w.events_of(KeepCarry)
+    assert [h.room_id for h in w.events_of(HoldCarry)] == ["R", "R"]  # (offline for 1 s; the leave)
+    assert w.room.stats["left_unsent"] == 1
 
 
 def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytest.LogCaptureFixture) -> None:

@@ -1065,6 +1065,45 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         await proxy.close()
 
 
+async def test_leaving_offline_then_a_server_killed_before_it_joins_again_keeps_it_for_the_next_session(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob's connection is cut; he types and leaves the room (``pairls.leaveRoom``): after the
+    leave's wait he is told what was kept for his next entry.  His server holds it on disk too,
+    not in memory only: killed before he joins again, it leaves the typing to his next editor,
+    which brings it to the room once, after what Ada wrote meanwhile."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
+        invite = proxy.invite(room["invite"])
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        await _eventually(lambda: _files(carries))
+        assert await b.command("pairls.leaveRoom", {}) == {"unsent": ["r.txt"]}
+        server = b.client._server
+        assert server is not None
+        (held,) = await _files(carries)
+        assert held.name.endswith(f".json.taking-{server.pid}")
+        server.kill()
+        assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
+        a.insert(ua, 0, "meanwhile\n")
+        await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
+        proxy.restore()
+
+        b2 = await make_editor("neovim", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
+        await b2.command("pairls.joinRoom", {"invite": invite})
+        ub2 = b2.uri("r.txt")
+        b2.open(ub2, "start\ntyped offline\n", "plaintext")
+        await settle([(a, ua), (b2, ub2)], "r.txt")
+        want = "meanwhile\nstart\ntyped offline\n"
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
+        st = await b2.status()
+        assert st["stats"]["carried"] == 1 and st["heals"] == 0
+        assert await _files(carries) == []
+    finally:
+        await proxy.close()
+
+
 async def test_what_was_held_while_offline_is_removed_once_the_hub_has_it(
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
 ) -> None:
