@@ -1065,13 +1065,15 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         await proxy.close()
 
 
-async def test_leaving_offline_then_a_server_killed_before_it_joins_again_keeps_it_for_the_next_session(
-    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+@pytest.mark.parametrize("end", ["kill -9", "exit"])
+async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_it_for_the_next_session(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, end: str
 ) -> None:
     """Bob's connection is cut; he types and leaves the room (``pairls.leaveRoom``): after the
     leave's wait he is told what was kept for his next entry.  His server holds it on disk too,
     not in memory only: killed before he joins again, it leaves the typing to his next editor,
-    which brings it to the room once, after what Ada wrote meanwhile."""
+    which brings it to the room once, after what Ada wrote meanwhile.  An exit keeps it in place
+    of the held copy: one file, which the next editor takes."""
     host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
     proxy = await TcpProxy(host, int(port)).start()
     try:
@@ -1084,8 +1086,13 @@ async def test_leaving_offline_then_a_server_killed_before_it_joins_again_keeps_
         assert server is not None
         (held,) = await _files(carries)
         assert held.name.endswith(f".json.taking-{server.pid}")
-        server.kill()
-        assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
+        if end == "kill -9":
+            server.kill()
+            assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
+        else:
+            b.client.exit(None)
+            assert await asyncio.wait_for(server.wait(), 30) == 1  # (exit without shutdown)
+            assert [p.name for p in await _files(carries)] == [held.name.partition(".taking-")[0]]
         a.insert(ua, 0, "meanwhile\n")
         await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
         proxy.restore()
