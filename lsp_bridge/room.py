@@ -960,12 +960,8 @@ class Room:
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))
         self._reset_room()
-        carry = self._carry
-        if unsent and not exiting and carry is not None:
-            # kept in memory for this server's next entry, and on disk while it runs: a server
-            # killed before that entry leaves it to the next server, as typing held offline
-            self._carry_held = True
-            self._events.append(HoldCarry(carry.room_id, carry.client_id, carry.saved()))
+        if unsent and not exiting:
+            self._hold_carry()
         if connected:
             self._send({"type": "leave"})  # goes before the close
         self._events.append(Disconnect())
@@ -973,6 +969,15 @@ class Room:
         self._events.append(Notify("pairls/participants", {"participants": []}))
         for ticket in tickets:
             self._done(ticket, result={"unsent": unsent} if unsent else {})
+
+    def _hold_carry(self) -> None:
+        """The carry just made is kept in memory for this server's next entry into its room, and
+        on disk while the server runs (:class:`HoldCarry`): a server killed before that entry
+        leaves it to the next server, as typing held offline."""
+        carry = self._carry
+        assert carry is not None
+        self._carry_held = True
+        self._events.append(HoldCarry(carry.room_id, carry.client_id, carry.saved()))
 
     def _keep_carry(self) -> None:
         """The carry no entry of this server takes back now goes to the shell to keep on disk
@@ -1017,6 +1022,16 @@ class Room:
             self.stats["held"] += 1
             self._events.append(HoldCarry(self.room_id, self.client_id, self._carry_of(unsent).saved()))
         self._hold_due = now + self.config.hold_after
+
+    def _left_unsent(self, *, deleted: bool) -> list[str]:
+        """The room ends for us, not by a leave: what the hub has not acknowledged is kept for
+        the next entry (:meth:`_keep_unsent`; the caller holds it once the room is reset), unless
+        the room is *deleted* (no entry can take it: the editors keep the text); its paths."""
+        unsent = self._unsent() if self.in_room and not deleted else []
+        if unsent:
+            self._keep_unsent(unsent)
+            self._held = False  # (held again as the carry: it replaces the held copy)
+        return unsent
 
     def _keep_unsent(self, paths: list[str], *, exiting: bool = False) -> None:
         """Leaving with *paths* unacknowledged: kept for the next entry, said once (logged
@@ -1370,7 +1385,7 @@ class Room:
             self._done(req.ticket, result={"invite": self.editor_invite, "viewerInvite": self.viewer_invite})
         elif kind == "room_deleted":
             self._done(req.ticket, result={})
-            self._room_ended("pairls: you deleted the room")
+            self._room_ended("pairls: you deleted the room", deleted=True)
         else:
             self._done(req.ticket, error=_explain(_code(msg)))
 
@@ -1845,12 +1860,17 @@ class Room:
                 )
                 self._done(ticket, error=text)
 
-    def _room_ended(self, text: str) -> None:
-        """The room is over for us (removed, invite withdrawn, deleted): say so, and do not reconnect."""
+    def _room_ended(self, text: str, *, deleted: bool = False) -> None:
+        """The room is over for us (removed, invite withdrawn, *deleted*): say so, and do not
+        reconnect.  What the hub did not acknowledge is kept for an entry with a new invite,
+        as a leave keeps it (:meth:`_left_unsent`), unless the room is gone."""
         self._events.append(ShowMessage(text))
+        unsent = self._left_unsent(deleted=deleted)
         for doc in self.docs.values():
             self._events.append(TextReplaced(doc.path, None))
         self._reset_room()
+        if unsent:
+            self._hold_carry()
         self._events.append(Disconnect())
         self._notify_status()
         self._events.append(Notify("pairls/participants", {"participants": []}))
@@ -2104,7 +2124,7 @@ class Room:
             if code == CloseCode.ROOM_DELETED:
                 ended = DELETED_BY.get(reason or "", ended)
             logger.info("the hub ended our place in the room (code %s)", code)
-            self._room_ended(ended)
+            self._room_ended(ended, deleted=code == CloseCode.ROOM_DELETED)
             return
         healthy = self._up_since is not None and now - self._up_since >= self.config.healthy_after
         if self._entered and self._unsent():
@@ -2539,7 +2559,7 @@ class Room:
             self._events.append(Disconnect())
             self.connection_closed(None, now)
             return
-        self._give_up(_explain(code), "could not rejoin the room")
+        self._give_up(_explain(code), "could not rejoin the room", deleted=code == "no_such_room")
 
     def _entry_timed_out(self) -> str:
         """Why the create or join under way failed at its deadline, in words: by how far it got."""
@@ -2556,15 +2576,21 @@ class Room:
             return f"the hub at {url} is running but did not answer in {secs} s; try again"
         return f"cannot reach the hub at {url}; is pairls-hub running?"
 
-    def _give_up(self, text: str, doing: str) -> None:
-        """Fail the create or join under way with *text*, or leave the room saying why; no retry."""
+    def _give_up(self, text: str, doing: str, *, deleted: bool = False) -> None:
+        """Fail the create or join under way with *text*, or leave the room saying why; no retry.
+        What the hub did not acknowledge is kept for the next entry into the room (once what
+        failed is put right), as a leave keeps it, unless the room is gone (*deleted*)."""
+        unsent: list[str] = []
         if self._entry is not None:
             self._done(self._entry[2], error=text)
         else:
             self._events.append(ShowMessage(f"pairls: {doing}: {text}", error=True))
+            unsent = self._left_unsent(deleted=deleted)
             for doc in self.docs.values():
                 self._events.append(TextReplaced(doc.path, None))
         self._reset_room()
+        if unsent:
+            self._hold_carry()
         self._events.append(Disconnect())
         self._notify_status()
 

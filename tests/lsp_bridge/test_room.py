@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from collab_core import ops
+from collab_core.errors import CloseCode
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
 from lsp_bridge.editor_sync import ContentChange, apply_changes
 from lsp_bridge.room import (
@@ -1740,6 +1741,52 @@ def test_a_certificate_failure_on_reconnect_leaves_the_room_once_in_words() -> N
     assert w.done(ticket).result is not None
 
 
+@pytest.mark.parametrize("end", ["removed", "certificate", "no_such_room"])
+def test_typing_the_hub_never_had_when_a_reconnect_cannot_rejoin_is_kept_for_the_next_entry(end: str) -> None:
+    """Offline, the user types; the reconnect cannot get back in: the invite was withdrawn
+    meanwhile (``removed``), or the hub's certificate no longer verifies.  The room is left, said
+    in words, and what the hub never had is kept as a leave keeps it (in memory, and held on
+    disk): the next entry (a new invite, once the certificate is put right) is the same client
+    and sends it, the op in flight with its seq, and the hub commits it once.  A room that no
+    longer exists keeps nothing: the editors keep the text."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    in_flight = w.take("op")
+    w.lost(None)
+    w.type("file:///x.txt", 3, (0, 4), "?")  # typed offline
+    w.advance(1)
+    w.events_of(HoldCarry)  # (offline for a second: held while in the room)
+    w.events_of(ShowMessage)  # ("lost the connection")
+    if end == "certificate":
+        w.room.connection_failed("the certificate of the hub at hub.test could not be verified", w.now)
+    else:
+        w.connect()
+        w.reply(w.take("join"), type="error", code=end, message="refused")
+    assert not w.room.in_room and w.room.next_wakeup() is None
+    texts = [m.text for m in w.events_of(ShowMessage)]
+    held = w.events_of(HoldCarry)
+    if end == "no_such_room":
+        assert len(texts) == 1 and not held and w.room.stats["left_unsent"] == 0
+        assert len(w.events_of(DropHeld)) == 1  # (the copy held while offline: nothing to keep)
+        return
+    assert [t.partition(";")[0] for t in texts[1:]] == [
+        "pairls: left the room before the hub had your last edits to x.txt"
+    ]
+    assert [h.room_id for h in held] == ["R"] and not w.events_of(DropHeld)
+    _join_again(w, "client-new", [{"path": "x.txt", "rev": 0}])
+    assert len(w.events_of(CarryTaken)) == 1
+    w.opened(w.take("open", path="x.txt"))
+    (sent,) = w.all("op")
+    assert sent["seq"] == in_flight["seq"]
+    w.commit("x.txt", sent)
+    _commit_all(w, "x.txt")
+    assert w.hub["x.txt"].committed_text == "abc!?"
+    w.advance(1.1)
+    assert len(w.events_of(DropHeld)) == 1  # (the hub has it all: the held copy is done with)
+
+
 def test_a_plain_connection_failure_still_backs_off_and_retries() -> None:
     """Only what connection_failed is told is final; a refused connection is retried."""
     w = Wire(backoff_min=0.2)
@@ -1980,15 +2027,25 @@ def test_the_owner_cannot_act_on_an_owner_or_give_a_role_that_is_none() -> None:
 def test_a_place_the_owner_ended_is_said_in_words_and_not_reconnected(
     code: int, reason: str, said: str
 ) -> None:
+    """Said in words, and no reconnect.  An op in flight goes nowhere now: it is kept for an
+    entry with a new invite, as a leave keeps it (and held on disk), unless the room is gone."""
     w = Wire()
     w.create()
     _share_created(w, "file:///x.txt", "x.txt", "abc")
-    w.type("file:///x.txt", 2, (0, 3), "!")  # an op in flight: it goes nowhere now
+    w.type("file:///x.txt", 2, (0, 3), "!")
     ticket = w.room.set_role("bob", "viewer", w.now)
     w.lost(code, reason)
     assert w.done(ticket).error is not None
-    (msg,) = w.events_of(ShowMessage)
+    msg, *kept = w.events_of(ShowMessage)
     assert msg.text == f"pairls: {said}" or msg.text.startswith(f"pairls: {said}")
+    held = w.events_of(HoldCarry)
+    if code == CloseCode.ROOM_DELETED:
+        assert not kept and not held and w.room.stats["left_unsent"] == 0
+    else:
+        assert [m.text.partition(";")[0] for m in kept] == [
+            "pairls: left the room before the hub had your last edits to x.txt"
+        ]
+        assert [h.room_id for h in held] == ["R"] and w.room.stats["left_unsent"] == 1
     assert not w.room.in_room and w.events_of(Disconnect)
     w.advance(60)
     assert not w.events_of(Connect) and w.room.next_wakeup() is None

@@ -1231,6 +1231,46 @@ async def test_leaving_while_the_hub_is_unreachable_keeps_the_typing_for_the_nex
         await proxy.close()
 
 
+async def test_typing_offline_while_the_invites_change_goes_in_with_the_new_invite(
+    make_editor: MakeEditor, hub: HubProcess
+) -> None:
+    """Bob's connection is cut and he types; meanwhile Ada changes the invites.  His reconnect
+    cannot get back in: he is out, told why and that his last edits are kept.  With the new
+    invite he joins again, as the same client, and his typing reaches the room exactly once,
+    after what Ada wrote meanwhile (without the carry, the room's text would have replaced
+    it in his buffer)."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, ua, ub, room = await _pair(make_editor, "neovim", "r.txt", "start\n", bob_via=proxy)
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        b.flush(ub)
+        rotated = await a.command("pairls.rotateInvites", {})
+        a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
+        await _eventually(lambda: _hub_has(hub, room | rotated, "meanwhile\nstart\n"))
+        proxy.restore()
+
+        async def out() -> bool:
+            return (await b.status())["roomId"] is None
+
+        await _eventually(out)
+        said = [m.message for m in b.client.messages if m.message.startswith("pairls: ")]
+        assert any("could not rejoin the room" in m for m in said), said
+        assert [m for m in said if "before the hub had" in m] == [
+            "pairls: left the room before the hub had your last edits to r.txt; "
+            "they stay in your editor and go to the room when you join it again"
+        ]
+        await b.command("pairls.joinRoom", {"invite": proxy.invite(rotated["invite"])})
+        await settle([(a, ua), (b, ub)], "r.txt")
+        text = await hub_text(hub.url, rotated["invite"], "r.txt")
+        assert text == "meanwhile\nstart\ntyped offline\n" == a.text(ua) == b.text(ub)
+        st = await b.status()
+        assert st["stats"]["left_unsent"] == 1 and st["stats"]["carried"] == 1 and st["heals"] == 0
+    finally:
+        await proxy.close()
+
+
 async def _type_while_joining(
     b: TestEditor, room: dict[str, Any], ub: str, opened: str | None = None
 ) -> None:
