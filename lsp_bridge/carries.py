@@ -19,7 +19,9 @@ mode 0600 (it holds the documents' text), written whole under a temporary name a
 place.  Two editors of the same user that went offline from the same room keep two files.
 
 An entry *claims* one of its room's files before it joins: renamed to ``...json.taking-<pid>``,
-which only one process can do, so two editors joining at once never enter as the same client.
+which only one process can do, so two editors joining at once never enter as the same client
+(``-<start>`` after the pid where ``/proc`` says when the process started: a pid that another
+process has since, after a reboot say, is not taken for the claimer's).
 Once the entry has taken it, the claimed file is removed; an entry that cannot use it now gives
 it back (renamed again), and a claim whose process is gone (killed; ended but not yet reaped
 counts as gone) is taken over by the next.
@@ -84,7 +86,7 @@ class CarryStore:
         stays)."""
         if self.folder is None:
             return None  # (said at exit, if there is still something to keep then)
-        path = self.folder / f"{_name(room_id, client_id)}.taking-{os.getpid()}"
+        path = self.folder / f"{_name(room_id, client_id)}.taking-{taker(os.getpid())}"
         if not self._write(path, saved, quiet=self._hold_failed):
             self._hold_failed = True
             return None
@@ -138,13 +140,13 @@ class CarryStore:
             return None
         candidates = []
         for name in names:
-            kept, _, taker = name.partition(".json.taking-")
-            if not name.endswith(".json") and not (taker.isdigit() and not _running(int(taker))):
+            kept, _, claimer = name.partition(".json.taking-")
+            if not name.endswith(".json") and not _claimer_gone(claimer):
                 continue  # (a temporary file, one set aside, or claimed by a process that runs)
             with contextlib.suppress(OSError):
                 candidates.append((os.stat(self.folder / name).st_mtime, name, kept.removesuffix(".json")))
         for _, name, base in sorted(candidates):
-            claimed = self.folder / f"{base}.json.taking-{os.getpid()}"
+            claimed = self.folder / f"{base}.json.taking-{taker(os.getpid())}"
             try:
                 os.rename(self.folder / name, claimed)
             except OSError:  # (another process claimed it first)
@@ -229,27 +231,52 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _running(pid: int) -> bool:
-    """Is process *pid* running?  A zombie is not: it ended, and its parent has not reaped it.
-    A server killed outright (kill -9, the OOM killer) whose editor quit before reaping it goes
-    to PID 1, which may reap it seconds later (an editor started again at once would find its
-    claims still held), or never (a container's PID 1 that reaps nobody)."""
+def taker(pid: int) -> str:
+    """How a claim names process *pid*: ``<pid>-<start>`` (when it started, in clock ticks since
+    boot, from ``/proc``), or ``<pid>`` where there is no ``/proc``."""
+    stat = _proc_stat(pid)
+    return f"{pid}-{stat[1]}" if stat is not None else str(pid)
+
+
+def _claimer_gone(claimer: str) -> bool:
+    """Is the process a claim names (:func:`taker`) gone?  False for what is no claim."""
+    pid, _, start = claimer.partition("-")
+    if not pid.isdigit() or not (start.isdigit() or not start):
+        return False
+    return not _running(int(pid), start or None)
+
+
+def _running(pid: int, start: str | None = None) -> bool:
+    """Is process *pid* running (and, with *start*, the one that started then)?  A zombie is
+    not: it ended, and its parent has not reaped it.  A server killed outright (kill -9, the OOM
+    killer) whose editor quit before reaping it goes to PID 1, which may reap it seconds later
+    (an editor started again at once would find its claims still held), or never (a
+    container's PID 1 that reaps nobody).  A process that started at another time has the pid
+    of one that ended (a claim from before a reboot, or pids gone round)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # (another user's: running)
         return True
-    return not _zombie(pid)
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # (no /proc: the pid is all there is to go by)
+    state, started = stat
+    return state not in ("Z", "X") and (start is None or started == start)
 
 
-def _zombie(pid: int) -> bool:
-    """Has *pid* ended, unreaped?  (Read from ``/proc``; False where there is none.)"""
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """The state and the start time (clock ticks after boot) of *pid*, read from ``/proc``;
+    None where there is none (or the process is gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return False
-    # "pid (command) state ...": the command may hold ") " itself, so the last ")" ends it
-    end = stat.rfind(b")")
-    return stat[end + 2 : end + 3] in (b"Z", b"X")
+        return None
+    # "pid (command) state ppid ...": the command may hold ") " itself, so the last ")" ends it;
+    # the start time is the stat's 22nd field, the 20th after the command
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return fields[0].decode("ascii", "replace"), fields[19].decode("ascii", "replace")

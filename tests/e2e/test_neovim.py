@@ -531,7 +531,9 @@ async def test_typing_offline_then_quitting_keeps_it_for_the_next_session(
             carries = tmp_path / "home-bob" / "state" / "pairls" / "carries"
             if how == "kill -9":
                 held = await until(lambda: _one_file(carries), 30, "Bob's pairls-lsp to hold his line")
-                os.kill(int(held.name.rpartition(".taking-")[2]), signal.SIGKILL)  # (its claimer)
+                os.kill(
+                    int(held.name.rpartition(".taking-")[2].partition("-")[0]), signal.SIGKILL
+                )  # (its claimer)
             with contextlib.suppress(ConnectionError, TimeoutError):  # (Neovim leaves at once)
                 await b.input(":wq<CR>")
             await asyncio.wait_for(b.proc.wait(), 15)

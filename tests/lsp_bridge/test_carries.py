@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lsp_bridge.carries import CarryStore
+from lsp_bridge.carries import CarryStore, taker
 from lsp_bridge.room import Restore
 
 SAVED = {"version": 1, "roomId": "room-1", "clientId": "c", "seqs": {}, "docs": {"a.txt": {"text": "SECRET"}}}
@@ -46,7 +46,7 @@ def test_kept_private_claimed_once_and_removed_once_taken(tmp_path: Path) -> Non
     entry = Entry()
     claimed = store.claim("room-1", entry)
     assert claimed is not None and entry.offered == [again]
-    assert not path.exists() and claimed.name.endswith(f".taking-{os.getpid()}")
+    assert not path.exists() and claimed.name.endswith(f".taking-{taker(os.getpid())}")
     assert store.claim("room-1", Entry()) is None  # (claimed: by this process, which runs)
     store.remove(claimed)
     store.remove(claimed)  # (gone already: nothing to do)
@@ -88,6 +88,32 @@ def test_a_claim_whose_process_is_gone_is_taken_over(tmp_path: Path) -> None:
         entry = Entry()
         assert store.claim("room-1", entry) is not None
         assert entry.offered == [SAVED] and not dead.exists()
+    finally:
+        running.kill()
+        running.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="start times are read from /proc")
+def test_a_claim_is_its_process_s_only_while_that_process_runs_under_its_pid(tmp_path: Path) -> None:
+    """A claim names the process by its pid and when it started: a pid that a later process has
+    (after a reboot, or pids gone round) does not hold the claim of the one that ended.  A claim
+    named by the pid alone (an earlier version's) is held while any process has it."""
+    store = CarryStore(tmp_path / "carries")
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid, _, start = taker(running.pid).partition("-")
+        assert pid == str(running.pid) and start.isdigit()
+        for room, claimer, held in [
+            ("room-1", f"{pid}-{start}", True),
+            ("room-2", pid, True),
+            ("room-3", f"{pid}-{int(start) + 1}", False),
+        ]:
+            path = store.save(room, "c", SAVED)
+            assert path is not None
+            path.rename(path.with_name(f"{path.name}.taking-{claimer}"))
+            entry = Entry()
+            assert (store.claim(room, entry) is None) == held, claimer
+            assert entry.offered == ([] if held else [SAVED])
     finally:
         running.kill()
         running.wait()
@@ -158,7 +184,7 @@ def test_a_carry_kept_again_replaces_the_claimed_file_it_came_from(tmp_path: Pat
 HOLDER = """
 import sys, time
 from pathlib import Path
-from lsp_bridge.carries import CarryStore
+from lsp_bridge.carries import CarryStore, taker
 store = CarryStore(Path(sys.argv[1]))
 store.hold("room-1", "c", {"version": 1, "first": True})
 print(store.hold("room-1", "c", {"version": 1, "first": False}), flush=True)
@@ -177,7 +203,7 @@ def test_a_held_carry_is_claimed_by_its_server_and_taken_by_the_next_once_that_o
     try:
         assert holder.stdout is not None
         held = Path(holder.stdout.readline().strip())
-        assert held.parent == folder and held.name.endswith(f".json.taking-{holder.pid}")
+        assert held.parent == folder and held.name.endswith(f".json.taking-{taker(holder.pid)}")
         assert stat.S_IMODE(held.stat().st_mode) == 0o600
         assert [p.name for p in folder.iterdir()] == [held.name]  # (replaced whole, no temporary file)
         assert CarryStore(folder).claim("room-1", Entry()) is None  # (its server runs)
@@ -235,7 +261,7 @@ def test_a_held_carry_of_a_killed_server_nobody_reaped_is_taken(tmp_path: Path) 
     try:
         assert holder.stdout is not None
         held = Path(holder.stdout.readline().strip())
-        assert held.name.endswith(f".json.taking-{holder.pid}")
+        assert held.name.endswith(f".json.taking-{taker(holder.pid)}")
         os.kill(holder.pid, 9)
         os.waitid(os.P_PID, holder.pid, os.WEXITED | os.WNOWAIT)  # (ended, left unreaped: a zombie)
         os.kill(holder.pid, 0)  # (a zombie's pid answers)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from lsprotocol import types as T
 
+from lsp_bridge.carries import taker
 from lsp_bridge.invite import parse_invite
 from tests.lsp_bridge.editors import Notification
 from tests.support.hubclient import Peer, hub_text, room_paths
@@ -1041,7 +1042,7 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         server = b.client._server
         assert server is not None
         (kept,) = await _eventually(lambda: _files(carries))
-        assert kept.name.endswith(f".json.taking-{server.pid}")
+        assert kept.name.endswith(f".json.taking-{taker(server.pid)}")
         assert kept.stat().st_mode & 0o777 == 0o600
         assert (await b.status())["stats"]["held"] >= 1
         server.kill()
@@ -1085,7 +1086,7 @@ async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_i
         server = b.client._server
         assert server is not None
         (held,) = await _files(carries)
-        assert held.name.endswith(f".json.taking-{server.pid}")
+        assert held.name.endswith(f".json.taking-{taker(server.pid)}")
         if end == "kill -9":
             server.kill()
             assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
