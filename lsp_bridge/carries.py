@@ -257,8 +257,8 @@ def _running(pid: int, start: str | None = None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # (another user's: running)
-        return True
+    except OSError:  # (another user's: it runs, and /proc tells whether it is the claimer)
+        pass
     stat = _proc_stat(pid)
     if stat is None:
         return True  # (no /proc: the pid is all there is to go by)

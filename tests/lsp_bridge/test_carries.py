@@ -119,6 +119,33 @@ def test_a_claim_is_its_process_s_only_while_that_process_runs_under_its_pid(tmp
         running.wait()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="start times are read from /proc")
+def test_a_claim_of_another_user_s_pid_is_told_by_its_start_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process of another user cannot be signalled (``EPERM``: these tests run as root, so it
+    is simulated), but /proc still says when it started: a claim of a process that started at
+    another time is taken."""
+    store = CarryStore(tmp_path / "carries")
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+
+    def kill(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    try:
+        pid, _, start = taker(running.pid).partition("-")
+        monkeypatch.setattr(os, "kill", kill)
+        for room, claimer, held in [("room-1", f"{pid}-{start}", True), ("room-2", f"{pid}-0", False)]:
+            path = store.save(room, "c", SAVED)
+            assert path is not None
+            path.rename(path.with_name(f"{path.name}.taking-{claimer}"))
+            assert (store.claim(room, Entry()) is None) == held, claimer
+    finally:
+        monkeypatch.undo()
+        running.kill()
+        running.wait()
+
+
 def test_what_cannot_be_kept_or_read_is_logged_without_the_text(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
