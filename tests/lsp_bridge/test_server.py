@@ -1037,7 +1037,6 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
     proxy = await TcpProxy(host, int(port)).start()
     try:
         a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "neovim")
-        invite = proxy.invite(room["invite"])
         carries = tmp_path / "bob-state" / "pairls" / "carries"
         server = b.client._server
         assert server is not None
@@ -1048,22 +1047,38 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         server.kill()
         assert await asyncio.wait_for(server.wait(), 30) == -signal.SIGKILL
         assert "typed offline" not in capsys.readouterr().err
-        a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
-        await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
-        proxy.restore()
-
-        b2 = await make_editor("emacs", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
-        await b2.command("pairls.joinRoom", {"invite": invite})
-        ub2 = b2.uri("r.txt")
-        b2.open(ub2, "start\ntyped offline\n", "plaintext")  # (the editor had it; the room's text wins)
-        await settle([(a, ua), (b2, ub2)], "r.txt")
-        want = "meanwhile\nstart\ntyped offline\n"
-        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
-        st = await b2.status()
-        assert st["stats"]["carried"] == 1 and st["heals"] == 0
+        await _bob_again_brings_it(make_editor, "emacs", hub, proxy, a, ua, b, room, bob_env)
         assert list(carries.iterdir()) == []
     finally:
         await proxy.close()
+
+
+async def _bob_again_brings_it(
+    make_editor: MakeEditor,
+    kind: str,
+    hub: HubProcess,
+    proxy: TcpProxy,
+    a: TestEditor,
+    ua: str,
+    b: TestEditor,
+    room: dict[str, Any],
+    bob_env: dict[str, str],
+) -> None:
+    """After :func:`_bob_types_offline` and the end of Bob's server: Ada writes meanwhile, the
+    route comes back, and an editor of his (*kind*) started again joins: "typed offline" reaches
+    the room once, after Ada's line, taken back from what his server kept."""
+    a.insert(ua, 0, "meanwhile\n")  # the room goes on without him
+    await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
+    proxy.restore()
+    b2 = await make_editor(kind, "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
+    await b2.command("pairls.joinRoom", {"invite": proxy.invite(room["invite"])})
+    ub2 = b2.uri("r.txt")
+    b2.open(ub2, "start\ntyped offline\n", "plaintext")  # (the editor had it; the room's text wins)
+    await settle([(a, ua), (b2, ub2)], "r.txt")
+    want = "meanwhile\nstart\ntyped offline\n"
+    assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
+    st = await b2.status()
+    assert st["stats"]["carried"] == 1 and st["heals"] == 0
 
 
 @pytest.mark.parametrize("end", ["kill -9", "exit"])
@@ -1079,7 +1094,6 @@ async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_i
     proxy = await TcpProxy(host, int(port)).start()
     try:
         a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
-        invite = proxy.invite(room["invite"])
         carries = tmp_path / "bob-state" / "pairls" / "carries"
         await _eventually(lambda: _files(carries))
         assert await b.command("pairls.leaveRoom", {}) == {"unsent": ["r.txt"]}
@@ -1094,19 +1108,7 @@ async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_i
             b.client.exit(None)
             assert await asyncio.wait_for(server.wait(), 30) == 1  # (exit without shutdown)
             assert [p.name for p in await _files(carries)] == [held.name.partition(".taking-")[0]]
-        a.insert(ua, 0, "meanwhile\n")
-        await _eventually(lambda: _hub_has(hub, room, "meanwhile\nstart\n"))
-        proxy.restore()
-
-        b2 = await make_editor("neovim", "Bob", hub_url=proxy.url, workspace=b.workspace, env=bob_env)
-        await b2.command("pairls.joinRoom", {"invite": invite})
-        ub2 = b2.uri("r.txt")
-        b2.open(ub2, "start\ntyped offline\n", "plaintext")
-        await settle([(a, ua), (b2, ub2)], "r.txt")
-        want = "meanwhile\nstart\ntyped offline\n"
-        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
-        st = await b2.status()
-        assert st["stats"]["carried"] == 1 and st["heals"] == 0
+        await _bob_again_brings_it(make_editor, "neovim", hub, proxy, a, ua, b, room, bob_env)
         assert await _files(carries) == []
     finally:
         await proxy.close()
