@@ -652,10 +652,11 @@ class Room:
         #: counters for status and tests; bad_paths: paths the hub sent that are not of the
         #: protocol's shape (ignored); gave_up: connections that failed for good (certificates)
         #: left_unsent: leaves (or ends of the room for us, not its deletion) that went before
-        #: the hub took everything typed (kept for the next entry); carried: entries that took such changes back; edits_refused: edits the
-        #: editor refused; edit_retries: sent again with no change from the editor since;
-        #: edits_held: refused again then, waiting for its next change; resyncs: buffers that
-        #: moved without a didChange we saw (a bug: tests fail on any; see edit_answered)
+        #: the hub took everything typed (kept for the next entry); carried: entries that took
+        #: such changes back; edits_refused: edits the editor refused; edit_retries: sent again
+        #: with no change from the editor since; edits_held: refused again then, waiting for its
+        #: next change; resyncs: buffers that moved without a didChange we saw (a bug: tests
+        #: fail on any; see edit_answered)
         self.stats = {
             "connects": 0,
             "reconnects": 0,
