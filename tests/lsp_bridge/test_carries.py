@@ -211,7 +211,7 @@ def test_a_carry_kept_again_replaces_the_claimed_file_it_came_from(tmp_path: Pat
 HOLDER = """
 import sys, time
 from pathlib import Path
-from lsp_bridge.carries import CarryStore, taker
+from lsp_bridge.carries import CarryStore
 store = CarryStore(Path(sys.argv[1]))
 store.hold("room-1", "c", {"version": 1, "first": True})
 print(store.hold("room-1", "c", {"version": 1, "first": False}), flush=True)
