@@ -195,14 +195,13 @@ HISTORY_ENTRY_BYTES = 320
 HISTORY_COMPONENT_BYTES = 48
 
 
-def history_cost(op: ops.Op) -> int:
-    """What keeping *op* in the history costs, in bytes (approximate; inserted text as UTF-8)."""
-    n = HISTORY_ENTRY_BYTES
-    for c in op:
-        n += HISTORY_COMPONENT_BYTES
-        if type(c) is str:
-            n += utf8_length(c)
-    return n
+def history_cost(op: ops.Op, inserted: int | None = None) -> int:
+    """What keeping *op* in the history costs, in bytes (approximate; inserted text as UTF-8).
+    *inserted*: the UTF-8 length of what *op* inserts, if the caller has it (a 1 MiB paste's
+    is a pass over it)."""
+    if inserted is None:
+        inserted = sum(utf8_length(c) for c in op if type(c) is str)
+    return HISTORY_ENTRY_BYTES + HISTORY_COMPONENT_BYTES * len(op) + inserted
 
 
 class HistoryLedger(Protocol):
@@ -388,7 +387,8 @@ class Sequencer:
             history = self._history
             for i in range(sub.base_rev - self.rev, 0):
                 op, _ = ops.transform(op, history[i][_OP])
-        size = self.bytes + _utf8_delta(self._text, op)
+        inserted, deleted = _utf8_change(self._text, op)
+        size = self.bytes + inserted - deleted
         if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
             # an op that shrinks (or keeps) an oversized document is still taken
             return Refusal(ErrorCode.TOO_LARGE, sub)
@@ -400,7 +400,7 @@ class Sequencer:
         seq = Sequenced(
             Rev(self.rev + 1), op, sub.client_id, sub.seq, sub.author, sub.user, time, change, None, sub
         )
-        self._remember(seq, self._text.length)
+        self._remember(seq, self._text.length, inserted)
         self._text = text
         self.bytes = size
         self.rev = seq.rev
@@ -429,13 +429,14 @@ class Sequencer:
         """
         if ops.base_length(op) > self._text.length:  # (a trailing retain may be left out)
             raise InvalidState("a made op must apply to the head")
-        size = self.bytes + _utf8_delta(self._text, op)
+        inserted, deleted = _utf8_change(self._text, op)
+        size = self.bytes + inserted - deleted
         if self.max_bytes is not None and size > self.max_bytes and size > self.bytes:
             return ErrorCode.TOO_LARGE
         text = self._text.then(op)
         rev = Rev(self.rev + 1)
         out = Sequenced(rev, op, client_id, seq, author, user, time, None, toggles, made)
-        self._remember(out, self._text.length)
+        self._remember(out, self._text.length, inserted)
         self._text = text
         self.bytes = size
         self.rev = rev
@@ -494,14 +495,16 @@ class Sequencer:
             raise InvalidState("roll back pending ops before receiving committed ones")
         if s.rev != self.rev + 1:
             raise InvalidState("committed op out of order")
-        size = self.bytes + _utf8_delta(self._text, s.op)
+        inserted, deleted = _utf8_change(self._text, s.op)
+        size = self.bytes + inserted - deleted
         text = self._text.then(s.op)
-        self._remember(s, self._text.length)
+        self._remember(s, self._text.length, inserted)
         self._text = self._committed = text
         self.bytes = self.committed_bytes = size
         self.rev = self.committed_rev = s.rev
 
-    def _remember(self, s: Sequenced, length_before: int) -> None:
+    def _remember(self, s: Sequenced, length_before: int, inserted: int | None = None) -> None:
+        """Keep *s* in the history (*inserted*: the UTF-8 length of its inserted text, if known)."""
         last = self._clients.get(s.client_id)
         if last is None or s.seq > last[0]:
             self._clients[s.client_id] = (s.seq, s.rev)
@@ -510,7 +513,7 @@ class Sequencer:
         else:
             serial = self._next_serial
             self._next_serial += 1
-        cost = history_cost(s.op)
+        cost = history_cost(s.op, inserted)
         # the history only transforms and catches up: the submission (the op as the client
         # sent it, for a rollback) and the attribution stay with the pending op, not here
         op = tuple(s.op)
@@ -573,21 +576,21 @@ def utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _utf8_delta(text: DeferredText, op: ops.Op) -> int:
-    """How many bytes of UTF-8 applying *op* to *text* adds (negative: removes).
+def _utf8_change(text: DeferredText, op: ops.Op) -> tuple[int, int]:
+    """The bytes of UTF-8 applying *op* to *text* inserts, and those it deletes.
 
     Looks only at the inserted strings and the deleted spans of *text* (without applying the
     ops it holds).
     """
-    delta = 0
+    inserted = deleted = 0
     pos = 0
     for c in op:
         if type(c) is str:
-            delta += utf8_length(c)
+            inserted += utf8_length(c)
         elif c > 0:  # type: ignore[operator]
             pos += c  # type: ignore[operator]
         else:
             end = pos - c  # type: ignore[operator]
-            delta -= utf8_length(text.span(pos, end))
+            deleted += utf8_length(text.span(pos, end))
             pos = end
-    return delta
+    return inserted, deleted
