@@ -144,5 +144,6 @@ class CloseCode(enum.IntEnum):
     INVITE_WITHDRAWN = 4401  # the invite the peer joined with was rotated
     REMOVED = 4403  # the owner removed (kicked) the peer
     ROOM_DELETED = 4410  # the room was deleted (by its owner, the operator, or for being idle)
+    INVALID_DATA = 1007  # a frame that is not UTF-8
     # 1009 (message too big) is sent by websockets itself above max_size.
     MESSAGE_TOO_BIG = 1009

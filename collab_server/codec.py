@@ -24,14 +24,28 @@ import orjson
 from collab_core import wire
 from collab_core.jsonio import has_float
 
-__all__ = ["decode", "encode"]
+__all__ = ["NotUtf8", "decode", "encode", "encode_bytes"]
+
+
+class NotUtf8(Exception):
+    """A frame read as bytes is not UTF-8: a text frame's payload must be (RFC 6455), and the
+    connection fails with 1007 as websockets fails it when it decodes one."""
 
 
 def decode(frame: str | bytes, *, max_op_components: int | None = None) -> dict[str, Any]:
-    """:func:`collab_core.wire.decode`, parsed by orjson when it can."""
+    """:func:`collab_core.wire.decode`, parsed by orjson when it can.
+
+    The hub reads frames as bytes (websockets does not decode them): orjson parses UTF-8
+    itself, where a ``str`` is decoded once and encoded again for it, two passes over a
+    1 MiB paste.  Raises :class:`NotUtf8` for bytes that are not UTF-8."""
     try:
         msg = orjson.loads(frame)
     except orjson.JSONDecodeError:
+        if isinstance(frame, bytes):
+            try:
+                frame = frame.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NotUtf8 from None
         return wire.decode(frame, max_op_components=max_op_components)
     if has_float(msg):
         return wire.decode(frame, max_op_components=max_op_components)
@@ -44,3 +58,13 @@ def encode(msg: dict[str, Any]) -> str:
         return orjson.dumps(msg).decode()
     except orjson.JSONEncodeError:
         return wire.encode(msg)  # a lone surrogate, an integer past 64 bits: as json writes them
+
+
+def encode_bytes(msg: dict[str, Any]) -> bytes:
+    """:func:`encode` in UTF-8, as a frame goes out: a broadcast op is written once, where a
+    ``str`` is decoded from orjson's bytes and websockets encodes it again.  For messages of
+    what the hub checked at the edge (ops, paths, ids: never a lone surrogate)."""
+    try:
+        return orjson.dumps(msg)
+    except orjson.JSONEncodeError:
+        return wire.encode(msg).encode("utf-8")  # an integer past 64 bits, as json writes it

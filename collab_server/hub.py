@@ -1249,9 +1249,11 @@ class DocumentTask:
                 )
                 await asyncio.sleep(delay)
 
-    def _publish_made(self, s: Sequenced, out: dict[Connection, list[str]]) -> None:
+    def _publish_made(self, s: Sequenced, out: dict[Connection, list[bytes]]) -> None:
         """An undo or redo committed: its op to everyone (the requester too), then the requester's answer."""
-        msg = codec.encode({"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author})
+        msg = codec.encode_bytes(
+            {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
+        )
         for conn in self.subscribers:
             out.setdefault(conn, []).append(msg)
         req = s.submission.request if isinstance(s.submission, Made) else None
@@ -1259,9 +1261,9 @@ class DocumentTask:
         if req.conn in self.subscribers:
             out[req.conn].append(self._toggled_reply(req, s.rev))
 
-    def _toggled_reply(self, req: _Toggle, rev: int) -> str:
+    def _toggled_reply(self, req: _Toggle, rev: int) -> bytes:
         kind = "undone" if req.kind == "undo" else "redone"
-        return codec.encode({"type": kind, "id": req.get("id"), "path": self.path, "rev": rev})
+        return codec.encode_bytes({"type": kind, "id": req.get("id"), "path": self.path, "rev": rev})
 
     def _toggled(self, req: _Toggle, rev: int) -> None:
         """The requester's answer alone (its op reached it already)."""
@@ -1275,7 +1277,7 @@ class DocumentTask:
         JSON array when there are several messages): a batch of k ops costs
         one write per connection instead of k.
         """
-        out: dict[Connection, list[str]] = {}
+        out: dict[Connection, list[bytes]] = {}
         authors: set[Connection] = set()
         for s in done:
             if isinstance(s.submission, Made):
@@ -1283,22 +1285,22 @@ class DocumentTask:
                 continue
             author = self.room.by_client.get(s.client_id)
             if author is not None and author in self.subscribers:
-                ack = codec.encode({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
+                ack = codec.encode_bytes({"type": "ack", "path": self.path, "seq": s.seq, "rev": s.rev})
                 out.setdefault(author, []).append(ack)
                 authors.add(author)
             else:
                 author = None
-            msg = ""
+            msg = b""
             for conn in self.subscribers:
                 if conn is not author:
                     if not msg:
-                        msg = codec.encode(
+                        msg = codec.encode_bytes(
                             {"type": "op", "path": self.path, "rev": s.rev, "op": s.op, "author": s.author}
                         )
                     out.setdefault(conn, []).append(msg)
         # the peers first, the authors' acks after: peers are waiting to see the text
         for conn, msgs in sorted(out.items(), key=lambda item: item[0] in authors):
-            conn.send(msgs[0] if len(msgs) == 1 else "[" + ",".join(msgs) + "]")
+            conn.send(msgs[0] if len(msgs) == 1 else b"[" + b",".join(msgs) + b"]")
         self._index_committed(done)
         seq = self.seq
         if seq is not None and self._text_cache is not None and self._text_cache[0] != seq.committed_rev:
@@ -1818,10 +1820,13 @@ class Hub:
         ws = conn.ws
         stats = self.stats
         max_components = self.config.max_op_components
-        async for frame in ws:
+        while True:
+            # as bytes: orjson reads UTF-8 (codec.decode); a str would be decoded here and
+            # encoded again for it. Ends with ConnectionClosed, as the connection does.
+            frame = await ws.recv(decode=False)
             self.last_frame_at = now = time.monotonic()
             stats.frames_received += 1
-            stats.bytes_received += len(frame) if isinstance(frame, bytes) else utf8_length(frame)
+            stats.bytes_received += len(frame)
             delay = conn.charge(frame, now)
             if delay > 0 and not self.closing:
                 # over its byte rate: read on later; meanwhile TCP slows the sender
@@ -1846,6 +1851,9 @@ class Hub:
                 msg = codec.decode(frame, max_op_components=max_components)
                 kind = msg["type"]
                 await self._dispatch(conn, msg)
+            except codec.NotUtf8:
+                await _close_and_drain(ws, CloseCode.INVALID_DATA, "invalid UTF-8")
+                return
             except ProtocolError as exc:
                 conn.strikes += 1
                 if conn.strikes > self.config.max_strikes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,10 +56,15 @@ def test_decode_agrees_with_the_standard_library(
     assert outcome(codec.decode, frame) == outcome(wire.decode, frame)
 
 
-def test_bytes_that_are_not_utf8_are_refused_alike() -> None:
+def test_bytes_that_are_not_utf8_fail_the_connection() -> None:
+    """The hub reads frames as bytes: one that is not UTF-8 is not a message refused (as
+    ``wire`` refuses it, bad JSON) but a text frame the connection fails on (1007)."""
     for frame in (b"\xff\xfe", b'{"type":"ping","id":"\xc3"}', b'"\xed\xa0\x80"'):
-        assert outcome(codec.decode, frame) == outcome(wire.decode, frame)
-        assert outcome(codec.decode, frame)[0] == "error"
+        with pytest.raises(codec.NotUtf8):
+            codec.decode(frame)
+        assert outcome(wire.decode, frame)[0] == "error"
+    # the same texts as str (what a str can hold) are refused as before
+    assert outcome(codec.decode, "\udcff") == outcome(wire.decode, "\udcff")
 
 
 @settings(max_examples=300, deadline=None)
