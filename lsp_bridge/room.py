@@ -2946,9 +2946,16 @@ class Room:
                 self._forget_lines(doc.blame)  # (for another text): asked again below
                 doc.blame.again = True
             doc.need = None
+            self._events.append(TextReplaced(doc.path, client.text))
         else:
             if client is None:
                 return
+            # A catch-up (a reconnect's, or after a refusal) changes the text we had by the ops it
+            # reads, each said as a change (TextChanged) as any op from the hub is: the completion
+            # index counts only the words they touch. A first open (of a document we created)
+            # says the whole text, which the index has not had.
+            if doc.need != "since":
+                self._events.append(TextReplaced(doc.path, client.text))
             for entry in _list(msg.get("ops")):
                 if not isinstance(entry, dict) or entry.get("rev") != client.rev + 1:
                     continue
@@ -2967,7 +2974,6 @@ class Room:
                 )
             if doc.need in ("since", "zero"):
                 doc.need = None
-        self._events.append(TextReplaced(doc.path, client.text))
         doc.held = [m for m in doc.held if m["rev"] > client.rev]
         self._set_state(doc, DocState.OPEN)
         self.room_documents[doc.path] = max(self.room_documents.get(doc.path, 0), client.rev)

@@ -18,6 +18,7 @@ import pytest
 from collab_core import ops
 from collab_core.errors import CloseCode
 from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submission
+from lsp_bridge.completion import IdentifierIndex
 from lsp_bridge.editor_sync import ContentChange, apply_changes
 from lsp_bridge.room import (
     RECENT_CHARS,
@@ -37,6 +38,8 @@ from lsp_bridge.room import (
     Room,
     RoomConfig,
     ShowMessage,
+    TextChanged,
+    TextReplaced,
 )
 from tests.support.room_time import advance
 
@@ -1064,6 +1067,62 @@ def test_a_reconnect_catches_up_since_our_revision_and_resends_the_same_seq() ->
     w.commit("x.txt", buffered)
     assert w.hub["x.txt"].committed_text == "<abc!?"
     assert w.room.heals == 0
+
+
+def _indexed(w: Wire, index: IdentifierIndex) -> tuple[int, int]:
+    """The room's text events so far into *index*, as the language server feeds its completion
+    index; how many were whole texts and how many changes."""
+    whole = changes = 0
+    w.step()
+    texts = [e for e in w.events if isinstance(e, TextReplaced | TextChanged)]
+    w.events = [e for e in w.events if not isinstance(e, TextReplaced | TextChanged)]
+    for e in texts:
+        if isinstance(e, TextReplaced):
+            whole += 1
+            index.update(e.path, e.text) if e.text is not None else index.remove(e.path)
+        else:
+            changes += 1
+            index.apply_op(e.path, e.old, e.op, e.new, e.author)
+    return whole, changes
+
+
+def test_a_catch_up_by_ops_says_each_change_and_no_whole_text() -> None:
+    """A reconnect that reads the ops since our revision changes the text by those ops: each is
+    a change (the completion index counts only the words it touches), not a new whole text (a
+    recount of the document: 100 ms for a 1.5 MB one, at every reconnect)."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "alpha")
+    index = IdentifierIndex()
+    assert _indexed(w, index)[0] == 1  # the shared text, whole
+    w.type("file:///x.txt", 2, (0, 5), " beta")
+    w.commit("x.txt", w.take("op"))
+    assert _indexed(w, index) == (0, 1)
+    w.lost()
+    w.peer_op("x.txt", [10, " gamma"], deliver=False)  # committed while we were away
+    w.peer_op("x.txt", ["delta "], deliver=False)
+    w.advance(6)
+    w.rejoin()
+    req = w.take("open", path="x.txt")
+    assert req["since"] == 1
+    w.opened(req)
+    client = w.room.docs["x.txt"].client
+    assert client is not None and client.text == "delta alpha beta gamma"
+    whole, changes = _indexed(w, index)
+    assert (whole, changes) == (0, 2)
+    fresh = IdentifierIndex()
+    fresh.update("x.txt", client.text)
+    assert index.counts("x.txt") == fresh.counts("x.txt")
+    # a whole text read (the hub has no ops that far back) is a whole text
+    w.lost()
+    w.peer_op("x.txt", ["epsilon "], deliver=False)
+    w.advance(6)
+    w.rejoin()
+    req = w.take("open", path="x.txt")
+    del req["since"]
+    w.opened(req)
+    assert _indexed(w, index) == (1, 0)
+    assert index.counts("x.txt") == {"epsilon": 1, "delta": 1, "alpha": 1, "beta": 1, "gamma": 1}
 
 
 def _restored(w: Wire) -> None:
