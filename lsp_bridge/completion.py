@@ -66,10 +66,9 @@ logger = logging.getLogger(__name__)
 Kind = Literal["identifier", "keyword", "semantic"]
 
 # A word is a maximal run of \w that does not start with a decimal digit
-# (so ``0x1F`` and ``1e5`` are not words).  The lookbehind makes a scan of
-# any slice that starts at a word boundary agree with a scan of the whole
-# text, which the incremental index relies on.
-_WORD = re.compile(r"(?<!\w)(?!\d)\w+")
+# (so ``0x1F`` and ``1e5`` are not words).  Matching from a word boundary makes
+# a scan of any slice that starts at one agree with a scan of the whole text,
+# which the incremental index relies on.
 _WORD_CHAR = re.compile(r"\w")
 # Words shorter than this are not worth suggesting (``i``, ``x``); not indexing
 # them also keeps the index small.
@@ -80,13 +79,14 @@ MIN_WORD = 2
 #: is left to the next read of the index (:meth:`IdentifierIndex.catch_up`)
 DEFER_SCAN = 1 << 16
 
-# The words of _WORD at least MIN_WORD long, found faster (a word boundary costs less than a
-# lookbehind at every character): the proximity scan runs on every request.
+# The words at least MIN_WORD long: a boundary, a word character that is not a digit, and the
+# rest of the run (a word boundary costs less than a lookbehind at every character, and the
+# regular expression, not Python, leaves out the short ones).
 _NEAR_WORD = re.compile(rf"\b[^\W\d]\w{{{MIN_WORD - 1},}}")
 
 
 def _words(text: str) -> Counter[str]:
-    return Counter(w for w in _WORD.findall(text) if len(w) >= MIN_WORD)
+    return Counter(_NEAR_WORD.findall(text))
 
 
 def _is_word_char(ch: str) -> bool:

@@ -408,6 +408,16 @@ def test_index_prefix_lookup_folds_case() -> None:
     assert set(index.with_prefix("STRASS")) == {"Straße", "strasse"}  # ß folds to ss
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab_1٣é変 .\n\t-x９ßＡ"), max_size=40) | st.text(max_size=40))
+def test_the_words_counted_are_the_runs_of_word_characters_not_starting_with_a_digit(text: str) -> None:
+    """The index's definition of a word (the module's docstring), written out plainly."""
+    from lsp_bridge import completion
+
+    runs = re.findall(r"(?<!\w)(?!\d)\w+", text)
+    assert completion._words(text) == Counter(w for w in runs if len(w) >= completion.MIN_WORD)
+
+
 def test_incremental_update_recounts_words_split_and_joined_at_the_edit() -> None:
     index = IdentifierIndex()
     old = "alpha beta"
