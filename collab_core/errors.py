@@ -134,6 +134,7 @@ class CloseCode(enum.IntEnum):
     """WebSocket close codes the hub uses (RFC 6455 section 7.4; 4000-4999 private)."""
 
     GOING_AWAY = 1001  # hub shutting down: reconnect later
+    INVALID_DATA = 1007  # a frame that is not UTF-8
     INTERNAL_ERROR = 1011  # the hub failed; nothing the client did
     REPLACED = 4409  # the same client id joined again on a newer connection
     PROTOCOL_VIOLATION = 4400  # the peer broke the protocol (see the reason)
@@ -144,6 +145,5 @@ class CloseCode(enum.IntEnum):
     INVITE_WITHDRAWN = 4401  # the invite the peer joined with was rotated
     REMOVED = 4403  # the owner removed (kicked) the peer
     ROOM_DELETED = 4410  # the room was deleted (by its owner, the operator, or for being idle)
-    INVALID_DATA = 1007  # a frame that is not UTF-8
     # 1009 (message too big) is sent by websockets itself above max_size.
     MESSAGE_TOO_BIG = 1009

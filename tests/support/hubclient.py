@@ -129,6 +129,8 @@ class Peer:
         assert self.ws is not None and self.closed is not None
         try:
             async for frame in self.ws:
+                if type(frame) is not str:  # (raised: the reader ends, and the test with it)
+                    raise AssertionError("the hub sent a binary frame; its protocol is text frames")
                 decoded = json.loads(frame)
                 for msg in decoded if isinstance(decoded, list) else [decoded]:
                     rid = msg.get("id")
