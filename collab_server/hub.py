@@ -375,9 +375,9 @@ class Connection:
         except TimeoutError:
             self.ws.transport.abort()
 
-    def charge(self, frame: str | bytes, now: float) -> float:
-        """Count a received frame against the byte rates; seconds to wait before reading on."""
-        size = len(frame) if isinstance(frame, bytes) else utf8_length(frame)
+    def charge(self, frame: bytes, now: float) -> float:
+        """Count a received frame (bytes, as read) against the byte rates; seconds to wait to read on."""
+        size = len(frame)
         delay = self.bytes.take(size, now)
         if self.address_bytes is not None:
             delay = max(delay, self.address_bytes.take(size, now))

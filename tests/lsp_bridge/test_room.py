@@ -1079,7 +1079,10 @@ def _indexed(w: Wire, index: IdentifierIndex) -> tuple[int, int]:
     for e in texts:
         if isinstance(e, TextReplaced):
             whole += 1
-            index.update(e.path, e.text) if e.text is not None else index.remove(e.path)
+            if e.text is None:
+                index.remove(e.path)
+            else:
+                index.update(e.path, e.text)
         else:
             changes += 1
             index.apply_op(e.path, e.old, e.op, e.new, e.author)
