@@ -18,6 +18,11 @@ id) in the user's state folder (``$XDG_STATE_HOME/pairls``, else ``~/.local/stat
 mode 0600 (it holds the documents' text), written whole under a temporary name and renamed into
 place.  Two editors of the same user that went offline from the same room keep two files.
 
+An entry waits a little (the room's ``exit_timeout`` and a second) while another process
+that runs holds a file of its room: a server of the same user in its exit's wait holds its carry
+there from the start of the wait (an editor reloaded offline starts the next server at once),
+and keeps it for the next entry as it ends.
+
 An entry *claims* one of its room's files before it joins: renamed to ``...json.taking-<pid>``,
 which only one process can do, so two editors joining at once never enter as the same client
 (``-<start>`` after the pid where ``/proc`` says when the process started: a pid that another
@@ -160,6 +165,23 @@ class CarryStore:
                 return None
             self._set_aside(claimed)
         return None
+
+    def held_elsewhere(self, room_id: str) -> bool:
+        """Whether another process that runs holds a carry of room *room_id*: most likely a
+        server of this user in its exit's wait, which keeps it as it ends (the next entry waits
+        for it: an editor reloaded offline); else another editor's server, offline in the room."""
+        if self.folder is None:
+            return False
+        prefix, mine = f"{_hash(room_id)}-", taker(os.getpid())
+        try:
+            names = os.listdir(self.folder)
+        except OSError:  # (no folder: nothing held)
+            return False
+        for name in names:
+            _, sep, claimer = name.partition(".json.taking-")
+            if name.startswith(prefix) and sep and claimer != mine and not _claimer_gone(claimer):
+                return True
+        return False
 
     def keep(self, room_id: str, client_id: str, saved: dict[str, Any], replacing: Path | None) -> None:
         """:meth:`save`, in place of the claimed file *replacing* (the carry the entry took back

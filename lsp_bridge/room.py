@@ -670,6 +670,9 @@ class Room:
             "carried": 0,
             # carries kept by an earlier server that could not be read (not taken)
             "carries_unreadable": 0,
+            # entries that waited for another server of this user to finish leaving their room
+            # with changes the hub had not acknowledged (its carry, kept as it ends)
+            "carry_waits": 0,
             "edits_refused": 0,
             "edit_retries": 0,
             "edits_held": 0,
@@ -918,6 +921,11 @@ class Room:
             self._finish_leave(now)
             return ticket
         deadline = now + (self.config.exit_timeout if exiting else self.config.leave_timeout)
+        if exiting and self._hold_due is not None:
+            # the hub cannot take the typing (the timer runs only then): on disk now, not in
+            # hold_after, since the next server of this user may start within the exit's wait
+            # (an editor reloaded) and waits for a held carry of this room to be kept
+            self._hold(now)
         if self._leave_deadline is None or deadline < self._leave_deadline:
             self._leave_deadline = deadline
             self._notify_status()
@@ -2700,7 +2708,7 @@ class Room:
         room: taken only before a join, with no carry of this server's own (else
         :attr:`Restore.NOT_NOW`: the caller keeps it for another entry), and only if it can be
         read (else :attr:`Restore.UNREADABLE`, logged and counted: the entry goes on without it)."""
-        if self._carry is not None or self.in_room or self._entry is not None or self._leaving:
+        if not self.takes_carry():
             return Restore.NOT_NOW
         try:
             self._carry = _Carry.restored(saved)
@@ -2709,6 +2717,16 @@ class Room:
             logger.warning("a kept carry could not be read (%s): not taken", type(exc).__name__)
             return Restore.UNREADABLE
         return Restore.TAKEN
+
+    def takes_carry(self) -> bool:
+        """Whether an entry starting now would take a kept carry (:meth:`restore_carry`): no
+        room, no entry and no leave under way, and no carry of this server's own."""
+        return self._carry is None and not self.in_room and self._entry is None and not self._leaving
+
+    def waited_for_carry(self) -> None:
+        """The shell waited before an entry for another server of this user to finish leaving
+        the room with a carry (counted: ``carry_waits``)."""
+        self.stats["carry_waits"] += 1
 
     def _take_carry(self, now: float) -> None:
         """Entering the room a leave left with changes unsent: they are ours again, caught up

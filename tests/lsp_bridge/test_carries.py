@@ -234,9 +234,14 @@ def test_a_held_carry_is_claimed_by_its_server_and_taken_by_the_next_once_that_o
         assert stat.S_IMODE(held.stat().st_mode) == 0o600
         assert [p.name for p in folder.iterdir()] == [held.name]  # (replaced whole, no temporary file)
         assert CarryStore(folder).claim("room-1", Entry()) is None  # (its server runs)
+        # an entry into its room waits for it (a server in its exit's wait keeps it as it ends)
+        assert CarryStore(folder).held_elsewhere("room-1")
+        assert not CarryStore(folder).held_elsewhere("room-2")
+        assert not CarryStore(None).held_elsewhere("room-1")
     finally:
         holder.kill()
         holder.wait()
+    assert not CarryStore(folder).held_elsewhere("room-1")  # (its server is gone)
     entry = Entry()
     claimed = CarryStore(folder).claim("room-1", entry)
     assert claimed is not None and entry.offered == [{"version": 1, "first": False}]
@@ -246,6 +251,7 @@ def test_a_held_carry_is_claimed_by_its_server_and_taken_by_the_next_once_that_o
     # replaces it, dropped once done with
     mine = store.hold("room-1", "d", SAVED)
     assert mine is not None and store.held == mine and store.claim("room-1", Entry()) is None
+    assert not store.held_elsewhere("room-1")  # (its own: nothing to wait for)
     other = store.hold("room-2", "e", SAVED)
     assert other is not None and store.held == other and [p.name for p in folder.iterdir()] == [other.name]
     store.drop_held()

@@ -540,6 +540,38 @@ def test_a_held_copy_is_dropped_once_the_hub_has_it_all_and_replaced_by_what_an_
     assert not w.events_of(HoldCarry) and not w.events_of(DropHeld)
 
 
+def test_an_exit_holds_what_the_hub_has_not_acknowledged_at_once() -> None:
+    """The editor goes a moment after a key the hub has not acknowledged (offline): the room
+    holds it on disk as the exit's wait begins, not a second on (``hold_after``), since the next
+    server of the user may start within that wait (an editor reloaded) and looks for it; the
+    wait's end keeps it in place of the held copy.  On a connection the hub answers on, an exit
+    holds nothing: the acknowledgement comes in milliseconds."""
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    w.take("op")
+    w.lost()
+    w.advance(0.2)
+    assert not w.events_of(HoldCarry)
+    w.room.leave(w.now, exiting=True)
+    (held,) = w.events_of(HoldCarry)
+    assert held.room_id == "R" and w.room.stats["held"] == 1
+    w.advance(2.1)
+    (kept,) = w.events_of(KeepCarry)
+    assert kept.saved == held.saved and not w.events_of(DropHeld) and not w.room.in_room
+
+    w = Wire()
+    w.create()
+    _share_created(w, "file:///x.txt", "x.txt", "abc")
+    w.type("file:///x.txt", 2, (0, 3), "!")
+    in_flight = w.take("op")
+    w.room.leave(w.now, exiting=True)
+    assert not w.events_of(HoldCarry) and w.room.in_room
+    w.commit("x.txt", in_flight)
+    assert not w.events_of(HoldCarry) and not w.events_of(KeepCarry) and not w.room.in_room
+
+
 def _left_holding() -> tuple[Wire, HoldCarry]:
     """A room with x.txt ("abc"), "!" typed and held (the hub away), then left (not exiting):
     the leave's carry, held on disk."""

@@ -1081,6 +1081,51 @@ async def _bob_again_brings_it(
     assert st["stats"]["carried"] == 1 and st["heals"] == 0
 
 
+async def test_an_editor_reloaded_offline_joins_with_what_its_last_server_keeps_as_it_ends(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob's route to the hub is cut; he types and reloads his editor (VS Code's Reload Window
+    ends the old server and starts a new one at once).  The old server is still in its exit's
+    wait (2 s), holding the typing on disk, when the new one joins by a route that works: the
+    new one waits for the old one to keep the typing, takes it, and the room gets it once.
+    Without the wait the new server joined before the typing was kept: the room's text won over
+    his buffer, and the typing waited on disk for a later entry.  (That the exit holds the
+    typing as its wait begins, not ``hold_after`` on, is ``test_room``'s.)"""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        bob_env = {"XDG_STATE_HOME": str(tmp_path / "bob-state")}
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        a, b, ua, ub, room = await _pair(
+            make_editor, "vscode", "r.txt", "start\n", bob_via=proxy, bob_env=bob_env
+        )
+        # the new window's server, running before the old one goes (a reload may start them in
+        # either order; this one puts the join inside the old server's wait)
+        b2 = await make_editor("vscode", "Bob", workspace=b.workspace, env=bob_env)
+        server = b.client._server
+        assert server is not None
+        proxy.cut()
+        b.append(ub, "typed offline\n")
+        b.flush(ub)
+        await b.status()  # (the key has reached the server)
+        ending = asyncio.ensure_future(b.client.shutdown_session())
+        (held,) = await _eventually(lambda: _files(carries))
+        assert held.name.endswith(f".json.taking-{taker(server.pid)}")
+        await b2.command("pairls.joinRoom", {"invite": room["invite"]})
+        await asyncio.wait_for(ending, 30)
+        assert server.returncode == 0
+        ub2 = b2.uri("r.txt")
+        b2.open(ub2, "start\ntyped offline\n", "plaintext")  # (saved before the reload)
+        await settle([(a, ua), (b2, ub2)], "r.txt")
+        want = "start\ntyped offline\n"
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == b2.text(ub2)
+        st = await b2.status()
+        assert (st["stats"]["carry_waits"], st["stats"]["carried"], st["heals"]) == (1, 1, 0), st["stats"]
+        assert await _files(carries) == []
+    finally:
+        await proxy.close()
+
+
 @pytest.mark.parametrize("end", ["kill -9", "exit"])
 async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_it_for_the_next_session(
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, end: str
