@@ -958,6 +958,12 @@ async def _files(folder: Path) -> list[Path]:
     return await asyncio.to_thread(lambda: list(folder.iterdir()) if folder.exists() else [])
 
 
+async def _written(folder: Path) -> list[Path]:
+    """The files in *folder* (:func:`_files`) without one being written (``.<name>.<hex>``, renamed
+    into place once whole)."""
+    return [p for p in await _files(folder) if not p.name.startswith(".")]
+
+
 @pytest.mark.parametrize(
     ("saved", "then"),
     [(True, "emacs"), (False, "neovim")],
@@ -1040,7 +1046,7 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
         carries = tmp_path / "bob-state" / "pairls" / "carries"
         server = b.client._server
         assert server is not None
-        (kept,) = await _eventually(lambda: _files(carries))
+        (kept,) = await _eventually(lambda: _written(carries))
         assert kept.name.endswith(f".json.taking-{taker(server.pid)}")
         assert kept.stat().st_mode & 0o777 == 0o600
         assert (await b.status())["stats"]["held"] >= 1
@@ -1109,7 +1115,7 @@ async def test_an_editor_reloaded_offline_joins_with_what_its_last_server_keeps_
         b.flush(ub)
         await b.status()  # (the key has reached the server)
         ending = asyncio.ensure_future(b.client.shutdown_session())
-        (held,) = await _eventually(lambda: _files(carries))
+        (held,) = await _eventually(lambda: _written(carries))
         assert held.name.endswith(f".json.taking-{taker(server.pid)}")
         await b2.command("pairls.joinRoom", {"invite": room["invite"]})
         await asyncio.wait_for(ending, 30)
