@@ -151,8 +151,8 @@ def start_embedded(data_dir: str | Path) -> EmbeddedPostgres:
         # new parents may be walked through (0711), the cluster is the server's alone (0700).
         _check_reachable(account, _existing(data_dir.parent), _pg_install_dir())
         make_dirs(data_dir.parent, 0o711)
-    if not data_dir.exists():
-        data_dir.mkdir(parents=True, mode=0o700)
+    # (no look first: a hub starting at the same time may make it between the look and the mkdir)
+    data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     if uid is not None and data_dir.stat().st_uid != uid and not any(data_dir.iterdir()):
         _chown(data_dir, uid, gid)  # an empty directory given to us for the cluster
     t0 = time.monotonic()

@@ -151,6 +151,25 @@ async def test_concurrent_starts_on_one_directory_share_one_server(
     assert sorted([a.reused, b.reused]) == [False, True]
 
 
+def test_a_data_dir_another_start_makes_at_the_same_moment_is_taken(
+    data_dir: Path, servers: list[EmbeddedPostgres], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hubs start at once on one new directory (the test above, which CI caught on this
+    now and then): the other makes the directory just before this one's ``mkdir``, and this one
+    goes on with it rather than failing."""
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self == data_dir and not self.exists():
+            real_mkdir(self, 0o700)  # (the other start's)
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    server = start_embedded(data_dir)
+    servers.append(server)
+    assert not server.reused and (data_dir / "PG_VERSION").exists()
+
+
 def test_a_non_empty_directory_without_a_cluster_is_left_alone(pg_tmp: Path) -> None:
     (pg_tmp / "notes.txt").write_text("mine")
     with pytest.raises(RuntimeError, match="not empty"):
