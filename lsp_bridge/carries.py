@@ -138,13 +138,8 @@ class CarryStore:
         is offered."""
         if self.folder is None:
             return None
-        prefix = f"{_hash(room_id)}-"
-        try:
-            names = [n for n in os.listdir(self.folder) if n.startswith(prefix)]
-        except OSError:  # (no folder: nothing kept)
-            return None
         candidates = []
-        for name in names:
+        for name in self._names(room_id):
             kept, _, claimer = name.partition(".json.taking-")
             if not name.endswith(".json") and not _claimer_gone(claimer):
                 continue  # (a temporary file, one set aside, or claimed by a process that runs)
@@ -170,18 +165,22 @@ class CarryStore:
         """Whether another process that runs holds a carry of room *room_id*: most likely a
         server of this user in its exit's wait, which keeps it as it ends (the next entry waits
         for it: an editor reloaded offline); else another editor's server, offline in the room."""
-        if self.folder is None:
-            return False
-        prefix, mine = f"{_hash(room_id)}-", taker(os.getpid())
-        try:
-            names = os.listdir(self.folder)
-        except OSError:  # (no folder: nothing held)
-            return False
-        for name in names:
+        mine = taker(os.getpid())
+        for name in self._names(room_id):
             _, sep, claimer = name.partition(".json.taking-")
-            if name.startswith(prefix) and sep and claimer != mine and not _claimer_gone(claimer):
+            if sep and claimer != mine and not _claimer_gone(claimer):
                 return True
         return False
+
+    def _names(self, room_id: str) -> list[str]:
+        """The names of the files of room *room_id* in the folder (none without one)."""
+        if self.folder is None:
+            return []
+        prefix = f"{_hash(room_id)}-"
+        try:
+            return [n for n in os.listdir(self.folder) if n.startswith(prefix)]
+        except OSError:  # (no folder: nothing kept)
+            return []
 
     def keep(self, room_id: str, client_id: str, saved: dict[str, Any], replacing: Path | None) -> None:
         """:meth:`save`, in place of the claimed file *replacing* (the carry the entry took back
