@@ -806,7 +806,16 @@ class EditorSync:
         """
         if any(new for _, _, new in sent.regions):
             fit = _fit(sent.base, sent.regions, text)
-            return fit is not None and fit <= _rough_cost(sent.base, text)
+            if fit is None:
+                return False
+            if fit <= _rough_cost(sent.base, text):
+                return True
+            # Rough costs count one replacement between common ends: with the user's typing
+            # in two places, each reading pays for the text between them, and a common prefix
+            # that runs into our text (a peer's «m.1» inserted before «m.2») tips the scale
+            # to the wrong one (seed 16906 of the convergence test: the peer's text went to
+            # the hub again as the user's). The two readings' own differences decide.
+            return _cost(ops.diff(sent.expected, text)) <= _cost(ops.diff(sent.base, text))
         with_it = ops.diff(sent.expected, text)
         without = ops.diff(sent.base, text)
         undoes, _ = _touches(with_it, sent.regions)

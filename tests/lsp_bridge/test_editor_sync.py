@@ -722,6 +722,30 @@ def test_whole_text_change_after_our_edit(applied: bool) -> None:
         assert again is not None and again.edits == (TextEdit((0, 0), (0, 0), "PEER "),)
 
 
+@pytest.mark.parametrize("applied", [True, False])
+def test_whole_text_change_with_typing_in_two_places_after_a_look_alike_edit(applied: bool) -> None:
+    """A full-sync client reports our edit and the user's typing in two places as one text,
+    and our text begins like the text after its place (a peer's «mark.1» before «mark.2»).
+    A reading that counts one replacement between the texts' common ends favoured "the
+    user typed it all" there, and the peer's text went to the hub again as the user's (seed
+    16906 of tests/e2e/test_lsp_convergence.py: a marker twice in every editor)."""
+    sync = EditorSync("x«mark.2»ab«mark.0»\n", 6, "utf-16")
+    sync.receive_remote([1, "«mark.1»"])
+    assert sync.edit_to_send() == EditToApply(6, (TextEdit((0, 1), (0, 1), "«mark.1»"),))
+    assert sync.edit_answered(True) == []
+    ours = "«mark.1»" if applied else ""
+    shown = f"x{ours}typed «mark.2»amoreb«mark.0»\n"
+    user = sync.did_change(11, [ContentChange(None, shown)])
+    # in the room's text, where «mark.1» is, shown or not
+    assert user == ([[9, "typed ", 9, "more"]] if applied else [[1, "typed ", 17, "more"]])
+    assert sync.text == shown
+    again = sync.edit_to_send()
+    if applied:
+        assert again is None and sync.quiet and _counts(sync) == (1, 1, 0)
+    else:
+        assert again is not None and again.edits == (TextEdit((0, 7), (0, 7), "«mark.1»"),)
+
+
 def test_version_blind_client_shifted_edit_is_put_right_not_sent() -> None:
     """A client that ignores versions applies our edit after the user's typing, at the
     places as sent: the editor is corrected, the room never sees the misplacement."""
