@@ -861,10 +861,33 @@ def _opcodes(
         return None
 
 
+def _diff_around(a: str, b: str, out: _Builder) -> bool:
+    """If one of *a* and *b* holds the other whole, push the inserts (or deletes) around it
+    and say so: a paste beside typing, or a cut beside it, keeps the text it did not touch,
+    however big (found at C speed, and no cheaper difference exists)."""
+    if len(a) < len(b):
+        i = b.find(a)
+        if i < 0:
+            return False
+        out.push(b[:i])
+        out.push(len(a))
+        out.push(b[i + len(a) :])
+    else:
+        i = a.find(b)
+        if i < 0:
+            return False
+        out.push(-i)
+        out.push(len(b))
+        out.push(-(len(a) - i - len(b)))
+    return True
+
+
 def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
     if not a or not b:
         out.push(b)
         out.push(-len(a))
+        return
+    if _diff_around(a, b, out):
         return
     if len(a) + len(b) <= _CHAR_DIFF_LIMIT:
         blocks = _opcodes(a, b, work, autojunk=False)
@@ -900,6 +923,8 @@ def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
             out.push(q)
             _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out, work)
             out.push(r)
+        elif tag == "replace" and _diff_around(sa, sb, out):
+            pass
         else:
             out.push(sb)
             out.push(-len(sa))

@@ -519,6 +519,67 @@ def test_diff_keeps_two_far_edits_apart() -> None:
     assert len(inserted) < 10
 
 
+def test_diff_of_a_big_paste_beside_typing_keeps_the_text_between() -> None:
+    """A full-sync editor reports a 4 KB paste (no final newline) and typing a few lines
+    below it in one whole text: no line is left equal and the middle is over the character
+    diff's limit. The 19 code points between were deleted and typed again, and a peer's
+    concurrent insert among them landed after the copy (seed 16989 of the convergence
+    test). They are retained, so the peer's insert stays where it was typed."""
+    head, kept, tail = "a = 1\n", "b«16989.0»\r«16989.1", "»\n"
+    paste = ("x = [1, 2, 3]\n" * 300)[:-1]
+    old = head + kept + tail
+    new = head + paste + kept + "\rx«16989.4»" + tail
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == [len(head), paste, len(kept), "\rx«16989.4»"]
+    peer = ops.insert(len(head) + kept.index("»") + 1, "«16989.2»")
+    _, theirs = ops.transform(op, peer)
+    merged = ops.apply(new, theirs)
+    assert paste + "b«16989.0»«16989.2»\r«16989.1\rx«16989.4»" in merged
+
+
+def test_diff_of_a_big_cut_keeps_the_text_it_did_not_touch() -> None:
+    """The other way: a 4 KB block cut on both sides of a short line that stays."""
+    cut = "y" * 3000 + "\n"
+    old = "start\n" + cut + "keep me" + cut + "end\n"
+    new = "start\nkeep meend\n"
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == [6, -len(cut), 7, -len(cut)]
+
+
+@pytest.mark.parametrize("where", ["middle", "line"])
+def test_diff_holding_the_other_side_whole_is_inserts_around_it(where: str) -> None:
+    """Whether the middle is compared whole or line by line, a replaced block that holds the
+    old one whole comes out as inserts around it."""
+    kept = "def f(x): return x"
+    if where == "middle":
+        old, new = kept, "#" * 5000 + kept + "!"
+    else:  # a changed line among equal ones, over the character limit alone
+        lines = "".join(f"line {i}\n" for i in range(50))
+        old = lines + kept + "\n" + lines
+        new = lines + "#" * 5000 + kept + "!\n" + lines
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert sum(c for c in op if type(c) is int and c < 0) == 0
+    assert sum(len(c) for c in op if type(c) is str) == len(new) - len(old)
+
+
+@given(data=st.data())
+def test_diff_keeps_a_text_held_whole(data: st.DataObject) -> None:
+    kept = data.draw(texts(min_size=1, max_size=20), label="kept")
+    before = data.draw(texts(max_size=30), label="before")
+    after = data.draw(texts(max_size=30), label="after")
+    old, new = (kept, before + kept + after) if data.draw(st.booleans()) else (before + kept + after, kept)
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == ops.normalize(op)
+    inserted = sum(len(c) for c in op if type(c) is str)
+    deleted = -sum(c for c in op if type(c) is int and c < 0)
+    assert inserted - deleted == len(new) - len(old)
+    assert min(inserted, deleted) == 0, "nothing is deleted and typed again"
+
+
 @pytest.mark.parametrize("spare", [0, -1], ids=["at-the-budget", "one-step-short"])
 def test_diff_search_stops_at_its_budget(monkeypatch: pytest.MonkeyPatch, spare: int) -> None:
     """The search for "1aaaaaaaaaa2" in "3aaaaaaaaaa4" walks 12 characters and each "a"'s 10
