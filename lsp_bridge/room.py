@@ -392,6 +392,9 @@ class View:
     expire_at: float | None = None
 
 
+#: how often an entry that waits for another server's carry looks again (seconds)
+HELD_CARRY_LOOK = 0.05
+
 #: revisions of a document kept to move a peer's cursor that comes late (its presence older
 #: than our text) to our revision, and the most text they may hold (a paste is not kept)
 RECENT_REVS = 64
@@ -673,6 +676,8 @@ class Room:
             # entries that waited for another server of this user to finish leaving their room
             # with changes the hub had not acknowledged (its carry, kept as it ends)
             "carry_waits": 0,
+            # ... and went on without it: that server still held it at the end of the wait
+            "carry_waits_given_up": 0,
             "edits_refused": 0,
             "edit_retries": 0,
             "edits_held": 0,
@@ -752,6 +757,9 @@ class Room:
         #: that carry is held on disk too (HoldCarry at the leave), for a server killed before
         #: an entry takes it back or it is kept (KeepCarry)
         self._carry_held = False
+        #: when an entry waiting for another server of this user to keep its carry gives up
+        #: (:meth:`wait_for_carry`), while one waits
+        self._carry_wait_until: float | None = None
         #: when the unacknowledged changes are next looked at, to be kept on disk (HoldCarry)
         self._hold_due: float | None = None
         #: a HoldCarry is on disk (until DropHeld), and changes came since the last one
@@ -2723,10 +2731,33 @@ class Room:
         room, no entry and no leave under way, and no carry of this server's own."""
         return self._carry is None and not self.in_room and self._entry is None and not self._leaving
 
-    def waited_for_carry(self) -> None:
-        """The shell waited before an entry for another server of this user to finish leaving
-        the room with a carry (counted: ``carry_waits``)."""
-        self.stats["carry_waits"] += 1
+    def wait_for_carry(self, held_elsewhere: bool, now: float) -> float | None:
+        """Before an entry: whether it waits for another running server of this user that holds
+        a carry of the room (*held_elsewhere*, looked up by the shell), most likely one in its
+        exit's wait that keeps it as it ends (an editor reloaded offline); the seconds until the
+        shell looks again, or None: go on with the entry.  It waits only if it would take a
+        carry, and at most the exit's wait and a second (counted: ``carry_waits``); a holder
+        still there then (another editor of the user, offline in the room) keeps its carry and
+        the entry goes on without it (counted: ``carry_waits_given_up``)."""
+        until = self._carry_wait_until
+        if not held_elsewhere or not self.takes_carry():
+            self._carry_wait_until = None
+            return None
+        if until is None:
+            until = self._carry_wait_until = now + self.config.exit_timeout + 1.0
+            self.stats["carry_waits"] += 1
+            logger.info(
+                "another server of yours holds unsent changes to this room: waiting for it to keep them"
+            )
+        elif now >= until:
+            self._carry_wait_until = None
+            self.stats["carry_waits_given_up"] += 1
+            logger.warning(
+                "another server of yours still holds unsent changes to this room: joining without them "
+                "(they stay with it)"
+            )
+            return None
+        return min(HELD_CARRY_LOOK, until - now)
 
     def _take_carry(self, now: float) -> None:
         """Entering the room a leave left with changes unsent: they are ours again, caught up

@@ -162,17 +162,12 @@ class Session:
         return await self.command(lambda now: self.room.join(invite, _client_id(), now))
 
     async def _wait_for_a_held_carry(self, room_id: str) -> None:
-        """Before an entry that would take a carry: while another server of this user holds one
-        of this room (in its exit's wait, say), wait for it to end and keep it, at most the
-        exit's wait and a second."""
-        if not self.room.takes_carry() or not self.carries.held_elsewhere(room_id):
-            return
-        self.room.waited_for_carry()
-        logger.info("another server of yours holds unsent changes to this room: waiting for it to keep them")
-        for _ in range(int((self.room.config.exit_timeout + 1.0) / HELD_CARRY_LOOK)):
-            await asyncio.sleep(HELD_CARRY_LOOK)
-            if not self.carries.held_elsewhere(room_id):
-                return
+        """Before an entry: look on disk for another server's carry of the room as long as the
+        room waits for it (``Room.wait_for_carry``): the other process's end shows only there,
+        so there is no event to wait on."""
+        held = self.carries.held_elsewhere
+        while (wait := self.room.wait_for_carry(held(room_id), self.now)) is not None:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
 
     def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:
         """Share the buffer: it starts at once, so a change the editor sends right after the
@@ -514,9 +509,6 @@ class HubConnection(ClientConnection):
         self.send_data()
         return True
 
-
-#: how often an entry looks whether another server still holds a carry of its room (seconds)
-HELD_CARRY_LOOK = 0.05
 
 #: the largest frame taken from a hub: an ``opened`` of the largest document a hub allows
 #: (16 MiB by default) with JSON's escapes; a bigger one closes the connection (1009)

@@ -11,6 +11,7 @@ a hub would send.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from collab_server.document import ClientId, Rev, Sequenced, Sequencer, Submissi
 from lsp_bridge.completion import IdentifierIndex
 from lsp_bridge.editor_sync import ContentChange, apply_changes
 from lsp_bridge.room import (
+    HELD_CARRY_LOOK,
     RECENT_CHARS,
     RECENT_REVS,
     ApplyEdit,
@@ -687,6 +689,56 @@ def test_a_carry_of_another_room_is_kept_on_disk_when_this_server_enters_a_room(
     assert not w.events_of(KeepCarry)
     assert [h.room_id for h in w.events_of(HoldCarry)] == ["R", "R"]  # (offline for 1 s; the leave)
     assert w.room.stats["left_unsent"] == 1
+
+
+def _wait_for_carry(w: Wire, held_until: float) -> list[float]:
+    """Run the shell's loop before an entry against a holder that ends at *held_until*: the
+    times the room had the shell look on disk (the last one lets the entry go)."""
+    looks = [w.now]
+    while (wait := w.room.wait_for_carry(w.now < held_until, w.now)) is not None:
+        assert 0 < wait <= HELD_CARRY_LOOK
+        w.now += wait
+        looks.append(w.now)
+    return looks
+
+
+def test_an_entry_waits_for_another_servers_carry_until_that_server_keeps_it() -> None:
+    """An editor reloaded offline: the old server holds its carry while its exit's wait runs,
+    and ends 1.2 s later. The entry looks every 50 ms and goes on at the first look after it."""
+    w = Wire(exit_timeout=2.0)
+    start = w.now
+    looks = _wait_for_carry(w, held_until=start + 1.2)
+    assert looks[-1] - start == pytest.approx(1.2, abs=HELD_CARRY_LOOK)
+    assert len(looks) == pytest.approx(1.2 / HELD_CARRY_LOOK + 1, abs=2)
+    assert (w.room.stats["carry_waits"], w.room.stats["carry_waits_given_up"]) == (1, 0)
+
+
+def test_an_entry_gives_up_on_a_carry_its_holder_never_lets_go(caplog: pytest.LogCaptureFixture) -> None:
+    """Another editor of the user is offline in the room and keeps running: its carry stays
+    with it. The entry waits the exit's wait and a second, then goes on without it, said and
+    counted; a later entry waits again."""
+    w = Wire(exit_timeout=2.0)
+    start = w.now
+    with caplog.at_level(logging.WARNING):
+        looks = _wait_for_carry(w, held_until=float("inf"))
+    assert looks[-1] - start == pytest.approx(3.0)
+    assert (w.room.stats["carry_waits"], w.room.stats["carry_waits_given_up"]) == (1, 1)
+    assert "joining without them" in caplog.text
+    assert _wait_for_carry(w, held_until=float("inf"))[-1] - looks[-1] == pytest.approx(3.0)
+    assert w.room.stats["carry_waits_given_up"] == 2
+
+
+def test_an_entry_that_would_take_no_carry_does_not_wait_for_one() -> None:
+    """Nothing held elsewhere, or a carry of this server's own already in hand, or in a room
+    already: the entry goes at once, and no wait is counted."""
+    w = Wire()
+    assert w.room.wait_for_carry(False, w.now) is None
+    assert w.room.restore_carry(_kept_elsewhere("R")) is Restore.TAKEN
+    assert w.room.wait_for_carry(True, w.now) is None
+    w = Wire()
+    w.create()
+    assert w.room.wait_for_carry(True, w.now) is None
+    assert w.room.stats["carry_waits"] == 0
 
 
 def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytest.LogCaptureFixture) -> None:

@@ -1132,6 +1132,41 @@ async def test_an_editor_reloaded_offline_joins_with_what_its_last_server_keeps_
         await proxy.close()
 
 
+async def test_an_entry_goes_on_without_a_carry_another_running_editor_keeps_holding(
+    make_editor: MakeEditor, hub: HubProcess, tmp_path: Path
+) -> None:
+    """Bob's VS Code is offline in the room and holds his typing on disk; it keeps running.  He
+    joins the room from Neovim too (same state folder, a route that works): its server waits for
+    the holder as it would for a reloaded editor, the exit's wait and a second, then joins
+    without the typing, which stays with VS Code.  VS Code's route comes back and the room gets
+    the line once."""
+    host, port = hub.url.removeprefix("ws://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    try:
+        a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
+        carries = tmp_path / "bob-state" / "pairls" / "carries"
+        server = b.client._server
+        assert server is not None
+        (held,) = await _eventually(lambda: _written(carries))
+        assert held.name.endswith(f".json.taking-{taker(server.pid)}")
+        n = await make_editor("neovim", "Bob2", env={**bob_env, "PAIRLS_USER_ID": "user-of-bob"})
+        await n.command("pairls.joinRoom", {"invite": room["invite"]})
+        st = (await n.status())["stats"]
+        assert (st["carry_waits"], st["carry_waits_given_up"], st["carried"]) == (1, 1, 0), st
+        assert [p.name for p in await _written(carries)] == [held.name]
+        un = n.uri("r.txt")
+        n.open(un, "", "plaintext")
+        await settle([(a, ua), (n, un)], "r.txt")
+        assert n.text(un) == "start\n"
+        proxy.restore()
+        await settle([(a, ua), (b, ub), (n, un)], "r.txt")
+        want = "start\ntyped offline\n"
+        assert await hub_text(hub.url, room["invite"], "r.txt") == want == a.text(ua) == n.text(un)
+        assert (await b.status())["heals"] == (await n.status())["heals"] == 0
+    finally:
+        await proxy.close()
+
+
 @pytest.mark.parametrize("end", ["kill -9", "exit"])
 async def test_leaving_offline_then_a_server_ended_before_it_joins_again_keeps_it_for_the_next_session(
     make_editor: MakeEditor, hub: HubProcess, tmp_path: Path, end: str
