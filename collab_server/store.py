@@ -55,7 +55,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -454,27 +454,42 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied_now
 
 
-@contextlib.asynccontextmanager
-async def _db_errors(what: str) -> AsyncIterator[None]:
+class _db_errors:  # noqa: N801 - used as the function it was: ``async with _db_errors("append")``
     """Turn database and connection failures into StoreError.
 
     The message never carries values: PostgreSQL's DETAIL and asyncpg's
     argument errors quote them, and they may be document text.
+
+    A class, not ``contextlib.asynccontextmanager``: every statement of the hub goes through
+    it, and the generator behind that decorator cost the commit path about 15 us of CPU a
+    statement (docs/benchmarks.md, "A lone append's CPU in the store").
     """
-    try:
-        yield
-    except (asyncpg.DataError, UnicodeEncodeError):
-        # a value that could not be encoded (a lone surrogate, say); the
-        # original exception quotes it, so it is not chained
-        raise StoreError(f"{what} failed: a value is not valid text") from None
-    except asyncpg.PostgresError as e:
-        constraint = getattr(e, "constraint_name", None)
-        extra = f" on {constraint}" if constraint else ""
-        raise StoreError(f"{what} failed: {type(e).__name__} ({e.sqlstate}){extra}") from e
-    except (TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as e:
-        # InternalClientError: asyncpg's protocol state gets confused when the
-        # server dies in the middle of a query ("cannot switch to state 12")
-        raise StoreError(f"{what} failed: {type(e).__name__}") from e
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        """Raise the StoreError for *e*; anything else goes on as it is (nothing is suppressed)."""
+        what = self.what
+        if e is None:
+            return
+        if isinstance(e, (asyncpg.DataError, UnicodeEncodeError)):
+            # a value that could not be encoded (a lone surrogate, say); the
+            # original exception quotes it, so it is not chained
+            raise StoreError(f"{what} failed: a value is not valid text") from None
+        if isinstance(e, asyncpg.PostgresError):
+            constraint = getattr(e, "constraint_name", None)
+            extra = f" on {constraint}" if constraint else ""
+            raise StoreError(f"{what} failed: {type(e).__name__} ({e.sqlstate}){extra}") from e
+        if isinstance(e, (TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)):
+            # InternalClientError: asyncpg's protocol state gets confused when the
+            # server dies in the middle of a query ("cannot switch to state 12")
+            raise StoreError(f"{what} failed: {type(e).__name__}") from e
 
 
 def _encode_op(op: ops.Op) -> str:

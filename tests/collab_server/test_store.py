@@ -281,6 +281,42 @@ async def test_duplicate_client_seq_fails_only_its_own_document_in_a_group(datab
         await store.close()
 
 
+@pytest.mark.parametrize(
+    ("error", "message", "chained"),
+    [
+        (asyncpg.DataError("bad value «secret»"), "append failed: a value is not valid text", False),
+        (
+            UnicodeEncodeError("utf-8", "«secret»", 0, 1, "surrogates"),
+            "append failed: a value is not valid text",
+            False,
+        ),
+        (asyncpg.UniqueViolationError("dup «secret»"), "append failed: UniqueViolationError (23505)", True),
+        (asyncpg.InterfaceError("«secret»"), "append failed: InterfaceError", True),
+        (ConnectionResetError("«secret»"), "append failed: ConnectionResetError", True),
+        (TimeoutError(), "append failed: TimeoutError", True),
+    ],
+)
+async def test_database_errors_become_store_errors_without_their_values(
+    error: BaseException, message: str, chained: bool
+) -> None:
+    with pytest.raises(StoreError) as raised:
+        async with store_module._db_errors("append"):
+            raise error
+    assert str(raised.value) == message
+    assert (raised.value.__cause__ is error) == chained
+    assert raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize("error", [ValueError("x"), asyncio.CancelledError(), KeyboardInterrupt()])
+async def test_other_errors_pass_through_the_database_errors_unchanged(error: BaseException) -> None:
+    with pytest.raises(type(error)) as raised:
+        async with store_module._db_errors("append"):
+            raise error
+    assert raised.value is error
+    async with store_module._db_errors("append"):
+        pass  # (nothing raised: nothing to say)
+
+
 async def test_unstorable_text_is_refused_with_store_error(store: Store) -> None:
     doc = await make_doc(store)
     other = await make_doc(store, path="other.txt")
