@@ -954,6 +954,16 @@ async def _bob_types_offline(
     return a, b, ua, ub, room, bob_env
 
 
+async def _held_by(ed: TestEditor, carries: Path) -> tuple[Path, asyncio.subprocess.Process]:
+    """The one carry in *carries*, once written whole, claimed by *ed*'s running server; and that
+    server's process."""
+    server = ed.client._server
+    assert server is not None
+    (held,) = await _eventually(lambda: _written(carries))
+    assert held.name.endswith(f".json.taking-{taker(server.pid)}")
+    return held, server
+
+
 async def _files(folder: Path) -> list[Path]:
     return await asyncio.to_thread(lambda: list(folder.iterdir()) if folder.exists() else [])
 
@@ -1044,10 +1054,7 @@ async def test_typing_offline_then_a_server_killed_without_a_word_keeps_it_for_t
     try:
         a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "neovim")
         carries = tmp_path / "bob-state" / "pairls" / "carries"
-        server = b.client._server
-        assert server is not None
-        (kept,) = await _eventually(lambda: _written(carries))
-        assert kept.name.endswith(f".json.taking-{taker(server.pid)}")
+        kept, server = await _held_by(b, carries)
         assert kept.stat().st_mode & 0o777 == 0o600
         assert (await b.status())["stats"]["held"] >= 1
         server.kill()
@@ -1145,10 +1152,7 @@ async def test_an_entry_goes_on_without_a_carry_another_running_editor_keeps_hol
     try:
         a, b, ua, ub, room, bob_env = await _bob_types_offline(make_editor, proxy, tmp_path, "vscode")
         carries = tmp_path / "bob-state" / "pairls" / "carries"
-        server = b.client._server
-        assert server is not None
-        (held,) = await _eventually(lambda: _written(carries))
-        assert held.name.endswith(f".json.taking-{taker(server.pid)}")
+        held, _ = await _held_by(b, carries)
         n = await make_editor("neovim", "Bob2", env={**bob_env, "PAIRLS_USER_ID": "user-of-bob"})
         await n.command("pairls.joinRoom", {"invite": room["invite"]})
         st = (await n.status())["stats"]
