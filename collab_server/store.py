@@ -461,8 +461,8 @@ class _db_errors:  # noqa: N801 - used as the function it was: ``async with _db_
     argument errors quote them, and they may be document text.
 
     A class, not ``contextlib.asynccontextmanager``: every statement of the hub goes through
-    it, and the generator behind that decorator cost the commit path about 15 us of CPU a
-    statement (docs/benchmarks.md, "A lone append's CPU in the store").
+    it, and the generator behind that decorator cost a lone append about 19 us of the hub's CPU
+    (docs/benchmarks.md, "A lone append's CPU in the store").
     """
 
     __slots__ = ("what",)
