@@ -788,6 +788,11 @@ def _prefix_within(s: str, budget: int) -> str:
 _CHAR_DIFF_LIMIT = 4000
 #: and up to this many lines line by line
 _LINE_DIFF_LIMIT = 20000
+#: code points of the old side looked up in the new where a middle is too large to compare
+#: (:func:`_diff_anchored`): long enough to occur once in the new side unless the text repeats
+_ANCHOR = 256
+#: the most pieces one diff looks up (each a pass or two over the new side, at C speed)
+_ANCHORS = 16
 #: the most work one diff may do in difflib's longest-match search (steps of its inner loop,
 #: about 0.2 microseconds each) before what is left of it is replaced whole: the search walks
 #: every occurrence of each line (or character) in the other text, so its work grows with the
@@ -814,7 +819,7 @@ def diff(old: str, new: str) -> Op:
     b = new[p : len(new) - s]
     out = _Builder()
     out.push(p)
-    _diff_middle(a, b, out, [_DIFF_WORK])
+    _diff_middle(a, b, out, [_DIFF_WORK, _ANCHORS])
     return out.op()
 
 
@@ -908,8 +913,7 @@ def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
     # the others: difflib's "popular" lines, which keep the search cheap in ordinary files)
     lines = _opcodes(la, lb, work, autojunk=True) if len(la) + len(lb) <= _LINE_DIFF_LIMIT else None
     if lines is None:
-        out.push(b)
-        out.push(-len(a))
+        _diff_anchored(a, b, out, work)
         return
     for tag, i1, i2, j1, j2 in lines:
         sa = "".join(la[i1:i2])
@@ -923,11 +927,50 @@ def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
             out.push(q)
             _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out, work)
             out.push(r)
-        elif tag == "replace" and _diff_around(sa, sb, out):
-            pass
+        elif tag == "replace":
+            if not _diff_around(sa, sb, out):
+                _diff_anchored(sa, sb, out, work)
         else:
             out.push(sb)
             out.push(-len(sa))
+
+
+def _diff_anchored(a: str, b: str, out: _Builder, work: list[int]) -> None:
+    """*a* into *b*, too large to compare line by line (or past the budget): a piece from the
+    middle of *a* (else from one of its quarters) that occurs exactly once in *b* anchors an
+    equal run, grown both ways at C speed and retained, and what lies on either side is diffed
+    the same way.  Two edits far apart in a large text stay two places, and the text between
+    them is not deleted and typed again (which would move a concurrent insert there past it and
+    undo a concurrent delete).  With no such piece, or once the diff has looked up ``_ANCHORS``
+    (``work[1]``), what is left is replaced whole: the time stays bounded."""
+    if len(a) >= _ANCHOR and len(b) >= _ANCHOR:
+        for at in (len(a) // 2, len(a) // 4, 3 * len(a) // 4):
+            if work[1] <= 0:
+                break
+            work[1] -= 1
+            i = min(max(0, at - _ANCHOR // 2), len(a) - _ANCHOR)
+            piece = a[i : i + _ANCHOR]
+            j = b.find(piece)
+            if j < 0 or b.find(piece, j + 1) >= 0:
+                continue
+            left = common_suffix(a[:i], b[:j])
+            right = common_prefix(a[i + _ANCHOR :], b[j + _ANCHOR :])
+            i0, j0, i1, j1 = i - left, j - left, i + _ANCHOR + right, j + _ANCHOR + right
+            _diff_part(a[:i0], b[:j0], out, work)
+            out.push(i1 - i0)
+            _diff_part(a[i1:], b[j1:], out, work)
+            return
+    out.push(b)
+    out.push(-len(a))
+
+
+def _diff_part(a: str, b: str, out: _Builder, work: list[int]) -> None:
+    """*a* into *b*, their common ends retained: one side of an anchor."""
+    p = common_prefix(a, b)
+    s = common_suffix(a, b, limit=min(len(a), len(b)) - p)
+    out.push(p)
+    _diff_middle(a[p : len(a) - s], b[p : len(b) - s], out, work)
+    out.push(s)
 
 
 _BLOCK = 4096

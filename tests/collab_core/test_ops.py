@@ -8,7 +8,9 @@ verdict in docs/core-choice.md stays pinned to evidence.
 
 from __future__ import annotations
 
+import random
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -578,6 +580,58 @@ def test_diff_keeps_a_text_held_whole(data: st.DataObject) -> None:
     deleted = -sum(c for c in op if type(c) is int and c < 0)
     assert inserted - deleted == len(new) - len(old)
     assert min(inserted, deleted) == 0, "nothing is deleted and typed again"
+
+
+def _pool_text(seed: int, lines: int) -> str:
+    """*lines* lines drawn from a pool of 256 (as the convergence test's big pastes are): every
+    line repeats, runs of several lines do not."""
+    rng = random.Random(seed)
+    words = ["def", "return", "pairls", "    ", "(x)", "= 1", "#", "😀", "é", "文"]
+    pool = ["".join(rng.choices(words, k=rng.randint(4, 30))) for _ in range(256)]
+    return "\n".join(rng.choices(pool, k=lines))
+
+
+def test_diff_of_edits_far_apart_in_a_text_too_large_to_compare_keeps_the_text_between() -> None:
+    """A full-sync editor reports typing in three places of a 60,000-line paste in one whole
+    text: too many lines to compare, and no side holds the other whole. The middle was replaced
+    whole, 1.5 M code points deleted and typed again, and a peer's concurrent insert between the
+    edits landed after the copy (seed 18202 of the convergence test, with full-sync and
+    version-blind editors). Pieces of the middle found once in the new text anchor the text
+    between: three small inserts."""
+    body = _pool_text(18202, 60_000)
+    assert len(body.splitlines()) > ops._LINE_DIFF_LIMIT
+    at = [body.index("\n", n) for n in (1000, len(body) // 2, len(body) - 1000)]
+    new = body[: at[0]] + "«1»" + body[at[0] : at[1]] + "«2»" + body[at[1] : at[2]] + "«3»" + body[at[2] :]
+    op = ops.diff(body, new)
+    assert ops.apply(body, op) == new
+    assert op == [at[0], "«1»", at[1] - at[0], "«2»", at[2] - at[1], "«3»"]
+    peer_at = len(body) // 4
+    _, theirs = ops.transform(op, ops.insert(peer_at, "«peer»"))
+    assert ops.apply(new, theirs).index("«peer»") == peer_at + len("«1»")
+
+
+def test_diff_of_a_text_that_only_repeats_is_still_bounded() -> None:
+    """No piece of a text that only repeats one line occurs once: the middle is replaced whole
+    after ``_ANCHORS`` looks at most, as before there were anchors."""
+    old = "x = 1\n" * 50_000
+    half = len(old) // 2
+    new = old[:10] + "!" + old[10:half] + "#" + old[half:-10] + "?" + old[-10:]
+    op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == [10, new[10:-10], -(len(old) - 20)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_diff_through_anchors_turns_old_into_new(data: st.DataObject) -> None:
+    """With every limit tiny, each middle goes through :func:`ops._diff_anchored`: whatever
+    the pieces it finds, the diff turns *old* into *new*, canonical."""
+    old = data.draw(texts(max_size=40), label="old")
+    new = ops.apply(old, ops.normalize(data.draw(ops_on(old, max_components=8), label="edit")))
+    with mock.patch.multiple(ops, _CHAR_DIFF_LIMIT=4, _LINE_DIFF_LIMIT=0, _ANCHOR=2, _ANCHORS=40):
+        op = ops.diff(old, new)
+    assert ops.apply(old, op) == new
+    assert op == ops.normalize(op)
 
 
 @pytest.mark.parametrize("spare", [0, -1], ids=["at-the-budget", "one-step-short"])
