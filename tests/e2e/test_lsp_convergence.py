@@ -862,17 +862,16 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
     elif what == "unalias":
         e = step[1]
         joining = s.joining.get(e)
-        if joining is not None:
-            # what the user typed into a buffer before the room had it is in that buffer alone
-            # until the join answers: closing it then (unsaved) would drop it, the user's own
-            # doing (seed 4489, under load)
-            await joining
-        uris = s.bufs.get(e, [])
-        if len(uris) == 2:
-            uri = s.rng.choice(uris)
-            eds[e].close(uri)
-            uris.remove(uri)
-            s.unshared.discard((e, uri))
+        # what the user typed into a buffer before the room had it is in that buffer alone
+        # until the join answers: closing it then (unsaved) would drop it, the user's own
+        # doing (seed 4489, under load)
+        if joining is not None and not joining.done() and s.proxies[e].cut_off:
+            # the join waits for a route the plan gives back only later: the buffer closes
+            # once it answers (waiting here held the plan back until the join gave up after
+            # its 10 s; seed 18513 with PAIRLS_CONVERGENCE_KINDS=neovim-full,blind)
+            s.spawn(_unalias(s, e, joining, random.Random(f"unalias {s.plan.seed}")))
+        else:
+            await _unalias(s, e, joining, s.rng)
     elif what == "hub":
         _, kill, b = step
         st["hub kills"] += kill
@@ -909,6 +908,19 @@ async def _detour(s: _Seed, step: tuple[Any, ...], *, at_end: bool) -> None:
         st["failovers"] += 1
     else:
         raise AssertionError(step)
+
+
+async def _unalias(s: _Seed, e: int, joining: asyncio.Task[None] | None, rng: random.Random) -> None:
+    """One of editor *e*'s two buffers of the document (the file and its alias) is closed, once
+    its join under way (*joining*) has answered."""
+    if joining is not None:
+        await joining
+    uris = s.bufs.get(e, [])
+    if len(uris) == 2:
+        uri = rng.choice(uris)
+        s.eds[e].close(uri)
+        uris.remove(uri)
+        s.unshared.discard((e, uri))
 
 
 async def _leave(s: _Seed, e: int, reopen: bool, *, synced: bool = False, offline: bool = False) -> None:
