@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -165,8 +166,8 @@ class Session:
         """Before an entry: look on disk for another server's carry of the room as long as the
         room waits for it (``Room.wait_for_carry``): the other process's end shows only there,
         so there is no event to wait on."""
-        held = self.carries.held_elsewhere
-        while (wait := self.room.wait_for_carry(held(room_id), self.now)) is not None:  # noqa: ASYNC110
+        held = functools.partial(self.carries.held_elsewhere, room_id)
+        while (wait := self.room.wait_for_carry(held, self.now)) is not None:  # noqa: ASYNC110
             await asyncio.sleep(wait)
 
     def share(self, uri: str, path: str, text: str, version: int) -> Awaitable[dict[str, Any]]:

@@ -695,7 +695,7 @@ def _wait_for_carry(w: Wire, held_until: float) -> list[float]:
     """Run the shell's loop before an entry against a holder that ends at *held_until*: the
     times the room had the shell look on disk (the last one lets the entry go)."""
     looks = [w.now]
-    while (wait := w.room.wait_for_carry(w.now < held_until, w.now)) is not None:
+    while (wait := w.room.wait_for_carry(lambda: w.now < held_until, w.now)) is not None:
         assert 0 < wait <= HELD_CARRY_LOOK
         w.now += wait
         looks.append(w.now)
@@ -730,15 +730,23 @@ def test_an_entry_gives_up_on_a_carry_its_holder_never_lets_go(caplog: pytest.Lo
 
 def test_an_entry_that_would_take_no_carry_does_not_wait_for_one() -> None:
     """Nothing held elsewhere, or a carry of this server's own already in hand, or in a room
-    already: the entry goes at once, and no wait is counted."""
+    already: the entry goes at once, and no wait is counted. The shell's look on disk is made
+    only for an entry that would take a carry."""
+    looked: list[float] = []
+
+    def held() -> bool:
+        looked.append(w.now)
+        return True
+
     w = Wire()
-    assert w.room.wait_for_carry(False, w.now) is None
+    assert w.room.wait_for_carry(lambda: False, w.now) is None
     assert w.room.restore_carry(_kept_elsewhere("R")) is Restore.TAKEN
-    assert w.room.wait_for_carry(True, w.now) is None
+    assert w.room.wait_for_carry(held, w.now) is None
     w = Wire()
     w.create()
-    assert w.room.wait_for_carry(True, w.now) is None
+    assert w.room.wait_for_carry(held, w.now) is None
     assert w.room.stats["carry_waits"] == 0
+    assert looked == []
 
 
 def test_a_kept_carry_that_cannot_be_read_is_counted_and_not_taken(caplog: pytest.LogCaptureFixture) -> None:
