@@ -207,6 +207,8 @@ class HubStats:
     document_crashes: int = 0
     #: frames the hub built but could not send (the connection was closed with 1011)
     send_failures: int = 0
+    #: connections whose handling raised outside any one request (closed with 1011; a hub bug)
+    connection_crashes: int = 0
     #: digests computed (the others came from the per-revision cache)
     digests_hashed: int = 0
     #: the longest (seconds) one message's handling took at one go: the
@@ -1750,6 +1752,9 @@ class Hub:
         except ConnectionClosed:
             pass
         except Exception:
+            # a hub bug outside any one request (those are answered internal): this
+            # connection ends, the client reconnects and resumes; counted, tests fail on it
+            self.stats.connection_crashes += 1
             conn.log.exception("connection handler failed")
             with contextlib.suppress(Exception):
                 await ws.close(CloseCode.INTERNAL_ERROR, "internal error")

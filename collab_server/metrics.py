@@ -156,6 +156,11 @@ class _HubCollector(Collector):
                 stats.send_failures,
             ),
             (
+                "pairls_connection_crashes",
+                "Connections whose handling failed outside a request; each closed with 1011 (a hub bug)",
+                stats.connection_crashes,
+            ),
+            (
                 "pairls_paced_messages",
                 "Messages that waited for their connection's share of the event loop",
                 stats.paced_messages,

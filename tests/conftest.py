@@ -17,10 +17,10 @@
   pytest's.
 
 And a check on every test: a hub that answered a request ``internal``, lost
-a document task or could not send a frame (its ``HubStats`` fault counters)
-fails the test that was running, unless it is marked ``hub_faults`` (it
-causes them on purpose).  Hubs run as processes are checked by
-``tests.support.hubproc.HubProcess`` through their log.
+a document task, could not send a frame or failed a connection outside any
+request (its ``HubStats`` fault counters) fails the test that was running,
+unless it is marked ``hub_faults`` (it causes them on purpose).  Hubs run as
+processes are checked by ``tests.support.hubproc.HubProcess`` through their log.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from collab_server.hub import Hub
 from collab_server.store import Store, open_store
 
 #: the HubStats counters of the hub's own failures
-FAULTS = ("internal_errors", "document_crashes", "send_failures", "history_mismatches")
+FAULTS = ("internal_errors", "document_crashes", "send_failures", "connection_crashes", "history_mismatches")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from collab_server import hub as hub_module
 from collab_server.document import Sequencer
 from collab_server.hub import Hub, HubConfig
 from collab_server.store import Store
+from tests.support.http import scrape
 from tests.support.hubclient import HubError, Peer, SharedDoc
 
 pytestmark = pytest.mark.timeout(120)
@@ -208,6 +209,43 @@ async def test_a_frame_the_hub_cannot_send_closes_only_that_connection(url: str,
     assert hub.stats.send_failures == 1
     await p.da.splice(0, 0, "still ")
     await converge(p)
+    await p.close()
+
+
+@pytest.mark.hub_faults
+async def test_a_connection_whose_handling_fails_outside_a_request_ends_alone_and_is_counted(
+    url: str, hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault in the connection's own reading (here its byte-rate charge), not in a request:
+    that connection is closed with 1011, counted as the hub's failure (``connection_crashes``,
+    served at ``/metrics``), and said in the log without the frame; the document and the
+    other connections go on, and the client may come back."""
+    p = await pair(url)
+    eve = await member(url, p.room)
+    eve_conn = next(c for c in hub.connections if c.id == eve.participant)
+    charge = hub_module.Connection.charge
+
+    def failing_charge(self: hub_module.Connection, frame: bytes, now: float) -> float:
+        if self is eve_conn:
+            raise RuntimeError("injected fault")
+        return charge(self, frame, now)
+
+    monkeypatch.setattr(hub_module.Connection, "charge", failing_charge)
+    with caplog.at_level(logging.ERROR, logger="collab_server"):
+        await eve.send({"type": "open", "path": DOC})
+        assert eve.closed is not None
+        assert (await eve.closed)[0] == 1011
+    assert hub.stats.connection_crashes == 1
+    assert (hub.stats.internal_errors, hub.stats.document_crashes, hub.stats.send_failures) == (0, 0, 0)
+    assert "connection handler failed" in caplog.text
+    assert SECRET_TEXT not in caplog.text
+    assert (await scrape(f"http://127.0.0.1:{hub.port}"))["pairls_connection_crashes_total"] == 1
+    await p.da.splice(0, 0, "still ")
+    await converge(p)
+    monkeypatch.undo()
+    back = await member(url, p.room)
+    assert (await back.request({"type": "open", "path": DOC}))["text"] == p.da.text
+    await back.close()
     await p.close()
 
 

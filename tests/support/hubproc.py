@@ -13,12 +13,14 @@ from pathlib import Path
 
 LISTENING = re.compile(r"^listening on (wss?://\S+)$")
 #: what the hub logs when it fails itself (collab_server/hub.py: a request answered
-#: internal, a document task lost, a frame it could not send, a history index that
-#: refused a committed op; collab_server/peers.py: another hub's notification that did not parse)
+#: internal, a document task lost, a frame it could not send, a connection whose handling
+#: failed, a history index that refused a committed op; collab_server/peers.py: another
+#: hub's notification that did not parse)
 FAULT_MARKS = (
     "answered internal",
     "were told to reopen it",
     "cannot send a frame",
+    "connection handler failed",
     "its history refused a committed op",
     "malformed pairls_peers notification",
     "ignoring a malformed",  # a pairls_ops or pairls_rooms notification
