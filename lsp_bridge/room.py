@@ -2733,13 +2733,13 @@ class Room:
 
     def wait_for_carry(self, held_elsewhere: Callable[[], bool], now: float) -> float | None:
         """Before an entry: whether it waits for another running server of this user that holds
-        a carry of the room (*held_elsewhere*: the shell's look on disk, made only for an entry
-        that would take a carry), most likely one in its
-        exit's wait that keeps it as it ends (an editor reloaded offline); the seconds until the
-        shell looks again, or None: go on with the entry.  It waits only if it would take a
-        carry, and at most the exit's wait and a second (counted: ``carry_waits``); a holder
-        still there then (another editor of the user, offline in the room) keeps its carry and
-        the entry goes on without it (counted: ``carry_waits_given_up``)."""
+        a carry of the room (*held_elsewhere*: the shell's look on disk, called only for an entry
+        that would take a carry), most likely one in its exit's wait that keeps it as it ends (an
+        editor reloaded offline); the seconds until the shell looks again, or None: go on with
+        the entry.  It waits only if it would take a carry, and at most the exit's wait and a
+        second (counted: ``carry_waits``); a holder still there then (another editor of the user,
+        offline in the room) keeps its carry and the entry goes on without it (counted:
+        ``carry_waits_given_up``)."""
         until = self._carry_wait_until
         if not self.takes_carry() or not held_elsewhere():
             self._carry_wait_until = None
