@@ -807,19 +807,15 @@ def diff(old: str, new: str) -> Op:
     compared by lines, then by characters inside changed lines, so two
     edits far apart come out as two places, not one replacement of all the
     text between them (which would undo a concurrent edit in between).
-    Large middles fall back to one replacement, and so does what is left
-    once the comparisons used up their budget (``_DIFF_WORK``): the time a
-    diff takes is bounded, whatever the text.
+    A middle too large to compare is split at pieces of it found once in
+    the new text (:func:`_diff_anchored`); what is left after that, or
+    once the comparisons used up their budget (``_DIFF_WORK``), is replaced
+    whole: the time a diff takes is bounded, whatever the text.
     """
     if old == new:
         return []
-    p = common_prefix(old, new)
-    s = common_suffix(old, new, limit=min(len(old), len(new)) - p)
-    a = old[p : len(old) - s]
-    b = new[p : len(new) - s]
     out = _Builder()
-    out.push(p)
-    _diff_middle(a, b, out, [_DIFF_WORK, _ANCHORS])
+    _diff_part(old, new, out, [_DIFF_WORK, _ANCHORS])
     return out.op()
 
 
@@ -922,11 +918,7 @@ def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
             continue
         sb = "".join(lb[j1:j2])
         if tag == "replace" and len(sa) + len(sb) <= _CHAR_DIFF_LIMIT:
-            q = common_prefix(sa, sb)
-            r = common_suffix(sa, sb, limit=min(len(sa), len(sb)) - q)
-            out.push(q)
-            _diff_middle(sa[q : len(sa) - r], sb[q : len(sb) - r], out, work)
-            out.push(r)
+            _diff_part(sa, sb, out, work)
         elif tag == "replace":
             if not _diff_around(sa, sb, out):
                 _diff_anchored(sa, sb, out, work)
@@ -965,7 +957,9 @@ def _diff_anchored(a: str, b: str, out: _Builder, work: list[int]) -> None:
 
 
 def _diff_part(a: str, b: str, out: _Builder, work: list[int]) -> None:
-    """*a* into *b*, their common ends retained: one side of an anchor."""
+    """*a* into *b*, their common ends retained and what lies between compared (the whole
+    diff, a replaced block of lines, one side of an anchor); *work*: ``[budget, anchors]``
+    left to the whole diff."""
     p = common_prefix(a, b)
     s = common_suffix(a, b, limit=min(len(a), len(b)) - p)
     out.push(p)
