@@ -815,8 +815,19 @@ def diff(old: str, new: str) -> Op:
     if old == new:
         return []
     out = _Builder()
-    _diff_part(old, new, out, [_DIFF_WORK, _ANCHORS])
+    _diff_part(old, new, out, _Budget())
     return out.op()
+
+
+class _Budget:
+    """What is left to one whole diff: *steps* of difflib's longest-match search
+    (``_DIFF_WORK``) and pieces of a large middle to look up (``_ANCHORS``)."""
+
+    __slots__ = ("steps", "anchors")
+
+    def __init__(self) -> None:
+        self.steps = _DIFF_WORK
+        self.anchors = _ANCHORS
 
 
 class _OverBudget(Exception):
@@ -827,10 +838,10 @@ class _Matcher(difflib.SequenceMatcher[str]):
     """difflib's matcher, charged for its work: ``find_longest_match`` over ``a[alo:ahi]``
     walks, for each element there, the list of its places in ``b`` (to ``bhi`` at most),
     so it costs at most the sum of their lengths (kept as prefix sums over ``a``).  A
-    search that would take more than is left of *work* (a one-item list the whole diff
-    shares) raises :class:`_OverBudget` before it starts."""
+    search that would take more steps than the whole diff has left (*work*) raises
+    :class:`_OverBudget` before it starts."""
 
-    def __init__(self, a: list[str] | str, b: list[str] | str, work: list[int], *, autojunk: bool) -> None:
+    def __init__(self, a: list[str] | str, b: list[str] | str, work: _Budget, *, autojunk: bool) -> None:
         super().__init__(None, a, b, autojunk=autojunk)
         places: dict[str, list[int]] = self.b2j  # type: ignore[attr-defined]
         cost = [0]
@@ -846,14 +857,14 @@ class _Matcher(difflib.SequenceMatcher[str]):
         self, alo: int = 0, ahi: int | None = None, blo: int = 0, bhi: int | None = None
     ) -> difflib.Match:
         cost = self._cost[self._len if ahi is None else ahi] - self._cost[alo]
-        if cost > self._work[0]:
+        if cost > self._work.steps:
             raise _OverBudget
-        self._work[0] -= cost
+        self._work.steps -= cost
         return super().find_longest_match(alo, ahi, blo, bhi)
 
 
 def _opcodes(
-    a: list[str] | str, b: list[str] | str, work: list[int], *, autojunk: bool
+    a: list[str] | str, b: list[str] | str, work: _Budget, *, autojunk: bool
 ) -> Sequence[tuple[str, int, int, int, int]] | None:
     """difflib's opcodes turning *a* into *b*, or None if finding them would pass *work*."""
     try:
@@ -883,7 +894,7 @@ def _diff_around(a: str, b: str, out: _Builder) -> bool:
     return True
 
 
-def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
+def _diff_middle(a: str, b: str, out: _Builder, work: _Budget) -> None:
     if not a or not b:
         out.push(b)
         out.push(-len(a))
@@ -927,19 +938,20 @@ def _diff_middle(a: str, b: str, out: _Builder, work: list[int]) -> None:
             out.push(-len(sa))
 
 
-def _diff_anchored(a: str, b: str, out: _Builder, work: list[int]) -> None:
+def _diff_anchored(a: str, b: str, out: _Builder, work: _Budget) -> None:
     """*a* into *b*, too large to compare line by line (or past the budget): a piece from the
     middle of *a* (else from one of its quarters) that occurs exactly once in *b* anchors an
     equal run, grown both ways at C speed and retained, and what lies on either side is diffed
     the same way.  Two edits far apart in a large text stay two places, and the text between
     them is not deleted and typed again (which would move a concurrent insert there past it and
-    undo a concurrent delete).  With no such piece, or once the diff has looked up ``_ANCHORS``
-    (``work[1]``), what is left is replaced whole: the time stays bounded."""
+    undo a concurrent delete).  With no such piece, or once the diff has looked up as many
+    pieces as *work* allows (``_ANCHORS``), what is left is replaced whole: the time stays
+    bounded."""
     if len(a) >= _ANCHOR and len(b) >= _ANCHOR:
         for at in (len(a) // 2, len(a) // 4, 3 * len(a) // 4):
-            if work[1] <= 0:
+            if work.anchors <= 0:
                 break
-            work[1] -= 1
+            work.anchors -= 1
             i = min(max(0, at - _ANCHOR // 2), len(a) - _ANCHOR)
             piece = a[i : i + _ANCHOR]
             j = b.find(piece)
@@ -956,10 +968,10 @@ def _diff_anchored(a: str, b: str, out: _Builder, work: list[int]) -> None:
     out.push(-len(a))
 
 
-def _diff_part(a: str, b: str, out: _Builder, work: list[int]) -> None:
+def _diff_part(a: str, b: str, out: _Builder, work: _Budget) -> None:
     """*a* into *b*, their common ends retained and what lies between compared (the whole
-    diff, a replaced block of lines, one side of an anchor); *work*: ``[budget, anchors]``
-    left to the whole diff."""
+    diff, a replaced block of lines, one side of an anchor); *work*: what the whole diff has
+    left."""
     p = common_prefix(a, b)
     s = common_suffix(a, b, limit=min(len(a), len(b)) - p)
     out.push(p)
