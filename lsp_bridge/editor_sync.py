@@ -804,7 +804,8 @@ class EditorSync:
         would have to undo it, or redo it, is the wrong one; failing that,
         the smaller one wins.
         """
-        if any(new for _, _, new in sent.regions):
+        inserts = any(new for _, _, new in sent.regions)
+        if inserts:
             fit = _fit(sent.base, sent.regions, text)
             if fit is None:
                 return False
@@ -815,13 +816,13 @@ class EditorSync:
             # that runs into our text (a peer's «m.1» inserted before «m.2») tips the scale
             # to the wrong one (seed 16906 of the convergence test: the peer's text went to
             # the hub again as the user's). The two readings' own differences decide.
-            return _cost(ops.diff(sent.expected, text)) <= _cost(ops.diff(sent.base, text))
         with_it = ops.diff(sent.expected, text)
         without = ops.diff(sent.base, text)
-        undoes, _ = _touches(with_it, sent.regions)
-        redoes = _redoes(without, sent.regions)
-        if undoes != redoes:
-            return redoes
+        if not inserts:
+            undoes, _ = _touches(with_it, sent.regions)
+            redoes = _redoes(without, sent.regions)
+            if undoes != redoes:
+                return redoes
         return _cost(with_it) <= _cost(without)
 
     def _recognize_raw(

@@ -746,6 +746,21 @@ def test_whole_text_change_with_typing_in_two_places_after_a_look_alike_edit(app
         assert again is not None and again.edits == (TextEdit((0, 7), (0, 7), "«mark.1»"),)
 
 
+def test_whole_text_change_after_a_delete_the_editor_missed_is_read_at_the_deletes_place() -> None:
+    """A full-sync client reports the user's delete of one of the two characters a peer's
+    delete takes, without the peer's delete.  Both readings cost one character (the user
+    deleted "0", or the editor applied the delete and the user typed "1" where it was); the
+    delete's own place decides: text of it put back at its place means the editor missed
+    it, and it is sent again, the user's delete kept."""
+    sync = EditorSync("val = 10\n", 6, "utf-16")
+    sync.receive_remote([6, -2])
+    assert sync.edit_to_send() == EditToApply(6, (TextEdit((0, 6), (0, 8), ""),))
+    assert sync.edit_answered(True) == []
+    assert sync.did_change(7, [ContentChange(None, "val = 1\n")]) == [[]]  # (within the peer's)
+    assert _counts(sync) == (1, 0, 1) and sync.target == "val = \n"
+    assert sync.edit_to_send() == EditToApply(7, (TextEdit((0, 6), (0, 7), ""),))
+
+
 def test_version_blind_client_shifted_edit_is_put_right_not_sent() -> None:
     """A client that ignores versions applies our edit after the user's typing, at the
     places as sent: the editor is corrected, the room never sees the misplacement."""
