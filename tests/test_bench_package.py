@@ -130,6 +130,9 @@ def test_the_hub_without_its_commit_is_a_note_beside_the_targets_not_a_row_of_it
     assert len(baseline) == 1
     assert "edit to peer p50 0.50x (1 / 2 ms)" in baseline[0]
     assert "hub CPU per edit 1.50x (300 / 200 us)" in baseline[0]
+    # what the p50 target leaves the commit: 1.5 x 2 ms - 1 ms; what it added: 3 - 1 ms
+    assert "the p50 target leaves the commit 2.00 ms (1.5 x 2.00 - 1.00)" in baseline[0]
+    assert "the commit added 2.00 ms to pairls' p50" in baseline[0]
 
 
 def test_the_hubs_commits_are_in_its_note() -> None:

@@ -397,6 +397,21 @@ def run_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commit_budget(p: dict[str, float | None], u: dict[str, float | None], h: dict[str, float | None]) -> str:
+    """What the p50 target leaves the commit, beside what it added and what its statement took:
+    the p50 ratio could pass only if the commit added at most 1.5 x Hocuspocus' p50 less the
+    hub's own p50 without it ("" without the figures)."""
+    mine, bare, theirs = p.get("p50_ms"), u.get("p50_ms"), h.get("p50_ms")
+    if mine is None or bare is None or theirs is None:
+        return ""
+    limit = TARGETS["p50"]
+    said = f"; the p50 target leaves the commit {limit * theirs - bare:.2f} ms"
+    said += f" ({limit:g} x {theirs:.2f} - {bare:.2f}), the commit added {mine - bare:.2f} ms to pairls' p50"
+    if p.get("commit_ms") is not None:
+        said += f" (its statement: {p['commit_ms']:.2f} ms, mean)"
+    return said
+
+
 def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -> None:
     """Scenario 13's rows: per shape, each ratio of ``RATIOS`` with its target and verdict, and the
     Hocuspocus-in-memory figure beside it as its baseline; every server's figures as notes."""
@@ -432,6 +447,7 @@ def add_rows(res: Results, results: list[dict[str, Any]], shapes: list[Shape]) -
                 f"Hocuspocus side by side, {shape.title}, pairls without its commit / Hocuspocus in "
                 "memory (a baseline: the ratios below as they would be with no commit): "
                 + ", ".join(f"{what} {_ratio(u[field], h[field], unit)}" for _, what, field, unit in RATIOS)
+                + _commit_budget(p, u, h)
             )
         for key, what, field, unit in RATIOS:
             a, b = p.get(field), h.get(field)
