@@ -811,11 +811,12 @@ class EditorSync:
                 return False
             if fit <= _rough_cost(sent.base, text):
                 return True
-            # Rough costs count one replacement between common ends: with the user's typing
-            # in two places, each reading pays for the text between them, and a common prefix
-            # that runs into our text (a peer's «m.1» inserted before «m.2») tips the scale
-            # to the wrong one (seed 16906 of the convergence test: the peer's text went to
-            # the hub again as the user's). The two readings' own differences decide.
+        # (With text to find, a fit that costs more than the rough reading is not the end of
+        # it: rough costs count one replacement between common ends, so with the user's typing
+        # in two places each reading pays for the text between them, and a common prefix that
+        # runs into our text (a peer's «m.1» inserted before «m.2») tips the scale to the wrong
+        # one (seed 16906 of the convergence test: the peer's text went to the hub again as
+        # the user's). The two readings' own differences decide.)
         with_it = ops.diff(sent.expected, text)
         without = ops.diff(sent.base, text)
         if not inserts:
